@@ -1,0 +1,368 @@
+//! The `vessel` command line: clap types and the code behind each command.
+//! `main.rs` only parses and calls [`run`].
+//!
+//! Exit codes: 0 on success; 2 for usage errors (bad flags, a missing or
+//! invalid component, an unknown export, arguments that do not fit the
+//! export's types); 1 when the call fails while it runs (trap, timeout); a
+//! command component's own exit status for `vessel run`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use serde_json::Value as Json;
+
+use crate::call::{self, CallArgs, CallError};
+use crate::container::{Container, ContainerConfig, DirMount};
+use crate::engine::{EngineConfig, VesselEngine};
+
+/// Sandboxed WebAssembly functions with Modal-style volumes and dicts.
+#[derive(Debug, Parser)]
+#[command(name = "vessel", version, propagate_version = true)]
+pub struct Cli {
+    /// Where vessel keeps its state (compile cache, stores). Defaults to
+    /// $VESSEL_HOME, else the user's data directory.
+    #[arg(long, global = true, env = "VESSEL_HOME", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Log more (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Call an exported function of a component with JSON arguments and print
+    /// its result as one line of JSON.
+    #[command(after_help = CALL_HELP)]
+    Call(CallCmd),
+    /// Run a command component (`wasi:cli/run`) with its stdio; its exit
+    /// status becomes vessel's.
+    Run(RunCmd),
+}
+
+const CALL_HELP: &str = "\
+Parameters can also be given one by one after FUNCTION:
+  --NAME VALUE   VALUE is read as JSON when it parses, else as a string
+  --NAME @FILE   the value is the JSON document in FILE
+  --NAME / --no-NAME   true / false for a bool parameter
+
+Examples:
+  vessel call add.wasm add --args '[2, 3]'
+  vessel call add.wasm add --a 2 --b 3
+  vessel call sum.wasm foo --a @blob.json";
+
+/// Limits shared by `call` and `run`.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Stop the guest after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// Most linear memory the guest may use, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    pub memory: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CallCmd {
+    /// The component (.wasm) to load.
+    pub component: PathBuf,
+    /// The export to call: `name`, or `interface#name` for a function of an
+    /// exported interface.
+    pub function: String,
+    /// All arguments as JSON: an array (positional) or an object (by name).
+    #[arg(long, value_name = "JSON", conflicts_with = "args_file")]
+    pub args: Option<String>,
+    /// Read the --args JSON document from FILE (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub args_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Parameters as --NAME VALUE (see below).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "--NAME VALUE"
+    )]
+    pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunCmd {
+    /// The command component (.wasm) to run.
+    pub component: PathBuf,
+    /// Mount a host directory into the guest: HOST_DIR:GUEST_PATH, with
+    /// `:ro` appended for read-only. Repeatable.
+    #[arg(long = "mount", value_name = "HOST_DIR:GUEST_PATH[:ro]")]
+    pub mounts: Vec<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Arguments passed to the guest (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+/// A command's failure: the message and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    fn usage(message: impl std::fmt::Display) -> Self {
+        Failure {
+            code: 2,
+            message: message.to_string(),
+        }
+    }
+    fn runtime(message: impl std::fmt::Display) -> Self {
+        Failure {
+            code: 1,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<CallError> for Failure {
+    fn from(e: CallError) -> Self {
+        if e.is_usage() {
+            Failure::usage(e)
+        } else {
+            Failure::runtime(e)
+        }
+    }
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    init_tracing(cli.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The data directory: `--data-dir`, `$VESSEL_HOME`, else the user's data
+/// directory, else `./.vessel`.
+pub fn data_dir(flag: Option<&Path>) -> PathBuf {
+    match flag {
+        Some(p) => p.to_owned(),
+        None => dirs::data_dir()
+            .map(|d| d.join("vessel"))
+            .unwrap_or_else(|| PathBuf::from(".vessel")),
+    }
+}
+
+fn engine_for(data_dir: &Path) -> Result<VesselEngine, Failure> {
+    VesselEngine::new(EngineConfig {
+        cache_dir: Some(data_dir.join("cache").join("components")),
+    })
+    .map_err(Failure::runtime)
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    let data_dir = data_dir(cli.data_dir.as_deref());
+    match cli.command {
+        Command::Call(cmd) => call_cmd(&data_dir, cmd).await,
+        Command::Run(cmd) => run_cmd(&data_dir, cmd).await,
+    }
+}
+
+fn container_config(limits: &LimitArgs) -> Result<ContainerConfig, Failure> {
+    let timeout = match limits.timeout {
+        None => None,
+        Some(t) if t.is_finite() && t > 0.0 && t < 1e9 => Some(Duration::from_secs_f64(t)),
+        Some(t) => {
+            return Err(Failure::usage(format!(
+                "--timeout must be a positive number of seconds, got {t}"
+            )));
+        }
+    };
+    let memory = usize::try_from(limits.memory)
+        .ok()
+        .and_then(|m| m.checked_mul(1 << 20))
+        .filter(|m| *m > 0)
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "--memory must be between 1 and {} MiB, got {}",
+                usize::MAX >> 20,
+                limits.memory
+            ))
+        })?;
+    Ok(ContainerConfig {
+        memory_limit: memory,
+        timeout,
+        ..ContainerConfig::default()
+    })
+}
+
+/// Moves vessel's own options that came after a `--NAME` parameter flag (clap
+/// hands everything from the first unknown flag on to `params`) back into
+/// their fields. A WIT parameter called `args`, `args-file`, `timeout` or
+/// `memory` must therefore be passed inside `--args`.
+fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
+    let tokens = std::mem::take(&mut cmd.params);
+    let mut it = tokens.into_iter();
+    while let Some(tok) = it.next() {
+        let (flag, inline) = match tok.split_once('=') {
+            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+            None => (tok.clone(), None),
+        };
+        if !matches!(flag.as_str(), "--args" | "--args-file" | "--timeout" | "--memory") {
+            cmd.params.push(tok);
+            continue;
+        }
+        let value = match inline.or_else(|| it.next()) {
+            Some(v) => v,
+            None => return Err(Failure::usage(format!("{flag} needs a value"))),
+        };
+        let dup = || Failure::usage(format!("{flag} is given twice"));
+        match flag.as_str() {
+            "--args" if cmd.args.is_none() && cmd.args_file.is_none() => cmd.args = Some(value),
+            "--args-file" if cmd.args.is_none() && cmd.args_file.is_none() => {
+                cmd.args_file = Some(PathBuf::from(value));
+            }
+            "--timeout" if cmd.limits.timeout.is_none() => {
+                cmd.limits.timeout = Some(value.parse().map_err(|_| {
+                    Failure::usage(format!("--timeout must be a number of seconds, got {value}"))
+                })?);
+            }
+            "--memory" => {
+                cmd.limits.memory = value.parse().map_err(|_| {
+                    Failure::usage(format!("--memory must be a whole number of MiB, got {value}"))
+                })?;
+            }
+            _ => return Err(dup()),
+        }
+    }
+    Ok(())
+}
+
+async fn call_cmd(data_dir: &Path, mut cmd: CallCmd) -> Result<u8, Failure> {
+    reclaim_options(&mut cmd)?;
+    let args = match (&cmd.args, &cmd.args_file) {
+        (Some(text), _) => Some(
+            serde_json::from_str::<Json>(text)
+                .map_err(|e| Failure::usage(format!("--args is not valid JSON: {e}")))?,
+        ),
+        (None, Some(file)) => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+                    .map_err(|e| Failure::usage(format!("--args-file -: cannot read stdin: {e}")))?
+            } else {
+                std::fs::read_to_string(file).map_err(|e| {
+                    Failure::usage(format!("--args-file {}: {e}", file.display()))
+                })?
+            };
+            Some(serde_json::from_str::<Json>(&text).map_err(|e| {
+                Failure::usage(format!(
+                    "--args-file {} is not valid JSON: {e}",
+                    file.display()
+                ))
+            })?)
+        }
+        (None, None) => None,
+    };
+    let flags = call::parse_param_flags(&cmd.params).map_err(Failure::usage)?;
+    let config = container_config(&cmd.limits)?;
+    let engine = engine_for(data_dir)?;
+    let result = call::call_component(
+        &engine,
+        &cmd.component,
+        &cmd.function,
+        &CallArgs { args, flags },
+        &config,
+    )
+    .await?;
+    if let Some(json) = result {
+        println!("{json}");
+    }
+    Ok(0)
+}
+
+/// Parses `HOST_DIR:GUEST_PATH[:ro]`.
+pub fn parse_mount(spec: &str) -> Result<DirMount, String> {
+    let (spec, read_only) = match spec.strip_suffix(":ro") {
+        Some(s) => (s, true),
+        None => (spec, false),
+    };
+    let (host, guest) = spec
+        .rsplit_once(":/")
+        .map(|(h, g)| (h, format!("/{g}")))
+        .ok_or_else(|| {
+            format!("--mount {spec}: expected HOST_DIR:GUEST_PATH with an absolute GUEST_PATH")
+        })?;
+    if host.is_empty() {
+        return Err(format!("--mount {spec}: HOST_DIR is empty"));
+    }
+    if guest.split('/').any(|c| c == "..") {
+        return Err(format!("--mount {spec}: GUEST_PATH must not contain `..`"));
+    }
+    let host = PathBuf::from(host);
+    if !host.is_dir() {
+        return Err(format!(
+            "--mount {spec}: {} is not a directory",
+            host.display()
+        ));
+    }
+    Ok(DirMount {
+        host,
+        guest,
+        read_only,
+    })
+}
+
+async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
+    let mut config = container_config(&cmd.limits)?;
+    for m in &cmd.mounts {
+        config.dir_mounts.push(parse_mount(m).map_err(Failure::usage)?);
+    }
+    config.inherit_stdin = true;
+    config.args = std::iter::once(cmd.component.display().to_string())
+        .chain(cmd.args.iter().cloned())
+        .collect();
+    let engine = engine_for(data_dir)?;
+    let (component, _) = engine
+        .load(&cmd.component)
+        .map_err(|e| Failure::from(CallError::from(e)))?;
+    let linker = crate::container::linker(&engine)
+        .map_err(|e| Failure::runtime(crate::error::chain(&e)))?;
+    let mut container = Container::new(&engine, &config).map_err(Failure::runtime)?;
+    let status = container
+        .run_command(&linker, &component)
+        .await
+        .map_err(|e| Failure::runtime(format!("{}: {e}", cmd.component.display())))?;
+    // Exit statuses outside 0..=255 are truncated by the OS anyway; keep the
+    // low byte as POSIX does.
+    Ok(u8::try_from(status & 0xff).unwrap_or(1))
+}

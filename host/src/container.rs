@@ -1,0 +1,285 @@
+//! A container: one component instance with its store, limits, WASI context,
+//! scratch directory and mounts.
+//!
+//! The container owns everything a running function can touch. Writes
+//! outside every mount land in its scratch directory, which is deleted with
+//! the container. Guests get no ambient network, environment or host files:
+//! only the directories mounted for them.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker, ResourceTable, Val};
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::dict::{DictCtx, DictCtxView, DictView};
+use crate::engine::VesselEngine;
+use crate::error::chain;
+use crate::functions::{FunctionsCtx, FunctionsCtxView, FunctionsView};
+use crate::volume::{VolumeCtx, VolumeCtxView, VolumeView};
+
+/// Default memory limit of one container: 512 MiB.
+pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
+
+/// A host directory mounted into a guest (`vessel run --mount`).
+#[derive(Debug, Clone)]
+pub struct DirMount {
+    pub host: PathBuf,
+    pub guest: String,
+    pub read_only: bool,
+}
+
+/// How to set a container up.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    /// Most bytes of linear memory (and table space) the guest may hold.
+    pub memory_limit: usize,
+    /// Wall-clock limit of one call; `None` for none.
+    pub timeout: Option<Duration>,
+    pub dir_mounts: Vec<DirMount>,
+    /// `argv` as the guest sees it, program name first.
+    pub args: Vec<String>,
+    /// Give the guest the host's stdin (stdout and stderr are always
+    /// inherited so guests can log).
+    pub inherit_stdin: bool,
+}
+
+impl Default for ContainerConfig {
+    fn default() -> Self {
+        ContainerConfig {
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            timeout: None,
+            dir_mounts: Vec::new(),
+            args: Vec::new(),
+            inherit_stdin: false,
+        }
+    }
+}
+
+/// Why a container could not start or a call in it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("cannot create the container's scratch directory: {0}")]
+    Scratch(std::io::Error),
+    #[error("cannot mount {host} at {guest}: {reason}")]
+    Mount {
+        host: PathBuf,
+        guest: String,
+        reason: String,
+    },
+    #[error("cannot instantiate the component: {0}")]
+    Instantiate(String),
+    #[error("the call timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("the guest trapped: {0}")]
+    Trap(String),
+    #[error("the guest exited with status {0}")]
+    Exit(i32),
+}
+
+/// The data of a container's store: WASI plus one context per vessel
+/// capability, sharing one resource table.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    volumes: VolumeCtx,
+    dicts: DictCtx,
+    functions: FunctionsCtx,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl VolumeView for HostState {
+    fn volume(&mut self) -> VolumeCtxView<'_> {
+        VolumeCtxView {
+            ctx: &mut self.volumes,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl DictView for HostState {
+    fn dict(&mut self) -> DictCtxView<'_> {
+        DictCtxView {
+            ctx: &mut self.dicts,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl FunctionsView for HostState {
+    fn functions(&mut self) -> FunctionsCtxView<'_> {
+        FunctionsCtxView {
+            ctx: &mut self.functions,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The linker every container uses: WASI 0.2 plus `vessel:storage`.
+pub fn linker(engine: &VesselEngine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine.engine());
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    crate::volume::add_to_linker(&mut linker)?;
+    crate::dict::add_to_linker(&mut linker)?;
+    crate::functions::add_to_linker(&mut linker)?;
+    Ok(linker)
+}
+
+/// A store ready to instantiate one component, with its scratch directory.
+pub struct Container {
+    store: Store<HostState>,
+    timeout: Option<Duration>,
+    // Dropped with the container: scratch writes vanish with it.
+    _scratch: tempfile::TempDir,
+}
+
+impl Container {
+    /// Builds a fresh store for `config`.
+    pub fn new(engine: &VesselEngine, config: &ContainerConfig) -> Result<Self, ContainerError> {
+        let scratch = tempfile::Builder::new()
+            .prefix("vessel-scratch-")
+            .tempdir()
+            .map_err(ContainerError::Scratch)?;
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stdout().inherit_stderr().args(&config.args);
+        if config.inherit_stdin {
+            wasi.inherit_stdin();
+        }
+        // The scratch dir is the guest's `/`; mounts are longer preopens and
+        // win for paths under them.
+        wasi.preopened_dir(scratch.path(), "/", FsPerms::ReadWrite)
+            .map_err(|e| ContainerError::Mount {
+                host: scratch.path().to_owned(),
+                guest: "/".into(),
+                reason: chain(&e),
+            })?;
+        for m in &config.dir_mounts {
+            let perms = if m.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            wasi.preopened_dir(&m.host, &m.guest, perms)
+                .map_err(|e| ContainerError::Mount {
+                    host: m.host.clone(),
+                    guest: m.guest.clone(),
+                    reason: chain(&e),
+                })?;
+        }
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(config.memory_limit)
+            .table_elements(1 << 20)
+            .instances(1000)
+            .build();
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits,
+            volumes: VolumeCtx::default(),
+            dicts: DictCtx::default(),
+            functions: FunctionsCtx::default(),
+        };
+        let mut store = Store::new(engine.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        Ok(Container {
+            store,
+            timeout: config.timeout,
+            _scratch: scratch,
+        })
+    }
+
+    pub fn store_mut(&mut self) -> &mut Store<HostState> {
+        &mut self.store
+    }
+
+    /// Arms the timeout for the next call: the epoch callback traps once the
+    /// deadline passes and otherwise yields, so other tasks keep running.
+    fn arm_deadline(&mut self) {
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        self.store.set_epoch_deadline(1);
+        self.store.epoch_deadline_callback(move |_| {
+            if let Some(d) = deadline
+                && Instant::now() >= d
+            {
+                return Err(wasmtime::Error::new(TimedOut));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+    }
+
+    /// Instantiates `component` in this container.
+    pub async fn instantiate(
+        &mut self,
+        linker: &Linker<HostState>,
+        component: &Component,
+    ) -> Result<wasmtime::component::Instance, ContainerError> {
+        self.arm_deadline();
+        linker
+            .instantiate_async(&mut self.store, component)
+            .await
+            .map_err(|e| self.classify(e))
+    }
+
+    /// Calls `func` with `params`; returns its result, if it has one.
+    pub async fn call(
+        &mut self,
+        func: wasmtime::component::Func,
+        params: &[Val],
+        result_count: usize,
+    ) -> Result<Option<Val>, ContainerError> {
+        self.arm_deadline();
+        let mut results = vec![Val::Bool(false); result_count];
+        func.call_async(&mut self.store, params, &mut results)
+            .await
+            .map_err(|e| self.classify(e))?;
+        Ok(results.into_iter().next())
+    }
+
+    /// Runs a `wasi:cli/run` command component to completion and returns
+    /// its exit status.
+    pub async fn run_command(
+        &mut self,
+        linker: &Linker<HostState>,
+        component: &Component,
+    ) -> Result<i32, ContainerError> {
+        self.arm_deadline();
+        let command =
+            wasmtime_wasi::p2::bindings::Command::instantiate_async(&mut self.store, component, linker)
+                .await
+                .map_err(|e| ContainerError::Instantiate(chain(&e)))?;
+        match command.wasi_cli_run().call_run(&mut self.store).await {
+            Ok(Ok(())) => Ok(0),
+            Ok(Err(())) => Ok(1),
+            Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(exit) => Ok(exit.0),
+                None => Err(self.classify(e)),
+            },
+        }
+    }
+
+    /// Maps a wasmtime error out of guest code to what went wrong.
+    fn classify(&self, e: wasmtime::Error) -> ContainerError {
+        if e.is::<TimedOut>() {
+            return ContainerError::Timeout(self.timeout.unwrap_or_default());
+        }
+        if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            return ContainerError::Exit(exit.0);
+        }
+        ContainerError::Trap(chain(&e))
+    }
+}
+
+/// The trap raised when a call passes its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("deadline passed")]
+struct TimedOut;

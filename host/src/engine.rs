@@ -1,0 +1,262 @@
+//! The wasmtime engine every container shares: its configuration, the epoch
+//! ticker that drives timeouts, and the on-disk cache of compiled components.
+//!
+//! The cache key is the BLAKE3 hash of the component's bytes together with
+//! the engine's compatibility hash (wasmtime version, target, settings), so a
+//! changed component or engine never reads a stale artifact. Each entry
+//! carries a BLAKE3 checksum of its payload; an entry that fails the check or
+//! that wasmtime refuses is deleted and rebuilt, never trusted.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+use crate::error::chain;
+
+/// How often the epoch advances. Timeouts are measured in these ticks, and a
+/// running guest yields to the async executor at each one.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+const CACHE_MAGIC: &[u8; 8] = b"VSLCWC01";
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot read component {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is a core WebAssembly module, not a component; build it for wasm32-wasip2 or wrap it with `wasm-tools component new`"
+    )]
+    CoreModule { path: PathBuf },
+    #[error("{path} is not a WebAssembly component (bad magic number; is it a .wasm file?)")]
+    NotWasm { path: PathBuf },
+    #[error("{path} is not a valid component: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("cannot configure the wasmtime engine: {0}")]
+    Config(String),
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The shared engine plus its compile cache.
+#[derive(Clone)]
+pub struct VesselEngine {
+    engine: Engine,
+    cache_dir: Option<PathBuf>,
+    cache_salt: [u8; 32],
+    _ticker: Arc<EpochTicker>,
+}
+
+impl std::fmt::Debug for VesselEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VesselEngine")
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`VesselEngine::load`] did, for logs and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Loaded a compiled artifact from the cache.
+    Hit,
+    /// Compiled (no entry, or caching off).
+    Miss,
+    /// An entry existed but was corrupt or incompatible; compiled afresh.
+    Rebuilt,
+}
+
+impl VesselEngine {
+    pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true)
+            .epoch_interruption(true)
+            // Deep recursion in a guest ends in a trap, not a host overflow.
+            .max_wasm_stack(1 << 20)
+            .async_stack_size(2 << 20);
+        let engine = Engine::new(&cfg).map_err(|e| EngineError::Config(chain(&e)))?;
+        let mut salt = Blake3Hasher(blake3::Hasher::new());
+        engine.precompile_compatibility_hash().hash(&mut salt);
+        let cache_salt = *salt.0.finalize().as_bytes();
+        let ticker = Arc::new(
+            EpochTicker::start(engine.clone())
+                .map_err(|e| EngineError::Config(format!("cannot start the epoch ticker: {e}")))?,
+        );
+        Ok(VesselEngine {
+            engine,
+            cache_dir: config.cache_dir,
+            cache_salt,
+            _ticker: ticker,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Loads the component at `path`, from the compile cache when it can.
+    pub fn load(&self, path: &Path) -> Result<(Component, CacheOutcome), EngineError> {
+        let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.load_bytes(path, &bytes)
+    }
+
+    /// Like [`load`](Self::load) for bytes already in memory; `path` names
+    /// them in errors.
+    pub fn load_bytes(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<(Component, CacheOutcome), EngineError> {
+        check_header(path, bytes)?;
+        let Some(dir) = &self.cache_dir else {
+            return Ok((self.compile(path, bytes)?, CacheOutcome::Miss));
+        };
+        let mut key = blake3::Hasher::new();
+        key.update(&self.cache_salt);
+        key.update(bytes);
+        let entry = dir.join(format!("{}.cwasm", key.finalize().to_hex()));
+        let mut outcome = CacheOutcome::Miss;
+        match std::fs::read(&entry) {
+            Ok(cached) => match self.decode_entry(&cached) {
+                Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                Err(why) => {
+                    tracing::warn!(entry = %entry.display(), %why, "discarding compile-cache entry");
+                    let _ = std::fs::remove_file(&entry);
+                    outcome = CacheOutcome::Rebuilt;
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(entry = %entry.display(), error = %e, "cannot read compile cache"),
+        }
+        let serialized = self
+            .engine
+            .precompile_component(bytes)
+            .map_err(|e| EngineError::Invalid {
+                path: path.to_owned(),
+                reason: chain(&e),
+            })?;
+        // SAFETY: `serialized` was produced just now by this engine.
+        let component = unsafe { Component::deserialize(&self.engine, &serialized) }.map_err(
+            |e| EngineError::Invalid {
+                path: path.to_owned(),
+                reason: chain(&e),
+            },
+        )?;
+        if let Err(e) = write_entry(dir, &entry, &serialized) {
+            // The cache is an optimisation: a read-only or full disk must not
+            // stop the call.
+            tracing::warn!(entry = %entry.display(), error = %e, "cannot write compile cache");
+        }
+        Ok((component, outcome))
+    }
+
+    fn compile(&self, path: &Path, bytes: &[u8]) -> Result<Component, EngineError> {
+        Component::from_binary(&self.engine, bytes).map_err(|e| EngineError::Invalid {
+            path: path.to_owned(),
+            reason: chain(&e),
+        })
+    }
+
+    fn decode_entry(&self, cached: &[u8]) -> Result<Component, String> {
+        let (magic, rest) = cached
+            .split_at_checked(CACHE_MAGIC.len())
+            .ok_or("entry is truncated")?;
+        if magic != CACHE_MAGIC {
+            return Err("bad magic".into());
+        }
+        let (sum, payload) = rest.split_at_checked(32).ok_or("entry is truncated")?;
+        if blake3::hash(payload).as_bytes() != sum {
+            return Err("checksum mismatch".into());
+        }
+        // SAFETY: the payload is byte-for-byte what `precompile_component`
+        // of an engine with the same compatibility hash produced (the key
+        // covers that hash and the checksum covers the bytes), and wasmtime
+        // checks the engine settings recorded in it again.
+        unsafe { Component::deserialize(&self.engine, payload) }.map_err(|e| chain(&e))
+    }
+}
+
+fn check_header(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+    match bytes.get(..8) {
+        Some(h) if &h[..4] == WASM_MAGIC && h[4..8] == [1, 0, 0, 0] => {
+            Err(EngineError::CoreModule {
+                path: path.to_owned(),
+            })
+        }
+        Some(h) if &h[..4] == WASM_MAGIC => Ok(()),
+        _ => Err(EngineError::NotWasm {
+            path: path.to_owned(),
+        }),
+    }
+}
+
+/// Writes an entry atomically: a reader sees the old state or the whole new
+/// entry, never a prefix.
+fn write_entry(dir: &Path, entry: &Path, payload: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(CACHE_MAGIC)?;
+    tmp.write_all(blake3::hash(payload).as_bytes())?;
+    tmp.write_all(payload)?;
+    tmp.persist(entry).map_err(|e| e.error)?;
+    Ok(())
+}
+
+struct Blake3Hasher(blake3::Hasher);
+
+impl Hasher for Blake3Hasher {
+    fn finish(&self) -> u64 {
+        let h = self.0.finalize();
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h.as_bytes()[..8]);
+        u64::from_le_bytes(b)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("vessel-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(EpochTicker { stop })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,65 @@
+//! The on-disk compile cache: a second load is a hit, and a corrupt entry is
+//! detected and rebuilt, never trusted.
+
+use vessel_host::engine::{CacheOutcome, EngineConfig, VesselEngine};
+use vessel_tests::guest;
+
+fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn second_load_hits_and_corruption_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let engine = VesselEngine::new(EngineConfig {
+        cache_dir: Some(cache.clone()),
+    })
+    .unwrap();
+    let (_, first) = engine.load(&guest("add")).unwrap();
+    assert_eq!(first, CacheOutcome::Miss);
+    let (_, second) = engine.load(&guest("add")).unwrap();
+    assert_eq!(second, CacheOutcome::Hit);
+
+    // A new engine (a new process) also hits.
+    let engine2 = VesselEngine::new(EngineConfig {
+        cache_dir: Some(cache.clone()),
+    })
+    .unwrap();
+    assert_eq!(engine2.load(&guest("add")).unwrap().1, CacheOutcome::Hit);
+
+    // Flip one byte in the middle of the entry.
+    let files = entries(&cache);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&files[0], &bytes).unwrap();
+    assert_eq!(engine2.load(&guest("add")).unwrap().1, CacheOutcome::Rebuilt);
+    assert_eq!(engine2.load(&guest("add")).unwrap().1, CacheOutcome::Hit);
+
+    // Truncate it to a few bytes.
+    std::fs::write(&files[0], b"VSL").unwrap();
+    assert_eq!(engine2.load(&guest("add")).unwrap().1, CacheOutcome::Rebuilt);
+
+    // A different component gets a different entry.
+    engine2.load(&guest("types")).unwrap();
+    assert_eq!(entries(&cache).len(), 2);
+}
+
+#[test]
+fn cli_second_call_uses_the_cache() {
+    let v = vessel_tests::Vessel::new();
+    let add = guest("add").display().to_string();
+    v.run(&["call", &add, "add", "--args", "[1,1]"]).ok();
+    let cache = v.home.path().join("cache").join("components");
+    let before = entries(&cache);
+    assert_eq!(before.len(), 1, "the first call writes one entry");
+    let stamp = std::fs::metadata(&before[0]).unwrap().modified().unwrap();
+    let out = v.run(&["-vv", "call", &add, "add", "--args", "[1,1]"]);
+    assert_eq!(out.ok(), "2\n");
+    assert!(out.stderr.contains("Hit"), "{}", out.stderr);
+    assert_eq!(std::fs::metadata(&before[0]).unwrap().modified().unwrap(), stamp);
+}

@@ -1,0 +1,8 @@
+//! vessel's integration tests: one binary, one module per area. Components
+//! come from tests/programs, built by tests/build.rs.
+
+mod call_cli;
+mod call_types;
+mod compile_cache;
+mod faults;
+mod run_cli;

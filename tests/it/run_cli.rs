@@ -1,0 +1,76 @@
+//! `vessel run` of a command component: stdio, exit codes, mounts, scratch.
+
+use vessel_tests::{Vessel, guest};
+
+fn cmd() -> String {
+    guest("command").display().to_string()
+}
+
+#[test]
+fn runs_with_args_and_exit_code() {
+    let v = Vessel::new();
+    assert_eq!(v.run(&["run", &cmd(), "--", "echo", "hi there"]).ok(), "hi there\n");
+    let out = v.run(&["run", &cmd(), "--", "echo", "x", "exit", "7"]);
+    assert_eq!(out.code, 7, "{out:?}");
+    assert_eq!(out.stdout, "x\n");
+}
+
+#[test]
+fn stdin_reaches_the_guest() {
+    use std::io::Write;
+    let v = Vessel::new();
+    let mut child = v
+        .command()
+        .args(["run", &cmd(), "--", "stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"piped text").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped text");
+}
+
+#[test]
+fn mounts_read_write_and_read_only() {
+    let v = Vessel::new();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("in.txt"), "from host\n").unwrap();
+    let mount = format!("{}:/data", host.path().display());
+    let out = v.run(&[
+        "run", &cmd(), "--mount", &mount, "--", "cat", "/data/in.txt", "write", "/data/out.txt", "from guest",
+    ]);
+    assert_eq!(out.ok(), "from host\n");
+    assert_eq!(std::fs::read_to_string(host.path().join("out.txt")).unwrap(), "from guest");
+
+    let ro = format!("{}:/data:ro", host.path().display());
+    let out = v.run(&["run", &cmd(), "--mount", &ro, "--", "write", "/data/x.txt", "no"]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(!host.path().join("x.txt").exists());
+
+    // No escape through `..` from a mount.
+    let out = v.run(&["run", &cmd(), "--mount", &mount, "--", "cat", "/data/../../etc/passwd"]);
+    assert_eq!(out.code, 3, "{out:?}");
+}
+
+#[test]
+fn scratch_writes_stay_in_the_container() {
+    let v = Vessel::new();
+    let out = v.run(&["run", &cmd(), "--", "write", "/note.txt", "scratch", "cat", "/note.txt", "ls", "/"]);
+    assert_eq!(out.ok(), "scratchnote.txt\n");
+    // A second container starts with an empty scratch dir.
+    let out = v.run(&["run", &cmd(), "--", "ls", "/"]);
+    assert_eq!(out.ok(), "\n");
+    // Host files are not visible.
+    let out = v.run(&["run", &cmd(), "--", "cat", "/etc/passwd"]);
+    assert_eq!(out.code, 3, "{out:?}");
+}
+
+#[test]
+fn bad_mount_specs_are_usage_errors() {
+    let v = Vessel::new();
+    v.run(&["run", &cmd(), "--mount", "nocolon"]).fails(2, &["HOST_DIR:GUEST_PATH"]);
+    v.run(&["run", &cmd(), "--mount", "/definitely/not/here:/data"]).fails(2, &["not a directory"]);
+    let missing = Vessel::new();
+    missing.run(&["run", "/nope.wasm"]).fails(2, &["/nope.wasm"]);
+}

@@ -1,0 +1,120 @@
+//! Helpers for vessel's integration tests: where the built guests and the
+//! `vessel` binary are, and running the binary with a private data dir.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The directory holding the test programs built by `build.rs`.
+pub fn guest_dir() -> PathBuf {
+    PathBuf::from(env!("VESSEL_GUEST_DIR"))
+}
+
+/// The path of the built test program `name` (`add`, `types`, ...).
+pub fn guest(name: &str) -> PathBuf {
+    let p = guest_dir().join(format!("{name}.wasm"));
+    assert!(p.exists(), "test program {} was not built", p.display());
+    p
+}
+
+/// The `vessel` binary: `$VESSEL_BIN`, else `target/<profile>/vessel` beside
+/// this test executable (built by `cargo test --workspace` because
+/// vessel-host has integration tests of its own).
+pub fn vessel_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("VESSEL_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let bin = profile_dir.join(format!("vessel{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} does not exist: run `cargo build -p vessel-host` or set VESSEL_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A `vessel` invocation with its own data dir, removed on drop.
+pub struct Vessel {
+    pub home: tempfile::TempDir,
+}
+
+impl Default for Vessel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Vessel {
+    pub fn new() -> Self {
+        Vessel {
+            home: tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")),
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(vessel_bin());
+        c.env("VESSEL_HOME", self.home.path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `vessel ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self
+            .command()
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run vessel: {e}"));
+        Run::from(out)
+    }
+}
+
+/// The outcome of one `vessel` process.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        let r = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(
+            !r.stderr.contains("panicked") && !r.stderr.contains("RUST_BACKTRACE"),
+            "vessel panicked: {}",
+            r.stderr
+        );
+        r
+    }
+}
+
+impl Run {
+    /// Asserts success and returns stdout.
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "vessel failed: {self:?}");
+        &self.stdout
+    }
+
+    /// Asserts exit code `code` and that stderr contains every needle.
+    pub fn fails(&self, code: i32, needles: &[&str]) {
+        assert_eq!(self.code, code, "unexpected exit code: {self:?}");
+        for n in needles {
+            assert!(
+                self.stderr.contains(n),
+                "stderr lacks {n:?}: {}",
+                self.stderr
+            );
+        }
+    }
+}
