@@ -7,7 +7,10 @@ use std::process::Command;
 
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().map(Path::to_path_buf).unwrap_or_default();
+    let root = manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let out_dir = PathBuf::from(env("OUT_DIR"));
     // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out; keep the guests
     // beside the profile dirs so a changed build-script hash does not force
@@ -58,7 +61,9 @@ fn build_workspace(ws: &Path, target_dir: &Path) {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
     if !status.success() {
         panic!(
             "building the guests in {} for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)",

@@ -111,7 +111,11 @@ impl Dict {
 
     /// Stores `value` only if `key` is absent; true if it wrote. Modal's
     /// `put(..., skip_if_exists=True)`.
-    pub fn put_if_absent<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<bool, Error> {
+    pub fn put_if_absent<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<bool, Error> {
         let bytes = serde_json::to_vec(value)?;
         let opts = wit::PutOptions {
             if_absent: true,

@@ -137,9 +137,7 @@ pub fn find_export(
             .ok_or_else(not_found)?;
         let mut found = None;
         for (export_name, ext) in ty.exports(engine.engine()) {
-            let short = export_name
-                .rsplit_once('/')
-                .map_or(export_name, |(_, s)| s);
+            let short = export_name.rsplit_once('/').map_or(export_name, |(_, s)| s);
             let short = short.split_once('@').map_or(short, |(s, _)| s);
             if export_name != iface && short != iface {
                 continue;
@@ -161,10 +159,7 @@ pub fn find_export(
             .ok_or_else(not_found)?;
         func_ty = f;
     }
-    let params = func_ty
-        .params()
-        .map(|(n, t)| (n.to_owned(), t))
-        .collect();
+    let params = func_ty.params().map(|(n, t)| (n.to_owned(), t)).collect();
     let result = func_ty.results().next();
     Ok(Export {
         name: name.to_owned(),
@@ -321,7 +316,9 @@ pub fn build_params(export: &Export, args: &CallArgs) -> Result<Vec<Val>, CallEr
                 )));
             }
         };
-        let slot = slots.get_mut(i).ok_or_else(|| bad("internal: bad slot".into()))?;
+        let slot = slots
+            .get_mut(i)
+            .ok_or_else(|| bad("internal: bad slot".into()))?;
         if slot.is_some() {
             return Err(bad(format!("parameter `{pname}` is given twice")));
         }
@@ -385,7 +382,9 @@ pub async fn call_component(
         .map_err(in_container)?;
     let func = instance
         .get_func(c.store_mut(), export.index)
-        .ok_or_else(|| CallError::Host(format!("export `{function}` vanished after instantiation")))?;
+        .ok_or_else(|| {
+            CallError::Host(format!("export `{function}` vanished after instantiation"))
+        })?;
     let result = c
         .call(func, &params, usize::from(export.result.is_some()))
         .await

@@ -4,7 +4,8 @@
 //! Exit codes: 0 on success; 2 for usage errors (bad flags, a missing or
 //! invalid component, an unknown export, arguments that do not fit the
 //! export's types); 1 when the call fails while it runs (trap, timeout); a
-//! command component's own exit status for `vessel run`.
+//! command component's exit status for `vessel run` (WASI 0.2 `exit` carries
+//! only success or failure, so that is 0 or 1).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -141,7 +142,10 @@ impl From<CallError> for Failure {
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     init_tracing(cli.verbose);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -238,7 +242,10 @@ fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
             Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
             None => (tok.clone(), None),
         };
-        if !matches!(flag.as_str(), "--args" | "--args-file" | "--timeout" | "--memory") {
+        if !matches!(
+            flag.as_str(),
+            "--args" | "--args-file" | "--timeout" | "--memory"
+        ) {
             cmd.params.push(tok);
             continue;
         }
@@ -254,12 +261,16 @@ fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
             }
             "--timeout" if cmd.limits.timeout.is_none() => {
                 cmd.limits.timeout = Some(value.parse().map_err(|_| {
-                    Failure::usage(format!("--timeout must be a number of seconds, got {value}"))
+                    Failure::usage(format!(
+                        "--timeout must be a number of seconds, got {value}"
+                    ))
                 })?);
             }
             "--memory" => {
                 cmd.limits.memory = value.parse().map_err(|_| {
-                    Failure::usage(format!("--memory must be a whole number of MiB, got {value}"))
+                    Failure::usage(format!(
+                        "--memory must be a whole number of MiB, got {value}"
+                    ))
                 })?;
             }
             _ => return Err(dup()),
@@ -280,9 +291,8 @@ async fn call_cmd(data_dir: &Path, mut cmd: CallCmd) -> Result<u8, Failure> {
                 std::io::read_to_string(std::io::stdin())
                     .map_err(|e| Failure::usage(format!("--args-file -: cannot read stdin: {e}")))?
             } else {
-                std::fs::read_to_string(file).map_err(|e| {
-                    Failure::usage(format!("--args-file {}: {e}", file.display()))
-                })?
+                std::fs::read_to_string(file)
+                    .map_err(|e| Failure::usage(format!("--args-file {}: {e}", file.display())))?
             };
             Some(serde_json::from_str::<Json>(&text).map_err(|e| {
                 Failure::usage(format!(
@@ -345,7 +355,9 @@ pub fn parse_mount(spec: &str) -> Result<DirMount, String> {
 async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
     let mut config = container_config(&cmd.limits)?;
     for m in &cmd.mounts {
-        config.dir_mounts.push(parse_mount(m).map_err(Failure::usage)?);
+        config
+            .dir_mounts
+            .push(parse_mount(m).map_err(Failure::usage)?);
     }
     config.inherit_stdin = true;
     config.args = std::iter::once(cmd.component.display().to_string())
@@ -355,8 +367,8 @@ async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
     let (component, _) = engine
         .load(&cmd.component)
         .map_err(|e| Failure::from(CallError::from(e)))?;
-    let linker = crate::container::linker(&engine)
-        .map_err(|e| Failure::runtime(crate::error::chain(&e)))?;
+    let linker =
+        crate::container::linker(&engine).map_err(|e| Failure::runtime(crate::error::chain(&e)))?;
     let mut container = Container::new(&engine, &config).map_err(Failure::runtime)?;
     let status = container
         .run_command(&linker, &component)

@@ -253,10 +253,13 @@ impl Container {
         component: &Component,
     ) -> Result<i32, ContainerError> {
         self.arm_deadline();
-        let command =
-            wasmtime_wasi::p2::bindings::Command::instantiate_async(&mut self.store, component, linker)
-                .await
-                .map_err(|e| ContainerError::Instantiate(chain(&e)))?;
+        let command = wasmtime_wasi::p2::bindings::Command::instantiate_async(
+            &mut self.store,
+            component,
+            linker,
+        )
+        .await
+        .map_err(|e| ContainerError::Instantiate(chain(&e)))?;
         match command.wasi_cli_run().call_run(&mut self.store).await {
             Ok(Ok(())) => Ok(0),
             Ok(Err(())) => Ok(1),

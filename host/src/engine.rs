@@ -23,7 +23,6 @@ use crate::error::chain;
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 const CACHE_MAGIC: &[u8; 8] = b"VSLCWC01";
-const WASM_MAGIC: &[u8; 4] = b"\0asm";
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -143,22 +142,25 @@ impl VesselEngine {
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(entry = %entry.display(), error = %e, "cannot read compile cache"),
+            Err(e) => {
+                tracing::warn!(entry = %entry.display(), error = %e, "cannot read compile cache")
+            }
         }
-        let serialized = self
-            .engine
-            .precompile_component(bytes)
-            .map_err(|e| EngineError::Invalid {
-                path: path.to_owned(),
-                reason: chain(&e),
-            })?;
+        let serialized =
+            self.engine
+                .precompile_component(bytes)
+                .map_err(|e| EngineError::Invalid {
+                    path: path.to_owned(),
+                    reason: chain(&e),
+                })?;
         // SAFETY: `serialized` was produced just now by this engine.
-        let component = unsafe { Component::deserialize(&self.engine, &serialized) }.map_err(
-            |e| EngineError::Invalid {
-                path: path.to_owned(),
-                reason: chain(&e),
-            },
-        )?;
+        let component =
+            unsafe { Component::deserialize(&self.engine, &serialized) }.map_err(|e| {
+                EngineError::Invalid {
+                    path: path.to_owned(),
+                    reason: chain(&e),
+                }
+            })?;
         if let Err(e) = write_entry(dir, &entry, &serialized) {
             // The cache is an optimisation: a read-only or full disk must not
             // stop the call.
@@ -194,13 +196,12 @@ impl VesselEngine {
 }
 
 fn check_header(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
-    match bytes.get(..8) {
-        Some(h) if &h[..4] == WASM_MAGIC && h[4..8] == [1, 0, 0, 0] => {
-            Err(EngineError::CoreModule {
-                path: path.to_owned(),
-            })
-        }
-        Some(h) if &h[..4] == WASM_MAGIC => Ok(()),
+    // A core module is version 1; components use a newer version/layer.
+    match bytes {
+        [b'\0', b'a', b's', b'm', 1, 0, 0, 0, ..] => Err(EngineError::CoreModule {
+            path: path.to_owned(),
+        }),
+        [b'\0', b'a', b's', b'm', _, _, _, _, ..] => Ok(()),
         _ => Err(EngineError::NotWasm {
             path: path.to_owned(),
         }),

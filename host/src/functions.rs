@@ -51,7 +51,11 @@ impl crate::bindings::vessel::storage::types::Host for FunctionsCtxView<'_> {
 }
 
 impl wit::Host for FunctionsCtxView<'_> {
-    async fn remote(&mut self, _function: String, _args_json: String) -> Result<String, StorageError> {
+    async fn remote(
+        &mut self,
+        _function: String,
+        _args_json: String,
+    ) -> Result<String, StorageError> {
         Err(StorageError::not_implemented("functions.remote"))
     }
 

@@ -77,7 +77,9 @@ impl wit::HostVolume for VolumeCtxView<'_> {
 
     async fn version(&mut self, _self_: Resource<VolumeHandle>) -> wasmtime::Result<u64> {
         // No handle can exist before `mounted`/`from-name` land.
-        Err(wasmtime::Error::msg("volume.version: no volume handles exist yet"))
+        Err(wasmtime::Error::msg(
+            "volume.version: no volume handles exist yet",
+        ))
     }
 
     async fn commit(&mut self, _self_: Resource<VolumeHandle>) -> Result<CommitInfo, StorageError> {

@@ -2,6 +2,8 @@
 //! workspace's tests/ crate; this file also makes `cargo test` build the
 //! binary those tests run.)
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 #[test]

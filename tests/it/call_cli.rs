@@ -12,11 +12,18 @@ fn add_with_positional_and_named_args_prints_5() {
     let add = s(&guest("add"));
     assert_eq!(v.run(&["call", &add, "add", "--args", "[2,3]"]).ok(), "5\n");
     assert_eq!(
-        v.run(&["call", &add, "add", "--args", r#"{"a":2,"b":3}"#]).ok(),
+        v.run(&["call", &add, "add", "--args", r#"{"a":2,"b":3}"#])
+            .ok(),
         "5\n"
     );
-    assert_eq!(v.run(&["call", &add, "add", "--a", "2", "--b", "3"]).ok(), "5\n");
-    assert_eq!(v.run(&["call", &add, "add", "--a=-7", "--b", "3"]).ok(), "-4\n");
+    assert_eq!(
+        v.run(&["call", &add, "add", "--a", "2", "--b", "3"]).ok(),
+        "5\n"
+    );
+    assert_eq!(
+        v.run(&["call", &add, "add", "--a=-7", "--b", "3"]).ok(),
+        "-4\n"
+    );
 }
 
 #[test]
@@ -27,7 +34,13 @@ fn args_file_and_param_file() {
     std::fs::write(&blob, r#"{"numbers": [1, 2, 3, 40]}"#).unwrap();
     let types = s(&guest("types"));
     // `sum` prints the total itself and returns it.
-    let out = v.run(&["call", &types, "sum", "--a", &format!("@{}", blob.display())]);
+    let out = v.run(&[
+        "call",
+        &types,
+        "sum",
+        "--a",
+        &format!("@{}", blob.display()),
+    ]);
     assert_eq!(out.ok(), "46\n46\n");
     let args = dir.path().join("args.json");
     std::fs::write(&args, r#"[{"numbers": [5, -6]}]"#).unwrap();
@@ -39,14 +52,52 @@ fn args_file_and_param_file() {
 fn bool_flags_and_string_fallback() {
     let v = Vessel::new();
     let types = s(&guest("types"));
-    let out = v.run(&["call", &types, "greet", "--name", "bob", "--excited", "--times", "2"]);
+    let out = v.run(&[
+        "call",
+        &types,
+        "greet",
+        "--name",
+        "bob",
+        "--excited",
+        "--times",
+        "2",
+    ]);
     assert_eq!(out.ok(), "\"hello, bob! hello, bob!\"\n");
-    let out = v.run(&["call", &types, "greet", "--name", "bob", "--no-excited", "--times", "1"]);
+    let out = v.run(&[
+        "call",
+        &types,
+        "greet",
+        "--name",
+        "bob",
+        "--no-excited",
+        "--times",
+        "1",
+    ]);
     assert_eq!(out.ok(), "\"hello, bob\"\n");
-    let out = v.run(&["call", &types, "greet", "--excited", "false", "--name", "7", "--times", "1"]);
+    let out = v.run(&[
+        "call",
+        &types,
+        "greet",
+        "--excited",
+        "false",
+        "--name",
+        "7",
+        "--times",
+        "1",
+    ]);
     // `7` parses as JSON (a number), which is not a string: a clear error.
     out.fails(2, &["greet", "name", "expected string, got 7"]);
-    let out = v.run(&["call", &types, "greet", "--excited", "false", "--name", "\"7\"", "--times", "1"]);
+    let out = v.run(&[
+        "call",
+        &types,
+        "greet",
+        "--excited",
+        "false",
+        "--name",
+        "\"7\"",
+        "--times",
+        "1",
+    ]);
     assert_eq!(out.ok(), "\"hello, 7\"\n");
 }
 
@@ -60,9 +111,22 @@ fn function_without_results_prints_nothing() {
 fn interface_export_by_short_and_full_name() {
     let v = Vessel::new();
     let types = s(&guest("types"));
-    assert_eq!(v.run(&["call", &types, "maths#mul", "--args", "[6,7]"]).ok(), "42\n");
     assert_eq!(
-        v.run(&["call", &types, "test:types/maths#mul", "--a", "3", "--b", "5"]).ok(),
+        v.run(&["call", &types, "maths#mul", "--args", "[6,7]"])
+            .ok(),
+        "42\n"
+    );
+    assert_eq!(
+        v.run(&[
+            "call",
+            &types,
+            "test:types/maths#mul",
+            "--a",
+            "3",
+            "--b",
+            "5"
+        ])
+        .ok(),
         "15\n"
     );
 }
@@ -74,38 +138,67 @@ fn bad_inputs_get_clear_errors_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
 
     let missing = dir.path().join("missing.wasm");
-    v.run(&["call", &s(&missing), "add"]).fails(2, &["missing.wasm"]);
+    v.run(&["call", &s(&missing), "add"])
+        .fails(2, &["missing.wasm"]);
 
     let corrupt = dir.path().join("corrupt.wasm");
     std::fs::write(&corrupt, b"this is not wasm at all").unwrap();
-    v.run(&["call", &s(&corrupt), "add"]).fails(2, &["corrupt.wasm", "not a WebAssembly component"]);
+    v.run(&["call", &s(&corrupt), "add"])
+        .fails(2, &["corrupt.wasm", "not a WebAssembly component"]);
 
     let truncated = dir.path().join("truncated.wasm");
     let bytes = std::fs::read(guest("add")).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    v.run(&["call", &s(&truncated), "add"]).fails(2, &["truncated.wasm", "not a valid component"]);
+    v.run(&["call", &s(&truncated), "add"])
+        .fails(2, &["truncated.wasm", "not a valid component"]);
 
     let core = dir.path().join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
-    v.run(&["call", &s(&core), "add"]).fails(2, &["core.wasm", "core WebAssembly module"]);
+    v.run(&["call", &s(&core), "add"])
+        .fails(2, &["core.wasm", "core WebAssembly module"]);
 
-    v.run(&["call", &add, "sub", "--args", "[1,2]"]).fails(2, &["no exported function `sub`", "add"]);
+    v.run(&["call", &add, "sub", "--args", "[1,2]"])
+        .fails(2, &["no exported function `sub`", "add"]);
     v.run(&["call", &add, "add", "--args", r#"["x", 2]"#])
-        .fails(2, &["function `add`", "parameter a", "expected s32", "\"x\""]);
+        .fails(
+            2,
+            &["function `add`", "parameter a", "expected s32", "\"x\""],
+        );
     v.run(&["call", &add, "add", "--args", "[2147483648, 0]"])
         .fails(2, &["parameter a", "2147483648 is out of range for s32"]);
-    v.run(&["call", &add, "add", "--args", "[1]"])
-        .fails(2, &["missing argument `b` of type s32", "add(a: s32, b: s32) -> s32"]);
-    v.run(&["call", &add, "add", "--args", "[1,2,3]"]).fails(2, &["takes 2 argument(s), got 3"]);
-    v.run(&["call", &add, "add", "--a", "1", "--c", "2"]).fails(2, &["unknown parameter `--c`"]);
-    v.run(&["call", &add, "add", "--args", r#"{"a":1,"z":2}"#]).fails(2, &["unknown parameter `z`"]);
-    v.run(&["call", &add, "add", "--args", "[1,"]).fails(2, &["--args is not valid JSON"]);
-    v.run(&["call", &add, "add", "--args", "5"]).fails(2, &["must be a JSON array"]);
-    v.run(&["call", &add, "add", "--args", "[1]", "--a", "2"]).fails(2, &["given twice"]);
-    v.run(&["call", &add, "add", "--a", "1", "--b", "@/nonexistent/file.json"])
-        .fails(2, &["--b", "/nonexistent/file.json"]);
-    v.run(&["call", &add, "add", "stray"]).fails(2, &["unexpected argument `stray`"]);
-    v.run(&["call", &add, "add", "--timeout", "-1", "--args", "[1,2]"]).fails(2, &["--timeout"]);
+    v.run(&["call", &add, "add", "--args", "[1]"]).fails(
+        2,
+        &[
+            "missing argument `b` of type s32",
+            "add(a: s32, b: s32) -> s32",
+        ],
+    );
+    v.run(&["call", &add, "add", "--args", "[1,2,3]"])
+        .fails(2, &["takes 2 argument(s), got 3"]);
+    v.run(&["call", &add, "add", "--a", "1", "--c", "2"])
+        .fails(2, &["unknown parameter `--c`"]);
+    v.run(&["call", &add, "add", "--args", r#"{"a":1,"z":2}"#])
+        .fails(2, &["unknown parameter `z`"]);
+    v.run(&["call", &add, "add", "--args", "[1,"])
+        .fails(2, &["--args is not valid JSON"]);
+    v.run(&["call", &add, "add", "--args", "5"])
+        .fails(2, &["must be a JSON array"]);
+    v.run(&["call", &add, "add", "--args", "[1]", "--a", "2"])
+        .fails(2, &["given twice"]);
+    v.run(&[
+        "call",
+        &add,
+        "add",
+        "--a",
+        "1",
+        "--b",
+        "@/nonexistent/file.json",
+    ])
+    .fails(2, &["--b", "/nonexistent/file.json"]);
+    v.run(&["call", &add, "add", "stray"])
+        .fails(2, &["unexpected argument `stray`"]);
+    v.run(&["call", &add, "add", "--timeout", "-1", "--args", "[1,2]"])
+        .fails(2, &["--timeout"]);
     v.run(&["call", &add]).fails(2, &[]);
 }
 

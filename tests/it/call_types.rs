@@ -90,7 +90,10 @@ async fn every_type_round_trips() {
 async fn alternative_input_forms() {
     let e = engine();
     // base64 for list<u8>
-    assert_eq!(echo(&e, "echo-bytes", json!("AAH/")).await, json!([0, 1, 255]));
+    assert_eq!(
+        echo(&e, "echo-bytes", json!("AAH/")).await,
+        json!([0, 1, 255])
+    );
     // big integers as strings (for clients without exact 64-bit numbers)
     assert_eq!(
         echo(&e, "echo-u64", json!("18446744073709551615")).await,
@@ -102,9 +105,15 @@ async fn alternative_input_forms() {
         json!({"name": "a", "nick": null})
     );
     // a variant case without payload may also be written as an object
-    assert_eq!(echo(&e, "echo-variant", json!({"empty": null})).await, json!("empty"));
+    assert_eq!(
+        echo(&e, "echo-variant", json!({"empty": null})).await,
+        json!("empty")
+    );
     // duplicated flags collapse
-    assert_eq!(echo(&e, "echo-flags", json!(["write", "write"])).await, json!(["write"]));
+    assert_eq!(
+        echo(&e, "echo-flags", json!(["write", "write"])).await,
+        json!(["write"])
+    );
     // a trailing option parameter may be left out
     let r = call(&e, "maybe", json!([1])).await.unwrap();
     assert_eq!(r, Some(json!(101)));
@@ -128,21 +137,57 @@ async fn mismatches_name_the_path_and_type() {
         ("echo-list", json!([1, "2"]), "v[1]: expected u32"),
         ("echo-bytes", json!("***"), "not base64"),
         ("echo-nested", json!([["a", 1]]), "v[0][1]: expected string"),
-        ("echo-record", json!({"x": 1}), "missing field `y` of type s32"),
-        ("echo-record", json!({"x": 1, "y": 2, "z": 3}), "unknown field `z`"),
-        ("echo-record", json!([1, 2]), "expected record { x: s32, y: s32 }"),
+        (
+            "echo-record",
+            json!({"x": 1}),
+            "missing field `y` of type s32",
+        ),
+        (
+            "echo-record",
+            json!({"x": 1, "y": 2, "z": 3}),
+            "unknown field `z`",
+        ),
+        (
+            "echo-record",
+            json!([1, 2]),
+            "expected record { x: s32, y: s32 }",
+        ),
         ("echo-tuple", json!([1, "a"]), "array of 3 elements"),
         ("echo-tuple", json!([1, 2, true]), "v[1]: expected string"),
-        ("echo-variant", json!({"triangle": 3}), "unknown case `triangle`"),
-        ("echo-variant", json!("circle"), "needs a payload of type f64"),
+        (
+            "echo-variant",
+            json!({"triangle": 3}),
+            "unknown case `triangle`",
+        ),
+        (
+            "echo-variant",
+            json!("circle"),
+            "needs a payload of type f64",
+        ),
         ("echo-variant", json!({"empty": 3}), "has no payload"),
-        ("echo-variant", json!({"circle": 1, "square": 2}), "{\"case\": payload}"),
-        ("echo-enum", json!("purple"), "unknown enum case `purple` (cases: red, green, blue)"),
+        (
+            "echo-variant",
+            json!({"circle": 1, "square": 2}),
+            "{\"case\": payload}",
+        ),
+        (
+            "echo-enum",
+            json!("purple"),
+            "unknown enum case `purple` (cases: red, green, blue)",
+        ),
         ("echo-flags", json!(["fly"]), "unknown flag `fly`"),
         ("echo-option", json!(5), "expected string, got 5"),
-        ("echo-result", json!({"maybe": 1}), "{\"ok\": ...} or {\"err\": ...}"),
+        (
+            "echo-result",
+            json!({"maybe": 1}),
+            "{\"ok\": ...} or {\"err\": ...}",
+        ),
         ("echo-result", json!({"ok": "x"}), "v.ok: expected u32"),
-        ("echo-points", json!([{"x": 1, "y": 2}, {"x": "a", "y": 2}]), "v[1].x: expected s32"),
+        (
+            "echo-points",
+            json!([{"x": 1, "y": 2}, {"x": "a", "y": 2}]),
+            "v[1].x: expected s32",
+        ),
     ];
     for (func, v, needle) in cases {
         let err = call(&e, func, json!([v.clone()]))
@@ -150,7 +195,10 @@ async fn mismatches_name_the_path_and_type() {
             .expect_err(&format!("{func}({v}) should fail"));
         assert!(err.is_usage(), "{func}: {err}");
         let msg = err.to_string();
-        assert!(msg.contains(needle), "{func}({v}): {msg:?} lacks {needle:?}");
+        assert!(
+            msg.contains(needle),
+            "{func}({v}): {msg:?} lacks {needle:?}"
+        );
         assert!(msg.contains(&format!("function `{func}`")), "{msg}");
     }
 }

@@ -37,12 +37,18 @@ fn second_load_hits_and_corruption_is_rebuilt() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&files[0], &bytes).unwrap();
-    assert_eq!(engine2.load(&guest("add")).unwrap().1, CacheOutcome::Rebuilt);
+    assert_eq!(
+        engine2.load(&guest("add")).unwrap().1,
+        CacheOutcome::Rebuilt
+    );
     assert_eq!(engine2.load(&guest("add")).unwrap().1, CacheOutcome::Hit);
 
     // Truncate it to a few bytes.
     std::fs::write(&files[0], b"VSL").unwrap();
-    assert_eq!(engine2.load(&guest("add")).unwrap().1, CacheOutcome::Rebuilt);
+    assert_eq!(
+        engine2.load(&guest("add")).unwrap().1,
+        CacheOutcome::Rebuilt
+    );
 
     // A different component gets a different entry.
     engine2.load(&guest("types")).unwrap();
@@ -61,5 +67,8 @@ fn cli_second_call_uses_the_cache() {
     let out = v.run(&["-vv", "call", &add, "add", "--args", "[1,1]"]);
     assert_eq!(out.ok(), "2\n");
     assert!(out.stderr.contains("Hit"), "{}", out.stderr);
-    assert_eq!(std::fs::metadata(&before[0]).unwrap().modified().unwrap(), stamp);
+    assert_eq!(
+        std::fs::metadata(&before[0]).unwrap().modified().unwrap(),
+        stamp
+    );
 }

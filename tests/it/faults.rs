@@ -20,16 +20,25 @@ fn memory_bomb_fails_cleanly() {
     v.run(&["call", &faults, "bomb", "--mib", "200", "--memory", "64"])
         .fails(1, &["function `bomb`", "trapped"]);
     // Under the limit it works.
-    assert_eq!(v.run(&["call", &faults, "bomb", "--mib", "8", "--memory", "64"]).ok(), "8\n");
+    assert_eq!(
+        v.run(&["call", &faults, "bomb", "--mib", "8", "--memory", "64"])
+            .ok(),
+        "8\n"
+    );
 }
 
 #[test]
 fn panic_and_stack_overflow_are_traps() {
     let v = Vessel::new();
     let faults = guest("faults").display().to_string();
-    v.run(&["call", &faults, "panic", "--msg", "boom"]).fails(1, &["trapped"]);
-    v.run(&["call", &faults, "recurse", "--depth", "100000000"]).fails(1, &["trapped"]);
-    assert_eq!(v.run(&["call", &faults, "recurse", "--depth", "10"]).ok(), "550\n");
+    v.run(&["call", &faults, "panic", "--msg", "boom"])
+        .fails(1, &["trapped"]);
+    v.run(&["call", &faults, "recurse", "--depth", "100000000"])
+        .fails(1, &["trapped"]);
+    assert_eq!(
+        v.run(&["call", &faults, "recurse", "--depth", "10"]).ok(),
+        "55\n"
+    );
 }
 
 #[test]
@@ -37,11 +46,20 @@ fn unimplemented_capabilities_say_so() {
     let v = Vessel::new();
     let probe = guest("probe").display().to_string();
     let out = v.run(&["call", &probe, "try-dict-open", "--name", "kv"]);
-    assert_eq!(out.ok(), "\"error: unavailable: dict.open: not implemented yet\"\n");
+    assert_eq!(
+        out.ok(),
+        "\"error: unavailable: dict.open: not implemented yet\"\n"
+    );
     let out = v.run(&["call", &probe, "try-volume-mounted", "--path", "/data"]);
-    assert_eq!(out.ok(), "\"error: unavailable: volume.mounted: not implemented yet\"\n");
+    assert_eq!(
+        out.ok(),
+        "\"error: unavailable: volume.mounted: not implemented yet\"\n"
+    );
     let out = v.run(&["call", &probe, "try-remote", "--function", "f"]);
-    assert_eq!(out.ok(), "\"error: unavailable: functions.remote: not implemented yet\"\n");
+    assert_eq!(
+        out.ok(),
+        "\"error: unavailable: functions.remote: not implemented yet\"\n"
+    );
 }
 
 #[tokio::test]
@@ -56,7 +74,14 @@ async fn host_keeps_serving_while_a_guest_spins() {
     };
     let e2 = engine.clone();
     let spinner = tokio::spawn(async move {
-        call_component(&e2, &guest("faults"), "spin", &CallArgs::default(), &spin_cfg).await
+        call_component(
+            &e2,
+            &guest("faults"),
+            "spin",
+            &CallArgs::default(),
+            &spin_cfg,
+        )
+        .await
     });
     // While it spins, other calls complete.
     for i in 0..5 {

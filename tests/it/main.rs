@@ -1,6 +1,8 @@
 //! vessel's integration tests: one binary, one module per area. Components
 //! come from tests/programs, built by tests/build.rs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod call_cli;
 mod call_types;
 mod compile_cache;

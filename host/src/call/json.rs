@@ -82,9 +82,12 @@ fn int_from_json<T: TryFrom<i128>>(ty: &Type, json: &Json, path: &str) -> Result
                 return Err(mismatch(ty, json, path));
             }
         }
-        // Big integers arrive as strings from clients that cannot hold 64
-        // bits exactly (JavaScript).
-        Json::String(s) => s.trim().parse::<i128>().map_err(|_| mismatch(ty, json, path))?,
+        // 64-bit integers may arrive as strings from clients that cannot
+        // hold them exactly (JavaScript).
+        Json::String(s) if matches!(ty, Type::U64 | Type::S64) => s
+            .trim()
+            .parse::<i128>()
+            .map_err(|_| mismatch(ty, json, path))?,
         _ => return Err(mismatch(ty, json, path)),
     };
     T::try_from(wide).map_err(|_| {
@@ -130,7 +133,10 @@ fn convert(ty: &Type, json: &Json, path: &mut String) -> Result<Val, ConvertErro
                 _ => {
                     return Err(err(
                         path,
-                        format!("expected char (a one-character string), got {}", describe(json)),
+                        format!(
+                            "expected char (a one-character string), got {}",
+                            describe(json)
+                        ),
                     ));
                 }
             }
@@ -228,10 +234,7 @@ fn convert(ty: &Type, json: &Json, path: &mut String) -> Result<Val, ConvertErro
                 let known: Vec<&str> = record.fields().map(|f| f.name).collect();
                 return Err(err(
                     path,
-                    format!(
-                        "unknown field `{unknown}` (fields: {})",
-                        known.join(", ")
-                    ),
+                    format!("unknown field `{unknown}` (fields: {})", known.join(", ")),
                 ));
             }
             Val::Record(fields)
@@ -251,7 +254,9 @@ fn convert(ty: &Type, json: &Json, path: &mut String) -> Result<Val, ConvertErro
             }
             let mut out = Vec::with_capacity(items.len());
             for (i, (t, v)) in tuple.types().zip(items).enumerate() {
-                out.push(with_segment(path, format_args!("[{i}]"), |p| convert(&t, v, p))?);
+                out.push(with_segment(path, format_args!("[{i}]"), |p| {
+                    convert(&t, v, p)
+                })?);
             }
             Val::Tuple(out)
         }
@@ -356,11 +361,7 @@ fn convert(ty: &Type, json: &Json, path: &mut String) -> Result<Val, ConvertErro
             }
             Val::Flags(set)
         }
-        Type::Own(_)
-        | Type::Borrow(_)
-        | Type::Future(_)
-        | Type::Stream(_)
-        | Type::ErrorContext => {
+        Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext => {
             return Err(err(
                 path,
                 format!("a value of type {} cannot be passed as JSON", type_name(ty)),
@@ -372,7 +373,9 @@ fn convert(ty: &Type, json: &Json, path: &mut String) -> Result<Val, ConvertErro
 fn convert_items(elem: &Type, items: &[Json], path: &mut String) -> Result<Vec<Val>, ConvertError> {
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        out.push(with_segment(path, format_args!("[{i}]"), |p| convert(elem, item, p))?);
+        out.push(with_segment(path, format_args!("[{i}]"), |p| {
+            convert(elem, item, p)
+        })?);
     }
     Ok(out)
 }
