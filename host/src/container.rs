@@ -43,6 +43,10 @@ pub struct ContainerConfig {
     /// Give the guest the host's stdin (stdout and stderr are always
     /// inherited so guests can log).
     pub inherit_stdin: bool,
+    /// The stores behind the dict and volume capabilities.
+    pub stores: crate::storage::Stores,
+    /// What the function may open by name.
+    pub grants: Grants,
 }
 
 impl Default for ContainerConfig {
@@ -53,6 +57,8 @@ impl Default for ContainerConfig {
             dir_mounts: Vec::new(),
             args: Vec::new(),
             inherit_stdin: false,
+            stores: crate::storage::Stores::default(),
+            grants: Grants::default(),
         }
     }
 }
@@ -186,7 +192,7 @@ impl Container {
             table: ResourceTable::new(),
             limits,
             volumes: VolumeCtx::default(),
-            dicts: DictCtx::default(),
+            dicts: DictCtx::new(config.stores.dicts.clone(), config.grants.dicts.clone()),
             functions: FunctionsCtx::default(),
         };
         let mut store = Store::new(engine.engine(), state);
@@ -286,3 +292,30 @@ impl Container {
 #[derive(Debug, thiserror::Error)]
 #[error("deadline passed")]
 struct TimedOut;
+
+/// Which names of one kind (dicts or volumes) a function may open.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Grant {
+    /// Everything: a component called directly by its owner (`vessel call
+    /// COMPONENT`), with no manifest to narrow it.
+    #[default]
+    All,
+    /// Only these names.
+    Only(std::collections::BTreeSet<String>),
+}
+
+impl Grant {
+    pub fn allows(&self, name: &str) -> bool {
+        match self {
+            Grant::All => true,
+            Grant::Only(names) => names.contains(name),
+        }
+    }
+}
+
+/// The dicts and volumes a function may open by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub dicts: Grant,
+    pub volumes: Grant,
+}

@@ -5,7 +5,12 @@
 //! locks land with the dicts issue; until then every operation answers
 //! `unavailable("... not implemented yet")` rather than pretending.
 
+use std::sync::Arc;
+
 use wasmtime::component::{HasData, Resource, ResourceTable};
+
+use crate::container::Grant;
+use crate::storage::dict::DictStore;
 
 use crate::bindings::vessel::storage::dict::{self as wit, Entry, Limits, Page, PutOptions};
 use crate::error::StorageError;
@@ -35,15 +40,20 @@ pub struct LeaseHandle {
     pub token: u64,
 }
 
-/// Per-container dict state.
+/// Per-container dict state: the store (none when the host has no storage)
+/// and what the function may open.
 #[derive(Debug)]
 pub struct DictCtx {
+    pub store: Option<Arc<dyn DictStore>>,
+    pub grant: Grant,
     pub limits: Limits,
 }
 
-impl Default for DictCtx {
-    fn default() -> Self {
+impl DictCtx {
+    pub fn new(store: Option<Arc<dyn DictStore>>, grant: Grant) -> Self {
         DictCtx {
+            store,
+            grant,
             limits: Limits {
                 max_key_bytes: MAX_KEY_BYTES,
                 max_value_bytes: MAX_VALUE_BYTES,

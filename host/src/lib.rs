@@ -18,4 +18,6 @@ pub mod dict;
 pub mod engine;
 pub mod error;
 pub mod functions;
+pub mod service;
+pub mod storage;
 pub mod volume;

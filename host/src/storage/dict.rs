@@ -1,0 +1,157 @@
+//! The dict storage trait: what every backend (embedded sled, PostgreSQL)
+//! offers, with domain errors. The guest-facing semantics are in
+//! `wit/dict.wit`; this trait carries them out.
+//!
+//! Semantics every backend must keep:
+//! - Versions grow strictly per dict with every write of any key (never
+//!   reused, even after a delete), and CAS compares versions, never values.
+//! - `put` with `if_absent` is one atomic step, never exists-then-set.
+//! - An entry expires `idle_expiry_ms` after its last read or write, or at
+//!   its own TTL when one was given; expired entries are invisible (lazy) and
+//!   removed by `sweep_expired`. `len` is exact: expired entries never count.
+//! - Counters are stored as the decimal ASCII text of an i64.
+//! - Lease tokens grow strictly per key across the dict's life.
+//! - Every method that writes returns only once the write is durable.
+
+/// A value and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DictEntry {
+    pub value: Vec<u8>,
+    pub version: u64,
+}
+
+/// Conditions and lifetime of a put.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    pub if_absent: bool,
+    pub if_version: Option<u64>,
+    /// Expire this long after the write instead of after the idle period.
+    pub ttl_ms: Option<u64>,
+}
+
+/// What a put did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Written {
+        version: u64,
+    },
+    /// `if_absent` and the key was present: nothing written.
+    Skipped,
+}
+
+/// One item of a scan page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanItem {
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+    pub version: u64,
+}
+
+/// A page of a scan; `cursor` continues it (`None`: done).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScanPage {
+    pub items: Vec<ScanItem>,
+    pub cursor: Option<String>,
+}
+
+/// A held lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseInfo {
+    pub token: u64,
+    pub expires_at_ms: u64,
+}
+
+/// A dict in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DictInfo {
+    pub name: String,
+    pub len: u64,
+    pub created_ms: u64,
+}
+
+/// The limits a store enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DictLimits {
+    pub max_key_bytes: u32,
+    pub max_value_bytes: u64,
+    pub max_update_entries: u32,
+    pub max_scan_limit: u32,
+    pub idle_expiry_ms: u64,
+}
+
+/// Domain failures of a dict store.
+#[derive(Debug, thiserror::Error)]
+pub enum DictError {
+    #[error("dict `{0}` does not exist")]
+    NotFound(String),
+    #[error("dict `{0}` already exists")]
+    AlreadyExists(String),
+    #[error("invalid dict name {name:?}: {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("version mismatch on key `{key}`")]
+    VersionMismatch { key: String },
+    #[error("the value of key `{key}` is not a counter (decimal i64 text)")]
+    NotACounter { key: String },
+    #[error("incrementing key `{key}` overflows i64")]
+    Overflow { key: String },
+    #[error("the lease on key `{key}` is no longer held")]
+    LeaseLost { key: String },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("storage i/o: {0}")]
+    Io(String),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A dict backend. Methods block (they may wait for an fsync); async callers
+/// run them on a blocking thread.
+pub trait DictStore: Send + Sync + std::fmt::Debug {
+    /// Creates `name`; false if it existed already.
+    fn create(&self, name: &str) -> Result<bool, DictError>;
+    fn delete(&self, name: &str) -> Result<(), DictError>;
+    fn exists(&self, name: &str) -> Result<bool, DictError>;
+    fn list(&self) -> Result<Vec<DictInfo>, DictError>;
+
+    fn get(&self, dict: &str, key: &str) -> Result<Option<DictEntry>, DictError>;
+    fn get_many(&self, dict: &str, keys: &[String]) -> Result<Vec<Option<DictEntry>>, DictError>;
+    fn put(
+        &self,
+        dict: &str,
+        key: &str,
+        value: &[u8],
+        opts: &PutOptions,
+    ) -> Result<PutOutcome, DictError>;
+    fn pop(&self, dict: &str, key: &str) -> Result<Option<DictEntry>, DictError>;
+    fn contains(&self, dict: &str, key: &str) -> Result<bool, DictError>;
+    fn len(&self, dict: &str) -> Result<u64, DictError>;
+    /// All or nothing; at most `max_update_entries` pairs.
+    fn update(&self, dict: &str, entries: &[(String, Vec<u8>)]) -> Result<(), DictError>;
+    /// Keys with `prefix` after `cursor` (exclusive), in key order.
+    fn scan(
+        &self,
+        dict: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+        with_values: bool,
+    ) -> Result<ScanPage, DictError>;
+    fn clear(&self, dict: &str) -> Result<(), DictError>;
+    fn increment(&self, dict: &str, key: &str, delta: i64) -> Result<i64, DictError>;
+
+    /// Takes the lease on `key`, or `None` while another live lease holds it.
+    fn lock(&self, dict: &str, key: &str, ttl_ms: u64) -> Result<Option<LeaseInfo>, DictError>;
+    /// Extends a held lease; `LeaseLost` if it expired and was taken.
+    fn renew(&self, dict: &str, key: &str, token: u64, ttl_ms: u64)
+    -> Result<LeaseInfo, DictError>;
+    /// Gives a lease up; releasing a lease no longer held is not an error.
+    fn release(&self, dict: &str, key: &str, token: u64) -> Result<(), DictError>;
+
+    /// Removes up to `max` expired entries; returns how many.
+    fn sweep_expired(&self, max: usize) -> Result<usize, DictError>;
+    fn limits(&self) -> DictLimits;
+}

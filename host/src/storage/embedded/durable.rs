@@ -1,0 +1,178 @@
+//! Making sled writes durable, with group commit.
+//!
+//! sled 0.34.7's `flush()` writes its log out with `sync_file_range`, which
+//! neither flushes the disk's cache nor the file's metadata: it is not an
+//! fsync. [`Durability::sync`] therefore flushes sled and then fsyncs its
+//! files and directory. Writers that call `sync` while a sync is running wait
+//! for the next one, which covers all of them: one fsync serves many writes.
+//!
+//! After a failed fsync the kernel may have dropped the dirty pages, so a
+//! retry could "succeed" without the data. A failure therefore poisons the
+//! barrier: every later `sync` fails until the store is reopened.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// How durable an acknowledged write is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurabilityMode {
+    /// Acknowledged writes survive kill -9 and power loss (fsync before the
+    /// acknowledgement). The default.
+    Sync,
+    /// Acknowledged writes survive kill -9 of the host (they are in the OS
+    /// page cache) but the last `interval` of writes may be lost on power
+    /// loss or an OS crash.
+    Relaxed { interval: Duration },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Sync requests handed out so far.
+    requested: u64,
+    /// Every request up to this one is durable.
+    synced: u64,
+    syncing: bool,
+    poisoned: Option<String>,
+    /// How many fsync rounds ran (for tests and benchmarks).
+    rounds: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: sled::Db,
+    dir: PathBuf,
+    mode: DurabilityMode,
+    state: Mutex<State>,
+    done: Condvar,
+}
+
+/// The durability barrier of one sled database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Durability {
+    inner: Arc<Inner>,
+}
+
+impl Durability {
+    pub fn new(db: sled::Db, dir: PathBuf, mode: DurabilityMode) -> Self {
+        let inner = Arc::new(Inner {
+            db,
+            dir,
+            mode,
+            state: Mutex::new(State::default()),
+            done: Condvar::new(),
+        });
+        if let DurabilityMode::Relaxed { interval } = mode {
+            let weak = Arc::downgrade(&inner);
+            let _ = std::thread::Builder::new()
+                .name("vessel-flush".into())
+                .spawn(move || {
+                    while let Some(inner) = weak.upgrade() {
+                        let _ = Durability { inner }.round();
+                        std::thread::sleep(interval);
+                    }
+                });
+        }
+        Durability { inner }
+    }
+
+    pub fn mode(&self) -> DurabilityMode {
+        self.inner.mode
+    }
+
+    /// How many flush+fsync rounds have run.
+    pub fn rounds(&self) -> u64 {
+        self.inner.state.lock().map(|s| s.rounds).unwrap_or(0)
+    }
+
+    /// Returns once every write made before the call is durable under the
+    /// configured mode.
+    pub fn sync(&self) -> std::io::Result<()> {
+        match self.inner.mode {
+            // The write is in sled's memory; flushing to the OS makes it
+            // survive the death of this process.
+            DurabilityMode::Relaxed { .. } => self.inner.db.flush().map(drop).map_err(to_io),
+            DurabilityMode::Sync => self.sync_group(),
+        }
+    }
+
+    fn sync_group(&self) -> std::io::Result<()> {
+        let mut st = self.lock()?;
+        st.requested += 1;
+        let mine = st.requested;
+        loop {
+            if let Some(p) = &st.poisoned {
+                return Err(std::io::Error::other(format!(
+                    "an earlier fsync failed ({p}); reopen the store"
+                )));
+            }
+            if st.synced >= mine {
+                return Ok(());
+            }
+            if !st.syncing {
+                st.syncing = true;
+                let target = st.requested;
+                drop(st);
+                let result = self.flush_and_fsync();
+                st = self.lock()?;
+                st.syncing = false;
+                st.rounds += 1;
+                match result {
+                    Ok(()) => st.synced = st.synced.max(target),
+                    Err(e) => st.poisoned = Some(e.to_string()),
+                }
+                self.inner.done.notify_all();
+                continue;
+            }
+            st = self
+                .inner
+                .done
+                .wait(st)
+                .map_err(|_| std::io::Error::other("durability lock poisoned"))?;
+        }
+    }
+
+    /// One background round (relaxed mode).
+    fn round(&self) -> std::io::Result<()> {
+        let r = self.flush_and_fsync();
+        if let Ok(mut st) = self.lock() {
+            st.rounds += 1;
+        }
+        r
+    }
+
+    fn lock(&self) -> std::io::Result<std::sync::MutexGuard<'_, State>> {
+        self.inner
+            .state
+            .lock()
+            .map_err(|_| std::io::Error::other("durability lock poisoned"))
+    }
+
+    fn flush_and_fsync(&self) -> std::io::Result<()> {
+        self.inner.db.flush().map_err(to_io)?;
+        fsync_tree(&self.inner.dir)
+    }
+}
+
+fn to_io(e: sled::Error) -> std::io::Error {
+    match e {
+        sled::Error::Io(io) => io,
+        other => std::io::Error::other(other.to_string()),
+    }
+}
+
+/// fsyncs every regular file under `dir` (sled's log, config and blob files)
+/// and the directories themselves, so new files' directory entries are
+/// durable too.
+fn fsync_tree(dir: &std::path::Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let ty = entry.file_type()?;
+        if ty.is_dir() {
+            fsync_tree(&entry.path())?;
+        } else if ty.is_file() {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
+}

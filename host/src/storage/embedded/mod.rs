@@ -1,0 +1,107 @@
+//! The embedded backend: one data directory holding a sled database (volume
+//! heads, manifests, the commit log, dict entries) and a content-addressed
+//! blob folder (file contents and large dict values).
+//!
+//! sled allows one process per database; the directory is locked by sled
+//! itself while open.
+
+pub mod durable;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::blobs::BlobStore;
+use super::clock::{Clock, SystemClock};
+pub use durable::{Durability, DurabilityMode};
+
+/// Failures opening the embedded store.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the store in {dir}: {reason}")]
+    Open { dir: PathBuf, reason: String },
+}
+
+/// Options of the embedded store.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    pub durability: DurabilityMode,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            durability: DurabilityMode::Sync,
+        }
+    }
+}
+
+/// The open embedded store: the sled database, the blob folder, the
+/// durability barrier and the clock. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    pub(crate) db: sled::Db,
+    pub(crate) blobs: BlobStore,
+    pub(crate) durability: Durability,
+    pub(crate) clock: Arc<dyn Clock>,
+    dir: PathBuf,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating) the store under `data_dir`: `data_dir/db` for sled,
+    /// `data_dir/blobs` for blobs.
+    pub fn open(data_dir: &Path, options: EmbeddedOptions) -> Result<Self, OpenError> {
+        Self::open_with_clock(data_dir, options, Arc::new(SystemClock))
+    }
+
+    /// Like [`open`](Self::open) with a given clock (tests).
+    pub fn open_with_clock(
+        data_dir: &Path,
+        options: EmbeddedOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, OpenError> {
+        let fail = |reason: String| OpenError::Open {
+            dir: data_dir.to_owned(),
+            reason,
+        };
+        std::fs::create_dir_all(data_dir).map_err(|e| fail(e.to_string()))?;
+        let db_dir = data_dir.join("db");
+        let db = sled::Config::new()
+            .path(&db_dir)
+            // We make writes durable ourselves (see `durable`); sled's
+            // periodic flusher would only add background I/O.
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => fail(
+                    "another process has it open (one process owns a data dir at a time)".into(),
+                ),
+                other => fail(other.to_string()),
+            })?;
+        let blobs = BlobStore::open(data_dir.join("blobs")).map_err(|e| fail(e.to_string()))?;
+        let durability = Durability::new(db.clone(), db_dir, options.durability);
+        Ok(EmbeddedStore {
+            db,
+            blobs,
+            durability,
+            clock,
+            dir: data_dir.to_owned(),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    pub fn durability(&self) -> &Durability {
+        &self.durability
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}

@@ -1,0 +1,196 @@
+//! The volume storage trait: named, versioned file trees whose file contents
+//! are content-addressed blobs. What every backend (embedded, PostgreSQL +
+//! S3) offers, with domain errors.
+//!
+//! Semantics every backend must keep:
+//! - Each volume has a head version; every commit makes a new, strictly
+//!   greater version, atomically: a reader sees the old head or the new one,
+//!   and a crash mid-commit leaves the old head intact.
+//! - A commit applies a list of changes to the *current* head, whatever the
+//!   committer's base was: concurrent commits of different paths all land,
+//!   and for one path the last commit wins.
+//! - Blobs named by a commit are durable before the commit is.
+//! - A commit costs O(changes), not O(volume).
+//! - The inode limit (files + directories + symlinks) is checked by the
+//!   commit that would cross it, which then fails whole with `NoSpace`.
+//!
+//! Paths are relative, `/`-separated, without `.`/`..`/empty components and
+//! without a leading `/`; `""` is the root. Use [`normalize_path`].
+
+use std::path::{Path, PathBuf};
+
+use super::blobs::{BlobError, BlobId};
+
+/// Default most inodes per volume, as Modal.
+pub const DEFAULT_INODE_LIMIT: u64 = 500_000;
+
+/// What kind of thing a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// One path of a volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub kind: NodeKind,
+    /// The contents of a file.
+    pub blob: Option<BlobId>,
+    pub size: u64,
+    pub mtime_ms: u64,
+    /// Unix permission bits.
+    pub mode: u32,
+    /// The target of a symlink.
+    pub target: Option<String>,
+}
+
+/// A consistent view of a volume's head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub version: u64,
+    /// Every path with its node, sorted by path; directories (empty ones too)
+    /// appear explicitly.
+    pub nodes: Vec<(String, Node)>,
+}
+
+/// One change of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Creates or replaces `path` (missing parent directories are created).
+    Put { path: String, node: Node },
+    /// Removes `path` and, for a directory, everything under it. Removing a
+    /// path that does not exist is not an error.
+    Remove { path: String },
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub version: u64,
+    pub changed: u64,
+    pub removed: u64,
+}
+
+/// A volume in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    pub name: String,
+    pub version: u64,
+    pub created_ms: u64,
+    pub inodes: u64,
+    pub bytes: u64,
+}
+
+/// Domain failures of a volume store.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error("volume `{0}` does not exist")]
+    NotFound(String),
+    #[error("volume `{0}` already exists")]
+    AlreadyExists(String),
+    #[error("invalid volume name {name:?}: {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error("invalid path {path:?}: {reason}")]
+    InvalidPath { path: String, reason: String },
+    #[error("{path}: no such file or directory in volume `{volume}`")]
+    NoSuchPath { volume: String, path: String },
+    #[error("volume `{volume}` would exceed its limit of {limit} inodes")]
+    NoSpace { volume: String, limit: u64 },
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("storage i/o: {0}")]
+    Io(String),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A volume backend. Methods block; async callers run them on a blocking
+/// thread.
+pub trait VolumeStore: Send + Sync + std::fmt::Debug {
+    /// Creates `name`; false if it existed already.
+    fn create(&self, name: &str) -> Result<bool, VolumeError>;
+    fn delete(&self, name: &str) -> Result<(), VolumeError>;
+    fn rename(&self, old: &str, new: &str) -> Result<(), VolumeError>;
+    fn list(&self) -> Result<Vec<VolumeInfo>, VolumeError>;
+    fn info(&self, name: &str) -> Result<VolumeInfo, VolumeError>;
+
+    /// The head, consistent even while commits run.
+    fn snapshot(&self, name: &str) -> Result<Snapshot, VolumeError>;
+    /// One path of the head.
+    fn node(&self, name: &str, path: &str) -> Result<Option<Node>, VolumeError>;
+    /// The entries under directory `path` of the head (all descendants when
+    /// `recursive`), sorted by path.
+    fn list_dir(
+        &self,
+        name: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<Vec<(String, Node)>, VolumeError>;
+    /// Applies `changes` to the head as one new version, durably.
+    fn commit(&self, name: &str, changes: &[Change]) -> Result<CommitInfo, VolumeError>;
+    fn inode_limit(&self) -> u64;
+
+    /// Stores bytes as a blob, durably.
+    fn put_blob(&self, bytes: &[u8]) -> Result<BlobId, VolumeError>;
+    /// Stores a local file as a blob, durably; returns its id and size.
+    fn put_blob_file(&self, path: &Path) -> Result<(BlobId, u64), VolumeError>;
+    /// A local, read-only file holding the blob (fetched into a cache for
+    /// remote backends), for hard-linking into mounts.
+    fn local_blob(&self, id: &BlobId) -> Result<PathBuf, VolumeError>;
+    /// Up to `len` bytes of a blob from `offset`, hash-checked.
+    fn read_blob(&self, id: &BlobId, offset: u64, len: u64) -> Result<Vec<u8>, VolumeError>;
+
+    /// Removes blobs no volume references (older than a grace period).
+    fn gc(&self) -> Result<usize, VolumeError>;
+}
+
+/// Checks and normalises a volume path: strips leading and trailing `/`,
+/// drops `.` components, and refuses `..`, NUL, empty components in the
+/// middle and paths over 4096 bytes.
+pub fn normalize_path(path: &str) -> Result<String, VolumeError> {
+    let bad = |reason: &str| VolumeError::InvalidPath {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if path.len() > 4096 {
+        return Err(bad("longer than 4096 bytes"));
+    }
+    if path.contains('\0') {
+        return Err(bad("contains NUL"));
+    }
+    let mut parts = Vec::new();
+    for comp in path.split('/') {
+        match comp {
+            "" | "." => continue,
+            ".." => return Err(bad("`..` is not allowed")),
+            c if c.len() > 255 => return Err(bad("a component is longer than 255 bytes")),
+            c => parts.push(c),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// Checks a volume name: 1 to 255 bytes, no `/`, no NUL, not `.` or `..`.
+pub fn check_volume_name(name: &str) -> Result<(), VolumeError> {
+    let bad = |reason: &str| VolumeError::InvalidName {
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if name.is_empty() {
+        return Err(bad("empty"));
+    }
+    if name.len() > 255 {
+        return Err(bad("longer than 255 bytes"));
+    }
+    if name.contains('/') || name.contains('\0') {
+        return Err(bad("contains `/` or NUL"));
+    }
+    if name == "." || name == ".." {
+        return Err(bad("`.` and `..` are reserved"));
+    }
+    Ok(())
+}
