@@ -387,7 +387,11 @@ pub async fn call_component(
         })?;
     let result = c
         .call(func, &params, usize::from(export.result.is_some()))
-        .await
-        .map_err(in_container)?;
+        .await;
+    // The final commit runs whether the call succeeded or trapped, so work
+    // written before a failure is kept (as Modal does at container exit).
+    let shutdown = c.shutdown();
+    let result = result.map_err(in_container)?;
+    shutdown.map_err(in_container)?;
     Ok(result.as_ref().map(to_json))
 }

@@ -17,7 +17,7 @@ use crate::dict::{DictCtx, DictCtxView, DictView};
 use crate::engine::VesselEngine;
 use crate::error::chain;
 use crate::functions::{FunctionsCtx, FunctionsCtxView, FunctionsView};
-use crate::volume::{VolumeCtx, VolumeCtxView, VolumeView};
+use crate::volume::{Mount, MountError, VolumeCtx, VolumeCtxView, VolumeMount, VolumeView};
 
 /// Default memory limit of one container: 512 MiB.
 pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
@@ -47,7 +47,19 @@ pub struct ContainerConfig {
     pub stores: crate::storage::Stores,
     /// What the function may open by name.
     pub grants: Grants,
+    /// Volumes to mount (need `stores.volumes`).
+    pub volume_mounts: Vec<VolumeMount>,
+    /// Commit mounted volumes this often while the guest runs; `None` turns
+    /// background commits off.
+    pub background_commit: Option<Duration>,
+    /// Where container directories (scratch, mounts) are made. Mounts
+    /// hard-link blobs, so this should be on the blob folder's filesystem;
+    /// `None` uses the system's temporary directory.
+    pub work_dir: Option<PathBuf>,
 }
+
+/// Default interval of background commits.
+pub const DEFAULT_BACKGROUND_COMMIT: Duration = Duration::from_secs(5);
 
 impl Default for ContainerConfig {
     fn default() -> Self {
@@ -59,6 +71,9 @@ impl Default for ContainerConfig {
             inherit_stdin: false,
             stores: crate::storage::Stores::default(),
             grants: Grants::default(),
+            volume_mounts: Vec::new(),
+            background_commit: Some(DEFAULT_BACKGROUND_COMMIT),
+            work_dir: None,
         }
     }
 }
@@ -82,6 +97,12 @@ pub enum ContainerError {
     Trap(String),
     #[error("the guest exited with status {0}")]
     Exit(i32),
+    #[error(transparent)]
+    Volume(#[from] MountError),
+    #[error("invalid mount at {guest}: {reason}")]
+    BadMount { guest: String, reason: String },
+    #[error("the final commit of the container's volumes failed: {0}")]
+    FinalCommit(String),
 }
 
 /// The data of a container's store: WASI plus one context per vessel
@@ -135,6 +156,7 @@ impl FunctionsView for HostState {
 pub fn linker(engine: &VesselEngine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine.engine());
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    crate::volume::wasi::add_to_linker(&mut linker)?;
     crate::volume::add_to_linker(&mut linker)?;
     crate::dict::add_to_linker(&mut linker)?;
     crate::functions::add_to_linker(&mut linker)?;
@@ -145,17 +167,84 @@ pub fn linker(engine: &VesselEngine) -> wasmtime::Result<Linker<HostState>> {
 pub struct Container {
     store: Store<HostState>,
     timeout: Option<Duration>,
-    // Dropped with the container: scratch writes vanish with it.
-    _scratch: tempfile::TempDir,
+    background_commit: Option<Duration>,
+    // Dropped with the container: scratch writes and mount working trees
+    // vanish with it.
+    _dir: tempfile::TempDir,
+}
+
+/// Checks that mount paths are absolute, clean and do not overlap.
+fn check_mounts(config: &ContainerConfig) -> Result<(), ContainerError> {
+    let mut guests: Vec<&str> = config
+        .volume_mounts
+        .iter()
+        .map(|m| m.guest.as_str())
+        .chain(config.dir_mounts.iter().map(|m| m.guest.as_str()))
+        .collect();
+    for g in &guests {
+        let bad = |reason: &str| ContainerError::BadMount {
+            guest: (*g).to_owned(),
+            reason: reason.to_owned(),
+        };
+        if !g.starts_with('/') {
+            return Err(bad("mount paths must be absolute"));
+        }
+        if g.trim_end_matches('/').is_empty() {
+            return Err(bad("`/` is the container's scratch directory"));
+        }
+        if g.split('/').any(|c| c == ".." || c == ".") {
+            return Err(bad("mount paths must not contain `.` or `..`"));
+        }
+    }
+    guests.sort();
+    for pair in guests.windows(2) {
+        if let [a, b] = pair {
+            let a = a.trim_end_matches('/');
+            if *b == a || b.starts_with(&format!("{a}/")) {
+                return Err(ContainerError::BadMount {
+                    guest: (*b).to_owned(),
+                    reason: format!("overlaps the mount at {a}"),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Container {
     /// Builds a fresh store for `config`.
     pub fn new(engine: &VesselEngine, config: &ContainerConfig) -> Result<Self, ContainerError> {
-        let scratch = tempfile::Builder::new()
-            .prefix("vessel-scratch-")
-            .tempdir()
-            .map_err(ContainerError::Scratch)?;
+        check_mounts(config)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("vessel-container-");
+        let dir = match &config.work_dir {
+            Some(parent) => {
+                std::fs::create_dir_all(parent).and_then(|()| builder.tempdir_in(parent))
+            }
+            None => builder.tempdir(),
+        }
+        .map_err(ContainerError::Scratch)?;
+        let scratch_dir = dir.path().join("scratch");
+        std::fs::create_dir(&scratch_dir).map_err(ContainerError::Scratch)?;
+        let mut mounts = Vec::new();
+        if !config.volume_mounts.is_empty() {
+            let store = config
+                .stores
+                .volumes
+                .as_ref()
+                .ok_or_else(|| ContainerError::BadMount {
+                    guest: config
+                        .volume_mounts
+                        .first()
+                        .map(|m| m.guest.clone())
+                        .unwrap_or_default(),
+                    reason: "no volume store configured".into(),
+                })?;
+            for (i, spec) in config.volume_mounts.iter().enumerate() {
+                let host_dir = dir.path().join("mounts").join(i.to_string());
+                mounts.push(Mount::materialize(store, spec, &host_dir)?);
+            }
+        }
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdout().inherit_stderr().args(&config.args);
         if config.inherit_stdin {
@@ -163,9 +252,9 @@ impl Container {
         }
         // The scratch dir is the guest's `/`; mounts are longer preopens and
         // win for paths under them.
-        wasi.preopened_dir(scratch.path(), "/", FsPerms::ReadWrite)
+        wasi.preopened_dir(&scratch_dir, "/", FsPerms::ReadWrite)
             .map_err(|e| ContainerError::Mount {
-                host: scratch.path().to_owned(),
+                host: scratch_dir.clone(),
                 guest: "/".into(),
                 reason: chain(&e),
             })?;
@@ -182,6 +271,19 @@ impl Container {
                     reason: chain(&e),
                 })?;
         }
+        for m in &mounts {
+            let perms = if m.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            wasi.preopened_dir(&m.host_dir, &m.guest, perms)
+                .map_err(|e| ContainerError::Mount {
+                    host: m.host_dir.clone(),
+                    guest: m.guest.clone(),
+                    reason: chain(&e),
+                })?;
+        }
         let limits = StoreLimitsBuilder::new()
             .memory_size(config.memory_limit)
             .table_elements(1 << 20)
@@ -191,7 +293,11 @@ impl Container {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limits,
-            volumes: VolumeCtx::default(),
+            volumes: VolumeCtx::new(
+                config.stores.volumes.clone(),
+                config.grants.volumes.clone(),
+                mounts,
+            ),
             dicts: DictCtx::new(config.stores.dicts.clone(), config.grants.dicts.clone()),
             functions: FunctionsCtx::default(),
         };
@@ -200,7 +306,8 @@ impl Container {
         Ok(Container {
             store,
             timeout: config.timeout,
-            _scratch: scratch,
+            background_commit: config.background_commit,
+            _dir: dir,
         })
     }
 
@@ -210,17 +317,46 @@ impl Container {
 
     /// Arms the timeout for the next call: the epoch callback traps once the
     /// deadline passes and otherwise yields, so other tasks keep running.
+    ///
+    /// The same callback runs background commits: it fires only between
+    /// wasm instructions, never inside a host call, so the mounts are in a
+    /// consistent state then.
     fn arm_deadline(&mut self) {
         let deadline = self.timeout.map(|t| Instant::now() + t);
+        let background = self.background_commit;
+        let mut last_commit = Instant::now();
         self.store.set_epoch_deadline(1);
-        self.store.epoch_deadline_callback(move |_| {
+        self.store.epoch_deadline_callback(move |mut ctx| {
+            let now = Instant::now();
             if let Some(d) = deadline
-                && Instant::now() >= d
+                && now >= d
             {
                 return Err(wasmtime::Error::new(TimedOut));
             }
+            if let Some(every) = background
+                && now.duration_since(last_commit) >= every
+            {
+                last_commit = now;
+                let state = ctx.data_mut();
+                for e in state.volumes.commit_all(&state.table, true) {
+                    tracing::warn!(error = %e, "background commit failed");
+                }
+            }
             Ok(UpdateDeadline::Yield(1))
         });
+    }
+
+    /// Ends the container: a final commit of every writable mount. Call it
+    /// after the last call, whether that call succeeded or not.
+    pub fn shutdown(&mut self) -> Result<(), ContainerError> {
+        let state = self.store.data_mut();
+        let errors = state.volumes.commit_all(&state.table, false);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            let msgs: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            Err(ContainerError::FinalCommit(msgs.join("; ")))
+        }
     }
 
     /// Instantiates `component` in this container.

@@ -8,3 +8,4 @@ mod call_types;
 mod compile_cache;
 mod faults;
 mod run_cli;
+mod volume_mount;

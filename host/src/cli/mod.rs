@@ -17,6 +17,9 @@ use serde_json::Value as Json;
 use crate::call::{self, CallArgs, CallError};
 use crate::container::{Container, ContainerConfig, DirMount};
 use crate::engine::{EngineConfig, VesselEngine};
+use crate::service::Service;
+use crate::storage::embedded::EmbeddedOptions;
+use crate::volume::VolumeMount;
 
 /// Sandboxed WebAssembly functions with Modal-style volumes and dicts.
 #[derive(Debug, Parser)]
@@ -57,9 +60,17 @@ Examples:
   vessel call add.wasm add --a 2 --b 3
   vessel call sum.wasm foo --a @blob.json";
 
-/// Limits shared by `call` and `run`.
+/// Limits and mounts shared by `call` and `run`.
 #[derive(Debug, Args)]
 pub struct LimitArgs {
+    /// Mount a volume: VOLUME:GUEST_PATH, with `:ro` appended for read-only.
+    /// Repeatable. The volume must exist (`vessel volume create`).
+    #[arg(long = "volume", value_name = "VOLUME:GUEST_PATH[:ro]")]
+    pub volumes: Vec<String>,
+    /// Commit mounted volumes in the background every SECONDS while the
+    /// guest runs (0 turns it off).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub commit_every: f64,
     /// Stop the guest after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
@@ -223,11 +234,57 @@ fn container_config(limits: &LimitArgs) -> Result<ContainerConfig, Failure> {
                 limits.memory
             ))
         })?;
+    let mut volume_mounts = Vec::new();
+    for spec in &limits.volumes {
+        volume_mounts.push(parse_volume_mount(spec).map_err(Failure::usage)?);
+    }
+    let background_commit = match limits.commit_every {
+        t if t == 0.0 => None,
+        t if t.is_finite() && t > 0.0 && t < 1e9 => Some(Duration::from_secs_f64(t)),
+        t => {
+            return Err(Failure::usage(format!(
+                "--commit-every must be a positive number of seconds or 0, got {t}"
+            )));
+        }
+    };
     Ok(ContainerConfig {
         memory_limit: memory,
         timeout,
+        volume_mounts,
+        background_commit,
         ..ContainerConfig::default()
     })
+}
+
+/// Parses `VOLUME:GUEST_PATH[:ro]`.
+pub fn parse_volume_mount(spec: &str) -> Result<VolumeMount, String> {
+    let (rest, read_only) = match spec.strip_suffix(":ro") {
+        Some(s) => (s, true),
+        None => (spec, false),
+    };
+    let (volume, guest) = rest
+        .split_once(':')
+        .ok_or_else(|| format!("--volume {spec}: expected VOLUME:GUEST_PATH"))?;
+    if volume.is_empty() {
+        return Err(format!("--volume {spec}: VOLUME is empty"));
+    }
+    if !guest.starts_with('/') {
+        return Err(format!("--volume {spec}: GUEST_PATH must be absolute"));
+    }
+    Ok(VolumeMount {
+        guest: guest.to_owned(),
+        volume: volume.to_owned(),
+        read_only,
+    })
+}
+
+/// Opens the data dir's stores and points the container at them.
+fn attach_stores(data_dir: &Path, config: &mut ContainerConfig) -> Result<Service, Failure> {
+    let service =
+        Service::open_embedded(data_dir, EmbeddedOptions::default()).map_err(Failure::runtime)?;
+    config.stores = service.stores.clone();
+    config.work_dir = Some(data_dir.join("containers"));
+    Ok(service)
 }
 
 /// Moves vessel's own options that came after a `--NAME` parameter flag (clap
@@ -265,6 +322,14 @@ fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
                         "--timeout must be a number of seconds, got {value}"
                     ))
                 })?);
+            }
+            "--volume" => cmd.limits.volumes.push(value),
+            "--commit-every" => {
+                cmd.limits.commit_every = value.parse().map_err(|_| {
+                    Failure::usage(format!(
+                        "--commit-every must be a number of seconds, got {value}"
+                    ))
+                })?;
             }
             "--memory" => {
                 cmd.limits.memory = value.parse().map_err(|_| {
@@ -304,7 +369,8 @@ async fn call_cmd(data_dir: &Path, mut cmd: CallCmd) -> Result<u8, Failure> {
         (None, None) => None,
     };
     let flags = call::parse_param_flags(&cmd.params).map_err(Failure::usage)?;
-    let config = container_config(&cmd.limits)?;
+    let mut config = container_config(&cmd.limits)?;
+    let _service = attach_stores(data_dir, &mut config)?;
     let engine = engine_for(data_dir)?;
     let result = call::call_component(
         &engine,
@@ -360,6 +426,7 @@ async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
             .push(parse_mount(m).map_err(Failure::usage)?);
     }
     config.inherit_stdin = true;
+    let _service = attach_stores(data_dir, &mut config)?;
     config.args = std::iter::once(cmd.component.display().to_string())
         .chain(cmd.args.iter().cloned())
         .collect();
@@ -369,11 +436,15 @@ async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
         .map_err(|e| Failure::from(CallError::from(e)))?;
     let linker =
         crate::container::linker(&engine).map_err(|e| Failure::runtime(crate::error::chain(&e)))?;
-    let mut container = Container::new(&engine, &config).map_err(Failure::runtime)?;
-    let status = container
-        .run_command(&linker, &component)
-        .await
-        .map_err(|e| Failure::runtime(format!("{}: {e}", cmd.component.display())))?;
+    let mut container = Container::new(&engine, &config).map_err(|e| match e {
+        crate::container::ContainerError::BadMount { .. } => Failure::usage(e),
+        e => Failure::runtime(e),
+    })?;
+    let status = container.run_command(&linker, &component).await;
+    let shutdown = container.shutdown();
+    let status =
+        status.map_err(|e| Failure::runtime(format!("{}: {e}", cmd.component.display())))?;
+    shutdown.map_err(Failure::runtime)?;
     // Exit statuses outside 0..=255 are truncated by the OS anyway; keep the
     // low byte as POSIX does.
     Ok(u8::try_from(status & 0xff).unwrap_or(1))

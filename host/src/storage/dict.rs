@@ -90,6 +90,9 @@ pub enum DictError {
     InvalidName { name: String, reason: String },
     #[error("invalid key: {0}")]
     InvalidKey(String),
+    /// Another argument is out of range (a zero TTL, say).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     #[error("{0}")]
     TooLarge(String),
     #[error("version mismatch on key `{key}`")]

@@ -5,7 +5,9 @@
 //! sled allows one process per database; the directory is locked by sled
 //! itself while open.
 
+pub mod dict;
 pub mod durable;
+pub mod volume;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,12 +27,23 @@ pub enum OpenError {
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
     pub durability: DurabilityMode,
+    /// Idle period after which a dict entry expires (ms); see
+    /// [`dict`] for the exact rule.
+    pub dict_idle_expiry_ms: u64,
+    /// Most inodes (files, directories, symlinks) per volume.
+    pub volume_inode_limit: u64,
+    /// How old an unreferenced blob must be before volume gc removes it,
+    /// so the blobs of commits still in flight survive.
+    pub blob_gc_grace: std::time::Duration,
 }
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
         EmbeddedOptions {
             durability: DurabilityMode::Sync,
+            dict_idle_expiry_ms: dict::DEFAULT_IDLE_EXPIRY_MS,
+            volume_inode_limit: super::volume::DEFAULT_INODE_LIMIT,
+            blob_gc_grace: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -43,6 +56,8 @@ pub struct EmbeddedStore {
     pub(crate) blobs: BlobStore,
     pub(crate) durability: Durability,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) dict_state: Arc<dict::DictState>,
+    pub(crate) volumes: Arc<volume::VolumeState>,
     dir: PathBuf,
 }
 
@@ -79,11 +94,16 @@ impl EmbeddedStore {
             })?;
         let blobs = BlobStore::open(data_dir.join("blobs")).map_err(|e| fail(e.to_string()))?;
         let durability = Durability::new(db.clone(), db_dir, options.durability);
+        let volumes =
+            volume::VolumeState::open(&db, options.volume_inode_limit, options.blob_gc_grace)
+                .map_err(|e| fail(e.to_string()))?;
         Ok(EmbeddedStore {
             db,
             blobs,
             durability,
             clock,
+            dict_state: Arc::new(dict::DictState::new(options.dict_idle_expiry_ms)),
+            volumes: Arc::new(volumes),
             dir: data_dir.to_owned(),
         })
     }

@@ -1,0 +1,2111 @@
+//! [`DictStore`] over sled: the embedded backend's dicts.
+//!
+//! # Layout
+//!
+//! - `dicts/meta`: one record per dict name ([`Meta`]): creation time, the
+//!   dict's version counter, its live-entry count and the ids of its trees.
+//!   A deleted dict leaves a tombstone so its counter (and with it every
+//!   version and fencing token) keeps growing if the name is created again.
+//! - `dicts/<data id>/e`: the entries, key bytes → [`Header`] + value.
+//! - `dicts/<data id>/x`: the expiry index, one key per entry:
+//!   `[0][last access][key]` for entries on the idle clock and
+//!   `[1][deadline][key]` for entries with their own TTL. Both are ordered by
+//!   time, so finding what is due is a range read, never a full scan. Storing
+//!   the access time (not access + idle) keeps the index right when the idle
+//!   period is reconfigured.
+//! - `dicts/<lease id>/l`: leases, key → token and expiry.
+//!
+//! `clear` points the dict at a fresh data id in one transaction (O(1) for
+//! the caller's atomicity), then empties the old trees. Leases live in their
+//! own tree and survive `clear`: a lock is not an entry.
+//!
+//! # Atomicity and durability
+//!
+//! Every change runs in one sled transaction over the meta tree and the
+//! dict's trees, and re-checks inside it that the dict still uses the trees
+//! it opened (a concurrent `clear` or `delete` makes it retry). sled 0.34
+//! runs transactions under one global write lock, so they serialise;
+//! plain reads take the fast path outside a transaction. Every method that
+//! changes what a caller can observe calls [`Durability::sync`] before it
+//! returns, which batches concurrent writers into one fsync.
+//!
+//! # Expiry
+//!
+//! An entry without a TTL expires after the idle period without a read or a
+//! write. To avoid a write per read, a read refreshes the stored access time
+//! only when it is older than `idle / 32` ([`TOUCH_FRACTION`]); so that no
+//! entry expires early, the deadline is `access + idle + idle / 32`. An entry
+//! therefore lives at least the idle period after its last read or write and
+//! at most 1/32 of it longer (7 days + 5¼ hours by default). Refreshes are not
+//! fsynced on their own: a crash can lose one, and the entry then expires up
+//! to that slack earlier. Scans do not refresh (they list, they do not read
+//! a value for use).
+//!
+//! Expired entries are invisible at once (every read checks), are removed
+//! lazily by the reads that find them and by [`DictStore::sweep_expired`]
+//! (run in the background by [`DictSweeper`]), and `len` removes every due
+//! entry before it answers, so the count is exact.
+//!
+//! [`Durability::sync`]: super::Durability::sync
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{IVec, Transactional, Tree};
+
+use super::EmbeddedStore;
+use crate::storage::dict::{
+    DictEntry, DictError, DictInfo, DictLimits, DictStore, LeaseInfo, PutOptions, PutOutcome,
+    ScanItem, ScanPage,
+};
+
+/// Longest key, in bytes.
+pub const MAX_KEY_BYTES: u32 = 4096;
+/// Largest value, in bytes (100 MiB, as Modal).
+pub const MAX_VALUE_BYTES: u64 = 100 * 1024 * 1024;
+/// Most pairs in one `update` (as Modal).
+pub const MAX_UPDATE_ENTRIES: u32 = 10_000;
+/// Most items in one scan page; a larger (or zero) limit is clamped to it.
+pub const MAX_SCAN_LIMIT: u32 = 1_000;
+/// Default idle period after which an entry expires: 7 days.
+pub const DEFAULT_IDLE_EXPIRY_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Longest dict name, in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+/// A read refreshes the access time once it is older than idle / this.
+pub const TOUCH_FRACTION: u64 = 32;
+
+/// Due entries removed per transaction, so one purge never holds sled's
+/// transaction lock for long.
+const PURGE_BATCH: usize = 256;
+/// How often a write retries after a concurrent `clear`/`delete` swapped
+/// the dict's trees under it before giving up.
+const MAX_RETRIES: usize = 64;
+const META_TREE: &str = "dicts/meta";
+const TREE_PREFIX: &str = "dicts/";
+const FORMAT: u8 = 1;
+const ENTRY_HEADER: usize = 25;
+const TAG_IDLE: u8 = 0;
+const TAG_TTL: u8 = 1;
+
+/// Mutable dict settings and bookkeeping of one open embedded store.
+#[derive(Debug)]
+pub struct DictState {
+    idle_ms: AtomicU64,
+    /// Trees no dict referenced at the previous sweep; dropped at the next
+    /// one if still unreferenced (see [`EmbeddedStore::gc_dict_trees`]).
+    orphans: Mutex<BTreeSet<Vec<u8>>>,
+}
+
+impl DictState {
+    pub fn new(idle_expiry_ms: u64) -> Self {
+        DictState {
+            idle_ms: AtomicU64::new(idle_expiry_ms.max(1)),
+            orphans: Mutex::new(BTreeSet::new()),
+        }
+    }
+}
+
+impl Default for DictState {
+    fn default() -> Self {
+        DictState::new(DEFAULT_IDLE_EXPIRY_MS)
+    }
+}
+
+/// The slack added to the idle period (see the module docs).
+fn slack(idle: u64) -> u64 {
+    idle / TOUCH_FRACTION
+}
+
+fn be(bytes: &[u8], at: usize) -> Option<u64> {
+    let b: [u8; 8] = bytes.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_be_bytes(b))
+}
+
+/// A dict's record in the meta tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Meta {
+    created_ms: u64,
+    /// The last version or fencing token handed out.
+    counter: u64,
+    /// Entries stored, expired-but-unpurged ones included.
+    live: u64,
+    data_id: u64,
+    lease_id: u64,
+    deleted: bool,
+}
+
+impl Meta {
+    const LEN: usize = 42;
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::LEN);
+        out.push(FORMAT);
+        for n in [
+            self.created_ms,
+            self.counter,
+            self.live,
+            self.data_id,
+            self.lease_id,
+        ] {
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+        out.push(u8::from(self.deleted));
+        out
+    }
+
+    fn decode(name: &str, b: &[u8]) -> Result<Meta, DictError> {
+        let corrupt = || DictError::Corrupt(format!("the record of dict `{name}` is malformed"));
+        if b.len() != Self::LEN || b.first() != Some(&FORMAT) {
+            return Err(corrupt());
+        }
+        let n = |i: usize| be(b, 1 + 8 * i).ok_or_else(corrupt);
+        Ok(Meta {
+            created_ms: n(0)?,
+            counter: n(1)?,
+            live: n(2)?,
+            data_id: n(3)?,
+            lease_id: n(4)?,
+            deleted: match b.get(41) {
+                Some(0) => false,
+                Some(1) => true,
+                _ => return Err(corrupt()),
+            },
+        })
+    }
+
+    fn next_counter(&mut self, name: &str) -> Result<u64, DictError> {
+        self.counter = self.counter.checked_add(1).ok_or_else(|| {
+            DictError::Corrupt(format!("the version counter of dict `{name}` is exhausted"))
+        })?;
+        Ok(self.counter)
+    }
+}
+
+/// The fixed part of a stored entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header {
+    version: u64,
+    /// Last read or write that was recorded (ms).
+    access: u64,
+    /// Explicit expiry (ms); 0 = on the idle clock.
+    deadline: u64,
+}
+
+impl Header {
+    fn decode(key: &[u8], b: &[u8]) -> Result<Header, DictError> {
+        let corrupt = || {
+            DictError::Corrupt(format!(
+                "the entry for key `{}` is malformed",
+                String::from_utf8_lossy(key)
+            ))
+        };
+        if b.len() < ENTRY_HEADER || b.first() != Some(&FORMAT) {
+            return Err(corrupt());
+        }
+        Ok(Header {
+            version: be(b, 1).ok_or_else(corrupt)?,
+            access: be(b, 9).ok_or_else(corrupt)?,
+            deadline: be(b, 17).ok_or_else(corrupt)?,
+        })
+    }
+
+    fn encode(&self, value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ENTRY_HEADER + value.len());
+        out.push(FORMAT);
+        out.extend_from_slice(&self.version.to_be_bytes());
+        out.extend_from_slice(&self.access.to_be_bytes());
+        out.extend_from_slice(&self.deadline.to_be_bytes());
+        out.extend_from_slice(value);
+        out
+    }
+
+    fn expired(&self, now: u64, idle: u64) -> bool {
+        if self.deadline != 0 {
+            now >= self.deadline
+        } else {
+            now >= self.access.saturating_add(idle).saturating_add(slack(idle))
+        }
+    }
+
+    fn needs_touch(&self, now: u64, idle: u64) -> bool {
+        self.deadline == 0 && now.saturating_sub(self.access) >= slack(idle).max(1)
+    }
+
+    fn index_key(&self, key: &[u8]) -> Vec<u8> {
+        let (tag, t) = if self.deadline != 0 {
+            (TAG_TTL, self.deadline)
+        } else {
+            (TAG_IDLE, self.access)
+        };
+        let mut out = Vec::with_capacity(9 + key.len());
+        out.push(tag);
+        out.extend_from_slice(&t.to_be_bytes());
+        out.extend_from_slice(key);
+        out
+    }
+}
+
+fn value_of(b: &[u8]) -> Vec<u8> {
+    b.get(ENTRY_HEADER..)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
+}
+
+/// A lease record: token and expiry.
+fn encode_lease(token: u64, expires: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17);
+    out.push(FORMAT);
+    out.extend_from_slice(&token.to_be_bytes());
+    out.extend_from_slice(&expires.to_be_bytes());
+    out
+}
+
+fn decode_lease(key: &str, b: &[u8]) -> Result<(u64, u64), DictError> {
+    let corrupt = || DictError::Corrupt(format!("the lease record of key `{key}` is malformed"));
+    if b.len() != 17 || b.first() != Some(&FORMAT) {
+        return Err(corrupt());
+    }
+    Ok((be(b, 1).ok_or_else(corrupt)?, be(b, 9).ok_or_else(corrupt)?))
+}
+
+/// Parses a counter: the decimal ASCII text of an i64.
+fn parse_counter(key: &str, value: &[u8]) -> Result<i64, DictError> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| DictError::NotACounter { key: key.into() })
+}
+
+/// Checks a dict name: 1 to 64 bytes of ASCII letters, digits, `.`, `_`
+/// and `-`, starting with a letter or digit.
+pub fn validate_name(name: &str) -> Result<(), DictError> {
+    let bad = |reason: &str| DictError::InvalidName {
+        name: name.into(),
+        reason: reason.into(),
+    };
+    if name.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(bad(&format!(
+            "it is {} bytes long; the limit is {MAX_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(bad("it must start with an ASCII letter or digit"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(bad(&format!(
+            "{c:?} is not allowed (use ASCII letters, digits, `.`, `_`, `-`)"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a key against [`MAX_KEY_BYTES`].
+pub fn check_key(key: &str) -> Result<(), DictError> {
+    if key.len() > MAX_KEY_BYTES as usize {
+        return Err(DictError::InvalidKey(format!(
+            "a key of {} bytes is over the limit of {MAX_KEY_BYTES} bytes (max-key-bytes)",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a value size against [`MAX_VALUE_BYTES`].
+pub fn check_value(len: usize) -> Result<(), DictError> {
+    if len as u64 > MAX_VALUE_BYTES {
+        return Err(DictError::TooLarge(format!(
+            "a value of {len} bytes is over the limit of {MAX_VALUE_BYTES} bytes \
+             (100 MiB, max-value-bytes)"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the size of an `update` against [`MAX_UPDATE_ENTRIES`].
+pub fn check_update_len(n: usize) -> Result<(), DictError> {
+    if n > MAX_UPDATE_ENTRIES as usize {
+        return Err(DictError::TooLarge(format!(
+            "an update of {n} entries is over the limit of {MAX_UPDATE_ENTRIES} entries \
+             (max-update-entries); nothing was written"
+        )));
+    }
+    Ok(())
+}
+
+fn storage(e: sled::Error) -> DictError {
+    match e {
+        sled::Error::Corruption { .. } => DictError::Corrupt(e.to_string()),
+        other => DictError::Io(other.to_string()),
+    }
+}
+
+fn tree_name(id: u64, kind: char) -> String {
+    format!("{TREE_PREFIX}{id:016x}/{kind}")
+}
+
+/// Why a transaction closure stopped.
+#[derive(Debug)]
+enum Abort {
+    /// The dict's trees changed under us (clear/delete): start again.
+    Retry,
+    Dict(DictError),
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<Abort>>;
+
+fn abort(e: DictError) -> ConflictableTransactionError<Abort> {
+    ConflictableTransactionError::Abort(Abort::Dict(e))
+}
+
+/// The dict's trees as one transaction sees them.
+struct Tx<'a> {
+    e: &'a TransactionalTree,
+    x: &'a TransactionalTree,
+    l: &'a TransactionalTree,
+    now: u64,
+    idle: u64,
+}
+
+impl Tx<'_> {
+    /// The stored entry at `key`, expired or not.
+    fn read(&self, key: &str) -> TxResult<Option<(Header, IVec)>> {
+        match self.e.get(key.as_bytes())? {
+            None => Ok(None),
+            Some(b) => {
+                let h = Header::decode(key.as_bytes(), &b).map_err(abort)?;
+                Ok(Some((h, b)))
+            }
+        }
+    }
+
+    /// Writes `key`, replacing `old`'s index key.
+    fn write(&self, key: &str, old: Option<&Header>, h: &Header, value: &[u8]) -> TxResult<()> {
+        if let Some(o) = old {
+            self.x.remove(o.index_key(key.as_bytes()))?;
+        }
+        self.e.insert(key.as_bytes(), h.encode(value))?;
+        self.x.insert(h.index_key(key.as_bytes()), &[][..])?;
+        Ok(())
+    }
+
+    fn remove(&self, key: &str, old: &Header) -> TxResult<()> {
+        self.x.remove(old.index_key(key.as_bytes()))?;
+        self.e.remove(key.as_bytes())?;
+        Ok(())
+    }
+
+    fn expired(&self, h: &Header) -> bool {
+        h.expired(self.now, self.idle)
+    }
+}
+
+struct Trees {
+    meta: Tree,
+    entries: Tree,
+    index: Tree,
+    leases: Tree,
+}
+
+impl EmbeddedStore {
+    /// The idle period after which dict entries expire.
+    pub fn dict_idle_expiry_ms(&self) -> u64 {
+        self.dict_state.idle_ms.load(Ordering::Relaxed)
+    }
+
+    /// Changes the idle period (at least 1 ms). It applies at once to every
+    /// entry on the idle clock, because the store keeps access times, not
+    /// deadlines.
+    pub fn set_dict_idle_expiry_ms(&self, ms: u64) {
+        self.dict_state.idle_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    fn dict_meta_tree(&self) -> Result<Tree, DictError> {
+        self.db.open_tree(META_TREE).map_err(storage)
+    }
+
+    fn dict_meta_of(&self, name: &str) -> Result<Meta, DictError> {
+        match self
+            .dict_meta_tree()?
+            .get(name.as_bytes())
+            .map_err(storage)?
+        {
+            Some(b) => {
+                let m = Meta::decode(name, &b)?;
+                if m.deleted {
+                    Err(DictError::NotFound(name.into()))
+                } else {
+                    Ok(m)
+                }
+            }
+            None => Err(DictError::NotFound(name.into())),
+        }
+    }
+
+    fn dict_trees(&self, m: &Meta) -> Result<Trees, DictError> {
+        let open = |n: String| self.db.open_tree(n).map_err(storage);
+        Ok(Trees {
+            meta: self.dict_meta_tree()?,
+            entries: open(tree_name(m.data_id, 'e'))?,
+            index: open(tree_name(m.data_id, 'x'))?,
+            leases: open(tree_name(m.lease_id, 'l'))?,
+        })
+    }
+
+    fn dict_sync(&self) -> Result<(), DictError> {
+        self.durability
+            .sync()
+            .map_err(|e| DictError::Io(format!("cannot make the write durable: {e}")))
+    }
+
+    fn dict_new_id(&self) -> Result<u64, DictError> {
+        self.db.generate_id().map_err(storage)
+    }
+
+    /// Runs `f` in one transaction over the dict's meta record and trees,
+    /// retrying if a concurrent `clear`/`delete` swapped the trees.
+    fn dict_tx<R>(
+        &self,
+        dict: &str,
+        f: impl Fn(&Tx<'_>, &mut Meta) -> TxResult<R>,
+    ) -> Result<R, DictError> {
+        validate_name(dict)?;
+        let now = self.clock.now_ms();
+        let idle = self.dict_idle_expiry_ms();
+        for _ in 0..MAX_RETRIES {
+            let seen = self.dict_meta_of(dict)?;
+            let t = self.dict_trees(&seen)?;
+            let res = (&t.meta, &t.entries, &t.index, &t.leases).transaction(|(m, e, x, l)| {
+                let cur = match m.get(dict.as_bytes())? {
+                    Some(b) => Meta::decode(dict, &b).map_err(abort)?,
+                    None => return Err(abort(DictError::NotFound(dict.into()))),
+                };
+                if cur.deleted {
+                    return Err(abort(DictError::NotFound(dict.into())));
+                }
+                if cur.data_id != seen.data_id || cur.lease_id != seen.lease_id {
+                    return Err(ConflictableTransactionError::Abort(Abort::Retry));
+                }
+                let mut next = cur;
+                let r = f(&Tx { e, x, l, now, idle }, &mut next)?;
+                if next != cur {
+                    m.insert(dict.as_bytes(), next.encode())?;
+                }
+                Ok(r)
+            });
+            match res {
+                Ok(r) => return Ok(r),
+                Err(TransactionError::Abort(Abort::Retry)) => continue,
+                Err(TransactionError::Abort(Abort::Dict(e))) => return Err(e),
+                Err(TransactionError::Storage(e)) => return Err(storage(e)),
+            }
+        }
+        Err(DictError::Unavailable(format!(
+            "dict `{dict}` was cleared or deleted {MAX_RETRIES} times during one write; retry"
+        )))
+    }
+
+    /// Removes up to `max` due entries of `dict`; returns how many.
+    fn dict_purge_due(&self, dict: &str, max: usize) -> Result<usize, DictError> {
+        let mut total = 0;
+        while total < max {
+            let meta = self.dict_meta_of(dict)?;
+            let t = self.dict_trees(&meta)?;
+            let now = self.clock.now_ms();
+            let idle = self.dict_idle_expiry_ms();
+            let want = PURGE_BATCH.min(max - total);
+            let mut due: Vec<IVec> = Vec::new();
+            // Idle clock: due when access + idle + slack <= now.
+            if let Some(cutoff) = now.checked_sub(idle.saturating_add(slack(idle))) {
+                collect_due(&t.index, TAG_IDLE, cutoff, want, &mut due)?;
+            }
+            // Own TTL: due when deadline <= now.
+            if due.len() < want {
+                collect_due(&t.index, TAG_TTL, now, want - due.len(), &mut due)?;
+            }
+            if due.is_empty() {
+                break;
+            }
+            let removed = self.dict_tx(dict, |tx, meta| {
+                let mut n = 0;
+                for ik in &due {
+                    let Some(key) = ik.get(9..).and_then(|k| std::str::from_utf8(k).ok()) else {
+                        // Not a key we wrote: drop the index entry only.
+                        tx.x.remove(ik)?;
+                        continue;
+                    };
+                    match tx.read(key)? {
+                        Some((h, _)) if h.index_key(key.as_bytes()) == ik.as_ref() => {
+                            if tx.expired(&h) {
+                                tx.remove(key, &h)?;
+                                meta.live = meta.live.saturating_sub(1);
+                                n += 1;
+                            }
+                        }
+                        // Stale index entry (cannot happen with transactional
+                        // upkeep; repaired anyway so sweeps cannot spin).
+                        _ => {
+                            tx.x.remove(ik)?;
+                        }
+                    }
+                }
+                Ok(n)
+            })?;
+            total += removed;
+            // Nothing removable (the clock stepped back between the read and
+            // the transaction): stop rather than spin.
+            if removed == 0 || due.len() < want {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Drops trees no dict references, two sweeps after they became
+    /// unreferenced: a reader that looked up the dict just before a `clear`
+    /// may still hold the old trees for a moment, and sled must not free
+    /// pages under it. Leftovers of a crash between a clear and its cleanup
+    /// are collected the same way.
+    fn gc_dict_trees(&self) -> Result<(), DictError> {
+        let mut referenced = BTreeSet::new();
+        for item in self.dict_meta_tree()?.iter() {
+            let (k, v) = item.map_err(storage)?;
+            let name = String::from_utf8_lossy(&k);
+            let m = Meta::decode(&name, &v)?;
+            if !m.deleted {
+                for (id, kind) in [(m.data_id, 'e'), (m.data_id, 'x'), (m.lease_id, 'l')] {
+                    referenced.insert(tree_name(id, kind).into_bytes());
+                }
+            }
+        }
+        let unreferenced: BTreeSet<Vec<u8>> = self
+            .db
+            .tree_names()
+            .into_iter()
+            .map(|n| n.to_vec())
+            .filter(|n| {
+                n.starts_with(TREE_PREFIX.as_bytes())
+                    && n.as_slice() != META_TREE.as_bytes()
+                    && !referenced.contains(n)
+            })
+            .collect();
+        let mut orphans = self
+            .dict_state
+            .orphans
+            .lock()
+            .map_err(|_| DictError::Unavailable("dict bookkeeping lock poisoned".into()))?;
+        for name in unreferenced.intersection(&orphans) {
+            self.db.drop_tree(name).map_err(storage)?;
+        }
+        *orphans = unreferenced;
+        Ok(())
+    }
+
+    /// Starts a thread that calls [`DictStore::sweep_expired`] every
+    /// `every`; it stops (and is joined) when the returned guard drops.
+    pub fn spawn_dict_sweeper(&self, every: Duration) -> DictSweeper {
+        let (stop, rx) = std::sync::mpsc::channel::<()>();
+        let store = self.clone();
+        let handle = std::thread::Builder::new()
+            .name("vessel-dict-sweep".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                    // Errors are retried at the next round; a sweep only
+                    // reclaims space, the reads hide expired entries anyway.
+                    if let Err(e) = store.sweep_expired(100_000) {
+                        tracing::warn!("dict sweep failed: {e}");
+                    }
+                }
+            })
+            .ok();
+        DictSweeper {
+            stop: Some(stop),
+            handle,
+        }
+    }
+
+    /// Empties the trees of an old data (and lease) id after a clear or
+    /// delete, and notes them for [`Self::gc_dict_trees`].
+    fn dict_empty_old_trees(&self, names: &[String]) -> Result<(), DictError> {
+        for n in names {
+            self.db
+                .open_tree(n)
+                .map_err(storage)?
+                .clear()
+                .map_err(storage)?;
+        }
+        Ok(())
+    }
+}
+
+fn collect_due(
+    index: &Tree,
+    tag: u8,
+    upto: u64,
+    want: usize,
+    out: &mut Vec<IVec>,
+) -> Result<(), DictError> {
+    let start = vec![tag];
+    let end = match upto.checked_add(1) {
+        Some(n) => {
+            let mut e = vec![tag];
+            e.extend_from_slice(&n.to_be_bytes());
+            Bound::Excluded(e)
+        }
+        None => Bound::Excluded(vec![tag + 1]),
+    };
+    for item in index.range((Bound::Included(start), end)).take(want) {
+        let (k, _) = item.map_err(storage)?;
+        out.push(k);
+    }
+    Ok(())
+}
+
+/// The background sweeper's guard: dropping it stops and joins the thread
+/// (so the store's files close with the last handle).
+#[derive(Debug)]
+pub struct DictSweeper {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for DictSweeper {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl DictStore for EmbeddedStore {
+    fn create(&self, name: &str) -> Result<bool, DictError> {
+        validate_name(name)?;
+        let data_id = self.dict_new_id()?;
+        let lease_id = self.dict_new_id()?;
+        let now = self.clock.now_ms();
+        let created = self
+            .dict_meta_tree()?
+            .transaction(|m| {
+                let counter = match m.get(name.as_bytes())? {
+                    Some(b) => {
+                        let cur = Meta::decode(name, &b).map_err(abort)?;
+                        if !cur.deleted {
+                            return Ok(false);
+                        }
+                        // Recreated: keep the counter so versions and
+                        // fencing tokens never repeat under this name.
+                        cur.counter
+                    }
+                    None => 0,
+                };
+                let meta = Meta {
+                    created_ms: now,
+                    counter,
+                    live: 0,
+                    data_id,
+                    lease_id,
+                    deleted: false,
+                };
+                m.insert(name.as_bytes(), meta.encode())?;
+                Ok(true)
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(Abort::Dict(e)) => e,
+                TransactionError::Abort(Abort::Retry) => {
+                    DictError::Unavailable("dict create retried".into())
+                }
+                TransactionError::Storage(e) => storage(e),
+            })?;
+        if created {
+            self.dict_sync()?;
+        }
+        Ok(created)
+    }
+
+    fn delete(&self, name: &str) -> Result<(), DictError> {
+        let old = self.dict_tx(name, |_, meta| {
+            let old = *meta;
+            meta.deleted = true;
+            meta.live = 0;
+            Ok(old)
+        })?;
+        self.dict_sync()?;
+        self.dict_empty_old_trees(&[
+            tree_name(old.data_id, 'e'),
+            tree_name(old.data_id, 'x'),
+            tree_name(old.lease_id, 'l'),
+        ])
+    }
+
+    fn exists(&self, name: &str) -> Result<bool, DictError> {
+        validate_name(name)?;
+        match self.dict_meta_of(name) {
+            Ok(_) => Ok(true),
+            Err(DictError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<DictInfo>, DictError> {
+        let mut out = Vec::new();
+        for item in self.dict_meta_tree()?.iter() {
+            let (k, v) = item.map_err(storage)?;
+            let name = String::from_utf8(k.to_vec())
+                .map_err(|_| DictError::Corrupt("a dict name is not UTF-8".into()))?;
+            let m = Meta::decode(&name, &v)?;
+            if m.deleted {
+                continue;
+            }
+            let len = match self.len(&name) {
+                Ok(n) => n,
+                // Deleted between the listing and the count.
+                Err(DictError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            out.push(DictInfo {
+                name,
+                len,
+                created_ms: m.created_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    fn get(&self, dict: &str, key: &str) -> Result<Option<DictEntry>, DictError> {
+        validate_name(dict)?;
+        check_key(key)?;
+        // Fast path: a read with nothing to record needs no transaction.
+        let meta = self.dict_meta_of(dict)?;
+        let t = self.dict_trees(&meta)?;
+        let Some(b) = t.entries.get(key.as_bytes()).map_err(storage)? else {
+            return Ok(None);
+        };
+        let h = Header::decode(key.as_bytes(), &b)?;
+        let now = self.clock.now_ms();
+        let idle = self.dict_idle_expiry_ms();
+        if !h.expired(now, idle) && !h.needs_touch(now, idle) {
+            return Ok(Some(DictEntry {
+                value: value_of(&b),
+                version: h.version,
+            }));
+        }
+        // Slow path: purge it or refresh its access time. Not fsynced: see
+        // the module docs.
+        self.dict_tx(dict, |tx, meta| {
+            let Some((h, b)) = tx.read(key)? else {
+                return Ok(None);
+            };
+            let value = value_of(&b);
+            if tx.expired(&h) {
+                tx.remove(key, &h)?;
+                meta.live = meta.live.saturating_sub(1);
+                return Ok(None);
+            }
+            if h.needs_touch(tx.now, tx.idle) {
+                let touched = Header {
+                    access: tx.now,
+                    ..h
+                };
+                tx.write(key, Some(&h), &touched, &value)?;
+            }
+            Ok(Some(DictEntry {
+                value,
+                version: h.version,
+            }))
+        })
+    }
+
+    fn get_many(&self, dict: &str, keys: &[String]) -> Result<Vec<Option<DictEntry>>, DictError> {
+        keys.iter().map(|k| self.get(dict, k)).collect()
+    }
+
+    fn put(
+        &self,
+        dict: &str,
+        key: &str,
+        value: &[u8],
+        opts: &PutOptions,
+    ) -> Result<PutOutcome, DictError> {
+        check_key(key)?;
+        check_value(value.len())?;
+        if opts.ttl_ms == Some(0) {
+            return Err(DictError::InvalidArgument(
+                "ttl must be at least 1 ms (omit it for the idle expiry)".into(),
+            ));
+        }
+        let outcome = self.dict_tx(dict, |tx, meta| {
+            let old = tx.read(key)?;
+            let live = old.as_ref().filter(|(h, _)| !tx.expired(h));
+            if opts.if_absent && live.is_some() {
+                return Ok(PutOutcome::Skipped);
+            }
+            if let Some(want) = opts.if_version
+                && live.map(|(h, _)| h.version) != Some(want)
+            {
+                return Err(abort(DictError::VersionMismatch { key: key.into() }));
+            }
+            let version = meta.next_counter(dict).map_err(abort)?;
+            let h = Header {
+                version,
+                access: tx.now,
+                deadline: opts
+                    .ttl_ms
+                    .map(|t| tx.now.saturating_add(t).max(1))
+                    .unwrap_or(0),
+            };
+            if old.is_none() {
+                meta.live += 1;
+            }
+            tx.write(key, old.as_ref().map(|(h, _)| h), &h, value)?;
+            Ok(PutOutcome::Written { version })
+        })?;
+        // A skip reports state another writer may not have made durable yet;
+        // syncing first means the answer never rests on a lost write.
+        self.dict_sync()?;
+        Ok(outcome)
+    }
+
+    fn pop(&self, dict: &str, key: &str) -> Result<Option<DictEntry>, DictError> {
+        check_key(key)?;
+        let popped = self.dict_tx(dict, |tx, meta| {
+            let Some((h, b)) = tx.read(key)? else {
+                return Ok(None);
+            };
+            tx.remove(key, &h)?;
+            meta.live = meta.live.saturating_sub(1);
+            if tx.expired(&h) {
+                return Ok(None);
+            }
+            Ok(Some(DictEntry {
+                value: value_of(&b),
+                version: h.version,
+            }))
+        })?;
+        if popped.is_some() {
+            self.dict_sync()?;
+        }
+        Ok(popped)
+    }
+
+    fn contains(&self, dict: &str, key: &str) -> Result<bool, DictError> {
+        Ok(self.get(dict, key)?.is_some())
+    }
+
+    fn len(&self, dict: &str) -> Result<u64, DictError> {
+        validate_name(dict)?;
+        self.dict_purge_due(dict, usize::MAX)?;
+        Ok(self.dict_meta_of(dict)?.live)
+    }
+
+    fn update(&self, dict: &str, entries: &[(String, Vec<u8>)]) -> Result<(), DictError> {
+        check_update_len(entries.len())?;
+        for (k, v) in entries {
+            check_key(k)?;
+            check_value(v.len())?;
+        }
+        if entries.is_empty() {
+            // Still report a missing dict.
+            validate_name(dict)?;
+            self.dict_meta_of(dict)?;
+            return Ok(());
+        }
+        self.dict_tx(dict, |tx, meta| {
+            for (key, value) in entries {
+                let old = tx.read(key)?;
+                let version = meta.next_counter(dict).map_err(abort)?;
+                let h = Header {
+                    version,
+                    access: tx.now,
+                    deadline: 0,
+                };
+                if old.is_none() {
+                    meta.live += 1;
+                }
+                tx.write(key, old.as_ref().map(|(h, _)| h), &h, value)?;
+            }
+            Ok(())
+        })?;
+        self.dict_sync()
+    }
+
+    fn scan(
+        &self,
+        dict: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+        with_values: bool,
+    ) -> Result<ScanPage, DictError> {
+        validate_name(dict)?;
+        check_key(prefix)?;
+        if let Some(c) = cursor {
+            check_key(c)?;
+        }
+        let limit = if limit == 0 || limit > MAX_SCAN_LIMIT {
+            MAX_SCAN_LIMIT
+        } else {
+            limit
+        } as usize;
+        let meta = self.dict_meta_of(dict)?;
+        let t = self.dict_trees(&meta)?;
+        let now = self.clock.now_ms();
+        let idle = self.dict_idle_expiry_ms();
+        // The cursor is the last key returned: continue strictly after it.
+        // Keys are the order, so a key present throughout is returned exactly
+        // once, whatever is written meanwhile.
+        let start = match cursor {
+            Some(c) if c.as_bytes() >= prefix.as_bytes() => Bound::Excluded(c.as_bytes().to_vec()),
+            _ => Bound::Included(prefix.as_bytes().to_vec()),
+        };
+        let mut items = Vec::new();
+        let mut more = false;
+        for item in t.entries.range((start, Bound::Unbounded)) {
+            let (k, v) = item.map_err(storage)?;
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            let h = Header::decode(&k, &v)?;
+            if h.expired(now, idle) {
+                continue;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            let key = String::from_utf8(k.to_vec())
+                .map_err(|_| DictError::Corrupt("a stored key is not UTF-8".into()))?;
+            items.push(ScanItem {
+                key,
+                value: with_values.then(|| value_of(&v)),
+                version: h.version,
+            });
+        }
+        let cursor = if more {
+            items.last().map(|i| i.key.clone())
+        } else {
+            None
+        };
+        Ok(ScanPage { items, cursor })
+    }
+
+    fn clear(&self, dict: &str) -> Result<(), DictError> {
+        validate_name(dict)?;
+        let new_data = self.dict_new_id()?;
+        let old = self.dict_tx(dict, |_, meta| {
+            let old = *meta;
+            meta.data_id = new_data;
+            meta.live = 0;
+            Ok(old)
+        })?;
+        self.dict_sync()?;
+        self.dict_empty_old_trees(&[tree_name(old.data_id, 'e'), tree_name(old.data_id, 'x')])
+    }
+
+    fn increment(&self, dict: &str, key: &str, delta: i64) -> Result<i64, DictError> {
+        check_key(key)?;
+        let n = self.dict_tx(dict, |tx, meta| {
+            let old = tx.read(key)?;
+            let live = old.as_ref().filter(|(h, _)| !tx.expired(h));
+            let base = match live {
+                Some((_, b)) => parse_counter(key, &value_of(b)).map_err(abort)?,
+                None => 0,
+            };
+            let n = base
+                .checked_add(delta)
+                .ok_or_else(|| abort(DictError::Overflow { key: key.into() }))?;
+            let version = meta.next_counter(dict).map_err(abort)?;
+            let h = Header {
+                version,
+                access: tx.now,
+                // An increment keeps the entry's own TTL, as Redis INCR does.
+                deadline: live.map(|(h, _)| h.deadline).unwrap_or(0),
+            };
+            if old.is_none() {
+                meta.live += 1;
+            }
+            tx.write(
+                key,
+                old.as_ref().map(|(h, _)| h),
+                &h,
+                n.to_string().as_bytes(),
+            )?;
+            Ok(n)
+        })?;
+        self.dict_sync()?;
+        Ok(n)
+    }
+
+    fn lock(&self, dict: &str, key: &str, ttl_ms: u64) -> Result<Option<LeaseInfo>, DictError> {
+        check_key(key)?;
+        if ttl_ms == 0 {
+            return Err(DictError::InvalidArgument(
+                "a lease ttl must be at least 1 ms".into(),
+            ));
+        }
+        let lease = self.dict_tx(dict, |tx, meta| {
+            if let Some(b) = tx.l.get(key.as_bytes())? {
+                let (_, expires) = decode_lease(key, &b).map_err(abort)?;
+                if expires > tx.now {
+                    return Ok(None);
+                }
+            }
+            // Tokens come from the dict's counter, which only grows and
+            // survives release, expiry, clear and delete: strictly growing
+            // per key.
+            let token = meta.next_counter(dict).map_err(abort)?;
+            let expires_at_ms = tx.now.saturating_add(ttl_ms);
+            tx.l.insert(key.as_bytes(), encode_lease(token, expires_at_ms))?;
+            Ok(Some(LeaseInfo {
+                token,
+                expires_at_ms,
+            }))
+        })?;
+        if lease.is_some() {
+            self.dict_sync()?;
+        }
+        Ok(lease)
+    }
+
+    fn renew(
+        &self,
+        dict: &str,
+        key: &str,
+        token: u64,
+        ttl_ms: u64,
+    ) -> Result<LeaseInfo, DictError> {
+        check_key(key)?;
+        if ttl_ms == 0 {
+            return Err(DictError::InvalidArgument(
+                "a lease ttl must be at least 1 ms".into(),
+            ));
+        }
+        let lease = self.dict_tx(dict, |tx, _| {
+            let lost = || abort(DictError::LeaseLost { key: key.into() });
+            let b = tx.l.get(key.as_bytes())?.ok_or_else(lost)?;
+            let (held, _) = decode_lease(key, &b).map_err(abort)?;
+            // An expired lease nobody took since is still ours to renew.
+            if held != token {
+                return Err(lost());
+            }
+            let expires_at_ms = tx.now.saturating_add(ttl_ms);
+            tx.l.insert(key.as_bytes(), encode_lease(token, expires_at_ms))?;
+            Ok(LeaseInfo {
+                token,
+                expires_at_ms,
+            })
+        })?;
+        self.dict_sync()?;
+        Ok(lease)
+    }
+
+    fn release(&self, dict: &str, key: &str, token: u64) -> Result<(), DictError> {
+        check_key(key)?;
+        let released = self.dict_tx(dict, |tx, _| {
+            if let Some(b) = tx.l.get(key.as_bytes())? {
+                let (held, _) = decode_lease(key, &b).map_err(abort)?;
+                if held == token {
+                    tx.l.remove(key.as_bytes())?;
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })?;
+        if released {
+            self.dict_sync()?;
+        }
+        Ok(())
+    }
+
+    fn sweep_expired(&self, max: usize) -> Result<usize, DictError> {
+        let mut names = Vec::new();
+        for item in self.dict_meta_tree()?.iter() {
+            let (k, v) = item.map_err(storage)?;
+            let name = String::from_utf8_lossy(&k).into_owned();
+            if !Meta::decode(&name, &v)?.deleted {
+                names.push(name);
+            }
+        }
+        let mut total = 0;
+        for name in names {
+            if total >= max {
+                break;
+            }
+            match self.dict_purge_due(&name, max - total) {
+                Ok(n) => total += n,
+                Err(DictError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.gc_dict_trees()?;
+        Ok(total)
+    }
+
+    fn limits(&self) -> DictLimits {
+        DictLimits {
+            max_key_bytes: MAX_KEY_BYTES,
+            max_value_bytes: MAX_VALUE_BYTES,
+            max_update_entries: MAX_UPDATE_ENTRIES,
+            max_scan_limit: MAX_SCAN_LIMIT,
+            idle_expiry_ms: self.dict_idle_expiry_ms(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::storage::clock::ManualClock;
+    use crate::storage::embedded::{DurabilityMode, EmbeddedOptions};
+
+    const T0: u64 = 1_000_000;
+
+    fn open(dir: &std::path::Path, idle: u64, clock: &ManualClock, fast: bool) -> EmbeddedStore {
+        let durability = if fast {
+            // The property test makes thousands of writes; fsyncing each
+            // would only slow it down. The durability barrier has its own
+            // tests; here the logic is under test.
+            DurabilityMode::Relaxed {
+                interval: Duration::from_secs(3600),
+            }
+        } else {
+            DurabilityMode::Sync
+        };
+        let opts = EmbeddedOptions {
+            durability,
+            dict_idle_expiry_ms: idle,
+            ..EmbeddedOptions::default()
+        };
+        EmbeddedStore::open_with_clock(dir, opts, Arc::new(clock.clone())).unwrap()
+    }
+
+    fn setup(idle: u64) -> (tempfile::TempDir, EmbeddedStore, ManualClock) {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let s = open(dir.path(), idle, &clock, true);
+        assert!(s.create("d").unwrap());
+        (dir, s, clock)
+    }
+
+    fn put(s: &EmbeddedStore, k: &str, v: &[u8]) -> u64 {
+        match s.put("d", k, v, &PutOptions::default()).unwrap() {
+            PutOutcome::Written { version } => version,
+            PutOutcome::Skipped => panic!("unconditional put skipped"),
+        }
+    }
+
+    fn get(s: &EmbeddedStore, k: &str) -> Option<Vec<u8>> {
+        s.get("d", k).unwrap().map(|e| e.value)
+    }
+
+    #[test]
+    fn names_are_validated_and_missing_dicts_are_not_found() {
+        let (_d, s, _c) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        assert!(!s.create("d").unwrap(), "second create reports it existed");
+        for bad in ["", ".x", "a/b", "a b", &"x".repeat(65), "é"] {
+            let e = s.create(bad).unwrap_err();
+            assert!(matches!(e, DictError::InvalidName { .. }), "{bad:?}: {e}");
+        }
+        assert!(s.create(&"x".repeat(64)).unwrap());
+        assert!(matches!(
+            s.get("nope", "k").unwrap_err(),
+            DictError::NotFound(n) if n == "nope"
+        ));
+        assert!(matches!(
+            s.put("nope", "k", b"v", &PutOptions::default()),
+            Err(DictError::NotFound(_))
+        ));
+        assert!(matches!(s.delete("nope"), Err(DictError::NotFound(_))));
+        assert!(!s.exists("nope").unwrap());
+        let names: Vec<String> = s.list().unwrap().into_iter().map(|i| i.name).collect();
+        assert_eq!(names, vec!["d".to_string(), "x".repeat(64)]);
+        s.delete("d").unwrap();
+        assert!(!s.exists("d").unwrap());
+        assert!(matches!(s.get("d", "k"), Err(DictError::NotFound(_))));
+    }
+
+    #[test]
+    fn versions_grow_per_dict_and_are_never_reused() {
+        let (dir, s, clock) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        let v1 = put(&s, "a", b"1");
+        let v2 = put(&s, "b", b"2");
+        assert!(v2 > v1);
+        s.pop("d", "b").unwrap();
+        let v3 = put(&s, "b", b"2");
+        assert!(v3 > v2);
+        s.clear("d").unwrap();
+        let v4 = put(&s, "b", b"2");
+        assert!(v4 > v3, "clear must not reset versions");
+        s.delete("d").unwrap();
+        s.create("d").unwrap();
+        let v5 = put(&s, "b", b"2");
+        assert!(v5 > v4, "delete and create again must not reset versions");
+        drop(s);
+        let s = open(dir.path(), DEFAULT_IDLE_EXPIRY_MS, &clock, true);
+        assert_eq!(s.get("d", "b").unwrap().unwrap().version, v5);
+        assert!(put(&s, "c", b"3") > v5, "the counter persists");
+    }
+
+    #[test]
+    fn cas_compares_versions_not_values() {
+        let (_d, s, _c) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        let v1 = put(&s, "k", b"same");
+        let cas = |v| PutOptions {
+            if_version: Some(v),
+            ..PutOptions::default()
+        };
+        let v2 = match s.put("d", "k", b"same", &cas(v1)).unwrap() {
+            PutOutcome::Written { version } => version,
+            PutOutcome::Skipped => panic!("skipped"),
+        };
+        // Same bytes, stale version: ABA is refused.
+        assert!(matches!(
+            s.put("d", "k", b"same", &cas(v1)),
+            Err(DictError::VersionMismatch { key }) if key == "k"
+        ));
+        assert_eq!(s.get("d", "k").unwrap().unwrap().version, v2);
+        assert!(matches!(
+            s.put("d", "absent", b"x", &cas(1)),
+            Err(DictError::VersionMismatch { .. })
+        ));
+        assert_eq!(get(&s, "absent"), None);
+    }
+
+    #[test]
+    fn if_absent_writes_once_and_reports_it() {
+        let (_d, s, clock) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        let once = PutOptions {
+            if_absent: true,
+            ttl_ms: Some(1000),
+            ..PutOptions::default()
+        };
+        assert!(matches!(
+            s.put("d", "lock", b"me", &once).unwrap(),
+            PutOutcome::Written { .. }
+        ));
+        assert_eq!(
+            s.put("d", "lock", b"you", &once).unwrap(),
+            PutOutcome::Skipped
+        );
+        assert_eq!(get(&s, "lock").unwrap(), b"me");
+        clock.advance_ms(1000);
+        // Expired: absent again.
+        assert!(matches!(
+            s.put("d", "lock", b"you", &once).unwrap(),
+            PutOutcome::Written { .. }
+        ));
+        assert_eq!(get(&s, "lock").unwrap(), b"you");
+        assert_eq!(s.len("d").unwrap(), 1);
+    }
+
+    #[test]
+    fn idle_expiry_counts_reads_and_writes() {
+        // idle 32 s: slack 1 s, so an entry lives 33 s after its last
+        // recorded access.
+        let (_d, s, clock) = setup(32_000);
+        put(&s, "a", b"1");
+        put(&s, "b", b"2");
+        clock.advance_ms(20_000);
+        assert!(get(&s, "b").is_some(), "a read at 20 s refreshes b");
+        clock.advance_ms(12_999);
+        assert!(get(&s, "a").is_some(), "a lives until 33 s");
+        clock.advance_ms(1);
+        assert_eq!(get(&s, "a"), None, "a expired at 33 s without access");
+        assert_eq!(s.len("d").unwrap(), 1);
+        // b was read at 20 s (refreshed; its read at 33 s refreshed too).
+        clock.advance_ms(32_999);
+        assert!(s.contains("d", "b").unwrap());
+        clock.advance_ms(33_000);
+        assert!(!s.contains("d", "b").unwrap());
+        assert_eq!(s.len("d").unwrap(), 0);
+    }
+
+    #[test]
+    fn reads_refresh_only_after_a_fraction_of_the_idle_period() {
+        let (_d, s, clock) = setup(32_000);
+        put(&s, "a", b"1");
+        let meta = s.dict_meta_of("d").unwrap();
+        let entries = s.dict_trees(&meta).unwrap().entries;
+        let access = || {
+            Header::decode(b"a", &entries.get("a").unwrap().unwrap())
+                .unwrap()
+                .access
+        };
+        clock.advance_ms(999);
+        get(&s, "a");
+        assert_eq!(access(), T0, "a read within the slack writes nothing");
+        clock.advance_ms(1);
+        get(&s, "a");
+        assert_eq!(access(), T0 + 1000);
+    }
+
+    #[test]
+    fn own_ttl_is_not_extended_by_reads() {
+        let (_d, s, clock) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        let ttl = PutOptions {
+            ttl_ms: Some(5_000),
+            ..PutOptions::default()
+        };
+        s.put("d", "t", b"x", &ttl).unwrap();
+        clock.advance_ms(4_999);
+        assert!(get(&s, "t").is_some());
+        clock.advance_ms(1);
+        assert_eq!(get(&s, "t"), None);
+        // A plain put puts the key back on the idle clock.
+        s.put("d", "u", b"x", &ttl).unwrap();
+        put(&s, "u", b"y");
+        clock.advance_ms(10_000);
+        assert_eq!(get(&s, "u").unwrap(), b"y");
+        assert!(matches!(
+            s.put(
+                "d",
+                "z",
+                b"x",
+                &PutOptions {
+                    ttl_ms: Some(0),
+                    ..PutOptions::default()
+                }
+            ),
+            Err(DictError::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn len_is_exact_and_sweep_uses_the_index() {
+        let (_d, s, clock) = setup(10_000);
+        let ttl = |ms| PutOptions {
+            ttl_ms: Some(ms),
+            ..PutOptions::default()
+        };
+        for i in 0..10 {
+            s.put("d", &format!("t{i}"), b"x", &ttl(100)).unwrap();
+        }
+        for i in 0..5 {
+            put(&s, &format!("p{i}"), b"x");
+        }
+        assert_eq!(s.len("d").unwrap(), 15);
+        clock.advance_ms(100);
+        assert_eq!(s.len("d").unwrap(), 5, "expired entries never count");
+        assert_eq!(s.sweep_expired(100).unwrap(), 0, "len purged them already");
+        for i in 0..4 {
+            s.put("d", &format!("t{i}"), b"x", &ttl(100)).unwrap();
+        }
+        clock.advance_ms(100);
+        assert_eq!(s.sweep_expired(1).unwrap(), 1, "max bounds a sweep");
+        assert_eq!(s.sweep_expired(100).unwrap(), 3);
+        let meta = s.dict_meta_of("d").unwrap();
+        let t = s.dict_trees(&meta).unwrap();
+        assert_eq!(t.entries.len(), 5);
+        assert_eq!(t.index.len(), 5, "the index holds one key per entry");
+        assert_eq!(meta.live, 5);
+        // Idle entries: 10 s + slack.
+        clock.advance_ms(10_000 + 10_000 / TOUCH_FRACTION);
+        assert_eq!(s.sweep_expired(100).unwrap(), 5);
+        assert_eq!(s.len("d").unwrap(), 0);
+    }
+
+    #[test]
+    fn idle_period_can_change_at_run_time() {
+        let (_d, s, clock) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        put(&s, "a", b"1");
+        clock.advance_ms(3_200);
+        assert!(get(&s, "a").is_some());
+        s.set_dict_idle_expiry_ms(3_200);
+        assert_eq!(s.limits().idle_expiry_ms, 3_200);
+        clock.advance_ms(3_300);
+        assert_eq!(s.len("d").unwrap(), 0);
+    }
+
+    #[test]
+    fn scan_pages_by_key_without_skips_or_repeats_under_writes() {
+        let (_d, s, _c) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        for i in (0..100).step_by(2) {
+            put(&s, &format!("k{i:03}"), b"v");
+        }
+        put(&s, "other", b"v");
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut round = 0;
+        loop {
+            let page = s
+                .scan("d", "k", cursor.as_deref(), 7, round % 2 == 0)
+                .unwrap();
+            assert!(page.items.len() <= 7);
+            for it in &page.items {
+                assert_eq!(it.value.is_some(), round % 2 == 0);
+                seen.push(it.key.clone());
+            }
+            // Writes between pages: odd keys before and after the cursor,
+            // and a delete of a key not yet reached.
+            put(&s, &format!("k{:03}", 2 * round + 1), b"new");
+            s.pop("d", &format!("k{:03}", 98 - 2 * round)).unwrap();
+            round += 1;
+            match page.cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, seen, "keys come once each, in order");
+        // Every even key that was never deleted was returned.
+        for i in (0..100).step_by(2) {
+            let k = format!("k{i:03}");
+            if get(&s, &k).is_some() && i < 50 {
+                assert!(seen.contains(&k), "{k} skipped");
+            }
+        }
+        assert!(!seen.iter().any(|k| k == "other"));
+        // Limits clamp.
+        for i in 0..1_100 {
+            put(&s, &format!("z{i:05}"), b"");
+        }
+        assert_eq!(s.scan("d", "z", None, 0, false).unwrap().items.len(), 1_000);
+        assert_eq!(
+            s.scan("d", "z", None, 50_000, false).unwrap().items.len(),
+            1_000
+        );
+        let last = s.scan("d", "z", Some("z01000"), 1_000, false).unwrap();
+        assert_eq!(last.items.len(), 99);
+        assert_eq!(last.cursor, None, "the last page says it is the last");
+        // A cursor before the prefix starts at the prefix.
+        assert_eq!(
+            s.scan("d", "z", Some("a"), 1, false).unwrap().items[0].key,
+            "z00000"
+        );
+    }
+
+    #[test]
+    fn increment_uses_decimal_text_and_never_panics() {
+        let (_d, s, _c) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        assert_eq!(s.increment("d", "n", 5).unwrap(), 5);
+        assert_eq!(s.increment("d", "n", -7).unwrap(), -2);
+        assert_eq!(get(&s, "n").unwrap(), b"-2");
+        put(&s, "j", b"41");
+        assert_eq!(s.increment("d", "j", 1).unwrap(), 42);
+        for bad in [&b"abc"[..], b"", b" 1", b"1.5", b"\xff\xfe", &[0u8; 8][..]] {
+            put(&s, "bad", bad);
+            assert!(
+                matches!(s.increment("d", "bad", 1), Err(DictError::NotACounter { ref key }) if key == "bad"),
+                "{bad:?}"
+            );
+            assert_eq!(get(&s, "bad").unwrap(), bad, "left as it was");
+        }
+        put(&s, "max", i64::MAX.to_string().as_bytes());
+        assert!(matches!(
+            s.increment("d", "max", 1),
+            Err(DictError::Overflow { .. })
+        ));
+        assert_eq!(s.increment("d", "max", -1).unwrap(), i64::MAX - 1);
+        put(&s, "min", i64::MIN.to_string().as_bytes());
+        assert!(matches!(
+            s.increment("d", "min", -1),
+            Err(DictError::Overflow { .. })
+        ));
+    }
+
+    #[test]
+    fn leases_fence_with_growing_tokens() {
+        let (dir, s, clock) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        let a = s.lock("d", "job", 1_000).unwrap().unwrap();
+        assert_eq!(a.expires_at_ms, T0 + 1_000);
+        assert_eq!(s.lock("d", "job", 1_000).unwrap(), None, "held");
+        let other = s.lock("d", "other-job", 1_000).unwrap().unwrap();
+        assert_ne!(other.token, a.token);
+        // Renewing keeps it.
+        clock.advance_ms(900);
+        s.renew("d", "job", a.token, 1_000).unwrap();
+        clock.advance_ms(900);
+        assert_eq!(s.lock("d", "job", 1_000).unwrap(), None);
+        // Expired and not taken: still renewable.
+        clock.advance_ms(200);
+        s.renew("d", "job", a.token, 1_000).unwrap();
+        clock.advance_ms(1_000);
+        let b = s.lock("d", "job", 1_000).unwrap().unwrap();
+        assert!(b.token > a.token);
+        assert!(matches!(
+            s.renew("d", "job", a.token, 1_000),
+            Err(DictError::LeaseLost { key }) if key == "job"
+        ));
+        // Releasing a lost lease does nothing; the holder's release frees it.
+        s.release("d", "job", a.token).unwrap();
+        assert_eq!(s.lock("d", "job", 1_000).unwrap(), None);
+        s.release("d", "job", b.token).unwrap();
+        let c = s.lock("d", "job", 1_000).unwrap().unwrap();
+        assert!(c.token > b.token, "tokens grow across release");
+        s.release("d", "job", c.token).unwrap();
+        s.clear("d").unwrap();
+        let d = s.lock("d", "job", 1_000).unwrap().unwrap();
+        assert!(d.token > c.token, "and across clear");
+        drop(s);
+        let s = open(dir.path(), DEFAULT_IDLE_EXPIRY_MS, &clock, true);
+        assert_eq!(s.lock("d", "job", 1_000).unwrap(), None, "persisted");
+        clock.advance_ms(1_000);
+        s.delete("d").unwrap();
+        s.create("d").unwrap();
+        let e = s.lock("d", "job", 1_000).unwrap().unwrap();
+        assert!(e.token > d.token, "and across restart, delete and create");
+        assert!(matches!(
+            s.lock("d", "job", 0),
+            Err(DictError::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn limits_are_enforced_with_clear_errors() {
+        let (_d, s, _c) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        let long = "k".repeat(4097);
+        let e = s.put("d", &long, b"", &PutOptions::default()).unwrap_err();
+        assert!(
+            matches!(e, DictError::InvalidKey(_)) && e.to_string().contains("4096"),
+            "{e}"
+        );
+        assert!(matches!(s.get("d", &long), Err(DictError::InvalidKey(_))));
+        put(&s, &"k".repeat(4096), b"ok");
+        let big = vec![0u8; MAX_VALUE_BYTES as usize + 1];
+        let e = s.put("d", "big", &big, &PutOptions::default()).unwrap_err();
+        assert!(
+            matches!(e, DictError::TooLarge(_)) && e.to_string().contains("104857600"),
+            "{e}"
+        );
+        drop(big);
+        let many: Vec<(String, Vec<u8>)> = (0..10_001)
+            .map(|i| (format!("u{i}"), b"1".to_vec()))
+            .collect();
+        let e = s.update("d", &many).unwrap_err();
+        assert!(
+            matches!(e, DictError::TooLarge(_)) && e.to_string().contains("10000"),
+            "{e}"
+        );
+        assert_eq!(s.len("d").unwrap(), 1, "nothing of the update landed");
+        s.update("d", &many[..10_000]).unwrap();
+        assert_eq!(s.len("d").unwrap(), 10_001);
+        let l = s.limits();
+        assert_eq!(
+            (l.max_key_bytes, l.max_value_bytes, l.max_update_entries),
+            (4096, 100 << 20, 10_000)
+        );
+    }
+
+    #[test]
+    fn update_is_all_or_nothing() {
+        let (_d, s, _c) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        let bad = vec![
+            ("a".to_string(), b"1".to_vec()),
+            ("k".repeat(5000), b"2".to_vec()),
+        ];
+        assert!(s.update("d", &bad).is_err());
+        assert_eq!(get(&s, "a"), None);
+        s.update(
+            "d",
+            &[
+                ("a".into(), b"1".to_vec()),
+                ("b".into(), b"2".to_vec()),
+                ("a".into(), b"3".to_vec()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(get(&s, "a").unwrap(), b"3", "the last of a key wins");
+        assert_eq!(s.len("d").unwrap(), 2);
+        let many = s
+            .get_many("d", &["b".into(), "zz".into(), "a".into()])
+            .unwrap();
+        assert_eq!(
+            many.into_iter()
+                .map(|e| e.map(|e| e.value))
+                .collect::<Vec<_>>(),
+            vec![Some(b"2".to_vec()), None, Some(b"3".to_vec())]
+        );
+    }
+
+    #[test]
+    fn corrupt_records_are_errors_not_panics() {
+        let (_d, s, _c) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        put(&s, "ok", b"1");
+        let meta = s.dict_meta_of("d").unwrap();
+        let t = s.dict_trees(&meta).unwrap();
+        t.entries.insert("bad", &b"\x01short"[..]).unwrap();
+        t.leases.insert("bad", &b"\x09"[..]).unwrap();
+        assert!(matches!(s.get("d", "bad"), Err(DictError::Corrupt(_))));
+        assert!(matches!(
+            s.put("d", "bad", b"x", &PutOptions::default()),
+            Err(DictError::Corrupt(_))
+        ));
+        assert!(matches!(
+            s.increment("d", "bad", 1),
+            Err(DictError::Corrupt(_))
+        ));
+        assert!(matches!(
+            s.scan("d", "", None, 10, true),
+            Err(DictError::Corrupt(_))
+        ));
+        assert!(matches!(s.lock("d", "bad", 10), Err(DictError::Corrupt(_))));
+        assert_eq!(get(&s, "ok").unwrap(), b"1", "the rest still reads");
+        t.meta.insert("d", &b"\x01\x02"[..]).unwrap();
+        assert!(matches!(s.get("d", "ok"), Err(DictError::Corrupt(_))));
+        assert!(matches!(s.list(), Err(DictError::Corrupt(_))));
+    }
+
+    #[test]
+    fn writes_survive_reopen_and_clear_frees_old_trees() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        {
+            let s = open(dir.path(), DEFAULT_IDLE_EXPIRY_MS, &clock, false);
+            s.create("d").unwrap();
+            put(&s, "k", b"durable");
+            s.create("e").unwrap();
+            put_in(&s, "e", "x");
+            s.clear("e").unwrap();
+            put_in(&s, "e", "y");
+        }
+        let s = open(dir.path(), DEFAULT_IDLE_EXPIRY_MS, &clock, false);
+        assert_eq!(get(&s, "k").unwrap(), b"durable");
+        assert_eq!(s.get("e", "x").unwrap(), None);
+        assert_eq!(s.len("e").unwrap(), 1);
+        let trees = || s.db.tree_names().len();
+        let before = trees();
+        s.sweep_expired(10).unwrap();
+        s.sweep_expired(10).unwrap();
+        assert_eq!(trees(), before - 2, "the cleared trees are dropped");
+        assert_eq!(s.get("e", "y").unwrap().unwrap().value, b"v");
+    }
+
+    fn put_in(s: &EmbeddedStore, dict: &str, k: &str) {
+        s.put(dict, k, b"v", &PutOptions::default()).unwrap();
+    }
+
+    #[test]
+    fn background_sweeper_runs_and_stops() {
+        let (_d, s, clock) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        s.put(
+            "d",
+            "t",
+            b"x",
+            &PutOptions {
+                ttl_ms: Some(10),
+                ..PutOptions::default()
+            },
+        )
+        .unwrap();
+        clock.advance_ms(10);
+        let sweeper = s.spawn_dict_sweeper(Duration::from_millis(5));
+        let start = std::time::Instant::now();
+        while s.dict_meta_of("d").unwrap().live != 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "never swept");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(sweeper);
+    }
+
+    #[test]
+    fn contending_threads_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let s = open(dir.path(), DEFAULT_IDLE_EXPIRY_MS, &clock, false);
+        s.create("d").unwrap();
+        const THREADS: usize = 8;
+        let barrier = std::sync::Barrier::new(THREADS);
+        let winners: usize = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..THREADS)
+                .map(|i| {
+                    let (s, barrier) = (&s, &barrier);
+                    sc.spawn(move || {
+                        barrier.wait();
+                        let mut won = 0;
+                        // if-absent: one winner per key.
+                        for k in 0..10 {
+                            let o = s
+                                .put(
+                                    "d",
+                                    &format!("once{k}"),
+                                    format!("{i}").as_bytes(),
+                                    &PutOptions {
+                                        if_absent: true,
+                                        ..PutOptions::default()
+                                    },
+                                )
+                                .unwrap();
+                            if matches!(o, PutOutcome::Written { .. }) {
+                                won += 1;
+                            }
+                        }
+                        for _ in 0..25 {
+                            s.increment("d", "n", 1).unwrap();
+                            // CAS loop: read, add, write if unchanged.
+                            loop {
+                                let cur = s.get("d", "cas").unwrap();
+                                let (n, opts) = match cur {
+                                    Some(e) => (
+                                        parse_counter("cas", &e.value).unwrap(),
+                                        PutOptions {
+                                            if_version: Some(e.version),
+                                            ..PutOptions::default()
+                                        },
+                                    ),
+                                    None => (
+                                        0,
+                                        PutOptions {
+                                            if_absent: true,
+                                            ..PutOptions::default()
+                                        },
+                                    ),
+                                };
+                                match s.put("d", "cas", (n + 1).to_string().as_bytes(), &opts) {
+                                    Ok(PutOutcome::Written { .. }) => break,
+                                    Ok(PutOutcome::Skipped)
+                                    | Err(DictError::VersionMismatch { .. }) => continue,
+                                    Err(e) => panic!("{e}"),
+                                }
+                            }
+                        }
+                        won
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(winners, 10, "exactly one winner per if-absent key");
+        assert_eq!(get(&s, "n").unwrap(), (THREADS * 25).to_string().as_bytes());
+        assert_eq!(
+            get(&s, "cas").unwrap(),
+            (THREADS * 25).to_string().as_bytes()
+        );
+        assert!(
+            s.durability().rounds() < (THREADS * 85) as u64,
+            "group commit shares fsyncs"
+        );
+    }
+
+    // ---- model-based property test ----
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put {
+            key: &'static str,
+            value: Vec<u8>,
+            if_absent: bool,
+            /// Some(true): the current version; Some(false): a wrong one.
+            cas: Option<bool>,
+            ttl: Option<u64>,
+        },
+        Get(&'static str),
+        Pop(&'static str),
+        Contains(&'static str),
+        Len,
+        Update(Vec<(&'static str, Vec<u8>)>),
+        Incr(&'static str, i64),
+        Scan {
+            prefix: &'static str,
+            limit: u32,
+            values: bool,
+        },
+        Clear,
+        Advance(u64),
+        Sweep,
+    }
+
+    const KEYS: &[&str] = &["a", "ab", "abc", "b", "ba"];
+    const IDLE: u64 = 1_000;
+
+    fn key() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(KEYS)
+    }
+
+    fn value() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            (-3i64..3).prop_map(|n| n.to_string().into_bytes()),
+            prop::collection::vec(any::<u8>(), 0..6),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (key(), value(), any::<bool>(), prop::option::of(any::<bool>()),
+                  prop::option::of(1u64..2_000))
+                .prop_map(|(key, value, if_absent, cas, ttl)| Op::Put {
+                    key, value, if_absent, cas, ttl
+                }),
+            3 => key().prop_map(Op::Get),
+            1 => key().prop_map(Op::Pop),
+            1 => key().prop_map(Op::Contains),
+            1 => Just(Op::Len),
+            1 => prop::collection::vec((key(), value()), 0..4).prop_map(Op::Update),
+            2 => (key(), prop_oneof![-3i64..3, Just(i64::MAX), Just(i64::MIN)])
+                .prop_map(|(k, d)| Op::Incr(k, d)),
+            1 => (prop::sample::select(&["", "a", "ab", "b", "c"][..]), 1u32..4, any::<bool>())
+                .prop_map(|(prefix, limit, values)| Op::Scan { prefix, limit, values }),
+            1 => Just(Op::Clear),
+            3 => prop_oneof![0u64..40, 0u64..1_200].prop_map(Op::Advance),
+            1 => Just(Op::Sweep),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    struct MEntry {
+        value: Vec<u8>,
+        version: u64,
+        access: u64,
+        deadline: u64,
+    }
+
+    /// The specification, written plainly: a sorted map with explicit
+    /// access times and deadlines.
+    #[derive(Debug, Default)]
+    struct Model {
+        map: BTreeMap<String, MEntry>,
+        counter: u64,
+        now: u64,
+    }
+
+    impl Model {
+        fn expired(&self, e: &MEntry) -> bool {
+            if e.deadline != 0 {
+                self.now >= e.deadline
+            } else {
+                self.now >= e.access + IDLE + IDLE / TOUCH_FRACTION
+            }
+        }
+        /// The live entry (expired ones are removed, as the store does).
+        fn live(&mut self, key: &str) -> Option<MEntry> {
+            let e = self.map.get(key)?.clone();
+            if self.expired(&e) {
+                self.map.remove(key);
+                return None;
+            }
+            Some(e)
+        }
+        /// A read: like `live`, plus the access-time refresh.
+        fn read(&mut self, key: &str) -> Option<MEntry> {
+            let e = self.live(key)?;
+            let now = self.now;
+            if e.deadline == 0 && now - e.access >= IDLE / TOUCH_FRACTION {
+                if let Some(m) = self.map.get_mut(key) {
+                    m.access = now;
+                }
+            }
+            Some(e)
+        }
+        /// Overwrite without purging an expired record first (the store
+        /// overwrites it in place).
+        fn write(&mut self, key: &str, value: Vec<u8>, deadline: u64) -> u64 {
+            self.counter += 1;
+            self.map.insert(
+                key.into(),
+                MEntry {
+                    value,
+                    version: self.counter,
+                    access: self.now,
+                    deadline,
+                },
+            );
+            self.counter
+        }
+        fn due(&self) -> usize {
+            self.map.values().filter(|e| self.expired(e)).count()
+        }
+    }
+
+    fn run_ops(ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let s = open(dir.path(), IDLE, &clock, true);
+        s.create("d").unwrap();
+        let mut m = Model {
+            now: T0,
+            ..Model::default()
+        };
+        for op in ops {
+            match op {
+                Op::Put {
+                    key,
+                    value,
+                    if_absent,
+                    cas,
+                    ttl,
+                } => {
+                    let cur = m.live(key).map(|e| e.version);
+                    let if_version = cas.map(|good| {
+                        let v = cur.unwrap_or(0);
+                        if good { v } else { v + 1_000 }
+                    });
+                    let got = s.put(
+                        "d",
+                        key,
+                        &value,
+                        &PutOptions {
+                            if_absent,
+                            if_version,
+                            ttl_ms: ttl,
+                        },
+                    );
+                    if if_absent && cur.is_some() {
+                        prop_assert_eq!(got.unwrap(), PutOutcome::Skipped);
+                    } else if if_version.is_some() && if_version != cur {
+                        prop_assert!(
+                            matches!(got, Err(DictError::VersionMismatch { .. })),
+                            "{:?}",
+                            got
+                        );
+                    } else {
+                        let deadline = ttl.map(|t| m.now + t).unwrap_or(0);
+                        let version = m.write(key, value, deadline);
+                        prop_assert_eq!(got.unwrap(), PutOutcome::Written { version });
+                    }
+                }
+                Op::Get(key) => {
+                    let want = m.read(key).map(|e| DictEntry {
+                        value: e.value,
+                        version: e.version,
+                    });
+                    prop_assert_eq!(s.get("d", key).unwrap(), want);
+                }
+                Op::Contains(key) => {
+                    let want = m.read(key).is_some();
+                    prop_assert_eq!(s.contains("d", key).unwrap(), want);
+                }
+                Op::Pop(key) => {
+                    let want = m.live(key).map(|e| DictEntry {
+                        value: e.value,
+                        version: e.version,
+                    });
+                    m.map.remove(key);
+                    prop_assert_eq!(s.pop("d", key).unwrap(), want);
+                }
+                Op::Len => {
+                    let now = m.now;
+                    let idle_deadline = |e: &MEntry| e.access + IDLE + IDLE / TOUCH_FRACTION;
+                    m.map.retain(|_, e| {
+                        if e.deadline != 0 {
+                            now < e.deadline
+                        } else {
+                            now < idle_deadline(e)
+                        }
+                    });
+                    prop_assert_eq!(s.len("d").unwrap(), m.map.len() as u64);
+                }
+                Op::Update(pairs) => {
+                    let owned: Vec<(String, Vec<u8>)> = pairs
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.clone()))
+                        .collect();
+                    s.update("d", &owned).unwrap();
+                    for (k, v) in pairs {
+                        m.write(k, v, 0);
+                    }
+                }
+                Op::Incr(key, delta) => {
+                    let cur = m.live(key);
+                    let got = s.increment("d", key, delta);
+                    let base = match &cur {
+                        None => Some(0),
+                        Some(e) => std::str::from_utf8(&e.value)
+                            .ok()
+                            .and_then(|t| t.parse::<i64>().ok()),
+                    };
+                    match base {
+                        None => prop_assert!(
+                            matches!(got, Err(DictError::NotACounter { .. })),
+                            "{:?}",
+                            got
+                        ),
+                        Some(b) => match b.checked_add(delta) {
+                            None => prop_assert!(
+                                matches!(got, Err(DictError::Overflow { .. })),
+                                "{:?}",
+                                got
+                            ),
+                            Some(n) => {
+                                prop_assert_eq!(got.unwrap(), n);
+                                let deadline = cur.map(|e| e.deadline).unwrap_or(0);
+                                m.write(key, n.to_string().into_bytes(), deadline);
+                            }
+                        },
+                    }
+                }
+                Op::Scan {
+                    prefix,
+                    limit,
+                    values,
+                } => {
+                    let mut got = Vec::new();
+                    let mut cursor: Option<String> = None;
+                    loop {
+                        let page = s
+                            .scan("d", prefix, cursor.as_deref(), limit, values)
+                            .unwrap();
+                        prop_assert!(page.items.len() <= limit as usize);
+                        got.extend(page.items);
+                        match page.cursor {
+                            Some(c) => cursor = Some(c),
+                            None => break,
+                        }
+                    }
+                    let want: Vec<ScanItem> = m
+                        .map
+                        .iter()
+                        .filter(|(k, e)| k.starts_with(prefix) && !m.expired(e))
+                        .map(|(k, e)| ScanItem {
+                            key: k.clone(),
+                            value: values.then(|| e.value.clone()),
+                            version: e.version,
+                        })
+                        .collect();
+                    prop_assert_eq!(got, want);
+                }
+                Op::Clear => {
+                    s.clear("d").unwrap();
+                    m.map.clear();
+                }
+                Op::Advance(ms) => {
+                    clock.advance_ms(ms);
+                    m.now += ms;
+                }
+                Op::Sweep => {
+                    let due = m.due();
+                    let now = m.now;
+                    m.map.retain(|_, e| {
+                        if e.deadline != 0 {
+                            now < e.deadline
+                        } else {
+                            now < e.access + IDLE + IDLE / TOUCH_FRACTION
+                        }
+                    });
+                    prop_assert_eq!(s.sweep_expired(usize::MAX).unwrap(), due);
+                }
+            }
+        }
+        // The bookkeeping agrees with the entries at the end.
+        let meta = s.dict_meta_of("d").unwrap();
+        let t = s.dict_trees(&meta).unwrap();
+        prop_assert_eq!(meta.live as usize, t.entries.len());
+        prop_assert_eq!(t.index.len(), t.entries.len());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn behaves_like_a_sorted_map_with_expiry(ops in prop::collection::vec(op(), 1..60)) {
+            run_ops(ops)?;
+        }
+    }
+}

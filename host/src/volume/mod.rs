@@ -1,0 +1,755 @@
+//! Volumes as guests see them: the `vessel:storage/volume` interface, the
+//! per-container mount state ([`VolumeCtx`]) and its lifecycle (commit,
+//! reload, background and final commits).
+//!
+//! A handle from `mounted(path)` works on the container's working tree
+//! (private until `commit`); a handle from `from-name` of a volume that is
+//! not mounted works on the stored head directly, so each of its writes is
+//! a commit of its own.
+
+pub mod mount;
+pub mod wasi;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Resource, ResourceTable};
+
+use crate::bindings::vessel::storage::volume::{self as wit, CommitInfo, Entry, EntryKind};
+use crate::container::Grant;
+use crate::error::{StorageError, WitError};
+use crate::storage::volume::{
+    Change, Node, NodeKind, VolumeError, VolumeStore, check_volume_name, normalize_path,
+};
+pub use mount::{Mount, MountError, VolumeMount};
+
+/// Most bytes one `read-file` call returns.
+pub const MAX_READ_BYTES: u64 = 64 << 20;
+
+/// The host state behind one guest `volume` handle.
+#[derive(Debug)]
+pub struct VolumeHandle {
+    pub name: String,
+    /// The mount this handle works on, if the volume is mounted.
+    mount: Option<usize>,
+    /// For unmounted handles: the version last seen.
+    version: u64,
+}
+
+/// A descriptor the guest holds under a mount.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenFd {
+    pub mount: usize,
+    /// Path inside the mount (`""` for its root).
+    pub rel: String,
+    pub write: bool,
+    pub dir: bool,
+}
+
+/// Per-container volume state.
+#[derive(Debug, Default)]
+pub struct VolumeCtx {
+    pub(crate) store: Option<Arc<dyn VolumeStore>>,
+    pub(crate) grant: Grant,
+    pub(crate) mounts: Vec<Mount>,
+    /// Descriptor reps under mounts (see `wasi`).
+    pub(crate) fds: HashMap<u32, OpenFd>,
+}
+
+impl VolumeCtx {
+    pub fn new(store: Option<Arc<dyn VolumeStore>>, grant: Grant, mounts: Vec<Mount>) -> Self {
+        VolumeCtx {
+            store,
+            grant,
+            mounts,
+            fds: HashMap::new(),
+        }
+    }
+
+    /// The mount at guest path `guest`.
+    pub(crate) fn mount_index(&self, guest: &str) -> Option<usize> {
+        let guest = guest.trim_end_matches('/');
+        self.mounts
+            .iter()
+            .position(|m| m.guest.trim_end_matches('/') == guest)
+    }
+
+    fn store(&self) -> Result<&Arc<dyn VolumeStore>, StorageError> {
+        self.store.as_ref().ok_or_else(|| {
+            StorageError::Guest(WitError::Unavailable("no volume store configured".into()))
+        })
+    }
+
+    /// Paths of files open under mount `i`, live ones only.
+    fn open_files(&self, table: &ResourceTable, i: usize, writers_only: bool) -> BTreeSet<String> {
+        self.fds
+            .iter()
+            .filter(|(rep, fd)| {
+                fd.mount == i
+                    && !fd.dir
+                    && (!writers_only || fd.write)
+                    && table
+                        .get(&Resource::<
+                            wasmtime_wasi::p2::bindings::filesystem::types::Descriptor,
+                        >::new_borrow(**rep))
+                        .is_ok()
+            })
+            .map(|(_, fd)| fd.rel.clone())
+            .collect()
+    }
+
+    /// Commits every writable mount (at shutdown, or in the background while
+    /// the guest runs). A background commit leaves out files open for
+    /// writing, so it never publishes a half-written file.
+    pub fn commit_all(&mut self, table: &ResourceTable, background: bool) -> Vec<MountError> {
+        let mut errors = Vec::new();
+        let Some(store) = self.store.clone() else {
+            return errors;
+        };
+        for i in 0..self.mounts.len() {
+            let skip = if background {
+                self.open_files(table, i, true)
+            } else {
+                BTreeSet::new()
+            };
+            if let Some(m) = self.mounts.get_mut(i)
+                && !m.read_only
+                && !m.dirty.is_empty()
+                && let Err(e) = m.commit(&store, &skip)
+            {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+}
+
+impl From<VolumeError> for StorageError {
+    fn from(e: VolumeError) -> Self {
+        let msg = e.to_string();
+        StorageError::Guest(match e {
+            VolumeError::NotFound(_) | VolumeError::NoSuchPath { .. } => WitError::NotFound(msg),
+            VolumeError::AlreadyExists(_) => WitError::AlreadyExists(msg),
+            VolumeError::InvalidName { .. } | VolumeError::InvalidPath { .. } => {
+                WitError::InvalidArgument(msg)
+            }
+            VolumeError::NoSpace { .. } => WitError::NoSpace(msg),
+            VolumeError::Unavailable(_) => WitError::Unavailable(msg),
+            VolumeError::Blob(_) | VolumeError::Corrupt(_) | VolumeError::Io(_) => {
+                WitError::Io(msg)
+            }
+        })
+    }
+}
+
+impl From<MountError> for StorageError {
+    fn from(e: MountError) -> Self {
+        match e {
+            MountError::Store(e) => e.into(),
+            MountError::ReadOnly { .. } => {
+                StorageError::Guest(WitError::AccessDenied(e.to_string()))
+            }
+            MountError::Io { .. } => StorageError::Guest(WitError::Io(e.to_string())),
+        }
+    }
+}
+
+fn io_to_wit(path: &str, e: io::Error) -> StorageError {
+    let msg = format!("{path}: {e}");
+    StorageError::Guest(match e.kind() {
+        io::ErrorKind::NotFound => WitError::NotFound(msg),
+        io::ErrorKind::AlreadyExists => WitError::AlreadyExists(msg),
+        io::ErrorKind::PermissionDenied => WitError::AccessDenied(msg),
+        io::ErrorKind::InvalidInput
+        | io::ErrorKind::NotADirectory
+        | io::ErrorKind::IsADirectory => WitError::InvalidArgument(msg),
+        _ => WitError::Io(msg),
+    })
+}
+
+fn entry_of(path: String, node: &Node) -> Entry {
+    Entry {
+        path,
+        kind: match node.kind {
+            NodeKind::File => EntryKind::File,
+            NodeKind::Dir => EntryKind::Directory,
+            NodeKind::Symlink => EntryKind::Symlink,
+        },
+        size: node.size,
+        mtime: node.mtime_ms / 1000,
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> StorageError {
+    StorageError::Guest(WitError::InvalidArgument(msg.into()))
+}
+
+/// A [`VolumeCtx`] together with the resource table, the `self` of the
+/// generated host traits.
+pub struct VolumeCtxView<'a> {
+    pub ctx: &'a mut VolumeCtx,
+    pub table: &'a mut ResourceTable,
+}
+
+/// Anything that can lend a [`VolumeCtxView`]; the store's data implements it.
+pub trait VolumeView: Send {
+    fn volume(&mut self) -> VolumeCtxView<'_>;
+}
+
+struct HasVolume;
+
+impl HasData for HasVolume {
+    type Data<'a> = VolumeCtxView<'a>;
+}
+
+/// Adds `vessel:storage/volume` to `linker`.
+pub fn add_to_linker<T: VolumeView + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasVolume>(linker, |t| t.volume())
+}
+
+impl crate::bindings::vessel::storage::types::Host for VolumeCtxView<'_> {
+    fn convert_error(&mut self, err: StorageError) -> wasmtime::Result<crate::error::WitError> {
+        err.into_wit()
+    }
+}
+
+impl wit::Host for VolumeCtxView<'_> {}
+
+impl VolumeCtxView<'_> {
+    /// The mount index and store of a handle.
+    fn handle(
+        &self,
+        h: &Resource<VolumeHandle>,
+    ) -> Result<(String, Option<usize>, u64), StorageError> {
+        let v = self.table.get(h)?;
+        Ok((v.name.clone(), v.mount, v.version))
+    }
+
+    fn mount_mut(&mut self, i: usize) -> Result<&mut Mount, StorageError> {
+        self.ctx
+            .mounts
+            .get_mut(i)
+            .ok_or_else(|| StorageError::trap("volume handle names a mount that does not exist"))
+    }
+
+    fn writable_mount(&mut self, i: usize) -> Result<&mut Mount, StorageError> {
+        let m = self.mount_mut(i)?;
+        if m.read_only {
+            return Err(StorageError::Guest(WitError::AccessDenied(format!(
+                "volume `{}` is mounted read-only at {}",
+                m.volume, m.guest
+            ))));
+        }
+        Ok(m)
+    }
+}
+
+/// Lists `dir` of a working tree (cap-std, so it cannot leave the mount).
+fn walk(
+    root: &cap_std::fs::Dir,
+    dir: &str,
+    recursive: bool,
+    out: &mut Vec<Entry>,
+) -> io::Result<()> {
+    let listing = if dir.is_empty() {
+        root.entries()?
+    } else {
+        root.read_dir(dir)?
+    };
+    let mut names: Vec<String> = Vec::new();
+    for e in listing {
+        names.push(e?.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    for name in names {
+        if name.starts_with(".vessel-copy-up-") {
+            continue;
+        }
+        let path = if dir.is_empty() {
+            name
+        } else {
+            format!("{dir}/{name}")
+        };
+        let meta = root.symlink_metadata(&path)?;
+        let kind = if meta.is_dir() {
+            EntryKind::Directory
+        } else if meta.is_symlink() {
+            EntryKind::Symlink
+        } else {
+            EntryKind::File
+        };
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.into_std().duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        let is_dir = meta.is_dir();
+        out.push(Entry {
+            path: path.clone(),
+            kind,
+            size: if is_dir { 0 } else { meta.len() },
+            mtime,
+        });
+        if recursive && is_dir {
+            walk(root, &path, true, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn parents(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = path;
+    while let Some((p, _)) = cur.rsplit_once('/') {
+        out.push(p.to_owned());
+        cur = p;
+    }
+    out.reverse();
+    out
+}
+
+impl wit::HostVolume for VolumeCtxView<'_> {
+    async fn mounted(&mut self, path: String) -> Result<Resource<VolumeHandle>, StorageError> {
+        let i = self.ctx.mount_index(&path).ok_or_else(|| {
+            StorageError::Guest(WitError::NotFound(format!(
+                "no volume is mounted at {path}"
+            )))
+        })?;
+        let name = self.mount_mut(i)?.volume.clone();
+        Ok(self.table.push(VolumeHandle {
+            name,
+            mount: Some(i),
+            version: 0,
+        })?)
+    }
+
+    async fn from_name(
+        &mut self,
+        name: String,
+        create_if_missing: bool,
+    ) -> Result<Resource<VolumeHandle>, StorageError> {
+        check_volume_name(&name)?;
+        if !self.ctx.grant.allows(&name) {
+            return Err(StorageError::Guest(WitError::AccessDenied(format!(
+                "this function is not granted volume `{name}`"
+            ))));
+        }
+        // A mounted volume opened by name works on the mount, as in Modal
+        // (`Volume.from_name(...)` then `.commit()`).
+        if let Some(i) = self.ctx.mounts.iter().position(|m| m.volume == name) {
+            return Ok(self.table.push(VolumeHandle {
+                name,
+                mount: Some(i),
+                version: 0,
+            })?);
+        }
+        let store = self.ctx.store()?.clone();
+        if create_if_missing {
+            store.create(&name)?;
+        }
+        let version = store.info(&name)?.version;
+        Ok(self.table.push(VolumeHandle {
+            name,
+            mount: None,
+            version,
+        })?)
+    }
+
+    async fn name(&mut self, self_: Resource<VolumeHandle>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&self_)?.name.clone())
+    }
+
+    async fn version(&mut self, self_: Resource<VolumeHandle>) -> wasmtime::Result<u64> {
+        let v = self.table.get(&self_)?;
+        Ok(match v.mount {
+            Some(i) => self.ctx.mounts.get(i).map_or(0, |m| m.version),
+            None => v.version,
+        })
+    }
+
+    async fn commit(&mut self, self_: Resource<VolumeHandle>) -> Result<CommitInfo, StorageError> {
+        let (name, mount, _) = self.handle(&self_)?;
+        let store = self.ctx.store()?.clone();
+        let info = match mount {
+            Some(i) => {
+                // TODO(blocking): commits fsync on the async thread; move to a
+                // blocking task once mounts can be shared with one.
+                let m = self.writable_mount(i)?;
+                m.commit(&store, &BTreeSet::new())?
+            }
+            None => {
+                let version = store.info(&name)?.version;
+                self.table.get_mut(&self_)?.version = version;
+                crate::storage::volume::CommitInfo {
+                    version,
+                    changed: 0,
+                    removed: 0,
+                }
+            }
+        };
+        Ok(CommitInfo {
+            version: info.version,
+            changed: info.changed,
+            removed: info.removed,
+        })
+    }
+
+    async fn reload(&mut self, self_: Resource<VolumeHandle>) -> Result<u64, StorageError> {
+        let (name, mount, _) = self.handle(&self_)?;
+        let store = self.ctx.store()?.clone();
+        match mount {
+            Some(i) => {
+                let open = self.ctx.open_files(self.table, i, false);
+                if !open.is_empty() {
+                    return Err(StorageError::Guest(WitError::Busy(
+                        open.into_iter().collect(),
+                    )));
+                }
+                let m = self.mount_mut(i)?;
+                if !m.read_only {
+                    m.commit(&store, &BTreeSet::new())?;
+                }
+                Ok(m.reload(&store)?)
+            }
+            None => {
+                let version = store.info(&name)?.version;
+                self.table.get_mut(&self_)?.version = version;
+                Ok(version)
+            }
+        }
+    }
+
+    async fn listdir(
+        &mut self,
+        self_: Resource<VolumeHandle>,
+        path: String,
+        recursive: bool,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let (name, mount, _) = self.handle(&self_)?;
+        let rel = normalize_path(&path)?;
+        match mount {
+            Some(i) => {
+                let m = self.mount_mut(i)?;
+                let mut out = Vec::new();
+                walk(&m.root, &rel, recursive, &mut out).map_err(|e| io_to_wit(&path, e))?;
+                Ok(out)
+            }
+            None => {
+                let store = self.ctx.store()?.clone();
+                Ok(store
+                    .list_dir(&name, &rel, recursive)?
+                    .into_iter()
+                    .map(|(p, n)| entry_of(p, &n))
+                    .collect())
+            }
+        }
+    }
+
+    async fn read_file(
+        &mut self,
+        self_: Resource<VolumeHandle>,
+        path: String,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, StorageError> {
+        if length > MAX_READ_BYTES {
+            return Err(StorageError::Guest(WitError::TooLarge(format!(
+                "read-file length {length} is over the per-call limit of {MAX_READ_BYTES} bytes; read in ranges"
+            ))));
+        }
+        let (name, mount, _) = self.handle(&self_)?;
+        let rel = normalize_path(&path)?;
+        match mount {
+            Some(i) => {
+                use std::io::{Read, Seek, SeekFrom};
+                let m = self.mount_mut(i)?;
+                let meta = m.root.metadata(&rel).map_err(|e| io_to_wit(&path, e))?;
+                if meta.is_dir() {
+                    return Err(invalid(format!("{path} is a directory")));
+                }
+                let mut f = m.root.open(&rel).map_err(|e| io_to_wit(&path, e))?;
+                let available = meta.len().saturating_sub(offset).min(length);
+                // `available` is at most MAX_READ_BYTES, checked above.
+                let mut buf = Vec::with_capacity(usize::try_from(available).unwrap_or(0));
+                f.seek(SeekFrom::Start(offset))
+                    .map_err(|e| io_to_wit(&path, e))?;
+                f.take(available)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| io_to_wit(&path, e))?;
+                Ok(buf)
+            }
+            None => {
+                let store = self.ctx.store()?.clone();
+                let node = store.node(&name, &rel)?.ok_or_else(|| {
+                    StorageError::Guest(WitError::NotFound(format!("{path} in volume `{name}`")))
+                })?;
+                match (node.kind, node.blob) {
+                    (NodeKind::File, Some(blob)) => Ok(store.read_blob(&blob, offset, length)?),
+                    _ => Err(invalid(format!("{path} is not a file"))),
+                }
+            }
+        }
+    }
+
+    async fn write_file(
+        &mut self,
+        self_: Resource<VolumeHandle>,
+        path: String,
+        data: Vec<u8>,
+        overwrite: bool,
+    ) -> Result<(), StorageError> {
+        let (name, mount, _) = self.handle(&self_)?;
+        let rel = normalize_path(&path)?;
+        if rel.is_empty() {
+            return Err(invalid("write-file needs a file path, not the volume root"));
+        }
+        match mount {
+            Some(i) => {
+                let m = self.writable_mount(i)?;
+                match m.root.symlink_metadata(&rel) {
+                    Ok(meta) if meta.is_dir() => {
+                        return Err(StorageError::Guest(WitError::AlreadyExists(format!(
+                            "{path} is a directory"
+                        ))));
+                    }
+                    Ok(_) if !overwrite => {
+                        return Err(StorageError::Guest(WitError::AlreadyExists(format!(
+                            "{path} exists (pass overwrite to replace it)"
+                        ))));
+                    }
+                    _ => {}
+                }
+                let new_parents: Vec<String> = parents(&rel)
+                    .into_iter()
+                    .filter(|p| m.root.symlink_metadata(p).is_err())
+                    .collect();
+                let creates =
+                    new_parents.len() as u64 + u64::from(m.root.symlink_metadata(&rel).is_err());
+                if m.inodes.saturating_add(creates) > m.inode_limit {
+                    return Err(StorageError::Guest(WitError::NoSpace(format!(
+                        "volume `{}` would exceed its limit of {} inodes",
+                        m.volume, m.inode_limit
+                    ))));
+                }
+                for p in &new_parents {
+                    m.root.create_dir(p).map_err(|e| io_to_wit(&path, e))?;
+                    m.dirty.insert(p.clone());
+                }
+                // A fresh file renamed over the old one: a blob link at
+                // `rel` is replaced, never written through.
+                let tmp = format!("{rel}.vessel-tmp");
+                m.root.write(&tmp, &data).map_err(|e| io_to_wit(&path, e))?;
+                m.root
+                    .rename(&tmp, &m.root, &rel)
+                    .map_err(|e| io_to_wit(&path, e))?;
+                m.inodes += creates;
+                m.dirty.insert(rel);
+                Ok(())
+            }
+            None => {
+                let store = self.ctx.store()?.clone();
+                match store.node(&name, &rel)? {
+                    Some(n) if n.kind == NodeKind::Dir => {
+                        return Err(StorageError::Guest(WitError::AlreadyExists(format!(
+                            "{path} is a directory"
+                        ))));
+                    }
+                    Some(_) if !overwrite => {
+                        return Err(StorageError::Guest(WitError::AlreadyExists(format!(
+                            "{path} exists (pass overwrite to replace it)"
+                        ))));
+                    }
+                    _ => {}
+                }
+                let blob = store.put_blob(&data)?;
+                let node = Node {
+                    kind: NodeKind::File,
+                    blob: Some(blob),
+                    size: data.len() as u64,
+                    mtime_ms: now_ms(),
+                    mode: 0o644,
+                    target: None,
+                };
+                let info = store.commit(&name, &[Change::Put { path: rel, node }])?;
+                self.table.get_mut(&self_)?.version = info.version;
+                Ok(())
+            }
+        }
+    }
+
+    async fn remove(
+        &mut self,
+        self_: Resource<VolumeHandle>,
+        path: String,
+        recursive: bool,
+    ) -> Result<(), StorageError> {
+        let (name, mount, _) = self.handle(&self_)?;
+        let rel = normalize_path(&path)?;
+        if rel.is_empty() {
+            return Err(invalid("cannot remove the volume root"));
+        }
+        match mount {
+            Some(i) => {
+                let m = self.writable_mount(i)?;
+                let meta = m
+                    .root
+                    .symlink_metadata(&rel)
+                    .map_err(|e| io_to_wit(&path, e))?;
+                let mut gone = 1u64;
+                if meta.is_dir() {
+                    let mut inner = Vec::new();
+                    walk(&m.root, &rel, true, &mut inner).map_err(|e| io_to_wit(&path, e))?;
+                    if !inner.is_empty() && !recursive {
+                        return Err(invalid(format!(
+                            "{path} is a non-empty directory (remove it recursively)"
+                        )));
+                    }
+                    gone += inner.len() as u64;
+                    m.root
+                        .remove_dir_all(&rel)
+                        .map_err(|e| io_to_wit(&path, e))?;
+                } else {
+                    m.root.remove_file(&rel).map_err(|e| io_to_wit(&path, e))?;
+                }
+                m.inodes = m.inodes.saturating_sub(gone);
+                m.dirty.insert(rel);
+                Ok(())
+            }
+            None => {
+                let store = self.ctx.store()?.clone();
+                let node = store.node(&name, &rel)?.ok_or_else(|| {
+                    StorageError::Guest(WitError::NotFound(format!("{path} in volume `{name}`")))
+                })?;
+                if node.kind == NodeKind::Dir
+                    && !recursive
+                    && !store.list_dir(&name, &rel, false)?.is_empty()
+                {
+                    return Err(invalid(format!(
+                        "{path} is a non-empty directory (remove it recursively)"
+                    )));
+                }
+                let info = store.commit(&name, &[Change::Remove { path: rel }])?;
+                self.table.get_mut(&self_)?.version = info.version;
+                Ok(())
+            }
+        }
+    }
+
+    async fn copy(
+        &mut self,
+        self_: Resource<VolumeHandle>,
+        srcs: Vec<String>,
+        dst: String,
+    ) -> Result<(), StorageError> {
+        let (name, mount, _) = self.handle(&self_)?;
+        if srcs.is_empty() {
+            return Err(invalid("copy needs at least one source"));
+        }
+        let dst_rel = normalize_path(&dst)?;
+        let mut pairs = Vec::new();
+        match mount {
+            Some(i) => {
+                let m = self.writable_mount(i)?;
+                let dst_is_dir = m.root.metadata(&dst_rel).is_ok_and(|x| x.is_dir());
+                if srcs.len() > 1 && !dst_is_dir {
+                    return Err(invalid(format!(
+                        "copying several files needs an existing directory as destination; {dst} is not one"
+                    )));
+                }
+                for src in &srcs {
+                    let src_rel = normalize_path(src)?;
+                    let base = src_rel.rsplit('/').next().unwrap_or(&src_rel).to_owned();
+                    let to = if dst_is_dir {
+                        join_rel(&dst_rel, &base)
+                    } else {
+                        dst_rel.clone()
+                    };
+                    pairs.push((src_rel, to));
+                }
+                let new = pairs
+                    .iter()
+                    .filter(|(_, to)| m.root.symlink_metadata(to).is_err())
+                    .count() as u64;
+                if m.inodes.saturating_add(new) > m.inode_limit {
+                    return Err(StorageError::Guest(WitError::NoSpace(format!(
+                        "volume `{}` would exceed its limit of {} inodes",
+                        m.volume, m.inode_limit
+                    ))));
+                }
+                for (from, to) in pairs {
+                    if m.root
+                        .metadata(&from)
+                        .map_err(|e| io_to_wit(&from, e))?
+                        .is_dir()
+                    {
+                        return Err(invalid(format!("{from} is a directory; copy copies files")));
+                    }
+                    let tmp = format!("{to}.vessel-tmp");
+                    m.root
+                        .copy(&from, &m.root, &tmp)
+                        .map_err(|e| io_to_wit(&from, e))?;
+                    m.root
+                        .rename(&tmp, &m.root, &to)
+                        .map_err(|e| io_to_wit(&to, e))?;
+                    m.dirty.insert(to);
+                }
+                m.inodes += new;
+                Ok(())
+            }
+            None => {
+                let store = self.ctx.store()?.clone();
+                let dst_is_dir = store
+                    .node(&name, &dst_rel)?
+                    .is_some_and(|n| n.kind == NodeKind::Dir);
+                if srcs.len() > 1 && !dst_is_dir {
+                    return Err(invalid(format!(
+                        "copying several files needs an existing directory as destination; {dst} is not one"
+                    )));
+                }
+                let mut changes = Vec::new();
+                for src in &srcs {
+                    let src_rel = normalize_path(src)?;
+                    let node = store.node(&name, &src_rel)?.ok_or_else(|| {
+                        StorageError::Guest(WitError::NotFound(format!("{src} in volume `{name}`")))
+                    })?;
+                    if node.kind == NodeKind::Dir {
+                        return Err(invalid(format!("{src} is a directory; copy copies files")));
+                    }
+                    let base = src_rel.rsplit('/').next().unwrap_or(&src_rel).to_owned();
+                    let to = if dst_is_dir {
+                        join_rel(&dst_rel, &base)
+                    } else {
+                        dst_rel.clone()
+                    };
+                    // Same content, same blob: a copy costs no bytes.
+                    changes.push(Change::Put { path: to, node });
+                }
+                let info = store.commit(&name, &changes)?;
+                self.table.get_mut(&self_)?.version = info.version;
+                Ok(())
+            }
+        }
+    }
+
+    async fn drop(&mut self, rep: Resource<VolumeHandle>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+fn join_rel(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

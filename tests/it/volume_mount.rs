@@ -1,0 +1,432 @@
+//! Volumes mounted into containers: snapshots, private writes, commit,
+//! reload, background and final commits, blob immutability, limits and
+//! escapes, through the volprobe component running in the host.
+
+use serde_json::{Value, json};
+use vessel_host::call::{CallArgs, Export, build_params, find_export, to_json};
+use vessel_host::container::{Container, ContainerConfig, HostState, linker};
+use vessel_host::engine::{EngineConfig, VesselEngine};
+use vessel_host::service::Service;
+use vessel_host::storage::embedded::EmbeddedOptions;
+use vessel_host::volume::VolumeMount;
+use wasmtime::component::{Component, Instance, Linker};
+
+use vessel_tests::guest;
+
+struct Env {
+    dir: tempfile::TempDir,
+    service: Service,
+    engine: VesselEngine,
+    linker: Linker<HostState>,
+    component: Component,
+}
+
+struct Live {
+    c: Container,
+    inst: Instance,
+    env_engine: VesselEngine,
+    component: Component,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env::with_options(EmbeddedOptions::default())
+    }
+
+    fn with_options(options: EmbeddedOptions) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let service = Service::open_embedded(dir.path(), options).unwrap();
+        let engine = VesselEngine::new(EngineConfig { cache_dir: None }).unwrap();
+        let linker = linker(&engine).unwrap();
+        let component = engine.load(&guest("volprobe")).unwrap().0;
+        Env {
+            dir,
+            service,
+            engine,
+            linker,
+            component,
+        }
+    }
+
+    fn volumes(&self) -> &std::sync::Arc<dyn vessel_host::storage::volume::VolumeStore> {
+        self.service.stores.volumes.as_ref().unwrap()
+    }
+
+    fn config(&self, mounts: &[(&str, &str)]) -> ContainerConfig {
+        ContainerConfig {
+            stores: self.service.stores.clone(),
+            work_dir: Some(self.dir.path().join("containers")),
+            volume_mounts: mounts
+                .iter()
+                .map(|(volume, guest)| VolumeMount {
+                    guest: (*guest).to_owned(),
+                    volume: (*volume).to_owned(),
+                    read_only: false,
+                })
+                .collect(),
+            background_commit: None,
+            ..ContainerConfig::default()
+        }
+    }
+
+    async fn start(&self, config: ContainerConfig) -> Live {
+        let mut c = Container::new(&self.engine, &config).unwrap();
+        let inst = c.instantiate(&self.linker, &self.component).await.unwrap();
+        Live {
+            c,
+            inst,
+            env_engine: self.engine.clone(),
+            component: self.component.clone(),
+        }
+    }
+}
+
+impl Live {
+    fn export(&self, name: &str) -> Export {
+        find_export(&self.env_engine, &self.component, "volprobe", name).unwrap()
+    }
+
+    async fn try_call(&mut self, name: &str, args: Value) -> Result<Value, String> {
+        let export = self.export(name);
+        let params = build_params(
+            &export,
+            &CallArgs {
+                args: Some(args),
+                flags: vec![],
+            },
+        )
+        .unwrap();
+        let func = self
+            .inst
+            .get_func(self.c.store_mut(), export.index)
+            .unwrap();
+        let r = self
+            .c
+            .call(func, &params, usize::from(export.result.is_some()))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(r.as_ref().map(to_json).unwrap_or(Value::Null))
+    }
+
+    async fn call(&mut self, name: &str, args: Value) -> Value {
+        self.try_call(name, args).await.unwrap()
+    }
+}
+
+fn ok() -> Value {
+    json!({"ok": null})
+}
+
+#[tokio::test]
+async fn writes_are_private_until_commit_and_others_see_them_after_reload() {
+    let env = Env::new();
+    env.volumes().create("vol").unwrap();
+    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    let mut b = env.start(env.config(&[("vol", "/data")])).await;
+    assert_eq!(
+        a.call("fs-write", json!(["/data/x.txt", "hello"])).await,
+        ok()
+    );
+    assert_eq!(
+        a.call("fs-read", json!(["/data/x.txt"])).await,
+        json!({"ok": "hello"})
+    );
+    // Not committed: b does not see it, nor does the store.
+    assert!(
+        b.call("fs-read", json!(["/data/x.txt"]))
+            .await
+            .get("err")
+            .is_some()
+    );
+    assert!(env.volumes().node("vol", "x.txt").unwrap().is_none());
+    let info = a.call("commit", json!(["/data"])).await;
+    assert_eq!(info, json!({"ok": "1 1 0"}), "version 1, one change");
+    assert!(env.volumes().node("vol", "x.txt").unwrap().is_some());
+    // b still sees its snapshot until it reloads.
+    assert!(
+        b.call("fs-read", json!(["/data/x.txt"]))
+            .await
+            .get("err")
+            .is_some()
+    );
+    assert_eq!(b.call("reload", json!(["/data"])).await, json!({"ok": 1}));
+    assert_eq!(
+        b.call("fs-read", json!(["/data/x.txt"])).await,
+        json!({"ok": "hello"})
+    );
+    // A new container starts from the latest version.
+    let mut c = env.start(env.config(&[("vol", "/data")])).await;
+    assert_eq!(
+        c.call("fs-read", json!(["/data/x.txt"])).await,
+        json!({"ok": "hello"})
+    );
+    assert_eq!(c.call("version", json!(["/data"])).await, json!({"ok": 1}));
+}
+
+#[tokio::test]
+async fn guest_writes_never_touch_stored_blobs() {
+    let env = Env::new();
+    env.volumes().create("vol").unwrap();
+    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    a.call("fs-write", json!(["/data/f", "original"])).await;
+    a.call("commit", json!(["/data"])).await;
+    let node = env.volumes().node("vol", "f").unwrap().unwrap();
+    let blob = node.blob.unwrap();
+
+    // A new container gets the file as a link to the blob; appending,
+    // truncating and rewriting must copy it up first.
+    let mut b = env.start(env.config(&[("vol", "/data")])).await;
+    assert_eq!(b.call("fs-append", json!(["/data/f", "+more"])).await, ok());
+    assert_eq!(
+        b.call("fs-read", json!(["/data/f"])).await,
+        json!({"ok": "original+more"})
+    );
+    assert_eq!(
+        env.volumes().read_blob(&blob, 0, 100).unwrap(),
+        b"original",
+        "the stored blob is unchanged"
+    );
+    let mut c = env.start(env.config(&[("vol", "/data")])).await;
+    assert_eq!(
+        c.call("fs-write", json!(["/data/f", "rewritten"])).await,
+        ok()
+    );
+    assert_eq!(env.volumes().read_blob(&blob, 0, 100).unwrap(), b"original");
+    // A third container still sees the committed content.
+    let mut d = env.start(env.config(&[("vol", "/data")])).await;
+    assert_eq!(
+        d.call("fs-read", json!(["/data/f"])).await,
+        json!({"ok": "original"})
+    );
+    // Commits from b then c: last writer wins.
+    b.call("commit", json!(["/data"])).await;
+    c.call("commit", json!(["/data"])).await;
+    d.call("reload", json!(["/data"])).await;
+    assert_eq!(
+        d.call("fs-read", json!(["/data/f"])).await,
+        json!({"ok": "rewritten"})
+    );
+}
+
+#[tokio::test]
+async fn commit_publishes_dirs_renames_and_removals() {
+    let env = Env::new();
+    env.volumes().create("vol").unwrap();
+    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    a.call("fs-mkdir", json!(["/data/empty"])).await;
+    a.call("fs-mkdir", json!(["/data/d/e"])).await;
+    a.call("fs-write", json!(["/data/d/e/f.txt", "f"])).await;
+    a.call("fs-write", json!(["/data/gone.txt", "g"])).await;
+    a.call("commit", json!(["/data"])).await;
+    assert_eq!(
+        a.call("fs-rename", json!(["/data/d", "/data/moved"])).await,
+        ok()
+    );
+    assert_eq!(a.call("fs-remove", json!(["/data/gone.txt"])).await, ok());
+    a.call("commit", json!(["/data"])).await;
+    let mut b = env.start(env.config(&[("vol", "/data")])).await;
+    assert_eq!(
+        b.call("fs-list", json!(["/data"])).await,
+        json!({"ok": ["empty", "moved"]})
+    );
+    assert_eq!(
+        b.call("fs-read", json!(["/data/moved/e/f.txt"])).await,
+        json!({"ok": "f"})
+    );
+}
+
+#[tokio::test]
+async fn reload_with_open_files_is_busy_and_changes_nothing() {
+    let env = Env::new();
+    env.volumes().create("vol").unwrap();
+    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    a.call("fs-write", json!(["/data/open.txt", "x"])).await;
+    let r = a
+        .call("reload-while-open", json!(["/data", "/data/open.txt"]))
+        .await;
+    let err = r
+        .get("err")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    assert!(err.contains("busy") && err.contains("open.txt"), "{r}");
+    // Nothing was committed by the failed reload.
+    assert!(env.volumes().node("vol", "open.txt").unwrap().is_none());
+    // With the file closed, reload works (and commits first).
+    assert_eq!(a.call("reload", json!(["/data"])).await, json!({"ok": 1}));
+}
+
+#[tokio::test]
+async fn final_commit_after_a_trap_and_background_commits() {
+    let env = Env::new();
+    env.volumes().create("vol").unwrap();
+    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    let r = a
+        .try_call("write-then-trap", json!(["/data/t.txt", "kept"]))
+        .await;
+    assert!(r.is_err());
+    a.c.shutdown().unwrap();
+    assert!(env.volumes().node("vol", "t.txt").unwrap().is_some());
+
+    // Background commits while the guest runs.
+    let mut config = env.config(&[("vol", "/data")]);
+    config.background_commit = Some(std::time::Duration::from_millis(100));
+    let mut b = env.start(config.clone()).await;
+    b.call("write-then-spin", json!(["/data/bg.txt", "bg", 700]))
+        .await;
+    assert!(
+        env.volumes().node("vol", "bg.txt").unwrap().is_some(),
+        "committed in the background before the container ended"
+    );
+
+    // A file open for writing across background commits is not published
+    // half-written: either absent or whole.
+    let mut c = env.start(config).await;
+    c.call(
+        "write-slowly",
+        json!(["/data/slow.txt", "first-", "second", 700]),
+    )
+    .await;
+    match env.volumes().node("vol", "slow.txt").unwrap() {
+        None => {}
+        Some(n) => assert_eq!(n.size, "first-second".len() as u64, "torn file published"),
+    }
+    c.c.shutdown().unwrap();
+    let n = env.volumes().node("vol", "slow.txt").unwrap().unwrap();
+    assert_eq!(n.size, 12);
+}
+
+#[tokio::test]
+async fn inode_limit_gives_enospc_on_the_crossing_create() {
+    let mut options = EmbeddedOptions::default();
+    options.volume_inode_limit = 10;
+    let env = Env::with_options(options);
+    env.volumes().create("vol").unwrap();
+    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    a.call("fs-mkdir", json!(["/data/d"])).await;
+    let r = a.call("create-many", json!(["/data/d", 50])).await;
+    assert_eq!(r[0], json!(9), "1 dir + 9 files = 10 inodes: {r}");
+    let msg = r[1].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("StorageFull") || msg.contains("No space"),
+        "{msg}"
+    );
+    a.call("commit", json!(["/data"])).await;
+    assert_eq!(env.volumes().info("vol").unwrap().inodes, 10);
+}
+
+#[tokio::test]
+async fn no_escape_from_a_mount() {
+    let env = Env::new();
+    env.volumes().create("vol").unwrap();
+    env.volumes().create("other").unwrap();
+    let mut a = env
+        .start(env.config(&[("vol", "/data"), ("other", "/other")]))
+        .await;
+    for p in [
+        "/data/../../etc/passwd",
+        "/data/../scratch-escape",
+        "/etc/passwd",
+    ] {
+        assert!(
+            a.call("fs-read", json!([p])).await.get("err").is_some(),
+            "{p}"
+        );
+    }
+    a.call("fs-write", json!(["/data/a", "a"])).await;
+    // Renames between mounts, or from a mount to scratch, are refused.
+    let r = a.call("fs-rename", json!(["/data/a", "/other/a"])).await;
+    assert!(r.get("err").is_some(), "{r}");
+    let r = a.call("fs-rename", json!(["/data/a", "/a"])).await;
+    assert!(r.get("err").is_some(), "{r}");
+    assert_eq!(
+        a.call("fs-read", json!(["/data/a"])).await,
+        json!({"ok": "a"})
+    );
+}
+
+#[tokio::test]
+async fn object_api_without_a_mount() {
+    let env = Env::new();
+    let mut a = env.start(env.config(&[])).await;
+    assert_eq!(
+        a.call(
+            "obj-write",
+            json!(["objs", "dir/a.txt", "hello world", false])
+        )
+        .await,
+        ok()
+    );
+    let r = a
+        .call("obj-write", json!(["objs", "dir/a.txt", "again", false]))
+        .await;
+    assert!(
+        r["err"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already exists"),
+        "{r}"
+    );
+    assert_eq!(
+        a.call("obj-read", json!(["objs", "dir/a.txt", 6, 100]))
+            .await,
+        json!({"ok": "world"})
+    );
+    a.call("obj-copy", json!(["objs", ["dir/a.txt"], "b.txt"]))
+        .await;
+    assert_eq!(
+        a.call("obj-list", json!(["objs", "", true])).await,
+        json!({"ok": ["b.txt:File:11", "dir:Directory:0", "dir/a.txt:File:11"]})
+    );
+    let r = a.call("obj-remove", json!(["objs", "dir", false])).await;
+    assert!(
+        r["err"].as_str().unwrap_or_default().contains("non-empty"),
+        "{r}"
+    );
+    assert_eq!(
+        a.call("obj-remove", json!(["objs", "dir", true])).await,
+        ok()
+    );
+    let r = a.call("obj-read", json!(["objs", "dir/a.txt", 0, 1])).await;
+    assert!(
+        r["err"].as_str().unwrap_or_default().contains("not found"),
+        "{r}"
+    );
+    let r = a
+        .call("obj-read", json!(["objs", "b.txt", 0, 1u64 << 40]))
+        .await;
+    assert!(
+        r["err"].as_str().unwrap_or_default().contains("too large"),
+        "{r}"
+    );
+    let r = a
+        .call("obj-write", json!(["objs", "../x", "x", true]))
+        .await;
+    assert!(
+        r["err"].as_str().unwrap_or_default().contains("invalid"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn grants_limit_from_name() {
+    let env = Env::new();
+    env.volumes().create("mine").unwrap();
+    env.volumes().create("theirs").unwrap();
+    let mut config = env.config(&[]);
+    config.grants.volumes =
+        vessel_host::container::Grant::Only(["mine".to_owned()].into_iter().collect());
+    let mut a = env.start(config).await;
+    assert_eq!(
+        a.call("obj-write", json!(["mine", "x", "x", true])).await,
+        ok()
+    );
+    let r = a.call("obj-write", json!(["theirs", "x", "x", true])).await;
+    assert!(
+        r["err"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("access denied"),
+        "{r}"
+    );
+}
