@@ -7,6 +7,7 @@
 use crate::storage::Stores;
 use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore, OpenError};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The operations on one data directory's stores.
 #[derive(Debug, Clone)]
@@ -24,9 +25,10 @@ impl Service {
 
     /// Serves an already open embedded store.
     pub fn from_embedded(store: EmbeddedStore) -> Self {
-        // Each capability's store is added here as the embedded backend
-        // implements its trait.
-        let stores = Stores::default();
+        let stores = Stores {
+            dicts: Some(Arc::new(store.clone())),
+            volumes: Some(Arc::new(store.clone())),
+        };
         Service {
             stores,
             embedded: Some(store),
