@@ -21,6 +21,15 @@ pub struct Versioned {
     pub version: u64,
 }
 
+/// One key of a [`Dict::scan`] page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanItem {
+    pub key: String,
+    /// Present when the scan asked for values.
+    pub value: Option<Vec<u8>>,
+    pub version: u64,
+}
+
 /// The limits the host enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -207,6 +216,58 @@ impl Dict {
                 None => return Ok(out),
             }
         }
+    }
+
+    /// One page of keys starting with `prefix`, after `cursor` (the last
+    /// key of the previous page), at most `limit` (clamped by the host).
+    /// Returns the items and the cursor of the next page (`None`: done).
+    /// Pages never skip or repeat a key that exists throughout the scan.
+    pub fn scan(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+        with_values: bool,
+    ) -> Result<(Vec<ScanItem>, Option<String>), Error> {
+        let page = self.inner.scan(prefix, cursor, limit, with_values)?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|i| ScanItem {
+                key: i.key,
+                value: i.value,
+                version: i.version,
+            })
+            .collect();
+        Ok((items, page.cursor))
+    }
+
+    /// `get_raw` for many keys at once, in order.
+    pub fn get_many_raw(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, Error> {
+        Ok(self
+            .inner
+            .get_many(keys)?
+            .into_iter()
+            .map(|e| {
+                e.map(|e| Versioned {
+                    value: e.value,
+                    version: e.version,
+                })
+            })
+            .collect())
+    }
+
+    /// Writes raw pairs atomically (at most `max_update_entries`).
+    pub fn update_raw(&self, entries: &[(String, Vec<u8>)]) -> Result<(), Error> {
+        Ok(self.inner.update(entries)?)
+    }
+
+    /// Removes `key`, returning its raw bytes and version.
+    pub fn pop_raw(&self, key: &str) -> Result<Option<Versioned>, Error> {
+        Ok(self.inner.pop(key)?.map(|e| Versioned {
+            value: e.value,
+            version: e.version,
+        }))
     }
 
     /// The host's limits.

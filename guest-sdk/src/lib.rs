@@ -36,7 +36,7 @@ mod error;
 mod functions;
 mod volume;
 
-pub use dict::{Dict, Lease, Limits, Versioned};
+pub use dict::{Dict, Lease, Limits, ScanItem, Versioned};
 pub use error::Error;
 pub use functions::{Call, remote, remote_json, spawn};
 pub use volume::{CommitInfo, Entry, EntryKind, Volume};

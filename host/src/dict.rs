@@ -1,19 +1,19 @@
 //! Dicts as guests see them: the `vessel:storage/dict` interface.
 //!
 //! This module owns the per-container dict state ([`DictCtx`]) and the host
-//! side of the `dict` and `lease` resources. The store, durability, TTL and
-//! locks land with the dicts issue; until then every operation answers
-//! `unavailable("... not implemented yet")` rather than pretending.
+//! side of the `dict` and `lease` resources. Each operation checks the
+//! grant and the limits, then runs on the [`DictStore`] on a blocking thread
+//! (writes wait for an fsync) and maps [`DictError`] to the WIT error.
 
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::container::Grant;
-use crate::storage::dict::DictStore;
+use crate::storage::dict::{self as store, DictError, DictStore};
 
 use crate::bindings::vessel::storage::dict::{self as wit, Entry, Limits, Page, PutOptions};
-use crate::error::StorageError;
+use crate::error::{StorageError, WitError};
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: u32 = 4096;
@@ -38,6 +38,8 @@ pub struct LeaseHandle {
     pub dict: String,
     pub key: String,
     pub token: u64,
+    /// Released explicitly: dropping the handle has nothing left to do.
+    pub released: bool,
 }
 
 /// Per-container dict state: the store (none when the host has no storage)
@@ -51,17 +53,120 @@ pub struct DictCtx {
 
 impl DictCtx {
     pub fn new(store: Option<Arc<dyn DictStore>>, grant: Grant) -> Self {
-        DictCtx {
-            store,
-            grant,
-            limits: Limits {
+        // The store's own limits when there is one (the idle period is
+        // configurable); the defaults otherwise.
+        let limits = match &store {
+            Some(s) => {
+                let l = s.limits();
+                Limits {
+                    max_key_bytes: l.max_key_bytes,
+                    max_value_bytes: l.max_value_bytes,
+                    max_update_entries: l.max_update_entries,
+                    max_scan_limit: l.max_scan_limit,
+                    idle_expiry_seconds: l.idle_expiry_ms / 1000,
+                }
+            }
+            None => Limits {
                 max_key_bytes: MAX_KEY_BYTES,
                 max_value_bytes: MAX_VALUE_BYTES,
                 max_update_entries: MAX_UPDATE_ENTRIES,
                 max_scan_limit: MAX_SCAN_LIMIT,
                 idle_expiry_seconds: DEFAULT_IDLE_EXPIRY_SECONDS,
             },
+        };
+        DictCtx {
+            store,
+            grant,
+            limits,
         }
+    }
+
+    fn store(&self) -> Result<Arc<dyn DictStore>, StorageError> {
+        self.store.clone().ok_or_else(|| {
+            StorageError::Guest(WitError::Unavailable("no dict store configured".into()))
+        })
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), StorageError> {
+        let max = self.limits.max_key_bytes;
+        if key.len() > max as usize {
+            return Err(invalid(format!(
+                "a key of {} bytes is over the limit of {max} bytes (max-key-bytes)",
+                key.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, len: usize) -> Result<(), StorageError> {
+        let max = self.limits.max_value_bytes;
+        if len as u64 > max {
+            return Err(too_large(format!(
+                "a value of {len} bytes is over the limit of {max} bytes (max-value-bytes)"
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_batch(&self, n: usize, what: &str) -> Result<(), StorageError> {
+        let max = self.limits.max_update_entries;
+        if n > max as usize {
+            return Err(too_large(format!(
+                "{what} of {n} entries is over the limit of {max} (max-update-entries); \
+                 nothing was done"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(msg: String) -> StorageError {
+    StorageError::Guest(WitError::InvalidArgument(msg))
+}
+
+fn too_large(msg: String) -> StorageError {
+    StorageError::Guest(WitError::TooLarge(msg))
+}
+
+impl From<DictError> for StorageError {
+    fn from(e: DictError) -> Self {
+        let msg = e.to_string();
+        StorageError::Guest(match e {
+            DictError::NotFound(_) => WitError::NotFound(msg),
+            DictError::AlreadyExists(_) => WitError::AlreadyExists(msg),
+            DictError::InvalidName { .. }
+            | DictError::InvalidKey(_)
+            | DictError::InvalidArgument(_)
+            | DictError::NotACounter { .. }
+            | DictError::Overflow { .. } => WitError::InvalidArgument(msg),
+            DictError::TooLarge(_) => WitError::TooLarge(msg),
+            DictError::VersionMismatch { .. } | DictError::LeaseLost { .. } => {
+                WitError::PreconditionFailed
+            }
+            DictError::Unavailable(_) => WitError::Unavailable(msg),
+            DictError::Corrupt(_) | DictError::Io(_) => WitError::Io(msg),
+        })
+    }
+}
+
+/// Runs a store call on a blocking thread: writes wait for an fsync, which
+/// must not stall the async workers that run other guests.
+async fn blocking<R, F>(store: Arc<dyn DictStore>, f: F) -> Result<R, StorageError>
+where
+    R: Send + 'static,
+    F: FnOnce(&dyn DictStore) -> Result<R, DictError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+        Ok(r) => r.map_err(StorageError::from),
+        // A panic in the store is a host bug: end the call, keep the host.
+        Err(e) => Err(StorageError::trap(format!("dict store task failed: {e}"))),
+    }
+}
+
+fn entry(e: store::DictEntry) -> Entry {
+    Entry {
+        value: e.value,
+        version: e.version,
     }
 }
 
@@ -97,13 +202,42 @@ impl crate::bindings::vessel::storage::types::Host for DictCtxView<'_> {
 
 impl wit::Host for DictCtxView<'_> {}
 
+impl DictCtxView<'_> {
+    /// The dict name behind a handle, and the store.
+    fn target(
+        &self,
+        handle: &Resource<DictHandle>,
+    ) -> Result<(String, Arc<dyn DictStore>), StorageError> {
+        let name = self.table.get(handle)?.name.clone();
+        Ok((name, self.ctx.store()?))
+    }
+}
+
 impl wit::HostDict for DictCtxView<'_> {
     async fn open(
         &mut self,
-        _name: String,
-        _create_if_missing: bool,
+        name: String,
+        create_if_missing: bool,
     ) -> Result<Resource<DictHandle>, StorageError> {
-        Err(StorageError::not_implemented("dict.open"))
+        store::validate_name(&name)?;
+        if !self.ctx.grant.allows(&name) {
+            return Err(StorageError::Guest(WitError::AccessDenied(format!(
+                "this function is not granted dict `{name}`"
+            ))));
+        }
+        let s = self.ctx.store()?;
+        let n = name.clone();
+        blocking(s, move |s| {
+            if create_if_missing {
+                s.create(&n).map(drop)
+            } else if s.exists(&n)? {
+                Ok(())
+            } else {
+                Err(DictError::NotFound(n))
+            }
+        })
+        .await?;
+        Ok(self.table.push(DictHandle { name })?)
     }
 
     async fn name(&mut self, self_: Resource<DictHandle>) -> wasmtime::Result<String> {
@@ -112,89 +246,168 @@ impl wit::HostDict for DictCtxView<'_> {
 
     async fn get(
         &mut self,
-        _self_: Resource<DictHandle>,
-        _key: String,
+        self_: Resource<DictHandle>,
+        key: String,
     ) -> Result<Option<Entry>, StorageError> {
-        Err(StorageError::not_implemented("dict.get"))
+        self.ctx.check_key(&key)?;
+        let (d, s) = self.target(&self_)?;
+        Ok(blocking(s, move |s| s.get(&d, &key)).await?.map(entry))
     }
 
     async fn put(
         &mut self,
-        _self_: Resource<DictHandle>,
-        _key: String,
-        _value: Vec<u8>,
-        _options: PutOptions,
+        self_: Resource<DictHandle>,
+        key: String,
+        value: Vec<u8>,
+        options: PutOptions,
     ) -> Result<Option<u64>, StorageError> {
-        Err(StorageError::not_implemented("dict.put"))
+        self.ctx.check_key(&key)?;
+        self.ctx.check_value(value.len())?;
+        let ttl_ms = match options.ttl_seconds {
+            None => None,
+            Some(0) => {
+                return Err(invalid(
+                    "ttl-seconds must be at least 1 (omit it for the idle expiry)".into(),
+                ));
+            }
+            Some(t) => Some(
+                t.checked_mul(1000)
+                    .ok_or_else(|| invalid(format!("ttl-seconds {t} is too large")))?,
+            ),
+        };
+        let opts = store::PutOptions {
+            if_absent: options.if_absent,
+            if_version: options.if_version,
+            ttl_ms,
+        };
+        let (d, s) = self.target(&self_)?;
+        match blocking(s, move |s| s.put(&d, &key, &value, &opts)).await? {
+            store::PutOutcome::Written { version } => Ok(Some(version)),
+            store::PutOutcome::Skipped => Ok(None),
+        }
     }
 
     async fn pop(
         &mut self,
-        _self_: Resource<DictHandle>,
-        _key: String,
+        self_: Resource<DictHandle>,
+        key: String,
     ) -> Result<Option<Entry>, StorageError> {
-        Err(StorageError::not_implemented("dict.pop"))
+        self.ctx.check_key(&key)?;
+        let (d, s) = self.target(&self_)?;
+        Ok(blocking(s, move |s| s.pop(&d, &key)).await?.map(entry))
     }
 
     async fn contains(
         &mut self,
-        _self_: Resource<DictHandle>,
-        _key: String,
+        self_: Resource<DictHandle>,
+        key: String,
     ) -> Result<bool, StorageError> {
-        Err(StorageError::not_implemented("dict.contains"))
+        self.ctx.check_key(&key)?;
+        let (d, s) = self.target(&self_)?;
+        blocking(s, move |s| s.contains(&d, &key)).await
     }
 
-    async fn len(&mut self, _self_: Resource<DictHandle>) -> Result<u64, StorageError> {
-        Err(StorageError::not_implemented("dict.len"))
+    async fn len(&mut self, self_: Resource<DictHandle>) -> Result<u64, StorageError> {
+        let (d, s) = self.target(&self_)?;
+        blocking(s, move |s| s.len(&d)).await
     }
 
     async fn update(
         &mut self,
-        _self_: Resource<DictHandle>,
-        _entries: Vec<(String, Vec<u8>)>,
+        self_: Resource<DictHandle>,
+        entries: Vec<(String, Vec<u8>)>,
     ) -> Result<(), StorageError> {
-        Err(StorageError::not_implemented("dict.update"))
+        self.ctx.check_batch(entries.len(), "an update")?;
+        for (k, v) in &entries {
+            self.ctx.check_key(k)?;
+            self.ctx.check_value(v.len())?;
+        }
+        let (d, s) = self.target(&self_)?;
+        blocking(s, move |s| s.update(&d, &entries)).await
     }
 
     async fn get_many(
         &mut self,
-        _self_: Resource<DictHandle>,
-        _keys: Vec<String>,
+        self_: Resource<DictHandle>,
+        keys: Vec<String>,
     ) -> Result<Vec<Option<Entry>>, StorageError> {
-        Err(StorageError::not_implemented("dict.get-many"))
+        // The same bound as a batch write: one call cannot pin the host
+        // reading an unbounded list.
+        self.ctx.check_batch(keys.len(), "a get-many")?;
+        for k in &keys {
+            self.ctx.check_key(k)?;
+        }
+        let (d, s) = self.target(&self_)?;
+        let got = blocking(s, move |s| s.get_many(&d, &keys)).await?;
+        Ok(got.into_iter().map(|e| e.map(entry)).collect())
     }
 
     async fn scan(
         &mut self,
-        _self_: Resource<DictHandle>,
-        _prefix: String,
-        _cursor: Option<String>,
-        _limit: u32,
-        _with_values: bool,
+        self_: Resource<DictHandle>,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+        with_values: bool,
     ) -> Result<Page, StorageError> {
-        Err(StorageError::not_implemented("dict.scan"))
+        self.ctx.check_key(&prefix)?;
+        if let Some(c) = &cursor {
+            self.ctx.check_key(c)?;
+        }
+        let (d, s) = self.target(&self_)?;
+        let page = blocking(s, move |s| {
+            s.scan(&d, &prefix, cursor.as_deref(), limit, with_values)
+        })
+        .await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|i| wit::Item {
+                    key: i.key,
+                    value: i.value,
+                    version: i.version,
+                })
+                .collect(),
+            cursor: page.cursor,
+        })
     }
 
-    async fn clear(&mut self, _self_: Resource<DictHandle>) -> Result<(), StorageError> {
-        Err(StorageError::not_implemented("dict.clear"))
+    async fn clear(&mut self, self_: Resource<DictHandle>) -> Result<(), StorageError> {
+        let (d, s) = self.target(&self_)?;
+        blocking(s, move |s| s.clear(&d)).await
     }
 
     async fn increment(
         &mut self,
-        _self_: Resource<DictHandle>,
-        _key: String,
-        _delta: i64,
+        self_: Resource<DictHandle>,
+        key: String,
+        delta: i64,
     ) -> Result<i64, StorageError> {
-        Err(StorageError::not_implemented("dict.increment"))
+        self.ctx.check_key(&key)?;
+        let (d, s) = self.target(&self_)?;
+        blocking(s, move |s| s.increment(&d, &key, delta)).await
     }
 
     async fn lock(
         &mut self,
-        _self_: Resource<DictHandle>,
-        _key: String,
-        _ttl_ms: u64,
+        self_: Resource<DictHandle>,
+        key: String,
+        ttl_ms: u64,
     ) -> Result<Option<Resource<LeaseHandle>>, StorageError> {
-        Err(StorageError::not_implemented("dict.lock"))
+        self.ctx.check_key(&key)?;
+        let (d, s) = self.target(&self_)?;
+        let k = key.clone();
+        let dict = d.clone();
+        match blocking(s, move |s| s.lock(&d, &k, ttl_ms)).await? {
+            None => Ok(None),
+            Some(lease) => Ok(Some(self.table.push(LeaseHandle {
+                dict,
+                key,
+                token: lease.token,
+                released: false,
+            })?)),
+        }
     }
 
     async fn limits(&mut self, _self_: Resource<DictHandle>) -> wasmtime::Result<Limits> {
@@ -218,18 +431,37 @@ impl wit::HostLease for DictCtxView<'_> {
 
     async fn renew(
         &mut self,
-        _self_: Resource<LeaseHandle>,
-        _ttl_ms: u64,
+        self_: Resource<LeaseHandle>,
+        ttl_ms: u64,
     ) -> Result<(), StorageError> {
-        Err(StorageError::not_implemented("lease.renew"))
+        let l = self.table.get(&self_)?;
+        if l.released {
+            return Err(StorageError::Guest(WitError::PreconditionFailed));
+        }
+        let (d, k, token) = (l.dict.clone(), l.key.clone(), l.token);
+        let s = self.ctx.store()?;
+        blocking(s, move |s| s.renew(&d, &k, token, ttl_ms).map(drop)).await
     }
 
-    async fn release(&mut self, _self_: Resource<LeaseHandle>) -> Result<(), StorageError> {
-        Err(StorageError::not_implemented("lease.release"))
+    async fn release(&mut self, self_: Resource<LeaseHandle>) -> Result<(), StorageError> {
+        let l = self.table.get(&self_)?;
+        let (d, k, token) = (l.dict.clone(), l.key.clone(), l.token);
+        let s = self.ctx.store()?;
+        blocking(s, move |s| s.release(&d, &k, token)).await?;
+        self.table.get_mut(&self_)?.released = true;
+        Ok(())
     }
 
     async fn drop(&mut self, rep: Resource<LeaseHandle>) -> wasmtime::Result<()> {
-        self.table.delete(rep)?;
+        let l = self.table.delete(rep)?;
+        // Dropping a held lease gives it up, so a guest that forgets to
+        // release does not block others for the whole TTL. Best effort: a
+        // failure leaves the lease to expire.
+        if !l.released
+            && let Some(s) = self.ctx.store.clone()
+        {
+            let _ = blocking(s, move |s| s.release(&l.dict, &l.key, l.token)).await;
+        }
         Ok(())
     }
 }

@@ -45,15 +45,14 @@ fn panic_and_stack_overflow_are_traps() {
 fn unimplemented_capabilities_say_so() {
     let v = Vessel::new();
     let probe = guest("probe").display().to_string();
+    // `vessel call` serves the data dir's dict store.
     let out = v.run(&["call", &probe, "try-dict-open", "--name", "kv"]);
-    assert_eq!(
-        out.ok(),
-        "\"error: unavailable: dict.open: not implemented yet\"\n"
-    );
+    assert_eq!(out.ok(), "\"ok kv\"\n");
+    // Nothing is mounted: a clear not-found, not a trap.
     let out = v.run(&["call", &probe, "try-volume-mounted", "--path", "/data"]);
     assert_eq!(
         out.ok(),
-        "\"error: unavailable: volume.mounted: not implemented yet\"\n"
+        "\"error: not found: no volume is mounted at /data\"\n"
     );
     let out = v.run(&["call", &probe, "try-remote", "--function", "f"]);
     assert_eq!(

@@ -6,6 +6,8 @@
 mod call_cli;
 mod call_types;
 mod compile_cache;
+mod dict;
 mod faults;
 mod run_cli;
+mod volume_cli;
 mod volume_mount;

@@ -298,9 +298,10 @@ async fn final_commit_after_a_trap_and_background_commits() {
 
 #[tokio::test]
 async fn inode_limit_gives_enospc_on_the_crossing_create() {
-    let mut options = EmbeddedOptions::default();
-    options.volume_inode_limit = 10;
-    let env = Env::with_options(options);
+    let env = Env::with_options(EmbeddedOptions {
+        volume_inode_limit: 10,
+        ..EmbeddedOptions::default()
+    });
     env.volumes().create("vol").unwrap();
     let mut a = env.start(env.config(&[("vol", "/data")])).await;
     a.call("fs-mkdir", json!(["/data/d"])).await;

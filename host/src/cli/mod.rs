@@ -7,6 +7,9 @@
 //! command component's exit status for `vessel run` (WASI 0.2 `exit` carries
 //! only success or failure, so that is 0 or 1).
 
+pub mod dict;
+pub mod volume;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -47,6 +50,10 @@ pub enum Command {
     /// Run a command component (`wasi:cli/run`) with its stdio; its exit
     /// status becomes vessel's.
     Run(RunCmd),
+    /// Manage dicts: create, delete, list, clear, get, put, items.
+    Dict(dict::DictCmd),
+    /// Manage volumes: create, delete, list, ls, put, get, cp, rm, rename.
+    Volume(volume::VolumeCmd),
 }
 
 const CALL_HELP: &str = "\
@@ -210,6 +217,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Call(cmd) => call_cmd(&data_dir, cmd).await,
         Command::Run(cmd) => run_cmd(&data_dir, cmd).await,
+        Command::Dict(cmd) => dict::run(&data_dir, cmd).await,
+        Command::Volume(cmd) => volume::run(&data_dir, cmd).await,
     }
 }
 
@@ -239,7 +248,7 @@ fn container_config(limits: &LimitArgs) -> Result<ContainerConfig, Failure> {
         volume_mounts.push(parse_volume_mount(spec).map_err(Failure::usage)?);
     }
     let background_commit = match limits.commit_every {
-        t if t == 0.0 => None,
+        0.0 => None,
         t if t.is_finite() && t > 0.0 && t < 1e9 => Some(Duration::from_secs_f64(t)),
         t => {
             return Err(Failure::usage(format!(

@@ -4,6 +4,9 @@
 //! forwarded command will call the same methods in the owning process, so
 //! both paths run the same code.
 
+pub mod dict;
+pub mod volume;
+
 use crate::storage::Stores;
 use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore, OpenError};
 use std::path::Path;
@@ -14,7 +17,13 @@ use std::sync::Arc;
 pub struct Service {
     pub stores: Stores,
     pub embedded: Option<EmbeddedStore>,
+    /// Removes expired dict entries in the background while the service
+    /// lives (the reads hide them anyway; this reclaims the space).
+    _dict_sweeper: Option<Arc<crate::storage::embedded::dict::DictSweeper>>,
 }
+
+/// How often the background sweep removes expired dict entries.
+pub const DICT_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Service {
     /// Opens the embedded store in `data_dir`.
@@ -31,6 +40,7 @@ impl Service {
         };
         Service {
             stores,
+            _dict_sweeper: Some(Arc::new(store.spawn_dict_sweeper(DICT_SWEEP_INTERVAL))),
             embedded: Some(store),
         }
     }

@@ -13,6 +13,39 @@
 //! - Lease tokens grow strictly per key across the dict's life.
 //! - Every method that writes returns only once the write is durable.
 
+/// Longest dict name, in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+
+/// Checks a dict name: 1 to 64 bytes of ASCII letters, digits, `.`, `_`
+/// and `-`, starting with a letter or digit.
+pub fn validate_name(name: &str) -> Result<(), DictError> {
+    let bad = |reason: &str| DictError::InvalidName {
+        name: name.into(),
+        reason: reason.into(),
+    };
+    if name.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(bad(&format!(
+            "it is {} bytes long; the limit is {MAX_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(bad("it must start with an ASCII letter or digit"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(bad(&format!(
+            "{c:?} is not allowed (use ASCII letters, digits, `.`, `_`, `-`)"
+        )));
+    }
+    Ok(())
+}
+
 /// A value and its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DictEntry {

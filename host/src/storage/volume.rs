@@ -138,6 +138,19 @@ pub trait VolumeStore: Send + Sync + std::fmt::Debug {
     fn put_blob(&self, bytes: &[u8]) -> Result<BlobId, VolumeError>;
     /// Stores a local file as a blob, durably; returns its id and size.
     fn put_blob_file(&self, path: &Path) -> Result<(BlobId, u64), VolumeError>;
+    /// Streams `reader` (stdin, a file read with progress) into a blob,
+    /// durably; returns its id and size. The default spools to a temporary
+    /// file and calls [`put_blob_file`](Self::put_blob_file); backends that
+    /// can stream directly override it.
+    fn put_blob_reader(
+        &self,
+        reader: &mut dyn std::io::Read,
+    ) -> Result<(BlobId, u64), VolumeError> {
+        let io = |e: std::io::Error| VolumeError::Io(format!("spooling a blob: {e}"));
+        let mut tmp = tempfile::NamedTempFile::new().map_err(io)?;
+        std::io::copy(reader, &mut tmp).map_err(io)?;
+        self.put_blob_file(tmp.path())
+    }
     /// A local, read-only file holding the blob (fetched into a cache for
     /// remote backends), for hard-linking into mounts.
     fn local_blob(&self, id: &BlobId) -> Result<PathBuf, VolumeError>;

@@ -60,7 +60,7 @@ use sled::{IVec, Transactional, Tree};
 use super::EmbeddedStore;
 use crate::storage::dict::{
     DictEntry, DictError, DictInfo, DictLimits, DictStore, LeaseInfo, PutOptions, PutOutcome,
-    ScanItem, ScanPage,
+    ScanItem, ScanPage, validate_name,
 };
 
 /// Longest key, in bytes.
@@ -73,8 +73,6 @@ pub const MAX_UPDATE_ENTRIES: u32 = 10_000;
 pub const MAX_SCAN_LIMIT: u32 = 1_000;
 /// Default idle period after which an entry expires: 7 days.
 pub const DEFAULT_IDLE_EXPIRY_MS: u64 = 7 * 24 * 3600 * 1000;
-/// Longest dict name, in bytes.
-pub const MAX_NAME_BYTES: usize = 64;
 /// A read refreshes the access time once it is older than idle / this.
 pub const TOUCH_FRACTION: u64 = 32;
 
@@ -278,36 +276,6 @@ fn parse_counter(key: &str, value: &[u8]) -> Result<i64, DictError> {
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
         .ok_or_else(|| DictError::NotACounter { key: key.into() })
-}
-
-/// Checks a dict name: 1 to 64 bytes of ASCII letters, digits, `.`, `_`
-/// and `-`, starting with a letter or digit.
-pub fn validate_name(name: &str) -> Result<(), DictError> {
-    let bad = |reason: &str| DictError::InvalidName {
-        name: name.into(),
-        reason: reason.into(),
-    };
-    if name.is_empty() {
-        return Err(bad("it is empty"));
-    }
-    if name.len() > MAX_NAME_BYTES {
-        return Err(bad(&format!(
-            "it is {} bytes long; the limit is {MAX_NAME_BYTES}",
-            name.len()
-        )));
-    }
-    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(bad("it must start with an ASCII letter or digit"));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(bad(&format!(
-            "{c:?} is not allowed (use ASCII letters, digits, `.`, `_`, `-`)"
-        )));
-    }
-    Ok(())
 }
 
 /// Checks a key against [`MAX_KEY_BYTES`].
@@ -1204,6 +1172,17 @@ mod tests {
         (dir, s, clock)
     }
 
+    /// Like `setup` in the default (fsync) mode, for tests that reopen the
+    /// store in-process: relaxed mode's flusher thread may hold the
+    /// database for a moment after the last handle drops.
+    fn setup_durable() -> (tempfile::TempDir, EmbeddedStore, ManualClock) {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let s = open(dir.path(), DEFAULT_IDLE_EXPIRY_MS, &clock, false);
+        assert!(s.create("d").unwrap());
+        (dir, s, clock)
+    }
+
     fn put(s: &EmbeddedStore, k: &str, v: &[u8]) -> u64 {
         match s.put("d", k, v, &PutOptions::default()).unwrap() {
             PutOutcome::Written { version } => version,
@@ -1243,7 +1222,7 @@ mod tests {
 
     #[test]
     fn versions_grow_per_dict_and_are_never_reused() {
-        let (dir, s, clock) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        let (dir, s, clock) = setup_durable();
         let v1 = put(&s, "a", b"1");
         let v2 = put(&s, "b", b"2");
         assert!(v2 > v1);
@@ -1258,7 +1237,7 @@ mod tests {
         let v5 = put(&s, "b", b"2");
         assert!(v5 > v4, "delete and create again must not reset versions");
         drop(s);
-        let s = open(dir.path(), DEFAULT_IDLE_EXPIRY_MS, &clock, true);
+        let s = open(dir.path(), DEFAULT_IDLE_EXPIRY_MS, &clock, false);
         assert_eq!(s.get("d", "b").unwrap().unwrap().version, v5);
         assert!(put(&s, "c", b"3") > v5, "the counter persists");
     }
@@ -1331,9 +1310,12 @@ mod tests {
         clock.advance_ms(1);
         assert_eq!(get(&s, "a"), None, "a expired at 33 s without access");
         assert_eq!(s.len("d").unwrap(), 1);
-        // b was read at 20 s (refreshed; its read at 33 s refreshed too).
-        clock.advance_ms(32_999);
-        assert!(s.contains("d", "b").unwrap());
+        // b was last read at 20 s: it lives until 53 s.
+        clock.advance_ms(19_999);
+        assert!(
+            s.contains("d", "b").unwrap(),
+            "alive at 52.999 s (and refreshed)"
+        );
         clock.advance_ms(33_000);
         assert!(!s.contains("d", "b").unwrap());
         assert_eq!(s.len("d").unwrap(), 0);
@@ -1526,7 +1508,7 @@ mod tests {
 
     #[test]
     fn leases_fence_with_growing_tokens() {
-        let (dir, s, clock) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        let (dir, s, clock) = setup_durable();
         let a = s.lock("d", "job", 1_000).unwrap().unwrap();
         assert_eq!(a.expires_at_ms, T0 + 1_000);
         assert_eq!(s.lock("d", "job", 1_000).unwrap(), None, "held");
@@ -1558,7 +1540,7 @@ mod tests {
         let d = s.lock("d", "job", 1_000).unwrap().unwrap();
         assert!(d.token > c.token, "and across clear");
         drop(s);
-        let s = open(dir.path(), DEFAULT_IDLE_EXPIRY_MS, &clock, true);
+        let s = open(dir.path(), DEFAULT_IDLE_EXPIRY_MS, &clock, false);
         assert_eq!(s.lock("d", "job", 1_000).unwrap(), None, "persisted");
         clock.advance_ms(1_000);
         s.delete("d").unwrap();
@@ -1904,10 +1886,11 @@ mod tests {
         fn read(&mut self, key: &str) -> Option<MEntry> {
             let e = self.live(key)?;
             let now = self.now;
-            if e.deadline == 0 && now - e.access >= IDLE / TOUCH_FRACTION {
-                if let Some(m) = self.map.get_mut(key) {
-                    m.access = now;
-                }
+            if e.deadline == 0
+                && now - e.access >= IDLE / TOUCH_FRACTION
+                && let Some(m) = self.map.get_mut(key)
+            {
+                m.access = now;
             }
             Some(e)
         }

@@ -477,17 +477,14 @@ impl Plan<'_> {
         for dir in ancestors(path) {
             self.ensure_dir(dir)?;
         }
-        match self.current(path)? {
-            Some(old) => {
-                // A directory replaced by a file or symlink takes its
-                // subtree with it; replacing a directory by a directory
-                // keeps the children (it only updates its attributes).
-                if old.kind == NodeKind::Dir && node.kind != NodeKind::Dir {
-                    self.remove_subtree(path)?;
-                }
-                self.forget(&old);
+        if let Some(old) = self.current(path)? {
+            // A directory replaced by a file or symlink takes its subtree
+            // with it; replacing a directory by a directory keeps the
+            // children (it only updates its attributes).
+            if old.kind == NodeKind::Dir && node.kind != NodeKind::Dir {
+                self.remove_subtree(path)?;
             }
-            None => {}
+            self.forget(&old);
         }
         self.add(node);
         if node.kind == NodeKind::Dir {
@@ -979,6 +976,17 @@ impl VolumeStore for EmbeddedStore {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         let (id, size) = self.blobs.put_file(path)?;
+        self.touch_blob(&id)?;
+        Ok((id, size))
+    }
+
+    fn put_blob_reader(&self, reader: &mut dyn Read) -> Result<(BlobId, u64), VolumeError> {
+        let _gc = self
+            .vol()
+            .gc_lock
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (id, size) = self.blobs.put_reader(reader)?;
         self.touch_blob(&id)?;
         Ok((id, size))
     }

@@ -1,0 +1,469 @@
+//! `vessel volume ...`: the volume commands, mirroring `modal volume`. Each
+//! one is a call on the service API ([`crate::service::volume`]), so a
+//! command forwarded to a running owner will run the same code.
+//!
+//! Status lines go to stdout, except for `get ... -`, whose stdout is the
+//! file; progress bars go to stderr, and only when it is a terminal.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::Failure;
+use crate::service::Service;
+use crate::service::volume::{EntryKind, Progress, VolumeOpError, check_name};
+use crate::storage::embedded::EmbeddedOptions;
+use crate::storage::volume::normalize_path;
+
+/// Transfers smaller than this get no progress bar (they are over before
+/// one would be readable).
+const PROGRESS_MIN_BYTES: u64 = 4 << 20;
+
+#[derive(Debug, Args)]
+pub struct VolumeCmd {
+    #[command(subcommand)]
+    pub command: VolumeSub,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeSub {
+    /// Create a named, persistent volume.
+    Create { name: String },
+    /// List the volumes.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List files and directories in a volume.
+    Ls {
+        name: String,
+        /// A directory (its entries are listed) or a file.
+        #[arg(default_value = "/")]
+        path: String,
+        /// List every descendant, not just the entries of PATH.
+        #[arg(short, long)]
+        recursive: bool,
+        /// Print JSON instead of one path per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Upload a file or a directory (`-`: stdin) to a volume.
+    #[command(after_help = PUT_HELP)]
+    Put {
+        name: String,
+        /// A local file or directory, or `-` for stdin.
+        local: String,
+        /// Where in the volume (default `/`). A file put onto a path ending
+        /// in `/` or onto an existing directory goes into it.
+        remote: Option<String>,
+        /// Overwrite existing files.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Download a file or a directory from a volume (`-`: stdout).
+    #[command(after_help = GET_HELP)]
+    Get {
+        name: String,
+        /// A file or directory of the volume.
+        remote: String,
+        /// Where to write it (default `.`), or `-` for stdout.
+        local: Option<String>,
+        /// Overwrite existing local files.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Copy within a volume: SRC to DST, or several SRCs into directory DST.
+    Cp {
+        name: String,
+        /// Sources, then the destination.
+        #[arg(required = true, num_args = 2.., value_name = "SRC... DST")]
+        paths: Vec<String>,
+        /// Copy directories and everything in them.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Delete a file or directory from a volume.
+    Rm {
+        name: String,
+        path: String,
+        /// Delete a directory and everything in it.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Rename a volume.
+    Rename { old: String, new: String },
+    /// Delete a volume and everything in it.
+    Delete {
+        name: String,
+        /// Confirm the deletion (required).
+        #[arg(short, long)]
+        yes: bool,
+    },
+}
+
+const PUT_HELP: &str = "\
+Examples:
+  vessel volume put my-vol model.bin               # -> /model.bin
+  vessel volume put my-vol model.bin /models/      # -> /models/model.bin
+  vessel volume put my-vol ./data /data            # the directory's contents -> /data
+  echo hi | vessel volume put my-vol - /hello.txt";
+
+const GET_HELP: &str = "\
+Examples:
+  vessel volume get my-vol /models/model.bin       # -> ./model.bin
+  vessel volume get my-vol /data ./out             # ./out (or ./out/data if ./out exists)
+  vessel volume get my-vol /hello.txt -            # to stdout";
+
+impl From<VolumeOpError> for Failure {
+    fn from(e: VolumeOpError) -> Self {
+        if e.is_usage() {
+            Failure::usage(e)
+        } else {
+            Failure::runtime(e)
+        }
+    }
+}
+
+/// Runs a volume command against the store in `data_dir`.
+pub async fn run(data_dir: &Path, cmd: VolumeCmd) -> Result<u8, Failure> {
+    let data_dir = data_dir.to_owned();
+    // Store calls block (sled, fsync, file copies): keep them off the async
+    // workers.
+    tokio::task::spawn_blocking(move || run_blocking(&data_dir, cmd.command))
+        .await
+        .map_err(|e| Failure::runtime(format!("the volume command did not finish: {e}")))?
+}
+
+fn open(data_dir: &Path) -> Result<Service, Failure> {
+    Service::open_embedded(data_dir, EmbeddedOptions::default()).map_err(Failure::runtime)
+}
+
+fn run_blocking(data_dir: &Path, cmd: VolumeSub) -> Result<u8, Failure> {
+    // Names are checked before the store is opened: a bad one is a usage
+    // error whatever the state of the data dir.
+    match &cmd {
+        VolumeSub::List { .. } => {}
+        VolumeSub::Rename { old, new } => {
+            check_name(old)?;
+            check_name(new)?;
+        }
+        VolumeSub::Create { name }
+        | VolumeSub::Ls { name, .. }
+        | VolumeSub::Put { name, .. }
+        | VolumeSub::Get { name, .. }
+        | VolumeSub::Cp { name, .. }
+        | VolumeSub::Rm { name, .. }
+        | VolumeSub::Delete { name, .. } => check_name(name)?,
+    }
+    match cmd {
+        VolumeSub::Create { name } => {
+            open(data_dir)?.volume_create(&name)?;
+            println!("Created volume `{name}`.");
+        }
+        VolumeSub::List { json } => list(&open(data_dir)?, json)?,
+        VolumeSub::Ls {
+            name,
+            path,
+            recursive,
+            json,
+        } => ls(&open(data_dir)?, &name, &path, recursive, json)?,
+        VolumeSub::Put {
+            name,
+            local,
+            remote,
+            force,
+        } => put(data_dir, &name, &local, remote.as_deref(), force)?,
+        VolumeSub::Get {
+            name,
+            remote,
+            local,
+            force,
+        } => get(
+            data_dir,
+            &name,
+            &remote,
+            local.as_deref().unwrap_or("."),
+            force,
+        )?,
+        VolumeSub::Cp {
+            name,
+            paths,
+            recursive,
+        } => {
+            let Some((dst, srcs)) = paths.split_last() else {
+                return Err(Failure::usage("cp needs a source and a destination"));
+            };
+            let srcs: Vec<&str> = srcs.iter().map(String::as_str).collect();
+            let info = open(data_dir)?.volume_cp(&name, &srcs, dst, recursive)?;
+            println!(
+                "Copied {} entries in `{name}` (version {}).",
+                info.changed, info.version
+            );
+        }
+        VolumeSub::Rm {
+            name,
+            path,
+            recursive,
+        } => {
+            let info = open(data_dir)?.volume_rm(&name, &path, recursive)?;
+            println!("Removed {path} from `{name}` (version {}).", info.version);
+        }
+        VolumeSub::Rename { old, new } => {
+            open(data_dir)?.volume_rename(&old, &new)?;
+            println!("Renamed volume `{old}` to `{new}`.");
+        }
+        VolumeSub::Delete { name, yes } => {
+            if !yes {
+                return Err(Failure::usage(format!(
+                    "refusing to delete volume `{name}` and all its files without \
+                     confirmation; run `vessel volume delete {name} --yes`"
+                )));
+            }
+            open(data_dir)?.volume_delete(&name)?;
+            println!("Deleted volume `{name}`.");
+        }
+    }
+    Ok(0)
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(Failure::runtime)?;
+    println!("{text}");
+    Ok(())
+}
+
+fn list(svc: &Service, json: bool) -> Result<(), Failure> {
+    let vols = svc.volume_list()?;
+    if json {
+        return print_json(&vols);
+    }
+    if vols.is_empty() {
+        println!("No volumes. Create one with `vessel volume create NAME`.");
+        return Ok(());
+    }
+    let width = vols.iter().map(|v| v.name.len()).max().unwrap_or(4).max(4);
+    println!(
+        "{:<width$}  {:>8}  {:>8}  {:>10}  CREATED (UTC)",
+        "NAME", "VERSION", "INODES", "SIZE"
+    );
+    for v in vols {
+        println!(
+            "{:<width$}  {:>8}  {:>8}  {:>10}  {}",
+            v.name,
+            v.version,
+            v.inodes,
+            HumanBytes(v.bytes).to_string(),
+            utc(v.created_ms)
+        );
+    }
+    Ok(())
+}
+
+fn ls(svc: &Service, name: &str, path: &str, recursive: bool, json: bool) -> Result<(), Failure> {
+    let entries = svc.volume_ls(name, path, recursive)?;
+    if json {
+        return print_json(&entries);
+    }
+    let mut out = std::io::stdout().lock();
+    for e in entries {
+        let suffix = match e.kind {
+            EntryKind::Dir => "/",
+            _ => "",
+        };
+        writeln!(out, "{}{suffix}", e.path).map_err(Failure::runtime)?;
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr for a transfer of `total` bytes, when it is
+/// large enough and stderr is a terminal.
+fn progress_bar(total: u64, what: &str) -> Option<(ProgressBar, Progress)> {
+    if total < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(what.to_owned());
+    let handle = bar.clone();
+    Some((bar, Arc::new(move |n| handle.inc(n))))
+}
+
+/// The bytes of the regular files under `dir` (for a progress bar; errors
+/// surface in the upload itself).
+fn local_tree_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(_) => total += std::fs::metadata(e.path()).map(|m| m.len()).unwrap_or(0),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+fn put(
+    data_dir: &Path,
+    name: &str,
+    local: &str,
+    remote: Option<&str>,
+    force: bool,
+) -> Result<(), Failure> {
+    if let Some(r) = remote {
+        normalize_path(r).map_err(VolumeOpError::from)?;
+    }
+    if local == "-" {
+        let remote = remote.filter(|r| !r.ends_with('/')).ok_or_else(|| {
+            Failure::usage("put from stdin (`-`) needs a REMOTE file path, not a directory")
+        })?;
+        let svc = open(data_dir)?;
+        let mut batch = svc.volume_batch(name, force)?;
+        batch.put_reader(&mut std::io::stdin().lock(), remote)?;
+        let info = batch.commit()?;
+        println!(
+            "Uploaded stdin to {name}:/{} (version {}).",
+            normalize_path(remote).unwrap_or_default(),
+            info.version
+        );
+        return Ok(());
+    }
+    let local_path = PathBuf::from(local);
+    let meta = std::fs::metadata(&local_path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            VolumeOpError::LocalMissing {
+                path: local_path.clone(),
+            }
+        } else {
+            VolumeOpError::LocalIo {
+                path: local_path.clone(),
+                source: e,
+            }
+        }
+    })?;
+    let remote = remote.unwrap_or("/");
+    let svc = open(data_dir)?;
+    let (total, target) = if meta.is_dir() {
+        (local_tree_size(&local_path), remote.to_owned())
+    } else {
+        let into_dir = remote.ends_with('/')
+            || svc
+                .volume_stat(name, remote)?
+                .is_some_and(|e| e.kind == EntryKind::Dir);
+        let target = if into_dir {
+            let base = local_path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| {
+                    Failure::usage(format!("{local}: cannot take a UTF-8 file name from it"))
+                })?;
+            format!("{}/{base}", remote.trim_end_matches('/'))
+        } else {
+            remote.to_owned()
+        };
+        (meta.len(), target)
+    };
+    let mut batch = svc.volume_batch(name, force)?;
+    let bar = progress_bar(total, "uploading");
+    if let Some((_, p)) = &bar {
+        batch = batch.with_progress(p.clone());
+    }
+    let result = if meta.is_dir() {
+        batch.put_directory(&local_path, &target).map(|_| ())
+    } else {
+        batch.put_file(&local_path, &target).map(|_| ())
+    };
+    if let Some((b, _)) = &bar {
+        b.finish_and_clear();
+    }
+    result?;
+    let entries = batch.len();
+    let info = batch.commit()?;
+    println!(
+        "Uploaded {local} to {name}:/{} ({entries} entries, {}, version {}).",
+        normalize_path(&target).unwrap_or_default(),
+        HumanBytes(total),
+        info.version
+    );
+    Ok(())
+}
+
+fn get(data_dir: &Path, name: &str, remote: &str, local: &str, force: bool) -> Result<(), Failure> {
+    let svc = open(data_dir)?;
+    let total = svc.volume_size(name, remote)?;
+    let bar = progress_bar(total, "downloading");
+    let progress = bar.as_ref().map(|(_, p)| p);
+    if local == "-" {
+        let mut out = std::io::stdout().lock();
+        let r = svc.volume_read(name, remote, &mut out, progress);
+        if let Some((b, _)) = &bar {
+            b.finish_and_clear();
+        }
+        r?;
+        return Ok(());
+    }
+    let r = svc.volume_get(name, remote, Path::new(local), force, progress);
+    if let Some((b, _)) = &bar {
+        b.finish_and_clear();
+    }
+    let report = r?;
+    for s in &report.skipped_symlinks {
+        eprintln!("warning: {s}: a symlink, not recreated locally");
+    }
+    println!(
+        "Downloaded {name}:/{} to {local} ({} files, {}).",
+        normalize_path(remote).unwrap_or_default(),
+        report.files,
+        HumanBytes(report.bytes)
+    );
+    Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of a Unix time in milliseconds, in UTC.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_700_000_000_123), "2023-11-14 22:13:20");
+    }
+}

@@ -1,0 +1,233 @@
+//! Dict operations of the service API (`vessel dict ...`): plain methods
+//! with serialisable results, shared by the direct and forwarded CLI paths.
+
+use serde::Serialize;
+
+use super::Service;
+use crate::storage::dict::{DictError, DictStore, PutOptions, PutOutcome};
+
+/// Failures of a dict operation of the service.
+#[derive(Debug, thiserror::Error)]
+pub enum DictServiceError {
+    #[error("this host has no dict store")]
+    NoStore,
+    #[error("key `{key}` is not in dict `{dict}`")]
+    NoKey { dict: String, key: String },
+    #[error(transparent)]
+    Store(#[from] DictError),
+}
+
+impl DictServiceError {
+    /// Whether the caller got something wrong (a bad name, key or value)
+    /// rather than the operation failing.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            DictServiceError::Store(
+                DictError::InvalidName { .. }
+                    | DictError::InvalidKey(_)
+                    | DictError::InvalidArgument(_)
+                    | DictError::TooLarge(_)
+            )
+        )
+    }
+}
+
+/// A dict in a listing.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DictSummary {
+    pub name: String,
+    /// Live entries (exact).
+    pub len: u64,
+    /// Milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
+
+/// One entry as the CLI shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DictItem {
+    pub key: String,
+    pub version: u64,
+    /// The value decoded as JSON, when it is JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+    /// The bytes in hex, when they are not JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_hex: Option<String>,
+}
+
+impl DictItem {
+    fn new(key: String, version: u64, bytes: &[u8]) -> Self {
+        match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(v) => DictItem {
+                key,
+                version,
+                value: Some(v),
+                value_hex: None,
+            },
+            Err(_) => DictItem {
+                key,
+                version,
+                value: None,
+                value_hex: Some(hex(bytes)),
+            },
+        }
+    }
+
+    /// The value as one line of text: JSON, or `hex:<digits>`.
+    pub fn shown(&self) -> String {
+        match (&self.value, &self.value_hex) {
+            (Some(v), _) => v.to_string(),
+            (None, Some(h)) => format!("hex:{h}"),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// A page of `items`: what was asked for, and whether more remain.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DictItems {
+    pub items: Vec<DictItem>,
+    pub more: bool,
+}
+
+impl Service {
+    fn dicts(&self) -> Result<&dyn DictStore, DictServiceError> {
+        self.stores
+            .dicts
+            .as_deref()
+            .ok_or(DictServiceError::NoStore)
+    }
+
+    fn dict_must_exist(&self, name: &str) -> Result<(), DictServiceError> {
+        if self.dicts()?.exists(name)? {
+            Ok(())
+        } else {
+            Err(DictError::NotFound(name.into()).into())
+        }
+    }
+
+    pub fn dict_exists(&self, name: &str) -> Result<bool, DictServiceError> {
+        Ok(self.dicts()?.exists(name)?)
+    }
+
+    /// Creates `name`; false if it existed.
+    pub fn dict_create(&self, name: &str) -> Result<bool, DictServiceError> {
+        Ok(self.dicts()?.create(name)?)
+    }
+
+    pub fn dict_delete(&self, name: &str) -> Result<(), DictServiceError> {
+        Ok(self.dicts()?.delete(name)?)
+    }
+
+    pub fn dict_list(&self) -> Result<Vec<DictSummary>, DictServiceError> {
+        Ok(self
+            .dicts()?
+            .list()?
+            .into_iter()
+            .map(|i| DictSummary {
+                name: i.name,
+                len: i.len,
+                created_ms: i.created_ms,
+            })
+            .collect())
+    }
+
+    pub fn dict_clear(&self, name: &str) -> Result<(), DictServiceError> {
+        Ok(self.dicts()?.clear(name)?)
+    }
+
+    /// The entry at `key`; `NoKey` when absent.
+    pub fn dict_get(&self, name: &str, key: &str) -> Result<DictItem, DictServiceError> {
+        match self.dicts()?.get(name, key)? {
+            Some(e) => Ok(DictItem::new(key.into(), e.version, &e.value)),
+            None => Err(DictServiceError::NoKey {
+                dict: name.into(),
+                key: key.into(),
+            }),
+        }
+    }
+
+    /// Writes `value` at `key` of an existing dict; returns the version.
+    pub fn dict_put(&self, name: &str, key: &str, value: &[u8]) -> Result<u64, DictServiceError> {
+        self.dict_must_exist(name)?;
+        match self
+            .dicts()?
+            .put(name, key, value, &PutOptions::default())?
+        {
+            PutOutcome::Written { version } => Ok(version),
+            // Unconditional puts always write.
+            PutOutcome::Skipped => Err(DictError::Unavailable(format!(
+                "the store skipped an unconditional put of key `{key}`"
+            ))
+            .into()),
+        }
+    }
+
+    /// Up to `limit` entries in key order (`None`: all), paging through
+    /// the store with its cursor so memory stays bounded per page.
+    pub fn dict_items(
+        &self,
+        name: &str,
+        limit: Option<usize>,
+    ) -> Result<DictItems, DictServiceError> {
+        let store = self.dicts()?;
+        let page_size = store.limits().max_scan_limit;
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = store.scan(name, "", cursor.as_deref(), page_size, true)?;
+            for it in page.items {
+                if limit.is_some_and(|l| items.len() >= l) {
+                    return Ok(DictItems { items, more: true });
+                }
+                let value = it.value.unwrap_or_default();
+                items.push(DictItem::new(it.key, it.version, &value));
+            }
+            match page.cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(DictItems { items, more: false }),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::storage::embedded::EmbeddedOptions;
+
+    #[test]
+    fn items_decode_json_and_show_hex_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = Service::open_embedded(dir.path(), EmbeddedOptions::default()).unwrap();
+        assert!(svc.dict_create("d").unwrap());
+        svc.dict_put("d", "j", br#"{"a":1}"#).unwrap();
+        svc.dict_put("d", "b", b"\xff\x00").unwrap();
+        let got = svc.dict_items("d", None).unwrap();
+        assert!(!got.more);
+        assert_eq!(got.items[0].shown(), "hex:ff00");
+        assert_eq!(got.items[1].shown(), r#"{"a":1}"#);
+        assert_eq!(svc.dict_items("d", Some(1)).unwrap().items.len(), 1);
+        assert!(svc.dict_items("d", Some(1)).unwrap().more);
+        assert!(matches!(
+            svc.dict_get("d", "nope"),
+            Err(DictServiceError::NoKey { .. })
+        ));
+        assert!(matches!(
+            svc.dict_put("missing", "k", b"1"),
+            Err(DictServiceError::Store(DictError::NotFound(_)))
+        ));
+        assert_eq!(svc.dict_list().unwrap()[0].len, 2);
+    }
+}
