@@ -46,7 +46,13 @@ impl CallError {
     /// Whether the caller got something wrong (bad component, export or
     /// arguments) rather than the call failing while it ran.
     pub fn is_usage(&self) -> bool {
-        !matches!(self, CallError::Container { .. } | CallError::Host(_))
+        match self {
+            CallError::Container { source, .. } => {
+                matches!(source, ContainerError::BadMount { .. })
+            }
+            CallError::Host(_) => false,
+            _ => true,
+        }
     }
 }
 

@@ -431,3 +431,80 @@ async fn grants_limit_from_name() {
         "{r}"
     );
 }
+
+#[test]
+fn cli_call_with_a_mounted_volume_commits_at_exit() {
+    let v = vessel_tests::Vessel::new();
+    let probe = guest("volprobe").display().to_string();
+    v.run(&["volume", "create", "shared"]).ok();
+    // The guest writes without committing; the final commit at container
+    // exit publishes it.
+    let out = v.run(&[
+        "call",
+        &probe,
+        "fs-write",
+        "--volume",
+        "shared:/data",
+        "--args",
+        r#"["/data/hello.txt", "from a guest"]"#,
+    ]);
+    assert_eq!(out.ok(), "{\"ok\":null}\n");
+    assert_eq!(
+        v.run(&["volume", "get", "shared", "hello.txt", "-"]).ok(),
+        "from a guest"
+    );
+    // A later container sees it at start.
+    let out = v.run(&[
+        "call",
+        &probe,
+        "fs-read",
+        "--volume",
+        "shared:/data",
+        "--path",
+        "/data/hello.txt",
+    ]);
+    assert_eq!(out.ok(), "{\"ok\":\"from a guest\"}\n");
+    // A read-only mount refuses writes; a missing volume is a clear error.
+    let out = v.run(&[
+        "call",
+        &probe,
+        "fs-write",
+        "--volume",
+        "shared:/data:ro",
+        "--args",
+        r#"["/data/x", "x"]"#,
+    ]);
+    assert!(out.ok().contains("err"), "{out:?}");
+    v.run(&[
+        "call",
+        &probe,
+        "fs-read",
+        "--volume",
+        "nope:/data",
+        "--path",
+        "/data/x",
+    ])
+    .fails(1, &["volume `nope` does not exist"]);
+    v.run(&[
+        "call",
+        &probe,
+        "fs-read",
+        "--volume",
+        "shared:data",
+        "--path",
+        "/x",
+    ])
+    .fails(2, &["GUEST_PATH must be absolute"]);
+    v.run(&[
+        "call",
+        &probe,
+        "fs-read",
+        "--volume",
+        "shared:/data",
+        "--volume",
+        "shared:/data/sub",
+        "--path",
+        "/x",
+    ])
+    .fails(2, &["overlaps the mount at /data"]);
+}
