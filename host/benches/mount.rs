@@ -50,6 +50,29 @@ fn setup(store: &Arc<dyn VolumeStore>, name: &str, size: usize, distinct: usize)
     store.commit(name, &changes).unwrap();
 }
 
+/// Lays `snapshot` out under `dir` with std calls, placing each file with
+/// `place(blob_path, dest)`; returns the time it took.
+fn native(
+    store: &Arc<dyn VolumeStore>,
+    snapshot: &vessel_host::storage::volume::Snapshot,
+    dir: &std::path::Path,
+    place: impl Fn(&std::path::Path, &std::path::Path),
+) -> Duration {
+    let t = Instant::now();
+    for (path, node) in &snapshot.nodes {
+        let dest = dir.join(path);
+        match node.kind {
+            NodeKind::Dir => std::fs::create_dir_all(&dest).unwrap(),
+            _ => {
+                let src = store.local_blob(node.blob.as_ref().unwrap()).unwrap();
+                std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+                place(&src, &dest);
+            }
+        }
+    }
+    t.elapsed()
+}
+
 fn bench_case(
     store: &Arc<dyn VolumeStore>,
     root: &std::path::Path,
@@ -75,36 +98,16 @@ fn bench_case(
 
         // Native: the same directories and hard links, straight from std.
         let dir = root.join(format!("{label}-link-{run}"));
-        let t = Instant::now();
-        for (path, node) in &snapshot.nodes {
-            let dest = dir.join(path);
-            match node.kind {
-                NodeKind::Dir => std::fs::create_dir_all(&dest).unwrap(),
-                _ => {
-                    let src = store.local_blob(node.blob.as_ref().unwrap()).unwrap();
-                    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-                    std::fs::hard_link(src, dest).unwrap();
-                }
-            }
-        }
-        link.push(t.elapsed());
+        link.push(native(store, &snapshot, &dir, |src, dest| {
+            std::fs::hard_link(src, dest).unwrap()
+        }));
 
         // Native: copying the bytes (what a mount without links would do).
         if run < copy_runs {
             let dir = root.join(format!("{label}-copy-{run}"));
-            let t = Instant::now();
-            for (path, node) in &snapshot.nodes {
-                let dest = dir.join(path);
-                match node.kind {
-                    NodeKind::Dir => std::fs::create_dir_all(&dest).unwrap(),
-                    _ => {
-                        let src = store.local_blob(node.blob.as_ref().unwrap()).unwrap();
-                        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-                        std::fs::copy(src, dest).unwrap();
-                    }
-                }
-            }
-            copy.push(t.elapsed());
+            copy.push(native(store, &snapshot, &dir, |src, dest| {
+                std::fs::copy(src, dest).map(drop).unwrap()
+            }));
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }

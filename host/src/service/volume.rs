@@ -728,15 +728,7 @@ impl VolumeBatch {
     ) -> Result<&mut Self, VolumeOpError> {
         let local = local.as_ref();
         let remote = normalize_path(remote)?;
-        let meta = match std::fs::metadata(local) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(VolumeOpError::LocalMissing {
-                    path: local.to_owned(),
-                });
-            }
-            Err(e) => return Err(local_io(local)(e)),
-        };
+        let meta = local_metadata(local)?;
         if !meta.is_file() {
             return Err(VolumeOpError::Invalid(format!(
                 "{}: not a regular file (use put_directory for a directory)",
@@ -803,15 +795,7 @@ impl VolumeBatch {
     ) -> Result<&mut Self, VolumeOpError> {
         let local_dir = local_dir.as_ref();
         let remote_dir = normalize_path(remote_dir)?;
-        let meta = match std::fs::metadata(local_dir) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(VolumeOpError::LocalMissing {
-                    path: local_dir.to_owned(),
-                });
-            }
-            Err(e) => return Err(local_io(local_dir)(e)),
-        };
+        let meta = local_metadata(local_dir)?;
         if !meta.is_dir() {
             return Err(VolumeOpError::Invalid(format!(
                 "{}: not a directory (use put_file for a file)",
@@ -924,6 +908,17 @@ fn dir_node(mode: u32) -> Node {
 /// Checks a volume name for the CLI before it touches the store.
 pub fn check_name(name: &str) -> Result<(), VolumeOpError> {
     Ok(check_volume_name(name)?)
+}
+
+/// The metadata of a local path to upload; a missing path is its own error.
+fn local_metadata(path: &Path) -> Result<std::fs::Metadata, VolumeOpError> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(m),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(VolumeOpError::LocalMissing {
+            path: path.to_owned(),
+        }),
+        Err(e) => Err(local_io(path)(e)),
+    }
 }
 
 #[cfg(test)]
