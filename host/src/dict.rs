@@ -10,21 +10,13 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::container::Grant;
-use crate::storage::dict::{self as store, DictError, DictStore};
+use crate::storage::dict::{
+    self as store, DEFAULT_IDLE_EXPIRY_MS, DictError, DictStore, MAX_KEY_BYTES, MAX_SCAN_LIMIT,
+    MAX_UPDATE_ENTRIES, MAX_VALUE_BYTES,
+};
 
 use crate::bindings::vessel::storage::dict::{self as wit, Entry, Limits, Page, PutOptions};
 use crate::error::{StorageError, WitError};
-
-/// Longest key, in bytes.
-pub const MAX_KEY_BYTES: u32 = 4096;
-/// Largest value, in bytes (100 MiB, as Modal).
-pub const MAX_VALUE_BYTES: u64 = 100 * 1024 * 1024;
-/// Most pairs in one `update`.
-pub const MAX_UPDATE_ENTRIES: u32 = 10_000;
-/// Most items in one `scan` page.
-pub const MAX_SCAN_LIMIT: u32 = 1_000;
-/// Idle period after which an entry expires: 7 days.
-pub const DEFAULT_IDLE_EXPIRY_SECONDS: u64 = 7 * 24 * 3600;
 
 /// The host state behind one guest `dict` handle.
 #[derive(Debug)]
@@ -71,7 +63,7 @@ impl DictCtx {
                 max_value_bytes: MAX_VALUE_BYTES,
                 max_update_entries: MAX_UPDATE_ENTRIES,
                 max_scan_limit: MAX_SCAN_LIMIT,
-                idle_expiry_seconds: DEFAULT_IDLE_EXPIRY_SECONDS,
+                idle_expiry_seconds: DEFAULT_IDLE_EXPIRY_MS / 1000,
             },
         };
         DictCtx {

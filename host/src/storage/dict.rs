@@ -46,6 +46,17 @@ pub fn validate_name(name: &str) -> Result<(), DictError> {
     Ok(())
 }
 
+/// Longest key, in bytes.
+pub const MAX_KEY_BYTES: u32 = 4096;
+/// Largest value, in bytes (100 MiB, as Modal).
+pub const MAX_VALUE_BYTES: u64 = 100 * 1024 * 1024;
+/// Most pairs in one `update` (as Modal).
+pub const MAX_UPDATE_ENTRIES: u32 = 10_000;
+/// Most items in one scan page; a larger (or zero) limit is clamped to it.
+pub const MAX_SCAN_LIMIT: u32 = 1_000;
+/// Default idle period after which an entry expires: 7 days.
+pub const DEFAULT_IDLE_EXPIRY_MS: u64 = 7 * 24 * 3600 * 1000;
+
 /// A value and its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DictEntry {

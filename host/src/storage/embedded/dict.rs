@@ -58,21 +58,14 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{IVec, Transactional, Tree};
 
 use super::EmbeddedStore;
+pub use crate::storage::dict::{
+    DEFAULT_IDLE_EXPIRY_MS, MAX_KEY_BYTES, MAX_SCAN_LIMIT, MAX_UPDATE_ENTRIES, MAX_VALUE_BYTES,
+};
 use crate::storage::dict::{
     DictEntry, DictError, DictInfo, DictLimits, DictStore, LeaseInfo, PutOptions, PutOutcome,
     ScanItem, ScanPage, validate_name,
 };
 
-/// Longest key, in bytes.
-pub const MAX_KEY_BYTES: u32 = 4096;
-/// Largest value, in bytes (100 MiB, as Modal).
-pub const MAX_VALUE_BYTES: u64 = 100 * 1024 * 1024;
-/// Most pairs in one `update` (as Modal).
-pub const MAX_UPDATE_ENTRIES: u32 = 10_000;
-/// Most items in one scan page; a larger (or zero) limit is clamped to it.
-pub const MAX_SCAN_LIMIT: u32 = 1_000;
-/// Default idle period after which an entry expires: 7 days.
-pub const DEFAULT_IDLE_EXPIRY_MS: u64 = 7 * 24 * 3600 * 1000;
 /// A read refreshes the access time once it is older than idle / this.
 pub const TOUCH_FRACTION: u64 = 32;
 
