@@ -20,8 +20,8 @@ use serde::Serialize;
 use super::Service;
 use crate::storage::blobs::BlobId;
 use crate::storage::volume::{
-    Change, CommitInfo, Node, NodeKind, VolumeError, VolumeInfo, VolumeStore, check_volume_name,
-    normalize_path,
+    Change, CommitInfo, Node, NodeKind, VolumeError, VolumeInfo, VolumeStore, ancestors,
+    check_volume_name, normalize_path,
 };
 
 /// Chunk size of streamed reads out of a volume.
@@ -185,11 +185,6 @@ fn join(dir: &str, name: &str) -> String {
         (_, true) => dir.to_owned(),
         _ => format!("{dir}/{name}"),
     }
-}
-
-/// The ancestors of `path`, outermost first.
-fn ancestors(path: &str) -> impl Iterator<Item = &str> {
-    path.match_indices('/').filter_map(|(i, _)| path.get(..i))
 }
 
 fn now_ms() -> u64 {

@@ -187,6 +187,12 @@ pub fn normalize_path(path: &str) -> Result<String, VolumeError> {
     Ok(parts.join("/"))
 }
 
+/// The ancestors of a normalised `path`, outermost first: `a/b/c` gives
+/// `a`, `a/b`.
+pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').filter_map(|(i, _)| path.get(..i))
+}
+
 /// Checks a volume name: 1 to 255 bytes, no `/`, no NUL, not `.` or `..`.
 pub fn check_volume_name(name: &str) -> Result<(), VolumeError> {
     let bad = |reason: &str| VolumeError::InvalidName {

@@ -19,8 +19,9 @@ use wasmtime::component::{HasData, Resource, ResourceTable};
 use crate::bindings::vessel::storage::volume::{self as wit, CommitInfo, Entry, EntryKind};
 use crate::container::Grant;
 use crate::error::{StorageError, WitError};
+use crate::storage::clock::{Clock as _, SystemClock};
 use crate::storage::volume::{
-    Change, Node, NodeKind, VolumeError, VolumeStore, check_volume_name, normalize_path,
+    Change, Node, NodeKind, VolumeError, VolumeStore, ancestors, check_volume_name, normalize_path,
 };
 pub use mount::{Mount, MountError, VolumeMount};
 
@@ -300,17 +301,6 @@ fn walk(
     Ok(())
 }
 
-fn parents(path: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = path;
-    while let Some((p, _)) = cur.rsplit_once('/') {
-        out.push(p.to_owned());
-        cur = p;
-    }
-    out.reverse();
-    out
-}
-
 impl wit::HostVolume for VolumeCtxView<'_> {
     async fn mounted(&mut self, path: String) -> Result<Resource<VolumeHandle>, StorageError> {
         let i = self.ctx.mount_index(&path).ok_or_else(|| {
@@ -509,31 +499,14 @@ impl wit::HostVolume for VolumeCtxView<'_> {
         match mount {
             Some(i) => {
                 let m = self.writable_mount(i)?;
-                match m.root.symlink_metadata(&rel) {
-                    Ok(meta) if meta.is_dir() => {
-                        return Err(StorageError::Guest(WitError::AlreadyExists(format!(
-                            "{path} is a directory"
-                        ))));
-                    }
-                    Ok(_) if !overwrite => {
-                        return Err(StorageError::Guest(WitError::AlreadyExists(format!(
-                            "{path} exists (pass overwrite to replace it)"
-                        ))));
-                    }
-                    _ => {}
-                }
-                let new_parents: Vec<String> = parents(&rel)
-                    .into_iter()
+                let existing = m.root.symlink_metadata(&rel).ok();
+                refuse_existing(&path, existing.as_ref().map(|e| e.is_dir()), overwrite)?;
+                let new_parents: Vec<String> = ancestors(&rel)
                     .filter(|p| m.root.symlink_metadata(p).is_err())
+                    .map(str::to_owned)
                     .collect();
-                let creates =
-                    new_parents.len() as u64 + u64::from(m.root.symlink_metadata(&rel).is_err());
-                if m.inodes.saturating_add(creates) > m.inode_limit {
-                    return Err(StorageError::Guest(WitError::NoSpace(format!(
-                        "volume `{}` would exceed its limit of {} inodes",
-                        m.volume, m.inode_limit
-                    ))));
-                }
+                let creates = new_parents.len() as u64 + u64::from(existing.is_none());
+                m.check_room(creates)?;
                 for p in &new_parents {
                     m.root.create_dir(p).map_err(|e| io_to_wit(&path, e))?;
                     m.dirty.insert(p.clone());
@@ -551,25 +524,14 @@ impl wit::HostVolume for VolumeCtxView<'_> {
             }
             None => {
                 let store = self.ctx.store()?.clone();
-                match store.node(&name, &rel)? {
-                    Some(n) if n.kind == NodeKind::Dir => {
-                        return Err(StorageError::Guest(WitError::AlreadyExists(format!(
-                            "{path} is a directory"
-                        ))));
-                    }
-                    Some(_) if !overwrite => {
-                        return Err(StorageError::Guest(WitError::AlreadyExists(format!(
-                            "{path} exists (pass overwrite to replace it)"
-                        ))));
-                    }
-                    _ => {}
-                }
+                let existing = store.node(&name, &rel)?;
+                refuse_existing(&path, existing.map(|n| n.kind == NodeKind::Dir), overwrite)?;
                 let blob = store.put_blob(&data)?;
                 let node = Node {
                     kind: NodeKind::File,
                     blob: Some(blob),
                     size: data.len() as u64,
-                    mtime_ms: now_ms(),
+                    mtime_ms: SystemClock.now_ms(),
                     mode: 0o644,
                     target: None,
                 };
@@ -673,12 +635,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                     .iter()
                     .filter(|(_, to)| m.root.symlink_metadata(to).is_err())
                     .count() as u64;
-                if m.inodes.saturating_add(new) > m.inode_limit {
-                    return Err(StorageError::Guest(WitError::NoSpace(format!(
-                        "volume `{}` would exceed its limit of {} inodes",
-                        m.volume, m.inode_limit
-                    ))));
-                }
+                m.check_room(new)?;
                 for (from, to) in pairs {
                     if m.root
                         .metadata(&from)
@@ -740,16 +697,38 @@ impl wit::HostVolume for VolumeCtxView<'_> {
     }
 }
 
+/// Refuses to write a file over a directory, or over a file without
+/// `overwrite`. `existing` is `Some(is_dir)` when something is at `path`.
+fn refuse_existing(
+    path: &str,
+    existing: Option<bool>,
+    overwrite: bool,
+) -> Result<(), StorageError> {
+    let why = match existing {
+        Some(true) => format!("{path} is a directory"),
+        Some(false) if !overwrite => format!("{path} exists (pass overwrite to replace it)"),
+        _ => return Ok(()),
+    };
+    Err(StorageError::Guest(WitError::AlreadyExists(why)))
+}
+
+impl Mount {
+    /// `no-space` unless `extra` more inodes fit under the volume's limit.
+    fn check_room(&self, extra: u64) -> Result<(), StorageError> {
+        if self.inodes.saturating_add(extra) > self.inode_limit {
+            return Err(StorageError::Guest(WitError::NoSpace(format!(
+                "volume `{}` would exceed its limit of {} inodes",
+                self.volume, self.inode_limit
+            ))));
+        }
+        Ok(())
+    }
+}
+
 fn join_rel(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_owned()
     } else {
         format!("{dir}/{name}")
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -38,7 +38,7 @@ use sled::{Batch, Transactional, Tree};
 use super::EmbeddedStore;
 use crate::storage::blobs::{BlobError, BlobId};
 use crate::storage::volume::{
-    Change, CommitInfo, Node, NodeKind, Snapshot, VolumeError, VolumeInfo, VolumeStore,
+    Change, CommitInfo, Node, NodeKind, Snapshot, VolumeError, VolumeInfo, VolumeStore, ancestors,
     check_volume_name, normalize_path,
 };
 
@@ -353,11 +353,6 @@ fn split_key(key: &[u8]) -> Result<(u64, &[u8]), VolumeError> {
 fn key_path(key: &[u8]) -> Result<String, VolumeError> {
     let (_, rest) = split_key(key)?;
     String::from_utf8(rest.to_vec()).map_err(|_| corrupt("a stored path is not UTF-8"))
-}
-
-/// The ancestors of `path`, outermost first: `a/b/c` gives `a`, `a/b`.
-fn ancestors(path: &str) -> impl Iterator<Item = &str> {
-    path.match_indices('/').filter_map(|(i, _)| path.get(..i))
 }
 
 // ---------------------------------------------------------------------------
