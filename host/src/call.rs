@@ -374,7 +374,39 @@ pub async fn call_component(
 ) -> Result<Option<Json>, CallError> {
     let (component, outcome) = engine.load(path)?;
     tracing::debug!(?outcome, path = %path.display(), "component loaded");
-    let export = find_export(engine, &component, &path.display().to_string(), function)?;
+    call_loaded(
+        engine,
+        &component,
+        &path.display().to_string(),
+        function,
+        args,
+        config,
+    )
+    .await
+}
+
+/// Whether `component` imports the dict or volume capabilities, that is,
+/// whether it needs the stores at all.
+pub fn uses_storage(engine: &VesselEngine, component: &Component) -> bool {
+    component
+        .component_type()
+        .imports(engine.engine())
+        .any(|(name, _)| {
+            name.starts_with("vessel:storage/dict") || name.starts_with("vessel:storage/volume")
+        })
+}
+
+/// [`call_component`] for a component already loaded; `component_name`
+/// names it in errors.
+pub async fn call_loaded(
+    engine: &VesselEngine,
+    component: &Component,
+    component_name: &str,
+    function: &str,
+    args: &CallArgs,
+    config: &ContainerConfig,
+) -> Result<Option<Json>, CallError> {
+    let export = find_export(engine, component, component_name, function)?;
     let params = build_params(&export, args)?;
     let linker = container::linker(engine).map_err(|e| CallError::Host(chain(&e)))?;
     let in_container = |source| CallError::Container {
@@ -383,7 +415,7 @@ pub async fn call_component(
     };
     let mut c = Container::new(engine, config).map_err(in_container)?;
     let instance = c
-        .instantiate(&linker, &component)
+        .instantiate(&linker, component)
         .await
         .map_err(in_container)?;
     let func = instance

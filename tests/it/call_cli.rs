@@ -226,3 +226,24 @@ fn two_mib_inline_argument() {
     let out = v.run(&["call", &types, "bytes-len", "--args-file", &s(&file)]);
     assert_eq!(out.ok(), format!("{}\n", 2 << 20));
 }
+
+#[test]
+fn components_without_storage_do_not_take_the_store() {
+    use vessel_host::service::Service;
+    use vessel_host::storage::embedded::EmbeddedOptions;
+    let v = Vessel::new();
+    // Another process (here: this test) owns the data dir's store.
+    let _owner = Service::open_embedded(v.home.path(), EmbeddedOptions::default()).unwrap();
+    let add = s(&guest("add"));
+    assert_eq!(v.run(&["call", &add, "add", "--args", "[2,3]"]).ok(), "5\n");
+    // A component that imports dicts needs the store, and says who has it.
+    let dictprobe = s(&guest("volprobe"));
+    v.run(&[
+        "call",
+        &dictprobe,
+        "obj-list",
+        "--args",
+        r#"["v", "", false]"#,
+    ])
+    .fails(1, &["another process has it open"]);
+}

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 use serde_json::Value as Json;
+use wasmtime::component::Component;
 
 use crate::call::{self, CallArgs, CallError};
 use crate::container::{Container, ContainerConfig, DirMount};
@@ -287,13 +288,24 @@ pub fn parse_volume_mount(spec: &str) -> Result<VolumeMount, String> {
     })
 }
 
-/// Opens the data dir's stores and points the container at them.
-fn attach_stores(data_dir: &Path, config: &mut ContainerConfig) -> Result<Service, Failure> {
+/// Opens the data dir's stores and points the container at them, when the
+/// container needs them: it mounts volumes or the component imports dicts or
+/// volumes. Only one process can hold a data dir's store, so components that
+/// use no storage must not take it (parallel `vessel call`s of those work).
+fn attach_stores(
+    data_dir: &Path,
+    engine: &VesselEngine,
+    component: &Component,
+    config: &mut ContainerConfig,
+) -> Result<Option<Service>, Failure> {
+    if config.volume_mounts.is_empty() && !call::uses_storage(engine, component) {
+        return Ok(None);
+    }
     let service =
         Service::open_embedded(data_dir, EmbeddedOptions::default()).map_err(Failure::runtime)?;
     config.stores = service.stores.clone();
     config.work_dir = Some(data_dir.join("containers"));
-    Ok(service)
+    Ok(Some(service))
 }
 
 /// Moves vessel's own options that came after a `--NAME` parameter flag (clap
@@ -379,11 +391,14 @@ async fn call_cmd(data_dir: &Path, mut cmd: CallCmd) -> Result<u8, Failure> {
     };
     let flags = call::parse_param_flags(&cmd.params).map_err(Failure::usage)?;
     let mut config = container_config(&cmd.limits)?;
-    let _service = attach_stores(data_dir, &mut config)?;
     let engine = engine_for(data_dir)?;
-    let result = call::call_component(
+    let (component, outcome) = engine.load(&cmd.component).map_err(CallError::from)?;
+    tracing::debug!(?outcome, path = %cmd.component.display(), "component loaded");
+    let _service = attach_stores(data_dir, &engine, &component, &mut config)?;
+    let result = call::call_loaded(
         &engine,
-        &cmd.component,
+        &component,
+        &cmd.component.display().to_string(),
         &cmd.function,
         &CallArgs { args, flags },
         &config,
@@ -435,7 +450,6 @@ async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
             .push(parse_mount(m).map_err(Failure::usage)?);
     }
     config.inherit_stdin = true;
-    let _service = attach_stores(data_dir, &mut config)?;
     config.args = std::iter::once(cmd.component.display().to_string())
         .chain(cmd.args.iter().cloned())
         .collect();
@@ -443,6 +457,7 @@ async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
     let (component, _) = engine
         .load(&cmd.component)
         .map_err(|e| Failure::from(CallError::from(e)))?;
+    let _service = attach_stores(data_dir, &engine, &component, &mut config)?;
     let linker =
         crate::container::linker(&engine).map_err(|e| Failure::runtime(crate::error::chain(&e)))?;
     let mut container = Container::new(&engine, &config).map_err(|e| match e {

@@ -87,9 +87,17 @@ impl EmbeddedStore {
             .flush_every_ms(None)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => fail(
-                    "another process has it open (one process owns a data dir at a time)".into(),
-                ),
+                // sled 0.34 wraps the failed flock in an error of its own
+                // kind, with this text.
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock") =>
+                {
+                    fail(
+                        "another process has it open (one process owns a data dir at a time)"
+                            .into(),
+                    )
+                }
                 other => fail(other.to_string()),
             })?;
         let blobs = BlobStore::open(data_dir.join("blobs")).map_err(|e| fail(e.to_string()))?;
