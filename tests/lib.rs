@@ -120,3 +120,48 @@ impl Run {
         }
     }
 }
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Copies the example app `components/NAME/vessel.toml` into `dir`, with
+/// its `component = "..."` paths pointed at the guest built for the tests,
+/// and returns the new manifest's path.
+pub fn example_app(name: &str, dir: &Path) -> PathBuf {
+    let src = repo_root()
+        .join("components")
+        .join(name)
+        .join("vessel.toml");
+    let text = std::fs::read_to_string(&src)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", src.display()));
+    let wasm = guest(name);
+    let rewritten: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("component = ") {
+                format!("component = {:?}", wasm.display().to_string())
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    let out = dir.join("vessel.toml");
+    std::fs::write(&out, rewritten.join("\n"))
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+    out
+}
+
+/// Writes `manifest` to `dir/vessel.toml`, replacing `@PROBE@` with the path
+/// of the `appprobe` test program, and returns the file's path.
+pub fn write_app(dir: &Path, manifest: &str) -> PathBuf {
+    let probe = guest("appprobe").display().to_string();
+    let out = dir.join("vessel.toml");
+    std::fs::write(&out, manifest.replace("@PROBE@", &probe))
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+    out
+}

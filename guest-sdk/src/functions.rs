@@ -27,15 +27,52 @@ pub struct Call {
 }
 
 impl Call {
-    /// Waits for the result and decodes it.
+    /// Waits for the result and decodes it. Getting it again returns the
+    /// same outcome.
     pub fn get<R: DeserializeOwned>(&self) -> Result<R, Error> {
-        Ok(serde_json::from_str(&self.inner.get()?)?)
+        Ok(serde_json::from_str(&self.get_json()?)?)
+    }
+
+    /// Waits for the result as JSON text.
+    pub fn get_json(&self) -> Result<String, Error> {
+        Ok(self.inner.get()?)
     }
 }
 
-/// Starts `function` in the background.
+/// Starts `function` in the background with `args` (serialized to JSON: an
+/// array of positional arguments or an object by parameter name).
 pub fn spawn<A: Serialize + ?Sized>(function: &str, args: &A) -> Result<Call, Error> {
+    spawn_json(function, &serde_json::to_string(args)?)
+}
+
+/// Starts `function` with JSON argument text.
+pub fn spawn_json(function: &str, args_json: &str) -> Result<Call, Error> {
     Ok(Call {
-        inner: wit::spawn(function, &serde_json::to_string(args)?)?,
+        inner: wit::spawn(function, args_json)?,
     })
+}
+
+/// Calls `function` once per input, all at once, each in its own container
+/// (as many run together as its `max_containers` allows), and returns the
+/// results in input order. Each input is the function's single argument,
+/// as in Modal's `f.map(inputs)`; use [`starmap`] for several arguments.
+pub fn map<A: Serialize, R: DeserializeOwned>(
+    function: &str,
+    inputs: impl IntoIterator<Item = A>,
+) -> Result<Vec<R>, Error> {
+    starmap(function, inputs.into_iter().map(|a| [a]))
+}
+
+/// Like [`map`], but each input is a whole argument list (a tuple or array
+/// of positional arguments, or a struct by parameter name).
+pub fn starmap<A: Serialize, R: DeserializeOwned>(
+    function: &str,
+    inputs: impl IntoIterator<Item = A>,
+) -> Result<Vec<R>, Error> {
+    // Start every call before waiting for any, so they run in parallel.
+    let calls = inputs
+        .into_iter()
+        .map(|args| spawn(function, &args))
+        .collect::<Result<Vec<Call>, Error>>()?;
+    calls.iter().map(Call::get).collect()
 }

@@ -193,6 +193,9 @@ pub struct ParamFlag {
     pub value: Option<Json>,
     /// Written `--no-NAME`: false for a bool parameter.
     pub negated: bool,
+    /// The value exactly as written (not `@FILE`), so a string parameter
+    /// takes `--name 123` or `--json '[1]'` as the text it is.
+    pub text: Option<String>,
 }
 
 /// Parses `--NAME VALUE`, `--NAME=VALUE`, bare `--NAME`, `--no-NAME` and
@@ -220,14 +223,15 @@ pub fn parse_param_flags(tokens: &[String]) -> Result<Vec<ParamFlag>, String> {
                 _ => (body.to_owned(), None),
             },
         };
-        let value = match raw {
+        let value = match &raw {
             None => None,
-            Some(text) => Some(parse_flag_value(&name, &text)?),
+            Some(text) => Some(parse_flag_value(&name, text)?),
         };
         out.push(ParamFlag {
             name,
             value,
             negated: false,
+            text: raw.filter(|t| !t.starts_with('@')),
         });
     }
     Ok(out)
@@ -312,9 +316,18 @@ pub fn build_params(export: &Export, args: &CallArgs) -> Result<Vec<Val>, CallEr
         let Some((pname, pty)) = export.params.get(i) else {
             continue;
         };
+        let is_text = |t: &Type| matches!(t, Type::String);
         let value = match (&flag.value, pty) {
+            (Some(Json::String(v)), _) => Json::String(v.clone()),
+            (Some(_), t) if is_text(t) || matches!(t, Type::Option(o) if is_text(&o.ty())) => {
+                match &flag.text {
+                    Some(text) => Json::String(text.clone()),
+                    None => flag.value.clone().unwrap_or(Json::Null),
+                }
+            }
             (Some(v), _) => v.clone(),
             (None, Type::Bool) => Json::Bool(!negated),
+            (None, Type::Option(o)) if matches!(o.ty(), Type::Bool) => Json::Bool(!negated),
             (None, t) => {
                 return Err(bad(format!(
                     "parameter `--{pname}` needs a value of type {}",

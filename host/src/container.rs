@@ -56,6 +56,9 @@ pub struct ContainerConfig {
     /// hard-link blobs, so this should be on the blob folder's filesystem;
     /// `None` uses the system's temporary directory.
     pub work_dir: Option<PathBuf>,
+    /// Instructions one call may run (needs an engine that meters fuel);
+    /// `None` for no budget.
+    pub fuel: Option<u64>,
 }
 
 /// Default interval of background commits.
@@ -74,6 +77,7 @@ impl Default for ContainerConfig {
             volume_mounts: Vec::new(),
             background_commit: Some(DEFAULT_BACKGROUND_COMMIT),
             work_dir: None,
+            fuel: None,
         }
     }
 }
@@ -93,6 +97,8 @@ pub enum ContainerError {
     Instantiate(String),
     #[error("the call timed out after {0:?}")]
     Timeout(Duration),
+    #[error("the call ran out of fuel (its budget is {0} units)")]
+    OutOfFuel(u64),
     #[error("the guest trapped: {0}")]
     Trap(String),
     #[error("the guest exited with status {0}")]
@@ -103,6 +109,23 @@ pub enum ContainerError {
     BadMount { guest: String, reason: String },
     #[error("the final commit of the container's volumes failed: {0}")]
     FinalCommit(String),
+    #[error("fuel needs an engine that meters it (EngineConfig::fuel)")]
+    FuelOff,
+}
+
+impl ContainerError {
+    /// Whether the instance is unusable after this error: once a guest
+    /// traps, times out or exits, wasmtime refuses to enter it again, so a
+    /// warm container must be retired rather than reused.
+    pub fn poisons_instance(&self) -> bool {
+        matches!(
+            self,
+            ContainerError::Timeout(_)
+                | ContainerError::OutOfFuel(_)
+                | ContainerError::Trap(_)
+                | ContainerError::Exit(_)
+        )
+    }
 }
 
 /// The data of a container's store: WASI plus one context per vessel
@@ -168,6 +191,8 @@ pub struct Container {
     store: Store<HostState>,
     timeout: Option<Duration>,
     background_commit: Option<Duration>,
+    fuel: Option<u64>,
+    metered: bool,
     // Dropped with the container: scratch writes and mount working trees
     // vanish with it.
     _dir: tempfile::TempDir,
@@ -215,6 +240,9 @@ impl Container {
     /// Builds a fresh store for `config`.
     pub fn new(engine: &VesselEngine, config: &ContainerConfig) -> Result<Self, ContainerError> {
         check_mounts(config)?;
+        if config.fuel.is_some() && !engine.fuel() {
+            return Err(ContainerError::FuelOff);
+        }
         let mut builder = tempfile::Builder::new();
         builder.prefix("vessel-container-");
         let dir = match &config.work_dir {
@@ -307,6 +335,8 @@ impl Container {
             store,
             timeout: config.timeout,
             background_commit: config.background_commit,
+            fuel: config.fuel,
+            metered: engine.fuel(),
             _dir: dir,
         })
     }
@@ -321,8 +351,18 @@ impl Container {
     /// The same callback runs background commits: it fires only between
     /// wasm instructions, never inside a host call, so the mounts are in a
     /// consistent state then.
-    fn arm_deadline(&mut self) {
+    fn arm_deadline(&mut self) -> Result<(), ContainerError> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
+        // Calls this guest makes to other functions are bounded by its own
+        // deadline, since the epoch callback does not run while the guest
+        // waits in a host call.
+        self.store.data_mut().functions.deadline = deadline;
+        if self.metered {
+            // Without a budget a metering engine still needs fuel to run.
+            self.store
+                .set_fuel(self.fuel.unwrap_or(u64::MAX))
+                .map_err(|e| ContainerError::Trap(chain(&e)))?;
+        }
         let background = self.background_commit;
         let mut last_commit = Instant::now();
         self.store.set_epoch_deadline(1);
@@ -344,6 +384,20 @@ impl Container {
             }
             Ok(UpdateDeadline::Yield(1))
         });
+        Ok(())
+    }
+
+    /// Sets who this container's guest is, for its calls to other functions
+    /// of its app.
+    pub fn set_caller(&mut self, caller: crate::functions::CallerCtx) {
+        self.store.data_mut().functions.caller = Some(caller);
+    }
+
+    /// Commits every writable mount's pending changes, as a background
+    /// commit does; for warm containers that wait between calls.
+    pub fn commit_pending(&mut self) -> Vec<MountError> {
+        let state = self.store.data_mut();
+        state.volumes.commit_all(&state.table, true)
     }
 
     /// Ends the container: a final commit of every writable mount. Call it
@@ -365,7 +419,7 @@ impl Container {
         linker: &Linker<HostState>,
         component: &Component,
     ) -> Result<wasmtime::component::Instance, ContainerError> {
-        self.arm_deadline();
+        self.arm_deadline()?;
         linker
             .instantiate_async(&mut self.store, component)
             .await
@@ -379,7 +433,7 @@ impl Container {
         params: &[Val],
         result_count: usize,
     ) -> Result<Option<Val>, ContainerError> {
-        self.arm_deadline();
+        self.arm_deadline()?;
         let mut results = vec![Val::Bool(false); result_count];
         func.call_async(&mut self.store, params, &mut results)
             .await
@@ -394,7 +448,7 @@ impl Container {
         linker: &Linker<HostState>,
         component: &Component,
     ) -> Result<i32, ContainerError> {
-        self.arm_deadline();
+        self.arm_deadline()?;
         let command = wasmtime_wasi::p2::bindings::Command::instantiate_async(
             &mut self.store,
             component,
@@ -420,6 +474,9 @@ impl Container {
         if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
             return ContainerError::Exit(exit.0);
         }
+        if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
+            return ContainerError::OutOfFuel(self.fuel.unwrap_or(u64::MAX));
+        }
         ContainerError::Trap(chain(&e))
     }
 }
@@ -428,6 +485,12 @@ impl Container {
 #[derive(Debug, thiserror::Error)]
 #[error("deadline passed")]
 struct TimedOut;
+
+/// The trap that ends a call whose deadline passed (also raised by host
+/// calls that wait, such as a remote call, when the deadline comes first).
+pub(crate) fn timed_out() -> wasmtime::Error {
+    wasmtime::Error::new(TimedOut)
+}
 
 /// Which names of one kind (dicts or volumes) a function may open.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -45,10 +45,13 @@ pub enum EngineError {
 }
 
 /// Engine settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EngineConfig {
     /// Where compiled components are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Meter fuel, so functions can have an instruction budget. Metering
+    /// slows guest code down, so it is off unless an app asks for it.
+    pub fuel: bool,
 }
 
 /// The shared engine plus its compile cache.
@@ -57,6 +60,10 @@ pub struct VesselEngine {
     engine: Engine,
     cache_dir: Option<PathBuf>,
     cache_salt: [u8; 32],
+    fuel: bool,
+    /// Components loaded by this engine, by cache key: a warm host loads
+    /// each component once, however many apps name it.
+    loaded: Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], Component>>>,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -71,6 +78,8 @@ impl std::fmt::Debug for VesselEngine {
 /// What [`VesselEngine::load`] did, for logs and benchmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
+    /// This engine had loaded the same bytes before; no disk access.
+    Memory,
     /// Loaded a compiled artifact from the cache.
     Hit,
     /// Compiled (no entry, or caching off).
@@ -86,7 +95,8 @@ impl VesselEngine {
             .epoch_interruption(true)
             // Deep recursion in a guest ends in a trap, not a host overflow.
             .max_wasm_stack(1 << 20)
-            .async_stack_size(2 << 20);
+            .async_stack_size(2 << 20)
+            .consume_fuel(config.fuel);
         let engine = Engine::new(&cfg).map_err(|e| EngineError::Config(chain(&e)))?;
         let mut salt = Blake3Hasher(blake3::Hasher::new());
         engine.precompile_compatibility_hash().hash(&mut salt);
@@ -99,12 +109,19 @@ impl VesselEngine {
             engine,
             cache_dir: config.cache_dir,
             cache_salt,
+            fuel: config.fuel,
+            loaded: Arc::default(),
             _ticker: ticker,
         })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Whether this engine meters fuel.
+    pub fn fuel(&self) -> bool {
+        self.fuel
     }
 
     /// Loads the component at `path`, from the compile cache when it can.
@@ -124,17 +141,38 @@ impl VesselEngine {
         bytes: &[u8],
     ) -> Result<(Component, CacheOutcome), EngineError> {
         check_header(path, bytes)?;
-        let Some(dir) = &self.cache_dir else {
-            return Ok((self.compile(path, bytes)?, CacheOutcome::Miss));
-        };
         let mut key = blake3::Hasher::new();
         key.update(&self.cache_salt);
         key.update(bytes);
-        let entry = dir.join(format!("{}.cwasm", key.finalize().to_hex()));
+        let key = key.finalize();
+        let memo = |c: &Component| {
+            if let Ok(mut m) = self.loaded.lock() {
+                m.insert(*key.as_bytes(), c.clone());
+            }
+        };
+        if let Some(c) = self
+            .loaded
+            .lock()
+            .ok()
+            .and_then(|m| m.get(key.as_bytes()).cloned())
+        {
+            return Ok((c, CacheOutcome::Memory));
+        }
+        let Some(dir) = self.cache_dir.as_ref().filter(|_| !is_text(bytes)) else {
+            // Text components (examples, tests) are small; they skip the
+            // disk cache, whose entries come from the binary format.
+            let c = self.compile(path, bytes)?;
+            memo(&c);
+            return Ok((c, CacheOutcome::Miss));
+        };
+        let entry = dir.join(format!("{}.cwasm", key.to_hex()));
         let mut outcome = CacheOutcome::Miss;
         match std::fs::read(&entry) {
             Ok(cached) => match self.decode_entry(&cached) {
-                Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                Ok(component) => {
+                    memo(&component);
+                    return Ok((component, CacheOutcome::Hit));
+                }
                 Err(why) => {
                     tracing::warn!(entry = %entry.display(), %why, "discarding compile-cache entry");
                     let _ = std::fs::remove_file(&entry);
@@ -166,11 +204,12 @@ impl VesselEngine {
             // stop the call.
             tracing::warn!(entry = %entry.display(), error = %e, "cannot write compile cache");
         }
+        memo(&component);
         Ok((component, outcome))
     }
 
     fn compile(&self, path: &Path, bytes: &[u8]) -> Result<Component, EngineError> {
-        Component::from_binary(&self.engine, bytes).map_err(|e| EngineError::Invalid {
+        Component::new(&self.engine, bytes).map_err(|e| EngineError::Invalid {
             path: path.to_owned(),
             reason: chain(&e),
         })
@@ -195,7 +234,20 @@ impl VesselEngine {
     }
 }
 
+/// Whether `bytes` look like the WebAssembly text format.
+fn is_text(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| matches!(b, b'(' | b';'))
+}
+
 fn check_header(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+    // The WebAssembly text format (`(component ...)`) is accepted too: the
+    // engine parses it, and a text core module is refused there.
+    if is_text(bytes) {
+        return Ok(());
+    }
     // A core module is version 1; components use a newer version/layer.
     match bytes {
         [b'\0', b'a', b's', b'm', 1, 0, 0, 0, ..] => Err(EngineError::CoreModule {

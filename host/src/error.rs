@@ -24,13 +24,6 @@ impl StorageError {
         StorageError::Trap(wasmtime::Error::msg(msg.to_string()))
     }
 
-    /// The error for an operation whose issue has not landed yet.
-    pub fn not_implemented(what: &str) -> Self {
-        StorageError::Guest(WitError::Unavailable(format!(
-            "{what}: not implemented yet"
-        )))
-    }
-
     /// Turns this into what the generated bindings expect: the WIT error, or
     /// the trap.
     pub fn into_wit(self) -> wasmtime::Result<WitError> {

@@ -1,24 +1,54 @@
 //! Calls between functions of one app: the `vessel:storage/functions`
 //! interface (`remote`, `spawn`, `call.get`).
 //!
-//! Apps, manifests and containers land with the apps issue; until then a
-//! component run alone has no other functions to call, and every operation
-//! answers `unavailable("... not implemented yet")`.
+//! A container that runs as part of an [`App`](crate::app::App) knows its
+//! app and the chain of functions that led to it; `remote` and `spawn` run
+//! the callee in a container of its own (warm or new) as a separate task, so
+//! a trap, timeout or memory bomb in the callee is an error for the caller
+//! and nothing more. A component run alone (`vessel call x.wasm`) has no app
+//! and gets `unavailable`.
+
+use std::sync::Weak;
+use std::time::Instant;
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
+use crate::app::AppInner;
 use crate::bindings::vessel::storage::functions as wit;
-use crate::error::StorageError;
+use crate::error::{StorageError, WitError};
+
+/// What a container knows about its place in an app.
+#[derive(Debug, Clone)]
+pub struct CallerCtx {
+    /// Weak: the app owns its containers, not the other way round.
+    pub(crate) app: Weak<AppInner>,
+    /// The functions on the call stack, outermost first, ending with this
+    /// container's own function.
+    pub(crate) chain: Vec<String>,
+}
 
 /// The host state behind one guest `call` handle.
 #[derive(Debug)]
 pub struct CallHandle {
     pub function: String,
+    state: CallState,
+}
+
+#[derive(Debug)]
+enum CallState {
+    Running(tokio::task::JoinHandle<Result<String, WitError>>),
+    /// `get` returned this once; later `get`s return it again.
+    Done(Result<String, WitError>),
 }
 
 /// Per-container state of the functions interface.
 #[derive(Debug, Default)]
-pub struct FunctionsCtx {}
+pub struct FunctionsCtx {
+    pub(crate) caller: Option<CallerCtx>,
+    /// The deadline of the guest's current call: waiting for a callee ends
+    /// there, since the epoch callback cannot interrupt a host call.
+    pub(crate) deadline: Option<Instant>,
+}
 
 /// A [`FunctionsCtx`] with the resource table: the `self` of the host traits.
 pub struct FunctionsCtxView<'a> {
@@ -50,30 +80,87 @@ impl crate::bindings::vessel::storage::types::Host for FunctionsCtxView<'_> {
     }
 }
 
+impl FunctionsCtxView<'_> {
+    /// Checks the call and starts the callee as its own task.
+    fn start(
+        &self,
+        function: &str,
+        args_json: &str,
+    ) -> Result<tokio::task::JoinHandle<Result<String, WitError>>, StorageError> {
+        let Some(caller) = &self.ctx.caller else {
+            return Err(WitError::Unavailable(format!(
+                "cannot call `{function}`: this component runs on its own; calls between \
+                 functions need an app (a vessel.toml naming them)"
+            ))
+            .into());
+        };
+        let Some(app) = caller.app.upgrade() else {
+            return Err(WitError::Unavailable("the app is shutting down".into()).into());
+        };
+        let run = AppInner::prepare_remote(&app, function, args_json, &caller.chain)?;
+        Ok(tokio::spawn(run))
+    }
+
+    /// Waits for a callee, but not past the caller's own deadline.
+    async fn wait(
+        deadline: Option<Instant>,
+        handle: &mut tokio::task::JoinHandle<Result<String, WitError>>,
+    ) -> Result<Result<String, WitError>, StorageError> {
+        let joined = match deadline {
+            Some(d) => match tokio::time::timeout_at(d.into(), &mut *handle).await {
+                Ok(joined) => joined,
+                // The caller is out of time: end its call as a timeout. The
+                // callee runs on to its own deadline, like a spawned call.
+                Err(_) => return Err(StorageError::Trap(crate::container::timed_out())),
+            },
+            None => (&mut *handle).await,
+        };
+        Ok(joined.unwrap_or_else(|e| {
+            Err(WitError::CallFailed(format!(
+                "the callee's task ended abnormally: {e}"
+            )))
+        }))
+    }
+}
+
 impl wit::Host for FunctionsCtxView<'_> {
     async fn remote(
         &mut self,
-        _function: String,
-        _args_json: String,
+        function: String,
+        args_json: String,
     ) -> Result<String, StorageError> {
-        Err(StorageError::not_implemented("functions.remote"))
+        let mut handle = self.start(&function, &args_json)?;
+        Ok(Self::wait(self.ctx.deadline, &mut handle).await??)
     }
 
     async fn spawn(
         &mut self,
-        _function: String,
-        _args_json: String,
+        function: String,
+        args_json: String,
     ) -> Result<Resource<CallHandle>, StorageError> {
-        Err(StorageError::not_implemented("functions.spawn"))
+        let handle = self.start(&function, &args_json)?;
+        Ok(self.table.push(CallHandle {
+            function,
+            state: CallState::Running(handle),
+        })?)
     }
 }
 
 impl wit::HostCall for FunctionsCtxView<'_> {
-    async fn get(&mut self, _self_: Resource<CallHandle>) -> Result<String, StorageError> {
-        Err(StorageError::not_implemented("call.get"))
+    async fn get(&mut self, self_: Resource<CallHandle>) -> Result<String, StorageError> {
+        let deadline = self.ctx.deadline;
+        let call = self.table.get_mut(&self_)?;
+        let outcome = match &mut call.state {
+            CallState::Done(outcome) => return Ok(outcome.clone()?),
+            CallState::Running(handle) => FunctionsCtxView::wait(deadline, handle).await?,
+        };
+        call.state = CallState::Done(outcome.clone());
+        Ok(outcome?)
     }
 
     async fn drop(&mut self, rep: Resource<CallHandle>) -> wasmtime::Result<()> {
+        // Dropping the handle detaches the call; it runs to completion (its
+        // volumes commit), as a Modal spawned call does.
         self.table.delete(rep)?;
         Ok(())
     }

@@ -85,8 +85,9 @@ fn bool_flags_and_string_fallback() {
         "--times",
         "1",
     ]);
-    // `7` parses as JSON (a number), which is not a string: a clear error.
-    out.fails(2, &["greet", "name", "expected string, got 7"]);
+    // A string parameter takes the text as written, even when it would
+    // parse as JSON (as `modal run --name 7` would).
+    assert_eq!(out.ok(), "\"hello, 7\"\n");
     let out = v.run(&[
         "call",
         &types,

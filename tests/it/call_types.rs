@@ -8,7 +8,7 @@ use vessel_host::engine::{EngineConfig, VesselEngine};
 use vessel_tests::guest;
 
 fn engine() -> VesselEngine {
-    VesselEngine::new(EngineConfig { cache_dir: None }).unwrap()
+    VesselEngine::new(EngineConfig::default()).unwrap()
 }
 
 async fn call(engine: &VesselEngine, func: &str, args: Value) -> Result<Option<Value>, CallError> {

@@ -16,19 +16,27 @@ fn second_load_hits_and_corruption_is_rebuilt() {
     let cache = dir.path().join("cache");
     let engine = VesselEngine::new(EngineConfig {
         cache_dir: Some(cache.clone()),
+        ..EngineConfig::default()
     })
     .unwrap();
     let (_, first) = engine.load(&guest("add")).unwrap();
     assert_eq!(first, CacheOutcome::Miss);
     let (_, second) = engine.load(&guest("add")).unwrap();
-    assert_eq!(second, CacheOutcome::Hit);
+    assert_eq!(
+        second,
+        CacheOutcome::Memory,
+        "the engine keeps what it loaded"
+    );
 
-    // A new engine (a new process) also hits.
-    let engine2 = VesselEngine::new(EngineConfig {
-        cache_dir: Some(cache.clone()),
-    })
-    .unwrap();
-    assert_eq!(engine2.load(&guest("add")).unwrap().1, CacheOutcome::Hit);
+    // A new engine (a new process) hits the disk cache.
+    let fresh = || {
+        VesselEngine::new(EngineConfig {
+            cache_dir: Some(cache.clone()),
+            ..EngineConfig::default()
+        })
+        .unwrap()
+    };
+    assert_eq!(fresh().load(&guest("add")).unwrap().1, CacheOutcome::Hit);
 
     // Flip one byte in the middle of the entry.
     let files = entries(&cache);
@@ -38,20 +46,20 @@ fn second_load_hits_and_corruption_is_rebuilt() {
     bytes[mid] ^= 0xff;
     std::fs::write(&files[0], &bytes).unwrap();
     assert_eq!(
-        engine2.load(&guest("add")).unwrap().1,
+        fresh().load(&guest("add")).unwrap().1,
         CacheOutcome::Rebuilt
     );
-    assert_eq!(engine2.load(&guest("add")).unwrap().1, CacheOutcome::Hit);
+    assert_eq!(fresh().load(&guest("add")).unwrap().1, CacheOutcome::Hit);
 
     // Truncate it to a few bytes.
     std::fs::write(&files[0], b"VSL").unwrap();
     assert_eq!(
-        engine2.load(&guest("add")).unwrap().1,
+        fresh().load(&guest("add")).unwrap().1,
         CacheOutcome::Rebuilt
     );
 
     // A different component gets a different entry.
-    engine2.load(&guest("types")).unwrap();
+    fresh().load(&guest("types")).unwrap();
     assert_eq!(entries(&cache).len(), 2);
 }
 

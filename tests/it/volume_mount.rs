@@ -36,7 +36,7 @@ impl Env {
     fn with_options(options: EmbeddedOptions) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let service = Service::open_embedded(dir.path(), options).unwrap();
-        let engine = VesselEngine::new(EngineConfig { cache_dir: None }).unwrap();
+        let engine = VesselEngine::new(EngineConfig::default()).unwrap();
         let linker = linker(&engine).unwrap();
         let component = engine.load(&guest("volprobe")).unwrap().0;
         Env {

@@ -18,6 +18,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use serde_json::Value as Json;
 use wasmtime::component::Component;
 
+use crate::app::{App, AppError, Manifest, Runtime};
 use crate::call::{self, CallArgs, CallError};
 use crate::container::{Container, ContainerConfig, DirMount};
 use crate::engine::{EngineConfig, VesselEngine};
@@ -48,8 +49,9 @@ pub enum Command {
     /// its result as one line of JSON.
     #[command(after_help = CALL_HELP)]
     Call(CallCmd),
-    /// Run a command component (`wasi:cli/run`) with its stdio; its exit
-    /// status becomes vessel's.
+    /// Run a command component (`wasi:cli/run`) with its stdio, its exit
+    /// status becoming vessel's; or run an app's entrypoint function.
+    #[command(after_help = RUN_HELP)]
     Run(RunCmd),
     /// Manage dicts: create, delete, list, clear, get, put, items.
     Dict(dict::DictCmd),
@@ -66,7 +68,14 @@ Parameters can also be given one by one after FUNCTION:
 Examples:
   vessel call add.wasm add --args '[2, 3]'
   vessel call add.wasm add --a 2 --b 3
-  vessel call sum.wasm foo --a @blob.json";
+  vessel call sum.wasm foo --a @blob.json
+  vessel call apps/demo/vessel.toml f --x 1   (a function of an app)";
+
+const RUN_HELP: &str = "\
+Examples:
+  vessel run prog.wasm -- echo hi          (a command component)
+  vessel run apps/kv --key cloud --put     (an app's entrypoint, with parameters)
+  vessel run apps/kv/vessel.toml --entrypoint main -- --key x";
 
 /// Limits and mounts shared by `call` and `run`.
 #[derive(Debug, Args)]
@@ -76,23 +85,43 @@ pub struct LimitArgs {
     #[arg(long = "volume", value_name = "VOLUME:GUEST_PATH[:ro]")]
     pub volumes: Vec<String>,
     /// Commit mounted volumes in the background every SECONDS while the
-    /// guest runs (0 turns it off).
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
-    pub commit_every: f64,
+    /// guest runs (0 turns it off) [default: 5].
+    #[arg(long, value_name = "SECONDS")]
+    pub commit_every: Option<f64>,
     /// Stop the guest after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
-    /// Most linear memory the guest may use, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 512)]
-    pub memory: u64,
+    /// Most linear memory the guest may use, in MiB [default: 512].
+    #[arg(long, value_name = "MIB")]
+    pub memory: Option<u64>,
+}
+
+impl LimitArgs {
+    /// The first of these flags that was given: an app takes its limits
+    /// from its manifest, so they are refused there.
+    fn first_given(&self) -> Option<&'static str> {
+        if !self.volumes.is_empty() {
+            Some("--volume")
+        } else if self.commit_every.is_some() {
+            Some("--commit-every")
+        } else if self.timeout.is_some() {
+            Some("--timeout")
+        } else if self.memory.is_some() {
+            Some("--memory")
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct CallCmd {
-    /// The component (.wasm) to load.
+    /// The component (.wasm) to load, or an app: its vessel.toml (or the
+    /// directory holding it).
+    #[arg(value_name = "COMPONENT|APP")]
     pub component: PathBuf,
     /// The export to call: `name`, or `interface#name` for a function of an
-    /// exported interface.
+    /// exported interface; for an app, the function's name.
     pub function: String,
     /// All arguments as JSON: an array (positional) or an object (by name).
     #[arg(long, value_name = "JSON", conflicts_with = "args_file")]
@@ -113,16 +142,27 @@ pub struct CallCmd {
 
 #[derive(Debug, Args)]
 pub struct RunCmd {
-    /// The command component (.wasm) to run.
+    /// The command component (.wasm) to run, or an app: its vessel.toml (or
+    /// the directory holding it).
+    #[arg(value_name = "COMPONENT|APP")]
     pub component: PathBuf,
+    /// For an app: the function to run (default: the manifest's
+    /// `entrypoint`, or its only function).
+    #[arg(long, value_name = "NAME")]
+    pub entrypoint: Option<String>,
     /// Mount a host directory into the guest: HOST_DIR:GUEST_PATH, with
     /// `:ro` appended for read-only. Repeatable.
     #[arg(long = "mount", value_name = "HOST_DIR:GUEST_PATH[:ro]")]
     pub mounts: Vec<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Arguments passed to the guest (after `--`).
-    #[arg(last = true, value_name = "ARGS")]
+    /// Arguments: a command's argv, or an app function's parameters as
+    /// --NAME VALUE. vessel's own options go before them.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
     pub args: Vec<String>,
 }
 
@@ -206,9 +246,10 @@ pub fn data_dir(flag: Option<&Path>) -> PathBuf {
     }
 }
 
-fn engine_for(data_dir: &Path) -> Result<VesselEngine, Failure> {
+fn engine_for(data_dir: &Path, fuel: bool) -> Result<VesselEngine, Failure> {
     VesselEngine::new(EngineConfig {
         cache_dir: Some(data_dir.join("cache").join("components")),
+        fuel,
     })
     .map_err(Failure::runtime)
 }
@@ -233,22 +274,22 @@ fn container_config(limits: &LimitArgs) -> Result<ContainerConfig, Failure> {
             )));
         }
     };
-    let memory = usize::try_from(limits.memory)
+    let mib = limits.memory.unwrap_or(512);
+    let memory = usize::try_from(mib)
         .ok()
         .and_then(|m| m.checked_mul(1 << 20))
         .filter(|m| *m > 0)
         .ok_or_else(|| {
             Failure::usage(format!(
-                "--memory must be between 1 and {} MiB, got {}",
+                "--memory must be between 1 and {} MiB, got {mib}",
                 usize::MAX >> 20,
-                limits.memory
             ))
         })?;
     let mut volume_mounts = Vec::new();
     for spec in &limits.volumes {
         volume_mounts.push(parse_volume_mount(spec).map_err(Failure::usage)?);
     }
-    let background_commit = match limits.commit_every {
+    let background_commit = match limits.commit_every.unwrap_or(5.0) {
         0.0 => None,
         t if t.is_finite() && t > 0.0 && t < 1e9 => Some(Duration::from_secs_f64(t)),
         t => {
@@ -346,18 +387,18 @@ fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
             }
             "--volume" => cmd.limits.volumes.push(value),
             "--commit-every" => {
-                cmd.limits.commit_every = value.parse().map_err(|_| {
+                cmd.limits.commit_every = Some(value.parse().map_err(|_| {
                     Failure::usage(format!(
                         "--commit-every must be a number of seconds, got {value}"
                     ))
-                })?;
+                })?);
             }
             "--memory" => {
-                cmd.limits.memory = value.parse().map_err(|_| {
+                cmd.limits.memory = Some(value.parse().map_err(|_| {
                     Failure::usage(format!(
                         "--memory must be a whole number of MiB, got {value}"
                     ))
-                })?;
+                })?);
             }
             _ => return Err(dup()),
         }
@@ -390,8 +431,23 @@ async fn call_cmd(data_dir: &Path, mut cmd: CallCmd) -> Result<u8, Failure> {
         (None, None) => None,
     };
     let flags = call::parse_param_flags(&cmd.params).map_err(Failure::usage)?;
+    if is_app(&cmd.component) {
+        if let Some(flag) = cmd.limits.first_given() {
+            return Err(app_flag(flag));
+        }
+        let (app, _service) = load_app(data_dir, &cmd.component)?;
+        let function = app.function(&cmd.function).map_err(Failure::from)?;
+        let result = function.call_args(&CallArgs { args, flags }).await;
+        let shutdown = app.shutdown().await;
+        let result = result.map_err(Failure::from)?;
+        shutdown.map_err(Failure::from)?;
+        if let Some(json) = result {
+            println!("{json}");
+        }
+        return Ok(0);
+    }
     let mut config = container_config(&cmd.limits)?;
-    let engine = engine_for(data_dir)?;
+    let engine = engine_for(data_dir, false)?;
     let (component, outcome) = engine.load(&cmd.component).map_err(CallError::from)?;
     tracing::debug!(?outcome, path = %cmd.component.display(), "component loaded");
     let _service = attach_stores(data_dir, &engine, &component, &mut config)?;
@@ -442,7 +498,111 @@ pub fn parse_mount(spec: &str) -> Result<DirMount, String> {
     })
 }
 
+/// Whether `path` names an app (a manifest, or a directory holding
+/// `vessel.toml`) rather than a component.
+pub fn is_app(path: &Path) -> bool {
+    path.is_dir() || path.extension().is_some_and(|e| e == "toml")
+}
+
+fn app_flag(flag: &str) -> Failure {
+    Failure::usage(format!(
+        "{flag} applies to a single component; an app sets mounts and limits per function in its vessel.toml"
+    ))
+}
+
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
+        if e.is_usage() {
+            Failure::usage(e)
+        } else {
+            Failure::runtime(e)
+        }
+    }
+}
+
+/// Loads the app at `path`, opening the data dir's stores only when the app
+/// needs them (it mounts or grants storage, or a component imports it).
+fn load_app(data_dir: &Path, path: &Path) -> Result<(App, Option<Service>), Failure> {
+    let manifest = Manifest::from_path(path).map_err(Failure::usage)?;
+    let engine = engine_for(data_dir, manifest.uses_fuel())?;
+    // A component that fails to load here is reported, with its key, by
+    // the runtime's load below.
+    let needs_stores = manifest.uses_storage()
+        || manifest.functions.values().any(|f| {
+            engine
+                .load(&f.component)
+                .is_ok_and(|(c, _)| call::uses_storage(&engine, &c))
+        });
+    let service = if needs_stores {
+        Some(
+            Service::open_embedded(data_dir, EmbeddedOptions::default())
+                .map_err(Failure::runtime)?,
+        )
+    } else {
+        None
+    };
+    let stores = service
+        .as_ref()
+        .map(|s| s.stores.clone())
+        .unwrap_or_default();
+    let runtime = Runtime::new(engine, stores).with_work_dir(data_dir.join("containers"));
+    let app = runtime.load(manifest).map_err(Failure::from)?;
+    for w in app.warnings() {
+        eprintln!("warning: {w}");
+    }
+    Ok((app, service))
+}
+
+/// `vessel run APP`: the entrypoint, as a command with argv or as a
+/// function with `--NAME VALUE` parameters whose result is printed.
+async fn run_app(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
+    if let Some(flag) = cmd.limits.first_given() {
+        return Err(app_flag(flag));
+    }
+    if !cmd.mounts.is_empty() {
+        return Err(app_flag("--mount"));
+    }
+    let (app, _service) = load_app(data_dir, &cmd.component)?;
+    let function = app
+        .entrypoint(cmd.entrypoint.as_deref())
+        .map_err(Failure::from)?;
+    let outcome = if function.is_command() {
+        function
+            .run_command(cmd.args.clone(), true)
+            .await
+            .map(|status| (Some(status), None))
+    } else {
+        let flags = call::parse_param_flags(&cmd.args).map_err(|e| {
+            Failure::usage(format!(
+                "{e} (`{}` takes {})",
+                function.name(),
+                function.signature().unwrap_or_default()
+            ))
+        })?;
+        function
+            .call_args(&CallArgs { args: None, flags })
+            .await
+            .map(|json| (None, json))
+    };
+    let shutdown = app.shutdown().await;
+    let (status, json) = outcome.map_err(Failure::from)?;
+    shutdown.map_err(Failure::from)?;
+    if let Some(json) = json {
+        println!("{json}");
+    }
+    Ok(status.map_or(0, |s| u8::try_from(s & 0xff).unwrap_or(1)))
+}
+
 async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
+    if is_app(&cmd.component) {
+        return run_app(data_dir, cmd).await;
+    }
+    if let Some(e) = &cmd.entrypoint {
+        return Err(Failure::usage(format!(
+            "--entrypoint {e}: {} is a component, not an app (vessel.toml)",
+            cmd.component.display()
+        )));
+    }
     let mut config = container_config(&cmd.limits)?;
     for m in &cmd.mounts {
         config
@@ -453,7 +613,7 @@ async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
     config.args = std::iter::once(cmd.component.display().to_string())
         .chain(cmd.args.iter().cloned())
         .collect();
-    let engine = engine_for(data_dir)?;
+    let engine = engine_for(data_dir, false)?;
     let (component, _) = engine
         .load(&cmd.component)
         .map_err(|e| Failure::from(CallError::from(e)))?;

@@ -1,0 +1,631 @@
+//! Apps: manifests, warm containers, calls between functions, limits and
+//! grants, through the real CLI and through the library API.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use vessel_host::app::{App, Runtime};
+use vessel_host::engine::{EngineConfig, VesselEngine};
+use vessel_host::service::Service;
+use vessel_host::storage::embedded::EmbeddedOptions;
+use vessel_tests::{Vessel, example_app, write_app};
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The probe app most tests use: one function per export, with small
+/// limits so failures come fast.
+const PROBE_APP: &str = r#"
+[app]
+name = "probe"
+
+[dicts.granted]
+create_if_missing = true
+
+[functions.add]
+component = "@PROBE@"
+
+[functions.count]
+component = "@PROBE@"
+max_containers = 1
+
+[functions.square]
+component = "@PROBE@"
+export = "slow-square"
+max_containers = 4
+
+[functions.caller]
+component = "@PROBE@"
+export = "call"
+timeout = 20
+dicts = ["granted"]
+
+[functions.fan-out]
+component = "@PROBE@"
+
+[functions.map-square]
+component = "@PROBE@"
+
+[functions.get-twice]
+component = "@PROBE@"
+
+[functions.recurse]
+component = "@PROBE@"
+max_containers = 20
+
+[functions.lonely]
+component = "@PROBE@"
+export = "recurse"
+max_containers = 1
+
+[functions.spin]
+component = "@PROBE@"
+timeout = 1
+
+[functions.bomb]
+component = "@PROBE@"
+memory = 32
+
+[functions.boom]
+component = "@PROBE@"
+
+[functions.open-dict]
+component = "@PROBE@"
+dicts = ["granted"]
+
+[functions.open-volume]
+component = "@PROBE@"
+volumes = ["granted-vol"]
+"#;
+
+#[test]
+fn reload_example_prints_what_modal_prints() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = example_app("reload", dir.path());
+    let out = v.run(&["run", &s(&app)]);
+    assert_eq!(
+        out.ok(),
+        "p=/root/foo/bar.txt does not exist!\n\
+         Created p=/root/foo/bar.txt\n\
+         Committed p=/root/foo/bar.txt\n\
+         p=/root/foo/bar.txt does not exist!\n\
+         p=/root/foo/bar.txt contains hello\n"
+    );
+    // The committed file is in the volume for everyone.
+    assert_eq!(
+        v.run(&["volume", "get", "my-volume", "/bar.txt", "-"]).ok(),
+        "hello"
+    );
+}
+
+#[test]
+fn kv_example_entrypoint_takes_modal_style_flags() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = s(&example_app("kv", dir.path()));
+    assert_eq!(v.run(&["run", &app]).ok(), "cloud: dictionary\n");
+    assert_eq!(
+        v.run(&["run", &app, "--key", "k", "--value", "v"]).ok(),
+        "k: v\n"
+    );
+    assert_eq!(
+        v.run(&["run", &app, "--", "--key", "k", "--value", "w", "--no-put"])
+            .ok(),
+        "k: v\n"
+    );
+    assert_eq!(
+        v.run(&[
+            "run",
+            &app,
+            "--entrypoint",
+            "main",
+            "--key",
+            "cloud",
+            "--no-put"
+        ])
+        .ok(),
+        "cloud: dictionary\n"
+    );
+    // The dict is an ordinary dict outside the app.
+    assert_eq!(v.run(&["dict", "get", "kv", "k"]).ok(), "\"v\"\n");
+    v.run(&["run", &app, "--nope", "1"]).fails(
+        2,
+        &["unknown parameter `--nope`", "main(key: option<string>"],
+    );
+}
+
+#[test]
+fn call_reaches_functions_of_an_app_by_name() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = s(&write_app(dir.path(), PROBE_APP));
+    assert_eq!(
+        v.run(&["call", &app, "add", "--a", "2", "--b", "40"]).ok(),
+        "42\n"
+    );
+    // The directory holding vessel.toml names the app too.
+    assert_eq!(
+        v.run(&["call", &s(dir.path()), "add", "--args", "[1, 2]"])
+            .ok(),
+        "3\n"
+    );
+    v.run(&["call", &app, "nope"])
+        .fails(2, &["no function `nope`", "add", "caller"]);
+    v.run(&["call", &app, "add", "--a", "x", "--b", "1"])
+        .fails(2, &["parameter a", "s32"]);
+    v.run(&[
+        "call", &app, "add", "--a", "1", "--b", "1", "--memory", "64",
+    ])
+    .fails(2, &["--memory", "vessel.toml"]);
+    v.run(&["run", &app])
+        .fails(2, &["no entrypoint", "--entrypoint"]);
+}
+
+#[test]
+fn remote_spawn_and_map_run_callees_in_their_own_containers() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = s(&write_app(dir.path(), PROBE_APP));
+    let call = |function: &str, args: &str| {
+        v.run(&[
+            "call",
+            &app,
+            "caller",
+            "--function",
+            function,
+            "--arguments",
+            args,
+        ])
+        .ok()
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(call("add", "[2, 3]"), r#"{"ok":"5"}"#);
+    assert_eq!(call("add", r#"{"a": 1, "b": 1}"#), r#"{"ok":"2"}"#);
+    // Errors the caller can handle, each named.
+    let err = call("nope", "[]");
+    assert!(err.contains("not found") && err.contains("`nope`"), "{err}");
+    let err = call("add", "[1,");
+    assert!(
+        err.contains("invalid argument") && err.contains("not JSON"),
+        "{err}"
+    );
+    let err = call("add", r#"["x", 1]"#);
+    assert!(
+        err.contains("invalid argument") && err.contains("s32"),
+        "{err}"
+    );
+
+    let out = v
+        .run(&[
+            "call",
+            &app,
+            "fan-out",
+            "--function",
+            "add",
+            "--inputs",
+            r#"["[1,2]", "[3,4]", "[5]"]"#,
+        ])
+        .ok()
+        .to_owned();
+    let out: Vec<String> = serde_json::from_str(&out).unwrap();
+    assert_eq!(out[0], "ok:3");
+    assert_eq!(out[1], "ok:7");
+    assert!(
+        out[2].starts_with("err:") && out[2].contains("missing argument `b`"),
+        "{out:?}"
+    );
+
+    assert_eq!(
+        v.run(&["call", &app, "map-square", "--xs", "[1, 2, 3, 4, 5]"])
+            .ok(),
+        "{\"ok\":[1,4,9,16,25]}\n"
+    );
+    assert_eq!(
+        v.run(&[
+            "call",
+            &app,
+            "recurse",
+            "--function",
+            "recurse",
+            "--depth",
+            "3"
+        ])
+        .ok(),
+        "{\"ok\":3}\n"
+    );
+}
+
+#[test]
+fn callee_failures_are_errors_for_the_caller() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = s(&write_app(dir.path(), PROBE_APP));
+    let call = |function: &str, args: &str| {
+        v.run(&[
+            "call",
+            &app,
+            "caller",
+            "--function",
+            function,
+            "--arguments",
+            args,
+        ])
+        .ok()
+        .trim()
+        .to_owned()
+    };
+    let err = call("spin", "[]");
+    assert!(
+        err.contains("call failed") && err.contains("timed out"),
+        "{err}"
+    );
+    let err = call("bomb", "[]");
+    assert!(
+        err.contains("call failed") && err.contains("trapped"),
+        "{err}"
+    );
+    let err = call("boom", r#"["kaboom"]"#);
+    assert!(
+        err.contains("call failed") && err.contains("trapped"),
+        "{err}"
+    );
+
+    // `get` twice gives the same outcome.
+    let out = v
+        .run(&[
+            "call",
+            &app,
+            "get-twice",
+            "--function",
+            "boom",
+            "--arguments",
+            r#"["x"]"#,
+        ])
+        .ok()
+        .to_owned();
+    let out: Vec<String> = serde_json::from_str(&out).unwrap();
+    assert_eq!(out.len(), 2);
+    assert!(
+        out[0].starts_with("err:") && out[0].contains("trapped"),
+        "{out:?}"
+    );
+    assert_eq!(out[0], out[1]);
+
+    // Runaway recursion stops at the depth limit.
+    let out = v
+        .run(&[
+            "call",
+            &app,
+            "recurse",
+            "--function",
+            "recurse",
+            "--depth",
+            "40",
+        ])
+        .ok()
+        .to_owned();
+    assert!(out.contains("nest more than 16"), "{out}");
+    // A function with one container cannot wait for itself.
+    let out = v
+        .run(&[
+            "call",
+            &app,
+            "lonely",
+            "--function",
+            "lonely",
+            "--depth",
+            "2",
+        ])
+        .ok()
+        .to_owned();
+    assert!(out.contains("max_containers"), "{out}");
+}
+
+#[test]
+fn functions_open_only_what_they_are_granted() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = s(&write_app(dir.path(), PROBE_APP));
+    assert_eq!(
+        v.run(&["call", &app, "open-dict", "--name", "granted"])
+            .ok(),
+        "{\"ok\":null}\n"
+    );
+    let out = v
+        .run(&["call", &app, "open-dict", "--name", "other"])
+        .ok()
+        .to_owned();
+    assert!(
+        out.contains("access denied") && out.contains("other"),
+        "{out}"
+    );
+    let out = v
+        .run(&["call", &app, "open-volume", "--name", "other"])
+        .ok()
+        .to_owned();
+    assert!(
+        out.contains("access denied") && out.contains("other"),
+        "{out}"
+    );
+    assert_eq!(
+        v.run(&["call", &app, "open-volume", "--name", "granted-vol"])
+            .ok(),
+        "{\"ok\":null}\n"
+    );
+    // Remote calls do not widen grants: `caller` may open `granted`, but
+    // `add` runs with its own (empty) grants.
+    let out = v
+        .run(&[
+            "call",
+            &app,
+            "caller",
+            "--function",
+            "open-dict",
+            "--arguments",
+            r#"["other"]"#,
+        ])
+        .ok()
+        .to_owned();
+    assert!(out.contains("access denied"), "{out}");
+}
+
+#[test]
+fn manifest_errors_name_the_key_at_fault() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str]); 7] = [
+        (
+            "[functions.f]\ncomponent = \"@PROBE@\"\nmemroy = 64\n",
+            &["unknown field `memroy`", "line 3"],
+        ),
+        (
+            "[functions.f]\ncomponent = \"missing.wasm\"\n",
+            &["functions.f.component", "missing.wasm"],
+        ),
+        (
+            "[functions.f]\ncomponent = \"@PROBE@\"\nexport = \"nope\"\n",
+            &[
+                "functions.f.export",
+                "no exported function `nope`",
+                "slow-square",
+            ],
+        ),
+        (
+            "[functions.f]\ncomponent = \"@PROBE@\"\nexport = \"add\"\nmounts = { \"/data\" = \"ghost\" }\n",
+            &[
+                "functions.f.mounts.\"/data\"",
+                "volume `ghost` does not exist",
+                "vessel volume create ghost",
+            ],
+        ),
+        (
+            "[functions.f]\ncomponent = \"@PROBE@\"\nexport = \"add\"\ntimeout = 0\n",
+            &["functions.f.timeout", "more than 0"],
+        ),
+        (
+            "[app]\nentrypoint = \"g\"\n[functions.f]\ncomponent = \"@PROBE@\"\nexport = \"add\"\n",
+            &["app.entrypoint", "no function `g`"],
+        ),
+        (
+            "[functions.f]\ncomponent = \"@PROBE@\"\nexport = \"wasi:cli/run\"\n",
+            &["functions.f.export", "does not export wasi:cli/run"],
+        ),
+    ];
+    for (manifest, needles) in cases {
+        let app = s(&write_app(dir.path(), manifest));
+        v.run(&["call", &app, "f"]).fails(2, needles);
+    }
+    // Declared names no function can reach load, with a warning.
+    let app = s(&write_app(
+        dir.path(),
+        "[dicts.unused]\n[functions.f]\ncomponent = \"@PROBE@\"\nexport = \"add\"\n",
+    ));
+    let out = v.run(&["call", &app, "f", "--args", "[1, 1]"]);
+    assert_eq!(out.ok(), "2\n");
+    assert!(
+        out.stderr.contains("warning: dict `unused`"),
+        "{}",
+        out.stderr
+    );
+    v.run(&["call", &s(&dir.path().join("nope.toml")), "f"])
+        .fails(2, &["nope.toml"]);
+}
+
+#[test]
+fn a_command_can_be_the_entrypoint() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let command = vessel_tests::guest("command");
+    let app = s(&write_app(
+        dir.path(),
+        &format!(
+            "[app]\nentrypoint = \"cli\"\n[functions.cli]\ncomponent = {:?}\nexport = \"wasi:cli/run\"\n",
+            s(&command)
+        ),
+    ));
+    assert_eq!(v.run(&["run", &app, "--", "echo", "hi"]).ok(), "hi\n");
+    // WASI 0.2 `exit` carries success or failure only.
+    assert_eq!(v.run(&["run", &app, "--", "exit", "3"]).code, 1);
+    v.run(&["call", &app, "cli"])
+        .fails(2, &["`cli` is a command"]);
+}
+
+#[test]
+fn fuel_bounds_a_call() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = s(&write_app(
+        dir.path(),
+        "[functions.spin]\ncomponent = \"@PROBE@\"\nfuel = 1000000\n\
+         [functions.add]\ncomponent = \"@PROBE@\"\nfuel = 1000000\n",
+    ));
+    v.run(&["call", &app, "spin"])
+        .fails(1, &["ran out of fuel", "1000000"]);
+    assert_eq!(
+        v.run(&["call", &app, "add", "--args", "[1, 2]"]).ok(),
+        "3\n"
+    );
+}
+
+// ---- The library API: Runtime → App → Function ----
+
+fn runtime(home: &Path) -> (Runtime, Service) {
+    let service = Service::open_embedded(home, EmbeddedOptions::default()).unwrap();
+    let engine = VesselEngine::new(EngineConfig {
+        cache_dir: Some(home.join("cache")),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let rt = Runtime::new(engine, service.stores.clone()).with_work_dir(home.join("containers"));
+    (rt, service)
+}
+
+fn load(rt: &Runtime, dir: &Path, manifest: &str) -> App {
+    rt.load_path(&write_app(dir, manifest)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn warm_containers_are_reused_and_concurrent_calls_get_their_own() {
+    let home = tempfile::tempdir().unwrap();
+    let (rt, _service) = runtime(home.path());
+    let app = load(&rt, home.path(), PROBE_APP);
+
+    // The same container serves sequential calls: its state carries over.
+    let count = app.function("count").unwrap();
+    for expected in 1..=3 {
+        assert_eq!(count.call(json!([])).await.unwrap(), json!(expected));
+    }
+    assert_eq!(count.stats().started, 1);
+
+    // Calls that overlap each get a container, up to max_containers (4).
+    let square = app.function("square").unwrap();
+    let out = square.starmap((1..=4).map(|x| json!([x, 1500]))).await;
+    let out: Vec<_> = out.into_iter().map(Result::unwrap).collect();
+    assert_eq!(out, vec![json!(1), json!(4), json!(9), json!(16)]);
+    assert_eq!(square.stats().started, 4);
+    // More inputs than containers: they queue and reuse the warm ones.
+    let out = square.map((1..=12).map(|x| json!(x))).await;
+    assert_eq!(out.len(), 12);
+    assert!(out.iter().all(Result::is_ok), "{out:?}");
+    let stats = square.stats();
+    assert_eq!(stats.started, 4, "{stats:?}");
+    assert_eq!((stats.idle, stats.busy), (4, 0), "{stats:?}");
+
+    // A trap retires the container; the next call gets a new one.
+    let boom = app.function("boom").unwrap();
+    assert!(boom.call(json!(["x"])).await.is_err());
+    assert!(boom.call(json!(["y"])).await.is_err());
+    let stats = boom.stats();
+    assert_eq!(
+        (stats.started, stats.retired, stats.idle),
+        (2, 2, 0),
+        "{stats:?}"
+    );
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_containers_retire_with_a_final_commit() {
+    let home = tempfile::tempdir().unwrap();
+    let (rt, service) = runtime(home.path());
+    let app = load(
+        &rt,
+        home.path(),
+        r#"
+        [volumes.data]
+        create_if_missing = true
+        [functions.write]
+        component = "@PROBE@"
+        export = "put-text"
+        mounts = { "/data" = "data" }
+        idle_timeout = 0.5
+        commit_every = 0
+        "#,
+    );
+    let write = app.function("write").unwrap();
+    assert_eq!(
+        write.call(json!(["/data/x.txt", "kept"])).await.unwrap(),
+        json!({"ok": null})
+    );
+    let volumes = service.stores.volumes.clone().unwrap();
+    // Not committed yet: background commits are off and the container is
+    // warm.
+    assert!(volumes.node("data", "x.txt").unwrap().is_none());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while write.stats().retired == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the idle container was not retired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(volumes.node("data", "x.txt").unwrap().is_some());
+    assert_eq!(write.stats().idle, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_containers_commit_in_the_background_and_at_shutdown() {
+    let home = tempfile::tempdir().unwrap();
+    let (rt, service) = runtime(home.path());
+    let app = load(
+        &rt,
+        home.path(),
+        r#"
+        [volumes.data]
+        create_if_missing = true
+        [functions.write]
+        component = "@PROBE@"
+        export = "put-text"
+        mounts = { "/data" = "data" }
+        commit_every = 0.3
+        [functions.read]
+        component = "@PROBE@"
+        export = "get-text"
+        mounts = { "/data" = "data" }
+        "#,
+    );
+    let volumes = service.stores.volumes.clone().unwrap();
+    let write = app.function("write").unwrap();
+    write.call(json!(["/data/a.txt", "a"])).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while volumes.node("data", "a.txt").unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the idle container never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(write.stats().idle, 1, "committing does not retire it");
+    write.call(json!(["/data/b.txt", "b"])).await.unwrap();
+    app.shutdown().await.unwrap();
+    assert!(volumes.node("data", "b.txt").unwrap().is_some());
+    // After shutdown the app takes no calls.
+    let err = app
+        .function("read")
+        .unwrap()
+        .call(json!(["/data/a.txt"]))
+        .await;
+    assert!(err.unwrap_err().to_string().contains("shutting down"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_host_keeps_serving_while_guests_loop_and_bomb() {
+    let home = tempfile::tempdir().unwrap();
+    let (rt, _service) = runtime(home.path());
+    let app = load(&rt, home.path(), PROBE_APP);
+    let spin = app.function("spin").unwrap().spawn(json!([]));
+    let bomb = app.function("bomb").unwrap().spawn(json!([]));
+    let add = app.function("add").unwrap();
+    for i in 0..20 {
+        assert_eq!(add.call(json!([i, 1])).await.unwrap(), json!(i + 1));
+    }
+    let spin = spin.get().await.unwrap_err().to_string();
+    assert!(spin.contains("timed out"), "{spin}");
+    let bomb = bomb.get().await.unwrap_err().to_string();
+    assert!(bomb.contains("trapped"), "{bomb}");
+    assert_eq!(add.call(json!({"a": 2, "b": 2})).await.unwrap(), json!(4));
+}
