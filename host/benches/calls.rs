@@ -273,7 +273,7 @@ fn main() {
         println!("  1,000 calls:");
         println!("    wasmtime instantiate + call, sequential        {raw_1000:>10.2?}");
         println!(
-            "    vessel starmap, ≤100 containers, cold         {map_t:>10.2?}  {:>6.2}x",
+            "    vessel starmap ({wide_started} containers started)     {map_t:>10.2?}  {:>6.2}x",
             ratio(map_t, raw_1000)
         );
         println!("  2 MiB JSON argument (list<u32>, {} numbers):", numbers.len());
