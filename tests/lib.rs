@@ -139,7 +139,9 @@ pub fn example_app(name: &str, dir: &Path) -> PathBuf {
         .join("vessel.toml");
     let text = std::fs::read_to_string(&src)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", src.display()));
-    let wasm = guest(name);
+    // Cargo names the artifact after the crate: `model-store` builds
+    // `model_store.wasm`.
+    let wasm = guest(&name.replace('-', "_"));
     let rewritten: Vec<String> = text
         .lines()
         .map(|l| {

@@ -9,7 +9,7 @@ use vessel_host::app::{App, Runtime};
 use vessel_host::engine::{EngineConfig, VesselEngine};
 use vessel_host::service::Service;
 use vessel_host::storage::embedded::EmbeddedOptions;
-use vessel_tests::{Vessel, example_app, write_app};
+use vessel_tests::{Vessel, write_app};
 
 fn s(p: &Path) -> String {
     p.display().to_string()
@@ -79,63 +79,6 @@ dicts = ["granted"]
 component = "@PROBE@"
 volumes = ["granted-vol"]
 "#;
-
-#[test]
-fn reload_example_prints_what_modal_prints() {
-    let v = Vessel::new();
-    let dir = tempfile::tempdir().unwrap();
-    let app = example_app("reload", dir.path());
-    let out = v.run(&["run", &s(&app)]);
-    assert_eq!(
-        out.ok(),
-        "p=/root/foo/bar.txt does not exist!\n\
-         Created p=/root/foo/bar.txt\n\
-         Committed p=/root/foo/bar.txt\n\
-         p=/root/foo/bar.txt does not exist!\n\
-         p=/root/foo/bar.txt contains hello\n"
-    );
-    // The committed file is in the volume for everyone.
-    assert_eq!(
-        v.run(&["volume", "get", "my-volume", "/bar.txt", "-"]).ok(),
-        "hello"
-    );
-}
-
-#[test]
-fn kv_example_entrypoint_takes_modal_style_flags() {
-    let v = Vessel::new();
-    let dir = tempfile::tempdir().unwrap();
-    let app = s(&example_app("kv", dir.path()));
-    assert_eq!(v.run(&["run", &app]).ok(), "cloud: dictionary\n");
-    assert_eq!(
-        v.run(&["run", &app, "--key", "k", "--value", "v"]).ok(),
-        "k: v\n"
-    );
-    assert_eq!(
-        v.run(&["run", &app, "--", "--key", "k", "--value", "w", "--no-put"])
-            .ok(),
-        "k: v\n"
-    );
-    assert_eq!(
-        v.run(&[
-            "run",
-            &app,
-            "--entrypoint",
-            "main",
-            "--key",
-            "cloud",
-            "--no-put"
-        ])
-        .ok(),
-        "cloud: dictionary\n"
-    );
-    // The dict is an ordinary dict outside the app.
-    assert_eq!(v.run(&["dict", "get", "kv", "k"]).ok(), "\"v\"\n");
-    v.run(&["run", &app, "--nope", "1"]).fails(
-        2,
-        &["unknown parameter `--nope`", "main(key: option<string>"],
-    );
-}
 
 #[test]
 fn call_reaches_functions_of_an_app_by_name() {

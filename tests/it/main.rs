@@ -8,6 +8,7 @@ mod call_cli;
 mod call_types;
 mod compile_cache;
 mod dict;
+mod examples;
 mod faults;
 mod run_cli;
 mod volume_cli;
