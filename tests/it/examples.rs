@@ -148,7 +148,7 @@ fn trainer_resumes_from_its_last_checkpoint_after_kill_9() {
         .unwrap_or_else(|| panic!("did not resume: {text}"))
         .parse()
         .unwrap();
-    assert!(resumed >= acknowledged && resumed % 5 == 0, "{text}");
+    assert!(resumed >= acknowledged && resumed.is_multiple_of(5), "{text}");
     assert!(
         text.ends_with(&format!(
             "done: step 60 value {}\n{}\n",
