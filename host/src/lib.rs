@@ -73,6 +73,7 @@ pub mod dict;
 pub mod engine;
 pub mod error;
 pub mod functions;
+pub mod server;
 pub mod service;
 pub mod storage;
 pub mod volume;

@@ -11,5 +11,6 @@ mod dict;
 mod examples;
 mod faults;
 mod run_cli;
+mod serve;
 mod volume_cli;
 mod volume_mount;

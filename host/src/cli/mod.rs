@@ -8,6 +8,7 @@
 //! only success or failure, so that is 0 or 1).
 
 pub mod dict;
+pub mod serve;
 pub mod volume;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +58,12 @@ pub enum Command {
     Dict(dict::DictCmd),
     /// Manage volumes: create, delete, list, ls, put, get, cp, rm, rename.
     Volume(volume::VolumeCmd),
+    /// Run the host as a server: the HTTP API (volumes, dicts, function
+    /// calls) on a loopback port with tokens, and on a socket in the data
+    /// dir for other vessel commands.
+    Serve(serve::ServeCmd),
+    /// Manage the API's bearer tokens: create, list, revoke.
+    Token(serve::TokenCmd),
 }
 
 const CALL_HELP: &str = "\
@@ -261,6 +268,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Run(cmd) => run_cmd(&data_dir, cmd).await,
         Command::Dict(cmd) => dict::run(&data_dir, cmd).await,
         Command::Volume(cmd) => volume::run(&data_dir, cmd).await,
+        Command::Serve(cmd) => serve::serve(&data_dir, cmd).await,
+        Command::Token(cmd) => serve::token(&data_dir, cmd),
     }
 }
 

@@ -1,0 +1,313 @@
+//! Bearer tokens for the HTTP API: creation, scopes, storage and checks.
+//!
+//! A token is shown once, at creation; the data dir keeps only its BLAKE3
+//! hash (in `tokens.json`, written atomically, owner-only), so a leaked
+//! file grants nothing. Checking hashes the presented token and compares
+//! hashes in constant time (`blake3::Hash`'s equality is constant-time), so
+//! timing does not reveal how much of a guess was right.
+//!
+//! Scopes narrow a token to names and modes:
+//! `volume:NAME:r`, `volume:NAME:w`, `volume:NAME:rw`, `dict:NAME:...`,
+//! `app:NAME` (call its functions); NAME may be `*`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The file holding the token hashes, inside the data dir.
+pub const TOKENS_FILE: &str = "tokens.json";
+const PREFIX: &str = "vsl_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("bad scope `{scope}`: {reason}")]
+    BadScope { scope: String, reason: String },
+    #[error("a token needs at least one --scope")]
+    NoScopes,
+    #[error("no token with id `{0}`")]
+    NoSuchToken(String),
+    #[error("cannot read or write {path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+}
+
+/// What a scope is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Volume,
+    Dict,
+    App,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Volume => "volume",
+            Kind::Dict => "dict",
+            Kind::App => "app",
+        }
+    }
+}
+
+/// Read or write access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Read,
+    Write,
+}
+
+/// One grant of a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    pub kind: Kind,
+    /// A name, or `*` for every name.
+    pub name: String,
+    pub read: bool,
+    pub write: bool,
+}
+
+impl Scope {
+    /// Parses `volume:NAME:rw`, `dict:NAME:r`, `app:NAME`.
+    pub fn parse(text: &str) -> Result<Scope, AuthError> {
+        let bad = |reason: &str| AuthError::BadScope {
+            scope: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let mut parts = text.split(':');
+        let kind = match parts.next() {
+            Some("volume") => Kind::Volume,
+            Some("dict") => Kind::Dict,
+            Some("app") => Kind::App,
+            _ => return Err(bad("it must start with `volume:`, `dict:` or `app:`")),
+        };
+        let name = parts
+            .next()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| bad("the name is missing (use `*` for every name)"))?;
+        let (read, write) = match (kind, parts.next()) {
+            (Kind::App, None) => (true, true),
+            (Kind::App, Some(_)) => return Err(bad("an app scope is `app:NAME`")),
+            (_, Some("r")) => (true, false),
+            (_, Some("w")) => (false, true),
+            (_, Some("rw")) => (true, true),
+            (_, _) => return Err(bad("the mode must be `r`, `w` or `rw`")),
+        };
+        if parts.next().is_some() {
+            return Err(bad("too many `:`"));
+        }
+        Ok(Scope {
+            kind,
+            name: name.to_owned(),
+            read,
+            write,
+        })
+    }
+
+    fn allows(&self, kind: Kind, name: &str, mode: Mode) -> bool {
+        self.kind == kind
+            && (self.name == "*" || self.name == name)
+            && match mode {
+                Mode::Read => self.read,
+                Mode::Write => self.write,
+            }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            Kind::App => write!(f, "app:{}", self.name),
+            k => {
+                let mode = match (self.read, self.write) {
+                    (true, true) => "rw",
+                    (true, false) => "r",
+                    _ => "w",
+                };
+                write!(f, "{}:{}:{mode}", k.as_str(), self.name)
+            }
+        }
+    }
+}
+
+/// A stored token: its hash, never the token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: Option<String>,
+    /// BLAKE3 of the token, hex.
+    pub hash: String,
+    pub scopes: Vec<Scope>,
+    pub created_ms: u64,
+}
+
+/// Who is calling: the owner over the local socket (everything), or the
+/// bearer of a token (its scopes).
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Owner,
+    Token(TokenRecord),
+}
+
+impl Caller {
+    pub fn allows(&self, kind: Kind, name: &str, mode: Mode) -> bool {
+        match self {
+            Caller::Owner => true,
+            Caller::Token(t) => t.scopes.iter().any(|s| s.allows(kind, name, mode)),
+        }
+    }
+}
+
+/// The tokens of one data dir.
+#[derive(Debug, Clone)]
+pub struct TokenStore {
+    path: PathBuf,
+}
+
+impl TokenStore {
+    pub fn new(data_dir: &Path) -> Self {
+        TokenStore {
+            path: data_dir.join(TOKENS_FILE),
+        }
+    }
+
+    fn io(&self, e: impl std::fmt::Display) -> AuthError {
+        AuthError::Io {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Every stored token (read afresh, so tokens made or revoked by
+    /// another process count at once).
+    pub fn list(&self) -> Result<Vec<TokenRecord>, AuthError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.io(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(self.io(e)),
+        }
+    }
+
+    fn save(&self, tokens: &[TokenRecord]) -> Result<(), AuthError> {
+        use std::io::Write;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| self.io(e))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| self.io(e))?;
+        let body = serde_json::to_vec_pretty(tokens).map_err(|e| self.io(e))?;
+        tmp.write_all(&body).map_err(|e| self.io(e))?;
+        tmp.as_file().sync_all().map_err(|e| self.io(e))?;
+        // NamedTempFile is created 0600, so the file never has wider rights.
+        tmp.persist(&self.path).map_err(|e| self.io(e.error))?;
+        Ok(())
+    }
+
+    /// Makes a token with `scopes`; returns the token (shown once) and its
+    /// record.
+    pub fn create(
+        &self,
+        name: Option<String>,
+        scopes: Vec<Scope>,
+    ) -> Result<(String, TokenRecord), AuthError> {
+        if scopes.is_empty() {
+            return Err(AuthError::NoScopes);
+        }
+        let secret = random_hex(32).map_err(|e| self.io(e))?;
+        let token = format!("{PREFIX}{secret}");
+        let record = TokenRecord {
+            id: random_hex(6).map_err(|e| self.io(e))?,
+            name,
+            hash: blake3::hash(token.as_bytes()).to_hex().to_string(),
+            scopes,
+            created_ms: crate::storage::clock::Clock::now_ms(&crate::storage::clock::SystemClock),
+        };
+        let mut all = self.list()?;
+        all.push(record.clone());
+        self.save(&all)?;
+        Ok((token, record))
+    }
+
+    pub fn revoke(&self, id: &str) -> Result<(), AuthError> {
+        let mut all = self.list()?;
+        let before = all.len();
+        all.retain(|t| t.id != id);
+        if all.len() == before {
+            return Err(AuthError::NoSuchToken(id.to_owned()));
+        }
+        self.save(&all)
+    }
+
+    /// The record of `token`, if it is valid.
+    pub fn check(&self, token: &str) -> Result<Option<TokenRecord>, AuthError> {
+        let presented = blake3::hash(token.as_bytes());
+        let mut found = None;
+        // Compare against every record, so the time does not depend on
+        // which one matched.
+        for t in self.list()? {
+            if let Ok(stored) = blake3::Hash::from_hex(&t.hash)
+                && stored == presented
+            {
+                found = Some(t);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// `n` random bytes from the OS, as hex.
+fn random_hex(n: usize) -> std::io::Result<String> {
+    use std::fmt::Write;
+    let mut buf = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    let mut s = String::with_capacity(n * 2);
+    for b in buf {
+        let _ = write!(s, "{b:02x}");
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_parse_and_print() {
+        for s in ["volume:models:rw", "volume:*:r", "dict:kv:w", "app:demo", "app:*"] {
+            assert_eq!(Scope::parse(s).unwrap().to_string(), s);
+        }
+        for bad in ["", "vol:x:r", "volume::r", "volume:x", "volume:x:x", "app:a:r", "dict:a:r:x"] {
+            assert!(Scope::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_stored_hashed_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(dir.path());
+        let (token, rec) = store
+            .create(None, vec![Scope::parse("dict:kv:r").unwrap()])
+            .unwrap();
+        let file = std::fs::read_to_string(dir.path().join(TOKENS_FILE)).unwrap();
+        assert!(!file.contains(&token), "the token itself must not be stored");
+        let got = store.check(&token).unwrap().unwrap();
+        assert_eq!(got.id, rec.id);
+        let caller = Caller::Token(got);
+        assert!(caller.allows(Kind::Dict, "kv", Mode::Read));
+        assert!(!caller.allows(Kind::Dict, "kv", Mode::Write));
+        assert!(!caller.allows(Kind::Dict, "other", Mode::Read));
+        assert!(!caller.allows(Kind::Volume, "kv", Mode::Read));
+        assert!(store.check("vsl_wrong").unwrap().is_none());
+        store.revoke(&rec.id).unwrap();
+        assert!(store.check(&token).unwrap().is_none());
+        assert!(store.revoke(&rec.id).is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(TOKENS_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "tokens.json must be owner-only");
+        }
+    }
+}

@@ -1,0 +1,786 @@
+//! The HTTP/JSON API: routes, their auth checks, and the mapping of
+//! domain errors to statuses. Every handler calls the same [`Service`]
+//! methods the CLI calls, or the loaded [`App`]s.
+//!
+//! Errors are `{"error": {"kind": "...", "message": "..."}}` with a status
+//! that says what went wrong: 400 bad input, 401 no valid token, 403 out of
+//! scope, 404 missing, 409 conflict, 412 precondition, 413 too large, 416
+//! bad range, 503 unavailable, 500 host failure.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use super::auth::{Caller, Kind, Mode, TokenStore};
+use crate::app::{App, AppError};
+use crate::service::Service;
+use crate::service::dict::DictServiceError;
+use crate::service::volume::VolumeOpError;
+use crate::storage::dict::DictError;
+use crate::storage::volume::{NodeKind, VolumeError, normalize_path};
+
+/// Largest JSON body (function arguments, small requests).
+pub const MAX_JSON_BODY: usize = 16 << 20;
+/// Largest dict value body: the dict limit plus room.
+pub const MAX_VALUE_BODY: usize = (100 << 20) + 1024;
+/// Chunk of streamed file reads.
+const READ_CHUNK: u64 = 4 << 20;
+/// How long a file upload may stall between two chunks.
+const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Finished spawned calls kept for `GET /v1/calls/{id}`.
+const MAX_KEPT_CALLS: usize = 10_000;
+
+/// What the handlers share.
+pub struct ServerState {
+    pub service: Service,
+    pub apps: BTreeMap<String, App>,
+    pub tokens: TokenStore,
+    calls: std::sync::Mutex<BTreeMap<u64, SpawnedCall>>,
+    next_call: AtomicU64,
+}
+
+impl std::fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerState")
+            .field("apps", &self.apps.keys())
+            .finish_non_exhaustive()
+    }
+}
+
+struct SpawnedCall {
+    app: String,
+    outcome: Arc<tokio::sync::Mutex<CallOutcome>>,
+}
+
+enum CallOutcome {
+    Running(tokio::task::JoinHandle<Result<Json, AppError>>),
+    Done(Result<Json, (StatusCode, String)>),
+}
+
+impl ServerState {
+    pub fn new(service: Service, apps: BTreeMap<String, App>, tokens: TokenStore) -> Self {
+        ServerState {
+            service,
+            apps,
+            tokens,
+            calls: std::sync::Mutex::new(BTreeMap::new()),
+            next_call: AtomicU64::new(1),
+        }
+    }
+}
+
+/// An API error: a status and a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
+    }
+    fn internal(message: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            message.to_string(),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"kind": self.kind, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<DictServiceError> for ApiError {
+    fn from(e: DictServiceError) -> Self {
+        let (status, kind) = match &e {
+            DictServiceError::NoKey { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            DictServiceError::NoStore => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            DictServiceError::Store(s) => match s {
+                DictError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                DictError::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists"),
+                DictError::InvalidName { .. }
+                | DictError::InvalidKey(_)
+                | DictError::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
+                DictError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+                DictError::VersionMismatch { .. } | DictError::LeaseLost { .. } => {
+                    (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+                }
+                DictError::NotACounter { .. } | DictError::Overflow { .. } => {
+                    (StatusCode::CONFLICT, "conflict")
+                }
+                DictError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                DictError::Corrupt(_) | DictError::Io(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "io")
+                }
+            },
+        };
+        ApiError::new(status, kind, e.to_string())
+    }
+}
+
+impl From<VolumeOpError> for ApiError {
+    fn from(e: VolumeOpError) -> Self {
+        let (status, kind) = match &e {
+            VolumeOpError::Store(VolumeError::NotFound(_) | VolumeError::NoSuchPath { .. }) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
+            VolumeOpError::Store(VolumeError::AlreadyExists(_))
+            | VolumeOpError::FileExists { .. }
+            | VolumeOpError::IsADirectory { .. }
+            | VolumeOpError::NotADirectory { .. } => (StatusCode::CONFLICT, "already_exists"),
+            VolumeOpError::Store(VolumeError::NoSpace { .. }) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "no_space")
+            }
+            VolumeOpError::Store(VolumeError::Unavailable(_)) | VolumeOpError::NoBackend => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            e if e.is_usage() => (StatusCode::BAD_REQUEST, "invalid_argument"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "io"),
+        };
+        ApiError::new(status, kind, e.to_string())
+    }
+}
+
+impl From<VolumeError> for ApiError {
+    fn from(e: VolumeError) -> Self {
+        VolumeOpError::from(e).into()
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        let (status, kind) = match &e {
+            AppError::NoSuchFunction { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            e if e.is_usage() => (StatusCode::BAD_REQUEST, "invalid_argument"),
+            // The function ran and failed (trap, timeout, ...).
+            _ => (StatusCode::UNPROCESSABLE_ENTITY, "call_failed"),
+        };
+        ApiError::new(status, kind, e.to_string())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs blocking store work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("a store task failed: {e}")))?
+}
+
+/// The request's caller: the owner (local socket), or a valid bearer token.
+fn caller(state: &ServerState, headers: &HeaderMap, trusted: bool) -> ApiResult<Caller> {
+    if trusted {
+        return Ok(Caller::Owner);
+    }
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("missing `Authorization: Bearer TOKEN` header"))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
+    match state.tokens.check(token.trim()) {
+        Ok(Some(record)) => Ok(Caller::Token(record)),
+        Ok(None) => Err(unauthorized("invalid or revoked token")),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+fn require(c: &Caller, kind: Kind, name: &str, mode: Mode) -> ApiResult<()> {
+    if c.allows(kind, name, mode) {
+        return Ok(());
+    }
+    let m = match mode {
+        Mode::Read => "read",
+        Mode::Write => "write",
+    };
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "access_denied",
+        format!(
+            "this token may not {m} {} `{name}` (needs scope {}:{name}:{})",
+            kind.as_str(),
+            kind.as_str(),
+            &m[..1]
+        ),
+    ))
+}
+
+/// Marks requests from a trusted (owner-only socket) connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Trusted(pub bool);
+
+/// Who is calling, extracted per request.
+struct Who(Caller);
+
+impl axum::extract::FromRequestParts<Arc<ServerState>> for Who {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<ServerState>,
+    ) -> Result<Self, Self::Rejection> {
+        let trusted = parts
+            .extensions
+            .get::<Trusted>()
+            .is_some_and(|t| t.0);
+        caller(state, &parts.headers, trusted).map(Who)
+    }
+}
+
+/// The router of the API.
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/volumes", get(volume_list))
+        .route(
+            "/v1/volumes/{name}",
+            post(volume_create).delete(volume_delete),
+        )
+        .route("/v1/volumes/{name}/ls", get(volume_ls))
+        .route(
+            "/v1/volumes/{name}/files/{*path}",
+            get(volume_get)
+                .put(volume_put)
+                .delete(volume_rm)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/dicts", get(dict_list))
+        .route("/v1/dicts/{name}", post(dict_create).delete(dict_delete))
+        .route("/v1/dicts/{name}/clear", post(dict_clear))
+        .route("/v1/dicts/{name}/items", get(dict_items))
+        .route(
+            "/v1/dicts/{name}/keys/{key}",
+            get(dict_get)
+                .put(dict_put)
+                .layer(DefaultBodyLimit::max(MAX_VALUE_BODY)),
+        )
+        .route("/v1/apps", get(app_list))
+        .route("/v1/apps/{app}/functions/{function}/call", post(fn_call))
+        .route("/v1/apps/{app}/functions/{function}/spawn", post(fn_spawn))
+        .route("/v1/calls/{id}", get(call_get))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {} {}", req.method(), req.uri().path()),
+    )
+}
+
+async fn health() -> axum::Json<Json> {
+    axum::Json(json!({"ok": true, "version": env!("CARGO_PKG_VERSION")}))
+}
+
+// ---- volumes ----
+
+async fn volume_list(State(s): State<Arc<ServerState>>, Who(c): Who) -> ApiResult<Response> {
+    let svc = s.service.clone();
+    let all = blocking(move || Ok(svc.volume_list()?)).await?;
+    let visible: Vec<_> = all
+        .into_iter()
+        .filter(|v| c.allows(Kind::Volume, &v.name, Mode::Read))
+        .collect();
+    Ok(axum::Json(visible).into_response())
+}
+
+async fn volume_create(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    let n = name.clone();
+    blocking(move || Ok(svc.volume_create(&n)?)).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!({"name": name}))).into_response())
+}
+
+async fn volume_delete(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    blocking(move || Ok(svc.volume_delete(&name)?)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct LsQuery {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    recursive: bool,
+}
+
+async fn volume_ls(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path(name): Path<String>,
+    Query(q): Query<LsQuery>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Read)?;
+    let svc = s.service.clone();
+    let entries = blocking(move || Ok(svc.volume_ls(&name, &q.path, q.recursive)?)).await?;
+    Ok(axum::Json(entries).into_response())
+}
+
+/// Parses a single `bytes=` range against a file of `size` bytes into
+/// `(offset, len)`.
+fn parse_range(value: &HeaderValue, size: u64) -> Result<(u64, u64), ApiError> {
+    let unsatisfiable = || {
+        ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "bad_range",
+            format!("the file has {size} bytes; give one range like `bytes=0-1023`"),
+        )
+    };
+    let spec = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("bytes="))
+        .filter(|v| !v.contains(','))
+        .ok_or_else(unsatisfiable)?;
+    let (a, b) = spec.split_once('-').ok_or_else(unsatisfiable)?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().map_err(|_| unsatisfiable())?;
+            (size.saturating_sub(n), size.saturating_sub(1))
+        }
+        (a, "") => (a.parse().map_err(|_| unsatisfiable())?, size.saturating_sub(1)),
+        (a, b) => (
+            a.parse().map_err(|_| unsatisfiable())?,
+            b.parse::<u64>()
+                .map_err(|_| unsatisfiable())?
+                .min(size.saturating_sub(1)),
+        ),
+    };
+    if size == 0 || start > end || start >= size {
+        return Err(unsatisfiable());
+    }
+    Ok((start, end - start + 1))
+}
+
+async fn volume_get(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path((name, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Read)?;
+    let store = s
+        .service
+        .stores
+        .volumes
+        .clone()
+        .ok_or_else(|| ApiError::from(VolumeOpError::NoBackend))?;
+    let path = normalize_path(&path)?;
+    let (n, p) = (name.clone(), path.clone());
+    let st = store.clone();
+    let node = blocking(move || Ok(st.node(&n, &p)?))
+        .await?
+        .ok_or_else(|| {
+            ApiError::from(VolumeError::NoSuchPath {
+                volume: name.clone(),
+                path: path.clone(),
+            })
+        })?;
+    let Some(blob) = node.blob.filter(|_| node.kind == NodeKind::File) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_a_file",
+            format!("{path}: not a file in volume `{name}` (list it with /ls)"),
+        ));
+    };
+    let (offset, len, status) = match headers.get(header::RANGE) {
+        Some(r) => {
+            let (o, l) = parse_range(r, node.size)?;
+            (o, l, StatusCode::PARTIAL_CONTENT)
+        }
+        None => (0, node.size, StatusCode::OK),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut at = offset;
+        let end = offset + len;
+        while at < end {
+            let n = READ_CHUNK.min(end - at);
+            let chunk = store
+                .read_blob(&blob, at, n)
+                .map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = chunk.is_err();
+            let got = chunk.as_ref().map_or(0, |c| c.len() as u64);
+            if tx.blocking_send(chunk.map(Bytes::from)).is_err() || failed || got == 0 {
+                return;
+            }
+            at += got;
+        }
+    });
+    let mut resp = Response::new(Body::new(super::body::ChannelBody::new(rx)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "bytes {offset}-{}/{}",
+            offset + len - 1,
+            node.size
+        ))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    Ok(resp)
+}
+
+#[derive(Debug, Deserialize)]
+struct PutQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn volume_put(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path((name, path)): Path<(String, String)>,
+    Query(q): Query<PutQuery>,
+    body: Body,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Write)?;
+    normalize_path(&path)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let svc = s.service.clone();
+    let upload = tokio::task::spawn_blocking(move || -> ApiResult<u64> {
+        let mut batch = svc.volume_batch(&name, q.force)?;
+        let mut reader = super::body::ChannelReader::new(rx);
+        batch.put_reader(&mut reader, &path)?;
+        Ok(batch.commit()?.version)
+    });
+    // Feed the upload; a client that stalls is cut off rather than holding
+    // the connection and a blocking thread forever.
+    let mut body = http_body_util::BodyDataStream::new(body);
+    loop {
+        let next = tokio::time::timeout(BODY_IDLE, next_chunk(&mut body)).await;
+        let item = match next {
+            Err(_) => Some(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the upload stalled",
+            ))),
+            Ok(item) => item,
+        };
+        match item {
+            None => break,
+            Some(chunk) => {
+                let failed = chunk.is_err();
+                if tx.send(chunk).await.is_err() || failed {
+                    break;
+                }
+            }
+        }
+    }
+    drop(tx);
+    let version = upload
+        .await
+        .map_err(|e| ApiError::internal(format!("the upload task failed: {e}")))??;
+    Ok((StatusCode::CREATED, axum::Json(json!({"version": version}))).into_response())
+}
+
+async fn next_chunk(
+    body: &mut http_body_util::BodyDataStream<Body>,
+) -> Option<Result<Bytes, std::io::Error>> {
+    std::future::poll_fn(|cx| {
+        use futures_core::Stream;
+        std::pin::Pin::new(&mut *body).poll_next(cx)
+    })
+    .await
+    .map(|r| r.map_err(|e| std::io::Error::other(e.to_string())))
+}
+
+#[derive(Debug, Deserialize)]
+struct RmQuery {
+    #[serde(default)]
+    recursive: bool,
+}
+
+async fn volume_rm(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path((name, path)): Path<(String, String)>,
+    Query(q): Query<RmQuery>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    let info = blocking(move || Ok(svc.volume_rm(&name, &path, q.recursive)?)).await?;
+    Ok(axum::Json(json!({"version": info.version, "removed": info.removed})).into_response())
+}
+
+// ---- dicts ----
+
+async fn dict_list(State(s): State<Arc<ServerState>>, Who(c): Who) -> ApiResult<Response> {
+    let svc = s.service.clone();
+    let all = blocking(move || Ok(svc.dict_list()?)).await?;
+    let visible: Vec<_> = all
+        .into_iter()
+        .filter(|d| c.allows(Kind::Dict, &d.name, Mode::Read))
+        .collect();
+    Ok(axum::Json(visible).into_response())
+}
+
+async fn dict_create(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    let n = name.clone();
+    let created = blocking(move || Ok(svc.dict_create(&n)?)).await?;
+    if !created {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("dict `{name}` already exists"),
+        ));
+    }
+    Ok((StatusCode::CREATED, axum::Json(json!({"name": name}))).into_response())
+}
+
+async fn dict_delete(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    blocking(move || Ok(svc.dict_delete(&name)?)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn dict_clear(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    blocking(move || Ok(svc.dict_clear(&name)?)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ItemsQuery {
+    limit: Option<usize>,
+}
+
+async fn dict_items(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path(name): Path<String>,
+    Query(q): Query<ItemsQuery>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Read)?;
+    let limit = q.limit.unwrap_or(20).min(10_000);
+    let svc = s.service.clone();
+    let items = blocking(move || Ok(svc.dict_items(&name, Some(limit))?)).await?;
+    Ok(axum::Json(items).into_response())
+}
+
+async fn dict_get(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path((name, key)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Read)?;
+    let svc = s.service.clone();
+    let item = blocking(move || Ok(svc.dict_get(&name, &key)?)).await?;
+    Ok(axum::Json(item).into_response())
+}
+
+async fn dict_put(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path((name, key)): Path<(String, String)>,
+    value: Bytes,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    let version = blocking(move || Ok(svc.dict_put(&name, &key, &value)?)).await?;
+    Ok(axum::Json(json!({"version": version})).into_response())
+}
+
+// ---- functions ----
+
+async fn app_list(State(s): State<Arc<ServerState>>, Who(c): Who) -> ApiResult<Response> {
+    let apps: BTreeMap<&String, Vec<String>> = s
+        .apps
+        .iter()
+        .filter(|(name, _)| c.allows(Kind::App, name, Mode::Write))
+        .map(|(name, app)| (name, app.function_names()))
+        .collect();
+    Ok(axum::Json(apps).into_response())
+}
+
+fn app_for<'a>(s: &'a ServerState, c: &Caller, app: &str) -> ApiResult<&'a App> {
+    require(c, Kind::App, app, Mode::Write)?;
+    s.apps.get(app).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "no app `{app}` is loaded; this server has: {}",
+                s.apps.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })
+}
+
+fn json_args(body: &Bytes) -> ApiResult<Json> {
+    if body.is_empty() {
+        return Ok(json!([]));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("the body is not JSON: {e}")))
+}
+
+async fn fn_call(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path((app, function)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let f = app_for(&s, &c, &app)?.function(&function)?;
+    let result = f.call(json_args(&body)?).await?;
+    Ok(axum::Json(json!({"result": result})).into_response())
+}
+
+async fn fn_spawn(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path((app, function)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let f = app_for(&s, &c, &app)?.function(&function)?;
+    let args = json_args(&body)?;
+    let handle = tokio::spawn(async move { f.call(args).await });
+    let id = s.next_call.fetch_add(1, Ordering::Relaxed);
+    let mut calls = s
+        .calls
+        .lock()
+        .map_err(|_| ApiError::internal("the call table is poisoned"))?;
+    while calls.len() >= MAX_KEPT_CALLS {
+        calls.pop_first();
+    }
+    calls.insert(
+        id,
+        SpawnedCall {
+            app,
+            outcome: Arc::new(tokio::sync::Mutex::new(CallOutcome::Running(handle))),
+        },
+    );
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({"call_id": id.to_string()}))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct CallQuery {
+    /// Seconds to wait for the result (0: answer at once).
+    #[serde(default)]
+    wait: f64,
+}
+
+async fn call_get(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path(id): Path<String>,
+    Query(q): Query<CallQuery>,
+) -> ApiResult<Response> {
+    let missing = || ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no call `{id}`"));
+    let n: u64 = id.parse().map_err(|_| missing())?;
+    let (app, outcome) = {
+        let calls = s
+            .calls
+            .lock()
+            .map_err(|_| ApiError::internal("the call table is poisoned"))?;
+        let call = calls.get(&n).ok_or_else(missing)?;
+        (call.app.clone(), call.outcome.clone())
+    };
+    require(&c, Kind::App, &app, Mode::Write)?;
+    let mut slot = outcome.lock().await;
+    if let CallOutcome::Running(handle) = &mut *slot {
+        let wait = if q.wait.is_finite() && q.wait > 0.0 {
+            std::time::Duration::from_secs_f64(q.wait.min(300.0))
+        } else {
+            std::time::Duration::ZERO
+        };
+        let joined = if handle.is_finished() || !wait.is_zero() {
+            tokio::time::timeout(wait.max(std::time::Duration::from_millis(1)), &mut *handle)
+                .await
+                .ok()
+        } else {
+            None
+        };
+        match joined {
+            None => {
+                return Ok(axum::Json(json!({"status": "running"})).into_response());
+            }
+            Some(r) => {
+                let done = match r {
+                    Ok(Ok(v)) => Ok(v),
+                    Ok(Err(e)) => {
+                        let api = ApiError::from(e);
+                        Err((api.status, api.message))
+                    }
+                    Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+                };
+                *slot = CallOutcome::Done(done);
+            }
+        }
+    }
+    match &*slot {
+        CallOutcome::Done(Ok(v)) => {
+            Ok(axum::Json(json!({"status": "done", "result": v})).into_response())
+        }
+        CallOutcome::Done(Err((_, msg))) => {
+            Ok(axum::Json(json!({"status": "failed", "error": msg})).into_response())
+        }
+        CallOutcome::Running(_) => Ok(axum::Json(json!({"status": "running"})).into_response()),
+    }
+}
