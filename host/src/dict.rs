@@ -142,17 +142,29 @@ impl From<DictError> for StorageError {
 }
 
 /// Runs a store call on a blocking thread: writes wait for an fsync, which
-/// must not stall the async workers that run other guests.
+/// must not stall the async workers that run other guests. The outer error
+/// is a panic in the store, a host bug: the caller ends the guest's call
+/// with a trap and the host goes on.
+pub(crate) async fn on_blocking_thread<R, F>(
+    store: Arc<dyn DictStore>,
+    f: F,
+) -> Result<Result<R, DictError>, wasmtime::Error>
+where
+    R: Send + 'static,
+    F: FnOnce(&dyn DictStore) -> Result<R, DictError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| wasmtime::Error::msg(format!("dict store task failed: {e}")))
+}
+
+/// [`on_blocking_thread`] with the error a `vessel:storage` function returns.
 async fn blocking<R, F>(store: Arc<dyn DictStore>, f: F) -> Result<R, StorageError>
 where
     R: Send + 'static,
     F: FnOnce(&dyn DictStore) -> Result<R, DictError> + Send + 'static,
 {
-    match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
-        Ok(r) => r.map_err(StorageError::from),
-        // A panic in the store is a host bug: end the call, keep the host.
-        Err(e) => Err(StorageError::trap(format!("dict store task failed: {e}"))),
-    }
+    Ok(on_blocking_thread(store, f).await??)
 }
 
 fn entry(e: store::DictEntry) -> Entry {

@@ -8,6 +8,7 @@ mod call_types;
 mod compile_cache;
 mod dict;
 mod faults;
+mod keyvalue;
 mod run_cli;
 mod volume_cli;
 mod volume_mount;

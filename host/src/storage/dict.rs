@@ -178,6 +178,10 @@ pub trait DictStore: Send + Sync + std::fmt::Debug {
     fn len(&self, dict: &str) -> Result<u64, DictError>;
     /// All or nothing; at most `max_update_entries` pairs.
     fn update(&self, dict: &str, entries: &[(String, Vec<u8>)]) -> Result<(), DictError>;
+    /// Removes every key of `keys` that is present, all in one atomic step;
+    /// absent keys are skipped. Returns how many entries were removed. At
+    /// most `max_update_entries` keys.
+    fn remove_many(&self, dict: &str, keys: &[String]) -> Result<u64, DictError>;
     /// Keys with `prefix` after `cursor` (exclusive), in key order.
     fn scan(
         &self,

@@ -295,9 +295,15 @@ pub fn check_value(len: usize) -> Result<(), DictError> {
 
 /// Checks the size of an `update` against [`MAX_UPDATE_ENTRIES`].
 pub fn check_update_len(n: usize) -> Result<(), DictError> {
+    check_batch_len(n, "an update")
+}
+
+/// Checks the size of a batch (`what`: "an update", ...) against
+/// [`MAX_UPDATE_ENTRIES`].
+fn check_batch_len(n: usize, what: &str) -> Result<(), DictError> {
     if n > MAX_UPDATE_ENTRIES as usize {
         return Err(DictError::TooLarge(format!(
-            "an update of {n} entries is over the limit of {MAX_UPDATE_ENTRIES} entries \
+            "{what} of {n} entries is over the limit of {MAX_UPDATE_ENTRIES} entries \
              (max-update-entries); nothing was written"
         )));
     }
@@ -898,6 +904,36 @@ impl DictStore for EmbeddedStore {
             Ok(())
         })?;
         self.dict_sync()
+    }
+
+    fn remove_many(&self, dict: &str, keys: &[String]) -> Result<u64, DictError> {
+        check_batch_len(keys.len(), "a removal")?;
+        for k in keys {
+            check_key(k)?;
+        }
+        let removed = self.dict_tx(dict, |tx, meta| {
+            let mut removed = 0u64;
+            // A key listed twice is removed once.
+            let mut seen = BTreeSet::new();
+            for key in keys {
+                if !seen.insert(key.as_str()) {
+                    continue;
+                }
+                let Some((h, _)) = tx.read(key)? else {
+                    continue;
+                };
+                tx.remove(key, &h)?;
+                meta.live = meta.live.saturating_sub(1);
+                if !tx.expired(&h) {
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })?;
+        if removed > 0 {
+            self.dict_sync()?;
+        }
+        Ok(removed)
     }
 
     fn scan(
@@ -1580,6 +1616,44 @@ mod tests {
             (l.max_key_bytes, l.max_value_bytes, l.max_update_entries),
             (4096, 100 << 20, 10_000)
         );
+    }
+
+    #[test]
+    fn remove_many_is_one_step_and_counts_live_entries() {
+        let (_d, s, clock) = setup(32_000);
+        put(&s, "a", b"1");
+        put(&s, "b", b"2");
+        put(&s, "old", b"3");
+        clock.advance_ms(20_000);
+        put(&s, "a", b"1");
+        put(&s, "b", b"2");
+        put(&s, "c", b"4");
+        clock.advance_ms(13_000);
+        // `old` expired at 33 s: removed from storage, not counted.
+        let keys: Vec<String> = ["a", "old", "missing", "a", "c"]
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect();
+        assert_eq!(s.remove_many("d", &keys).unwrap(), 2);
+        assert_eq!((get(&s, "a"), get(&s, "c")), (None, None));
+        assert_eq!(get(&s, "b").unwrap(), b"2");
+        assert_eq!(s.len("d").unwrap(), 1, "len stays exact");
+        // Over the limit or with a bad key: an error and nothing removed.
+        let too_many: Vec<String> = (0..=MAX_UPDATE_ENTRIES).map(|_| "b".to_owned()).collect();
+        assert!(matches!(
+            s.remove_many("d", &too_many),
+            Err(DictError::TooLarge(_))
+        ));
+        let bad = vec!["b".to_owned(), "k".repeat(5000)];
+        assert!(matches!(
+            s.remove_many("d", &bad),
+            Err(DictError::InvalidKey(_))
+        ));
+        assert_eq!(get(&s, "b").unwrap(), b"2");
+        assert!(matches!(
+            s.remove_many("nope", &["b".to_owned()]),
+            Err(DictError::NotFound(_))
+        ));
     }
 
     #[test]
