@@ -7,6 +7,7 @@ mod call_cli;
 mod call_types;
 mod compile_cache;
 mod dict;
+mod dict_crash;
 mod faults;
 mod keyvalue;
 mod run_cli;

@@ -22,7 +22,7 @@ use crate::call::{self, CallArgs, CallError};
 use crate::container::{Container, ContainerConfig, DirMount};
 use crate::engine::{EngineConfig, VesselEngine};
 use crate::service::Service;
-use crate::storage::embedded::EmbeddedOptions;
+use crate::storage::embedded::{DurabilityMode, EmbeddedOptions};
 use crate::volume::VolumeMount;
 
 /// Sandboxed WebAssembly functions with Modal-style volumes and dicts.
@@ -34,12 +34,62 @@ pub struct Cli {
     #[arg(long, global = true, env = "VESSEL_HOME", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// When a write (dict put, volume commit) is acknowledged: `sync` once
+    /// it is fsynced (survives kill -9 and power loss), `relaxed` once it is
+    /// written to the OS, with an fsync every second in the background
+    /// (survives kill -9 of vessel; an OS crash or power loss can lose the
+    /// last second of writes).
+    #[arg(
+        long,
+        global = true,
+        env = "VESSEL_DURABILITY",
+        value_enum,
+        default_value_t = Durability::Sync
+    )]
+    pub durability: Durability,
+
     /// Log more (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The `--durability` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    Sync,
+    Relaxed,
+}
+
+/// How often relaxed durability fsyncs in the background.
+pub const RELAXED_FSYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+impl From<Durability> for DurabilityMode {
+    fn from(d: Durability) -> Self {
+        match d {
+            Durability::Sync => DurabilityMode::Sync,
+            Durability::Relaxed => DurabilityMode::Relaxed {
+                interval: RELAXED_FSYNC_INTERVAL,
+            },
+        }
+    }
+}
+
+/// Where a command's state lives and how its store opens: the data
+/// directory and the store options from the global flags.
+#[derive(Debug, Clone)]
+pub struct Home {
+    pub dir: PathBuf,
+    pub store: EmbeddedOptions,
+}
+
+impl Home {
+    /// Opens the data directory's stores.
+    pub fn open_service(&self) -> Result<Service, Failure> {
+        Service::open_embedded(&self.dir, self.store.clone()).map_err(Failure::runtime)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -214,12 +264,18 @@ fn engine_for(data_dir: &Path) -> Result<VesselEngine, Failure> {
 }
 
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
-    let data_dir = data_dir(cli.data_dir.as_deref());
+    let home = Home {
+        dir: data_dir(cli.data_dir.as_deref()),
+        store: EmbeddedOptions {
+            durability: cli.durability.into(),
+            ..EmbeddedOptions::default()
+        },
+    };
     match cli.command {
-        Command::Call(cmd) => call_cmd(&data_dir, cmd).await,
-        Command::Run(cmd) => run_cmd(&data_dir, cmd).await,
-        Command::Dict(cmd) => dict::run(&data_dir, cmd).await,
-        Command::Volume(cmd) => volume::run(&data_dir, cmd).await,
+        Command::Call(cmd) => call_cmd(&home, cmd).await,
+        Command::Run(cmd) => run_cmd(&home, cmd).await,
+        Command::Dict(cmd) => dict::run(&home, cmd).await,
+        Command::Volume(cmd) => volume::run(&home, cmd).await,
     }
 }
 
@@ -293,7 +349,7 @@ pub fn parse_volume_mount(spec: &str) -> Result<VolumeMount, String> {
 /// volumes. Only one process can hold a data dir's store, so components that
 /// use no storage must not take it (parallel `vessel call`s of those work).
 fn attach_stores(
-    data_dir: &Path,
+    home: &Home,
     engine: &VesselEngine,
     component: &Component,
     config: &mut ContainerConfig,
@@ -301,10 +357,9 @@ fn attach_stores(
     if config.volume_mounts.is_empty() && !call::uses_storage(engine, component) {
         return Ok(None);
     }
-    let service =
-        Service::open_embedded(data_dir, EmbeddedOptions::default()).map_err(Failure::runtime)?;
+    let service = home.open_service()?;
     config.stores = service.stores.clone();
-    config.work_dir = Some(data_dir.join("containers"));
+    config.work_dir = Some(home.dir.join("containers"));
     Ok(Some(service))
 }
 
@@ -365,7 +420,7 @@ fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn call_cmd(data_dir: &Path, mut cmd: CallCmd) -> Result<u8, Failure> {
+async fn call_cmd(home: &Home, mut cmd: CallCmd) -> Result<u8, Failure> {
     reclaim_options(&mut cmd)?;
     let args = match (&cmd.args, &cmd.args_file) {
         (Some(text), _) => Some(
@@ -391,10 +446,10 @@ async fn call_cmd(data_dir: &Path, mut cmd: CallCmd) -> Result<u8, Failure> {
     };
     let flags = call::parse_param_flags(&cmd.params).map_err(Failure::usage)?;
     let mut config = container_config(&cmd.limits)?;
-    let engine = engine_for(data_dir)?;
+    let engine = engine_for(&home.dir)?;
     let (component, outcome) = engine.load(&cmd.component).map_err(CallError::from)?;
     tracing::debug!(?outcome, path = %cmd.component.display(), "component loaded");
-    let _service = attach_stores(data_dir, &engine, &component, &mut config)?;
+    let _service = attach_stores(home, &engine, &component, &mut config)?;
     let result = call::call_loaded(
         &engine,
         &component,
@@ -442,7 +497,7 @@ pub fn parse_mount(spec: &str) -> Result<DirMount, String> {
     })
 }
 
-async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
+async fn run_cmd(home: &Home, cmd: RunCmd) -> Result<u8, Failure> {
     let mut config = container_config(&cmd.limits)?;
     for m in &cmd.mounts {
         config
@@ -453,11 +508,11 @@ async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
     config.args = std::iter::once(cmd.component.display().to_string())
         .chain(cmd.args.iter().cloned())
         .collect();
-    let engine = engine_for(data_dir)?;
+    let engine = engine_for(&home.dir)?;
     let (component, _) = engine
         .load(&cmd.component)
         .map_err(|e| Failure::from(CallError::from(e)))?;
-    let _service = attach_stores(data_dir, &engine, &component, &mut config)?;
+    let _service = attach_stores(home, &engine, &component, &mut config)?;
     let linker =
         crate::container::linker(&engine).map_err(|e| Failure::runtime(crate::error::chain(&e)))?;
     let mut container = Container::new(&engine, &config).map_err(|e| match e {
