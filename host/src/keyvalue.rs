@@ -39,7 +39,7 @@ use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
 use crate::container::Grant;
-use crate::dict::on_blocking_thread;
+use crate::dict::{on_blocking_thread, read};
 use crate::storage::dict::{
     self as dicts, DictEntry, DictError, DictStore, PutOptions, PutOutcome,
 };
@@ -158,6 +158,15 @@ where
     Ok(on_blocking_thread(store, f).await??)
 }
 
+/// Runs a read, inline when the store's reads are cheap.
+async fn reading<R, F>(store: Arc<dyn DictStore>, f: F) -> Result<R, KeyValueError>
+where
+    R: Send + 'static,
+    F: FnOnce(&dyn DictStore) -> Result<R, DictError> + Send + 'static,
+{
+    Ok(read(store, f).await??)
+}
+
 /// A [`KeyValueCtx`] with the resource table: the `self` of the host traits.
 pub struct KeyValueCtxView<'a> {
     pub ctx: &'a mut KeyValueCtx,
@@ -237,9 +246,7 @@ impl store::HostBucket for KeyValueCtxView<'_> {
         key: String,
     ) -> Result<Option<Vec<u8>>, KeyValueError> {
         let (d, s) = self.target(&self_)?;
-        Ok(blocking(s, move |s| s.get(&d, &key))
-            .await?
-            .map(|e| e.value))
+        Ok(reading(s, move |s| s.get(&d, &key)).await?.map(|e| e.value))
     }
 
     async fn set(
@@ -266,7 +273,7 @@ impl store::HostBucket for KeyValueCtxView<'_> {
         key: String,
     ) -> Result<bool, KeyValueError> {
         let (d, s) = self.target(&self_)?;
-        blocking(s, move |s| s.contains(&d, &key)).await
+        reading(s, move |s| s.contains(&d, &key)).await
     }
 
     async fn list_keys(
@@ -275,7 +282,7 @@ impl store::HostBucket for KeyValueCtxView<'_> {
         cursor: Option<String>,
     ) -> Result<store::KeyResponse, KeyValueError> {
         let (d, s) = self.target(&self_)?;
-        let page = blocking(s, move |s| {
+        let page = reading(s, move |s| {
             let limit = s.limits().max_scan_limit;
             s.scan(&d, "", cursor.as_deref(), limit, false)
         })
@@ -297,7 +304,7 @@ impl KeyValueCtxView<'_> {
     async fn new_cas(&mut self, dict: String, key: String) -> Result<Resource<Cas>, KeyValueError> {
         let s = self.ctx.store()?;
         let (d, k) = (dict.clone(), key.clone());
-        let seen = blocking(s, move |s| s.get(&d, &k)).await?;
+        let seen = reading(s, move |s| s.get(&d, &k)).await?;
         Ok(self.table.push(Cas { dict, key, seen })?)
     }
 }
@@ -392,7 +399,7 @@ impl batch::Host for KeyValueCtxView<'_> {
     ) -> Result<Vec<(String, Option<Vec<u8>>)>, KeyValueError> {
         self.ctx.check_batch(keys.len(), "a get-many")?;
         let (d, s) = self.target(&bucket)?;
-        blocking(s, move |s| {
+        reading(s, move |s| {
             let got = s.get_many(&d, &keys)?;
             Ok(keys
                 .into_iter()

@@ -205,4 +205,13 @@ pub trait DictStore: Send + Sync + std::fmt::Debug {
     /// Removes up to `max` expired entries; returns how many.
     fn sweep_expired(&self, max: usize) -> Result<usize, DictError>;
     fn limits(&self) -> DictLimits;
+
+    /// Whether the reads (`get`, `get_many`, `contains`, `scan`) are cheap
+    /// enough to run on an async worker: served from memory or a local page
+    /// read, never waiting for the network or an fsync. Async callers then
+    /// skip the hop to a blocking thread, which costs far more than such a
+    /// read. False unless a backend says so.
+    fn inline_reads(&self) -> bool {
+        false
+    }
 }
