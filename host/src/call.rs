@@ -398,14 +398,17 @@ pub async fn call_component(
     .await
 }
 
-/// Whether `component` imports the dict or volume capabilities, that is,
+/// Whether `component` imports the dict or volume capabilities (or
+/// `wasi:keyvalue`, which is served over dicts), that is,
 /// whether it needs the stores at all.
 pub fn uses_storage(engine: &VesselEngine, component: &Component) -> bool {
     component
         .component_type()
         .imports(engine.engine())
         .any(|(name, _)| {
-            name.starts_with("vessel:storage/dict") || name.starts_with("vessel:storage/volume")
+            name.starts_with("vessel:storage/dict")
+                || name.starts_with("vessel:storage/volume")
+                || name.starts_with("wasi:keyvalue/")
         })
 }
 

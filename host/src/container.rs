@@ -17,6 +17,7 @@ use crate::dict::{DictCtx, DictCtxView, DictView};
 use crate::engine::VesselEngine;
 use crate::error::chain;
 use crate::functions::{FunctionsCtx, FunctionsCtxView, FunctionsView};
+use crate::keyvalue::{KeyValueCtx, KeyValueCtxView, KeyValueView};
 use crate::volume::{Mount, MountError, VolumeCtx, VolumeCtxView, VolumeMount, VolumeView};
 
 /// Default memory limit of one container: 512 MiB.
@@ -136,6 +137,7 @@ pub struct HostState {
     limits: StoreLimits,
     volumes: VolumeCtx,
     dicts: DictCtx,
+    keyvalue: KeyValueCtx,
     functions: FunctionsCtx,
 }
 
@@ -166,6 +168,15 @@ impl DictView for HostState {
     }
 }
 
+impl KeyValueView for HostState {
+    fn keyvalue(&mut self) -> KeyValueCtxView<'_> {
+        KeyValueCtxView {
+            ctx: &mut self.keyvalue,
+            table: &mut self.table,
+        }
+    }
+}
+
 impl FunctionsView for HostState {
     fn functions(&mut self) -> FunctionsCtxView<'_> {
         FunctionsCtxView {
@@ -175,13 +186,15 @@ impl FunctionsView for HostState {
     }
 }
 
-/// The linker every container uses: WASI 0.2 plus `vessel:storage`.
+/// The linker every container uses: WASI 0.2, `vessel:storage` and
+/// `wasi:keyvalue` (over the same dicts).
 pub fn linker(engine: &VesselEngine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine.engine());
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     crate::volume::wasi::add_to_linker(&mut linker)?;
     crate::volume::add_to_linker(&mut linker)?;
     crate::dict::add_to_linker(&mut linker)?;
+    crate::keyvalue::add_to_linker(&mut linker)?;
     crate::functions::add_to_linker(&mut linker)?;
     Ok(linker)
 }
@@ -327,6 +340,8 @@ impl Container {
                 mounts,
             ),
             dicts: DictCtx::new(config.stores.dicts.clone(), config.grants.dicts.clone()),
+            // Buckets are dicts: the same store and the same grant.
+            keyvalue: KeyValueCtx::new(config.stores.dicts.clone(), config.grants.dicts.clone()),
             functions: FunctionsCtx::default(),
         };
         let mut store = Store::new(engine.engine(), state);

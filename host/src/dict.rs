@@ -2,8 +2,9 @@
 //!
 //! This module owns the per-container dict state ([`DictCtx`]) and the host
 //! side of the `dict` and `lease` resources. Each operation checks the
-//! grant and the limits, then runs on the [`DictStore`] on a blocking thread
-//! (writes wait for an fsync) and maps [`DictError`] to the WIT error.
+//! grant and the limits, then runs on the [`DictStore`] (writes on a blocking
+//! thread, since they wait for an fsync; reads inline when the store says
+//! they are cheap) and maps [`DictError`] to the WIT error.
 
 use std::sync::Arc;
 
@@ -142,17 +143,57 @@ impl From<DictError> for StorageError {
 }
 
 /// Runs a store call on a blocking thread: writes wait for an fsync, which
-/// must not stall the async workers that run other guests.
+/// must not stall the async workers that run other guests. The outer error
+/// is a panic in the store, a host bug: the caller ends the guest's call
+/// with a trap and the host goes on.
+pub(crate) async fn on_blocking_thread<R, F>(
+    store: Arc<dyn DictStore>,
+    f: F,
+) -> Result<Result<R, DictError>, wasmtime::Error>
+where
+    R: Send + 'static,
+    F: FnOnce(&dyn DictStore) -> Result<R, DictError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| wasmtime::Error::msg(format!("dict store task failed: {e}")))
+}
+
+/// Runs a read: on the calling async worker when the store's reads are
+/// cheap ([`DictStore::inline_reads`]), else as [`on_blocking_thread`]
+/// does. Either way a panic in the store becomes the outer error.
+pub(crate) async fn read<R, F>(
+    store: Arc<dyn DictStore>,
+    f: F,
+) -> Result<Result<R, DictError>, wasmtime::Error>
+where
+    R: Send + 'static,
+    F: FnOnce(&dyn DictStore) -> Result<R, DictError> + Send + 'static,
+{
+    if store.inline_reads() {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(store.as_ref())))
+            .map_err(|_| wasmtime::Error::msg("dict store read panicked"))
+    } else {
+        on_blocking_thread(store, f).await
+    }
+}
+
+/// [`read`] with the error a `vessel:storage` function returns.
+async fn reading<R, F>(store: Arc<dyn DictStore>, f: F) -> Result<R, StorageError>
+where
+    R: Send + 'static,
+    F: FnOnce(&dyn DictStore) -> Result<R, DictError> + Send + 'static,
+{
+    Ok(read(store, f).await??)
+}
+
+/// [`on_blocking_thread`] with the error a `vessel:storage` function returns.
 async fn blocking<R, F>(store: Arc<dyn DictStore>, f: F) -> Result<R, StorageError>
 where
     R: Send + 'static,
     F: FnOnce(&dyn DictStore) -> Result<R, DictError> + Send + 'static,
 {
-    match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
-        Ok(r) => r.map_err(StorageError::from),
-        // A panic in the store is a host bug: end the call, keep the host.
-        Err(e) => Err(StorageError::trap(format!("dict store task failed: {e}"))),
-    }
+    Ok(on_blocking_thread(store, f).await??)
 }
 
 fn entry(e: store::DictEntry) -> Entry {
@@ -243,7 +284,7 @@ impl wit::HostDict for DictCtxView<'_> {
     ) -> Result<Option<Entry>, StorageError> {
         self.ctx.check_key(&key)?;
         let (d, s) = self.target(&self_)?;
-        Ok(blocking(s, move |s| s.get(&d, &key)).await?.map(entry))
+        Ok(reading(s, move |s| s.get(&d, &key)).await?.map(entry))
     }
 
     async fn put(
@@ -296,7 +337,7 @@ impl wit::HostDict for DictCtxView<'_> {
     ) -> Result<bool, StorageError> {
         self.ctx.check_key(&key)?;
         let (d, s) = self.target(&self_)?;
-        blocking(s, move |s| s.contains(&d, &key)).await
+        reading(s, move |s| s.contains(&d, &key)).await
     }
 
     async fn len(&mut self, self_: Resource<DictHandle>) -> Result<u64, StorageError> {
@@ -330,7 +371,7 @@ impl wit::HostDict for DictCtxView<'_> {
             self.ctx.check_key(k)?;
         }
         let (d, s) = self.target(&self_)?;
-        let got = blocking(s, move |s| s.get_many(&d, &keys)).await?;
+        let got = reading(s, move |s| s.get_many(&d, &keys)).await?;
         Ok(got.into_iter().map(|e| e.map(entry)).collect())
     }
 
@@ -347,7 +388,7 @@ impl wit::HostDict for DictCtxView<'_> {
             self.ctx.check_key(c)?;
         }
         let (d, s) = self.target(&self_)?;
-        let page = blocking(s, move |s| {
+        let page = reading(s, move |s| {
             s.scan(&d, &prefix, cursor.as_deref(), limit, with_values)
         })
         .await?;

@@ -7,7 +7,8 @@
 //! - [`engine`]: the shared wasmtime engine, timeouts and the compile cache.
 //! - [`container`]: one instance with its store, limits, scratch dir, mounts.
 //! - [`call`]: typed calls of exports, JSON ↔ component values.
-//! - [`volume`], [`dict`], [`functions`]: the capability interfaces.
+//! - [`volume`], [`dict`], [`functions`]: the capability interfaces;
+//!   [`keyvalue`]: the standard `wasi:keyvalue` over the dicts.
 //! - [`bindings`]: the one `bindgen!`; [`error`]: errors across the boundary.
 //! - [`cli`]: the `vessel` command line (the binary only parses and calls).
 //!
@@ -73,6 +74,7 @@ pub mod dict;
 pub mod engine;
 pub mod error;
 pub mod functions;
+pub mod keyvalue;
 pub mod server;
 pub mod service;
 pub mod storage;

@@ -6,14 +6,11 @@
 //! names, keys and values exit 2.
 
 use std::io::{BufRead, Write};
-use std::path::Path;
 
 use clap::{Args, Subcommand};
 
-use super::Failure;
-use crate::service::Service;
+use super::{Failure, Home};
 use crate::service::dict::{DictItem, DictServiceError};
-use crate::storage::embedded::EmbeddedOptions;
 
 #[derive(Debug, Args)]
 pub struct DictCmd {
@@ -93,17 +90,16 @@ fn confirm(question: &str) -> bool {
     }
 }
 
-pub async fn run(data_dir: &Path, cmd: DictCmd) -> Result<u8, Failure> {
-    let data_dir = data_dir.to_owned();
+pub async fn run(home: &Home, cmd: DictCmd) -> Result<u8, Failure> {
+    let home = home.clone();
     // The store fsyncs; keep that off the async workers.
-    tokio::task::spawn_blocking(move || run_blocking(&data_dir, cmd))
+    tokio::task::spawn_blocking(move || run_blocking(&home, cmd))
         .await
         .map_err(|e| Failure::runtime(format!("the dict command failed: {e}")))?
 }
 
-fn run_blocking(data_dir: &Path, cmd: DictCmd) -> Result<u8, Failure> {
-    let svc =
-        Service::open_embedded(data_dir, EmbeddedOptions::default()).map_err(Failure::runtime)?;
+fn run_blocking(home: &Home, cmd: DictCmd) -> Result<u8, Failure> {
+    let svc = home.open_service()?;
     match cmd.action {
         DictAction::Create { name } => {
             if !svc.dict_create(&name)? {

@@ -24,7 +24,7 @@ use crate::call::{self, CallArgs, CallError};
 use crate::container::{Container, ContainerConfig, DirMount};
 use crate::engine::{EngineConfig, VesselEngine};
 use crate::service::Service;
-use crate::storage::embedded::EmbeddedOptions;
+use crate::storage::embedded::{DurabilityMode, EmbeddedOptions};
 use crate::volume::VolumeMount;
 
 /// Sandboxed WebAssembly functions with Modal-style volumes and dicts.
@@ -36,12 +36,62 @@ pub struct Cli {
     #[arg(long, global = true, env = "VESSEL_HOME", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// When a write (dict put, volume commit) is acknowledged: `sync` once
+    /// it is fsynced (survives kill -9 and power loss), `relaxed` once it is
+    /// written to the OS, with an fsync every second in the background
+    /// (survives kill -9 of vessel; an OS crash or power loss can lose the
+    /// last second of writes).
+    #[arg(
+        long,
+        global = true,
+        env = "VESSEL_DURABILITY",
+        value_enum,
+        default_value_t = Durability::Sync
+    )]
+    pub durability: Durability,
+
     /// Log more (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The `--durability` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    Sync,
+    Relaxed,
+}
+
+/// How often relaxed durability fsyncs in the background.
+pub const RELAXED_FSYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+impl From<Durability> for DurabilityMode {
+    fn from(d: Durability) -> Self {
+        match d {
+            Durability::Sync => DurabilityMode::Sync,
+            Durability::Relaxed => DurabilityMode::Relaxed {
+                interval: RELAXED_FSYNC_INTERVAL,
+            },
+        }
+    }
+}
+
+/// Where a command's state lives and how its store opens: the data
+/// directory and the store options from the global flags.
+#[derive(Debug, Clone)]
+pub struct Home {
+    pub dir: PathBuf,
+    pub store: EmbeddedOptions,
+}
+
+impl Home {
+    /// Opens the data directory's stores.
+    pub fn open_service(&self) -> Result<Service, Failure> {
+        Service::open_embedded(&self.dir, self.store.clone()).map_err(Failure::runtime)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,14 +312,20 @@ fn engine_for(data_dir: &Path, fuel: bool) -> Result<VesselEngine, Failure> {
 }
 
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
-    let data_dir = data_dir(cli.data_dir.as_deref());
+    let home = Home {
+        dir: data_dir(cli.data_dir.as_deref()),
+        store: EmbeddedOptions {
+            durability: cli.durability.into(),
+            ..EmbeddedOptions::default()
+        },
+    };
     match cli.command {
-        Command::Call(cmd) => call_cmd(&data_dir, cmd).await,
-        Command::Run(cmd) => run_cmd(&data_dir, cmd).await,
-        Command::Dict(cmd) => dict::run(&data_dir, cmd).await,
-        Command::Volume(cmd) => volume::run(&data_dir, cmd).await,
-        Command::Serve(cmd) => serve::serve(&data_dir, cmd).await,
-        Command::Token(cmd) => serve::token(&data_dir, cmd),
+        Command::Call(cmd) => call_cmd(&home, cmd).await,
+        Command::Run(cmd) => run_cmd(&home, cmd).await,
+        Command::Dict(cmd) => dict::run(&home, cmd).await,
+        Command::Volume(cmd) => volume::run(&home, cmd).await,
+        Command::Serve(cmd) => serve::serve(&home, cmd).await,
+        Command::Token(cmd) => serve::token(&home.dir, cmd),
     }
 }
 
@@ -343,7 +399,7 @@ pub fn parse_volume_mount(spec: &str) -> Result<VolumeMount, String> {
 /// volumes. Only one process can hold a data dir's store, so components that
 /// use no storage must not take it (parallel `vessel call`s of those work).
 fn attach_stores(
-    data_dir: &Path,
+    home: &Home,
     engine: &VesselEngine,
     component: &Component,
     config: &mut ContainerConfig,
@@ -351,10 +407,9 @@ fn attach_stores(
     if config.volume_mounts.is_empty() && !call::uses_storage(engine, component) {
         return Ok(None);
     }
-    let service =
-        Service::open_embedded(data_dir, EmbeddedOptions::default()).map_err(Failure::runtime)?;
+    let service = home.open_service()?;
     config.stores = service.stores.clone();
-    config.work_dir = Some(data_dir.join("containers"));
+    config.work_dir = Some(home.dir.join("containers"));
     Ok(Some(service))
 }
 
@@ -415,7 +470,7 @@ fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn call_cmd(data_dir: &Path, mut cmd: CallCmd) -> Result<u8, Failure> {
+async fn call_cmd(home: &Home, mut cmd: CallCmd) -> Result<u8, Failure> {
     reclaim_options(&mut cmd)?;
     let args = match (&cmd.args, &cmd.args_file) {
         (Some(text), _) => Some(
@@ -444,7 +499,7 @@ async fn call_cmd(data_dir: &Path, mut cmd: CallCmd) -> Result<u8, Failure> {
         if let Some(flag) = cmd.limits.first_given() {
             return Err(app_flag(flag));
         }
-        let (app, _service) = load_app(data_dir, &cmd.component)?;
+        let (app, _service) = load_app(home, &cmd.component)?;
         let function = app.function(&cmd.function).map_err(Failure::from)?;
         let result = function.call_args(&CallArgs { args, flags }).await;
         let shutdown = app.shutdown().await;
@@ -456,10 +511,10 @@ async fn call_cmd(data_dir: &Path, mut cmd: CallCmd) -> Result<u8, Failure> {
         return Ok(0);
     }
     let mut config = container_config(&cmd.limits)?;
-    let engine = engine_for(data_dir, false)?;
+    let engine = engine_for(&home.dir, false)?;
     let (component, outcome) = engine.load(&cmd.component).map_err(CallError::from)?;
     tracing::debug!(?outcome, path = %cmd.component.display(), "component loaded");
-    let _service = attach_stores(data_dir, &engine, &component, &mut config)?;
+    let _service = attach_stores(home, &engine, &component, &mut config)?;
     let result = call::call_loaded(
         &engine,
         &component,
@@ -531,7 +586,8 @@ impl From<AppError> for Failure {
 
 /// Loads the app at `path`, opening the data dir's stores only when the app
 /// needs them (it mounts or grants storage, or a component imports it).
-fn load_app(data_dir: &Path, path: &Path) -> Result<(App, Option<Service>), Failure> {
+fn load_app(home: &Home, path: &Path) -> Result<(App, Option<Service>), Failure> {
+    let data_dir = &home.dir;
     let manifest = Manifest::from_path(path).map_err(Failure::usage)?;
     let engine = engine_for(data_dir, manifest.uses_fuel())?;
     // A component that fails to load here is reported, with its key, by
@@ -544,8 +600,7 @@ fn load_app(data_dir: &Path, path: &Path) -> Result<(App, Option<Service>), Fail
         });
     let service = if needs_stores {
         Some(
-            Service::open_embedded(data_dir, EmbeddedOptions::default())
-                .map_err(Failure::runtime)?,
+            home.open_service()?,
         )
     } else {
         None
@@ -564,14 +619,14 @@ fn load_app(data_dir: &Path, path: &Path) -> Result<(App, Option<Service>), Fail
 
 /// `vessel run APP`: the entrypoint, as a command with argv or as a
 /// function with `--NAME VALUE` parameters whose result is printed.
-async fn run_app(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
+async fn run_app(home: &Home, cmd: RunCmd) -> Result<u8, Failure> {
     if let Some(flag) = cmd.limits.first_given() {
         return Err(app_flag(flag));
     }
     if !cmd.mounts.is_empty() {
         return Err(app_flag("--mount"));
     }
-    let (app, _service) = load_app(data_dir, &cmd.component)?;
+    let (app, _service) = load_app(home, &cmd.component)?;
     let function = app
         .entrypoint(cmd.entrypoint.as_deref())
         .map_err(Failure::from)?;
@@ -602,9 +657,9 @@ async fn run_app(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
     Ok(status.map_or(0, |s| u8::try_from(s & 0xff).unwrap_or(1)))
 }
 
-async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
+async fn run_cmd(home: &Home, cmd: RunCmd) -> Result<u8, Failure> {
     if is_app(&cmd.component) {
-        return run_app(data_dir, cmd).await;
+        return run_app(home, cmd).await;
     }
     if let Some(e) = &cmd.entrypoint {
         return Err(Failure::usage(format!(
@@ -622,11 +677,11 @@ async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
     config.args = std::iter::once(cmd.component.display().to_string())
         .chain(cmd.args.iter().cloned())
         .collect();
-    let engine = engine_for(data_dir, false)?;
+    let engine = engine_for(&home.dir, false)?;
     let (component, _) = engine
         .load(&cmd.component)
         .map_err(|e| Failure::from(CallError::from(e)))?;
-    let _service = attach_stores(data_dir, &engine, &component, &mut config)?;
+    let _service = attach_stores(home, &engine, &component, &mut config)?;
     let linker =
         crate::container::linker(&engine).map_err(|e| Failure::runtime(crate::error::chain(&e)))?;
     let mut container = Container::new(&engine, &config).map_err(|e| match e {

@@ -12,8 +12,6 @@ use super::Failure;
 use crate::app::{Manifest, Runtime};
 use crate::server::auth::{Scope, TokenStore};
 use crate::server::{self, ServeOptions, ServerState, SocketGuard};
-use crate::service::Service;
-use crate::storage::embedded::EmbeddedOptions;
 
 /// Default TCP address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
@@ -118,7 +116,8 @@ async fn shutdown_signal() {
     }
 }
 
-pub async fn serve(data_dir: &Path, cmd: ServeCmd) -> Result<u8, Failure> {
+pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
+    let data_dir = home.dir.as_path();
     if !cmd.listen.ip().is_loopback() {
         if !cmd.allow_remote {
             return Err(Failure::usage(server::ServeError::NotLoopback {
@@ -133,8 +132,7 @@ pub async fn serve(data_dir: &Path, cmd: ServeCmd) -> Result<u8, Failure> {
     if cmd.max_connections == 0 {
         return Err(Failure::usage("--max-connections must be at least 1"));
     }
-    let service =
-        Service::open_embedded(data_dir, EmbeddedOptions::default()).map_err(Failure::runtime)?;
+    let service = home.open_service()?;
     let mut manifests = Vec::new();
     for path in &cmd.apps {
         manifests.push(Manifest::from_path(path).map_err(Failure::usage)?);

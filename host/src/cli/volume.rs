@@ -12,10 +12,9 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::Failure;
+use super::{Failure, Home};
 use crate::service::Service;
 use crate::service::volume::{EntryKind, Progress, VolumeOpError, check_name};
-use crate::storage::embedded::EmbeddedOptions;
 use crate::storage::volume::normalize_path;
 
 /// Transfers smaller than this get no progress bar (they are over before
@@ -129,8 +128,8 @@ impl From<VolumeOpError> for Failure {
 }
 
 /// Runs a volume command against the store in `data_dir`.
-pub async fn run(data_dir: &Path, cmd: VolumeCmd) -> Result<u8, Failure> {
-    let data_dir = data_dir.to_owned();
+pub async fn run(data_dir: &Home, cmd: VolumeCmd) -> Result<u8, Failure> {
+    let data_dir = data_dir.clone();
     // Store calls block (sled, fsync, file copies): keep them off the async
     // workers.
     tokio::task::spawn_blocking(move || run_blocking(&data_dir, cmd.command))
@@ -138,11 +137,11 @@ pub async fn run(data_dir: &Path, cmd: VolumeCmd) -> Result<u8, Failure> {
         .map_err(|e| Failure::runtime(format!("the volume command did not finish: {e}")))?
 }
 
-fn open(data_dir: &Path) -> Result<Service, Failure> {
-    Service::open_embedded(data_dir, EmbeddedOptions::default()).map_err(Failure::runtime)
+fn open(data_dir: &Home) -> Result<Service, Failure> {
+    data_dir.open_service()
 }
 
-fn run_blocking(data_dir: &Path, cmd: VolumeSub) -> Result<u8, Failure> {
+fn run_blocking(data_dir: &Home, cmd: VolumeSub) -> Result<u8, Failure> {
     // Names are checked before the store is opened: a bad one is a usage
     // error whatever the state of the data dir.
     match &cmd {
@@ -318,7 +317,7 @@ fn local_tree_size(dir: &Path) -> u64 {
 }
 
 fn put(
-    data_dir: &Path,
+    data_dir: &Home,
     name: &str,
     local: &str,
     remote: Option<&str>,
@@ -402,7 +401,7 @@ fn put(
     Ok(())
 }
 
-fn get(data_dir: &Path, name: &str, remote: &str, local: &str, force: bool) -> Result<(), Failure> {
+fn get(data_dir: &Home, name: &str, remote: &str, local: &str, force: bool) -> Result<(), Failure> {
     let svc = open(data_dir)?;
     let total = svc.volume_size(name, remote)?;
     let bar = progress_bar(total, "downloading");

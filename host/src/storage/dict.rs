@@ -178,6 +178,10 @@ pub trait DictStore: Send + Sync + std::fmt::Debug {
     fn len(&self, dict: &str) -> Result<u64, DictError>;
     /// All or nothing; at most `max_update_entries` pairs.
     fn update(&self, dict: &str, entries: &[(String, Vec<u8>)]) -> Result<(), DictError>;
+    /// Removes every key of `keys` that is present, all in one atomic step;
+    /// absent keys are skipped. Returns how many entries were removed. At
+    /// most `max_update_entries` keys.
+    fn remove_many(&self, dict: &str, keys: &[String]) -> Result<u64, DictError>;
     /// Keys with `prefix` after `cursor` (exclusive), in key order.
     fn scan(
         &self,
@@ -201,4 +205,13 @@ pub trait DictStore: Send + Sync + std::fmt::Debug {
     /// Removes up to `max` expired entries; returns how many.
     fn sweep_expired(&self, max: usize) -> Result<usize, DictError>;
     fn limits(&self) -> DictLimits;
+
+    /// Whether the reads (`get`, `get_many`, `contains`, `scan`) are cheap
+    /// enough to run on an async worker: served from memory or a local page
+    /// read, never waiting for the network or an fsync. Async callers then
+    /// skip the hop to a blocking thread, which costs far more than such a
+    /// read. False unless a backend says so.
+    fn inline_reads(&self) -> bool {
+        false
+    }
 }

@@ -25,7 +25,9 @@
 //! dict's trees, and re-checks inside it that the dict still uses the trees
 //! it opened (a concurrent `clear` or `delete` makes it retry). sled 0.34
 //! runs transactions under one global write lock, so they serialise;
-//! plain reads take the fast path outside a transaction. Every method that
+//! plain reads take the fast path outside a transaction, finding the dict's
+//! entries tree in an in-memory cache that create, clear and delete
+//! invalidate ([`ReadCache`]). Every method that
 //! changes what a caller can observe calls [`Durability::sync`] before it
 //! returns, which batches concurrent writers into one fsync.
 //!
@@ -49,9 +51,10 @@
 //! [`Durability::sync`]: super::Durability::sync
 
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::ops::Bound;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -86,6 +89,11 @@ const TAG_TTL: u8 = 1;
 #[derive(Debug)]
 pub struct DictState {
     idle_ms: AtomicU64,
+    /// The meta tree, opened once (every operation reads it).
+    meta: OnceLock<Tree>,
+    /// The entries tree of each recently read dict (see
+    /// [`EmbeddedStore::dict_read_tree`]).
+    reads: RwLock<ReadCache>,
     /// Trees no dict referenced at the previous sweep; dropped at the next
     /// one if still unreferenced (see [`EmbeddedStore::gc_dict_trees`]).
     orphans: Mutex<BTreeSet<Vec<u8>>>,
@@ -95,6 +103,8 @@ impl DictState {
     pub fn new(idle_expiry_ms: u64) -> Self {
         DictState {
             idle_ms: AtomicU64::new(idle_expiry_ms.max(1)),
+            meta: OnceLock::new(),
+            reads: RwLock::new(ReadCache::default()),
             orphans: Mutex::new(BTreeSet::new()),
         }
     }
@@ -104,6 +114,22 @@ impl Default for DictState {
     fn default() -> Self {
         DictState::new(DEFAULT_IDLE_EXPIRY_MS)
     }
+}
+
+/// Most dicts whose entries tree [`ReadCache`] keeps; past that it starts
+/// afresh.
+const READ_CACHE_DICTS: usize = 1024;
+
+/// Dict name → the entries tree of its current data, so a plain read costs
+/// one sled lookup instead of a meta lookup, a decode and a tree open. One
+/// process owns the database, so every change of a dict's trees (create,
+/// clear, delete) goes through this store, which removes the name and bumps
+/// `generation`; a reader that looked the trees up before such a change
+/// sees the generation moved and does not cache what it found.
+#[derive(Debug, Default)]
+struct ReadCache {
+    generation: u64,
+    trees: HashMap<String, Tree>,
 }
 
 /// The slack added to the idle period (see the module docs).
@@ -295,9 +321,15 @@ pub fn check_value(len: usize) -> Result<(), DictError> {
 
 /// Checks the size of an `update` against [`MAX_UPDATE_ENTRIES`].
 pub fn check_update_len(n: usize) -> Result<(), DictError> {
+    check_batch_len(n, "an update")
+}
+
+/// Checks the size of a batch (`what`: "an update", ...) against
+/// [`MAX_UPDATE_ENTRIES`].
+fn check_batch_len(n: usize, what: &str) -> Result<(), DictError> {
     if n > MAX_UPDATE_ENTRIES as usize {
         return Err(DictError::TooLarge(format!(
-            "an update of {n} entries is over the limit of {MAX_UPDATE_ENTRIES} entries \
+            "{what} of {n} entries is over the limit of {MAX_UPDATE_ENTRIES} entries \
              (max-update-entries); nothing was written"
         )));
     }
@@ -392,7 +424,50 @@ impl EmbeddedStore {
     }
 
     fn dict_meta_tree(&self) -> Result<Tree, DictError> {
-        self.db.open_tree(META_TREE).map_err(storage)
+        if let Some(t) = self.dict_state.meta.get() {
+            return Ok(t.clone());
+        }
+        let t = self.db.open_tree(META_TREE).map_err(storage)?;
+        Ok(self.dict_state.meta.get_or_init(|| t).clone())
+    }
+
+    /// The entries tree of a dict's current data, which is all a plain
+    /// read needs; `NotFound` for a missing dict. Served from the
+    /// [`ReadCache`] when it can be (a poisoned cache lock only turns the
+    /// cache off).
+    fn dict_read_tree(&self, dict: &str) -> Result<Tree, DictError> {
+        let generation = match self.dict_state.reads.read() {
+            Ok(c) => match c.trees.get(dict) {
+                Some(t) => return Ok(t.clone()),
+                None => Some(c.generation),
+            },
+            Err(_) => None,
+        };
+        let meta = self.dict_meta_of(dict)?;
+        let tree = self
+            .db
+            .open_tree(tree_name(meta.data_id, 'e'))
+            .map_err(storage)?;
+        if let (Some(seen), Ok(mut c)) = (generation, self.dict_state.reads.write())
+            && c.generation == seen
+        {
+            if c.trees.len() >= READ_CACHE_DICTS {
+                c.trees.clear();
+            }
+            c.trees.insert(dict.to_owned(), tree.clone());
+        }
+        Ok(tree)
+    }
+
+    /// Forgets the cached trees of `dict`; called once a change of its
+    /// trees or existence has committed, before the change returns.
+    fn dict_forget_trees(&self, dict: &str) {
+        // A poisoned lock disables the cache for readers too (they see the
+        // poison and go to the meta tree), so nothing stale is served.
+        if let Ok(mut c) = self.dict_state.reads.write() {
+            c.generation = c.generation.wrapping_add(1);
+            c.trees.remove(dict);
+        }
     }
 
     fn dict_meta_of(&self, name: &str) -> Result<Meta, DictError> {
@@ -689,6 +764,7 @@ impl DictStore for EmbeddedStore {
                 TransactionError::Storage(e) => storage(e),
             })?;
         if created {
+            self.dict_forget_trees(name);
             self.dict_sync()?;
         }
         Ok(created)
@@ -701,6 +777,7 @@ impl DictStore for EmbeddedStore {
             meta.live = 0;
             Ok(old)
         })?;
+        self.dict_forget_trees(name);
         self.dict_sync()?;
         self.dict_empty_old_trees(&[
             tree_name(old.data_id, 'e'),
@@ -747,9 +824,8 @@ impl DictStore for EmbeddedStore {
         validate_name(dict)?;
         check_key(key)?;
         // Fast path: a read with nothing to record needs no transaction.
-        let meta = self.dict_meta_of(dict)?;
-        let t = self.dict_trees(&meta)?;
-        let Some(b) = t.entries.get(key.as_bytes()).map_err(storage)? else {
+        let entries = self.dict_read_tree(dict)?;
+        let Some(b) = entries.get(key.as_bytes()).map_err(storage)? else {
             return Ok(None);
         };
         let h = Header::decode(key.as_bytes(), &b)?;
@@ -900,6 +976,36 @@ impl DictStore for EmbeddedStore {
         self.dict_sync()
     }
 
+    fn remove_many(&self, dict: &str, keys: &[String]) -> Result<u64, DictError> {
+        check_batch_len(keys.len(), "a removal")?;
+        for k in keys {
+            check_key(k)?;
+        }
+        let removed = self.dict_tx(dict, |tx, meta| {
+            let mut removed = 0u64;
+            // A key listed twice is removed once.
+            let mut seen = BTreeSet::new();
+            for key in keys {
+                if !seen.insert(key.as_str()) {
+                    continue;
+                }
+                let Some((h, _)) = tx.read(key)? else {
+                    continue;
+                };
+                tx.remove(key, &h)?;
+                meta.live = meta.live.saturating_sub(1);
+                if !tx.expired(&h) {
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })?;
+        if removed > 0 {
+            self.dict_sync()?;
+        }
+        Ok(removed)
+    }
+
     fn scan(
         &self,
         dict: &str,
@@ -918,8 +1024,7 @@ impl DictStore for EmbeddedStore {
         } else {
             limit
         } as usize;
-        let meta = self.dict_meta_of(dict)?;
-        let t = self.dict_trees(&meta)?;
+        let entries = self.dict_read_tree(dict)?;
         let now = self.clock.now_ms();
         let idle = self.dict_idle_expiry_ms();
         // The cursor is the last key returned: continue strictly after it.
@@ -931,7 +1036,7 @@ impl DictStore for EmbeddedStore {
         };
         let mut items = Vec::new();
         let mut more = false;
-        for item in t.entries.range((start, Bound::Unbounded)) {
+        for item in entries.range((start, Bound::Unbounded)) {
             let (k, v) = item.map_err(storage)?;
             if !k.starts_with(prefix.as_bytes()) {
                 break;
@@ -969,6 +1074,7 @@ impl DictStore for EmbeddedStore {
             meta.live = 0;
             Ok(old)
         })?;
+        self.dict_forget_trees(dict);
         self.dict_sync()?;
         self.dict_empty_old_trees(&[tree_name(old.data_id, 'e'), tree_name(old.data_id, 'x')])
     }
@@ -1110,6 +1216,13 @@ impl DictStore for EmbeddedStore {
         }
         self.gc_dict_trees()?;
         Ok(total)
+    }
+
+    /// sled serves reads from its cache or a local page read; the rare
+    /// read that refreshes an access time or purges an expired entry runs
+    /// a short transaction and never fsyncs (see the module docs).
+    fn inline_reads(&self) -> bool {
+        true
     }
 
     fn limits(&self) -> DictLimits {
@@ -1583,6 +1696,44 @@ mod tests {
     }
 
     #[test]
+    fn remove_many_is_one_step_and_counts_live_entries() {
+        let (_d, s, clock) = setup(32_000);
+        put(&s, "a", b"1");
+        put(&s, "b", b"2");
+        put(&s, "old", b"3");
+        clock.advance_ms(20_000);
+        put(&s, "a", b"1");
+        put(&s, "b", b"2");
+        put(&s, "c", b"4");
+        clock.advance_ms(13_000);
+        // `old` expired at 33 s: removed from storage, not counted.
+        let keys: Vec<String> = ["a", "old", "missing", "a", "c"]
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect();
+        assert_eq!(s.remove_many("d", &keys).unwrap(), 2);
+        assert_eq!((get(&s, "a"), get(&s, "c")), (None, None));
+        assert_eq!(get(&s, "b").unwrap(), b"2");
+        assert_eq!(s.len("d").unwrap(), 1, "len stays exact");
+        // Over the limit or with a bad key: an error and nothing removed.
+        let too_many: Vec<String> = (0..=MAX_UPDATE_ENTRIES).map(|_| "b".to_owned()).collect();
+        assert!(matches!(
+            s.remove_many("d", &too_many),
+            Err(DictError::TooLarge(_))
+        ));
+        let bad = vec!["b".to_owned(), "k".repeat(5000)];
+        assert!(matches!(
+            s.remove_many("d", &bad),
+            Err(DictError::InvalidKey(_))
+        ));
+        assert_eq!(get(&s, "b").unwrap(), b"2");
+        assert!(matches!(
+            s.remove_many("nope", &["b".to_owned()]),
+            Err(DictError::NotFound(_))
+        ));
+    }
+
+    #[test]
     fn update_is_all_or_nothing() {
         let (_d, s, _c) = setup(DEFAULT_IDLE_EXPIRY_MS);
         let bad = vec![
@@ -1614,6 +1765,40 @@ mod tests {
     }
 
     #[test]
+    fn cached_reads_follow_clear_delete_and_recreate() {
+        let (_d, s, _c) = setup(DEFAULT_IDLE_EXPIRY_MS);
+        put(&s, "a", b"1");
+        assert_eq!(
+            get(&s, "a").unwrap(),
+            b"1",
+            "the dict's trees are cached now"
+        );
+        s.clear("d").unwrap();
+        assert_eq!(get(&s, "a"), None);
+        put(&s, "a", b"2");
+        assert_eq!(get(&s, "a").unwrap(), b"2");
+        s.delete("d").unwrap();
+        assert!(matches!(s.get("d", "a"), Err(DictError::NotFound(_))));
+        assert!(matches!(
+            s.scan("d", "", None, 10, false),
+            Err(DictError::NotFound(_))
+        ));
+        assert!(s.create("d").unwrap());
+        assert_eq!(get(&s, "a"), None);
+        put(&s, "b", b"3");
+        let page = s.scan("d", "", None, 10, true).unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].value.as_deref(), Some(&b"3"[..]));
+        // Many dicts: the cache starts afresh past its bound and stays right.
+        for i in 0..READ_CACHE_DICTS + 10 {
+            let name = format!("d{i}");
+            s.create(&name).unwrap();
+            assert_eq!(s.get(&name, "k").unwrap(), None);
+        }
+        assert_eq!(get(&s, "b").unwrap(), b"3");
+    }
+
+    #[test]
     fn corrupt_records_are_errors_not_panics() {
         let (_d, s, _c) = setup(DEFAULT_IDLE_EXPIRY_MS);
         put(&s, "ok", b"1");
@@ -1637,8 +1822,15 @@ mod tests {
         assert!(matches!(s.lock("d", "bad", 10), Err(DictError::Corrupt(_))));
         assert_eq!(get(&s, "ok").unwrap(), b"1", "the rest still reads");
         t.meta.insert("d", &b"\x01\x02"[..]).unwrap();
-        assert!(matches!(s.get("d", "ok"), Err(DictError::Corrupt(_))));
+        assert!(matches!(
+            s.put("d", "ok", b"2", &PutOptions::default()),
+            Err(DictError::Corrupt(_))
+        ));
         assert!(matches!(s.list(), Err(DictError::Corrupt(_))));
+        // Reads use the cached trees; a store opened afresh reads the
+        // record first.
+        s.dict_forget_trees("d");
+        assert!(matches!(s.get("d", "ok"), Err(DictError::Corrupt(_))));
     }
 
     #[test]

@@ -176,3 +176,70 @@ fn fsync_tree(dir: &std::path::Path) -> std::io::Result<()> {
     }
     std::fs::File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &std::path::Path, mode: DurabilityMode) -> (sled::Db, Durability) {
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .open()
+            .unwrap();
+        let d = Durability::new(db.clone(), dir.to_owned(), mode);
+        (db, d)
+    }
+
+    #[test]
+    fn sync_mode_fsyncs_before_every_acknowledgement() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, d) = open(dir.path(), DurabilityMode::Sync);
+        for i in 0..5u8 {
+            db.insert([i], &[i][..]).unwrap();
+            let before = d.rounds();
+            d.sync().unwrap();
+            assert!(d.rounds() > before, "write {i} was acknowledged unsynced");
+        }
+    }
+
+    #[test]
+    fn relaxed_mode_acknowledges_without_fsync_and_fsyncs_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        // A long interval: only the flusher's first round can run.
+        let (db, d) = open(
+            dir.path(),
+            DurabilityMode::Relaxed {
+                interval: Duration::from_secs(3600),
+            },
+        );
+        // Wait for that first round, so that any later one is the writes'.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while d.rounds() == 0 {
+            assert!(std::time::Instant::now() < deadline, "no first round");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let base = d.rounds();
+        for i in 0..20u8 {
+            db.insert([i], &[i][..]).unwrap();
+            d.sync().unwrap();
+        }
+        assert_eq!(d.rounds(), base, "relaxed writes must not wait for fsync");
+        drop((db, d));
+
+        // A short interval: rounds keep coming without any write.
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, d) = open(
+            dir.path(),
+            DurabilityMode::Relaxed {
+                interval: Duration::from_millis(10),
+            },
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while d.rounds() < 3 {
+            assert!(std::time::Instant::now() < deadline, "no background fsync");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! Dict costs (embedded backend), each next to a baseline measured in the
+//! same run on the same disk:
+//! - `dict.get` from inside a component (the `dictbench` test program,
+//!   through the Rust SDK), and the host's `DictStore::get`, vs a raw sled
+//!   get of the same key (design target: the guest get within 3x);
+//! - durable `put` with 1 and with 16 concurrent writers (one fsync serves
+//!   many writers) vs writing and fsyncing a file, once per put;
+//! - a scan of 100,000 keys in pages vs iterating the same keys in sled;
+//! - resident memory (RSS) of a process holding 1,000,000 keys, vs the same
+//!   keys in a bare sled database (each measured in a child process of its
+//!   own, so neither sees the other's memory).
+//!
+//!   cargo bench -p vessel-host --bench dict [-- get put scan rss]
+//!
+//! The guest program is built from tests/programs (wasm32-wasip2, with a
+//! nested cargo, as tests/build.rs does) at the start of the run.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::hint::black_box;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vessel_host::container::{Container, ContainerConfig};
+use vessel_host::engine::{EngineConfig, VesselEngine};
+use vessel_host::storage::Stores;
+use vessel_host::storage::dict::{DictStore, PutOptions};
+use vessel_host::storage::embedded::{EmbeddedOptions, EmbeddedStore};
+use wasmtime::component::Val;
+
+const VALUE_BYTES: usize = 100;
+const CHILD_ENV: &str = "VESSEL_DICT_BENCH_CHILD";
+const RSS_KEYS: usize = 1_000_000;
+
+fn per_op(d: Duration, n: usize) -> Duration {
+    d / u32::try_from(n).unwrap()
+}
+
+fn fmt(d: Duration) -> String {
+    let ns = d.as_secs_f64() * 1e9;
+    if ns < 10_000.0 {
+        format!("{ns:9.0} ns")
+    } else if ns < 10_000_000.0 {
+        format!("{:9.1} µs", ns / 1e3)
+    } else {
+        format!("{:9.1} ms", ns / 1e6)
+    }
+}
+
+fn row(label: &str, ours: Duration, base_label: &str, base: Duration) {
+    println!(
+        "{label:<44} {}   {base_label:<34} {}   ratio {:6.2}x",
+        fmt(ours),
+        fmt(base),
+        ours.as_secs_f64() / base.as_secs_f64().max(1e-15)
+    );
+}
+
+/// The best of `runs` timings of `f` (after one warm-up run).
+fn best(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    f();
+    (0..runs).map(|_| f()).min().unwrap()
+}
+
+fn raw_sled(dir: &Path) -> sled::Db {
+    sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .open()
+        .unwrap()
+}
+
+fn value(i: usize) -> Vec<u8> {
+    let mut v = vec![b'x'; VALUE_BYTES];
+    v[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    v
+}
+
+/// Builds the `dictbench` guest; returns the .wasm.
+fn build_guest() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let target = root.join("target").join("guests");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "dictbench",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join("tests/programs/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the dictbench guest failed");
+    target.join("wasm32-wasip2/release/dictbench.wasm")
+}
+
+fn bench_get(tmp: &Path) {
+    const N: usize = 200_000;
+    let store = EmbeddedStore::open(&tmp.join("get"), EmbeddedOptions::default()).unwrap();
+    store.create("bench").unwrap();
+    store
+        .put("bench", "key", &value(1), &PutOptions::default())
+        .unwrap();
+
+    let raw = raw_sled(&tmp.join("get-raw"));
+    raw.insert("key", value(1)).unwrap();
+    let sled_get = best(5, || {
+        let t = Instant::now();
+        for _ in 0..N {
+            black_box(raw.get(black_box("key")).unwrap());
+        }
+        per_op(t.elapsed(), N)
+    });
+
+    let host_get = best(5, || {
+        let t = Instant::now();
+        for _ in 0..N {
+            black_box(store.get(black_box("bench"), black_box("key")).unwrap());
+        }
+        per_op(t.elapsed(), N)
+    });
+
+    let wasm = build_guest();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let guest_get = rt.block_on(async {
+        let engine = VesselEngine::new(EngineConfig {
+            cache_dir: Some(tmp.join("cache")),
+        })
+        .unwrap();
+        let (component, _) = engine.load(&wasm).unwrap();
+        let linker = vessel_host::container::linker(&engine).unwrap();
+        let config = ContainerConfig {
+            stores: Stores {
+                dicts: Some(Arc::new(store.clone())),
+                volumes: None,
+            },
+            ..ContainerConfig::default()
+        };
+        let mut c = Container::new(&engine, &config).unwrap();
+        let instance = c.instantiate(&linker, &component).await.unwrap();
+        let func = instance
+            .get_func(c.store_mut(), "get-loop")
+            .expect("get-loop export");
+        let mut time_loop = async |n: u32| {
+            let params = [
+                Val::String("bench".into()),
+                Val::String("key".into()),
+                Val::U32(n),
+            ];
+            let t = Instant::now();
+            let out = c.call(func, &params, 1).await.unwrap();
+            let elapsed = t.elapsed();
+            let expect = Val::Result(Ok(Some(Box::new(Val::U64(
+                u64::from(n) * VALUE_BYTES as u64,
+            )))));
+            assert_eq!(out, Some(expect));
+            elapsed
+        };
+        // The call itself (and the dict open) without gets, then with N.
+        let mut fixed = Duration::MAX;
+        let mut with_gets = Duration::MAX;
+        time_loop(1000).await;
+        for _ in 0..5 {
+            fixed = fixed.min(time_loop(0).await);
+            with_gets = with_gets.min(time_loop(N as u32).await);
+        }
+        per_op(with_gets.saturating_sub(fixed), N)
+    });
+
+    println!("get of one {VALUE_BYTES}-byte value ({N} gets, best of 5):");
+    row(
+        "  guest dict.get (component, SDK)",
+        guest_get,
+        "raw sled get",
+        sled_get,
+    );
+    row("  host DictStore::get", host_get, "raw sled get", sled_get);
+}
+
+fn bench_put(tmp: &Path) {
+    const N: usize = 400;
+    let store = EmbeddedStore::open(&tmp.join("put"), EmbeddedOptions::default()).unwrap();
+    store.create("bench").unwrap();
+    let v = value(7);
+
+    let raw = {
+        let path = tmp.join("raw-fsync");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let t = Instant::now();
+        for _ in 0..N {
+            f.write_all(&v).unwrap();
+            f.sync_all().unwrap();
+        }
+        per_op(t.elapsed(), N)
+    };
+
+    let one = {
+        let t = Instant::now();
+        for i in 0..N {
+            store
+                .put("bench", &format!("a{i}"), &v, &PutOptions::default())
+                .unwrap();
+        }
+        per_op(t.elapsed(), N)
+    };
+
+    const WRITERS: usize = 16;
+    let rounds_before = store.durability().rounds();
+    let many = {
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for w in 0..WRITERS {
+                let store = &store;
+                let v = &v;
+                s.spawn(move || {
+                    for i in 0..N / WRITERS * 4 {
+                        store
+                            .put("bench", &format!("w{w}-{i}"), v, &PutOptions::default())
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        per_op(t.elapsed(), N * 4)
+    };
+    let rounds = store.durability().rounds() - rounds_before;
+
+    let raw_many = {
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for w in 0..WRITERS {
+                let path = tmp.join(format!("raw-fsync-{w}"));
+                let v = &v;
+                s.spawn(move || {
+                    let mut f = std::fs::File::create(&path).unwrap();
+                    for _ in 0..N / WRITERS * 4 {
+                        f.write_all(v).unwrap();
+                        f.sync_all().unwrap();
+                    }
+                });
+            }
+        });
+        per_op(t.elapsed(), N * 4)
+    };
+
+    println!("durable put of a {VALUE_BYTES}-byte value (time per put; lower is better):");
+    row("  1 writer", one, "write+fsync, 1 thread", raw);
+    row(
+        &format!(
+            "  {WRITERS} writers ({} puts per fsync)",
+            (N * 4) as u64 / rounds.max(1)
+        ),
+        many,
+        "write+fsync, 1 thread",
+        raw,
+    );
+    row(
+        &format!("  {WRITERS} writers"),
+        many,
+        &format!("write+fsync, {WRITERS} threads/files"),
+        raw_many,
+    );
+}
+
+fn bench_scan(tmp: &Path) {
+    const KEYS: usize = 100_000;
+    let store = EmbeddedStore::open(&tmp.join("scan"), EmbeddedOptions::default()).unwrap();
+    store.create("bench").unwrap();
+    let raw = raw_sled(&tmp.join("scan-raw"));
+    let keys: Vec<(String, Vec<u8>)> = (0..KEYS)
+        .map(|i| (format!("key{i:07}"), value(i)))
+        .collect();
+    for chunk in keys.chunks(10_000) {
+        store.update("bench", chunk).unwrap();
+        let mut b = sled::Batch::default();
+        for (k, v) in chunk {
+            b.insert(k.as_bytes(), v.as_slice());
+        }
+        raw.apply_batch(b).unwrap();
+    }
+    let scan = |with_values: bool| {
+        best(3, || {
+            let t = Instant::now();
+            let mut cursor: Option<String> = None;
+            let mut n = 0;
+            loop {
+                let page = store
+                    .scan("bench", "", cursor.as_deref(), 1000, with_values)
+                    .unwrap();
+                n += page.items.len();
+                black_box(&page.items);
+                match page.cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(n, KEYS);
+            t.elapsed()
+        })
+    };
+    let with_values = scan(true);
+    let keys_only = scan(false);
+    let sled_iter = best(3, || {
+        let t = Instant::now();
+        let mut n = 0;
+        for item in raw.iter() {
+            black_box(item.unwrap());
+            n += 1;
+        }
+        assert_eq!(n, KEYS);
+        t.elapsed()
+    });
+    println!("scan of {KEYS} keys in pages of 1,000 (whole scan, best of 3):");
+    row(
+        "  scan with values",
+        with_values,
+        "raw sled iteration",
+        sled_iter,
+    );
+    row(
+        "  scan of keys only",
+        keys_only,
+        "raw sled iteration",
+        sled_iter,
+    );
+}
+
+/// Resident memory of this process, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The child's side: fill `dir` with 1M keys, print the RSS before and
+/// after.
+fn rss_child(kind: &str, dir: &Path) {
+    let before = rss_kib();
+    let entry = |i: usize| (format!("key{i:07}"), value(i)[..16].to_vec());
+    let t = Instant::now();
+    match kind {
+        "dict" => {
+            let store = EmbeddedStore::open(dir, EmbeddedOptions::default()).unwrap();
+            store.create("bench").unwrap();
+            let mut batch = Vec::with_capacity(10_000);
+            for i in 0..RSS_KEYS {
+                batch.push(entry(i));
+                if batch.len() == 10_000 {
+                    store.update("bench", &batch).unwrap();
+                    batch.clear();
+                }
+            }
+            assert_eq!(store.len("bench").unwrap(), RSS_KEYS as u64);
+        }
+        _ => {
+            let db = raw_sled(dir);
+            for i in 0..RSS_KEYS {
+                let (k, v) = entry(i);
+                db.insert(k.as_bytes(), v).unwrap();
+                if (i + 1) % 10_000 == 0 {
+                    db.flush().unwrap();
+                }
+            }
+            assert_eq!(db.len(), RSS_KEYS);
+        }
+    }
+    println!("{} {} {}", before, rss_kib(), t.elapsed().as_millis());
+}
+
+fn bench_rss(tmp: &Path) {
+    let run = |kind: &str| -> (u64, u64, u64) {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .env(CHILD_ENV, kind)
+            .arg(tmp.join(format!("rss-{kind}")))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let n: Vec<u64> = text
+            .split_whitespace()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        (n[0], n[1], n[2])
+    };
+    let (d0, d1, dms) = run("dict");
+    let (s0, s1, sms) = run("sled");
+    let mib = |k: u64| k as f64 / 1024.0;
+    println!("memory of {RSS_KEYS} keys with 16-byte values (RSS of a fresh process):");
+    println!(
+        "  {:<42} {:7.1} MiB ({:+.1} MiB)   {:<34} {:7.1} MiB ({:+.1} MiB)   ratio {:6.2}x",
+        "dict store after 100 updates of 10,000",
+        mib(d1),
+        mib(d1.saturating_sub(d0)),
+        "raw sled inserts, same keys",
+        mib(s1),
+        mib(s1.saturating_sub(s0)),
+        d1 as f64 / s1.max(1) as f64
+    );
+    println!(
+        "  (filling took {dms} ms with fsynced updates, {sms} ms for raw sled inserts, flushed \
+         every 10,000)"
+    );
+}
+
+fn main() {
+    if let Ok(kind) = std::env::var(CHILD_ENV) {
+        let dir = PathBuf::from(std::env::args().nth(1).unwrap());
+        rss_child(&kind, &dir);
+        return;
+    }
+    // Stores and baselines share one temporary directory, so one disk.
+    let tmp = tempfile::tempdir().unwrap();
+    // `cargo bench --bench dict -- get scan` runs only those parts.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    type Part = (&'static str, fn(&Path));
+    let parts: [Part; 4] = [
+        ("get", bench_get),
+        ("put", bench_put),
+        ("scan", bench_scan),
+        ("rss", bench_rss),
+    ];
+    println!("vessel dict benchmark (embedded store, durability: sync)");
+    for (name, run) in parts {
+        if only.is_empty() || only.iter().any(|o| o == name) {
+            println!();
+            run(tmp.path());
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The guest side of the dict benchmark (host/benches/dict.rs): `dict.get`
+//! in a loop inside one call, so the per-get cost excludes the call's own.
+wit_bindgen::generate!({ world: "dictbench", path: "wit" });
+
+use vessel_sdk::Dict;
+
+struct Component;
+
+impl Guest for Component {
+    fn get_loop(dict: String, key: String, n: u32) -> Result<u64, String> {
+        let d = Dict::open(&dict, false).map_err(|e| e.to_string())?;
+        let mut bytes = 0u64;
+        for _ in 0..n {
+            match d.get_raw(&key).map_err(|e| e.to_string())? {
+                Some(v) => bytes += v.value.len() as u64,
+                None => return Err(format!("{key} is missing")),
+            }
+        }
+        Ok(bytes)
+    }
+}
+
+export!(Component);
