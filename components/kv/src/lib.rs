@@ -28,7 +28,9 @@ fn run(key: &str, value: &str, put: bool) -> Result<String, vessel_sdk::Error> {
     if put {
         kv.put(key, value)?;
     }
-    Ok(kv.get::<String>(key)?.unwrap_or_else(|| "(missing)".into()))
+    Ok(kv
+        .get::<String>(key)?
+        .unwrap_or_else(|| "(missing)".into()))
 }
 
 export!(Kv);

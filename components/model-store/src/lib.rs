@@ -18,9 +18,7 @@ fn path(model_id: &str) -> Result<String, String> {
     if ok {
         Ok(format!("{STORE}/{model_id}.weights"))
     } else {
-        Err(format!(
-            "bad model id {model_id:?}: use letters, digits, - and _"
-        ))
+        Err(format!("bad model id {model_id:?}: use letters, digits, - and _"))
     }
 }
 
@@ -61,8 +59,7 @@ impl Guest for ModelStore {
     }
 
     fn main() {
-        let infer =
-            |id: &str| vessel_sdk::remote_json("inference", &format!("[\"{id}\", [1, 2, 3]]"));
+        let infer = |id: &str| vessel_sdk::remote_json("inference", &format!("[\"{id}\", [1, 2, 3]]"));
         println!("before training: {}", show(infer("m1")));
         vessel_sdk::remote_json("run-training", "[\"m1\", [0.5, 1.5, 2.0]]")
             .unwrap_or_else(|e| panic!("training failed: {e}"));
