@@ -22,7 +22,14 @@ fn main() {
         .unwrap_or_else(|| out_dir.clone());
     let guest_target = target_root.join("guests");
 
-    for watched in ["tests/programs", "components", "guest-sdk", "wit"] {
+    for watched in [
+        "tests/programs",
+        "components",
+        "guest-sdk",
+        "wit",
+        "scripts/wasi-cc",
+        "scripts/wasi-ar",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
@@ -41,7 +48,11 @@ fn env(name: &str) -> String {
 fn build_workspace(ws: &Path, target_dir: &Path) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.arg("build")
+    // Cargo reads `.cargo/config.toml` from the current directory up, not
+    // from the manifest's: components/.cargo/config.toml names the C
+    // compiler for guests with C code (SQLite in components/dataset).
+    cmd.current_dir(ws)
+        .arg("build")
         .arg("--release")
         .arg("--target")
         .arg("wasm32-wasip2")

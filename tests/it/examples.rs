@@ -148,7 +148,10 @@ fn trainer_resumes_from_its_last_checkpoint_after_kill_9() {
         .unwrap_or_else(|| panic!("did not resume: {text}"))
         .parse()
         .unwrap();
-    assert!(resumed >= acknowledged && resumed.is_multiple_of(5), "{text}");
+    assert!(
+        resumed >= acknowledged && resumed.is_multiple_of(5),
+        "{text}"
+    );
     assert!(
         text.ends_with(&format!(
             "done: step 60 value {}\n{}\n",
@@ -164,4 +167,114 @@ fn trainer_resumes_from_its_last_checkpoint_after_kill_9() {
         "{}",
         out.stdout
     );
+}
+
+#[test]
+fn dataset_keeps_a_sqlite_database_on_a_volume() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = s(&example_app("dataset", dir.path()));
+    // Three concurrent ingests, each in its own container, all land: the
+    // writer lease puts them in turn (without it the last commit of
+    // dataset.db would win and keep one batch of three).
+    assert_eq!(
+        v.run(&["run", &app]).ok(),
+        "rows before: 0\n\
+         ingested 9 rows in 3 concurrent batches\n\
+         dataset.db: 9 rows in 3 batches (volume version 3)\n\
+         apples: 3 rows, total 7.5, mean 2.5\n\
+         pears: 3 rows, total 12, mean 4\n\
+         plums: 3 rows, total 1.5, mean 0.5\n"
+    );
+    // A second run starts from the committed database.
+    assert_eq!(
+        v.run(&["run", &app]).ok(),
+        "rows before: 9\n\
+         ingested 9 rows in 3 concurrent batches\n\
+         dataset.db: 18 rows in 6 batches (volume version 6)\n\
+         apples: 6 rows, total 15, mean 2.5\n\
+         pears: 6 rows, total 24, mean 4\n\
+         plums: 6 rows, total 3, mean 0.5\n"
+    );
+
+    assert_eq!(
+        v.run(&["call", &app, "query", "--category", "pears"]).ok(),
+        "{\"ok\":[{\"category\":\"pears\",\"count\":6,\"mean\":4.0,\"total\":24.0}]}\n"
+    );
+    assert_eq!(
+        v.run(&[
+            "call",
+            &app,
+            "sql",
+            "--statement",
+            "SELECT count(*), count(DISTINCT id), sum(rows) FROM batches"
+        ])
+        .ok(),
+        "{\"ok\":{\"columns\":[\"count(*)\",\"count(DISTINCT id)\",\"sum(rows)\"],\
+         \"rows\":[[{\"integer\":6},{\"integer\":6},{\"integer\":18}]]}}\n"
+    );
+    assert_eq!(
+        v.run(&[
+            "call",
+            &app,
+            "sql",
+            "--statement",
+            "DELETE FROM measurements"
+        ])
+        .ok(),
+        "{\"err\":\"only read-only statements are allowed\"}\n"
+    );
+    assert_eq!(
+        v.run(&[
+            "call",
+            &app,
+            "ingest",
+            "--rows",
+            r#"[{"category": "figs", "value": 1}, {"category": "figs", "value": "inf"}]"#
+        ])
+        .ok(),
+        "{\"err\":\"rows[1].value: inf is not a finite number\"}\n"
+    );
+    let out = v.run(&[
+        "call",
+        &app,
+        "ingest",
+        "--rows",
+        r#"[{"category": "figs", "value": 0.125}]"#,
+    ]);
+    let info: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    let info = &info["ok"];
+    assert_eq!(
+        (
+            &info["inserted"],
+            &info["total-rows"],
+            &info["total-batches"],
+            &info["version"]
+        ),
+        (&1.into(), &19.into(), &7.into(), &7.into()),
+        "{info}"
+    );
+    // The batch id is the writer lease's fencing token: later than all.
+    assert!(info["batch"].as_u64().unwrap() > 6, "{info}");
+
+    // Only the database was committed: no journal, no lock files.
+    assert_eq!(v.run(&["volume", "ls", "dataset"]).ok(), "dataset.db\n");
+    // It is an ordinary SQLite file: its header, and a size of exactly
+    // page size x page count.
+    let file = dir.path().join("dataset.db");
+    v.run(&["volume", "get", "dataset", "dataset.db", &s(&file)])
+        .ok();
+    let db = std::fs::read(&file).unwrap();
+    assert!(db.starts_with(b"SQLite format 3\0"), "not a SQLite file");
+    let header = |at: usize, len: usize| {
+        db.get(at..at + len)
+            .unwrap()
+            .iter()
+            .fold(0usize, |n, b| n << 8 | usize::from(*b))
+    };
+    let page_size = match header(16, 2) {
+        1 => 65_536,
+        n => n,
+    };
+    assert_eq!(db.len(), page_size * header(28, 4));
 }
