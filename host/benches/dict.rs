@@ -139,6 +139,7 @@ fn bench_get(tmp: &Path) {
     let guest_get = rt.block_on(async {
         let engine = VesselEngine::new(EngineConfig {
             cache_dir: Some(tmp.join("cache")),
+            ..EngineConfig::default()
         })
         .unwrap();
         let (component, _) = engine.load(&wasm).unwrap();

@@ -197,6 +197,7 @@ fn host() -> Host {
         Service::open_embedded(&dir.path().join("data"), EmbeddedOptions::default()).unwrap();
     let engine = VesselEngine::new(EngineConfig {
         cache_dir: Some(dir.path().join("cache")),
+        ..EngineConfig::default()
     })
     .unwrap();
     Host {

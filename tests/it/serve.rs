@@ -86,88 +86,271 @@ fn every_route_family_checks_tokens_and_scopes() {
         ("GET", "/v1/calls/1"),
     ] {
         let (status, body) = http(a, method, path, None, &[], b"");
-        assert_eq!(status, 401, "{method} {path}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            status,
+            401,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
         let (status, _) = http(a, method, path, Some("vsl_not_a_token"), &[], b"");
         assert_eq!(status, 401, "{method} {path} with a bad token");
     }
 
     // Volumes: 200s with the right scope, 403 without.
-    assert_eq!(http(a, "POST", "/v1/volumes/vol", Some(&read_only), &[], b"").0, 403);
-    assert_eq!(http(a, "POST", "/v1/volumes/vol", Some(&all), &[], b"").0, 201);
-    let (status, body) = http(a, "PUT", "/v1/volumes/vol/files/dir/x.txt", Some(&all), &[], b"0123456789");
+    assert_eq!(
+        http(a, "POST", "/v1/volumes/vol", Some(&read_only), &[], b"").0,
+        403
+    );
+    assert_eq!(
+        http(a, "POST", "/v1/volumes/vol", Some(&all), &[], b"").0,
+        201
+    );
+    let (status, body) = http(
+        a,
+        "PUT",
+        "/v1/volumes/vol/files/dir/x.txt",
+        Some(&all),
+        &[],
+        b"0123456789",
+    );
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
     assert_eq!(json_of(&body)["version"], json!(1));
     assert_eq!(
-        http(a, "PUT", "/v1/volumes/vol/files/y", Some(&read_only), &[], b"no").0,
+        http(
+            a,
+            "PUT",
+            "/v1/volumes/vol/files/y",
+            Some(&read_only),
+            &[],
+            b"no"
+        )
+        .0,
         403
     );
-    let (status, body) = http(a, "GET", "/v1/volumes/vol/files/dir/x.txt", Some(&read_only), &[], b"");
+    let (status, body) = http(
+        a,
+        "GET",
+        "/v1/volumes/vol/files/dir/x.txt",
+        Some(&read_only),
+        &[],
+        b"",
+    );
     assert_eq!((status, body.as_slice()), (200, &b"0123456789"[..]));
     let (status, body) = http(
-        a, "GET", "/v1/volumes/vol/files/dir/x.txt", Some(&read_only), &[("Range", "bytes=2-4")], b"",
+        a,
+        "GET",
+        "/v1/volumes/vol/files/dir/x.txt",
+        Some(&read_only),
+        &[("Range", "bytes=2-4")],
+        b"",
     );
     assert_eq!((status, body.as_slice()), (206, &b"234"[..]));
     let (status, body) = http(
-        a, "GET", "/v1/volumes/vol/files/dir/x.txt", Some(&read_only), &[("Range", "bytes=-3")], b"",
+        a,
+        "GET",
+        "/v1/volumes/vol/files/dir/x.txt",
+        Some(&read_only),
+        &[("Range", "bytes=-3")],
+        b"",
     );
     assert_eq!((status, body.as_slice()), (206, &b"789"[..]));
     assert_eq!(
-        http(a, "GET", "/v1/volumes/vol/files/dir/x.txt", Some(&all), &[("Range", "bytes=50-")], b"").0,
+        http(
+            a,
+            "GET",
+            "/v1/volumes/vol/files/dir/x.txt",
+            Some(&all),
+            &[("Range", "bytes=50-")],
+            b""
+        )
+        .0,
         416
     );
-    let (status, body) = http(a, "GET", "/v1/volumes/vol/ls?path=dir", Some(&read_only), &[], b"");
+    let (status, body) = http(
+        a,
+        "GET",
+        "/v1/volumes/vol/ls?path=dir",
+        Some(&read_only),
+        &[],
+        b"",
+    );
     assert_eq!(status, 200);
     assert_eq!(json_of(&body)[0]["path"], json!("dir/x.txt"));
-    assert_eq!(http(a, "GET", "/v1/volumes/vol/files/nope", Some(&all), &[], b"").0, 404);
+    assert_eq!(
+        http(a, "GET", "/v1/volumes/vol/files/nope", Some(&all), &[], b"").0,
+        404
+    );
     // Listing shows only what the token can read.
-    assert_eq!(http(a, "POST", "/v1/volumes/hidden", Some(&all), &[], b"").0, 201);
+    assert_eq!(
+        http(a, "POST", "/v1/volumes/hidden", Some(&all), &[], b"").0,
+        201
+    );
     let (_, body) = http(a, "GET", "/v1/volumes", Some(&read_only), &[], b"");
-    let names: Vec<Value> = json_of(&body).as_array().unwrap().iter().map(|v| v["name"].clone()).collect();
+    let names: Vec<Value> = json_of(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].clone())
+        .collect();
     assert_eq!(names, vec![json!("vol")]);
-    assert_eq!(http(a, "GET", "/v1/volumes/hidden/ls", Some(&read_only), &[], b"").0, 403);
+    assert_eq!(
+        http(
+            a,
+            "GET",
+            "/v1/volumes/hidden/ls",
+            Some(&read_only),
+            &[],
+            b""
+        )
+        .0,
+        403
+    );
 
     // Dicts.
-    assert_eq!(http(a, "POST", "/v1/dicts/kv", Some(&read_only), &[], b"").0, 403);
+    assert_eq!(
+        http(a, "POST", "/v1/dicts/kv", Some(&read_only), &[], b"").0,
+        403
+    );
     assert_eq!(http(a, "POST", "/v1/dicts/kv", Some(&all), &[], b"").0, 201);
     assert_eq!(http(a, "POST", "/v1/dicts/kv", Some(&all), &[], b"").0, 409);
-    assert_eq!(http(a, "PUT", "/v1/dicts/kv/keys/k", Some(&read_only), &[], b"1").0, 403);
-    assert_eq!(http(a, "PUT", "/v1/dicts/kv/keys/k", Some(&all), &[], b"\"v\"").0, 200);
+    assert_eq!(
+        http(a, "PUT", "/v1/dicts/kv/keys/k", Some(&read_only), &[], b"1").0,
+        403
+    );
+    assert_eq!(
+        http(a, "PUT", "/v1/dicts/kv/keys/k", Some(&all), &[], b"\"v\"").0,
+        200
+    );
     let (status, body) = http(a, "GET", "/v1/dicts/kv/keys/k", Some(&read_only), &[], b"");
     assert_eq!(status, 200);
     assert_eq!(json_of(&body)["value"], json!("v"));
-    assert_eq!(http(a, "GET", "/v1/dicts/kv/keys/missing", Some(&all), &[], b"").0, 404);
+    assert_eq!(
+        http(a, "GET", "/v1/dicts/kv/keys/missing", Some(&all), &[], b"").0,
+        404
+    );
     let (status, body) = http(a, "GET", "/v1/dicts/kv/items", Some(&read_only), &[], b"");
     assert_eq!(status, 200);
     assert_eq!(json_of(&body)["items"][0]["key"], json!("k"));
 
     // Functions.
     assert_eq!(
-        http(a, "POST", "/v1/apps/probe/functions/add/call", Some(&other_app), &[], b"[1,2]").0,
+        http(
+            a,
+            "POST",
+            "/v1/apps/probe/functions/add/call",
+            Some(&other_app),
+            &[],
+            b"[1,2]"
+        )
+        .0,
         403
     );
     assert_eq!(
-        http(a, "POST", "/v1/apps/probe/functions/add/call", Some(&read_only), &[], b"[1,2]").0,
+        http(
+            a,
+            "POST",
+            "/v1/apps/probe/functions/add/call",
+            Some(&read_only),
+            &[],
+            b"[1,2]"
+        )
+        .0,
         403
     );
-    let (status, body) = http(a, "POST", "/v1/apps/probe/functions/add/call", Some(&all), &[], b"[1,2]");
+    let (status, body) = http(
+        a,
+        "POST",
+        "/v1/apps/probe/functions/add/call",
+        Some(&all),
+        &[],
+        b"[1,2]",
+    );
     assert_eq!((status, json_of(&body)), (200, json!({"result": 3})));
-    let (status, body) = http(a, "POST", "/v1/apps/probe/functions/add/call", Some(&all), &[], br#"{"a": "x"}"#);
+    let (status, body) = http(
+        a,
+        "POST",
+        "/v1/apps/probe/functions/add/call",
+        Some(&all),
+        &[],
+        br#"{"a": "x"}"#,
+    );
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
-    assert_eq!(http(a, "POST", "/v1/apps/probe/functions/nope/call", Some(&all), &[], b"[]").0, 404);
-    assert_eq!(http(a, "POST", "/v1/apps/probe/functions/add/call", Some(&all), &[], b"[1,").0, 400);
-    let (status, body) = http(a, "POST", "/v1/apps/probe/functions/add/spawn", Some(&all), &[], b"[20,22]");
+    assert_eq!(
+        http(
+            a,
+            "POST",
+            "/v1/apps/probe/functions/nope/call",
+            Some(&all),
+            &[],
+            b"[]"
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        http(
+            a,
+            "POST",
+            "/v1/apps/probe/functions/add/call",
+            Some(&all),
+            &[],
+            b"[1,"
+        )
+        .0,
+        400
+    );
+    let (status, body) = http(
+        a,
+        "POST",
+        "/v1/apps/probe/functions/add/spawn",
+        Some(&all),
+        &[],
+        b"[20,22]",
+    );
     assert_eq!(status, 202);
     let id = json_of(&body)["call_id"].as_str().unwrap().to_owned();
-    assert_eq!(http(a, "GET", &format!("/v1/calls/{id}"), Some(&other_app), &[], b"").0, 403);
-    let (status, body) = http(a, "GET", &format!("/v1/calls/{id}?wait=30"), Some(&all), &[], b"");
-    assert_eq!((status, json_of(&body)), (200, json!({"status": "done", "result": 42})));
-    assert_eq!(http(a, "GET", "/v1/calls/999999", Some(&all), &[], b"").0, 404);
-    assert_eq!(http(a, "GET", "/v1/nothing-here", Some(&all), &[], b"").0, 404);
+    assert_eq!(
+        http(
+            a,
+            "GET",
+            &format!("/v1/calls/{id}"),
+            Some(&other_app),
+            &[],
+            b""
+        )
+        .0,
+        403
+    );
+    let (status, body) = http(
+        a,
+        "GET",
+        &format!("/v1/calls/{id}?wait=30"),
+        Some(&all),
+        &[],
+        b"",
+    );
+    assert_eq!(
+        (status, json_of(&body)),
+        (200, json!({"status": "done", "result": 42}))
+    );
+    assert_eq!(
+        http(a, "GET", "/v1/calls/999999", Some(&all), &[], b"").0,
+        404
+    );
+    assert_eq!(
+        http(a, "GET", "/v1/nothing-here", Some(&all), &[], b"").0,
+        404
+    );
 
     // Revoked tokens stop working at once.
     let list = v.run(&["token", "list", "--json"]).ok().to_owned();
-    let ids: Vec<String> = serde_json::from_str::<Value>(&list).unwrap().as_array().unwrap()
-        .iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> = serde_json::from_str::<Value>(&list)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ids.len(), 3);
     for id in &ids {
         v.run(&["token", "revoke", id]).ok();
@@ -182,8 +365,14 @@ fn sigterm_shuts_down_gracefully_and_the_next_start_recovers() {
     let mut server = start(&v, &[]);
     let all = token(&v, &["dict:*:rw"]);
     let a = server.addr.clone();
-    assert_eq!(http(&a, "POST", "/v1/dicts/kv", Some(&all), &[], b"").0, 201);
-    assert_eq!(http(&a, "PUT", "/v1/dicts/kv/keys/k", Some(&all), &[], b"1").0, 200);
+    assert_eq!(
+        http(&a, "POST", "/v1/dicts/kv", Some(&all), &[], b"").0,
+        201
+    );
+    assert_eq!(
+        http(&a, "PUT", "/v1/dicts/kv/keys/k", Some(&all), &[], b"1").0,
+        200
+    );
     let socket = v.home.path().join("vessel.sock");
     assert!(socket.exists());
     let status = std::process::Command::new("kill")
@@ -209,7 +398,10 @@ fn sigterm_shuts_down_gracefully_and_the_next_start_recovers() {
     server.child.wait().unwrap();
     assert!(socket.exists());
     let server = start(&v, &[]);
-    assert_eq!(http(&server.addr, "GET", "/v1/health", None, &[], b"").0, 200);
+    assert_eq!(
+        http(&server.addr, "GET", "/v1/health", None, &[], b"").0,
+        200
+    );
 }
 
 #[test]

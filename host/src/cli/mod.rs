@@ -599,9 +599,7 @@ fn load_app(home: &Home, path: &Path) -> Result<(App, Option<Service>), Failure>
                 .is_ok_and(|(c, _)| call::uses_storage(&engine, &c))
         });
     let service = if needs_stores {
-        Some(
-            home.open_service()?,
-        )
+        Some(home.open_service()?)
     } else {
         None
     };

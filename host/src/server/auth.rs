@@ -272,10 +272,24 @@ mod tests {
 
     #[test]
     fn scopes_parse_and_print() {
-        for s in ["volume:models:rw", "volume:*:r", "dict:kv:w", "app:demo", "app:*"] {
+        for s in [
+            "volume:models:rw",
+            "volume:*:r",
+            "dict:kv:w",
+            "app:demo",
+            "app:*",
+        ] {
             assert_eq!(Scope::parse(s).unwrap().to_string(), s);
         }
-        for bad in ["", "vol:x:r", "volume::r", "volume:x", "volume:x:x", "app:a:r", "dict:a:r:x"] {
+        for bad in [
+            "",
+            "vol:x:r",
+            "volume::r",
+            "volume:x",
+            "volume:x:x",
+            "app:a:r",
+            "dict:a:r:x",
+        ] {
             assert!(Scope::parse(bad).is_err(), "{bad}");
         }
     }
@@ -288,7 +302,10 @@ mod tests {
             .create(None, vec![Scope::parse("dict:kv:r").unwrap()])
             .unwrap();
         let file = std::fs::read_to_string(dir.path().join(TOKENS_FILE)).unwrap();
-        assert!(!file.contains(&token), "the token itself must not be stored");
+        assert!(
+            !file.contains(&token),
+            "the token itself must not be stored"
+        );
         let got = store.check(&token).unwrap().unwrap();
         assert_eq!(got.id, rec.id);
         let caller = Caller::Token(got);

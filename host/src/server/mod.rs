@@ -93,8 +93,7 @@ pub fn bind_socket(data_dir: &Path) -> Result<(tokio::net::UnixListener, PathBuf
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-            .map_err(bind_err)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
     }
     std::fs::rename(&tmp, &path).map_err(bind_err)?;
     Ok((listener, path))

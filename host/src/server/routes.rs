@@ -250,10 +250,7 @@ impl axum::extract::FromRequestParts<Arc<ServerState>> for Who {
         parts: &mut axum::http::request::Parts,
         state: &Arc<ServerState>,
     ) -> Result<Self, Self::Rejection> {
-        let trusted = parts
-            .extensions
-            .get::<Trusted>()
-            .is_some_and(|t| t.0);
+        let trusted = parts.extensions.get::<Trusted>().is_some_and(|t| t.0);
         caller(state, &parts.headers, trusted).map(Who)
     }
 }
@@ -383,7 +380,10 @@ fn parse_range(value: &HeaderValue, size: u64) -> Result<(u64, u64), ApiError> {
             let n: u64 = suffix.parse().map_err(|_| unsatisfiable())?;
             (size.saturating_sub(n), size.saturating_sub(1))
         }
-        (a, "") => (a.parse().map_err(|_| unsatisfiable())?, size.saturating_sub(1)),
+        (a, "") => (
+            a.parse().map_err(|_| unsatisfiable())?,
+            size.saturating_sub(1),
+        ),
         (a, b) => (
             a.parse().map_err(|_| unsatisfiable())?,
             b.parse::<u64>()
@@ -716,7 +716,11 @@ async fn fn_spawn(
             outcome: Arc::new(tokio::sync::Mutex::new(CallOutcome::Running(handle))),
         },
     );
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({"call_id": id.to_string()}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"call_id": id.to_string()})),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -732,7 +736,13 @@ async fn call_get(
     Path(id): Path<String>,
     Query(q): Query<CallQuery>,
 ) -> ApiResult<Response> {
-    let missing = || ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no call `{id}`"));
+    let missing = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no call `{id}`"),
+        )
+    };
     let n: u64 = id.parse().map_err(|_| missing())?;
     let (app, outcome) = {
         let calls = s
