@@ -412,3 +412,82 @@ fn serve_refuses_non_loopback_without_a_flag() {
     v.run(&["token", "create", "--scope", "volume:x"])
         .fails(2, &["bad scope `volume:x`"]);
 }
+
+/// Runs the same dict commands in a data dir without an owner and in one
+/// owned by `vessel serve`: the forwarded commands must print the same
+/// output and exit with the same codes.
+#[test]
+fn dict_commands_reach_the_owner_with_the_same_output() {
+    let script: &[&[&str]] = &[
+        &["dict", "create", "kv"],
+        &["dict", "create", "kv"],
+        &["dict", "put", "kv", "a", "\"x\""],
+        &["dict", "put", "kv", "b", "{\"n\": 1}"],
+        &["dict", "put", "kv", "c", "raw bytes", "--raw"],
+        &["dict", "put", "kv", "key with / and ü", "1"],
+        &["dict", "get", "kv", "a"],
+        &["dict", "get", "kv", "key with / and ü"],
+        &["dict", "get", "kv", "missing"],
+        &["dict", "items", "kv"],
+        &["dict", "items", "kv", "--json"],
+        &["dict", "items", "kv", "-n", "1"],
+        &["dict", "items", "kv", "--all"],
+        &["dict", "list"],
+        &["dict", "put", "kv", "a", "not json"],
+        &["dict", "put", "nope", "k", "1"],
+        &["dict", "get", "nope", "k"],
+        &["dict", "clear", "kv"],
+        &["dict", "items", "kv"],
+        &["dict", "delete", "kv", "--yes"],
+        &["dict", "delete", "kv", "--yes"],
+    ];
+    let run_all = |v: &Vessel| -> Vec<(i32, String, String)> {
+        script
+            .iter()
+            .map(|args| {
+                let r = v.run(args);
+                (r.code, r.stdout, r.stderr)
+            })
+            .collect()
+    };
+    let direct = run_all(&Vessel::new());
+    let v = Vessel::new();
+    let _server = start(&v, &[]);
+    let forwarded = run_all(&v);
+    for ((args, d), f) in script.iter().zip(&direct).zip(&forwarded) {
+        assert_eq!(d, f, "`vessel {}` differs when forwarded", args.join(" "));
+    }
+    // The script hit successes and both kinds of failure.
+    let codes: Vec<i32> = direct.iter().map(|r| r.0).collect();
+    assert!(codes.contains(&0) && codes.contains(&1) && codes.contains(&2), "{codes:?}");
+}
+
+#[test]
+fn a_running_app_serves_other_commands() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = vessel_tests::example_app("trainer", dir.path());
+    let mut child = v
+        .command()
+        .args(["run", &app.display().to_string(), "--steps", "400", "--checkpoint-every", "5", "--step-ms", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    // Wait for a committed checkpoint.
+    loop {
+        let line = lines.next().expect("the trainer ended early").unwrap();
+        if line.starts_with("checkpoint at step") {
+            break;
+        }
+    }
+    // While it runs, it owns the store; these go through its socket.
+    let ls = v.run(&["volume", "ls", "checkpoints"]);
+    assert_eq!(ls.ok(), "state\n");
+    v.run(&["dict", "create", "side"]).ok();
+    assert_eq!(v.run(&["dict", "list"]).ok(), "side\t0\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -23,6 +23,8 @@ use crate::app::{App, AppError, Manifest, Runtime};
 use crate::call::{self, CallArgs, CallError};
 use crate::container::{Container, ContainerConfig, DirMount};
 use crate::engine::{EngineConfig, VesselEngine};
+use crate::server::OwnerServer;
+use crate::server::client::{ClientError, OwnerClient};
 use crate::service::Service;
 use crate::storage::embedded::{DurabilityMode, EmbeddedOptions};
 use crate::volume::VolumeMount;
@@ -91,6 +93,35 @@ impl Home {
     /// Opens the data directory's stores.
     pub fn open_service(&self) -> Result<Service, Failure> {
         Service::open_embedded(&self.dir, self.store.clone()).map_err(Failure::runtime)
+    }
+
+    /// Where store operations go: the process that owns the data dir, when
+    /// one runs (`vessel serve`, or a `vessel run`/`call` using the store),
+    /// else the store, opened here.
+    pub fn backend(&self) -> Result<Backend, Failure> {
+        if let Some(owner) = OwnerClient::find(&self.dir) {
+            tracing::debug!("forwarding to the owner of {}", self.dir.display());
+            return Ok(Backend::Owner(owner));
+        }
+        Ok(Backend::Direct(self.open_service()?))
+    }
+}
+
+/// The store behind a `vessel dict`/`vessel volume` command: direct, or
+/// through the owning process's socket. Both run the same service code;
+/// only the transport differs, so output and exit codes are the same.
+pub enum Backend {
+    Direct(Service),
+    Owner(OwnerClient),
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        if e.is_usage() {
+            Failure::usage(e)
+        } else {
+            Failure::runtime(e)
+        }
     }
 }
 
@@ -403,14 +434,32 @@ fn attach_stores(
     engine: &VesselEngine,
     component: &Component,
     config: &mut ContainerConfig,
-) -> Result<Option<Service>, Failure> {
+) -> Result<Option<Owner>, Failure> {
     if config.volume_mounts.is_empty() && !call::uses_storage(engine, component) {
         return Ok(None);
     }
-    let service = home.open_service()?;
-    config.stores = service.stores.clone();
+    let owner = Owner::open(home)?;
+    config.stores = owner.service.stores.clone();
     config.work_dir = Some(home.dir.join("containers"));
-    Ok(Some(service))
+    Ok(Some(owner))
+}
+
+/// A command holding the data dir's store, serving it on the socket so
+/// other `vessel` commands reach it while this one runs.
+pub struct Owner {
+    pub service: Service,
+    _server: OwnerServer,
+}
+
+impl Owner {
+    fn open(home: &Home) -> Result<Owner, Failure> {
+        let service = home.open_service()?;
+        let server = OwnerServer::start(&home.dir, service.clone()).map_err(Failure::runtime)?;
+        Ok(Owner {
+            service,
+            _server: server,
+        })
+    }
 }
 
 /// Moves vessel's own options that came after a `--NAME` parameter flag (clap
@@ -586,7 +635,7 @@ impl From<AppError> for Failure {
 
 /// Loads the app at `path`, opening the data dir's stores only when the app
 /// needs them (it mounts or grants storage, or a component imports it).
-fn load_app(home: &Home, path: &Path) -> Result<(App, Option<Service>), Failure> {
+fn load_app(home: &Home, path: &Path) -> Result<(App, Option<Owner>), Failure> {
     let data_dir = &home.dir;
     let manifest = Manifest::from_path(path).map_err(Failure::usage)?;
     let engine = engine_for(data_dir, manifest.uses_fuel())?;
@@ -598,21 +647,21 @@ fn load_app(home: &Home, path: &Path) -> Result<(App, Option<Service>), Failure>
                 .load(&f.component)
                 .is_ok_and(|(c, _)| call::uses_storage(&engine, &c))
         });
-    let service = if needs_stores {
-        Some(home.open_service()?)
+    let owner = if needs_stores {
+        Some(Owner::open(home)?)
     } else {
         None
     };
-    let stores = service
+    let stores = owner
         .as_ref()
-        .map(|s| s.stores.clone())
+        .map(|o| o.service.stores.clone())
         .unwrap_or_default();
     let runtime = Runtime::new(engine, stores).with_work_dir(data_dir.join("containers"));
     let app = runtime.load(manifest).map_err(Failure::from)?;
     for w in app.warnings() {
         eprintln!("warning: {w}");
     }
-    Ok((app, service))
+    Ok((app, owner))
 }
 
 /// `vessel run APP`: the entrypoint, as a command with argv or as a

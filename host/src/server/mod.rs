@@ -10,6 +10,7 @@
 
 pub mod auth;
 mod body;
+pub mod client;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -201,4 +202,60 @@ pub async fn serve(
 enum Conn {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
+}
+
+/// The owner side of a `vessel run`/`vessel call` that holds the store: it
+/// serves the socket (for `vessel dict`/`vessel volume` from other
+/// processes) until dropped.
+#[derive(Debug)]
+pub struct OwnerServer {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _socket: SocketGuard,
+}
+
+impl OwnerServer {
+    /// Starts serving `service` on `data_dir`'s socket.
+    pub fn start(
+        data_dir: &Path,
+        service: crate::service::Service,
+    ) -> Result<OwnerServer, ServeError> {
+        let (unix, path) = bind_socket(data_dir)?;
+        let state = Arc::new(ServerState::new(
+            service,
+            std::collections::BTreeMap::new(),
+            auth::TokenStore::new(data_dir),
+        ));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = ServeOptions {
+            grace: Duration::from_secs(5),
+            ..ServeOptions::default()
+        };
+        let task = tokio::spawn(serve(state, None, Some(unix), options, async move {
+            let _ = stopped.await;
+        }));
+        Ok(OwnerServer {
+            stop: Some(stop),
+            task: Some(task),
+            _socket: SocketGuard(path),
+        })
+    }
+
+    /// Stops serving and waits for requests in flight.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for OwnerServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
 }

@@ -273,7 +273,10 @@ pub fn router(state: Arc<ServerState>) -> Router {
                 .layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/dicts", get(dict_list))
-        .route("/v1/dicts/{name}", post(dict_create).delete(dict_delete))
+        .route(
+            "/v1/dicts/{name}",
+            get(dict_info).post(dict_create).delete(dict_delete),
+        )
         .route("/v1/dicts/{name}/clear", post(dict_clear))
         .route("/v1/dicts/{name}/items", get(dict_items))
         .route(
@@ -566,6 +569,31 @@ async fn dict_list(State(s): State<Arc<ServerState>>, Who(c): Who) -> ApiResult<
     Ok(axum::Json(visible).into_response())
 }
 
+async fn dict_info(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Read)?;
+    let svc = s.service.clone();
+    let n = name.clone();
+    let found = blocking(move || {
+        Ok(svc
+            .dict_list()?
+            .into_iter()
+            .find(|d| d.name == n))
+    })
+    .await?;
+    match found {
+        Some(d) => Ok(axum::Json(d).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("dict `{name}` does not exist"),
+        )),
+    }
+}
+
 async fn dict_create(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
@@ -609,7 +637,11 @@ async fn dict_clear(
 
 #[derive(Debug, Deserialize)]
 struct ItemsQuery {
+    /// How many entries (default 20).
     limit: Option<usize>,
+    /// Every entry (owner socket only: an unbounded answer).
+    #[serde(default)]
+    all: bool,
 }
 
 async fn dict_items(
@@ -619,9 +651,17 @@ async fn dict_items(
     Query(q): Query<ItemsQuery>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Read)?;
-    let limit = q.limit.unwrap_or(20).min(10_000);
+    let limit = match (q.all, &c) {
+        (true, Caller::Owner) => None,
+        (true, Caller::Token(_)) => {
+            return Err(ApiError::bad(
+                "`all` is for the local socket; page with `limit` (at most 10000)",
+            ));
+        }
+        (false, _) => Some(q.limit.unwrap_or(20).min(10_000)),
+    };
     let svc = s.service.clone();
-    let items = blocking(move || Ok(svc.dict_items(&name, Some(limit))?)).await?;
+    let items = blocking(move || Ok(svc.dict_items(&name, limit)?)).await?;
     Ok(axum::Json(items).into_response())
 }
 

@@ -1,0 +1,272 @@
+//! A small blocking HTTP/1.1 client for the owner's socket: how a `vessel`
+//! command reaches the process that holds the data dir's store.
+//!
+//! Requests are one per connection (`Connection: close`), bodies are sent
+//! with a length or chunked, and response bodies are read as a stream, so
+//! a large file goes through without being held in memory.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+
+use super::SOCKET_FILE;
+
+/// Why a request to the owner failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot talk to the vessel process that owns {socket}: {reason}")]
+    Io { socket: PathBuf, reason: String },
+    /// The owner answered with an error.
+    #[error("{message}")]
+    Api {
+        status: u16,
+        kind: String,
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// Whether the request itself was bad (the CLI's exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ClientError::Api { status, .. } if matches!(status, 400 | 413 | 416))
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            ClientError::Io { .. } => None,
+        }
+    }
+}
+
+/// The owner of a data dir, reached through its socket.
+#[derive(Debug, Clone)]
+pub struct OwnerClient {
+    socket: PathBuf,
+}
+
+/// A response whose body is still to be read.
+pub struct Response {
+    pub status: u16,
+    body: Box<dyn Read + Send>,
+}
+
+impl Response {
+    /// Reads the whole body.
+    pub fn bytes(mut self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.body.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// The body, to stream.
+    pub fn reader(self) -> Box<dyn Read + Send> {
+        self.body
+    }
+}
+
+/// A request body.
+pub enum Body<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    /// Sent chunked, read to the end.
+    Stream(&'a mut dyn Read),
+}
+
+impl OwnerClient {
+    /// The owner of `data_dir`, if one is running: its socket exists and
+    /// accepts a connection. A socket left by a process that died refuses
+    /// connections and counts as no owner (the next owner replaces it).
+    pub fn find(data_dir: &Path) -> Option<OwnerClient> {
+        let socket = data_dir.join(SOCKET_FILE);
+        if !socket.exists() {
+            return None;
+        }
+        match UnixStream::connect(&socket) {
+            Ok(_) => Some(OwnerClient { socket }),
+            Err(_) => None,
+        }
+    }
+
+    fn io(&self, e: impl std::fmt::Display) -> ClientError {
+        ClientError::Io {
+            socket: self.socket.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Sends one request; an error status becomes [`ClientError::Api`].
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
+    ) -> Result<Response, ClientError> {
+        let mut stream = UnixStream::connect(&self.socket).map_err(|e| self.io(e))?;
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: vessel\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        match &body {
+            Body::Empty => head.push_str("Content-Length: 0\r\n\r\n"),
+            Body::Bytes(b) => head.push_str(&format!("Content-Length: {}\r\n\r\n", b.len())),
+            Body::Stream(_) => head.push_str("Transfer-Encoding: chunked\r\n\r\n"),
+        }
+        stream.write_all(head.as_bytes()).map_err(|e| self.io(e))?;
+        match body {
+            Body::Empty => {}
+            Body::Bytes(b) => stream.write_all(b).map_err(|e| self.io(e))?,
+            Body::Stream(r) => {
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = r.read(&mut buf).map_err(|e| self.io(e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    let chunk = buf.get(..n).unwrap_or_default();
+                    stream
+                        .write_all(format!("{n:x}\r\n").as_bytes())
+                        .and_then(|()| stream.write_all(chunk))
+                        .and_then(|()| stream.write_all(b"\r\n"))
+                        .map_err(|e| self.io(e))?;
+                }
+                stream.write_all(b"0\r\n\r\n").map_err(|e| self.io(e))?;
+            }
+        }
+        stream.flush().map_err(|e| self.io(e))?;
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(|e| self.io(e))?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| self.io(format!("bad status line {line:?}")))?;
+        let mut chunked = false;
+        let mut length = None;
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h).map_err(|e| self.io(e))?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                let k = k.trim().to_ascii_lowercase();
+                let v = v.trim();
+                if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
+                    chunked = true;
+                } else if k == "content-length" {
+                    length = v.parse::<u64>().ok();
+                }
+            }
+        }
+        let body: Box<dyn Read + Send> = if chunked {
+            Box::new(Dechunk {
+                inner: reader,
+                left: 0,
+                done: false,
+            })
+        } else if let Some(n) = length {
+            Box::new(reader.take(n))
+        } else {
+            Box::new(reader)
+        };
+        let resp = Response { status, body };
+        if status < 400 {
+            return Ok(resp);
+        }
+        let bytes = resp.bytes().map_err(|e| self.io(e))?;
+        let parsed: Json = serde_json::from_slice(&bytes).unwrap_or(Json::Null);
+        let err = parsed.get("error");
+        Err(ClientError::Api {
+            status,
+            kind: err
+                .and_then(|e| e.get("kind"))
+                .and_then(Json::as_str)
+                .unwrap_or("error")
+                .to_owned(),
+            message: err
+                .and_then(|e| e.get("message"))
+                .and_then(Json::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes))),
+        })
+    }
+
+    /// A request whose answer is JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Body<'_>,
+    ) -> Result<T, ClientError> {
+        let bytes = self
+            .request(method, path, &[], body)?
+            .bytes()
+            .map_err(|e| self.io(e))?;
+        serde_json::from_slice(&bytes).map_err(|e| self.io(format!("bad JSON answer: {e}")))
+    }
+}
+
+/// Reads a chunked body as a plain stream.
+struct Dechunk<R> {
+    inner: R,
+    left: u64,
+    done: bool,
+}
+
+impl<R: BufRead> Read for Dechunk<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            let mut line = String::new();
+            self.inner.read_line(&mut line)?;
+            if line.trim().is_empty() {
+                // The CRLF after the previous chunk.
+                line.clear();
+                self.inner.read_line(&mut line)?;
+            }
+            let size = line.trim().split(';').next().unwrap_or("");
+            self.left = u64::from_str_radix(size, 16)
+                .map_err(|_| std::io::Error::other(format!("bad chunk size {line:?}")))?;
+            if self.left == 0 {
+                self.done = true;
+                return Ok(0);
+            }
+        }
+        let want = usize::try_from(self.left).unwrap_or(usize::MAX).min(buf.len());
+        let n = self.inner.read(buf.get_mut(..want).unwrap_or_default())?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the body ended inside a chunk",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Percent-encodes one path segment or query value.
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Percent-encodes a volume path, keeping its `/` separators.
+pub fn enc_path(p: &str) -> String {
+    p.split('/').map(enc).collect::<Vec<_>>().join("/")
+}
