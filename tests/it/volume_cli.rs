@@ -434,3 +434,103 @@ fn bad_input_is_a_clear_error_that_changes_nothing() {
     v.run(&["volume", "cp", "vol", "only-one"]).fails(2, &[]);
     v.run(&["volume", "frobnicate"]).fails(2, &[]);
 }
+
+/// The blob files of the data dir of `v`, with their contents.
+fn blob_files(v: &Vessel) -> BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for fan in std::fs::read_dir(v.home.path().join("blobs")).unwrap() {
+        let fan = fan.unwrap().path();
+        if fan.file_name().unwrap().len() != 2 {
+            continue;
+        }
+        for blob in std::fs::read_dir(&fan).unwrap() {
+            let p = blob.unwrap().path();
+            out.insert(p.clone(), std::fs::read(&p).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn gc_removes_unreferenced_blobs_only() {
+    let v = Vessel::new();
+    let local = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let p = local.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    v.run(&["volume", "create", "g"]).ok();
+    v.run(&["volume", "put", "g", &file("keep", "keep me"), "/keep.txt"])
+        .ok();
+    v.run(&["volume", "put", "g", &file("old", "replace me"), "/f.txt"])
+        .ok();
+    // Overwriting f.txt leaves its first contents unreferenced.
+    v.run(&[
+        "volume",
+        "put",
+        "g",
+        &file("new", "new contents"),
+        "/f.txt",
+        "--force",
+    ])
+    .ok();
+    let blobs = blob_files(&v);
+    assert_eq!(blobs.len(), 3, "{blobs:?}");
+    let orphan = blobs
+        .iter()
+        .find(|(_, bytes)| bytes.as_slice() == b"replace me")
+        .map(|(p, _)| p.clone())
+        .unwrap();
+
+    // Younger than the grace period: kept, and said so.
+    let report = json(v.run(&["volume", "gc", "--json"]).ok());
+    assert_eq!(report["removed_blobs"], 0, "{report}");
+    assert_eq!(report["kept_young"], 1, "{report}");
+    assert_eq!(report["min_age_secs"], 3600, "{report}");
+    let text = v.run(&["volume", "gc"]).ok().to_owned();
+    assert!(
+        text.contains("Removed 0 unreferenced blobs")
+            && text.contains("Kept 1 unreferenced blob younger than 3600 s"),
+        "{text}"
+    );
+    assert!(orphan.exists());
+
+    // Two hours old: gone; the referenced blobs stay.
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::open(&orphan)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    let report = json(v.run(&["volume", "gc", "--json"]).ok());
+    assert_eq!(report["removed_blobs"], 1, "{report}");
+    assert_eq!(report["removed_bytes"], "replace me".len(), "{report}");
+    assert!(!orphan.exists());
+    let left: Vec<Vec<u8>> = blob_files(&v).into_values().collect();
+    assert_eq!(left.len(), 2);
+    assert!(left.contains(&b"keep me".to_vec()) && left.contains(&b"new contents".to_vec()));
+    assert_eq!(
+        v.run(&["volume", "get", "g", "/f.txt", "-"]).ok(),
+        "new contents"
+    );
+
+    // --min-age 0 takes fresh garbage too.
+    v.run(&["volume", "rm", "g", "/f.txt"]).ok();
+    let text = v.run(&["volume", "gc", "--min-age", "0"]).ok().to_owned();
+    assert!(
+        text.contains("Removed 1 unreferenced blob (12 B)."),
+        "{text}"
+    );
+    assert_eq!(
+        v.run(&["volume", "get", "g", "/keep.txt", "-"]).ok(),
+        "keep me"
+    );
+
+    // A deleted volume's contents are garbage.
+    v.run(&["volume", "delete", "g", "--yes"]).ok();
+    let report = json(v.run(&["volume", "gc", "--min-age", "0", "--json"]).ok());
+    assert_eq!(report["removed_blobs"], 1, "{report}");
+    assert!(blob_files(&v).is_empty());
+    v.run(&["volume", "gc", "--min-age", "soon"])
+        .fails(2, &["invalid value 'soon'"]);
+}

@@ -508,3 +508,348 @@ fn cli_call_with_a_mounted_volume_commits_at_exit() {
     ])
     .fails(2, &["overlaps the mount at /data"]);
 }
+
+/// Commits `files` (path → contents) and `links` (path → target) to volume
+/// `name` directly in the store.
+fn seed(env: &Env, name: &str, files: &[(&str, &str)], links: &[(&str, &str)]) {
+    use vessel_host::storage::volume::{Change, Node, NodeKind};
+    let store = env.volumes();
+    store.create(name).unwrap();
+    let mut changes = Vec::new();
+    for (path, text) in files {
+        changes.push(Change::Put {
+            path: (*path).to_owned(),
+            node: Node {
+                kind: NodeKind::File,
+                blob: Some(store.put_blob(text.as_bytes()).unwrap()),
+                size: text.len() as u64,
+                mtime_ms: 1,
+                mode: 0o644,
+                target: None,
+            },
+        });
+    }
+    for (path, target) in links {
+        changes.push(Change::Put {
+            path: (*path).to_owned(),
+            node: Node {
+                kind: NodeKind::Symlink,
+                blob: None,
+                size: 0,
+                mtime_ms: 1,
+                mode: 0o777,
+                target: Some((*target).to_owned()),
+            },
+        });
+    }
+    store.commit(name, &changes).unwrap();
+}
+
+/// Every path in the working tree of the one container made under `work`
+/// (mount 0), sorted.
+fn working_tree(work: &std::path::Path) -> Vec<String> {
+    let containers: Vec<_> = std::fs::read_dir(work)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    let root = containers[0].join("mounts").join("0");
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p.strip_prefix(&root).unwrap().display().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn err_of(v: &Value) -> String {
+    v.get("err")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("expected an error, got {v}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_lazy_mount_shows_the_whole_snapshot_to_every_operation() {
+    let env = Env::new();
+    let many: Vec<(String, String)> = (0..30)
+        .map(|i| (format!("many/f{i:02}"), format!("{i}")))
+        .collect();
+    let mut files: Vec<(&str, &str)> = vec![
+        ("a/b/c/deep.txt", "deep"),
+        ("a/b/sib.txt", "sib"),
+        ("a/b/full/x", "x"),
+        ("dir/one", "1"),
+        ("dir/two", "22"),
+        ("top.txt", "top"),
+        ("gone.txt", "gone"),
+    ];
+    files.extend(many.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+    seed(&env, "vol", &files, &[("link", "a/b")]);
+    let work = env.dir.path().join("lazy");
+    let mut config = env.config(&[("vol", "/data")]);
+    config.work_dir = Some(work.clone());
+    let mut a = env.start(config).await;
+    assert!(working_tree(&work).is_empty(), "mounting placed nothing");
+
+    // Listing directories nothing has opened yet.
+    assert_eq!(
+        a.call("fs-list", json!(["/data"])).await,
+        json!({"ok": ["a", "dir", "gone.txt", "link", "many", "top.txt"]})
+    );
+    assert_eq!(
+        a.call("fs-list", json!(["/data/dir"])).await,
+        json!({"ok": ["one", "two"]})
+    );
+    // Stat of never-touched paths, through a symlink too.
+    assert_eq!(
+        a.call("fs-stat", json!(["/data/dir/two"])).await,
+        json!({"ok": "file 2"})
+    );
+    assert_eq!(
+        a.call("fs-stat", json!(["/data/link"])).await,
+        json!({"ok": "symlink a/b"})
+    );
+    assert_eq!(
+        a.call("fs-stat", json!(["/data/link/c"])).await,
+        json!({"ok": "dir"})
+    );
+    // Opening a deep path directly, and through the symlink.
+    assert_eq!(
+        a.call("fs-read", json!(["/data/a/b/c/deep.txt"])).await,
+        json!({"ok": "deep"})
+    );
+    assert_eq!(
+        a.call("fs-read", json!(["/data/link/sib.txt"])).await,
+        json!({"ok": "sib"})
+    );
+    // A create-new over a never-touched file sees it; rmdir of a
+    // never-listed, non-empty directory is refused.
+    let r = a
+        .call("fs-create-new", json!(["/data/a/b/sib.txt", "x"]))
+        .await;
+    assert!(err_of(&r).contains("AlreadyExists"), "{r}");
+    let r = a.call("fs-rmdir", json!(["/data/a/b/full"])).await;
+    assert!(err_of(&r).to_lowercase().contains("not empty"), "{r}");
+    assert_eq!(
+        a.call("fs-read", json!(["/data/a/b/full/x"])).await,
+        json!({"ok": "x"})
+    );
+    // Rename and unlink of never-touched files, rename of a never-touched
+    // directory (it moves with all its files).
+    assert_eq!(
+        a.call("fs-rename", json!(["/data/top.txt", "/data/moved.txt"]))
+            .await,
+        ok()
+    );
+    assert_eq!(a.call("fs-remove", json!(["/data/gone.txt"])).await, ok());
+    assert_eq!(
+        a.call("fs-rename", json!(["/data/many", "/data/many2"]))
+            .await,
+        ok()
+    );
+    let listed = a.call("fs-list", json!(["/data/many2"])).await;
+    assert_eq!(listed["ok"].as_array().unwrap().len(), 30, "{listed}");
+    // Removed and renamed-away paths do not come back.
+    for p in ["/data/top.txt", "/data/gone.txt", "/data/many/f00"] {
+        assert!(
+            a.call("fs-stat", json!([p])).await.get("err").is_some(),
+            "{p}"
+        );
+    }
+    assert_eq!(
+        a.call("fs-read", json!(["/data/moved.txt"])).await,
+        json!({"ok": "top"})
+    );
+    // The commit carries the changes only: moved.txt, the 30 files and
+    // their directory (put); top.txt, gone.txt, many (removed).
+    assert_eq!(
+        a.call("commit", json!(["/data"])).await,
+        json!({"ok": "2 32 3"})
+    );
+    let mut b = env.start(env.config(&[("vol", "/data")])).await;
+    assert_eq!(
+        b.call("fs-list", json!(["/data"])).await,
+        json!({"ok": ["a", "dir", "link", "many2", "moved.txt"]})
+    );
+    assert_eq!(
+        b.call("fs-read", json!(["/data/many2/f29"])).await,
+        json!({"ok": "29"})
+    );
+    assert_eq!(
+        b.call("fs-read", json!(["/data/link/c/deep.txt"])).await,
+        json!({"ok": "deep"})
+    );
+}
+
+#[tokio::test]
+async fn touching_a_few_files_places_and_commits_only_those() {
+    let env = Env::new();
+    let many: Vec<(String, String)> = (0..500)
+        .map(|i| (format!("d{}/f{i:03}", i % 10), format!("{i}")))
+        .collect();
+    let files: Vec<(&str, &str)> = many.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+    seed(&env, "vol", &files, &[]);
+    let work = env.dir.path().join("few");
+    let mut config = env.config(&[("vol", "/data")]);
+    config.work_dir = Some(work.clone());
+    let mut a = env.start(config).await;
+    assert_eq!(
+        a.call("fs-read", json!(["/data/d3/f003"])).await,
+        json!({"ok": "3"})
+    );
+    assert_eq!(
+        a.call("fs-append", json!(["/data/d4/f004", "+"])).await,
+        ok()
+    );
+    assert_eq!(
+        a.call("fs-write", json!(["/data/d5/new", "new"])).await,
+        ok()
+    );
+    assert_eq!(
+        working_tree(&work),
+        ["d3", "d3/f003", "d4", "d4/f004", "d5", "d5/new"],
+        "only what was reached"
+    );
+    assert_eq!(
+        a.call("commit", json!(["/data"])).await,
+        json!({"ok": "2 2 0"})
+    );
+    let store = env.volumes();
+    assert_eq!(store.info("vol").unwrap().inodes, 500 + 10 + 1);
+    let f004 = store.node("vol", "d4/f004").unwrap().unwrap();
+    assert_eq!(store.read_blob(&f004.blob.unwrap(), 0, 10).unwrap(), b"4+");
+    assert_eq!(working_tree(&work).len(), 6, "the commit placed nothing");
+}
+
+#[tokio::test]
+async fn a_directory_renamed_over_a_snapshot_directory_replaces_it() {
+    let env = Env::new();
+    seed(&env, "vol", &[("a/x", "x"), ("b/y", "y")], &[]);
+    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    assert_eq!(
+        a.call("fs-rename", json!(["/data/a", "/data/c"])).await,
+        ok()
+    );
+    assert_eq!(
+        a.call("fs-rename", json!(["/data/b", "/data/a"])).await,
+        ok()
+    );
+    a.call("commit", json!(["/data"])).await;
+    let mut b = env.start(env.config(&[("vol", "/data")])).await;
+    assert_eq!(
+        b.call("fs-list", json!(["/data"])).await,
+        json!({"ok": ["a", "c"]})
+    );
+    assert_eq!(
+        b.call("fs-list", json!(["/data/a"])).await,
+        json!({"ok": ["y"]})
+    );
+    assert_eq!(
+        b.call("fs-list", json!(["/data/c"])).await,
+        json!({"ok": ["x"]})
+    );
+}
+
+#[tokio::test]
+async fn reload_of_a_lazy_mount_shows_the_new_head() {
+    let env = Env::new();
+    seed(
+        &env,
+        "vol",
+        &[("keep", "k"), ("change", "old"), ("drop", "d")],
+        &[],
+    );
+    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    let mut b = env.start(env.config(&[("vol", "/data")])).await;
+    // a has placed `change`, not the others.
+    assert_eq!(
+        a.call("fs-read", json!(["/data/change"])).await,
+        json!({"ok": "old"})
+    );
+    b.call("fs-write", json!(["/data/change", "new"])).await;
+    b.call("fs-remove", json!(["/data/drop"])).await;
+    b.call("fs-write", json!(["/data/added", "+"])).await;
+    b.call("commit", json!(["/data"])).await;
+    assert_eq!(a.call("reload", json!(["/data"])).await, json!({"ok": 2}));
+    assert_eq!(
+        a.call("fs-list", json!(["/data"])).await,
+        json!({"ok": ["added", "change", "keep"]})
+    );
+    assert_eq!(
+        a.call("fs-read", json!(["/data/change"])).await,
+        json!({"ok": "new"})
+    );
+}
+
+#[tokio::test]
+async fn a_mounted_volume_is_not_deleted_or_renamed_unless_forced() {
+    let env = Env::with_options(EmbeddedOptions {
+        blob_gc_grace: std::time::Duration::ZERO,
+        ..EmbeddedOptions::default()
+    });
+    seed(
+        &env,
+        "vol",
+        &[("never-read", "still here"), ("f", "f")],
+        &[],
+    );
+    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    let msg = env
+        .service
+        .volume_delete("vol", false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("volume `vol` is mounted by 1 running container") && msg.contains("--force"),
+        "{msg}"
+    );
+    let msg = env
+        .service
+        .volume_rename("vol", "other")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("is mounted"), "{msg}");
+    assert!(env.volumes().info("vol").is_ok(), "nothing happened");
+    // The container ends: the volume can go.
+    drop(a);
+    env.service.volume_rename("vol", "renamed").unwrap();
+    env.service.volume_delete("renamed", false).unwrap();
+
+    // Forced: the container keeps reading its snapshot, even files it never
+    // touched whose blobs are garbage now, but cannot commit or reload.
+    seed(
+        &env,
+        "vol",
+        &[("never-read", "still here"), ("f", "f")],
+        &[],
+    );
+    a = env.start(env.config(&[("vol", "/data")])).await;
+    a.call("fs-write", json!(["/data/w", "w"])).await;
+    env.service.volume_delete("vol", true).unwrap();
+    let gc = env.service.volume_gc(None).unwrap();
+    assert_eq!(gc.removed_blobs, 0, "{gc:?}");
+    assert_eq!(gc.kept_pinned, 2, "{gc:?}");
+    assert_eq!(
+        a.call("fs-read", json!(["/data/never-read"])).await,
+        json!({"ok": "still here"})
+    );
+    let r = a.call("commit", json!(["/data"])).await;
+    assert!(err_of(&r).contains("deleted while mounted"), "{r}");
+    let r = a.call("reload", json!(["/data"])).await;
+    assert!(err_of(&r).contains("deleted while mounted"), "{r}");
+    // A volume created under the name later never gets its writes.
+    env.volumes().create("vol").unwrap();
+    assert!(a.c.shutdown().is_err(), "the final commit fails too");
+    assert!(env.volumes().node("vol", "w").unwrap().is_none());
+    drop(a);
+    assert_eq!(env.service.volume_gc(None).unwrap().removed_blobs, 2);
+}

@@ -8,6 +8,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -101,8 +102,36 @@ pub enum VolumeSub {
         /// Confirm the deletion (required).
         #[arg(short, long)]
         yes: bool,
+        /// Delete it even while running containers have it mounted: they
+        /// keep reading the snapshot they mounted, but cannot commit or
+        /// reload it any more.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove file contents (blobs) that no volume references any more.
+    #[command(after_help = GC_HELP)]
+    Gc {
+        /// Only remove blobs at least this many seconds old (default: the
+        /// store's grace period, one hour). The grace period protects
+        /// uploads and commits in flight; lower it only while nothing else
+        /// writes to the data dir.
+        #[arg(long, value_name = "SECONDS")]
+        min_age: Option<u64>,
+        /// Print JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
     },
 }
+
+const GC_HELP: &str = "\
+Deleting a volume, or replacing or removing its files, leaves their contents
+behind until a collection removes them. Contents still referenced by any
+volume, or by a running container's mount, are kept.
+
+Examples:
+  vessel volume gc                 # blobs unreferenced for over an hour
+  vessel volume gc --min-age 0     # everything unreferenced, now
+  vessel volume gc --json";
 
 const PUT_HELP: &str = "\
 Examples:
@@ -145,7 +174,7 @@ fn run_blocking(data_dir: &Home, cmd: VolumeSub) -> Result<u8, Failure> {
     // Names are checked before the store is opened: a bad one is a usage
     // error whatever the state of the data dir.
     match &cmd {
-        VolumeSub::List { .. } => {}
+        VolumeSub::List { .. } | VolumeSub::Gc { .. } => {}
         VolumeSub::Rename { old, new } => {
             check_name(old)?;
             check_name(new)?;
@@ -215,15 +244,42 @@ fn run_blocking(data_dir: &Home, cmd: VolumeSub) -> Result<u8, Failure> {
             open(data_dir)?.volume_rename(&old, &new)?;
             println!("Renamed volume `{old}` to `{new}`.");
         }
-        VolumeSub::Delete { name, yes } => {
+        VolumeSub::Delete { name, yes, force } => {
             if !yes {
                 return Err(Failure::usage(format!(
                     "refusing to delete volume `{name}` and all its files without \
                      confirmation; run `vessel volume delete {name} --yes`"
                 )));
             }
-            open(data_dir)?.volume_delete(&name)?;
+            open(data_dir)?.volume_delete(&name, force)?;
             println!("Deleted volume `{name}`.");
+        }
+        VolumeSub::Gc { min_age, json } => {
+            let report = open(data_dir)?.volume_gc(min_age.map(Duration::from_secs))?;
+            if json {
+                return print_json(&report).map(|()| 0);
+            }
+            println!(
+                "Removed {} unreferenced blob{} ({}).",
+                report.removed_blobs,
+                if report.removed_blobs == 1 { "" } else { "s" },
+                HumanBytes(report.removed_bytes)
+            );
+            if report.kept_young > 0 {
+                println!(
+                    "Kept {} unreferenced blob{} younger than {} s (see --min-age).",
+                    report.kept_young,
+                    if report.kept_young == 1 { "" } else { "s" },
+                    report.min_age_secs
+                );
+            }
+            if report.kept_pinned > 0 {
+                println!(
+                    "Kept {} unreferenced blob{} that running containers' mounts still use.",
+                    report.kept_pinned,
+                    if report.kept_pinned == 1 { "" } else { "s" }
+                );
+            }
         }
     }
     Ok(0)

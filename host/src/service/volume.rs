@@ -20,9 +20,10 @@ use serde::Serialize;
 use super::Service;
 use crate::storage::blobs::BlobId;
 use crate::storage::volume::{
-    Change, CommitInfo, Node, NodeKind, VolumeError, VolumeInfo, VolumeStore, ancestors,
-    check_volume_name, normalize_path,
+    Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, VolumeError, VolumeInfo, VolumeStore,
+    ancestors, check_volume_name, normalize_path,
 };
+use crate::volume::live::{self, IfMounted, LiveError};
 
 /// Chunk size of streamed reads out of a volume.
 const READ_CHUNK: u64 = 8 << 20;
@@ -40,6 +41,8 @@ pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 pub enum VolumeOpError {
     #[error(transparent)]
     Store(#[from] VolumeError),
+    #[error(transparent)]
+    Mounted(#[from] LiveError),
     #[error("this service has no volume store")]
     NoBackend,
     #[error("{path}: already exists in volume `{volume}` (use --force / force=true to overwrite)")]
@@ -238,12 +241,31 @@ impl Service {
 
     /// Deletes volume `name` and everything in it. (Its blobs become garbage
     /// for [`Service::volume_gc`].)
-    pub fn volume_delete(&self, name: &str) -> Result<(), VolumeOpError> {
-        Ok(self.volume_store()?.delete(name)?)
+    ///
+    /// A volume that running containers of this process have mounted is
+    /// refused, unless `force`: then those containers keep reading the
+    /// snapshot they mounted (its blobs stay until they end), but their
+    /// commits and reloads fail, so a volume created later under the same
+    /// name never receives their writes.
+    pub fn volume_delete(&self, name: &str, force: bool) -> Result<(), VolumeOpError> {
+        let store = self.volume_store()?;
+        let if_mounted = if force {
+            IfMounted::Delete
+        } else {
+            IfMounted::RefuseUnlessForced
+        };
+        live::guard_volume(&store.location(), name, if_mounted, || {
+            store.delete(name).map_err(VolumeOpError::from)
+        })
     }
 
+    /// Renames volume `old` to `new`. A mounted volume is refused: its
+    /// containers commit by name.
     pub fn volume_rename(&self, old: &str, new: &str) -> Result<(), VolumeOpError> {
-        Ok(self.volume_store()?.rename(old, new)?)
+        let store = self.volume_store()?;
+        live::guard_volume(&store.location(), old, IfMounted::Refuse, || {
+            store.rename(old, new).map_err(VolumeOpError::from)
+        })
     }
 
     /// Every volume, sorted by name.
@@ -293,10 +315,20 @@ impl Service {
             .map(|n| entry(path, &n)))
     }
 
-    /// Removes blobs no volume references any more (older than the store's
-    /// grace period). Returns how many.
-    pub fn volume_gc(&self) -> Result<usize, VolumeOpError> {
-        Ok(self.volume_store()?.gc()?)
+    /// Removes blobs no volume references any more and no live mount of
+    /// this process may still link, if they are older than `min_age`
+    /// (default: the store's grace period, which protects the blobs of
+    /// commits in flight; lower it only while nothing writes).
+    pub fn volume_gc(
+        &self,
+        min_age: Option<std::time::Duration>,
+    ) -> Result<GcReport, VolumeOpError> {
+        let store = self.volume_store()?;
+        let pinned = live::Pinned::new(store.location());
+        Ok(store.gc(&GcOptions {
+            pinned: &|id| pinned.contains(id),
+            min_age,
+        })?)
     }
 
     /// Starts a batch upload into volume `name` (which must exist). Nothing

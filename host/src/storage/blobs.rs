@@ -181,34 +181,66 @@ impl BlobStore {
         Ok(out)
     }
 
-    /// Removes blobs for which `referenced` is false and that are older than
-    /// `grace` (so a blob written by a commit still in flight, whose metadata
-    /// is not yet stored, survives). Also clears stale temporary files.
-    /// Returns how many blobs were removed.
-    pub fn gc(&self, referenced: &dyn Fn(&BlobId) -> bool, grace: Duration) -> io::Result<usize> {
+    /// Removes blobs that are neither `referenced` nor `pinned` and are
+    /// older than `grace` (so a blob written by a commit still in flight,
+    /// whose metadata is not yet stored, survives). Also clears stale
+    /// temporary files. `pinned` is asked only about blobs that would
+    /// otherwise go.
+    pub fn gc(
+        &self,
+        referenced: &dyn Fn(&BlobId) -> bool,
+        pinned: &dyn Fn(&BlobId) -> bool,
+        grace: Duration,
+    ) -> io::Result<BlobGc> {
         let now = SystemTime::now();
-        let old_enough = |p: &Path| -> bool {
-            std::fs::symlink_metadata(p)
-                .and_then(|m| m.modified())
+        let old_enough = |meta: &std::fs::Metadata| -> bool {
+            meta.modified()
                 .map(|t| now.duration_since(t).unwrap_or_default() >= grace)
                 .unwrap_or(false)
         };
-        let mut removed = 0;
+        let mut report = BlobGc::default();
         for id in self.list()? {
+            if referenced(&id) {
+                continue;
+            }
             let p = self.path(&id);
-            if !referenced(&id) && old_enough(&p) {
+            let meta = match std::fs::symlink_metadata(&p) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if !old_enough(&meta) {
+                report.young += 1;
+            } else if pinned(&id) {
+                report.pinned += 1;
+            } else {
                 std::fs::remove_file(&p)?;
-                removed += 1;
+                report.removed += 1;
+                report.bytes += meta.len();
             }
         }
         for entry in std::fs::read_dir(self.root.join("tmp"))? {
             let p = entry?.path();
-            if old_enough(&p) {
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| old_enough(&m)) {
                 let _ = std::fs::remove_file(&p);
             }
         }
-        Ok(removed)
+        Ok(report)
     }
+}
+
+/// What [`BlobStore::gc`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlobGc {
+    /// Blobs removed.
+    pub removed: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Unreferenced blobs kept because they are younger than the grace
+    /// period.
+    pub young: u64,
+    /// Unreferenced blobs kept because `pinned` asked for them.
+    pub pinned: u64,
 }
 
 #[cfg(test)]
@@ -243,15 +275,38 @@ mod tests {
         let keep = store.put(b"keep").unwrap();
         let drop = store.put(b"drop").unwrap();
         // Young blobs survive even when unreferenced.
+        let pinned = store.put(b"pinned").unwrap();
+        let referenced = |id: &BlobId| *id == keep;
+        let is_pinned = |id: &BlobId| *id == pinned;
+        let young = store
+            .gc(&referenced, &is_pinned, Duration::from_secs(3600))
+            .unwrap();
         assert_eq!(
-            store
-                .gc(&|id| *id == keep, Duration::from_secs(3600))
-                .unwrap(),
-            0
+            young,
+            BlobGc {
+                removed: 0,
+                bytes: 0,
+                young: 2,
+                pinned: 0
+            }
         );
-        assert_eq!(store.gc(&|id| *id == keep, Duration::ZERO).unwrap(), 1);
+        let old = store.gc(&referenced, &is_pinned, Duration::ZERO).unwrap();
+        assert_eq!(
+            old,
+            BlobGc {
+                removed: 1,
+                bytes: 4,
+                young: 0,
+                pinned: 1
+            }
+        );
         assert!(store.contains(&keep));
+        assert!(store.contains(&pinned));
         assert!(!store.contains(&drop));
-        assert_eq!(store.list().unwrap(), vec![keep]);
+        let mut left = store.list().unwrap();
+        left.sort();
+        let mut want = vec![keep, pinned];
+        want.sort();
+        assert_eq!(left, want);
     }
 }

@@ -108,9 +108,52 @@ pub enum VolumeError {
     Unavailable(String),
 }
 
+/// How a blob garbage collection runs.
+pub struct GcOptions<'a> {
+    /// Blobs to keep although no volume's head names them: the blobs that
+    /// live mounts of this process may still link (see
+    /// `crate::volume::live`). Asked only about blobs that would otherwise
+    /// go.
+    pub pinned: &'a dyn Fn(&BlobId) -> bool,
+    /// How old an unreferenced blob must be to go; `None` uses the store's
+    /// own grace period. The grace period protects blobs written for a
+    /// commit that has not landed yet, so lower it only while nothing
+    /// writes to the store.
+    pub min_age: Option<std::time::Duration>,
+}
+
+impl std::fmt::Debug for GcOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcOptions")
+            .field("min_age", &self.min_age)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a blob garbage collection did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GcReport {
+    /// Unreferenced blobs removed.
+    pub removed_blobs: u64,
+    /// Their bytes.
+    pub removed_bytes: u64,
+    /// Unreferenced blobs kept because they are younger than the minimum
+    /// age.
+    pub kept_young: u64,
+    /// Unreferenced blobs kept because a live mount may still need them.
+    pub kept_pinned: u64,
+    /// The minimum age that applied, in seconds.
+    pub min_age_secs: u64,
+}
+
 /// A volume backend. Methods block; async callers run them on a blocking
 /// thread.
 pub trait VolumeStore: Send + Sync + std::fmt::Debug {
+    /// Where the data lives (e.g. `embedded:/path/to/data`): two handles on
+    /// the same data give the same string, handles on different data
+    /// different ones. In-process bookkeeping keyed by store (the live
+    /// mounts) uses it.
+    fn location(&self) -> String;
     /// Creates `name`; false if it existed already.
     fn create(&self, name: &str) -> Result<bool, VolumeError>;
     fn delete(&self, name: &str) -> Result<(), VolumeError>;
@@ -157,8 +200,9 @@ pub trait VolumeStore: Send + Sync + std::fmt::Debug {
     /// Up to `len` bytes of a blob from `offset`, hash-checked.
     fn read_blob(&self, id: &BlobId, offset: u64, len: u64) -> Result<Vec<u8>, VolumeError>;
 
-    /// Removes blobs no volume references (older than a grace period).
-    fn gc(&self) -> Result<usize, VolumeError>;
+    /// Removes blobs no volume references, except young and pinned ones
+    /// (see [`GcOptions`]), and what a crash left of deleted volumes.
+    fn gc(&self, options: &GcOptions<'_>) -> Result<GcReport, VolumeError>;
 }
 
 /// Checks and normalises a volume path: strips leading and trailing `/`,

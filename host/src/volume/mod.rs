@@ -7,6 +7,7 @@
 //! not mounted works on the stored head directly, so each of its writes is
 //! a commit of its own.
 
+pub mod live;
 pub mod mount;
 pub mod wasi;
 
@@ -105,9 +106,6 @@ impl VolumeCtx {
     /// writing, so it never publishes a half-written file.
     pub fn commit_all(&mut self, table: &ResourceTable, background: bool) -> Vec<MountError> {
         let mut errors = Vec::new();
-        let Some(store) = self.store.clone() else {
-            return errors;
-        };
         for i in 0..self.mounts.len() {
             let skip = if background {
                 self.open_files(table, i, true)
@@ -117,7 +115,7 @@ impl VolumeCtx {
             if let Some(m) = self.mounts.get_mut(i)
                 && !m.read_only
                 && !m.dirty.is_empty()
-                && let Err(e) = m.commit(&store, &skip)
+                && let Err(e) = m.commit(&skip)
             {
                 errors.push(e);
             }
@@ -152,6 +150,7 @@ impl From<MountError> for StorageError {
                 StorageError::Guest(WitError::AccessDenied(e.to_string()))
             }
             MountError::Io { .. } => StorageError::Guest(WitError::Io(e.to_string())),
+            MountError::Deleted { .. } => StorageError::Guest(WitError::NotFound(e.to_string())),
         }
     }
 }
@@ -368,7 +367,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                 // TODO(blocking): commits fsync on the async thread; move to a
                 // blocking task once mounts can be shared with one.
                 let m = self.writable_mount(i)?;
-                m.commit(&store, &BTreeSet::new())?
+                m.commit(&BTreeSet::new())?
             }
             None => {
                 let version = store.info(&name)?.version;
@@ -400,9 +399,9 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                 }
                 let m = self.mount_mut(i)?;
                 if !m.read_only {
-                    m.commit(&store, &BTreeSet::new())?;
+                    m.commit(&BTreeSet::new())?;
                 }
-                Ok(m.reload(&store)?)
+                Ok(m.reload()?)
             }
             None => {
                 let version = store.info(&name)?.version;
@@ -423,8 +422,16 @@ impl wit::HostVolume for VolumeCtxView<'_> {
         match mount {
             Some(i) => {
                 let m = self.mount_mut(i)?;
+                // Lazy mount: place what the listing will show first.
+                let io = |e| io_to_wit(&path, e);
+                let dir = m.resolve_rel(&rel, true).map_err(io)?;
+                if recursive {
+                    m.complete_tree(&dir).map_err(io)?;
+                } else {
+                    m.complete_dir(&dir).map_err(io)?;
+                }
                 let mut out = Vec::new();
-                walk(&m.root, &rel, recursive, &mut out).map_err(|e| io_to_wit(&path, e))?;
+                walk(&m.root, &rel, recursive, &mut out).map_err(io)?;
                 Ok(out)
             }
             None => {
@@ -456,6 +463,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
             Some(i) => {
                 use std::io::{Read, Seek, SeekFrom};
                 let m = self.mount_mut(i)?;
+                let rel = m.resolve_rel(&rel, true).map_err(|e| io_to_wit(&path, e))?;
                 let meta = m.root.metadata(&rel).map_err(|e| io_to_wit(&path, e))?;
                 if meta.is_dir() {
                     return Err(invalid(format!("{path} is a directory")));
@@ -499,6 +507,11 @@ impl wit::HostVolume for VolumeCtxView<'_> {
         match mount {
             Some(i) => {
                 let m = self.writable_mount(i)?;
+                // The physical path, with what the snapshot has on the way
+                // placed (missing parents stay lexical, to be created).
+                let rel = m
+                    .resolve_rel(&rel, false)
+                    .map_err(|e| io_to_wit(&path, e))?;
                 let existing = m.root.symlink_metadata(&rel).ok();
                 refuse_existing(&path, existing.as_ref().map(|e| e.is_dir()), overwrite)?;
                 let new_parents: Vec<String> = ancestors(&rel)
@@ -556,12 +569,16 @@ impl wit::HostVolume for VolumeCtxView<'_> {
         match mount {
             Some(i) => {
                 let m = self.writable_mount(i)?;
+                let rel = m
+                    .resolve_rel(&rel, false)
+                    .map_err(|e| io_to_wit(&path, e))?;
                 let meta = m
                     .root
                     .symlink_metadata(&rel)
                     .map_err(|e| io_to_wit(&path, e))?;
                 let mut gone = 1u64;
                 if meta.is_dir() {
+                    m.complete_tree(&rel).map_err(|e| io_to_wit(&path, e))?;
                     let mut inner = Vec::new();
                     walk(&m.root, &rel, true, &mut inner).map_err(|e| io_to_wit(&path, e))?;
                     if !inner.is_empty() && !recursive {
@@ -615,6 +632,9 @@ impl wit::HostVolume for VolumeCtxView<'_> {
         match mount {
             Some(i) => {
                 let m = self.writable_mount(i)?;
+                let dst_rel = m
+                    .resolve_rel(&dst_rel, true)
+                    .map_err(|e| io_to_wit(&dst, e))?;
                 let dst_is_dir = m.root.metadata(&dst_rel).is_ok_and(|x| x.is_dir());
                 if srcs.len() > 1 && !dst_is_dir {
                     return Err(invalid(format!(
@@ -624,11 +644,17 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                 for src in &srcs {
                     let src_rel = normalize_path(src)?;
                     let base = src_rel.rsplit('/').next().unwrap_or(&src_rel).to_owned();
+                    let src_rel = m
+                        .resolve_rel(&src_rel, true)
+                        .map_err(|e| io_to_wit(src, e))?;
                     let to = if dst_is_dir {
                         join_rel(&dst_rel, &base)
                     } else {
                         dst_rel.clone()
                     };
+                    // A snapshot file at the destination is overwritten,
+                    // not created: place it so the count below sees it.
+                    let to = m.resolve_rel(&to, false).map_err(|e| io_to_wit(&dst, e))?;
                     pairs.push((src_rel, to));
                 }
                 let new = pairs

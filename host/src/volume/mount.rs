@@ -1,31 +1,55 @@
-//! A volume mounted into one container: its private working tree, what it
-//! was based on, and the paths the guest changed since.
+//! A volume mounted into one container: its private working tree, the
+//! snapshot it is based on, and the paths the guest changed since.
 //!
-//! At mount time the head snapshot is materialised in a directory of the
-//! container by hard-linking the immutable blobs (no file bytes are copied),
-//! so mounting costs one link per file whatever the file sizes. A hard-linked
-//! file shares its inode with the stored blob, so the WASI layer
-//! (`super::wasi`) copies a file up (replaces the link with a private copy)
-//! before the guest may open it for writing; no guest operation can modify a
-//! stored blob.
+//! Mounting is lazy. It reads the snapshot (one prefix scan of the store)
+//! and makes an empty working directory; no file or directory is created,
+//! so a mount does not pay a filesystem operation per file. A snapshot entry
+//! appears in the working tree when the guest first reaches it:
+//! [`Mount::resolve`] walks a path as the kernel would, component by
+//! component, following symlinks inside the mount, and *places* every
+//! snapshot entry it passes (a directory is created, a file is hard-linked
+//! to its immutable blob, a symlink is created). Listing, removing or
+//! renaming a directory first places its children ([`Mount::complete_dir`],
+//! [`Mount::complete_tree`]). The WASI layer (`super::wasi`) and the guest
+//! volume API (`super`) call these before they act, so every guest
+//! operation sees the whole snapshot.
+//!
+//! An entry is placed at most once; from then on the working tree is
+//! authoritative for it (a file the guest removed does not come back). The
+//! invariant that makes this sound: an entry that is not placed has nothing
+//! at its path in the working tree, and each of its ancestors there is
+//! either not placed either or the snapshot's own directory, never removed,
+//! replaced or renamed. The WASI layer keeps it by placing a path before any
+//! operation on it and by completing a directory before it may be removed,
+//! replaced (one level: it must be empty) or renamed (its whole subtree).
+//!
+//! A hard-linked file shares its inode with the stored blob, so the WASI
+//! layer copies a file up (replaces the link with a private copy) before
+//! the guest may open it for writing; no guest operation can modify a
+//! stored blob. Every blob a live mount may still link is pinned against
+//! garbage collection (`super::live`).
 //!
 //! The WASI layer also records every path the guest creates, writes, renames
 //! or removes. A commit looks only at those paths (and the subtrees of
 //! directories that appeared), so it costs what changed, not the volume.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, MetadataExt as _};
+use cap_std::fs::{Dir, MetadataExt as _, Permissions, PermissionsExt as _};
 
+use super::live::Registration;
 use crate::storage::blobs::BlobId;
 use crate::storage::volume::{
     Change, CommitInfo, Node, NodeKind, Snapshot, VolumeError, VolumeStore,
 };
+
+/// Most symlinks one path walk follows (as Linux's ELOOP limit).
+const MAX_SYMLINKS: usize = 40;
 
 /// A volume to mount into a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +70,19 @@ pub enum MountError {
     Io { guest: String, source: io::Error },
     #[error("volume mounted at {guest} is read-only")]
     ReadOnly { guest: String },
+    #[error("volume `{volume}` mounted at {guest} was deleted while mounted")]
+    Deleted { volume: String, guest: String },
+}
+
+/// One path of the snapshot a mount is based on.
+#[derive(Debug, Clone)]
+struct BaseEntry {
+    node: Node,
+    /// The working tree has this path (or had it, before the guest changed
+    /// it): it is authoritative for it from now on.
+    placed: bool,
+    /// For a directory: every child it has in the snapshot is placed.
+    complete: bool,
 }
 
 /// One mounted volume of a container.
@@ -62,16 +99,26 @@ pub struct Mount {
     /// The version the working tree is based on (last mount, commit or
     /// reload).
     pub version: u64,
-    /// The tree at `version` as this container sees it.
-    base: BTreeMap<String, Node>,
+    store: Arc<dyn VolumeStore>,
+    /// The tree at `version` as this container sees it, and which of its
+    /// paths the working tree has.
+    base: BTreeMap<String, BaseEntry>,
+    /// Every child of the root is placed.
+    root_complete: bool,
     /// Inodes of files that are still hard links of stored blobs.
     blob_inodes: HashMap<(u64, u64), BlobId>,
+    /// The blob folder's fan-out directories, opened once each.
+    blob_dirs: HashMap<PathBuf, Dir>,
     /// Paths the guest created, wrote, renamed or removed since `version`.
     pub(crate) dirty: BTreeSet<String>,
+    /// Paths a directory was renamed onto: a commit replaces the whole
+    /// subtree there, even where the base had a directory too.
+    pub(crate) renamed_in: BTreeSet<String>,
     /// Inodes in the working tree, as far as the guest's creates and
     /// removes tell (checked against the volume's limit on create).
     pub(crate) inodes: u64,
     pub(crate) inode_limit: u64,
+    live: Registration,
 }
 
 fn io_err(guest: &str) -> impl Fn(io::Error) -> MountError + '_ {
@@ -85,9 +132,38 @@ fn parent_of(path: &str) -> Option<&str> {
     path.rsplit_once('/').map(|(p, _)| p)
 }
 
+/// Joins a mount-relative directory and a relative path lexically. `None`
+/// when the result would leave the mount or the path is absolute.
+pub(crate) fn join_lexically(base: &str, path: &str) -> Option<String> {
+    if path.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = base.split('/').filter(|c| !c.is_empty()).collect();
+    for comp in path.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// `Some(path)` or `"."` for the root, as cap-std wants it.
+fn dot(path: &str) -> &str {
+    if path.is_empty() { "." } else { path }
+}
+
+/// Whether two snapshot nodes put the same thing in a working tree.
+fn same_entry(a: &Node, b: &Node) -> bool {
+    a.kind == b.kind && a.blob == b.blob && a.target == b.target
+}
+
 impl Mount {
-    /// Materialises the head of `spec.volume` into `host_dir` (which must
-    /// not exist yet).
+    /// Mounts the head of `spec.volume` at `host_dir` (which need not exist
+    /// yet): reads its snapshot and makes the empty working directory.
     pub fn materialize(
         store: &Arc<dyn VolumeStore>,
         spec: &VolumeMount,
@@ -96,79 +172,302 @@ impl Mount {
         let err = io_err(&spec.guest);
         std::fs::create_dir_all(host_dir).map_err(&err)?;
         let root = Dir::open_ambient_dir(host_dir, ambient_authority()).map_err(&err)?;
+        // Registered before the snapshot is read: a garbage collection that
+        // starts meanwhile keeps every blob until the pins are in.
+        let live = Registration::new(store.location(), &spec.volume);
         let snapshot = store.snapshot(&spec.volume)?;
-        let mut mount = Mount {
+        live.pin(snapshot.nodes.iter().filter_map(|(_, n)| n.blob));
+        let inodes = snapshot.nodes.len() as u64;
+        let base = snapshot
+            .nodes
+            .into_iter()
+            .map(|(path, node)| {
+                (
+                    path,
+                    BaseEntry {
+                        node,
+                        placed: false,
+                        complete: false,
+                    },
+                )
+            })
+            .collect();
+        Ok(Mount {
             guest: spec.guest.clone(),
             volume: spec.volume.clone(),
             read_only: spec.read_only,
             host_dir: host_dir.to_owned(),
             root,
             version: snapshot.version,
-            base: BTreeMap::new(),
+            store: store.clone(),
+            base,
+            root_complete: false,
             blob_inodes: HashMap::new(),
+            blob_dirs: HashMap::new(),
             dirty: BTreeSet::new(),
-            inodes: 0,
+            renamed_in: BTreeSet::new(),
+            inodes,
             inode_limit: store.inode_limit(),
-        };
-        for (path, node) in &snapshot.nodes {
-            mount.place(store, path, node).map_err(&err)?;
-        }
-        mount.inodes = snapshot.nodes.len() as u64;
-        mount.base = snapshot.nodes.into_iter().collect();
-        Ok(mount)
+            live,
+        })
     }
 
-    /// Puts `node` at `path` of the working tree (parents exist: snapshots
-    /// are sorted, so a directory comes before its children).
-    fn place(&mut self, store: &Arc<dyn VolumeStore>, path: &str, node: &Node) -> io::Result<()> {
-        let dest = self.host_dir.join(path);
-        match node.kind {
-            NodeKind::Dir => match std::fs::create_dir(&dest) {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dest.is_dir() => Ok(()),
-                other => other,
-            },
+    /// How many snapshot entries the working tree has placed (for tests and
+    /// benchmarks of the lazy paths).
+    pub fn placed(&self) -> usize {
+        self.base.values().filter(|e| e.placed).count()
+    }
+
+    /// Places the whole snapshot now, as an eager mount would have (what
+    /// the lazy paths add up to when a guest touches every file).
+    pub fn place_all(&mut self) -> Result<(), MountError> {
+        let guest = self.guest.clone();
+        self.complete_tree("").map_err(io_err(&guest))
+    }
+
+    /// Places the snapshot entry at `path` unless it is placed already.
+    /// Its parent must be in the working tree: callers walk down to it.
+    fn place(&mut self, path: &str) -> io::Result<()> {
+        let Some(entry) = self.base.get_mut(path) else {
+            return Ok(());
+        };
+        if entry.placed {
+            return Ok(());
+        }
+        let placed = match entry.node.kind {
+            NodeKind::Dir => self.root.create_dir(path),
+            NodeKind::Symlink => self
+                .root
+                .symlink_contents(entry.node.target.as_deref().unwrap_or_default(), path),
             NodeKind::File => {
-                let blob = node
+                let blob = entry
+                    .node
                     .blob
                     .ok_or_else(|| io::Error::other(format!("file {path} has no blob")))?;
-                let src = store
+                let src = self
+                    .store
                     .local_blob(&blob)
                     .map_err(|e| io::Error::other(e.to_string()))?;
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent)?;
+                let (Some(fan), Some(name)) = (src.parent(), src.file_name()) else {
+                    return Err(io::Error::other(format!(
+                        "blob path {} has no parent",
+                        src.display()
+                    )));
+                };
+                if !self.blob_dirs.contains_key(fan) {
+                    let d = Dir::open_ambient_dir(fan, ambient_authority())?;
+                    self.blob_dirs.insert(fan.to_owned(), d);
                 }
-                match std::fs::hard_link(&src, &dest) {
+                let fan_dir = self
+                    .blob_dirs
+                    .get(fan)
+                    .ok_or_else(|| io::Error::other("blob directory cache"))?;
+                match fan_dir.hard_link(name, &self.root, path) {
                     Ok(()) => {
-                        let meta = std::fs::symlink_metadata(&dest)?;
+                        let meta = self.root.symlink_metadata(path)?;
                         self.blob_inodes.insert((meta.dev(), meta.ino()), blob);
                         Ok(())
                     }
                     // Another filesystem: a private copy is correct, just
                     // slower.
-                    Err(e) if e.raw_os_error() == Some(18) => std::fs::copy(&src, &dest).map(drop),
+                    Err(e) if e.raw_os_error() == Some(18) => {
+                        fan_dir.copy(name, &self.root, path)?;
+                        self.root
+                            .set_permissions(path, Permissions::from_mode(0o644))
+                    }
                     Err(e) => Err(e),
                 }
             }
-            NodeKind::Symlink => {
-                let target = node.target.as_deref().unwrap_or_default();
-                std::os::unix::fs::symlink(target, &dest)
+        };
+        match placed {
+            Ok(()) => {}
+            // The working tree has something there already: it wins.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        entry.placed = true;
+        Ok(())
+    }
+
+    /// Where `path`, relative to directory `from` of the working tree (a
+    /// physical path, `""` for the root), leads, with every snapshot entry
+    /// on the way placed. Walks as the kernel would: `..` goes to the
+    /// physical parent, symlinks inside the mount are followed (the last
+    /// component only when `follow_last`). Returns the physical path (no
+    /// symlink in it but maybe the last component), or `None` when the path
+    /// is absolute or climbs out of the mount. Where the walk cannot go on
+    /// (a missing or non-directory component, a symlink loop, a symlink out
+    /// of the mount), the rest is joined lexically: the operation that
+    /// follows then fails and says why.
+    pub(crate) fn resolve(
+        &mut self,
+        from: &str,
+        path: &str,
+        follow_last: bool,
+    ) -> io::Result<Option<String>> {
+        if path.starts_with('/') {
+            return Ok(None);
+        }
+        let mut at: Vec<String> = from
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let mut todo: VecDeque<String> = path.split('/').map(str::to_owned).collect();
+        let rest = |at: &[String], todo: &VecDeque<String>| {
+            let todo: Vec<&str> = todo.iter().map(String::as_str).collect();
+            join_lexically(&at.join("/"), &todo.join("/"))
+        };
+        let mut links = 0;
+        while let Some(comp) = todo.pop_front() {
+            match comp.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    if at.pop().is_none() {
+                        return Ok(None);
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let last = todo.iter().all(|c| c.is_empty() || c == ".");
+            at.push(comp);
+            let cur = at.join("/");
+            self.place(&cur)?;
+            if last && !follow_last {
+                break;
+            }
+            let meta = match self.root.symlink_metadata(&cur) {
+                Ok(m) => m,
+                Err(_) if last => break,
+                Err(_) => return Ok(rest(&at, &todo)),
+            };
+            if meta.is_symlink() {
+                links += 1;
+                let target = self.root.read_link_contents(&cur)?;
+                let target = target.to_str().filter(|t| !t.starts_with('/'));
+                match target {
+                    Some(t) if links <= MAX_SYMLINKS => {
+                        at.pop();
+                        for c in t.split('/').rev() {
+                            todo.push_front(c.to_owned());
+                        }
+                    }
+                    _ => return Ok(rest(&at, &todo)),
+                }
+            } else if !last && !meta.is_dir() {
+                return Ok(rest(&at, &todo));
+            }
+        }
+        Ok(Some(at.join("/")))
+    }
+
+    /// [`resolve`](Self::resolve) from the mount's root, for paths the
+    /// caller has normalised (no `..`, not absolute); falls back to `path`.
+    pub(crate) fn resolve_rel(&mut self, path: &str, follow_last: bool) -> io::Result<String> {
+        Ok(self
+            .resolve("", path, follow_last)?
+            .unwrap_or_else(|| path.to_owned()))
+    }
+
+    /// The children of snapshot directory `dir` that are not placed yet.
+    fn unplaced_children(&self, dir: &str) -> Vec<String> {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let mut out = Vec::new();
+        let mut from = prefix.clone();
+        loop {
+            let mut skip_to = None;
+            for (p, e) in self
+                .base
+                .range::<str, _>((Bound::Included(from.as_str()), Bound::Unbounded))
+            {
+                let Some(rest) = p.strip_prefix(&prefix) else {
+                    return out;
+                };
+                match rest.split_once('/') {
+                    None => {
+                        if !e.placed {
+                            out.push(p.clone());
+                        }
+                    }
+                    // A grandchild: jump past that child's subtree (`/` + 1
+                    // is `0`). Its own entry came first: every directory is
+                    // explicit in a snapshot.
+                    Some((child, _)) => {
+                        skip_to = Some(format!("{prefix}{child}0"));
+                        break;
+                    }
+                }
+            }
+            match skip_to {
+                Some(s) => from = s,
+                None => return out,
             }
         }
     }
 
-    /// Replaces a hard link of a stored blob at `rel` with a private copy,
-    /// so the guest can write it. Symlinks are followed inside the mount;
-    /// a path that does not exist (a create) needs nothing.
-    pub(crate) fn copy_up(&mut self, rel: &str) -> io::Result<()> {
-        let target = match self
-            .root
-            .canonicalize(if rel.is_empty() { "." } else { rel })
-        {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
+    /// Places every child of directory `dir` (a physical path) that the
+    /// snapshot has, so listing it or removing it sees them.
+    pub(crate) fn complete_dir(&mut self, dir: &str) -> io::Result<()> {
+        if dir.is_empty() {
+            if self.root_complete {
+                return Ok(());
+            }
+        } else {
+            match self.base.get(dir) {
+                Some(e) if e.node.kind == NodeKind::Dir && e.placed && !e.complete => {}
+                _ => return Ok(()),
+            }
+        }
+        for child in self.unplaced_children(dir) {
+            self.place(&child)?;
+        }
+        if dir.is_empty() {
+            self.root_complete = true;
+        } else if let Some(e) = self.base.get_mut(dir) {
+            e.complete = true;
+        }
+        Ok(())
+    }
+
+    /// Places everything the snapshot has under directory `dir` (before it
+    /// is renamed, removed recursively or listed recursively).
+    pub(crate) fn complete_tree(&mut self, dir: &str) -> io::Result<()> {
+        self.complete_dir(dir)?;
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
         };
-        let meta = match self.root.symlink_metadata(&target) {
+        let todo: Vec<String> = self
+            .base
+            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .filter(|(_, e)| !e.placed || (e.node.kind == NodeKind::Dir && !e.complete))
+            .map(|(p, _)| p.clone())
+            .collect();
+        // Sorted: a directory comes before its children.
+        for path in todo {
+            self.place(&path)?;
+            if let Some(e) = self.base.get_mut(&path)
+                && e.node.kind == NodeKind::Dir
+            {
+                e.complete = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces a hard link of a stored blob at `rel` (a physical path, the
+    /// last component followed if it was a symlink) with a private copy,
+    /// so the guest can write it. A path that does not exist (a create)
+    /// needs nothing.
+    pub(crate) fn copy_up(&mut self, rel: &str) -> io::Result<()> {
+        let meta = match self.root.symlink_metadata(dot(rel)) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
@@ -176,32 +475,39 @@ impl Mount {
         if !meta.is_file() || meta.nlink() < 2 {
             return Ok(());
         }
-        let tmp = target.with_file_name(format!(
-            ".vessel-copy-up-{}",
-            target
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
-        self.root.copy(&target, &self.root, &tmp)?;
-        self.root.rename(&tmp, &self.root, &target)?;
-        let key = (meta.dev(), meta.ino());
-        self.blob_inodes.remove(&key);
+        let tmp = match rel.rsplit_once('/') {
+            Some((dir, name)) => format!("{dir}/.vessel-copy-up-{name}"),
+            None => format!(".vessel-copy-up-{rel}"),
+        };
+        self.root.copy(rel, &self.root, &tmp)?;
+        // Blobs are read-only; the private copy is the guest's to write.
+        let mode = meta.mode() & 0o7777 | 0o200;
+        self.root
+            .set_permissions(&tmp, Permissions::from_mode(mode))?;
+        self.root.rename(&tmp, &self.root, rel)?;
+        self.blob_inodes.remove(&(meta.dev(), meta.ino()));
+        Ok(())
+    }
+
+    fn check_live(&self) -> Result<(), MountError> {
+        if self.live.deleted() {
+            return Err(MountError::Deleted {
+                volume: self.volume.clone(),
+                guest: self.guest.clone(),
+            });
+        }
         Ok(())
     }
 
     /// Publishes the dirty paths, except those in `skip` (files open for
     /// writing during a background commit: publishing them could tear).
-    pub fn commit(
-        &mut self,
-        store: &Arc<dyn VolumeStore>,
-        skip: &BTreeSet<String>,
-    ) -> Result<CommitInfo, MountError> {
+    pub fn commit(&mut self, skip: &BTreeSet<String>) -> Result<CommitInfo, MountError> {
         if self.read_only {
             return Err(MountError::ReadOnly {
                 guest: self.guest.clone(),
             });
         }
+        self.check_live()?;
         let guest = self.guest.clone();
         let err = io_err(&guest);
         let dirty: Vec<String> = self
@@ -220,23 +526,45 @@ impl Mount {
         let mut changes: Vec<Change> = Vec::new();
         let mut seen = BTreeSet::new();
         for path in &dirty {
-            self.collect(store, path, &mut changes, &mut seen)
-                .map_err(&err)?;
+            self.collect(path, &mut changes, &mut seen).map_err(&err)?;
         }
-        let info = store.commit(&self.volume, &changes)?;
-        for change in &changes {
+        let info = self.store.commit(&self.volume, &changes)?;
+        for change in changes {
             match change {
-                Change::Put { path, node } => {
-                    self.base.insert(path.clone(), node.clone());
-                }
+                Change::Put { path, node } => match self.base.get_mut(&path) {
+                    Some(e) => {
+                        e.node = node;
+                        e.placed = true;
+                    }
+                    None => {
+                        self.base.insert(
+                            path,
+                            BaseEntry {
+                                node,
+                                placed: true,
+                                // New here: all its children come from the
+                                // working tree.
+                                complete: true,
+                            },
+                        );
+                    }
+                },
                 Change::Remove { path } => {
                     let prefix = format!("{path}/");
-                    self.base
-                        .retain(|p, _| p != path && !p.starts_with(&prefix));
+                    let gone: Vec<String> = self
+                        .base
+                        .range::<str, _>((Bound::Included(path.as_str()), Bound::Unbounded))
+                        .take_while(|(p, _)| **p == path || p.starts_with(&prefix))
+                        .map(|(p, _)| p.clone())
+                        .collect();
+                    for p in gone {
+                        self.base.remove(&p);
+                    }
                 }
             }
         }
         for path in dirty {
+            self.renamed_in.remove(&path);
             self.dirty.remove(&path);
         }
         self.version = info.version;
@@ -244,10 +572,9 @@ impl Mount {
     }
 
     /// Adds the changes for one dirty path (and, for a directory that is not
-    /// in the base, its whole subtree).
+    /// in the base or was renamed in, its whole subtree).
     fn collect(
         &self,
-        store: &Arc<dyn VolumeStore>,
         path: &str,
         changes: &mut Vec<Change>,
         seen: &mut BTreeSet<String>,
@@ -293,7 +620,7 @@ impl Mount {
             let blob = match self.blob_inodes.get(&(meta.dev(), meta.ino())) {
                 Some(b) => *b,
                 None => {
-                    store
+                    self.store
                         .put_blob_file(&self.host_dir.join(path))
                         .map_err(|e| io::Error::other(e.to_string()))?
                         .0
@@ -308,14 +635,21 @@ impl Mount {
                 target: None,
             }
         };
+        let base_dir = self.base.get(path).map(|e| e.node.kind) == Some(NodeKind::Dir);
+        let renamed_in = node.kind == NodeKind::Dir && self.renamed_in.contains(path);
         // A directory the base already had keeps its children as they are;
-        // a new one (created, or renamed in) brings its whole subtree.
-        let walk = node.kind == NodeKind::Dir
-            && self.base.get(path).map(|n| n.kind) != Some(NodeKind::Dir);
+        // a new one (created, or renamed in) brings its whole subtree, and
+        // one renamed over a base directory replaces that one's.
+        let walk = node.kind == NodeKind::Dir && (!base_dir || renamed_in);
         if let Some(parent) = parent_of(path)
             && !self.base.contains_key(parent)
         {
-            self.collect(store, parent, changes, seen)?;
+            self.collect(parent, changes, seen)?;
+        }
+        if renamed_in && base_dir {
+            changes.push(Change::Remove {
+                path: path.to_owned(),
+            });
         }
         changes.push(Change::Put {
             path: path.to_owned(),
@@ -329,60 +663,280 @@ impl Mount {
             }
             children.sort();
             for child in children {
-                self.collect(store, &child, changes, seen)?;
+                self.collect(&child, changes, seen)?;
             }
         }
         Ok(())
     }
 
-    /// Brings the working tree to the volume's head. The caller has checked
-    /// that no files are open and has committed the dirty paths; this
-    /// changes only the paths that differ.
-    pub fn reload(&mut self, store: &Arc<dyn VolumeStore>) -> Result<u64, MountError> {
-        let snapshot: Snapshot = store.snapshot(&self.volume)?;
+    /// Brings the mount to the volume's head. The caller has checked that
+    /// no files are open and has committed the dirty paths. Only placed
+    /// paths that differ are touched in the working tree; the rest of the
+    /// new snapshot is placed lazily like a fresh mount's.
+    pub fn reload(&mut self) -> Result<u64, MountError> {
+        self.check_live()?;
+        self.live.loading();
+        let snapshot: Snapshot = match self.store.snapshot(&self.volume) {
+            Ok(s) => s,
+            Err(e) => {
+                self.live.pin(std::iter::empty());
+                return Err(e.into());
+            }
+        };
+        self.live
+            .pin(snapshot.nodes.iter().filter_map(|(_, n)| n.blob));
         let guest = self.guest.clone();
         let err = io_err(&guest);
         let head: BTreeMap<String, Node> = snapshot.nodes.into_iter().collect();
-        // Removals first, deepest paths first, so directories are empty when
-        // removed.
-        let gone: Vec<&String> = self
+        // Placed paths the head changes or drops leave the working tree,
+        // deepest first, so directories are empty when removed.
+        let gone: Vec<String> = self
             .base
             .iter()
-            .filter(|(p, n)| head.get(*p).map(|h| h.kind) != Some(n.kind))
-            .map(|(p, _)| p)
+            .filter(|(p, e)| e.placed && !head.get(*p).is_some_and(|h| same_entry(h, &e.node)))
+            .map(|(p, _)| p.clone())
             .rev()
             .collect();
         for path in gone {
-            match self.root.symlink_metadata(path) {
-                Ok(m) if m.is_dir() => self.root.remove_dir_all(path),
-                Ok(_) => self.root.remove_file(path),
+            match self.root.symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => self.root.remove_dir_all(&path),
+                Ok(_) => self.root.remove_file(&path),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(e),
             }
             .map_err(&err)?;
         }
-        for (path, node) in &head {
-            let unchanged = self.base.get(path).is_some_and(|b| {
-                b.kind == node.kind && b.blob == node.blob && b.target == node.target
-            });
-            if unchanged {
-                continue;
-            }
-            if node.kind != NodeKind::Dir {
-                // Replace atomically-enough: the guest is blocked in
-                // `reload` and cannot look meanwhile.
-                match self.root.symlink_metadata(path) {
-                    Ok(m) if m.is_dir() => self.root.remove_dir_all(path).map_err(&err)?,
-                    Ok(_) => self.root.remove_file(path).map_err(&err)?,
-                    Err(_) => {}
-                }
-            }
-            self.place(store, path, node).map_err(&err)?;
-        }
-        self.inodes = head.len() as u64;
-        self.base = head;
+        let old = std::mem::take(&mut self.base);
+        self.base = head
+            .into_iter()
+            .map(|(path, node)| {
+                let placed = old
+                    .get(&path)
+                    .is_some_and(|e| e.placed && same_entry(&e.node, &node));
+                (
+                    path,
+                    BaseEntry {
+                        node,
+                        placed,
+                        complete: false,
+                    },
+                )
+            })
+            .collect();
+        self.root_complete = false;
+        self.inodes = self.base.len() as u64;
         self.version = snapshot.version;
         self.dirty.clear();
+        self.renamed_in.clear();
         Ok(self.version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore};
+
+    fn file(store: &Arc<dyn VolumeStore>, bytes: &[u8]) -> Node {
+        Node {
+            kind: NodeKind::File,
+            blob: Some(store.put_blob(bytes).unwrap()),
+            size: bytes.len() as u64,
+            mtime_ms: 1,
+            mode: 0o644,
+            target: None,
+        }
+    }
+
+    fn link(target: &str) -> Node {
+        Node {
+            kind: NodeKind::Symlink,
+            blob: None,
+            size: 0,
+            mtime_ms: 1,
+            mode: 0o777,
+            target: Some(target.to_owned()),
+        }
+    }
+
+    fn put(path: &str, node: Node) -> Change {
+        Change::Put {
+            path: path.to_owned(),
+            node,
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, Arc<dyn VolumeStore>, Mount) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn VolumeStore> = Arc::new(
+            EmbeddedStore::open(&dir.path().join("data"), EmbeddedOptions::default()).unwrap(),
+        );
+        store.create("v").unwrap();
+        let changes = vec![
+            put("a/b/c/deep.txt", file(&store, b"deep")),
+            put("a/b/sib", file(&store, b"sib")),
+            put("a/b-x", file(&store, b"b-x")),
+            put("top", file(&store, b"top")),
+            put("to-c", link("a/b/c")),
+            put("loop", link("loop")),
+        ];
+        store.commit("v", &changes).unwrap();
+        let spec = VolumeMount {
+            guest: "/data".into(),
+            volume: "v".into(),
+            read_only: false,
+        };
+        let m = Mount::materialize(&store, &spec, &dir.path().join("mnt")).unwrap();
+        (dir, store, m)
+    }
+
+    fn on_disk(m: &Mount) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![String::new()];
+        while let Some(d) = stack.pop() {
+            for e in m.root.read_dir(dot(&d)).unwrap() {
+                let e = e.unwrap();
+                let p = if d.is_empty() {
+                    e.file_name().to_string_lossy().into_owned()
+                } else {
+                    format!("{d}/{}", e.file_name().to_string_lossy())
+                };
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(p.clone());
+                }
+                out.push(p);
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn mounting_places_nothing_and_a_walk_places_only_its_path() {
+        let (_d, _s, mut m) = setup();
+        assert!(on_disk(&m).is_empty());
+        assert_eq!(m.placed(), 0);
+        assert_eq!(m.inodes, 9, "4 files, 3 dirs, 2 symlinks");
+        let p = m.resolve("", "a/b/c/deep.txt", true).unwrap();
+        assert_eq!(p.as_deref(), Some("a/b/c/deep.txt"));
+        assert_eq!(
+            on_disk(&m),
+            ["a", "a/b", "a/b/c", "a/b/c/deep.txt"],
+            "only the path walked"
+        );
+        assert_eq!(m.root.read_to_string("a/b/c/deep.txt").unwrap(), "deep");
+    }
+
+    #[test]
+    fn walks_follow_symlinks_and_dotdot_physically() {
+        let (_d, _s, mut m) = setup();
+        // Through a symlink: its target's entries get placed.
+        let p = m.resolve("", "to-c/deep.txt", true).unwrap();
+        assert_eq!(p.as_deref(), Some("a/b/c/deep.txt"));
+        // `..` after a symlink goes to the target's parent.
+        let p = m.resolve("", "to-c/../sib", true).unwrap();
+        assert_eq!(p.as_deref(), Some("a/b/sib"));
+        // The last component is followed only when asked.
+        assert_eq!(
+            m.resolve("", "to-c", false).unwrap().as_deref(),
+            Some("to-c")
+        );
+        assert_eq!(
+            m.resolve("", "to-c", true).unwrap().as_deref(),
+            Some("a/b/c")
+        );
+        // Out of the mount, absolute, loops and missing parts.
+        assert_eq!(m.resolve("", "../x", true).unwrap(), None);
+        assert_eq!(m.resolve("a", "../../x", true).unwrap(), None);
+        assert_eq!(m.resolve("", "/etc", true).unwrap(), None);
+        assert_eq!(
+            m.resolve("", "loop/x", true).unwrap().as_deref(),
+            Some("loop/x")
+        );
+        assert_eq!(
+            m.resolve("", "nope/x/y", true).unwrap().as_deref(),
+            Some("nope/x/y")
+        );
+        assert_eq!(m.resolve("a", "", true).unwrap().as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn completing_a_dir_places_its_children_only() {
+        let (_d, _s, mut m) = setup();
+        m.resolve("", "a/b", true).unwrap();
+        m.complete_dir("a/b").unwrap();
+        assert_eq!(on_disk(&m), ["a", "a/b", "a/b/c", "a/b/sib"]);
+        m.complete_dir("").unwrap();
+        assert_eq!(
+            on_disk(&m),
+            ["a", "a/b", "a/b/c", "a/b/sib", "loop", "to-c", "top"],
+            "the root's children; a/b-x is under a, not completed yet"
+        );
+        m.complete_tree("a").unwrap();
+        assert_eq!(m.placed(), 9);
+        assert_eq!(
+            m.unplaced_children(""),
+            Vec::<String>::new(),
+            "nothing left to place"
+        );
+    }
+
+    #[test]
+    fn a_removed_placed_entry_does_not_come_back() {
+        let (_d, _s, mut m) = setup();
+        m.resolve("", "top", false).unwrap();
+        m.root.remove_file("top").unwrap();
+        m.resolve("", "top", true).unwrap();
+        m.complete_dir("").unwrap();
+        assert!(m.root.symlink_metadata("top").is_err());
+    }
+
+    #[test]
+    fn copy_up_leaves_the_blob_alone() {
+        let (_d, store, mut m) = setup();
+        m.resolve("", "top", true).unwrap();
+        m.copy_up("top").unwrap();
+        m.root.write("top", b"changed").unwrap();
+        let blob = store.node("v", "top").unwrap().unwrap().blob.unwrap();
+        assert_eq!(store.read_blob(&blob, 0, 100).unwrap(), b"top");
+        assert_eq!(m.root.read_to_string("top").unwrap(), "changed");
+    }
+
+    #[test]
+    fn reload_replaces_only_changed_placed_paths() {
+        let (_d, store, mut m) = setup();
+        m.resolve("", "top", true).unwrap();
+        m.resolve("", "a/b/sib", true).unwrap();
+        store
+            .commit(
+                "v",
+                &[
+                    put("top", file(&store, b"new top")),
+                    put("a/b/new", file(&store, b"new")),
+                    Change::Remove {
+                        path: "a/b/c".into(),
+                    },
+                ],
+            )
+            .unwrap();
+        assert_eq!(m.reload().unwrap(), 2);
+        // Changed and placed: gone from the working tree until reached.
+        assert!(m.root.symlink_metadata("top").is_err());
+        assert!(
+            m.root.symlink_metadata("a/b/sib").is_ok(),
+            "unchanged stays"
+        );
+        m.resolve("", "top", true).unwrap();
+        assert_eq!(m.root.read_to_string("top").unwrap(), "new top");
+        m.complete_dir("a/b").unwrap();
+        let mut names: Vec<String> = m
+            .root
+            .read_dir("a/b")
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["new", "sib"]);
     }
 }

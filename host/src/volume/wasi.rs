@@ -1,10 +1,14 @@
 //! The WASI filesystem, wrapped for volume mounts.
 //!
-//! wasmtime-wasi implements `wasi:filesystem`; this module shadows the few
-//! functions that matter for a mount in the linker and delegates the rest of
-//! their work to wasmtime-wasi:
+//! wasmtime-wasi implements `wasi:filesystem`; this module shadows every
+//! function that names a path or lists a directory in the linker and
+//! delegates the rest of their work to wasmtime-wasi:
 //! - `get-directories` and `open-at` record which descriptors lie under which
 //!   mount (and at which path), so the others can tell;
+//! - mounts are lazy (see `super::mount`): before any of them acts, the
+//!   snapshot entries along the path are placed in the working tree, a
+//!   directory is completed before it is listed or removed (and its whole
+//!   subtree before it is renamed), so the guest sees the whole snapshot;
 //! - `open-at` for writing or truncation copies a hard-linked blob up first,
 //!   so the guest can never modify a stored blob;
 //! - creates check the volume's inode limit (ENOSPC on the one that would
@@ -12,15 +16,20 @@
 //! - every change records its path as dirty, for an O(changed) commit;
 //! - a rename or link between a mount and anything else is refused with
 //!   EXDEV.
+//!
+//! Descriptor-only functions (read, write, stat, set-size, set-times on a
+//! descriptor...) need nothing: a descriptor under a mount was opened
+//! through `open-at`, so its file is placed, and one opened for reading
+//! cannot write or change times (wasmtime-wasi checks its flags).
 
 use wasmtime::StoreContextMut;
-use wasmtime::component::{Linker, Resource};
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::WasiFilesystemView;
 use wasmtime_wasi::p2::bindings::filesystem::preopens::Host as _;
 use wasmtime_wasi::p2::bindings::filesystem::types::{
-    Descriptor, DescriptorFlags, ErrorCode, Host as _, HostDescriptor, NewTimestamp, OpenFlags,
-    PathFlags,
+    Descriptor, DescriptorFlags, DescriptorStat, DirectoryEntryStream, ErrorCode, Host as _,
+    HostDescriptor, MetadataHashValue, NewTimestamp, OpenFlags, PathFlags,
 };
 
 use super::{OpenFd, VolumeCtx, VolumeView};
@@ -31,68 +40,90 @@ const TYPES: &str = "wasi:filesystem/types@0.2.12";
 const PREOPENS: &str = "wasi:filesystem/preopens@0.2.12";
 
 type FsResult<T> = wasmtime::Result<(Result<T, ErrorCode>,)>;
+type FsFuture<'a, T> = Box<dyn Future<Output = FsResult<T>> + Send + 'a>;
 
-/// Where a guest path lands: the mount index and the path inside it.
+/// Where a guest path lands: the mount index and the physical path inside
+/// it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Target {
     mount: usize,
     rel: String,
 }
 
-/// Joins a descriptor's mount-relative path and a guest path lexically.
-/// `None` when the result would leave the mount (wasmtime-wasi refuses those
-/// itself) or the path is absolute.
-fn join(base: &str, path: &str) -> Option<String> {
-    if path.starts_with('/') {
-        return None;
-    }
-    let mut parts: Vec<&str> = base.split('/').filter(|c| !c.is_empty()).collect();
-    for comp in path.split('/') {
-        match comp {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            c => parts.push(c),
+/// Whether a walk follows the path's last component if it is a symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Last {
+    Follow,
+    NoFollow,
+}
+
+impl Last {
+    fn of(flags: PathFlags) -> Self {
+        if flags.contains(PathFlags::SYMLINK_FOLLOW) {
+            Last::Follow
+        } else {
+            Last::NoFollow
         }
     }
-    Some(parts.join("/"))
 }
 
 impl VolumeCtx {
-    /// The mount and path that `path` relative to descriptor `fd` names, if
-    /// `fd` is a live directory descriptor under a mount. Intermediate
-    /// symlinks are resolved inside the mount, so the path recorded is the
-    /// one the store will see.
-    fn target(
-        &self,
-        table: &wasmtime::component::ResourceTable,
-        fd: u32,
-        path: &str,
-    ) -> Option<Target> {
+    /// The mount and descriptor record of `fd`, if it is a live descriptor
+    /// under a mount.
+    fn open_fd(&self, table: &ResourceTable, fd: u32) -> Option<&OpenFd> {
         let open = self.fds.get(&fd)?;
         // The map is updated on every open, so a live descriptor at `fd`
         // is the one recorded.
         table.get(&Resource::<Descriptor>::new_borrow(fd)).ok()?;
-        let rel = join(&open.rel, path)?;
-        let mount = self.mounts.get(open.mount)?;
-        let rel = match rel.rsplit_once('/') {
-            Some((parent, name)) => match mount.root.canonicalize(parent) {
-                Ok(p) => {
-                    let p = p.to_string_lossy().into_owned();
-                    if p.is_empty() || p == "." {
-                        name.to_owned()
-                    } else {
-                        format!("{p}/{name}")
-                    }
-                }
-                Err(_) => rel,
-            },
-            None => rel,
+        Some(open)
+    }
+
+    /// The mount and path that `path` relative to descriptor `fd` names, if
+    /// `fd` is a live directory descriptor under a mount. Walks the path in
+    /// the working tree, placing the snapshot entries on the way, so the
+    /// operation that follows sees the snapshot and the path recorded is
+    /// the one the store will see. A failure to place is EIO.
+    fn target(
+        &mut self,
+        table: &ResourceTable,
+        fd: u32,
+        path: &str,
+        last: Last,
+    ) -> Result<Option<Target>, ErrorCode> {
+        let Some(open) = self.open_fd(table, fd) else {
+            return Ok(None);
         };
-        Some(Target {
-            mount: open.mount,
-            rel,
+        let (mount, from) = (open.mount, open.rel.clone());
+        let Some(m) = self.mounts.get_mut(mount) else {
+            return Ok(None);
+        };
+        match m.resolve(&from, path, last == Last::Follow) {
+            Ok(Some(rel)) => Ok(Some(Target { mount, rel })),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::warn!(mount = %m.guest, path, error = %e, "placing a snapshot entry failed");
+                Err(ErrorCode::Io)
+            }
+        }
+    }
+
+    /// Places the snapshot children of `t` if it is a directory (all its
+    /// descendants when `tree`).
+    fn complete(&mut self, t: &Target, tree: bool) -> Result<(), ErrorCode> {
+        let Some(m) = self.mounts.get_mut(t.mount) else {
+            return Ok(());
+        };
+        if !t.rel.is_empty() && !m.root.symlink_metadata(&t.rel).is_ok_and(|x| x.is_dir()) {
+            return Ok(());
+        }
+        let done = if tree {
+            m.complete_tree(&t.rel)
+        } else {
+            m.complete_dir(&t.rel)
+        };
+        done.map_err(|e| {
+            tracing::warn!(mount = %m.guest, path = %t.rel, error = %e, "placing snapshot entries failed");
+            ErrorCode::Io
         })
     }
 
@@ -100,6 +131,12 @@ impl VolumeCtx {
         self.mounts
             .get(t.mount)
             .is_some_and(|m| m.root.symlink_metadata(&t.rel).is_ok())
+    }
+
+    fn is_dir(&self, t: &Target) -> bool {
+        self.mounts
+            .get(t.mount)
+            .is_some_and(|m| m.root.symlink_metadata(&t.rel).is_ok_and(|x| x.is_dir()))
     }
 
     /// ENOSPC when one more inode would cross the mount's limit.
@@ -123,9 +160,20 @@ fn parts<T: WasiView + VolumeView>(
     store: &mut StoreContextMut<'_, T>,
     fd: u32,
     path: &str,
-) -> Option<Target> {
+    last: Last,
+) -> Result<Option<Target>, ErrorCode> {
     let view = store.data_mut().volume();
-    view.ctx.target(view.table, fd, path)
+    view.ctx.target(view.table, fd, path, last)
+}
+
+/// Returns the guest error `$code` from a shadowing function.
+macro_rules! guest_err {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(code) => return Ok((Err(code),)),
+        }
+    };
 }
 
 /// Shadows the mount-relevant `wasi:filesystem` functions in `linker`. Call
@@ -176,7 +224,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
             DescriptorFlags,
         )| {
             Box::new(async move {
-                let target = parts(&mut store, fd.rep(), &path);
+                let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::of(pflags)));
                 let writing =
                     dflags.contains(DescriptorFlags::WRITE) || oflags.contains(OpenFlags::TRUNCATE);
                 let mut created = false;
@@ -184,9 +232,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                     let ctx = &mut *store.data_mut().volume().ctx;
                     let exists = ctx.exists(t);
                     if oflags.contains(OpenFlags::CREATE) && !exists {
-                        if let Err(code) = ctx.check_create(t) {
-                            return Ok((Err(code),));
-                        }
+                        guest_err!(ctx.check_create(t));
                         created = true;
                     }
                     if writing && exists {
@@ -235,14 +281,73 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
     )?;
 
     inst.func_wrap_async(
+        "[method]descriptor.read-directory",
+        |mut store: StoreContextMut<'_, T>, (fd,): (Resource<Descriptor>,)| {
+            Box::new(async move {
+                let target = guest_err!(parts(&mut store, fd.rep(), ".", Last::Follow));
+                if let Some(t) = &target {
+                    guest_err!(store.data_mut().volume().ctx.complete(t, false));
+                }
+                let mut fs = store.data_mut().filesystem();
+                match fs.read_directory(fd).await {
+                    Ok(stream) => Ok((Ok(stream),)),
+                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+                }
+            }) as FsFuture<'_, Resource<DirectoryEntryStream>>
+        },
+    )?;
+
+    inst.func_wrap_async(
+        "[method]descriptor.stat-at",
+        |mut store: StoreContextMut<'_, T>,
+         (fd, pflags, path): (Resource<Descriptor>, PathFlags, String)| {
+            Box::new(async move {
+                guest_err!(parts(&mut store, fd.rep(), &path, Last::of(pflags)));
+                let mut fs = store.data_mut().filesystem();
+                match fs.stat_at(fd, pflags, path).await {
+                    Ok(stat) => Ok((Ok(stat),)),
+                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+                }
+            }) as FsFuture<'_, DescriptorStat>
+        },
+    )?;
+
+    inst.func_wrap_async(
+        "[method]descriptor.metadata-hash-at",
+        |mut store: StoreContextMut<'_, T>,
+         (fd, pflags, path): (Resource<Descriptor>, PathFlags, String)| {
+            Box::new(async move {
+                guest_err!(parts(&mut store, fd.rep(), &path, Last::of(pflags)));
+                let mut fs = store.data_mut().filesystem();
+                match fs.metadata_hash_at(fd, pflags, path).await {
+                    Ok(hash) => Ok((Ok(hash),)),
+                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+                }
+            }) as FsFuture<'_, MetadataHashValue>
+        },
+    )?;
+
+    inst.func_wrap_async(
+        "[method]descriptor.readlink-at",
+        |mut store: StoreContextMut<'_, T>, (fd, path): (Resource<Descriptor>, String)| {
+            Box::new(async move {
+                guest_err!(parts(&mut store, fd.rep(), &path, Last::NoFollow));
+                let mut fs = store.data_mut().filesystem();
+                match fs.readlink_at(fd, path).await {
+                    Ok(target) => Ok((Ok(target),)),
+                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+                }
+            }) as FsFuture<'_, String>
+        },
+    )?;
+
+    inst.func_wrap_async(
         "[method]descriptor.create-directory-at",
         |mut store: StoreContextMut<'_, T>, (fd, path): (Resource<Descriptor>, String)| {
             Box::new(async move {
-                let target = parts(&mut store, fd.rep(), &path);
-                if let Some(t) = &target
-                    && let Err(code) = store.data_mut().volume().ctx.check_create(t)
-                {
-                    return Ok((Err(code),));
+                let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::NoFollow));
+                if let Some(t) = &target {
+                    guest_err!(store.data_mut().volume().ctx.check_create(t));
                 }
                 let mut fs = store.data_mut().filesystem();
                 if let Err(e) = fs.create_directory_at(fd, path).await {
@@ -252,7 +357,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                     store.data_mut().volume().ctx.changed(&t, 1);
                 }
                 Ok((Ok(()),))
-            }) as Box<dyn Future<Output = FsResult<()>> + Send + '_>
+            }) as FsFuture<'_, ()>
         },
     )?;
 
@@ -260,7 +365,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
         "[method]descriptor.unlink-file-at",
         |mut store: StoreContextMut<'_, T>, (fd, path): (Resource<Descriptor>, String)| {
             Box::new(async move {
-                let target = parts(&mut store, fd.rep(), &path);
+                let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::NoFollow));
                 let mut fs = store.data_mut().filesystem();
                 if let Err(e) = fs.unlink_file_at(fd, path).await {
                     return Ok((Err(fs.convert_error_code(e)?),));
@@ -269,7 +374,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                     store.data_mut().volume().ctx.changed(&t, -1);
                 }
                 Ok((Ok(()),))
-            }) as Box<dyn Future<Output = FsResult<()>> + Send + '_>
+            }) as FsFuture<'_, ()>
         },
     )?;
 
@@ -277,7 +382,12 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
         "[method]descriptor.remove-directory-at",
         |mut store: StoreContextMut<'_, T>, (fd, path): (Resource<Descriptor>, String)| {
             Box::new(async move {
-                let target = parts(&mut store, fd.rep(), &path);
+                let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::NoFollow));
+                // Only an empty directory goes: its snapshot children must
+                // be there to say it is not.
+                if let Some(t) = &target {
+                    guest_err!(store.data_mut().volume().ctx.complete(t, false));
+                }
                 let mut fs = store.data_mut().filesystem();
                 if let Err(e) = fs.remove_directory_at(fd, path).await {
                     return Ok((Err(fs.convert_error_code(e)?),));
@@ -286,7 +396,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                     store.data_mut().volume().ctx.changed(&t, -1);
                 }
                 Ok((Ok(()),))
-            }) as Box<dyn Future<Output = FsResult<()>> + Send + '_>
+            }) as FsFuture<'_, ()>
         },
     )?;
 
@@ -295,11 +405,9 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
         |mut store: StoreContextMut<'_, T>,
          (fd, old_path, new_path): (Resource<Descriptor>, String, String)| {
             Box::new(async move {
-                let target = parts(&mut store, fd.rep(), &new_path);
-                if let Some(t) = &target
-                    && let Err(code) = store.data_mut().volume().ctx.check_create(t)
-                {
-                    return Ok((Err(code),));
+                let target = guest_err!(parts(&mut store, fd.rep(), &new_path, Last::NoFollow));
+                if let Some(t) = &target {
+                    guest_err!(store.data_mut().volume().ctx.check_create(t));
                 }
                 let mut fs = store.data_mut().filesystem();
                 if let Err(e) = fs.symlink_at(fd, old_path, new_path).await {
@@ -309,7 +417,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                     store.data_mut().volume().ctx.changed(&t, 1);
                 }
                 Ok((Ok(()),))
-            }) as Box<dyn Future<Output = FsResult<()>> + Send + '_>
+            }) as FsFuture<'_, ()>
         },
     )?;
 
@@ -323,16 +431,29 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
             String,
         )| {
             Box::new(async move {
-                let from = parts(&mut store, fd.rep(), &old_path);
-                let to = parts(&mut store, new_fd.rep(), &new_path);
+                let from = guest_err!(parts(&mut store, fd.rep(), &old_path, Last::NoFollow));
+                let to = guest_err!(parts(&mut store, new_fd.rep(), &new_path, Last::NoFollow));
                 // Moving between a mount and anything else would move data
                 // across volumes (or out of one) behind the stores' back.
                 if from.as_ref().map(|t| t.mount) != to.as_ref().map(|t| t.mount) {
                     return Ok((Err(ErrorCode::CrossDevice),));
                 }
-                let replaced = to
-                    .as_ref()
-                    .is_some_and(|t| store.data_mut().volume().ctx.exists(t));
+                let mut moved_dir = false;
+                let mut replaced = false;
+                if let (Some(f), Some(t)) = (&from, &to) {
+                    let ctx = &mut *store.data_mut().volume().ctx;
+                    // A directory moves with everything the snapshot has
+                    // under it; one it replaces must be empty, so its
+                    // snapshot children must show.
+                    moved_dir = ctx.is_dir(f);
+                    if moved_dir {
+                        guest_err!(ctx.complete(f, true));
+                    }
+                    replaced = ctx.exists(t);
+                    if replaced {
+                        guest_err!(ctx.complete(t, false));
+                    }
+                }
                 let mut fs = store.data_mut().filesystem();
                 if let Err(e) = fs.rename_at(fd, old_path, new_fd, new_path).await {
                     return Ok((Err(fs.convert_error_code(e)?),));
@@ -341,9 +462,12 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                 if let (Some(f), Some(t)) = (from, to) {
                     ctx.changed(&f, 0);
                     ctx.changed(&t, if replaced { -1 } else { 0 });
+                    if moved_dir && let Some(m) = ctx.mounts.get_mut(t.mount) {
+                        m.renamed_in.insert(t.rel);
+                    }
                 }
                 Ok((Ok(()),))
-            }) as Box<dyn Future<Output = FsResult<()>> + Send + '_>
+            }) as FsFuture<'_, ()>
         },
     )?;
 
@@ -358,15 +482,13 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
             String,
         )| {
             Box::new(async move {
-                let from = parts(&mut store, fd.rep(), &old_path);
-                let to = parts(&mut store, new_fd.rep(), &new_path);
+                let from = guest_err!(parts(&mut store, fd.rep(), &old_path, Last::of(pflags)));
+                let to = guest_err!(parts(&mut store, new_fd.rep(), &new_path, Last::NoFollow));
                 if from.as_ref().map(|t| t.mount) != to.as_ref().map(|t| t.mount) {
                     return Ok((Err(ErrorCode::CrossDevice),));
                 }
-                if let Some(t) = &to
-                    && let Err(code) = store.data_mut().volume().ctx.check_create(t)
-                {
-                    return Ok((Err(code),));
+                if let Some(t) = &to {
+                    guest_err!(store.data_mut().volume().ctx.check_create(t));
                 }
                 let mut fs = store.data_mut().filesystem();
                 if let Err(e) = fs.link_at(fd, pflags, old_path, new_fd, new_path).await {
@@ -376,7 +498,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                     store.data_mut().volume().ctx.changed(&t, 1);
                 }
                 Ok((Ok(()),))
-            }) as Box<dyn Future<Output = FsResult<()>> + Send + '_>
+            }) as FsFuture<'_, ()>
         },
     )?;
 
@@ -391,7 +513,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
             NewTimestamp,
         )| {
             Box::new(async move {
-                let target = parts(&mut store, fd.rep(), &path);
+                let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::of(pflags)));
                 // Times live on the inode, which a blob link shares with the
                 // store: copy up first.
                 if let Some(t) = &target {
@@ -411,7 +533,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                     store.data_mut().volume().ctx.changed(&t, 0);
                 }
                 Ok((Ok(()),))
-            }) as Box<dyn Future<Output = FsResult<()>> + Send + '_>
+            }) as FsFuture<'_, ()>
         },
     )?;
     linker.allow_shadowing(false);
@@ -420,7 +542,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
 
 #[cfg(test)]
 mod tests {
-    use super::join;
+    use super::super::mount::join_lexically as join;
 
     #[test]
     fn join_stays_inside() {

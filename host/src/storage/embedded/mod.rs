@@ -59,6 +59,9 @@ pub struct EmbeddedStore {
     pub(crate) dict_state: Arc<dict::DictState>,
     pub(crate) volumes: Arc<volume::VolumeState>,
     dir: PathBuf,
+    /// `embedded:` and the canonical data directory (see
+    /// [`VolumeStore::location`](super::volume::VolumeStore::location)).
+    pub(crate) location: String,
 }
 
 impl EmbeddedStore {
@@ -113,6 +116,12 @@ impl EmbeddedStore {
             dict_state: Arc::new(dict::DictState::new(options.dict_idle_expiry_ms)),
             volumes: Arc::new(volumes),
             dir: data_dir.to_owned(),
+            location: format!(
+                "embedded:{}",
+                std::fs::canonicalize(data_dir)
+                    .unwrap_or_else(|_| data_dir.to_owned())
+                    .display()
+            ),
         })
     }
 

@@ -38,8 +38,8 @@ use sled::{Batch, Transactional, Tree};
 use super::EmbeddedStore;
 use crate::storage::blobs::{BlobError, BlobId};
 use crate::storage::volume::{
-    Change, CommitInfo, Node, NodeKind, Snapshot, VolumeError, VolumeInfo, VolumeStore, ancestors,
-    check_volume_name, normalize_path,
+    Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, Snapshot, VolumeError, VolumeInfo,
+    VolumeStore, ancestors, check_volume_name, normalize_path,
 };
 
 /// Mode of directories a commit creates implicitly (missing parents).
@@ -48,6 +48,169 @@ const IMPLICIT_DIR_MODE: u32 = 0o755;
 /// How many keys a deleted volume's clean-up removes per sled batch, so a
 /// huge volume does not build one huge batch in memory.
 const CLEAR_BATCH: usize = 10_000;
+
+/// Most nodes the snapshot cache holds over all volumes (about 100 bytes
+/// each); the least recently used snapshots go first.
+const SNAPSHOT_CACHE_NODES: usize = 1_000_000;
+
+/// The latest snapshot read of each recently mounted volume, by volume id,
+/// kept up to date by the commits of this process (the only writer: sled is
+/// single-process). A container mounting a volume copies its snapshot from
+/// here instead of scanning sled, which is most of a mount's cost.
+///
+/// A commit does not touch the snapshot (it would cost O(volume)): it
+/// appends the paths it wrote, as they are in sled after it, and the next
+/// read merges them in, O(volume + changes) in memory. Versions only grow
+/// and ids are never reused, so an entry is exactly the head when its
+/// version (after the pending commits) is the head's.
+#[derive(Debug, Default)]
+struct SnapshotCache {
+    entries: HashMap<u64, CachedSnapshot>,
+    /// Nodes and pending paths over all entries.
+    nodes: usize,
+    clock: u64,
+}
+
+/// Paths one commit wrote, and what they hold after it (`None`: removed).
+type Delta = BTreeMap<String, Option<Node>>;
+
+#[derive(Debug)]
+struct CachedSnapshot {
+    /// The version `nodes` is.
+    head: u64,
+    nodes: Arc<Vec<(String, Node)>>,
+    /// Commits since `head`, oldest first, with their versions.
+    pending: Vec<(u64, Delta)>,
+    pending_paths: usize,
+    used: u64,
+}
+
+impl CachedSnapshot {
+    fn size(&self) -> usize {
+        self.nodes.len() + self.pending_paths
+    }
+
+    /// The version after the pending commits.
+    fn tip(&self) -> u64 {
+        self.pending.last().map_or(self.head, |(v, _)| *v)
+    }
+}
+
+/// `nodes` (sorted by path) with `delta` applied.
+fn merge(nodes: &[(String, Node)], delta: Delta) -> Vec<(String, Node)> {
+    let mut out = Vec::with_capacity(nodes.len() + delta.len());
+    let mut old = nodes.iter().peekable();
+    let mut new = delta.into_iter().peekable();
+    loop {
+        let take_old = match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((a, _)), Some((b, _))) => {
+                if a == b {
+                    // Replaced or removed by the delta.
+                    old.next();
+                    false
+                } else {
+                    a < b
+                }
+            }
+        };
+        if take_old {
+            if let Some(e) = old.next() {
+                out.push(e.clone());
+            }
+        } else if let Some((path, Some(node))) = new.next() {
+            out.push((path, node));
+        }
+    }
+    out
+}
+
+impl SnapshotCache {
+    /// The snapshot of volume `id` at version `head`, if cached.
+    fn get(&mut self, id: u64, head: u64) -> Option<Arc<Vec<(String, Node)>>> {
+        self.clock += 1;
+        let clock = self.clock;
+        let e = self.entries.get_mut(&id)?;
+        if e.tip() != head {
+            return None;
+        }
+        e.used = clock;
+        if !e.pending.is_empty() {
+            let mut delta = Delta::new();
+            for (_, d) in std::mem::take(&mut e.pending) {
+                delta.extend(d);
+            }
+            self.nodes = self.nodes.saturating_sub(e.size());
+            e.pending_paths = 0;
+            e.nodes = Arc::new(merge(&e.nodes, delta));
+            e.head = head;
+            self.nodes += e.size();
+        }
+        let nodes = e.nodes.clone();
+        self.shrink();
+        Some(nodes)
+    }
+
+    fn put(&mut self, id: u64, head: u64, nodes: Arc<Vec<(String, Node)>>) {
+        self.forget(id);
+        if nodes.len() > SNAPSHOT_CACHE_NODES {
+            return;
+        }
+        self.clock += 1;
+        self.nodes += nodes.len();
+        self.entries.insert(
+            id,
+            CachedSnapshot {
+                head,
+                nodes,
+                pending: Vec::new(),
+                pending_paths: 0,
+                used: self.clock,
+            },
+        );
+        self.shrink();
+    }
+
+    /// Records that a commit moved volume `id` from version `from` to `to`
+    /// by writing `delta`.
+    fn advance(&mut self, id: u64, from: u64, to: u64, delta: Delta) {
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        // Pending paths beyond the snapshot's size: a fresh scan is as
+        // cheap as the merge, and memory stays bounded.
+        if e.tip() != from || e.pending_paths + delta.len() > e.nodes.len().max(1024) {
+            self.forget(id);
+            return;
+        }
+        e.pending_paths += delta.len();
+        self.nodes += delta.len();
+        e.pending.push((to, delta));
+        self.shrink();
+    }
+
+    fn shrink(&mut self) {
+        while self.nodes > SNAPSHOT_CACHE_NODES {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            self.forget(oldest);
+        }
+    }
+
+    fn forget(&mut self, id: u64) {
+        if let Some(e) = self.entries.remove(&id) {
+            self.nodes = self.nodes.saturating_sub(e.size());
+        }
+    }
+}
 
 /// The volume half of the embedded store's state, shared by its clones.
 #[derive(Debug)]
@@ -62,6 +225,7 @@ pub(crate) struct VolumeState {
     locks: Mutex<HashMap<u64, Arc<RwLock<()>>>>,
     /// Blobs whose hash was checked by this process.
     verified: Mutex<HashSet<BlobId>>,
+    snapshots: Mutex<SnapshotCache>,
     /// `gc` holds it exclusively, blob puts and commits shared. A put
     /// either finishes (and refreshes the blob's mtime, so the grace period
     /// protects it) before a collection starts, or starts after it ended;
@@ -84,6 +248,7 @@ impl VolumeState {
             gc_grace,
             locks: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashSet::new()),
+            snapshots: Mutex::new(SnapshotCache::default()),
             gc_lock: RwLock::new(()),
         })
     }
@@ -552,6 +717,16 @@ impl EmbeddedStore {
         )))
     }
 
+    /// Every node of a volume, from sled, sorted by path.
+    fn scan_nodes(&self, meta: &Meta) -> Result<Vec<(String, Node)>, VolumeError> {
+        let mut nodes = Vec::with_capacity(usize::try_from(meta.inodes).unwrap_or(0));
+        for item in self.vol().nodes.scan_prefix(meta.id.to_be_bytes()) {
+            let (k, v) = item.map_err(db_err)?;
+            nodes.push((key_path(&k)?, decode_node(&v)?));
+        }
+        Ok(nodes)
+    }
+
     fn sync(&self) -> Result<(), VolumeError> {
         self.durability
             .sync()
@@ -639,6 +814,10 @@ fn tx_err(e: TransactionError<VolumeError>) -> VolumeError {
 }
 
 impl VolumeStore for EmbeddedStore {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
     fn create(&self, name: &str) -> Result<bool, VolumeError> {
         check_volume_name(name)?;
         // Ids come from sled's generator, never reused even across crashes;
@@ -691,6 +870,7 @@ impl VolumeStore for EmbeddedStore {
             Ok(meta.id)
         })?;
         lock(&self.vol().locks).remove(&id);
+        lock(&self.vol().snapshots).forget(id);
         self.sync()
     }
 
@@ -740,14 +920,18 @@ impl VolumeStore for EmbeddedStore {
 
     fn snapshot(&self, name: &str) -> Result<Snapshot, VolumeError> {
         self.with_volume(name, false, |meta| {
-            let mut nodes = Vec::with_capacity(usize::try_from(meta.inodes).unwrap_or(0));
-            for item in self.vol().nodes.scan_prefix(meta.id.to_be_bytes()) {
-                let (k, v) = item.map_err(db_err)?;
-                nodes.push((key_path(&k)?, decode_node(&v)?));
+            let cache = &self.vol().snapshots;
+            if let Some(nodes) = lock(cache).get(meta.id, meta.head) {
+                return Ok(Snapshot {
+                    version: meta.head,
+                    nodes: nodes.as_ref().clone(),
+                });
             }
+            let nodes = Arc::new(self.scan_nodes(&meta)?);
+            lock(cache).put(meta.id, meta.head, nodes.clone());
             Ok(Snapshot {
                 version: meta.head,
-                nodes,
+                nodes: Arc::unwrap_or_clone(nodes),
             })
         })
     }
@@ -937,6 +1121,7 @@ impl VolumeStore for EmbeddedStore {
                     Ok(())
                 })
                 .map_err(tx_err)?;
+            lock(&vol.snapshots).advance(meta.id, meta.head, version, plan.overlay);
             Ok(CommitInfo {
                 version,
                 changed: u64::try_from(record.changed.len()).unwrap_or(u64::MAX),
@@ -1021,8 +1206,9 @@ impl VolumeStore for EmbeddedStore {
         Ok(out)
     }
 
-    fn gc(&self) -> Result<usize, VolumeError> {
+    fn gc(&self, options: &GcOptions<'_>) -> Result<GcReport, VolumeError> {
         let vol = self.vol();
+        let grace = options.min_age.unwrap_or(vol.gc_grace);
         let _gc = vol.gc_lock.write().unwrap_or_else(PoisonError::into_inner);
         let mut live = HashSet::new();
         for item in vol.volumes.iter() {
@@ -1058,15 +1244,21 @@ impl VolumeStore for EmbeddedStore {
             self.clear_prefix(&vol.nodes, &id.to_be_bytes())?;
             self.clear_prefix(&vol.log, &id.to_be_bytes())?;
         }
-        let removed = self
+        let blobs = self
             .blobs
-            .gc(&|id| referenced.contains(id), vol.gc_grace)
+            .gc(&|id| referenced.contains(id), options.pinned, grace)
             .map_err(BlobError::Io)?;
         if !orphans.is_empty() {
             self.sync()?;
         }
         lock(&vol.verified).retain(|id| referenced.contains(id));
-        Ok(removed)
+        Ok(GcReport {
+            removed_blobs: blobs.removed,
+            removed_bytes: blobs.bytes,
+            kept_young: blobs.young,
+            kept_pinned: blobs.pinned,
+            min_age_secs: grace.as_secs(),
+        })
     }
 }
 
@@ -1217,6 +1409,58 @@ mod tests {
             removed: vec!["d".into()],
         };
         assert_eq!(LogRecord::decode(&r.encode()).unwrap(), r);
+    }
+
+    #[test]
+    fn cached_snapshots_follow_the_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        s.create("v").unwrap();
+        s.commit("v", &[put("a", file(&s, b"a"))]).unwrap();
+        let first = s.snapshot("v").unwrap();
+        assert_eq!(s.snapshot("v").unwrap(), first, "a cache hit is the head");
+        // Commits after the snapshot are merged into the cached one: it
+        // must be what a scan of sled gives, whatever they did.
+        let scan = |s: &EmbeddedStore| s.scan_nodes(&s.meta("v").unwrap()).unwrap();
+        let commits: Vec<Vec<Change>> = vec![
+            vec![put("b", file(&s, b"b"))],
+            vec![put("d/e/f", file(&s, b"f")), put("d/g", file(&s, b"g"))],
+            vec![put("a", file(&s, b"a2")), rm("d/e")],
+            vec![put("d", file(&s, b"d is a file now"))],
+            vec![put("d/x", file(&s, b"x")), put("c", dir_node())],
+            vec![rm("d"), rm("nothing")],
+        ];
+        for (i, changes) in commits.iter().enumerate() {
+            s.commit("v", changes).unwrap();
+            // Every other step reads, so some merges take two commits.
+            if i % 2 == 1 || i + 1 == commits.len() {
+                let snap = s.snapshot("v").unwrap();
+                assert_eq!(snap.nodes, scan(&s), "after commit {i}");
+                assert_eq!(snap.version, s.meta("v").unwrap().head);
+            }
+        }
+        s.commit("v", &[put("b", file(&s, b"b"))]).unwrap();
+        let second = s.snapshot("v").unwrap();
+        assert_eq!(second.nodes, scan(&s));
+        // Renamed: same id, same head, same snapshot.
+        s.rename("v", "w").unwrap();
+        assert_eq!(s.snapshot("w").unwrap(), second);
+        // Deleted and created again: a new id, nothing cached.
+        s.delete("w").unwrap();
+        s.create("w").unwrap();
+        assert!(s.snapshot("w").unwrap().nodes.is_empty());
+        // Over the cache's size, old entries go, and reads still work.
+        let mut cache = SnapshotCache::default();
+        let big = Arc::new(vec![
+            (String::new(), dir_node());
+            SNAPSHOT_CACHE_NODES / 2 + 1
+        ]);
+        cache.put(1, 1, big.clone());
+        cache.put(2, 1, big.clone());
+        assert!(cache.get(1, 1).is_none(), "evicted");
+        assert!(cache.get(2, 1).is_some());
+        assert!(cache.get(2, 2).is_none(), "another head");
+        assert_eq!(cache.nodes, big.len());
     }
 
     #[test]
@@ -1603,6 +1847,14 @@ mod tests {
         assert_eq!(s.list().unwrap().len(), 2);
     }
 
+    fn gc(s: &EmbeddedStore) -> GcReport {
+        s.gc(&GcOptions {
+            pinned: &|_| false,
+            min_age: None,
+        })
+        .unwrap()
+    }
+
     #[test]
     fn gc_keeps_referenced_blobs() {
         let dir = tempfile::tempdir().unwrap();
@@ -1614,16 +1866,35 @@ mod tests {
         s.commit("v", &[put("f", replaced), put("g", kept.clone())])
             .unwrap();
         s.commit("v", &[put("f", file(&s, b"newer"))]).unwrap();
-        assert_eq!(s.gc().unwrap(), 2, "the orphan and the replaced blob");
+        let r = gc(&s);
+        assert_eq!(r.removed_blobs, 2, "the orphan and the replaced blob");
+        assert_eq!(
+            r.removed_bytes,
+            ("never committed".len() + "replaced".len()) as u64
+        );
         assert_eq!(read(&s, "v", "f"), b"newer");
         assert_eq!(read(&s, "v", "g"), b"kept");
-        assert_eq!(s.gc().unwrap(), 0);
+        assert_eq!(gc(&s).removed_blobs, 0);
 
-        // With the default grace period young orphans survive.
+        // With the default grace period young orphans survive, unless the
+        // caller lowers the minimum age; pinned ones survive either way.
         drop(s);
         let s = open(dir.path());
+        let young = s.put_blob(b"young orphan").unwrap();
+        let pinned = s.put_blob(b"pinned orphan").unwrap();
+        let r = gc(&s);
+        assert_eq!((r.removed_blobs, r.kept_young), (0, 2));
+        assert_eq!(r.min_age_secs, 3600);
+        let r = s
+            .gc(&GcOptions {
+                pinned: &|id| *id == pinned,
+                min_age: Some(Duration::ZERO),
+            })
+            .unwrap();
+        assert_eq!((r.removed_blobs, r.kept_pinned), (1, 1));
+        assert!(!s.blobs.contains(&young));
+        assert!(s.blobs.contains(&pinned));
         s.put_blob(b"young orphan").unwrap();
-        assert_eq!(s.gc().unwrap(), 0);
         drop(s);
 
         // A deleted volume's blobs become garbage; a crash between the
@@ -1631,7 +1902,11 @@ mod tests {
         let s = open_with(dir.path(), |o| o.blob_gc_grace = Duration::ZERO);
         let id = s.meta("v").unwrap().id;
         s.volumes.volumes.remove("v").unwrap();
-        assert_eq!(s.gc().unwrap(), 3, "f, g and the young orphan");
+        assert_eq!(
+            gc(&s).removed_blobs,
+            4,
+            "f, g, the young orphan and the once pinned one"
+        );
         assert_eq!(s.volumes.nodes.scan_prefix(id.to_be_bytes()).count(), 0);
         assert_eq!(s.volumes.log.scan_prefix(id.to_be_bytes()).count(), 0);
         assert!(s.blobs.list().unwrap().is_empty());

@@ -55,6 +55,53 @@ impl Guest for Component {
     fn fs_mkdir(path: String) -> Result<(), String> {
         std::fs::create_dir_all(&path).map_err(e)
     }
+    fn fs_rmdir(path: String) -> Result<(), String> {
+        std::fs::remove_dir(&path).map_err(e)
+    }
+    fn fs_create_new(path: String, text: String) -> Result<(), String> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|err| format!("{err} (kind {:?})", err.kind()))?;
+        f.write_all(text.as_bytes()).map_err(e)
+    }
+    fn fs_stat(path: String) -> Result<String, String> {
+        let meta = std::fs::symlink_metadata(&path).map_err(e)?;
+        if meta.is_dir() {
+            Ok("dir".into())
+        } else if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path).map_err(e)?;
+            Ok(format!("symlink {}", target.display()))
+        } else {
+            Ok(format!("file {}", meta.len()))
+        }
+    }
+    fn fs_read_len(path: String, chunk: u32) -> Result<u64, String> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&path).map_err(e)?;
+        let mut buf = vec![0u8; chunk.max(1) as usize];
+        let mut total = 0u64;
+        loop {
+            match f.read(&mut buf).map_err(e)? {
+                0 => return Ok(total),
+                n => total += n as u64,
+            }
+        }
+    }
+    fn fs_write_len(path: String, size: u64, chunk: u32) -> Result<u64, String> {
+        let mut f = std::fs::File::create(&path).map_err(e)?;
+        let chunk = u64::from(chunk.max(1));
+        let buf: Vec<u8> = (0..chunk).map(|i| (i % 251) as u8).collect();
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(chunk);
+            f.write_all(&buf[..n as usize]).map_err(e)?;
+            left -= n;
+        }
+        f.sync_all().map_err(e)?;
+        Ok(size)
+    }
     fn create_many(dir: String, n: u32) -> (u32, Option<String>) {
         for i in 0..n {
             if let Err(err) = std::fs::write(format!("{dir}/{i}"), b"x") {
