@@ -459,7 +459,10 @@ fn dict_commands_reach_the_owner_with_the_same_output() {
     }
     // The script hit successes and both kinds of failure.
     let codes: Vec<i32> = direct.iter().map(|r| r.0).collect();
-    assert!(codes.contains(&0) && codes.contains(&1) && codes.contains(&2), "{codes:?}");
+    assert!(
+        codes.contains(&0) && codes.contains(&1) && codes.contains(&2),
+        "{codes:?}"
+    );
 }
 
 #[test]
@@ -469,7 +472,16 @@ fn a_running_app_serves_other_commands() {
     let app = vessel_tests::example_app("trainer", dir.path());
     let mut child = v
         .command()
-        .args(["run", &app.display().to_string(), "--steps", "400", "--checkpoint-every", "5", "--step-ms", "20"])
+        .args([
+            "run",
+            &app.display().to_string(),
+            "--steps",
+            "400",
+            "--checkpoint-every",
+            "5",
+            "--step-ms",
+            "20",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -490,4 +502,127 @@ fn a_running_app_serves_other_commands() {
     assert_eq!(v.run(&["dict", "list"]).ok(), "side\t0\n");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// The volume commands, side by side: without an owner and through
+/// `vessel serve`'s socket.
+#[test]
+fn volume_commands_reach_the_owner_with_the_same_output() {
+    let script: &[&[&str]] = &[
+        &["volume", "create", "vol"],
+        &["volume", "create", "vol"],
+        &["volume", "put", "vol", "WORK/in/a.txt", "/a.txt"],
+        &["volume", "put", "vol", "WORK/in/a.txt", "/a.txt"],
+        &["volume", "put", "vol", "WORK/in/a.txt", "/a.txt", "--force"],
+        &["volume", "put", "vol", "WORK/in", "/tree"],
+        &["volume", "put", "vol", "WORK/in/a.txt", "/tree/"],
+        &["volume", "put", "vol", "WORK/missing.txt", "/x"],
+        &["volume", "put", "vol", "-", "/empty"],
+        &["volume", "put", "nope", "WORK/in/a.txt"],
+        &["volume", "ls", "vol"],
+        &["volume", "ls", "vol", "tree", "--recursive"],
+        &["volume", "ls", "vol", "nope"],
+        &["volume", "get", "vol", "/a.txt", "-"],
+        &["volume", "get", "vol", "/tree", "WORK/out"],
+        &["volume", "get", "vol", "/tree", "WORK/out"],
+        &["volume", "get", "vol", "/missing", "-"],
+        &["volume", "cp", "vol", "a.txt", "b.txt"],
+        &["volume", "cp", "vol", "tree", "tree2"],
+        &["volume", "rm", "vol", "b.txt"],
+        &["volume", "rm", "vol", "tree2"],
+        &["volume", "rm", "vol", "tree2", "-r"],
+        &["volume", "rename", "vol", "vol2"],
+        &["volume", "ls", "vol2", "/", "-r"],
+        &["volume", "gc", "--json"],
+        &["volume", "delete", "vol2", "--yes"],
+        &["volume", "delete", "vol2", "--yes"],
+    ];
+    let run_all = |v: &Vessel| -> Vec<(i32, String, String)> {
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path().display().to_string();
+        std::fs::create_dir_all(work.path().join("in/sub")).unwrap();
+        std::fs::write(work.path().join("in/a.txt"), "alpha").unwrap();
+        std::fs::write(work.path().join("in/sub/b.txt"), "beta").unwrap();
+        script
+            .iter()
+            .map(|args| {
+                let args: Vec<String> = args.iter().map(|a| a.replace("WORK", &w)).collect();
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let r = v.run(&args);
+                (
+                    r.code,
+                    r.stdout.replace(&w, "WORK"),
+                    r.stderr.replace(&w, "WORK"),
+                )
+            })
+            .collect()
+    };
+    let direct = run_all(&Vessel::new());
+    let v = Vessel::new();
+    let _server = start(&v, &[]);
+    let forwarded = run_all(&v);
+    for ((args, d), f) in script.iter().zip(&direct).zip(&forwarded) {
+        assert_eq!(d, f, "`vessel {}` differs when forwarded", args.join(" "));
+    }
+    let codes: Vec<i32> = direct.iter().map(|r| r.0).collect();
+    assert!(
+        codes.contains(&0) && codes.contains(&1) && codes.contains(&2),
+        "{codes:?}"
+    );
+}
+
+/// The issue's acceptance test: while `vessel serve` runs a function, a
+/// second `vessel` process puts a file, and the running function sees it
+/// after `reload()`.
+#[test]
+fn a_file_put_by_another_process_reaches_a_running_function_after_reload() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = write_app(
+        dir.path(),
+        "[app]\nname = \"probe\"\n[volumes.shared]\ncreate_if_missing = true\n\
+         [functions.wait]\ncomponent = \"@PROBE@\"\nexport = \"wait-for-file\"\n\
+         mounts = { \"/data\" = \"shared\" }\ntimeout = 120\n",
+    );
+    let server = start(&v, &["--app", &app.display().to_string()]);
+    let a = server.addr.as_str();
+    let tok = token(&v, &["app:probe"]);
+    let (status, body) = http(
+        a,
+        "POST",
+        "/v1/apps/probe/functions/wait/spawn",
+        Some(&tok),
+        &[],
+        br#"["/data", "/data/inbox/msg.txt", 60000]"#,
+    );
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    let id = json_of(&body)["call_id"].as_str().unwrap().to_owned();
+    // The function is running and has not seen the file.
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, body) = http(a, "GET", &format!("/v1/calls/{id}"), Some(&tok), &[], b"");
+    assert_eq!(json_of(&body), json!({"status": "running"}));
+    // Another process puts the file, through the server's socket.
+    let local = dir.path().join("msg.txt");
+    std::fs::write(&local, "hello from outside").unwrap();
+    let out = v.run(&[
+        "volume",
+        "put",
+        "shared",
+        &local.display().to_string(),
+        "/inbox/msg.txt",
+    ]);
+    assert!(out.ok().starts_with("Uploaded"), "{}", out.stdout);
+    let (status, body) = http(
+        a,
+        "GET",
+        &format!("/v1/calls/{id}?wait=60"),
+        Some(&tok),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        json_of(&body),
+        json!({"status": "done", "result": {"ok": "hello from outside"}})
+    );
 }

@@ -9,8 +9,8 @@ use std::io::{BufRead, Write};
 
 use clap::{Args, Subcommand};
 
-use super::{Failure, Home};
 use super::Backend;
+use super::{Failure, Home};
 use crate::server::client::{Body, enc};
 use crate::service::dict::{DictItem, DictItems, DictServiceError, DictSummary};
 
@@ -188,7 +188,12 @@ impl Backend {
     fn dict_create(&self, name: &str) -> Result<bool, Failure> {
         match self {
             Backend::Direct(s) => Ok(s.dict_create(name)?),
-            Backend::Owner(c) => match c.request("POST", &format!("/v1/dicts/{}", enc(name)), &[], Body::Empty) {
+            Backend::Owner(c) => match c.request(
+                "POST",
+                &format!("/v1/dicts/{}", enc(name)),
+                &[],
+                Body::Empty,
+            ) {
                 Ok(_) => Ok(true),
                 Err(e) if e.status() == Some(409) => Ok(false),
                 Err(e) => Err(e.into()),
@@ -199,11 +204,13 @@ impl Backend {
     fn dict_exists(&self, name: &str) -> Result<bool, Failure> {
         match self {
             Backend::Direct(s) => Ok(s.dict_exists(name)?),
-            Backend::Owner(c) => match c.request("GET", &format!("/v1/dicts/{}", enc(name)), &[], Body::Empty) {
-                Ok(_) => Ok(true),
-                Err(e) if e.status() == Some(404) => Ok(false),
-                Err(e) => Err(e.into()),
-            },
+            Backend::Owner(c) => {
+                match c.request("GET", &format!("/v1/dicts/{}", enc(name)), &[], Body::Empty) {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.status() == Some(404) => Ok(false),
+                    Err(e) => Err(e.into()),
+                }
+            }
         }
     }
 
@@ -211,7 +218,12 @@ impl Backend {
         match self {
             Backend::Direct(s) => Ok(s.dict_delete(name)?),
             Backend::Owner(c) => {
-                c.request("DELETE", &format!("/v1/dicts/{}", enc(name)), &[], Body::Empty)?;
+                c.request(
+                    "DELETE",
+                    &format!("/v1/dicts/{}", enc(name)),
+                    &[],
+                    Body::Empty,
+                )?;
                 Ok(())
             }
         }
@@ -228,7 +240,12 @@ impl Backend {
         match self {
             Backend::Direct(s) => Ok(s.dict_clear(name)?),
             Backend::Owner(c) => {
-                c.request("POST", &format!("/v1/dicts/{}/clear", enc(name)), &[], Body::Empty)?;
+                c.request(
+                    "POST",
+                    &format!("/v1/dicts/{}/clear", enc(name)),
+                    &[],
+                    Body::Empty,
+                )?;
                 Ok(())
             }
         }
@@ -271,7 +288,11 @@ impl Backend {
                     Some(n) => format!("limit={n}"),
                     None => "all=true".to_owned(),
                 };
-                Ok(c.json("GET", &format!("/v1/dicts/{}/items?{q}", enc(name)), Body::Empty)?)
+                Ok(c.json(
+                    "GET",
+                    &format!("/v1/dicts/{}/items?{q}", enc(name)),
+                    Body::Empty,
+                )?)
             }
         }
     }

@@ -276,6 +276,15 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// The message with `abs` written as the user wrote it (`local`), so an
+    /// error names the path the way it was given.
+    fn renamed(mut self, abs: &Path, local: &str) -> Self {
+        self.message = self.message.replace(&abs.display().to_string(), local);
+        self
+    }
+}
+
 impl From<CallError> for Failure {
     fn from(e: CallError) -> Self {
         if e.is_usage() {

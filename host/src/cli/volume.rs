@@ -13,10 +13,14 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Failure, Home};
-use crate::service::Service;
-use crate::service::volume::{EntryKind, Progress, VolumeOpError, check_name};
+use super::{Backend, Failure, Home};
+use crate::server::client::{Body, enc, enc_path};
+use crate::service::volume::{
+    EntryInfo, EntryKind, GetReport, Progress, VolumeOpError, VolumeSummary, check_name,
+    local_tree_size,
+};
 use crate::storage::volume::normalize_path;
+use crate::storage::volume::{CommitInfo, GcReport};
 
 /// Transfers smaller than this get no progress bar (they are over before
 /// one would be readable).
@@ -166,8 +170,8 @@ pub async fn run(data_dir: &Home, cmd: VolumeCmd) -> Result<u8, Failure> {
         .map_err(|e| Failure::runtime(format!("the volume command did not finish: {e}")))?
 }
 
-fn open(data_dir: &Home) -> Result<Service, Failure> {
-    data_dir.open_service()
+fn open(home: &Home) -> Result<Backend, Failure> {
+    home.backend()
 }
 
 fn run_blocking(data_dir: &Home, cmd: VolumeSub) -> Result<u8, Failure> {
@@ -291,7 +295,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
     Ok(())
 }
 
-fn list(svc: &Service, json: bool) -> Result<(), Failure> {
+fn list(svc: &Backend, json: bool) -> Result<(), Failure> {
     let vols = svc.volume_list()?;
     if json {
         return print_json(&vols);
@@ -318,7 +322,7 @@ fn list(svc: &Service, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn ls(svc: &Service, name: &str, path: &str, recursive: bool, json: bool) -> Result<(), Failure> {
+fn ls(svc: &Backend, name: &str, path: &str, recursive: bool, json: bool) -> Result<(), Failure> {
     let entries = svc.volume_ls(name, path, recursive)?;
     if json {
         return print_json(&entries);
@@ -352,28 +356,8 @@ fn progress_bar(total: u64, what: &str) -> Option<(ProgressBar, Progress)> {
     Some((bar, Arc::new(move |n| handle.inc(n))))
 }
 
-/// The bytes of the regular files under `dir` (for a progress bar; errors
-/// surface in the upload itself).
-fn local_tree_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(_) => total += std::fs::metadata(e.path()).map(|m| m.len()).unwrap_or(0),
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
 fn put(
-    data_dir: &Home,
+    home: &Home,
     name: &str,
     local: &str,
     remote: Option<&str>,
@@ -386,96 +370,136 @@ fn put(
         let remote = remote.filter(|r| !r.ends_with('/')).ok_or_else(|| {
             Failure::usage("put from stdin (`-`) needs a REMOTE file path, not a directory")
         })?;
-        let svc = open(data_dir)?;
-        let mut batch = svc.volume_batch(name, force)?;
-        batch.put_reader(&mut std::io::stdin().lock(), remote)?;
-        let info = batch.commit()?;
+        let version = match home.backend()? {
+            Backend::Direct(svc) => {
+                let mut batch = svc.volume_batch(name, force)?;
+                batch.put_reader(&mut std::io::stdin().lock(), remote)?;
+                batch.commit()?.version
+            }
+            Backend::Owner(c) => {
+                let path = format!(
+                    "/v1/volumes/{}/files/{}?force={force}",
+                    enc(name),
+                    enc_path(&normalize_path(remote).map_err(VolumeOpError::from)?)
+                );
+                let mut stdin = std::io::stdin().lock();
+                let bytes = c
+                    .request("PUT", &path, &[], Body::Stream(&mut stdin))?
+                    .bytes()
+                    .map_err(Failure::runtime)?;
+                let v: serde_json::Value =
+                    serde_json::from_slice(&bytes).map_err(Failure::runtime)?;
+                v.get("version")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0)
+            }
+        };
         println!(
-            "Uploaded stdin to {name}:/{} (version {}).",
+            "Uploaded stdin to {name}:/{} (version {version}).",
             normalize_path(remote).unwrap_or_default(),
-            info.version
         );
         return Ok(());
     }
-    let local_path = PathBuf::from(local);
-    let meta = std::fs::metadata(&local_path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            VolumeOpError::LocalMissing {
-                path: local_path.clone(),
-            }
-        } else {
-            VolumeOpError::LocalIo {
-                path: local_path.clone(),
-                source: e,
-            }
-        }
+    let local_path = std::path::absolute(local).map_err(|e| VolumeOpError::LocalIo {
+        path: PathBuf::from(local),
+        source: e,
     })?;
-    let remote = remote.unwrap_or("/");
-    let svc = open(data_dir)?;
-    let (total, target) = if meta.is_dir() {
-        (local_tree_size(&local_path), remote.to_owned())
-    } else {
-        let into_dir = remote.ends_with('/')
-            || svc
-                .volume_stat(name, remote)?
-                .is_some_and(|e| e.kind == EntryKind::Dir);
-        let target = if into_dir {
-            let base = local_path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .ok_or_else(|| {
-                    Failure::usage(format!("{local}: cannot take a UTF-8 file name from it"))
-                })?;
-            format!("{}/{base}", remote.trim_end_matches('/'))
-        } else {
-            remote.to_owned()
-        };
-        (meta.len(), target)
+    let report = match home.backend()? {
+        Backend::Direct(svc) => {
+            let total = match std::fs::metadata(&local_path) {
+                Ok(m) if m.is_dir() => local_tree_size(&local_path),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            };
+            let bar = progress_bar(total, "uploading");
+            let r = svc.volume_put_local(
+                name,
+                &local_path,
+                remote,
+                force,
+                bar.as_ref().map(|(_, p)| p.clone()),
+            );
+            if let Some((b, _)) = &bar {
+                b.finish_and_clear();
+            }
+            r.map_err(|e| Failure::from(e).renamed(&local_path, local))?
+        }
+        // The owner reads the files itself: it runs on this machine as this
+        // user (the socket is owner-only).
+        Backend::Owner(c) => c
+            .json(
+                "POST",
+                &format!("/v1/volumes/{}/put-local", enc(name)),
+                Body::Bytes(
+                    serde_json::to_vec(&serde_json::json!({
+                        "local": local_path, "remote": remote, "force": force,
+                    }))
+                    .map_err(Failure::runtime)?
+                    .as_slice(),
+                ),
+            )
+            .map_err(|e| Failure::from(e).renamed(&local_path, local))?,
     };
-    let mut batch = svc.volume_batch(name, force)?;
-    let bar = progress_bar(total, "uploading");
-    if let Some((_, p)) = &bar {
-        batch = batch.with_progress(p.clone());
-    }
-    let result = if meta.is_dir() {
-        batch.put_directory(&local_path, &target).map(|_| ())
-    } else {
-        batch.put_file(&local_path, &target).map(|_| ())
-    };
-    if let Some((b, _)) = &bar {
-        b.finish_and_clear();
-    }
-    result?;
-    let entries = batch.len();
-    let info = batch.commit()?;
     println!(
-        "Uploaded {local} to {name}:/{} ({entries} entries, {}, version {}).",
-        normalize_path(&target).unwrap_or_default(),
-        HumanBytes(total),
-        info.version
+        "Uploaded {local} to {name}:/{} ({} entries, {}, version {}).",
+        report.target,
+        report.entries,
+        HumanBytes(report.bytes),
+        report.version
     );
     Ok(())
 }
 
-fn get(data_dir: &Home, name: &str, remote: &str, local: &str, force: bool) -> Result<(), Failure> {
-    let svc = open(data_dir)?;
-    let total = svc.volume_size(name, remote)?;
-    let bar = progress_bar(total, "downloading");
-    let progress = bar.as_ref().map(|(_, p)| p);
-    if local == "-" {
-        let mut out = std::io::stdout().lock();
-        let r = svc.volume_read(name, remote, &mut out, progress);
-        if let Some((b, _)) = &bar {
-            b.finish_and_clear();
+fn get(home: &Home, name: &str, remote: &str, local: &str, force: bool) -> Result<(), Failure> {
+    let report = match home.backend()? {
+        Backend::Direct(svc) => {
+            let total = svc.volume_size(name, remote)?;
+            let bar = progress_bar(total, "downloading");
+            let progress = bar.as_ref().map(|(_, p)| p);
+            if local == "-" {
+                let mut out = std::io::stdout().lock();
+                let r = svc.volume_read(name, remote, &mut out, progress);
+                if let Some((b, _)) = &bar {
+                    b.finish_and_clear();
+                }
+                r?;
+                return Ok(());
+            }
+            let r = svc.volume_get(name, remote, Path::new(local), force, progress);
+            if let Some((b, _)) = &bar {
+                b.finish_and_clear();
+            }
+            r?
         }
-        r?;
-        return Ok(());
-    }
-    let r = svc.volume_get(name, remote, Path::new(local), force, progress);
-    if let Some((b, _)) = &bar {
-        b.finish_and_clear();
-    }
-    let report = r?;
+        Backend::Owner(c) => {
+            if local == "-" {
+                let path = format!(
+                    "/v1/volumes/{}/files/{}",
+                    enc(name),
+                    enc_path(&normalize_path(remote).map_err(VolumeOpError::from)?)
+                );
+                let mut body = c.request("GET", &path, &[], Body::Empty)?.reader();
+                std::io::copy(&mut body, &mut std::io::stdout().lock())
+                    .map_err(Failure::runtime)?;
+                return Ok(());
+            }
+            let local_path = std::path::absolute(local).map_err(Failure::runtime)?;
+            let report: GetReport = c
+                .json(
+                    "POST",
+                    &format!("/v1/volumes/{}/get-local", enc(name)),
+                    Body::Bytes(
+                        serde_json::to_vec(&serde_json::json!({
+                            "remote": remote, "local": local_path, "force": force,
+                        }))
+                        .map_err(Failure::runtime)?
+                        .as_slice(),
+                    ),
+                )
+                .map_err(|e| Failure::from(e).renamed(&local_path, local))?;
+            report
+        }
+    };
     for s in &report.skipped_symlinks {
         eprintln!("warning: {s}: a symlink, not recreated locally");
     }
@@ -509,6 +533,132 @@ fn utc(ms: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// The volume operations of [`Backend`]: the service's methods, direct or
+/// over the owner's socket.
+impl Backend {
+    fn volume_create(&self, name: &str) -> Result<(), Failure> {
+        match self {
+            Backend::Direct(s) => Ok(s.volume_create(name)?),
+            Backend::Owner(c) => {
+                c.request(
+                    "POST",
+                    &format!("/v1/volumes/{}", enc(name)),
+                    &[],
+                    Body::Empty,
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    fn volume_list(&self) -> Result<Vec<VolumeSummary>, Failure> {
+        match self {
+            Backend::Direct(s) => Ok(s.volume_list()?),
+            Backend::Owner(c) => Ok(c.json("GET", "/v1/volumes", Body::Empty)?),
+        }
+    }
+
+    fn volume_ls(
+        &self,
+        name: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<Vec<EntryInfo>, Failure> {
+        match self {
+            Backend::Direct(s) => Ok(s.volume_ls(name, path, recursive)?),
+            Backend::Owner(c) => Ok(c.json(
+                "GET",
+                &format!(
+                    "/v1/volumes/{}/ls?path={}&recursive={recursive}",
+                    enc(name),
+                    enc(path)
+                ),
+                Body::Empty,
+            )?),
+        }
+    }
+
+    fn volume_cp(
+        &self,
+        name: &str,
+        srcs: &[&str],
+        dst: &str,
+        recursive: bool,
+    ) -> Result<CommitInfo, Failure> {
+        match self {
+            Backend::Direct(s) => Ok(s.volume_cp(name, srcs, dst, recursive)?),
+            Backend::Owner(c) => {
+                let body = serde_json::to_vec(
+                    &serde_json::json!({"srcs": srcs, "dst": dst, "recursive": recursive}),
+                )
+                .map_err(Failure::runtime)?;
+                Ok(c.json(
+                    "POST",
+                    &format!("/v1/volumes/{}/cp", enc(name)),
+                    Body::Bytes(&body),
+                )?)
+            }
+        }
+    }
+
+    fn volume_rm(&self, name: &str, path: &str, recursive: bool) -> Result<CommitInfo, Failure> {
+        match self {
+            Backend::Direct(s) => Ok(s.volume_rm(name, path, recursive)?),
+            Backend::Owner(c) => Ok(c.json(
+                "DELETE",
+                &format!(
+                    "/v1/volumes/{}/files/{}?recursive={recursive}",
+                    enc(name),
+                    enc_path(path.trim_start_matches('/'))
+                ),
+                Body::Empty,
+            )?),
+        }
+    }
+
+    fn volume_rename(&self, old: &str, new: &str) -> Result<(), Failure> {
+        match self {
+            Backend::Direct(s) => Ok(s.volume_rename(old, new)?),
+            Backend::Owner(c) => {
+                let body = serde_json::to_vec(&serde_json::json!({"to": new}))
+                    .map_err(Failure::runtime)?;
+                c.request(
+                    "POST",
+                    &format!("/v1/volumes/{}/rename", enc(old)),
+                    &[("Content-Type", "application/json")],
+                    Body::Bytes(&body),
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    fn volume_delete(&self, name: &str, force: bool) -> Result<(), Failure> {
+        match self {
+            Backend::Direct(s) => Ok(s.volume_delete(name, force)?),
+            Backend::Owner(c) => {
+                c.request(
+                    "DELETE",
+                    &format!("/v1/volumes/{}?force={force}", enc(name)),
+                    &[],
+                    Body::Empty,
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    fn volume_gc(&self, min_age: Option<Duration>) -> Result<GcReport, Failure> {
+        match self {
+            Backend::Direct(s) => Ok(s.volume_gc(min_age)?),
+            Backend::Owner(c) => {
+                let q = min_age.map_or(String::new(), |d| format!("?min_age={}", d.as_secs()));
+                Ok(c.json("POST", &format!("/v1/gc{q}"), Body::Empty)?)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

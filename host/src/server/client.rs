@@ -204,8 +204,12 @@ impl OwnerClient {
         path: &str,
         body: Body<'_>,
     ) -> Result<T, ClientError> {
+        let headers: &[(&str, &str)] = match body {
+            Body::Bytes(_) => &[("Content-Type", "application/json")],
+            _ => &[],
+        };
         let bytes = self
-            .request(method, path, &[], body)?
+            .request(method, path, headers, body)?
             .bytes()
             .map_err(|e| self.io(e))?;
         serde_json::from_slice(&bytes).map_err(|e| self.io(format!("bad JSON answer: {e}")))
@@ -240,7 +244,9 @@ impl<R: BufRead> Read for Dechunk<R> {
                 return Ok(0);
             }
         }
-        let want = usize::try_from(self.left).unwrap_or(usize::MAX).min(buf.len());
+        let want = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
         let n = self.inner.read(buf.get_mut(..want).unwrap_or_default())?;
         if n == 0 {
             return Err(std::io::Error::new(

@@ -265,6 +265,11 @@ pub fn router(state: Arc<ServerState>) -> Router {
             post(volume_create).delete(volume_delete),
         )
         .route("/v1/volumes/{name}/ls", get(volume_ls))
+        .route("/v1/volumes/{name}/cp", post(volume_cp))
+        .route("/v1/volumes/{name}/rename", post(volume_rename))
+        .route("/v1/volumes/{name}/put-local", post(volume_put_local))
+        .route("/v1/volumes/{name}/get-local", post(volume_get_local))
+        .route("/v1/gc", post(gc))
         .route(
             "/v1/volumes/{name}/files/{*path}",
             get(volume_get)
@@ -330,14 +335,22 @@ async fn volume_create(
     Ok((StatusCode::CREATED, axum::Json(json!({"name": name}))).into_response())
 }
 
+#[derive(Debug, Deserialize)]
+struct ForceQuery {
+    /// Delete even while a container of this host has the volume mounted.
+    #[serde(default)]
+    force: bool,
+}
+
 async fn volume_delete(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
     Path(name): Path<String>,
+    Query(q): Query<ForceQuery>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Write)?;
     let svc = s.service.clone();
-    blocking(move || Ok(svc.volume_delete(&name)?)).await?;
+    blocking(move || Ok(svc.volume_delete(&name, q.force)?)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -554,7 +567,124 @@ async fn volume_rm(
     require(&c, Kind::Volume, &name, Mode::Write)?;
     let svc = s.service.clone();
     let info = blocking(move || Ok(svc.volume_rm(&name, &path, q.recursive)?)).await?;
-    Ok(axum::Json(json!({"version": info.version, "removed": info.removed})).into_response())
+    Ok(axum::Json(info).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct CpBody {
+    srcs: Vec<String>,
+    dst: String,
+    #[serde(default)]
+    recursive: bool,
+}
+
+async fn volume_cp(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path(name): Path<String>,
+    axum::Json(b): axum::Json<CpBody>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    let info = blocking(move || {
+        let srcs: Vec<&str> = b.srcs.iter().map(String::as_str).collect();
+        Ok(svc.volume_cp(&name, &srcs, &b.dst, b.recursive)?)
+    })
+    .await?;
+    Ok(axum::Json(info).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct RenameBody {
+    to: String,
+}
+
+async fn volume_rename(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path(name): Path<String>,
+    axum::Json(b): axum::Json<RenameBody>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Write)?;
+    require(&c, Kind::Volume, &b.to, Mode::Write)?;
+    let svc = s.service.clone();
+    blocking(move || Ok(svc.volume_rename(&name, &b.to)?)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Routes that read or write files of the caller's machine by path: only
+/// for the owner's socket, whose callers are this machine's same user.
+fn owner_only(c: &Caller, what: &str) -> ApiResult<()> {
+    match c {
+        Caller::Owner => Ok(()),
+        Caller::Token(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            format!("{what} is only served on the data dir's socket"),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PutLocalBody {
+    local: std::path::PathBuf,
+    remote: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+async fn volume_put_local(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path(name): Path<String>,
+    axum::Json(b): axum::Json<PutLocalBody>,
+) -> ApiResult<Response> {
+    owner_only(&c, "put-local")?;
+    let svc = s.service.clone();
+    let report = blocking(move || {
+        Ok(svc.volume_put_local(&name, &b.local, b.remote.as_deref(), b.force, None)?)
+    })
+    .await?;
+    Ok(axum::Json(report).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct GetLocalBody {
+    remote: String,
+    local: std::path::PathBuf,
+    #[serde(default)]
+    force: bool,
+}
+
+async fn volume_get_local(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Path(name): Path<String>,
+    axum::Json(b): axum::Json<GetLocalBody>,
+) -> ApiResult<Response> {
+    owner_only(&c, "get-local")?;
+    let svc = s.service.clone();
+    let report =
+        blocking(move || Ok(svc.volume_get(&name, &b.remote, &b.local, b.force, None)?)).await?;
+    Ok(axum::Json(report).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct GcQuery {
+    /// Keep unreferenced blobs younger than this many seconds.
+    min_age: Option<u64>,
+}
+
+async fn gc(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    Query(q): Query<GcQuery>,
+) -> ApiResult<Response> {
+    owner_only(&c, "gc")?;
+    let svc = s.service.clone();
+    let report =
+        blocking(move || Ok(svc.volume_gc(q.min_age.map(std::time::Duration::from_secs))?)).await?;
+    Ok(axum::Json(report).into_response())
 }
 
 // ---- dicts ----
@@ -577,13 +707,7 @@ async fn dict_info(
     require(&c, Kind::Dict, &name, Mode::Read)?;
     let svc = s.service.clone();
     let n = name.clone();
-    let found = blocking(move || {
-        Ok(svc
-            .dict_list()?
-            .into_iter()
-            .find(|d| d.name == n))
-    })
-    .await?;
+    let found = blocking(move || Ok(svc.dict_list()?.into_iter().find(|d| d.name == n))).await?;
     match found {
         Some(d) => Ok(axum::Json(d).into_response()),
         None => Err(ApiError::new(

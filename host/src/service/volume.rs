@@ -15,7 +15,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Service;
 use crate::storage::blobs::BlobId;
@@ -99,7 +99,7 @@ fn local_io(path: &Path) -> impl FnOnce(io::Error) -> VolumeOpError + '_ {
 }
 
 /// A volume in [`Service::volume_list`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeSummary {
     pub name: String,
     pub version: u64,
@@ -123,7 +123,7 @@ impl From<VolumeInfo> for VolumeSummary {
 }
 
 /// What kind of entry, as the CLI's JSON spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     File,
@@ -142,7 +142,7 @@ impl From<NodeKind> for EntryKind {
 }
 
 /// One entry of a listing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryInfo {
     /// Relative to the volume's root.
     pub path: String,
@@ -167,7 +167,7 @@ fn entry(path: String, n: &Node) -> EntryInfo {
 }
 
 /// What a get wrote.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetReport {
     pub files: u64,
     pub dirs: u64,
@@ -1074,5 +1074,106 @@ mod tests {
         );
         assert!(svc.volume_batch("nope", false).is_err());
         assert!(svc.volume_create("a\0b").unwrap_err().is_usage());
+    }
+}
+
+/// What [`Service::volume_put_local`] uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutReport {
+    /// Where it landed, relative to the volume's root.
+    pub target: String,
+    /// Files and directories written.
+    pub entries: u64,
+    /// Bytes of the files.
+    pub bytes: u64,
+    pub version: u64,
+}
+
+/// The bytes of the regular files under `dir` (errors surface in the
+/// upload itself).
+pub fn local_tree_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(_) => total += std::fs::metadata(e.path()).map(|m| m.len()).unwrap_or(0),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+impl Service {
+    /// `vessel volume put LOCAL [REMOTE]` for a local file or directory:
+    /// a file goes to REMOTE (into it when REMOTE is a directory or ends in
+    /// `/`), a directory's tree under REMOTE; everything lands as one
+    /// version.
+    pub fn volume_put_local(
+        &self,
+        name: &str,
+        local: &Path,
+        remote: Option<&str>,
+        force: bool,
+        progress: Option<Progress>,
+    ) -> Result<PutReport, VolumeOpError> {
+        if let Some(r) = remote {
+            normalize_path(r)?;
+        }
+        let meta = std::fs::metadata(local).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                VolumeOpError::LocalMissing {
+                    path: local.to_owned(),
+                }
+            } else {
+                VolumeOpError::LocalIo {
+                    path: local.to_owned(),
+                    source: e,
+                }
+            }
+        })?;
+        let remote = remote.unwrap_or("/");
+        let (bytes, target) = if meta.is_dir() {
+            (local_tree_size(local), remote.to_owned())
+        } else {
+            let into_dir = remote.ends_with('/')
+                || self
+                    .volume_stat(name, remote)?
+                    .is_some_and(|e| e.kind == EntryKind::Dir);
+            let target = if into_dir {
+                let base = local.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+                    VolumeOpError::Invalid(format!(
+                        "{}: cannot take a UTF-8 file name from it",
+                        local.display()
+                    ))
+                })?;
+                format!("{}/{base}", remote.trim_end_matches('/'))
+            } else {
+                remote.to_owned()
+            };
+            (meta.len(), target)
+        };
+        let mut batch = self.volume_batch(name, force)?;
+        if let Some(p) = progress {
+            batch = batch.with_progress(p);
+        }
+        if meta.is_dir() {
+            batch.put_directory(local, &target)?;
+        } else {
+            batch.put_file(local, &target)?;
+        }
+        let entries = batch.len() as u64;
+        let info = batch.commit()?;
+        Ok(PutReport {
+            target: normalize_path(&target).unwrap_or_default(),
+            entries,
+            bytes,
+            version: info.version,
+        })
     }
 }

@@ -66,7 +66,7 @@ pub enum Change {
 }
 
 /// What a commit did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommitInfo {
     pub version: u64,
     pub changed: u64,
@@ -131,7 +131,7 @@ impl std::fmt::Debug for GcOptions<'_> {
 }
 
 /// What a blob garbage collection did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GcReport {
     /// Unreferenced blobs removed.
     pub removed_blobs: u64,

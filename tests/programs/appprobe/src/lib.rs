@@ -110,6 +110,21 @@ impl Guest for Component {
         std::fs::write(path, text).map_err(e)
     }
 
+    fn wait_for_file(mount: String, path: String, timeout_ms: u64) -> Result<String, String> {
+        let volume = vessel_sdk::Volume::mounted(&mount).map_err(e)?;
+        let start = std::time::Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                return Ok(text);
+            }
+            if start.elapsed().as_millis() > u128::from(timeout_ms) {
+                return Err(format!("{path} did not appear in {timeout_ms} ms"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            volume.reload().map_err(e)?;
+        }
+    }
+
     fn get_text(path: String) -> Result<String, String> {
         std::fs::read_to_string(path).map_err(e)
     }
