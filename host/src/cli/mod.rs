@@ -35,6 +35,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "VESSEL_HOME", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Where compiled components are cached. Defaults to `cache/components`
+    /// in the data directory; point several data directories (fresh ones
+    /// for tests, say) at one cache so each compiles a component once.
+    #[arg(long, global = true, env = "VESSEL_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
     /// Log more (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
@@ -246,9 +252,9 @@ pub fn data_dir(flag: Option<&Path>) -> PathBuf {
     }
 }
 
-fn engine_for(data_dir: &Path, fuel: bool) -> Result<VesselEngine, Failure> {
+fn engine_for(cache_dir: &Path, fuel: bool) -> Result<VesselEngine, Failure> {
     VesselEngine::new(EngineConfig {
-        cache_dir: Some(data_dir.join("cache").join("components")),
+        cache_dir: Some(cache_dir.to_owned()),
         fuel,
     })
     .map_err(Failure::runtime)
@@ -256,9 +262,12 @@ fn engine_for(data_dir: &Path, fuel: bool) -> Result<VesselEngine, Failure> {
 
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let data_dir = data_dir(cli.data_dir.as_deref());
+    let cache_dir = cli
+        .cache_dir
+        .unwrap_or_else(|| data_dir.join("cache").join("components"));
     match cli.command {
-        Command::Call(cmd) => call_cmd(&data_dir, cmd).await,
-        Command::Run(cmd) => run_cmd(&data_dir, cmd).await,
+        Command::Call(cmd) => call_cmd(&data_dir, &cache_dir, cmd).await,
+        Command::Run(cmd) => run_cmd(&data_dir, &cache_dir, cmd).await,
         Command::Dict(cmd) => dict::run(&data_dir, cmd).await,
         Command::Volume(cmd) => volume::run(&data_dir, cmd).await,
     }
@@ -406,7 +415,7 @@ fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn call_cmd(data_dir: &Path, mut cmd: CallCmd) -> Result<u8, Failure> {
+async fn call_cmd(data_dir: &Path, cache_dir: &Path, mut cmd: CallCmd) -> Result<u8, Failure> {
     reclaim_options(&mut cmd)?;
     let args = match (&cmd.args, &cmd.args_file) {
         (Some(text), _) => Some(
@@ -435,7 +444,7 @@ async fn call_cmd(data_dir: &Path, mut cmd: CallCmd) -> Result<u8, Failure> {
         if let Some(flag) = cmd.limits.first_given() {
             return Err(app_flag(flag));
         }
-        let (app, _service) = load_app(data_dir, &cmd.component)?;
+        let (app, _service) = load_app(data_dir, cache_dir, &cmd.component)?;
         let function = app.function(&cmd.function).map_err(Failure::from)?;
         let result = function.call_args(&CallArgs { args, flags }).await;
         let shutdown = app.shutdown().await;
@@ -447,7 +456,7 @@ async fn call_cmd(data_dir: &Path, mut cmd: CallCmd) -> Result<u8, Failure> {
         return Ok(0);
     }
     let mut config = container_config(&cmd.limits)?;
-    let engine = engine_for(data_dir, false)?;
+    let engine = engine_for(cache_dir, false)?;
     let (component, outcome) = engine.load(&cmd.component).map_err(CallError::from)?;
     tracing::debug!(?outcome, path = %cmd.component.display(), "component loaded");
     let _service = attach_stores(data_dir, &engine, &component, &mut config)?;
@@ -522,9 +531,13 @@ impl From<AppError> for Failure {
 
 /// Loads the app at `path`, opening the data dir's stores only when the app
 /// needs them (it mounts or grants storage, or a component imports it).
-fn load_app(data_dir: &Path, path: &Path) -> Result<(App, Option<Service>), Failure> {
+fn load_app(
+    data_dir: &Path,
+    cache_dir: &Path,
+    path: &Path,
+) -> Result<(App, Option<Service>), Failure> {
     let manifest = Manifest::from_path(path).map_err(Failure::usage)?;
-    let engine = engine_for(data_dir, manifest.uses_fuel())?;
+    let engine = engine_for(cache_dir, manifest.uses_fuel())?;
     // A component that fails to load here is reported, with its key, by
     // the runtime's load below.
     let needs_stores = manifest.uses_storage()
@@ -555,14 +568,14 @@ fn load_app(data_dir: &Path, path: &Path) -> Result<(App, Option<Service>), Fail
 
 /// `vessel run APP`: the entrypoint, as a command with argv or as a
 /// function with `--NAME VALUE` parameters whose result is printed.
-async fn run_app(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
+async fn run_app(data_dir: &Path, cache_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
     if let Some(flag) = cmd.limits.first_given() {
         return Err(app_flag(flag));
     }
     if !cmd.mounts.is_empty() {
         return Err(app_flag("--mount"));
     }
-    let (app, _service) = load_app(data_dir, &cmd.component)?;
+    let (app, _service) = load_app(data_dir, cache_dir, &cmd.component)?;
     let function = app
         .entrypoint(cmd.entrypoint.as_deref())
         .map_err(Failure::from)?;
@@ -593,9 +606,9 @@ async fn run_app(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
     Ok(status.map_or(0, |s| u8::try_from(s & 0xff).unwrap_or(1)))
 }
 
-async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
+async fn run_cmd(data_dir: &Path, cache_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
     if is_app(&cmd.component) {
-        return run_app(data_dir, cmd).await;
+        return run_app(data_dir, cache_dir, cmd).await;
     }
     if let Some(e) = &cmd.entrypoint {
         return Err(Failure::usage(format!(
@@ -613,7 +626,7 @@ async fn run_cmd(data_dir: &Path, cmd: RunCmd) -> Result<u8, Failure> {
     config.args = std::iter::once(cmd.component.display().to_string())
         .chain(cmd.args.iter().cloned())
         .collect();
-    let engine = engine_for(data_dir, false)?;
+    let engine = engine_for(cache_dir, false)?;
     let (component, _) = engine
         .load(&cmd.component)
         .map_err(|e| Failure::from(CallError::from(e)))?;
