@@ -62,6 +62,7 @@ impl Vessel {
     pub fn command(&self) -> Command {
         let mut c = Command::new(vessel_bin());
         c.env("VESSEL_HOME", self.home.path())
+            .env_remove("VESSEL_CACHE_DIR")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null());
         c

@@ -238,7 +238,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let store = open(&data);
-    let engine = VesselEngine::new(EngineConfig { cache_dir: None }).unwrap();
+    let engine = VesselEngine::new(EngineConfig::default()).unwrap();
     let work = dir.path().join("containers");
     std::fs::create_dir_all(&work).unwrap();
     setup(&store, "small", 1024, FILES);

@@ -80,3 +80,32 @@ fn cli_second_call_uses_the_cache() {
         stamp
     );
 }
+
+#[test]
+fn data_dirs_share_a_cache_dir() {
+    let shared = tempfile::tempdir().unwrap();
+    let add = guest("add").display().to_string();
+    let call = |v: &vessel_tests::Vessel, extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend(["call", &add, "add", "--args", "[1,1]"]);
+        v.run(&args)
+    };
+    // The flag and the environment variable name the same cache.
+    let first = vessel_tests::Vessel::new();
+    let dir = shared.path().display().to_string();
+    assert_eq!(call(&first, &["--cache-dir", &dir]).ok(), "2\n");
+    assert_eq!(entries(shared.path()).len(), 1);
+    assert!(!first.home.path().join("cache").exists());
+
+    let second = vessel_tests::Vessel::new();
+    let out = second
+        .command()
+        .env("VESSEL_CACHE_DIR", shared.path())
+        .args(["-vv", "call", &add, "add", "--args", "[1,1]"])
+        .output()
+        .unwrap();
+    let out = vessel_tests::Run::from(out);
+    assert_eq!(out.ok(), "2\n");
+    assert!(out.stderr.contains("Hit"), "{}", out.stderr);
+    assert_eq!(entries(shared.path()).len(), 1);
+}

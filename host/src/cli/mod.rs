@@ -52,6 +52,12 @@ pub struct Cli {
     )]
     pub durability: Durability,
 
+    /// Where compiled components are cached. Defaults to `cache/components`
+    /// in the data directory; point several data directories (fresh ones
+    /// for tests, say) at one cache so each compiles a component once.
+    #[arg(long, global = true, env = "VESSEL_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
     /// Log more (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
@@ -86,6 +92,8 @@ impl From<Durability> for DurabilityMode {
 #[derive(Debug, Clone)]
 pub struct Home {
     pub dir: PathBuf,
+    /// Where compiled components are cached (`--cache-dir`).
+    pub cache_dir: PathBuf,
     pub store: EmbeddedOptions,
 }
 
@@ -343,17 +351,22 @@ pub fn data_dir(flag: Option<&Path>) -> PathBuf {
     }
 }
 
-fn engine_for(data_dir: &Path, fuel: bool) -> Result<VesselEngine, Failure> {
+fn engine_for(cache_dir: &Path, fuel: bool) -> Result<VesselEngine, Failure> {
     VesselEngine::new(EngineConfig {
-        cache_dir: Some(data_dir.join("cache").join("components")),
+        cache_dir: Some(cache_dir.to_owned()),
         fuel,
     })
     .map_err(Failure::runtime)
 }
 
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    let data_dir = data_dir(cli.data_dir.as_deref());
+    let cache_dir = cli
+        .cache_dir
+        .unwrap_or_else(|| data_dir.join("cache").join("components"));
     let home = Home {
-        dir: data_dir(cli.data_dir.as_deref()),
+        dir: data_dir.clone(),
+        cache_dir,
         store: EmbeddedOptions {
             durability: cli.durability.into(),
             ..EmbeddedOptions::default()
@@ -569,7 +582,7 @@ async fn call_cmd(home: &Home, mut cmd: CallCmd) -> Result<u8, Failure> {
         return Ok(0);
     }
     let mut config = container_config(&cmd.limits)?;
-    let engine = engine_for(&home.dir, false)?;
+    let engine = engine_for(&home.cache_dir, false)?;
     let (component, outcome) = engine.load(&cmd.component).map_err(CallError::from)?;
     tracing::debug!(?outcome, path = %cmd.component.display(), "component loaded");
     let _service = attach_stores(home, &engine, &component, &mut config)?;
@@ -647,7 +660,7 @@ impl From<AppError> for Failure {
 fn load_app(home: &Home, path: &Path) -> Result<(App, Option<Owner>), Failure> {
     let data_dir = &home.dir;
     let manifest = Manifest::from_path(path).map_err(Failure::usage)?;
-    let engine = engine_for(data_dir, manifest.uses_fuel())?;
+    let engine = engine_for(&home.cache_dir, manifest.uses_fuel())?;
     // A component that fails to load here is reported, with its key, by
     // the runtime's load below.
     let needs_stores = manifest.uses_storage()
@@ -733,7 +746,7 @@ async fn run_cmd(home: &Home, cmd: RunCmd) -> Result<u8, Failure> {
     config.args = std::iter::once(cmd.component.display().to_string())
         .chain(cmd.args.iter().cloned())
         .collect();
-    let engine = engine_for(&home.dir, false)?;
+    let engine = engine_for(&home.cache_dir, false)?;
     let (component, _) = engine
         .load(&cmd.component)
         .map_err(|e| Failure::from(CallError::from(e)))?;

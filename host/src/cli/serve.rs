@@ -138,7 +138,7 @@ pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
         manifests.push(Manifest::from_path(path).map_err(Failure::usage)?);
     }
     let fuel = manifests.iter().any(Manifest::uses_fuel);
-    let engine = super::engine_for(data_dir, fuel)?;
+    let engine = super::engine_for(&home.cache_dir, fuel)?;
     let runtime =
         Runtime::new(engine, service.stores.clone()).with_work_dir(data_dir.join("containers"));
     let mut apps = BTreeMap::new();

@@ -1,0 +1,67 @@
+"""vessel: volumes, dicts and calls to other functions from a Python guest.
+
+    import vessel
+
+    kv = vessel.Dict.from_name("kv", create_if_missing=True)
+    kv["cloud"] = "dictionary"          # stored as JSON
+    kv["cloud"]                         # 'dictionary'; KeyError when missing
+
+    vol = vessel.Volume.mounted("/data")
+    with open("/data/hello.txt", "w") as f:
+        f.write("hello")
+    vol.commit()                        # CommitInfo(version=..., changed=1, removed=0)
+
+    vessel.remote("square", 7)          # another function of the app
+
+Build with `scripts/build-python APP -o app.wasm`: the app's world includes
+`vessel:storage/imports@0.1.0`, whose componentize-py bindings this package
+wraps. Errors are `vessel.Error` subclasses (`vessel.NotFound`, ...).
+"""
+
+from ._dict import Dict, Lease, Limits, Versioned
+from ._functions import FunctionCall, map, remote, spawn, starmap
+from ._volume import CommitInfo, FileEntry, FileEntryType, Volume
+from .errors import (
+    AccessDenied,
+    AlreadyExists,
+    Busy,
+    CallFailed,
+    CodecError,
+    Error,
+    InvalidArgument,
+    IoError,
+    NoSpace,
+    NotFound,
+    PreconditionFailed,
+    TooLarge,
+    Unavailable,
+)
+
+__all__ = [
+    "Dict",
+    "Lease",
+    "Limits",
+    "Versioned",
+    "Volume",
+    "CommitInfo",
+    "FileEntry",
+    "FileEntryType",
+    "remote",
+    "spawn",
+    "map",
+    "starmap",
+    "FunctionCall",
+    "Error",
+    "NotFound",
+    "AccessDenied",
+    "AlreadyExists",
+    "InvalidArgument",
+    "TooLarge",
+    "Busy",
+    "NoSpace",
+    "PreconditionFailed",
+    "Unavailable",
+    "IoError",
+    "CallFailed",
+    "CodecError",
+]

@@ -1,0 +1,151 @@
+//! JavaScript guests, built by scripts/build-js with componentize-js: the
+//! docs/javascript.md walkthrough (which is components/js-guestbook), and a
+//! probe that runs the SDK (guest-sdk/js/vessel.js) through the real CLI.
+//! Each test builds one component (about 12 MB) and compiles it once.
+
+use std::path::Path;
+
+use vessel_tests::{Run, Vessel};
+
+use crate::python::{assert_page_is_example, build_script};
+use crate::walkthrough;
+
+#[test]
+fn javascript_walkthrough_runs_as_documented() {
+    let walked = walkthrough::run("docs/javascript.md");
+    assert_page_is_example(&walked, "js-guestbook", &["test.sh"]);
+    assert!(walked.root.path().join("guestbook/guestbook.wasm").exists());
+}
+
+const PROBE_APP: &str = r#"
+[app]
+name = "jsprobe"
+
+[functions.dict-api]
+component = "jsprobe.wasm"
+dicts = ["kv"]
+
+[functions.volume-api]
+component = "jsprobe.wasm"
+volumes = ["objects"]
+
+[functions.calls]
+component = "jsprobe.wasm"
+
+[functions.errors]
+component = "jsprobe.wasm"
+dicts = ["kv-missing"]
+
+[functions.square]
+component = "jsprobe.wasm"
+
+[functions.fail]
+component = "jsprobe.wasm"
+
+[functions.lookup]
+component = "jsprobe.wasm"
+dicts = ["kv"]
+"#;
+
+fn call(v: &Vessel, app: &Path, function: &str, args: &[&str]) -> Run {
+    let app = app.display().to_string();
+    let mut all = vec!["call", app.as_str(), function];
+    all.extend_from_slice(args);
+    v.run(&all)
+}
+
+#[test]
+fn javascript_sdk_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("jsprobe.wasm");
+    build_script(
+        "build-js",
+        &["tests/programs/jsprobe", "-o", wasm.to_str().unwrap()],
+    );
+    std::fs::write(dir.path().join("vessel.toml"), PROBE_APP).unwrap();
+    let app = dir.path().join("vessel.toml");
+    let v = Vessel::new();
+
+    assert_eq!(
+        call(&v, &app, "dict-api", &[]).ok(),
+        "kv 1 {\"x\":[1,2.5,null,true],\"s\":\"héllo\"}\n\
+         undefined 7 true false\n\
+         2 2\n\
+         false 1\n\
+         true 3 gone\n\
+         true false\n\
+         [\"b\",\"k1\",\"k2\",\"k3\",\"k4\"] [1,2,3,4]\n\
+         [[\"k1\",1],[\"k2\",2],[\"k3\",3],[\"k4\",4]] 5\n\
+         true 10\n\
+         cas PreconditionFailed: precondition failed\n\
+         1 42 42\n\
+         job true true\n\
+         2500 p/00000 p/02499 3123750\n\
+         0\n\
+         number key TypeError: dict keys are strings, not number\n\
+         bigint CodecError: cannot encode or decode the value: cannot store the value as JSON: BigInt value can't be serialized in JSON\n\
+         undefined CodecError: cannot encode or decode the value: cannot store undefined as JSON\n\
+         [0,255,98]\n\
+         json read of bytes CodecError: cannot encode or decode the value: the value at \"blob\" is not JSON (TextDecoder.decode: Decoding failed.); read it with { raw: true }\n\
+         string in raw TypeError: a raw dict stores Uint8Array values\n"
+    );
+    // Values are the JSON the other SDKs and the CLI use, both ways.
+    assert_eq!(
+        v.run(&["dict", "get", "kv", "for-cli"]).ok(),
+        "{\"list\":[1,\"two\"],\"n\":null}\n"
+    );
+    v.run(&["dict", "put", "kv", "from-cli", "\"from the CLI\""])
+        .ok();
+    assert_eq!(
+        call(&v, &app, "lookup", &["--key", "from-cli"]).ok(),
+        "\"from the CLI\"\n"
+    );
+
+    assert_eq!(
+        call(&v, &app, "volume-api", &[]).ok(),
+        "objects 0\n\
+         exists AlreadyExists: already exists: a/b.txt exists (pass overwrite to replace it)\n\
+         [[\"a/b.txt\",\"file\",12],[\"a/c.bin\",\"file\",2]]\n\
+         hello, again [97,103,97,105,110]\n\
+         non-empty InvalidArgument: invalid argument: a is a non-empty directory (remove it recursively)\n\
+         gone NotFound: not found: copy.txt in volume `objects`\n\
+         {\"version\":5,\"changed\":0,\"removed\":0} number\n"
+    );
+    assert_eq!(
+        v.run(&["volume", "get", "objects", "a/c.bin", "-"]).ok(),
+        "\u{1}\u{2}"
+    );
+
+    let out = call(&v, &app, "calls", &[]);
+    assert_eq!(
+        out.ok(),
+        "49 64\n\
+         81 81\n\
+         [1,4,9]\n\
+         true function `fail`: the guest trapped: error while executing at wasm backtrace:\n\
+         unknown NotFound: not found: app `jsprobe` has no function `nope`; it has: calls, dict-api, errors, fail, lookup, square, volume-api\n\
+         bad args TypeError: calling square: pass the arguments as an array (by position) or an object (by name)\n"
+    );
+    assert!(out.stderr.contains("boom"), "{}", out.stderr);
+
+    assert_eq!(
+        call(&v, &app, "errors", &[]).ok(),
+        "true true AccessDenied access denied: this function is not granted dict `secret`\n\
+         true dict `kv-missing` does not exist\n\
+         bad name InvalidArgument: invalid argument: invalid dict name \"bad/name\": '/' is not allowed (use ASCII letters, digits, `.`, `_`, `-`)\n\
+         ungranted volume AccessDenied: access denied: this function is not granted volume `ghost`\n\
+         not mounted NotFound: not found: no volume is mounted at /elsewhere\n\
+         volume busy: open files: a, b\n"
+    );
+
+    // An error the guest does not catch: its message and stack, then
+    // vessel's error naming the function, and exit status 1.
+    call(&v, &app, "lookup", &["--key", "nope"]).fails(
+        1,
+        &[
+            "not found: no key nope",
+            "lookup@app.js:",
+            "error: function `lookup`: the guest trapped",
+        ],
+    );
+}

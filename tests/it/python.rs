@@ -1,0 +1,291 @@
+//! Python guests, built by scripts/build-python with componentize-py: the
+//! docs/python.md walkthrough (which is components/py-guestbook), and a
+//! probe that runs every part of the `vessel` Python package through the
+//! real CLI. Each test builds one component and compiles it once (a Python
+//! component is about 18 MB), so there are few of them.
+
+use std::path::Path;
+use std::process::Command;
+
+use vessel_tests::{Run, Vessel, repo_root};
+
+use crate::walkthrough;
+
+/// Runs `scripts/NAME ARGS` from the repository root and asserts success.
+pub fn build_script(name: &str, args: &[&str]) {
+    let script = repo_root().join("scripts").join(name);
+    let out = Command::new(&script)
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "scripts/{name} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The files of an example app that a walkthrough writes: every file in
+/// `components/NAME` except its README and build products.
+pub fn assert_page_is_example(walked: &walkthrough::Walked, name: &str, skip: &[&str]) {
+    let dir = repo_root().join("components").join(name);
+    let mut example: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f != "README.md" && !f.ends_with(".wasm") && f != "__pycache__")
+        .collect();
+    example.sort();
+    let mut written: Vec<&str> = walked
+        .files
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .filter(|p| !skip.contains(p))
+        .collect();
+    written.sort_unstable();
+    assert_eq!(
+        written, example,
+        "the page's files and components/{name} differ"
+    );
+    for (path, text) in &walked.files {
+        if skip.contains(&path.as_str()) {
+            continue;
+        }
+        let file = dir.join(path);
+        let on_disk = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(
+            text,
+            &on_disk,
+            "{} differs from the page's copy",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn python_walkthrough_runs_as_documented() {
+    let walked = walkthrough::run("docs/python.md");
+    assert_page_is_example(&walked, "py-guestbook", &["test.sh"]);
+    assert!(walked.root.path().join("guestbook/guestbook.wasm").exists());
+}
+
+const PROBE_APP: &str = r#"
+[app]
+name = "pyprobe"
+
+[volumes.mounted]
+create_if_missing = true
+
+[functions.dict-api]
+component = "pyprobe.wasm"
+dicts = ["kv"]
+
+[functions.raw-values]
+component = "pyprobe.wasm"
+dicts = ["raw"]
+
+[functions.volume-api]
+component = "pyprobe.wasm"
+volumes = ["objects"]
+
+[functions.mount-api]
+component = "pyprobe.wasm"
+mounts = { "/data" = "mounted" }
+
+[functions.calls]
+component = "pyprobe.wasm"
+
+[functions.errors]
+component = "pyprobe.wasm"
+dicts = ["kv-missing"]
+
+[functions.square]
+component = "pyprobe.wasm"
+
+[functions.add]
+component = "pyprobe.wasm"
+
+[functions.fail]
+component = "pyprobe.wasm"
+
+[functions.lookup]
+component = "pyprobe.wasm"
+dicts = ["kv"]
+"#;
+
+fn call(v: &Vessel, app: &Path, function: &str, args: &[&str]) -> Run {
+    let app = app.display().to_string();
+    let mut all = vec!["call", app.as_str(), function];
+    all.extend_from_slice(args);
+    v.run(&all)
+}
+
+fn expect(v: &Vessel, app: &Path, function: &str, expected: &str) {
+    let out = call(v, app, function, &[]);
+    assert_eq!(out.ok(), expected, "output of `{function}`");
+}
+
+#[test]
+fn python_sdk_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("pyprobe.wasm");
+    build_script(
+        "build-python",
+        &["tests/programs/pyprobe", "-o", wasm.to_str().unwrap()],
+    );
+    std::fs::write(dir.path().join("vessel.toml"), PROBE_APP).unwrap();
+    let app = dir.path().join("vessel.toml");
+    let v = Vessel::new();
+
+    expect(
+        &v,
+        &app,
+        "dict-api",
+        "<vessel.Dict 'kv'>\n\
+         1 {'x': [1, 2.5, None, True], 's': 'héllo'}\n\
+         missing KeyError: 'missing'\n\
+         None 7\n\
+         True False False 2 2 True\n\
+         False 1\n\
+         True 3\n\
+         3 gone\n\
+         pop KeyError: 'c'\n\
+         del KeyError: 'a'\n\
+         ['b', 'k1', 'k2', 'k3', 'k4'] [{'x': [1, 2.5, None, True], 's': 'héllo'}, 1, 2, 3, 4]\n\
+         [('k1', 1), ('k2', 2), ('k3', 3), ('k4', 4)] ['b', 'k1', 'k2', 'k3', 'k4']\n\
+         True 10\n\
+         cas PreconditionFailed: precondition failed\n\
+         1 42 42\n\
+         [10, '-', 2]\n\
+         job True True\n\
+         True\n\
+         2500 p/00000 p/02499 3123750\n\
+         10000\n\
+         0\n\
+         int key TypeError: dict keys are str, not int\n\
+         nan CodecError: cannot encode or decode the value: cannot store float as JSON: Out of range float values are not JSON compliant: nan\n\
+         object CodecError: cannot encode or decode the value: cannot store object as JSON: Object of type object is not JSON serializable\n",
+    );
+    // Values are the JSON the Rust SDK and the CLI use, both ways.
+    assert_eq!(
+        v.run(&["dict", "get", "kv", "for-cli"]).ok(),
+        "{\"list\":[1,\"two\"],\"n\":null}\n"
+    );
+    v.run(&["dict", "put", "kv", "from-cli", "\"from the CLI\""])
+        .ok();
+    assert_eq!(
+        call(&v, &app, "lookup", &["--key", "from-cli"]).ok(),
+        "\"from the CLI\"\n"
+    );
+
+    expect(
+        &v,
+        &app,
+        "raw-values",
+        "b'\\x00\\xffbytes' b'-'\n\
+         json read of bytes CodecError: cannot encode or decode the value: the value at 'blob' is not JSON ('utf-8' codec can't decode byte 0xff in position 1: invalid start byte); read it with raw=True\n\
+         True\n\
+         str in raw TypeError: a raw dict stores bytes, not str\n\
+         b'[1,\"x\"]' [('json', b'[1,\"x\"]')]\n",
+    );
+
+    expect(
+        &v,
+        &app,
+        "volume-api",
+        "objects 0\n\
+         exists AlreadyExists: already exists: a/b.txt exists (pass overwrite to replace it)\n\
+         [('a/b.txt', 'file', 12), ('a/c.bin', 'file', 2)]\n\
+         b'hello, again' b'again'\n\
+         [b'hello', b', aga', b'in']\n\
+         2 b'\\x01\\x02'\n\
+         ['a/b.txt', 'a/c.bin', 'copy.txt', 'dir/.keep', 'dir/b.txt', 'dir/c.bin']\n\
+         non-empty InvalidArgument: invalid argument: a is a non-empty directory (remove it recursively)\n\
+         gone NotFound: not found: copy.txt in volume `objects`\n\
+         CommitInfo(version=8, changed=0, removed=0)\n\
+         8 <vessel.Volume 'objects' version=8>\n",
+    );
+    assert_eq!(
+        v.run(&["volume", "get", "objects", "a/b.txt", "-"]).ok(),
+        "hello, again"
+    );
+
+    expect(
+        &v,
+        &app,
+        "mount-api",
+        "CommitInfo(version=1, changed=1, removed=0)\n\
+         reload while open Busy: volume busy: open files: x.txt\n\
+         ['x.txt'] True\n\
+         1 1\n\
+         not mounted NotFound: not found: no volume is mounted at /elsewhere\n",
+    );
+    assert_eq!(v.run(&["volume", "get", "mounted", "x.txt", "-"]).ok(), "x");
+
+    let out = call(&v, &app, "calls", &[]);
+    assert_eq!(
+        out.ok(),
+        "49\n\
+         5 5\n\
+         81 81 <vessel.FunctionCall 'square'>\n\
+         [1, 4, 9]\n\
+         [3, 7]\n\
+         CallFailed function `fail`: the guest trapped: error while executing at wasm backtrace:\n\
+         unknown NotFound: not found: app `pyprobe` has no function `nope`; it has: add, calls, dict-api, errors, fail, lookup, mount-api, raw-values, square, volume-api\n\
+         both TypeError: calling 'add': pass arguments either by position or by name, not both (they travel as one JSON array or object)\n"
+    );
+    // The failing callee's own traceback reaches the terminal.
+    assert!(out.stderr.contains("ValueError: boom"), "{}", out.stderr);
+
+    expect(
+        &v,
+        &app,
+        "errors",
+        "ungranted dict AccessDenied True access denied: this function is not granted dict `secret`\n\
+         missing dict NotFound True not found: dict `kv-missing` does not exist\n\
+         bad name InvalidArgument True invalid argument: invalid dict name \"bad/name\": '/' is not allowed (use ASCII letters, digits, `.`, `_`, `-`)\n\
+         ungranted volume AccessDenied True access denied: this function is not granted volume `ghost`\n\
+         InvalidArgument is a ValueError: invalid dict name \"bad/name\": '/' is not allowed (use ASCII letters, digits, `.`, `_`, `-`)\n",
+    );
+
+    // An exception the guest does not catch: Python's traceback, then
+    // vessel's error naming the function, and exit status 1.
+    call(&v, &app, "lookup", &["--key", "nope"]).fails(
+        1,
+        &[
+            "Traceback (most recent call last):",
+            "KeyError: 'nope'",
+            "error: function `lookup`: the guest trapped",
+        ],
+    );
+}
+
+#[test]
+fn python_build_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new(repo_root().join("scripts/build-python"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&[&d, "-o", "x.wasm"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no module `app` in"), "{err}");
+    std::fs::write(dir.path().join("app.py"), "").unwrap();
+    let (code, err) = run(&[&d, "-o", "x.wasm"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no world.wit (or wit/*.wit) in"), "{err}");
+    let (code, err) = run(&[&d]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("APP -o OUT.wasm"), "{err}");
+    let (code, err) = run(&[&d, "-o", "x.wasm", "--frobnicate"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown option --frobnicate"), "{err}");
+}
