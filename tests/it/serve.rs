@@ -626,3 +626,129 @@ fn a_file_put_by_another_process_reaches_a_running_function_after_reload() {
         json!({"status": "done", "result": {"ok": "hello from outside"}})
     );
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Malformed and oversized requests, a slow client and 1,000 concurrent
+/// connections: each gets a clear status, the server stays up, and its
+/// memory stays bounded. Prints the figures.
+#[test]
+fn bad_requests_slow_clients_and_many_connections() {
+    use std::io::{Read, Write};
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = write_app(
+        dir.path(),
+        "[app]\nname = \"probe\"\n[functions.add]\ncomponent = \"@PROBE@\"\n",
+    );
+    let server = start(
+        &v,
+        &["--app", &app.display().to_string(), "--header-timeout", "1"],
+    );
+    let a = server.addr.clone();
+    let tok = token(&v, &["dict:*:rw", "app:*"]);
+    let pid = server.child.id();
+    let rss_start = rss_kib(pid);
+
+    // Malformed JSON and wrong shapes: 400 with a JSON error.
+    let (status, body) = http(
+        &a,
+        "POST",
+        "/v1/apps/probe/functions/add/call",
+        Some(&tok),
+        &[],
+        b"{nope",
+    );
+    assert_eq!(status, 400);
+    assert!(
+        json_of(&body)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not JSON")
+    );
+    // Oversized bodies: 413, without the server holding them.
+    let big = vec![b'1'; 17 << 20];
+    let (status, _) = http(
+        &a,
+        "POST",
+        "/v1/apps/probe/functions/add/call",
+        Some(&tok),
+        &[],
+        &big,
+    );
+    assert_eq!(status, 413);
+    assert_eq!(
+        http(&a, "POST", "/v1/dicts/kv", Some(&tok), &[], b"").0,
+        201
+    );
+    let huge = vec![b'x'; (100 << 20) + 4096];
+    let (status, _) = http(&a, "PUT", "/v1/dicts/kv/keys/k", Some(&tok), &[], &huge);
+    assert_eq!(status, 413);
+    drop((big, huge));
+
+    // A slowloris client trickling its headers is cut off after the header
+    // timeout, while others are served.
+    let mut slow = std::net::TcpStream::connect(&a).unwrap();
+    slow.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    assert_eq!(http(&a, "GET", "/v1/health", None, &[], b"").0, 200);
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    let cut_after = started.elapsed();
+    assert!(
+        cut_after < Duration::from_secs(15),
+        "the slow client was not cut off"
+    );
+    let head = String::from_utf8_lossy(&buf);
+    assert!(buf.is_empty() || head.starts_with("HTTP/1.1 408"), "{head}");
+
+    // 1,000 connections open at once, each then making a request.
+    let conns: Vec<std::net::TcpStream> = (0..1000)
+        .map(|_| std::net::TcpStream::connect(&a).unwrap())
+        .collect();
+    let rss_open = rss_kib(pid);
+    let started = Instant::now();
+    let handles: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            let tok = tok.clone();
+            std::thread::spawn(move || {
+                let body = format!("[{i}, 1]");
+                let req = format!(
+                    "POST /v1/apps/probe/functions/add/call HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                c.write_all(req.as_bytes()).unwrap();
+                let mut out = String::new();
+                c.read_to_string(&mut out).unwrap();
+                (out.starts_with("HTTP/1.1 200"), out.contains(&format!("\"result\":{}", i + 1)))
+            })
+        })
+        .collect();
+    let results: Vec<(bool, bool)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let elapsed = started.elapsed();
+    assert!(results.iter().all(|(ok, right)| *ok && *right));
+    let rss_end = rss_kib(pid);
+    println!(
+        "1,000 concurrent connections: all 200 in {elapsed:.2?}; server RSS {rss_start} KiB at start, \
+         {rss_open} KiB with 1,000 idle connections, {rss_end} KiB after; slow client cut after {cut_after:.2?}"
+    );
+    // Bounded: 1,000 connections and a 100 MiB refused body must not leave
+    // the server holding hundreds of MiB.
+    assert!(
+        rss_end < rss_start + 256 * 1024,
+        "RSS grew from {rss_start} to {rss_end} KiB"
+    );
+    assert_eq!(http(&a, "GET", "/v1/health", None, &[], b"").0, 200);
+}

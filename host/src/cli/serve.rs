@@ -33,6 +33,10 @@ pub struct ServeCmd {
     /// Most connections served at once.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers; slower
+    /// clients are disconnected.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub header_timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +136,13 @@ pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
     if cmd.max_connections == 0 {
         return Err(Failure::usage("--max-connections must be at least 1"));
     }
+    if !(cmd.header_timeout.is_finite() && cmd.header_timeout > 0.0 && cmd.header_timeout <= 3600.0)
+    {
+        return Err(Failure::usage(format!(
+            "--header-timeout must be between 0 and 3600 seconds, got {}",
+            cmd.header_timeout
+        )));
+    }
     let service = home.open_service()?;
     let mut manifests = Vec::new();
     for path in &cmd.apps {
@@ -175,6 +186,7 @@ pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
     ));
     let options = ServeOptions {
         max_connections: cmd.max_connections,
+        header_timeout: std::time::Duration::from_secs_f64(cmd.header_timeout),
         ..ServeOptions::default()
     };
     server::serve(state, Some(tcp), Some(unix), options, shutdown_signal()).await;

@@ -64,6 +64,9 @@ pub struct EmbeddedStore {
     pub(crate) location: String,
 }
 
+/// How long opening waits for a store lock held by someone else.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 impl EmbeddedStore {
     /// Opens (creating) the store under `data_dir`: `data_dir/db` for sled,
     /// `data_dir/blobs` for blobs.
@@ -83,26 +86,37 @@ impl EmbeddedStore {
         };
         std::fs::create_dir_all(data_dir).map_err(|e| fail(e.to_string()))?;
         let db_dir = data_dir.join("db");
-        let db = sled::Config::new()
-            .path(&db_dir)
-            // We make writes durable ourselves (see `durable`); sled's
-            // periodic flusher would only add background I/O.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| match e {
+        // sled finishes in-flight log writes on its I/O threads after the
+        // last handle is dropped, holding the lock a moment longer; and an
+        // owner that just started may be about to serve its socket. So a
+        // held lock is retried briefly before it is reported.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(&db_dir)
+                // We make writes durable ourselves (see `durable`); sled's
+                // periodic flusher would only add background I/O.
+                .flush_every_ms(None)
+                .open();
+            match opened {
+                Ok(db) => break db,
                 // sled 0.34 wraps the failed flock in an error of its own
                 // kind, with this text.
-                sled::Error::Io(io)
+                Err(sled::Error::Io(io))
                     if io.kind() == std::io::ErrorKind::WouldBlock
                         || io.to_string().contains("could not acquire lock") =>
                 {
-                    fail(
-                        "another process has it open (one process owns a data dir at a time)"
-                            .into(),
-                    )
+                    if std::time::Instant::now() >= deadline {
+                        return Err(fail(
+                            "another process has it open (one process owns a data dir at a time)"
+                                .into(),
+                        ));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                other => fail(other.to_string()),
-            })?;
+                Err(other) => return Err(fail(other.to_string())),
+            }
+        };
         let blobs = BlobStore::open(data_dir.join("blobs")).map_err(|e| fail(e.to_string()))?;
         let durability = Durability::new(db.clone(), db_dir, options.durability);
         let volumes =
