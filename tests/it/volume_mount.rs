@@ -846,10 +846,12 @@ async fn a_mounted_volume_is_not_deleted_or_renamed_unless_forced() {
     assert!(err_of(&r).contains("deleted while mounted"), "{r}");
     let r = a.call("reload", json!(["/data"])).await;
     assert!(err_of(&r).contains("deleted while mounted"), "{r}");
-    // A volume created under the name later never gets its writes.
+    // A volume created under the name later never gets its writes, and
+    // the old mount does not hold it: it can be renamed.
     env.volumes().create("vol").unwrap();
     assert!(a.c.shutdown().is_err(), "the final commit fails too");
     assert!(env.volumes().node("vol", "w").unwrap().is_none());
+    env.service.volume_rename("vol", "vol-new").unwrap();
     drop(a);
     assert_eq!(env.service.volume_gc(None).unwrap().removed_blobs, 2);
 }
