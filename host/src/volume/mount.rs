@@ -268,9 +268,11 @@ impl Mount {
                         self.blob_inodes.insert((meta.dev(), meta.ino()), blob);
                         Ok(())
                     }
-                    // Another filesystem: a private copy is correct, just
+                    // Another filesystem (EXDEV), or a blob linked as often
+                    // as the filesystem allows (EMLINK: all empty files
+                    // share one blob): a private copy is correct, just
                     // slower.
-                    Err(e) if e.raw_os_error() == Some(18) => {
+                    Err(e) if matches!(e.raw_os_error(), Some(18 | 31)) => {
                         fan_dir.copy(name, &self.root, path)?;
                         self.root
                             .set_permissions(path, Permissions::from_mode(0o644))
