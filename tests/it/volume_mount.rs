@@ -846,10 +846,41 @@ async fn a_mounted_volume_is_not_deleted_or_renamed_unless_forced() {
     assert!(err_of(&r).contains("deleted while mounted"), "{r}");
     let r = a.call("reload", json!(["/data"])).await;
     assert!(err_of(&r).contains("deleted while mounted"), "{r}");
-    // A volume created under the name later never gets its writes.
+    // A volume created under the name later never gets its writes, and
+    // the old mount does not hold it: it can be renamed.
     env.volumes().create("vol").unwrap();
     assert!(a.c.shutdown().is_err(), "the final commit fails too");
     assert!(env.volumes().node("vol", "w").unwrap().is_none());
+    env.service.volume_rename("vol", "vol-new").unwrap();
     drop(a);
     assert_eq!(env.service.volume_gc(None).unwrap().removed_blobs, 2);
+}
+
+#[tokio::test]
+async fn large_files_read_through_a_mount_byte_for_byte() {
+    let env = Env::new();
+    // Over several of the host's read pieces, not a multiple of any.
+    let data: Vec<u8> = (0..(3 << 20) + 7u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let fnv = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    env.volumes().create("vol").unwrap();
+    let mut batch = env.service.volume_batch("vol", false).unwrap();
+    batch.put_bytes(&data, "/big").unwrap();
+    batch.commit().unwrap();
+    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    for chunk in [1u32 << 20, 4 << 20, 65_536, 1000] {
+        assert_eq!(
+            a.call("fs-checksum", json!(["/data/big", chunk])).await,
+            json!({ "ok": fnv }),
+            "{chunk}-byte reads"
+        );
+    }
+    assert_eq!(
+        a.call("fs-read-len", json!(["/data/big", 1u32 << 20]))
+            .await,
+        json!({ "ok": data.len() })
+    );
 }

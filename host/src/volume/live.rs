@@ -115,11 +115,19 @@ pub enum LiveError {
     },
 }
 
+impl Entry {
+    /// A live mount of `volume` in the store at `location`. (A mount whose
+    /// volume was deleted under it mounts nothing that has that name now.)
+    fn mounts(&self, location: &str, volume: &str) -> bool {
+        self.location == location && self.volume == volume && !self.deleted.load(Ordering::Acquire)
+    }
+}
+
 /// How many live mounts of `volume` the store at `location` has.
 pub fn mounts_of(location: &str, volume: &str) -> usize {
     lock(&LIVE)
         .values()
-        .filter(|e| e.location == location && e.volume == volume)
+        .filter(|e| e.mounts(location, volume))
         .count()
 }
 
@@ -147,7 +155,7 @@ pub fn guard_volume<T, E: From<LiveError>>(
     let live = lock(&LIVE);
     let mounts: Vec<&Arc<Entry>> = live
         .values()
-        .filter(|e| e.location == location && e.volume == volume)
+        .filter(|e| e.mounts(location, volume))
         .collect();
     if !mounts.is_empty() {
         let hint = match if_mounted {
@@ -258,6 +266,9 @@ mod tests {
         assert!(!a.deleted());
         guard_volume::<_, LiveError>(loc, "v", IfMounted::Delete, || Ok(())).unwrap();
         assert!(a.deleted());
+        // A volume created under the name later is not mounted by `a`.
+        assert_eq!(mounts_of(loc, "v"), 0);
+        guard_volume::<_, LiveError>(loc, "v", IfMounted::Refuse, || Ok(())).unwrap();
 
         // A reload keeps the old pins and adds the new ones.
         a.loading();

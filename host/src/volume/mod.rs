@@ -9,6 +9,7 @@
 
 pub mod live;
 pub mod mount;
+mod stream;
 pub mod wasi;
 
 use std::collections::{BTreeSet, HashMap};
@@ -57,6 +58,9 @@ pub struct VolumeCtx {
     pub(crate) mounts: Vec<Mount>,
     /// Descriptor reps under mounts (see `wasi`).
     pub(crate) fds: HashMap<u32, OpenFd>,
+    /// Input-stream reps of mounted files (see `stream`); an entry whose
+    /// stream was dropped no longer upgrades.
+    pub(crate) streams: HashMap<u32, std::sync::Weak<stream::StreamState>>,
 }
 
 impl VolumeCtx {
@@ -66,6 +70,7 @@ impl VolumeCtx {
             grant,
             mounts,
             fds: HashMap::new(),
+            streams: HashMap::new(),
         }
     }
 

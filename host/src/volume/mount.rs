@@ -268,9 +268,11 @@ impl Mount {
                         self.blob_inodes.insert((meta.dev(), meta.ino()), blob);
                         Ok(())
                     }
-                    // Another filesystem: a private copy is correct, just
+                    // Another filesystem (EXDEV), or a blob linked as often
+                    // as the filesystem allows (EMLINK: all empty files
+                    // share one blob): a private copy is correct, just
                     // slower.
-                    Err(e) if e.raw_os_error() == Some(18) => {
+                    Err(e) if matches!(e.raw_os_error(), Some(18 | 31)) => {
                         fan_dir.copy(name, &self.root, path)?;
                         self.root
                             .set_permissions(path, Permissions::from_mode(0o644))
@@ -550,13 +552,16 @@ impl Mount {
                     }
                 },
                 Change::Remove { path } => {
+                    // The path and its subtree (not its siblings that sort
+                    // in between, like `a-b` between `a` and `a/c`).
                     let prefix = format!("{path}/");
                     let gone: Vec<String> = self
                         .base
-                        .range::<str, _>((Bound::Included(path.as_str()), Bound::Unbounded))
-                        .take_while(|(p, _)| **p == path || p.starts_with(&prefix))
+                        .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+                        .take_while(|(p, _)| p.starts_with(&prefix))
                         .map(|(p, _)| p.clone())
                         .collect();
+                    self.base.remove(&path);
                     for p in gone {
                         self.base.remove(&p);
                     }
@@ -901,6 +906,24 @@ mod tests {
         let blob = store.node("v", "top").unwrap().unwrap().blob.unwrap();
         assert_eq!(store.read_blob(&blob, 0, 100).unwrap(), b"top");
         assert_eq!(m.root.read_to_string("top").unwrap(), "changed");
+    }
+
+    #[test]
+    fn a_committed_removal_drops_the_subtree_but_not_its_neighbours() {
+        let (_d, store, mut m) = setup();
+        // `a/b` sorts before `a/b-x` before `a/b/...`: only the subtree goes.
+        m.resolve("", "a/b", false).unwrap();
+        m.complete_tree("a/b").unwrap();
+        m.root.remove_dir_all("a/b").unwrap();
+        m.dirty.insert("a/b".into());
+        let info = m.commit(&BTreeSet::new()).unwrap();
+        assert_eq!(info.removed, 1);
+        assert!(m.base.contains_key("a/b-x"), "the neighbour stays");
+        assert!(!m.base.keys().any(|p| p == "a/b" || p.starts_with("a/b/")));
+        // Reaching the neighbour still places it.
+        m.resolve("", "a/b-x", true).unwrap();
+        assert_eq!(m.root.read_to_string("a/b-x").unwrap(), "b-x");
+        assert_eq!(store.node("v", "a/b-x").unwrap().unwrap().size, 3);
     }
 
     #[test]

@@ -15,29 +15,40 @@
 //!   cross it, before anything is created);
 //! - every change records its path as dirty, for an O(changed) commit;
 //! - a rename or link between a mount and anything else is refused with
-//!   EXDEV.
+//!   EXDEV;
+//! - `read-via-stream` and `read` of a file under a mount read in large
+//!   pieces (see `super::stream`), so guests read mounted files at close to
+//!   native speed.
 //!
-//! Descriptor-only functions (read, write, stat, set-size, set-times on a
-//! descriptor...) need nothing: a descriptor under a mount was opened
+//! The other descriptor-only functions (write, stat, set-size, set-times on
+//! a descriptor...) need nothing: a descriptor under a mount was opened
 //! through `open-at`, so its file is placed, and one opened for reading
 //! cannot write or change times (wasmtime-wasi checks its flags).
+
+use std::sync::Arc;
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::WasiFilesystemView;
+use wasmtime_wasi::p2::DynInputStream;
 use wasmtime_wasi::p2::bindings::filesystem::preopens::Host as _;
 use wasmtime_wasi::p2::bindings::filesystem::types::{
     Descriptor, DescriptorFlags, DescriptorStat, DirectoryEntryStream, ErrorCode, Host as _,
     HostDescriptor, MetadataHashValue, NewTimestamp, OpenFlags, PathFlags,
 };
+use wasmtime_wasi::p2::bindings::io::streams::{
+    Host as _, HostInputStream, StreamError as WitStreamError,
+};
 
+use super::stream::{MountReadStream, read_at};
 use super::{OpenFd, VolumeCtx, VolumeView};
 
 /// The version of `wasi:filesystem` that wasmtime-wasi 48 defines; guests
 /// importing any 0.2.x version are linked to it.
 const TYPES: &str = "wasi:filesystem/types@0.2.12";
 const PREOPENS: &str = "wasi:filesystem/preopens@0.2.12";
+const STREAMS: &str = "wasi:io/streams@0.2.12";
 
 type FsResult<T> = wasmtime::Result<(Result<T, ErrorCode>,)>;
 type FsFuture<'a, T> = Box<dyn Future<Output = FsResult<T>> + Send + 'a>;
@@ -183,6 +194,45 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
 ) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     {
+        // Reads of streams of mounted files: the bytes as read, without the
+        // `Bytes` round trip of the generic path.
+        let mut inst = linker.instance(STREAMS)?;
+        for (name, blocking) in [
+            ("[method]input-stream.blocking-read", true),
+            ("[method]input-stream.read", false),
+        ] {
+            inst.func_wrap_async(
+                name,
+                move |mut store: StoreContextMut<'_, T>,
+                      (stream, len): (Resource<DynInputStream>, u64)| {
+                    Box::new(async move {
+                        let view = store.data_mut().volume();
+                        let fast = view
+                            .ctx
+                            .streams
+                            .get(&stream.rep())
+                            .and_then(std::sync::Weak::upgrade);
+                        let read = match fast {
+                            Some(state) => state.read(len),
+                            None if blocking => view.table.blocking_read(stream, len).await,
+                            None => HostInputStream::read(view.table, stream, len),
+                        };
+                        match read {
+                            Ok(bytes) => Ok((Ok(bytes),)),
+                            Err(e) => Ok((Err(view.table.convert_stream_error(e)?),)),
+                        }
+                    })
+                        as Box<
+                            dyn Future<
+                                    Output = wasmtime::Result<(Result<Vec<u8>, WitStreamError>,)>,
+                                > + Send
+                                + '_,
+                        >
+                },
+            )?;
+        }
+    }
+    {
         let mut inst = linker.instance(PREOPENS)?;
         inst.func_wrap(
             "get-directories",
@@ -277,6 +327,63 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                 }
                 Ok((Ok(new),))
             })
+        },
+    )?;
+
+    inst.func_wrap(
+        "[method]descriptor.read-via-stream",
+        |mut store: StoreContextMut<'_, T>, (fd, offset): (Resource<Descriptor>, u64)| {
+            let view = store.data_mut().volume();
+            if view.ctx.open_fd(view.table, fd.rep()).is_some() {
+                let file = match view.table.get(&fd)? {
+                    wasmtime_wasi::filesystem::Descriptor::File(f) => f.file.clone(),
+                    wasmtime_wasi::filesystem::Descriptor::Dir(_) => {
+                        return Ok((Err(ErrorCode::IsDirectory),));
+                    }
+                };
+                let (stream, state) = MountReadStream::new(file, offset);
+                let stream: DynInputStream = Box::new(stream);
+                let stream = view.table.push(stream)?;
+                view.ctx.streams.retain(|_, s| s.strong_count() > 0);
+                view.ctx
+                    .streams
+                    .insert(stream.rep(), Arc::downgrade(&state));
+                return Ok((Ok(stream),));
+            }
+            let mut fs = store.data_mut().filesystem();
+            match fs.read_via_stream(fd, offset) {
+                Ok(stream) => Ok((Ok(stream),)),
+                Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+            }
+        },
+    )?;
+
+    inst.func_wrap_async(
+        "[method]descriptor.read",
+        |mut store: StoreContextMut<'_, T>, (fd, len, offset): (Resource<Descriptor>, u64, u64)| {
+            Box::new(async move {
+                let view = store.data_mut().volume();
+                if view.ctx.open_fd(view.table, fd.rep()).is_some() {
+                    let file = match view.table.get(&fd)? {
+                        wasmtime_wasi::filesystem::Descriptor::File(f) => f.file.clone(),
+                        wasmtime_wasi::filesystem::Descriptor::Dir(_) => {
+                            return Ok((Err(ErrorCode::BadDescriptor),));
+                        }
+                    };
+                    return Ok((match read_at(&file, offset, len) {
+                        Ok(buf) => {
+                            let end = buf.is_empty();
+                            Ok((buf, end))
+                        }
+                        Err(e) => Err(ErrorCode::from(e)),
+                    },));
+                }
+                let mut fs = store.data_mut().filesystem();
+                match fs.read(fd, len, offset).await {
+                    Ok(read) => Ok((Ok(read),)),
+                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+                }
+            }) as FsFuture<'_, (Vec<u8>, bool)>
         },
     )?;
 

@@ -89,6 +89,21 @@ impl Guest for Component {
             }
         }
     }
+    fn fs_checksum(path: String, chunk: u32) -> Result<u64, String> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&path).map_err(e)?;
+        let mut buf = vec![0u8; chunk.max(1) as usize];
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        loop {
+            let n = f.read(&mut buf).map_err(e)?;
+            if n == 0 {
+                return Ok(hash);
+            }
+            for b in &buf[..n] {
+                hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
     fn fs_write_len(path: String, size: u64, chunk: u32) -> Result<u64, String> {
         let mut f = std::fs::File::create(&path).map_err(e)?;
         let chunk = u64::from(chunk.max(1));

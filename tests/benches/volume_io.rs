@@ -1,0 +1,250 @@
+//! Volume I/O from a guest next to native I/O on the same machine, measured
+//! in the same run:
+//! - sequential read of a 1 GiB file in a mounted volume by the volprobe
+//!   guest (std::fs::File::read with a 1 MiB and a 64 KiB buffer) vs a
+//!   native read of the same file (the stored blob the mount links, same
+//!   buffer size), with the file in the page cache (warm) and evicted from
+//!   it before each read (cold, `posix_fadvise(DONTNEED)`); target >= 70%
+//!   of native (DESIGN §5);
+//! - a guest writing a 1 GiB file into a mount (1 MiB writes, then
+//!   sync_all) and committing it, vs a native write + fsync of the same
+//!   bytes.
+//!
+//!   cargo bench -p vessel-tests --bench volume_io
+//!
+//! `VESSEL_BENCH_IO_MB` changes the file size (default 1024). The bench
+//! lives in the tests crate because it needs a guest component, which
+//! tests/build.rs builds from source for wasm32-wasip2; host benches have
+//! no build script to do that.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vessel_host::call::{CallArgs, build_params, find_export, to_json};
+use vessel_host::container::{Container, ContainerConfig, HostState, linker};
+use vessel_host::engine::{EngineConfig, VesselEngine};
+use vessel_host::service::Service;
+use vessel_host::storage::embedded::EmbeddedOptions;
+use vessel_host::volume::VolumeMount;
+use wasmtime::component::{Component, Instance, Linker};
+
+const CHUNK: usize = 1 << 20;
+const RUNS: usize = 3;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn mb_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
+}
+
+/// Bytes that are not all alike (so nothing downstream can shortcut them).
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Drops `path`'s pages from the page cache (it is clean: blobs are
+/// fsynced), so the next read comes from the disk.
+fn evict(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    // SAFETY: a plain syscall on a descriptor we own for its duration.
+    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0, "posix_fadvise");
+}
+
+fn native_read(path: &Path, chunk: usize) -> (Duration, u64) {
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; chunk];
+    let mut total = 0u64;
+    let t = Instant::now();
+    loop {
+        match f.read(&mut buf).unwrap() {
+            0 => break,
+            n => total += n as u64,
+        }
+    }
+    (t.elapsed(), total)
+}
+
+fn native_write(path: &Path, size: u64) -> Duration {
+    let buf: Vec<u8> = (0..CHUNK).map(|i| (i % 251) as u8).collect();
+    let t = Instant::now();
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(CHUNK as u64);
+        f.write_all(&buf[..n as usize]).unwrap();
+        left -= n;
+    }
+    f.sync_all().unwrap();
+    drop(f);
+    let d = t.elapsed();
+    std::fs::remove_file(path).unwrap();
+    d
+}
+
+struct Guest {
+    engine: VesselEngine,
+    linker: Linker<HostState>,
+    component: Component,
+}
+
+impl Guest {
+    async fn start(&self, config: &ContainerConfig) -> (Container, Instance) {
+        let mut c = Container::new(&self.engine, config).unwrap();
+        let inst = c.instantiate(&self.linker, &self.component).await.unwrap();
+        (c, inst)
+    }
+
+    async fn call(&self, c: &mut Container, inst: &Instance, name: &str, args: Value) -> Value {
+        let export = find_export(&self.engine, &self.component, "volprobe", name).unwrap();
+        let params = build_params(
+            &export,
+            &CallArgs {
+                args: Some(args),
+                flags: vec![],
+            },
+        )
+        .unwrap();
+        let func = inst.get_func(c.store_mut(), export.index).unwrap();
+        let r = c
+            .call(func, &params, usize::from(export.result.is_some()))
+            .await
+            .unwrap();
+        r.as_ref().map(to_json).unwrap_or(Value::Null)
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let mb: u64 = std::env::var("VESSEL_BENCH_IO_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let size = mb << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let service =
+        Service::open_embedded(&dir.path().join("data"), EmbeddedOptions::default()).unwrap();
+    let engine = VesselEngine::new(EngineConfig { cache_dir: None }).unwrap();
+    let guest = Guest {
+        linker: linker(&engine).unwrap(),
+        component: engine.load(&vessel_tests::guest("volprobe")).unwrap().0,
+        engine,
+    };
+    let config = ContainerConfig {
+        stores: service.stores.clone(),
+        work_dir: Some(dir.path().join("containers")),
+        volume_mounts: vec![VolumeMount {
+            guest: "/data".into(),
+            volume: "io".into(),
+            read_only: false,
+        }],
+        background_commit: None,
+        ..ContainerConfig::default()
+    };
+
+    // A 1 GiB file in the volume, written in 1 MiB pieces.
+    service.volume_create("io").unwrap();
+    let src = dir.path().join("big.bin");
+    {
+        let mut f = std::fs::File::create(&src).unwrap();
+        for i in 0..mb {
+            f.write_all(&pattern(CHUNK, i)).unwrap();
+        }
+    }
+    let mut batch = service.volume_batch("io", false).unwrap();
+    batch.put_file(&src, "/big.bin").unwrap();
+    batch.commit().unwrap();
+    std::fs::remove_file(&src).unwrap();
+    let store = service.stores.volumes.clone().unwrap();
+    let blob = store.node("io", "big.bin").unwrap().unwrap().blob.unwrap();
+    let blob_path = store.local_blob(&blob).unwrap();
+
+    // Read: alternate native and guest; warm reads after one read that
+    // fills the page cache.
+    let (mut c, inst) = guest.start(&config).await;
+    native_read(&blob_path, CHUNK);
+    for (chunk, cold) in [(CHUNK, false), (64 << 10, false), (CHUNK, true)] {
+        let args = json!(["/data/big.bin", chunk]);
+        let (mut native, mut ours) = (vec![], vec![]);
+        for _ in 0..RUNS {
+            if cold {
+                evict(&blob_path);
+            }
+            let (d, n) = native_read(&blob_path, chunk);
+            assert_eq!(n, size);
+            native.push(d);
+            if cold {
+                evict(&blob_path);
+            }
+            let t = Instant::now();
+            let r = guest.call(&mut c, &inst, "fs-read-len", args.clone()).await;
+            ours.push(t.elapsed());
+            assert_eq!(r, json!({ "ok": size }));
+        }
+        let (native, ours) = (median(native), median(ours));
+        println!(
+            "sequential read of {mb} MiB, {:>4} KiB reads, {}: guest from a mount {:>6.0} MB/s | native {:>6.0} MB/s | ratio {:.2} (target >= 0.70)",
+            chunk >> 10,
+            if cold { "cold" } else { "warm" },
+            mb_s(size, ours),
+            mb_s(size, native),
+            native.as_secs_f64() / ours.as_secs_f64(),
+        );
+    }
+    drop(c);
+
+    // Write + commit. Between runs the file is removed and collected, so
+    // every commit stores its blob afresh.
+    let (mut write, mut commit, mut native) = (vec![], vec![], vec![]);
+    for run in 0..RUNS {
+        native.push(native_write(&dir.path().join("native.bin"), size));
+        let (mut c, inst) = guest.start(&config).await;
+        let t = Instant::now();
+        let r = guest
+            .call(
+                &mut c,
+                &inst,
+                "fs-write-len",
+                json!([format!("/data/out-{run}.bin"), size, CHUNK]),
+            )
+            .await;
+        write.push(t.elapsed());
+        assert_eq!(r, json!({ "ok": size }));
+        let t = Instant::now();
+        let r = guest.call(&mut c, &inst, "commit", json!(["/data"])).await;
+        commit.push(t.elapsed());
+        assert!(r.get("ok").is_some(), "{r}");
+        drop(c);
+        service
+            .volume_rm("io", &format!("/out-{run}.bin"), false)
+            .unwrap();
+        service.volume_gc(Some(Duration::ZERO)).unwrap();
+    }
+    let (write, commit, native) = (median(write), median(commit), median(native));
+    let both = write + commit;
+    println!(
+        "write {mb} MiB: guest write+sync {:>6.0} MB/s, commit {:>6.0} MB/s, write+sync+commit {:>6.0} MB/s | native write+fsync {:>6.0} MB/s | ratios {:.2} (write) {:.2} (write+commit)",
+        mb_s(size, write),
+        mb_s(size, commit),
+        mb_s(size, both),
+        mb_s(size, native),
+        native.as_secs_f64() / write.as_secs_f64(),
+        native.as_secs_f64() / both.as_secs_f64(),
+    );
+}
