@@ -140,7 +140,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let service =
         Service::open_embedded(&dir.path().join("data"), EmbeddedOptions::default()).unwrap();
-    let engine = VesselEngine::new(EngineConfig { cache_dir: None }).unwrap();
+    let engine = VesselEngine::new(EngineConfig::default()).unwrap();
     let guest = Guest {
         linker: linker(&engine).unwrap(),
         component: engine.load(&vessel_tests::guest("volprobe")).unwrap().0,

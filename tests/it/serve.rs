@@ -655,7 +655,7 @@ fn bad_requests_slow_clients_and_many_connections() {
     let a = server.addr.clone();
     let tok = token(&v, &["dict:*:rw", "app:*"]);
     let pid = server.child.id();
-    let rss_start = rss_kib(pid);
+    let rss_first = rss_kib(pid);
 
     // Malformed JSON and wrong shapes: 400 with a JSON error.
     let (status, body) = http(
@@ -692,6 +692,14 @@ fn bad_requests_slow_clients_and_many_connections() {
     let (status, _) = http(&a, "PUT", "/v1/dicts/kv/keys/k", Some(&tok), &[], &huge);
     assert_eq!(status, 413);
     drop((big, huge));
+    let rss_after_big = rss_kib(pid);
+    println!(
+        "refused 17 MiB and 100 MiB bodies: server RSS {rss_first} KiB before, {rss_after_big} KiB after"
+    );
+    assert!(
+        rss_after_big < rss_first + 256 * 1024,
+        "RSS grew from {rss_first} to {rss_after_big} KiB"
+    );
 
     // A slowloris client trickling its headers is cut off after the header
     // timeout, while others are served.
