@@ -131,3 +131,111 @@ impl Volume {
         Ok(self.inner.copy(&srcs, dst)?)
     }
 }
+
+impl Volume {
+    /// A reader of the file at `path` through the object API (no mount
+    /// needed), fetching it in ranges as it is read.
+    pub fn reader(&self, path: &str) -> FileReader<'_> {
+        FileReader {
+            volume: self,
+            path: path.to_owned(),
+            offset: 0,
+            done: false,
+        }
+    }
+
+    /// A writer of the file at `path` through the object API. The volume
+    /// stores whole files, so the bytes are kept until
+    /// [`FileWriter::finish`] (or `flush`, or drop) writes the file.
+    pub fn writer(&self, path: &str, overwrite: bool) -> FileWriter<'_> {
+        FileWriter {
+            volume: self,
+            path: path.to_owned(),
+            overwrite,
+            buf: Vec::new(),
+            dirty: true,
+        }
+    }
+}
+
+/// Reads a volume file in ranges: [`std::io::Read`] over
+/// [`Volume::read_range`].
+#[derive(Debug)]
+pub struct FileReader<'a> {
+    volume: &'a Volume,
+    path: String,
+    offset: u64,
+    done: bool,
+}
+
+impl std::io::Read for FileReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = u64::try_from(buf.len()).unwrap_or(u64::MAX).min(8 << 20);
+        let chunk = self
+            .volume
+            .read_range(&self.path, self.offset, want)
+            .map_err(std::io::Error::other)?;
+        let n = chunk.len().min(buf.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), chunk.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        if n == 0 {
+            self.done = true;
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// Collects bytes and writes them as one volume file: [`std::io::Write`]
+/// over [`Volume::write_file`].
+#[derive(Debug)]
+pub struct FileWriter<'a> {
+    volume: &'a Volume,
+    path: String,
+    overwrite: bool,
+    buf: Vec<u8>,
+    dirty: bool,
+}
+
+impl FileWriter<'_> {
+    /// Writes the file and reports the outcome.
+    pub fn finish(mut self) -> Result<(), Error> {
+        self.write_out()
+    }
+
+    fn write_out(&mut self) -> Result<(), Error> {
+        if !self.dirty {
+            return Ok(());
+        }
+        self.volume
+            .write_file(&self.path, &self.buf, self.overwrite)?;
+        // Later flushes replace what this one wrote.
+        self.overwrite = true;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+impl std::io::Write for FileWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        self.dirty = true;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.write_out().map_err(std::io::Error::other)
+    }
+}
+
+impl Drop for FileWriter<'_> {
+    fn drop(&mut self) {
+        // Like std's BufWriter: a last write, whose error has nowhere to go;
+        // call `finish` to see it.
+        let _ = self.write_out();
+    }
+}

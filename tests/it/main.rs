@@ -15,6 +15,7 @@ mod javascript;
 mod keyvalue;
 mod python;
 mod run_cli;
+mod rust_docs;
 mod serve;
 mod volume_cli;
 mod volume_mount;
