@@ -541,6 +541,24 @@ fn check_chain(state: &FunctionState, chain: &[String]) -> Result<(), AppError> 
 }
 
 impl FunctionState {
+    /// A failure in one of this function's containers.
+    fn in_container(&self, source: ContainerError) -> AppError {
+        AppError::Call(CallError::Container {
+            function: self.name.clone(),
+            source,
+        })
+    }
+
+    /// Waits for a free container slot (at most `max_containers` busy).
+    async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
+        self.pool
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| AppError::ShuttingDown)
+    }
+
     /// Runs one call in a warm or new container and returns its result.
     async fn invoke(
         self: Arc<Self>,
@@ -554,19 +572,8 @@ impl FunctionState {
         if app.closing.load(Ordering::SeqCst) {
             return Err(AppError::ShuttingDown);
         }
-        let in_container = |source| {
-            AppError::Call(CallError::Container {
-                function: self.name.clone(),
-                source,
-            })
-        };
-        let _permit = self
-            .pool
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| AppError::ShuttingDown)?;
+        let in_container = |source| self.in_container(source);
+        let _permit = self.permit().await?;
         let mut warm = match self.pool.take() {
             Some(w) => w,
             None => self.start(app).await?,
@@ -606,12 +613,7 @@ impl FunctionState {
 
     /// Makes a new container with the function's instance in it.
     async fn start(&self, app: &AppInner) -> Result<pool::Warm, AppError> {
-        let in_container = |source| {
-            AppError::Call(CallError::Container {
-                function: self.name.clone(),
-                source,
-            })
-        };
+        let in_container = |source| self.in_container(source);
         let mut container = Container::new(&app.engine, &self.config).map_err(in_container)?;
         self.pool.note_started();
         let instance = container
@@ -663,19 +665,8 @@ impl FunctionState {
         argv: Vec<String>,
         inherit_stdin: bool,
     ) -> Result<i32, AppError> {
-        let in_container = |source| {
-            AppError::Call(CallError::Container {
-                function: self.name.clone(),
-                source,
-            })
-        };
-        let _permit = self
-            .pool
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| AppError::ShuttingDown)?;
+        let in_container = |source| self.in_container(source);
+        let _permit = self.permit().await?;
         let mut config = self.config.clone();
         config.args = std::iter::once(self.name.clone()).chain(argv).collect();
         config.inherit_stdin = inherit_stdin;

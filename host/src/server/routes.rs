@@ -311,16 +311,19 @@ async fn health() -> axum::Json<Json> {
     axum::Json(json!({"ok": true, "version": env!("CARGO_PKG_VERSION")}))
 }
 
+/// The items of a listing the caller may read.
+fn visible<T>(c: &Caller, kind: Kind, all: Vec<T>, name: impl Fn(&T) -> &String) -> Vec<T> {
+    all.into_iter()
+        .filter(|x| c.allows(kind, name(x), Mode::Read))
+        .collect()
+}
+
 // ---- volumes ----
 
 async fn volume_list(State(s): State<Arc<ServerState>>, Who(c): Who) -> ApiResult<Response> {
     let svc = s.service.clone();
     let all = blocking(move || Ok(svc.volume_list()?)).await?;
-    let visible: Vec<_> = all
-        .into_iter()
-        .filter(|v| c.allows(Kind::Volume, &v.name, Mode::Read))
-        .collect();
-    Ok(axum::Json(visible).into_response())
+    Ok(axum::Json(visible(&c, Kind::Volume, all, |v| &v.name)).into_response())
 }
 
 async fn volume_create(
@@ -692,11 +695,7 @@ async fn gc(
 async fn dict_list(State(s): State<Arc<ServerState>>, Who(c): Who) -> ApiResult<Response> {
     let svc = s.service.clone();
     let all = blocking(move || Ok(svc.dict_list()?)).await?;
-    let visible: Vec<_> = all
-        .into_iter()
-        .filter(|d| c.allows(Kind::Dict, &d.name, Mode::Read))
-        .collect();
-    Ok(axum::Json(visible).into_response())
+    Ok(axum::Json(visible(&c, Kind::Dict, all, |d| &d.name)).into_response())
 }
 
 async fn dict_info(
