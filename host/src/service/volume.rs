@@ -1125,18 +1125,7 @@ impl Service {
         if let Some(r) = remote {
             normalize_path(r)?;
         }
-        let meta = std::fs::metadata(local).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                VolumeOpError::LocalMissing {
-                    path: local.to_owned(),
-                }
-            } else {
-                VolumeOpError::LocalIo {
-                    path: local.to_owned(),
-                    source: e,
-                }
-            }
-        })?;
+        let meta = local_metadata(local)?;
         let remote = remote.unwrap_or("/");
         let (bytes, target) = if meta.is_dir() {
             (local_tree_size(local), remote.to_owned())
