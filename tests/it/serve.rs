@@ -498,6 +498,16 @@ fn a_running_app_serves_other_commands() {
     // While it runs, it owns the store; these go through its socket.
     let ls = v.run(&["volume", "ls", "checkpoints"]);
     assert_eq!(ls.ok(), "state\n");
+    // A second app run cannot share the store yet, and says so.
+    v.run(&["run", &app.display().to_string(), "--steps", "1"])
+        .fails(
+            1,
+            &[
+                "another vessel process owns",
+                "vessel.sock",
+                "not supported yet",
+            ],
+        );
     v.run(&["dict", "create", "side"]).ok();
     assert_eq!(v.run(&["dict", "list"]).ok(), "side\t0\n");
     child.kill().unwrap();

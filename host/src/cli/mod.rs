@@ -475,6 +475,16 @@ pub struct Owner {
 
 impl Owner {
     fn open(home: &Home) -> Result<Owner, Failure> {
+        if OwnerClient::find(&home.dir).is_some() {
+            // TODO(issue 8): run the call in the owner instead.
+            return Err(Failure::runtime(format!(
+                "another vessel process owns {} (its socket is {}); `vessel dict` and \
+                 `vessel volume` go through it, but running components against its store \
+                 from a second process is not supported yet: stop it, or use another --data-dir",
+                home.dir.display(),
+                home.dir.join(crate::server::SOCKET_FILE).display()
+            )));
+        }
         let service = home.open_service()?;
         let server = OwnerServer::start(&home.dir, service.clone()).map_err(Failure::runtime)?;
         Ok(Owner {
