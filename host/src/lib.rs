@@ -69,6 +69,7 @@ pub mod app;
 pub mod bindings;
 pub mod call;
 pub mod cli;
+pub mod client;
 pub mod container;
 pub mod dict;
 pub mod engine;

@@ -788,3 +788,91 @@ fn bad_requests_slow_clients_and_many_connections() {
     );
     assert_eq!(http(&a, "GET", "/v1/health", None, &[], b"").0, 200);
 }
+
+/// The Rust client library against a real `vessel serve`: volumes, dicts
+/// and functions, over TCP with a token and over the owner's socket.
+#[test]
+fn the_rust_client_reads_like_the_sdk() {
+    use vessel_host::client::Client;
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = write_app(
+        dir.path(),
+        "[app]\nname = \"probe\"\n[functions.add]\ncomponent = \"@PROBE@\"\n\
+         [functions.boom]\ncomponent = \"@PROBE@\"\n",
+    );
+    let server = start(&v, &["--app", &app.display().to_string()]);
+    let tok = token(&v, &["volume:*:rw", "dict:kv:rw", "app:probe"]);
+    let vessel = Client::connect(&server.addr, &tok);
+
+    let vol = vessel.volume("models");
+    vol.create().unwrap();
+    assert_eq!(
+        vol.write_file("/w/model.bin", b"0123456789", false)
+            .unwrap(),
+        1
+    );
+    let err = vol.write_file("/w/model.bin", b"x", false).unwrap_err();
+    assert_eq!(err.status(), Some(409), "{err}");
+    assert_eq!(vol.read_file("w/model.bin").unwrap(), b"0123456789");
+    assert_eq!(vol.read_range("w/model.bin", 3, 4).unwrap(), b"3456");
+    let mut big = std::io::Cursor::new(vec![7u8; 3 << 20]);
+    assert_eq!(vol.upload("big.bin", &mut big, false).unwrap(), 2);
+    assert_eq!(vol.read_file("big.bin").unwrap().len(), 3 << 20);
+    let names: Vec<String> = vol
+        .listdir("/", true)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(names, ["big.bin", "w", "w/model.bin"]);
+    assert_eq!(vol.remove("w", true).unwrap().version, 3);
+    assert_eq!(vessel.volumes().unwrap()[0].name, "models");
+
+    let kv = vessel.dict("kv");
+    assert!(kv.create().unwrap());
+    assert!(!kv.create().unwrap());
+    kv.put("cloud", &"dictionary").unwrap();
+    kv.put("n", &json!({"a": [1, 2]})).unwrap();
+    assert_eq!(
+        kv.get::<String>("cloud").unwrap().as_deref(),
+        Some("dictionary")
+    );
+    assert_eq!(kv.get::<Value>("n").unwrap(), Some(json!({"a": [1, 2]})));
+    assert_eq!(kv.get::<String>("missing").unwrap(), None);
+    assert!(
+        kv.get::<u64>("cloud")
+            .unwrap_err()
+            .to_string()
+            .contains("does not decode")
+    );
+    assert_eq!(kv.items(10).unwrap().items.len(), 2);
+    // Out of scope: the server's 403, with its message.
+    let err = vessel.dict("other").create().unwrap_err();
+    assert_eq!(err.status(), Some(403));
+    assert!(err.to_string().contains("dict:other:w"), "{err}");
+
+    let add = vessel.function("probe", "add");
+    assert_eq!(add.call(json!([2, 3])).unwrap(), json!(5));
+    assert_eq!(
+        add.spawn(json!({"a": 40, "b": 2})).unwrap().get().unwrap(),
+        json!(42)
+    );
+    let boom = vessel
+        .function("probe", "boom")
+        .spawn(json!(["kaboom"]))
+        .unwrap();
+    let err = boom.get().unwrap_err().to_string();
+    assert!(err.contains("trapped"), "{err}");
+
+    // The same API through the owner's socket, without a token.
+    let local = Client::local(v.home.path()).expect("the server owns the data dir");
+    assert_eq!(
+        local.dict("kv").get::<String>("cloud").unwrap().as_deref(),
+        Some("dictionary")
+    );
+    assert_eq!(
+        local.volume("models").read_range("big.bin", 0, 2).unwrap(),
+        [7, 7]
+    );
+}

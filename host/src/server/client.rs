@@ -16,7 +16,7 @@ use super::SOCKET_FILE;
 /// Why a request to the owner failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot talk to the vessel process that owns {socket}: {reason}")]
+    #[error("cannot talk to the vessel server at {socket}: {reason}")]
     Io { socket: PathBuf, reason: String },
     /// The owner answered with an error.
     #[error("{message}")]
@@ -41,11 +41,19 @@ impl ClientError {
     }
 }
 
-/// The owner of a data dir, reached through its socket.
+/// A vessel server: the owner of a data dir reached through its socket,
+/// or `vessel serve` over TCP with a bearer token.
 #[derive(Debug, Clone)]
 pub struct OwnerClient {
+    /// The socket path, or the TCP address (for messages).
     socket: PathBuf,
+    /// `Some((addr, token))` for TCP.
+    tcp: Option<(String, String)>,
 }
+
+/// A connection, Unix or TCP.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
 
 /// A response whose body is still to be read.
 pub struct Response {
@@ -85,8 +93,17 @@ impl OwnerClient {
             return None;
         }
         match UnixStream::connect(&socket) {
-            Ok(_) => Some(OwnerClient { socket }),
+            Ok(_) => Some(OwnerClient { socket, tcp: None }),
             Err(_) => None,
+        }
+    }
+
+    /// `vessel serve`'s HTTP API at `addr` (`127.0.0.1:8470`), with a bearer
+    /// token. Nothing connects until the first request.
+    pub fn tcp(addr: &str, token: &str) -> OwnerClient {
+        OwnerClient {
+            socket: PathBuf::from(format!("http://{addr}")),
+            tcp: Some((addr.to_owned(), token.to_owned())),
         }
     }
 
@@ -105,8 +122,18 @@ impl OwnerClient {
         headers: &[(&str, &str)],
         body: Body<'_>,
     ) -> Result<Response, ClientError> {
-        let mut stream = UnixStream::connect(&self.socket).map_err(|e| self.io(e))?;
+        let mut stream: Box<dyn Stream> = match &self.tcp {
+            None => Box::new(UnixStream::connect(&self.socket).map_err(|e| self.io(e))?),
+            Some((addr, _)) => {
+                let s = std::net::TcpStream::connect(addr).map_err(|e| self.io(e))?;
+                let _ = s.set_nodelay(true);
+                Box::new(s)
+            }
+        };
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: vessel\r\nConnection: close\r\n");
+        if let Some((_, token)) = &self.tcp {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }

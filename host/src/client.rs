@@ -1,0 +1,350 @@
+//! The Rust client of a running vessel (`vessel serve`, or the owner of a
+//! data dir): volumes, dicts and functions from outside any guest, with the
+//! shapes the guest SDK and Modal's client use.
+//!
+//! ```no_run
+//! use vessel_host::client::Client;
+//!
+//! # fn main() -> Result<(), vessel_host::server::client::ClientError> {
+//! let vessel = Client::connect("127.0.0.1:8470", "vsl_...");
+//! let kv = vessel.dict("kv");
+//! kv.put("cloud", &"dictionary")?;
+//! let v: Option<String> = kv.get("cloud")?;
+//! vessel.volume("models").write_file("w.bin", b"...", true)?;
+//! let sum = vessel.function("demo", "add").call(serde_json::json!([1, 2]))?;
+//! # Ok(()) }
+//! ```
+//!
+//! Calls block; run them on a blocking thread from async code. Errors are
+//! the server's, with its status and message.
+
+use std::io::Read;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value as Json;
+
+use crate::server::client::{Body, ClientError, OwnerClient, enc, enc_path};
+use crate::service::dict::{DictItem, DictItems, DictSummary};
+use crate::service::volume::{EntryInfo, VolumeSummary};
+use crate::storage::volume::CommitInfo;
+
+/// A connection to a vessel server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: OwnerClient,
+}
+
+impl Client {
+    /// The HTTP API of `vessel serve` at `addr`, with a bearer token.
+    pub fn connect(addr: &str, token: &str) -> Client {
+        Client {
+            http: OwnerClient::tcp(addr, token),
+        }
+    }
+
+    /// The process that owns `data_dir`, through its socket (no token: the
+    /// socket is the owner's), if one runs.
+    pub fn local(data_dir: &std::path::Path) -> Option<Client> {
+        OwnerClient::find(data_dir).map(|http| Client { http })
+    }
+
+    pub fn volume(&self, name: &str) -> Volume {
+        Volume {
+            http: self.http.clone(),
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn dict(&self, name: &str) -> Dict {
+        Dict {
+            http: self.http.clone(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// Function `function` of the app `app` the server loaded.
+    pub fn function(&self, app: &str, function: &str) -> Function {
+        Function {
+            http: self.http.clone(),
+            path: format!("/v1/apps/{}/functions/{}", enc(app), enc(function)),
+        }
+    }
+
+    /// The volumes the token may read.
+    pub fn volumes(&self) -> Result<Vec<VolumeSummary>, ClientError> {
+        self.http.json("GET", "/v1/volumes", Body::Empty)
+    }
+
+    /// The dicts the token may read.
+    pub fn dicts(&self) -> Result<Vec<DictSummary>, ClientError> {
+        self.http.json("GET", "/v1/dicts", Body::Empty)
+    }
+}
+
+fn json_body<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, ClientError> {
+    serde_json::to_vec(v).map_err(|e| ClientError::Api {
+        status: 400,
+        kind: "invalid_argument".into(),
+        message: format!("cannot encode as JSON: {e}"),
+    })
+}
+
+/// A volume on the server.
+#[derive(Debug, Clone)]
+pub struct Volume {
+    http: OwnerClient,
+    name: String,
+}
+
+impl Volume {
+    fn file(&self, path: &str) -> String {
+        format!(
+            "/v1/volumes/{}/files/{}",
+            enc(&self.name),
+            enc_path(path.trim_start_matches('/'))
+        )
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Creates the volume.
+    pub fn create(&self) -> Result<(), ClientError> {
+        let path = format!("/v1/volumes/{}", enc(&self.name));
+        self.http.request("POST", &path, &[], Body::Empty)?;
+        Ok(())
+    }
+
+    /// The entries of directory `path` (all descendants when `recursive`).
+    pub fn listdir(&self, path: &str, recursive: bool) -> Result<Vec<EntryInfo>, ClientError> {
+        self.http.json(
+            "GET",
+            &format!(
+                "/v1/volumes/{}/ls?path={}&recursive={recursive}",
+                enc(&self.name),
+                enc(path)
+            ),
+            Body::Empty,
+        )
+    }
+
+    /// The file at `path`, streamed.
+    pub fn reader(&self, path: &str) -> Result<Box<dyn Read + Send>, ClientError> {
+        Ok(self
+            .http
+            .request("GET", &self.file(path), &[], Body::Empty)?
+            .reader())
+    }
+
+    /// The whole file at `path`.
+    pub fn read_file(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let mut out = Vec::new();
+        self.reader(path)?
+            .read_to_end(&mut out)
+            .map_err(|e| ClientError::Io {
+                socket: path.into(),
+                reason: e.to_string(),
+            })?;
+        Ok(out)
+    }
+
+    /// Up to `length` bytes of the file at `path` from `offset`.
+    pub fn read_range(&self, path: &str, offset: u64, length: u64) -> Result<Vec<u8>, ClientError> {
+        if length == 0 {
+            return Ok(Vec::new());
+        }
+        let range = format!("bytes={offset}-{}", offset.saturating_add(length - 1));
+        self.http
+            .request("GET", &self.file(path), &[("Range", &range)], Body::Empty)?
+            .bytes()
+            .map_err(|e| ClientError::Io {
+                socket: path.into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Writes `data` as the file at `path` (refused if it exists, unless
+    /// `overwrite`); returns the volume's new version.
+    pub fn write_file(&self, path: &str, data: &[u8], overwrite: bool) -> Result<u64, ClientError> {
+        self.put(path, Body::Bytes(data), overwrite)
+    }
+
+    /// Streams `reader` into the file at `path`; returns the new version.
+    pub fn upload(
+        &self,
+        path: &str,
+        reader: &mut dyn Read,
+        overwrite: bool,
+    ) -> Result<u64, ClientError> {
+        self.put(path, Body::Stream(reader), overwrite)
+    }
+
+    fn put(&self, path: &str, body: Body<'_>, overwrite: bool) -> Result<u64, ClientError> {
+        let v: Json = self.http.json(
+            "PUT",
+            &format!("{}?force={overwrite}", self.file(path)),
+            body,
+        )?;
+        Ok(v.get("version").and_then(Json::as_u64).unwrap_or(0))
+    }
+
+    /// Removes a file, or a directory when `recursive`.
+    pub fn remove(&self, path: &str, recursive: bool) -> Result<CommitInfo, ClientError> {
+        self.http.json(
+            "DELETE",
+            &format!("{}?recursive={recursive}", self.file(path)),
+            Body::Empty,
+        )
+    }
+}
+
+/// A dict on the server. Values are JSON, as the guest SDKs and the CLI
+/// store them.
+#[derive(Debug, Clone)]
+pub struct Dict {
+    http: OwnerClient,
+    name: String,
+}
+
+impl Dict {
+    fn key(&self, key: &str) -> String {
+        format!("/v1/dicts/{}/keys/{}", enc(&self.name), enc(key))
+    }
+
+    /// Creates the dict; false if it existed.
+    pub fn create(&self) -> Result<bool, ClientError> {
+        let path = format!("/v1/dicts/{}", enc(&self.name));
+        match self.http.request("POST", &path, &[], Body::Empty) {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(409) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The value at `key`, decoded from JSON; `None` when absent.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ClientError> {
+        let item: DictItem = match self.http.json("GET", &self.key(key), Body::Empty) {
+            Ok(item) => item,
+            Err(e) if e.status() == Some(404) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let value = item.value.ok_or_else(|| ClientError::Api {
+            status: 422,
+            kind: "not_json".into(),
+            message: format!("the value at `{key}` is not JSON (it is raw bytes)"),
+        })?;
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| ClientError::Api {
+                status: 422,
+                kind: "wrong_type".into(),
+                message: format!("the value at `{key}` does not decode: {e}"),
+            })
+    }
+
+    /// Stores `value` as JSON at `key`; returns the entry's version.
+    pub fn put<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<u64, ClientError> {
+        self.put_raw(key, &json_body(value)?)
+    }
+
+    /// Stores bytes as they are at `key`.
+    pub fn put_raw(&self, key: &str, value: &[u8]) -> Result<u64, ClientError> {
+        let v: Json = self.http.json("PUT", &self.key(key), Body::Bytes(value))?;
+        Ok(v.get("version").and_then(Json::as_u64).unwrap_or(0))
+    }
+
+    /// Up to `limit` entries in key order.
+    pub fn items(&self, limit: usize) -> Result<DictItems, ClientError> {
+        self.http.json(
+            "GET",
+            &format!("/v1/dicts/{}/items?limit={limit}", enc(&self.name)),
+            Body::Empty,
+        )
+    }
+}
+
+/// A function of an app the server loaded.
+#[derive(Debug, Clone)]
+pub struct Function {
+    http: OwnerClient,
+    path: String,
+}
+
+impl Function {
+    /// Calls it with `args` (an array of positional arguments or an object
+    /// by name) and returns its JSON result.
+    pub fn call(&self, args: Json) -> Result<Json, ClientError> {
+        let v: Json = self.http.json(
+            "POST",
+            &format!("{}/call", self.path),
+            Body::Bytes(&json_body(&args)?),
+        )?;
+        Ok(v.get("result").cloned().unwrap_or(Json::Null))
+    }
+
+    /// Starts a call on the server and returns a handle to it.
+    pub fn spawn(&self, args: Json) -> Result<FunctionCall, ClientError> {
+        let v: Json = self.http.json(
+            "POST",
+            &format!("{}/spawn", self.path),
+            Body::Bytes(&json_body(&args)?),
+        )?;
+        let id = v
+            .get("call_id")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ok(FunctionCall {
+            http: self.http.clone(),
+            id,
+        })
+    }
+}
+
+/// A call started by [`Function::spawn`].
+#[derive(Debug, Clone)]
+pub struct FunctionCall {
+    http: OwnerClient,
+    id: String,
+}
+
+impl FunctionCall {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Waits up to `wait` for the result: `Some(result)` when the call is
+    /// done, `None` while it runs; a failed call is an error.
+    pub fn poll(&self, wait: Duration) -> Result<Option<Json>, ClientError> {
+        let v: Json = self.http.json(
+            "GET",
+            &format!("/v1/calls/{}?wait={}", enc(&self.id), wait.as_secs_f64()),
+            Body::Empty,
+        )?;
+        match v.get("status").and_then(Json::as_str) {
+            Some("done") => Ok(Some(v.get("result").cloned().unwrap_or(Json::Null))),
+            Some("failed") => Err(ClientError::Api {
+                status: 422,
+                kind: "call_failed".into(),
+                message: v
+                    .get("error")
+                    .and_then(Json::as_str)
+                    .unwrap_or("the call failed")
+                    .to_owned(),
+            }),
+            _ => Ok(None),
+        }
+    }
+
+    /// Waits for the result.
+    pub fn get(&self) -> Result<Json, ClientError> {
+        loop {
+            if let Some(v) = self.poll(Duration::from_secs(60))? {
+                return Ok(v);
+            }
+        }
+    }
+}
