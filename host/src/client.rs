@@ -277,21 +277,15 @@ impl Function {
     /// Calls it with `args` (an array of positional arguments or an object
     /// by name) and returns its JSON result.
     pub fn call(&self, args: Json) -> Result<Json, ClientError> {
-        let v: Json = self.http.json(
-            "POST",
-            &format!("{}/call", self.path),
-            Body::Bytes(&json_body(&args)?),
-        )?;
+        let v: Json = self.http.post_json(&format!("{}/call", self.path), &args)?;
         Ok(v.get("result").cloned().unwrap_or(Json::Null))
     }
 
     /// Starts a call on the server and returns a handle to it.
     pub fn spawn(&self, args: Json) -> Result<FunctionCall, ClientError> {
-        let v: Json = self.http.json(
-            "POST",
-            &format!("{}/spawn", self.path),
-            Body::Bytes(&json_body(&args)?),
-        )?;
+        let v: Json = self
+            .http
+            .post_json(&format!("{}/spawn", self.path), &args)?;
         let id = v
             .get("call_id")
             .and_then(Json::as_str)

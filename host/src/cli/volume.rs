@@ -427,16 +427,9 @@ fn put(
         // The owner reads the files itself: it runs on this machine as this
         // user (the socket is owner-only).
         Backend::Owner(c) => c
-            .json(
-                "POST",
+            .post_json(
                 &format!("/v1/volumes/{}/put-local", enc(name)),
-                Body::Bytes(
-                    serde_json::to_vec(&serde_json::json!({
-                        "local": local_path, "remote": remote, "force": force,
-                    }))
-                    .map_err(Failure::runtime)?
-                    .as_slice(),
-                ),
+                &serde_json::json!({"local": local_path, "remote": remote, "force": force}),
             )
             .map_err(|e| Failure::from(e).renamed(&local_path, local))?,
     };
@@ -485,16 +478,9 @@ fn get(home: &Home, name: &str, remote: &str, local: &str, force: bool) -> Resul
             }
             let local_path = std::path::absolute(local).map_err(Failure::runtime)?;
             let report: GetReport = c
-                .json(
-                    "POST",
+                .post_json(
                     &format!("/v1/volumes/{}/get-local", enc(name)),
-                    Body::Bytes(
-                        serde_json::to_vec(&serde_json::json!({
-                            "remote": remote, "local": local_path, "force": force,
-                        }))
-                        .map_err(Failure::runtime)?
-                        .as_slice(),
-                    ),
+                    &serde_json::json!({"remote": remote, "local": local_path, "force": force}),
                 )
                 .map_err(|e| Failure::from(e).renamed(&local_path, local))?;
             report
@@ -589,17 +575,10 @@ impl Backend {
     ) -> Result<CommitInfo, Failure> {
         match self {
             Backend::Direct(s) => Ok(s.volume_cp(name, srcs, dst, recursive)?),
-            Backend::Owner(c) => {
-                let body = serde_json::to_vec(
-                    &serde_json::json!({"srcs": srcs, "dst": dst, "recursive": recursive}),
-                )
-                .map_err(Failure::runtime)?;
-                Ok(c.json(
-                    "POST",
-                    &format!("/v1/volumes/{}/cp", enc(name)),
-                    Body::Bytes(&body),
-                )?)
-            }
+            Backend::Owner(c) => Ok(c.post_json(
+                &format!("/v1/volumes/{}/cp", enc(name)),
+                &serde_json::json!({"srcs": srcs, "dst": dst, "recursive": recursive}),
+            )?),
         }
     }
 

@@ -224,6 +224,15 @@ impl OwnerClient {
         })
     }
 
+    /// POSTs the JSON document `body` and decodes the JSON answer.
+    pub fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Json,
+    ) -> Result<T, ClientError> {
+        self.json("POST", path, Body::Bytes(body.to_string().as_bytes()))
+    }
+
     /// A request whose answer is JSON.
     pub fn json<T: serde::de::DeserializeOwned>(
         &self,
