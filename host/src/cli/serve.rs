@@ -37,6 +37,9 @@ pub struct ServeCmd {
     /// clients are disconnected.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub header_timeout: f64,
+    /// Print the API's OpenAPI description (JSON) and exit.
+    #[arg(long)]
+    pub print_openapi: bool,
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +124,10 @@ async fn shutdown_signal() {
 }
 
 pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
+    if cmd.print_openapi {
+        println!("{}", server::openapi::json());
+        return Ok(0);
+    }
     let data_dir = home.dir.as_path();
     if !cmd.listen.ip().is_loopback() {
         if !cmd.allow_remote {

@@ -11,6 +11,7 @@
 pub mod auth;
 mod body;
 pub mod client;
+pub mod openapi;
 pub mod routes;
 
 use std::net::SocketAddr;

@@ -22,12 +22,13 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::auth::{Caller, Kind, Mode, TokenStore};
+use super::openapi::ErrorBody;
 use crate::app::{App, AppError};
 use crate::service::Service;
-use crate::service::dict::DictServiceError;
-use crate::service::volume::VolumeOpError;
+use crate::service::dict::{DictItem, DictItems, DictServiceError, DictSummary};
+use crate::service::volume::{EntryInfo, GetReport, PutReport, VolumeOpError, VolumeSummary};
 use crate::storage::dict::DictError;
-use crate::storage::volume::{NodeKind, VolumeError, normalize_path};
+use crate::storage::volume::{CommitInfo, GcReport, NodeKind, VolumeError, normalize_path};
 
 /// Largest JSON body (function arguments, small requests).
 pub const MAX_JSON_BODY: usize = 16 << 20;
@@ -186,6 +187,157 @@ impl From<AppError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// A rejected request part (path, query, body) as an [`ApiError`], so
+/// every answer of the API is JSON: 413 for a body over its limit, 400 for
+/// everything else.
+fn rejected(status: StatusCode, what: &str, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            status,
+            "too_large",
+            format!("the {what} is too large: {text}"),
+        )
+    } else {
+        ApiError::bad(format!("bad {what}: {text}"))
+    }
+}
+
+/// `axum::Json` with JSON rejections.
+pub(crate) struct ApiJson<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(r) => Err(rejected(r.status(), "JSON body", r.body_text())),
+        }
+    }
+}
+
+/// `axum::extract::Query` with JSON rejections.
+pub(crate) struct ApiQuery<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for ApiQuery<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(r) => Err(rejected(r.status(), "query", r.body_text())),
+        }
+    }
+}
+
+/// `axum::extract::Path` with JSON rejections.
+pub(crate) struct ApiPath<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for ApiPath<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(r) => Err(rejected(StatusCode::BAD_REQUEST, "path", r.body_text())),
+        }
+    }
+}
+
+/// A whole body as bytes (within the route's limit), with JSON rejections.
+pub(crate) struct ApiBytes(Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(ApiBytes(b)),
+            Err(r) => Err(rejected(r.status(), "body", r.body_text())),
+        }
+    }
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    ok: bool,
+    /// The server's version.
+    version: String,
+}
+
+/// A created volume or dict.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Named {
+    name: String,
+}
+
+/// A write that made a new version.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Versioned {
+    version: u64,
+}
+
+/// A finished call.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct CallResult {
+    /// The function's result as JSON (its WIT type converted).
+    result: Json,
+}
+
+/// A spawned call.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Spawned {
+    call_id: String,
+}
+
+/// The state of a spawned call.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct CallStatus {
+    /// `running`, `done` or `failed`.
+    status: String,
+    /// The result, once `done`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Json>,
+    /// Why it failed, once `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl CallStatus {
+    fn running() -> Self {
+        CallStatus {
+            status: "running".into(),
+            result: None,
+            error: None,
+        }
+    }
+    fn done(result: Json) -> Self {
+        CallStatus {
+            status: "done".into(),
+            result: Some(result),
+            error: None,
+        }
+    }
+    fn failed(error: String) -> Self {
+        CallStatus {
+            status: "failed".into(),
+            result: None,
+            error: Some(error),
+        }
+    }
+}
+
 /// Runs blocking store work off the async workers.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -241,7 +393,7 @@ fn require(c: &Caller, kind: Kind, name: &str, mode: Mode) -> ApiResult<()> {
 pub struct Trusted(pub bool);
 
 /// Who is calling, extracted per request.
-struct Who(Caller);
+pub(crate) struct Who(Caller);
 
 impl axum::extract::FromRequestParts<Arc<ServerState>> for Who {
     type Rejection = ApiError;
@@ -259,6 +411,7 @@ impl axum::extract::FromRequestParts<Arc<ServerState>> for Who {
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi_json))
         .route("/v1/volumes", get(volume_list))
         .route(
             "/v1/volumes/{name}",
@@ -307,8 +460,26 @@ async fn not_found(req: Request) -> ApiError {
     )
 }
 
-async fn health() -> axum::Json<Json> {
-    axum::Json(json!({"ok": true, "version": env!("CARGO_PKG_VERSION")}))
+#[utoipa::path(get, path = "/v1/health", tag = "meta",
+    responses((status = 200, description = "The server is up", body = Health)))]
+pub(crate) async fn health() -> axum::Json<Health> {
+    axum::Json(Health {
+        ok: true,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "This API's OpenAPI 3.1 description", body = Object)))]
+pub(crate) async fn openapi_json() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        super::openapi::json(),
+    )
+        .into_response()
 }
 
 /// The items of a listing the caller may read.
@@ -320,36 +491,50 @@ fn visible<T>(c: &Caller, kind: Kind, all: Vec<T>, name: impl Fn(&T) -> &String)
 
 // ---- volumes ----
 
-async fn volume_list(State(s): State<Arc<ServerState>>, Who(c): Who) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/v1/volumes", tag = "volumes",
+    responses((status = 200, description = "The volumes the token may read", body = [VolumeSummary])))]
+pub(crate) async fn volume_list(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+) -> ApiResult<Response> {
     let svc = s.service.clone();
     let all = blocking(move || Ok(svc.volume_list()?)).await?;
     Ok(axum::Json(visible(&c, Kind::Volume, all, |v| &v.name)).into_response())
 }
 
-async fn volume_create(
+#[utoipa::path(post, path = "/v1/volumes/{name}", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    responses((status = 201, description = "Created", body = Named),
+        (status = 409, description = "It exists", body = ErrorBody)))]
+pub(crate) async fn volume_create(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Write)?;
     let svc = s.service.clone();
     let n = name.clone();
     blocking(move || Ok(svc.volume_create(&n)?)).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!({"name": name}))).into_response())
+    Ok((StatusCode::CREATED, axum::Json(Named { name })).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct ForceQuery {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ForceQuery {
     /// Delete even while a container of this host has the volume mounted.
     #[serde(default)]
     force: bool,
 }
 
-async fn volume_delete(
+#[utoipa::path(delete, path = "/v1/volumes/{name}", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"), ForceQuery),
+    responses((status = 204, description = "Deleted"),
+        (status = 409, description = "Mounted by a running container (use force)", body = ErrorBody)))]
+pub(crate) async fn volume_delete(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path(name): Path<String>,
-    Query(q): Query<ForceQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ForceQuery>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Write)?;
     let svc = s.service.clone();
@@ -357,19 +542,24 @@ async fn volume_delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct LsQuery {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LsQuery {
     #[serde(default)]
     path: String,
     #[serde(default)]
     recursive: bool,
 }
 
-async fn volume_ls(
+#[utoipa::path(get, path = "/v1/volumes/{name}/ls", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"), LsQuery),
+    responses((status = 200, description = "The entries under the path", body = [EntryInfo]),
+        (status = 409, description = "The path is not a directory", body = ErrorBody)))]
+pub(crate) async fn volume_ls(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path(name): Path<String>,
-    Query(q): Query<LsQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<LsQuery>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Read)?;
     let svc = s.service.clone();
@@ -377,49 +567,66 @@ async fn volume_ls(
     Ok(axum::Json(entries).into_response())
 }
 
-/// Parses a single `bytes=` range against a file of `size` bytes into
-/// `(offset, len)`.
-fn parse_range(value: &HeaderValue, size: u64) -> Result<(u64, u64), ApiError> {
-    let unsatisfiable = || {
-        ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "bad_range",
-            format!("the file has {size} bytes; give one range like `bytes=0-1023`"),
-        )
-    };
-    let spec = value
+/// Reads a `Range` header against a file of `size` bytes: `Ok(None)` to
+/// answer with the whole file, `Ok(Some((offset, len)))` for one range.
+///
+/// As RFC 9110 §14.2 allows, a header this server does not understand (bad
+/// syntax, another unit, several ranges) is ignored and the whole file
+/// served; a well-formed range that starts past the end is 416.
+fn parse_range(value: &HeaderValue, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
+    let Some(spec) = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| v.trim().strip_prefix("bytes="))
         .filter(|v| !v.contains(','))
-        .ok_or_else(unsatisfiable)?;
-    let (a, b) = spec.split_once('-').ok_or_else(unsatisfiable)?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", suffix) => {
-            let n: u64 = suffix.parse().map_err(|_| unsatisfiable())?;
-            (size.saturating_sub(n), size.saturating_sub(1))
-        }
-        (a, "") => (
-            a.parse().map_err(|_| unsatisfiable())?,
-            size.saturating_sub(1),
-        ),
-        (a, b) => (
-            a.parse().map_err(|_| unsatisfiable())?,
-            b.parse::<u64>()
-                .map_err(|_| unsatisfiable())?
-                .min(size.saturating_sub(1)),
-        ),
+    else {
+        return Ok(None);
     };
-    if size == 0 || start > end || start >= size {
-        return Err(unsatisfiable());
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let number = |t: &str| {
+        (!t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| t.parse::<u64>().ok())
+            .flatten()
+    };
+    let last = size.saturating_sub(1);
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", suffix) => match number(suffix) {
+            Some(0) | None => return Ok(None),
+            Some(n) => (size.saturating_sub(n), last),
+        },
+        (a, "") => match number(a) {
+            Some(a) => (a, last),
+            None => return Ok(None),
+        },
+        (a, b) => match (number(a), number(b)) {
+            (Some(a), Some(b)) if a <= b => (a, b.min(last)),
+            _ => return Ok(None),
+        },
+    };
+    if size == 0 || start >= size {
+        return Err(ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "bad_range",
+            format!("the range starts at byte {start} but the file has {size} bytes"),
+        ));
     }
-    Ok((start, end - start + 1))
+    Ok(Some((start, end - start + 1)))
 }
 
-async fn volume_get(
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/{path}", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"),
+        ("path" = String, Path, description = "File path in the volume"),
+        ("Range" = Option<String>, Header, description = "One range, e.g. `bytes=0-1023`, `bytes=100-` or `bytes=-100`; a header that is not one well-formed byte range is ignored (the whole file is served); a range starting past the end is 416")),
+    responses((status = 200, description = "The file's bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 409, description = "Not a file", body = ErrorBody),
+        (status = 416, description = "Range not satisfiable", body = ErrorBody)))]
+pub(crate) async fn volume_get(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path((name, path)): Path<(String, String)>,
+    ApiPath((name, path)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Read)?;
@@ -448,10 +655,10 @@ async fn volume_get(
         ));
     };
     let (offset, len, status) = match headers.get(header::RANGE) {
-        Some(r) => {
-            let (o, l) = parse_range(r, node.size)?;
-            (o, l, StatusCode::PARTIAL_CONTENT)
-        }
+        Some(r) => match parse_range(r, node.size)? {
+            Some((o, l)) => (o, l, StatusCode::PARTIAL_CONTENT),
+            None => (0, node.size, StatusCode::OK),
+        },
         None => (0, node.size, StatusCode::OK),
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
@@ -492,17 +699,25 @@ async fn volume_get(
     Ok(resp)
 }
 
-#[derive(Debug, Deserialize)]
-struct PutQuery {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PutQuery {
     #[serde(default)]
     force: bool,
 }
 
-async fn volume_put(
+#[utoipa::path(put, path = "/v1/volumes/{name}/files/{path}", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"),
+        ("path" = String, Path, description = "File path in the volume"), PutQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes, streamed"),
+    responses((status = 201, description = "Written and committed", body = Versioned),
+        (status = 409, description = "The path exists (use force) or is a directory", body = ErrorBody),
+        (status = 507, description = "The volume's inode limit", body = ErrorBody)))]
+pub(crate) async fn volume_put(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path((name, path)): Path<(String, String)>,
-    Query(q): Query<PutQuery>,
+    ApiPath((name, path)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<PutQuery>,
     body: Body,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Write)?;
@@ -541,7 +756,7 @@ async fn volume_put(
     let version = upload
         .await
         .map_err(|e| ApiError::internal(format!("the upload task failed: {e}")))??;
-    Ok((StatusCode::CREATED, axum::Json(json!({"version": version}))).into_response())
+    Ok((StatusCode::CREATED, axum::Json(Versioned { version })).into_response())
 }
 
 async fn next_chunk(
@@ -555,17 +770,23 @@ async fn next_chunk(
     .map(|r| r.map_err(|e| std::io::Error::other(e.to_string())))
 }
 
-#[derive(Debug, Deserialize)]
-struct RmQuery {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RmQuery {
     #[serde(default)]
     recursive: bool,
 }
 
-async fn volume_rm(
+#[utoipa::path(delete, path = "/v1/volumes/{name}/files/{path}", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"),
+        ("path" = String, Path, description = "Path in the volume"), RmQuery),
+    responses((status = 200, description = "Removed and committed", body = CommitInfo),
+        (status = 409, description = "A non-empty directory without recursive", body = ErrorBody)))]
+pub(crate) async fn volume_rm(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path((name, path)): Path<(String, String)>,
-    Query(q): Query<RmQuery>,
+    ApiPath((name, path)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<RmQuery>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Write)?;
     let svc = s.service.clone();
@@ -573,19 +794,28 @@ async fn volume_rm(
     Ok(axum::Json(info).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct CpBody {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct CpBody {
+    /// Paths in the volume to copy.
+    #[schema(min_items = 1)]
     srcs: Vec<String>,
     dst: String,
     #[serde(default)]
     recursive: bool,
 }
 
-async fn volume_cp(
+#[utoipa::path(post, path = "/v1/volumes/{name}/cp", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    request_body = CpBody,
+    responses((status = 200, description = "Copied and committed", body = CommitInfo),
+        (status = 409, description = "The destination conflicts", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 507, description = "The volume's inode limit", body = ErrorBody)))]
+pub(crate) async fn volume_cp(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path(name): Path<String>,
-    axum::Json(b): axum::Json<CpBody>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(b): ApiJson<CpBody>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Write)?;
     let svc = s.service.clone();
@@ -597,16 +827,24 @@ async fn volume_cp(
     Ok(axum::Json(info).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct RenameBody {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct RenameBody {
+    /// The new volume name.
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^/\\x00]+$")]
     to: String,
 }
 
-async fn volume_rename(
+#[utoipa::path(post, path = "/v1/volumes/{name}/rename", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    request_body = RenameBody,
+    responses((status = 204, description = "Renamed"),
+        (status = 409, description = "The new name exists", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody)))]
+pub(crate) async fn volume_rename(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path(name): Path<String>,
-    axum::Json(b): axum::Json<RenameBody>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(b): ApiJson<RenameBody>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Write)?;
     require(&c, Kind::Volume, &b.to, Mode::Write)?;
@@ -628,19 +866,28 @@ fn owner_only(c: &Caller, what: &str) -> ApiResult<()> {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct PutLocalBody {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct PutLocalBody {
+    /// A path on the server's machine.
+    #[schema(value_type = String)]
     local: std::path::PathBuf,
     remote: Option<String>,
     #[serde(default)]
     force: bool,
 }
 
-async fn volume_put_local(
+#[utoipa::path(post, path = "/v1/volumes/{name}/put-local", tag = "volumes",
+    description = "Uploads a file or tree of the server's machine (the owner's socket only).",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    request_body = PutLocalBody,
+    responses((status = 200, description = "Uploaded", body = PutReport),
+        (status = 409, description = "The target exists", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody)))]
+pub(crate) async fn volume_put_local(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path(name): Path<String>,
-    axum::Json(b): axum::Json<PutLocalBody>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(b): ApiJson<PutLocalBody>,
 ) -> ApiResult<Response> {
     owner_only(&c, "put-local")?;
     let svc = s.service.clone();
@@ -651,19 +898,28 @@ async fn volume_put_local(
     Ok(axum::Json(report).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct GetLocalBody {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct GetLocalBody {
     remote: String,
+    /// A path on the server's machine.
+    #[schema(value_type = String)]
     local: std::path::PathBuf,
     #[serde(default)]
     force: bool,
 }
 
-async fn volume_get_local(
+#[utoipa::path(post, path = "/v1/volumes/{name}/get-local", tag = "volumes",
+    description = "Downloads into a path of the server's machine (the owner's socket only).",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    request_body = GetLocalBody,
+    responses((status = 200, description = "Downloaded", body = GetReport),
+        (status = 409, description = "The local path exists", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody)))]
+pub(crate) async fn volume_get_local(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path(name): Path<String>,
-    axum::Json(b): axum::Json<GetLocalBody>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(b): ApiJson<GetLocalBody>,
 ) -> ApiResult<Response> {
     owner_only(&c, "get-local")?;
     let svc = s.service.clone();
@@ -672,16 +928,21 @@ async fn volume_get_local(
     Ok(axum::Json(report).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct GcQuery {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct GcQuery {
     /// Keep unreferenced blobs younger than this many seconds.
     min_age: Option<u64>,
 }
 
-async fn gc(
+#[utoipa::path(post, path = "/v1/gc", tag = "volumes",
+    description = "Removes blobs no volume names (the owner's socket only).",
+    params(GcQuery),
+    responses((status = 200, description = "What was removed", body = GcReport)))]
+pub(crate) async fn gc(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Query(q): Query<GcQuery>,
+    ApiQuery(q): ApiQuery<GcQuery>,
 ) -> ApiResult<Response> {
     owner_only(&c, "gc")?;
     let svc = s.service.clone();
@@ -692,16 +953,24 @@ async fn gc(
 
 // ---- dicts ----
 
-async fn dict_list(State(s): State<Arc<ServerState>>, Who(c): Who) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/v1/dicts", tag = "dicts",
+    responses((status = 200, description = "The dicts the token may read", body = [DictSummary])))]
+pub(crate) async fn dict_list(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+) -> ApiResult<Response> {
     let svc = s.service.clone();
     let all = blocking(move || Ok(svc.dict_list()?)).await?;
     Ok(axum::Json(visible(&c, Kind::Dict, all, |d| &d.name)).into_response())
 }
 
-async fn dict_info(
+#[utoipa::path(get, path = "/v1/dicts/{name}", tag = "dicts",
+    params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    responses((status = 200, description = "The dict", body = DictSummary)))]
+pub(crate) async fn dict_info(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Read)?;
     let svc = s.service.clone();
@@ -717,10 +986,14 @@ async fn dict_info(
     }
 }
 
-async fn dict_create(
+#[utoipa::path(post, path = "/v1/dicts/{name}", tag = "dicts",
+    params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    responses((status = 201, description = "Created", body = Named),
+        (status = 409, description = "It exists", body = ErrorBody)))]
+pub(crate) async fn dict_create(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Write)?;
     let svc = s.service.clone();
@@ -733,13 +1006,16 @@ async fn dict_create(
             format!("dict `{name}` already exists"),
         ));
     }
-    Ok((StatusCode::CREATED, axum::Json(json!({"name": name}))).into_response())
+    Ok((StatusCode::CREATED, axum::Json(Named { name })).into_response())
 }
 
-async fn dict_delete(
+#[utoipa::path(delete, path = "/v1/dicts/{name}", tag = "dicts",
+    params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    responses((status = 204, description = "Deleted")))]
+pub(crate) async fn dict_delete(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Write)?;
     let svc = s.service.clone();
@@ -747,10 +1023,13 @@ async fn dict_delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn dict_clear(
+#[utoipa::path(post, path = "/v1/dicts/{name}/clear", tag = "dicts",
+    params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    responses((status = 204, description = "Every entry removed")))]
+pub(crate) async fn dict_clear(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Write)?;
     let svc = s.service.clone();
@@ -758,8 +1037,9 @@ async fn dict_clear(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct ItemsQuery {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ItemsQuery {
     /// How many entries (default 20).
     limit: Option<usize>,
     /// Every entry (owner socket only: an unbounded answer).
@@ -767,18 +1047,23 @@ struct ItemsQuery {
     all: bool,
 }
 
-async fn dict_items(
+#[utoipa::path(get, path = "/v1/dicts/{name}/items", tag = "dicts",
+    params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), ItemsQuery),
+    responses((status = 200, description = "The first entries in key order", body = DictItems)))]
+pub(crate) async fn dict_items(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path(name): Path<String>,
-    Query(q): Query<ItemsQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ItemsQuery>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Read)?;
     let limit = match (q.all, &c) {
         (true, Caller::Owner) => None,
         (true, Caller::Token(_)) => {
-            return Err(ApiError::bad(
-                "`all` is for the local socket; page with `limit` (at most 10000)",
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "access_denied",
+                "`all` is for the data dir's socket; page with `limit` (at most 10000)",
             ));
         }
         (false, _) => Some(q.limit.unwrap_or(20).min(10_000)),
@@ -788,10 +1073,13 @@ async fn dict_items(
     Ok(axum::Json(items).into_response())
 }
 
-async fn dict_get(
+#[utoipa::path(get, path = "/v1/dicts/{name}/keys/{key}", tag = "dicts",
+    params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), ("key" = String, Path, description = "Key")),
+    responses((status = 200, description = "The entry", body = DictItem)))]
+pub(crate) async fn dict_get(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path((name, key)): Path<(String, String)>,
+    ApiPath((name, key)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Read)?;
     let svc = s.service.clone();
@@ -799,21 +1087,31 @@ async fn dict_get(
     Ok(axum::Json(item).into_response())
 }
 
-async fn dict_put(
+#[utoipa::path(put, path = "/v1/dicts/{name}/keys/{key}", tag = "dicts",
+    params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), ("key" = String, Path, description = "Key")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The value's bytes (JSON text reads back as JSON)"),
+    responses((status = 200, description = "Written", body = Versioned),
+        (status = 413, description = "The value is over the limit", body = ErrorBody)))]
+pub(crate) async fn dict_put(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path((name, key)): Path<(String, String)>,
-    value: Bytes,
+    ApiPath((name, key)): ApiPath<(String, String)>,
+    ApiBytes(value): ApiBytes,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Write)?;
     let svc = s.service.clone();
     let version = blocking(move || Ok(svc.dict_put(&name, &key, &value)?)).await?;
-    Ok(axum::Json(json!({"version": version})).into_response())
+    Ok(axum::Json(Versioned { version }).into_response())
 }
 
 // ---- functions ----
 
-async fn app_list(State(s): State<Arc<ServerState>>, Who(c): Who) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/v1/apps", tag = "functions",
+    responses((status = 200, description = "Each app the token may call, with its functions", body = BTreeMap<String, Vec<String>>)))]
+pub(crate) async fn app_list(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+) -> ApiResult<Response> {
     let apps: BTreeMap<&String, Vec<String>> = s
         .apps
         .iter()
@@ -844,22 +1142,33 @@ fn json_args(body: &Bytes) -> ApiResult<Json> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("the body is not JSON: {e}")))
 }
 
-async fn fn_call(
+#[utoipa::path(post, path = "/v1/apps/{app}/functions/{function}/call", tag = "functions",
+    params(("app" = String, Path, description = "App name"), ("function" = String, Path, description = "Function name")),
+    request_body(content = serde_json::Value, description = "The arguments: an array (positional) or an object (by name); empty means none"),
+    responses((status = 200, description = "The function's result", body = CallResult),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "The function failed (trap, timeout, bad arguments for its types)", body = ErrorBody)))]
+pub(crate) async fn fn_call(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path((app, function)): Path<(String, String)>,
-    body: Bytes,
+    ApiPath((app, function)): ApiPath<(String, String)>,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<Response> {
     let f = app_for(&s, &c, &app)?.function(&function)?;
     let result = f.call(json_args(&body)?).await?;
-    Ok(axum::Json(json!({"result": result})).into_response())
+    Ok(axum::Json(CallResult { result }).into_response())
 }
 
-async fn fn_spawn(
+#[utoipa::path(post, path = "/v1/apps/{app}/functions/{function}/spawn", tag = "functions",
+    params(("app" = String, Path, description = "App name"), ("function" = String, Path, description = "Function name")),
+    request_body(content = serde_json::Value, description = "The arguments, as for call"),
+    responses((status = 202, description = "Started; poll /v1/calls/{id}", body = Spawned),
+        (status = 413, description = "The body is too large", body = ErrorBody)))]
+pub(crate) async fn fn_spawn(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path((app, function)): Path<(String, String)>,
-    body: Bytes,
+    ApiPath((app, function)): ApiPath<(String, String)>,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<Response> {
     let f = app_for(&s, &c, &app)?.function(&function)?;
     let args = json_args(&body)?;
@@ -881,23 +1190,29 @@ async fn fn_spawn(
     );
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(json!({"call_id": id.to_string()})),
+        axum::Json(Spawned {
+            call_id: id.to_string(),
+        }),
     )
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct CallQuery {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CallQuery {
     /// Seconds to wait for the result (0: answer at once).
     #[serde(default)]
     wait: f64,
 }
 
-async fn call_get(
+#[utoipa::path(get, path = "/v1/calls/{id}", tag = "functions",
+    params(("id" = String, Path, description = "The call id from spawn"), CallQuery),
+    responses((status = 200, description = "The call's state, with its result once done", body = CallStatus)))]
+pub(crate) async fn call_get(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    Path(id): Path<String>,
-    Query(q): Query<CallQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<CallQuery>,
 ) -> ApiResult<Response> {
     let missing = || {
         ApiError::new(
@@ -932,7 +1247,7 @@ async fn call_get(
         };
         match joined {
             None => {
-                return Ok(axum::Json(json!({"status": "running"})).into_response());
+                return Ok(axum::Json(CallStatus::running()).into_response());
             }
             Some(r) => {
                 let done = match r {
@@ -947,13 +1262,53 @@ async fn call_get(
             }
         }
     }
-    match &*slot {
-        CallOutcome::Done(Ok(v)) => {
-            Ok(axum::Json(json!({"status": "done", "result": v})).into_response())
+    let status = match &*slot {
+        CallOutcome::Done(Ok(v)) => CallStatus::done(v.clone()),
+        CallOutcome::Done(Err((_, msg))) => CallStatus::failed(msg.clone()),
+        CallOutcome::Running(_) => CallStatus::running(),
+    };
+    Ok(axum::Json(status).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn range(v: &str, size: u64) -> Result<Option<(u64, u64)>, StatusCode> {
+        parse_range(&HeaderValue::from_str(v).unwrap(), size).map_err(|e| e.status)
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range("bytes=2-4", 10), Ok(Some((2, 3))));
+        assert_eq!(range("bytes=2-400", 10), Ok(Some((2, 8))));
+        assert_eq!(range("bytes=7-", 10), Ok(Some((7, 3))));
+        assert_eq!(range("bytes=-3", 10), Ok(Some((7, 3))));
+        assert_eq!(range("bytes=-30", 10), Ok(Some((0, 10))));
+        // Well-formed but past the end: 416.
+        assert_eq!(
+            range("bytes=10-", 10),
+            Err(StatusCode::RANGE_NOT_SATISFIABLE)
+        );
+        assert_eq!(
+            range("bytes=0-0", 0),
+            Err(StatusCode::RANGE_NOT_SATISFIABLE)
+        );
+        // Not one well-formed byte range: ignored.
+        for bad in [
+            "null",
+            "bytes=4-2",
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=-0",
+            "bytes=a-b",
+            "bytes=+1-2",
+            "bytes=",
+            "bytes=99999999999999999999999-",
+        ] {
+            assert_eq!(range(bad, 10), Ok(None), "{bad}");
         }
-        CallOutcome::Done(Err((_, msg))) => {
-            Ok(axum::Json(json!({"status": "failed", "error": msg})).into_response())
-        }
-        CallOutcome::Running(_) => Ok(axum::Json(json!({"status": "running"})).into_response()),
     }
 }

@@ -99,7 +99,7 @@ fn local_io(path: &Path) -> impl FnOnce(io::Error) -> VolumeOpError + '_ {
 }
 
 /// A volume in [`Service::volume_list`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VolumeSummary {
     pub name: String,
     pub version: u64,
@@ -123,7 +123,7 @@ impl From<VolumeInfo> for VolumeSummary {
 }
 
 /// What kind of entry, as the CLI's JSON spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     File,
@@ -142,7 +142,7 @@ impl From<NodeKind> for EntryKind {
 }
 
 /// One entry of a listing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EntryInfo {
     /// Relative to the volume's root.
     pub path: String,
@@ -167,7 +167,7 @@ fn entry(path: String, n: &Node) -> EntryInfo {
 }
 
 /// What a get wrote.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GetReport {
     pub files: u64,
     pub dirs: u64,
@@ -1078,7 +1078,7 @@ mod tests {
 }
 
 /// What [`Service::volume_put_local`] uploaded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PutReport {
     /// Where it landed, relative to the volume's root.
     pub target: String,

@@ -66,7 +66,9 @@ pub enum Change {
 }
 
 /// What a commit did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct CommitInfo {
     pub version: u64,
     pub changed: u64,
@@ -131,7 +133,17 @@ impl std::fmt::Debug for GcOptions<'_> {
 }
 
 /// What a blob garbage collection did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 pub struct GcReport {
     /// Unreferenced blobs removed.
     pub removed_blobs: u64,
