@@ -11,6 +11,7 @@ mod dict;
 mod dict_crash;
 mod examples;
 mod faults;
+mod guest_faults;
 mod javascript;
 mod keyvalue;
 mod python;

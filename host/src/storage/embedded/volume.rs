@@ -634,7 +634,15 @@ impl Plan<'_> {
     }
 
     fn put(&mut self, path: &str, node: &Node) -> Result<(), VolumeError> {
-        for dir in ancestors(path) {
+        // Every ancestor of a known directory is known too, so only the
+        // ancestors below the deepest known one need a look: a deep path
+        // under a parent put just before costs one lookup, not one per
+        // level (which made a 2,000-level tree quadratic in its bytes).
+        let unknown: Vec<&str> = ancestors(path)
+            .rev()
+            .take_while(|d| !self.known_dirs.contains(*d))
+            .collect();
+        for dir in unknown.into_iter().rev() {
             self.ensure_dir(dir)?;
         }
         if let Some(old) = self.current(path)? {
