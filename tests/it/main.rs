@@ -9,6 +9,7 @@ mod call_types;
 mod compile_cache;
 mod dict;
 mod dict_crash;
+mod escapes;
 mod examples;
 mod faults;
 mod guest_faults;

@@ -1009,6 +1009,61 @@ mod tests {
     }
 
     #[test]
+    fn a_parent_replaced_by_a_symlink_or_a_file_does_not_fail_the_commit() {
+        let (_d, store, mut m) = setup();
+        for (i, outside) in ["/etc", "../../..", ""].into_iter().enumerate() {
+            let n = format!("n{i}");
+            m.root.create_dir(&n).unwrap();
+            m.root.write(format!("{n}/f"), b"f").unwrap();
+            m.dirty.insert(n.clone());
+            m.dirty.insert(format!("{n}/f"));
+            m.commit(&BTreeSet::new()).unwrap();
+            // The guest removes the tree and puts a symlink (out of the
+            // mount) or a file in its place: the old child is dirty too.
+            m.root.remove_dir_all(&n).unwrap();
+            if outside.is_empty() {
+                m.root.write(&n, b"now a file").unwrap();
+            } else {
+                m.root.symlink_contents(outside, &n).unwrap();
+            }
+            m.dirty.insert(n.clone());
+            m.dirty.insert(format!("{n}/f"));
+            m.commit(&BTreeSet::new()).unwrap();
+            let kind = store.node("v", &n).unwrap().unwrap().kind;
+            let want = if outside.is_empty() {
+                NodeKind::File
+            } else {
+                NodeKind::Symlink
+            };
+            assert_eq!(kind, want, "{n}");
+            assert!(store.node("v", &format!("{n}/f")).unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn deep_trees_commit_and_reload_without_recursion() {
+        let (_d, store, mut m) = setup();
+        // Deeper than a recursive walk of this thread's stack would allow
+        // at a few hundred bytes a frame on a small stack.
+        let depth = 1500;
+        let path = vec!["d"; depth].join("/");
+        m.root.create_dir_all(&path).unwrap();
+        m.root.write(format!("{path}/leaf"), b"x").unwrap();
+        m.dirty.insert("d".into());
+        std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let info = m.commit(&BTreeSet::new()).unwrap();
+                assert_eq!(info.changed, depth as u64 + 1);
+                m
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(store.node("v", &format!("{path}/leaf")).unwrap().is_some());
+    }
+
+    #[test]
     fn reload_replaces_only_changed_placed_paths() {
         let (_d, store, mut m) = setup();
         m.resolve("", "top", true).unwrap();

@@ -47,6 +47,15 @@ fn split(path: &str) -> Result<(Descriptor, String), String> {
     best.ok_or_else(|| format!("no preopen holds {path}"))
 }
 
+/// The preopen the guest knows as `name` (`/`, `/data`, ...).
+fn preopen_named(name: &str) -> Result<Descriptor, String> {
+    get_directories()
+        .into_iter()
+        .find(|(_, g)| g == name)
+        .map(|(d, _)| d)
+        .ok_or_else(|| format!("no preopen {name}"))
+}
+
 fn rel(path: &str) -> String {
     if path.is_empty() {
         ".".into()
@@ -394,6 +403,65 @@ impl Guest for Component {
         d.unlink_file_at(&r)
             .or_else(|_| d.remove_directory_at(&r))
             .map_err(fs_err)
+    }
+
+    fn raw_read(preopen: String, path: String, follow: bool) -> Result<String, String> {
+        let d = preopen_named(&preopen)?;
+        let flags = if follow {
+            PathFlags::SYMLINK_FOLLOW
+        } else {
+            PathFlags::empty()
+        };
+        let f = d
+            .open_at(flags, &path, OpenFlags::empty(), DescriptorFlags::READ)
+            .map_err(fs_err)?;
+        match f.get_type().map_err(fs_err)? {
+            DescriptorType::Directory => Ok(format!("dir {:?}", names(&f)?)),
+            _ => {
+                let (bytes, _) = f.read(65536, 0).map_err(fs_err)?;
+                Ok(String::from_utf8_lossy(&bytes).into_owned())
+            }
+        }
+    }
+
+    fn raw_symlink(preopen: String, target: String, link: String) -> Result<(), String> {
+        preopen_named(&preopen)?
+            .symlink_at(&target, &link)
+            .map_err(fs_err)
+    }
+
+    fn raw_link(preopen: String, old: String, new: String, follow: bool) -> Result<(), String> {
+        let d = preopen_named(&preopen)?;
+        let flags = if follow {
+            PathFlags::SYMLINK_FOLLOW
+        } else {
+            PathFlags::empty()
+        };
+        d.link_at(flags, &old, &d, &new).map_err(fs_err)
+    }
+
+    fn raw_mkdir(preopen: String, path: String) -> Result<(), String> {
+        preopen_named(&preopen)?
+            .create_directory_at(&path)
+            .map_err(fs_err)
+    }
+
+    fn raw_write(preopen: String, path: String, text: String) -> Result<(), String> {
+        let f = preopen_named(&preopen)?
+            .open_at(
+                PathFlags::SYMLINK_FOLLOW,
+                &path,
+                OpenFlags::CREATE,
+                DescriptorFlags::WRITE,
+            )
+            .map_err(fs_err)?;
+        write_all(&f, text.as_bytes())
+    }
+
+    fn obj_read(mount: String, path: String) -> Result<String, String> {
+        let v = Volume::mounted(&mount).map_err(|e| format!("{e:?}"))?;
+        let bytes = v.read_file(&path, 0, 65536).map_err(|e| format!("{e:?}"))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     fn preopens() -> Vec<String> {
