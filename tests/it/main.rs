@@ -7,6 +7,7 @@ mod apps;
 mod call_cli;
 mod call_types;
 mod compile_cache;
+mod dependencies;
 mod dict;
 mod dict_crash;
 mod escapes;
