@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceTable, Val};
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::dict::{DictCtx, DictCtxView, DictView};
@@ -22,6 +22,11 @@ use crate::volume::{Mount, MountError, VolumeCtx, VolumeCtxView, VolumeMount, Vo
 
 /// Default memory limit of one container: 512 MiB.
 pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
+
+/// Default most files (and directory listings) one container holds open at
+/// once: Linux's usual per-process soft limit, so one guest cannot use up
+/// the host's descriptors and starve the others.
+pub const DEFAULT_MAX_OPEN_FILES: u32 = 1024;
 
 /// A host directory mounted into a guest (`vessel run --mount`).
 #[derive(Debug, Clone)]
@@ -60,6 +65,9 @@ pub struct ContainerConfig {
     /// Instructions one call may run (needs an engine that meters fuel);
     /// `None` for no budget.
     pub fuel: Option<u64>,
+    /// Most files and directory listings the guest holds open at once; the
+    /// open past it fails with `quota` (EDQUOT).
+    pub max_open_files: u32,
 }
 
 /// Default interval of background commits.
@@ -79,6 +87,7 @@ impl Default for ContainerConfig {
             background_commit: Some(DEFAULT_BACKGROUND_COMMIT),
             work_dir: None,
             fuel: None,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
         }
     }
 }
@@ -102,6 +111,18 @@ pub enum ContainerError {
     OutOfFuel(u64),
     #[error("the guest trapped: {0}")]
     Trap(String),
+    /// A trap after the guest was refused memory (a memory bomb, or a
+    /// guest that needs more than its limit): the usual end of a guest
+    /// whose allocator aborts when memory cannot grow.
+    #[error(
+        "the guest ran out of memory: growing its memory to {wanted} bytes would exceed \
+         the memory limit of {limit} bytes; then it trapped: {trap}"
+    )]
+    OutOfMemory {
+        limit: usize,
+        wanted: usize,
+        trap: String,
+    },
     #[error("the guest exited with status {0}")]
     Exit(i32),
     #[error(transparent)]
@@ -124,6 +145,7 @@ impl ContainerError {
             ContainerError::Timeout(_)
                 | ContainerError::OutOfFuel(_)
                 | ContainerError::Trap(_)
+                | ContainerError::OutOfMemory { .. }
                 | ContainerError::Exit(_)
         )
     }
@@ -134,7 +156,7 @@ impl ContainerError {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Limiter,
     volumes: VolumeCtx,
     dicts: DictCtx,
     keyvalue: KeyValueCtx,
@@ -325,11 +347,15 @@ impl Container {
                     reason: chain(&e),
                 })?;
         }
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(config.memory_limit)
-            .table_elements(1 << 20)
-            .instances(1000)
-            .build();
+        let limits = Limiter {
+            inner: StoreLimitsBuilder::new()
+                .memory_size(config.memory_limit)
+                .table_elements(1 << 20)
+                .instances(1000)
+                .build(),
+            memory_limit: config.memory_limit,
+            refused: None,
+        };
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -338,7 +364,8 @@ impl Container {
                 config.stores.volumes.clone(),
                 config.grants.volumes.clone(),
                 mounts,
-            ),
+            )
+            .with_open_limit(usize::try_from(config.max_open_files).unwrap_or(usize::MAX)),
             dicts: DictCtx::new(config.stores.dicts.clone(), config.grants.dicts.clone()),
             // Buckets are dicts: the same store and the same grant.
             keyvalue: KeyValueCtx::new(config.stores.dicts.clone(), config.grants.dicts.clone()),
@@ -372,6 +399,7 @@ impl Container {
         // deadline, since the epoch callback does not run while the guest
         // waits in a host call.
         self.store.data_mut().functions.deadline = deadline;
+        self.store.data_mut().limits.refused = None;
         if self.metered {
             // Without a budget a metering engine still needs fuel to run.
             self.store
@@ -492,7 +520,69 @@ impl Container {
         if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
             return ContainerError::OutOfFuel(self.fuel.unwrap_or(u64::MAX));
         }
+        let limits = &self.store.data().limits;
+        if let Some(wanted) = limits.refused {
+            return ContainerError::OutOfMemory {
+                limit: limits.memory_limit,
+                wanted,
+                trap: chain(&e),
+            };
+        }
         ContainerError::Trap(chain(&e))
+    }
+}
+
+/// The store's resource limits, remembering a refused memory growth so a
+/// trap that follows can say the guest ran out of memory. A refusal is not
+/// a trap by itself: `memory.grow` returns -1 and a guest may cope.
+struct Limiter {
+    inner: StoreLimits,
+    memory_limit: usize,
+    /// The size a refused growth asked for, since the call began.
+    refused: Option<usize>,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if !allowed && desired > self.memory_limit {
+            self.refused = Some(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
     }
 }
 

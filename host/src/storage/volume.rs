@@ -245,7 +245,7 @@ pub fn normalize_path(path: &str) -> Result<String, VolumeError> {
 
 /// The ancestors of a normalised `path`, outermost first: `a/b/c` gives
 /// `a`, `a/b`.
-pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+pub fn ancestors(path: &str) -> impl DoubleEndedIterator<Item = &str> {
     path.match_indices('/').filter_map(|(i, _)| path.get(..i))
 }
 

@@ -30,6 +30,12 @@ pub use mount::{Mount, MountError, VolumeMount};
 /// Most bytes one `read-file` call returns.
 pub const MAX_READ_BYTES: u64 = 64 << 20;
 
+/// Longest path under a mount, in bytes: what the host's file system calls
+/// take (Linux's `PATH_MAX` less the NUL), so every path a guest creates
+/// can be committed, reloaded and removed. A create past it is
+/// `name-too-long`.
+pub const MAX_MOUNT_PATH: usize = 4095;
+
 /// The host state behind one guest `volume` handle.
 #[derive(Debug)]
 pub struct VolumeHandle {
@@ -61,6 +67,13 @@ pub struct VolumeCtx {
     /// Input-stream reps of mounted files (see `stream`); an entry whose
     /// stream was dropped no longer upgrades.
     pub(crate) streams: HashMap<u32, std::sync::Weak<stream::StreamState>>,
+    /// Host file handles the guest may hold open at once (descriptors from
+    /// `open-at` and directory listings, under mounts or not); see
+    /// `wasi`.
+    pub(crate) open_limit: usize,
+    /// The reps of those handles, and what they are; entries whose handle
+    /// was dropped are pruned when the limit is reached.
+    pub(crate) open_handles: HashMap<u32, wasi::HandleKind>,
 }
 
 impl VolumeCtx {
@@ -71,7 +84,16 @@ impl VolumeCtx {
             mounts,
             fds: HashMap::new(),
             streams: HashMap::new(),
+            open_limit: usize::MAX,
+            open_handles: HashMap::new(),
         }
+    }
+
+    /// Caps the host file handles (open files and directory listings) the
+    /// guest may hold at once.
+    pub fn with_open_limit(mut self, limit: usize) -> Self {
+        self.open_limit = limit;
+        self
     }
 
     /// The mount at guest path `guest`.
@@ -252,32 +274,39 @@ impl VolumeCtxView<'_> {
     }
 }
 
-/// Lists `dir` of a working tree (cap-std, so it cannot leave the mount).
+/// Lists `dir` of a working tree (cap-std, so it cannot leave the mount),
+/// in sorted pre-order. A work list, not recursion: a tree may be thousands
+/// of levels deep, and this runs on the guest's fiber stack.
 fn walk(
     root: &cap_std::fs::Dir,
     dir: &str,
     recursive: bool,
     out: &mut Vec<Entry>,
 ) -> io::Result<()> {
-    let listing = if dir.is_empty() {
-        root.entries()?
-    } else {
-        root.read_dir(dir)?
-    };
-    let mut names: Vec<String> = Vec::new();
-    for e in listing {
-        names.push(e?.file_name().to_string_lossy().into_owned());
-    }
-    names.sort();
-    for name in names {
-        if name.starts_with(".vessel-copy-up-") {
-            continue;
-        }
-        let path = if dir.is_empty() {
-            name
+    let children = |dir: &str| -> io::Result<Vec<String>> {
+        let listing = if dir.is_empty() {
+            root.entries()?
         } else {
-            format!("{dir}/{name}")
+            root.read_dir(dir)?
         };
+        let mut names: Vec<String> = Vec::new();
+        for e in listing {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".vessel-copy-up-") {
+                continue;
+            }
+            names.push(if dir.is_empty() {
+                name
+            } else {
+                format!("{dir}/{name}")
+            });
+        }
+        // Reversed: popped from the end in order.
+        names.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(names)
+    };
+    let mut todo = children(dir)?;
+    while let Some(path) = todo.pop() {
         let meta = root.symlink_metadata(&path)?;
         let kind = if meta.is_dir() {
             EntryKind::Directory
@@ -299,7 +328,7 @@ fn walk(
             mtime,
         });
         if recursive && is_dir {
-            walk(root, &path, true, out)?;
+            todo.extend(children(&path)?);
         }
     }
     Ok(())

@@ -577,32 +577,105 @@ impl Mount {
     }
 
     /// Adds the changes for one dirty path (and, for a directory that is not
-    /// in the base or was renamed in, its whole subtree).
+    /// in the base or was renamed in, its whole subtree; and its ancestors
+    /// that are not in the base, first).
+    ///
+    /// A work list, not recursion: a tree may be thousands of levels deep,
+    /// and commits run on the guest's fiber stack.
     fn collect(
         &self,
         path: &str,
         changes: &mut Vec<Change>,
         seen: &mut BTreeSet<String>,
     ) -> io::Result<()> {
-        if path.is_empty() || !seen.insert(path.to_owned()) {
-            return Ok(());
-        }
-        let meta = match self.root.symlink_metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                changes.push(Change::Remove {
-                    path: path.to_owned(),
-                });
-                return Ok(());
+        let mut todo = vec![path.to_owned()];
+        while let Some(path) = todo.pop() {
+            if path.is_empty() || seen.contains(&path) {
+                continue;
             }
-            Err(e) => return Err(e),
-        };
+            let Some(meta) = self.present(&path)? else {
+                seen.insert(path.clone());
+                changes.push(Change::Remove { path });
+                continue;
+            };
+            // A parent that is new here goes first (it may walk its
+            // children, this path among them).
+            if let Some(parent) = parent_of(&path)
+                && !self.base.contains_key(parent)
+                && !seen.contains(parent)
+            {
+                let parent = parent.to_owned();
+                todo.push(path);
+                todo.push(parent);
+                continue;
+            }
+            seen.insert(path.clone());
+            let node = self.node_of(&path, &meta)?;
+            let base_dir = self.base.get(&path).map(|e| e.node.kind) == Some(NodeKind::Dir);
+            let renamed_in = node.kind == NodeKind::Dir && self.renamed_in.contains(&path);
+            // A directory the base already had keeps its children as they
+            // are; a new one (created, or renamed in) brings its whole
+            // subtree, and one renamed over a base directory replaces that
+            // one's.
+            let walk = node.kind == NodeKind::Dir && (!base_dir || renamed_in);
+            if renamed_in && base_dir {
+                changes.push(Change::Remove { path: path.clone() });
+            }
+            changes.push(Change::Put {
+                path: path.clone(),
+                node,
+            });
+            if walk {
+                let mut children: Vec<String> = Vec::new();
+                for entry in self.root.read_dir(&path)? {
+                    let name = entry?.file_name();
+                    children.push(format!("{path}/{}", name.to_string_lossy()));
+                }
+                // Reversed onto the stack: the first in order comes next.
+                children.sort_unstable_by(|a, b| b.cmp(a));
+                todo.extend(children);
+            }
+        }
+        Ok(())
+    }
+
+    /// The metadata of physical path `path` of the working tree, or `None`
+    /// when nothing is there: not found, or an ancestor that is no longer a
+    /// directory (the guest replaced it with a file or a symlink after
+    /// writing below it), which must not fail the whole commit.
+    fn present(&self, path: &str) -> io::Result<Option<cap_std::fs::Metadata>> {
+        match self.root.symlink_metadata(path) {
+            Ok(m) => Ok(Some(m)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => {
+                // cap-std refuses a walk through a symlink that leaves the
+                // working tree: then an ancestor is a symlink, and the
+                // path itself is gone.
+                for a in crate::storage::volume::ancestors(path) {
+                    if !self.root.symlink_metadata(a).is_ok_and(|m| m.is_dir()) {
+                        return Ok(None);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The node to store for `path`, whose metadata is `meta`.
+    fn node_of(&self, path: &str, meta: &cap_std::fs::Metadata) -> io::Result<Node> {
         let mtime_ms = u64::try_from(meta.mtime())
             .unwrap_or(0)
             .saturating_mul(1000)
             .saturating_add(u64::try_from(meta.mtime_nsec() / 1_000_000).unwrap_or(0));
         let mode = meta.mode() & 0o7777;
-        let node = if meta.is_dir() {
+        Ok(if meta.is_dir() {
             Node {
                 kind: NodeKind::Dir,
                 blob: None,
@@ -625,8 +698,13 @@ impl Mount {
             let blob = match self.blob_inodes.get(&(meta.dev(), meta.ino())) {
                 Some(b) => *b,
                 None => {
+                    // Opened through the working tree's capability: no
+                    // symlink leads it out, and the path need not fit the
+                    // host's PATH_MAX once the working tree's own path is
+                    // in front of it.
+                    let mut file = self.root.open(path)?.into_std();
                     self.store
-                        .put_blob_file(&self.host_dir.join(path))
+                        .put_blob_reader(&mut file)
                         .map_err(|e| io::Error::other(e.to_string()))?
                         .0
                 }
@@ -639,39 +717,33 @@ impl Mount {
                 mode,
                 target: None,
             }
-        };
-        let base_dir = self.base.get(path).map(|e| e.node.kind) == Some(NodeKind::Dir);
-        let renamed_in = node.kind == NodeKind::Dir && self.renamed_in.contains(path);
-        // A directory the base already had keeps its children as they are;
-        // a new one (created, or renamed in) brings its whole subtree, and
-        // one renamed over a base directory replaces that one's.
-        let walk = node.kind == NodeKind::Dir && (!base_dir || renamed_in);
-        if let Some(parent) = parent_of(path)
-            && !self.base.contains_key(parent)
-        {
-            self.collect(parent, changes, seen)?;
-        }
-        if renamed_in && base_dir {
-            changes.push(Change::Remove {
-                path: path.to_owned(),
-            });
-        }
-        changes.push(Change::Put {
-            path: path.to_owned(),
-            node,
-        });
-        if walk {
-            let mut children: Vec<String> = Vec::new();
-            for entry in self.root.read_dir(path)? {
-                let name = entry?.file_name();
-                children.push(format!("{path}/{}", name.to_string_lossy()));
+        })
+    }
+
+    /// The length of the longest physical path at or under `rel` in the
+    /// working tree (a work list: trees can be deep).
+    pub(crate) fn longest_below(&self, rel: &str) -> io::Result<usize> {
+        let mut longest = rel.len();
+        let mut todo = vec![rel.to_owned()];
+        while let Some(dir) = todo.pop() {
+            if !self.root.symlink_metadata(dot(&dir))?.is_dir() {
+                continue;
             }
-            children.sort();
-            for child in children {
-                self.collect(&child, changes, seen)?;
+            for entry in self.root.read_dir(dot(&dir))? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let child = if dir.is_empty() {
+                    name.to_string_lossy().into_owned()
+                } else {
+                    format!("{dir}/{}", name.to_string_lossy())
+                };
+                longest = longest.max(child.len());
+                if entry.file_type()?.is_dir() {
+                    todo.push(child);
+                }
             }
         }
-        Ok(())
+        Ok(longest)
     }
 
     /// Brings the mount to the volume's head. The caller has checked that
@@ -693,15 +765,25 @@ impl Mount {
         let guest = self.guest.clone();
         let err = io_err(&guest);
         let head: BTreeMap<String, Node> = snapshot.nodes.into_iter().collect();
-        // Placed paths the head changes or drops leave the working tree,
-        // deepest first, so directories are empty when removed.
-        let gone: Vec<String> = self
-            .base
-            .iter()
-            .filter(|(p, e)| e.placed && !head.get(*p).is_some_and(|h| same_entry(h, &e.node)))
-            .map(|(p, _)| p.clone())
-            .rev()
-            .collect();
+        // Placed paths the head changes or drops leave the working tree.
+        // Everything under a directory that goes goes too (a directory
+        // only differs from the head's when the head has none there), so
+        // the outermost one is removed with its subtree and the paths
+        // under it are skipped: one removal, not one per level of a deep
+        // tree.
+        let mut gone: Vec<String> = Vec::new();
+        for (p, e) in &self.base {
+            if !e.placed || head.get(p).is_some_and(|h| same_entry(h, &e.node)) {
+                continue;
+            }
+            let under_last = gone.last().is_some_and(|g| {
+                p.strip_prefix(g.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+            });
+            if !under_last {
+                gone.push(p.clone());
+            }
+        }
         for path in gone {
             match self.root.symlink_metadata(&path) {
                 Ok(m) if m.is_dir() => self.root.remove_dir_all(&path),
@@ -924,6 +1006,61 @@ mod tests {
         m.resolve("", "a/b-x", true).unwrap();
         assert_eq!(m.root.read_to_string("a/b-x").unwrap(), "b-x");
         assert_eq!(store.node("v", "a/b-x").unwrap().unwrap().size, 3);
+    }
+
+    #[test]
+    fn a_parent_replaced_by_a_symlink_or_a_file_does_not_fail_the_commit() {
+        let (_d, store, mut m) = setup();
+        for (i, outside) in ["/etc", "../../..", ""].into_iter().enumerate() {
+            let n = format!("n{i}");
+            m.root.create_dir(&n).unwrap();
+            m.root.write(format!("{n}/f"), b"f").unwrap();
+            m.dirty.insert(n.clone());
+            m.dirty.insert(format!("{n}/f"));
+            m.commit(&BTreeSet::new()).unwrap();
+            // The guest removes the tree and puts a symlink (out of the
+            // mount) or a file in its place: the old child is dirty too.
+            m.root.remove_dir_all(&n).unwrap();
+            if outside.is_empty() {
+                m.root.write(&n, b"now a file").unwrap();
+            } else {
+                m.root.symlink_contents(outside, &n).unwrap();
+            }
+            m.dirty.insert(n.clone());
+            m.dirty.insert(format!("{n}/f"));
+            m.commit(&BTreeSet::new()).unwrap();
+            let kind = store.node("v", &n).unwrap().unwrap().kind;
+            let want = if outside.is_empty() {
+                NodeKind::File
+            } else {
+                NodeKind::Symlink
+            };
+            assert_eq!(kind, want, "{n}");
+            assert!(store.node("v", &format!("{n}/f")).unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn deep_trees_commit_and_reload_without_recursion() {
+        let (_d, store, mut m) = setup();
+        // Deeper than a recursive walk of this thread's stack would allow
+        // at a few hundred bytes a frame on a small stack.
+        let depth = 1500;
+        let path = vec!["d"; depth].join("/");
+        m.root.create_dir_all(&path).unwrap();
+        m.root.write(format!("{path}/leaf"), b"x").unwrap();
+        m.dirty.insert("d".into());
+        std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let info = m.commit(&BTreeSet::new()).unwrap();
+                assert_eq!(info.changed, depth as u64 + 1);
+                m
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(store.node("v", &format!("{path}/leaf")).unwrap().is_some());
     }
 
     #[test]

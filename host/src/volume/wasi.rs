@@ -16,6 +16,14 @@
 //! - every change records its path as dirty, for an O(changed) commit;
 //! - a rename or link between a mount and anything else is refused with
 //!   EXDEV;
+//! - a create (or rename) whose path under the mount would be longer than
+//!   [`MAX_MOUNT_PATH`](super::MAX_MOUNT_PATH) is refused with
+//!   `name-too-long`, so everything in a mount can be committed;
+//! - `open-at` and `read-directory`, under mounts or not, count the host
+//!   file handles the guest holds, and refuse one past the container's
+//!   limit with `quota` (descriptor-relative opens are otherwise bounded by
+//!   nothing but the host's own descriptor limit, which every container
+//!   shares);
 //! - `read-via-stream` and `read` of a file under a mount read in large
 //!   pieces (see `super::stream`), so guests read mounted files at close to
 //!   native speed.
@@ -42,7 +50,14 @@ use wasmtime_wasi::p2::bindings::io::streams::{
 };
 
 use super::stream::{MountReadStream, read_at};
-use super::{OpenFd, VolumeCtx, VolumeView};
+use super::{MAX_MOUNT_PATH, OpenFd, VolumeCtx, VolumeView};
+
+/// What a counted host file handle is (see `VolumeCtx::open_handles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HandleKind {
+    Descriptor,
+    Listing,
+}
 
 /// The version of `wasi:filesystem` that wasmtime-wasi 48 defines; guests
 /// importing any 0.2.x version are linked to it.
@@ -154,8 +169,50 @@ impl VolumeCtx {
     fn check_create(&self, t: &Target) -> Result<(), ErrorCode> {
         match self.mounts.get(t.mount) {
             Some(m) if m.read_only => Err(ErrorCode::ReadOnly),
+            _ if t.rel.len() > MAX_MOUNT_PATH => Err(ErrorCode::NameTooLong),
             Some(m) if m.inodes >= m.inode_limit => Err(ErrorCode::InsufficientSpace),
             _ => Ok(()),
+        }
+    }
+
+    /// `name-too-long` when moving `from` to `to` would put a path of the
+    /// moved subtree past [`MAX_MOUNT_PATH`]. `from` is placed completely.
+    fn check_move(&self, from: &Target, to: &Target) -> Result<(), ErrorCode> {
+        let Some(m) = self.mounts.get(from.mount) else {
+            return Ok(());
+        };
+        if to.rel.len() > MAX_MOUNT_PATH {
+            return Err(ErrorCode::NameTooLong);
+        }
+        if to.rel.len() <= from.rel.len() {
+            return Ok(());
+        }
+        let longest = m
+            .longest_below(&from.rel)
+            .map_err(|e| ErrorCode::from(&e))?;
+        if longest - from.rel.len() + to.rel.len() > MAX_MOUNT_PATH {
+            return Err(ErrorCode::NameTooLong);
+        }
+        Ok(())
+    }
+
+    /// `quota` when the guest holds as many host file handles as it may.
+    /// Handles the guest dropped since the last check are forgotten first.
+    fn admit_handle(&mut self, table: &ResourceTable) -> Result<(), ErrorCode> {
+        if self.open_handles.len() < self.open_limit {
+            return Ok(());
+        }
+        self.open_handles.retain(|rep, kind| match kind {
+            HandleKind::Descriptor => table.get(&Resource::<Descriptor>::new_borrow(*rep)).is_ok(),
+            HandleKind::Listing => table
+                .get(&Resource::<DirectoryEntryStream>::new_borrow(*rep))
+                .is_ok(),
+        });
+        if self.open_handles.len() < self.open_limit {
+            Ok(())
+        } else {
+            tracing::debug!(limit = self.open_limit, "open file limit reached");
+            Err(ErrorCode::Quota)
         }
     }
 
@@ -274,6 +331,10 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
             DescriptorFlags,
         )| {
             Box::new(async move {
+                {
+                    let view = store.data_mut().volume();
+                    guest_err!(view.ctx.admit_handle(view.table));
+                }
                 let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::of(pflags)));
                 let writing =
                     dflags.contains(DescriptorFlags::WRITE) || oflags.contains(OpenFlags::TRUNCATE);
@@ -301,6 +362,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                     Err(e) => return Ok((Err(fs.convert_error_code(e)?),)),
                 };
                 let ctx = &mut *store.data_mut().volume().ctx;
+                ctx.open_handles.insert(new.rep(), HandleKind::Descriptor);
                 match target {
                     Some(t) => {
                         let dir = ctx
@@ -391,13 +453,21 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
         "[method]descriptor.read-directory",
         |mut store: StoreContextMut<'_, T>, (fd,): (Resource<Descriptor>,)| {
             Box::new(async move {
+                {
+                    let view = store.data_mut().volume();
+                    guest_err!(view.ctx.admit_handle(view.table));
+                }
                 let target = guest_err!(parts(&mut store, fd.rep(), ".", Last::Follow));
                 if let Some(t) = &target {
                     guest_err!(store.data_mut().volume().ctx.complete(t, false));
                 }
                 let mut fs = store.data_mut().filesystem();
                 match fs.read_directory(fd).await {
-                    Ok(stream) => Ok((Ok(stream),)),
+                    Ok(stream) => {
+                        let ctx = &mut *store.data_mut().volume().ctx;
+                        ctx.open_handles.insert(stream.rep(), HandleKind::Listing);
+                        Ok((Ok(stream),))
+                    }
                     Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
                 }
             }) as FsFuture<'_, Resource<DirectoryEntryStream>>
@@ -556,6 +626,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                     if moved_dir {
                         guest_err!(ctx.complete(f, true));
                     }
+                    guest_err!(ctx.check_move(f, t));
                     replaced = ctx.exists(t);
                     if replaced {
                         guest_err!(ctx.complete(t, false));

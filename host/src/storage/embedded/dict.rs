@@ -289,6 +289,42 @@ fn decode_lease(key: &str, b: &[u8]) -> Result<(u64, u64), DictError> {
     Ok((be(b, 1).ok_or_else(corrupt)?, be(b, 9).ok_or_else(corrupt)?))
 }
 
+/// Decodes `bytes` as the stored dict record of kind `kind` (0: a dict's
+/// row, 1: an entry, 2: a lease, 3: a counter's text) and, when it decodes,
+/// checks that encoding it again gives the same bytes (counters have more
+/// than one spelling, so only their parse is checked). `Ok` says whether
+/// it decoded (a refusal is a clean error); `Err` is a broken round trip.
+/// For the fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub fn check_stored_record(kind: u8, bytes: &[u8]) -> Result<bool, String> {
+    let round = |what: &str, again: Vec<u8>| {
+        if again == bytes {
+            Ok(true)
+        } else {
+            Err(format!("a {what} does not encode back to its bytes"))
+        }
+    };
+    let refused = |e: DictError| match e {
+        DictError::Corrupt(m) if !m.is_empty() => Ok(false),
+        DictError::NotACounter { .. } => Ok(false),
+        other => Err(format!("a bad record is not `Corrupt`: {other}")),
+    };
+    match kind {
+        0 => Meta::decode("fuzz", bytes).map_or_else(refused, |m| round("dict row", m.encode())),
+        1 => Header::decode(b"fuzz", bytes)
+            .map_or_else(refused, |h| round("entry", h.encode(&value_of(bytes)))),
+        2 => decode_lease("fuzz", bytes)
+            .map_or_else(refused, |(t, e)| round("lease", encode_lease(t, e))),
+        _ => parse_counter("fuzz", bytes).map_or_else(refused, |n| {
+            if parse_counter("fuzz", n.to_string().as_bytes()).ok() == Some(n) {
+                Ok(true)
+            } else {
+                Err("a counter does not parse back".into())
+            }
+        }),
+    }
+}
+
 /// Parses a counter: the decimal ASCII text of an i64.
 fn parse_counter(key: &str, value: &[u8]) -> Result<i64, DictError> {
     std::str::from_utf8(value)
