@@ -72,7 +72,7 @@ pub enum BlobError {
 impl BlobError {
     /// Whether the disk is full (ENOSPC).
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, BlobError::Io(e) if e.kind() == io::ErrorKind::StorageFull)
+        matches!(self, BlobError::Io(e) if super::disk::is_disk_full(e))
     }
 }
 

@@ -247,6 +247,8 @@ struct Hooks {
 
 #[derive(Default)]
 struct HookState {
+    /// Every call, from the start (the store's own start-up included).
+    calls: u64,
     /// Per kind, since the store opened.
     counts: OpCounts,
     /// Counting (and the plan) starts once the store has opened.
@@ -268,6 +270,7 @@ impl Hooks {
     /// a simulated power cut fails it.
     fn before(&self, kind: OpKind, path: &Path) -> io::Result<()> {
         let mut st = self.lock();
+        st.calls += 1;
         if let Some(sim) = &mut st.sim
             && let Err(e) = sim.tick()
         {
@@ -318,6 +321,11 @@ impl Hooks {
     fn simulating(&self) -> bool {
         self.lock().sim.is_some()
     }
+}
+
+/// Whether `e` says the disk is full (ENOSPC, injected or real).
+pub fn is_disk_full(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull
 }
 
 /// Adds the call and the path to an error, keeping its kind.
@@ -381,6 +389,12 @@ impl StorageIo {
             .as_ref()
             .map(|h| h.lock().counts)
             .unwrap_or_default()
+    }
+
+    /// Every call so far, the store's start-up included (what
+    /// [`PowerOptions::cut_after`] counts).
+    pub fn calls(&self) -> u64 {
+        self.hooks.as_ref().map(|h| h.lock().calls).unwrap_or(0)
     }
 
     pub fn reset_counts(&self) {

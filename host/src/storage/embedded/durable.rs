@@ -39,7 +39,9 @@ struct State {
     /// Every request up to this one is durable.
     synced: u64,
     syncing: bool,
-    poisoned: Option<String>,
+    /// The failure that poisoned the barrier; its kind is kept, so a full
+    /// disk stays recognisable.
+    poisoned: Option<(std::io::ErrorKind, String)>,
     /// How many fsync rounds ran (for tests and benchmarks).
     rounds: u64,
 }
@@ -117,10 +119,11 @@ impl Durability {
         st.requested += 1;
         let mine = st.requested;
         loop {
-            if let Some(p) = &st.poisoned {
-                return Err(std::io::Error::other(format!(
-                    "an earlier fsync failed ({p}); reopen the store"
-                )));
+            if let Some((kind, p)) = &st.poisoned {
+                return Err(std::io::Error::new(
+                    *kind,
+                    format!("an earlier fsync failed ({p}); reopen the store"),
+                ));
             }
             if st.synced >= mine {
                 return Ok(());
@@ -135,7 +138,7 @@ impl Durability {
                 st.rounds += 1;
                 match result {
                     Ok(()) => st.synced = st.synced.max(target),
-                    Err(e) => st.poisoned = Some(e.to_string()),
+                    Err(e) => st.poisoned = Some((e.kind(), e.to_string())),
                 }
                 self.inner.done.notify_all();
                 continue;
