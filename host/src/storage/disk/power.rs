@@ -78,7 +78,11 @@ pub struct PowerReport {
     /// Files and directories written (outside sled's directory).
     pub files: u64,
     pub dirs: u64,
-    /// Unsynced writes dropped, and torn (a prefix kept).
+    /// Writes not yet fsynced at the cut, in any file (a file whose entry
+    /// does not survive loses them all).
+    pub unsynced_writes: u64,
+    /// Unsynced writes to surviving files dropped, and torn (a prefix
+    /// kept).
     pub dropped_writes: u64,
     pub torn_writes: u64,
     /// Unsynced directory entry changes dropped.
@@ -344,6 +348,14 @@ impl Sim {
             rng: Rng(seed ^ 0x9e37_79b9_7f4a_7c15),
             report: PowerReport {
                 gaps: self.gaps.clone(),
+                unsynced_writes: self
+                    .inodes
+                    .iter()
+                    .map(|i| match i {
+                        Inode::File { pending, .. } => pending.len() as u64,
+                        Inode::Dir { .. } => 0,
+                    })
+                    .sum(),
                 ..PowerReport::default()
             },
         };
@@ -534,34 +546,28 @@ impl Materialiser<'_> {
                     for start in (0..len).step_by(PAGE) {
                         let end = (start + PAGE).min(len);
                         let (first, second) = if self.rng.coin() {
-                            (&now, synced)
+                            (now.as_slice(), synced.as_slice())
                         } else {
-                            (synced, &now)
+                            (synced.as_slice(), now.as_slice())
                         };
-                        for (i, byte) in b
-                            .get_mut(start..end)
-                            .unwrap_or_default()
-                            .iter_mut()
-                            .enumerate()
-                        {
-                            let at = start + i;
-                            *byte = first
-                                .get(at)
-                                .or_else(|| second.get(at))
-                                .copied()
-                                .unwrap_or(0);
+                        if let Some(page) = b.get_mut(start..end) {
+                            fill_page(page, start, first, second);
                         }
                     }
                     b
                 }
             };
-            let unsynced = bytes
-                .iter()
-                .zip(synced.iter().chain(std::iter::repeat(&0)))
-                .filter(|(a, b)| a != b)
-                .count() as u64
-                + bytes.len().saturating_sub(synced.len()) as u64;
-            self.report.sled_unsynced_bytes += unsynced;
+            // Bytes in pages that differ from the synced state.
+            let unsynced: usize = (0..bytes.len().max(synced.len()))
+                .step_by(PAGE)
+                .filter(|&start| page_of(&bytes, start) != page_of(synced, start))
+                .map(|start| {
+                    page_of(&bytes, start)
+                        .len()
+                        .max(page_of(synced, start).len())
+                })
+                .sum();
+            self.report.sled_unsynced_bytes += unsynced as u64;
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
@@ -569,6 +575,26 @@ impl Materialiser<'_> {
             self.report.sled_files += 1;
         }
         Ok(())
+    }
+}
+
+/// The page at `start` of `bytes` (shorter at the end, empty past it).
+fn page_of(bytes: &[u8], start: usize) -> &[u8] {
+    let end = (start + PAGE).min(bytes.len());
+    bytes.get(start..end).unwrap_or_default()
+}
+
+/// Fills `page` (at offset `start` of a file) from `first` where it has
+/// bytes there, else from `second`, else zeros.
+fn fill_page(page: &mut [u8], start: usize, first: &[u8], second: &[u8]) {
+    let mut done = 0;
+    for src in [first, second] {
+        let have = page_of(src, start + done);
+        let n = have.len().min(page.len() - done);
+        if let (Some(dst), Some(from)) = (page.get_mut(done..done + n), have.get(..n)) {
+            dst.copy_from_slice(from);
+        }
+        done += n;
     }
 }
 
