@@ -14,7 +14,8 @@
 //! same check catches the loss.
 //!
 //! `VESSEL_POWER_ITERATIONS` sets the number of iterations (default 150;
-//! RELIABILITY.md lists the long runs), `VESSEL_POWER_SEED` the first seed.
+//! RELIABILITY.md lists the long runs), `VESSEL_POWER_SEED` the first seed,
+//! `VESSEL_POWER_CUT` a fixed cut point (to replay a failure).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -91,6 +92,7 @@ struct Totals {
     acked_dict_writes: u64,
     cut_mid_operation: u64,
     in_flight_landed: u64,
+    in_flight_partly: u64,
     unsynced_writes: u64,
     dropped_writes: u64,
     torn_writes: u64,
@@ -347,8 +349,28 @@ fn describe(got: &Model, want: &Model) -> String {
     out.join("; ")
 }
 
+/// Whether every item (a volume with its version and files, a dict key)
+/// is as acknowledged or as the operation in flight left it: the in-flight
+/// operation landed partly, nothing acknowledged was lost.
+fn items_from_either(got: &Model, acked: &Model, in_flight: &Model) -> bool {
+    let names = acked.volumes.keys().chain(in_flight.volumes.keys());
+    let vols_ok = names.chain(got.volumes.keys()).all(|n| {
+        let g = got.volumes.get(n);
+        g == acked.volumes.get(n) || g == in_flight.volumes.get(n)
+    });
+    let keys = acked.dict.keys().chain(in_flight.dict.keys());
+    let dict_ok = keys.chain(got.dict.keys()).all(|k| {
+        let g = got.dict.get(k);
+        g == acked.dict.get(k) || g == in_flight.dict.get(k)
+    });
+    vols_ok && dict_ok
+}
+
 struct Iteration {
     report: PowerReport,
+    /// The operation in flight landed partly (only tolerated with torn
+    /// sled pages, see `acknowledged_writes_survive_power_loss_with_torn_sled_pages`).
+    partial: bool,
     acked_commits: u64,
     acked_dict_writes: u64,
     mid_operation: bool,
@@ -401,9 +423,14 @@ fn iteration(
         .map_err(|e| format!("the store does not open after the cut: {e}"))?;
     let names = vec!["v".to_string(), "w".to_string()];
     let got = observe(&store, &names)?;
+    let mut partial = false;
     let landed = match &in_flight {
         _ if got == acked => false,
         Some(f) if got == *f => true,
+        Some(f) if tear == SledTear::Pages && items_from_either(&got, &acked, f) => {
+            partial = true;
+            false
+        }
         Some(f) => {
             return Err(format!(
                 "lost acknowledged data: {} (or, against the operation in flight: {})",
@@ -438,6 +465,7 @@ fn iteration(
         .map_err(|e| format!("dict put after reboot: {e}"))?;
     Ok(Iteration {
         report,
+        partial,
         acked_commits: commits,
         acked_dict_writes: dict_writes,
         mid_operation: in_flight.is_some(),
@@ -463,12 +491,13 @@ fn run(iterations: u64, tear: SledTear, label: &str) {
     let mut cut_rng = Rng(first ^ 0xc0ff_ee00);
     for i in 0..iterations {
         let seed = first + i;
-        let cut = 1 + cut_rng.below(span);
+        let drawn = 1 + cut_rng.below(span);
+        let cut = env_u64("VESSEL_POWER_CUT").unwrap_or(drawn);
         let it = iteration(seed, Some(cut), None, tear).unwrap_or_else(|e| {
             panic!(
                 "{label}: iteration with seed {seed}, power cut at call {cut}: {e}\n\
-                 (VESSEL_POWER_SEED={seed} VESSEL_POWER_ITERATIONS=1 replays it with the same \
-                 workload; the cut point is drawn per run)"
+                 (VESSEL_POWER_SEED={seed} VESSEL_POWER_CUT={cut} VESSEL_POWER_ITERATIONS=1 \
+                 replays it)"
             )
         });
         t.iterations += 1;
@@ -476,6 +505,7 @@ fn run(iterations: u64, tear: SledTear, label: &str) {
         t.acked_dict_writes += it.acked_dict_writes;
         t.cut_mid_operation += u64::from(it.mid_operation);
         t.in_flight_landed += u64::from(it.in_flight_landed);
+        t.in_flight_partly += u64::from(it.partial);
         t.unsynced_writes += it.report.unsynced_writes;
         t.dropped_writes += it.report.dropped_writes;
         t.torn_writes += it.report.torn_writes;
@@ -484,7 +514,8 @@ fn run(iterations: u64, tear: SledTear, label: &str) {
     }
     eprintln!(
         "power loss ({label}): {} iterations, {} acknowledged commits and {} acknowledged dict \
-         writes checked, {} cuts inside an operation ({} of those landed whole), lost 0; \
+         writes checked, {} cuts inside an operation ({} of those landed whole, {} partly), \
+         lost 0; \
          at the cuts {} blob writes were unsynced; the model dropped {} unsynced writes to \
          surviving files, tore {}, dropped {} unsynced directory entries and kept {} unsynced \
          sled bytes",
@@ -493,6 +524,7 @@ fn run(iterations: u64, tear: SledTear, label: &str) {
         t.acked_dict_writes,
         t.cut_mid_operation,
         t.in_flight_landed,
+        t.in_flight_partly,
         t.unsynced_writes,
         t.dropped_writes,
         t.torn_writes,
@@ -546,6 +578,13 @@ fn skipped_sled_fsyncs_are_caught() {
     eprintln!("skipped sled fsyncs caught at iteration {at}");
 }
 
+/// sled's files torn page by page: each 4 KiB page sled wrote after its
+/// last fsync independently old or new, as a disk may persist them.
+/// Nothing acknowledged may be lost; the operation in flight may land
+/// partly, because sled 0.34.7 can recover part of a transaction from such
+/// a log (found by this test: a dict `update` cut before its fsync came
+/// back with some of its keys; see RELIABILITY.md). Its items must each be
+/// as acknowledged or as the operation left them.
 #[test]
 fn acknowledged_writes_survive_power_loss_with_torn_sled_pages() {
     let n = env_u64("VESSEL_POWER_ITERATIONS").unwrap_or(150);

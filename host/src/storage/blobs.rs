@@ -88,22 +88,28 @@ pub struct BlobStore {
 #[derive(Debug, Default)]
 struct Book {
     /// Fan-out directories whose entry in the root is durable (the root
-    /// was fsynced after they existed) and which were themselves fsynced
-    /// after their current entries appeared: bit per first hash byte.
-    ready: [u64; 4],
+    /// was fsynced after they existed), a bit per first hash byte.
+    durable_entry: Fans,
+    /// Fan-out directories fsynced by this process: every blob in them
+    /// that is not being installed is durable.
+    synced: Fans,
     /// Blobs renamed into place whose directory fsync has not returned.
     installing: HashMap<BlobId, usize>,
     poisoned: Option<String>,
 }
 
-impl Book {
-    fn is_ready(&self, fan: u8) -> bool {
-        self.ready
+/// A set of fan-out directories.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fans([u64; 4]);
+
+impl Fans {
+    fn has(&self, fan: u8) -> bool {
+        self.0
             .get(usize::from(fan / 64))
             .is_some_and(|w| w & (1 << (fan % 64)) != 0)
     }
-    fn set_ready(&mut self, fan: u8) {
-        if let Some(w) = self.ready.get_mut(usize::from(fan / 64)) {
+    fn add(&mut self, fan: u8) {
+        if let Some(w) = self.0.get_mut(usize::from(fan / 64)) {
             *w |= 1 << (fan % 64);
         }
     }
@@ -181,14 +187,15 @@ impl BlobStore {
         BlobError::Io(e)
     }
 
-    /// Makes the fan-out directory of `id` ready: it exists, its entry in
-    /// the root is durable and it has been fsynced by this process (once
-    /// per directory and process).
-    fn ready_fan(&self, id: &BlobId) -> Result<PathBuf, BlobError> {
+    /// Makes sure the fan-out directory of `id` exists and its entry in
+    /// the root is durable (the root fsynced once per directory and
+    /// process: whoever created it, maybe a process killed before its
+    /// fsync, it is durable after that); returns the directory.
+    fn fan_dir(&self, id: &BlobId) -> Result<PathBuf, BlobError> {
         let dest = self.path(id);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
         let fan = Self::fan(id);
-        if self.book().is_ready(fan) {
+        if self.book().durable_entry.has(fan) {
             return Ok(dir);
         }
         match self.io.create_dir(&dir) {
@@ -196,11 +203,8 @@ impl BlobStore {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e.into()),
         }
-        // Whoever created it, its entry is durable once the root is synced;
-        // and the blobs already in it once it is.
         self.io.sync_dir(&self.root).map_err(|e| self.poison(e))?;
-        self.io.sync_dir(&dir).map_err(|e| self.poison(e))?;
-        self.book().set_ready(fan);
+        self.book().durable_entry.add(fan);
         Ok(dir)
     }
 
@@ -210,7 +214,14 @@ impl BlobStore {
         if !self.contains(id) || self.book().installing.contains_key(id) {
             return Ok(false);
         }
-        self.ready_fan(id)?;
+        let dir = self.fan_dir(id)?;
+        let fan = Self::fan(id);
+        if !self.book().synced.has(fan) {
+            // Stored by an earlier process, which may have died before its
+            // directory fsync.
+            self.io.sync_dir(&dir).map_err(|e| self.poison(e))?;
+            self.book().synced.add(fan);
+        }
         Ok(true)
     }
 
@@ -292,7 +303,7 @@ impl BlobStore {
         let mut perms = tmp.file.file().metadata()?.permissions();
         perms.set_readonly(true);
         tmp.file.file().set_permissions(perms)?;
-        let dir = self.ready_fan(&id)?;
+        let dir = self.fan_dir(&id)?;
         let dest = self.path(&id);
         *self.book().installing.entry(id).or_insert(0) += 1;
         let result = match self.io.rename(tmp.file.path(), &dest) {
@@ -308,6 +319,9 @@ impl BlobStore {
             if *n == 0 {
                 book.installing.remove(&id);
             }
+        }
+        if result.is_ok() {
+            book.synced.add(Self::fan(&id));
         }
         drop(book);
         result
