@@ -5,7 +5,13 @@
 //! - commit of 100 changed files in a 10,000-file volume, vs writing and
 //!   fsyncing 100 files;
 //! - snapshot of a 10,000-file volume, vs walking and stat-ing the same
-//!   tree natively and vs a raw sled scan of 10,000 keys.
+//!   tree natively and vs a raw sled scan of 10,000 keys;
+//! - a put of a new 1 KiB blob, vs writing, fsyncing and renaming a file
+//!   natively and fsyncing its directory.
+//!
+//! The commit of 1 file and the blob put run again on a tmpfs (`/dev/shm`,
+//! when there is one), where an fsync costs nothing: what remains is the
+//! CPU and system-call cost, which disk latency would hide.
 //!
 //! Commits are measured with the default durability (fsync before the
 //! commit returns) and with relaxed durability (sled writes its log to the
@@ -242,6 +248,44 @@ fn snapshot_case(root: &Path, files: usize, runs: usize) {
     );
 }
 
+fn blob_case(root: &Path, runs: usize, label: &str) {
+    let dir = tempfile::tempdir_in(root).unwrap();
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+    let blob = |r: usize| {
+        let mut data = vec![7u8; 1024];
+        data[..8].copy_from_slice(&(r as u64).to_le_bytes());
+        data
+    };
+    // A long-running owner's steady state: every fan-out directory has
+    // been used before.
+    for i in 0..2000u64 {
+        store.put_blob(&(u64::MAX - i).to_le_bytes()).unwrap();
+    }
+    let ours = time(runs, |r| {
+        store.put_blob(&blob(r)).unwrap();
+    });
+    let native = tempfile::tempdir_in(root).unwrap();
+    std::fs::create_dir(native.path().join("d")).unwrap();
+    let base = time(runs, |r| {
+        let tmp = native.path().join(format!("tmp{r}"));
+        let mut f = std::fs::File::create(&tmp).unwrap();
+        f.write_all(&blob(r)).unwrap();
+        f.sync_all().unwrap();
+        let dest = native.path().join("d").join(format!("b{r}"));
+        std::fs::rename(&tmp, &dest).unwrap();
+        std::fs::File::open(native.path().join("d"))
+            .unwrap()
+            .sync_all()
+            .unwrap();
+    });
+    row(
+        &format!("put_blob of 1 KiB (new contents{label})"),
+        ours,
+        "native write+fsync+rename+dir fsync",
+        base,
+    );
+}
+
 fn main() {
     // Benches run on the target dir's disk (not a tmpfs /tmp), so fsync
     // figures are real.
@@ -259,5 +303,13 @@ fn main() {
     commit_case(&root, 50_000, 1, 31);
     commit_case(&root, 10_000, 100, 15);
     snapshot_case(&root, 10_000, 15);
+    blob_case(&root, 61, "");
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        let shm_root = tempfile::tempdir_in(shm).unwrap();
+        println!("\non tmpfs (fsync is free):");
+        commit_case(shm_root.path(), 10_000, 1, 301);
+        blob_case(shm_root.path(), 1001, ", tmpfs");
+    }
     println!("\n(total {:.1} s)", t.elapsed().as_secs_f64());
 }

@@ -137,6 +137,7 @@ impl From<DictError> for StorageError {
                 WitError::PreconditionFailed
             }
             DictError::Unavailable(_) => WitError::Unavailable(msg),
+            DictError::DiskFull(_) => WitError::NoSpace(msg),
             DictError::Corrupt(_) | DictError::Io(_) => WitError::Io(msg),
         })
     }

@@ -90,6 +90,7 @@ fn guest_error(e: DictError) -> store::Error {
         DictError::TooLarge(_) => "too-large",
         DictError::VersionMismatch { .. } | DictError::LeaseLost { .. } => "precondition-failed",
         DictError::Unavailable(_) => "unavailable",
+        DictError::DiskFull(_) => "no-space",
         DictError::Corrupt(_) | DictError::Io(_) => "io",
     };
     store::Error::Other(format!("{kind}: {e}"))

@@ -26,6 +26,7 @@ use crate::engine::{EngineConfig, VesselEngine};
 use crate::server::OwnerServer;
 use crate::server::client::{ClientError, OwnerClient};
 use crate::service::Service;
+use crate::storage::disk::{FaultPlan, StorageIo};
 use crate::storage::embedded::{DurabilityMode, EmbeddedOptions};
 use crate::volume::VolumeMount;
 
@@ -51,6 +52,19 @@ pub struct Cli {
         default_value_t = Durability::Sync
     )]
     pub durability: Durability,
+
+    /// Testing only: fail chosen storage I/O calls of this process's store,
+    /// e.g. `fsync:3:once` or `write:1:forever:enospc` (KIND:N counted from
+    /// when the store has opened; see RELIABILITY.md). Hidden from --help.
+    #[arg(
+        long,
+        global = true,
+        env = "VESSEL_FAULTS",
+        value_name = "PLAN",
+        value_parser = FaultPlan::parse,
+        hide = true
+    )]
+    pub inject_faults: Option<FaultPlan>,
 
     /// Where compiled components are cached. Defaults to `cache/components`
     /// in the data directory; point several data directories (fresh ones
@@ -369,6 +383,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         cache_dir,
         store: EmbeddedOptions {
             durability: cli.durability.into(),
+            io: cli.inject_faults.map(StorageIo::faulty).unwrap_or_default(),
             ..EmbeddedOptions::default()
         },
     };

@@ -134,6 +134,7 @@ impl From<DictServiceError> for ApiError {
                     (StatusCode::CONFLICT, "conflict")
                 }
                 DictError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                DictError::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "no_space"),
                 DictError::Corrupt(_) | DictError::Io(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "io")
                 }
@@ -153,7 +154,7 @@ impl From<VolumeOpError> for ApiError {
             | VolumeOpError::FileExists { .. }
             | VolumeOpError::IsADirectory { .. }
             | VolumeOpError::NotADirectory { .. } => (StatusCode::CONFLICT, "already_exists"),
-            VolumeOpError::Store(VolumeError::NoSpace { .. }) => {
+            VolumeOpError::Store(VolumeError::NoSpace { .. } | VolumeError::DiskFull(_)) => {
                 (StatusCode::INSUFFICIENT_STORAGE, "no_space")
             }
             VolumeOpError::Store(VolumeError::Unavailable(_)) | VolumeOpError::NoBackend => {

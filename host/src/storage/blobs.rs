@@ -4,14 +4,32 @@
 //! A blob is written to a temporary file, fsynced, renamed into place and
 //! its directory fsynced, all before any metadata names it; so a crash
 //! leaves either no blob or a whole one (and at worst an orphan, which
-//! [`BlobStore::gc`] removes). Blobs are made read-only and are never
-//! modified in place. Reads can verify the hash; a mismatch is an error,
-//! never silently wrong bytes.
+//! [`BlobStore::gc`] removes). A fan-out directory (`ab/`) is created and
+//! its parent fsynced before a blob goes in, so the directory survives too.
+//! Blobs are made read-only and are never modified in place. Reads can
+//! verify the hash; a mismatch is an error, never silently wrong bytes.
+//!
+//! A put of bytes that are already stored returns at once, but only once
+//! the stored blob is known durable: its install finished (another thread's
+//! rename is not enough until that thread's directory fsync returned) and
+//! its directory has been fsynced by this process (a blob a killed process
+//! renamed into place may not have been). After a failed directory fsync
+//! the kernel may have dropped the change, so a later fsync could succeed
+//! without it: the folder is then poisoned, like the durability barrier,
+//! and every put fails until the store is reopened.
+//!
+//! All writes go through [`StorageIo`], where tests inject faults and model
+//! power loss.
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
+
+use super::disk::{IoFile, StorageIo};
 
 /// A BLAKE3 hash naming a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,24 +64,94 @@ pub enum BlobError {
     Corrupt { id: BlobId, actual: BlobId },
     #[error("blob store i/o: {0}")]
     Io(#[from] io::Error),
+    /// An fsync of the folder failed earlier in this process.
+    #[error("blob store unusable: an earlier fsync failed ({0}); reopen the store")]
+    Poisoned(String),
 }
 
-/// The blob folder. Cheap to clone.
+impl BlobError {
+    /// Whether the disk is full (ENOSPC).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, BlobError::Io(e) if super::disk::is_disk_full(e))
+    }
+}
+
+/// The blob folder. Cheap to clone; clones share the bookkeeping below.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    io: StorageIo,
+    book: Arc<Mutex<Book>>,
 }
 
-fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+/// What this process knows about the folder's durability.
+#[derive(Debug, Default)]
+struct Book {
+    /// Fan-out directories whose entry in the root is durable (the root
+    /// was fsynced after they existed), a bit per first hash byte.
+    durable_entry: Fans,
+    /// Fan-out directories fsynced by this process: every blob in them
+    /// that is not being installed is durable.
+    synced: Fans,
+    /// Blobs renamed into place whose directory fsync has not returned.
+    installing: HashMap<BlobId, usize>,
+    poisoned: Option<String>,
+}
+
+/// A set of fan-out directories.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fans([u64; 4]);
+
+impl Fans {
+    fn has(&self, fan: u8) -> bool {
+        self.0
+            .get(usize::from(fan / 64))
+            .is_some_and(|w| w & (1 << (fan % 64)) != 0)
+    }
+    fn add(&mut self, fan: u8) {
+        if let Some(w) = self.0.get_mut(usize::from(fan / 64)) {
+            *w |= 1 << (fan % 64);
+        }
+    }
+}
+
+/// A temporary file in `tmp/`, removed on drop unless installed.
+struct TempBlob {
+    file: IoFile,
+    io: StorageIo,
+    installed: bool,
+}
+
+impl Drop for TempBlob {
+    fn drop(&mut self) {
+        if !self.installed {
+            // Best effort: a leftover is removed by gc.
+            let _ = self.io.remove_file(self.file.path());
+        }
+    }
 }
 
 impl BlobStore {
-    /// Opens (creating) the blob folder at `root`.
+    /// Opens (creating) the blob folder at `root` with plain file I/O.
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
+        Self::open_with(root, StorageIo::default())
+    }
+
+    /// Opens (creating) the blob folder at `root`, doing its writes through
+    /// `io`. Creating the folder fsyncs its parent.
+    pub fn open_with(root: impl Into<PathBuf>, io: StorageIo) -> io::Result<Self> {
         let root = root.into();
-        std::fs::create_dir_all(root.join("tmp"))?;
-        Ok(BlobStore { root })
+        io.create_dir_all(&root.join("tmp"))?;
+        Ok(BlobStore {
+            root,
+            io,
+            book: Arc::new(Mutex::new(Book::default())),
+        })
+    }
+
+    fn book(&self) -> MutexGuard<'_, Book> {
+        // The book is flags and counters, consistent after any panic.
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Where the blob `id` lives: `<root>/ab/cdef...`, two hex digits of
@@ -74,25 +162,114 @@ impl BlobStore {
         self.root.join(a).join(b)
     }
 
+    fn fan(id: &BlobId) -> u8 {
+        id.0.first().copied().unwrap_or(0)
+    }
+
     pub fn contains(&self, id: &BlobId) -> bool {
         self.path(id).exists()
     }
 
+    fn check_poison(&self) -> Result<(), BlobError> {
+        match &self.book().poisoned {
+            Some(p) => Err(BlobError::Poisoned(p.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// An fsync of the folder failed: no later put may succeed in this
+    /// process (see the module docs).
+    fn poison(&self, e: io::Error) -> BlobError {
+        let mut book = self.book();
+        if book.poisoned.is_none() {
+            book.poisoned = Some(e.to_string());
+        }
+        BlobError::Io(e)
+    }
+
+    /// Makes sure the fan-out directory of `id` exists and its entry in
+    /// the root is durable (the root fsynced once per directory and
+    /// process: whoever created it, maybe a process killed before its
+    /// fsync, it is durable after that); returns the directory.
+    fn fan_dir(&self, id: &BlobId) -> Result<PathBuf, BlobError> {
+        let dest = self.path(id);
+        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+        let fan = Self::fan(id);
+        if self.book().durable_entry.has(fan) {
+            return Ok(dir);
+        }
+        match self.io.create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.io.sync_dir(&self.root).map_err(|e| self.poison(e))?;
+        self.book().durable_entry.add(fan);
+        Ok(dir)
+    }
+
+    /// Whether `id` is stored durably (see the module docs), so a put of
+    /// its bytes can return at once.
+    fn stored_durably(&self, id: &BlobId) -> Result<bool, BlobError> {
+        if !self.contains(id) || self.book().installing.contains_key(id) {
+            return Ok(false);
+        }
+        let dir = self.fan_dir(id)?;
+        let fan = Self::fan(id);
+        if !self.book().synced.has(fan) {
+            // Stored by an earlier process, which may have died before its
+            // directory fsync.
+            self.io.sync_dir(&dir).map_err(|e| self.poison(e))?;
+            self.book().synced.add(fan);
+        }
+        Ok(true)
+    }
+
+    fn temp(&self) -> Result<TempBlob, BlobError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = self.root.join("tmp");
+        let mut tries = 0;
+        loop {
+            let nanos = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let name = format!(
+                "{}-{}-{nanos:08x}.tmp",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            match self.io.create_new(&dir.join(name)) {
+                Ok(file) => {
+                    return Ok(TempBlob {
+                        file,
+                        io: self.io.clone(),
+                        installed: false,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 16 => tries += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Stores `bytes` durably and returns their id.
     pub fn put(&self, bytes: &[u8]) -> Result<BlobId, BlobError> {
+        self.check_poison()?;
         let id = BlobId::of(bytes);
-        if self.contains(&id) {
+        if self.stored_durably(&id)? {
             return Ok(id);
         }
-        let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
-        tmp.write_all(bytes)?;
+        let mut tmp = self.temp()?;
+        tmp.file.write_all(bytes)?;
         self.install(id, tmp)?;
         Ok(id)
     }
 
     /// Streams `reader` into the store and returns the id and size.
     pub fn put_reader(&self, reader: &mut dyn Read) -> Result<(BlobId, u64), BlobError> {
-        let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+        self.check_poison()?;
+        let mut tmp = self.temp()?;
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut size = 0u64;
@@ -103,11 +280,11 @@ impl BlobStore {
                 break;
             }
             hasher.update(chunk);
-            tmp.write_all(chunk)?;
+            tmp.file.write_all(chunk)?;
             size += n as u64;
         }
         let id = BlobId(*hasher.finalize().as_bytes());
-        if !self.contains(&id) {
+        if !self.stored_durably(&id)? {
             self.install(id, tmp)?;
         }
         Ok((id, size))
@@ -119,17 +296,35 @@ impl BlobStore {
         self.put_reader(&mut f)
     }
 
-    fn install(&self, id: BlobId, tmp: tempfile::NamedTempFile) -> Result<(), BlobError> {
-        tmp.as_file().sync_all()?;
-        let mut perms = tmp.as_file().metadata()?.permissions();
+    fn install(&self, id: BlobId, mut tmp: TempBlob) -> Result<(), BlobError> {
+        // A failed fsync here loses only the temporary file, which goes:
+        // a retry writes the bytes again and fsyncs them anew.
+        tmp.file.sync_all()?;
+        let mut perms = tmp.file.file().metadata()?.permissions();
         perms.set_readonly(true);
-        tmp.as_file().set_permissions(perms)?;
+        tmp.file.file().set_permissions(perms)?;
+        let dir = self.fan_dir(&id)?;
         let dest = self.path(&id);
-        let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
-        std::fs::create_dir_all(&parent)?;
-        tmp.persist(&dest).map_err(|e| e.error)?;
-        fsync_dir(&parent)?;
-        Ok(())
+        *self.book().installing.entry(id).or_insert(0) += 1;
+        let result = match self.io.rename(tmp.file.path(), &dest) {
+            Err(e) => Err(BlobError::Io(e)),
+            Ok(()) => {
+                tmp.installed = true;
+                self.io.sync_dir(&dir).map_err(|e| self.poison(e))
+            }
+        };
+        let mut book = self.book();
+        if let Some(n) = book.installing.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                book.installing.remove(&id);
+            }
+        }
+        if result.is_ok() {
+            book.synced.add(Self::fan(&id));
+        }
+        drop(book);
+        result
     }
 
     /// Reads a whole blob and checks its hash.
@@ -214,7 +409,7 @@ impl BlobStore {
             } else if pinned(&id) {
                 report.pinned += 1;
             } else {
-                std::fs::remove_file(&p)?;
+                self.io.remove_file(&p)?;
                 report.removed += 1;
                 report.bytes += meta.len();
             }
@@ -222,7 +417,7 @@ impl BlobStore {
         for entry in std::fs::read_dir(self.root.join("tmp"))? {
             let p = entry?.path();
             if std::fs::symlink_metadata(&p).is_ok_and(|m| old_enough(&m)) {
-                let _ = std::fs::remove_file(&p);
+                let _ = self.io.remove_file(&p);
             }
         }
         Ok(report)

@@ -147,6 +147,9 @@ pub enum DictError {
     Overflow { key: String },
     #[error("the lease on key `{key}` is no longer held")]
     LeaseLost { key: String },
+    /// The disk holding the store is full (ENOSPC).
+    #[error("out of disk space: {0}")]
+    DiskFull(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("storage i/o: {0}")]

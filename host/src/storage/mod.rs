@@ -8,6 +8,7 @@
 pub mod blobs;
 pub mod clock;
 pub mod dict;
+pub mod disk;
 pub mod embedded;
 pub mod volume;
 

@@ -100,14 +100,27 @@ pub enum VolumeError {
     NoSuchPath { volume: String, path: String },
     #[error("volume `{volume}` would exceed its limit of {limit} inodes")]
     NoSpace { volume: String, limit: u64 },
+    /// The disk holding the store is full (ENOSPC).
+    #[error("out of disk space: {0}")]
+    DiskFull(String),
     #[error(transparent)]
-    Blob(#[from] BlobError),
+    Blob(BlobError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("storage i/o: {0}")]
     Io(String),
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+}
+
+impl From<BlobError> for VolumeError {
+    fn from(e: BlobError) -> Self {
+        if e.is_disk_full() {
+            VolumeError::DiskFull(e.to_string())
+        } else {
+            VolumeError::Blob(e)
+        }
+    }
 }
 
 /// How a blob garbage collection runs.

@@ -160,7 +160,7 @@ impl From<VolumeError> for StorageError {
             VolumeError::InvalidName { .. } | VolumeError::InvalidPath { .. } => {
                 WitError::InvalidArgument(msg)
             }
-            VolumeError::NoSpace { .. } => WitError::NoSpace(msg),
+            VolumeError::NoSpace { .. } | VolumeError::DiskFull(_) => WitError::NoSpace(msg),
             VolumeError::Unavailable(_) => WitError::Unavailable(msg),
             VolumeError::Blob(_) | VolumeError::Corrupt(_) | VolumeError::Io(_) => {
                 WitError::Io(msg)

@@ -68,6 +68,7 @@ use crate::storage::dict::{
     DictEntry, DictError, DictInfo, DictLimits, DictStore, LeaseInfo, PutOptions, PutOutcome,
     ScanItem, ScanPage, validate_name,
 };
+use crate::storage::disk::is_disk_full;
 
 /// A read refreshes the access time once it is older than idle / this.
 pub const TOUCH_FRACTION: u64 = 32;
@@ -375,6 +376,7 @@ fn check_batch_len(n: usize, what: &str) -> Result<(), DictError> {
 fn storage(e: sled::Error) -> DictError {
     match e {
         sled::Error::Corruption { .. } => DictError::Corrupt(e.to_string()),
+        sled::Error::Io(io) if is_disk_full(&io) => DictError::DiskFull(io.to_string()),
         other => DictError::Io(other.to_string()),
     }
 }
@@ -535,9 +537,14 @@ impl EmbeddedStore {
     }
 
     fn dict_sync(&self) -> Result<(), DictError> {
-        self.durability
-            .sync()
-            .map_err(|e| DictError::Io(format!("cannot make the write durable: {e}")))
+        self.durability.sync().map_err(|e| {
+            let msg = format!("cannot make the write durable: {e}");
+            if is_disk_full(&e) {
+                DictError::DiskFull(msg)
+            } else {
+                DictError::Io(msg)
+            }
+        })
     }
 
     fn dict_new_id(&self) -> Result<u64, DictError> {

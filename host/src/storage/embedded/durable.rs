@@ -9,10 +9,16 @@
 //! After a failed fsync the kernel may have dropped the dirty pages, so a
 //! retry could "succeed" without the data. A failure therefore poisons the
 //! barrier: every later `sync` fails until the store is reopened.
+//!
+//! The fsyncs go through the store's [`StorageIo`] (sled's flush counts as
+//! one write there), so tests can fail them and the power-loss model knows
+//! when sled's files were last made durable.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
+
+use crate::storage::disk::StorageIo;
 
 /// How durable an acknowledged write is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +39,9 @@ struct State {
     /// Every request up to this one is durable.
     synced: u64,
     syncing: bool,
-    poisoned: Option<String>,
+    /// The failure that poisoned the barrier; its kind is kept, so a full
+    /// disk stays recognisable.
+    poisoned: Option<(std::io::ErrorKind, String)>,
     /// How many fsync rounds ran (for tests and benchmarks).
     rounds: u64,
 }
@@ -43,6 +51,7 @@ struct Inner {
     db: sled::Db,
     dir: PathBuf,
     mode: DurabilityMode,
+    io: StorageIo,
     state: Mutex<State>,
     done: Condvar,
 }
@@ -55,10 +64,16 @@ pub struct Durability {
 
 impl Durability {
     pub fn new(db: sled::Db, dir: PathBuf, mode: DurabilityMode) -> Self {
+        Self::with_io(db, dir, mode, StorageIo::default())
+    }
+
+    /// Like [`new`](Self::new), with the fsyncs going through `io`.
+    pub fn with_io(db: sled::Db, dir: PathBuf, mode: DurabilityMode, io: StorageIo) -> Self {
         let inner = Arc::new(Inner {
             db,
             dir,
             mode,
+            io,
             state: Mutex::new(State::default()),
             done: Condvar::new(),
         });
@@ -91,7 +106,10 @@ impl Durability {
         match self.inner.mode {
             // The write is in sled's memory; flushing to the OS makes it
             // survive the death of this process.
-            DurabilityMode::Relaxed { .. } => self.inner.db.flush().map(drop).map_err(to_io),
+            DurabilityMode::Relaxed { .. } => {
+                self.inner.io.external_write(&self.inner.dir)?;
+                self.inner.db.flush().map(drop).map_err(to_io)
+            }
             DurabilityMode::Sync => self.sync_group(),
         }
     }
@@ -101,10 +119,11 @@ impl Durability {
         st.requested += 1;
         let mine = st.requested;
         loop {
-            if let Some(p) = &st.poisoned {
-                return Err(std::io::Error::other(format!(
-                    "an earlier fsync failed ({p}); reopen the store"
-                )));
+            if let Some((kind, p)) = &st.poisoned {
+                return Err(std::io::Error::new(
+                    *kind,
+                    format!("an earlier fsync failed ({p}); reopen the store"),
+                ));
             }
             if st.synced >= mine {
                 return Ok(());
@@ -119,7 +138,7 @@ impl Durability {
                 st.rounds += 1;
                 match result {
                     Ok(()) => st.synced = st.synced.max(target),
-                    Err(e) => st.poisoned = Some(e.to_string()),
+                    Err(e) => st.poisoned = Some((e.kind(), e.to_string())),
                 }
                 self.inner.done.notify_all();
                 continue;
@@ -149,8 +168,12 @@ impl Durability {
     }
 
     fn flush_and_fsync(&self) -> std::io::Result<()> {
+        let (io, dir) = (&self.inner.io, &self.inner.dir);
+        io.external_write(dir)?;
         self.inner.db.flush().map_err(to_io)?;
-        fsync_tree(&self.inner.dir)
+        fsync_tree(io, dir)?;
+        io.external_synced(dir);
+        Ok(())
     }
 }
 
@@ -164,17 +187,24 @@ fn to_io(e: sled::Error) -> std::io::Error {
 /// fsyncs every regular file under `dir` (sled's log, config and blob files)
 /// and the directories themselves, so new files' directory entries are
 /// durable too.
-fn fsync_tree(dir: &std::path::Path) -> std::io::Result<()> {
+fn fsync_tree(io: &StorageIo, dir: &std::path::Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let ty = entry.file_type()?;
         if ty.is_dir() {
-            fsync_tree(&entry.path())?;
+            fsync_tree(io, &entry.path())?;
         } else if ty.is_file() {
-            std::fs::File::open(entry.path())?.sync_all()?;
+            match io.sync_file_at(&entry.path()) {
+                // sled removed it meanwhile (an old snapshot file): nothing
+                // of it needs to be durable, and the directory's fsync
+                // below covers the removal. Poisoning the barrier for it
+                // would be wrong.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
         }
     }
-    std::fs::File::open(dir)?.sync_all()
+    io.sync_dir(dir)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::blobs::BlobStore;
 use super::clock::{Clock, SystemClock};
+use super::disk::StorageIo;
 pub use durable::{Durability, DurabilityMode};
 
 /// Failures opening the embedded store.
@@ -35,6 +36,10 @@ pub struct EmbeddedOptions {
     /// How old an unreferenced blob must be before volume gc removes it,
     /// so the blobs of commits still in flight survive.
     pub blob_gc_grace: std::time::Duration,
+    /// The file-system calls behind the blob folder and the fsyncs of
+    /// sled's files: plain `std::fs` by default; tests pass a faulty or
+    /// power-loss one (see [`crate::storage::disk`]).
+    pub io: StorageIo,
 }
 
 impl Default for EmbeddedOptions {
@@ -44,6 +49,7 @@ impl Default for EmbeddedOptions {
             dict_idle_expiry_ms: dict::DEFAULT_IDLE_EXPIRY_MS,
             volume_inode_limit: super::volume::DEFAULT_INODE_LIMIT,
             blob_gc_grace: std::time::Duration::from_secs(3600),
+            io: StorageIo::default(),
         }
     }
 }
@@ -84,8 +90,16 @@ impl EmbeddedStore {
             dir: data_dir.to_owned(),
             reason,
         };
-        std::fs::create_dir_all(data_dir).map_err(|e| fail(e.to_string()))?;
+        let io = options.io.clone();
+        // Directories are created durably (their parents fsynced), so a
+        // power cut cannot take the store's layout away under acknowledged
+        // data.
+        io.create_dir_all(data_dir)
+            .map_err(|e| fail(e.to_string()))?;
         let db_dir = data_dir.join("db");
+        io.external_dir(&db_dir);
+        io.create_dir_all(&db_dir)
+            .map_err(|e| fail(e.to_string()))?;
         // sled finishes in-flight log writes on its I/O threads after the
         // last handle is dropped, holding the lock a moment longer; and an
         // owner that just started may be about to serve its socket. So a
@@ -117,11 +131,16 @@ impl EmbeddedStore {
                 Err(other) => return Err(fail(other.to_string())),
             }
         };
-        let blobs = BlobStore::open(data_dir.join("blobs")).map_err(|e| fail(e.to_string()))?;
-        let durability = Durability::new(db.clone(), db_dir, options.durability);
+        let blobs = BlobStore::open_with(data_dir.join("blobs"), io.clone())
+            .map_err(|e| fail(e.to_string()))?;
+        // `db` and `blobs` may have been created by a process killed before
+        // it fsynced the data directory: their entries become durable here.
+        io.sync_dir(data_dir).map_err(|e| fail(e.to_string()))?;
+        let durability = Durability::with_io(db.clone(), db_dir, options.durability, io.clone());
         let volumes =
             volume::VolumeState::open(&db, options.volume_inode_limit, options.blob_gc_grace)
                 .map_err(|e| fail(e.to_string()))?;
+        io.opened();
         Ok(EmbeddedStore {
             db,
             blobs,

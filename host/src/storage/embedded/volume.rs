@@ -37,6 +37,7 @@ use sled::{Batch, Transactional, Tree};
 
 use super::EmbeddedStore;
 use crate::storage::blobs::{BlobError, BlobId};
+use crate::storage::disk::is_disk_full;
 use crate::storage::volume::{
     Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, Snapshot, VolumeError, VolumeInfo,
     VolumeStore, ancestors, check_volume_name, normalize_path,
@@ -265,7 +266,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn db_err(e: sled::Error) -> VolumeError {
-    VolumeError::Io(e.to_string())
+    match e {
+        sled::Error::Io(io) if is_disk_full(&io) => VolumeError::DiskFull(io.to_string()),
+        other => VolumeError::Io(other.to_string()),
+    }
 }
 
 fn corrupt(what: impl std::fmt::Display) -> VolumeError {
@@ -764,9 +768,14 @@ impl EmbeddedStore {
     }
 
     fn sync(&self) -> Result<(), VolumeError> {
-        self.durability
-            .sync()
-            .map_err(|e| VolumeError::Io(format!("making the commit durable: {e}")))
+        self.durability.sync().map_err(|e| {
+            let msg = format!("making the commit durable: {e}");
+            if is_disk_full(&e) {
+                VolumeError::DiskFull(msg)
+            } else {
+                VolumeError::Io(msg)
+            }
+        })
     }
 
     /// Checks a node a caller wants to commit at `path`: its blob exists in
