@@ -164,14 +164,29 @@ fn to_io(e: sled::Error) -> std::io::Error {
 /// fsyncs every regular file under `dir` (sled's log, config and blob files)
 /// and the directories themselves, so new files' directory entries are
 /// durable too.
+///
+/// sled renames and removes files while it runs: a snapshot is written as
+/// `snap.N.generating`, fsynced by sled, renamed to `snap.N`, and older
+/// snapshots and garbage blob files are removed. An entry listed here and
+/// gone when opened is such a file; it holds nothing an acknowledged write
+/// needs (a renamed one is covered by the directory's fsync at the end), so
+/// it is skipped. Failing instead poisoned the barrier, and every later
+/// write of the process failed.
 fn fsync_tree(dir: &std::path::Path) -> std::io::Result<()> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let ty = entry.file_type()?;
-        if ty.is_dir() {
-            fsync_tree(&entry.path())?;
+        let synced = if ty.is_dir() {
+            fsync_tree(&entry.path())
         } else if ty.is_file() {
-            std::fs::File::open(entry.path())?.sync_all()?;
+            std::fs::File::open(entry.path()).and_then(|f| f.sync_all())
+        } else {
+            Ok(())
+        };
+        match synced {
+            Err(e) if !gone(&e) => return Err(e),
+            _ => {}
         }
     }
     std::fs::File::open(dir)?.sync_all()
@@ -241,5 +256,43 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "no background fsync");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// sled creates, renames and removes files while it runs (snapshots
+    /// are written as `snap.N.generating`, renamed, and the old ones
+    /// removed). A file gone between listing the directory and opening it
+    /// must not fail the barrier: that poisoned the store for every later
+    /// write (found by tests/it/crash.rs).
+    #[test]
+    fn files_removed_during_the_walk_do_not_fail_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let dir = dir.path().to_owned();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for d in [dir.clone(), dir.join("sub")] {
+                        let p = d.join(format!("snap.{n}.generating"));
+                        std::fs::write(&p, b"x").unwrap();
+                        std::fs::rename(&p, d.join(format!("snap.{n}"))).unwrap();
+                        std::fs::remove_file(d.join(format!("snap.{n}"))).unwrap();
+                    }
+                    n += 1;
+                }
+                n
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+        let mut walks = 0;
+        while std::time::Instant::now() < deadline {
+            fsync_tree(dir.path()).unwrap();
+            walks += 1;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let churned = churn.join().unwrap();
+        assert!(walks > 10 && churned > 10, "{walks} walks, {churned} files");
     }
 }
