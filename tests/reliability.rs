@@ -188,6 +188,19 @@ pub fn check_gc(service: &Service, tag: &str) -> GcCheck {
     }
 }
 
+/// The entries of `data_dir/containers`: container working directories,
+/// live or left by a killed host (the next host to start a container
+/// removes those).
+pub fn container_dirs(data_dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(data_dir.join("containers")) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("cannot list {}/containers: {e}", data_dir.display()),
+    }
+}
+
 /// A volume's head as the checks compare it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeTree {

@@ -15,7 +15,9 @@
 //!   most the one operation per writer that was in flight at the kill;
 //! - garbage collection (minimum age 0, nothing running) removes exactly
 //!   the blobs no head names, and every blob a head names survives and
-//!   verifies ([`check_gc`]).
+//!   verifies ([`check_gc`]);
+//! - the killed hosts' container directories do not pile up (each host
+//!   removes those of dead hosts when it starts its first container).
 //!
 //! What is exactly checkable: every writer owns its paths and keys and
 //! runs its operations one at a time, each returning only once durable, and
@@ -36,8 +38,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use vessel_tests::reliability::{
-    GcCheck, Rng, VolumeTree, check_gc, content, crash_iterations, dict_entries, line_reader,
-    open_store, volume_tree,
+    GcCheck, Rng, VolumeTree, check_gc, container_dirs, content, crash_iterations, dict_entries,
+    line_reader, open_store, volume_tree,
 };
 use vessel_tests::{Vessel, guest};
 
@@ -163,6 +165,18 @@ fn run_until_kill(
     mid_loop
 }
 
+/// Container directories left behind: only the last host's (its main
+/// function's and its writers'), as every host removes those of the hosts
+/// killed before it when it starts its first container.
+fn check_container_dirs(data_dir: &Path, tag: &str) {
+    let dirs = container_dirs(data_dir);
+    assert!(
+        dirs.len() <= WRITERS + 1,
+        "{tag}: {} container directories pile up: {dirs:?}",
+        dirs.len()
+    );
+}
+
 fn field(parts: &[&str], i: usize, line: &str) -> u64 {
     parts
         .get(i)
@@ -226,6 +240,7 @@ fn volume_commits_of_many_containers_survive_kill_9() {
         });
         mid_loop_kills += u64::from(mid);
 
+        check_container_dirs(v.home.path(), &tag);
         let service = open_store(v.home.path(), &tag);
         let Some(VolumeTree {
             version,
@@ -392,6 +407,7 @@ fn dict_put_update_increment_loops_survive_kill_9() {
         });
         mid_loop_kills += u64::from(mid);
 
+        check_container_dirs(v.home.path(), &tag);
         let service = open_store(v.home.path(), &tag);
         let Some(entries) = dict_entries(&service, "crashdict") else {
             assert!(
