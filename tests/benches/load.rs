@@ -137,6 +137,8 @@ fn guest_run(
     workers: u32,
     run: Duration,
 ) -> (Vec<WorkerReport>, Duration, Service) {
+    // Loading an app starts its pools' tasks.
+    let _tokio = rt.enter();
     let service = open_store(home, "load bench");
     let engine = VesselEngine::new(EngineConfig {
         cache_dir: Some(cache.to_owned()),
