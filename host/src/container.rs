@@ -5,6 +5,12 @@
 //! outside every mount land in its scratch directory, which is deleted with
 //! the container. Guests get no ambient network, environment or host files:
 //! only the directories mounted for them.
+//!
+//! A container's directory holds a lock (`.lock`, flocked) while the
+//! container lives. A process killed with kill -9 cannot remove its
+//! containers' directories; the first container a process starts in a work
+//! directory removes the ones whose lock nobody holds any more
+//! ([`remove_stale_dirs`]), so crashes do not leak disk.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -229,8 +235,92 @@ pub struct Container {
     fuel: Option<u64>,
     metered: bool,
     // Dropped with the container: scratch writes and mount working trees
-    // vanish with it.
+    // vanish with it. Declared before `_lock` so the directory goes before
+    // its lock is released (a released lock marks the directory stale).
     _dir: tempfile::TempDir,
+    _lock: std::fs::File,
+}
+
+/// The lock file inside a container directory.
+const LOCK_FILE: &str = ".lock";
+/// Names of container directories in a work directory.
+const DIR_PREFIX: &str = "vessel-container-";
+/// A stale container directory, renamed before removal so that a removal
+/// cut short is finished later (no lock to check: it is dead).
+const TRASH_PREFIX: &str = ".trash-";
+
+/// Locks a new container directory for the container's life. The lock file
+/// is created under another name, locked, then renamed into place, so
+/// [`remove_stale_dirs`] never sees an unlocked `.lock` of a live
+/// container.
+fn lock_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let tmp = dir.join(".lock.new");
+    let f = std::fs::File::create(&tmp)?;
+    f.lock()?;
+    std::fs::rename(&tmp, dir.join(LOCK_FILE))?;
+    Ok(f)
+}
+
+/// Removes the container directories in `parent` that no live container
+/// holds: those a killed process left behind. A directory whose lock is
+/// held, or that has no lock yet (being created), is kept. Returns how many
+/// went.
+pub fn remove_stale_dirs(parent: &std::path::Path) -> std::io::Result<u64> {
+    let entries = match std::fs::read_dir(parent) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.starts_with(TRASH_PREFIX) {
+            // Another cleaner may be removing it at the same time.
+            let _ = std::fs::remove_dir_all(&path);
+            continue;
+        }
+        if !name.starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let Ok(lock) = std::fs::File::open(path.join(LOCK_FILE)) else {
+            continue;
+        };
+        if lock.try_lock().is_err() {
+            continue;
+        }
+        let trash = parent.join(format!("{TRASH_PREFIX}{name}"));
+        std::fs::rename(&path, &trash)?;
+        std::fs::remove_dir_all(&trash)?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Runs [`remove_stale_dirs`] on `parent` the first time this process
+/// starts a container there.
+fn clean_once(parent: &std::path::Path) {
+    static CLEANED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut done = CLEANED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if done.iter().any(|p| p == parent) {
+        return;
+    }
+    done.push(parent.to_owned());
+    match remove_stale_dirs(parent) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            "removed {n} container director{} left by a process that died in {}",
+            if n == 1 { "y" } else { "ies" },
+            parent.display()
+        ),
+        Err(e) => tracing::warn!(
+            "cannot remove stale container directories in {}: {e}",
+            parent.display()
+        ),
+    }
 }
 
 /// Checks that mount paths are absolute, clean and do not overlap.
@@ -279,14 +369,16 @@ impl Container {
             return Err(ContainerError::FuelOff);
         }
         let mut builder = tempfile::Builder::new();
-        builder.prefix("vessel-container-");
+        builder.prefix(DIR_PREFIX);
         let dir = match &config.work_dir {
-            Some(parent) => {
-                std::fs::create_dir_all(parent).and_then(|()| builder.tempdir_in(parent))
-            }
+            Some(parent) => std::fs::create_dir_all(parent).and_then(|()| {
+                clean_once(parent);
+                builder.tempdir_in(parent)
+            }),
             None => builder.tempdir(),
         }
         .map_err(ContainerError::Scratch)?;
+        let lock = lock_dir(dir.path()).map_err(ContainerError::Scratch)?;
         let scratch_dir = dir.path().join("scratch");
         std::fs::create_dir(&scratch_dir).map_err(ContainerError::Scratch)?;
         let mut mounts = Vec::new();
@@ -380,6 +472,7 @@ impl Container {
             fuel: config.fuel,
             metered: engine.fuel(),
             _dir: dir,
+            _lock: lock,
         })
     }
 
@@ -622,4 +715,40 @@ impl Grant {
 pub struct Grants {
     pub dicts: Grant,
     pub volumes: Grant,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn stale_dirs_go_live_and_unlocked_ones_stay() {
+        let parent = tempfile::tempdir().unwrap();
+        let p = parent.path();
+        let make = |name: &str| {
+            let d = p.join(format!("{DIR_PREFIX}{name}"));
+            std::fs::create_dir_all(d.join("scratch/deep")).unwrap();
+            std::fs::write(d.join("scratch/deep/f"), b"x").unwrap();
+            d
+        };
+        let live = make("live");
+        let _held = lock_dir(&live).unwrap();
+        let dead = make("dead");
+        drop(lock_dir(&dead).unwrap());
+        // No lock yet: a container being created by another process.
+        let creating = make("creating");
+        // A removal cut short.
+        std::fs::create_dir_all(p.join(".trash-x/y")).unwrap();
+        let other = p.join("not-ours");
+        std::fs::create_dir(&other).unwrap();
+
+        assert_eq!(remove_stale_dirs(p).unwrap(), 1);
+        assert!(live.join("scratch/deep/f").exists());
+        assert!(!dead.exists());
+        assert!(creating.exists());
+        assert!(other.exists());
+        assert!(!p.join(".trash-x").exists());
+        assert_eq!(remove_stale_dirs(&p.join("missing")).unwrap(), 0);
+    }
 }

@@ -187,21 +187,29 @@ fn to_io(e: sled::Error) -> std::io::Error {
 /// fsyncs every regular file under `dir` (sled's log, config and blob files)
 /// and the directories themselves, so new files' directory entries are
 /// durable too.
+///
+/// sled renames and removes files while it runs: a snapshot is written as
+/// `snap.N.generating`, fsynced by sled, renamed to `snap.N`, and older
+/// snapshots and garbage blob files are removed. An entry listed here and
+/// gone when opened is such a file; it holds nothing an acknowledged write
+/// needs (a renamed one is covered by the directory's fsync at the end), so
+/// it is skipped. Failing instead poisoned the barrier, and every later
+/// write of the process failed.
 fn fsync_tree(io: &StorageIo, dir: &std::path::Path) -> std::io::Result<()> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let ty = entry.file_type()?;
-        if ty.is_dir() {
-            fsync_tree(io, &entry.path())?;
+        let synced = if ty.is_dir() {
+            fsync_tree(io, &entry.path())
         } else if ty.is_file() {
-            match io.sync_file_at(&entry.path()) {
-                // sled removed it meanwhile (an old snapshot file): nothing
-                // of it needs to be durable, and the directory's fsync
-                // below covers the removal. Poisoning the barrier for it
-                // would be wrong.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                other => other?,
-            }
+            io.sync_file_at(&entry.path())
+        } else {
+            Ok(())
+        };
+        match synced {
+            Err(e) if !gone(&e) => return Err(e),
+            _ => {}
         }
     }
     io.sync_dir(dir)
