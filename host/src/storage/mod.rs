@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod clock;
 pub mod dict;
 pub mod embedded;
+pub mod remote;
 pub mod volume;
 
 use std::sync::Arc;
