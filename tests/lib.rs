@@ -4,6 +4,8 @@
 // Test helpers: a panic with a message is the right failure here.
 #![allow(clippy::indexing_slicing)]
 
+pub mod servers;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

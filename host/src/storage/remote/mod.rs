@@ -232,18 +232,15 @@ impl RemoteStore {
         options: RemoteOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RemoteError> {
-        let mut pg = tokio_postgres::Config::from_str(&options.metadata_url)
-            .map_err(|e| RemoteError::MetadataUrl(format!("{}: {e}", redact(&options.metadata_url))))?;
+        let mut pg = tokio_postgres::Config::from_str(&options.metadata_url).map_err(|e| {
+            RemoteError::MetadataUrl(format!("{}: {e}", redact(&options.metadata_url)))
+        })?;
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(options.op_timeout.min(Duration::from_secs(5)));
         }
         pg.application_name("vessel");
         let blobs_cfg = s3::BlobsUrl::parse(&options.blobs_url).map_err(RemoteError::BlobsUrl)?;
-        let location = format!(
-            "remote:{}|{}",
-            pg_location(&pg),
-            blobs_cfg.location()
-        );
+        let location = format!("remote:{}|{}", pg_location(&pg), blobs_cfg.location());
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("vessel-remote")
@@ -343,11 +340,9 @@ impl RemoteStore {
             let out = match timeout {
                 Some(t) => match tokio::time::timeout(t, fut).await {
                     Ok(r) => r,
-                    Err(_) => Err(Stalled(format!(
-                        "no answer within {:.1} s",
-                        t.as_secs_f64()
-                    ))
-                    .into()),
+                    Err(_) => {
+                        Err(Stalled(format!("no answer within {:.1} s", t.as_secs_f64())).into())
+                    }
                 },
                 None => fut.await,
             };
@@ -355,7 +350,9 @@ impl RemoteStore {
         });
         match rx.recv() {
             Ok(r) => r,
-            Err(_) => Err(Stalled("the operation was dropped (the store is shutting down)".into()).into()),
+            Err(_) => {
+                Err(Stalled("the operation was dropped (the store is shutting down)".into()).into())
+            }
         }
     }
 
@@ -372,6 +369,18 @@ impl RemoteStore {
 
     pub fn now_ms(&self) -> u64 {
         self.inner.clock.now_ms()
+    }
+
+    /// What the S3 client did so far (tests, benchmarks).
+    pub fn s3_stats(&self) -> S3Counts {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.inner.blobs.stats;
+        S3Counts {
+            single_puts: s.single_puts.load(Relaxed),
+            multipart_uploads: s.multipart_uploads.load(Relaxed),
+            parts: s.parts.load(Relaxed),
+            downloads: s.downloads.load(Relaxed),
+        }
     }
 
     /// Starts a thread that calls
@@ -397,6 +406,15 @@ impl RemoteStore {
             handle,
         }
     }
+}
+
+/// Counts of S3 requests by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct S3Counts {
+    pub single_puts: u64,
+    pub multipart_uploads: u64,
+    pub parts: u64,
+    pub downloads: u64,
 }
 
 /// The background sweeper's guard: dropping it stops and joins the thread.

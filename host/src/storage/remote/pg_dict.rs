@@ -228,9 +228,7 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 /// The SQL condition "the entry has not expired" over `$now` and `$cutoff`
 /// (now - idle - slack) given as parameters `now` and `cutoff`.
 fn live_sql(now: usize, cutoff: usize) -> String {
-    format!(
-        "(CASE WHEN deadline_ms <> 0 THEN deadline_ms > ${now} ELSE access_ms > ${cutoff} END)"
-    )
+    format!("(CASE WHEN deadline_ms <> 0 THEN deadline_ms > ${now} ELSE access_ms > ${cutoff} END)")
 }
 
 /// `now - idle - slack`: idle entries last accessed at or before it are due.
@@ -283,8 +281,9 @@ impl RemoteStore {
         B: for<'t> FnOnce(
                 &'t Transaction<'t>,
                 &'t mut Locked,
-            ) -> std::pin::Pin<Box<dyn Future<Output = Result<T, DictError>> + Send + 't>>
-            + Send
+            ) -> std::pin::Pin<
+                Box<dyn Future<Output = Result<T, DictError>> + Send + 't>,
+            > + Send
             + 'static,
     {
         validate_name(dict)?;
@@ -332,7 +331,10 @@ impl DictStore for RemoteStore {
                      RETURNING name",
                 )
                 .await?;
-            Ok(client.query_opt(&st, &[&name, &to_db(now)]).await?.is_some())
+            Ok(client
+                .query_opt(&st, &[&name, &to_db(now)])
+                .await?
+                .is_some())
         })
     }
 

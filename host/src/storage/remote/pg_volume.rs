@@ -153,7 +153,11 @@ impl SnapshotCache {
         self.nodes += nodes.len();
         self.entries.insert(id, (head, nodes, self.clock));
         while self.nodes > SNAPSHOT_CACHE_NODES {
-            let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.2).map(|(k, _)| *k)
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.2)
+                .map(|(k, _)| *k)
             else {
                 break;
             };
@@ -206,7 +210,11 @@ fn node_at(row: &Row, at: usize) -> Result<Option<Node>, VolumeError> {
         0 => NodeKind::File,
         1 => NodeKind::Dir,
         2 => NodeKind::Symlink,
-        k => return Err(VolumeError::Corrupt(format!("node record: unknown kind {k}"))),
+        k => {
+            return Err(VolumeError::Corrupt(format!(
+                "node record: unknown kind {k}"
+            )));
+        }
     };
     let blob = match col::<Option<Vec<u8>>>(row, at + 1)? {
         None => None,
@@ -384,7 +392,10 @@ impl Plan<'_> {
         let (lo, hi) = subtree_range(dir);
         let touched: Vec<(String, Option<Node>)> = self
             .overlay
-            .range::<str, _>((std::ops::Bound::Included(lo.as_str()), std::ops::Bound::Unbounded))
+            .range::<str, _>((
+                std::ops::Bound::Included(lo.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|(k, _)| k.starts_with(&lo))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
@@ -967,7 +978,9 @@ impl VolumeStore for RemoteStore {
                         Some(len) if len != size => {
                             return Err(VolumeError::InvalidPath {
                                 path: path.clone(),
-                                reason: format!("the node says {size} bytes but blob {b} holds {len}"),
+                                reason: format!(
+                                    "the node says {size} bytes but blob {b} holds {len}"
+                                ),
                             });
                         }
                         Some(_) => {}
@@ -1014,8 +1027,14 @@ impl VolumeStore for RemoteStore {
             let (inodes, bytes) = (plan.inodes, plan.bytes);
             let overlay = std::mem::take(&mut plan.overlay);
             let mut put_paths = Vec::new();
-            let (mut kinds, mut blobs, mut sizes_col, mut mtimes, mut modes, mut targets) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut kinds, mut blobs, mut sizes_col, mut mtimes, mut modes, mut targets) = (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            );
             let mut gone = Vec::new();
             for (path, node) in &overlay {
                 match node {
@@ -1056,8 +1075,7 @@ impl VolumeStore for RemoteStore {
                 tx.execute(
                     &st,
                     &[
-                        &meta.id, &put_paths, &kinds, &blobs, &sizes_col, &mtimes, &modes,
-                        &targets,
+                        &meta.id, &put_paths, &kinds, &blobs, &sizes_col, &mtimes, &modes, &targets,
                     ],
                 )
                 .await?;
@@ -1070,7 +1088,13 @@ impl VolumeStore for RemoteStore {
                 .await?;
             tx.execute(
                 &st,
-                &[&meta.id, &to_db(version), &to_db(now_ms), &changed, &removed_paths],
+                &[
+                    &meta.id,
+                    &to_db(version),
+                    &to_db(now_ms),
+                    &changed,
+                    &removed_paths,
+                ],
             )
             .await?;
             // The compare-and-swap on the head: it must still be the one
@@ -1237,7 +1261,11 @@ impl VolumeStore for RemoteStore {
                 .await?;
             let mut out = Vec::new();
             for row in tx.query(&st, &[&doomed, &secs]).await? {
-                out.push((col(&row, 0)?, col(&row, 1)?, u64_col(&row, 2, "a blob size")?));
+                out.push((
+                    col(&row, 0)?,
+                    col(&row, 1)?,
+                    u64_col(&row, 2, "a blob size")?,
+                ));
             }
             tx.commit().await?;
             Ok(out)

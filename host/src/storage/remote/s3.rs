@@ -228,7 +228,8 @@ impl S3Blobs {
         if let Some(s) = &url.secret_access_key {
             b = b.with_secret_access_key(s);
         }
-        let has_key = url.access_key_id.is_some() || std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+        let has_key =
+            url.access_key_id.is_some() || std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
         if !has_key {
             // No credentials: anonymous requests, rather than asking a
             // cloud metadata service for some.
@@ -344,12 +345,34 @@ impl S3Blobs {
     }
 }
 
+/// Checks, from a blocking caller, that the bucket of `url` answers a
+/// signed listing within `timeout` (set-up scripts and tests wait for a
+/// fresh server with it).
+pub fn probe(url: &str, timeout: Duration) -> Result<(), String> {
+    let parsed = BlobsUrl::parse(url)?;
+    let mut options = RemoteOptions::new("", url, std::env::temp_dir());
+    options.request_timeout = timeout;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let blobs = S3Blobs::new(&parsed, &options)?;
+        match tokio::time::timeout(timeout, blobs.check()).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    })
+}
+
 /// An upload from a blocking reader, driven from the calling thread: reads
 /// happen there, requests on the store's runtime through `run`.
 pub(crate) struct Upload<'a> {
     pub blobs: &'a S3Blobs,
     /// Runs a request to completion on the store's runtime.
-    pub run: &'a dyn Fn(futures_util::future::BoxFuture<'static, Result<(), S3Error>>) -> Result<(), S3Error>,
+    pub run: &'a dyn Fn(
+        futures_util::future::BoxFuture<'static, Result<(), S3Error>>,
+    ) -> Result<(), S3Error>,
 }
 
 impl Upload<'_> {
@@ -401,13 +424,17 @@ impl Upload<'_> {
         };
         match result {
             Ok(size) => {
-                (self.run)(Box::pin(async move { u.complete().await.map(|_| ()).map_err(S3Error::from) }))?;
+                (self.run)(Box::pin(async move {
+                    u.complete().await.map(|_| ()).map_err(S3Error::from)
+                }))?;
                 Ok((key, BlobId(*hasher.finalize().as_bytes()), size))
             }
             Err(e) => {
                 // Best effort: an upload left open is reclaimed by the
                 // bucket's lifecycle rules, never visible as an object.
-                let _ = (self.run)(Box::pin(async move { u.abort().await.map_err(S3Error::from) }));
+                let _ = (self.run)(Box::pin(
+                    async move { u.abort().await.map_err(S3Error::from) },
+                ));
                 Err(e)
             }
         }
@@ -443,7 +470,9 @@ impl Upload<'_> {
             let fut = match upload.lock() {
                 Ok(mut slot) => match slot.as_mut() {
                     Some(u) => u.put_part(PutPayload::from(part)),
-                    None => return Err(S3Error::Unavailable("the multipart upload was lost".into())),
+                    None => {
+                        return Err(S3Error::Unavailable("the multipart upload was lost".into()));
+                    }
                 },
                 Err(_) => return Err(S3Error::Unavailable("the multipart upload was lost".into())),
             };
@@ -492,8 +521,17 @@ mod tests {
         assert!(!u.location().contains('s') || !u.location().contains("secret"));
         assert!(!format!("{u:?}").contains("=s"), "no secret in Debug");
         let plain = BlobsUrl::parse("s3://b?endpoint=http://h:1").unwrap();
-        assert_eq!((plain.prefix.as_str(), plain.endpoint.as_deref()), ("", Some("http://h:1")));
-        for bad in ["http://b", "s3://", "s3:///x", "s3://b?nope=1", "s3://b?endpoint=%zz"] {
+        assert_eq!(
+            (plain.prefix.as_str(), plain.endpoint.as_deref()),
+            ("", Some("http://h:1"))
+        );
+        for bad in [
+            "http://b",
+            "s3://",
+            "s3:///x",
+            "s3://b?nope=1",
+            "s3://b?endpoint=%zz",
+        ] {
             assert!(BlobsUrl::parse(bad).is_err(), "{bad}");
         }
     }
