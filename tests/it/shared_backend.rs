@@ -479,3 +479,120 @@ fn s3_dying_mid_put_fails_unavailable_and_loses_nothing_acknowledged() {
     }
     assert!(other.s3_stats().downloads >= acked.len() as u64);
 }
+
+/// One host commits new files (sometimes waiting between the upload and
+/// the commit), another collects garbage with a 1 s minimum age the whole
+/// time: no commit ever lands naming a collected blob (a late one fails
+/// whole with `missing`), and every file of the final head reads back on a
+/// third host with an empty cache.
+#[test]
+fn gc_on_one_host_is_safe_while_another_commits() {
+    let (m, b) = shared().fresh();
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str| {
+        let mut o = RemoteOptions::new(&m, &b, dir.path().join(name));
+        o.blob_gc_grace = Duration::from_secs(1);
+        RemoteStore::open(o).unwrap()
+    };
+    let (writer, collector) = (open("w"), open("c"));
+    VolumeStore::create(&writer, "v").unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (landed, late, collected) = std::thread::scope(|s| {
+        let gc = s.spawn(|| {
+            let mut removed = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = collector
+                    .gc(&vessel_host::storage::volume::GcOptions {
+                        pinned: &|_| false,
+                        min_age: None,
+                    })
+                    .unwrap();
+                removed += r.removed_blobs;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            removed
+        });
+        let (mut landed, mut late) = (0u64, 0u64);
+        for i in 0..40u64 {
+            let body = format!("contents {i}");
+            let node = file_node(&writer, body.as_bytes()).unwrap();
+            if i % 4 == 3 {
+                // Past the minimum age: gc may take the blob first.
+                std::thread::sleep(Duration::from_millis(1500));
+            }
+            // Replacing a file makes its old blob garbage.
+            let path = format!("f{}", i % 10);
+            match writer.commit("v", &[Change::Put { path, node }]) {
+                Ok(_) => landed += 1,
+                Err(VolumeError::Blob(vessel_host::storage::blobs::BlobError::Missing(_))) => {
+                    late += 1
+                }
+                Err(e) => panic!("commit {i}: {e}"),
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (landed, late, gc.join().unwrap())
+    });
+    assert_eq!(landed + late, 40);
+    assert!(
+        collected > 0,
+        "gc collected nothing: the test did not race it"
+    );
+    let reader = open("r");
+    let snap = reader.snapshot("v").unwrap();
+    assert_eq!(snap.version, landed, "every landed commit, no other");
+    for (path, node) in &snap.nodes {
+        let bytes = reader.read_blob(&node.blob.unwrap(), 0, u64::MAX).unwrap();
+        assert!(
+            String::from_utf8(bytes).unwrap().starts_with("contents "),
+            "{path}"
+        );
+    }
+}
+
+/// `--metadata`/`--blobs`, their environment variables and
+/// DATA_DIR/config.toml all select the shared backend; one without the
+/// other is a usage error naming the missing one.
+#[test]
+fn the_backend_comes_from_flags_env_or_the_config_file() {
+    let (m, b) = shared().fresh();
+    let flags = Vessel::new();
+    flags
+        .run(&[
+            "--metadata",
+            &m,
+            "--blobs",
+            &b,
+            "dict",
+            "create",
+            "from-flags",
+        ])
+        .ok();
+    let file = Vessel::new();
+    std::fs::write(
+        file.home.path().join("config.toml"),
+        format!("metadata = {m:?}\nblobs = {b:?}\n"),
+    )
+    .unwrap();
+    file.run(&["dict", "put", "from-flags", "k", "\"v\""]).ok();
+    let env = Host::new(&m, &b);
+    assert_eq!(env.run(&["dict", "get", "from-flags", "k"]).ok(), "\"v\"\n");
+    // The embedded default is untouched by all that.
+    assert_eq!(Vessel::new().run(&["dict", "list"]).ok(), "");
+    flags
+        .run(&["--metadata", &m, "dict", "list"])
+        .fails(2, &["--metadata needs --blobs"]);
+    flags
+        .run(&["--blobs", &b, "dict", "list"])
+        .fails(2, &["--blobs needs --metadata"]);
+    flags
+        .run(&["--metadata", "mysql://x", "--blobs", &b, "dict", "list"])
+        .fails(2, &["expected postgres://"]);
+    flags
+        .run(&["--metadata", &m, "--blobs", "http://nope", "dict", "list"])
+        .fails(1, &["s3://"]);
+    std::fs::write(flags.home.path().join("config.toml"), "metadta = \"x\"\n").unwrap();
+    flags
+        .run(&["dict", "list"])
+        .fails(2, &["config.toml", "metadta"]);
+}
