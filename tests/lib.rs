@@ -66,6 +66,9 @@ impl Vessel {
         c.env("VESSEL_HOME", self.home.path())
             .env_remove("VESSEL_CACHE_DIR")
             .env_remove("RUST_LOG")
+            // The embedded store unless a test points at a shared backend.
+            .env_remove("VESSEL_METADATA")
+            .env_remove("VESSEL_BLOBS")
             .stdin(Stdio::null());
         c
     }
