@@ -5,6 +5,7 @@
 #![allow(clippy::indexing_slicing)]
 
 pub mod reliability;
+pub mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -66,6 +67,9 @@ impl Vessel {
         c.env("VESSEL_HOME", self.home.path())
             .env_remove("VESSEL_CACHE_DIR")
             .env_remove("RUST_LOG")
+            // The embedded store unless a test points at a shared backend.
+            .env_remove("VESSEL_METADATA")
+            .env_remove("VESSEL_BLOBS")
             .stdin(Stdio::null());
         c
     }

@@ -28,6 +28,7 @@ use crate::server::client::{ClientError, OwnerClient};
 use crate::service::Service;
 use crate::storage::disk::{FaultPlan, StorageIo};
 use crate::storage::embedded::{DurabilityMode, EmbeddedOptions};
+use crate::storage::remote::RemoteOptions;
 use crate::volume::VolumeMount;
 
 /// Sandboxed WebAssembly functions with Modal-style volumes and dicts.
@@ -72,6 +73,21 @@ pub struct Cli {
     #[arg(long, global = true, env = "VESSEL_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// Keep volume and dict metadata in this PostgreSQL database
+    /// (`postgres://user:password@host:port/db`) instead of the embedded
+    /// store, so several hosts share them. Needs --blobs. Also
+    /// `metadata = "..."` in DATA_DIR/config.toml.
+    #[arg(long, global = true, env = "VESSEL_METADATA", value_name = "URL")]
+    pub metadata: Option<String>,
+
+    /// Keep file contents in this S3 bucket
+    /// (`s3://bucket[/prefix]?endpoint=URL`; credentials from
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or `access_key_id=` and
+    /// `secret_access_key=` parameters). Needs --metadata. Also
+    /// `blobs = "..."` in DATA_DIR/config.toml.
+    #[arg(long, global = true, env = "VESSEL_BLOBS", value_name = "URL")]
+    pub blobs: Option<String>,
+
     /// Log more (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
@@ -109,11 +125,17 @@ pub struct Home {
     /// Where compiled components are cached (`--cache-dir`).
     pub cache_dir: PathBuf,
     pub store: EmbeddedOptions,
+    /// The shared backend (`--metadata` and `--blobs`), instead of the
+    /// embedded store in the data directory.
+    pub remote: Option<RemoteOptions>,
 }
 
 impl Home {
-    /// Opens the data directory's stores.
+    /// Opens the data directory's stores, or the shared backend.
     pub fn open_service(&self) -> Result<Service, Failure> {
+        if let Some(remote) = &self.remote {
+            return Service::open_remote(remote.clone()).map_err(Failure::runtime);
+        }
         Service::open_embedded(&self.dir, self.store.clone()).map_err(Failure::runtime)
     }
 
@@ -121,6 +143,11 @@ impl Home {
     /// one runs (`vessel serve`, or a `vessel run`/`call` using the store),
     /// else the store, opened here.
     pub fn backend(&self) -> Result<Backend, Failure> {
+        // Every process opens a shared backend itself; only the embedded
+        // store is single-process.
+        if self.remote.is_some() {
+            return Ok(Backend::Direct(self.open_service()?));
+        }
         if let Some(owner) = OwnerClient::find(&self.dir) {
             tracing::debug!("forwarding to the owner of {}", self.dir.display());
             return Ok(Backend::Owner(owner));
@@ -378,6 +405,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let cache_dir = cli
         .cache_dir
         .unwrap_or_else(|| data_dir.join("cache").join("components"));
+    let remote = remote_options(&data_dir, cli.metadata, cli.blobs)?;
     let home = Home {
         dir: data_dir.clone(),
         cache_dir,
@@ -386,6 +414,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             io: cli.inject_faults.map(StorageIo::faulty).unwrap_or_default(),
             ..EmbeddedOptions::default()
         },
+        remote,
     };
     match cli.command {
         Command::Call(cmd) => call_cmd(&home, cmd).await,
@@ -394,6 +423,58 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Volume(cmd) => volume::run(&home, cmd).await,
         Command::Serve(cmd) => serve::serve(&home, cmd).await,
         Command::Token(cmd) => serve::token(&home.dir, cmd),
+    }
+}
+
+/// The name of the optional configuration file in the data directory.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// `DATA_DIR/config.toml`: settings that would otherwise be flags.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    metadata: Option<String>,
+    blobs: Option<String>,
+}
+
+/// The shared backend's options from the flags (or their environment
+/// variables), else from `DATA_DIR/config.toml`; `None` for the embedded
+/// store. The local blob cache lives in the data directory.
+fn remote_options(
+    data_dir: &Path,
+    metadata: Option<String>,
+    blobs: Option<String>,
+) -> Result<Option<RemoteOptions>, Failure> {
+    let path = data_dir.join(CONFIG_FILE);
+    let file = match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str::<ConfigFile>(&text)
+            .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
+        Err(e) => return Err(Failure::usage(format!("{}: {e}", path.display()))),
+    };
+    let metadata = metadata.filter(|s| !s.is_empty()).or(file.metadata);
+    let blobs = blobs.filter(|s| !s.is_empty()).or(file.blobs);
+    match (metadata, blobs) {
+        (None, None) => Ok(None),
+        (Some(m), Some(b)) => {
+            if !m.starts_with("postgres://") && !m.starts_with("postgresql://") {
+                return Err(Failure::usage(format!(
+                    "--metadata {}: expected postgres://user:password@host:port/database",
+                    crate::storage::remote::redact(&m)
+                )));
+            }
+            Ok(Some(RemoteOptions::new(
+                &m,
+                &b,
+                data_dir.join("blob-cache"),
+            )))
+        }
+        (Some(_), None) => Err(Failure::usage(
+            "--metadata needs --blobs too (s3://bucket?endpoint=URL): the shared backend keeps file contents in S3",
+        )),
+        (None, Some(_)) => Err(Failure::usage(
+            "--blobs needs --metadata too (postgres://...): the shared backend keeps metadata in PostgreSQL",
+        )),
     }
 }
 
@@ -485,11 +566,18 @@ fn attach_stores(
 /// other `vessel` commands reach it while this one runs.
 pub struct Owner {
     pub service: Service,
-    _server: OwnerServer,
+    _server: Option<OwnerServer>,
 }
 
 impl Owner {
     fn open(home: &Home) -> Result<Owner, Failure> {
+        if home.remote.is_some() {
+            // A shared backend has no owner: every process opens it.
+            return Ok(Owner {
+                service: home.open_service()?,
+                _server: None,
+            });
+        }
         if OwnerClient::find(&home.dir).is_some() {
             // TODO(issue 8): run the call in the owner instead.
             return Err(Failure::runtime(format!(
@@ -504,7 +592,7 @@ impl Owner {
         let server = OwnerServer::start(&home.dir, service.clone()).map_err(Failure::runtime)?;
         Ok(Owner {
             service,
-            _server: server,
+            _server: Some(server),
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod volume;
 
 use crate::storage::Stores;
 use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore, OpenError};
+use crate::storage::remote::{RemoteError, RemoteOptions, RemoteStore};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ pub struct Service {
     /// Removes expired dict entries in the background while the service
     /// lives (the reads hide them anyway; this reclaims the space).
     _dict_sweeper: Option<Arc<crate::storage::embedded::dict::DictSweeper>>,
+    /// The same for the shared backend.
+    _remote_sweeper: Option<Arc<crate::storage::remote::Sweeper>>,
 }
 
 /// How often the background sweep removes expired dict entries.
@@ -41,7 +44,27 @@ impl Service {
         Service {
             stores,
             _dict_sweeper: Some(Arc::new(store.spawn_dict_sweeper(DICT_SWEEP_INTERVAL))),
+            _remote_sweeper: None,
             embedded: Some(store),
+        }
+    }
+
+    /// Opens the shared backend (PostgreSQL + S3) that several hosts use
+    /// at once.
+    pub fn open_remote(options: RemoteOptions) -> Result<Self, RemoteError> {
+        Ok(Service::from_remote(RemoteStore::open(options)?))
+    }
+
+    /// Serves an already open shared backend.
+    pub fn from_remote(store: RemoteStore) -> Self {
+        Service {
+            stores: Stores {
+                dicts: Some(Arc::new(store.clone())),
+                volumes: Some(Arc::new(store.clone())),
+            },
+            embedded: None,
+            _dict_sweeper: None,
+            _remote_sweeper: Some(Arc::new(store.spawn_dict_sweeper(DICT_SWEEP_INTERVAL))),
         }
     }
 }

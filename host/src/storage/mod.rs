@@ -10,6 +10,7 @@ pub mod clock;
 pub mod dict;
 pub mod disk;
 pub mod embedded;
+pub mod remote;
 pub mod volume;
 
 use std::sync::Arc;

@@ -1,0 +1,597 @@
+//! The shared backend: PostgreSQL holds the metadata (volume heads,
+//! manifests, the commit log, dict entries, leases and counters) and any S3
+//! store holds the file contents, so several `vessel` hosts share the same
+//! volumes and dicts (JuiceFS's design: a metadata engine plus object
+//! storage).
+//!
+//! [`RemoteStore`] implements both [`DictStore`](super::dict::DictStore)
+//! ([`pg_dict`]) and [`VolumeStore`](super::volume::VolumeStore)
+//! ([`pg_volume`], with blobs in [`s3`]).
+//!
+//! # Blocking callers, async clients
+//!
+//! The store traits block and are called from tokio blocking threads, from
+//! async workers (rarely) and from plain threads. The clients
+//! (tokio-postgres with a deadpool pool, object_store) are async. The store
+//! owns a small tokio runtime of its own; a blocking method spawns its
+//! future there and waits on a std channel, which works from any thread and
+//! never starts a runtime inside another. Every database operation runs
+//! under [`RemoteOptions::op_timeout`] and every S3 request under the
+//! client's own timeouts, so a dead or hung service fails a call within
+//! seconds with `Unavailable` instead of hanging it.
+//!
+//! # Time
+//!
+//! Dict expiry and lease deadlines use the store's [`Clock`] (the host's
+//! clock), as the embedded store does: hosts sharing a database must keep
+//! their clocks in sync (NTP); a skew of S shifts expiry and lease ends by
+//! S, never versions or fencing tokens, which come from the database.
+//! Blob ages for the garbage collector use the database's clock (`now()`),
+//! the one clock every host sees.
+
+pub mod pg_dict;
+pub mod pg_volume;
+pub mod s3;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use super::blobs::BlobStore;
+use super::clock::{Clock, SystemClock};
+use super::dict::{DEFAULT_IDLE_EXPIRY_MS, DictError};
+use super::volume::{DEFAULT_INODE_LIMIT, VolumeError};
+
+/// Failures opening the shared backend.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("invalid --metadata URL: {0}")]
+    MetadataUrl(String),
+    #[error("invalid --blobs URL: {0}")]
+    BlobsUrl(String),
+    #[error("cannot reach the metadata database ({url}): {reason}")]
+    Metadata { url: String, reason: String },
+    #[error("cannot reach the blob store ({url}): {reason}")]
+    Blobs { url: String, reason: String },
+    #[error("cannot open the local blob cache {dir}: {reason}")]
+    Cache { dir: PathBuf, reason: String },
+}
+
+/// How the shared backend is reached and how it behaves.
+#[derive(Debug, Clone)]
+pub struct RemoteOptions {
+    /// `postgres://user:password@host:port/database` (any libpq-style
+    /// parameter tokio-postgres understands, `options=-csearch_path=x`
+    /// included).
+    pub metadata_url: String,
+    /// `s3://bucket[/prefix]?endpoint=URL&region=R&access_key_id=..&
+    /// secret_access_key=..` (credentials also from `AWS_ACCESS_KEY_ID` /
+    /// `AWS_SECRET_ACCESS_KEY`).
+    pub blobs_url: String,
+    /// The local folder where blobs are cached for mounts (hard links) and
+    /// reads.
+    pub cache_dir: PathBuf,
+    /// Longest a database operation may take before it fails with
+    /// `Unavailable`.
+    pub op_timeout: Duration,
+    /// Longest one S3 request may take (a part of a multipart upload is one
+    /// request).
+    pub request_timeout: Duration,
+    pub dict_idle_expiry_ms: u64,
+    pub volume_inode_limit: u64,
+    /// How old an unreferenced blob must be before gc removes it.
+    pub blob_gc_grace: Duration,
+    /// Blobs larger than this are uploaded in parts (multipart upload).
+    pub multipart_threshold: usize,
+    /// Most pooled database connections.
+    pub max_connections: usize,
+}
+
+impl RemoteOptions {
+    /// Options with the defaults for everything but the two URLs and the
+    /// cache folder.
+    pub fn new(metadata_url: &str, blobs_url: &str, cache_dir: PathBuf) -> Self {
+        RemoteOptions {
+            metadata_url: metadata_url.to_owned(),
+            blobs_url: blobs_url.to_owned(),
+            cache_dir,
+            op_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+            dict_idle_expiry_ms: DEFAULT_IDLE_EXPIRY_MS,
+            volume_inode_limit: DEFAULT_INODE_LIMIT,
+            blob_gc_grace: Duration::from_secs(3600),
+            multipart_threshold: s3::DEFAULT_MULTIPART_THRESHOLD,
+            max_connections: 16,
+        }
+    }
+}
+
+/// The open shared backend. Cheap to clone; implements both store traits.
+#[derive(Debug, Clone)]
+pub struct RemoteStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    /// `None` only while dropping.
+    rt: Option<tokio::runtime::Runtime>,
+    pub(crate) pool: Pool,
+    pub(crate) blobs: s3::S3Blobs,
+    pub(crate) cache: BlobStore,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) idle_ms: AtomicU64,
+    pub(crate) inode_limit: u64,
+    pub(crate) gc_grace: Duration,
+    pub(crate) op_timeout: Duration,
+    location: String,
+    pub(crate) cache_dir: PathBuf,
+    /// Blobs whose cached copy this process has hash-checked.
+    pub(crate) verified: std::sync::Mutex<std::collections::HashSet<super::blobs::BlobId>>,
+    pub(crate) volume_cache: std::sync::Mutex<pg_volume::SnapshotCache>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which panics on an async worker; the
+        // last handle may well be dropped on one.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The tables, created when missing. Names are unqualified: the
+/// connection's `search_path` picks the schema, so one database can hold
+/// several independent stores (the tests use one schema each).
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS vessel_dicts (
+    name text COLLATE "C" PRIMARY KEY,
+    created_ms bigint NOT NULL,
+    counter bigint NOT NULL DEFAULT 0,
+    live bigint NOT NULL DEFAULT 0,
+    deleted boolean NOT NULL DEFAULT false
+);
+CREATE TABLE IF NOT EXISTS vessel_dict_entries (
+    dict text COLLATE "C" NOT NULL,
+    key bytea NOT NULL,
+    value bytea NOT NULL,
+    version bigint NOT NULL,
+    access_ms bigint NOT NULL,
+    deadline_ms bigint NOT NULL,
+    PRIMARY KEY (dict, key)
+);
+CREATE INDEX IF NOT EXISTS vessel_dict_entries_idle
+    ON vessel_dict_entries (dict, access_ms) WHERE deadline_ms = 0;
+CREATE INDEX IF NOT EXISTS vessel_dict_entries_ttl
+    ON vessel_dict_entries (dict, deadline_ms) WHERE deadline_ms <> 0;
+CREATE TABLE IF NOT EXISTS vessel_dict_leases (
+    dict text COLLATE "C" NOT NULL,
+    key bytea NOT NULL,
+    token bigint NOT NULL,
+    expires_ms bigint NOT NULL,
+    PRIMARY KEY (dict, key)
+);
+CREATE SEQUENCE IF NOT EXISTS vessel_volume_ids;
+CREATE TABLE IF NOT EXISTS vessel_volumes (
+    name text COLLATE "C" PRIMARY KEY,
+    id bigint NOT NULL UNIQUE,
+    head bigint NOT NULL,
+    created_ms bigint NOT NULL,
+    inodes bigint NOT NULL,
+    bytes bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vessel_volume_nodes (
+    volume bigint NOT NULL,
+    path text COLLATE "C" NOT NULL,
+    kind smallint NOT NULL,
+    blob bytea,
+    size bigint NOT NULL,
+    mtime_ms bigint NOT NULL,
+    mode bigint NOT NULL,
+    target text,
+    PRIMARY KEY (volume, path)
+);
+CREATE INDEX IF NOT EXISTS vessel_volume_nodes_blob
+    ON vessel_volume_nodes (blob) WHERE blob IS NOT NULL;
+CREATE TABLE IF NOT EXISTS vessel_volume_log (
+    volume bigint NOT NULL,
+    version bigint NOT NULL,
+    time_ms bigint NOT NULL,
+    changed text[] NOT NULL,
+    removed text[] NOT NULL,
+    PRIMARY KEY (volume, version)
+);
+CREATE TABLE IF NOT EXISTS vessel_blobs (
+    id bytea PRIMARY KEY,
+    object text NOT NULL,
+    size bigint NOT NULL,
+    touched timestamptz NOT NULL DEFAULT now()
+);
+"#;
+
+/// One advisory lock key for schema creation, so hosts starting together
+/// do not race on `CREATE ... IF NOT EXISTS` (which is not atomic).
+const SCHEMA_LOCK: i64 = 0x7665_7373_656c_0001;
+
+impl RemoteStore {
+    /// Connects to both services, creates the tables if missing, and
+    /// checks the bucket can be reached.
+    pub fn open(options: RemoteOptions) -> Result<Self, RemoteError> {
+        Self::open_with_clock(options, Arc::new(SystemClock))
+    }
+
+    /// Like [`open`](Self::open) with a given clock (tests).
+    pub fn open_with_clock(
+        options: RemoteOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, RemoteError> {
+        let mut pg = tokio_postgres::Config::from_str(&options.metadata_url).map_err(|e| {
+            RemoteError::MetadataUrl(format!("{}: {e}", redact(&options.metadata_url)))
+        })?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(options.op_timeout.min(Duration::from_secs(5)));
+        }
+        pg.application_name("vessel");
+        let blobs_cfg = s3::BlobsUrl::parse(&options.blobs_url).map_err(RemoteError::BlobsUrl)?;
+        let location = format!("remote:{}|{}", pg_location(&pg), blobs_cfg.location());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("vessel-remote")
+            .enable_all()
+            .build()
+            .map_err(|e| RemoteError::Metadata {
+                url: redact(&options.metadata_url),
+                reason: format!("cannot start the client runtime: {e}"),
+            })?;
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                // A connection the server closed is noticed by its task and
+                // replaced; a check query per checkout would cost a round
+                // trip on every operation.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.op_timeout))
+            .create_timeout(Some(options.op_timeout.min(Duration::from_secs(5))))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| RemoteError::Metadata {
+                url: redact(&options.metadata_url),
+                reason: e.to_string(),
+            })?;
+        let blobs = {
+            let _enter = rt.enter();
+            s3::S3Blobs::new(&blobs_cfg, &options).map_err(|reason| RemoteError::Blobs {
+                url: blobs_cfg.location(),
+                reason,
+            })?
+        };
+        let cache = BlobStore::open(&options.cache_dir).map_err(|e| RemoteError::Cache {
+            dir: options.cache_dir.clone(),
+            reason: e.to_string(),
+        })?;
+        let store = RemoteStore {
+            inner: Arc::new(Inner {
+                rt: Some(rt),
+                pool,
+                blobs,
+                cache,
+                clock,
+                idle_ms: AtomicU64::new(options.dict_idle_expiry_ms.max(1)),
+                inode_limit: options.volume_inode_limit,
+                gc_grace: options.blob_gc_grace,
+                op_timeout: options.op_timeout,
+                location,
+                cache_dir: options.cache_dir.clone(),
+                verified: std::sync::Mutex::new(std::collections::HashSet::new()),
+                volume_cache: std::sync::Mutex::new(pg_volume::SnapshotCache::default()),
+            }),
+        };
+        let url = redact(&options.metadata_url);
+        store
+            .block_db(|inner| async move {
+                let mut client = inner.pool.get().await?;
+                let tx = client.transaction().await?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+                    .await?;
+                tx.batch_execute(SCHEMA).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+            .map_err(|e: DbError| RemoteError::Metadata {
+                url,
+                reason: e.to_string(),
+            })?;
+        let check = store.inner.blobs.clone();
+        store
+            .block(None, async move { check.check().await })
+            .map_err(|reason| RemoteError::Blobs {
+                url: blobs_cfg.location(),
+                reason,
+            })?;
+        Ok(store)
+    }
+
+    /// Runs `fut` on the store's runtime and waits for it, at most
+    /// `timeout` when given.
+    pub(crate) fn block<T, E, Fut>(&self, timeout: Option<Duration>, fut: Fut) -> Result<T, E>
+    where
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static + From<Stalled>,
+    {
+        let Some(rt) = self.inner.rt.as_ref() else {
+            return Err(Stalled("the store is shutting down".into()).into());
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        rt.spawn(async move {
+            let out = match timeout {
+                Some(t) => match tokio::time::timeout(t, fut).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        Err(Stalled(format!("no answer within {:.1} s", t.as_secs_f64())).into())
+                    }
+                },
+                None => fut.await,
+            };
+            let _ = tx.send(out);
+        });
+        match rx.recv() {
+            Ok(r) => r,
+            Err(_) => {
+                Err(Stalled("the operation was dropped (the store is shutting down)".into()).into())
+            }
+        }
+    }
+
+    /// Runs a database operation under the store's operation timeout.
+    pub(crate) fn block_db<T, F, Fut>(&self, f: F) -> Result<T, DbError>
+    where
+        F: FnOnce(Arc<Inner>) -> Fut,
+        Fut: Future<Output = Result<T, DbError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let fut = f(self.inner.clone());
+        self.block(Some(self.inner.op_timeout), fut)
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// What the S3 client did so far (tests, benchmarks).
+    pub fn s3_stats(&self) -> S3Counts {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.inner.blobs.stats;
+        S3Counts {
+            single_puts: s.single_puts.load(Relaxed),
+            multipart_uploads: s.multipart_uploads.load(Relaxed),
+            parts: s.parts.load(Relaxed),
+            downloads: s.downloads.load(Relaxed),
+        }
+    }
+
+    /// Starts a thread that calls
+    /// [`DictStore::sweep_expired`](super::dict::DictStore::sweep_expired)
+    /// every `every`; it stops (and is joined) when the guard drops.
+    pub fn spawn_dict_sweeper(&self, every: Duration) -> Sweeper {
+        use super::dict::DictStore;
+        let (stop, rx) = std::sync::mpsc::channel::<()>();
+        let store = self.clone();
+        let handle = std::thread::Builder::new()
+            .name("vessel-dict-sweep".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                    // Retried at the next round; reads hide expired entries.
+                    if let Err(e) = store.sweep_expired(100_000) {
+                        tracing::warn!("dict sweep failed: {e}");
+                    }
+                }
+            })
+            .ok();
+        Sweeper {
+            stop: Some(stop),
+            handle,
+        }
+    }
+}
+
+/// Counts of S3 requests by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct S3Counts {
+    pub single_puts: u64,
+    pub multipart_uploads: u64,
+    pub parts: u64,
+    pub downloads: u64,
+}
+
+/// The background sweeper's guard: dropping it stops and joins the thread.
+#[derive(Debug)]
+pub struct Sweeper {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// An operation that got no answer in time, or could not run.
+#[derive(Debug)]
+pub(crate) struct Stalled(pub String);
+
+impl From<Stalled> for String {
+    fn from(s: Stalled) -> String {
+        s.0
+    }
+}
+
+/// A database failure, classified.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DbError {
+    /// The database cannot be reached, went away, or timed out.
+    #[error("the metadata database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database answered with an error.
+    #[error("metadata database: {0}")]
+    Failed(String),
+}
+
+impl From<Stalled> for DbError {
+    fn from(s: Stalled) -> Self {
+        DbError::Unavailable(s.0)
+    }
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let text = error_text(&e);
+        match e.as_db_error() {
+            Some(db) => {
+                let code = db.code().code();
+                // 08: connection exceptions; 57: operator intervention
+                // (shutdown, cancel); 53: out of resources; 40001/40P01:
+                // serialization failure and deadlock (a retry may pass).
+                if code.starts_with("08")
+                    || code.starts_with("57")
+                    || code.starts_with("53")
+                    || code == "40001"
+                    || code == "40P01"
+                {
+                    DbError::Unavailable(text)
+                } else {
+                    DbError::Failed(text)
+                }
+            }
+            None if e.is_closed() || source_is_io(&e) => DbError::Unavailable(text),
+            None => DbError::Failed(text),
+        }
+    }
+}
+
+impl From<PoolError> for DbError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Backend(e) => {
+                // A failed connect is the service being unreachable,
+                // whatever the error's kind.
+                match DbError::from(e) {
+                    DbError::Failed(t) | DbError::Unavailable(t) => DbError::Unavailable(t),
+                }
+            }
+            other => DbError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<DbError> for DictError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(_) => DictError::Unavailable(e.to_string()),
+            DbError::Failed(_) => DictError::Io(e.to_string()),
+        }
+    }
+}
+
+impl From<DbError> for VolumeError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(_) => VolumeError::Unavailable(e.to_string()),
+            DbError::Failed(_) => VolumeError::Io(e.to_string()),
+        }
+    }
+}
+
+fn source_is_io(e: &tokio_postgres::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        src = s.source();
+    }
+    false
+}
+
+/// The error with its causes (tokio-postgres puts the server's message in
+/// the source).
+fn error_text(e: &tokio_postgres::Error) -> String {
+    let mut out = e.to_string();
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        src = s.source();
+    }
+    out
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (auth, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match auth.rsplit_once('@') {
+        Some((cred, host)) => {
+            let user = cred.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Where a PostgreSQL config points: hosts, ports, database and options
+/// (the schema), without credentials.
+fn pg_location(pg: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = pg
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(s) => s.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = pg.get_ports().iter().map(u16::to_string).collect();
+    format!(
+        "postgres://{}:{}/{}?{}",
+        hosts.join(","),
+        ports.join(","),
+        pg.get_dbname().unwrap_or_default(),
+        pg.get_options().unwrap_or_default()
+    )
+}
+
+/// A u64 as the i64 the database stores (values beyond i64 are clamped;
+/// none of ours get there: versions count writes, times are ms).
+pub(crate) fn to_db(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A stored i64 as u64; a negative value is corruption.
+pub(crate) fn from_db(v: i64, what: &str) -> Result<u64, String> {
+    u64::try_from(v).map_err(|_| format!("{what} is negative ({v})"))
+}

@@ -1,0 +1,1318 @@
+//! [`VolumeStore`] over PostgreSQL (heads, nodes, the commit log, the blob
+//! index) and S3 (blob contents): the shared backend's volumes.
+//!
+//! # Layout
+//!
+//! - `vessel_volumes`: name → id (from a sequence, never reused), head
+//!   version, creation time, inode and byte counts. A rename changes the
+//!   name only.
+//! - `vessel_volume_nodes`: `(volume id, path)` → the node. Paths sort in
+//!   byte order (`COLLATE "C"`), so a directory's subtree is the range
+//!   `dir/` .. `dir0` and a snapshot is one ordered scan.
+//! - `vessel_volume_log`: `(volume id, version)` → time, changed and
+//!   removed paths.
+//! - `vessel_blobs`: blob id → the S3 object holding it, its size and when
+//!   it was last uploaded or named by a commit (`touched`, database time).
+//!
+//! # Commit
+//!
+//! One transaction: lock the volume's row (`FOR UPDATE`, so committers of
+//! one volume on any host take turns and each plans against the head the
+//! previous one left), touch the rows of the blobs the commit names (in id
+//! order, so concurrent commits never deadlock; a missing row fails the
+//! commit whole with a missing-blob error), read the paths it changes and
+//! their ancestors in one query, plan the new nodes exactly as the
+//! embedded store does, write them in two batched statements, append the
+//! log record, and move the head with a compare-and-swap
+//! (`UPDATE ... WHERE head = <the head planned against>`), which must
+//! match. Readers see the old head or the new one, never a mix; a crash or
+//! a lost connection before the commit leaves the old head.
+//!
+//! # Blobs first, then metadata
+//!
+//! [`VolumeStore::put_blob`] uploads the object under a fresh key, then
+//! inserts (or touches) the blob's row, so a row always names a complete
+//! object, and a commit can only name blobs whose rows exist.
+//!
+//! # Why gc is safe while other hosts commit
+//!
+//! Gc deletes a blob's row only in a statement that locks it (in id order)
+//! and re-checks, on the row's latest version, that it was touched longer
+//! ago than the grace period, and that no node names the blob; only then,
+//! after that transaction commits, does it delete the object.
+//! - A commit that names blob X touches X's row in its transaction. If it
+//!   touched X first, gc's lock waits for it; when the commit lands, the
+//!   re-check sees the fresh `touched` and keeps X (if it rolled back,
+//!   nothing names X through it). If gc locked X first, the commit's touch
+//!   waits; once gc's delete lands the row is gone, the commit fails whole
+//!   with "blob missing" and nothing of it is visible.
+//! - Nodes that name X from earlier commits are seen by gc's `NOT EXISTS`.
+//!   No node can name X without its commit having touched X.
+//! - An upload of X's contents that finds the row (a dedup hit) touches it,
+//!   with the same argument as a commit. One that does not find it uploads a
+//!   new object under a new key: gc's delete of the old object cannot hit
+//!   the new one.
+//! - Objects without a row (an upload whose host died before the insert)
+//!   are deleted once older than the grace period.
+//!
+//! So the only way gc removes something a commit needs is a blob uploaded
+//! more than the grace period (an hour by default) before the commit that
+//! names it, and that commit then fails cleanly. Mounts of this process pin
+//! their blobs (see [`GcOptions`]); a container on another host that keeps
+//! a snapshot older than the grace period and reaches a file that later
+//! commits replaced can find its contents gone (an I/O error, never wrong
+//! bytes). TODO(pins across hosts): record live mounts in the database so
+//! gc on one host keeps what mounts on others still use.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
+use tokio_postgres::types::FromSql;
+
+use super::s3::{S3Error, Upload};
+use super::{DbError, Inner, RemoteStore, Stalled, from_db, to_db};
+use crate::storage::blobs::{BlobError, BlobId};
+use crate::storage::volume::{
+    Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, Snapshot, VolumeError, VolumeInfo,
+    VolumeStore, ancestors, check_volume_name, normalize_path,
+};
+
+/// Mode of directories a commit creates implicitly (missing parents).
+const IMPLICIT_DIR_MODE: u32 = 0o755;
+
+/// Most nodes the snapshot cache holds over all volumes.
+const SNAPSHOT_CACHE_NODES: usize = 1_000_000;
+
+impl From<Stalled> for VolumeError {
+    fn from(s: Stalled) -> Self {
+        DbError::from(s).into()
+    }
+}
+
+impl From<tokio_postgres::Error> for VolumeError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        DbError::from(e).into()
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for VolumeError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        DbError::from(e).into()
+    }
+}
+
+/// An S3 failure for blob `id`.
+fn s3_err(id: Option<BlobId>, e: S3Error) -> VolumeError {
+    match (e, id) {
+        (S3Error::NotFound(_), Some(id)) => VolumeError::Blob(BlobError::Missing(id)),
+        (S3Error::NotFound(key), None) => {
+            VolumeError::Unavailable(format!("the blob store lost object {key}"))
+        }
+        (e @ S3Error::Unavailable(_), _) => VolumeError::Unavailable(e.to_string()),
+        (S3Error::Local(m), _) => VolumeError::Io(m),
+    }
+}
+
+type CachedSnapshot = (u64, Arc<Vec<(String, Node)>>, u64);
+
+/// The latest snapshot read of recently mounted volumes, by volume id and
+/// head. A hit costs one indexed row read (the head) instead of a scan.
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotCache {
+    /// Volume id → head, nodes, last use.
+    entries: HashMap<i64, CachedSnapshot>,
+    nodes: usize,
+    clock: u64,
+}
+
+impl SnapshotCache {
+    fn get(&mut self, id: i64, head: u64) -> Option<Arc<Vec<(String, Node)>>> {
+        self.clock += 1;
+        let clock = self.clock;
+        let e = self.entries.get_mut(&id)?;
+        if e.0 != head {
+            return None;
+        }
+        e.2 = clock;
+        Some(e.1.clone())
+    }
+
+    fn put(&mut self, id: i64, head: u64, nodes: Arc<Vec<(String, Node)>>) {
+        if let Some(old) = self.entries.remove(&id) {
+            self.nodes = self.nodes.saturating_sub(old.1.len());
+        }
+        if nodes.len() > SNAPSHOT_CACHE_NODES {
+            return;
+        }
+        self.clock += 1;
+        self.nodes += nodes.len();
+        self.entries.insert(id, (head, nodes, self.clock));
+        while self.nodes > SNAPSHOT_CACHE_NODES {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.2)
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            if let Some(old) = self.entries.remove(&oldest) {
+                self.nodes = self.nodes.saturating_sub(old.1.len());
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Column `i` of `row`, as `T`; a type mismatch is corruption, not a panic.
+fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, VolumeError> {
+    row.try_get(i)
+        .map_err(|e| VolumeError::Corrupt(format!("a volume row: column {i}: {e}")))
+}
+
+fn u64_col(row: &Row, i: usize, what: &str) -> Result<u64, VolumeError> {
+    from_db(col::<i64>(row, i)?, what).map_err(VolumeError::Corrupt)
+}
+
+fn kind_code(kind: NodeKind) -> i16 {
+    match kind {
+        NodeKind::File => 0,
+        NodeKind::Dir => 1,
+        NodeKind::Symlink => 2,
+    }
+}
+
+/// The columns a node is read with, `kind, blob, size, mtime_ms, mode,
+/// target`, prefixed by `t.`.
+fn node_cols(t: &str) -> String {
+    ["kind", "blob", "size", "mtime_ms", "mode", "target"]
+        .iter()
+        .map(|c| format!("{t}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The node in the six columns from `at`; `None` when they are NULL (an
+/// outer join that found nothing).
+fn node_at(row: &Row, at: usize) -> Result<Option<Node>, VolumeError> {
+    let Some(kind) = col::<Option<i16>>(row, at)? else {
+        return Ok(None);
+    };
+    let kind = match kind {
+        0 => NodeKind::File,
+        1 => NodeKind::Dir,
+        2 => NodeKind::Symlink,
+        k => {
+            return Err(VolumeError::Corrupt(format!(
+                "node record: unknown kind {k}"
+            )));
+        }
+    };
+    let blob = match col::<Option<Vec<u8>>>(row, at + 1)? {
+        None => None,
+        Some(b) => Some(BlobId(b.try_into().map_err(|_| {
+            VolumeError::Corrupt("node record: a blob id is not 32 bytes".into())
+        })?)),
+    };
+    let mode = u32::try_from(col::<i64>(row, at + 4)?)
+        .map_err(|_| VolumeError::Corrupt("node record: mode out of range".into()))?;
+    Ok(Some(Node {
+        kind,
+        blob,
+        size: u64_col(row, at + 2, "a size")?,
+        mtime_ms: u64_col(row, at + 3, "an mtime")?,
+        mode,
+        target: col(row, at + 5)?,
+    }))
+}
+
+/// A volume's row.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    id: i64,
+    head: u64,
+    created_ms: u64,
+    inodes: u64,
+    bytes: u64,
+}
+
+const META_COLS: &str = "id, head, created_ms, inodes, bytes";
+
+fn meta_at(row: &Row, at: usize) -> Result<Meta, VolumeError> {
+    Ok(Meta {
+        id: col(row, at)?,
+        head: u64_col(row, at + 1, "a head version")?,
+        created_ms: u64_col(row, at + 2, "a creation time")?,
+        inodes: u64_col(row, at + 3, "an inode count")?,
+        bytes: u64_col(row, at + 4, "a byte count")?,
+    })
+}
+
+fn info_of(name: String, m: &Meta) -> VolumeInfo {
+    VolumeInfo {
+        name,
+        version: m.head,
+        created_ms: m.created_ms,
+        inodes: m.inodes,
+        bytes: m.bytes,
+    }
+}
+
+/// The root is implicit (never stored).
+fn root_node(created_ms: u64) -> Node {
+    Node {
+        kind: NodeKind::Dir,
+        blob: None,
+        size: 0,
+        mtime_ms: created_ms,
+        mode: IMPLICIT_DIR_MODE,
+        target: None,
+    }
+}
+
+/// The key range of everything strictly under `dir` (`""`: the root):
+/// `dir/` inclusive to `dir0` exclusive (`0` follows `/`).
+fn subtree_range(dir: &str) -> (String, Option<String>) {
+    if dir.is_empty() {
+        (String::new(), None)
+    } else {
+        (format!("{dir}/"), Some(format!("{dir}0")))
+    }
+}
+
+/// Checks the shape of a node a caller wants to commit (its blob is checked
+/// against the blob index in the commit's transaction).
+fn check_shape(path: &str, node: &Node) -> Result<(), VolumeError> {
+    let bad = |reason: &str| VolumeError::InvalidPath {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    match node.kind {
+        NodeKind::File if node.blob.is_none() && node.size != 0 => {
+            Err(bad("a non-empty file needs a blob"))
+        }
+        NodeKind::File => Ok(()),
+        NodeKind::Dir if node.blob.is_some() || node.target.is_some() => {
+            Err(bad("a directory has no blob or target"))
+        }
+        NodeKind::Dir => Ok(()),
+        NodeKind::Symlink => match &node.target {
+            None => Err(bad("a symlink needs a target")),
+            Some(t) if t.len() > 4096 || t.contains('\0') => Err(bad(
+                "a symlink target must be at most 4096 bytes, without NUL",
+            )),
+            Some(_) => Ok(()),
+        },
+    }
+}
+
+/// The writes a commit is building, over the head it started from (the
+/// embedded store's plan, reading through a transaction).
+struct Plan<'a> {
+    tx: &'a Transaction<'a>,
+    id: i64,
+    /// Path → its state after the changes so far (`None`: removed).
+    overlay: BTreeMap<String, Option<Node>>,
+    /// Stored state of the paths read up front (`None`: absent).
+    read: HashMap<String, Option<Node>>,
+    known_dirs: HashSet<String>,
+    inodes: u64,
+    bytes: u64,
+    now_ms: u64,
+}
+
+impl Plan<'_> {
+    async fn current(&mut self, path: &str) -> Result<Option<Node>, VolumeError> {
+        if let Some(n) = self.overlay.get(path) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = self.read.get(path) {
+            return Ok(n.clone());
+        }
+        let st = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {} FROM vessel_volume_nodes n WHERE n.volume = $1 AND n.path = $2",
+                node_cols("n")
+            ))
+            .await?;
+        let node = match self.tx.query_opt(&st, &[&self.id, &path]).await? {
+            Some(row) => node_at(&row, 0)?,
+            None => None,
+        };
+        self.read.insert(path.to_owned(), node.clone());
+        Ok(node)
+    }
+
+    /// Reads `paths` in one query.
+    async fn prefetch(&mut self, paths: Vec<String>) -> Result<(), VolumeError> {
+        let st = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT n.path, {} FROM vessel_volume_nodes n \
+                 WHERE n.volume = $1 AND n.path = ANY($2)",
+                node_cols("n")
+            ))
+            .await?;
+        for row in self.tx.query(&st, &[&self.id, &paths]).await? {
+            let path: String = col(&row, 0)?;
+            let node = node_at(&row, 1)?;
+            self.read.insert(path, node);
+        }
+        for p in paths {
+            self.read.entry(p).or_insert(None);
+        }
+        Ok(())
+    }
+
+    fn forget(&mut self, node: &Node) {
+        self.inodes = self.inodes.saturating_sub(1);
+        if node.kind == NodeKind::File {
+            self.bytes = self.bytes.saturating_sub(node.size);
+        }
+    }
+
+    fn add(&mut self, node: &Node) {
+        self.inodes = self.inodes.saturating_add(1);
+        if node.kind == NodeKind::File {
+            self.bytes = self.bytes.saturating_add(node.size);
+        }
+    }
+
+    /// Removes everything strictly under `dir` from the planned state.
+    async fn remove_subtree(&mut self, dir: &str) -> Result<(), VolumeError> {
+        let (lo, hi) = subtree_range(dir);
+        let touched: Vec<(String, Option<Node>)> = self
+            .overlay
+            .range::<str, _>((
+                std::ops::Bound::Included(lo.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(&lo))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let touched_paths: HashSet<String> = touched.iter().map(|(k, _)| k.clone()).collect();
+        let st = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT n.path, {} FROM vessel_volume_nodes n WHERE n.volume = $1 \
+                 AND n.path >= $2 AND ($3::text IS NULL OR n.path < $3)",
+                node_cols("n")
+            ))
+            .await?;
+        let mut stored = Vec::new();
+        for row in self.tx.query(&st, &[&self.id, &lo, &hi]).await? {
+            let path: String = col(&row, 0)?;
+            if touched_paths.contains(&path) {
+                continue;
+            }
+            if let Some(node) = node_at(&row, 1)? {
+                stored.push((path, node));
+            }
+        }
+        for (path, node) in touched {
+            if let Some(node) = node {
+                self.forget(&node);
+                self.known_dirs.remove(&path);
+                self.overlay.insert(path, None);
+            }
+        }
+        for (path, node) in stored {
+            self.forget(&node);
+            self.known_dirs.remove(&path);
+            self.overlay.insert(path, None);
+        }
+        Ok(())
+    }
+
+    /// Makes sure `dir` is a directory, replacing a file or symlink there.
+    async fn ensure_dir(&mut self, dir: &str) -> Result<(), VolumeError> {
+        if self.known_dirs.contains(dir) {
+            return Ok(());
+        }
+        match self.current(dir).await? {
+            Some(n) if n.kind == NodeKind::Dir => {}
+            other => {
+                if let Some(old) = &other {
+                    self.forget(old);
+                }
+                let node = Node {
+                    kind: NodeKind::Dir,
+                    blob: None,
+                    size: 0,
+                    mtime_ms: self.now_ms,
+                    mode: IMPLICIT_DIR_MODE,
+                    target: None,
+                };
+                self.add(&node);
+                self.overlay.insert(dir.to_owned(), Some(node));
+            }
+        }
+        self.known_dirs.insert(dir.to_owned());
+        Ok(())
+    }
+
+    async fn put(&mut self, path: &str, node: &Node) -> Result<(), VolumeError> {
+        for dir in ancestors(path) {
+            self.ensure_dir(dir).await?;
+        }
+        if let Some(old) = self.current(path).await? {
+            // A directory replaced by a file or symlink takes its subtree
+            // with it; a directory over a directory keeps its children.
+            if old.kind == NodeKind::Dir && node.kind != NodeKind::Dir {
+                self.remove_subtree(path).await?;
+            }
+            self.forget(&old);
+        }
+        self.add(node);
+        if node.kind == NodeKind::Dir {
+            self.known_dirs.insert(path.to_owned());
+        } else {
+            self.known_dirs.remove(path);
+        }
+        self.overlay.insert(path.to_owned(), Some(node.clone()));
+        Ok(())
+    }
+
+    /// Returns whether something was removed.
+    async fn remove(&mut self, path: &str) -> Result<bool, VolumeError> {
+        let Some(old) = self.current(path).await? else {
+            return Ok(false);
+        };
+        if old.kind == NodeKind::Dir {
+            self.remove_subtree(path).await?;
+        }
+        self.forget(&old);
+        self.known_dirs.remove(path);
+        self.overlay.insert(path.to_owned(), None);
+        Ok(true)
+    }
+}
+
+/// Locks blobs `ids` (in id order) and marks them as just used; returns the
+/// size of each one found.
+async fn touch_blobs(
+    tx: &Transaction<'_>,
+    ids: &[Vec<u8>],
+) -> Result<HashMap<Vec<u8>, u64>, VolumeError> {
+    let st = tx
+        .prepare_cached(
+            "UPDATE vessel_blobs SET touched = now() WHERE id IN \
+             (SELECT id FROM vessel_blobs WHERE id = ANY($1) ORDER BY id FOR UPDATE) \
+             RETURNING id, size",
+        )
+        .await?;
+    let mut out = HashMap::new();
+    for row in tx.query(&st, &[&ids]).await? {
+        out.insert(col::<Vec<u8>>(&row, 0)?, u64_col(&row, 1, "a blob size")?);
+    }
+    Ok(out)
+}
+
+impl RemoteStore {
+    /// Runs a volume operation on the store's runtime under its timeout.
+    fn vol_op<T, F, Fut>(&self, f: F) -> Result<T, VolumeError>
+    where
+        F: FnOnce(Arc<Inner>) -> Fut,
+        Fut: Future<Output = Result<T, VolumeError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let fut = f(self.inner.clone());
+        self.block(Some(self.inner.op_timeout), fut)
+    }
+
+    /// Runs an S3 transfer step on the store's runtime (S3 requests carry
+    /// their own timeouts, and a large transfer may rightly take long).
+    fn s3_run(
+        &self,
+        fut: futures_util::future::BoxFuture<'static, Result<(), S3Error>>,
+    ) -> Result<(), S3Error> {
+        self.block(None, fut)
+    }
+
+    fn meta_of(&self, name: &str) -> Result<Meta, VolumeError> {
+        check_volume_name(name)?;
+        let n = name.to_owned();
+        self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached(&format!(
+                    "SELECT {META_COLS} FROM vessel_volumes WHERE name = $1"
+                ))
+                .await?;
+            match client.query_opt(&st, &[&n]).await? {
+                Some(row) => meta_at(&row, 0),
+                None => Err(VolumeError::NotFound(n)),
+            }
+        })
+    }
+
+    /// Records an uploaded object as blob `id` (or touches the row another
+    /// upload made first, and drops our copy).
+    fn register_blob(&self, id: BlobId, size: u64, key: String) -> Result<(), VolumeError> {
+        let ours = key.clone();
+        let winner: String = self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached(
+                    "INSERT INTO vessel_blobs (id, object, size) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET touched = now() RETURNING object",
+                )
+                .await?;
+            let row = client
+                .query_one(&st, &[&id.0.as_slice(), &key, &to_db(size)])
+                .await?;
+            col(&row, 0)
+        })?;
+        if winner != ours {
+            let blobs = self.inner.blobs.clone();
+            // Best effort: a leftover object is collected by gc.
+            let _ = self.s3_run(Box::pin(async move { blobs.delete(ours).await }));
+        }
+        Ok(())
+    }
+
+    /// Touches blob `id`'s row if it exists (a dedup hit: the contents are
+    /// stored already).
+    fn touch_existing(&self, id: BlobId) -> Result<bool, VolumeError> {
+        self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached("UPDATE vessel_blobs SET touched = now() WHERE id = $1")
+                .await?;
+            Ok(client.execute(&st, &[&id.0.as_slice()]).await? == 1)
+        })
+    }
+
+    fn upload_reader(&self, reader: &mut dyn Read) -> Result<(BlobId, u64), VolumeError> {
+        let run = |f| self.s3_run(f);
+        let up = Upload {
+            blobs: &self.inner.blobs,
+            run: &run,
+        };
+        let (key, id, size) = up.send(reader).map_err(|e| s3_err(None, e))?;
+        self.register_blob(id, size, key)?;
+        Ok((id, size))
+    }
+
+    /// The local folder of the blob cache.
+    fn cache_tmp(&self) -> PathBuf {
+        self.inner.cache_dir.join("tmp")
+    }
+
+    /// Fetches blob `id` into the local cache (if it is not there) and
+    /// returns the cached file.
+    fn fetch(&self, id: &BlobId) -> Result<PathBuf, VolumeError> {
+        let dest = self.inner.cache.path(id);
+        if dest.is_file() {
+            return Ok(dest);
+        }
+        let idb = id.0.to_vec();
+        let key: Option<String> = self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached("SELECT object FROM vessel_blobs WHERE id = $1")
+                .await?;
+            match client.query_opt(&st, &[&idb]).await? {
+                Some(row) => Ok(Some(col(&row, 0)?)),
+                None => Ok(None),
+            }
+        })?;
+        let Some(key) = key else {
+            return Err(BlobError::Missing(*id).into());
+        };
+        let io = |e: std::io::Error| VolumeError::Blob(BlobError::Io(e));
+        std::fs::create_dir_all(self.cache_tmp()).map_err(io)?;
+        let tmp = tempfile::Builder::new()
+            .prefix("fetch-")
+            .tempfile_in(self.cache_tmp())
+            .map_err(io)?
+            .into_temp_path();
+        let blobs = self.inner.blobs.clone();
+        let path = tmp.to_path_buf();
+        let (got, _) = self
+            .block(None, async move { blobs.download(key, path).await })
+            .map_err(|e| s3_err(Some(*id), e))?;
+        if got != *id {
+            return Err(BlobError::Corrupt {
+                id: *id,
+                actual: got,
+            }
+            .into());
+        }
+        let mut perms = std::fs::metadata(&tmp).map_err(io)?.permissions();
+        perms.set_readonly(true);
+        std::fs::set_permissions(&tmp, perms).map_err(io)?;
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        tmp.persist(&dest).map_err(|e| io(e.error))?;
+        if let Some(parent) = dest.parent() {
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+        lock(&self.inner.verified).insert(*id);
+        Ok(dest)
+    }
+}
+
+impl VolumeStore for RemoteStore {
+    fn location(&self) -> String {
+        self.inner.location.clone()
+    }
+
+    fn create(&self, name: &str) -> Result<bool, VolumeError> {
+        check_volume_name(name)?;
+        let n = name.to_owned();
+        let now = self.now_ms();
+        self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached(
+                    "INSERT INTO vessel_volumes (name, id, head, created_ms, inodes, bytes) \
+                     VALUES ($1, nextval('vessel_volume_ids'), 0, $2, 0, 0) \
+                     ON CONFLICT (name) DO NOTHING RETURNING id",
+                )
+                .await?;
+            Ok(client.query_opt(&st, &[&n, &to_db(now)]).await?.is_some())
+        })
+    }
+
+    fn delete(&self, name: &str) -> Result<(), VolumeError> {
+        check_volume_name(name)?;
+        let n = name.to_owned();
+        let id = self.vol_op(move |inner| async move {
+            let mut client = inner.pool.get().await?;
+            let tx = client.transaction().await?;
+            let st = tx
+                .prepare_cached("SELECT id FROM vessel_volumes WHERE name = $1 FOR UPDATE")
+                .await?;
+            let row = tx
+                .query_opt(&st, &[&n])
+                .await?
+                .ok_or_else(|| VolumeError::NotFound(n.clone()))?;
+            let id: i64 = col(&row, 0)?;
+            for sql in [
+                "DELETE FROM vessel_volume_nodes WHERE volume = $1",
+                "DELETE FROM vessel_volume_log WHERE volume = $1",
+                "DELETE FROM vessel_volumes WHERE id = $1",
+            ] {
+                let st = tx.prepare_cached(sql).await?;
+                tx.execute(&st, &[&id]).await?;
+            }
+            tx.commit().await?;
+            Ok(id)
+        })?;
+        lock(&self.inner.volume_cache).put(id, u64::MAX, Arc::new(Vec::new()));
+        Ok(())
+    }
+
+    fn rename(&self, old: &str, new: &str) -> Result<(), VolumeError> {
+        check_volume_name(old)?;
+        check_volume_name(new)?;
+        let (o, n) = (old.to_owned(), new.to_owned());
+        self.vol_op(move |inner| async move {
+            let mut client = inner.pool.get().await?;
+            let tx = client.transaction().await?;
+            let st = tx
+                .prepare_cached("SELECT id FROM vessel_volumes WHERE name = $1 FOR UPDATE")
+                .await?;
+            if tx.query_opt(&st, &[&o]).await?.is_none() {
+                return Err(VolumeError::NotFound(o));
+            }
+            if o == n {
+                return Ok(());
+            }
+            let st = tx
+                .prepare_cached("UPDATE vessel_volumes SET name = $2 WHERE name = $1")
+                .await?;
+            match tx.execute(&st, &[&o, &n]).await {
+                Ok(_) => {}
+                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                    return Err(VolumeError::AlreadyExists(n));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn list(&self) -> Result<Vec<VolumeInfo>, VolumeError> {
+        self.vol_op(|inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached(&format!(
+                    "SELECT name, {META_COLS} FROM vessel_volumes ORDER BY name"
+                ))
+                .await?;
+            let mut out = Vec::new();
+            for row in client.query(&st, &[]).await? {
+                out.push(info_of(col(&row, 0)?, &meta_at(&row, 1)?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn info(&self, name: &str) -> Result<VolumeInfo, VolumeError> {
+        Ok(info_of(name.to_owned(), &self.meta_of(name)?))
+    }
+
+    fn snapshot(&self, name: &str) -> Result<Snapshot, VolumeError> {
+        let meta = self.meta_of(name)?;
+        if let Some(nodes) = lock(&self.inner.volume_cache).get(meta.id, meta.head) {
+            return Ok(Snapshot {
+                version: meta.head,
+                nodes: nodes.as_ref().clone(),
+            });
+        }
+        let n = name.to_owned();
+        // One statement: one consistent view of the head and its nodes,
+        // whatever commits meanwhile.
+        let (id, head, nodes) = self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached(&format!(
+                    "SELECT v.id, v.head, n.path, {} FROM vessel_volumes v \
+                     LEFT JOIN vessel_volume_nodes n ON n.volume = v.id \
+                     WHERE v.name = $1 ORDER BY n.path",
+                    node_cols("n")
+                ))
+                .await?;
+            let rows = client.query(&st, &[&n]).await?;
+            let Some(first) = rows.first() else {
+                return Err(VolumeError::NotFound(n));
+            };
+            let id: i64 = col(first, 0)?;
+            let head = u64_col(first, 1, "a head version")?;
+            let mut nodes = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let Some(path) = col::<Option<String>>(row, 2)? else {
+                    continue;
+                };
+                if let Some(node) = node_at(row, 3)? {
+                    nodes.push((path, node));
+                }
+            }
+            Ok((id, head, nodes))
+        })?;
+        let nodes = Arc::new(nodes);
+        lock(&self.inner.volume_cache).put(id, head, nodes.clone());
+        Ok(Snapshot {
+            version: head,
+            nodes: Arc::unwrap_or_clone(nodes),
+        })
+    }
+
+    fn node(&self, name: &str, path: &str) -> Result<Option<Node>, VolumeError> {
+        let path = normalize_path(path)?;
+        check_volume_name(name)?;
+        let n = name.to_owned();
+        self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached(&format!(
+                    "SELECT v.created_ms, {} FROM vessel_volumes v \
+                     LEFT JOIN vessel_volume_nodes n ON n.volume = v.id AND n.path = $2 \
+                     WHERE v.name = $1",
+                    node_cols("n")
+                ))
+                .await?;
+            let row = client
+                .query_opt(&st, &[&n, &path])
+                .await?
+                .ok_or_else(|| VolumeError::NotFound(n.clone()))?;
+            if path.is_empty() {
+                return Ok(Some(root_node(u64_col(&row, 0, "a creation time")?)));
+            }
+            node_at(&row, 1)
+        })
+    }
+
+    fn list_dir(
+        &self,
+        name: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<Vec<(String, Node)>, VolumeError> {
+        let path = normalize_path(path)?;
+        check_volume_name(name)?;
+        let n = name.to_owned();
+        self.vol_op(move |inner| async move {
+            let mut client = inner.pool.get().await?;
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let st = tx
+                .prepare_cached("SELECT id FROM vessel_volumes WHERE name = $1")
+                .await?;
+            let id: i64 = match tx.query_opt(&st, &[&n]).await? {
+                Some(row) => col(&row, 0)?,
+                None => return Err(VolumeError::NotFound(n)),
+            };
+            if !path.is_empty() {
+                let st = tx
+                    .prepare_cached(
+                        "SELECT kind FROM vessel_volume_nodes WHERE volume = $1 AND path = $2",
+                    )
+                    .await?;
+                match tx.query_opt(&st, &[&id, &path]).await? {
+                    None => {
+                        return Err(VolumeError::NoSuchPath {
+                            volume: n,
+                            path: path.clone(),
+                        });
+                    }
+                    Some(row) if col::<i16>(&row, 0)? != kind_code(NodeKind::Dir) => {
+                        return Err(VolumeError::InvalidPath {
+                            path: path.clone(),
+                            reason: "not a directory".into(),
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+            let (lo, hi) = subtree_range(&path);
+            let st = tx
+                .prepare_cached(&format!(
+                    "SELECT n.path, {} FROM vessel_volume_nodes n WHERE n.volume = $1 \
+                     AND n.path >= $2 AND ($3::text IS NULL OR n.path < $3) \
+                     AND ($4 OR position('/' in substr(n.path, char_length($2) + 1)) = 0) \
+                     ORDER BY n.path",
+                    node_cols("n")
+                ))
+                .await?;
+            let mut out = Vec::new();
+            for row in tx.query(&st, &[&id, &lo, &hi, &recursive]).await? {
+                let p: String = col(&row, 0)?;
+                if let Some(node) = node_at(&row, 1)? {
+                    out.push((p, node));
+                }
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+
+    fn commit(&self, name: &str, changes: &[Change]) -> Result<CommitInfo, VolumeError> {
+        check_volume_name(name)?;
+        let mut normalized: Vec<(String, Option<Node>)> = Vec::with_capacity(changes.len());
+        for c in changes {
+            match c {
+                Change::Put { path, node } => {
+                    let p = normalize_path(path)?;
+                    if p.is_empty() {
+                        return Err(VolumeError::InvalidPath {
+                            path: path.clone(),
+                            reason: "the root cannot be replaced".into(),
+                        });
+                    }
+                    check_shape(&p, node)?;
+                    normalized.push((p, Some(node.clone())));
+                }
+                Change::Remove { path } => {
+                    let p = normalize_path(path)?;
+                    if p.is_empty() {
+                        return Err(VolumeError::InvalidPath {
+                            path: path.clone(),
+                            reason: "the root cannot be removed (remove its entries)".into(),
+                        });
+                    }
+                    normalized.push((p, None));
+                }
+            }
+        }
+        let mut blob_ids: Vec<Vec<u8>> = normalized
+            .iter()
+            .filter_map(|(_, n)| n.as_ref().and_then(|n| n.blob))
+            .map(|b| b.0.to_vec())
+            .collect();
+        blob_ids.sort();
+        blob_ids.dedup();
+        // Every path the changes touch, and their ancestors, read at once.
+        let mut wanted: BTreeSet<String> = BTreeSet::new();
+        for (p, _) in &normalized {
+            wanted.insert(p.clone());
+            for a in ancestors(p) {
+                wanted.insert(a.to_owned());
+            }
+        }
+        let wanted: Vec<String> = wanted.into_iter().collect();
+        let limit = self.inode_limit();
+        let now_ms = self.now_ms();
+        let n = name.to_owned();
+        let (id, from, info, overlay) = self.vol_op(move |inner| async move {
+            let mut client = inner.pool.get().await?;
+            let tx = client.transaction().await?;
+            let st = tx
+                .prepare_cached(&format!(
+                    "SELECT {META_COLS} FROM vessel_volumes WHERE name = $1 FOR UPDATE"
+                ))
+                .await?;
+            let meta = match tx.query_opt(&st, &[&n]).await? {
+                Some(row) => meta_at(&row, 0)?,
+                None => return Err(VolumeError::NotFound(n)),
+            };
+            let sizes = touch_blobs(&tx, &blob_ids).await?;
+            for (path, node) in &normalized {
+                if let Some(Node {
+                    blob: Some(b),
+                    size,
+                    ..
+                }) = node
+                {
+                    match sizes.get(b.0.as_slice()) {
+                        None => return Err(BlobError::Missing(*b).into()),
+                        Some(len) if len != size => {
+                            return Err(VolumeError::InvalidPath {
+                                path: path.clone(),
+                                reason: format!(
+                                    "the node says {size} bytes but blob {b} holds {len}"
+                                ),
+                            });
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            let mut plan = Plan {
+                tx: &tx,
+                id: meta.id,
+                overlay: BTreeMap::new(),
+                read: HashMap::new(),
+                known_dirs: HashSet::new(),
+                inodes: meta.inodes,
+                bytes: meta.bytes,
+                now_ms,
+            };
+            plan.prefetch(wanted).await?;
+            let (mut changed, mut removed_paths) = (Vec::new(), Vec::new());
+            for (path, node) in &normalized {
+                match node {
+                    Some(node) => {
+                        plan.put(path, node).await?;
+                        changed.push(path.clone());
+                    }
+                    None => {
+                        if plan.remove(path).await? {
+                            removed_paths.push(path.clone());
+                        }
+                    }
+                }
+            }
+            // A commit that does not grow the count passes even over a
+            // (lowered) limit, so a full volume can always be cleaned up.
+            if plan.inodes > limit && plan.inodes > meta.inodes {
+                return Err(VolumeError::NoSpace { volume: n, limit });
+            }
+            let version = meta
+                .head
+                .checked_add(1)
+                .filter(|v| *v <= i64::MAX as u64)
+                .ok_or_else(|| {
+                    VolumeError::Corrupt(format!("volume `{n}`: version counter overflow"))
+                })?;
+            let (inodes, bytes) = (plan.inodes, plan.bytes);
+            let overlay = std::mem::take(&mut plan.overlay);
+            let mut put_paths = Vec::new();
+            let (mut kinds, mut blobs, mut sizes_col, mut mtimes, mut modes, mut targets) = (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            );
+            let mut gone = Vec::new();
+            for (path, node) in &overlay {
+                match node {
+                    Some(nd) => {
+                        put_paths.push(path.clone());
+                        kinds.push(kind_code(nd.kind));
+                        blobs.push(nd.blob.map(|b| b.0.to_vec()));
+                        sizes_col.push(to_db(nd.size));
+                        mtimes.push(to_db(nd.mtime_ms));
+                        modes.push(i64::from(nd.mode));
+                        targets.push(nd.target.clone());
+                    }
+                    None => gone.push(path.clone()),
+                }
+            }
+            if !gone.is_empty() {
+                let st = tx
+                    .prepare_cached(
+                        "DELETE FROM vessel_volume_nodes WHERE volume = $1 AND path = ANY($2)",
+                    )
+                    .await?;
+                tx.execute(&st, &[&meta.id, &gone]).await?;
+            }
+            if !put_paths.is_empty() {
+                let st = tx
+                    .prepare_cached(
+                        "INSERT INTO vessel_volume_nodes \
+                         (volume, path, kind, blob, size, mtime_ms, mode, target) \
+                         SELECT $1, p, k, b, s, m, md, t FROM unnest($2::text[], $3::int2[], \
+                         $4::bytea[], $5::int8[], $6::int8[], $7::int8[], $8::text[]) \
+                         AS u(p, k, b, s, m, md, t) \
+                         ON CONFLICT (volume, path) DO UPDATE SET kind = EXCLUDED.kind, \
+                         blob = EXCLUDED.blob, size = EXCLUDED.size, \
+                         mtime_ms = EXCLUDED.mtime_ms, mode = EXCLUDED.mode, \
+                         target = EXCLUDED.target",
+                    )
+                    .await?;
+                tx.execute(
+                    &st,
+                    &[
+                        &meta.id, &put_paths, &kinds, &blobs, &sizes_col, &mtimes, &modes, &targets,
+                    ],
+                )
+                .await?;
+            }
+            let st = tx
+                .prepare_cached(
+                    "INSERT INTO vessel_volume_log (volume, version, time_ms, changed, removed) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .await?;
+            tx.execute(
+                &st,
+                &[
+                    &meta.id,
+                    &to_db(version),
+                    &to_db(now_ms),
+                    &changed,
+                    &removed_paths,
+                ],
+            )
+            .await?;
+            // The compare-and-swap on the head: it must still be the one
+            // this commit planned against.
+            let st = tx
+                .prepare_cached(
+                    "UPDATE vessel_volumes SET head = $3, inodes = $4, bytes = $5 \
+                     WHERE id = $1 AND head = $2",
+                )
+                .await?;
+            let moved = tx
+                .execute(
+                    &st,
+                    &[
+                        &meta.id,
+                        &to_db(meta.head),
+                        &to_db(version),
+                        &to_db(inodes),
+                        &to_db(bytes),
+                    ],
+                )
+                .await?;
+            if moved != 1 {
+                return Err(VolumeError::Unavailable(format!(
+                    "volume `{n}` moved under a commit; try again"
+                )));
+            }
+            tx.commit().await?;
+            let info = CommitInfo {
+                version,
+                changed: changed.len() as u64,
+                removed: removed_paths.len() as u64,
+            };
+            Ok((meta.id, meta.head, info, overlay))
+        })?;
+        // Keep a cached snapshot of the previous head current: apply what
+        // this commit wrote (cheap next to a rescan, which the next read
+        // would otherwise do).
+        let mut cache = lock(&self.inner.volume_cache);
+        if let Some(nodes) = cache.get(id, from) {
+            let mut merged: BTreeMap<String, Node> = nodes.iter().cloned().collect();
+            for (p, n) in overlay {
+                match n {
+                    Some(n) => {
+                        merged.insert(p, n);
+                    }
+                    None => {
+                        merged.remove(&p);
+                    }
+                }
+            }
+            cache.put(id, info.version, Arc::new(merged.into_iter().collect()));
+        }
+        Ok(info)
+    }
+
+    fn inode_limit(&self) -> u64 {
+        self.inner.inode_limit
+    }
+
+    fn put_blob(&self, bytes: &[u8]) -> Result<BlobId, VolumeError> {
+        let id = BlobId::of(bytes);
+        if self.touch_existing(id)? {
+            return Ok(id);
+        }
+        let (got, _) = self.upload_reader(&mut &bytes[..])?;
+        Ok(got)
+    }
+
+    fn put_blob_file(&self, path: &Path) -> Result<(BlobId, u64), VolumeError> {
+        let io = |e: std::io::Error| VolumeError::Blob(BlobError::Io(e));
+        // Hash first: contents stored already need no upload.
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        let mut hasher = blake3::Hasher::new();
+        let size = std::io::copy(&mut f, &mut hasher).map_err(io)?;
+        let id = BlobId(*hasher.finalize().as_bytes());
+        if self.touch_existing(id)? {
+            return Ok((id, size));
+        }
+        f.seek(SeekFrom::Start(0)).map_err(io)?;
+        // The id returned is the hash of what was uploaded, so a file that
+        // changes meanwhile is stored as what was read, never mislabelled.
+        self.upload_reader(&mut f)
+    }
+
+    fn put_blob_reader(&self, reader: &mut dyn Read) -> Result<(BlobId, u64), VolumeError> {
+        self.upload_reader(reader)
+    }
+
+    fn local_blob(&self, id: &BlobId) -> Result<PathBuf, VolumeError> {
+        self.fetch(id)
+    }
+
+    fn read_blob(&self, id: &BlobId, offset: u64, len: u64) -> Result<Vec<u8>, VolumeError> {
+        let path = self.fetch(id)?;
+        if !lock(&self.inner.verified).contains(id) {
+            // Cached by an earlier process: hash it once in this one.
+            self.inner.cache.verify(id)?;
+            lock(&self.inner.verified).insert(*id);
+        }
+        let io = |e: std::io::Error| VolumeError::Blob(BlobError::Io(e));
+        let mut f = std::fs::File::open(&path).map_err(io)?;
+        let size = f.metadata().map_err(io)?.len();
+        let want = len.min(size.saturating_sub(offset));
+        let mut out = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+        if want > 0 {
+            f.seek(SeekFrom::Start(offset)).map_err(io)?;
+            f.take(want).read_to_end(&mut out).map_err(io)?;
+        }
+        Ok(out)
+    }
+
+    fn gc(&self, options: &GcOptions<'_>) -> Result<GcReport, VolumeError> {
+        let grace = options.min_age.unwrap_or(self.inner.gc_grace);
+        let secs = grace.as_secs_f64();
+        // Unreferenced blobs, old or young.
+        let unreferenced: Vec<(Vec<u8>, bool)> = self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached(
+                    "SELECT b.id, b.touched < now() - make_interval(secs => $1) \
+                     FROM vessel_blobs b WHERE NOT EXISTS \
+                     (SELECT 1 FROM vessel_volume_nodes n WHERE n.blob = b.id)",
+                )
+                .await?;
+            let mut out = Vec::new();
+            for row in client.query(&st, &[&secs]).await? {
+                out.push((col(&row, 0)?, col(&row, 1)?));
+            }
+            Ok(out)
+        })?;
+        let mut report = GcReport {
+            min_age_secs: grace.as_secs(),
+            ..GcReport::default()
+        };
+        let mut doomed = Vec::new();
+        for (idb, old) in unreferenced {
+            let id = BlobId(idb.as_slice().try_into().map_err(|_| {
+                VolumeError::Corrupt("the blob index holds an id that is not 32 bytes".into())
+            })?);
+            if !old {
+                report.kept_young += 1;
+            } else if (options.pinned)(&id) {
+                report.kept_pinned += 1;
+            } else {
+                doomed.push(idb);
+            }
+        }
+        doomed.sort();
+        // The rows go first, each locked and re-checked (see the module
+        // docs); only the objects of rows really deleted go after.
+        let deleted: Vec<(Vec<u8>, String, u64)> = self.vol_op(move |inner| async move {
+            let mut client = inner.pool.get().await?;
+            let tx = client.transaction().await?;
+            let st = tx
+                .prepare_cached(
+                    "DELETE FROM vessel_blobs b WHERE b.id IN \
+                     (SELECT id FROM vessel_blobs WHERE id = ANY($1) \
+                      AND touched < now() - make_interval(secs => $2) ORDER BY id FOR UPDATE) \
+                     AND b.touched < now() - make_interval(secs => $2) \
+                     AND NOT EXISTS (SELECT 1 FROM vessel_volume_nodes n WHERE n.blob = b.id) \
+                     RETURNING b.id, b.object, b.size",
+                )
+                .await?;
+            let mut out = Vec::new();
+            for row in tx.query(&st, &[&doomed, &secs]).await? {
+                out.push((
+                    col(&row, 0)?,
+                    col(&row, 1)?,
+                    u64_col(&row, 2, "a blob size")?,
+                ));
+            }
+            tx.commit().await?;
+            Ok(out)
+        })?;
+        for (idb, key, size) in deleted {
+            let blobs = self.inner.blobs.clone();
+            self.s3_run(Box::pin(async move { blobs.delete(key).await }))
+                .map_err(|e| s3_err(None, e))?;
+            report.removed_blobs += 1;
+            report.removed_bytes += size;
+            if let Ok(arr) = <[u8; 32]>::try_from(idb.as_slice()) {
+                let id = BlobId(arr);
+                lock(&self.inner.verified).remove(&id);
+                let _ = std::fs::remove_file(self.inner.cache.path(&id));
+            }
+        }
+        // Objects no row names: uploads whose host died before recording
+        // them. Old enough ones go.
+        let blobs = self.inner.blobs.clone();
+        let listed = self
+            .block(None, async move { blobs.list().await })
+            .map_err(|e| s3_err(None, e))?;
+        let known: HashSet<String> = self.vol_op(|inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached("SELECT object FROM vessel_blobs")
+                .await?;
+            let mut out = HashSet::new();
+            for row in client.query(&st, &[]).await? {
+                out.insert(col(&row, 0)?);
+            }
+            Ok(out)
+        })?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        for (key, modified) in listed {
+            if known.contains(&key) || now_ms.saturating_sub(modified) < grace_ms {
+                continue;
+            }
+            let blobs = self.inner.blobs.clone();
+            self.s3_run(Box::pin(async move { blobs.delete(key).await }))
+                .map_err(|e| s3_err(None, e))?;
+            report.removed_blobs += 1;
+        }
+        Ok(report)
+    }
+}

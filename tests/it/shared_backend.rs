@@ -1,0 +1,598 @@
+//! The shared backend end to end: two real `vessel` processes (hosts) on
+//! one PostgreSQL + S3, and what happens when those services die.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vessel_host::storage::clock::SystemClock;
+use vessel_host::storage::dict::{DictError, DictStore, PutOptions};
+use vessel_host::storage::remote::{RemoteOptions, RemoteStore};
+use vessel_host::storage::volume::{Change, Node, NodeKind, VolumeError, VolumeStore};
+use vessel_tests::servers::{Postgres, Seaweed, shared};
+use vessel_tests::{Run, Vessel, guest, http, write_app};
+
+/// A `vessel` host: its own data dir, pointed at the shared backend.
+struct Host {
+    v: Vessel,
+    metadata: String,
+    blobs: String,
+}
+
+impl Host {
+    fn new(metadata: &str, blobs: &str) -> Host {
+        Host {
+            v: Vessel::new(),
+            metadata: metadata.to_owned(),
+            blobs: blobs.to_owned(),
+        }
+    }
+    fn command(&self) -> std::process::Command {
+        let mut c = self.v.command();
+        c.env("VESSEL_METADATA", &self.metadata)
+            .env("VESSEL_BLOBS", &self.blobs);
+        c
+    }
+    fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command().args(args).output().unwrap())
+    }
+}
+
+/// A running `vessel serve`, killed if the test fails before stopping it.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(h: &Host, extra: &[&str]) -> Server {
+    let mut child = h
+        .command()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("vessel serve exited before listening"))
+            .unwrap();
+        if let Some(rest) = line.split("serving on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, addr }
+}
+
+fn json_of(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+/// Host B runs a function that waits, reloading its mount, for a file;
+/// host A (another process, another data dir) puts it; B sees it.
+#[test]
+fn a_commit_on_one_host_is_seen_by_reload_on_the_other() {
+    let (m, b) = shared().fresh();
+    let (a_host, b_host) = (Host::new(&m, &b), Host::new(&m, &b));
+    a_host.run(&["volume", "create", "shared"]).ok();
+    let dir = tempfile::tempdir().unwrap();
+    let app = write_app(
+        dir.path(),
+        "[app]\nname = \"probe\"\n[volumes.shared]\n\
+         [functions.wait]\ncomponent = \"@PROBE@\"\nexport = \"wait-for-file\"\n\
+         mounts = { \"/data\" = \"shared\" }\ntimeout = 120\n",
+    );
+    let server = serve(&b_host, &["--app", &app.display().to_string()]);
+    let addr = server.addr.as_str();
+    let tok = b_host
+        .run(&["token", "create", "--scope", "app:probe"])
+        .ok()
+        .trim()
+        .to_owned();
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/v1/apps/probe/functions/wait/spawn",
+        Some(&tok),
+        &[],
+        br#"["/data", "/data/inbox/msg.txt", 60000]"#,
+    );
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    let id = json_of(&body)["call_id"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, body) = http(
+        addr,
+        "GET",
+        &format!("/v1/calls/{id}"),
+        Some(&tok),
+        &[],
+        b"",
+    );
+    assert_eq!(json_of(&body), json!({"status": "running"}));
+    // Host A commits the file: no socket, no owner, only the database.
+    let local = dir.path().join("msg.txt");
+    std::fs::write(&local, "hello from host A").unwrap();
+    let out = a_host.run(&[
+        "volume",
+        "put",
+        "shared",
+        &local.display().to_string(),
+        "/inbox/msg.txt",
+    ]);
+    assert!(out.ok().starts_with("Uploaded"), "{}", out.stdout);
+    let (status, body) = http(
+        addr,
+        "GET",
+        &format!("/v1/calls/{id}?wait=60"),
+        Some(&tok),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        json_of(&body),
+        json!({"status": "done", "result": {"ok": "hello from host A"}})
+    );
+    // And B's own commits reach A.
+    let out = b_host.run(&["volume", "ls", "shared", "inbox"]);
+    assert!(out.ok().contains("msg.txt"), "{}", out.stdout);
+    assert_eq!(
+        a_host
+            .run(&["volume", "get", "shared", "/inbox/msg.txt", "-"])
+            .ok(),
+        "hello from host A"
+    );
+}
+
+/// Both hosts hammer the same keys through a component: counters, CAS
+/// loops and leases stay exact.
+#[test]
+fn dict_writes_cas_counters_and_leases_agree_across_hosts() {
+    let (m, b) = shared().fresh();
+    let hosts = [Host::new(&m, &b), Host::new(&m, &b)];
+    hosts[0].run(&["dict", "create", "kv"]).ok();
+    let probe = guest("dictprobe").display().to_string();
+    let op = |h: &Host, name: &str, key: &str, n: i64| -> String {
+        h.run(&[
+            "call",
+            &probe,
+            "op",
+            "--name",
+            name,
+            "--dict",
+            "kv",
+            "--key",
+            key,
+            "--arg",
+            "\"x\"",
+            "--n",
+            &n.to_string(),
+        ])
+        .ok()
+        .trim()
+        .to_owned()
+    };
+    std::thread::scope(|s| {
+        for h in &hosts {
+            s.spawn(|| {
+                for _ in 0..2 {
+                    assert_eq!(op(h, "incr-loop", "n", 25), "\"ok\"");
+                    assert_eq!(op(h, "cas-loop", "c", 15), "\"ok\"");
+                }
+            });
+        }
+    });
+    assert_eq!(hosts[1].run(&["dict", "get", "kv", "n"]).ok(), "100\n");
+    assert_eq!(hosts[0].run(&["dict", "get", "kv", "c"]).ok(), "60\n");
+    // A lease one host holds is busy for the other; tokens grow across
+    // hosts.
+    let held = op(&hosts[0], "hold", "job", 60_000);
+    let t1: u64 = held
+        .trim_matches('"')
+        .strip_prefix("ok ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(op(&hosts[1], "hold", "job", 60_000), "\"busy\"");
+    let fenced = op(&hosts[1], "lock", "other", 0);
+    let first: u64 = fenced
+        .trim_matches('"')
+        .strip_prefix("ok ")
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(first > t1, "{fenced} after token {t1}");
+    // if-absent: exactly one host wins.
+    let outs: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = hosts
+            .iter()
+            .map(|h| s.spawn(|| op(h, "if-absent", "once", 0)))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = outs.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["\"skipped\"", "\"wrote\""], "{outs:?}");
+}
+
+fn opts(pg: &Postgres, s3: &Seaweed, cache: &std::path::Path) -> RemoteOptions {
+    let mut o = RemoteOptions::new(&pg.url_for("public"), &s3.url("fail"), cache.to_owned());
+    o.op_timeout = Duration::from_secs(5);
+    o.request_timeout = Duration::from_secs(5);
+    o
+}
+
+fn file_node(s: &dyn VolumeStore, bytes: &[u8]) -> Result<Node, VolumeError> {
+    Ok(Node {
+        kind: NodeKind::File,
+        blob: Some(s.put_blob(bytes)?),
+        size: bytes.len() as u64,
+        mtime_ms: 1,
+        mode: 0o644,
+        target: None,
+    })
+}
+
+/// Writes dict entries and volume commits in a loop, killing PostgreSQL
+/// (SIGKILL) after a few: the failures are `Unavailable`, quickly; once it
+/// is back, retries pass, and every acknowledged write is there, whole.
+#[test]
+fn postgres_dying_mid_write_fails_unavailable_and_loses_nothing_acknowledged() {
+    let mut pg = Postgres::start();
+    let s3 = Seaweed::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        RemoteStore::open_with_clock(opts(&pg, &s3, dir.path()), Arc::new(SystemClock)).unwrap();
+    DictStore::create(&store, "d").unwrap();
+    VolumeStore::create(&store, "v").unwrap();
+    // A host serving a guest that writes the dict, started while the
+    // database is up.
+    let h = Host::new(&pg.url_for("public"), &s3.url("fail"));
+    let manifest = dir.path().join("vessel.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[app]\nname = \"probe\"\n[functions.op]\ncomponent = {:?}\ndicts = [\"d\"]\n",
+            guest("dictprobe").display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = serve(&h, &["--app", &manifest.display().to_string()]);
+    let tok = h
+        .run(&["token", "create", "--scope", "app:probe"])
+        .ok()
+        .trim()
+        .to_owned();
+    let guest_put = |key: &str| -> String {
+        let body = format!("[\"put\", \"d\", \"{key}\", \"v\", 0]");
+        let (status, out) = http(
+            &server.addr,
+            "POST",
+            "/v1/apps/probe/functions/op/call",
+            Some(&tok),
+            &[],
+            body.as_bytes(),
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&out));
+        json_of(&out)["result"].as_str().unwrap().to_owned()
+    };
+    assert!(guest_put("g0").starts_with("ok v"));
+    let mut acked_keys = Vec::new();
+    let mut acked_commits = 0u64;
+    let mut failures = Vec::new();
+    for i in 0..400u64 {
+        if i == 40 {
+            pg.stop(true);
+        }
+        let started = Instant::now();
+        let key = format!("k{i:04}");
+        match store.put("d", &key, key.as_bytes(), &PutOptions::default()) {
+            Ok(_) => acked_keys.push(key.clone()),
+            Err(e) => failures.push((
+                format!("{e}"),
+                matches!(e, DictError::Unavailable(_)),
+                started.elapsed(),
+            )),
+        }
+        let commit = file_node(&store, format!("file {i}").as_bytes()).and_then(|n| {
+            store.commit(
+                "v",
+                &[Change::Put {
+                    path: format!("f/{i:04}"),
+                    node: n,
+                }],
+            )
+        });
+        match commit {
+            Ok(_) => acked_commits += 1,
+            Err(e) => failures.push((
+                format!("{e}"),
+                matches!(e, VolumeError::Unavailable(_)),
+                started.elapsed(),
+            )),
+        }
+        if failures.len() >= 6 {
+            break;
+        }
+    }
+    assert!(
+        acked_keys.len() >= 40 && acked_commits >= 40,
+        "{} {}",
+        acked_keys.len(),
+        acked_commits
+    );
+    assert!(
+        failures.len() >= 6,
+        "writes kept passing with PostgreSQL dead"
+    );
+    for (msg, unavailable, took) in &failures {
+        assert!(unavailable, "not `unavailable`: {msg}");
+        assert!(*took < Duration::from_secs(12), "took {took:?}: {msg}");
+    }
+    // A guest gets `unavailable` (the WIT error), and so does the CLI.
+    let g = guest_put("g1");
+    assert!(g.starts_with("error: ") && g.contains("unavailable"), "{g}");
+    h.run(&["dict", "put", "d", "cli", "1"])
+        .fails(1, &["unavailable"]);
+    pg.run();
+    // Back: a retry passes (the pool replaces its dead connections).
+    let retry = (0..3).find_map(|_| store.put("d", "after", b"1", &PutOptions::default()).ok());
+    assert!(retry.is_some(), "no retry passed once PostgreSQL was back");
+    store
+        .commit(
+            "v",
+            &[Change::Put {
+                path: "after".into(),
+                node: file_node(&store, b"after").unwrap(),
+            }],
+        )
+        .unwrap();
+    // Nothing acknowledged is lost, and what is there is whole.
+    for k in &acked_keys {
+        assert_eq!(
+            store.get("d", k).unwrap().map(|e| e.value),
+            Some(k.as_bytes().to_vec()),
+            "{k}"
+        );
+    }
+    let snap = store.snapshot("v").unwrap();
+    let info = VolumeStore::info(&store, "v").unwrap();
+    assert_eq!(info.inodes, snap.nodes.len() as u64);
+    let files = snap
+        .nodes
+        .iter()
+        .filter(|(p, _)| p.starts_with("f/"))
+        .count() as u64;
+    // A commit whose answer was lost with the connection may have landed:
+    // at most one more than acknowledged, never less.
+    assert!(
+        files == acked_commits || files == acked_commits + 1,
+        "{files} files, {acked_commits} acknowledged"
+    );
+    assert_eq!(snap.version, files + 1);
+    // The guest's retry passes too, on the same host process.
+    let g = (0..3)
+        .map(|_| guest_put("g2"))
+        .find(|g| g.starts_with("ok v"));
+    assert!(g.is_some(), "the guest's retry did not pass");
+    assert_eq!(
+        store.get("d", "g0").unwrap().map(|e| e.value),
+        Some(b"v".to_vec())
+    );
+}
+
+/// Kills SeaweedFS in a put loop: puts fail `unavailable` quickly; once it
+/// is back, retries pass and every acknowledged blob reads back (from S3,
+/// not a local cache).
+#[test]
+fn s3_dying_mid_put_fails_unavailable_and_loses_nothing_acknowledged() {
+    let pg = Postgres::start();
+    let mut s3 = Seaweed::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        RemoteStore::open_with_clock(opts(&pg, &s3, &dir.path().join("a")), Arc::new(SystemClock))
+            .unwrap();
+    VolumeStore::create(&store, "v").unwrap();
+    let mut acked = Vec::new();
+    let mut failures = Vec::new();
+    for i in 0..400u64 {
+        if i == 30 {
+            s3.stop(true);
+        }
+        let started = Instant::now();
+        let body = format!("blob {i}").repeat(100);
+        match file_node(&store, body.as_bytes()).and_then(|n| {
+            store
+                .commit(
+                    "v",
+                    &[Change::Put {
+                        path: format!("{i:04}"),
+                        node: n,
+                    }],
+                )
+                .map(|_| ())
+        }) {
+            Ok(()) => acked.push((format!("{i:04}"), body)),
+            Err(e) => failures.push((
+                format!("{e}"),
+                matches!(e, VolumeError::Unavailable(_)),
+                started.elapsed(),
+            )),
+        }
+        if failures.len() >= 3 {
+            break;
+        }
+    }
+    assert!(acked.len() >= 30);
+    for (msg, unavailable, took) in &failures {
+        assert!(unavailable, "not `unavailable`: {msg}");
+        assert!(*took < Duration::from_secs(30), "took {took:?}: {msg}");
+    }
+    let before = store.snapshot("v").unwrap();
+    assert_eq!(
+        before.version,
+        acked.len() as u64,
+        "no commit landed without its blob"
+    );
+    s3.run();
+    let retry = (0..5).find_map(|_| {
+        let r = file_node(&store, b"after").and_then(|n| {
+            store.commit(
+                "v",
+                &[Change::Put {
+                    path: "after".into(),
+                    node: n,
+                }],
+            )
+        });
+        if r.is_err() {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        r.ok()
+    });
+    assert!(retry.is_some(), "no retry passed once S3 was back");
+    // A second host with an empty cache reads every acknowledged file.
+    let other = RemoteStore::open(opts(&pg, &s3, &dir.path().join("b"))).unwrap();
+    for (path, body) in &acked {
+        let n = other.node("v", path).unwrap().unwrap();
+        assert_eq!(
+            other.read_blob(&n.blob.unwrap(), 0, u64::MAX).unwrap(),
+            body.as_bytes(),
+            "{path}"
+        );
+    }
+    assert!(other.s3_stats().downloads >= acked.len() as u64);
+}
+
+/// One host commits new files (sometimes waiting between the upload and
+/// the commit), another collects garbage with a 1 s minimum age the whole
+/// time: no commit ever lands naming a collected blob (a late one fails
+/// whole with `missing`), and every file of the final head reads back on a
+/// third host with an empty cache.
+#[test]
+fn gc_on_one_host_is_safe_while_another_commits() {
+    let (m, b) = shared().fresh();
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str| {
+        let mut o = RemoteOptions::new(&m, &b, dir.path().join(name));
+        o.blob_gc_grace = Duration::from_secs(1);
+        RemoteStore::open(o).unwrap()
+    };
+    let (writer, collector) = (open("w"), open("c"));
+    VolumeStore::create(&writer, "v").unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (landed, late, collected) = std::thread::scope(|s| {
+        let gc = s.spawn(|| {
+            let mut removed = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = collector
+                    .gc(&vessel_host::storage::volume::GcOptions {
+                        pinned: &|_| false,
+                        min_age: None,
+                    })
+                    .unwrap();
+                removed += r.removed_blobs;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            removed
+        });
+        let (mut landed, mut late) = (0u64, 0u64);
+        for i in 0..40u64 {
+            let body = format!("contents {i}");
+            let node = file_node(&writer, body.as_bytes()).unwrap();
+            if i % 4 == 3 {
+                // Past the minimum age: gc may take the blob first.
+                std::thread::sleep(Duration::from_millis(1500));
+            }
+            // Replacing a file makes its old blob garbage.
+            let path = format!("f{}", i % 10);
+            match writer.commit("v", &[Change::Put { path, node }]) {
+                Ok(_) => landed += 1,
+                Err(VolumeError::Blob(vessel_host::storage::blobs::BlobError::Missing(_))) => {
+                    late += 1
+                }
+                Err(e) => panic!("commit {i}: {e}"),
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (landed, late, gc.join().unwrap())
+    });
+    assert_eq!(landed + late, 40);
+    assert!(
+        collected > 0,
+        "gc collected nothing: the test did not race it"
+    );
+    let reader = open("r");
+    let snap = reader.snapshot("v").unwrap();
+    assert_eq!(snap.version, landed, "every landed commit, no other");
+    for (path, node) in &snap.nodes {
+        let bytes = reader.read_blob(&node.blob.unwrap(), 0, u64::MAX).unwrap();
+        assert!(
+            String::from_utf8(bytes).unwrap().starts_with("contents "),
+            "{path}"
+        );
+    }
+}
+
+/// `--metadata`/`--blobs`, their environment variables and
+/// DATA_DIR/config.toml all select the shared backend; one without the
+/// other is a usage error naming the missing one.
+#[test]
+fn the_backend_comes_from_flags_env_or_the_config_file() {
+    let (m, b) = shared().fresh();
+    let flags = Vessel::new();
+    flags
+        .run(&[
+            "--metadata",
+            &m,
+            "--blobs",
+            &b,
+            "dict",
+            "create",
+            "from-flags",
+        ])
+        .ok();
+    let file = Vessel::new();
+    std::fs::write(
+        file.home.path().join("config.toml"),
+        format!("metadata = {m:?}\nblobs = {b:?}\n"),
+    )
+    .unwrap();
+    file.run(&["dict", "put", "from-flags", "k", "\"v\""]).ok();
+    let env = Host::new(&m, &b);
+    assert_eq!(env.run(&["dict", "get", "from-flags", "k"]).ok(), "\"v\"\n");
+    // The embedded default is untouched by all that.
+    assert_eq!(Vessel::new().run(&["dict", "list"]).ok(), "");
+    flags
+        .run(&["--metadata", &m, "dict", "list"])
+        .fails(2, &["--metadata needs --blobs"]);
+    flags
+        .run(&["--blobs", &b, "dict", "list"])
+        .fails(2, &["--blobs needs --metadata"]);
+    flags
+        .run(&["--metadata", "mysql://x", "--blobs", &b, "dict", "list"])
+        .fails(2, &["expected postgres://"]);
+    flags
+        .run(&["--metadata", &m, "--blobs", "http://nope", "dict", "list"])
+        .fails(1, &["s3://"]);
+    std::fs::write(flags.home.path().join("config.toml"), "metadta = \"x\"\n").unwrap();
+    flags
+        .run(&["dict", "list"])
+        .fails(2, &["config.toml", "metadta"]);
+}
