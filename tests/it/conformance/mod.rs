@@ -66,6 +66,7 @@ fn open_embedded(dir: &std::path::Path, setup: Setup, clock: &ManualClock) -> Em
         dict_idle_expiry_ms: setup.idle_ms,
         volume_inode_limit: setup.inode_limit,
         blob_gc_grace: setup.gc_grace,
+        ..EmbeddedOptions::default()
     };
     EmbeddedStore::open_with_clock(dir, opts, Arc::new(clock.clone())).unwrap()
 }
