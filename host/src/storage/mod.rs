@@ -3,7 +3,8 @@
 //! The rest of the host talks to the [`dict::DictStore`] and
 //! [`volume::VolumeStore`] traits only; the embedded backend ([`embedded`]:
 //! sled plus a content-addressed blob folder) is the default, and nothing
-//! outside this module names sled.
+//! outside this module names sled. [`disk`] is the seam for the storage
+//! layer's own file I/O, where tests inject faults and model power loss.
 
 pub mod blobs;
 pub mod clock;
