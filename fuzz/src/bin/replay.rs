@@ -105,11 +105,9 @@ fn run_one(name: &str, target: fn(&[u8]), input: &[u8], root: &Path) -> Result<(
     }
     let dir = root.join("artifacts").join(name);
     let _ = std::fs::create_dir_all(&dir);
-    let hash = input
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let hash = input.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
     let path = dir.join(format!("crash-{hash:016x}"));
     let _ = std::fs::write(&path, input);
     Err(format!("{name}: crash, input saved to {}", path.display()))
