@@ -21,6 +21,7 @@
 
 use std::path::Path;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arbitrary::{Result as AResult, Unstructured};
 use serde_json::{Map, Number, Value as Json};
@@ -28,6 +29,11 @@ use vessel_host::app::manifest::{MAX_CONTAINERS_LIMIT, MAX_MEMORY_MIB, Manifest}
 use vessel_host::call::{from_json, to_json, type_name};
 use wasmtime::component::Component;
 use wasmtime::component::types::{ComponentItem, Type};
+
+/// What `json_to_val` did with its inputs: types built, values converted
+/// (and round-tripped), values refused with an error. The replay runner
+/// prints them, so a generator that stopped reaching the converter shows.
+pub static JSON_STATS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 
 /// The targets by name, for the replay runner.
 pub const TARGETS: [(&str, fn(&[u8])); 3] = [
@@ -457,6 +463,7 @@ pub fn json_to_val(data: &[u8]) {
         gen_json(&mut u, &ty, 0).unwrap_or(Json::Null)
     };
     let wit = build(&ty);
+    JSON_STATS[0].fetch_add(1, Ordering::Relaxed);
     let shown = type_name(&wit);
     assert!(!shown.is_empty());
     match from_json(&wit, &json, "arg") {
@@ -466,8 +473,10 @@ pub fn json_to_val(data: &[u8]) {
                 panic!("{json} converted to {val:?}, whose JSON {back} does not convert: {e}")
             });
             assert_eq!(to_json(&again), back, "{shown}: {json} does not round-trip");
+            JSON_STATS[1].fetch_add(1, Ordering::Relaxed);
         }
         Err(e) => {
+            JSON_STATS[2].fetch_add(1, Ordering::Relaxed);
             assert!(e.path.starts_with("arg"), "{e}");
             assert!(
                 !e.message.is_empty(),

@@ -9,6 +9,7 @@
 //! and this otherwise; both run the same target code (`vessel_fuzz`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// A xorshift generator: the same seed gives the same inputs.
@@ -153,9 +154,19 @@ fn main() {
             result = run_one(name, target, &input, &root);
             done += 1;
         }
+        let detail = if name == "json_to_val" {
+            let [built, converted, refused] = vessel_fuzz::JSON_STATS
+                .each_ref()
+                .map(|a| a.load(Ordering::Relaxed));
+            format!(
+                " ({built} types built, {converted} values converted and back, {refused} refused)"
+            )
+        } else {
+            String::new()
+        };
         match result {
             Ok(()) => println!(
-                "{name}: {done} runs ({} corpus inputs) in {:.1} s, no crash",
+                "{name}: {done} runs ({} corpus inputs) in {:.1} s, no crash{detail}",
                 seeds.len(),
                 start.elapsed().as_secs_f64()
             ),
