@@ -9,6 +9,7 @@
 //! and this otherwise; both run the same target code (`vessel_fuzz`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// A xorshift generator: the same seed gives the same inputs.
@@ -105,11 +106,9 @@ fn run_one(name: &str, target: fn(&[u8]), input: &[u8], root: &Path) -> Result<(
     }
     let dir = root.join("artifacts").join(name);
     let _ = std::fs::create_dir_all(&dir);
-    let hash = input
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let hash = input.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
     let path = dir.join(format!("crash-{hash:016x}"));
     let _ = std::fs::write(&path, input);
     Err(format!("{name}: crash, input saved to {}", path.display()))
@@ -155,9 +154,19 @@ fn main() {
             result = run_one(name, target, &input, &root);
             done += 1;
         }
+        let detail = if name == "json_to_val" {
+            let [built, converted, refused] = vessel_fuzz::JSON_STATS
+                .each_ref()
+                .map(|a| a.load(Ordering::Relaxed));
+            format!(
+                " ({built} types built, {converted} values converted and back, {refused} refused)"
+            )
+        } else {
+            String::new()
+        };
         match result {
             Ok(()) => println!(
-                "{name}: {done} runs ({} corpus inputs) in {:.1} s, no crash",
+                "{name}: {done} runs ({} corpus inputs) in {:.1} s, no crash{detail}",
                 seeds.len(),
                 start.elapsed().as_secs_f64()
             ),

@@ -446,13 +446,19 @@ fn check_function_name(name: &str) -> Result<(), String> {
 }
 
 fn seconds(t: f64, zero_ok: bool) -> Result<Duration, String> {
-    if !t.is_finite() || t < 0.0 || (t == 0.0 && !zero_ok) || t > MAX_TIMEOUT_SECS {
+    let d = if t.is_finite() && (0.0..=MAX_TIMEOUT_SECS).contains(&t) {
+        Duration::from_secs_f64(t)
+    } else {
+        Duration::MAX
+    };
+    // A positive number under a nanosecond would be a zero timeout.
+    if d == Duration::MAX || (d.is_zero() && !zero_ok) {
         let low = if zero_ok { "0" } else { "more than 0" };
         return Err(format!(
             "must be a number of seconds, {low} and at most {MAX_TIMEOUT_SECS}, got {t}"
         ));
     }
-    Ok(Duration::from_secs_f64(t))
+    Ok(d)
 }
 
 fn check_guest_path(guest: &str) -> Result<(), String> {
@@ -544,6 +550,8 @@ mod tests {
     fn bad_values_name_the_key_and_the_limit() {
         let cases = [
             ("timeout = 0", "functions.f.timeout", "more than 0"),
+            // Positive, but a zero Duration.
+            ("timeout = 1e-12", "functions.f.timeout", "more than 0"),
             ("timeout = -1", "functions.f.timeout", "seconds"),
             ("memory = 0", "functions.f.memory", "between 1 and"),
             ("memory = 9999999", "functions.f.memory", "65536"),
