@@ -57,6 +57,65 @@ pub const MAX_SCAN_LIMIT: u32 = 1_000;
 /// Default idle period after which an entry expires: 7 days.
 pub const DEFAULT_IDLE_EXPIRY_MS: u64 = 7 * 24 * 3600 * 1000;
 
+/// Checks a key against [`MAX_KEY_BYTES`].
+pub fn check_key(key: &str) -> Result<(), DictError> {
+    if key.len() > MAX_KEY_BYTES as usize {
+        return Err(DictError::InvalidKey(format!(
+            "a key of {} bytes is over the limit of {MAX_KEY_BYTES} bytes (max-key-bytes)",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a value size against [`MAX_VALUE_BYTES`].
+pub fn check_value(len: usize) -> Result<(), DictError> {
+    if len as u64 > MAX_VALUE_BYTES {
+        return Err(DictError::TooLarge(format!(
+            "a value of {len} bytes is over the limit of {MAX_VALUE_BYTES} bytes \
+             (100 MiB, max-value-bytes)"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the size of an `update` against [`MAX_UPDATE_ENTRIES`].
+pub fn check_update_len(n: usize) -> Result<(), DictError> {
+    check_batch_len(n, "an update")
+}
+
+/// Checks the size of a batch (`what`: "an update", ...) against
+/// [`MAX_UPDATE_ENTRIES`].
+pub fn check_batch_len(n: usize, what: &str) -> Result<(), DictError> {
+    if n > MAX_UPDATE_ENTRIES as usize {
+        return Err(DictError::TooLarge(format!(
+            "{what} of {n} entries is over the limit of {MAX_UPDATE_ENTRIES} entries \
+             (max-update-entries); nothing was written"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a put's TTL: when given, at least 1 ms.
+pub fn check_put_ttl(opts: &PutOptions) -> Result<(), DictError> {
+    if opts.ttl_ms == Some(0) {
+        return Err(DictError::InvalidArgument(
+            "ttl must be at least 1 ms (omit it for the idle expiry)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a lease's TTL: at least 1 ms.
+pub fn check_lease_ttl(ttl_ms: u64) -> Result<(), DictError> {
+    if ttl_ms == 0 {
+        return Err(DictError::InvalidArgument(
+            "a lease ttl must be at least 1 ms".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A value and its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DictEntry {

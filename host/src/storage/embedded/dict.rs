@@ -66,7 +66,8 @@ pub use crate::storage::dict::{
 };
 use crate::storage::dict::{
     DictEntry, DictError, DictInfo, DictLimits, DictStore, LeaseInfo, PutOptions, PutOutcome,
-    ScanItem, ScanPage, validate_name,
+    ScanItem, ScanPage, check_batch_len, check_key, check_lease_ttl, check_put_ttl,
+    check_update_len, check_value, validate_name,
 };
 use crate::storage::disk::is_disk_full;
 
@@ -332,45 +333,6 @@ fn parse_counter(key: &str, value: &[u8]) -> Result<i64, DictError> {
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
         .ok_or_else(|| DictError::NotACounter { key: key.into() })
-}
-
-/// Checks a key against [`MAX_KEY_BYTES`].
-pub fn check_key(key: &str) -> Result<(), DictError> {
-    if key.len() > MAX_KEY_BYTES as usize {
-        return Err(DictError::InvalidKey(format!(
-            "a key of {} bytes is over the limit of {MAX_KEY_BYTES} bytes (max-key-bytes)",
-            key.len()
-        )));
-    }
-    Ok(())
-}
-
-/// Checks a value size against [`MAX_VALUE_BYTES`].
-pub fn check_value(len: usize) -> Result<(), DictError> {
-    if len as u64 > MAX_VALUE_BYTES {
-        return Err(DictError::TooLarge(format!(
-            "a value of {len} bytes is over the limit of {MAX_VALUE_BYTES} bytes \
-             (100 MiB, max-value-bytes)"
-        )));
-    }
-    Ok(())
-}
-
-/// Checks the size of an `update` against [`MAX_UPDATE_ENTRIES`].
-pub fn check_update_len(n: usize) -> Result<(), DictError> {
-    check_batch_len(n, "an update")
-}
-
-/// Checks the size of a batch (`what`: "an update", ...) against
-/// [`MAX_UPDATE_ENTRIES`].
-fn check_batch_len(n: usize, what: &str) -> Result<(), DictError> {
-    if n > MAX_UPDATE_ENTRIES as usize {
-        return Err(DictError::TooLarge(format!(
-            "{what} of {n} entries is over the limit of {MAX_UPDATE_ENTRIES} entries \
-             (max-update-entries); nothing was written"
-        )));
-    }
-    Ok(())
 }
 
 fn storage(e: sled::Error) -> DictError {
@@ -919,11 +881,7 @@ impl DictStore for EmbeddedStore {
     ) -> Result<PutOutcome, DictError> {
         check_key(key)?;
         check_value(value.len())?;
-        if opts.ttl_ms == Some(0) {
-            return Err(DictError::InvalidArgument(
-                "ttl must be at least 1 ms (omit it for the idle expiry)".into(),
-            ));
-        }
+        check_put_ttl(opts)?;
         let outcome = self.dict_tx(dict, |tx, meta| {
             let old = tx.read(key)?;
             let live = old.as_ref().filter(|(h, _)| !tx.expired(h));
@@ -1158,11 +1116,7 @@ impl DictStore for EmbeddedStore {
 
     fn lock(&self, dict: &str, key: &str, ttl_ms: u64) -> Result<Option<LeaseInfo>, DictError> {
         check_key(key)?;
-        if ttl_ms == 0 {
-            return Err(DictError::InvalidArgument(
-                "a lease ttl must be at least 1 ms".into(),
-            ));
-        }
+        check_lease_ttl(ttl_ms)?;
         let lease = self.dict_tx(dict, |tx, meta| {
             if let Some(b) = tx.l.get(key.as_bytes())? {
                 let (_, expires) = decode_lease(key, &b).map_err(abort)?;
@@ -1195,11 +1149,7 @@ impl DictStore for EmbeddedStore {
         ttl_ms: u64,
     ) -> Result<LeaseInfo, DictError> {
         check_key(key)?;
-        if ttl_ms == 0 {
-            return Err(DictError::InvalidArgument(
-                "a lease ttl must be at least 1 ms".into(),
-            ));
-        }
+        check_lease_ttl(ttl_ms)?;
         let lease = self.dict_tx(dict, |tx, _| {
             let lost = || abort(DictError::LeaseLost { key: key.into() });
             let b = tx.l.get(key.as_bytes())?.ok_or_else(lost)?;

@@ -52,7 +52,10 @@ use crate::storage::dict::{
     MAX_SCAN_LIMIT, MAX_UPDATE_ENTRIES, MAX_VALUE_BYTES, PutOptions, PutOutcome, ScanItem,
     ScanPage, validate_name,
 };
-use crate::storage::embedded::dict::{TOUCH_FRACTION, check_key, check_update_len, check_value};
+use crate::storage::dict::{
+    check_batch_len, check_key, check_lease_ttl, check_put_ttl, check_update_len, check_value,
+};
+use crate::storage::embedded::dict::TOUCH_FRACTION;
 
 impl From<Stalled> for DictError {
     fn from(s: Stalled) -> Self {
@@ -451,11 +454,7 @@ impl DictStore for RemoteStore {
     ) -> Result<PutOutcome, DictError> {
         check_key(key)?;
         check_value(value.len())?;
-        if opts.ttl_ms == Some(0) {
-            return Err(DictError::InvalidArgument(
-                "ttl must be at least 1 ms (omit it for the idle expiry)".into(),
-            ));
-        }
+        check_put_ttl(opts)?;
         let (d, k, v, opts) = (dict.to_owned(), key.to_owned(), value.to_vec(), *opts);
         let now = self.now_ms();
         let idle = self.idle_ms();
@@ -596,13 +595,7 @@ impl DictStore for RemoteStore {
     }
 
     fn remove_many(&self, dict: &str, keys: &[String]) -> Result<u64, DictError> {
-        if keys.len() > MAX_UPDATE_ENTRIES as usize {
-            return Err(DictError::TooLarge(format!(
-                "a removal of {} entries is over the limit of {MAX_UPDATE_ENTRIES} entries \
-                 (max-update-entries); nothing was written",
-                keys.len()
-            )));
-        }
+        check_batch_len(keys.len(), "a removal")?;
         for k in keys {
             check_key(k)?;
         }
@@ -758,11 +751,7 @@ impl DictStore for RemoteStore {
 
     fn lock(&self, dict: &str, key: &str, ttl_ms: u64) -> Result<Option<LeaseInfo>, DictError> {
         check_key(key)?;
-        if ttl_ms == 0 {
-            return Err(DictError::InvalidArgument(
-                "a lease ttl must be at least 1 ms".into(),
-            ));
-        }
+        check_lease_ttl(ttl_ms)?;
         let (d, k) = (dict.to_owned(), key.as_bytes().to_vec());
         let now = self.now_ms();
         self.dict_tx(dict, move |tx, locked| {
@@ -805,11 +794,7 @@ impl DictStore for RemoteStore {
         ttl_ms: u64,
     ) -> Result<LeaseInfo, DictError> {
         check_key(key)?;
-        if ttl_ms == 0 {
-            return Err(DictError::InvalidArgument(
-                "a lease ttl must be at least 1 ms".into(),
-            ));
-        }
+        check_lease_ttl(ttl_ms)?;
         let (d, k, name) = (dict.to_owned(), key.as_bytes().to_vec(), key.to_owned());
         let now = self.now_ms();
         self.dict_tx(dict, move |tx, _| {
