@@ -201,6 +201,15 @@ pub struct ParamFlag {
 /// Parses `--NAME VALUE`, `--NAME=VALUE`, bare `--NAME`, `--no-NAME` and
 /// `--NAME @FILE` (JSON read from FILE).
 pub fn parse_param_flags(tokens: &[String]) -> Result<Vec<ParamFlag>, String> {
+    parse_param_flags_in(tokens, None)
+}
+
+/// [`parse_param_flags`], reading a relative `@FILE` from `base` instead of
+/// the current directory (a command forwarded from another process).
+pub fn parse_param_flags_in(
+    tokens: &[String],
+    base: Option<&std::path::Path>,
+) -> Result<Vec<ParamFlag>, String> {
     let mut out = Vec::new();
     let mut i = 0;
     while let Some(tok) = tokens.get(i) {
@@ -225,7 +234,7 @@ pub fn parse_param_flags(tokens: &[String]) -> Result<Vec<ParamFlag>, String> {
         };
         let value = match &raw {
             None => None,
-            Some(text) => Some(parse_flag_value(&name, text)?),
+            Some(text) => Some(parse_flag_value(&name, text, base)?),
         };
         out.push(ParamFlag {
             name,
@@ -237,9 +246,17 @@ pub fn parse_param_flags(tokens: &[String]) -> Result<Vec<ParamFlag>, String> {
     Ok(out)
 }
 
-fn parse_flag_value(name: &str, text: &str) -> Result<Json, String> {
+fn parse_flag_value(
+    name: &str,
+    text: &str,
+    base: Option<&std::path::Path>,
+) -> Result<Json, String> {
     if let Some(file) = text.strip_prefix('@') {
-        let body = std::fs::read_to_string(file)
+        let path = match base {
+            Some(b) => b.join(file),
+            None => std::path::PathBuf::from(file),
+        };
+        let body = std::fs::read_to_string(path)
             .map_err(|e| format!("--{name}: cannot read {file}: {e}"))?;
         return serde_json::from_str(&body)
             .map_err(|e| format!("--{name}: {file} is not valid JSON: {e}"));

@@ -13,10 +13,12 @@
 //! ([`remove_stale_dirs`]), so crashes do not leak disk.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceTable, Val};
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::cli::{StdinStream, StdoutStream};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::dict::{DictCtx, DictCtxView, DictView};
@@ -52,9 +54,12 @@ pub struct ContainerConfig {
     pub dir_mounts: Vec<DirMount>,
     /// `argv` as the guest sees it, program name first.
     pub args: Vec<String>,
-    /// Give the guest the host's stdin (stdout and stderr are always
-    /// inherited so guests can log).
+    /// Give the guest stdin (stdout and stderr are always given, so guests
+    /// can log); where all three go is `stdio`.
     pub inherit_stdin: bool,
+    /// The host process's stdio, or pipes to a `vessel` command that
+    /// forwarded this call to the process owning the data dir.
+    pub stdio: GuestStdio,
     /// The stores behind the dict and volume capabilities.
     pub stores: crate::storage::Stores,
     /// What the function may open by name.
@@ -76,6 +81,29 @@ pub struct ContainerConfig {
     pub max_open_files: u32,
 }
 
+/// Where a guest's stdin, stdout and stderr go.
+#[derive(Clone, Default)]
+pub enum GuestStdio {
+    /// This process's own.
+    #[default]
+    Inherit,
+    /// Streams of another party: the frames of a forwarded command.
+    Piped {
+        stdin: Arc<dyn StdinStream + Sync>,
+        stdout: Arc<dyn StdoutStream + Sync>,
+        stderr: Arc<dyn StdoutStream + Sync>,
+    },
+}
+
+impl std::fmt::Debug for GuestStdio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GuestStdio::Inherit => "Inherit",
+            GuestStdio::Piped { .. } => "Piped",
+        })
+    }
+}
+
 /// Default interval of background commits.
 pub const DEFAULT_BACKGROUND_COMMIT: Duration = Duration::from_secs(5);
 
@@ -87,6 +115,7 @@ impl Default for ContainerConfig {
             dir_mounts: Vec::new(),
             args: Vec::new(),
             inherit_stdin: false,
+            stdio: GuestStdio::Inherit,
             stores: crate::storage::Stores::default(),
             grants: Grants::default(),
             volume_mounts: Vec::new(),
@@ -401,9 +430,24 @@ impl Container {
             }
         }
         let mut wasi = WasiCtxBuilder::new();
-        wasi.inherit_stdout().inherit_stderr().args(&config.args);
-        if config.inherit_stdin {
-            wasi.inherit_stdin();
+        wasi.args(&config.args);
+        match &config.stdio {
+            GuestStdio::Inherit => {
+                wasi.inherit_stdout().inherit_stderr();
+                if config.inherit_stdin {
+                    wasi.inherit_stdin();
+                }
+            }
+            GuestStdio::Piped {
+                stdin,
+                stdout,
+                stderr,
+            } => {
+                wasi.stdout(stdout.clone()).stderr(stderr.clone());
+                if config.inherit_stdin {
+                    wasi.stdin(stdin.clone());
+                }
+            }
         }
         // The scratch dir is the guest's `/`; mounts are longer preopens and
         // win for paths under them.

@@ -498,16 +498,11 @@ fn a_running_app_serves_other_commands() {
     // While it runs, it owns the store; these go through its socket.
     let ls = v.run(&["volume", "ls", "checkpoints"]);
     assert_eq!(ls.ok(), "state\n");
-    // A second app run cannot share the store yet, and says so.
-    v.run(&["run", &app.display().to_string(), "--steps", "1"])
-        .fails(
-            1,
-            &[
-                "another vessel process owns",
-                "vessel.sock",
-                "not supported yet",
-            ],
-        );
+    // A second run of the app goes through the owner: it runs there, on
+    // the store the first run holds, and its output comes back here.
+    let second = v.run(&["run", &app.display().to_string(), "--steps", "1"]);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(second.stdout.contains("step"), "{second:?}");
     v.run(&["dict", "create", "side"]).ok();
     assert_eq!(v.run(&["dict", "list"]).ok(), "side\t0\n");
     child.kill().unwrap();
@@ -579,6 +574,153 @@ fn volume_commands_reach_the_owner_with_the_same_output() {
         codes.contains(&0) && codes.contains(&1) && codes.contains(&2),
         "{codes:?}"
     );
+}
+
+/// `vessel call` and `vessel run` side by side: without an owner, and
+/// forwarded to `vessel serve` (the owner runs them on its store and the
+/// output, exit codes and errors come back unchanged). Run from a work
+/// directory with relative paths, since the owner's directory differs.
+#[test]
+fn call_and_run_reach_the_owner_with_the_same_output() {
+    let guests = vessel_tests::guest_dir().display().to_string();
+    let script: &[(&[&str], &str)] = &[
+        (
+            &[
+                "call",
+                "G/dictprobe.wasm",
+                "op",
+                "--args",
+                r#"["put","d","k","v1",0]"#,
+            ],
+            "",
+        ),
+        (
+            &[
+                "call",
+                "G/dictprobe.wasm",
+                "op",
+                "--args",
+                r#"["get","d","k","",0]"#,
+            ],
+            "",
+        ),
+        (&["dict", "get", "d", "k"], ""),
+        (&["call", "G/add.wasm", "add", "--a", "2", "--b", "3"], ""),
+        (
+            &["call", "G/add.wasm", "add", "--args-file", "args.json"],
+            "",
+        ),
+        (
+            &["call", "G/add.wasm", "add", "--args-file", "-"],
+            "[40, 2]",
+        ),
+        (
+            &["call", "G/add.wasm", "add", "--a", "@a.json", "--b", "1"],
+            "",
+        ),
+        (
+            &[
+                "call",
+                "G/add.wasm",
+                "add",
+                "--a",
+                "@missing.json",
+                "--b",
+                "1",
+            ],
+            "",
+        ),
+        (&["call", "G/add.wasm", "nope"], ""),
+        (&["call", "G/add.wasm", "add", "--a", "x", "--b", "1"], ""),
+        (&["call", "missing.wasm", "f"], ""),
+        (
+            &["run", "G/command.wasm", "--", "echo", "hi", "exit", "3"],
+            "",
+        ),
+        (
+            &[
+                "run",
+                "G/command.wasm",
+                "--mount",
+                "in:/data",
+                "--",
+                "cat",
+                "/data/a.txt",
+                "ls",
+                "/data",
+            ],
+            "",
+        ),
+        (
+            &[
+                "run",
+                "G/command.wasm",
+                "--mount",
+                "nope:/data",
+                "--",
+                "ls",
+                "/data",
+            ],
+            "",
+        ),
+        (
+            &[
+                "run",
+                "G/command.wasm",
+                "--",
+                "cat",
+                "/nope",
+                "echo",
+                "after",
+            ],
+            "",
+        ),
+        (&["run", "G/command.wasm", "--", "stdin"], "piped text"),
+    ];
+    let run_all = |v: &Vessel| -> Vec<(i32, String, String)> {
+        let work = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(work.path().join("in")).unwrap();
+        std::fs::write(work.path().join("in/a.txt"), "alpha\n").unwrap();
+        std::fs::write(work.path().join("args.json"), "[5, 6]").unwrap();
+        std::fs::write(work.path().join("a.json"), "41").unwrap();
+        std::os::unix::fs::symlink(&guests, work.path().join("G")).unwrap();
+        script
+            .iter()
+            .map(|(args, stdin)| {
+                use std::io::Write as _;
+                let mut child = v
+                    .command()
+                    .current_dir(work.path())
+                    .args(*args)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut input = child.stdin.take().unwrap();
+                input.write_all(stdin.as_bytes()).unwrap();
+                drop(input);
+                let r = vessel_tests::Run::from(child.wait_with_output().unwrap());
+                (r.code, r.stdout, r.stderr)
+            })
+            .collect()
+    };
+    let direct = run_all(&Vessel::new());
+    let v = Vessel::new();
+    let _server = start(&v, &[]);
+    let forwarded = run_all(&v);
+    for ((args, d), f) in script.iter().zip(&direct).zip(&forwarded) {
+        assert_eq!(d, f, "`vessel {}` differs when forwarded", args.0.join(" "));
+    }
+    let codes: Vec<i32> = direct.iter().map(|r| r.0).collect();
+    assert!(
+        codes.contains(&0) && codes.contains(&1) && codes.contains(&2),
+        "{codes:?}"
+    );
+    assert_eq!(direct[1].1, "\"some v1 v1\"\n", "{direct:?}");
+    assert_eq!(direct[15].1, "piped text", "{direct:?}");
+    // The forwarded calls ran in the server: it holds the dict they wrote.
+    assert_eq!(v.run(&["dict", "get", "d", "k"]).ok(), direct[2].1);
 }
 
 /// The issue's acceptance test: while `vessel serve` runs a function, a

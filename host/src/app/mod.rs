@@ -22,7 +22,7 @@ use wasmtime::component::{Component, Linker, Val};
 
 use crate::call::{self, CallArgs, CallError, Export};
 use crate::container::{
-    self, Container, ContainerConfig, ContainerError, Grant, Grants, HostState,
+    self, Container, ContainerConfig, ContainerError, Grant, Grants, GuestStdio, HostState,
 };
 use crate::engine::{EngineError, VesselEngine};
 use crate::error::{WitError, chain};
@@ -118,6 +118,7 @@ pub struct Runtime {
     engine: VesselEngine,
     stores: Stores,
     work_dir: Option<PathBuf>,
+    stdio: GuestStdio,
 }
 
 impl Runtime {
@@ -128,7 +129,15 @@ impl Runtime {
             engine,
             stores,
             work_dir: None,
+            stdio: GuestStdio::Inherit,
         }
+    }
+
+    /// Where the apps' guests read and write stdio (default: this
+    /// process's).
+    pub fn with_stdio(mut self, stdio: GuestStdio) -> Self {
+        self.stdio = stdio;
+        self
     }
 
     /// Where containers keep their scratch and mount directories; it should
@@ -239,6 +248,7 @@ impl Runtime {
                 background_commit: spec.commit_every,
                 work_dir: self.work_dir.clone(),
                 fuel: spec.fuel,
+                stdio: self.stdio.clone(),
                 ..ContainerConfig::default()
             };
             functions.insert(

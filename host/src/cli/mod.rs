@@ -8,11 +8,13 @@
 //! only success or failure, so that is 0 or 1).
 
 pub mod dict;
+pub mod forward;
 pub mod serve;
 pub mod volume;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
@@ -30,6 +32,7 @@ use crate::storage::disk::{FaultPlan, StorageIo};
 use crate::storage::embedded::{DurabilityMode, EmbeddedOptions};
 use crate::storage::remote::RemoteOptions;
 use crate::volume::VolumeMount;
+use forward::{ForwardedCommand, Invocation, NotForwarded};
 
 /// Sandboxed WebAssembly functions with Modal-style volumes and dicts.
 #[derive(Debug, Parser)]
@@ -128,6 +131,9 @@ pub struct Home {
     /// The shared backend (`--metadata` and `--blobs`), instead of the
     /// embedded store in the data directory.
     pub remote: Option<RemoteOptions>,
+    /// The store this process already holds: set in the owner, for the
+    /// commands other processes forward to it.
+    pub held: Option<Service>,
 }
 
 impl Home {
@@ -143,6 +149,9 @@ impl Home {
     /// one runs (`vessel serve`, or a `vessel run`/`call` using the store),
     /// else the store, opened here.
     pub fn backend(&self) -> Result<Backend, Failure> {
+        if let Some(service) = &self.held {
+            return Ok(Backend::Direct(service.clone()));
+        }
         // Every process opens a shared backend itself; only the embedded
         // store is single-process.
         if self.remote.is_some() {
@@ -215,7 +224,7 @@ Examples:
   vessel run apps/kv/vessel.toml --entrypoint main -- --key x";
 
 /// Limits and mounts shared by `call` and `run`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct LimitArgs {
     /// Mount a volume: VOLUME:GUEST_PATH, with `:ro` appended for read-only.
     /// Repeatable. The volume must exist (`vessel volume create`).
@@ -251,7 +260,7 @@ impl LimitArgs {
     }
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct CallCmd {
     /// The component (.wasm) to load, or an app: its vessel.toml (or the
     /// directory holding it).
@@ -277,7 +286,7 @@ pub struct CallCmd {
     pub params: Vec<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct RunCmd {
     /// The command component (.wasm) to run, or an app: its vessel.toml (or
     /// the directory holding it).
@@ -415,10 +424,11 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             ..EmbeddedOptions::default()
         },
         remote,
+        held: None,
     };
     match cli.command {
-        Command::Call(cmd) => call_cmd(&home, cmd).await,
-        Command::Run(cmd) => run_cmd(&home, cmd).await,
+        Command::Call(cmd) => call_cmd(&home, cmd, &Invocation::local()).await,
+        Command::Run(cmd) => run_cmd(&home, cmd, &Invocation::local()).await,
         Command::Dict(cmd) => dict::run(&home, cmd).await,
         Command::Volume(cmd) => volume::run(&home, cmd).await,
         Command::Serve(cmd) => serve::serve(&home, cmd).await,
@@ -552,14 +562,15 @@ fn attach_stores(
     engine: &VesselEngine,
     component: &Component,
     config: &mut ContainerConfig,
-) -> Result<Option<Owner>, Failure> {
+    held: &mut Option<Owner>,
+) -> Result<(), Failure> {
     if config.volume_mounts.is_empty() && !call::uses_storage(engine, component) {
-        return Ok(None);
+        return Ok(());
     }
-    let owner = Owner::open(home)?;
+    let owner = held.insert(Owner::open(home)?);
     config.stores = owner.service.stores.clone();
     config.work_dir = Some(home.dir.join("containers"));
-    Ok(Some(owner))
+    Ok(())
 }
 
 /// A command holding the data dir's store, serving it on the socket so
@@ -571,6 +582,12 @@ pub struct Owner {
 
 impl Owner {
     fn open(home: &Home) -> Result<Owner, Failure> {
+        if let Some(service) = &home.held {
+            return Ok(Owner {
+                service: service.clone(),
+                _server: None,
+            });
+        }
         if home.remote.is_some() {
             // A shared backend has no owner: every process opens it.
             return Ok(Owner {
@@ -578,23 +595,44 @@ impl Owner {
                 _server: None,
             });
         }
-        if OwnerClient::find(&home.dir).is_some() {
-            // TODO(issue 8): run the call in the owner instead.
-            return Err(Failure::runtime(format!(
-                "another vessel process owns {} (its socket is {}); `vessel dict` and \
-                 `vessel volume` go through it, but running components against its store \
-                 from a second process is not supported yet: stop it, or use another --data-dir",
-                home.dir.display(),
-                home.dir.join(crate::server::SOCKET_FILE).display()
-            )));
-        }
         let service = home.open_service()?;
-        let server = OwnerServer::start(&home.dir, service.clone()).map_err(Failure::runtime)?;
+        let exec = forward::CliExec {
+            home: Home {
+                held: Some(service.clone()),
+                ..home.clone()
+            },
+        };
+        let server = OwnerServer::start(&home.dir, service.clone(), Some(Arc::new(exec)))
+            .map_err(Failure::runtime)?;
         Ok(Owner {
             service,
             _server: Some(server),
         })
     }
+
+    /// Stops serving the socket once the requests other processes sent
+    /// have finished (their forwarded commands included).
+    async fn close(self) {
+        if let Some(server) = self._server {
+            server.stop().await;
+        }
+    }
+}
+
+/// Closes the store this command held, if it opened one, after its work.
+async fn release(held: Option<Owner>) {
+    if let Some(owner) = held {
+        owner.close().await;
+    }
+}
+
+/// The owner to forward a `call`/`run` to: another process that holds this
+/// data dir's embedded store.
+fn owner_to_forward(home: &Home, inv: &Invocation) -> Option<OwnerClient> {
+    if home.held.is_some() || home.remote.is_some() || inv.is_forwarded() {
+        return None;
+    }
+    OwnerClient::find(&home.dir)
 }
 
 /// Moves vessel's own options that came after a `--NAME` parameter flag (clap
@@ -654,8 +692,39 @@ fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn call_cmd(home: &Home, mut cmd: CallCmd) -> Result<u8, Failure> {
+async fn call_cmd(home: &Home, mut cmd: CallCmd, inv: &Invocation) -> Result<u8, Failure> {
     reclaim_options(&mut cmd)?;
+    if let Some(owner) = owner_to_forward(home, inv) {
+        tracing::debug!("forwarding the call to the owner of {}", home.dir.display());
+        let mut sent = cmd.clone();
+        // Only this process can read its stdin.
+        if sent.args_file.as_deref() == Some(Path::new("-")) {
+            sent.args =
+                Some(std::io::read_to_string(std::io::stdin()).map_err(|e| {
+                    Failure::usage(format!("--args-file -: cannot read stdin: {e}"))
+                })?);
+            sent.args_file = None;
+            cmd = sent.clone();
+        }
+        match forward::forward(owner, ForwardedCommand::Call(sent), false).await {
+            Ok(code) => return Ok(code),
+            Err(NotForwarded::Failed(f)) => return Err(f),
+            // The owner exited since it was found: the store is free.
+            Err(NotForwarded::Unreachable) => {}
+        }
+    }
+    let mut held = None;
+    let result = call_held(home, cmd, inv, &mut held).await;
+    release(held).await;
+    result
+}
+
+async fn call_held(
+    home: &Home,
+    cmd: CallCmd,
+    inv: &Invocation,
+    held: &mut Option<Owner>,
+) -> Result<u8, Failure> {
     let args = match (&cmd.args, &cmd.args_file) {
         (Some(text), _) => Some(
             serde_json::from_str::<Json>(text)
@@ -666,7 +735,7 @@ async fn call_cmd(home: &Home, mut cmd: CallCmd) -> Result<u8, Failure> {
                 std::io::read_to_string(std::io::stdin())
                     .map_err(|e| Failure::usage(format!("--args-file -: cannot read stdin: {e}")))?
             } else {
-                std::fs::read_to_string(file)
+                std::fs::read_to_string(inv.path(file))
                     .map_err(|e| Failure::usage(format!("--args-file {}: {e}", file.display())))?
             };
             Some(serde_json::from_str::<Json>(&text).map_err(|e| {
@@ -678,27 +747,30 @@ async fn call_cmd(home: &Home, mut cmd: CallCmd) -> Result<u8, Failure> {
         }
         (None, None) => None,
     };
-    let flags = call::parse_param_flags(&cmd.params).map_err(Failure::usage)?;
-    if is_app(&cmd.component) {
+    let flags =
+        call::parse_param_flags_in(&cmd.params, inv.cwd.as_deref()).map_err(Failure::usage)?;
+    let path = inv.path(&cmd.component);
+    if is_app(&path) {
         if let Some(flag) = cmd.limits.first_given() {
             return Err(app_flag(flag));
         }
-        let (app, _service) = load_app(home, &cmd.component)?;
+        let app = load_app(home, &path, inv, held).await?;
         let function = app.function(&cmd.function).map_err(Failure::from)?;
         let result = function.call_args(&CallArgs { args, flags }).await;
         let shutdown = app.shutdown().await;
         let result = result.map_err(Failure::from)?;
         shutdown.map_err(Failure::from)?;
         if let Some(json) = result {
-            println!("{json}");
+            inv.console.out_line(&json.to_string()).await;
         }
         return Ok(0);
     }
     let mut config = container_config(&cmd.limits)?;
+    config.stdio = inv.console.guest_stdio();
     let engine = engine_for(&home.cache_dir, false)?;
-    let (component, outcome) = engine.load(&cmd.component).map_err(CallError::from)?;
+    let (component, outcome) = engine.load(&path).map_err(CallError::from)?;
     tracing::debug!(?outcome, path = %cmd.component.display(), "component loaded");
-    let _service = attach_stores(home, &engine, &component, &mut config)?;
+    attach_stores(home, &engine, &component, &mut config, held)?;
     let result = call::call_loaded(
         &engine,
         &component,
@@ -709,13 +781,18 @@ async fn call_cmd(home: &Home, mut cmd: CallCmd) -> Result<u8, Failure> {
     )
     .await?;
     if let Some(json) = result {
-        println!("{json}");
+        inv.console.out_line(&json.to_string()).await;
     }
     Ok(0)
 }
 
 /// Parses `HOST_DIR:GUEST_PATH[:ro]`.
 pub fn parse_mount(spec: &str) -> Result<DirMount, String> {
+    parse_mount_in(spec, None)
+}
+
+/// [`parse_mount`] with a relative HOST_DIR starting at `base`.
+pub fn parse_mount_in(spec: &str, base: Option<&Path>) -> Result<DirMount, String> {
     let (spec, read_only) = match spec.strip_suffix(":ro") {
         Some(s) => (s, true),
         None => (spec, false),
@@ -732,7 +809,10 @@ pub fn parse_mount(spec: &str) -> Result<DirMount, String> {
     if guest.split('/').any(|c| c == "..") {
         return Err(format!("--mount {spec}: GUEST_PATH must not contain `..`"));
     }
-    let host = PathBuf::from(host);
+    let host = match base {
+        Some(b) => b.join(host),
+        None => PathBuf::from(host),
+    };
     if !host.is_dir() {
         return Err(format!(
             "--mount {spec}: {} is not a directory",
@@ -770,7 +850,12 @@ impl From<AppError> for Failure {
 
 /// Loads the app at `path`, opening the data dir's stores only when the app
 /// needs them (it mounts or grants storage, or a component imports it).
-fn load_app(home: &Home, path: &Path) -> Result<(App, Option<Owner>), Failure> {
+async fn load_app(
+    home: &Home,
+    path: &Path,
+    inv: &Invocation,
+    held: &mut Option<Owner>,
+) -> Result<App, Failure> {
     let data_dir = &home.dir;
     let manifest = Manifest::from_path(path).map_err(Failure::usage)?;
     let engine = engine_for(&home.cache_dir, manifest.uses_fuel())?;
@@ -782,33 +867,36 @@ fn load_app(home: &Home, path: &Path) -> Result<(App, Option<Owner>), Failure> {
                 .load(&f.component)
                 .is_ok_and(|(c, _)| call::uses_storage(&engine, &c))
         });
-    let owner = if needs_stores {
-        Some(Owner::open(home)?)
+    let stores = if needs_stores {
+        held.insert(Owner::open(home)?).service.stores.clone()
     } else {
-        None
+        crate::storage::Stores::default()
     };
-    let stores = owner
-        .as_ref()
-        .map(|o| o.service.stores.clone())
-        .unwrap_or_default();
-    let runtime = Runtime::new(engine, stores).with_work_dir(data_dir.join("containers"));
+    let runtime = Runtime::new(engine, stores)
+        .with_work_dir(data_dir.join("containers"))
+        .with_stdio(inv.console.guest_stdio());
     let app = runtime.load(manifest).map_err(Failure::from)?;
     for w in app.warnings() {
-        eprintln!("warning: {w}");
+        inv.console.err_line(&format!("warning: {w}")).await;
     }
-    Ok((app, owner))
+    Ok(app)
 }
 
 /// `vessel run APP`: the entrypoint, as a command with argv or as a
 /// function with `--NAME VALUE` parameters whose result is printed.
-async fn run_app(home: &Home, cmd: RunCmd) -> Result<u8, Failure> {
+async fn run_app(
+    home: &Home,
+    cmd: RunCmd,
+    inv: &Invocation,
+    held: &mut Option<Owner>,
+) -> Result<u8, Failure> {
     if let Some(flag) = cmd.limits.first_given() {
         return Err(app_flag(flag));
     }
     if !cmd.mounts.is_empty() {
         return Err(app_flag("--mount"));
     }
-    let (app, _service) = load_app(home, &cmd.component)?;
+    let app = load_app(home, &inv.path(&cmd.component), inv, held).await?;
     let function = app
         .entrypoint(cmd.entrypoint.as_deref())
         .map_err(Failure::from)?;
@@ -818,7 +906,7 @@ async fn run_app(home: &Home, cmd: RunCmd) -> Result<u8, Failure> {
             .await
             .map(|status| (Some(status), None))
     } else {
-        let flags = call::parse_param_flags(&cmd.args).map_err(|e| {
+        let flags = call::parse_param_flags_in(&cmd.args, inv.cwd.as_deref()).map_err(|e| {
             Failure::usage(format!(
                 "{e} (`{}` takes {})",
                 function.name(),
@@ -834,14 +922,35 @@ async fn run_app(home: &Home, cmd: RunCmd) -> Result<u8, Failure> {
     let (status, json) = outcome.map_err(Failure::from)?;
     shutdown.map_err(Failure::from)?;
     if let Some(json) = json {
-        println!("{json}");
+        inv.console.out_line(&json.to_string()).await;
     }
     Ok(status.map_or(0, |s| u8::try_from(s & 0xff).unwrap_or(1)))
 }
 
-async fn run_cmd(home: &Home, cmd: RunCmd) -> Result<u8, Failure> {
-    if is_app(&cmd.component) {
-        return run_app(home, cmd).await;
+async fn run_cmd(home: &Home, cmd: RunCmd, inv: &Invocation) -> Result<u8, Failure> {
+    if let Some(owner) = owner_to_forward(home, inv) {
+        tracing::debug!("forwarding the run to the owner of {}", home.dir.display());
+        match forward::forward(owner, ForwardedCommand::Run(cmd.clone()), true).await {
+            Ok(code) => return Ok(code),
+            Err(NotForwarded::Failed(f)) => return Err(f),
+            // The owner exited since it was found: the store is free.
+            Err(NotForwarded::Unreachable) => {}
+        }
+    }
+    let mut held = None;
+    let result = run_held(home, cmd, inv, &mut held).await;
+    release(held).await;
+    result
+}
+
+async fn run_held(
+    home: &Home,
+    cmd: RunCmd,
+    inv: &Invocation,
+    held: &mut Option<Owner>,
+) -> Result<u8, Failure> {
+    if is_app(&inv.path(&cmd.component)) {
+        return run_app(home, cmd, inv, held).await;
     }
     if let Some(e) = &cmd.entrypoint {
         return Err(Failure::usage(format!(
@@ -851,19 +960,20 @@ async fn run_cmd(home: &Home, cmd: RunCmd) -> Result<u8, Failure> {
     }
     let mut config = container_config(&cmd.limits)?;
     for m in &cmd.mounts {
-        config
-            .dir_mounts
-            .push(parse_mount(m).map_err(Failure::usage)?);
+        let mut mount = parse_mount_in(m, inv.cwd.as_deref()).map_err(Failure::usage)?;
+        mount.host = inv.path(&mount.host);
+        config.dir_mounts.push(mount);
     }
     config.inherit_stdin = true;
+    config.stdio = inv.console.guest_stdio();
     config.args = std::iter::once(cmd.component.display().to_string())
         .chain(cmd.args.iter().cloned())
         .collect();
     let engine = engine_for(&home.cache_dir, false)?;
     let (component, _) = engine
-        .load(&cmd.component)
+        .load(&inv.path(&cmd.component))
         .map_err(|e| Failure::from(CallError::from(e)))?;
-    let _service = attach_stores(home, &engine, &component, &mut config)?;
+    attach_stores(home, &engine, &component, &mut config, held)?;
     let linker =
         crate::container::linker(&engine).map_err(|e| Failure::runtime(crate::error::chain(&e)))?;
     let mut container = Container::new(&engine, &config).map_err(|e| match e {

@@ -186,11 +186,18 @@ pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
         apps.len(),
         apps.keys().cloned().collect::<Vec<_>>().join(", ")
     );
-    let state = Arc::new(ServerState::new(
-        service.clone(),
-        apps.clone(),
-        TokenStore::new(data_dir),
-    ));
+    // `vessel call`/`run` from other processes run here, on the store
+    // this process holds.
+    let exec = super::forward::CliExec {
+        home: super::Home {
+            held: Some(service.clone()),
+            ..home.clone()
+        },
+    };
+    let state = Arc::new(
+        ServerState::new(service.clone(), apps.clone(), TokenStore::new(data_dir))
+            .with_exec(Arc::new(exec)),
+    );
     let options = ServeOptions {
         max_connections: cmd.max_connections,
         header_timeout: std::time::Duration::from_secs_f64(cmd.header_timeout),

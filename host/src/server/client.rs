@@ -81,6 +81,9 @@ pub enum Body<'a> {
     Bytes(&'a [u8]),
     /// Sent chunked, read to the end.
     Stream(&'a mut dyn Read),
+    /// Sent chunked from a thread while the answer is read (the owner's
+    /// socket only): a forwarded command's stdin.
+    Duplex(Box<dyn Read + Send>),
 }
 
 impl OwnerClient {
@@ -122,8 +125,15 @@ impl OwnerClient {
         headers: &[(&str, &str)],
         body: Body<'_>,
     ) -> Result<Response, ClientError> {
+        let mut duplex_writer = None;
         let mut stream: Box<dyn Stream> = match &self.tcp {
-            None => Box::new(UnixStream::connect(&self.socket).map_err(|e| self.io(e))?),
+            None => {
+                let s = UnixStream::connect(&self.socket).map_err(|e| self.io(e))?;
+                if matches!(body, Body::Duplex(_)) {
+                    duplex_writer = Some(s.try_clone().map_err(|e| self.io(e))?);
+                }
+                Box::new(s)
+            }
             Some((addr, _)) => {
                 let s = std::net::TcpStream::connect(addr).map_err(|e| self.io(e))?;
                 let _ = s.set_nodelay(true);
@@ -140,27 +150,25 @@ impl OwnerClient {
         match &body {
             Body::Empty => head.push_str("Content-Length: 0\r\n\r\n"),
             Body::Bytes(b) => head.push_str(&format!("Content-Length: {}\r\n\r\n", b.len())),
-            Body::Stream(_) => head.push_str("Transfer-Encoding: chunked\r\n\r\n"),
+            Body::Stream(_) | Body::Duplex(_) => {
+                head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+            }
         }
         stream.write_all(head.as_bytes()).map_err(|e| self.io(e))?;
         match body {
             Body::Empty => {}
             Body::Bytes(b) => stream.write_all(b).map_err(|e| self.io(e))?,
-            Body::Stream(r) => {
-                let mut buf = vec![0u8; 1 << 20];
-                loop {
-                    let n = r.read(&mut buf).map_err(|e| self.io(e))?;
-                    if n == 0 {
-                        break;
-                    }
-                    let chunk = buf.get(..n).unwrap_or_default();
-                    stream
-                        .write_all(format!("{n:x}\r\n").as_bytes())
-                        .and_then(|()| stream.write_all(chunk))
-                        .and_then(|()| stream.write_all(b"\r\n"))
-                        .map_err(|e| self.io(e))?;
-                }
-                stream.write_all(b"0\r\n\r\n").map_err(|e| self.io(e))?;
+            Body::Stream(r) => write_chunked(r, &mut stream).map_err(|e| self.io(e))?,
+            Body::Duplex(mut r) => {
+                let Some(mut w) = duplex_writer else {
+                    return Err(self.io("a streamed request body needs the owner's socket"));
+                };
+                // The thread ends at the end of input or when the server
+                // closes the connection; a caller that exits first (the
+                // answer is complete) just leaves it blocked in a read.
+                std::thread::spawn(move || {
+                    let _ = write_chunked(&mut r, &mut w);
+                });
             }
         }
         stream.flush().map_err(|e| self.io(e))?;
@@ -250,6 +258,24 @@ impl OwnerClient {
             .map_err(|e| self.io(e))?;
         serde_json::from_slice(&bytes).map_err(|e| self.io(format!("bad JSON answer: {e}")))
     }
+}
+
+/// Copies `r` to `w` with chunked transfer encoding, then the last chunk.
+fn write_chunked(r: &mut dyn Read, w: &mut dyn Write) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = buf.get(..n).unwrap_or_default();
+        w.write_all(format!("{n:x}\r\n").as_bytes())?;
+        w.write_all(chunk)?;
+        w.write_all(b"\r\n")?;
+        w.flush()?;
+    }
+    w.write_all(b"0\r\n\r\n")?;
+    w.flush()
 }
 
 /// Reads a chunked body as a plain stream.

@@ -11,6 +11,7 @@
 pub mod auth;
 mod body;
 pub mod client;
+pub mod exec;
 pub mod openapi;
 pub mod routes;
 
@@ -216,17 +217,23 @@ pub struct OwnerServer {
 }
 
 impl OwnerServer {
-    /// Starts serving `service` on `data_dir`'s socket.
+    /// Starts serving `service` on `data_dir`'s socket; commands other
+    /// processes forward run on `exec`.
     pub fn start(
         data_dir: &Path,
         service: crate::service::Service,
+        exec: Option<Arc<dyn exec::LocalExec>>,
     ) -> Result<OwnerServer, ServeError> {
         let (unix, path) = bind_socket(data_dir)?;
-        let state = Arc::new(ServerState::new(
+        let mut state = ServerState::new(
             service,
             std::collections::BTreeMap::new(),
             auth::TokenStore::new(data_dir),
-        ));
+        );
+        if let Some(exec) = exec {
+            state = state.with_exec(exec);
+        }
+        let state = Arc::new(state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let options = ServeOptions {
             grace: Duration::from_secs(5),

@@ -68,6 +68,7 @@ pub struct ErrorDetail {
         routes::app_list,
         routes::fn_call,
         routes::fn_spawn,
+        routes::local_exec,
         routes::call_get,
     ),
     components(schemas(ErrorBody, ErrorDetail)),

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::auth::{Caller, Kind, Mode, TokenStore};
+use super::exec::LocalExec;
 use super::openapi::ErrorBody;
 use crate::app::{App, AppError};
 use crate::service::Service;
@@ -48,6 +49,9 @@ pub struct ServerState {
     pub tokens: TokenStore,
     calls: std::sync::Mutex<BTreeMap<u64, SpawnedCall>>,
     next_call: AtomicU64,
+    /// Runs `vessel call`/`run` forwarded by another process, when this
+    /// server is a data dir's owner started by the CLI.
+    exec: Option<Arc<dyn LocalExec>>,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -76,7 +80,14 @@ impl ServerState {
             tokens,
             calls: std::sync::Mutex::new(BTreeMap::new()),
             next_call: AtomicU64::new(1),
+            exec: None,
         }
+    }
+
+    /// Runs commands forwarded to this owner with `exec`.
+    pub fn with_exec(mut self, exec: Arc<dyn LocalExec>) -> Self {
+        self.exec = Some(exec);
+        self
     }
 }
 
@@ -448,6 +459,10 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/apps/{app}/functions/{function}/call", post(fn_call))
         .route("/v1/apps/{app}/functions/{function}/spawn", post(fn_spawn))
         .route("/v1/calls/{id}", get(call_get))
+        .route(
+            "/v1/local/exec",
+            post(local_exec).layer(DefaultBodyLimit::disable()),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)
@@ -927,6 +942,46 @@ pub(crate) async fn volume_get_local(
     let report =
         blocking(move || Ok(svc.volume_get(&name, &b.remote, &b.local, b.force, None)?)).await?;
     Ok(axum::Json(report).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/local/exec", tag = "functions",
+    description = "Runs a `vessel call` or `vessel run` command line forwarded by another \
+        process on this machine (the owner's socket only). The body is the command as one line \
+        of JSON, then the caller's stdin; the answer is a stream of frames (a tag byte: `1` \
+        stdout, `2` stderr, `x` the exit as JSON; a big-endian u32 length; the payload).",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "The command's output and exit, as frames",
+            content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 413, description = "The command line is too long", body = ErrorBody),
+        (status = 501, description = "This server does not run forwarded commands", body = ErrorBody)))]
+pub(crate) async fn local_exec(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    body: Body,
+) -> ApiResult<Response> {
+    owner_only(&c, "exec")?;
+    let Some(exec) = s.exec.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "unsupported",
+            "this server does not run forwarded commands",
+        ));
+    };
+    use futures_util::{StreamExt as _, TryStreamExt as _};
+    let stream = body.into_data_stream().map_err(|e| e.to_string()).boxed();
+    let (command, head, rest) = super::exec::read_command(stream)
+        .await
+        .map_err(|e| match e {
+            super::exec::ExecRequestError::TooLong => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            e => ApiError::bad(e.to_string()),
+        })?;
+    let frames = super::exec::start(exec, command, head, rest);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Body::from_stream(frames))
+        .map_err(ApiError::internal)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
