@@ -84,6 +84,7 @@ fn every_route_family_checks_tokens_and_scopes() {
         ("GET", "/v1/apps"),
         ("POST", "/v1/apps/probe/functions/add/call"),
         ("GET", "/v1/calls/1"),
+        ("POST", "/v1/local/exec"),
     ] {
         let (status, body) = http(a, method, path, None, &[], b"");
         assert_eq!(
@@ -341,6 +342,10 @@ fn every_route_family_checks_tokens_and_scopes() {
         http(a, "GET", "/v1/nothing-here", Some(&all), &[], b"").0,
         404
     );
+    // Forwarded commands run files of the server's machine: the socket's
+    // callers only (200 there: `call_and_run_reach_the_owner...`).
+    let (status, body) = http(a, "POST", "/v1/local/exec", Some(&all), &[], b"{}\n");
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
 
     // Revoked tokens stop working at once.
     let list = v.run(&["token", "list", "--json"]).ok().to_owned();
@@ -721,6 +726,39 @@ fn call_and_run_reach_the_owner_with_the_same_output() {
     assert_eq!(direct[15].1, "piped text", "{direct:?}");
     // The forwarded calls ran in the server: it holds the dict they wrote.
     assert_eq!(v.run(&["dict", "get", "d", "k"]).ok(), direct[2].1);
+}
+
+/// Either side of a forwarded command can die. A killed caller leaves the
+/// owner serving; a killed owner fails the caller with exit code 1 and a
+/// message saying so, and the next command opens the store itself.
+#[test]
+fn forwarded_commands_survive_either_side_dying() {
+    let v = Vessel::new();
+    let mut server = start(&v, &[]);
+    let cmd = vessel_tests::guest("command").display().to_string();
+    let spawn_reader = || {
+        // `stdin` reads to the end of input, which the test never sends.
+        v.command()
+            .args(["run", &cmd, "--", "stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut caller = spawn_reader();
+    std::thread::sleep(Duration::from_secs(2));
+    caller.kill().unwrap();
+    caller.wait().unwrap();
+    v.run(&["dict", "create", "after-caller"]).ok();
+
+    let caller = spawn_reader();
+    std::thread::sleep(Duration::from_secs(2));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let out = vessel_tests::Run::from(caller.wait_with_output().unwrap());
+    out.fails(1, &["stopped answering before the command finished"]);
+    assert_eq!(v.run(&["dict", "list"]).ok(), "after-caller\t0\n");
 }
 
 /// The acceptance test: while `vessel serve` runs a function, a
