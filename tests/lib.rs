@@ -178,6 +178,60 @@ pub fn write_app(dir: &Path, manifest: &str) -> PathBuf {
     out
 }
 
+/// A running `vessel serve`, killed if the test ends before stopping it.
+pub struct Server {
+    pub child: std::process::Child,
+    /// The TCP address it listens on.
+    pub addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `command` (a `vessel` command with its data dir and backend set)
+/// as `vessel serve` on a free loopback port, with `extra` arguments, and
+/// waits until it listens.
+pub fn serve(mut command: Command, extra: &[&str]) -> Server {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start vessel serve: {e}"));
+    let stderr = child
+        .stderr
+        .take()
+        .unwrap_or_else(|| panic!("vessel serve has no stderr pipe"));
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("vessel serve exited before listening"))
+            .unwrap_or_else(|e| panic!("cannot read vessel serve's stderr: {e}"));
+        if let Some(rest) = line.split("serving on http://").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, addr }
+}
+
+/// Parses a JSON answer, naming the body when it is not JSON.
+pub fn json_of(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`);
 /// returns the status and the body. Enough for API tests without a client
 /// library.

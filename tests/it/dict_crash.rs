@@ -5,66 +5,14 @@
 //! at least the last acknowledged value and never more than the number of
 //! keys, and at most one put per crash lacks its increment.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use vessel_host::service::Service;
 use vessel_host::storage::dict::DictStore;
 use vessel_host::storage::embedded::EmbeddedOptions;
+use vessel_tests::reliability::{Rng, line_reader};
 use vessel_tests::{Vessel, guest};
-
-/// A small xorshift generator: reproducible from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn from_time() -> Self {
-        let seed = std::env::var("VESSEL_CRASH_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            })
-            | 1;
-        eprintln!("crash test seed {seed} (VESSEL_CRASH_SEED reproduces it)");
-        Rng(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
-
-/// Reads the child's complete stdout lines on a thread; a line cut off by
-/// the kill (no newline) is dropped.
-fn line_reader(child: &mut Child) -> (mpsc::Receiver<String>, std::thread::JoinHandle<()>) {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        let mut r = BufReader::new(stdout);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match r.read_line(&mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) if line.ends_with('\n') => {
-                    if tx.send(line.trim_end().to_owned()).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => break,
-            }
-        }
-    });
-    (rx, handle)
-}
 
 /// Parses `ack I N`.
 fn ack(line: &str) -> (u64, i64) {
@@ -106,7 +54,7 @@ fn contents(store: &dyn DictStore) -> (Vec<(String, Vec<u8>)>, i64) {
 fn crash_loop(durability: &str, iterations: u64) {
     let v = Vessel::new();
     let program = guest("dictloop");
-    let mut rng = Rng::from_time();
+    let mut rng = Rng::for_test("dict crash test");
     let mut acked: Vec<u64> = Vec::new();
     let mut last_counter = 0i64;
     let mut next = 0u64;
@@ -121,7 +69,7 @@ fn crash_loop(durability: &str, iterations: u64) {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let (rx, reader) = line_reader(&mut child);
+        let (rx, reader) = line_reader(child.stdout.take().unwrap());
         // One round in five dies at a random moment of start-up (compile
         // cache, store open, first write); the others after a random
         // number of acknowledgements plus a random few microseconds, so

@@ -2,47 +2,14 @@
 //! files, function calls, and graceful shutdown on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use vessel_tests::{Vessel, http, write_app};
-
-/// A running `vessel serve`, killed if the test fails before stopping it.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use vessel_tests::{Server, Vessel, http, json_of, write_app};
 
 fn start(v: &Vessel, extra: &[&str]) -> Server {
-    let mut child = v
-        .command()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("vessel serve exited before listening"))
-            .unwrap();
-        if let Some(rest) = line.split("serving on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, addr }
+    vessel_tests::serve(v.command(), extra)
 }
 
 fn token(v: &Vessel, scopes: &[&str]) -> String {
@@ -52,11 +19,6 @@ fn token(v: &Vessel, scopes: &[&str]) -> String {
         args.push(s);
     }
     v.run(&args).ok().trim().to_owned()
-}
-
-fn json_of(body: &[u8]) -> Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
 }
 
 #[test]

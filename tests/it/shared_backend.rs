@@ -1,18 +1,16 @@
 //! The shared backend end to end: two real `vessel` processes (hosts) on
 //! one PostgreSQL + S3, and what happens when those services die.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use vessel_host::storage::clock::SystemClock;
 use vessel_host::storage::dict::{DictError, DictStore, PutOptions};
 use vessel_host::storage::remote::{RemoteOptions, RemoteStore};
 use vessel_host::storage::volume::{Change, Node, NodeKind, VolumeError, VolumeStore};
 use vessel_tests::servers::{Postgres, Seaweed, shared};
-use vessel_tests::{Run, Vessel, guest, http, write_app};
+use vessel_tests::{Run, Server, Vessel, guest, http, json_of, write_app};
 
 /// A `vessel` host: its own data dir, pointed at the shared backend.
 struct Host {
@@ -40,45 +38,8 @@ impl Host {
     }
 }
 
-/// A running `vessel serve`, killed if the test fails before stopping it.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(h: &Host, extra: &[&str]) -> Server {
-    let mut child = h
-        .command()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("vessel serve exited before listening"))
-            .unwrap();
-        if let Some(rest) = line.split("serving on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, addr }
-}
-
-fn json_of(body: &[u8]) -> Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+    vessel_tests::serve(h.command(), extra)
 }
 
 /// Host B runs a function that waits, reloading its mount, for a file;
