@@ -282,3 +282,64 @@ pub fn check_volume_name(name: &str) -> Result<(), VolumeError> {
     }
     Ok(())
 }
+
+/// A commit's changes with their paths normalised, in order, each checked
+/// as every backend must: the root can be neither replaced nor removed, and
+/// a put node has the shape of its kind ([`check_node_shape`]). Whether a
+/// file's blob exists is the backend's to check.
+pub fn normalize_changes(changes: &[Change]) -> Result<Vec<(String, Option<&Node>)>, VolumeError> {
+    let mut out = Vec::with_capacity(changes.len());
+    for c in changes {
+        match c {
+            Change::Put { path, node } => {
+                let p = normalize_path(path)?;
+                if p.is_empty() {
+                    return Err(VolumeError::InvalidPath {
+                        path: path.clone(),
+                        reason: "the root cannot be replaced".into(),
+                    });
+                }
+                check_node_shape(&p, node)?;
+                out.push((p, Some(node)));
+            }
+            Change::Remove { path } => {
+                let p = normalize_path(path)?;
+                if p.is_empty() {
+                    return Err(VolumeError::InvalidPath {
+                        path: path.clone(),
+                        reason: "the root cannot be removed (remove its entries)".into(),
+                    });
+                }
+                out.push((p, None));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that a node a caller wants to commit at `path` has the shape of
+/// its kind: a non-empty file has a blob, a directory has neither blob nor
+/// target, a symlink has a target of at most 4096 bytes without NUL.
+pub fn check_node_shape(path: &str, node: &Node) -> Result<(), VolumeError> {
+    let bad = |reason: &str| VolumeError::InvalidPath {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    match node.kind {
+        NodeKind::File if node.blob.is_none() && node.size != 0 => {
+            Err(bad("a non-empty file needs a blob"))
+        }
+        NodeKind::File => Ok(()),
+        NodeKind::Dir if node.blob.is_some() || node.target.is_some() => {
+            Err(bad("a directory has no blob or target"))
+        }
+        NodeKind::Dir => Ok(()),
+        NodeKind::Symlink => match &node.target {
+            None => Err(bad("a symlink needs a target")),
+            Some(t) if t.len() > 4096 || t.contains('\0') => Err(bad(
+                "a symlink target must be at most 4096 bytes, without NUL",
+            )),
+            Some(_) => Ok(()),
+        },
+    }
+}

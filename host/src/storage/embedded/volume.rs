@@ -40,7 +40,7 @@ use crate::storage::blobs::{BlobError, BlobId};
 use crate::storage::disk::is_disk_full;
 use crate::storage::volume::{
     Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, Snapshot, VolumeError, VolumeInfo,
-    VolumeStore, ancestors, check_volume_name, normalize_path,
+    VolumeStore, ancestors, check_node_shape, check_volume_name, normalize_changes, normalize_path,
 };
 
 /// Mode of directories a commit creates implicitly (missing parents).
@@ -778,50 +778,29 @@ impl EmbeddedStore {
         })
     }
 
-    /// Checks a node a caller wants to commit at `path`: its blob exists in
-    /// the blob folder (so it is durable: blobs are fsynced before they are
-    /// installed) and has the size the node claims.
+    /// Checks a node a caller wants to commit at `path`: its shape, and
+    /// that its blob exists in the blob folder (so it is durable: blobs are
+    /// fsynced before they are installed) with the size the node claims.
     fn check_node(&self, path: &str, node: &Node) -> Result<(), VolumeError> {
-        let bad = |reason: String| VolumeError::InvalidPath {
-            path: path.to_owned(),
-            reason,
+        check_node_shape(path, node)?;
+        let Some(id) = node.blob.as_ref().filter(|_| node.kind == NodeKind::File) else {
+            return Ok(());
         };
-        match node.kind {
-            NodeKind::File => match &node.blob {
-                Some(id) => {
-                    let len = match std::fs::metadata(self.blobs.path(id)) {
-                        Ok(m) => m.len(),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                            return Err(BlobError::Missing(*id).into());
-                        }
-                        Err(e) => return Err(BlobError::Io(e).into()),
-                    };
-                    if len != node.size {
-                        return Err(bad(format!(
-                            "the node says {} bytes but blob {id} holds {len}",
-                            node.size
-                        )));
-                    }
-                }
-                None if node.size == 0 => {}
-                None => return Err(bad("a non-empty file needs a blob".into())),
-            },
-            NodeKind::Dir if node.blob.is_some() || node.target.is_some() => {
-                return Err(bad("a directory has no blob or target".into()));
+        let len = match std::fs::metadata(self.blobs.path(id)) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::Missing(*id).into());
             }
-            NodeKind::Dir => {}
-            NodeKind::Symlink if node.target.is_none() => {
-                return Err(bad("a symlink needs a target".into()));
-            }
-            NodeKind::Symlink => {
-                if let Some(t) = &node.target
-                    && (t.len() > 4096 || t.contains('\0'))
-                {
-                    return Err(bad(
-                        "a symlink target must be at most 4096 bytes, without NUL".into(),
-                    ));
-                }
-            }
+            Err(e) => return Err(BlobError::Io(e).into()),
+        };
+        if len != node.size {
+            return Err(VolumeError::InvalidPath {
+                path: path.to_owned(),
+                reason: format!(
+                    "the node says {} bytes but blob {id} holds {len}",
+                    node.size
+                ),
+            });
         }
         Ok(())
     }
@@ -1051,31 +1030,7 @@ impl VolumeStore for EmbeddedStore {
 
     fn commit(&self, name: &str, changes: &[Change]) -> Result<CommitInfo, VolumeError> {
         // Normalise and check everything before taking the lock.
-        let mut normalized = Vec::with_capacity(changes.len());
-        for c in changes {
-            match c {
-                Change::Put { path, node } => {
-                    let p = normalize_path(path)?;
-                    if p.is_empty() {
-                        return Err(VolumeError::InvalidPath {
-                            path: path.clone(),
-                            reason: "the root cannot be replaced".into(),
-                        });
-                    }
-                    normalized.push((p, Some(node)));
-                }
-                Change::Remove { path } => {
-                    let p = normalize_path(path)?;
-                    if p.is_empty() {
-                        return Err(VolumeError::InvalidPath {
-                            path: path.clone(),
-                            reason: "the root cannot be removed (remove its entries)".into(),
-                        });
-                    }
-                    normalized.push((p, None));
-                }
-            }
-        }
+        let normalized = normalize_changes(changes)?;
         let limit = self.inode_limit();
         // Shut out gc for the whole commit: the blobs checked below cannot
         // be collected before the commit that names them lands.

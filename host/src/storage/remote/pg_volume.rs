@@ -79,7 +79,7 @@ use super::{DbError, Inner, RemoteStore, Stalled, from_db, to_db};
 use crate::storage::blobs::{BlobError, BlobId};
 use crate::storage::volume::{
     Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, Snapshot, VolumeError, VolumeInfo,
-    VolumeStore, ancestors, check_volume_name, normalize_path,
+    VolumeStore, ancestors, check_volume_name, normalize_changes, normalize_path,
 };
 
 /// Mode of directories a commit creates implicitly (missing parents).
@@ -285,32 +285,6 @@ fn subtree_range(dir: &str) -> (String, Option<String>) {
         (String::new(), None)
     } else {
         (format!("{dir}/"), Some(format!("{dir}0")))
-    }
-}
-
-/// Checks the shape of a node a caller wants to commit (its blob is checked
-/// against the blob index in the commit's transaction).
-fn check_shape(path: &str, node: &Node) -> Result<(), VolumeError> {
-    let bad = |reason: &str| VolumeError::InvalidPath {
-        path: path.to_owned(),
-        reason: reason.to_owned(),
-    };
-    match node.kind {
-        NodeKind::File if node.blob.is_none() && node.size != 0 => {
-            Err(bad("a non-empty file needs a blob"))
-        }
-        NodeKind::File => Ok(()),
-        NodeKind::Dir if node.blob.is_some() || node.target.is_some() => {
-            Err(bad("a directory has no blob or target"))
-        }
-        NodeKind::Dir => Ok(()),
-        NodeKind::Symlink => match &node.target {
-            None => Err(bad("a symlink needs a target")),
-            Some(t) if t.len() > 4096 || t.contains('\0') => Err(bad(
-                "a symlink target must be at most 4096 bytes, without NUL",
-            )),
-            Some(_) => Ok(()),
-        },
     }
 }
 
@@ -908,32 +882,10 @@ impl VolumeStore for RemoteStore {
 
     fn commit(&self, name: &str, changes: &[Change]) -> Result<CommitInfo, VolumeError> {
         check_volume_name(name)?;
-        let mut normalized: Vec<(String, Option<Node>)> = Vec::with_capacity(changes.len());
-        for c in changes {
-            match c {
-                Change::Put { path, node } => {
-                    let p = normalize_path(path)?;
-                    if p.is_empty() {
-                        return Err(VolumeError::InvalidPath {
-                            path: path.clone(),
-                            reason: "the root cannot be replaced".into(),
-                        });
-                    }
-                    check_shape(&p, node)?;
-                    normalized.push((p, Some(node.clone())));
-                }
-                Change::Remove { path } => {
-                    let p = normalize_path(path)?;
-                    if p.is_empty() {
-                        return Err(VolumeError::InvalidPath {
-                            path: path.clone(),
-                            reason: "the root cannot be removed (remove its entries)".into(),
-                        });
-                    }
-                    normalized.push((p, None));
-                }
-            }
-        }
+        let normalized: Vec<(String, Option<Node>)> = normalize_changes(changes)?
+            .into_iter()
+            .map(|(p, n)| (p, n.cloned()))
+            .collect();
         let mut blob_ids: Vec<Vec<u8>> = normalized
             .iter()
             .filter_map(|(_, n)| n.as_ref().and_then(|n| n.blob))
