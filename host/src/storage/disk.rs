@@ -560,15 +560,21 @@ impl StorageIo {
     /// fsyncs a directory, making the entries created, renamed and removed
     /// in it durable.
     pub(crate) fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.sync_path(path, true)
+        self.sync_path(path, true, false)
     }
 
     /// Opens the file at `path` (sled's) and fsyncs it.
     pub(crate) fn sync_file_at(&self, path: &Path) -> io::Result<()> {
-        self.sync_path(path, false)
+        self.sync_path(path, false, false)
     }
 
-    fn sync_path(&self, path: &Path, dir: bool) -> io::Result<()> {
+    /// Opens the file at `path` (sled's log) and fdatasyncs it: its bytes
+    /// and what reading them back needs (its size), not its times.
+    pub(crate) fn sync_data_at(&self, path: &Path) -> io::Result<()> {
+        self.sync_path(path, false, true)
+    }
+
+    fn sync_path(&self, path: &Path, dir: bool, data_only: bool) -> io::Result<()> {
         if let Some(h) = &self.hooks {
             h.before(OpKind::Fsync, path)?;
             if h.simulating() {
@@ -579,7 +585,13 @@ impl StorageIo {
             }
         }
         File::open(path)
-            .and_then(|f| f.sync_all())
+            .and_then(|f| {
+                if data_only {
+                    f.sync_data()
+                } else {
+                    f.sync_all()
+                }
+            })
             .map_err(|e| context(e, "fsync", path))
     }
 }

@@ -2,9 +2,14 @@
 //!
 //! sled 0.34.7's `flush()` writes its log out with `sync_file_range`, which
 //! neither flushes the disk's cache nor the file's metadata: it is not an
-//! fsync. [`Durability::sync`] therefore flushes sled and then fsyncs its
-//! files and directory. Writers that call `sync` while a sync is running wait
-//! for the next one, which covers all of them: one fsync serves many writes.
+//! fsync. [`Durability::sync`] therefore flushes sled and then makes its
+//! files durable: an fdatasync of the log (`db`, where every write lands;
+//! its bytes and size, not its times, which would cost a journal commit),
+//! and an fsync of each file sled added or changed since the last round
+//! (snapshots, blob files of large values; all of them on the first round)
+//! and of each directory whose entries changed. Writers that call `sync`
+//! while a sync is running wait for the next one, which covers all of them:
+//! one round serves many writes.
 //!
 //! After a failed fsync the kernel may have dropped the dirty pages, so a
 //! retry could "succeed" without the data. A failure therefore poisons the
@@ -14,6 +19,8 @@
 //! one write there), so tests can fail them and the power-loss model knows
 //! when sled's files were last made durable.
 
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -54,6 +61,18 @@ struct Inner {
     io: StorageIo,
     state: Mutex<State>,
     done: Condvar,
+    /// What the last round saw durable (see [`Census`]).
+    census: Mutex<Census>,
+}
+
+/// The files and directory entries under sled's directory as of the last
+/// successful round, so a round fsyncs only what changed since.
+#[derive(Debug, Default)]
+struct Census {
+    /// File → (length, modification time) when it was last fsynced.
+    files: HashMap<PathBuf, (u64, Option<std::time::SystemTime>)>,
+    /// Directory → the names in it when it was last fsynced.
+    dirs: HashMap<PathBuf, BTreeSet<OsString>>,
 }
 
 /// The durability barrier of one sled database. Cheap to clone.
@@ -76,6 +95,7 @@ impl Durability {
             io,
             state: Mutex::new(State::default()),
             done: Condvar::new(),
+            census: Mutex::new(Census::default()),
         });
         if let DurabilityMode::Relaxed { interval } = mode {
             let weak = Arc::downgrade(&inner);
@@ -171,7 +191,19 @@ impl Durability {
         let (io, dir) = (&self.inner.io, &self.inner.dir);
         io.external_write(dir)?;
         self.inner.db.flush().map_err(to_io)?;
-        fsync_tree(io, dir)?;
+        let log = dir.join(SLED_LOG);
+        io.sync_data_at(&log)?;
+        let mut census = self
+            .inner
+            .census
+            .lock()
+            .map_err(|_| std::io::Error::other("durability census poisoned"))?;
+        let synced = sync_changes(io, dir, &log, &mut census);
+        if synced.is_err() {
+            // Start over on the next round: fsync everything again.
+            *census = Census::default();
+        }
+        synced?;
         io.external_synced(dir);
         Ok(())
     }
@@ -184,35 +216,74 @@ fn to_io(e: sled::Error) -> std::io::Error {
     }
 }
 
-/// fsyncs every regular file under `dir` (sled's log, config and blob files)
-/// and the directories themselves, so new files' directory entries are
-/// durable too.
+/// The file sled 0.34 appends every write to, in its directory.
+const SLED_LOG: &str = "db";
+
+/// fsyncs every regular file under `dir` that is new or changed since the
+/// census was taken (except `log`, which the caller syncs every round), and
+/// every directory whose names changed, so new files' entries are durable
+/// too; then records what it saw. sled writes its other files once (a
+/// snapshot, a large value's blob file, its config), so a new name is new
+/// data; the length and modification time catch anything else.
 ///
 /// sled renames and removes files while it runs: a snapshot is written as
 /// `snap.N.generating`, fsynced by sled, renamed to `snap.N`, and older
 /// snapshots and garbage blob files are removed. An entry listed here and
 /// gone when opened is such a file; it holds nothing an acknowledged write
-/// needs (a renamed one is covered by the directory's fsync at the end), so
-/// it is skipped. Failing instead poisoned the barrier, and every later
-/// write of the process failed.
-fn fsync_tree(io: &StorageIo, dir: &std::path::Path) -> std::io::Result<()> {
+/// needs (a renamed one is covered by the directory's fsync), so it is
+/// skipped. Failing instead poisoned the barrier, and every later write of
+/// the process failed.
+fn sync_changes(
+    io: &StorageIo,
+    dir: &std::path::Path,
+    log: &std::path::Path,
+    census: &mut Census,
+) -> std::io::Result<()> {
     let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let mut names = BTreeSet::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
+        let path = entry.path();
         let ty = entry.file_type()?;
-        let synced = if ty.is_dir() {
-            fsync_tree(io, &entry.path())
-        } else if ty.is_file() {
-            io.sync_file_at(&entry.path())
-        } else {
-            Ok(())
+        if ty.is_dir() {
+            names.insert(entry.file_name());
+            match sync_changes(io, &path, log, census) {
+                Err(e) if !gone(&e) => return Err(e),
+                _ => {}
+            }
+            continue;
+        }
+        if !ty.is_file() {
+            continue;
+        }
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e),
         };
-        match synced {
-            Err(e) if !gone(&e) => return Err(e),
-            _ => {}
+        names.insert(entry.file_name());
+        let stamp = (meta.len(), meta.modified().ok());
+        if path == log || census.files.get(&path) == Some(&stamp) {
+            continue;
+        }
+        match io.sync_file_at(&path) {
+            Err(e) if gone(&e) => {
+                names.remove(&entry.file_name());
+            }
+            Err(e) => return Err(e),
+            Ok(()) => {
+                census.files.insert(path, stamp);
+            }
         }
     }
-    io.sync_dir(dir)
+    if census.dirs.get(dir) != Some(&names) {
+        io.sync_dir(dir)?;
+        census.files.retain(|p, _| {
+            p.parent() != Some(dir) || p.file_name().is_some_and(|n| names.contains(n))
+        });
+        census.dirs.insert(dir.to_owned(), names);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
