@@ -179,6 +179,26 @@ where
     }
 }
 
+/// A read from a synchronous host function: on this thread when the
+/// store's reads are cheap, else with the async worker handed off (tokio's
+/// `block_in_place`) so other guests keep running while it waits.
+pub(crate) fn read_now<R>(
+    store: &dyn DictStore,
+    f: impl FnOnce(&dyn DictStore) -> Result<R, DictError>,
+) -> Result<Result<R, DictError>, wasmtime::Error> {
+    let run = || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(store)))
+            .map_err(|_| wasmtime::Error::msg("dict store read panicked"))
+    };
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if store.inline_reads() || !multi_thread {
+        run()
+    } else {
+        tokio::task::block_in_place(run)
+    }
+}
+
 /// [`read`] with the error a `vessel:storage` function returns.
 async fn reading<R, F>(store: Arc<dyn DictStore>, f: F) -> Result<R, StorageError>
 where
@@ -278,14 +298,15 @@ impl wit::HostDict for DictCtxView<'_> {
         Ok(self.table.get(&self_)?.name.clone())
     }
 
-    async fn get(
+    fn get(
         &mut self,
         self_: Resource<DictHandle>,
         key: String,
     ) -> Result<Option<Entry>, StorageError> {
         self.ctx.check_key(&key)?;
-        let (d, s) = self.target(&self_)?;
-        Ok(reading(s, move |s| s.get(&d, &key)).await?.map(entry))
+        let name = &self.table.get(&self_)?.name;
+        let s = self.ctx.store()?;
+        Ok(read_now(s.as_ref(), |s| s.get(name, &key))??.map(entry))
     }
 
     async fn put(
