@@ -464,6 +464,14 @@ impl Mount {
         Ok(())
     }
 
+    /// Whether `file` is a stored blob linked into this mount (so its bytes
+    /// never change: the guest can only write private copies).
+    pub(crate) fn is_linked_blob(&self, file: &std::fs::File) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        file.metadata()
+            .is_ok_and(|m| self.blob_inodes.contains_key(&(m.dev(), m.ino())))
+    }
+
     /// Replaces a hard link of a stored blob at `rel` (a physical path, the
     /// last component followed if it was a symlink) with a private copy,
     /// so the guest can write it. A path that does not exist (a create)

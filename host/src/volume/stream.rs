@@ -12,6 +12,13 @@
 //! and the read (wasmtime-wasi itself never uses the cursor: it reads and
 //! writes at explicit offsets).
 //!
+//! A stream of a stored blob linked into the mount (a file the guest has
+//! not copied up) reads from a memory map of it instead, and hands the
+//! guest slices of the map: the canonical ABI's copy into guest memory is
+//! then the only copy on the host. A blob is safe to map: its bytes never
+//! change (guests write private copies, the store never rewrites a blob,
+//! and garbage collection only unlinks it, which leaves a map valid).
+//!
 //! What is left is the copy into guest memory (the canonical ABI's) and,
 //! for guests reading through wasi-libc, one more inside the guest.
 
@@ -21,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use memmap2::Mmap;
 use wasmtime_wasi::async_trait;
 use wasmtime_wasi::p2::{InputStream, Pollable, StreamError, StreamResult};
 
@@ -51,17 +59,60 @@ pub(crate) fn read_at(file: &File, offset: u64, len: u64) -> io::Result<Vec<u8>>
 #[derive(Debug)]
 pub(crate) struct StreamState {
     file: Arc<File>,
+    /// The file mapped, when it is a stored blob.
+    map: Option<Arc<Mmap>>,
     position: AtomicU64,
+}
+
+/// Part of a mapped blob, handed to the guest without a copy.
+struct MappedSlice {
+    map: Arc<Mmap>,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for MappedSlice {
+    fn as_ref(&self) -> &[u8] {
+        self.map.get(self.start..self.end).unwrap_or_default()
+    }
+}
+
+/// Maps `file`, a stored blob (see the module docs). `None` when it cannot
+/// be mapped (an empty file, or the system refuses): reads then copy.
+pub(crate) fn map_blob(file: &File) -> Option<Arc<Mmap>> {
+    if file.metadata().ok()?.len() == 0 {
+        return None;
+    }
+    // SAFETY: the file is a stored blob, whose bytes and length never
+    // change while it exists (see the module docs); a map of it is
+    // therefore never invalidated under a reader.
+    let map = unsafe { memmap2::MmapOptions::new().map(file) }.ok()?;
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Some(Arc::new(map))
 }
 
 impl StreamState {
     /// The next up to `size` bytes; `Closed` at the end of the file.
-    pub(crate) fn read(&self, size: u64) -> StreamResult<Vec<u8>> {
+    pub(crate) fn read(&self, size: u64) -> StreamResult<Bytes> {
         if size == 0 {
-            return Ok(Vec::new());
+            return Ok(Bytes::new());
         }
         let position = self.position.load(Ordering::Relaxed);
-        let buf = read_at(&self.file, position, size).map_err(failed)?;
+        let buf = match &self.map {
+            Some(map) => {
+                let start = usize::try_from(position)
+                    .unwrap_or(usize::MAX)
+                    .min(map.len());
+                let want = usize::try_from(size).unwrap_or(MAX_READ).min(MAX_READ);
+                let end = start.saturating_add(want).min(map.len());
+                Bytes::from_owner(MappedSlice {
+                    map: map.clone(),
+                    start,
+                    end,
+                })
+            }
+            None => Bytes::from(read_at(&self.file, position, size).map_err(failed)?),
+        };
         if buf.is_empty() {
             return Err(StreamError::Closed);
         }
@@ -89,10 +140,16 @@ pub(crate) struct MountReadStream {
 }
 
 impl MountReadStream {
-    /// A stream of `file` from `position`, and its state for the fast path.
-    pub(crate) fn new(file: Arc<File>, position: u64) -> (Self, Arc<StreamState>) {
+    /// A stream of `file` from `position`, and its state for the fast path;
+    /// `map` is the file mapped, when it is a stored blob ([`map_blob`]).
+    pub(crate) fn new(
+        file: Arc<File>,
+        map: Option<Arc<Mmap>>,
+        position: u64,
+    ) -> (Self, Arc<StreamState>) {
         let state = Arc::new(StreamState {
             file,
+            map,
             position: AtomicU64::new(position),
         });
         (
@@ -117,7 +174,7 @@ impl Pollable for MountReadStream {
 #[async_trait]
 impl InputStream for MountReadStream {
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
-        self.state.read(size as u64).map(Bytes::from)
+        self.state.read(size as u64)
     }
 
     fn skip(&mut self, size: usize) -> StreamResult<usize> {
@@ -138,7 +195,7 @@ mod tests {
         let data: Vec<u8> = (0..MAX_READ + 10).map(|i| (i % 253) as u8).collect();
         std::fs::write(&p, &data).unwrap();
         let file = Arc::new(File::open(&p).unwrap());
-        let (mut s, state) = MountReadStream::new(file.clone(), 0);
+        let (mut s, state) = MountReadStream::new(file.clone(), None, 0);
         assert!(s.read(0).unwrap().is_empty());
         let first = s.read(usize::MAX).unwrap();
         assert_eq!(first.len(), MAX_READ, "one read is capped");
@@ -150,13 +207,41 @@ mod tests {
         assert!(matches!(state.read(1), Err(StreamError::Closed)));
         // Another reader of the same file keeps its own position; the
         // stream object and its state are one.
-        let (mut t, state) = MountReadStream::new(file.clone(), 3);
+        let (mut t, state) = MountReadStream::new(file.clone(), None, 3);
         assert_eq!(state.read(1).unwrap(), &data[3..4]);
         t.skip(0).unwrap();
         assert_eq!(&t.read(1).unwrap()[..], &data[4..5]);
-        let (mut t, _) = MountReadStream::new(file.clone(), 3);
+        let (mut t, _) = MountReadStream::new(file.clone(), None, 3);
         assert_eq!(&t.read(2).unwrap()[..], &data[3..5]);
         assert_eq!(read_at(&file, 5, 3).unwrap(), &data[5..8]);
         assert!(read_at(&file, data.len() as u64, 3).unwrap().is_empty());
+    }
+
+    #[test]
+    fn mapped_reads_match_copied_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("blob");
+        let data: Vec<u8> = (0..2 * MAX_READ + 7).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        let file = Arc::new(File::open(&p).unwrap());
+        let map = map_blob(&file).unwrap();
+        let (mut s, state) = MountReadStream::new(file.clone(), Some(map), 5);
+        let mut got = data[..5].to_vec();
+        loop {
+            match s.read(usize::MAX) {
+                Ok(b) => {
+                    assert!(b.len() <= MAX_READ);
+                    got.extend_from_slice(&b);
+                }
+                Err(StreamError::Closed) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(got, data);
+        assert!(matches!(state.read(1), Err(StreamError::Closed)));
+        // An empty file is not mapped; its reads end at once.
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(map_blob(&File::open(&empty).unwrap()).is_none());
     }
 }

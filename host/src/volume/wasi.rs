@@ -49,7 +49,7 @@ use wasmtime_wasi::p2::bindings::io::streams::{
     Host as _, HostInputStream, StreamError as WitStreamError,
 };
 
-use super::stream::{MountReadStream, read_at};
+use super::stream::{MountReadStream, map_blob, read_at};
 use super::{MAX_MOUNT_PATH, OpenFd, VolumeCtx, VolumeView};
 
 /// What a counted host file handle is (see `VolumeCtx::open_handles`).
@@ -271,8 +271,13 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                             .and_then(std::sync::Weak::upgrade);
                         let read = match fast {
                             Some(state) => state.read(len),
-                            None if blocking => view.table.blocking_read(stream, len).await,
-                            None => HostInputStream::read(view.table, stream, len),
+                            None if blocking => view
+                                .table
+                                .blocking_read(stream, len)
+                                .await
+                                .map(bytes::Bytes::from),
+                            None => HostInputStream::read(view.table, stream, len)
+                                .map(bytes::Bytes::from),
                         };
                         match read {
                             Ok(bytes) => Ok((Ok(bytes),)),
@@ -281,7 +286,9 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                     })
                         as Box<
                             dyn Future<
-                                    Output = wasmtime::Result<(Result<Vec<u8>, WitStreamError>,)>,
+                                    Output = wasmtime::Result<(
+                                        Result<bytes::Bytes, WitStreamError>,
+                                    )>,
                                 > + Send
                                 + '_,
                         >
@@ -396,14 +403,20 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
         "[method]descriptor.read-via-stream",
         |mut store: StoreContextMut<'_, T>, (fd, offset): (Resource<Descriptor>, u64)| {
             let view = store.data_mut().volume();
-            if view.ctx.open_fd(view.table, fd.rep()).is_some() {
+            if let Some(mount) = view.ctx.open_fd(view.table, fd.rep()).map(|o| o.mount) {
                 let file = match view.table.get(&fd)? {
                     wasmtime_wasi::filesystem::Descriptor::File(f) => f.file.clone(),
                     wasmtime_wasi::filesystem::Descriptor::Dir(_) => {
                         return Ok((Err(ErrorCode::IsDirectory),));
                     }
                 };
-                let (stream, state) = MountReadStream::new(file, offset);
+                let map = view
+                    .ctx
+                    .mounts
+                    .get(mount)
+                    .filter(|m| m.is_linked_blob(&file))
+                    .and_then(|_| map_blob(&file));
+                let (stream, state) = MountReadStream::new(file, map, offset);
                 let stream: DynInputStream = Box::new(stream);
                 let stream = view.table.push(stream)?;
                 view.ctx.streams.retain(|_, s| s.strong_count() > 0);
