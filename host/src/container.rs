@@ -196,6 +196,116 @@ pub struct HostState {
     dicts: DictCtx,
     keyvalue: KeyValueCtx,
     functions: FunctionsCtx,
+    /// When mounts are committed in the background while the guest runs.
+    background: BackgroundCommits,
+}
+
+/// The schedule of background commits. They run from the epoch callback
+/// while the guest runs wasm, and from [`waits`] while it waits in
+/// `wasi:io/poll` (a sleep, a read from a socket or stdin), so a guest that
+/// writes a checkpoint and then waits still has it committed on time.
+#[derive(Debug, Clone, Copy)]
+struct BackgroundCommits {
+    every: Option<Duration>,
+    last: Instant,
+}
+
+impl BackgroundCommits {
+    /// When the next background commit is due, if they are on.
+    fn due(&self) -> Option<Instant> {
+        self.every.map(|e| self.last + e)
+    }
+}
+
+impl HostState {
+    /// Runs a background commit if one is due.
+    fn background_commit(&mut self, now: Instant) {
+        if self.background.due().is_some_and(|due| now >= due) {
+            self.background.last = now;
+            for e in self.volumes.commit_all(&self.table, true) {
+                tracing::warn!(error = %e, "background commit failed");
+            }
+        }
+    }
+}
+
+/// `wasi:io/poll`, shadowed so background commits keep their schedule
+/// while the guest waits: the wait is cut at the next commit's due time,
+/// the commit runs, and the wait starts again. wasmtime-wasi makes the
+/// pollables' futures afresh on each poll, so cutting a wait loses nothing.
+mod waits {
+    use std::time::Instant;
+
+    use wasmtime::StoreContextMut;
+    use wasmtime::component::{Linker, Resource};
+    use wasmtime_wasi::p2::DynPollable;
+    use wasmtime_wasi::p2::bindings::io::poll::{Host as _, HostPollable as _};
+
+    use super::HostState;
+
+    const POLL: &str = "wasi:io/poll@0.2.12";
+
+    type Wait<'a, R> = Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>;
+
+    /// Waits for `wait` on the table, committing in the background whenever
+    /// a commit falls due first.
+    async fn with_commits<R>(
+        store: &mut StoreContextMut<'_, HostState>,
+        wait: impl for<'t> Fn(&'t mut wasmtime::component::ResourceTable) -> Wait<'t, R>,
+    ) -> wasmtime::Result<R> {
+        loop {
+            let due = store.data().background.due();
+            let waited = {
+                let table = &mut store.data_mut().table;
+                let fut = std::pin::Pin::from(wait(table));
+                match due {
+                    None => Some(fut.await),
+                    Some(due) => tokio::select! {
+                        r = fut => Some(r),
+                        () = tokio::time::sleep_until(due.into()) => None,
+                    },
+                }
+            };
+            match waited {
+                Some(r) => return r,
+                None => store.data_mut().background_commit(Instant::now()),
+            }
+        }
+    }
+
+    pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        linker.allow_shadowing(true);
+        let mut inst = linker.instance(POLL)?;
+        inst.func_wrap_async(
+            "poll",
+            |mut store: StoreContextMut<'_, HostState>,
+             (pollables,): (Vec<Resource<DynPollable>>,)| {
+                Box::new(async move {
+                    let reps: Vec<u32> = pollables.iter().map(Resource::rep).collect();
+                    let ready = with_commits(&mut store, |table| {
+                        let ps = reps.iter().map(|r| Resource::new_borrow(*r)).collect();
+                        Box::new(table.poll(ps))
+                    })
+                    .await?;
+                    Ok((ready,))
+                }) as Wait<'_, (Vec<u32>,)>
+            },
+        )?;
+        inst.func_wrap_async(
+            "[method]pollable.block",
+            |mut store: StoreContextMut<'_, HostState>, (pollable,): (Resource<DynPollable>,)| {
+                Box::new(async move {
+                    let rep = pollable.rep();
+                    with_commits(&mut store, |table| {
+                        Box::new(table.block(Resource::new_borrow(rep)))
+                    })
+                    .await?;
+                    Ok(())
+                }) as Wait<'_, ()>
+            },
+        )?;
+        Ok(())
+    }
 }
 
 impl WasiView for HostState {
@@ -253,6 +363,7 @@ pub fn linker(engine: &VesselEngine) -> wasmtime::Result<Linker<HostState>> {
     crate::dict::add_to_linker(&mut linker)?;
     crate::keyvalue::add_to_linker(&mut linker)?;
     crate::functions::add_to_linker(&mut linker)?;
+    waits::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -506,6 +617,10 @@ impl Container {
             // Buckets are dicts: the same store and the same grant.
             keyvalue: KeyValueCtx::new(config.stores.dicts.clone(), config.grants.dicts.clone()),
             functions: FunctionsCtx::default(),
+            background: BackgroundCommits {
+                every: config.background_commit,
+                last: Instant::now(),
+            },
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -529,7 +644,8 @@ impl Container {
     ///
     /// The same callback runs background commits: it fires only between
     /// wasm instructions, never inside a host call, so the mounts are in a
-    /// consistent state then.
+    /// consistent state then (and [`waits`] runs them while the guest
+    /// waits in `wasi:io/poll`).
     fn arm_deadline(&mut self) -> Result<(), ContainerError> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
         // Calls this guest makes to other functions are bounded by its own
@@ -543,8 +659,10 @@ impl Container {
                 .set_fuel(self.fuel.unwrap_or(u64::MAX))
                 .map_err(|e| ContainerError::Trap(chain(&e)))?;
         }
-        let background = self.background_commit;
-        let mut last_commit = Instant::now();
+        self.store.data_mut().background = BackgroundCommits {
+            every: self.background_commit,
+            last: Instant::now(),
+        };
         self.store.set_epoch_deadline(1);
         self.store.epoch_deadline_callback(move |mut ctx| {
             let now = Instant::now();
@@ -553,15 +671,7 @@ impl Container {
             {
                 return Err(wasmtime::Error::new(TimedOut));
             }
-            if let Some(every) = background
-                && now.duration_since(last_commit) >= every
-            {
-                last_commit = now;
-                let state = ctx.data_mut();
-                for e in state.volumes.commit_all(&state.table, true) {
-                    tracing::warn!(error = %e, "background commit failed");
-                }
-            }
+            ctx.data_mut().background_commit(now);
             Ok(UpdateDeadline::Yield(1))
         });
         Ok(())

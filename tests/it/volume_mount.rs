@@ -279,6 +279,25 @@ async fn final_commit_after_a_trap_and_background_commits() {
         "committed in the background before the container ended"
     );
 
+    // And while it waits in a host call (a sleep): the commit lands during
+    // the wait, not when the guest wakes.
+    let mut s = env.start(config.clone()).await;
+    let sleeper = tokio::spawn(async move {
+        s.call("write-then-sleep", json!(["/data/slept.txt", "z", 3000]))
+            .await;
+        s
+    });
+    let seen = std::time::Instant::now();
+    while env.volumes().node("vol", "slept.txt").unwrap().is_none() {
+        assert!(
+            seen.elapsed() < std::time::Duration::from_millis(2500),
+            "no background commit while the guest slept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut s = sleeper.await.unwrap();
+    s.c.shutdown().unwrap();
+
     // A file open for writing across background commits is not published
     // half-written: either absent or whole.
     let mut c = env.start(config).await;

@@ -144,6 +144,11 @@ impl Guest for Component {
         spin(ms);
         Ok(())
     }
+    fn write_then_sleep(path: String, text: String, ms: u64) -> Result<(), String> {
+        std::fs::write(&path, text).map_err(e)?;
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        Ok(())
+    }
     fn write_slowly(path: String, first: String, second: String, ms: u64) -> Result<(), String> {
         let mut f = std::fs::File::create(&path).map_err(e)?;
         f.write_all(first.as_bytes()).map_err(e)?;
