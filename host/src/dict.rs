@@ -190,12 +190,10 @@ pub(crate) fn read_now<R>(
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(store)))
             .map_err(|_| wasmtime::Error::msg("dict store read panicked"))
     };
-    let multi_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if store.inline_reads() || !multi_thread {
+    if store.inline_reads() {
         run()
     } else {
-        tokio::task::block_in_place(run)
+        crate::blocking::off_worker(run)
     }
 }
 

@@ -67,6 +67,7 @@
 
 pub mod app;
 pub mod bindings;
+pub mod blocking;
 pub mod call;
 pub mod cli;
 pub mod client;

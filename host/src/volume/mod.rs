@@ -19,6 +19,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::bindings::vessel::storage::volume::{self as wit, CommitInfo, Entry, EntryKind};
+use crate::blocking::off_worker;
 use crate::container::Grant;
 use crate::error::{StorageError, WitError};
 use crate::storage::clock::{Clock as _, SystemClock};
@@ -142,7 +143,7 @@ impl VolumeCtx {
             if let Some(m) = self.mounts.get_mut(i)
                 && !m.read_only
                 && !m.dirty.is_empty()
-                && let Err(e) = m.commit(&skip)
+                && let Err(e) = off_worker(|| m.commit(&skip))
             {
                 errors.push(e);
             }
@@ -398,10 +399,8 @@ impl wit::HostVolume for VolumeCtxView<'_> {
         let store = self.ctx.store()?.clone();
         let info = match mount {
             Some(i) => {
-                // TODO(blocking): commits fsync on the async thread; move to a
-                // blocking task once mounts can be shared with one.
                 let m = self.writable_mount(i)?;
-                m.commit(&BTreeSet::new())?
+                off_worker(|| m.commit(&BTreeSet::new()))?
             }
             None => {
                 let version = store.info(&name)?.version;
@@ -432,10 +431,12 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                     )));
                 }
                 let m = self.mount_mut(i)?;
-                if !m.read_only {
-                    m.commit(&BTreeSet::new())?;
-                }
-                Ok(m.reload()?)
+                off_worker(|| {
+                    if !m.read_only {
+                        m.commit(&BTreeSet::new())?;
+                    }
+                    Ok(m.reload()?)
+                })
             }
             None => {
                 let version = store.info(&name)?.version;
@@ -573,7 +574,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                 let store = self.ctx.store()?.clone();
                 let existing = store.node(&name, &rel)?;
                 refuse_existing(&path, existing.map(|n| n.kind == NodeKind::Dir), overwrite)?;
-                let blob = store.put_blob(&data)?;
+                let blob = off_worker(|| store.put_blob(&data))?;
                 let node = Node {
                     kind: NodeKind::File,
                     blob: Some(blob),
@@ -582,7 +583,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                     mode: 0o644,
                     target: None,
                 };
-                let info = store.commit(&name, &[Change::Put { path: rel, node }])?;
+                let info = off_worker(|| store.commit(&name, &[Change::Put { path: rel, node }]))?;
                 self.table.get_mut(&self_)?.version = info.version;
                 Ok(())
             }
@@ -644,7 +645,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                         "{path} is a non-empty directory (remove it recursively)"
                     )));
                 }
-                let info = store.commit(&name, &[Change::Remove { path: rel }])?;
+                let info = off_worker(|| store.commit(&name, &[Change::Remove { path: rel }]))?;
                 self.table.get_mut(&self_)?.version = info.version;
                 Ok(())
             }
@@ -744,7 +745,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                     // Same content, same blob: a copy costs no bytes.
                     changes.push(Change::Put { path: to, node });
                 }
-                let info = store.commit(&name, &changes)?;
+                let info = off_worker(|| store.commit(&name, &changes))?;
                 self.table.get_mut(&self_)?.version = info.version;
                 Ok(())
             }
