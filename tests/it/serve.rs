@@ -12,6 +12,33 @@ fn start(v: &Vessel, extra: &[&str]) -> Server {
     vessel_tests::serve(v.command(), extra)
 }
 
+/// The outcome of one `vessel` command: exit code, stdout, stderr.
+type Outcome = (i32, String, String);
+
+/// Runs a script of commands (`run_all`) on a data dir without an owner,
+/// then on one that `vessel serve` owns, and asserts that every command
+/// gives the same outcome both ways and that the script hit successes and
+/// both kinds of failure. Returns the direct outcomes and the served data
+/// dir (its server still running).
+fn same_when_forwarded(
+    labels: &[String],
+    run_all: impl Fn(&Vessel) -> Vec<Outcome>,
+) -> (Vec<Outcome>, Vessel, Server) {
+    let direct = run_all(&Vessel::new());
+    let v = Vessel::new();
+    let server = start(&v, &[]);
+    let forwarded = run_all(&v);
+    for ((label, d), f) in labels.iter().zip(&direct).zip(&forwarded) {
+        assert_eq!(d, f, "`vessel {label}` differs when forwarded");
+    }
+    let codes: Vec<i32> = direct.iter().map(|r| r.0).collect();
+    assert!(
+        codes.contains(&0) && codes.contains(&1) && codes.contains(&2),
+        "{codes:?}"
+    );
+    (direct, v, server)
+}
+
 fn token(v: &Vessel, scopes: &[&str]) -> String {
     let mut args = vec!["token", "create"];
     for s in scopes {
@@ -408,7 +435,7 @@ fn dict_commands_reach_the_owner_with_the_same_output() {
         &["dict", "delete", "kv", "--yes"],
         &["dict", "delete", "kv", "--yes"],
     ];
-    let run_all = |v: &Vessel| -> Vec<(i32, String, String)> {
+    let run_all = |v: &Vessel| -> Vec<Outcome> {
         script
             .iter()
             .map(|args| {
@@ -417,19 +444,8 @@ fn dict_commands_reach_the_owner_with_the_same_output() {
             })
             .collect()
     };
-    let direct = run_all(&Vessel::new());
-    let v = Vessel::new();
-    let _server = start(&v, &[]);
-    let forwarded = run_all(&v);
-    for ((args, d), f) in script.iter().zip(&direct).zip(&forwarded) {
-        assert_eq!(d, f, "`vessel {}` differs when forwarded", args.join(" "));
-    }
-    // The script hit successes and both kinds of failure.
-    let codes: Vec<i32> = direct.iter().map(|r| r.0).collect();
-    assert!(
-        codes.contains(&0) && codes.contains(&1) && codes.contains(&2),
-        "{codes:?}"
-    );
+    let labels: Vec<String> = script.iter().map(|a| a.join(" ")).collect();
+    same_when_forwarded(&labels, run_all);
 }
 
 #[test]
@@ -509,7 +525,7 @@ fn volume_commands_reach_the_owner_with_the_same_output() {
         &["volume", "delete", "vol2", "--yes"],
         &["volume", "delete", "vol2", "--yes"],
     ];
-    let run_all = |v: &Vessel| -> Vec<(i32, String, String)> {
+    let run_all = |v: &Vessel| -> Vec<Outcome> {
         let work = tempfile::tempdir().unwrap();
         let w = work.path().display().to_string();
         std::fs::create_dir_all(work.path().join("in/sub")).unwrap();
@@ -529,18 +545,8 @@ fn volume_commands_reach_the_owner_with_the_same_output() {
             })
             .collect()
     };
-    let direct = run_all(&Vessel::new());
-    let v = Vessel::new();
-    let _server = start(&v, &[]);
-    let forwarded = run_all(&v);
-    for ((args, d), f) in script.iter().zip(&direct).zip(&forwarded) {
-        assert_eq!(d, f, "`vessel {}` differs when forwarded", args.join(" "));
-    }
-    let codes: Vec<i32> = direct.iter().map(|r| r.0).collect();
-    assert!(
-        codes.contains(&0) && codes.contains(&1) && codes.contains(&2),
-        "{codes:?}"
-    );
+    let labels: Vec<String> = script.iter().map(|a| a.join(" ")).collect();
+    same_when_forwarded(&labels, run_all);
 }
 
 /// `vessel call` and `vessel run` side by side: without an owner, and
@@ -644,7 +650,7 @@ fn call_and_run_reach_the_owner_with_the_same_output() {
         ),
         (&["run", "G/command.wasm", "--", "stdin"], "piped text"),
     ];
-    let run_all = |v: &Vessel| -> Vec<(i32, String, String)> {
+    let run_all = |v: &Vessel| -> Vec<Outcome> {
         let work = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(work.path().join("in")).unwrap();
         std::fs::write(work.path().join("in/a.txt"), "alpha\n").unwrap();
@@ -672,18 +678,8 @@ fn call_and_run_reach_the_owner_with_the_same_output() {
             })
             .collect()
     };
-    let direct = run_all(&Vessel::new());
-    let v = Vessel::new();
-    let _server = start(&v, &[]);
-    let forwarded = run_all(&v);
-    for ((args, d), f) in script.iter().zip(&direct).zip(&forwarded) {
-        assert_eq!(d, f, "`vessel {}` differs when forwarded", args.0.join(" "));
-    }
-    let codes: Vec<i32> = direct.iter().map(|r| r.0).collect();
-    assert!(
-        codes.contains(&0) && codes.contains(&1) && codes.contains(&2),
-        "{codes:?}"
-    );
+    let labels: Vec<String> = script.iter().map(|a| a.0.join(" ")).collect();
+    let (direct, v, _server) = same_when_forwarded(&labels, run_all);
     assert_eq!(direct[1].1, "\"some v1 v1\"\n", "{direct:?}");
     assert_eq!(direct[15].1, "piped text", "{direct:?}");
     // The forwarded calls ran in the server: it holds the dict they wrote.

@@ -626,6 +626,31 @@ async fn release(held: Option<Owner>) {
     }
 }
 
+/// Runs a `call`/`run`: in `owner` when another process holds the data
+/// dir (falling back to here if it has just gone), else here with `here`,
+/// which may open the store into its argument; the store is closed after.
+async fn forward_or_hold(
+    home: &Home,
+    owner: Option<OwnerClient>,
+    sent: ForwardedCommand,
+    stdin: bool,
+    here: impl AsyncFnOnce(&mut Option<Owner>) -> Result<u8, Failure>,
+) -> Result<u8, Failure> {
+    if let Some(owner) = owner {
+        tracing::debug!("forwarding to the owner of {}", home.dir.display());
+        match forward::forward(owner, sent, stdin).await {
+            Ok(code) => return Ok(code),
+            Err(NotForwarded::Failed(f)) => return Err(f),
+            // The owner exited since it was found: the store is free.
+            Err(NotForwarded::Unreachable) => {}
+        }
+    }
+    let mut held = None;
+    let result = here(&mut held).await;
+    release(held).await;
+    result
+}
+
 /// The owner to forward a `call`/`run` to: another process that holds this
 /// data dir's embedded store.
 fn owner_to_forward(home: &Home, inv: &Invocation) -> Option<OwnerClient> {
@@ -694,29 +719,20 @@ fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
 
 async fn call_cmd(home: &Home, mut cmd: CallCmd, inv: &Invocation) -> Result<u8, Failure> {
     reclaim_options(&mut cmd)?;
-    if let Some(owner) = owner_to_forward(home, inv) {
-        tracing::debug!("forwarding the call to the owner of {}", home.dir.display());
-        let mut sent = cmd.clone();
-        // Only this process can read its stdin.
-        if sent.args_file.as_deref() == Some(Path::new("-")) {
-            sent.args =
-                Some(std::io::read_to_string(std::io::stdin()).map_err(|e| {
-                    Failure::usage(format!("--args-file -: cannot read stdin: {e}"))
-                })?);
-            sent.args_file = None;
-            cmd = sent.clone();
-        }
-        match forward::forward(owner, ForwardedCommand::Call(sent), false).await {
-            Ok(code) => return Ok(code),
-            Err(NotForwarded::Failed(f)) => return Err(f),
-            // The owner exited since it was found: the store is free.
-            Err(NotForwarded::Unreachable) => {}
-        }
+    let owner = owner_to_forward(home, inv);
+    // Only this process can read its stdin.
+    if owner.is_some() && cmd.args_file.as_deref() == Some(Path::new("-")) {
+        cmd.args = Some(
+            std::io::read_to_string(std::io::stdin())
+                .map_err(|e| Failure::usage(format!("--args-file -: cannot read stdin: {e}")))?,
+        );
+        cmd.args_file = None;
     }
-    let mut held = None;
-    let result = call_held(home, cmd, inv, &mut held).await;
-    release(held).await;
-    result
+    let sent = ForwardedCommand::Call(cmd.clone());
+    forward_or_hold(home, owner, sent, false, async |held| {
+        call_held(home, cmd, inv, held).await
+    })
+    .await
 }
 
 async fn call_held(
@@ -928,19 +944,12 @@ async fn run_app(
 }
 
 async fn run_cmd(home: &Home, cmd: RunCmd, inv: &Invocation) -> Result<u8, Failure> {
-    if let Some(owner) = owner_to_forward(home, inv) {
-        tracing::debug!("forwarding the run to the owner of {}", home.dir.display());
-        match forward::forward(owner, ForwardedCommand::Run(cmd.clone()), true).await {
-            Ok(code) => return Ok(code),
-            Err(NotForwarded::Failed(f)) => return Err(f),
-            // The owner exited since it was found: the store is free.
-            Err(NotForwarded::Unreachable) => {}
-        }
-    }
-    let mut held = None;
-    let result = run_held(home, cmd, inv, &mut held).await;
-    release(held).await;
-    result
+    let owner = owner_to_forward(home, inv);
+    let sent = ForwardedCommand::Run(cmd.clone());
+    forward_or_hold(home, owner, sent, true, async |held| {
+        run_held(home, cmd, inv, held).await
+    })
+    .await
 }
 
 async fn run_held(
