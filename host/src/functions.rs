@@ -81,6 +81,21 @@ impl crate::bindings::vessel::storage::types::Host for FunctionsCtxView<'_> {
 }
 
 impl FunctionsCtxView<'_> {
+    /// Starts `function` as `spawn` does and returns its handle's rep (the
+    /// container's `remote`, which waits on it with `get`).
+    pub(crate) fn start_handle(
+        &mut self,
+        function: &str,
+        args_json: &str,
+    ) -> Result<u32, StorageError> {
+        let handle = self.start(function, args_json)?;
+        let call = self.table.push(CallHandle {
+            function: function.to_owned(),
+            state: CallState::Running(handle),
+        })?;
+        Ok(call.rep())
+    }
+
     /// Checks the call and starts the callee as its own task.
     fn start(
         &self,

@@ -555,6 +555,46 @@ async fn idle_containers_commit_in_the_background_and_at_shutdown() {
     assert!(err.unwrap_err().to_string().contains("shutting down"));
 }
 
+/// A function that waits for another still commits in the background: the
+/// caller's file lands while the callee sleeps, not when the call returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_caller_commits_in_the_background_while_it_waits_for_a_callee() {
+    let home = tempfile::tempdir().unwrap();
+    let (rt, service) = runtime(home.path());
+    let app = load(
+        &rt,
+        home.path(),
+        r#"
+        [volumes.data]
+        create_if_missing = true
+        [functions.caller]
+        component = "@PROBE@"
+        export = "put-then-call"
+        mounts = { "/data" = "data" }
+        commit_every = 0.2
+        [functions.slow-square]
+        component = "@PROBE@"
+        "#,
+    );
+    let volumes = service.stores.volumes.clone().unwrap();
+    let call = app.function("caller").unwrap().spawn(json!([
+        "/data/before-call.txt",
+        "x",
+        "slow-square",
+        "[7, 3000]"
+    ]));
+    let started = Instant::now();
+    while volumes.node("data", "before-call.txt").unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "no background commit while the caller waited"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(call.get().await.unwrap(), json!({"ok": "49"}));
+    app.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_host_keeps_serving_while_guests_loop_and_bomb() {
     let home = tempfile::tempdir().unwrap();

@@ -110,6 +110,16 @@ impl Guest for Component {
         std::fs::write(path, text).map_err(e)
     }
 
+    fn put_then_call(
+        path: String,
+        text: String,
+        function: String,
+        arguments: String,
+    ) -> Result<String, String> {
+        std::fs::write(path, text).map_err(e)?;
+        vessel_sdk::remote_json(&function, &arguments).map_err(e)
+    }
+
     fn wait_for_file(mount: String, path: String, timeout_ms: u64) -> Result<String, String> {
         let volume = vessel_sdk::Volume::mounted(&mount).map_err(e)?;
         let start = std::time::Instant::now();
