@@ -84,6 +84,35 @@ pub fn check_update_len(n: usize) -> Result<(), DictError> {
     check_batch_len(n, "an update")
 }
 
+/// Parses a counter as every backend stores it: the decimal ASCII text of
+/// an i64 (shared with `wasi:keyvalue`'s `increment`).
+pub fn parse_counter(key: &str, value: &[u8]) -> Result<i64, DictError> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| DictError::NotACounter { key: key.into() })
+}
+
+/// Checks a scan's arguments as every backend must and returns its page
+/// size: `limit`, or [`MAX_SCAN_LIMIT`] when it is 0 or larger.
+pub fn check_scan(
+    dict: &str,
+    prefix: &str,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<u32, DictError> {
+    validate_name(dict)?;
+    check_key(prefix)?;
+    if let Some(c) = cursor {
+        check_key(c)?;
+    }
+    Ok(if limit == 0 || limit > MAX_SCAN_LIMIT {
+        MAX_SCAN_LIMIT
+    } else {
+        limit
+    })
+}
+
 /// Checks the size of a batch (`what`: "an update", ...) against
 /// [`MAX_UPDATE_ENTRIES`].
 pub fn check_batch_len(n: usize, what: &str) -> Result<(), DictError> {

@@ -66,8 +66,8 @@ pub use crate::storage::dict::{
 };
 use crate::storage::dict::{
     DictEntry, DictError, DictInfo, DictLimits, DictStore, LeaseInfo, PutOptions, PutOutcome,
-    ScanItem, ScanPage, check_batch_len, check_key, check_lease_ttl, check_put_ttl,
-    check_update_len, check_value, validate_name,
+    ScanItem, ScanPage, check_batch_len, check_key, check_lease_ttl, check_put_ttl, check_scan,
+    check_update_len, check_value, parse_counter, validate_name,
 };
 use crate::storage::disk::is_disk_full;
 
@@ -325,14 +325,6 @@ pub fn check_stored_record(kind: u8, bytes: &[u8]) -> Result<bool, String> {
             }
         }),
     }
-}
-
-/// Parses a counter: the decimal ASCII text of an i64.
-fn parse_counter(key: &str, value: &[u8]) -> Result<i64, DictError> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| DictError::NotACounter { key: key.into() })
 }
 
 fn storage(e: sled::Error) -> DictError {
@@ -1015,16 +1007,7 @@ impl DictStore for EmbeddedStore {
         limit: u32,
         with_values: bool,
     ) -> Result<ScanPage, DictError> {
-        validate_name(dict)?;
-        check_key(prefix)?;
-        if let Some(c) = cursor {
-            check_key(c)?;
-        }
-        let limit = if limit == 0 || limit > MAX_SCAN_LIMIT {
-            MAX_SCAN_LIMIT
-        } else {
-            limit
-        } as usize;
+        let limit = check_scan(dict, prefix, cursor, limit)? as usize;
         let entries = self.dict_read_tree(dict)?;
         let now = self.clock.now_ms();
         let idle = self.dict_idle_expiry_ms();

@@ -53,7 +53,8 @@ use crate::storage::dict::{
     ScanPage, validate_name,
 };
 use crate::storage::dict::{
-    check_batch_len, check_key, check_lease_ttl, check_put_ttl, check_update_len, check_value,
+    check_batch_len, check_key, check_lease_ttl, check_put_ttl, check_scan, check_update_len,
+    check_value, parse_counter,
 };
 use crate::storage::embedded::dict::TOUCH_FRACTION;
 
@@ -206,13 +207,6 @@ async fn write_entry(
     )
     .await?;
     Ok(())
-}
-
-fn parse_counter(key: &str, value: &[u8]) -> Result<i64, DictError> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| DictError::NotACounter { key: key.into() })
 }
 
 /// The smallest byte string greater than every string starting with
@@ -634,16 +628,7 @@ impl DictStore for RemoteStore {
         limit: u32,
         with_values: bool,
     ) -> Result<ScanPage, DictError> {
-        validate_name(dict)?;
-        check_key(prefix)?;
-        if let Some(c) = cursor {
-            check_key(c)?;
-        }
-        let limit = if limit == 0 || limit > MAX_SCAN_LIMIT {
-            MAX_SCAN_LIMIT
-        } else {
-            limit
-        };
+        let limit = check_scan(dict, prefix, cursor, limit)?;
         // The cursor is the last key returned: continue strictly after it.
         let (start, exclusive) = match cursor {
             Some(c) if c.as_bytes() >= prefix.as_bytes() => (c.as_bytes().to_vec(), true),
