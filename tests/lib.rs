@@ -257,12 +257,26 @@ pub fn http(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes())
-        .and_then(|()| s.write_all(body))
-        .unwrap_or_else(|e| panic!("cannot send to {addr}: {e}"));
+    let sent = s.write_all(req.as_bytes()).and_then(|()| s.write_all(body));
+    // A server may answer (413, say) and close before the body is sent;
+    // its answer is then already here to read.
+    let early_close = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        )
+    };
+    if let Err(e) = &sent
+        && !early_close(e)
+    {
+        panic!("cannot send to {addr}: {e}");
+    }
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .unwrap_or_else(|e| panic!("cannot read from {addr}: {e}"));
+    if let Err(e) = s.read_to_end(&mut raw)
+        && (raw.is_empty() || !early_close(&e))
+    {
+        panic!("cannot read from {addr}: {e} (sending: {sent:?})");
+    }
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

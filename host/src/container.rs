@@ -440,6 +440,8 @@ pub struct Container {
 
 /// The lock file inside a container directory.
 const LOCK_FILE: &str = ".lock";
+/// The lock file while it is being made (see [`lock_dir`]).
+const LOCK_NEW: &str = ".lock.new";
 /// Names of container directories in a work directory.
 const DIR_PREFIX: &str = "vessel-container-";
 /// A stale container directory, renamed before removal so that a removal
@@ -451,7 +453,7 @@ const TRASH_PREFIX: &str = ".trash-";
 /// [`remove_stale_dirs`] never sees an unlocked `.lock` of a live
 /// container.
 fn lock_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let tmp = dir.join(".lock.new");
+    let tmp = dir.join(LOCK_NEW);
     let f = std::fs::File::create(&tmp)?;
     f.lock()?;
     std::fs::rename(&tmp, dir.join(LOCK_FILE))?;
@@ -481,10 +483,7 @@ pub fn remove_stale_dirs(parent: &std::path::Path) -> std::io::Result<u64> {
         if !name.starts_with(DIR_PREFIX) {
             continue;
         }
-        let Ok(lock) = std::fs::File::open(path.join(LOCK_FILE)) else {
-            continue;
-        };
-        if lock.try_lock().is_err() {
+        if !is_stale(&path) {
             continue;
         }
         let trash = parent.join(format!("{TRASH_PREFIX}{name}"));
@@ -493,6 +492,33 @@ pub fn remove_stale_dirs(parent: &std::path::Path) -> std::io::Result<u64> {
         removed += 1;
     }
     Ok(removed)
+}
+
+/// How long a container directory may lack both lock files before it
+/// counts as left by a process killed while it made the directory (a live
+/// process creates the first lock file right after the directory).
+const CREATION_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether the container directory at `path` belongs to no live process:
+/// its lock is free; or it has no lock yet and the lock being made
+/// (`.lock.new`, see [`lock_dir`]) is free; or it has neither and is older
+/// than [`CREATION_GRACE`]. The second case is a process killed between
+/// making its lock and renaming it into place: such a directory used to be
+/// kept for ever, and piled up.
+fn is_stale(path: &std::path::Path) -> bool {
+    let free = |name: &str| {
+        std::fs::File::open(path.join(name))
+            .ok()
+            .map(|f| f.try_lock().is_ok())
+    };
+    match free(LOCK_FILE).or_else(|| free(LOCK_NEW)) {
+        Some(free) => free,
+        None => std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > CREATION_GRACE),
+    }
 }
 
 /// Runs [`remove_stale_dirs`] on `parent` the first time this process
@@ -949,15 +975,24 @@ mod tests {
         drop(lock_dir(&dead).unwrap());
         // No lock yet: a container being created by another process.
         let creating = make("creating");
+        // Its lock being made and held: being created too.
+        let locking = make("locking");
+        let held_new = std::fs::File::create(locking.join(".lock.new")).unwrap();
+        held_new.lock().unwrap();
+        // Its lock made but free, never renamed: its creator was killed.
+        let killed = make("killed");
+        drop(std::fs::File::create(killed.join(".lock.new")).unwrap());
         // A removal cut short.
         std::fs::create_dir_all(p.join(".trash-x/y")).unwrap();
         let other = p.join("not-ours");
         std::fs::create_dir(&other).unwrap();
 
-        assert_eq!(remove_stale_dirs(p).unwrap(), 1);
+        assert_eq!(remove_stale_dirs(p).unwrap(), 2);
         assert!(live.join("scratch/deep/f").exists());
         assert!(!dead.exists());
+        assert!(!killed.exists());
         assert!(creating.exists());
+        assert!(locking.exists());
         assert!(other.exists());
         assert!(!p.join(".trash-x").exists());
         assert_eq!(remove_stale_dirs(&p.join("missing")).unwrap(), 0);
