@@ -494,30 +494,44 @@ pub fn remove_stale_dirs(parent: &std::path::Path) -> std::io::Result<u64> {
     Ok(removed)
 }
 
-/// How long a container directory may lack both lock files before it
-/// counts as left by a process killed while it made the directory (a live
-/// process creates the first lock file right after the directory).
-const CREATION_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Whether the container directory at `path` belongs to no live process:
-/// its lock is free; or it has no lock yet and the lock being made
-/// (`.lock.new`, see [`lock_dir`]) is free; or it has neither and is older
-/// than [`CREATION_GRACE`]. The second case is a process killed between
-/// making its lock and renaming it into place: such a directory used to be
-/// kept for ever, and piled up.
+/// its lock is free, or it has no held lock at all (the lock being made,
+/// `.lock.new`, is free or absent). The latter is a process killed while it
+/// made the directory; such directories used to be kept for ever, and piled
+/// up. A live process making a directory at that moment loses it to the
+/// cleaner and makes another ([`make_dir`]).
 fn is_stale(path: &std::path::Path) -> bool {
     let free = |name: &str| {
         std::fs::File::open(path.join(name))
             .ok()
             .map(|f| f.try_lock().is_ok())
     };
-    match free(LOCK_FILE).or_else(|| free(LOCK_NEW)) {
-        Some(free) => free,
-        None => std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > CREATION_GRACE),
+    free(LOCK_FILE).or_else(|| free(LOCK_NEW)).unwrap_or(true)
+}
+
+/// Makes and locks a container directory in `parent` (the system's
+/// temporary directory when `None`), removing stale ones there first. A
+/// directory another process's cleaner took before its lock was held is
+/// made again.
+fn make_dir(
+    parent: Option<&std::path::Path>,
+) -> std::io::Result<(tempfile::TempDir, std::fs::File)> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(DIR_PREFIX);
+    let mut attempt = 0;
+    loop {
+        let dir = match parent {
+            Some(parent) => std::fs::create_dir_all(parent).and_then(|()| {
+                clean_once(parent);
+                builder.tempdir_in(parent)
+            }),
+            None => builder.tempdir(),
+        }?;
+        match lock_dir(dir.path()) {
+            Ok(lock) => return Ok((dir, lock)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 => attempt += 1,
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -591,17 +605,7 @@ impl Container {
         if config.fuel.is_some() && !engine.fuel() {
             return Err(ContainerError::FuelOff);
         }
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(DIR_PREFIX);
-        let dir = match &config.work_dir {
-            Some(parent) => std::fs::create_dir_all(parent).and_then(|()| {
-                clean_once(parent);
-                builder.tempdir_in(parent)
-            }),
-            None => builder.tempdir(),
-        }
-        .map_err(ContainerError::Scratch)?;
-        let lock = lock_dir(dir.path()).map_err(ContainerError::Scratch)?;
+        let (dir, lock) = make_dir(config.work_dir.as_deref()).map_err(ContainerError::Scratch)?;
         let scratch_dir = dir.path().join("scratch");
         std::fs::create_dir(&scratch_dir).map_err(ContainerError::Scratch)?;
         let mut mounts = Vec::new();
@@ -973,9 +977,9 @@ mod tests {
         let _held = lock_dir(&live).unwrap();
         let dead = make("dead");
         drop(lock_dir(&dead).unwrap());
-        // No lock yet: a container being created by another process.
-        let creating = make("creating");
-        // Its lock being made and held: being created too.
+        // No lock at all: its creator was killed right after making it.
+        let bare = make("bare");
+        // Its lock being made and held: being created by another process.
         let locking = make("locking");
         let held_new = std::fs::File::create(locking.join(".lock.new")).unwrap();
         held_new.lock().unwrap();
@@ -987,11 +991,11 @@ mod tests {
         let other = p.join("not-ours");
         std::fs::create_dir(&other).unwrap();
 
-        assert_eq!(remove_stale_dirs(p).unwrap(), 2);
+        assert_eq!(remove_stale_dirs(p).unwrap(), 3);
         assert!(live.join("scratch/deep/f").exists());
         assert!(!dead.exists());
         assert!(!killed.exists());
-        assert!(creating.exists());
+        assert!(!bare.exists());
         assert!(locking.exists());
         assert!(other.exists());
         assert!(!p.join(".trash-x").exists());
