@@ -428,7 +428,6 @@ pub fn linker(engine: &VesselEngine) -> wasmtime::Result<Linker<HostState>> {
 pub struct Container {
     store: Store<HostState>,
     timeout: Option<Duration>,
-    background_commit: Option<Duration>,
     fuel: Option<u64>,
     metered: bool,
     // Dropped with the container: scratch writes and mount working trees
@@ -714,7 +713,6 @@ impl Container {
         Ok(Container {
             store,
             timeout: config.timeout,
-            background_commit: config.background_commit,
             fuel: config.fuel,
             metered: engine.fuel(),
             _dir: dir,
@@ -746,10 +744,8 @@ impl Container {
                 .set_fuel(self.fuel.unwrap_or(u64::MAX))
                 .map_err(|e| ContainerError::Trap(chain(&e)))?;
         }
-        self.store.data_mut().background = BackgroundCommits {
-            every: self.background_commit,
-            last: Instant::now(),
-        };
+        // Each call starts a fresh interval.
+        self.store.data_mut().background.last = Instant::now();
         self.store.set_epoch_deadline(1);
         self.store.epoch_deadline_callback(move |mut ctx| {
             let now = Instant::now();

@@ -172,8 +172,7 @@ where
     F: FnOnce(&dyn DictStore) -> Result<R, DictError> + Send + 'static,
 {
     if store.inline_reads() {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(store.as_ref())))
-            .map_err(|_| wasmtime::Error::msg("dict store read panicked"))
+        read_now(store.as_ref(), f)
     } else {
         on_blocking_thread(store, f).await
     }

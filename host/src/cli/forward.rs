@@ -85,11 +85,6 @@ impl Invocation {
             _ => path.to_owned(),
         }
     }
-
-    /// Whether this command came from another process.
-    pub fn is_forwarded(&self) -> bool {
-        self.cwd.is_some()
-    }
 }
 
 /// A command line sent to the owner.

@@ -653,8 +653,9 @@ async fn forward_or_hold(
 
 /// The owner to forward a `call`/`run` to: another process that holds this
 /// data dir's embedded store.
-fn owner_to_forward(home: &Home, inv: &Invocation) -> Option<OwnerClient> {
-    if home.held.is_some() || home.remote.is_some() || inv.is_forwarded() {
+fn owner_to_forward(home: &Home) -> Option<OwnerClient> {
+    // A forwarded command runs in the owner, whose home holds the store.
+    if home.held.is_some() || home.remote.is_some() {
         return None;
     }
     OwnerClient::find(&home.dir)
@@ -719,7 +720,7 @@ fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
 
 async fn call_cmd(home: &Home, mut cmd: CallCmd, inv: &Invocation) -> Result<u8, Failure> {
     reclaim_options(&mut cmd)?;
-    let owner = owner_to_forward(home, inv);
+    let owner = owner_to_forward(home);
     // Only this process can read its stdin.
     if owner.is_some() && cmd.args_file.as_deref() == Some(Path::new("-")) {
         cmd.args = Some(
@@ -944,7 +945,7 @@ async fn run_app(
 }
 
 async fn run_cmd(home: &Home, cmd: RunCmd, inv: &Invocation) -> Result<u8, Failure> {
-    let owner = owner_to_forward(home, inv);
+    let owner = owner_to_forward(home);
     let sent = ForwardedCommand::Run(cmd.clone());
     forward_or_hold(home, owner, sent, true, async |held| {
         run_held(home, cmd, inv, held).await
