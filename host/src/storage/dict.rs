@@ -297,11 +297,13 @@ pub trait DictStore: Send + Sync + std::fmt::Debug {
     fn sweep_expired(&self, max: usize) -> Result<usize, DictError>;
     fn limits(&self) -> DictLimits;
 
-    /// Whether the reads (`get`, `get_many`, `contains`, `scan`) are cheap
-    /// enough to run on an async worker: served from memory or a local page
-    /// read, never waiting for the network or an fsync. Async callers then
-    /// skip the hop to a blocking thread, which costs far more than such a
-    /// read. False unless a backend says so.
+    /// Whether the store is local: its reads (`get`, `get_many`,
+    /// `contains`, `scan`) are cheap enough to run on an async worker,
+    /// served from memory or a local page read, never waiting for the
+    /// network or an fsync; and its writes wait only for the local disk.
+    /// Async callers then skip the hop to a blocking thread, which costs
+    /// far more than such a read: reads run in place, writes in place with
+    /// the worker's other tasks handed off. False unless a backend says so.
     fn inline_reads(&self) -> bool {
         false
     }

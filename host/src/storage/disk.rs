@@ -641,6 +641,38 @@ impl IoFile {
         Ok(())
     }
 
+    /// Writes `buf` at `offset`, leaving the append position alone (the
+    /// dict log zero-fills ahead of it, so its fdatasyncs need not update
+    /// the file's size).
+    pub fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if let Some(t) = &self.track {
+            t.hooks.before(OpKind::Write, &self.path)?;
+        }
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| context(e, "write", &self.path))?;
+        if let Some(t) = &self.track {
+            let ino = t.ino;
+            t.hooks.model(|sim| sim.write(ino, offset, buf));
+        }
+        Ok(())
+    }
+
+    /// A second handle on this file that fdatasyncs it, so one thread can
+    /// wait for the disk while others keep appending through this one.
+    /// The model counts the writes made before each sync as covered.
+    pub fn syncer(&self) -> io::Result<IoSyncer> {
+        Ok(IoSyncer {
+            file: self
+                .file
+                .try_clone()
+                .map_err(|e| context(e, "dup", &self.path))?,
+            path: self.path.clone(),
+            track: self.track.as_ref().map(|t| (t.hooks.clone(), t.ino)),
+        })
+    }
+
     /// fsyncs the file's data and metadata.
     pub fn sync_all(&self) -> io::Result<()> {
         if let Some(t) = &self.track {
@@ -653,6 +685,38 @@ impl IoFile {
         }
         self.file
             .sync_all()
+            .map_err(|e| context(e, "fsync", &self.path))
+    }
+}
+
+/// See [`IoFile::syncer`].
+pub struct IoSyncer {
+    file: File,
+    path: PathBuf,
+    track: Option<(Arc<Hooks>, Option<usize>)>,
+}
+
+impl std::fmt::Debug for IoSyncer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IoSyncer")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl IoSyncer {
+    /// fdatasyncs the file: its bytes and its size, not its times.
+    pub fn sync_data(&self) -> io::Result<()> {
+        if let Some((hooks, ino)) = &self.track {
+            hooks.before(OpKind::Fsync, &self.path)?;
+            if hooks.simulating() {
+                let ino = *ino;
+                hooks.model(|sim| sim.sync_file(ino));
+                return Ok(());
+            }
+        }
+        self.file
+            .sync_data()
             .map_err(|e| context(e, "fsync", &self.path))
     }
 }

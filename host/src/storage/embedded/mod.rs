@@ -8,6 +8,7 @@
 pub mod dict;
 pub mod durable;
 pub mod volume;
+pub mod wal;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct EmbeddedStore {
     pub(crate) db: sled::Db,
     pub(crate) blobs: BlobStore,
     pub(crate) durability: Durability,
+    /// The dicts' write-ahead log (see [`wal`]).
+    pub(crate) wal: wal::Wal,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) dict_state: Arc<dict::DictState>,
     pub(crate) volumes: Arc<volume::VolumeState>,
@@ -137,6 +140,8 @@ impl EmbeddedStore {
         // it fsynced the data directory: their entries become durable here.
         io.sync_dir(data_dir).map_err(|e| fail(e.to_string()))?;
         let durability = Durability::with_io(db.clone(), db_dir, options.durability, io.clone());
+        let wal = wal::Wal::open(&db, &data_dir.join("wal"), &io, &durability)
+            .map_err(|e| fail(format!("dict log: {e}")))?;
         let volumes =
             volume::VolumeState::open(&db, options.volume_inode_limit, options.blob_gc_grace)
                 .map_err(|e| fail(e.to_string()))?;
@@ -145,6 +150,7 @@ impl EmbeddedStore {
             db,
             blobs,
             durability,
+            wal,
             clock,
             dict_state: Arc::new(dict::DictState::new(options.dict_idle_expiry_ms)),
             volumes: Arc::new(volumes),

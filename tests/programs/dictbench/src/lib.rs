@@ -1,5 +1,6 @@
 //! The guest side of the dict benchmark (host/benches/dict.rs): `dict.get`
-//! in a loop inside one call, so the per-get cost excludes the call's own.
+//! in a loop inside one call, so the per-get cost excludes the call's own;
+//! and durable `dict.put`s, each timed by the guest.
 wit_bindgen::generate!({ world: "dictbench", path: "wit" });
 
 use vessel_sdk::Dict;
@@ -17,6 +18,19 @@ impl Guest for Component {
             }
         }
         Ok(bytes)
+    }
+
+    fn put_loop(dict: String, prefix: String, n: u32, len: u32) -> Result<Vec<u64>, String> {
+        let d = Dict::open(&dict, false).map_err(|e| e.to_string())?;
+        let value = vec![7u8; len as usize];
+        let mut took = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let key = format!("{prefix}{i}");
+            let t = std::time::Instant::now();
+            d.put_raw(&key, &value).map_err(|e| e.to_string())?;
+            took.push(t.elapsed().as_nanos() as u64);
+        }
+        Ok(took)
     }
 }
 
