@@ -13,8 +13,9 @@
 //!   accepts keeps its documented bounds; one it refuses names the file.
 //! - [`stored_metadata`]: the decoders of the embedded store's records
 //!   (volume rows, nodes, commit log entries, node keys; dict rows,
-//!   entries, leases, counters). A record that decodes encodes back to the
-//!   same bytes; one that does not is a clean `Corrupt` error.
+//!   entries, leases, counters; the dict log's files). A record that
+//!   decodes encodes back to the same bytes; one that does not is a clean
+//!   `Corrupt` error (or, in the dict log, the end of the records).
 //!
 //! A broken property panics, which libFuzzer (or the replay runner)
 //! reports as a crash with its input.
@@ -45,12 +46,18 @@ pub const TARGETS: [(&str, fn(&[u8])); 3] = [
 // ---------------------------------------------------------------------------
 // stored_metadata
 
-/// First byte: which record (bit 2: dict, else volume; low two bits: the
-/// kind); the rest: its bytes.
+/// First byte: which record (bit 3: a dict log file; else bit 2: dict,
+/// else volume; low two bits: the kind); the rest: its bytes.
 pub fn stored_metadata(data: &[u8]) {
     let Some((&selector, bytes)) = data.split_first() else {
         return;
     };
+    if selector & 8 != 0 {
+        if let Err(e) = vessel_host::storage::embedded::wal::check_log(bytes) {
+            panic!("dict log: {e}");
+        }
+        return;
+    }
     let kind = selector & 3;
     let checked = if selector & 4 == 0 {
         vessel_host::storage::embedded::volume::check_stored_record(kind, bytes)

@@ -632,27 +632,42 @@ fn apply_atomic(state: &Tree, seq: u64, ops: &[Op]) -> io::Result<()> {
         })
 }
 
+/// One write as a record holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RawOp<'a> {
+    tree: &'a [u8],
+    key: &'a [u8],
+    value: Option<&'a [u8]>,
+}
+
 fn encode(seq: u64, ops: &[Op]) -> Vec<u8> {
+    let names: Vec<IVec> = ops.iter().map(|op| op.tree.name()).collect();
+    let raw: Vec<RawOp<'_>> = ops
+        .iter()
+        .zip(&names)
+        .map(|(op, name)| RawOp {
+            tree: name,
+            key: &op.key,
+            value: op.value.as_deref(),
+        })
+        .collect();
+    encode_raw(seq, &raw)
+}
+
+fn encode_raw(seq: u64, ops: &[RawOp<'_>]) -> Vec<u8> {
     let size: usize = ops
         .iter()
-        .map(|op| {
-            2 + op.tree.name().len()
-                + 4
-                + op.key.len()
-                + 1
-                + op.value.as_ref().map_or(0, |v| 8 + v.len())
-        })
+        .map(|op| 2 + op.tree.len() + 4 + op.key.len() + 1 + op.value.map_or(0, |v| 8 + v.len()))
         .sum();
     let mut out = Vec::with_capacity(HEADER + 4 + size);
     out.extend_from_slice(&[0; HEADER]);
     out.extend_from_slice(&(ops.len() as u32).to_be_bytes());
     for op in ops {
-        let name = op.tree.name();
-        out.extend_from_slice(&(name.len() as u16).to_be_bytes());
-        out.extend_from_slice(&name);
+        out.extend_from_slice(&(op.tree.len() as u16).to_be_bytes());
+        out.extend_from_slice(op.tree);
         out.extend_from_slice(&(op.key.len() as u32).to_be_bytes());
-        out.extend_from_slice(&op.key);
-        match &op.value {
+        out.extend_from_slice(op.key);
+        match op.value {
             None => out.push(TAG_REMOVE),
             Some(v) => {
                 out.push(TAG_SET);
@@ -662,17 +677,22 @@ fn encode(seq: u64, ops: &[Op]) -> Vec<u8> {
         }
     }
     let payload_len = (out.len() - HEADER) as u64;
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&seq.to_be_bytes());
-    crc.update(out.get(HEADER..).unwrap_or_default());
+    let payload = out.get(HEADER..).unwrap_or_default();
     let mut header = Vec::with_capacity(HEADER);
     header.extend_from_slice(&payload_len.to_be_bytes());
     header.extend_from_slice(&seq.to_be_bytes());
-    header.extend_from_slice(&crc.finalize().to_be_bytes());
+    header.extend_from_slice(&checksum(seq, payload).to_be_bytes());
     if let Some(h) = out.get_mut(..HEADER) {
         h.copy_from_slice(&header);
     }
     out
+}
+
+fn checksum(seq: u64, payload: &[u8]) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&seq.to_be_bytes());
+    crc.update(payload);
+    crc.finalize()
 }
 
 /// A cursor over a record's bytes; `None` once they run out.
@@ -695,95 +715,130 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// One framed record of a log file, its checksum not yet trusted.
+struct Frame<'a> {
+    seq: u64,
+    intact: bool,
+    payload: &'a [u8],
+}
+
+/// The frames of a log file, in order, up to where a frame's length runs
+/// past the end (zeros ahead of the records frame as empty payloads that
+/// fail their checksum).
+fn frames(bytes: &[u8]) -> impl Iterator<Item = Frame<'_>> {
+    let mut r = Reader { b: bytes };
+    std::iter::from_fn(move || {
+        let header = r.n::<HEADER>()?;
+        let (len, rest) = header.split_at(8);
+        let (seq, crc) = rest.split_at(8);
+        let payload = r.take(usize::try_from(u64_of(len)?).ok()?)?;
+        let seq = u64_of(seq)?;
+        let intact = u32::from_be_bytes(crc.try_into().ok()?) == checksum(seq, payload);
+        Some(Frame {
+            seq,
+            intact,
+            payload,
+        })
+    })
+}
+
 /// Applies the records of one log file whose numbers follow `applied`;
 /// returns the last applied.
 fn replay(db: &sled::Db, state: &Tree, bytes: &[u8], mut applied: u64) -> io::Result<u64> {
-    let mut r = Reader { b: bytes };
-    while let Some(header) = r.n::<HEADER>() {
-        let Some(payload_len) =
-            u64_of(header.get(..8).unwrap_or_default()).and_then(|n| usize::try_from(n).ok())
-        else {
-            break;
-        };
-        let Some(payload) = r.take(payload_len) else {
-            break;
-        };
-        let seq = u64_of(header.get(8..16).unwrap_or_default()).unwrap_or(0);
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&seq.to_be_bytes());
-        crc.update(payload);
-        if header.get(16..) != Some(&crc.finalize().to_be_bytes()[..]) {
+    for frame in frames(bytes) {
+        // A torn or unsynced record ends the file's records.
+        if !frame.intact {
             break;
         }
-        if seq <= applied {
+        if frame.seq <= applied {
             continue;
         }
-        if seq != applied.saturating_add(1) {
+        if frame.seq != applied.saturating_add(1) {
             break;
         }
-        let Some(ops) = decode(db, payload).map_err(to_io)? else {
+        let Some(raw) = decode(frame.payload) else {
             // A record that checks out but does not parse: not ours.
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("dict log record {seq} is malformed"),
+                format!("dict log record {} is malformed", frame.seq),
             ));
         };
+        let mut trees: HashMap<&[u8], Tree> = HashMap::new();
+        let mut ops = Vec::with_capacity(raw.len());
+        for op in raw {
+            let tree = match trees.get(op.tree) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = db.open_tree(op.tree).map_err(to_io)?;
+                    trees.insert(op.tree, t.clone());
+                    t
+                }
+            };
+            ops.push(Op {
+                tree,
+                key: IVec::from(op.key),
+                value: op.value.map(IVec::from),
+            });
+        }
         apply_ops(&ops)?;
-        applied = seq;
+        applied = frame.seq;
     }
     mark(state, applied)?;
     Ok(applied)
 }
 
-fn decode(db: &sled::Db, payload: &[u8]) -> sled::Result<Option<Vec<Op>>> {
+/// A record's writes; `None` unless `payload` is exactly a record's.
+fn decode(payload: &[u8]) -> Option<Vec<RawOp<'_>>> {
     let mut r = Reader { b: payload };
-    let Some(count) = r.n::<4>().map(u32::from_be_bytes) else {
-        return Ok(None);
-    };
+    let count = u32::from_be_bytes(r.n::<4>()?);
     let mut ops = Vec::new();
-    let mut trees: HashMap<&[u8], Tree> = HashMap::new();
     for _ in 0..count {
-        let Some(name) = r
+        let tree = r
             .n::<2>()
-            .and_then(|n| r.take(usize::from(u16::from_be_bytes(n))))
-        else {
-            return Ok(None);
-        };
-        let Some(key) = r
+            .and_then(|n| r.take(usize::from(u16::from_be_bytes(n))))?;
+        let key = r
             .n::<4>()
-            .and_then(|n| r.take(u32::from_be_bytes(n) as usize))
-        else {
-            return Ok(None);
-        };
-        let value = match r.n::<1>() {
-            Some([TAG_REMOVE]) => None,
-            Some([TAG_SET]) => {
-                let Some(v) = r
-                    .n::<8>()
+            .and_then(|n| r.take(u32::from_be_bytes(n) as usize))?;
+        let value = match r.n::<1>()? {
+            [TAG_REMOVE] => None,
+            [TAG_SET] => Some(
+                r.n::<8>()
                     .and_then(|n| usize::try_from(u64::from_be_bytes(n)).ok())
-                    .and_then(|n| r.take(n))
-                else {
-                    return Ok(None);
-                };
-                Some(IVec::from(v))
-            }
-            _ => return Ok(None),
+                    .and_then(|n| r.take(n))?,
+            ),
+            _ => return None,
         };
-        let tree = match trees.get(name) {
-            Some(t) => t.clone(),
-            None => {
-                let t = db.open_tree(name)?;
-                trees.insert(name, t.clone());
-                t
-            }
-        };
-        ops.push(Op {
-            tree,
-            key: IVec::from(key),
-            value,
-        });
+        ops.push(RawOp { tree, key, value });
     }
-    Ok(Some(ops))
+    r.b.is_empty().then_some(ops)
+}
+
+/// Frames `bytes` as a log file and decodes every frame, trusted or not;
+/// a frame that decodes must encode back to its bytes. `Ok` is how many
+/// decoded; `Err` is a broken round trip. For the fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub fn check_log(bytes: &[u8]) -> Result<usize, String> {
+    let mut decoded = 0;
+    for frame in frames(bytes) {
+        let Some(ops) = decode(frame.payload) else {
+            continue;
+        };
+        let again = encode_raw(frame.seq, &ops);
+        if again.get(HEADER..) != Some(frame.payload) {
+            return Err(format!(
+                "record {} does not encode back to its bytes",
+                frame.seq
+            ));
+        }
+        let reframed = frames(&again)
+            .next()
+            .map(|f| (f.seq, f.intact, f.payload.len()));
+        if reframed != Some((frame.seq, true, frame.payload.len())) {
+            return Err(format!("record {} does not frame back", frame.seq));
+        }
+        decoded += 1;
+    }
+    Ok(decoded)
 }
 
 #[cfg(test)]
@@ -926,6 +981,37 @@ mod tests {
             Some(&b"3"[..]),
             "numbering went on after the tear"
         );
+    }
+
+    #[test]
+    fn log_files_frame_decode_and_encode_back() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let o = open(dir.path(), DurabilityMode::Sync);
+            put(&o, &[("a", "1"), ("b", "")]);
+            o.wal
+                .transact(
+                    true,
+                    |e| e,
+                    |b| {
+                        b.remove(&o.tree, "a");
+                        Ok::<_, io::Error>(())
+                    },
+                )
+                .unwrap();
+        }
+        let bytes = std::fs::read(log_files(dir.path()).pop().unwrap()).unwrap();
+        assert_eq!(check_log(&bytes), Ok(2), "both records, then zeros");
+        let first = frames(&bytes).next().unwrap();
+        assert!(first.intact);
+        let ops = decode(first.payload).unwrap();
+        assert_eq!(ops.len(), 2);
+        assert_eq!((ops[1].key, ops[1].value), (&b"b"[..], Some(&b""[..])));
+        // Trailing bytes or a bad tag make a payload not a record's.
+        let mut longer = first.payload.to_vec();
+        longer.push(0);
+        assert!(decode(&longer).is_none());
+        assert_eq!(check_log(b"\x00\x00\x00\x00\x00\x00\x00\x05short"), Ok(0));
     }
 
     #[test]
