@@ -145,12 +145,14 @@ impl From<DictError> for StorageError {
 
 /// Runs a store call that may block (a write waits for an fsync) without
 /// stalling the async workers that run other guests. A local store's call
-/// runs on this thread with the worker's other tasks handed off meanwhile
-/// (`blocking::off_worker`), which spares a durable put two thread hops
-/// (about 14 µs of an 84 µs guest put, measured with the dict bench); a
-/// remote store's goes to the blocking pool. The outer error is a panic
-/// in the store, a host bug: the caller ends the guest's call with a trap
-/// and the host goes on.
+/// runs in place: its writes block only as the leader of a group commit
+/// (one fdatasync, tens of microseconds, less than a guest's own time
+/// slice) and hand the worker's other tasks off (`blocking::off_worker`)
+/// whenever they wait for another writer's round; this spares a durable
+/// put the two thread hops a blocking-pool task costs (about 15 µs of a
+/// guest put, measured with the dict bench). A remote store's call goes to
+/// the blocking pool. The outer error is a panic in the store, a host bug:
+/// the caller ends the guest's call with a trap and the host goes on.
 pub(crate) async fn on_blocking_thread<R, F>(
     store: Arc<dyn DictStore>,
     f: F,
@@ -160,10 +162,8 @@ where
     F: FnOnce(&dyn DictStore) -> Result<R, DictError> + Send + 'static,
 {
     if store.inline_reads() {
-        return crate::blocking::off_worker(|| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(store.as_ref())))
-                .map_err(|_| wasmtime::Error::msg("dict store call panicked"))
-        });
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(store.as_ref())))
+            .map_err(|_| wasmtime::Error::msg("dict store call panicked"));
     }
     tokio::task::spawn_blocking(move || f(store.as_ref()))
         .await

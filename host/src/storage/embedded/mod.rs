@@ -73,6 +73,59 @@ pub struct EmbeddedStore {
     pub(crate) location: String,
 }
 
+/// Removes the snapshots a killed process left half-written in sled's
+/// directory. sled 0.34.7 writes a snapshot to `snap.N.generating` and
+/// renames it to `snap.N` when complete, but when it opens it counts the
+/// `.generating` file as a snapshot too; being the newest, it is the one
+/// read, and its missing bytes fail the open ("Read corrupted data"), for
+/// good. (The crash tests met it: a `vessel dict put` killed while sled
+/// wrote a snapshot left a store that no process could open again.) The
+/// files are removed under sled's own lock (an exclusive `flock` of its
+/// `db` file), so a snapshot that a live owner is writing is left alone;
+/// if the lock is held, nothing is removed and the open reports the owner.
+fn remove_half_written_snapshots(db_dir: &Path) -> std::io::Result<()> {
+    let half_written = |entry: &std::fs::DirEntry| {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        name.starts_with("snap.") && name.ends_with(".generating")
+    };
+    let found: Vec<PathBuf> = std::fs::read_dir(db_dir)?
+        .filter_map(Result::ok)
+        .filter(half_written)
+        .map(|e| e.path())
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    let lock = match std::fs::File::open(db_dir.join("db")) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    if let Some(f) = &lock {
+        // std's lock is the same `flock` sled (fs2) takes.
+        match f.try_lock() {
+            Ok(()) => {}
+            // Held: the owner may be writing that snapshot right now.
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+    for path in found {
+        tracing::warn!(
+            "removing {}, a snapshot a killed process left half-written",
+            path.display()
+        );
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    // Dropping the file releases the lock.
+    drop(lock);
+    Ok(())
+}
+
 /// How long opening waits for a store lock held by someone else.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
@@ -109,6 +162,7 @@ impl EmbeddedStore {
         // held lock is retried briefly before it is reported.
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         let db = loop {
+            remove_half_written_snapshots(&db_dir).map_err(|e| fail(e.to_string()))?;
             let opened = sled::Config::new()
                 .path(&db_dir)
                 // We make writes durable ourselves (see `durable`); sled's
@@ -179,5 +233,33 @@ impl EmbeddedStore {
 
     pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::storage::dict::{DictStore, PutOptions};
+
+    #[test]
+    fn a_half_written_snapshot_does_not_stop_the_store_from_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+            s.create("d").unwrap();
+            s.put("d", "k", b"v", &PutOptions::default()).unwrap();
+        }
+        // What a process killed while sled wrote a snapshot leaves: newer
+        // than any snapshot, and empty.
+        let half = dir.path().join("db/snap.FFFFFFFFFFFFFFF0.generating");
+        std::fs::write(&half, b"").unwrap();
+        let s = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+        assert!(!half.exists());
+        assert_eq!(s.get("d", "k").unwrap().unwrap().value, b"v");
+        // While the store is open its owner's files are left alone.
+        std::fs::write(&half, b"").unwrap();
+        remove_half_written_snapshots(&dir.path().join("db")).unwrap();
+        assert!(half.exists(), "removed a file under a live owner");
     }
 }

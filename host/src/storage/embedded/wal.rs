@@ -427,9 +427,10 @@ fn wait_synced(inner: &Inner, seq: u64) -> io::Result<()> {
             inner.done.notify_all();
             continue;
         }
-        st = inner
-            .done
-            .wait(st)
+        // Waiting for another writer's round is idle time: an async worker
+        // hands its other tasks off meanwhile (leading a round, above, is
+        // one fdatasync and runs in place).
+        st = crate::blocking::off_worker(|| inner.done.wait(st))
             .map_err(|_| io::Error::other("dict log lock poisoned"))?;
     }
 }
@@ -518,7 +519,8 @@ impl Inner {
                 .checkpoint_bytes
                 .load(std::sync::atomic::Ordering::Relaxed)
         {
-            return self.checkpoint(&mut w);
+            // sled's flush and fsyncs can take milliseconds.
+            return crate::blocking::off_worker(|| self.checkpoint(&mut w));
         }
         Ok(target)
     }
