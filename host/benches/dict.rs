@@ -30,7 +30,7 @@ use vessel_host::engine::{EngineConfig, VesselEngine};
 use vessel_host::storage::Stores;
 use vessel_host::storage::dict::{DictStore, PutOptions};
 use vessel_host::storage::embedded::{EmbeddedOptions, EmbeddedStore};
-use wasmtime::component::Val;
+use wasmtime::component::{Func, Val};
 
 const VALUE_BYTES: usize = 100;
 const CHILD_ENV: &str = "VESSEL_DICT_BENCH_CHILD";
@@ -107,6 +107,45 @@ fn build_guest() -> PathBuf {
     target.join("wasm32-wasip2/release/dictbench.wasm")
 }
 
+/// The dictbench guest, compiled once for a run.
+struct Guest {
+    engine: VesselEngine,
+    component: wasmtime::component::Component,
+    linker: wasmtime::component::Linker<vessel_host::container::HostState>,
+}
+
+impl Guest {
+    fn load(tmp: &Path, wasm: &Path) -> Guest {
+        let engine = VesselEngine::new(EngineConfig {
+            cache_dir: Some(tmp.join("cache")),
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        let (component, _) = engine.load(wasm).unwrap();
+        let linker = vessel_host::container::linker(&engine).unwrap();
+        Guest {
+            engine,
+            component,
+            linker,
+        }
+    }
+
+    /// A new container of the guest over `store`, and its export `name`.
+    async fn instance(&self, store: &EmbeddedStore, name: &str) -> (Container, Func) {
+        let config = ContainerConfig {
+            stores: Stores {
+                dicts: Some(Arc::new(store.clone())),
+                volumes: None,
+            },
+            ..ContainerConfig::default()
+        };
+        let mut c = Container::new(&self.engine, &config).unwrap();
+        let instance = c.instantiate(&self.linker, &self.component).await.unwrap();
+        let func = instance.get_func(c.store_mut(), name).expect(name);
+        (c, func)
+    }
+}
+
 fn bench_get(tmp: &Path) {
     const N: usize = 200_000;
     let store = EmbeddedStore::open(&tmp.join("get"), EmbeddedOptions::default()).unwrap();
@@ -139,25 +178,8 @@ fn bench_get(tmp: &Path) {
         .build()
         .unwrap();
     let guest_get = rt.block_on(async {
-        let engine = VesselEngine::new(EngineConfig {
-            cache_dir: Some(tmp.join("cache")),
-            ..EngineConfig::default()
-        })
-        .unwrap();
-        let (component, _) = engine.load(&wasm).unwrap();
-        let linker = vessel_host::container::linker(&engine).unwrap();
-        let config = ContainerConfig {
-            stores: Stores {
-                dicts: Some(Arc::new(store.clone())),
-                volumes: None,
-            },
-            ..ContainerConfig::default()
-        };
-        let mut c = Container::new(&engine, &config).unwrap();
-        let instance = c.instantiate(&linker, &component).await.unwrap();
-        let func = instance
-            .get_func(c.store_mut(), "get-loop")
-            .expect("get-loop export");
+        let guest = Guest::load(tmp, &wasm);
+        let (mut c, func) = guest.instance(&store, "get-loop").await;
         let mut time_loop = async |n: u32| {
             let params = [
                 Val::String("bench".into()),
@@ -215,27 +237,10 @@ fn guest_puts(
         .build()
         .unwrap();
     rt.block_on(async {
-        let engine = VesselEngine::new(EngineConfig {
-            cache_dir: Some(tmp.join("cache")),
-            ..EngineConfig::default()
-        })
-        .unwrap();
-        let (component, _) = engine.load(&wasm).unwrap();
-        let linker = vessel_host::container::linker(&engine).unwrap();
+        let guest = Guest::load(tmp, &wasm);
         let mut ready = Vec::new();
         for c in 0..containers {
-            let config = ContainerConfig {
-                stores: Stores {
-                    dicts: Some(Arc::new(store.clone())),
-                    volumes: None,
-                },
-                ..ContainerConfig::default()
-            };
-            let mut container = Container::new(&engine, &config).unwrap();
-            let instance = container.instantiate(&linker, &component).await.unwrap();
-            let func = instance
-                .get_func(container.store_mut(), "put-loop")
-                .expect("put-loop export");
+            let (container, func) = guest.instance(store, "put-loop").await;
             ready.push((c, container, func));
         }
         let start = Instant::now();

@@ -893,6 +893,18 @@ mod tests {
             .unwrap();
     }
 
+    /// As a crash before sled wrote anything since the store opened
+    /// leaves it: no record applied, the tree empty.
+    fn sled_forgets_everything(o: &Open) {
+        o.wal
+            .inner
+            .state
+            .insert(APPLIED, &0u64.to_be_bytes()[..])
+            .unwrap();
+        o.tree.clear().unwrap();
+        o.db.flush().unwrap();
+    }
+
     fn get(o: &Open, k: &str) -> Option<Vec<u8>> {
         o.tree.get(k).unwrap().map(|v| v.to_vec())
     }
@@ -953,13 +965,7 @@ mod tests {
             let o = open(dir.path(), DurabilityMode::Sync);
             put(&o, &[("a", "1")]);
             put(&o, &[("b", "2")]);
-            o.wal
-                .inner
-                .state
-                .insert(APPLIED, &0u64.to_be_bytes()[..])
-                .unwrap();
-            o.tree.clear().unwrap();
-            o.db.flush().unwrap();
+            sled_forgets_everything(&o);
         }
         // Tear the second record: its last byte never reached the disk.
         let file = log_files(dir.path()).pop().unwrap();
@@ -1089,13 +1095,7 @@ mod tests {
             assert_eq!(o.wal.rounds(), rounds, "no fsync round in relaxed mode");
             // sled loses its unflushed writes (as at kill -9); the log
             // (in the page cache) brings them back.
-            o.wal
-                .inner
-                .state
-                .insert(APPLIED, &0u64.to_be_bytes()[..])
-                .unwrap();
-            o.tree.clear().unwrap();
-            o.db.flush().unwrap();
+            sled_forgets_everything(&o);
         }
         let o = open(dir.path(), DurabilityMode::Sync);
         assert_eq!(get(&o, "b").as_deref(), Some(&b"2"[..]));
