@@ -663,6 +663,7 @@ impl EmbeddedStore {
     /// delete, and notes them for [`Self::gc_dict_trees`].
     fn dict_empty_old_trees(&self, names: &[String]) -> Result<(), DictError> {
         for n in names {
+            self.wal.forget_tree(n.as_bytes());
             self.db
                 .open_tree(n)
                 .map_err(storage)?
@@ -802,7 +803,11 @@ impl DictStore for EmbeddedStore {
         check_key(key)?;
         // Fast path: a read with nothing to record needs no transaction.
         let entries = self.dict_read_tree(dict)?;
-        let Some(b) = entries.get(key.as_bytes()).map_err(storage)? else {
+        let Some(b) = self
+            .wal
+            .cached_get(&entries, key.as_bytes())
+            .map_err(storage)?
+        else {
             return Ok(None);
         };
         let h = Header::decode(key.as_bytes(), &b)?;
@@ -1410,6 +1415,51 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         drop(sweeper);
+    }
+
+    #[test]
+    fn cached_reads_never_go_back_or_stay_stale() {
+        const WRITES: u64 = 600;
+        for fast in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let clock = ManualClock::new(T0);
+            let s = open(dir.path(), DEFAULT_IDLE_EXPIRY_MS, &clock, fast);
+            s.create("d").unwrap();
+            put(&s, "k", b"0");
+            let value = |s: &EmbeddedStore| -> u64 {
+                String::from_utf8(get(s, "k").unwrap())
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            };
+            let done = std::sync::atomic::AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                for _ in 0..3 {
+                    scope.spawn(|| {
+                        let mut last = 0;
+                        while !done.load(Ordering::Relaxed) {
+                            let now = value(&s);
+                            assert!(now >= last, "read {now} after {last}");
+                            last = now;
+                        }
+                        assert_eq!(value(&s), WRITES, "a stale row outlived the writes");
+                    });
+                }
+                for i in 1..=WRITES {
+                    put(&s, "k", i.to_string().as_bytes());
+                    assert_eq!(value(&s), i, "read-your-writes");
+                }
+                done.store(true, Ordering::Relaxed);
+            });
+            // Clear and delete leave nothing to serve.
+            s.clear("d").unwrap();
+            assert_eq!(get(&s, "k"), None);
+            put(&s, "k", b"again");
+            assert_eq!(get(&s, "k").unwrap(), b"again");
+            s.delete("d").unwrap();
+            s.create("d").unwrap();
+            assert_eq!(get(&s, "k"), None);
+        }
     }
 
     #[test]
