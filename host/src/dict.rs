@@ -75,9 +75,14 @@ impl DictCtx {
     }
 
     fn store(&self) -> Result<Arc<dyn DictStore>, StorageError> {
-        self.store.clone().ok_or_else(|| {
-            StorageError::Guest(WitError::Unavailable("no dict store configured".into()))
-        })
+        self.store.clone().ok_or_else(no_store)
+    }
+
+    /// The store, borrowed: for the calls that run in place (every
+    /// container shares the store's `Arc`, and a count bumped per get is a
+    /// cache line they would all contend on).
+    fn store_ref(&self) -> Result<&dyn DictStore, StorageError> {
+        self.store.as_deref().ok_or_else(no_store)
     }
 
     fn check_key(&self, key: &str) -> Result<(), StorageError> {
@@ -231,6 +236,10 @@ fn entry(e: store::DictEntry) -> Entry {
     }
 }
 
+fn no_store() -> StorageError {
+    StorageError::Guest(WitError::Unavailable("no dict store configured".into()))
+}
+
 /// A [`DictCtx`] with the resource table: the `self` of the host traits.
 pub struct DictCtxView<'a> {
     pub ctx: &'a mut DictCtx,
@@ -312,8 +321,8 @@ impl wit::HostDict for DictCtxView<'_> {
     ) -> Result<Option<Entry>, StorageError> {
         self.ctx.check_key(&key)?;
         let name = &self.table.get(&self_)?.name;
-        let s = self.ctx.store()?;
-        Ok(read_now(s.as_ref(), |s| s.get(name, &key))??.map(entry))
+        let s = self.ctx.store_ref()?;
+        Ok(read_now(s, |s| s.get(name, &key))??.map(entry))
     }
 
     async fn put(

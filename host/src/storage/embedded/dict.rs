@@ -129,7 +129,8 @@ const READ_CACHE_DICTS: usize = 1024;
 #[derive(Debug, Default)]
 struct ReadCache {
     generation: u64,
-    trees: HashMap<String, Tree>,
+    /// Dict name → its entries tree and the tree's name.
+    trees: HashMap<String, (Tree, IVec)>,
 }
 
 /// The slack added to the idle period (see the module docs).
@@ -430,9 +431,20 @@ impl EmbeddedStore {
     /// [`ReadCache`] when it can be (a poisoned cache lock only turns the
     /// cache off).
     fn dict_read_tree(&self, dict: &str) -> Result<Tree, DictError> {
+        self.dict_with_read_tree(dict, |t, _| t.clone())
+    }
+
+    /// Runs `f` on the entries tree of a dict's current data and its name,
+    /// borrowed from the [`ReadCache`] when they are there: a plain get
+    /// then bumps no reference count that every reader shares.
+    fn dict_with_read_tree<R>(
+        &self,
+        dict: &str,
+        f: impl FnOnce(&Tree, &[u8]) -> R,
+    ) -> Result<R, DictError> {
         let generation = match self.dict_state.reads.read() {
             Ok(c) => match c.trees.get(dict) {
-                Some(t) => return Ok(t.clone()),
+                Some((t, name)) => return Ok(f(t, name)),
                 None => Some(c.generation),
             },
             Err(_) => None,
@@ -442,15 +454,17 @@ impl EmbeddedStore {
             .db
             .open_tree(tree_name(meta.data_id, 'e'))
             .map_err(storage)?;
+        let name = tree.name();
+        let r = f(&tree, &name);
         if let (Some(seen), Ok(mut c)) = (generation, self.dict_state.reads.write())
             && c.generation == seen
         {
             if c.trees.len() >= READ_CACHE_DICTS {
                 c.trees.clear();
             }
-            c.trees.insert(dict.to_owned(), tree.clone());
+            c.trees.insert(dict.to_owned(), (tree, name));
         }
-        Ok(tree)
+        Ok(r)
     }
 
     /// Forgets the cached trees of `dict`; called once a change of its
@@ -802,12 +816,10 @@ impl DictStore for EmbeddedStore {
         validate_name(dict)?;
         check_key(key)?;
         // Fast path: a read with nothing to record needs no transaction.
-        let entries = self.dict_read_tree(dict)?;
-        let Some(b) = self
-            .wal
-            .cached_get(&entries, key.as_bytes())
-            .map_err(storage)?
-        else {
+        let found = self.dict_with_read_tree(dict, |entries, name| {
+            self.wal.cached_get(entries, name, key.as_bytes())
+        })?;
+        let Some(b) = found.map_err(storage)? else {
             return Ok(None);
         };
         let h = Header::decode(key.as_bytes(), &b)?;

@@ -323,8 +323,10 @@ impl Wal {
     /// raw sled get, without it and 264 ns, 1.08x, with it). Only reads
     /// outside a [`Batch`] (which sees writes sled does not have yet) may
     /// use it. See [`RowCache`].
-    pub fn cached_get(&self, tree: &Tree, key: &[u8]) -> sled::Result<Option<IVec>> {
-        self.inner.cache.get(tree, key)
+    /// `name` is the tree's (`Tree::name` clones a shared count; callers
+    /// keep it).
+    pub fn cached_get(&self, tree: &Tree, name: &[u8], key: &[u8]) -> sled::Result<Option<IVec>> {
+        self.inner.cache.get(tree, name, key)
     }
 
     /// Drops the cached rows of a tree no dict uses any more.
@@ -603,12 +605,11 @@ struct Rows {
 }
 
 impl RowCache {
-    fn get(&self, tree: &Tree, key: &[u8]) -> sled::Result<Option<IVec>> {
+    fn get(&self, tree: &Tree, name: &[u8], key: &[u8]) -> sled::Result<Option<IVec>> {
         use std::sync::atomic::Ordering;
-        let name = tree.name();
         // A poisoned lock only turns the cache off.
         if let Ok(rows) = self.rows.read()
-            && let Some(v) = rows.trees.get(&name).and_then(|t| t.get(key))
+            && let Some(v) = rows.trees.get(name).and_then(|t| t.get(key))
         {
             return Ok(Some(v.clone()));
         }
@@ -624,7 +625,7 @@ impl RowCache {
             }
             let previous = rows
                 .trees
-                .entry(name)
+                .entry(IVec::from(name))
                 .or_default()
                 .insert(IVec::from(key), v.clone());
             rows.bytes += key.len() + v.len();
