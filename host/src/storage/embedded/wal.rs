@@ -42,6 +42,9 @@
 //! kill -9 without a flush per write, and the periodic sled fsync of
 //! `durable` bounds what a power loss takes.
 //!
+//! Reads outside a batch may go through a small row cache
+//! ([`Wal::cached_get`]) that every applied write keeps right.
+//!
 //! A failed append, fsync or apply poisons the log: the bytes on disk are
 //! no longer known, so every later write fails until the store is
 //! reopened (and replays what did reach the disk).
@@ -73,6 +76,8 @@ pub const CHECKPOINT_BYTES: u64 = 64 << 20;
 /// fdatasync writes the record's page alone (measured here: 43 µs instead
 /// of 57 µs for write + fdatasync of a growing file).
 const PREALLOCATE: u64 = 1 << 20;
+/// The first zero-fill of a log file (see [`Writer::append`]).
+const FIRST_PREALLOCATE: u64 = 64 << 10;
 /// Record header: payload length (u64), sequence number (u64), CRC-32 of
 /// the sequence number and payload (u32).
 const HEADER: usize = 20;
@@ -488,11 +493,14 @@ impl Writer {
     fn append(&mut self, record: &[u8]) -> io::Result<()> {
         let len = record.len() as u64;
         let end = self.bytes.saturating_add(len);
-        if end > self.allocated && len <= PREALLOCATE {
-            let zeros = vec![0u8; PREALLOCATE as usize];
+        // The step grows with the file (64 KiB first), so a store opened
+        // for one write (a CLI command) does not write a mebibyte of zeros.
+        let step = self.allocated.clamp(FIRST_PREALLOCATE, PREALLOCATE);
+        if end > self.allocated && len <= step {
+            let zeros = vec![0u8; step as usize];
             let from = self.allocated.max(self.bytes);
             self.file.write_at(from, &zeros)?;
-            self.allocated = from + PREALLOCATE;
+            self.allocated = from + step;
         }
         self.file.write_all(record)?;
         self.bytes = end;
