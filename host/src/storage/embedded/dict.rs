@@ -15,7 +15,7 @@
 //!   period is reconfigured.
 //! - `dicts/<lease id>/l`: leases, key → token and expiry.
 //!
-//! `clear` points the dict at a fresh data id in one transaction (O(1) for
+//! `clear` points the dict at a fresh data id in one write (O(1) for
 //! the caller's atomicity), then empties the old trees. Leases live in their
 //! own tree and survive `clear`: a lock is not an entry.
 //!
@@ -75,8 +75,8 @@ use crate::storage::disk::is_disk_full;
 /// A read refreshes the access time once it is older than idle / this.
 pub const TOUCH_FRACTION: u64 = 32;
 
-/// Due entries removed per transaction, so one purge never holds sled's
-/// transaction lock for long.
+/// Due entries removed per write, so one purge never holds the dict log's
+/// writer lock for long.
 const PURGE_BATCH: usize = 256;
 const META_TREE: &str = "dicts/meta";
 const TREE_PREFIX: &str = "dicts/";
@@ -591,7 +591,7 @@ impl EmbeddedStore {
                                 n += 1;
                             }
                         }
-                        // Stale index entry (cannot happen with transactional
+                        // Stale index entry (cannot happen with atomic
                         // upkeep; repaired anyway so sweeps cannot spin).
                         _ => {
                             tx.b.remove(tx.x, ik.clone());
@@ -602,7 +602,7 @@ impl EmbeddedStore {
             })?;
             total += removed;
             // Nothing removable (the clock stepped back between the read and
-            // the transaction): stop rather than spin.
+            // the write): stop rather than spin.
             if removed == 0 || due.len() < want {
                 break;
             }
@@ -815,7 +815,7 @@ impl DictStore for EmbeddedStore {
     fn get(&self, dict: &str, key: &str) -> Result<Option<DictEntry>, DictError> {
         validate_name(dict)?;
         check_key(key)?;
-        // Fast path: a read with nothing to record needs no transaction.
+        // Fast path: a read with nothing to record needs no log record.
         let found = self.dict_with_read_tree(dict, |entries, name| {
             self.wal.cached_get(entries, name, key.as_bytes())
         })?;

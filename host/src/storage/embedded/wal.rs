@@ -370,8 +370,20 @@ impl Wal {
             mine: RefCell::new(HashMap::new()),
             seen: Cell::new(0),
         };
-        let r = f(&batch)?;
+        let r = f(&batch);
         let seen = batch.seen.get();
+        let r = match r {
+            Ok(r) => r,
+            // A refusal (a version mismatch, say) is an answer too: it waits
+            // for what it read.
+            Err(e) => {
+                drop(w);
+                if seen > 0 {
+                    self.wait_synced(seen).map_err(&io_err)?;
+                }
+                return Err(e);
+            }
+        };
         let ops = batch.ops.into_inner();
         if ops.is_empty() {
             drop(w);
