@@ -400,11 +400,13 @@ impl Wal {
         }
         w.last = seq;
         if inner.relaxed {
-            if let Err(e) = apply_atomic(&inner.state, seq, &ops) {
+            if let Err(e) = inner
+                .cache
+                .apply(&ops, || apply_atomic(&inner.state, seq, &ops))
+            {
                 w.poisoned = Some((e.kind(), e.to_string()));
                 return Err(io_err(e));
             }
-            inner.cache.invalidate(&ops);
             if w.bytes
                 > inner
                     .checkpoint_bytes
@@ -656,13 +658,23 @@ impl RowCache {
         Ok(found)
     }
 
-    /// Called after `ops` reached sled.
-    fn invalidate(&self, ops: &[Op]) {
+    /// Writes `ops` to sled with `write`, holding the cache's write lock
+    /// throughout, then bumps the generation and drops their rows. Holding
+    /// the lock is what makes it right: a reader that hits the cache waits
+    /// for the write, and a reader that read sled before the write (and so
+    /// the old row) checks the generation only after the bump, so it
+    /// caches nothing. (Removing rows after the write without the lock let
+    /// one reader see the new row from sled and then an old row another
+    /// reader had cached meanwhile; `cached_reads_never_go_back_or_stay_stale`
+    /// caught it.)
+    fn apply(&self, ops: &[Op], write: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
         use std::sync::atomic::Ordering;
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        // A poisoned lock has turned the cache off for readers already.
         let Ok(mut rows) = self.rows.write() else {
-            return;
+            return write();
         };
+        let written = write();
+        self.generation.fetch_add(1, Ordering::AcqRel);
         let rows = &mut *rows;
         for op in ops {
             if let Some(t) = rows.trees.get_mut(&op.tree.name())
@@ -671,6 +683,7 @@ impl RowCache {
                 rows.bytes = rows.bytes.saturating_sub(op.key.len() + p.len());
             }
         }
+        written
     }
 
     fn forget_tree(&self, name: &[u8]) {
@@ -695,8 +708,7 @@ fn apply_pending(cache: &RowCache, w: &mut Writer, upto: u64) -> io::Result<()> 
         let Some((seq, ops)) = w.pending.pop_front() else {
             break;
         };
-        apply_ops(&ops)?;
-        cache.invalidate(&ops);
+        cache.apply(&ops, || apply_ops(&ops))?;
         for op in ops {
             let id = (op.tree.name(), op.key);
             if w.overlay.get(&id).is_some_and(|(s, _)| *s == seq) {
