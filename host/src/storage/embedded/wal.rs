@@ -268,13 +268,17 @@ impl Wal {
             })?,
             None => 0,
         };
+        let mut any_record = false;
         for (_, path) in &files {
             let bytes = std::fs::read(path)?;
-            applied = replay(db, &state, &bytes, applied)?;
+            let (last, seen) = replay(db, &state, &bytes, applied)?;
+            applied = last;
+            any_record |= seen;
         }
         // sled now holds every record: make it durable before the files
-        // that hold them go.
-        if !files.is_empty() {
+        // that hold them go. Files without a record (a process that only
+        // read) hold nothing, and opening needs no fsync round for them.
+        if any_record {
             durability.checkpoint()?;
         }
         let generation = files.last().map_or(1, |(g, _)| g.saturating_add(1));
@@ -885,13 +889,17 @@ fn frames(bytes: &[u8]) -> impl Iterator<Item = Frame<'_>> {
 }
 
 /// Applies the records of one log file whose numbers follow `applied`;
-/// returns the last applied.
-fn replay(db: &sled::Db, state: &Tree, bytes: &[u8], mut applied: u64) -> io::Result<u64> {
+/// returns the last applied, and whether the file held any record at all
+/// (applied before or not, sled may not have it durably).
+fn replay(db: &sled::Db, state: &Tree, bytes: &[u8], mut applied: u64) -> io::Result<(u64, bool)> {
+    let before = applied;
+    let mut any = false;
     for frame in frames(bytes) {
         // A torn or unsynced record ends the file's records.
         if !frame.intact {
             break;
         }
+        any = true;
         if frame.seq <= applied {
             continue;
         }
@@ -925,8 +933,10 @@ fn replay(db: &sled::Db, state: &Tree, bytes: &[u8], mut applied: u64) -> io::Re
         apply_ops(&ops)?;
         applied = frame.seq;
     }
-    mark(state, applied)?;
-    Ok(applied)
+    if applied != before {
+        mark(state, applied)?;
+    }
+    Ok((applied, any))
 }
 
 /// A record's writes; `None` unless `payload` is exactly a record's.
