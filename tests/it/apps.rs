@@ -471,6 +471,16 @@ async fn warm_containers_are_reused_and_concurrent_calls_get_their_own() {
     app.shutdown().await.unwrap();
 }
 
+/// Polls `done` every `every` until it holds; fails with `what` once
+/// `within` has passed.
+async fn wait_until(within: Duration, every: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < within, "{what}");
+        tokio::time::sleep(every).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idle_containers_retire_with_a_final_commit() {
     let home = tempfile::tempdir().unwrap();
@@ -498,14 +508,13 @@ async fn idle_containers_retire_with_a_final_commit() {
     // Not committed yet: background commits are off and the container is
     // warm.
     assert!(volumes.node("data", "x.txt").unwrap().is_none());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while write.stats().retired == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the idle container was not retired"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        "the idle container was not retired",
+        || write.stats().retired > 0,
+    )
+    .await;
     assert!(volumes.node("data", "x.txt").unwrap().is_some());
     assert_eq!(write.stats().idle, 0);
 }
@@ -534,14 +543,13 @@ async fn idle_containers_commit_in_the_background_and_at_shutdown() {
     let volumes = service.stores.volumes.clone().unwrap();
     let write = app.function("write").unwrap();
     write.call(json!(["/data/a.txt", "a"])).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while volumes.node("data", "a.txt").unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the idle container never committed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        "the idle container never committed",
+        || volumes.node("data", "a.txt").unwrap().is_some(),
+    )
+    .await;
     assert_eq!(write.stats().idle, 1, "committing does not retire it");
     write.call(json!(["/data/b.txt", "b"])).await.unwrap();
     app.shutdown().await.unwrap();
@@ -583,14 +591,13 @@ async fn a_caller_commits_in_the_background_while_it_waits_for_a_callee() {
         "slow-square",
         "[7, 3000]"
     ]));
-    let started = Instant::now();
-    while volumes.node("data", "before-call.txt").unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_millis(2500),
-            "no background commit while the caller waited"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        Duration::from_millis(2500),
+        Duration::from_millis(20),
+        "no background commit while the caller waited",
+        || volumes.node("data", "before-call.txt").unwrap().is_some(),
+    )
+    .await;
     assert_eq!(call.get().await.unwrap(), json!({"ok": "49"}));
     app.shutdown().await.unwrap();
 }
