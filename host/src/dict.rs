@@ -150,14 +150,16 @@ impl From<DictError> for StorageError {
 
 /// Runs a store call that may block (a write waits for an fsync) without
 /// stalling the async workers that run other guests. A local store's call
-/// runs in place: its writes block only as the leader of a group commit
-/// (one fdatasync, tens of microseconds, less than a guest's own time
-/// slice) and hand the worker's other tasks off (`blocking::off_worker`)
-/// whenever they wait for another writer's round; this spares a durable
-/// put the two thread hops a blocking-pool task costs (about 15 µs of a
-/// guest put, measured with the dict bench). A remote store's call goes to
-/// the blocking pool. The outer error is a panic in the store, a host bug:
-/// the caller ends the guest's call with a trap and the host goes on.
+/// runs in place with its wait for durability taken out
+/// ([`DictStore::deferring`]), and the wait is awaited after: leading a
+/// group commit is one fdatasync in place (tens of microseconds, less than
+/// a guest's own time slice), and waiting for another writer's round
+/// holds no thread. This spares a durable put the two thread hops a
+/// blocking-pool task costs (about 15 µs of a guest put, measured with the
+/// dict bench), and 16 guests on 2 workers the thread hand-off a blocking
+/// wait costs. A remote store's call goes to the blocking pool. The outer
+/// error is a panic in the store, a host bug: the caller ends the guest's
+/// call with a trap and the host goes on.
 pub(crate) async fn on_blocking_thread<R, F>(
     store: Arc<dyn DictStore>,
     f: F,
@@ -167,8 +169,26 @@ where
     F: FnOnce(&dyn DictStore) -> Result<R, DictError> + Send + 'static,
 {
     if store.inline_reads() {
-        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(store.as_ref())))
-            .map_err(|_| wasmtime::Error::msg("dict store call panicked"));
+        let (mut f, mut out) = (Some(f), None);
+        let wait = store.deferring(&mut || {
+            if let Some(f) = f.take() {
+                out = Some(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                    || f(store.as_ref()),
+                )));
+            }
+        });
+        let out = match out {
+            Some(Ok(out)) => out,
+            _ => return Err(wasmtime::Error::msg("dict store call panicked")),
+        };
+        // An answer (a refusal too) is given only once what it rests on is
+        // durable; if that fails, the failure is the answer.
+        if let Some(wait) = wait
+            && let Err(e) = wait.await
+        {
+            return Ok(Err(e));
+        }
+        return Ok(out);
     }
     tokio::task::spawn_blocking(move || f(store.as_ref()))
         .await

@@ -307,4 +307,21 @@ pub trait DictStore: Send + Sync + std::fmt::Debug {
     fn inline_reads(&self) -> bool {
         false
     }
+
+    /// Runs `f` (calls to this store) with the waits of its writes for
+    /// durability taken out: a write returns once its outcome is settled
+    /// (no later write can change it), and the returned wait, when there
+    /// is one, resolves once every such write (and every write a call in
+    /// `f` read) is durable. Nothing from `f` may be answered before it
+    /// resolves. An async caller awaits it instead of holding its thread
+    /// while another writer's fsync runs. Stores whose writes are durable
+    /// when they return keep this default: `f` runs as is, no wait.
+    fn deferring(&self, f: &mut dyn FnMut()) -> Option<DurableWait> {
+        f();
+        None
+    }
 }
+
+/// See [`DictStore::deferring`].
+pub type DurableWait =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), DictError>> + Send>>;

@@ -66,9 +66,9 @@ pub use crate::storage::dict::{
     DEFAULT_IDLE_EXPIRY_MS, MAX_KEY_BYTES, MAX_SCAN_LIMIT, MAX_UPDATE_ENTRIES, MAX_VALUE_BYTES,
 };
 use crate::storage::dict::{
-    DictEntry, DictError, DictInfo, DictLimits, DictStore, LeaseInfo, PutOptions, PutOutcome,
-    ScanItem, ScanPage, check_batch_len, check_key, check_lease_ttl, check_put_ttl, check_scan,
-    check_update_len, check_value, parse_counter, validate_name,
+    DictEntry, DictError, DictInfo, DictLimits, DictStore, DurableWait, LeaseInfo, PutOptions,
+    PutOutcome, ScanItem, ScanPage, check_batch_len, check_key, check_lease_ttl, check_put_ttl,
+    check_scan, check_update_len, check_value, parse_counter, validate_name,
 };
 use crate::storage::disk::is_disk_full;
 
@@ -562,6 +562,11 @@ impl EmbeddedStore {
     fn dict_purge_due(&self, dict: &str, max: usize) -> Result<usize, DictError> {
         let mut total = 0;
         while total < max {
+            // The index and the meta row are read from sled below, so
+            // pending writes (a read's refresh, which nobody waits for)
+            // must be there first: an entry refreshed in the log but not
+            // yet in sled would look stale here and never be purged.
+            self.wal.settle().map_err(durability_error)?;
             let meta = self.dict_meta_of(dict)?;
             let t = self.dict_trees(&meta)?;
             let now = self.clock.now_ms();
@@ -596,7 +601,8 @@ impl EmbeddedStore {
                             }
                         }
                         // Stale index entry (cannot happen with atomic
-                        // upkeep; repaired anyway so sweeps cannot spin).
+                        // upkeep and sled settled above; repaired anyway
+                        // so sweeps cannot spin).
                         _ => {
                             tx.b.remove(tx.x, ik.clone());
                         }
@@ -734,52 +740,58 @@ impl Drop for DictSweeper {
 
 impl DictStore for EmbeddedStore {
     fn create(&self, name: &str) -> Result<bool, DictError> {
-        validate_name(name)?;
-        let now = self.clock.now_ms();
-        let meta_tree = self.dict_meta_tree()?;
-        let created = self.wal.transact(true, durability_error, |b| {
-            let counter = match b.get(&meta_tree, name.as_bytes()).map_err(storage)? {
-                Some(bytes) => {
-                    let cur = Meta::decode(name, &bytes)?;
-                    if !cur.deleted {
-                        return Ok(false);
+        // Its record must be in sled before it drops cached trees.
+        self.wal.undeferred(|| {
+            validate_name(name)?;
+            let now = self.clock.now_ms();
+            let meta_tree = self.dict_meta_tree()?;
+            let created = self.wal.transact(true, durability_error, |b| {
+                let counter = match b.get(&meta_tree, name.as_bytes()).map_err(storage)? {
+                    Some(bytes) => {
+                        let cur = Meta::decode(name, &bytes)?;
+                        if !cur.deleted {
+                            return Ok(false);
+                        }
+                        // Recreated: keep the counter so versions and fencing
+                        // tokens never repeat under this name.
+                        cur.counter
                     }
-                    // Recreated: keep the counter so versions and fencing
-                    // tokens never repeat under this name.
-                    cur.counter
-                }
-                None => 0,
-            };
-            let meta = Meta {
-                created_ms: now,
-                counter,
-                live: 0,
-                data_id: b.new_id().map_err(storage)?,
-                lease_id: b.new_id().map_err(storage)?,
-                deleted: false,
-            };
-            b.insert(&meta_tree, name.as_bytes(), meta.encode());
-            Ok(true)
-        })?;
-        if created {
-            self.dict_forget_trees(name);
-        }
-        Ok(created)
+                    None => 0,
+                };
+                let meta = Meta {
+                    created_ms: now,
+                    counter,
+                    live: 0,
+                    data_id: b.new_id().map_err(storage)?,
+                    lease_id: b.new_id().map_err(storage)?,
+                    deleted: false,
+                };
+                b.insert(&meta_tree, name.as_bytes(), meta.encode());
+                Ok(true)
+            })?;
+            if created {
+                self.dict_forget_trees(name);
+            }
+            Ok(created)
+        })
     }
 
     fn delete(&self, name: &str) -> Result<(), DictError> {
-        let old = self.dict_tx(name, |_, meta| {
-            let old = *meta;
-            meta.deleted = true;
-            meta.live = 0;
-            Ok(old)
-        })?;
-        self.dict_forget_trees(name);
-        self.dict_empty_old_trees(&[
-            tree_name(old.data_id, 'e'),
-            tree_name(old.data_id, 'x'),
-            tree_name(old.lease_id, 'l'),
-        ])
+        // Its record must be in sled before it drops cached trees.
+        self.wal.undeferred(|| {
+            let old = self.dict_tx(name, |_, meta| {
+                let old = *meta;
+                meta.deleted = true;
+                meta.live = 0;
+                Ok(old)
+            })?;
+            self.dict_forget_trees(name);
+            self.dict_empty_old_trees(&[
+                tree_name(old.data_id, 'e'),
+                tree_name(old.data_id, 'x'),
+                tree_name(old.lease_id, 'l'),
+            ])
+        })
     }
 
     fn exists(&self, name: &str) -> Result<bool, DictError> {
@@ -944,6 +956,7 @@ impl DictStore for EmbeddedStore {
     fn len(&self, dict: &str) -> Result<u64, DictError> {
         validate_name(dict)?;
         self.dict_purge_due(dict, usize::MAX)?;
+        // The purge settled the log, and its own writes were waited for.
         Ok(self.dict_meta_of(dict)?.live)
     }
 
@@ -1014,7 +1027,6 @@ impl DictStore for EmbeddedStore {
     ) -> Result<ScanPage, DictError> {
         let limit = check_scan(dict, prefix, cursor, limit)? as usize;
         let entries = self.dict_read_tree(dict)?;
-        let now = self.clock.now_ms();
         let idle = self.dict_idle_expiry_ms();
         // The cursor is the last key returned: continue strictly after it.
         // Keys are the order, so a key present throughout is returned exactly
@@ -1023,28 +1035,40 @@ impl DictStore for EmbeddedStore {
             Some(c) if c.as_bytes() >= prefix.as_bytes() => Bound::Excluded(c.as_bytes().to_vec()),
             _ => Bound::Included(prefix.as_bytes().to_vec()),
         };
-        let mut items = Vec::new();
-        let mut more = false;
-        for item in entries.range((start, Bound::Unbounded)) {
-            let (k, v) = item.map_err(storage)?;
-            if !k.starts_with(prefix.as_bytes()) {
-                break;
+        let page = || -> Result<(Vec<ScanItem>, bool, bool), DictError> {
+            let now = self.clock.now_ms();
+            let (mut items, mut more, mut skipped) = (Vec::new(), false, false);
+            for item in entries.range((start.clone(), Bound::Unbounded)) {
+                let (k, v) = item.map_err(storage)?;
+                if !k.starts_with(prefix.as_bytes()) {
+                    break;
+                }
+                let h = Header::decode(&k, &v)?;
+                if h.expired(now, idle) {
+                    skipped = true;
+                    continue;
+                }
+                if items.len() == limit {
+                    more = true;
+                    break;
+                }
+                let key = String::from_utf8(k.to_vec())
+                    .map_err(|_| DictError::Corrupt("a stored key is not UTF-8".into()))?;
+                items.push(ScanItem {
+                    key,
+                    value: with_values.then(|| value_of(&v)),
+                    version: h.version,
+                });
             }
-            let h = Header::decode(&k, &v)?;
-            if h.expired(now, idle) {
-                continue;
-            }
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            let key = String::from_utf8(k.to_vec())
-                .map_err(|_| DictError::Corrupt("a stored key is not UTF-8".into()))?;
-            items.push(ScanItem {
-                key,
-                value: with_values.then(|| value_of(&v)),
-                version: h.version,
-            });
+            Ok((items, more, skipped))
+        };
+        let (mut items, mut more, skipped) = page()?;
+        if skipped {
+            // sled may lack a read's refresh of an entry that looks expired
+            // here (refreshes are logged without waiting); once the log is
+            // settled, sled has every refresh made before this scan.
+            self.wal.settle().map_err(durability_error)?;
+            (items, more, _) = page()?;
         }
         let cursor = if more {
             items.last().map(|i| i.key.clone())
@@ -1055,15 +1079,18 @@ impl DictStore for EmbeddedStore {
     }
 
     fn clear(&self, dict: &str) -> Result<(), DictError> {
-        validate_name(dict)?;
-        let old = self.dict_tx(dict, |tx, meta| {
-            let old = *meta;
-            meta.data_id = tx.b.new_id().map_err(storage)?;
-            meta.live = 0;
-            Ok(old)
-        })?;
-        self.dict_forget_trees(dict);
-        self.dict_empty_old_trees(&[tree_name(old.data_id, 'e'), tree_name(old.data_id, 'x')])
+        // Its record must be in sled before it drops cached trees.
+        self.wal.undeferred(|| {
+            validate_name(dict)?;
+            let old = self.dict_tx(dict, |tx, meta| {
+                let old = *meta;
+                meta.data_id = tx.b.new_id().map_err(storage)?;
+                meta.live = 0;
+                Ok(old)
+            })?;
+            self.dict_forget_trees(dict);
+            self.dict_empty_old_trees(&[tree_name(old.data_id, 'e'), tree_name(old.data_id, 'x')])
+        })
     }
 
     fn increment(&self, dict: &str, key: &str, delta: i64) -> Result<i64, DictError> {
@@ -1193,6 +1220,14 @@ impl DictStore for EmbeddedStore {
     /// another writer's record still in flight; see the module docs).
     fn inline_reads(&self) -> bool {
         true
+    }
+
+    fn deferring(&self, f: &mut dyn FnMut()) -> Option<DurableWait> {
+        let seq = self.wal.deferring(f)?;
+        let durable = self.wal.durable(seq);
+        Some(Box::pin(
+            async move { durable.await.map_err(durability_error) },
+        ))
     }
 
     fn limits(&self) -> DictLimits {

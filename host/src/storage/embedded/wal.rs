@@ -42,6 +42,12 @@
 //! kill -9 without a flush per write, and the periodic sled fsync of
 //! `durable` bounds what a power loss takes.
 //!
+//! A caller on an async worker can take the wait out of the write: inside
+//! [`Wal::deferring`] a write returns once its record is appended, and the
+//! caller awaits [`Wal::durable`] before it answers, so waiting for another
+//! writer's round holds no thread (16 guests on 2 cores otherwise hand
+//! their workers to fresh threads for every wait).
+//!
 //! Reads outside a batch may go through a small row cache
 //! ([`Wal::cached_get`]) that every applied write keeps right.
 //!
@@ -56,6 +62,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -149,6 +156,24 @@ struct SyncState {
     syncing: bool,
     poisoned: Option<(io::ErrorKind, String)>,
     rounds: u64,
+    /// Tasks awaiting [`Wal::durable`] while another round runs; woken
+    /// (and emptied) when it ends, as the condvar's threads are.
+    wakers: Vec<Waker>,
+}
+
+thread_local! {
+    /// Inside [`Wal::deferring`]: the log (by address) and the newest
+    /// record this thread's writes to it must wait for (0: none yet).
+    static DEFERRED: Cell<Option<(*const Inner, u64)>> = const { Cell::new(None) };
+}
+
+/// Restores the thread's deferral state, even if the work unwinds.
+struct Restore(Option<(*const Inner, u64)>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        DEFERRED.with(|d| d.set(self.0));
+    }
 }
 
 /// What a batch reads and writes, under the writer lock.
@@ -449,10 +474,122 @@ impl Wal {
 
     /// Returns once record `seq` is durable and applied; runs the round
     /// itself if none is running (group commit: one round covers every
-    /// record appended before it starts).
+    /// record appended before it starts). Inside [`Wal::deferring`] it
+    /// only notes `seq` for the caller to await.
     fn wait_synced(&self, seq: u64) -> io::Result<()> {
+        let me = Arc::as_ptr(&self.inner);
+        let deferred = DEFERRED.with(|d| match d.get() {
+            Some((wal, upto)) if std::ptr::eq(wal, me) => {
+                d.set(Some((wal, upto.max(seq))));
+                true
+            }
+            _ => false,
+        });
+        if deferred {
+            return Ok(());
+        }
         wait_synced(&self.inner, seq)
     }
+
+    /// Returns once every record appended so far is applied to sled, for
+    /// readers that go to sled directly and must see every write answered
+    /// or not (the expiry sweep reads sled's index and would otherwise
+    /// meet an entry whose refresh is still pending, and skip it). Runs a
+    /// round only if something is pending; never deferred.
+    pub fn settle(&self) -> io::Result<()> {
+        if self.inner.relaxed {
+            // Records are applied as they are appended.
+            return Ok(());
+        }
+        let last = self.inner.lock_writer()?.last;
+        wait_synced(&self.inner, last)
+    }
+
+    /// Runs `f` with this thread's waits on this log deferred: a write in
+    /// it returns once its record is appended (its answer is then settled:
+    /// the record is in the pending overlay every later write reads), and
+    /// the newest record any of them must wait for is returned, for the
+    /// caller to await with [`Wal::durable`] before it answers.
+    pub fn deferring(&self, f: &mut dyn FnMut()) -> Option<u64> {
+        let me = Arc::as_ptr(&self.inner);
+        let outer = DEFERRED.with(|d| d.replace(Some((me, 0))));
+        let restore = Restore(outer);
+        f();
+        let seq = DEFERRED.with(|d| d.get()).map_or(0, |(_, s)| s);
+        drop(restore);
+        (seq > 0).then_some(seq)
+    }
+
+    /// Runs `f` with its waits done in place even inside
+    /// [`Wal::deferring`]: for changes that must be applied to sled before
+    /// they return (a dict created or deleted drops cached trees after its
+    /// record lands, which is only right once sled has it).
+    pub fn undeferred<R>(&self, f: impl FnOnce() -> R) -> R {
+        let outer = DEFERRED.with(|d| d.replace(None));
+        let _restore = Restore(outer);
+        f()
+    }
+
+    /// Resolves once record `seq` is durable and applied, as
+    /// [`Wal::wait_synced`] returns, but without holding a thread while
+    /// another writer's round runs. With no round running, the poll that
+    /// finds it so runs one in place (one fdatasync, as a lone writer
+    /// does).
+    pub fn durable(&self, seq: u64) -> impl Future<Output = io::Result<()>> + Send + 'static {
+        let inner = self.inner.clone();
+        std::future::poll_fn(move |cx| {
+            let mut st = match inner.lock_sync() {
+                Ok(st) => st,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            loop {
+                if let Some(p) = &st.poisoned {
+                    return Poll::Ready(Err(poisoned(p)));
+                }
+                if st.synced >= seq {
+                    return Poll::Ready(Ok(()));
+                }
+                if st.syncing {
+                    if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                        st.wakers.push(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
+                drop(st);
+                st = match lead_round(&inner, seq) {
+                    Ok(st) => st,
+                    Err(e) => return Poll::Ready(Err(e)),
+                };
+            }
+        })
+    }
+}
+
+/// Runs a round for record `seq` (the caller saw none running) and
+/// publishes its outcome to every waiter, threads and tasks; returns the
+/// sync state locked again.
+fn lead_round(inner: &Inner, seq: u64) -> io::Result<MutexGuard<'_, SyncState>> {
+    let mut st = inner.lock_sync()?;
+    if st.syncing || st.synced >= seq {
+        // Another caller started or finished one between our look and
+        // this lock.
+        return Ok(st);
+    }
+    st.syncing = true;
+    drop(st);
+    let result = inner.round();
+    let mut st = inner.lock_sync()?;
+    st.syncing = false;
+    st.rounds += 1;
+    match result {
+        Ok(upto) => st.synced = st.synced.max(upto),
+        Err(e) => st.poisoned = Some((e.kind(), e.to_string())),
+    }
+    inner.done.notify_all();
+    for w in st.wakers.drain(..) {
+        w.wake();
+    }
+    Ok(st)
 }
 
 fn wait_synced(inner: &Inner, seq: u64) -> io::Result<()> {
@@ -465,17 +602,8 @@ fn wait_synced(inner: &Inner, seq: u64) -> io::Result<()> {
             return Ok(());
         }
         if !st.syncing {
-            st.syncing = true;
             drop(st);
-            let result = inner.round();
-            st = inner.lock_sync()?;
-            st.syncing = false;
-            st.rounds += 1;
-            match result {
-                Ok(upto) => st.synced = st.synced.max(upto),
-                Err(e) => st.poisoned = Some((e.kind(), e.to_string())),
-            }
-            inner.done.notify_all();
+            st = lead_round(inner, seq)?;
             continue;
         }
         // Waiting for another writer's round is idle time: an async worker
@@ -1106,6 +1234,73 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    fn synced(o: &Open) -> u64 {
+        o.wal.inner.sync.lock().unwrap().synced
+    }
+
+    #[test]
+    fn a_deferred_write_is_answered_before_its_round_and_awaited_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = open(dir.path(), DurabilityMode::Sync);
+        put(&o, &[("a", "0")]);
+        let before = synced(&o);
+        let seq = o
+            .wal
+            .deferring(&mut || {
+                put(&o, &[("a", "1")]);
+                put(&o, &[("b", "2")]);
+                // A change that must be in sled before it returns waits
+                // even here.
+                o.wal.undeferred(|| put(&o, &[("c", "3")]));
+                put(&o, &[("d", "4")]);
+            })
+            .expect("the writes must be awaited");
+        assert_eq!(seq, before + 4, "the newest record is the one to await");
+        // `c`'s round covered `a` and `b` (appended before it), not `d`.
+        assert_eq!(synced(&o), before + 3);
+        assert_eq!(get(&o, "d"), None, "not in sled before its round");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(o.wal.durable(seq)).unwrap();
+        assert!(synced(&o) >= seq);
+        assert_eq!(get(&o, "d").as_deref(), Some(&b"4"[..]));
+        assert_eq!(get(&o, "a").as_deref(), Some(&b"1"[..]));
+        // Outside `deferring`, writes wait again.
+        put(&o, &[("e", "5")]);
+        assert_eq!(synced(&o), seq + 1);
+        // Nothing deferred: nothing to await.
+        assert_eq!(o.wal.deferring(&mut || ()), None);
+    }
+
+    #[test]
+    fn a_task_waiting_on_another_round_is_woken_by_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = open(dir.path(), DurabilityMode::Sync);
+        let seq = o.wal.deferring(&mut || put(&o, &[("a", "1")])).unwrap();
+        // Pretend a round is running, so the future must wait for it.
+        o.wal.inner.sync.lock().unwrap().syncing = true;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let waiting = rt.spawn(o.wal.durable(seq));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!waiting.is_finished(), "resolved while a round ran");
+        assert_eq!(o.wal.inner.sync.lock().unwrap().wakers.len(), 1);
+        // The round ends without covering it: the woken task leads its own.
+        {
+            let mut st = o.wal.inner.sync.lock().unwrap();
+            st.syncing = false;
+            for w in st.wakers.drain(..) {
+                w.wake();
+            }
+        }
+        rt.block_on(waiting).unwrap().unwrap();
+        assert!(synced(&o) >= seq);
+        assert_eq!(get(&o, "a").as_deref(), Some(&b"1"[..]));
     }
 
     #[test]
