@@ -353,13 +353,13 @@ impl Wal {
     }
 
     /// Runs `f` on `key`'s row of `tree` as sled holds it (`None` when
-    /// there is none), from the read cache when it is there: a hot row costs a hash lookup instead of a walk down sled's
-    /// tree (the dict bench: a host `DictStore::get` took 414 ns, 1.67x a
-    /// raw sled get, without it and 264 ns, 1.08x, with it). Only reads
-    /// outside a [`Batch`] (which sees writes sled does not have yet) may
-    /// use it. See [`RowCache`].
-    /// `name` is the tree's (`Tree::name` clones a shared count; callers
-    /// keep it).
+    /// there is none), from the read cache when it is there: a hot row
+    /// costs a hash lookup instead of a walk down sled's tree (the dict
+    /// bench: a host `DictStore::get` took 414 ns, 1.67x a raw sled get,
+    /// without it and 264 ns, 1.08x, with it). Only reads outside a
+    /// [`Batch`] (which sees writes sled does not have yet) may use it.
+    /// See [`RowCache`]. `name` is the tree's (`Tree::name` clones a
+    /// shared count; callers keep it).
     pub fn cached_get<R>(
         &self,
         tree: &Tree,
