@@ -537,44 +537,45 @@ impl Wal {
     /// does).
     pub fn durable(&self, seq: u64) -> impl Future<Output = io::Result<()>> + Send + 'static {
         let inner = self.inner.clone();
-        std::future::poll_fn(move |cx| {
-            let mut st = match inner.lock_sync() {
-                Ok(st) => st,
-                Err(e) => return Poll::Ready(Err(e)),
-            };
-            loop {
-                if let Some(p) = &st.poisoned {
-                    return Poll::Ready(Err(poisoned(p)));
+        std::future::poll_fn(move |cx| match until_waiting(&inner, seq) {
+            Err(e) => Poll::Ready(Err(e)),
+            Ok(None) => Poll::Ready(Ok(())),
+            Ok(Some(mut st)) => {
+                if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    st.wakers.push(cx.waker().clone());
                 }
-                if st.synced >= seq {
-                    return Poll::Ready(Ok(()));
-                }
-                if st.syncing {
-                    if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                        st.wakers.push(cx.waker().clone());
-                    }
-                    return Poll::Pending;
-                }
-                drop(st);
-                st = match lead_round(&inner, seq) {
-                    Ok(st) => st,
-                    Err(e) => return Poll::Ready(Err(e)),
-                };
+                Poll::Pending
             }
         })
     }
 }
 
-/// Runs a round for record `seq` (the caller saw none running) and
-/// publishes its outcome to every waiter, threads and tasks; returns the
-/// sync state locked again.
-fn lead_round(inner: &Inner, seq: u64) -> io::Result<MutexGuard<'_, SyncState>> {
+/// Drives record `seq` towards durable, the part threads and tasks share:
+/// `None` once it is durable and applied (leading rounds itself while none
+/// runs), or the sync state, locked, while another caller's round runs,
+/// for the caller to wait on in its own way.
+fn until_waiting(inner: &Inner, seq: u64) -> io::Result<Option<MutexGuard<'_, SyncState>>> {
     let mut st = inner.lock_sync()?;
-    if st.syncing || st.synced >= seq {
-        // Another caller started or finished one between our look and
-        // this lock.
-        return Ok(st);
+    loop {
+        if let Some(p) = &st.poisoned {
+            return Err(poisoned(p));
+        }
+        if st.synced >= seq {
+            return Ok(None);
+        }
+        if st.syncing {
+            return Ok(Some(st));
+        }
+        st = lead_round(inner, st)?;
     }
+}
+
+/// Runs a round (`st` shows none running) and publishes its outcome to
+/// every waiter, threads and tasks; returns the sync state locked again.
+fn lead_round<'a>(
+    inner: &'a Inner,
+    mut st: MutexGuard<'a, SyncState>,
+) -> io::Result<MutexGuard<'a, SyncState>> {
     st.syncing = true;
     drop(st);
     let result = inner.round();
@@ -593,25 +594,16 @@ fn lead_round(inner: &Inner, seq: u64) -> io::Result<MutexGuard<'_, SyncState>> 
 }
 
 fn wait_synced(inner: &Inner, seq: u64) -> io::Result<()> {
-    let mut st = inner.lock_sync()?;
-    loop {
-        if let Some(p) = &st.poisoned {
-            return Err(poisoned(p));
-        }
-        if st.synced >= seq {
-            return Ok(());
-        }
-        if !st.syncing {
-            drop(st);
-            st = lead_round(inner, seq)?;
-            continue;
-        }
+    while let Some(st) = until_waiting(inner, seq)? {
         // Waiting for another writer's round is idle time: an async worker
-        // hands its other tasks off meanwhile (leading a round, above, is
-        // one fdatasync and runs in place).
-        st = crate::blocking::off_worker(|| inner.done.wait(st))
-            .map_err(|_| io::Error::other("dict log lock poisoned"))?;
+        // hands its other tasks off meanwhile (leading a round is one
+        // fdatasync and runs in place).
+        drop(
+            crate::blocking::off_worker(|| inner.done.wait(st))
+                .map_err(|_| io::Error::other("dict log lock poisoned"))?,
+        );
     }
+    Ok(())
 }
 
 /// Applies records nobody waits for (see [`Wal::transact`]); stops when
