@@ -16,6 +16,7 @@ mod escapes;
 mod examples;
 mod faults;
 mod guest_faults;
+mod hostile;
 mod io_faults;
 mod javascript;
 mod keyvalue;
