@@ -165,9 +165,11 @@ impl From<VolumeOpError> for ApiError {
             | VolumeOpError::FileExists { .. }
             | VolumeOpError::IsADirectory { .. }
             | VolumeOpError::NotADirectory { .. } => (StatusCode::CONFLICT, "already_exists"),
-            VolumeOpError::Store(VolumeError::NoSpace { .. } | VolumeError::DiskFull(_)) => {
-                (StatusCode::INSUFFICIENT_STORAGE, "no_space")
-            }
+            VolumeOpError::Store(
+                VolumeError::NoSpace { .. }
+                | VolumeError::OverQuota { .. }
+                | VolumeError::DiskFull(_),
+            ) => (StatusCode::INSUFFICIENT_STORAGE, "no_space"),
             VolumeOpError::Store(VolumeError::Unavailable(_)) | VolumeOpError::NoBackend => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }

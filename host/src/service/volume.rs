@@ -82,7 +82,11 @@ impl VolumeOpError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            VolumeOpError::Store(VolumeError::InvalidName { .. } | VolumeError::InvalidPath { .. })
+            VolumeOpError::Store(
+                VolumeError::InvalidName { .. }
+                    | VolumeError::InvalidPath { .. }
+                    | VolumeError::InvalidQuota { .. }
+            )
                 | VolumeOpError::LocalMissing { .. }
                 | VolumeOpError::NeedsRecursive { .. }
                 | VolumeOpError::Duplicate { .. }
