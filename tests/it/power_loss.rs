@@ -13,9 +13,15 @@
 //! fsyncs, sled's fsyncs; the model treats them as not issued) and show the
 //! same check catches the loss.
 //!
+//! [`guests`] runs the same model under guests in containers: volume
+//! commits read by a second container, and dict writes on the async guest
+//! path.
+//!
 //! `VESSEL_POWER_ITERATIONS` sets the number of iterations (default 150;
 //! RELIABILITY.md lists the long runs), `VESSEL_POWER_SEED` the first seed,
 //! `VESSEL_POWER_CUT` a fixed cut point (to replay a failure).
+
+mod guests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
