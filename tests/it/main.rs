@@ -29,4 +29,5 @@ mod serve;
 mod shared_backend;
 mod volume_cli;
 mod volume_mount;
+mod volume_quota;
 mod walkthrough;
