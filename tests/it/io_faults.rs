@@ -192,8 +192,8 @@ fn perform(op: Op, store: &EmbeddedStore, local: &Path) -> Result<(), Failed> {
 
 /// Whether the operation's effect is visible: wholly (`true`) or not at
 /// all (`false`); `Err` if partly or corrupt. A volume's version may be one
-/// further: a retry refused after a failed fsync was applied in memory
-/// too, and lands the same file again when sled writes its log on close.
+/// further (a retry used to be applied in memory before it was refused;
+/// now a poisoned store refuses it up front).
 fn landed(op: Op, store: &EmbeddedStore, base: &Baseline) -> Result<bool, String> {
     let data = payload(op);
     match op {
