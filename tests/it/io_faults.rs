@@ -627,10 +627,14 @@ fn guests_get_the_error_and_the_store_recovers() {
 
 // ---- visibility after durability (issue #17, point 8) ----
 
+/// A second reader's view: the newest version it saw, and whether the new
+/// file was there (or `Err` naming the read that failed).
+type View = Result<(u64, bool), String>;
+
 /// What a second reader sees of volume `v`: its version by every read
 /// path (snapshot, info, listing, node), which must agree, and whether
 /// the new file is there.
-fn second_reader_view(store: &EmbeddedStore) -> Result<(u64, bool), String> {
+fn second_reader_view(store: &EmbeddedStore) -> View {
     let snap = store.snapshot("v").map_err(|e| format!("snapshot: {e}"))?;
     let info = store.info("v").map_err(|e| format!("info: {e}"))?;
     let listed = VolumeStore::list(store)
@@ -645,7 +649,10 @@ fn second_reader_view(store: &EmbeddedStore) -> Result<(u64, bool), String> {
         .list_dir("v", "new", false)
         .map(|l| !l.is_empty())
         .unwrap_or(false);
-    let in_snap = snap.nodes.iter().any(|(p, _)| p == target(Op::VolumeCommit));
+    let in_snap = snap
+        .nodes
+        .iter()
+        .any(|(p, _)| p == target(Op::VolumeCommit));
     let versions = [snap.version, info.version, listed.version];
     // The read paths may each be before or after the commit (it lands
     // between them when it succeeds), but no path may show it while
@@ -675,7 +682,7 @@ fn a_second_reader_never_sees_a_commit_before_its_fsync_or_after_it_failed() {
 
         // The reader starts when the commit's first fsync is about to run.
         let (start_tx, start_rx) = mpsc::channel::<()>();
-        let (seen_tx, seen_rx) = mpsc::channel::<Result<(u64, bool), String>>();
+        let (seen_tx, seen_rx) = mpsc::channel::<View>();
         let reader = {
             let store = store.clone();
             std::thread::spawn(move || {
@@ -685,7 +692,7 @@ fn a_second_reader_never_sees_a_commit_before_its_fsync_or_after_it_failed() {
             })
         };
         // What the reader answered while the fsync was held.
-        let during: Arc<Mutex<Option<Result<(u64, bool), String>>>> = Arc::default();
+        let during: Arc<Mutex<Option<View>>> = Arc::default();
         let fired = Arc::new(AtomicBool::new(false));
         let seen_rx = Arc::new(Mutex::new(seen_rx));
         {
@@ -755,7 +762,12 @@ fn a_second_reader_never_sees_a_commit_before_its_fsync_or_after_it_failed() {
             }
             check_baseline(&store, &base).unwrap();
             // Writes stay refused until the store is reopened.
-            let again = store.commit("v", &[Change::Remove { path: "base/f0".into() }]);
+            let again = store.commit(
+                "v",
+                &[Change::Remove {
+                    path: "base/f0".into(),
+                }],
+            );
             assert!(
                 again.unwrap_err().to_string().contains("reopen the store"),
                 "a write after a failed fsync was accepted"
@@ -769,7 +781,10 @@ fn a_second_reader_never_sees_a_commit_before_its_fsync_or_after_it_failed() {
         check_baseline(&store, &base).unwrap();
         let (v, s) = second_reader_view(&store).unwrap();
         if !fail {
-            assert!(s && v == base.version + 1, "an acknowledged commit was lost");
+            assert!(
+                s && v == base.version + 1,
+                "an acknowledged commit was lost"
+            );
         }
     }
 }

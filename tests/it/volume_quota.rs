@@ -57,14 +57,18 @@ fn cli_quota_is_set_shown_enforced_and_changed() {
             .fails(2, &["--max-bytes", "unknown unit"]);
         v.run(&["volume", "create", "bad", "--max-bytes", "16EiB"])
             .fails(2, &["--max-bytes"]);
-        v.run(&["volume", "ls", "bad"]).fails(1, &["does not exist"]);
+        v.run(&["volume", "ls", "bad"])
+            .fails(1, &["does not exist"]);
 
         assert_eq!(listed(&v, "q")["max_bytes"], json!(1024));
         assert_eq!(listed(&v, "plain")["max_bytes"], Value::Null);
         let table = v.run(&["volume", "list"]).ok().to_owned();
         assert!(table.lines().next().unwrap().contains("QUOTA"), "{table}");
         let q = json(v.run(&["volume", "quota", "q", "--json"]).ok());
-        assert_eq!((q["max_bytes"].clone(), q["bytes"].clone()), (json!(1024), json!(0)));
+        assert_eq!(
+            (q["max_bytes"].clone(), q["bytes"].clone()),
+            (json!(1024), json!(0))
+        );
 
         let file = work.path().join("six-hundred.bin");
         std::fs::write(&file, vec![1u8; 600]).unwrap();
@@ -74,7 +78,11 @@ fn cli_quota_is_set_shown_enforced_and_changed() {
         // the size it would reach; nothing lands.
         v.run(&["volume", "put", "q", f, "/b.bin"]).fails(
             1,
-            &["volume `q`", "would reach 1200 bytes", "quota of 1024 bytes"],
+            &[
+                "volume `q`",
+                "would reach 1200 bytes",
+                "quota of 1024 bytes",
+            ],
         );
         // From stdin, past the quota: stopped while reading.
         put_stdin(&v, "q", "/big.bin", &vec![2u8; 1 << 20]).fails(
@@ -105,7 +113,10 @@ fn cli_quota_is_set_shown_enforced_and_changed() {
         v.run(&["volume", "put", "q", f, "/c.bin"])
             .fails(1, &["would reach at least 101 bytes", "quota of 100 bytes"]);
         v.run(&["volume", "rm", "q", "/b.bin"]).ok();
-        let q = json(v.run(&["volume", "quota", "q", "--unlimited", "--json"]).ok());
+        let q = json(
+            v.run(&["volume", "quota", "q", "--unlimited", "--json"])
+                .ok(),
+        );
         assert_eq!(q["max_bytes"], Value::Null);
         v.run(&["volume", "put", "q", f, "/c.bin"]).ok();
         v.run(&["volume", "quota", "q", "--max-bytes", "1", "--unlimited"])
@@ -143,7 +154,14 @@ fn http_quota_is_set_shown_enforced_and_changed() {
     assert_eq!(json_of(&body)[0]["max_bytes"], json!(100));
 
     let put = |path: &str, bytes: &[u8]| {
-        let (status, body) = http(a, "PUT", &format!("/v1/volumes/h/files/{path}"), t, &[], bytes);
+        let (status, body) = http(
+            a,
+            "PUT",
+            &format!("/v1/volumes/h/files/{path}"),
+            t,
+            &[],
+            bytes,
+        );
         (status, json_of(&body))
     };
     assert_eq!(put("a", &[1u8; 60]).0, 201);
@@ -219,25 +237,43 @@ async fn a_guest_mount_commit_over_the_quota_gets_no_space() {
     let wrote = a
         .call("fs-write-len", json!(["/data/big.bin", 2u64 << 20, 65536]))
         .await;
-    assert_eq!(wrote, json!({"ok": 2u64 << 20}), "the mount itself is not capped");
+    assert_eq!(
+        wrote,
+        json!({"ok": 2u64 << 20}),
+        "the mount itself is not capped"
+    );
     let err = a.call("commit", json!(["/data"])).await;
     let msg = err["err"].as_str().unwrap_or_default();
     assert!(
         msg.starts_with("no space:")
-            && msg.contains("volume `q` would reach 2097152 bytes, over its quota of 1048576 bytes"),
+            && msg
+                .contains("volume `q` would reach 2097152 bytes, over its quota of 1048576 bytes"),
         "{err}"
     );
     let info = vols.info("q").unwrap();
-    assert_eq!((info.version, info.bytes), (0, 0), "the refused commit landed");
+    assert_eq!(
+        (info.version, info.bytes),
+        (0, 0),
+        "the refused commit landed"
+    );
     assert_eq!(b.call("reload", json!(["/data"])).await, json!({"ok": 0}));
-    assert!(b.call("fs-read", json!(["/data/big.bin"])).await.get("err").is_some());
+    assert!(
+        b.call("fs-read", json!(["/data/big.bin"]))
+            .await
+            .get("err")
+            .is_some()
+    );
     // Shrunk under the quota, the same container's commit lands.
     assert_eq!(
-        a.call("fs-write-len", json!(["/data/big.bin", 1u64 << 19, 65536])).await,
+        a.call("fs-write-len", json!(["/data/big.bin", 1u64 << 19, 65536]))
+            .await,
         json!({"ok": 1u64 << 19})
     );
     let ok = a.call("commit", json!(["/data"])).await;
-    assert!(ok["ok"].as_str().unwrap_or_default().starts_with("1 "), "{ok}");
+    assert!(
+        ok["ok"].as_str().unwrap_or_default().starts_with("1 "),
+        "{ok}"
+    );
     assert_eq!(vols.info("q").unwrap().bytes, 1 << 19);
     // The object API of a container without the mount writes to the
     // store: a write-file past the quota is refused whole.

@@ -175,7 +175,9 @@ Examples:
 fn quota_size(text: &str) -> Result<u64, String> {
     let n = parse_size(text)?;
     if n > MAX_QUOTA {
-        return Err(format!("{n} bytes is over the largest quota, {MAX_QUOTA} bytes"));
+        return Err(format!(
+            "{n} bytes is over the largest quota, {MAX_QUOTA} bytes"
+        ));
     }
     Ok(n)
 }
@@ -621,11 +623,9 @@ impl Backend {
     fn volume_info(&self, name: &str) -> Result<VolumeSummary, Failure> {
         match self {
             Backend::Direct(s) => Ok(s.volume_info(name)?),
-            Backend::Owner(c) => Ok(c.json(
-                "GET",
-                &format!("/v1/volumes/{}", enc(name)),
-                Body::Empty,
-            )?),
+            Backend::Owner(c) => {
+                Ok(c.json("GET", &format!("/v1/volumes/{}", enc(name)), Body::Empty)?)
+            }
         }
     }
 

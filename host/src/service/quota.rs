@@ -120,6 +120,9 @@ mod tests {
         }
         // Without a quota nothing is cut.
         let mut q = UploadQuota::new("v", None);
-        assert_eq!(q.stream(&mut &[0u8; 1 << 16][..], drain).unwrap().1, 1 << 16);
+        assert_eq!(
+            q.stream(&mut &[0u8; 1 << 16][..], drain).unwrap().1,
+            1 << 16
+        );
     }
 }

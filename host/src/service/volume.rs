@@ -87,8 +87,7 @@ impl VolumeOpError {
                 VolumeError::InvalidName { .. }
                     | VolumeError::InvalidPath { .. }
                     | VolumeError::InvalidQuota { .. }
-            )
-                | VolumeOpError::LocalMissing { .. }
+            ) | VolumeOpError::LocalMissing { .. }
                 | VolumeOpError::NeedsRecursive { .. }
                 | VolumeOpError::Duplicate { .. }
                 | VolumeOpError::Invalid(_)

@@ -218,8 +218,7 @@ pub trait VolumeStore: Send + Sync + std::fmt::Debug {
     /// Sets (or with `None` removes) the byte quota of `name`. A quota
     /// below what the volume holds is allowed: commits that grow it fail
     /// until it is under again. Returns the volume as it is now.
-    fn set_max_bytes(&self, name: &str, max_bytes: Option<u64>)
-    -> Result<VolumeInfo, VolumeError>;
+    fn set_max_bytes(&self, name: &str, max_bytes: Option<u64>) -> Result<VolumeInfo, VolumeError>;
     fn delete(&self, name: &str) -> Result<(), VolumeError>;
     fn rename(&self, old: &str, new: &str) -> Result<(), VolumeError>;
     fn list(&self) -> Result<Vec<VolumeInfo>, VolumeError>;

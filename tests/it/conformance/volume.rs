@@ -401,14 +401,18 @@ fn byte_quota_fails_the_crossing_commit_whole(make: &Make) {
         let info = s.set_max_bytes("q", Some(4)).unwrap();
         assert_eq!((info.max_bytes, info.bytes), (Some(4), 10));
         s.commit("q", &[put("a", file(s, b"12345"))]).unwrap();
-        assert_eq!(over_quota(s.commit("q", &[put("a", file(s, b"123456"))])), (4, 6));
+        assert_eq!(
+            over_quota(s.commit("q", &[put("a", file(s, b"123456"))])),
+            (4, 6)
+        );
         s.commit("q", &[rm("a")]).unwrap();
         assert_eq!(s.info("q").unwrap().bytes, 0);
         s.commit("q", &[put("a", file(s, b"1234"))]).unwrap();
         // Removed: anything goes; the other volume never had one.
         assert_eq!(s.set_max_bytes("q", None).unwrap().max_bytes, None);
         s.commit("q", &[put("big", file(s, &[7u8; 1000]))]).unwrap();
-        s.commit("free", &[put("big", file(s, &[7u8; 1000]))]).unwrap();
+        s.commit("free", &[put("big", file(s, &[7u8; 1000]))])
+            .unwrap();
         s.set_max_bytes("q", Some(2000)).unwrap();
         assert_counts(s, "q");
 

@@ -88,8 +88,9 @@ fn reboot(io: &StorageIo, seed: u64) -> Result<(tempfile::TempDir, EmbeddedStore
 /// over an uncut run's calls; panics with how to replay the first failure.
 fn run(label: &str, iteration: impl Fn(u64, Option<u64>) -> Result<Tally, String>) -> Tally {
     let first = env_u64("VESSEL_POWER_SEED").unwrap_or(1);
-    let dry = iteration(first, None)
-        .unwrap_or_else(|e| panic!("{label}: the uncut run fails ({e}); VESSEL_POWER_SEED={first}"));
+    let dry = iteration(first, None).unwrap_or_else(|e| {
+        panic!("{label}: the uncut run fails ({e}); VESSEL_POWER_SEED={first}")
+    });
     let span = dry.calls + dry.calls / 5 + 1;
     let mut cut_rng = Rng(first ^ 0x9e57_0000);
     let mut total = Tally::default();

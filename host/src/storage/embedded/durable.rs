@@ -15,6 +15,11 @@
 //! retry could "succeed" without the data. A failure therefore poisons the
 //! barrier: every later `sync` fails until the store is reopened.
 //!
+//! `sync` is a [`Durability::ticket`] then a [`Durability::wait`] for it. A
+//! writer that must not hold its locks through the fsync takes the ticket
+//! right after its write, lets go, and waits; a reader that saw that write
+//! waits on the same ticket (see `volume/visible.rs`).
+//!
 //! The fsyncs go through the store's [`StorageIo`] (sled's flush counts as
 //! one write there), so tests can fail them and the power-loss model knows
 //! when sled's files were last made durable.

@@ -3,8 +3,8 @@
 //!
 //! Layout, three sled trees shared by all volumes:
 //! - `volumes`: volume name → [`Meta`] (id, head version, created, inode
-//!   count, bytes). The name is only a pointer to the id, so a rename is
-//!   one key move and never touches the volume's nodes.
+//!   count, bytes, byte quota). The name is only a pointer to the id, so a
+//!   rename is one key move and never touches the volume's nodes.
 //! - `volume_nodes`: `id (8 bytes BE) ++ path` → encoded [`Node`]. Keys of
 //!   one volume are contiguous and sorted by path, so a directory's subtree
 //!   is the key range `id ++ dir ++ "/"` and a snapshot is one prefix scan.
@@ -14,7 +14,8 @@
 //! A commit works out its writes outside sled (reading the head through an
 //! overlay of its own earlier changes), then applies them to all three
 //! trees in ONE sled transaction and waits for the durability barrier
-//! before returning. Commits of one volume are serialised by a per-volume
+//! before returning. No reader answers with it before that wait succeeds,
+//! and a commit whose wait failed is undone ([`visible`]). Commits of one volume are serialised by a per-volume
 //! lock held in this process (sled is single-process, so that is every
 //! writer); the same lock, taken shared, makes snapshots and listings
 //! consistent while commits run. Nothing in a commit scans the volume: the
@@ -1012,11 +1013,7 @@ impl VolumeStore for EmbeddedStore {
         Ok(created)
     }
 
-    fn set_max_bytes(
-        &self,
-        name: &str,
-        max_bytes: Option<u64>,
-    ) -> Result<VolumeInfo, VolumeError> {
+    fn set_max_bytes(&self, name: &str, max_bytes: Option<u64>) -> Result<VolumeInfo, VolumeError> {
         check_max_bytes(max_bytes)?;
         let (meta, published) = self.with_volume(name, true, |meta| {
             let old = meta.encode();

@@ -26,7 +26,16 @@
 //! log record, and move the head with a compare-and-swap
 //! (`UPDATE ... WHERE head = <the head planned against>`), which must
 //! match. Readers see the old head or the new one, never a mix; a crash or
-//! a lost connection before the commit leaves the old head.
+//! a lost connection before the commit leaves the old head. The byte quota
+//! (`max_bytes`) is checked on the planned bytes in the same transaction.
+//!
+//! The new head is visible to other sessions at COMMIT, which PostgreSQL
+//! makes visible only after flushing its WAL as long as
+//! `synchronous_commit` is not `off`; the store's sessions set it `on`
+//! (`remote/mod.rs`), so no host reads a commit a database crash could take
+//! back. (A connection lost during COMMIT leaves the outcome unknown to the
+//! committer, which gets `unavailable`; the commit may then be durable and
+//! visible, never visible and lost.)
 //!
 //! # Blobs first, then metadata
 //!
@@ -675,11 +684,7 @@ impl VolumeStore for RemoteStore {
         })
     }
 
-    fn set_max_bytes(
-        &self,
-        name: &str,
-        max_bytes: Option<u64>,
-    ) -> Result<VolumeInfo, VolumeError> {
+    fn set_max_bytes(&self, name: &str, max_bytes: Option<u64>) -> Result<VolumeInfo, VolumeError> {
         check_volume_name(name)?;
         check_max_bytes(max_bytes)?;
         let n = name.to_owned();

@@ -173,12 +173,9 @@ impl EmbeddedStore {
         };
         // Taken after the write is in sled: the round that covers the
         // ticket flushes it.
-        let ticket = match self.durability.ticket() {
-            Ok(t) => t,
-            // The barrier's lock is poisoned (a panic in a round): no wait
-            // can succeed, so readers fail rather than see the write.
-            Err(_) => u64::MAX,
-        };
+        // An error is the barrier's lock poisoned (a panic in a round): no
+        // wait can succeed then, so readers fail rather than see the write.
+        let ticket = self.durability.ticket().unwrap_or(u64::MAX);
         if let Some(u) = list.get_mut(at) {
             u.ticket = Some(ticket);
             u.undo = undo;
