@@ -574,7 +574,6 @@ pub(crate) async fn volume_set_quota(
     ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<QuotaQuery>,
 ) -> ApiResult<Response> {
-    require(&c, Kind::Volume, &name, Mode::Write)?;
     let Some(max) = q.max_bytes else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -582,9 +581,7 @@ pub(crate) async fn volume_set_quota(
             "`max_bytes` is required (DELETE the quota to remove it)",
         ));
     };
-    let svc = s.service.clone();
-    let info = blocking(move || Ok(svc.volume_set_quota(&name, Some(max))?)).await?;
-    Ok(axum::Json(info).into_response())
+    quota_to(&s, &c, name, Some(max)).await
 }
 
 #[utoipa::path(delete, path = "/v1/volumes/{name}/quota", tag = "volumes",
@@ -595,9 +592,20 @@ pub(crate) async fn volume_drop_quota(
     Who(c): Who,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
-    require(&c, Kind::Volume, &name, Mode::Write)?;
+    quota_to(&s, &c, name, None).await
+}
+
+/// Sets (or removes) volume `name`'s quota for a caller with write scope;
+/// answers with the volume.
+async fn quota_to(
+    s: &ServerState,
+    c: &Caller,
+    name: String,
+    max_bytes: Option<u64>,
+) -> ApiResult<Response> {
+    require(c, Kind::Volume, &name, Mode::Write)?;
     let svc = s.service.clone();
-    let info = blocking(move || Ok(svc.volume_set_quota(&name, None)?)).await?;
+    let info = blocking(move || Ok(svc.volume_set_quota(&name, max_bytes)?)).await?;
     Ok(axum::Json(info).into_response())
 }
 

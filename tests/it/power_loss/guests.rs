@@ -28,7 +28,6 @@ use vessel_host::service::Service;
 use vessel_host::storage::dict::DictStore;
 use vessel_host::storage::disk::{PowerOptions, SledTear, StorageIo};
 use vessel_host::storage::embedded::{EmbeddedOptions, EmbeddedStore};
-use vessel_host::storage::volume::{NodeKind, VolumeStore};
 use vessel_tests::guest;
 
 use super::{Rng, env_u64, scratch};
@@ -71,16 +70,7 @@ fn open_store(live: &Path, cut: Option<u64>) -> (StorageIo, Option<Service>) {
 /// could have kept.
 fn reboot(io: &StorageIo, seed: u64) -> Result<(tempfile::TempDir, EmbeddedStore), String> {
     io.cut_power();
-    let dir = scratch();
-    let rebooted = dir.path().join("data");
-    let report = io
-        .materialise(&rebooted, seed.rotate_left(17))
-        .map_err(|e| format!("materialise: {e}"))?;
-    if !report.gaps.is_empty() {
-        return Err(format!("the power model lost track: {:?}", report.gaps));
-    }
-    let store = EmbeddedStore::open(&rebooted, EmbeddedOptions::default())
-        .map_err(|e| format!("the store does not open after the cut: {e}"))?;
+    let (dir, store, _) = super::reboot(io, seed)?;
     Ok((dir, store))
 }
 
@@ -244,26 +234,19 @@ fn summary(files: Option<&Files>) -> String {
 }
 
 fn rebooted_volume(store: &EmbeddedStore) -> Result<Option<(u64, Files)>, String> {
-    let snap = match store.snapshot("v") {
-        Ok(s) => s,
-        Err(vessel_host::storage::volume::VolumeError::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(format!("snapshot: {e}")),
+    // The store-level check's reader: hash-checked blobs, sizes as the
+    // nodes say.
+    let model = super::observe(store, &["v".to_owned()])?;
+    let Some((version, raw)) = model.volumes.get("v") else {
+        return Ok(None);
     };
     let mut files = Files::new();
-    for (path, node) in &snap.nodes {
-        if node.kind != NodeKind::File {
-            continue;
-        }
-        let bytes = match &node.blob {
-            None => Vec::new(),
-            Some(id) => store
-                .read_blob(id, 0, node.size)
-                .map_err(|e| format!("{path}: {e}"))?,
-        };
-        let text = String::from_utf8(bytes).map_err(|_| format!("{path}: not the text written"))?;
+    for (path, bytes) in raw {
+        let text = String::from_utf8(bytes.clone())
+            .map_err(|_| format!("{path}: not the text written"))?;
         files.insert(path.clone(), text);
     }
-    Ok(Some((snap.version, files)))
+    Ok(Some((*version, files)))
 }
 
 fn volume_iteration(engine: &VesselEngine, seed: u64, cut: Option<u64>) -> Result<Tally, String> {
