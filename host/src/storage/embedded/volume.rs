@@ -1003,9 +1003,8 @@ impl VolumeStore for EmbeddedStore {
             Ok((created, if created { undo } else { Vec::new() }))
         })?;
         drop(excl);
-        if created {
-            self.confirm(published)?;
-        } else {
+        self.confirm(published)?;
+        if !created {
             // Nothing was written: only what the refusal rests on (the
             // existing name) must be durable.
             self.visible(|| (Scope::Names, Ok(())))?;

@@ -111,6 +111,9 @@ pub(super) struct Published {
     ticket: u64,
 }
 
+/// The ticket of a write that wrote nothing: no wait.
+const NOTHING: u64 = 0;
+
 fn sync_err(e: std::io::Error) -> VolumeError {
     let msg = format!("making the change durable: {e}");
     if crate::storage::disk::is_disk_full(&e) {
@@ -171,6 +174,11 @@ impl EmbeddedStore {
                 return Err(e);
             }
         };
+        if undo.is_empty() {
+            // Nothing was written (a create of a name that exists).
+            list.remove(at);
+            return Ok((out, Published { ticket: NOTHING }));
+        }
         // Taken after the write is in sled: the round that covers the
         // ticket flushes it.
         // An error is the barrier's lock poisoned (a panic in a round): no
@@ -187,6 +195,9 @@ impl EmbeddedStore {
     /// lock, so concurrent writers share the round). On failure the writes
     /// the barrier did not cover are undone and the error returned.
     pub(super) fn confirm(&self, p: Published) -> Result<(), VolumeError> {
+        if p.ticket == NOTHING {
+            return Ok(());
+        }
         match self.durability.wait(p.ticket) {
             Ok(()) => {
                 self.drop_durable(p.ticket);
@@ -337,5 +348,119 @@ impl EmbeddedStore {
                     VolumeError::Io(format!("undoing a volume write that is not durable: {e}"))
                 }
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use crate::storage::disk::{FaultError, FaultMode, FaultPlan, OpKind, StorageIo};
+    use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore};
+    use crate::storage::volume::{Change, Node, NodeKind, VolumeError, VolumeStore};
+
+    fn names(s: &EmbeddedStore) -> Vec<String> {
+        let mut n: Vec<String> = VolumeStore::list(s)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
+        n.sort();
+        n
+    }
+
+    /// Every kind of volume write whose fsync fails is never seen, by any
+    /// read, and leaves the last durable state: a commit, a create, a
+    /// rename, a delete and a quota change.
+    #[test]
+    fn writes_whose_fsync_failed_are_undone() {
+        type Write = fn(&EmbeddedStore) -> Result<(), VolumeError>;
+        let writes: [(&str, Write); 5] = [
+            ("commit", |s| {
+                let blob = s.put_blob(b"new").unwrap();
+                let node = Node {
+                    kind: NodeKind::File,
+                    blob: Some(blob),
+                    size: 3,
+                    mtime_ms: 0,
+                    mode: 0o644,
+                    target: None,
+                };
+                s.commit(
+                    "v",
+                    &[Change::Put {
+                        path: "new".into(),
+                        node,
+                    }],
+                )
+                .map(drop)
+            }),
+            ("create", |s| s.create_with("w", Some(5)).map(drop)),
+            ("rename", |s| s.rename("v", "w")),
+            ("delete", |s| s.delete("v")),
+            ("quota", |s| s.set_max_bytes("v", Some(1)).map(drop)),
+        ];
+        for (what, write) in writes {
+            let dir = tempfile::tempdir().unwrap();
+            let io = StorageIo::faulty(FaultPlan::default());
+            let s = EmbeddedStore::open(
+                dir.path(),
+                EmbeddedOptions {
+                    io: io.clone(),
+                    ..EmbeddedOptions::default()
+                },
+            )
+            .unwrap();
+            s.create("v").unwrap();
+            let blob = s.put_blob(b"old").unwrap();
+            let node = Node {
+                kind: NodeKind::File,
+                blob: Some(blob),
+                size: 3,
+                mtime_ms: 0,
+                mode: 0o644,
+                target: None,
+            };
+            s.commit(
+                "v",
+                &[Change::Put {
+                    path: "old".into(),
+                    node,
+                }],
+            )
+            .unwrap();
+            let before = (names(&s), s.snapshot("v").unwrap(), s.info("v").unwrap());
+            // Blobs are put before the fault: only sled's fsync fails.
+            if what == "commit" {
+                s.put_blob(b"new").unwrap();
+            }
+            io.reset_counts();
+            io.set_faults(FaultPlan::single(
+                OpKind::Fsync,
+                1,
+                FaultMode::Forever,
+                FaultError::Eio,
+            ));
+            let e = write(&s).expect_err(what);
+            assert!(e.to_string().contains("injected fault"), "{what}: {e}");
+            let after = (names(&s), s.snapshot("v").unwrap(), s.info("v").unwrap());
+            assert_eq!(
+                after, before,
+                "{what}: a write whose fsync failed is visible"
+            );
+            assert!(
+                matches!(s.info("w"), Err(VolumeError::NotFound(_))),
+                "{what}"
+            );
+            assert_eq!(s.node("v", "new").unwrap(), None, "{what}");
+            assert!(s.vol().visible.list.lock().unwrap().is_empty(), "{what}");
+            // Refused from now on, before anything is applied.
+            let again = write(&s).expect_err(what);
+            assert!(
+                again.to_string().contains("reopen the store"),
+                "{what}: {again}"
+            );
+            assert_eq!(names(&s), before.0, "{what}");
+        }
     }
 }
