@@ -20,18 +20,24 @@ use wasmtime::ResourceLimiter;
 /// `externref` table as an array of pointers (8 bytes on 64-bit hosts).
 pub const TABLE_ELEMENT_BYTES: usize = 8;
 
-/// Default most core instances in one container. The largest guest the
-/// tests build needs 30 (Python, componentize-py: its
-/// interpreter, libc, the WASI adapter and the component model's shims);
-/// a Rust guest 4 to 5. See the README's table of limits.
+/// Default most core instances in one container. What the guests the
+/// tests build need (measured: instantiating each under lower caps): a
+/// Python guest (componentize-py 0.25.1) 14, a JavaScript guest
+/// (componentize-js) 4, a Rust guest 3 (1 without WASI). A hundred leaves
+/// room for bigger toolchains; each instance costs host memory outside
+/// the budget.
 pub const DEFAULT_MAX_INSTANCES: usize = 100;
 
-/// Default most linear memories in one container (Python needs 2: the
-/// interpreter's and the WASI adapter's; a Rust guest 2).
-pub const DEFAULT_MAX_MEMORIES: usize = 16;
+/// Default most linear memories in one container. Every guest the tests
+/// build has 1, Python and JavaScript included. Each memory reserves 4 GiB
+/// of the host's address space however small it is, so a container may
+/// reserve at most 32 GiB.
+pub const DEFAULT_MAX_MEMORIES: usize = 8;
 
-/// Default most tables in one container (Python needs 10).
-pub const DEFAULT_MAX_TABLES: usize = 100;
+/// Default most tables in one container (the guests the tests build have
+/// 1 or 2). Their elements count against the byte budget; the count bounds
+/// what each table costs besides.
+pub const DEFAULT_MAX_TABLES: usize = 32;
 
 /// The caps a [`Limiter`] enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
