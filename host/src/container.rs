@@ -769,6 +769,12 @@ impl Container {
     /// consistent state then (and [`waits`] runs them while the guest
     /// waits in `wasi:io/poll`).
     fn arm_deadline(&mut self) -> Result<Option<Instant>, ContainerError> {
+        if self.timed_out {
+            // wasmtime must not enter a store whose call future was dropped.
+            return Err(ContainerError::Trap(
+                "the container timed out in an earlier call and cannot run again".into(),
+            ));
+        }
         let deadline = match self.carried.take() {
             Some(d) => d,
             None => self.timeout.map(|t| Instant::now() + t),
