@@ -29,10 +29,10 @@ use crate::keyvalue::{KeyValueCtx, KeyValueCtxView, KeyValueView};
 use crate::volume::{Mount, MountError, VolumeCtx, VolumeCtxView, VolumeMount, VolumeView};
 
 mod limits;
+use limits::Limiter;
 pub use limits::{
     Caps, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORIES, DEFAULT_MAX_TABLES, TABLE_ELEMENT_BYTES,
 };
-use limits::Limiter;
 
 /// Default memory budget of one container: 512 MiB for all its memories
 /// and tables together.
@@ -855,7 +855,11 @@ impl Container {
         component: &Component,
     ) -> Result<wasmtime::component::Instance, ContainerError> {
         let deadline = self.arm_deadline()?;
-        let made = until(deadline, linker.instantiate_async(&mut self.store, component)).await;
+        let made = until(
+            deadline,
+            linker.instantiate_async(&mut self.store, component),
+        )
+        .await;
         match made {
             Ok(instance) => {
                 self.carried = Some(deadline);

@@ -87,8 +87,23 @@ impl Limiter {
         self.used
     }
 
-    /// Grants `more` bytes if the budget has room.
-    fn grant(&mut self, more: usize) -> bool {
+    /// Grants a memory or table growth from `current` to `desired` units
+    /// of `unit` bytes each if the budget has room. Growth past the
+    /// declared `maximum` is refused without a charge: wasmtime refuses it
+    /// only after asking. What can still fail after a grant is the host's
+    /// allocation, and the grant then stays charged (see
+    /// `memory_grow_failed`).
+    fn grow(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+        unit: usize,
+    ) -> bool {
+        if maximum.is_some_and(|max| desired > max) {
+            return false;
+        }
+        let more = desired.saturating_sub(current).saturating_mul(unit);
         let total = self.used.saturating_add(more);
         if total > self.caps.bytes {
             self.refused = Some(Refusal { wanted: total });
@@ -106,14 +121,7 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        // wasmtime refuses growth past a memory's declared maximum only
-        // after asking; refused here, it is never charged. What can still
-        // fail after a grant is the host's allocation, and the grant then
-        // stays charged (see `memory_grow_failed`).
-        if maximum.is_some_and(|max| desired > max) {
-            return Ok(false);
-        }
-        Ok(self.grant(desired.saturating_sub(current)))
+        Ok(self.grow(current, desired, maximum, 1))
     }
 
     fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
@@ -130,11 +138,7 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if maximum.is_some_and(|max| desired > max) {
-            return Ok(false);
-        }
-        let elements = desired.saturating_sub(current);
-        Ok(self.grant(elements.saturating_mul(TABLE_ELEMENT_BYTES)))
+        Ok(self.grow(current, desired, maximum, TABLE_ELEMENT_BYTES))
     }
 
     fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
@@ -192,12 +196,7 @@ mod tests {
         assert!(l.memory_growing(0, 40 << 20, None).unwrap());
         // Either growing by 30 MiB would make 110.
         assert!(!l.memory_growing(40 << 20, 70 << 20, None).unwrap());
-        assert_eq!(
-            l.refused,
-            Some(Refusal {
-                wanted: 110 << 20
-            })
-        );
+        assert_eq!(l.refused, Some(Refusal { wanted: 110 << 20 }));
         assert_eq!(l.used(), 80 << 20);
         // A table of 2 Mi elements is 16 MiB: past the 20 left.
         assert!(l.table_growing(0, 1 << 20, None).unwrap());

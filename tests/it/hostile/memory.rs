@@ -109,7 +109,11 @@ fn load(host: &Host) -> vessel_host::app::App {
     let sixteen = write(dir, "sixteen.wat", &memories_wat(DEFAULT_MAX_MEMORIES * 2));
     let tables = write(dir, "tables.wat", &tables_wat(16));
     let at_cap = write(dir, "at-cap.wat", &instances_wat(DEFAULT_MAX_INSTANCES));
-    let past_cap = write(dir, "past-cap.wat", &instances_wat(DEFAULT_MAX_INSTANCES + 1));
+    let past_cap = write(
+        dir,
+        "past-cap.wat",
+        &instances_wat(DEFAULT_MAX_INSTANCES + 1),
+    );
     let manifest = format!(
         r#"
 [app]
@@ -201,10 +205,7 @@ async fn table_growth_counts_against_the_budget() {
         "tables of {per_table} elements"
     );
     // Past the budget, one table of 100 Mi elements (800 MiB) gets -1 too.
-    assert_eq!(
-        tables.call(json!([100 << 20])).await.unwrap(),
-        json!(0)
-    );
+    assert_eq!(tables.call(json!([100 << 20])).await.unwrap(), json!(0));
     b.finish().await;
     app.shutdown().await.unwrap();
 }
@@ -291,7 +292,13 @@ fn vessel_call_with_eight_memories_grows_one() {
     let eight = eight.display().to_string();
     let pages = PAGES_56_MIB.to_string();
     let out = v.run(&[
-        "call", &eight, "grow-each", "--pages", &pages, "--memory", "64",
+        "call",
+        &eight,
+        "grow-each",
+        "--pages",
+        &pages,
+        "--memory",
+        "64",
     ]);
     assert_eq!(out.ok().trim(), "1");
     let many = write(

@@ -169,11 +169,7 @@ async fn waiting_on_its_own_lease_it_is_cut() {
     let lease = app.function("lease").unwrap();
     // Retrying every 20 s: a host that checks its deadline only between
     // wasm instructions sees the guest again after the first retry.
-    cut(
-        "a lease loop",
-        lease.call(json!(["locks", "mine", 20_000])),
-    )
-    .await;
+    cut("a lease loop", lease.call(json!(["locks", "mine", 20_000]))).await;
     retired(&app, "lease");
     b.finish().await;
     app.shutdown().await.unwrap();
@@ -195,7 +191,8 @@ async fn waiting_on_a_callee_that_sleeps_both_are_cut() {
         let t = Instant::now();
         let next = tokio::time::timeout(PATIENCE, nap.call(json!([0]))).await;
         assert_eq!(
-            next.map_err(|_| "still waiting").and_then(|r| r.map_err(|_| "failed")),
+            next.map_err(|_| "still waiting")
+                .and_then(|r| r.map_err(|_| "failed")),
             Ok(json!(0)),
             "{how}: the callee's slot"
         );
@@ -244,6 +241,8 @@ fn vessel_call_of_a_sleeper_exits_at_its_timeout() {
     let v = Vessel::new();
     let hog = guest("hog").display().to_string();
     let add = guest("add").display().to_string();
+    // Compiled once first: the bound is on the call, not on compiling.
+    assert_eq!(v.run(&["call", &hog, "nap", "--ms", "0"]).ok().trim(), "0");
     let t = Instant::now();
     let sleeper = v
         .command()
@@ -265,6 +264,8 @@ fn vessel_call_of_a_sleeper_exits_at_its_timeout() {
 fn vessel_run_blocked_on_stdin_exits_at_its_timeout() {
     let v = Vessel::new();
     let command = guest("command").display().to_string();
+    // Compiled once first: the bound is on the run, not on compiling.
+    assert_eq!(v.run(&["run", &command, "--", "echo", "hi"]).ok(), "hi\n");
     let t = Instant::now();
     let mut child = v
         .command()
