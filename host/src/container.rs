@@ -29,9 +29,9 @@ use crate::keyvalue::{KeyValueCtx, KeyValueCtxView, KeyValueView};
 use crate::volume::{Mount, MountError, VolumeCtx, VolumeCtxView, VolumeMount, VolumeView};
 
 mod limits;
-use limits::Limiter;
+use limits::{Caps, Limiter};
 pub use limits::{
-    Caps, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORIES, DEFAULT_MAX_TABLES, TABLE_ELEMENT_BYTES,
+    DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORIES, DEFAULT_MAX_TABLES, TABLE_ELEMENT_BYTES,
 };
 
 /// Default memory budget of one container: 512 MiB for all its memories
@@ -813,12 +813,6 @@ impl Container {
     pub fn commit_pending(&mut self) -> Vec<MountError> {
         let state = self.store.data_mut();
         state.volumes.commit_all(&state.table, true)
-    }
-
-    /// Whether a call in this container passed its deadline (the container
-    /// is then dead, and [`shutdown`](Self::shutdown) commits nothing).
-    pub fn timed_out(&self) -> bool {
-        self.timed_out
     }
 
     /// Bytes the guest's memories and tables hold together, as counted

@@ -41,7 +41,7 @@ pub const DEFAULT_MAX_TABLES: usize = 32;
 
 /// The caps a [`Limiter`] enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caps {
+pub(crate) struct Caps {
     /// Most bytes of all memories and tables together.
     pub bytes: usize,
     pub instances: usize,
@@ -51,7 +51,7 @@ pub struct Caps {
 
 /// What a refused growth asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     /// The bytes of all memories and tables the growth would have made.
     pub wanted: usize,
 }
