@@ -6,7 +6,8 @@
 //! with many memories or tables, and a component with many core instances.
 //! On a host that limits each memory and table on its own, 8 memories of
 //! 56 MiB all grow under a 64 MiB limit, 16 tables of 1 Mi elements all
-//! grow beside a memory, and 16 memories or 101 instances instantiate.
+//! grow beside a memory, and 16 memories, 33 tables or 101 instances
+//! instantiate.
 
 use std::path::{Path, PathBuf};
 
@@ -108,6 +109,7 @@ fn load(host: &Host) -> vessel_host::app::App {
     let eight = write(dir, "eight.wat", &memories_wat(8));
     let sixteen = write(dir, "sixteen.wat", &memories_wat(DEFAULT_MAX_MEMORIES * 2));
     let tables = write(dir, "tables.wat", &tables_wat(16));
+    let many_tables = write(dir, "many-tables.wat", &tables_wat(DEFAULT_MAX_TABLES + 1));
     let at_cap = write(dir, "at-cap.wat", &instances_wat(DEFAULT_MAX_INSTANCES));
     let past_cap = write(
         dir,
@@ -135,6 +137,10 @@ component = "{}"
 export = "grow-tables"
 memory = 64
 
+[functions.many-tables]
+component = "{}"
+export = "grow-tables"
+
 [functions.at-cap]
 component = "{}"
 export = "seven"
@@ -146,6 +152,7 @@ export = "seven"
         eight.display(),
         sixteen.display(),
         tables.display(),
+        many_tables.display(),
         at_cap.display(),
         past_cap.display(),
     );
@@ -206,6 +213,28 @@ async fn table_growth_counts_against_the_budget() {
     );
     // Past the budget, one table of 100 Mi elements (800 MiB) gets -1 too.
     assert_eq!(tables.call(json!([100 << 20])).await.unwrap(), json!(0));
+    b.finish().await;
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn too_many_tables_are_refused_by_the_table_cap() {
+    let host = Host::new();
+    let app = load(&host);
+    let b = Bystander::start(&app);
+    let e = app
+        .function("many-tables")
+        .unwrap()
+        .call(json!([1]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!(
+            "needs more than {DEFAULT_MAX_TABLES} tables in one container"
+        )),
+        "{e}"
+    );
     b.finish().await;
     app.shutdown().await.unwrap();
 }
