@@ -118,7 +118,9 @@ pub fn token(data_dir: &Path, cmd: TokenCmd) -> Result<u8, Failure> {
                 .map(|s| Scope::parse(s))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(Failure::usage)?;
-            let (token, record) = store.create(name, scopes, max_calls).map_err(Failure::runtime)?;
+            let (token, record) = store
+                .create(name, scopes, max_calls)
+                .map_err(Failure::runtime)?;
             eprintln!("created token {} (it is shown only this once)", record.id);
             println!("{token}");
         }
@@ -195,9 +197,11 @@ pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
     let header_timeout = seconds("--header-timeout", cmd.header_timeout)?;
     let body_timeout = seconds("--body-timeout", cmd.body_timeout)?;
     let mib = |flag: &str, v: usize| {
-        v.checked_mul(1 << 20)
-            .filter(|b| *b > 0)
-            .ok_or_else(|| Failure::usage(format!("{flag} must be at least 1 and fit in memory, got {v}")))
+        v.checked_mul(1 << 20).filter(|b| *b > 0).ok_or_else(|| {
+            Failure::usage(format!(
+                "{flag} must be at least 1 and fit in memory, got {v}"
+            ))
+        })
     };
     let limits = Limits {
         body_timeout,

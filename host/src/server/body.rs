@@ -243,10 +243,9 @@ mod tests {
     #[tokio::test]
     async fn a_stalled_body_times_out() {
         let idle = Duration::from_millis(50);
-        let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(
-            b"abc",
-        ))])
-        .chain(futures_util::stream::pending());
+        let stream =
+            futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))])
+                .chain(futures_util::stream::pending());
         let body = Upload {
             body: axum::body::Body::from_stream(stream),
         };

@@ -62,7 +62,9 @@ impl Inner {
             return false;
         };
         if let Some(gone) = self.calls.remove(&id) {
-            self.outcome_bytes = self.outcome_bytes.saturating_sub(outcome_len(&gone.outcome));
+            self.outcome_bytes = self
+                .outcome_bytes
+                .saturating_sub(outcome_len(&gone.outcome));
         }
         true
     }

@@ -349,7 +349,9 @@ mod tests {
             Ok(Bytes::from_static(b"put")),
         ];
         let body: BodyStream = futures_util::stream::iter(parts).boxed();
-        let (cmd, head, rest) = read_command(body, std::time::Duration::from_secs(5)).await.unwrap();
+        let (cmd, head, rest) = read_command(body, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(cmd, serde_json::json!({"a": 1}));
         assert_eq!(&head[..], b"some in");
         let tail: Vec<_> = rest.collect().await;

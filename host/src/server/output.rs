@@ -38,16 +38,8 @@ pub const DEFAULT_BACKLOG: usize = 1 << 20;
 pub fn guest_stdio(backlog: usize) -> GuestStdio {
     GuestStdio::Piped {
         stdin: Arc::new(tokio::io::empty()),
-        stdout: Arc::new(Sink::new(
-            "stdout",
-            backlog,
-            Box::new(std::io::stdout()),
-        )),
-        stderr: Arc::new(Sink::new(
-            "stderr",
-            backlog,
-            Box::new(std::io::stderr()),
-        )),
+        stdout: Arc::new(Sink::new("stdout", backlog, Box::new(std::io::stdout()))),
+        stderr: Arc::new(Sink::new("stderr", backlog, Box::new(std::io::stderr()))),
     }
 }
 
@@ -160,7 +152,10 @@ fn write_out(shared: &Shared, mut out: Box<dyn Write + Send>) {
             if q.chunks.is_empty() && q.dropped == 0 && q.closed {
                 return;
             }
-            (std::mem::take(&mut q.chunks), std::mem::take(&mut q.dropped))
+            (
+                std::mem::take(&mut q.chunks),
+                std::mem::take(&mut q.dropped),
+            )
         };
         let mut written = 0;
         for chunk in &batch {

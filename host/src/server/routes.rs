@@ -426,10 +426,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         )
         .route("/v1/dicts/{name}/clear", post(dict_clear))
         .route("/v1/dicts/{name}/items", get(dict_items))
-        .route(
-            "/v1/dicts/{name}/keys/{key}",
-            get(dict_get).put(dict_put),
-        )
+        .route("/v1/dicts/{name}/keys/{key}", get(dict_get).put(dict_put))
         .route("/v1/apps", get(app_list))
         .route("/v1/apps/{app}/functions/{function}/call", post(fn_call))
         .route("/v1/apps/{app}/functions/{function}/spawn", post(fn_spawn))
