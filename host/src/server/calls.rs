@@ -21,12 +21,12 @@ use serde_json::{Value as Json, json};
 
 use super::auth::{Caller, Kind, Mode};
 use super::body::Upload;
-use super::limits::RETRY_AFTER_SECS;
+use super::limits::{CallPermit, RETRY_AFTER_SECS};
 use super::openapi::ErrorBody;
 use super::routes::{
     ApiError, ApiPath, ApiQuery, ApiResult, MAX_JSON_BODY, ServerState, Who, require,
 };
-use crate::app::{App, AppError};
+use crate::app::{App, AppError, Function};
 
 /// Largest error message kept for a failed spawned call; longer ones (a
 /// guest's panic message can be long) are cut.
@@ -326,7 +326,21 @@ fn app_for<'a>(s: &'a ServerState, c: &Caller, app: &str) -> ApiResult<&'a App> 
     })
 }
 
-/// Reads a call's arguments (after its caller was let in).
+/// Lets a call of `app`'s `function` in: scope (403), the function (404),
+/// a place in the caller's budget (429), then, only then, its arguments.
+async fn admit(
+    s: &ServerState,
+    c: &Caller,
+    (app, function): (&str, &str),
+    body: Upload,
+) -> ApiResult<(Function, CallPermit, Json)> {
+    let f = app_for(s, c, app)?.function(function)?;
+    let permit = s.tenants.call(c)?;
+    let args = read_args(s, c, body).await?;
+    Ok((f, permit, args))
+}
+
+/// Reads a call's arguments.
 async fn read_args(s: &ServerState, c: &Caller, body: Upload) -> ApiResult<Json> {
     let mut hold = s.tenants.body(c);
     let body = body
@@ -354,11 +368,9 @@ pub(crate) async fn fn_call(
     ApiPath((app, function)): ApiPath<(String, String)>,
     body: Upload,
 ) -> ApiResult<Response> {
-    let f = app_for(&s, &c, &app)?.function(&function)?;
-    // Held until the answer: a caller that goes away drops the call and
-    // its place with it.
-    let _permit = s.tenants.call(&c)?;
-    let args = read_args(&s, &c, body).await?;
+    // The place is held until the answer: a caller that goes away drops
+    // the call and its place with it.
+    let (f, _permit, args) = admit(&s, &c, (&app, &function), body).await?;
     let result = f.call(args).await?;
     Ok(axum::Json(CallResult { result }).into_response())
 }
@@ -377,9 +389,7 @@ pub(crate) async fn fn_spawn(
     ApiPath((app, function)): ApiPath<(String, String)>,
     body: Upload,
 ) -> ApiResult<Response> {
-    let f = app_for(&s, &c, &app)?.function(&function)?;
-    let permit = s.tenants.call(&c)?;
-    let args = read_args(&s, &c, body).await?;
+    let (f, permit, args) = admit(&s, &c, (&app, &function), body).await?;
     let finisher = s.calls.admit(&app).map_err(|e| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
             .retry_after(RETRY_AFTER_SECS)
@@ -439,7 +449,7 @@ pub(crate) async fn call_get(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

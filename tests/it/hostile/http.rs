@@ -113,6 +113,12 @@ impl Reply {
         })
     }
 
+    /// Asserts that the error message contains `needle`.
+    fn says(&self, needle: &str) {
+        let m = self.message();
+        assert!(m.contains(needle), "{} {m:?} lacks {needle:?}", self.status);
+    }
+
     fn message(&self) -> String {
         self.json()["error"]["message"]
             .as_str()
@@ -190,6 +196,26 @@ fn try_read_reply(s: &TcpStream, patience: Duration) -> Result<Reply, String> {
     r.read_exact(&mut body)
         .map_err(|e| format!("the body of a {status} was cut: {e}"))?;
     Ok(Reply { body, ..reply })
+}
+
+/// Sends the head of a request declaring a `len`-byte body, and nothing
+/// of the body: the answer must come within 2 s, with `status`.
+fn refused_before_body(
+    addr: &str,
+    (method, path, len): (&str, &str, u64),
+    token: &str,
+    status: u16,
+) -> Reply {
+    let c = send_head(
+        addr,
+        method,
+        path,
+        Some(token),
+        &[("Content-Length", len.to_string())],
+    );
+    let r = read_reply(&c, Duration::from_secs(2), &format!("{method} {path}"));
+    assert_eq!(r.status, status, "{method} {path}: {r:?}");
+    r
 }
 
 /// One whole request on its own connection.
@@ -299,17 +325,9 @@ fn a_token_without_scope_never_has_its_body_read() {
     let stranger = s.token(&["volume:elsewhere:r"], None);
     let mut routes: Vec<(&str, &str, u64)> = BODY_ROUTES.to_vec();
     routes.push(("PUT", "/v1/volumes/vol/files/big.bin", 1 << 30));
-    for (method, path, len) in &routes {
-        let c = send_head(
-            &a,
-            method,
-            path,
-            Some(&stranger),
-            &[("Content-Length", len.to_string())],
-        );
-        let r = read_reply(&c, Duration::from_secs(2), &format!("{method} {path}"));
-        assert_eq!(r.status, 403, "{method} {path}: {r:?}");
-        assert!(r.message().contains("may not"), "{}", r.message());
+    for route in routes {
+        let r = refused_before_body(&a, route, &stranger, 403);
+        r.says("may not");
     }
 
     let before = s.rss_kib();
@@ -362,17 +380,8 @@ fn a_body_over_its_route_limit_is_refused_before_it_is_read() {
         request(&a, "POST", "/v1/dicts/kv", Some(&tok), b"").status,
         201
     );
-    for (method, path, len) in BODY_ROUTES {
-        let c = send_head(
-            &a,
-            method,
-            path,
-            Some(&tok),
-            &[("Content-Length", len.to_string())],
-        );
-        let r = read_reply(&c, Duration::from_secs(2), &format!("{method} {path}"));
-        assert_eq!(r.status, 413, "{method} {path}: {r:?}");
-        let m = r.message();
+    for &(method, path, len) in BODY_ROUTES {
+        let m = refused_before_body(&a, (method, path, len), &tok, 413).message();
         assert!(
             m.contains(&format!("is {len} bytes")) && m.contains("at most"),
             "{m}"
@@ -406,11 +415,7 @@ fn a_body_over_its_route_limit_is_refused_before_it_is_read() {
     }
     let r = answer.join().unwrap();
     assert_eq!(r.status, 413, "{r:?}");
-    assert!(
-        r.message().contains("passed this route's limit"),
-        "{}",
-        r.message()
-    );
+    r.says("passed this route's limit");
     assert!(
         sent < 150 << 20,
         "the server read {sent} bytes before refusing"
@@ -450,11 +455,7 @@ fn a_stalled_body_is_cut_off_with_408() {
         let r = read_reply(&c, Duration::from_secs(10), &format!("{method} {path}"));
         let took = started.elapsed();
         assert_eq!(r.status, 408, "{method} {path}: {r:?}");
-        assert!(
-            r.message().contains("sent nothing for 1s"),
-            "{}",
-            r.message()
-        );
+        r.says("sent nothing for 1s");
         assert!(
             took >= Duration::from_millis(900) && took < Duration::from_secs(5),
             "{method} {path}: cut after {took:?}"
@@ -503,7 +504,7 @@ fn a_token_holds_at_most_its_body_budget() {
     let r = read_reply(&third, Duration::from_secs(2), "a put past the budget");
     assert_eq!(r.status, 429, "{r:?}");
     assert_eq!(r.header("retry-after"), Some("1"));
-    assert!(r.message().contains("8388608 bytes"), "{}", r.message());
+    r.says("8388608 bytes");
     // Another token has its own budget.
     let r = request(
         &a,
@@ -631,11 +632,7 @@ fn a_running_call_is_never_dropped_from_a_full_store() {
     let r = spawn(5, 0);
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.header("retry-after"), Some("1"));
-    assert!(
-        r.message().contains("every one is still running"),
-        "{}",
-        r.message()
-    );
+    r.says("every one is still running");
     for (x, id) in (1..=4).zip(&ids) {
         let r = request(
             &a,
@@ -655,11 +652,7 @@ fn a_running_call_is_never_dropped_from_a_full_store() {
     assert_eq!(r.status, 202, "{r:?}");
     let r = request(&a, "GET", &format!("/v1/calls/{}", ids[0]), Some(&tok), b"");
     assert_eq!(r.status, 404, "{r:?}");
-    assert!(
-        r.message().contains("dropped to make room"),
-        "{}",
-        r.message()
-    );
+    r.says("dropped to make room");
     let r = request(&a, "GET", &format!("/v1/calls/{}", ids[3]), Some(&tok), b"");
     assert_eq!(r.json(), json!({"status": "done", "result": 4}));
 }
@@ -708,11 +701,7 @@ fn spawned_results_are_kept_within_their_byte_budget() {
     );
     let r = request(&a, "GET", &format!("/v1/calls/{}", ids[0]), Some(&tok), b"");
     assert_eq!(r.status, 404, "{r:?}");
-    assert!(
-        r.message().contains("dropped to make room"),
-        "{}",
-        r.message()
-    );
+    r.says("dropped to make room");
     let r = request(
         &a,
         "GET",
