@@ -132,8 +132,13 @@ pub fn token(data_dir: &Path, cmd: TokenCmd) -> Result<u8, Failure> {
             } else {
                 for t in all {
                     let scopes: Vec<String> = t.scopes.iter().map(ToString::to_string).collect();
+                    // A token's own call limit, when it has one.
+                    let limit = t
+                        .max_calls
+                        .map(|n| format!("\tmax-calls={n}"))
+                        .unwrap_or_default();
                     println!(
-                        "{}\t{}\t{}",
+                        "{}\t{}\t{}{limit}",
                         t.id,
                         t.name.as_deref().unwrap_or("-"),
                         scopes.join(" ")

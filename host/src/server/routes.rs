@@ -926,6 +926,7 @@ pub(crate) async fn volume_get_local(
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, description = "The command's output and exit, as frames",
             content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 408, description = "The command line stalled", body = ErrorBody),
         (status = 413, description = "The command line is too long", body = ErrorBody),
         (status = 501, description = "This server does not run forwarded commands", body = ErrorBody)))]
 pub(crate) async fn local_exec(
