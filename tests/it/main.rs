@@ -16,6 +16,7 @@ mod escapes;
 mod examples;
 mod faults;
 mod guest_faults;
+mod harness;
 mod hostile;
 mod io_faults;
 mod javascript;
