@@ -66,6 +66,27 @@ pub fn build_vessel() -> Result<PathBuf, String> {
     };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
+    // Cargo sets these for the test executable. Inherited, they differ
+    // from what the outer build saw and make cargo rebuild crates that read
+    // them (ring reads CARGO_MANIFEST_DIR), twice per test run.
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("CARGO_PKG_")
+            || matches!(
+                name,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            )
+        {
+            cmd.env_remove(name);
+        }
+    }
     cmd.args(["build", "--quiet", "-p", "vessel-host", "--bin", "vessel"])
         .arg("--manifest-path")
         .arg(repo_root().join("Cargo.toml"))
