@@ -122,6 +122,15 @@ pub fn build_vessel() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
+/// Whether the tests run as root (some cases need another uid).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The uid of `nobody`, the other user of the cases that need one.
+pub const NOBODY_UID: u32 = 65534;
+
 /// A `vessel` invocation with its own data dir, removed on drop.
 pub struct Vessel {
     pub home: tempfile::TempDir,
@@ -135,9 +144,13 @@ impl Default for Vessel {
 
 impl Vessel {
     pub fn new() -> Self {
-        Vessel {
-            home: tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")),
-        }
+        // 0700, as vessel makes a data dir: one others can reach draws a
+        // warning.
+        let home = tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .unwrap_or_else(|e| panic!("tempdir: {e}"));
+        Vessel { home }
     }
 
     pub fn command(&self) -> Command {
