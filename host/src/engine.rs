@@ -25,8 +25,6 @@ use crate::error::chain;
 /// running guest yields to the async executor at each one.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-pub use cache::KEY_FILE as CACHE_KEY_FILE;
-
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -6,7 +6,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use vessel_host::engine::{CACHE_KEY_FILE, CacheOutcome, EngineConfig, VesselEngine};
+use vessel_host::engine::{CacheOutcome, EngineConfig, VesselEngine};
 use vessel_tests::guest;
 
 /// The entries (`*.cwasm`) in a cache folder.
@@ -37,6 +37,9 @@ fn exports(engine: &VesselEngine, c: &wasmtime::component::Component) -> Vec<Str
         .map(|(name, _)| name.to_owned())
         .collect()
 }
+
+/// The MAC key's file in a cache folder.
+const KEY_FILE: &str = "key";
 
 fn set_mode(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -199,7 +202,7 @@ fn an_entry_from_another_cache_is_rebuilt() {
         CacheOutcome::Hit
     );
     // Each folder has its own key, readable by its owner alone.
-    let (ka, kb) = (a.join(CACHE_KEY_FILE), b.join(CACHE_KEY_FILE));
+    let (ka, kb) = (a.join(KEY_FILE), b.join(KEY_FILE));
     assert_ne!(std::fs::read(&ka).unwrap(), std::fs::read(&kb).unwrap());
     for k in [ka, kb] {
         assert_eq!(std::fs::metadata(&k).unwrap().mode() & 0o777, 0o600);
@@ -253,7 +256,7 @@ fn racing_processes_agree_on_one_key() {
             "{name}"
         );
     }
-    let key = cache.join(CACHE_KEY_FILE);
+    let key = cache.join(KEY_FILE);
     assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
     assert_eq!(std::fs::metadata(&cache).unwrap().mode() & 0o777, 0o700);
 }

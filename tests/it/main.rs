@@ -22,6 +22,7 @@ mod io_faults;
 mod javascript;
 mod keyvalue;
 mod load;
+mod local_users;
 mod power_loss;
 mod python;
 mod run_cli;

@@ -28,7 +28,7 @@ const ENTRY_MAGIC: &[u8; 8] = b"VSLCWC02";
 /// The length of an entry's header: magic and MAC.
 const HEADER_LEN: usize = ENTRY_MAGIC.len() + blake3::OUT_LEN;
 /// The file in the cache folder holding the MAC key.
-pub const KEY_FILE: &str = "key";
+const KEY_FILE: &str = "key";
 const KEY_LEN: usize = blake3::KEY_LEN;
 
 /// A compile-cache folder, checked on first use.
