@@ -44,7 +44,8 @@ pub fn vessel_bin() -> PathBuf {
 /// built from the sources as they are now (a no-op when it is up to date),
 /// and returns its path.
 pub fn build_vessel() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the test executable: {e}"))?;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the test executable: {e}"))?;
     // <target>/[<triple>/]<profile>/deps/<test>
     let profile_dir = exe
         .parent()
@@ -117,7 +118,10 @@ pub fn build_vessel() -> Result<PathBuf, String> {
     }
     let bin = profile_dir.join(format!("vessel{}", std::env::consts::EXE_SUFFIX));
     if !bin.exists() {
-        return Err(format!("cargo built vessel, but {} does not exist", bin.display()));
+        return Err(format!(
+            "cargo built vessel, but {} does not exist",
+            bin.display()
+        ));
     }
     Ok(bin)
 }

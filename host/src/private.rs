@@ -135,6 +135,8 @@ pub fn exposure(dir: &Path) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn mode(p: &Path) -> u32 {
@@ -163,12 +165,22 @@ mod tests {
         std::fs::create_dir_all(root.join("blobs")).unwrap();
         std::fs::write(root.join("conf"), b"x").unwrap();
         std::fs::write(root.join("blobs/1"), b"x").unwrap();
-        for (p, m) in [("", 0o755), ("blobs", 0o775), ("conf", 0o644), ("blobs/1", 0o666)] {
+        for (p, m) in [
+            ("", 0o755),
+            ("blobs", 0o775),
+            ("conf", 0o644),
+            ("blobs/1", 0o666),
+        ] {
             std::fs::set_permissions(root.join(p), Permissions::from_mode(m)).unwrap();
         }
         std::os::unix::fs::symlink("conf", root.join("link")).unwrap();
         restrict_tree(&root).unwrap();
-        for (p, m) in [("", 0o700), ("blobs", 0o700), ("conf", 0o600), ("blobs/1", 0o600)] {
+        for (p, m) in [
+            ("", 0o700),
+            ("blobs", 0o700),
+            ("conf", 0o600),
+            ("blobs/1", 0o600),
+        ] {
             assert_eq!(mode(&root.join(p)), m, "{p}");
         }
     }
@@ -185,6 +197,9 @@ mod tests {
         let w = exposure(&data).unwrap();
         assert!(w.contains(&data.display().to_string()), "{w}");
         assert!(w.contains("mode 750"), "{w}");
-        assert!(w.contains(&format!("chmod -R go-rwx {}", data.display())), "{w}");
+        assert!(
+            w.contains(&format!("chmod -R go-rwx {}", data.display())),
+            "{w}"
+        );
     }
 }

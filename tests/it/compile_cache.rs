@@ -168,7 +168,11 @@ fn a_forged_entry_is_never_loaded() {
     std::fs::write(&files[0], &forged).unwrap();
 
     let (component, outcome) = engine.load(&guest("add")).unwrap();
-    assert_eq!(outcome, CacheOutcome::Rebuilt, "the forged entry was loaded");
+    assert_eq!(
+        outcome,
+        CacheOutcome::Rebuilt,
+        "the forged entry was loaded"
+    );
     let names = exports(&engine, &component);
     assert!(
         names.iter().any(|n| n == "add"),
@@ -281,7 +285,11 @@ fn a_cache_dir_others_can_write_is_not_used() {
     ]);
     assert_eq!(out.ok(), "2\n");
     for needle in [shown.as_str(), "mode 775", &format!("chmod go-w {shown}")] {
-        assert!(out.stderr.contains(needle), "no {needle:?} in {}", out.stderr);
+        assert!(
+            out.stderr.contains(needle),
+            "no {needle:?} in {}",
+            out.stderr
+        );
     }
     assert_eq!(
         std::fs::read_dir(&cache).unwrap().count(),
@@ -312,7 +320,11 @@ fn a_cache_dir_others_can_write_is_not_used() {
         &format!("owned by uid {nobody}"),
         "--cache-dir",
     ] {
-        assert!(out.stderr.contains(needle), "no {needle:?} in {}", out.stderr);
+        assert!(
+            out.stderr.contains(needle),
+            "no {needle:?} in {}",
+            out.stderr
+        );
     }
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
 }

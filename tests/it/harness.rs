@@ -14,7 +14,10 @@ fn newest(dir: &Path) -> Option<(SystemTime, std::path::PathBuf)> {
             let meta = entry.metadata().unwrap();
             if meta.is_dir() {
                 stack.push(entry.path());
-            } else if best.as_ref().is_none_or(|(t, _)| meta.modified().unwrap() > *t) {
+            } else if best
+                .as_ref()
+                .is_none_or(|(t, _)| meta.modified().unwrap() > *t)
+            {
                 best = Some((meta.modified().unwrap(), entry.path()));
             }
         }

@@ -103,10 +103,11 @@ fn open_to_others(root: &Path, skip_below: &[PathBuf]) -> Vec<String> {
         if meta.mode() & 0o077 != 0 {
             found.push(format!("{} {:o}", p.display(), meta.mode() & 0o7777));
         }
-        if meta.is_dir() && !skip_below.contains(&p) {
-            if let Ok(rd) = std::fs::read_dir(&p) {
-                stack.extend(rd.filter_map(Result::ok).map(|e| e.path()));
-            }
+        if meta.is_dir()
+            && !skip_below.contains(&p)
+            && let Ok(rd) = std::fs::read_dir(&p)
+        {
+            stack.extend(rd.filter_map(Result::ok).map(|e| e.path()));
         }
     }
     found.sort();
@@ -130,9 +131,17 @@ fn a_data_dir_made_under_umask_022_is_private() {
     std::fs::write(&local, b"volume file").unwrap();
     let local = local.display().to_string();
     run(vessel_in(&v, &data), &["volume", "create", "vol"]).ok();
-    run(vessel_in(&v, &data), &["volume", "put", "vol", &local, "/f.txt"]).ok();
+    run(
+        vessel_in(&v, &data),
+        &["volume", "put", "vol", &local, "/f.txt"],
+    )
+    .ok();
     run(vessel_in(&v, &data), &["dict", "create", "d"]).ok();
-    run(vessel_in(&v, &data), &["dict", "put", "d", "k", "\"secret\""]).ok();
+    run(
+        vessel_in(&v, &data),
+        &["dict", "put", "d", "k", "\"secret\""],
+    )
+    .ok();
     run(
         vessel_in(&v, &data),
         &["token", "create", "--scope", "dict:d:r"],
@@ -182,7 +191,14 @@ fn a_data_dir_made_under_umask_022_is_private() {
     assert_eq!(mode(&live), 0o700, "{}", live.display());
     let open = open_to_others(&data, std::slice::from_ref(&live));
     assert!(open.is_empty(), "open to group or others: {open:#?}");
-    for part in ["db", "blobs", "wal", "cache/components", "run", "containers"] {
+    for part in [
+        "db",
+        "blobs",
+        "wal",
+        "cache/components",
+        "run",
+        "containers",
+    ] {
         assert_eq!(mode(&data.join(part)), 0o700, "{part}");
     }
     assert_eq!(mode(&data), 0o700);
@@ -221,7 +237,11 @@ fn an_open_data_dir_gets_a_warning_with_its_fix() {
         "mode 755",
         &format!("chmod -R go-rwx {shown}"),
     ] {
-        assert!(out.stderr.contains(needle), "no {needle:?} in {}", out.stderr);
+        assert!(
+            out.stderr.contains(needle),
+            "no {needle:?} in {}",
+            out.stderr
+        );
     }
     // Fixed as told: no warning.
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();

@@ -72,7 +72,8 @@ pub struct Cli {
 
     /// Where compiled components are cached. Defaults to `cache/components`
     /// in the data directory; point several data directories (fresh ones
-    /// for tests, say) at one cache so each compiles a component once.
+    /// for tests, say) at one cache so each compiles a component once. The
+    /// folder must be yours and not writable by others, or it is not used.
     #[arg(long, global = true, env = "VESSEL_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 

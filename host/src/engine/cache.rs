@@ -98,8 +98,10 @@ impl DiskCache {
 
     /// The path of the entry named `name` (a cache key).
     pub(super) fn entry_path(&self, name: &[u8; 32]) -> PathBuf {
-        self.dir
-            .join(format!("{}.cwasm", blake3::Hash::from_bytes(*name).to_hex()))
+        self.dir.join(format!(
+            "{}.cwasm",
+            blake3::Hash::from_bytes(*name).to_hex()
+        ))
     }
 
     /// The entry named `name`, once its owner, mode and MAC check.

@@ -126,12 +126,19 @@ fn private_socket_dir(dir: &Path) -> std::io::Result<()> {
         return Err(std::io::Error::other(format!(
             "{} must be a directory owned by uid {me} (it is {} owned by uid {}); remove it",
             dir.display(),
-            if meta.is_dir() { "a directory" } else { "not a directory" },
+            if meta.is_dir() {
+                "a directory"
+            } else {
+                "not a directory"
+            },
             meta.uid()
         )));
     }
     if meta.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(crate::private::DIR_MODE))?;
+        std::fs::set_permissions(
+            dir,
+            std::fs::Permissions::from_mode(crate::private::DIR_MODE),
+        )?;
     }
     Ok(())
 }
@@ -147,7 +154,8 @@ fn peer_allowed(stream: &tokio::net::UnixStream) -> bool {
             tracing::warn!(
                 "refused a connection to the owner socket from uid {} (pid {}): only uid {me}, which runs this vessel, may use it",
                 cred.uid(),
-                cred.pid().map_or_else(|| "unknown".to_owned(), |p| p.to_string()),
+                cred.pid()
+                    .map_or_else(|| "unknown".to_owned(), |p| p.to_string()),
             );
             false
         }

@@ -190,7 +190,8 @@ impl EmbeddedStore {
         };
         // sled makes its files with the umask's modes; they are narrowed
         // here, each time the store opens (see `private`).
-        crate::private::restrict_tree(&db_dir).map_err(|e| fail(format!("{}: {e}", db_dir.display())))?;
+        crate::private::restrict_tree(&db_dir)
+            .map_err(|e| fail(format!("{}: {e}", db_dir.display())))?;
         let blobs = BlobStore::open_with(data_dir.join("blobs"), io.clone())
             .map_err(|e| fail(e.to_string()))?;
         // `db` and `blobs` may have been created by a process killed before
