@@ -166,7 +166,7 @@ fn a_data_dir_made_under_umask_022_is_private() {
             "--volume",
             "vol:/data",
             "--args",
-            r#"["/data/g.txt", "from a guest", 3000]"#,
+            r#"["/data/g.txt", "from a guest", 6000]"#,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
