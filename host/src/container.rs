@@ -487,7 +487,11 @@ const TRASH_PREFIX: &str = ".trash-";
 /// container.
 fn lock_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
     let tmp = dir.join(LOCK_NEW);
-    let f = std::fs::File::create(&tmp)?;
+    let f = crate::private::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
     f.lock()?;
     std::fs::rename(&tmp, dir.join(LOCK_FILE))?;
     Ok(f)
@@ -550,11 +554,16 @@ fn make_dir(
     parent: Option<&std::path::Path>,
 ) -> std::io::Result<(tempfile::TempDir, std::fs::File)> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix(DIR_PREFIX);
+    // 0700: the files a guest makes in its scratch and mounts get the
+    // umask's modes (wasmtime-wasi sets none), and no other user may reach
+    // them.
+    builder
+        .prefix(DIR_PREFIX)
+        .permissions(crate::private::dir_permissions());
     let mut attempt = 0;
     loop {
         let dir = match parent {
-            Some(parent) => std::fs::create_dir_all(parent).and_then(|()| {
+            Some(parent) => crate::private::create_dir_all(parent).and_then(|()| {
                 clean_once(parent);
                 builder.tempdir_in(parent)
             }),
@@ -640,7 +649,7 @@ impl Container {
         }
         let (dir, lock) = make_dir(config.work_dir.as_deref()).map_err(ContainerError::Scratch)?;
         let scratch_dir = dir.path().join("scratch");
-        std::fs::create_dir(&scratch_dir).map_err(ContainerError::Scratch)?;
+        crate::private::create_dir(&scratch_dir).map_err(ContainerError::Scratch)?;
         let mut mounts = Vec::new();
         if !config.volume_mounts.is_empty() {
             let store = config

@@ -367,7 +367,7 @@ fn sigterm_shuts_down_gracefully_and_the_next_start_recovers() {
         http(&a, "PUT", "/v1/dicts/kv/keys/k", Some(&all), &[], b"1").0,
         200
     );
-    let socket = v.home.path().join("vessel.sock");
+    let socket = v.home.path().join("run/vessel.sock");
     assert!(socket.exists());
     let status = std::process::Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])

@@ -72,7 +72,8 @@ pub struct Cli {
 
     /// Where compiled components are cached. Defaults to `cache/components`
     /// in the data directory; point several data directories (fresh ones
-    /// for tests, say) at one cache so each compiles a component once.
+    /// for tests, say) at one cache so each compiles a component once. The
+    /// folder must be yours and not writable by others, or it is not used.
     #[arg(long, global = true, env = "VESSEL_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
@@ -414,6 +415,11 @@ fn engine_for(cache_dir: &Path, fuel: bool) -> Result<VesselEngine, Failure> {
 
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let data_dir = data_dir(cli.data_dir.as_deref());
+    // vessel makes its data dir 0700; one made otherwise (by an older
+    // vessel, or by hand) is the user's to fix.
+    if let Some(warning) = crate::private::exposure(&data_dir) {
+        eprintln!("warning: {warning}");
+    }
     let cache_dir = cli
         .cache_dir
         .unwrap_or_else(|| data_dir.join("cache").join("components"));

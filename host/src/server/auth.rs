@@ -195,7 +195,7 @@ impl TokenStore {
     fn save(&self, tokens: &[TokenRecord]) -> Result<(), AuthError> {
         use std::io::Write;
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| self.io(e))?;
+        crate::private::create_dir_all(dir).map_err(|e| self.io(e))?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| self.io(e))?;
         let body = serde_json::to_vec_pretty(tokens).map_err(|e| self.io(e))?;
         tmp.write_all(&body).map_err(|e| self.io(e))?;
