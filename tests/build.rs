@@ -39,6 +39,8 @@ fn main() {
     }
     let wasm_dir = guest_target.join("wasm32-wasip2").join("release");
     println!("cargo:rustc-env=VESSEL_GUEST_DIR={}", wasm_dir.display());
+    // tests/lib.rs builds the vessel binary for the same target.
+    println!("cargo:rustc-env=VESSEL_TEST_TARGET={}", env("TARGET"));
 }
 
 fn env(name: &str) -> String {

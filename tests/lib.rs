@@ -22,27 +22,118 @@ pub fn guest(name: &str) -> PathBuf {
     p
 }
 
-/// The `vessel` binary: `$VESSEL_BIN`, else `target/<profile>/vessel` beside
-/// this test executable (built by `cargo test --workspace` because
-/// vessel-host has integration tests of its own).
+/// The `vessel` binary the tests run: `$VESSEL_BIN` when set (run as
+/// given: the explicit override), else `target/<profile>/vessel` beside this
+/// test executable, built first (see [`build_vessel`]) so that a test never
+/// runs a binary older than the sources.
 pub fn vessel_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("VESSEL_BIN") {
         return PathBuf::from(p);
     }
-    let exe = std::env::current_exe().unwrap_or_default();
+    // One build per test process; the test threads wait for it here, and
+    // cargo's own lock on the target dir serialises test processes.
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    match BUILT.get_or_init(build_vessel) {
+        Ok(bin) => bin.clone(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Runs `cargo build -p vessel-host --bin vessel` with this test
+/// executable's profile, target dir and target, so the binary beside it is
+/// built from the sources as they are now (a no-op when it is up to date),
+/// and returns its path.
+pub fn build_vessel() -> Result<PathBuf, String> {
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the test executable: {e}"))?;
+    // <target>/[<triple>/]<profile>/deps/<test>
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+        .ok_or_else(|| format!("{} is not in a cargo target dir", exe.display()))?;
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("{} has no profile name", profile_dir.display()))?;
+    let above = profile_dir
+        .parent()
+        .ok_or_else(|| format!("{} is not in a cargo target dir", profile_dir.display()))?;
+    // With `--target`, cargo puts the profile dirs under the triple.
+    let triple = env!("VESSEL_TEST_TARGET");
+    let (target_dir, target) = if above.file_name().is_some_and(|n| n == triple) {
+        (above.parent().unwrap_or(above), Some(triple))
+    } else {
+        (above, None)
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    // Cargo sets these for the test executable. Inherited, they differ
+    // from what the outer build saw and make cargo rebuild crates that read
+    // them (ring reads CARGO_MANIFEST_DIR), twice per test run.
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("CARGO_PKG_")
+            || matches!(
+                name,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            )
+        {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.args(["build", "--quiet", "-p", "vessel-host", "--bin", "vessel"])
+        .arg("--manifest-path")
+        .arg(repo_root().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir);
+    match profile {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    if let Some(t) = target {
+        cmd.args(["--target", t]);
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run cargo to build vessel: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "building the vessel binary failed ({:?}); set VESSEL_BIN to test a given binary:\n{}",
+            cmd,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
     let bin = profile_dir.join(format!("vessel{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} does not exist: run `cargo build -p vessel-host` or set VESSEL_BIN",
-        bin.display()
-    );
-    bin
+    if !bin.exists() {
+        return Err(format!(
+            "cargo built vessel, but {} does not exist",
+            bin.display()
+        ));
+    }
+    Ok(bin)
 }
+
+/// Whether the tests run as root (some cases need another uid).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The uid of `nobody`, the other user of the cases that need one.
+pub const NOBODY_UID: u32 = 65534;
 
 /// A `vessel` invocation with its own data dir, removed on drop.
 pub struct Vessel {
@@ -57,9 +148,13 @@ impl Default for Vessel {
 
 impl Vessel {
     pub fn new() -> Self {
-        Vessel {
-            home: tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")),
-        }
+        // 0700, as vessel makes a data dir: one others can reach draws a
+        // warning.
+        let home = tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .unwrap_or_else(|e| panic!("tempdir: {e}"));
+        Vessel { home }
     }
 
     pub fn command(&self) -> Command {

@@ -3,9 +3,12 @@
 //!
 //! The cache key is the BLAKE3 hash of the component's bytes together with
 //! the engine's compatibility hash (wasmtime version, target, settings), so a
-//! changed component or engine never reads a stale artifact. Each entry
-//! carries a BLAKE3 checksum of its payload; an entry that fails the check or
-//! that wasmtime refuses is deleted and rebuilt, never trusted.
+//! changed component or engine never reads a stale artifact. Entries are
+//! native code: [`cache`] decides which folder and which entry may be
+//! loaded (owner, mode, a keyed MAC per entry); an entry that fails its
+//! checks or that wasmtime refuses is deleted and rebuilt, never trusted.
+
+mod cache;
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -21,8 +24,6 @@ use crate::error::chain;
 /// How often the epoch advances. Timeouts are measured in these ticks, and a
 /// running guest yields to the async executor at each one.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-const CACHE_MAGIC: &[u8; 8] = b"VSLCWC01";
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +59,7 @@ pub struct EngineConfig {
 #[derive(Clone)]
 pub struct VesselEngine {
     engine: Engine,
-    cache_dir: Option<PathBuf>,
+    cache: Option<Arc<cache::DiskCache>>,
     cache_salt: [u8; 32],
     fuel: bool,
     /// Components loaded by this engine, by cache key: a warm host loads
@@ -70,7 +71,7 @@ pub struct VesselEngine {
 impl std::fmt::Debug for VesselEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VesselEngine")
-            .field("cache_dir", &self.cache_dir)
+            .field("cache_dir", &self.cache.as_ref().map(|c| c.dir()))
             .finish_non_exhaustive()
     }
 }
@@ -84,8 +85,13 @@ pub enum CacheOutcome {
     Hit,
     /// Compiled (no entry, or caching off).
     Miss,
-    /// An entry existed but was corrupt or incompatible; compiled afresh.
+    /// An entry existed but was corrupt, forged, from another cache, not
+    /// the user's, or incompatible; compiled afresh and replaced.
     Rebuilt,
+    /// The cache folder is not trusted (not the user's, or others can
+    /// write it; a warning says which): compiled in memory, nothing read
+    /// or written there.
+    Untrusted,
 }
 
 impl VesselEngine {
@@ -107,7 +113,9 @@ impl VesselEngine {
         );
         Ok(VesselEngine {
             engine,
-            cache_dir: config.cache_dir,
+            cache: config
+                .cache_dir
+                .map(|dir| Arc::new(cache::DiskCache::new(dir))),
             cache_salt,
             fuel: config.fuel,
             loaded: Arc::default(),
@@ -158,31 +166,42 @@ impl VesselEngine {
         {
             return Ok((c, CacheOutcome::Memory));
         }
-        let Some(dir) = self.cache_dir.as_ref().filter(|_| !is_text(bytes)) else {
+        let Some(cache) = self.cache.as_ref().filter(|_| !is_text(bytes)) else {
             // Text components (examples, tests) are small; they skip the
             // disk cache, whose entries come from the binary format.
             let c = self.compile(path, bytes)?;
             memo(&c);
             return Ok((c, CacheOutcome::Miss));
         };
-        let entry = dir.join(format!("{}.cwasm", key.to_hex()));
+        if !cache.trusted() {
+            let c = self.compile(path, bytes)?;
+            memo(&c);
+            return Ok((c, CacheOutcome::Untrusted));
+        }
+        let name = key.as_bytes();
         let mut outcome = CacheOutcome::Miss;
-        match std::fs::read(&entry) {
-            Ok(cached) => match self.decode_entry(&cached) {
-                Ok(component) => {
-                    memo(&component);
-                    return Ok((component, CacheOutcome::Hit));
+        match cache.read(name) {
+            cache::Lookup::Found(entry) => {
+                // SAFETY: the entry's MAC checked under this cache's key,
+                // which only this user can read, so the payload is
+                // byte-for-byte what `precompile_component` of an engine
+                // with the same compatibility hash (the name covers it)
+                // produced here; wasmtime checks the engine settings
+                // recorded in it again.
+                match unsafe { Component::deserialize(&self.engine, entry.payload()) } {
+                    Ok(component) => {
+                        memo(&component);
+                        return Ok((component, CacheOutcome::Hit));
+                    }
+                    Err(e) => {
+                        tracing::warn!(entry = %cache.entry_path(name).display(), why = %chain(&e), "discarding compile-cache entry");
+                        cache.remove(name);
+                        outcome = CacheOutcome::Rebuilt;
+                    }
                 }
-                Err(why) => {
-                    tracing::warn!(entry = %entry.display(), %why, "discarding compile-cache entry");
-                    let _ = std::fs::remove_file(&entry);
-                    outcome = CacheOutcome::Rebuilt;
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(entry = %entry.display(), error = %e, "cannot read compile cache")
             }
+            cache::Lookup::Discarded => outcome = CacheOutcome::Rebuilt,
+            cache::Lookup::Missing => {}
         }
         let serialized =
             self.engine
@@ -199,10 +218,10 @@ impl VesselEngine {
                     reason: chain(&e),
                 }
             })?;
-        if let Err(e) = write_entry(dir, &entry, &serialized) {
+        if let Err(e) = cache.write(name, &serialized) {
             // The cache is an optimisation: a read-only or full disk must not
             // stop the call.
-            tracing::warn!(entry = %entry.display(), error = %e, "cannot write compile cache");
+            tracing::warn!(entry = %cache.entry_path(name).display(), error = %e, "cannot write compile cache");
         }
         memo(&component);
         Ok((component, outcome))
@@ -213,24 +232,6 @@ impl VesselEngine {
             path: path.to_owned(),
             reason: chain(&e),
         })
-    }
-
-    fn decode_entry(&self, cached: &[u8]) -> Result<Component, String> {
-        let (magic, rest) = cached
-            .split_at_checked(CACHE_MAGIC.len())
-            .ok_or("entry is truncated")?;
-        if magic != CACHE_MAGIC {
-            return Err("bad magic".into());
-        }
-        let (sum, payload) = rest.split_at_checked(32).ok_or("entry is truncated")?;
-        if blake3::hash(payload).as_bytes() != sum {
-            return Err("checksum mismatch".into());
-        }
-        // SAFETY: the payload is byte-for-byte what `precompile_component`
-        // of an engine with the same compatibility hash produced (the key
-        // covers that hash and the checksum covers the bytes), and wasmtime
-        // checks the engine settings recorded in it again.
-        unsafe { Component::deserialize(&self.engine, payload) }.map_err(|e| chain(&e))
     }
 }
 
@@ -258,19 +259,6 @@ fn check_header(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
             path: path.to_owned(),
         }),
     }
-}
-
-/// Writes an entry atomically: a reader sees the old state or the whole new
-/// entry, never a prefix.
-fn write_entry(dir: &Path, entry: &Path, payload: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(CACHE_MAGIC)?;
-    tmp.write_all(blake3::hash(payload).as_bytes())?;
-    tmp.write_all(payload)?;
-    tmp.persist(entry).map_err(|e| e.error)?;
-    Ok(())
 }
 
 struct Blake3Hasher(blake3::Hasher);

@@ -11,6 +11,7 @@
 //!   [`keyvalue`]: the standard `wasi:keyvalue` over the dicts.
 //! - [`bindings`]: the one `bindgen!`; [`error`]: errors across the boundary.
 //! - [`cli`]: the `vessel` command line (the binary only parses and calls).
+//! - [`private`]: what vessel makes on disk is 0700/0600, its user's alone.
 //!
 //! ## Embedding the host in a server
 //!
@@ -77,6 +78,7 @@ pub mod engine;
 pub mod error;
 pub mod functions;
 pub mod keyvalue;
+pub mod private;
 pub mod server;
 pub mod service;
 pub mod storage;

@@ -1,13 +1,48 @@
 //! The on-disk compile cache: a second load is a hit, and a corrupt entry is
-//! detected and rebuilt, never trusted.
+//! detected and rebuilt, never trusted. Its entries are native code, so a
+//! forged entry, an entry from another cache, an entry or a folder others
+//! can write are never loaded.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use vessel_host::engine::{CacheOutcome, EngineConfig, VesselEngine};
 use vessel_tests::guest;
 
-fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+/// The entries (`*.cwasm`) in a cache folder.
+fn entries(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+                .collect()
+        })
         .unwrap_or_default()
+}
+
+/// A new engine (as a new process would make) on the cache at `dir`.
+fn engine_on(dir: &Path) -> VesselEngine {
+    VesselEngine::new(EngineConfig {
+        cache_dir: Some(dir.to_owned()),
+        ..EngineConfig::default()
+    })
+    .unwrap()
+}
+
+/// The names a component exports.
+fn exports(engine: &VesselEngine, c: &wasmtime::component::Component) -> Vec<String> {
+    c.component_type()
+        .exports(engine.engine())
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
+/// The MAC key's file in a cache folder.
+const KEY_FILE: &str = "key";
+
+fn set_mode(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 #[test]
@@ -108,4 +143,172 @@ fn data_dirs_share_a_cache_dir() {
     assert_eq!(out.ok(), "2\n");
     assert!(out.stderr.contains("Hit"), "{}", out.stderr);
     assert_eq!(entries(shared.path()).len(), 1);
+}
+
+#[test]
+fn a_forged_entry_is_never_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    assert_eq!(
+        engine_on(&cache).load(&guest("add")).unwrap().1,
+        CacheOutcome::Miss
+    );
+    let files = entries(&cache);
+    assert_eq!(files.len(), 1, "{files:?}");
+    // Whoever can write the folder replaces add's entry with native code of
+    // their own (here: another component's, which would load fine), with
+    // a plain checksum anyone can recompute. It must never be deserialized.
+    let engine = engine_on(&cache);
+    let types = std::fs::read(guest("types")).unwrap();
+    let payload = engine.engine().precompile_component(&types).unwrap();
+    let header = std::fs::read(&files[0]).unwrap()[..8].to_vec();
+    let mut forged = header;
+    forged.extend_from_slice(blake3::hash(&payload).as_bytes());
+    forged.extend_from_slice(&payload);
+    std::fs::write(&files[0], &forged).unwrap();
+
+    let (component, outcome) = engine.load(&guest("add")).unwrap();
+    assert_eq!(
+        outcome,
+        CacheOutcome::Rebuilt,
+        "the forged entry was loaded"
+    );
+    let names = exports(&engine, &component);
+    assert!(
+        names.iter().any(|n| n == "add"),
+        "add.wasm loaded as another component's code: {names:?}"
+    );
+    // The rebuilt entry is this cache's own again.
+    assert_ne!(std::fs::read(&files[0]).unwrap(), forged);
+    assert_eq!(
+        engine_on(&cache).load(&guest("add")).unwrap().1,
+        CacheOutcome::Hit
+    );
+}
+
+#[test]
+fn an_entry_from_another_cache_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    engine_on(&a).load(&guest("add")).unwrap();
+    engine_on(&b).load(&guest("types")).unwrap();
+    let from_a = entries(&a);
+    assert_eq!(from_a.len(), 1);
+    let copied = b.join(from_a[0].file_name().unwrap());
+    std::fs::copy(&from_a[0], &copied).unwrap();
+    assert_eq!(
+        engine_on(&b).load(&guest("add")).unwrap().1,
+        CacheOutcome::Rebuilt,
+        "an entry signed with another cache's key was loaded"
+    );
+    assert_eq!(
+        engine_on(&b).load(&guest("add")).unwrap().1,
+        CacheOutcome::Hit
+    );
+    // Each folder has its own key, readable by its owner alone.
+    let (ka, kb) = (a.join(KEY_FILE), b.join(KEY_FILE));
+    assert_ne!(std::fs::read(&ka).unwrap(), std::fs::read(&kb).unwrap());
+    for k in [ka, kb] {
+        assert_eq!(std::fs::metadata(&k).unwrap().mode() & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn an_entry_others_can_write_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    engine_on(&cache).load(&guest("add")).unwrap();
+    let files = entries(&cache);
+    set_mode(&files[0], 0o666);
+    assert_eq!(
+        engine_on(&cache).load(&guest("add")).unwrap().1,
+        CacheOutcome::Rebuilt
+    );
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(
+        engine_on(&cache).load(&guest("add")).unwrap().1,
+        CacheOutcome::Hit
+    );
+}
+
+#[test]
+fn racing_processes_agree_on_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    // Each thread is a new engine finding no key, as a new process would.
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                let name = if i % 2 == 0 { "add" } else { "types" };
+                engine_on(&cache).load(&guest(name)).unwrap().1
+            })
+        })
+        .collect();
+    for t in threads {
+        let outcome = t.join().unwrap();
+        assert!(
+            matches!(outcome, CacheOutcome::Miss | CacheOutcome::Hit),
+            "{outcome:?}"
+        );
+    }
+    // Had two keys been made, one of the entries would fail its MAC.
+    for name in ["add", "types"] {
+        assert_eq!(
+            engine_on(&cache).load(&guest(name)).unwrap().1,
+            CacheOutcome::Hit,
+            "{name}"
+        );
+    }
+    let key = cache.join(KEY_FILE);
+    assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&cache).unwrap().mode() & 0o777, 0o700);
+}
+
+#[test]
+fn a_cache_dir_others_can_write_is_not_used() {
+    let v = vessel_tests::Vessel::new();
+    let add = guest("add").display().to_string();
+    let shared = tempfile::tempdir().unwrap();
+    let cache = shared.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let shown = cache.display().to_string();
+    // The call works, compiled in memory, the warning names the folder and
+    // says the rest (`needles`), and nothing is read or written there.
+    let refused = |needles: &[&str]| {
+        let out = v.run(&[
+            "--cache-dir",
+            &shown,
+            "call",
+            &add,
+            "add",
+            "--args",
+            "[1,1]",
+        ]);
+        assert_eq!(out.ok(), "2\n");
+        for needle in [shown.as_str()].iter().chain(needles) {
+            assert!(
+                out.stderr.contains(needle),
+                "no {needle:?} in {}",
+                out.stderr
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(&cache).unwrap().count(),
+            0,
+            "the folder was used"
+        );
+    };
+    set_mode(&cache, 0o775);
+    refused(&["mode 775", &format!("chmod go-w {shown}")]);
+
+    // A folder of another user, however private, is not used either.
+    if !vessel_tests::is_root() {
+        eprintln!("skipped the other-owner case: it needs root to chown");
+        return;
+    }
+    set_mode(&cache, 0o700);
+    let nobody = vessel_tests::NOBODY_UID;
+    std::os::unix::fs::chown(&cache, Some(nobody), None).unwrap();
+    refused(&[&format!("owned by uid {nobody}"), "--cache-dir"]);
 }

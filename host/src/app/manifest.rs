@@ -21,7 +21,7 @@
 //! dicts = ["kv"]           # opened by name; mounted volumes are granted too
 //! volumes = []
 //! timeout = 300            # seconds per call
-//! memory = 512             # MiB of linear memory
+//! memory = 512             # MiB of all memories and tables together
 //! max_containers = 10      # concurrent containers of this function
 //! idle_timeout = 60        # seconds a warm container waits for a call
 //! commit_every = 5         # seconds between background commits; 0 = off
@@ -42,7 +42,7 @@ use serde::Deserialize;
 pub const COMMAND_EXPORT: &str = "wasi:cli/run";
 
 /// Defaults, as in Modal where it has one.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_TIMEOUT: Duration = crate::container::DEFAULT_TIMEOUT;
 pub const DEFAULT_MEMORY_MIB: u64 = 512;
 pub const DEFAULT_MAX_CONTAINERS: usize = 10;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);

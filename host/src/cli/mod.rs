@@ -73,7 +73,8 @@ pub struct Cli {
 
     /// Where compiled components are cached. Defaults to `cache/components`
     /// in the data directory; point several data directories (fresh ones
-    /// for tests, say) at one cache so each compiles a component once.
+    /// for tests, say) at one cache so each compiles a component once. The
+    /// folder must be yours and not writable by others, or it is not used.
     #[arg(long, global = true, env = "VESSEL_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
@@ -235,10 +236,13 @@ pub struct LimitArgs {
     /// guest runs (0 turns it off) [default: 5].
     #[arg(long, value_name = "SECONDS")]
     pub commit_every: Option<f64>,
-    /// Stop the guest after this many seconds.
+    /// Stop the guest after this many seconds, wherever it is (running, or
+    /// waiting for a sleep, stdin or another call); 0 for no limit
+    /// [default: 300].
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
-    /// Most linear memory the guest may use, in MiB [default: 512].
+    /// Most memory the guest may use, in MiB: all its linear memories and
+    /// tables together [default: 512].
     #[arg(long, value_name = "MIB")]
     pub memory: Option<u64>,
 }
@@ -412,6 +416,11 @@ fn engine_for(cache_dir: &Path, fuel: bool) -> Result<VesselEngine, Failure> {
 
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let data_dir = data_dir(cli.data_dir.as_deref());
+    // vessel makes its data dir 0700; one made otherwise (by an older
+    // vessel, or by hand) is the user's to fix.
+    if let Some(warning) = crate::private::exposure(&data_dir) {
+        eprintln!("warning: {warning}");
+    }
     let cache_dir = cli
         .cache_dir
         .unwrap_or_else(|| data_dir.join("cache").join("components"));
@@ -490,12 +499,15 @@ fn remote_options(
 }
 
 fn container_config(limits: &LimitArgs) -> Result<ContainerConfig, Failure> {
+    // The operator lifts the deadline with `--timeout 0`; by default a bare
+    // component gets an app function's.
     let timeout = match limits.timeout {
-        None => None,
+        None => Some(crate::container::DEFAULT_TIMEOUT),
+        Some(0.0) => None,
         Some(t) if t.is_finite() && t > 0.0 && t < 1e9 => Some(Duration::from_secs_f64(t)),
         Some(t) => {
             return Err(Failure::usage(format!(
-                "--timeout must be a positive number of seconds, got {t}"
+                "--timeout must be a positive number of seconds, or 0 for no limit, got {t}"
             )));
         }
     };

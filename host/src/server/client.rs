@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
-use super::SOCKET_FILE;
+use super::socket_path;
 
 /// Why a request to the owner failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +91,7 @@ impl OwnerClient {
     /// accepts a connection. A socket left by a process that died refuses
     /// connections and counts as no owner (the next owner replaces it).
     pub fn find(data_dir: &Path) -> Option<OwnerClient> {
-        let socket = data_dir.join(SOCKET_FILE);
+        let socket = socket_path(data_dir);
         if !socket.exists() {
             return None;
         }

@@ -1,6 +1,7 @@
 //! `vessel serve`: the HTTP/JSON API over a TCP listener (bearer tokens)
-//! and over the owner-only Unix socket in the data dir (trusted: reaching
-//! it already takes the owner's file permissions).
+//! and over the owner-only Unix socket in the data dir (trusted: it lives
+//! in a 0700 directory, and a connection from any uid but the server's own
+//! is refused, whatever the file permissions say).
 //!
 //! Connections are bounded (a semaphore), header reads time out (slow
 //! clients cannot hold a connection open by trickling headers), bodies are
@@ -10,9 +11,12 @@
 
 pub mod auth;
 mod body;
+pub mod calls;
 pub mod client;
 pub mod exec;
+pub mod limits;
 pub mod openapi;
+pub mod output;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -26,8 +30,16 @@ use tower::ServiceExt as _;
 
 pub use routes::ServerState;
 
-/// The API socket's file name inside the data dir.
+/// The API socket's file name, in [`SOCKET_DIR`].
 pub const SOCKET_FILE: &str = "vessel.sock";
+/// The directory in the data dir that holds the socket: 0700, made so
+/// before the socket is bound.
+pub const SOCKET_DIR: &str = "run";
+
+/// Where the owner socket of `data_dir` is.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_DIR).join(SOCKET_FILE)
+}
 
 /// Listener settings.
 #[derive(Debug, Clone)]
@@ -79,27 +91,84 @@ pub async fn bind_tcp(
         })
 }
 
-/// Binds the owner-only socket at `data_dir/vessel.sock`. The caller holds
-/// the data dir's store, so an existing socket file is a stale one from a
-/// process that died: it is replaced. The socket is made under a private
-/// name, restricted to the owner, then renamed into place, so it is never
-/// reachable with wider permissions.
+/// Binds the owner-only socket at `data_dir/run/vessel.sock`. The caller
+/// holds the data dir's store, so an existing socket file is a stale one
+/// from a process that died: it is replaced. `run/` is made private (0700,
+/// owned by this user) before anything is bound in it; the socket is bound
+/// under a private name, then renamed into place.
 pub fn bind_socket(data_dir: &Path) -> Result<(tokio::net::UnixListener, PathBuf), ServeError> {
-    let path = data_dir.join(SOCKET_FILE);
-    let tmp = data_dir.join(format!(".{SOCKET_FILE}.{}", std::process::id()));
+    let path = socket_path(data_dir);
+    let dir = data_dir.join(SOCKET_DIR);
+    let tmp = dir.join(format!(".{SOCKET_FILE}.{}", std::process::id()));
     let bind_err = |source| ServeError::Bind {
         addr: path.display().to_string(),
         source,
     };
+    private_socket_dir(&dir).map_err(bind_err)?;
     let _ = std::fs::remove_file(&tmp);
     let listener = tokio::net::UnixListener::bind(&tmp).map_err(bind_err)?;
-    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
+        // The directory already keeps others out; the file's own mode
+        // matches the rest of the data dir.
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
     }
     std::fs::rename(&tmp, &path).map_err(bind_err)?;
     Ok((listener, path))
+}
+
+/// Makes `dir` a directory only this user can reach: created 0700, or,
+/// when it exists, checked to be a directory (not a symlink) owned by this
+/// user, with group and other rights taken away.
+fn private_socket_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    crate::private::create_dir_all(dir)?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    let me = crate::private::current_uid();
+    if !meta.is_dir() || meta.uid() != me {
+        return Err(std::io::Error::other(format!(
+            "{} must be a directory owned by uid {me} (it is {} owned by uid {}); remove it",
+            dir.display(),
+            if meta.is_dir() {
+                "a directory"
+            } else {
+                "not a directory"
+            },
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(
+            dir,
+            std::fs::Permissions::from_mode(crate::private::DIR_MODE),
+        )?;
+    }
+    Ok(())
+}
+
+/// Whether a connection to the owner socket may be served: only a peer
+/// with the server's own uid (read from the kernel, `SO_PEERCRED`). A
+/// refusal is logged with its reason.
+fn peer_allowed(stream: &tokio::net::UnixStream) -> bool {
+    let me = crate::private::current_uid();
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == me => true,
+        Ok(cred) => {
+            tracing::warn!(
+                "refused a connection to the owner socket from uid {} (pid {}): only uid {me}, which runs this vessel, may use it",
+                cred.uid(),
+                cred.pid()
+                    .map_or_else(|| "unknown".to_owned(), |p| p.to_string()),
+            );
+            false
+        }
+        Err(e) => {
+            tracing::warn!(
+                "refused a connection to the owner socket: cannot read the peer's credentials: {e}"
+            );
+            false
+        }
+    }
 }
 
 /// Removes the socket file when dropped (the owner is going away).
@@ -164,6 +233,11 @@ pub async fn serve(
                 continue;
             }
         };
+        if let Conn::Unix(s) = &conn
+            && !peer_allowed(s)
+        {
+            continue;
+        }
         let trusted = matches!(conn, Conn::Unix(_));
         let svc = router
             .clone()

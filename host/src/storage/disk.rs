@@ -507,24 +507,25 @@ impl StorageIo {
         }
     }
 
-    /// Creates one directory (not durable until its parent is fsynced).
+    /// Creates one directory, mode 0700 (not durable until its parent is
+    /// fsynced).
     pub(crate) fn create_dir(&self, path: &Path) -> io::Result<()> {
         if let Some(h) = &self.hooks {
             h.before(OpKind::Create, path)?;
         }
-        std::fs::create_dir(path).map_err(|e| context(e, "create directory", path))?;
+        crate::private::create_dir(path).map_err(|e| context(e, "create directory", path))?;
         if let Some(h) = &self.hooks {
             h.model(|sim| sim.mkdir(path));
         }
         Ok(())
     }
 
-    /// Creates a new file for writing; fails if `path` exists.
+    /// Creates a new file for writing, mode 0600; fails if `path` exists.
     pub(crate) fn create_new(&self, path: &Path) -> io::Result<IoFile> {
         if let Some(h) = &self.hooks {
             h.before(OpKind::Create, path)?;
         }
-        let file = File::options()
+        let file = crate::private::file_options()
             .write(true)
             .create_new(true)
             .open(path)

@@ -170,7 +170,7 @@ impl Mount {
         host_dir: &Path,
     ) -> Result<Mount, MountError> {
         let err = io_err(&spec.guest);
-        std::fs::create_dir_all(host_dir).map_err(&err)?;
+        crate::private::create_dir_all(host_dir).map_err(&err)?;
         let root = Dir::open_ambient_dir(host_dir, ambient_authority()).map_err(&err)?;
         // Registered before the snapshot is read: a garbage collection that
         // starts meanwhile keeps every blob until the pins are in.
@@ -275,7 +275,7 @@ impl Mount {
                     Err(e) if matches!(e.raw_os_error(), Some(18 | 31)) => {
                         fan_dir.copy(name, &self.root, path)?;
                         self.root
-                            .set_permissions(path, Permissions::from_mode(0o644))
+                            .set_permissions(path, Permissions::from_mode(0o600))
                     }
                     Err(e) => Err(e),
                 }

@@ -17,6 +17,10 @@ use vessel_host::service::Service;
 use vessel_host::storage::embedded::EmbeddedOptions;
 use vessel_tests::guest;
 
+mod http;
+mod memory;
+mod time;
+
 /// A host in this test process: a data dir, its stores and a runtime.
 pub(crate) struct Host {
     pub home: tempfile::TempDir,

@@ -188,6 +188,16 @@ impl EmbeddedStore {
                 Err(other) => return Err(fail(other.to_string())),
             }
         };
+        // sled makes its files with the umask's modes; they are narrowed
+        // here, each time the store opens (see `private`). A file that
+        // cannot be narrowed (another user's) is no reason to refuse the
+        // store: the data dir's own mode is what keeps others out.
+        if let Err(e) = crate::private::restrict_tree(&db_dir) {
+            tracing::warn!(
+                "cannot take group and other rights from the files in {}: {e}",
+                db_dir.display()
+            );
+        }
         let blobs = BlobStore::open_with(data_dir.join("blobs"), io.clone())
             .map_err(|e| fail(e.to_string()))?;
         // `db` and `blobs` may have been created by a process killed before

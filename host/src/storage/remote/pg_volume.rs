@@ -621,7 +621,7 @@ impl RemoteStore {
             return Err(BlobError::Missing(*id).into());
         };
         let io = |e: std::io::Error| VolumeError::Blob(BlobError::Io(e));
-        std::fs::create_dir_all(self.cache_tmp()).map_err(io)?;
+        crate::private::create_dir_all(&self.cache_tmp()).map_err(io)?;
         let tmp = tempfile::Builder::new()
             .prefix("fetch-")
             .tempfile_in(self.cache_tmp())
@@ -643,7 +643,7 @@ impl RemoteStore {
         perms.set_readonly(true);
         std::fs::set_permissions(&tmp, perms).map_err(io)?;
         if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
+            crate::private::create_dir_all(parent).map_err(io)?;
         }
         tmp.persist(&dest).map_err(|e| io(e.error))?;
         if let Some(parent) = dest.parent() {
