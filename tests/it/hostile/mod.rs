@@ -5,6 +5,8 @@
 //! One submodule per limit. RELIABILITY.md's threat-model table names each
 //! test here with the limit it pins, its default and its error.
 
+mod disk;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
