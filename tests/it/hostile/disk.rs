@@ -15,7 +15,11 @@ const MIB: u64 = 1 << 20;
 
 /// Stores `files` (path, bytes) as a commit of volume `name`, created
 /// first; returns each file's blob path in the blob folder.
-fn seed(store: &Arc<dyn VolumeStore>, name: &str, files: &[(&str, &[u8])]) -> Vec<std::path::PathBuf> {
+fn seed(
+    store: &Arc<dyn VolumeStore>,
+    name: &str,
+    files: &[(&str, &[u8])],
+) -> Vec<std::path::PathBuf> {
     store.create(name).unwrap();
     let mut changes = Vec::new();
     let mut blobs = Vec::new();
@@ -123,7 +127,11 @@ async fn a_write_through_a_moved_directory_leaves_the_blob_alone() {
     let store = host.service.stores.volumes.clone().unwrap();
     let blobs = seed(&store, "v", &[("d/f", b"stored bytes")]);
     let mut manifest = BYSTANDER.to_owned();
-    manifest += &filler_fn("moved", "write-via-moved-dir", r#"mounts = { "/data" = "v" }"#);
+    manifest += &filler_fn(
+        "moved",
+        "write-via-moved-dir",
+        r#"mounts = { "/data" = "v" }"#,
+    );
     let app = host.load(&manifest, &["filler"]);
     let bystander = Bystander::start(&app);
     let got = app
