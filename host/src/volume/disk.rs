@@ -172,6 +172,16 @@ impl DiskBudget {
         lock(&self.ledger).grant(bytes, true)
     }
 
+    /// How many bytes a charge could take now (measuring first when the
+    /// budget is used up and something may have been freed).
+    pub(crate) fn room(&self) -> u64 {
+        let mut l = lock(&self.ledger);
+        if l.used >= l.limit {
+            l.remeasure_if_freed();
+        }
+        l.limit.saturating_sub(l.used)
+    }
+
     /// Gives back `bytes` taken for an operation that did not happen (or
     /// grew the file less than charged).
     pub(crate) fn refund(&self, bytes: u64) {
@@ -222,15 +232,8 @@ impl Ledger {
         if want == 0 {
             return 0;
         }
-        if self.used.saturating_add(want) > self.limit && self.may_have_freed() {
-            // Off the async worker: a measure walks the trees.
-            match off_worker(|| self.measure()) {
-                Ok(n) => self.used = n,
-                Err(e) => tracing::warn!(error = %e, "measuring a container's disk use failed"),
-            }
-            // Cleared even when the measure failed: a guest must not make
-            // every write walk its trees.
-            self.stale = false;
+        if self.used.saturating_add(want) > self.limit {
+            self.remeasure_if_freed();
         }
         let room = self.limit.saturating_sub(self.used);
         let got = if want <= room {
@@ -242,6 +245,21 @@ impl Ledger {
         };
         self.used = self.used.saturating_add(got);
         got
+    }
+
+    /// Measures, when something may have been freed since the last time.
+    fn remeasure_if_freed(&mut self) {
+        if !self.may_have_freed() {
+            return;
+        }
+        // Off the async worker: a measure walks the trees.
+        match off_worker(|| self.measure()) {
+            Ok(n) => self.used = n,
+            Err(e) => tracing::warn!(error = %e, "measuring a container's disk use failed"),
+        }
+        // Cleared even when the measure failed: a guest must not make every
+        // write walk its trees.
+        self.stale = false;
     }
 
     fn may_have_freed(&self) -> bool {

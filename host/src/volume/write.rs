@@ -396,7 +396,7 @@ impl BudgetedStream {
     fn check(&mut self) -> StreamResult<()> {
         if let Some(e) = self.failed.take() {
             self.closed = true;
-            return Err(StreamError::LastOperationFailed(e.into()));
+            return Err(failed(e));
         }
         if self.closed {
             return Err(StreamError::Closed);
@@ -442,6 +442,10 @@ impl BudgetedStream {
     }
 }
 
+fn failed(e: io::Error) -> StreamError {
+    StreamError::LastOperationFailed(e.into())
+}
+
 #[async_trait]
 impl Pollable for BudgetedStream {
     /// Writes happen at once: the stream is always ready.
@@ -454,7 +458,7 @@ impl OutputStream for BudgetedStream {
         self.check()?;
         if let Err(e) = self.write_charged(&bytes) {
             self.closed = true;
-            return Err(StreamError::LastOperationFailed(e.into()));
+            return Err(failed(e));
         }
         Ok(())
     }
@@ -463,9 +467,19 @@ impl OutputStream for BudgetedStream {
         self.check()
     }
 
+    /// Offers what the budget has room for (and what the stream may
+    /// overwrite in place), so that a guest writing through wasi-libc gets
+    /// a short write up to the budget, with its true count. With no room
+    /// at all it still offers a byte, and the write of it fails with
+    /// ENOSPC: a check itself must not fail, because `blocking-flush`
+    /// checks after the last write that fitted, and its failure would
+    /// report bytes that landed as lost.
     fn check_write(&mut self) -> StreamResult<usize> {
         self.check()?;
-        Ok(STREAM_CAPACITY)
+        let size = self.file.metadata().map_err(failed)?.len();
+        let inside = self.position.map_or(0, |p| size.saturating_sub(p));
+        let room = self.disk.room().saturating_add(inside);
+        Ok(usize::try_from(room).map_or(STREAM_CAPACITY, |r| r.clamp(1, STREAM_CAPACITY)))
     }
 }
 
@@ -498,8 +512,9 @@ mod tests {
     fn a_stream_writes_up_to_the_budget_then_fails_with_enospc() {
         let dir = tempfile::tempdir().unwrap();
         let (file, mut s, disk) = stream(&dir, 10, false);
-        assert_eq!(s.check_write().unwrap(), STREAM_CAPACITY);
+        assert_eq!(s.check_write().unwrap(), 10, "what the budget has room for");
         s.write(Bytes::from_static(b"0123456")).unwrap();
+        assert_eq!(s.check_write().unwrap(), 3);
         let Err(StreamError::LastOperationFailed(e)) = s.write(Bytes::from_static(b"789abc"))
         else {
             panic!("the write past the budget must fail");
@@ -510,6 +525,16 @@ mod tests {
         assert_eq!(file.metadata().unwrap().len(), 10, "cut at the budget");
         assert_eq!(disk.used(), 10);
         assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"0123456789");
+        // A stream that finds no room at all offers a byte, and its write
+        // fails: ENOSPC.
+        let mut t = BudgetedStream::new(file, None, disk);
+        assert_eq!(t.check_write().unwrap(), 1);
+        t.flush().unwrap();
+        let Err(StreamError::LastOperationFailed(e)) = t.write(Bytes::from_static(b"x")) else {
+            panic!("no room must be ENOSPC");
+        };
+        let io = e.downcast_ref::<io::Error>().unwrap();
+        assert_eq!(io.raw_os_error(), Some(libc::ENOSPC));
     }
 
     #[test]
