@@ -7,14 +7,12 @@ use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use serde_json::{Value, json};
-use vessel_host::call::{CallArgs, build_params, find_export, to_json};
-use vessel_host::container::{Container, ContainerConfig, linker};
-use vessel_host::engine::VesselEngine;
+use vessel_host::container::ContainerConfig;
 use vessel_host::storage::volume::{Change, Node, NodeKind, VolumeStore};
-use vessel_host::volume::VolumeMount;
-use vessel_tests::guest;
+use vessel_tests::{Vessel, guest};
 
 use super::{BYSTANDER, Bystander, Host};
+use crate::guest_faults::{Env, Live};
 
 const MIB: u64 = 1 << 20;
 
@@ -160,74 +158,20 @@ async fn a_write_through_a_moved_directory_leaves_the_blob_alone() {
     );
 }
 
-/// The filler in a container of its own, configured directly (as an
-/// embedder does), beside the host's apps.
-struct Filler {
-    c: Container,
-    inst: wasmtime::component::Instance,
-    engine: VesselEngine,
-    component: wasmtime::component::Component,
+/// The filler in a container of its own in `env`'s data dir, configured
+/// directly (as an embedder does), with `mounts` read-write at `/data`.
+async fn filler(env: &Env, disk_mib: u64, mounts: &[&str]) -> Live {
+    let mounts: Vec<(&str, &str, bool)> = mounts.iter().map(|v| (*v, "/data", false)).collect();
+    let config = ContainerConfig {
+        disk_limit: disk_mib * MIB,
+        ..env.config(&mounts)
+    };
+    env.start("filler", config).await
 }
 
-impl Filler {
-    async fn start(host: &Host, disk_mib: u64, mounts: &[&str]) -> Filler {
-        let engine = host.runtime.engine().clone();
-        let config = ContainerConfig {
-            stores: host.service.stores.clone(),
-            work_dir: Some(host.home.path().join("containers")),
-            volume_mounts: mounts
-                .iter()
-                .map(|v| VolumeMount {
-                    guest: "/data".into(),
-                    volume: (*v).to_owned(),
-                    read_only: false,
-                })
-                .collect(),
-            background_commit: None,
-            disk_limit: disk_mib * MIB,
-            ..ContainerConfig::default()
-        };
-        let component = engine.load(&guest("filler")).unwrap().0;
-        let mut c = Container::new(&engine, &config).unwrap();
-        let inst = c
-            .instantiate(&linker(&engine).unwrap(), &component)
-            .await
-            .unwrap();
-        Filler {
-            c,
-            inst,
-            engine,
-            component,
-        }
-    }
-
-    async fn call(&mut self, name: &str, args: Value) -> Value {
-        let export = find_export(&self.engine, &self.component, "filler", name).unwrap();
-        let params = build_params(
-            &export,
-            &CallArgs {
-                args: Some(args),
-                flags: vec![],
-            },
-        )
-        .unwrap();
-        let func = self
-            .inst
-            .get_func(self.c.store_mut(), export.index)
-            .unwrap();
-        let r = self
-            .c
-            .call(func, &params, usize::from(export.result.is_some()))
-            .await
-            .unwrap_or_else(|e| panic!("{name} failed: {e}"));
-        r.as_ref().map(to_json).unwrap_or(Value::Null)
-    }
-
-    /// A fill: the bytes written and the error.
-    async fn fill(&mut self, path: &str, mib: u64, how: &str) -> (u64, Option<String>) {
-        let got = self.call("fill", json!([path, mib, how])).await;
-        written(&got)
-    }
+/// A fill: the bytes written and the error.
+async fn fill(g: &mut Live, path: &str, mib: u64, how: &str) -> (u64, Option<String>) {
+    written(&g.call("fill", json!([path, mib, how])).await)
 }
 
 /// The `written` and `error` of a fill's answer.
@@ -283,12 +227,13 @@ async fn filling_scratch_stops_at_the_budget_beside_a_bystander() {
 /// already written stay readable, and a removal frees them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_write_path_stops_at_the_budget() {
+    let env = Env::new();
     let host = Host::new();
     let app = host.load(BYSTANDER, &[]);
     let bystander = Bystander::start(&app);
     for how in ["std", "write", "stream", "blocking", "append", "zeroes"] {
-        let mut g = Filler::start(&host, 8, &[]).await;
-        let (n, e) = g.fill("/f", 20, how).await;
+        let mut g = filler(&env, 8, &[]).await;
+        let (n, e) = fill(&mut g, "/f", 20, how).await;
         assert!(is_enospc(e.as_deref()), "{how}: {e:?}");
         // Exactly the budget less the file's entry: the write that
         // crosses it is cut there (a stream offers no more than that).
@@ -300,7 +245,7 @@ async fn every_write_path_stops_at_the_budget() {
         assert_eq!(read, json!({"ok": on_disk}), "{how}");
         assert!(g.c.disk().used() <= 8 * MIB, "{how}");
         assert_eq!(g.call("rm", json!(["/f"])).await, json!({"ok": null}));
-        assert_eq!(g.fill("/g", 6, how).await, (6 * MIB, None), "{how}");
+        assert_eq!(fill(&mut g, "/g", 6, how).await, (6 * MIB, None), "{how}");
     }
     bystander.finish().await;
     app.shutdown().await.unwrap();
@@ -310,10 +255,11 @@ async fn every_write_path_stops_at_the_budget() {
 /// costs the whole extent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sparse_writes_and_set_size_cost_their_whole_extent() {
+    let env = Env::new();
     let host = Host::new();
     let app = host.load(BYSTANDER, &[]);
     let bystander = Bystander::start(&app);
-    let mut g = Filler::start(&host, 8, &[]).await;
+    let mut g = filler(&env, 8, &[]).await;
     let no_space = json!({"err": "insufficient-space"});
     for how in ["set-size", "sparse"] {
         assert_eq!(
@@ -357,11 +303,12 @@ async fn sparse_writes_and_set_size_cost_their_whole_extent() {
 /// run the host out of inodes with them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn empty_files_and_directories_cost_an_entry_each() {
+    let env = Env::new();
     let host = Host::new();
     let app = host.load(BYSTANDER, &[]);
     let bystander = Bystander::start(&app);
     for dirs in [false, true] {
-        let mut g = Filler::start(&host, 1, &[]).await;
+        let mut g = filler(&env, 1, &[]).await;
         let got = g.call("touch-many", json!(["/", 100_000, dirs])).await;
         assert_eq!(got, json!([256, "insufficient-space"]), "dirs: {dirs}");
         assert!(g.c.disk().used() <= MIB);
@@ -374,16 +321,17 @@ async fn empty_files_and_directories_cost_an_entry_each() {
 /// host's disk, and in the budget, until it is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn removed_files_held_open_still_count() {
+    let env = Env::new();
     let host = Host::new();
     let app = host.load(BYSTANDER, &[]);
     let bystander = Bystander::start(&app);
-    let mut g = Filler::start(&host, 16, &[]).await;
+    let mut g = filler(&env, 16, &[]).await;
     let got = g.call("fill-unlinked", json!(["/a", 12, "/b", 12])).await;
     let (n, e) = written(&got);
     assert!(is_enospc(e.as_deref()) && n < 4 * MIB, "{got}");
     // The call ended: the removed file is closed, its bytes are free.
     assert_eq!(g.call("rm", json!(["/b"])).await, json!({"ok": null}));
-    assert_eq!(g.fill("/c", 12, "write").await, (12 * MIB, None));
+    assert_eq!(fill(&mut g, "/c", 12, "write").await, (12 * MIB, None));
     bystander.finish().await;
     app.shutdown().await.unwrap();
 }
@@ -394,20 +342,21 @@ async fn removed_files_held_open_still_count() {
 /// write-file and copy count too. What it wrote is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn filling_a_mount_stops_at_the_budget() {
+    let env = Env::new();
     let host = Host::new();
-    let store = host.service.stores.volumes.clone().unwrap();
+    let store = env.volumes().clone();
     let seed_bytes: Vec<u8> = (0..6 * MIB).map(|i| (i % 251) as u8).collect();
     let blobs = seed(&store, "v", &[("seed", &seed_bytes)]);
     let app = host.load(BYSTANDER, &[]);
     let bystander = Bystander::start(&app);
-    let mut g = Filler::start(&host, 16, &["v"]).await;
+    let mut g = filler(&env, 16, &["v"]).await;
     // Reading the snapshot costs nothing.
     assert_eq!(
         g.call("check", json!(["/data/seed", false])).await,
         json!({"ok": 6 * MIB})
     );
     assert_eq!(g.c.disk().measure_now().unwrap(), 0);
-    let (n, e) = g.fill("/data/big", 300, "write").await;
+    let (n, e) = fill(&mut g, "/data/big", 300, "write").await;
     assert!(is_enospc(e.as_deref()) && n == 16 * MIB, "{n} {e:?}");
     assert_eq!(
         g.call("rm", json!(["/data/big"])).await,
@@ -437,4 +386,130 @@ async fn filling_a_mount_stops_at_the_budget() {
     assert!(store.node("v", "x").unwrap().is_none());
     bystander.finish().await;
     app.shutdown().await.unwrap();
+}
+
+/// The size of everything under `dir` (files' apparent sizes).
+fn du(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => du(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The "done when", through the real binary: `vessel call` of a
+/// guest asked to write 300 MiB with `--disk 64` lands at most 64 MiB (in
+/// scratch, and in a mounted volume, where it is committed), a `vessel
+/// call` running beside it keeps answering, and the next call on the same
+/// data dir works.
+#[test]
+fn cli_a_300_mib_fill_under_disk_64_lands_64_mib() {
+    let v = Vessel::new();
+    let filler = guest("filler").display().to_string();
+    let add = guest("add").display().to_string();
+    v.run(&["volume", "create", "v"]).ok();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let beside = {
+        let stop = stop.clone();
+        let home = v.home.path().to_owned();
+        let add = add.clone();
+        std::thread::spawn(move || {
+            let mut answered = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let out = std::process::Command::new(vessel_tests::vessel_bin())
+                    .env("VESSEL_HOME", &home)
+                    .args(["call", &add, "add", "--args", "[40, 2]"])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "the bystander call failed: {out:?}");
+                assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
+                answered += 1;
+            }
+            answered
+        })
+    };
+    for (path, how, volume) in [
+        ("/big", "std", None),
+        ("/data/big", "write", Some("v:/data")),
+    ] {
+        let mut args = vec!["call", "--disk", "64"];
+        if let Some(m) = volume {
+            args.extend(["--volume", m]);
+        }
+        args.extend([
+            filler.as_str(),
+            "fill",
+            "--path",
+            path,
+            "--mib",
+            "300",
+            "--how",
+            how,
+        ]);
+        let out: Value = serde_json::from_str(v.run(&args).ok()).unwrap();
+        let (n, e) = written(&out);
+        assert!(is_enospc(e.as_deref()), "{how}: {out}");
+        // Scratch: all but the file's 4 KiB entry; a mount: all of it.
+        let want = if volume.is_some() {
+            64 * MIB
+        } else {
+            64 * MIB - 4096
+        };
+        assert_eq!(n, want, "{how}");
+        // The container is gone, and its scratch with it.
+        assert!(du(&v.home.path().join("containers")) < MIB);
+    }
+    // What the mount held was committed: 64 MiB, not 300.
+    let out = v.home.path().join("big.out");
+    v.run(&["volume", "get", "v", "big", &out.display().to_string()])
+        .ok();
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 64 * MIB);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let answered = beside.join().unwrap();
+    assert!(answered >= 1);
+    assert_eq!(
+        v.run(&["call", &add, "add", "--args", "[1, 2]"]).ok(),
+        "3\n"
+    );
+}
+
+/// `--disk` and `disk = ` are checked, and their errors name the flag or
+/// key and the limit.
+#[test]
+fn cli_bad_disk_limits_are_refused_with_the_limit() {
+    let v = Vessel::new();
+    let add = guest("add").display().to_string();
+    v.run(&["call", "--disk", "0", &add, "add", "--args", "[1, 2]"])
+        .fails(2, &["--disk must be between 1 and 16777216 MiB, got 0"]);
+    v.run(&["call", &add, "add", "--args", "[1, 2]", "--disk", "lots"])
+        .fails(2, &["--disk", "lots"]);
+    v.run(&[
+        "call", "--disk", "99999999", &add, "add", "--args", "[1, 2]",
+    ])
+    .fails(2, &["16777216"]);
+    // An app takes its disk from its manifest.
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("vessel.toml");
+    let manifest =
+        |disk: &str| format!("[functions.f]\ncomponent = \"{add}\"\nexport = \"add\"\n{disk}\n");
+    std::fs::write(&app, manifest("disk = 0")).unwrap();
+    let app_s = app.display().to_string();
+    v.run(&["call", &app_s, "f", "--args", "[1, 2]"])
+        .fails(2, &["functions.f.disk", "between 1 and 16777216, got 0"]);
+    std::fs::write(&app, manifest("disk = \"1G\"")).unwrap();
+    v.run(&["call", &app_s, "f", "--args", "[1, 2]"])
+        .fails(2, &["functions.f.disk", "got \"1G\""]);
+    std::fs::write(&app, manifest("disk = 8")).unwrap();
+    assert_eq!(
+        v.run(&["call", &app_s, "f", "--args", "[1, 2]"]).ok(),
+        "3\n"
+    );
+    v.run(&["call", "--disk", "8", &app_s, "f", "--args", "[1, 2]"])
+        .fails(2, &["--disk", "vessel.toml"]);
 }
