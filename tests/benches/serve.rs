@@ -179,6 +179,8 @@ fn main() {
                 Scope::parse("dict:*:rw").unwrap(),
                 Scope::parse("app:*").unwrap(),
             ],
+            // Every client thread calls at once.
+            Some(u32::try_from(clients).unwrap()),
         )
         .unwrap();
     service.dict_create("bench").unwrap();

@@ -11,6 +11,8 @@ use clap::{Args, Subcommand};
 use super::Failure;
 use crate::app::{Manifest, Runtime};
 use crate::server::auth::{Scope, TokenStore};
+use crate::server::limits::{self, Limits};
+use crate::server::output;
 use crate::server::{self, ServeOptions, ServerState, SocketGuard};
 
 /// Default TCP address: loopback only.
@@ -37,6 +39,33 @@ pub struct ServeCmd {
     /// clients are disconnected.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub header_timeout: f64,
+    /// Seconds a request body may send nothing before the request is
+    /// answered 408 and the connection closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = limits::DEFAULT_BODY_TIMEOUT.as_secs_f64())]
+    pub body_timeout: f64,
+    /// Calls (`call` and running `spawn`s together) one token may have
+    /// running at once; past it, 429. A token made with `vessel token
+    /// create --max-calls` has its own.
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_CALLS_PER_TOKEN)]
+    pub max_calls_per_token: u32,
+    /// MiB of request bodies (dict values, call arguments) one token's
+    /// requests may hold in memory at once; past it, 429.
+    #[arg(long, value_name = "MIB", default_value_t = limits::DEFAULT_BODY_BYTES_PER_TOKEN >> 20)]
+    pub body_mib_per_token: usize,
+    /// Spawned calls kept for `GET /v1/calls/{id}`: finished ones are
+    /// evicted oldest first, running ones never (a spawn is refused, 503,
+    /// while all of them run).
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_STORED_CALLS)]
+    pub max_stored_calls: usize,
+    /// MiB of finished spawned calls' results kept; past it the oldest are
+    /// evicted.
+    #[arg(long, value_name = "MIB", default_value_t = limits::DEFAULT_STORED_RESULT_BYTES >> 20)]
+    pub stored_results_mib: usize,
+    /// Bytes of guest output (stdout and stderr of called functions) this
+    /// process holds for its own stdout or stderr when they do not keep up;
+    /// past it, output is dropped and a note says how much.
+    #[arg(long, value_name = "KIB", default_value_t = output::DEFAULT_BACKLOG >> 10)]
+    pub output_backlog_kib: usize,
     /// Print the API's OpenAPI description (JSON) and exit.
     #[arg(long)]
     pub print_openapi: bool,
@@ -59,6 +88,10 @@ pub enum TokenAction {
         /// A label to recognise the token by.
         #[arg(long)]
         name: Option<String>,
+        /// Calls this token may have running at once (default: the
+        /// server's --max-calls-per-token).
+        #[arg(long, value_name = "N")]
+        max_calls: Option<u32>,
     },
     /// List tokens (ids, labels and scopes; never the tokens).
     List {
@@ -72,13 +105,22 @@ pub enum TokenAction {
 pub fn token(data_dir: &Path, cmd: TokenCmd) -> Result<u8, Failure> {
     let store = TokenStore::new(data_dir);
     match cmd.action {
-        TokenAction::Create { scopes, name } => {
+        TokenAction::Create {
+            scopes,
+            name,
+            max_calls,
+        } => {
+            if max_calls == Some(0) {
+                return Err(Failure::usage("--max-calls must be at least 1"));
+            }
             let scopes = scopes
                 .iter()
                 .map(|s| Scope::parse(s))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(Failure::usage)?;
-            let (token, record) = store.create(name, scopes).map_err(Failure::runtime)?;
+            let (token, record) = store
+                .create(name, scopes, max_calls)
+                .map_err(Failure::runtime)?;
             eprintln!("created token {} (it is shown only this once)", record.id);
             println!("{token}");
         }
@@ -90,8 +132,13 @@ pub fn token(data_dir: &Path, cmd: TokenCmd) -> Result<u8, Failure> {
             } else {
                 for t in all {
                     let scopes: Vec<String> = t.scopes.iter().map(ToString::to_string).collect();
+                    // A token's own call limit, when it has one.
+                    let limit = t
+                        .max_calls
+                        .map(|n| format!("\tmax-calls={n}"))
+                        .unwrap_or_default();
                     println!(
-                        "{}\t{}\t{}",
+                        "{}\t{}\t{}{limit}",
                         t.id,
                         t.name.as_deref().unwrap_or("-"),
                         scopes.join(" ")
@@ -143,13 +190,40 @@ pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
     if cmd.max_connections == 0 {
         return Err(Failure::usage("--max-connections must be at least 1"));
     }
-    if !(cmd.header_timeout.is_finite() && cmd.header_timeout > 0.0 && cmd.header_timeout <= 3600.0)
-    {
-        return Err(Failure::usage(format!(
-            "--header-timeout must be between 0 and 3600 seconds, got {}",
-            cmd.header_timeout
-        )));
+    let seconds = |flag: &str, v: f64| {
+        if v.is_finite() && v > 0.0 && v <= 3600.0 {
+            Ok(std::time::Duration::from_secs_f64(v))
+        } else {
+            Err(Failure::usage(format!(
+                "{flag} must be between 0 and 3600 seconds, got {v}"
+            )))
+        }
+    };
+    let header_timeout = seconds("--header-timeout", cmd.header_timeout)?;
+    let body_timeout = seconds("--body-timeout", cmd.body_timeout)?;
+    let mib = |flag: &str, v: usize| {
+        v.checked_mul(1 << 20).filter(|b| *b > 0).ok_or_else(|| {
+            Failure::usage(format!(
+                "{flag} must be at least 1 and fit in memory, got {v}"
+            ))
+        })
+    };
+    let limits = Limits {
+        body_timeout,
+        max_calls_per_token: cmd.max_calls_per_token,
+        body_bytes_per_token: mib("--body-mib-per-token", cmd.body_mib_per_token)?,
+        max_stored_calls: cmd.max_stored_calls,
+        stored_result_bytes: mib("--stored-results-mib", cmd.stored_results_mib)?,
+    };
+    if cmd.max_calls_per_token == 0 || cmd.max_stored_calls == 0 {
+        return Err(Failure::usage(
+            "--max-calls-per-token and --max-stored-calls must be at least 1",
+        ));
     }
+    let backlog = cmd
+        .output_backlog_kib
+        .checked_mul(1 << 10)
+        .ok_or_else(|| Failure::usage("--output-backlog-kib is too large"))?;
     let service = home.open_service()?;
     let mut manifests = Vec::new();
     for path in &cmd.apps {
@@ -157,8 +231,11 @@ pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
     }
     let fuel = manifests.iter().any(Manifest::uses_fuel);
     let engine = super::engine_for(&home.cache_dir, fuel)?;
-    let runtime =
-        Runtime::new(engine, service.stores.clone()).with_work_dir(data_dir.join("containers"));
+    // Guests' output goes to this process's stdout and stderr without ever
+    // making a worker thread wait on them.
+    let runtime = Runtime::new(engine, service.stores.clone())
+        .with_work_dir(data_dir.join("containers"))
+        .with_stdio(output::guest_stdio(backlog));
     let mut apps = BTreeMap::new();
     for m in manifests {
         let name = m.name.clone();
@@ -196,11 +273,12 @@ pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
     };
     let state = Arc::new(
         ServerState::new(service.clone(), apps.clone(), TokenStore::new(data_dir))
+            .with_limits(limits)
             .with_exec(Arc::new(exec)),
     );
     let options = ServeOptions {
         max_connections: cmd.max_connections,
-        header_timeout: std::time::Duration::from_secs_f64(cmd.header_timeout),
+        header_timeout,
         ..ServeOptions::default()
     };
     server::serve(state, Some(tcp), Some(unix), options, shutdown_signal()).await;

@@ -139,6 +139,10 @@ pub struct TokenRecord {
     pub hash: String,
     pub scopes: Vec<Scope>,
     pub created_ms: u64,
+    /// Calls this token may have running at once; `None` for the server's
+    /// `--max-calls-per-token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_calls: Option<u32>,
 }
 
 /// Who is calling: the owner over the local socket (everything), or the
@@ -201,12 +205,13 @@ impl TokenStore {
         Ok(())
     }
 
-    /// Makes a token with `scopes`; returns the token (shown once) and its
-    /// record.
+    /// Makes a token with `scopes` (and its own limit of running calls, if
+    /// given); returns the token (shown once) and its record.
     pub fn create(
         &self,
         name: Option<String>,
         scopes: Vec<Scope>,
+        max_calls: Option<u32>,
     ) -> Result<(String, TokenRecord), AuthError> {
         if scopes.is_empty() {
             return Err(AuthError::NoScopes);
@@ -219,6 +224,7 @@ impl TokenStore {
             hash: blake3::hash(token.as_bytes()).to_hex().to_string(),
             scopes,
             created_ms: crate::storage::clock::Clock::now_ms(&crate::storage::clock::SystemClock),
+            max_calls,
         };
         let mut all = self.list()?;
         all.push(record.clone());
@@ -299,7 +305,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::new(dir.path());
         let (token, rec) = store
-            .create(None, vec![Scope::parse("dict:kv:r").unwrap()])
+            .create(None, vec![Scope::parse("dict:kv:r").unwrap()], None)
             .unwrap();
         let file = std::fs::read_to_string(dir.path().join(TOKENS_FILE)).unwrap();
         assert!(

@@ -178,18 +178,25 @@ pub enum ExecRequestError {
     BadJson(serde_json::Error),
     #[error("cannot read the request body: {0}")]
     Body(String),
+    #[error("the command line sent nothing for {}s and was cut off", .0.as_secs_f64())]
+    Idle(std::time::Duration),
 }
 
 type BodyStream = futures_util::stream::BoxStream<'static, Result<Bytes, String>>;
 
-/// Reads the command line off the front of `body`; returns it and the rest
-/// of the body (the caller's stdin).
+/// Reads the command line off the front of `body`, waiting at most `idle`
+/// for each chunk of it; returns it and the rest of the body (the caller's
+/// stdin, which may rightly wait on a person: it has no idle timeout).
 pub async fn read_command(
     mut body: BodyStream,
+    idle: std::time::Duration,
 ) -> Result<(Json, Bytes, BodyStream), ExecRequestError> {
     let mut head = Vec::new();
     loop {
-        let Some(chunk) = body.next().await else {
+        let next = tokio::time::timeout(idle, body.next())
+            .await
+            .map_err(|_| ExecRequestError::Idle(idle))?;
+        let Some(chunk) = next else {
             return Err(ExecRequestError::Truncated);
         };
         let chunk = chunk.map_err(ExecRequestError::Body)?;
@@ -342,7 +349,9 @@ mod tests {
             Ok(Bytes::from_static(b"put")),
         ];
         let body: BodyStream = futures_util::stream::iter(parts).boxed();
-        let (cmd, head, rest) = read_command(body).await.unwrap();
+        let (cmd, head, rest) = read_command(body, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(cmd, serde_json::json!({"a": 1}));
         assert_eq!(&head[..], b"some in");
         let tail: Vec<_> = rest.collect().await;
@@ -351,13 +360,13 @@ mod tests {
         let body: BodyStream =
             futures_util::stream::iter(vec![Ok(Bytes::from_static(b"{"))]).boxed();
         assert!(matches!(
-            read_command(body).await,
+            read_command(body, std::time::Duration::from_secs(5)).await,
             Err(ExecRequestError::Truncated)
         ));
         let body: BodyStream =
             futures_util::stream::iter(vec![Ok(Bytes::from_static(b"{\n"))]).boxed();
         assert!(matches!(
-            read_command(body).await,
+            read_command(body, std::time::Duration::from_secs(5)).await,
             Err(ExecRequestError::BadJson(_))
         ));
     }

@@ -10,9 +10,12 @@
 
 pub mod auth;
 mod body;
+pub mod calls;
 pub mod client;
 pub mod exec;
+pub mod limits;
 pub mod openapi;
+pub mod output;
 pub mod routes;
 
 use std::net::SocketAddr;

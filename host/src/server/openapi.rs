@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{self, RefOr, ResponseBuilder, SecurityRequirement};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::routes;
+use super::{calls, routes};
 
 /// An error answer.
 #[derive(Debug, ToSchema)]
@@ -25,8 +25,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// A stable machine-readable kind: `invalid_argument`, `unauthorized`,
     /// `access_denied`, `not_found`, `already_exists`, `conflict`,
-    /// `precondition_failed`, `too_large`, `bad_range`, `no_space`,
-    /// `call_failed`, `unavailable`, `io`, `internal`.
+    /// `precondition_failed`, `timeout`, `too_large`, `too_many`, `busy`,
+    /// `bad_range`, `no_space`, `call_failed`, `unavailable`, `io`,
+    /// `internal`.
     pub kind: String,
     /// A sentence for people.
     pub message: String,
@@ -66,10 +67,10 @@ pub struct ErrorDetail {
         routes::dict_get,
         routes::dict_put,
         routes::app_list,
-        routes::fn_call,
-        routes::fn_spawn,
+        calls::fn_call,
+        calls::fn_spawn,
         routes::local_exec,
-        routes::call_get,
+        calls::call_get,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Shared),

@@ -4,25 +4,32 @@
 //!
 //! Errors are `{"error": {"kind": "...", "message": "..."}}` with a status
 //! that says what went wrong: 400 bad input, 401 no valid token, 403 out of
-//! scope, 404 missing, 409 conflict, 412 precondition, 413 too large, 416
-//! bad range, 503 unavailable, 500 host failure.
+//! scope, 404 missing, 408 a body that stalled, 409 conflict, 412
+//! precondition, 413 too large, 416 bad range, 429 a token's budget spent,
+//! 503 unavailable, 500 host failure.
+//!
+//! Every handler checks the caller's token and scope (and budgets) from the
+//! method, path and headers before it reads a body (`body::Upload`), so a
+//! request that will be refused never has its body read.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
 use super::auth::{Caller, Kind, Mode, TokenStore};
+use super::body::{BodyError, Upload};
+use super::calls::{CallStore, call_get, fn_call, fn_spawn};
 use super::exec::LocalExec;
+use super::limits::{LimitError, Limits, RETRY_AFTER_SECS, Tenants};
 use super::openapi::ErrorBody;
 use crate::app::{App, AppError};
 use crate::service::Service;
@@ -37,18 +44,16 @@ pub const MAX_JSON_BODY: usize = 16 << 20;
 pub const MAX_VALUE_BODY: usize = (100 << 20) + 1024;
 /// Chunk of streamed file reads.
 const READ_CHUNK: u64 = 4 << 20;
-/// How long a file upload may stall between two chunks.
-const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
-/// Finished spawned calls kept for `GET /v1/calls/{id}`.
-const MAX_KEPT_CALLS: usize = 10_000;
 
 /// What the handlers share.
 pub struct ServerState {
     pub service: Service,
     pub apps: BTreeMap<String, App>,
     pub tokens: TokenStore,
-    calls: std::sync::Mutex<BTreeMap<u64, SpawnedCall>>,
-    next_call: AtomicU64,
+    /// What each token may hold at once, and the server's other limits.
+    pub(crate) tenants: Tenants,
+    /// Spawned calls.
+    pub(crate) calls: Arc<CallStore>,
     /// Runs `vessel call`/`run` forwarded by another process, when this
     /// server is a data dir's owner started by the CLI.
     exec: Option<Arc<dyn LocalExec>>,
@@ -62,26 +67,30 @@ impl std::fmt::Debug for ServerState {
     }
 }
 
-struct SpawnedCall {
-    app: String,
-    outcome: Arc<tokio::sync::Mutex<CallOutcome>>,
-}
-
-enum CallOutcome {
-    Running(tokio::task::JoinHandle<Result<Json, AppError>>),
-    Done(Result<Json, (StatusCode, String)>),
-}
-
 impl ServerState {
+    /// A server with the default [`Limits`].
     pub fn new(service: Service, apps: BTreeMap<String, App>, tokens: TokenStore) -> Self {
         ServerState {
             service,
             apps,
             tokens,
-            calls: std::sync::Mutex::new(BTreeMap::new()),
-            next_call: AtomicU64::new(1),
+            tenants: Tenants::new(Limits::default()),
+            calls: Arc::new(CallStore::new(
+                Limits::default().max_stored_calls,
+                Limits::default().stored_result_bytes,
+            )),
             exec: None,
         }
+    }
+
+    /// Serves under `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.calls = Arc::new(CallStore::new(
+            limits.max_stored_calls,
+            limits.stored_result_bytes,
+        ));
+        self.tenants = Tenants::new(limits);
+        self
     }
 
     /// Runs commands forwarded to this owner with `exec`.
@@ -97,17 +106,24 @@ pub struct ApiError {
     status: StatusCode,
     kind: &'static str,
     message: String,
+    /// Seconds for a `Retry-After` header (429, 503).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             kind,
             message: message.into(),
+            retry_after: None,
         }
     }
-    fn bad(message: impl Into<String>) -> Self {
+    pub(crate) fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
     }
     fn internal(message: impl std::fmt::Display) -> Self {
@@ -122,7 +138,34 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"kind": self.kind, "message": self.message}});
-        (self.status, axum::Json(body)).into_response()
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        resp
+    }
+}
+
+impl From<LimitError> for ApiError {
+    fn from(e: LimitError) -> Self {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many", e.to_string())
+            .retry_after(RETRY_AFTER_SECS)
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::Budget(e) => e.into(),
+            e @ (BodyError::Declared { .. } | BodyError::TooLarge { .. }) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            e @ BodyError::Idle(_) => {
+                ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", e.to_string())
+            }
+            e @ BodyError::Broken(_) => ApiError::bad(e.to_string()),
+        }
     }
 }
 
@@ -197,7 +240,7 @@ impl From<AppError> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// A rejected request part (path, query, body) as an [`ApiError`], so
 /// every answer of the API is JSON: 413 for a body over its limit, 400 for
@@ -214,22 +257,8 @@ fn rejected(status: StatusCode, what: &str, text: String) -> ApiError {
     }
 }
 
-/// `axum::Json` with JSON rejections.
-pub(crate) struct ApiJson<T>(T);
-
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(r) => Err(rejected(r.status(), "JSON body", r.body_text())),
-        }
-    }
-}
-
 /// `axum::extract::Query` with JSON rejections.
-pub(crate) struct ApiQuery<T>(T);
+pub(crate) struct ApiQuery<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
     for ApiQuery<T>
@@ -248,7 +277,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
 }
 
 /// `axum::extract::Path` with JSON rejections.
-pub(crate) struct ApiPath<T>(T);
+pub(crate) struct ApiPath<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
     for ApiPath<T>
@@ -266,18 +295,19 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromR
     }
 }
 
-/// A whole body as bytes (within the route's limit), with JSON rejections.
-pub(crate) struct ApiBytes(Bytes);
-
-impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiBytes {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Bytes::from_request(req, state).await {
-            Ok(b) => Ok(ApiBytes(b)),
-            Err(r) => Err(rejected(r.status(), "body", r.body_text())),
-        }
-    }
+/// Reads a JSON request body (after the caller was let in).
+async fn read_json<T: serde::de::DeserializeOwned>(
+    s: &ServerState,
+    c: &Caller,
+    body: Upload,
+) -> ApiResult<T> {
+    let mut hold = s.tenants.body(c);
+    let bytes = body
+        .read(MAX_JSON_BODY, s.tenants.limits().body_timeout, |n| {
+            hold.grow(n)
+        })
+        .await?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("bad JSON body: {e}")))
 }
 
 /// `GET /v1/health`.
@@ -298,56 +328,6 @@ pub(crate) struct Named {
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct Versioned {
     version: u64,
-}
-
-/// A finished call.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub(crate) struct CallResult {
-    /// The function's result as JSON (its WIT type converted).
-    result: Json,
-}
-
-/// A spawned call.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub(crate) struct Spawned {
-    call_id: String,
-}
-
-/// The state of a spawned call.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub(crate) struct CallStatus {
-    /// `running`, `done` or `failed`.
-    status: String,
-    /// The result, once `done`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<Json>,
-    /// Why it failed, once `failed`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-impl CallStatus {
-    fn running() -> Self {
-        CallStatus {
-            status: "running".into(),
-            result: None,
-            error: None,
-        }
-    }
-    fn done(result: Json) -> Self {
-        CallStatus {
-            status: "done".into(),
-            result: Some(result),
-            error: None,
-        }
-    }
-    fn failed(error: String) -> Self {
-        CallStatus {
-            status: "failed".into(),
-            result: None,
-            error: Some(error),
-        }
-    }
 }
 
 /// Runs blocking store work off the async workers.
@@ -380,7 +360,7 @@ fn caller(state: &ServerState, headers: &HeaderMap, trusted: bool) -> ApiResult<
     }
 }
 
-fn require(c: &Caller, kind: Kind, name: &str, mode: Mode) -> ApiResult<()> {
+pub(crate) fn require(c: &Caller, kind: Kind, name: &str, mode: Mode) -> ApiResult<()> {
     if c.allows(kind, name, mode) {
         return Ok(());
     }
@@ -405,7 +385,7 @@ fn require(c: &Caller, kind: Kind, name: &str, mode: Mode) -> ApiResult<()> {
 pub struct Trusted(pub bool);
 
 /// Who is calling, extracted per request.
-pub(crate) struct Who(Caller);
+pub(crate) struct Who(pub(crate) Caller);
 
 impl axum::extract::FromRequestParts<Arc<ServerState>> for Who {
     type Rejection = ApiError;
@@ -437,10 +417,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/gc", post(gc))
         .route(
             "/v1/volumes/{name}/files/{*path}",
-            get(volume_get)
-                .put(volume_put)
-                .delete(volume_rm)
-                .layer(DefaultBodyLimit::disable()),
+            get(volume_get).put(volume_put).delete(volume_rm),
         )
         .route("/v1/dicts", get(dict_list))
         .route(
@@ -449,22 +426,13 @@ pub fn router(state: Arc<ServerState>) -> Router {
         )
         .route("/v1/dicts/{name}/clear", post(dict_clear))
         .route("/v1/dicts/{name}/items", get(dict_items))
-        .route(
-            "/v1/dicts/{name}/keys/{key}",
-            get(dict_get)
-                .put(dict_put)
-                .layer(DefaultBodyLimit::max(MAX_VALUE_BODY)),
-        )
+        .route("/v1/dicts/{name}/keys/{key}", get(dict_get).put(dict_put))
         .route("/v1/apps", get(app_list))
         .route("/v1/apps/{app}/functions/{function}/call", post(fn_call))
         .route("/v1/apps/{app}/functions/{function}/spawn", post(fn_spawn))
         .route("/v1/calls/{id}", get(call_get))
-        .route(
-            "/v1/local/exec",
-            post(local_exec).layer(DefaultBodyLimit::disable()),
-        )
+        .route("/v1/local/exec", post(local_exec))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)
 }
 
@@ -727,6 +695,7 @@ pub(crate) struct PutQuery {
         ("path" = String, Path, description = "File path in the volume"), PutQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes, streamed"),
     responses((status = 201, description = "Written and committed", body = Versioned),
+        (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 409, description = "The path exists (use force) or is a directory", body = ErrorBody),
         (status = 507, description = "The volume's inode limit", body = ErrorBody)))]
 pub(crate) async fn volume_put(
@@ -734,7 +703,7 @@ pub(crate) async fn volume_put(
     Who(c): Who,
     ApiPath((name, path)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<PutQuery>,
-    body: Body,
+    body: Upload,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Write)?;
     normalize_path(&path)?;
@@ -746,44 +715,37 @@ pub(crate) async fn volume_put(
         batch.put_reader(&mut reader, &path)?;
         Ok(batch.commit()?.version)
     });
-    // Feed the upload; a client that stalls is cut off rather than holding
-    // the connection and a blocking thread forever.
-    let mut body = http_body_util::BodyDataStream::new(body);
+    // Feed the upload; a client that stalls is cut off (408) rather than
+    // holding the connection and a blocking thread forever.
+    let mut body = body.into_body();
+    let idle = s.tenants.limits().body_timeout;
+    let mut cut = None;
     loop {
-        let next = tokio::time::timeout(BODY_IDLE, next_chunk(&mut body)).await;
-        let item = match next {
-            Err(_) => Some(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the upload stalled",
-            ))),
-            Ok(item) => item,
-        };
-        match item {
-            None => break,
-            Some(chunk) => {
-                let failed = chunk.is_err();
-                if tx.send(chunk).await.is_err() || failed {
-                    break;
-                }
+        let chunk = match super::body::next_chunk(&mut body, idle).await {
+            Ok(None) => break,
+            Ok(Some(chunk)) => Ok(chunk),
+            Err(e) => {
+                let err = std::io::Error::other(e.to_string());
+                cut = Some(e);
+                Err(err)
             }
+        };
+        let failed = chunk.is_err();
+        if tx.send(chunk).await.is_err() || failed {
+            break;
         }
     }
     drop(tx);
     let version = upload
         .await
-        .map_err(|e| ApiError::internal(format!("the upload task failed: {e}")))??;
+        .map_err(|e| ApiError::internal(format!("the upload task failed: {e}")));
+    // A body cut off is the client's failure, whatever the store made of
+    // the short file.
+    if let Some(e) = cut {
+        return Err(e.into());
+    }
+    let version = version??;
     Ok((StatusCode::CREATED, axum::Json(Versioned { version })).into_response())
-}
-
-async fn next_chunk(
-    body: &mut http_body_util::BodyDataStream<Body>,
-) -> Option<Result<Bytes, std::io::Error>> {
-    std::future::poll_fn(|cx| {
-        use futures_core::Stream;
-        std::pin::Pin::new(&mut *body).poll_next(cx)
-    })
-    .await
-    .map(|r| r.map_err(|e| std::io::Error::other(e.to_string())))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -825,15 +787,18 @@ pub(crate) struct CpBody {
     request_body = CpBody,
     responses((status = 200, description = "Copied and committed", body = CommitInfo),
         (status = 409, description = "The destination conflicts", body = ErrorBody),
+        (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 429, description = "The token's requests hold their limit of body bytes (see Retry-After)", body = ErrorBody),
         (status = 507, description = "The volume's inode limit", body = ErrorBody)))]
 pub(crate) async fn volume_cp(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
     ApiPath(name): ApiPath<String>,
-    ApiJson(b): ApiJson<CpBody>,
+    body: Upload,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Write)?;
+    let b: CpBody = read_json(&s, &c, body).await?;
     let svc = s.service.clone();
     let info = blocking(move || {
         let srcs: Vec<&str> = b.srcs.iter().map(String::as_str).collect();
@@ -855,14 +820,19 @@ pub(crate) struct RenameBody {
     request_body = RenameBody,
     responses((status = 204, description = "Renamed"),
         (status = 409, description = "The new name exists", body = ErrorBody),
-        (status = 413, description = "The body is too large", body = ErrorBody)))]
+        (status = 408, description = "The body stalled", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 429, description = "The token's requests hold their limit of body bytes (see Retry-After)", body = ErrorBody)))]
 pub(crate) async fn volume_rename(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
     ApiPath(name): ApiPath<String>,
-    ApiJson(b): ApiJson<RenameBody>,
+    body: Upload,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Write)?;
+    // The new name is in the body: read it only for a token that may write
+    // the volume at all.
+    let b: RenameBody = read_json(&s, &c, body).await?;
     require(&c, Kind::Volume, &b.to, Mode::Write)?;
     let svc = s.service.clone();
     blocking(move || Ok(svc.volume_rename(&name, &b.to)?)).await?;
@@ -898,14 +868,16 @@ pub(crate) struct PutLocalBody {
     request_body = PutLocalBody,
     responses((status = 200, description = "Uploaded", body = PutReport),
         (status = 409, description = "The target exists", body = ErrorBody),
+        (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody)))]
 pub(crate) async fn volume_put_local(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
     ApiPath(name): ApiPath<String>,
-    ApiJson(b): ApiJson<PutLocalBody>,
+    body: Upload,
 ) -> ApiResult<Response> {
     owner_only(&c, "put-local")?;
+    let b: PutLocalBody = read_json(&s, &c, body).await?;
     let svc = s.service.clone();
     let report = blocking(move || {
         Ok(svc.volume_put_local(&name, &b.local, b.remote.as_deref(), b.force, None)?)
@@ -930,14 +902,16 @@ pub(crate) struct GetLocalBody {
     request_body = GetLocalBody,
     responses((status = 200, description = "Downloaded", body = GetReport),
         (status = 409, description = "The local path exists", body = ErrorBody),
+        (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody)))]
 pub(crate) async fn volume_get_local(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
     ApiPath(name): ApiPath<String>,
-    ApiJson(b): ApiJson<GetLocalBody>,
+    body: Upload,
 ) -> ApiResult<Response> {
     owner_only(&c, "get-local")?;
+    let b: GetLocalBody = read_json(&s, &c, body).await?;
     let svc = s.service.clone();
     let report =
         blocking(move || Ok(svc.volume_get(&name, &b.remote, &b.local, b.force, None)?)).await?;
@@ -952,12 +926,13 @@ pub(crate) async fn volume_get_local(
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, description = "The command's output and exit, as frames",
             content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 408, description = "The command line stalled", body = ErrorBody),
         (status = 413, description = "The command line is too long", body = ErrorBody),
         (status = 501, description = "This server does not run forwarded commands", body = ErrorBody)))]
 pub(crate) async fn local_exec(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
-    body: Body,
+    body: Upload,
 ) -> ApiResult<Response> {
     owner_only(&c, "exec")?;
     let Some(exec) = s.exec.clone() else {
@@ -968,12 +943,19 @@ pub(crate) async fn local_exec(
         ));
     };
     use futures_util::{StreamExt as _, TryStreamExt as _};
-    let stream = body.into_data_stream().map_err(|e| e.to_string()).boxed();
-    let (command, head, rest) = super::exec::read_command(stream)
+    let stream = body
+        .into_body()
+        .into_data_stream()
+        .map_err(|e| e.to_string())
+        .boxed();
+    let (command, head, rest) = super::exec::read_command(stream, s.tenants.limits().body_timeout)
         .await
         .map_err(|e| match e {
             super::exec::ExecRequestError::TooLong => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            e @ super::exec::ExecRequestError::Idle(_) => {
+                ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", e.to_string())
             }
             e => ApiError::bad(e.to_string()),
         })?;
@@ -1147,16 +1129,26 @@ pub(crate) async fn dict_get(
     params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), ("key" = String, Path, description = "Key")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The value's bytes (JSON text reads back as JSON)"),
     responses((status = 200, description = "Written", body = Versioned),
-        (status = 413, description = "The value is over the limit", body = ErrorBody)))]
+        (status = 408, description = "The body stalled", body = ErrorBody),
+        (status = 413, description = "The value is over the limit", body = ErrorBody),
+        (status = 429, description = "The token's requests hold their limit of body bytes (see Retry-After)", body = ErrorBody)))]
 pub(crate) async fn dict_put(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
     ApiPath((name, key)): ApiPath<(String, String)>,
-    ApiBytes(value): ApiBytes,
+    body: Upload,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Write)?;
+    // The value stays counted against the token until it is written.
+    let mut hold = s.tenants.body(&c);
+    let value = body
+        .read(MAX_VALUE_BODY, s.tenants.limits().body_timeout, |n| {
+            hold.grow(n)
+        })
+        .await?;
     let svc = s.service.clone();
     let version = blocking(move || Ok(svc.dict_put(&name, &key, &value)?)).await?;
+    drop(hold);
     Ok(axum::Json(Versioned { version }).into_response())
 }
 
@@ -1175,155 +1167,6 @@ pub(crate) async fn app_list(
         .map(|(name, app)| (name, app.function_names()))
         .collect();
     Ok(axum::Json(apps).into_response())
-}
-
-fn app_for<'a>(s: &'a ServerState, c: &Caller, app: &str) -> ApiResult<&'a App> {
-    require(c, Kind::App, app, Mode::Write)?;
-    s.apps.get(app).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!(
-                "no app `{app}` is loaded; this server has: {}",
-                s.apps.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        )
-    })
-}
-
-fn json_args(body: &Bytes) -> ApiResult<Json> {
-    if body.is_empty() {
-        return Ok(json!([]));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("the body is not JSON: {e}")))
-}
-
-#[utoipa::path(post, path = "/v1/apps/{app}/functions/{function}/call", tag = "functions",
-    params(("app" = String, Path, description = "App name"), ("function" = String, Path, description = "Function name")),
-    request_body(content = serde_json::Value, description = "The arguments: an array (positional) or an object (by name); empty means none"),
-    responses((status = 200, description = "The function's result", body = CallResult),
-        (status = 413, description = "The body is too large", body = ErrorBody),
-        (status = 422, description = "The function failed (trap, timeout, bad arguments for its types)", body = ErrorBody)))]
-pub(crate) async fn fn_call(
-    State(s): State<Arc<ServerState>>,
-    Who(c): Who,
-    ApiPath((app, function)): ApiPath<(String, String)>,
-    ApiBytes(body): ApiBytes,
-) -> ApiResult<Response> {
-    let f = app_for(&s, &c, &app)?.function(&function)?;
-    let result = f.call(json_args(&body)?).await?;
-    Ok(axum::Json(CallResult { result }).into_response())
-}
-
-#[utoipa::path(post, path = "/v1/apps/{app}/functions/{function}/spawn", tag = "functions",
-    params(("app" = String, Path, description = "App name"), ("function" = String, Path, description = "Function name")),
-    request_body(content = serde_json::Value, description = "The arguments, as for call"),
-    responses((status = 202, description = "Started; poll /v1/calls/{id}", body = Spawned),
-        (status = 413, description = "The body is too large", body = ErrorBody)))]
-pub(crate) async fn fn_spawn(
-    State(s): State<Arc<ServerState>>,
-    Who(c): Who,
-    ApiPath((app, function)): ApiPath<(String, String)>,
-    ApiBytes(body): ApiBytes,
-) -> ApiResult<Response> {
-    let f = app_for(&s, &c, &app)?.function(&function)?;
-    let args = json_args(&body)?;
-    let handle = tokio::spawn(async move { f.call(args).await });
-    let id = s.next_call.fetch_add(1, Ordering::Relaxed);
-    let mut calls = s
-        .calls
-        .lock()
-        .map_err(|_| ApiError::internal("the call table is poisoned"))?;
-    while calls.len() >= MAX_KEPT_CALLS {
-        calls.pop_first();
-    }
-    calls.insert(
-        id,
-        SpawnedCall {
-            app,
-            outcome: Arc::new(tokio::sync::Mutex::new(CallOutcome::Running(handle))),
-        },
-    );
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(Spawned {
-            call_id: id.to_string(),
-        }),
-    )
-        .into_response())
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct CallQuery {
-    /// Seconds to wait for the result (0: answer at once).
-    #[serde(default)]
-    wait: f64,
-}
-
-#[utoipa::path(get, path = "/v1/calls/{id}", tag = "functions",
-    params(("id" = String, Path, description = "The call id from spawn"), CallQuery),
-    responses((status = 200, description = "The call's state, with its result once done", body = CallStatus)))]
-pub(crate) async fn call_get(
-    State(s): State<Arc<ServerState>>,
-    Who(c): Who,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<CallQuery>,
-) -> ApiResult<Response> {
-    let missing = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no call `{id}`"),
-        )
-    };
-    let n: u64 = id.parse().map_err(|_| missing())?;
-    let (app, outcome) = {
-        let calls = s
-            .calls
-            .lock()
-            .map_err(|_| ApiError::internal("the call table is poisoned"))?;
-        let call = calls.get(&n).ok_or_else(missing)?;
-        (call.app.clone(), call.outcome.clone())
-    };
-    require(&c, Kind::App, &app, Mode::Write)?;
-    let mut slot = outcome.lock().await;
-    if let CallOutcome::Running(handle) = &mut *slot {
-        let wait = if q.wait.is_finite() && q.wait > 0.0 {
-            std::time::Duration::from_secs_f64(q.wait.min(300.0))
-        } else {
-            std::time::Duration::ZERO
-        };
-        let joined = if handle.is_finished() || !wait.is_zero() {
-            tokio::time::timeout(wait.max(std::time::Duration::from_millis(1)), &mut *handle)
-                .await
-                .ok()
-        } else {
-            None
-        };
-        match joined {
-            None => {
-                return Ok(axum::Json(CallStatus::running()).into_response());
-            }
-            Some(r) => {
-                let done = match r {
-                    Ok(Ok(v)) => Ok(v),
-                    Ok(Err(e)) => {
-                        let api = ApiError::from(e);
-                        Err((api.status, api.message))
-                    }
-                    Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-                };
-                *slot = CallOutcome::Done(done);
-            }
-        }
-    }
-    let status = match &*slot {
-        CallOutcome::Done(Ok(v)) => CallStatus::done(v.clone()),
-        CallOutcome::Done(Err((_, msg))) => CallStatus::failed(msg.clone()),
-        CallOutcome::Running(_) => CallStatus::running(),
-    };
-    Ok(axum::Json(status).into_response())
 }
 
 #[cfg(test)]

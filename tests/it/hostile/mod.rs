@@ -5,8 +5,6 @@
 //! One submodule per limit. RELIABILITY.md's threat-model table names each
 //! test here with the limit it pins, its default and its error.
 
-mod disk;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +16,9 @@ use vessel_host::engine::{EngineConfig, VesselEngine};
 use vessel_host::service::Service;
 use vessel_host::storage::embedded::EmbeddedOptions;
 use vessel_tests::guest;
+
+mod disk;
+mod http;
 
 /// A host in this test process: a data dir, its stores and a runtime.
 pub(crate) struct Host {

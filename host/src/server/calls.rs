@@ -1,0 +1,525 @@
+//! Function calls over HTTP: `call` (answer when done), `spawn` (answer at
+//! once with an id) and `GET /v1/calls/{id}`, and the store of spawned
+//! calls behind them.
+//!
+//! What a tenant can hold here is bounded: each token has a number of calls
+//! it may have running at once ([`super::limits`]), and the store keeps at
+//! most `max_stored_calls` calls and `stored_result_bytes` bytes of
+//! finished results. Finished calls are evicted oldest first; a running
+//! call is never evicted, so when the store is full of running calls a new
+//! spawn is refused (503) rather than a running call's result lost.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use super::auth::{Caller, Kind, Mode};
+use super::body::Upload;
+use super::limits::{CallPermit, RETRY_AFTER_SECS};
+use super::openapi::ErrorBody;
+use super::routes::{
+    ApiError, ApiPath, ApiQuery, ApiResult, MAX_JSON_BODY, ServerState, Who, require,
+};
+use crate::app::{App, AppError, Function};
+
+/// Largest error message kept for a failed spawned call; longer ones (a
+/// guest's panic message can be long) are cut.
+const MAX_ERROR: usize = 64 << 10;
+
+/// How a spawned call ended: its result as JSON text, or why it failed.
+type Outcome = Result<Bytes, String>;
+
+/// One stored call.
+struct Stored {
+    app: String,
+    /// `None` while it runs.
+    outcome: Option<Outcome>,
+    /// Turns `true` when the outcome is set.
+    done: tokio::sync::watch::Receiver<bool>,
+}
+
+#[derive(Default)]
+struct Inner {
+    calls: BTreeMap<u64, Stored>,
+    /// The ids of finished calls in the order they finished: the eviction
+    /// order.
+    finished: VecDeque<u64>,
+    /// Bytes of finished calls' outcomes.
+    outcome_bytes: usize,
+    next: u64,
+}
+
+impl Inner {
+    /// Drops the oldest finished call; `false` when every call runs.
+    fn evict_one(&mut self) -> bool {
+        let Some(id) = self.finished.pop_front() else {
+            return false;
+        };
+        if let Some(gone) = self.calls.remove(&id) {
+            self.outcome_bytes = self
+                .outcome_bytes
+                .saturating_sub(outcome_len(&gone.outcome));
+        }
+        true
+    }
+}
+
+fn outcome_len(o: &Option<Outcome>) -> usize {
+    match o {
+        Some(Ok(b)) => b.len(),
+        Some(Err(m)) => m.len(),
+        None => 0,
+    }
+}
+
+/// Why a spawn was not stored.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the server already holds {max} spawned calls and every one is still running; retry when \
+     some finish (the operator sets this with `vessel serve --max-stored-calls`)"
+)]
+pub struct StoreFull {
+    max: usize,
+}
+
+/// Spawned calls, running and finished.
+pub struct CallStore {
+    max_calls: usize,
+    max_outcome_bytes: usize,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for CallStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallStore")
+            .field("max_calls", &self.max_calls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a call's task uses to record its outcome. Dropped without one (the
+/// task panicked or was aborted), it records a failure, so no stored call
+/// stays `running` forever.
+pub struct Finisher {
+    store: Arc<CallStore>,
+    id: u64,
+    done: Option<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Finisher {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Records how the call ended.
+    pub fn finish(mut self, result: Result<Json, AppError>) {
+        let outcome = match result {
+            Ok(v) => match serde_json::to_vec(&v) {
+                Ok(text) => Ok(Bytes::from(text)),
+                Err(e) => Err(format!("the result cannot be written as JSON: {e}")),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        self.record(outcome);
+    }
+
+    fn record(&mut self, outcome: Outcome) {
+        let Some(done) = self.done.take() else {
+            return;
+        };
+        self.store.record(self.id, outcome);
+        let _ = done.send(true);
+    }
+}
+
+impl Drop for Finisher {
+    fn drop(&mut self) {
+        self.record(Err(
+            "the call ended without a result (its task was cancelled or failed)".into(),
+        ));
+    }
+}
+
+/// What `GET /v1/calls/{id}` found.
+enum Lookup {
+    Running(tokio::sync::watch::Receiver<bool>),
+    Done(Outcome),
+}
+
+impl CallStore {
+    pub fn new(max_calls: usize, max_outcome_bytes: usize) -> Self {
+        CallStore {
+            max_calls: max_calls.max(1),
+            max_outcome_bytes,
+            inner: Mutex::new(Inner {
+                next: 1,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // The store's invariants hold between statements: a panic elsewhere
+        // while it was locked leaves it usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stores a new running call of `app`, evicting the oldest finished
+    /// call if the store is full; refused when every stored call runs.
+    pub fn admit(self: &Arc<Self>, app: &str) -> Result<Finisher, StoreFull> {
+        let mut inner = self.lock();
+        while inner.calls.len() >= self.max_calls {
+            if !inner.evict_one() {
+                return Err(StoreFull {
+                    max: self.max_calls,
+                });
+            }
+        }
+        let id = inner.next;
+        inner.next += 1;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        inner.calls.insert(
+            id,
+            Stored {
+                app: app.to_owned(),
+                outcome: None,
+                done: rx,
+            },
+        );
+        Ok(Finisher {
+            store: self.clone(),
+            id,
+            done: Some(tx),
+        })
+    }
+
+    fn record(&self, id: u64, outcome: Outcome) {
+        let outcome = match outcome {
+            Ok(text) if text.len() > self.max_outcome_bytes => Err(format!(
+                "the result is {} bytes, more than this server keeps for a spawned call ({} \
+                 bytes); call the function with /call to get it",
+                text.len(),
+                self.max_outcome_bytes
+            )),
+            Err(mut m) if m.len() > MAX_ERROR => {
+                let mut cut = MAX_ERROR;
+                while !m.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let more = m.len() - cut;
+                m.truncate(cut);
+                Err(format!("{m}... ({more} more bytes cut)"))
+            }
+            o => o,
+        };
+        let mut inner = self.lock();
+        let Some(stored) = inner.calls.get_mut(&id) else {
+            return;
+        };
+        let len = outcome.as_ref().map_or_else(String::len, Bytes::len);
+        stored.outcome = Some(outcome);
+        inner.finished.push_back(id);
+        inner.outcome_bytes = inner.outcome_bytes.saturating_add(len);
+        // Oldest finished first, never the one that just finished: its
+        // caller may be waiting for it.
+        while inner.outcome_bytes > self.max_outcome_bytes
+            && inner.finished.len() > 1
+            && inner.evict_one()
+        {}
+    }
+
+    /// The app of call `id` and where it stands, or why it is not here.
+    fn lookup(&self, id: u64) -> Result<(String, Lookup), String> {
+        let inner = self.lock();
+        let Some(stored) = inner.calls.get(&id) else {
+            return Err(if id > 0 && id < inner.next {
+                format!(
+                    "call `{id}` finished and was dropped to make room: this server keeps at \
+                     most {} calls and {} bytes of results; fetch results sooner",
+                    self.max_calls, self.max_outcome_bytes
+                )
+            } else {
+                format!("no call `{id}`")
+            });
+        };
+        let state = match &stored.outcome {
+            Some(o) => Lookup::Done(o.clone()),
+            None => Lookup::Running(stored.done.clone()),
+        };
+        Ok((stored.app.clone(), state))
+    }
+}
+
+/// A finished call.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct CallResult {
+    /// The function's result as JSON (its WIT type converted).
+    result: Json,
+}
+
+/// A spawned call.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Spawned {
+    call_id: String,
+}
+
+/// The state of a spawned call.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct CallStatus {
+    /// `running`, `done` or `failed`.
+    status: String,
+    /// The result, once `done`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Json>,
+    /// Why it failed, once `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl CallStatus {
+    fn response(outcome: Option<Outcome>) -> Response {
+        match outcome {
+            None => axum::Json(CallStatus {
+                status: "running".into(),
+                result: None,
+                error: None,
+            })
+            .into_response(),
+            // The result is kept as JSON text: written out as it is, it is
+            // the `result` member of a `done` status.
+            Some(Ok(text)) => {
+                let mut body = Vec::with_capacity(text.len() + 32);
+                body.extend_from_slice(br#"{"status":"done","result":"#);
+                body.extend_from_slice(&text);
+                body.push(b'}');
+                ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+            }
+            Some(Err(error)) => axum::Json(CallStatus {
+                status: "failed".into(),
+                result: None,
+                error: Some(error),
+            })
+            .into_response(),
+        }
+    }
+}
+
+fn app_for<'a>(s: &'a ServerState, c: &Caller, app: &str) -> ApiResult<&'a App> {
+    require(c, Kind::App, app, Mode::Write)?;
+    s.apps.get(app).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "no app `{app}` is loaded; this server has: {}",
+                s.apps.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })
+}
+
+/// Lets a call of `app`'s `function` in: scope (403), the function (404),
+/// a place in the caller's budget (429), then, only then, its arguments.
+async fn admit(
+    s: &ServerState,
+    c: &Caller,
+    (app, function): (&str, &str),
+    body: Upload,
+) -> ApiResult<(Function, CallPermit, Json)> {
+    let f = app_for(s, c, app)?.function(function)?;
+    let permit = s.tenants.call(c)?;
+    let args = read_args(s, c, body).await?;
+    Ok((f, permit, args))
+}
+
+/// Reads a call's arguments.
+async fn read_args(s: &ServerState, c: &Caller, body: Upload) -> ApiResult<Json> {
+    let mut hold = s.tenants.body(c);
+    let body = body
+        .read(MAX_JSON_BODY, s.tenants.limits().body_timeout, |n| {
+            hold.grow(n)
+        })
+        .await?;
+    if body.is_empty() {
+        return Ok(json!([]));
+    }
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("the body is not JSON: {e}")))
+}
+
+#[utoipa::path(post, path = "/v1/apps/{app}/functions/{function}/call", tag = "functions",
+    params(("app" = String, Path, description = "App name"), ("function" = String, Path, description = "Function name")),
+    request_body(content = serde_json::Value, description = "The arguments: an array (positional) or an object (by name); empty means none"),
+    responses((status = 200, description = "The function's result", body = CallResult),
+        (status = 408, description = "The body stalled", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "The function failed (trap, timeout, bad arguments for its types)", body = ErrorBody),
+        (status = 429, description = "The token has its limit of calls running (see Retry-After)", body = ErrorBody)))]
+pub(crate) async fn fn_call(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath((app, function)): ApiPath<(String, String)>,
+    body: Upload,
+) -> ApiResult<Response> {
+    // The place is held until the answer: a caller that goes away drops
+    // the call and its place with it.
+    let (f, _permit, args) = admit(&s, &c, (&app, &function), body).await?;
+    let result = f.call(args).await?;
+    Ok(axum::Json(CallResult { result }).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/apps/{app}/functions/{function}/spawn", tag = "functions",
+    params(("app" = String, Path, description = "App name"), ("function" = String, Path, description = "Function name")),
+    request_body(content = serde_json::Value, description = "The arguments, as for call"),
+    responses((status = 202, description = "Started; poll /v1/calls/{id}", body = Spawned),
+        (status = 408, description = "The body stalled", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 429, description = "The token has its limit of calls running (see Retry-After)", body = ErrorBody),
+        (status = 503, description = "The server holds its limit of spawned calls and all are running (see Retry-After)", body = ErrorBody)))]
+pub(crate) async fn fn_spawn(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath((app, function)): ApiPath<(String, String)>,
+    body: Upload,
+) -> ApiResult<Response> {
+    let (f, permit, args) = admit(&s, &c, (&app, &function), body).await?;
+    let finisher = s.calls.admit(&app).map_err(|e| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
+            .retry_after(RETRY_AFTER_SECS)
+    })?;
+    let id = finisher.id();
+    tokio::spawn(async move {
+        let result = f.call(args).await;
+        // The token's place is free once the call has ended.
+        drop(permit);
+        finisher.finish(result);
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Spawned {
+            call_id: id.to_string(),
+        }),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CallQuery {
+    /// Seconds to wait for the result (0: answer at once).
+    #[serde(default)]
+    wait: f64,
+}
+
+#[utoipa::path(get, path = "/v1/calls/{id}", tag = "functions",
+    params(("id" = String, Path, description = "The call id from spawn"), CallQuery),
+    responses((status = 200, description = "The call's state, with its result once done", body = CallStatus)))]
+pub(crate) async fn call_get(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<CallQuery>,
+) -> ApiResult<Response> {
+    let missing = |m: String| ApiError::new(StatusCode::NOT_FOUND, "not_found", m);
+    let n: u64 = id.parse().map_err(|_| missing(format!("no call `{id}`")))?;
+    let (app, state) = s.calls.lookup(n).map_err(missing)?;
+    require(&c, Kind::App, &app, Mode::Write)?;
+    let mut done = match state {
+        Lookup::Done(o) => return Ok(CallStatus::response(Some(o))),
+        Lookup::Running(done) => done,
+    };
+    let wait = if q.wait.is_finite() && q.wait > 0.0 {
+        std::time::Duration::from_secs_f64(q.wait.min(300.0))
+    } else {
+        return Ok(CallStatus::response(None));
+    };
+    // Woken when the call finishes (or its task goes); then look again.
+    let _ = tokio::time::timeout(wait, done.wait_for(|d| *d)).await;
+    match s.calls.lookup(n).map_err(missing)?.1 {
+        Lookup::Done(o) => Ok(CallStatus::response(Some(o))),
+        Lookup::Running(_) => Ok(CallStatus::response(None)),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn done(store: &CallStore, id: u64) -> Option<Outcome> {
+        match store.lookup(id).ok()?.1 {
+            Lookup::Done(o) => Some(o),
+            Lookup::Running(_) => None,
+        }
+    }
+
+    #[test]
+    fn running_calls_are_never_evicted() {
+        let store = Arc::new(CallStore::new(3, 1 << 20));
+        let a = store.admit("app").unwrap();
+        let b = store.admit("app").unwrap();
+        let c = store.admit("app").unwrap();
+        // Full of running calls: refused, and all three are still there.
+        assert!(store.admit("app").is_err());
+        for f in [&a, &b, &c] {
+            assert!(matches!(store.lookup(f.id()), Ok((_, Lookup::Running(_)))));
+        }
+        // One finishes: the next spawn evicts it, the running ones stay.
+        let b_id = b.id();
+        b.finish(Ok(json!(7)));
+        assert_eq!(done(&store, b_id), Some(Ok(Bytes::from_static(b"7"))));
+        let d = store.admit("app").unwrap();
+        let gone = store.lookup(b_id).err().unwrap();
+        assert!(gone.contains("dropped to make room"), "{gone}");
+        assert!(store.lookup(a.id()).is_ok() && store.lookup(c.id()).is_ok());
+        assert!(store.lookup(99).err().unwrap().starts_with("no call"));
+        // The oldest to finish goes first.
+        let (a_id, c_id) = (a.id(), c.id());
+        c.finish(Ok(json!(3)));
+        a.finish(Ok(json!(1)));
+        store.admit("app").unwrap();
+        assert!(store.lookup(c_id).is_err());
+        assert!(done(&store, a_id).is_some());
+        drop(d);
+    }
+
+    #[test]
+    fn results_are_kept_within_their_byte_budget() {
+        let store = Arc::new(CallStore::new(100, 10));
+        let ids: Vec<u64> = (0..3)
+            .map(|_| {
+                let f = store.admit("app").unwrap();
+                let id = f.id();
+                f.finish(Ok(json!("abcd")));
+                id
+            })
+            .collect();
+        // Each result is 6 bytes of JSON: only the newest fits in 10.
+        assert!(store.lookup(ids[0]).is_err() && store.lookup(ids[1]).is_err());
+        assert!(done(&store, ids[2]).is_some());
+        // One result over the whole budget is kept as a failure saying so.
+        let f = store.admit("app").unwrap();
+        let id = f.id();
+        f.finish(Ok(json!("a string longer than ten bytes")));
+        let Some(Err(m)) = done(&store, id) else {
+            panic!("an oversized result is kept as a failure")
+        };
+        assert!(m.contains("more than this server keeps"), "{m}");
+    }
+
+    #[test]
+    fn a_call_whose_task_goes_is_failed_not_running() {
+        let store = Arc::new(CallStore::new(10, 1 << 20));
+        let f = store.admit("app").unwrap();
+        let id = f.id();
+        drop(f);
+        assert!(matches!(done(&store, id), Some(Err(m)) if m.contains("without a result")));
+    }
+}
