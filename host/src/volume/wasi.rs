@@ -24,14 +24,23 @@
 //!   limit with `quota` (descriptor-relative opens are otherwise bounded by
 //!   nothing but the host's own descriptor limit, which every container
 //!   shares);
+//! - creates in scratch and copy-ups in mounts are charged to the
+//!   container's disk budget first (`super::disk`), `insufficient-space`
+//!   when they do not fit; removals, truncations and renames mark it stale;
+//!   `open-at` remembers each file the guest opens, so the budget can count
+//!   removed files still held open;
+//! - a rename updates the paths recorded for the descriptors under what it
+//!   moved, so a descriptor of a moved directory still copies up what it
+//!   opens;
 //! - `read-via-stream` and `read` of a file under a mount read in large
 //!   pieces (see `super::stream`), so guests read mounted files at close to
 //!   native speed.
 //!
-//! The other descriptor-only functions (write, stat, set-size, set-times on
-//! a descriptor...) need nothing: a descriptor under a mount was opened
-//! through `open-at`, so its file is placed, and one opened for reading
-//! cannot write or change times (wasmtime-wasi checks its flags).
+//! The descriptor-level writes (`write`, `set-size`, the output streams)
+//! and `set-times` on a descriptor are shadowed in `super::write`. The
+//! other descriptor-only functions (stat, advise, sync...) need nothing: a
+//! descriptor under a mount was opened through `open-at`, so its file is
+//! placed.
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, ResourceTable};
