@@ -460,7 +460,8 @@ pub async fn call_loaded(
         .call(func, &params, usize::from(export.result.is_some()))
         .await;
     // The final commit runs whether the call succeeded or trapped, so work
-    // written before a failure is kept (as Modal does at container exit).
+    // written before a failure is kept (as Modal does at container exit);
+    // a timed-out container commits nothing (see `Container::shutdown`).
     let shutdown = c.shutdown();
     let result = result.map_err(in_container)?;
     shutdown.map_err(in_container)?;

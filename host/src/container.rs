@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceTable, Val};
-use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::cli::{StdinStream, StdoutStream};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -30,7 +30,14 @@ use crate::volume::{
     DiskBudget, Mount, MountError, VolumeCtx, VolumeCtxView, VolumeMount, VolumeView,
 };
 
-/// Default memory limit of one container: 512 MiB.
+mod limits;
+use limits::{Caps, Limiter};
+pub use limits::{
+    DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORIES, DEFAULT_MAX_TABLES, TABLE_ELEMENT_BYTES,
+};
+
+/// Default memory budget of one container: 512 MiB for all its memories
+/// and tables together.
 pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
 
 /// Default disk budget of one container: 1 GiB for its scratch `/` and the
@@ -39,6 +46,10 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
 /// default memory, so a function that spools its input to a file before
 /// working on it still fits.
 pub const DEFAULT_DISK_LIMIT: u64 = 1 << 30;
+
+/// Default wall-clock limit of one call: five minutes, as for a function
+/// of an app (and Modal's default).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Default most files (and directory listings) one container holds open at
 /// once: Linux's usual per-process soft limit, so one guest cannot use up
@@ -56,9 +67,18 @@ pub struct DirMount {
 /// How to set a container up.
 #[derive(Debug, Clone)]
 pub struct ContainerConfig {
-    /// Most bytes of linear memory (and table space) the guest may hold.
+    /// Most bytes the guest's memories and tables may hold together, over
+    /// every core instance of the component (a table element counts
+    /// [`TABLE_ELEMENT_BYTES`]).
     pub memory_limit: usize,
-    /// Wall-clock limit of one call; `None` for none.
+    /// Most core instances, linear memories and tables the component may
+    /// make; past one, instantiation fails naming it.
+    pub max_instances: usize,
+    pub max_memories: usize,
+    pub max_tables: usize,
+    /// Wall-clock limit of one call, wherever the guest spends it (running,
+    /// or waiting in a host call); `None` for none, which only the operator
+    /// should choose ([`DEFAULT_TIMEOUT`] by default).
     pub timeout: Option<Duration>,
     pub dir_mounts: Vec<DirMount>,
     /// `argv` as the guest sees it, program name first.
@@ -126,7 +146,10 @@ impl Default for ContainerConfig {
     fn default() -> Self {
         ContainerConfig {
             memory_limit: DEFAULT_MEMORY_LIMIT,
-            timeout: None,
+            max_instances: DEFAULT_MAX_INSTANCES,
+            max_memories: DEFAULT_MAX_MEMORIES,
+            max_tables: DEFAULT_MAX_TABLES,
+            timeout: Some(DEFAULT_TIMEOUT),
             dir_mounts: Vec::new(),
             args: Vec::new(),
             inherit_stdin: false,
@@ -158,16 +181,21 @@ pub enum ContainerError {
     Instantiate(String),
     #[error("the call timed out after {0:?}")]
     Timeout(Duration),
+    #[error(
+        "the component needs more than {limit} {what} in one container, the limit per container"
+    )]
+    TooMany { what: &'static str, limit: usize },
     #[error("the call ran out of fuel (its budget is {0} units)")]
     OutOfFuel(u64),
     #[error("the guest trapped: {0}")]
     Trap(String),
     /// A trap after the guest was refused memory (a memory bomb, or a
     /// guest that needs more than its limit): the usual end of a guest
-    /// whose allocator aborts when memory cannot grow.
+    /// whose allocator aborts when memory cannot grow. `wanted` is what all
+    /// its memories and tables would have held together.
     #[error(
-        "the guest ran out of memory: growing its memory to {wanted} bytes would exceed \
-         the memory limit of {limit} bytes; then it trapped: {trap}"
+        "the guest ran out of memory: growing its memories and tables to {wanted} bytes in all \
+         would exceed the memory limit of {limit} bytes; then it trapped: {trap}"
     )]
     OutOfMemory {
         limit: usize,
@@ -444,6 +472,12 @@ pub fn linker(engine: &VesselEngine) -> wasmtime::Result<Linker<HostState>> {
 pub struct Container {
     store: Store<HostState>,
     timeout: Option<Duration>,
+    /// The deadline an instantiation started, kept for the call that
+    /// follows it: making the instance counts toward that call's time.
+    carried: Option<Option<Instant>>,
+    /// A call passed its deadline: the instance is dead, and what the guest
+    /// had not committed is dropped rather than committed at shutdown.
+    timed_out: bool,
     fuel: Option<u64>,
     metered: bool,
     // Dropped with the container: scratch writes and mount working trees
@@ -698,15 +732,12 @@ impl Container {
         }
         let disk = DiskBudget::for_container(config.disk_limit, &scratch_dir, &mounts)
             .map_err(ContainerError::Scratch)?;
-        let limits = Limiter {
-            inner: StoreLimitsBuilder::new()
-                .memory_size(config.memory_limit)
-                .table_elements(1 << 20)
-                .instances(1000)
-                .build(),
-            memory_limit: config.memory_limit,
-            refused: None,
-        };
+        let limits = Limiter::new(Caps {
+            bytes: config.memory_limit,
+            instances: config.max_instances,
+            memories: config.max_memories,
+            tables: config.max_tables,
+        });
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -735,6 +766,8 @@ impl Container {
         Ok(Container {
             store,
             timeout: config.timeout,
+            carried: None,
+            timed_out: false,
             fuel: config.fuel,
             metered: engine.fuel(),
             _dir: dir,
@@ -751,19 +784,28 @@ impl Container {
         self.store.data().volumes.disk()
     }
 
-    /// Arms the timeout for the next call: the epoch callback traps once the
-    /// deadline passes and otherwise yields, so other tasks keep running.
+    /// Arms the deadline of the next call, or of an instantiation and the
+    /// call after it, and returns it. The call's future is cut there
+    /// ([`until`]) wherever the guest is, running wasm or waiting in a host
+    /// call; the epoch callback also traps once it has passed, which ends a
+    /// guest in a CPU loop between two yields, and otherwise yields, so
+    /// other tasks keep running.
     ///
     /// The same callback runs background commits: it fires only between
     /// wasm instructions, never inside a host call, so the mounts are in a
     /// consistent state then (and [`waits`] runs them while the guest
     /// waits in `wasi:io/poll`).
-    fn arm_deadline(&mut self) -> Result<(), ContainerError> {
-        let deadline = self.timeout.map(|t| Instant::now() + t);
-        // Calls this guest makes to other functions are bounded by its own
-        // deadline, since the epoch callback does not run while the guest
-        // waits in a host call.
-        self.store.data_mut().functions.deadline = deadline;
+    fn arm_deadline(&mut self) -> Result<Option<Instant>, ContainerError> {
+        if self.timed_out {
+            // wasmtime must not enter a store whose call future was dropped.
+            return Err(ContainerError::Trap(
+                "the container timed out in an earlier call and cannot run again".into(),
+            ));
+        }
+        let deadline = match self.carried.take() {
+            Some(d) => d,
+            None => self.timeout.map(|t| Instant::now() + t),
+        };
         self.store.data_mut().limits.refused = None;
         if self.metered {
             // Without a budget a metering engine still needs fuel to run.
@@ -784,7 +826,7 @@ impl Container {
             ctx.data_mut().background_commit(now);
             Ok(UpdateDeadline::Yield(1))
         });
-        Ok(())
+        Ok(deadline)
     }
 
     /// Sets who this container's guest is, for its calls to other functions
@@ -800,9 +842,22 @@ impl Container {
         state.volumes.commit_all(&state.table, true)
     }
 
+    /// Bytes the guest's memories and tables hold together, as counted
+    /// against the memory limit.
+    pub fn memory_used(&self) -> usize {
+        self.store.data().limits.used()
+    }
+
     /// Ends the container: a final commit of every writable mount. Call it
-    /// after the last call, whether that call succeeded or not.
+    /// after the last call, whether that call succeeded or not. A container
+    /// whose call timed out commits nothing: it was cut wherever it was,
+    /// perhaps in the middle of writing a file, so what it had not
+    /// committed itself (or a background commit for it) is dropped.
     pub fn shutdown(&mut self) -> Result<(), ContainerError> {
+        if self.timed_out {
+            tracing::debug!("a timed-out container ends without a final commit");
+            return Ok(());
+        }
         let state = self.store.data_mut();
         let errors = state.volumes.commit_all(&state.table, false);
         if errors.is_empty() {
@@ -813,17 +868,26 @@ impl Container {
         }
     }
 
-    /// Instantiates `component` in this container.
+    /// Instantiates `component` in this container. The deadline it starts
+    /// is the next call's too.
     pub async fn instantiate(
         &mut self,
         linker: &Linker<HostState>,
         component: &Component,
     ) -> Result<wasmtime::component::Instance, ContainerError> {
-        self.arm_deadline()?;
-        linker
-            .instantiate_async(&mut self.store, component)
-            .await
-            .map_err(|e| self.classify(e))
+        let deadline = self.arm_deadline()?;
+        let made = until(
+            deadline,
+            linker.instantiate_async(&mut self.store, component),
+        )
+        .await;
+        match made {
+            Ok(instance) => {
+                self.carried = Some(deadline);
+                Ok(instance)
+            }
+            Err(e) => Err(self.classify(e)),
+        }
     }
 
     /// Calls `func` with `params`; returns its result, if it has one.
@@ -833,30 +897,40 @@ impl Container {
         params: &[Val],
         result_count: usize,
     ) -> Result<Option<Val>, ContainerError> {
-        self.arm_deadline()?;
+        let deadline = self.arm_deadline()?;
         let mut results = vec![Val::Bool(false); result_count];
-        func.call_async(&mut self.store, params, &mut results)
-            .await
-            .map_err(|e| self.classify(e))?;
+        until(
+            deadline,
+            func.call_async(&mut self.store, params, &mut results),
+        )
+        .await
+        .map_err(|e| self.classify(e))?;
         Ok(results.into_iter().next())
     }
 
     /// Runs a `wasi:cli/run` command component to completion and returns
-    /// its exit status.
+    /// its exit status. One deadline covers instantiating and running it.
     pub async fn run_command(
         &mut self,
         linker: &Linker<HostState>,
         component: &Component,
     ) -> Result<i32, ContainerError> {
-        self.arm_deadline()?;
-        let command = wasmtime_wasi::p2::bindings::Command::instantiate_async(
-            &mut self.store,
-            component,
-            linker,
+        let deadline = self.arm_deadline()?;
+        let made = until(
+            deadline,
+            wasmtime_wasi::p2::bindings::Command::instantiate_async(
+                &mut self.store,
+                component,
+                linker,
+            ),
         )
-        .await
-        .map_err(|e| ContainerError::Instantiate(chain(&e)))?;
-        match command.wasi_cli_run().call_run(&mut self.store).await {
+        .await;
+        let command = made.map_err(|e| match self.classify(e) {
+            ContainerError::Trap(m) => ContainerError::Instantiate(m),
+            other => other,
+        })?;
+        let ran = until(deadline, command.wasi_cli_run().call_run(&mut self.store)).await;
+        match ran {
             Ok(Ok(())) => Ok(0),
             Ok(Err(())) => Ok(1),
             Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
@@ -867,8 +941,9 @@ impl Container {
     }
 
     /// Maps a wasmtime error out of guest code to what went wrong.
-    fn classify(&self, e: wasmtime::Error) -> ContainerError {
+    fn classify(&mut self, e: wasmtime::Error) -> ContainerError {
         if e.is::<TimedOut>() {
+            self.timed_out = true;
             return ContainerError::Timeout(self.timeout.unwrap_or_default());
         }
         if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
@@ -878,10 +953,13 @@ impl Container {
             return ContainerError::OutOfFuel(self.fuel.unwrap_or(u64::MAX));
         }
         let limits = &self.store.data().limits;
-        if let Some(wanted) = limits.refused {
+        if let Some((what, limit)) = limits::count_exceeded(&e, limits.caps()) {
+            return ContainerError::TooMany { what, limit };
+        }
+        if let Some(refused) = limits.refused {
             return ContainerError::OutOfMemory {
-                limit: limits.memory_limit,
-                wanted,
+                limit: limits.caps().bytes,
+                wanted: refused.wanted,
                 trap: chain(&e),
             };
         }
@@ -889,70 +967,28 @@ impl Container {
     }
 }
 
-/// The store's resource limits, remembering a refused memory growth so a
-/// trap that follows can say the guest ran out of memory. A refusal is not
-/// a trap by itself: `memory.grow` returns -1 and a guest may cope.
-struct Limiter {
-    inner: StoreLimits,
-    memory_limit: usize,
-    /// The size a refused growth asked for, since the call began.
-    refused: Option<usize>,
-}
-
-impl ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let allowed = self.inner.memory_growing(current, desired, maximum)?;
-        if !allowed && desired > self.memory_limit {
-            self.refused = Some(desired);
-        }
-        Ok(allowed)
-    }
-
-    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.inner.memory_grow_failed(error)
-    }
-
-    fn table_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        self.inner.table_growing(current, desired, maximum)
-    }
-
-    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.inner.table_grow_failed(error)
-    }
-
-    fn instances(&self) -> usize {
-        self.inner.instances()
-    }
-
-    fn tables(&self) -> usize {
-        self.inner.tables()
-    }
-
-    fn memories(&self) -> usize {
-        self.inner.memories()
+/// Runs `work`, guest code and the host calls it makes, until `deadline`.
+/// Past it the future is dropped: wasmtime then resumes the guest's fiber
+/// with an error that unwinds it from wherever it was suspended (a sleep, a
+/// poll, a read from stdin, a wait for another function), so the guest
+/// stops at once and its container can be retired. The store must not run
+/// guest code again after that; the timeout error poisons the instance.
+async fn until<T>(
+    deadline: Option<Instant>,
+    work: impl Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    match deadline {
+        None => work.await,
+        Some(d) => tokio::time::timeout_at(d.into(), work)
+            .await
+            .unwrap_or_else(|_| Err(wasmtime::Error::new(TimedOut))),
     }
 }
 
-/// The trap raised when a call passes its deadline.
+/// The error that ends a call whose deadline passed.
 #[derive(Debug, thiserror::Error)]
 #[error("deadline passed")]
 struct TimedOut;
-
-/// The trap that ends a call whose deadline passed (also raised by host
-/// calls that wait, such as a remote call, when the deadline comes first).
-pub(crate) fn timed_out() -> wasmtime::Error {
-    wasmtime::Error::new(TimedOut)
-}
 
 /// Which names of one kind (dicts or volumes) a function may open.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

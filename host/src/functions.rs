@@ -9,7 +9,6 @@
 //! and gets `unavailable`.
 
 use std::sync::Weak;
-use std::time::Instant;
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
@@ -45,9 +44,6 @@ enum CallState {
 #[derive(Debug, Default)]
 pub struct FunctionsCtx {
     pub(crate) caller: Option<CallerCtx>,
-    /// The deadline of the guest's current call: waiting for a callee ends
-    /// there, since the epoch callback cannot interrupt a host call.
-    pub(crate) deadline: Option<Instant>,
 }
 
 /// A [`FunctionsCtx`] with the resource table: the `self` of the host traits.
@@ -116,25 +112,17 @@ impl FunctionsCtxView<'_> {
         Ok(tokio::spawn(run))
     }
 
-    /// Waits for a callee, but not past the caller's own deadline.
+    /// Waits for a callee. The wait ends at the caller's own deadline too,
+    /// since the container cuts the whole call there; the callee runs on to
+    /// its own deadline, like a spawned call.
     async fn wait(
-        deadline: Option<Instant>,
         handle: &mut tokio::task::JoinHandle<Result<String, WitError>>,
-    ) -> Result<Result<String, WitError>, StorageError> {
-        let joined = match deadline {
-            Some(d) => match tokio::time::timeout_at(d.into(), &mut *handle).await {
-                Ok(joined) => joined,
-                // The caller is out of time: end its call as a timeout. The
-                // callee runs on to its own deadline, like a spawned call.
-                Err(_) => return Err(StorageError::Trap(crate::container::timed_out())),
-            },
-            None => (&mut *handle).await,
-        };
-        Ok(joined.unwrap_or_else(|e| {
+    ) -> Result<String, WitError> {
+        (&mut *handle).await.unwrap_or_else(|e| {
             Err(WitError::CallFailed(format!(
                 "the callee's task ended abnormally: {e}"
             )))
-        }))
+        })
     }
 }
 
@@ -145,7 +133,7 @@ impl wit::Host for FunctionsCtxView<'_> {
         args_json: String,
     ) -> Result<String, StorageError> {
         let mut handle = self.start(&function, &args_json)?;
-        Ok(Self::wait(self.ctx.deadline, &mut handle).await??)
+        Ok(Self::wait(&mut handle).await?)
     }
 
     async fn spawn(
@@ -163,11 +151,10 @@ impl wit::Host for FunctionsCtxView<'_> {
 
 impl wit::HostCall for FunctionsCtxView<'_> {
     async fn get(&mut self, self_: Resource<CallHandle>) -> Result<String, StorageError> {
-        let deadline = self.ctx.deadline;
         let call = self.table.get_mut(&self_)?;
         let outcome = match &mut call.state {
             CallState::Done(outcome) => return Ok(outcome.clone()?),
-            CallState::Running(handle) => FunctionsCtxView::wait(deadline, handle).await?,
+            CallState::Running(handle) => FunctionsCtxView::wait(handle).await,
         };
         call.state = CallState::Done(outcome.clone());
         Ok(outcome?)

@@ -21,7 +21,7 @@
 //! dicts = ["kv"]           # opened by name; mounted volumes are granted too
 //! volumes = []
 //! timeout = 300            # seconds per call
-//! memory = 512             # MiB of linear memory
+//! memory = 512             # MiB of all memories and tables together
 //! disk = 1024              # MiB of disk: scratch plus files written in mounts
 //! max_containers = 10      # concurrent containers of this function
 //! idle_timeout = 60        # seconds a warm container waits for a call
@@ -43,7 +43,7 @@ use serde::Deserialize;
 pub const COMMAND_EXPORT: &str = "wasi:cli/run";
 
 /// Defaults, as in Modal where it has one.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_TIMEOUT: Duration = crate::container::DEFAULT_TIMEOUT;
 pub const DEFAULT_MEMORY_MIB: u64 = 512;
 /// The container's disk budget (see `ContainerConfig::disk_limit`).
 pub const DEFAULT_DISK_MIB: u64 = crate::container::DEFAULT_DISK_LIMIT >> 20;

@@ -610,7 +610,8 @@ impl FunctionState {
             Err(e) => {
                 if e.poisons_instance() {
                     // The final commit keeps what the guest wrote before it
-                    // failed, as a container exit does in Modal.
+                    // failed, as a container exit does in Modal; after a
+                    // timeout there is none (see `Container::shutdown`).
                     if let Err(source) = self.pool.retire(warm.container) {
                         tracing::warn!(function = %self.name, error = %source, "final commit failed");
                     }

@@ -235,10 +235,13 @@ pub struct LimitArgs {
     /// guest runs (0 turns it off) [default: 5].
     #[arg(long, value_name = "SECONDS")]
     pub commit_every: Option<f64>,
-    /// Stop the guest after this many seconds.
+    /// Stop the guest after this many seconds, wherever it is (running, or
+    /// waiting for a sleep, stdin or another call); 0 for no limit
+    /// [default: 300].
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
-    /// Most linear memory the guest may use, in MiB [default: 512].
+    /// Most memory the guest may use, in MiB: all its linear memories and
+    /// tables together [default: 512].
     #[arg(long, value_name = "MIB")]
     pub memory: Option<u64>,
     /// Most disk the guest may fill, in MiB: its scratch `/` and what it
@@ -497,12 +500,15 @@ fn remote_options(
 }
 
 fn container_config(limits: &LimitArgs) -> Result<ContainerConfig, Failure> {
+    // The operator lifts the deadline with `--timeout 0`; by default a bare
+    // component gets an app function's.
     let timeout = match limits.timeout {
-        None => None,
+        None => Some(crate::container::DEFAULT_TIMEOUT),
+        Some(0.0) => None,
         Some(t) if t.is_finite() && t > 0.0 && t < 1e9 => Some(Duration::from_secs_f64(t)),
         Some(t) => {
             return Err(Failure::usage(format!(
-                "--timeout must be a positive number of seconds, got {t}"
+                "--timeout must be a positive number of seconds, or 0 for no limit, got {t}"
             )));
         }
     };

@@ -19,6 +19,8 @@ use vessel_tests::guest;
 
 mod disk;
 mod http;
+mod memory;
+mod time;
 
 /// A host in this test process: a data dir, its stores and a runtime.
 pub(crate) struct Host {
