@@ -81,7 +81,8 @@ fn filler_fn(name: &str, export: &str, extra: &str) -> String {
 /// (and `set-times-at`) on a file of a read-write mount that still links
 /// a stored blob. The blob's inode is shared by the blob folder and every
 /// container mounting the volume, and gc reads blob mtimes: the file is
-/// copied up first, so only this container's copy gets the new time.
+/// copied up first, so only this container's copy gets the new time. No
+/// other change through a read-only descriptor reaches the blob.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn set_times_never_reaches_a_shared_blob() {
     let host = Host::new();
@@ -90,6 +91,7 @@ async fn set_times_never_reaches_a_shared_blob() {
     let before: Vec<u64> = blobs.iter().map(|b| mtime_secs(b)).collect();
     let mut manifest = BYSTANDER.to_owned();
     manifest += &filler_fn("touch", "set-mtime", r#"mounts = { "/data" = "v" }"#);
+    manifest += &filler_fn("try", "read-only-changes", r#"mounts = { "/data" = "v" }"#);
     manifest += &filler_fn(
         "peek",
         "mtime",
@@ -109,6 +111,25 @@ async fn set_times_never_reaches_a_shared_blob() {
         assert_eq!(seen, json!({"ok": before[i]}), "{how}: another container");
         assert_eq!(mtime_secs(&blobs[i]), before[i], "{how}: the blob folder");
     }
+    // The other changes a descriptor opened for reading offers cannot
+    // reach the blob either: the host file is opened read-only, so the
+    // kernel refuses set-size (EINVAL) and the writes (EBADF); advise and
+    // sync change nothing.
+    let tried = app.function("try").unwrap().call(json!(["/data/f"])).await;
+    assert_eq!(
+        tried.unwrap(),
+        json!([
+            "set-size invalid",
+            "write bad-descriptor",
+            "write-via-stream bad-descriptor",
+            "append-via-stream bad-descriptor",
+            "advise ok",
+            "sync-data ok",
+            "sync ok",
+        ])
+    );
+    assert_eq!(std::fs::read(&blobs[0]).unwrap(), b"shared one");
+    assert_eq!(mtime_secs(&blobs[0]), before[0]);
     bystander.finish().await;
     app.shutdown().await.unwrap();
     // The final commit stores the copies' bytes, the blobs' own, and the

@@ -309,6 +309,35 @@ impl Guest for Component {
         }
     }
 
+    fn read_only_changes(path: String) -> Vec<String> {
+        let f = match open(&path, OpenFlags::empty(), DescriptorFlags::READ) {
+            Ok(f) => f,
+            Err(e) => return vec![format!("open {e}")],
+        };
+        let show = |name: &str, r: Result<(), String>| match r {
+            Ok(()) => format!("{name} ok"),
+            Err(e) => format!("{name} {e}"),
+        };
+        let through = |s: Result<OutputStream, ErrorCode>| {
+            let s = s.map_err(fs_err)?;
+            s.write(b"changed").map_err(stream_err)?;
+            s.blocking_flush().map_err(stream_err)
+        };
+        vec![
+            show("set-size", f.set_size(0).map_err(fs_err)),
+            show("write", f.write(b"changed", 0).map(drop).map_err(fs_err)),
+            show("write-via-stream", through(f.write_via_stream(0))),
+            show("append-via-stream", through(f.append_via_stream())),
+            show(
+                "advise",
+                f.advise(0, 0, wasip2::filesystem::types::Advice::DontNeed)
+                    .map_err(fs_err),
+            ),
+            show("sync-data", f.sync_data().map_err(fs_err)),
+            show("sync", f.sync().map_err(fs_err)),
+        ]
+    }
+
     fn mtime(path: String) -> Result<u64, String> {
         let f = open(&path, OpenFlags::empty(), DescriptorFlags::READ)?;
         Ok(secs(f.stat().map_err(fs_err)?.data_modification_timestamp))
