@@ -26,7 +26,9 @@ use crate::engine::VesselEngine;
 use crate::error::chain;
 use crate::functions::{FunctionsCtx, FunctionsCtxView, FunctionsView};
 use crate::keyvalue::{KeyValueCtx, KeyValueCtxView, KeyValueView};
-use crate::volume::{Mount, MountError, VolumeCtx, VolumeCtxView, VolumeMount, VolumeView};
+use crate::volume::{
+    DiskBudget, Mount, MountError, VolumeCtx, VolumeCtxView, VolumeMount, VolumeView,
+};
 
 mod limits;
 use limits::{Caps, Limiter};
@@ -37,6 +39,13 @@ pub use limits::{
 /// Default memory budget of one container: 512 MiB for all its memories
 /// and tables together.
 pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
+
+/// Default disk budget of one container: 1 GiB for its scratch `/` and the
+/// files it writes in its mounts' working trees together. Finite, so an
+/// untrusted guest cannot fill the host's disk out of the box; twice the
+/// default memory, so a function that spools its input to a file before
+/// working on it still fits.
+pub const DEFAULT_DISK_LIMIT: u64 = 1 << 30;
 
 /// Default wall-clock limit of one call: five minutes, as for a function
 /// of an app (and Modal's default).
@@ -99,6 +108,12 @@ pub struct ContainerConfig {
     /// Most files and directory listings the guest holds open at once; the
     /// open past it fails with `quota` (EDQUOT).
     pub max_open_files: u32,
+    /// Most bytes the guest may hold on disk: what it writes to its scratch
+    /// `/` and the files it writes (or copies up) in read-write volume
+    /// mounts, plus 4 KiB per file or directory it makes in scratch. A
+    /// write past it fails with `insufficient-space` (ENOSPC). Host
+    /// directories in `dir_mounts` are not counted.
+    pub disk_limit: u64,
 }
 
 /// Where a guest's stdin, stdout and stderr go.
@@ -146,6 +161,7 @@ impl Default for ContainerConfig {
             work_dir: None,
             fuel: None,
             max_open_files: DEFAULT_MAX_OPEN_FILES,
+            disk_limit: DEFAULT_DISK_LIMIT,
         }
     }
 }
@@ -723,6 +739,8 @@ impl Container {
                     reason: chain(&e),
                 })?;
         }
+        let disk = DiskBudget::for_container(config.disk_limit, &scratch_dir, &mounts)
+            .map_err(ContainerError::Scratch)?;
         let limits = Limiter::new(Caps {
             bytes: config.memory_limit,
             instances: config.max_instances,
@@ -738,7 +756,11 @@ impl Container {
                 config.grants.volumes.clone(),
                 mounts,
             )
-            .with_open_limit(usize::try_from(config.max_open_files).unwrap_or(usize::MAX)),
+            .with_open_limit(usize::try_from(config.max_open_files).unwrap_or(usize::MAX))
+            .with_disk(
+                disk,
+                config.dir_mounts.iter().map(|m| m.guest.clone()).collect(),
+            ),
             dicts: DictCtx::new(config.stores.dicts.clone(), config.grants.dicts.clone()),
             // Buckets are dicts: the same store and the same grant.
             keyvalue: KeyValueCtx::new(config.stores.dicts.clone(), config.grants.dicts.clone()),
@@ -764,6 +786,11 @@ impl Container {
 
     pub fn store_mut(&mut self) -> &mut Store<HostState> {
         &mut self.store
+    }
+
+    /// The guest's disk budget: its limit and what it has used.
+    pub fn disk(&self) -> &DiskBudget {
+        self.store.data().volumes.disk()
     }
 
     /// Arms the deadline of the next call, or of an instantiation and the

@@ -22,6 +22,7 @@
 //! volumes = []
 //! timeout = 300            # seconds per call
 //! memory = 512             # MiB of all memories and tables together
+//! disk = 1024              # MiB of disk: scratch plus files written in mounts
 //! max_containers = 10      # concurrent containers of this function
 //! idle_timeout = 60        # seconds a warm container waits for a call
 //! commit_every = 5         # seconds between background commits; 0 = off
@@ -44,6 +45,8 @@ pub const COMMAND_EXPORT: &str = "wasi:cli/run";
 /// Defaults, as in Modal where it has one.
 pub const DEFAULT_TIMEOUT: Duration = crate::container::DEFAULT_TIMEOUT;
 pub const DEFAULT_MEMORY_MIB: u64 = 512;
+/// The container's disk budget (see `ContainerConfig::disk_limit`).
+pub const DEFAULT_DISK_MIB: u64 = crate::container::DEFAULT_DISK_LIMIT >> 20;
 pub const DEFAULT_MAX_CONTAINERS: usize = 10;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_COMMIT_EVERY: Duration = Duration::from_secs(5);
@@ -51,6 +54,8 @@ pub const DEFAULT_COMMIT_EVERY: Duration = Duration::from_secs(5);
 /// Bounds on the numbers a manifest may give.
 pub const MAX_TIMEOUT_SECS: f64 = 7.0 * 24.0 * 3600.0;
 pub const MAX_MEMORY_MIB: u64 = 64 << 10;
+/// 16 TiB: more than any one host's disk, for "as much as the host has".
+pub const MAX_DISK_MIB: u64 = 16 << 20;
 pub const MAX_CONTAINERS_LIMIT: usize = 1000;
 pub const MAX_FUNCTIONS: usize = 1000;
 
@@ -113,6 +118,9 @@ struct RawFunction {
     volumes: Vec<String>,
     timeout: Option<f64>,
     memory: Option<u64>,
+    /// Any TOML value, checked here, so that a string or a negative
+    /// number gets a message naming the key and the limit.
+    disk: Option<toml::Value>,
     max_containers: Option<u64>,
     idle_timeout: Option<f64>,
     commit_every: Option<f64>,
@@ -163,6 +171,8 @@ pub struct FunctionSpec {
     pub volumes: BTreeSet<String>,
     pub timeout: Duration,
     pub memory_mib: u64,
+    /// The disk budget of each container, in MiB.
+    pub disk_mib: u64,
     pub max_containers: usize,
     pub idle_timeout: Duration,
     /// `None`: background commits off.
@@ -299,6 +309,23 @@ impl Manifest {
                     format!("must be between 1 and {MAX_MEMORY_MIB} MiB, got {memory_mib}"),
                 ));
             }
+            let disk_mib = match &f.disk {
+                None => DEFAULT_DISK_MIB,
+                Some(toml::Value::Integer(n))
+                    if u64::try_from(*n).is_ok_and(|n| (1..=MAX_DISK_MIB).contains(&n)) =>
+                {
+                    n.unsigned_abs()
+                }
+                Some(v) => {
+                    return Err(invalid(
+                        key("disk"),
+                        format!(
+                            "must be a whole number of MiB between 1 and {MAX_DISK_MIB}, got {}",
+                            shown(v)
+                        ),
+                    ));
+                }
+            };
             let max_containers = match f.max_containers {
                 None => DEFAULT_MAX_CONTAINERS,
                 Some(n) => usize::try_from(n)
@@ -334,6 +361,7 @@ impl Manifest {
                 volumes,
                 timeout,
                 memory_mib,
+                disk_mib,
                 max_containers,
                 idle_timeout,
                 commit_every,
@@ -445,6 +473,17 @@ fn check_function_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A TOML scalar as the manifest wrote it, for messages.
+fn shown(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => format!("{s:?}"),
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        other => format!("a {}", other.type_str()),
+    }
+}
+
 fn seconds(t: f64, zero_ok: bool) -> Result<Duration, String> {
     let d = if t.is_finite() && (0.0..=MAX_TIMEOUT_SECS).contains(&t) {
         Duration::from_secs_f64(t)
@@ -531,6 +570,7 @@ mod tests {
         assert_eq!(f.commit_every, None);
         assert_eq!(f.max_containers, DEFAULT_MAX_CONTAINERS);
         assert_eq!(f.memory_mib, DEFAULT_MEMORY_MIB);
+        assert_eq!(f.disk_mib, 1024);
         assert!(m.uses_fuel());
         assert!(m.unreachable_names().is_empty());
     }
@@ -555,6 +595,19 @@ mod tests {
             ("timeout = -1", "functions.f.timeout", "seconds"),
             ("memory = 0", "functions.f.memory", "between 1 and"),
             ("memory = 9999999", "functions.f.memory", "65536"),
+            (
+                "disk = 0",
+                "functions.f.disk",
+                "between 1 and 16777216, got 0",
+            ),
+            ("disk = 99999999", "functions.f.disk", "16777216"),
+            (
+                "disk = -1",
+                "functions.f.disk",
+                "MiB between 1 and 16777216, got -1",
+            ),
+            ("disk = \"1G\"", "functions.f.disk", "got \"1G\""),
+            ("disk = 1.5", "functions.f.disk", "whole number"),
             (
                 "max_containers = 0",
                 "functions.f.max_containers",

@@ -230,6 +230,7 @@ impl Runtime {
                             "too large for this machine".into(),
                         )
                     })?,
+                disk_limit: spec.disk_mib << 20,
                 timeout: Some(spec.timeout),
                 stores: self.stores.clone(),
                 grants: Grants {

@@ -22,6 +22,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use serde_json::Value as Json;
 use wasmtime::component::Component;
 
+use crate::app::manifest::{DEFAULT_DISK_MIB, MAX_DISK_MIB};
 use crate::app::{App, AppError, Manifest, Runtime};
 use crate::call::{self, CallArgs, CallError};
 use crate::container::{Container, ContainerConfig, DirMount};
@@ -245,6 +246,11 @@ pub struct LimitArgs {
     /// tables together [default: 512].
     #[arg(long, value_name = "MIB")]
     pub memory: Option<u64>,
+    /// Most disk the guest may fill, in MiB: its scratch `/` and what it
+    /// writes in mounted volumes; past it writes fail with ENOSPC
+    /// [default: 1024].
+    #[arg(long, value_name = "MIB")]
+    pub disk: Option<u64>,
 }
 
 impl LimitArgs {
@@ -259,6 +265,8 @@ impl LimitArgs {
             Some("--timeout")
         } else if self.memory.is_some() {
             Some("--memory")
+        } else if self.disk.is_some() {
+            Some("--disk")
         } else {
             None
         }
@@ -522,6 +530,12 @@ fn container_config(limits: &LimitArgs) -> Result<ContainerConfig, Failure> {
                 usize::MAX >> 20,
             ))
         })?;
+    let disk_mib = limits.disk.unwrap_or(DEFAULT_DISK_MIB);
+    if disk_mib == 0 || disk_mib > MAX_DISK_MIB {
+        return Err(Failure::usage(format!(
+            "--disk must be between 1 and {MAX_DISK_MIB} MiB, got {disk_mib}"
+        )));
+    }
     let mut volume_mounts = Vec::new();
     for spec in &limits.volumes {
         volume_mounts.push(parse_volume_mount(spec).map_err(Failure::usage)?);
@@ -537,6 +551,7 @@ fn container_config(limits: &LimitArgs) -> Result<ContainerConfig, Failure> {
     };
     Ok(ContainerConfig {
         memory_limit: memory,
+        disk_limit: disk_mib << 20,
         timeout,
         volume_mounts,
         background_commit,
@@ -676,8 +691,8 @@ fn owner_to_forward(home: &Home) -> Option<OwnerClient> {
 
 /// Moves vessel's own options that came after a `--NAME` parameter flag (clap
 /// hands everything from the first unknown flag on to `params`) back into
-/// their fields. A WIT parameter called `args`, `args-file`, `timeout` or
-/// `memory` must therefore be passed inside `--args`.
+/// their fields. A WIT parameter called `args`, `args-file`, `timeout`,
+/// `memory` or `disk` must therefore be passed inside `--args`.
 fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
     let tokens = std::mem::take(&mut cmd.params);
     let mut it = tokens.into_iter();
@@ -688,7 +703,7 @@ fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
         };
         if !matches!(
             flag.as_str(),
-            "--args" | "--args-file" | "--timeout" | "--memory"
+            "--args" | "--args-file" | "--timeout" | "--memory" | "--disk"
         ) {
             cmd.params.push(tok);
             continue;
@@ -722,6 +737,13 @@ fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
                 cmd.limits.memory = Some(value.parse().map_err(|_| {
                     Failure::usage(format!(
                         "--memory must be a whole number of MiB, got {value}"
+                    ))
+                })?);
+            }
+            "--disk" if cmd.limits.disk.is_none() => {
+                cmd.limits.disk = Some(value.parse().map_err(|_| {
+                    Failure::usage(format!(
+                        "--disk must be a whole number of MiB between 1 and {MAX_DISK_MIB}, got {value}"
                     ))
                 })?);
             }

@@ -7,12 +7,15 @@
 //! not mounted works on the stored head directly, so each of its writes is
 //! a commit of its own.
 
+pub mod disk;
+mod listing;
 pub mod live;
 pub mod mount;
 mod stream;
 pub mod wasi;
+mod write;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
@@ -26,6 +29,8 @@ use crate::storage::clock::{Clock as _, SystemClock};
 use crate::storage::volume::{
     Change, Node, NodeKind, VolumeError, VolumeStore, ancestors, check_volume_name, normalize_path,
 };
+pub use disk::DiskBudget;
+use listing::walk;
 pub use mount::{Mount, MountError, VolumeMount};
 
 /// Most bytes one `read-file` call returns.
@@ -75,6 +80,12 @@ pub struct VolumeCtx {
     /// The reps of those handles, and what they are; entries whose handle
     /// was dropped are pruned when the limit is reached.
     pub(crate) open_handles: HashMap<u32, wasi::HandleKind>,
+    /// The container's disk budget (scratch and read-write mounts).
+    pub(crate) disk: DiskBudget,
+    /// Guest paths of host-directory mounts, and the reps of descriptors
+    /// under them: their writes are the operator's, not the budget's.
+    pub(crate) dir_mounts: Vec<String>,
+    pub(crate) outside: HashSet<u32>,
 }
 
 impl VolumeCtx {
@@ -87,7 +98,18 @@ impl VolumeCtx {
             streams: HashMap::new(),
             open_limit: usize::MAX,
             open_handles: HashMap::new(),
+            disk: DiskBudget::default(),
+            dir_mounts: Vec::new(),
+            outside: HashSet::new(),
         }
+    }
+
+    /// Charges the guest's writes to `disk`, except under the host
+    /// directories mounted at `dir_mounts` (guest paths).
+    pub fn with_disk(mut self, disk: DiskBudget, dir_mounts: Vec<String>) -> Self {
+        self.disk = disk;
+        self.dir_mounts = dir_mounts;
+        self
     }
 
     /// Caps the host file handles (open files and directory listings) the
@@ -95,6 +117,11 @@ impl VolumeCtx {
     pub fn with_open_limit(mut self, limit: usize) -> Self {
         self.open_limit = limit;
         self
+    }
+
+    /// The container's disk budget.
+    pub fn disk(&self) -> &DiskBudget {
+        &self.disk
     }
 
     /// The mount at guest path `guest`.
@@ -211,6 +238,10 @@ fn entry_of(path: String, node: &Node) -> Entry {
     }
 }
 
+fn no_space(e: disk::NoSpace) -> StorageError {
+    StorageError::Guest(WitError::NoSpace(e.to_string()))
+}
+
 fn invalid(msg: impl Into<String>) -> StorageError {
     StorageError::Guest(WitError::InvalidArgument(msg.into()))
 }
@@ -275,66 +306,6 @@ impl VolumeCtxView<'_> {
         }
         Ok(m)
     }
-}
-
-/// Lists `dir` of a working tree (cap-std, so it cannot leave the mount),
-/// in sorted pre-order. A work list, not recursion: a tree may be thousands
-/// of levels deep, and this runs on the guest's fiber stack.
-fn walk(
-    root: &cap_std::fs::Dir,
-    dir: &str,
-    recursive: bool,
-    out: &mut Vec<Entry>,
-) -> io::Result<()> {
-    let children = |dir: &str| -> io::Result<Vec<String>> {
-        let listing = if dir.is_empty() {
-            root.entries()?
-        } else {
-            root.read_dir(dir)?
-        };
-        let mut names: Vec<String> = Vec::new();
-        for e in listing {
-            let name = e?.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".vessel-copy-up-") {
-                continue;
-            }
-            names.push(if dir.is_empty() {
-                name
-            } else {
-                format!("{dir}/{name}")
-            });
-        }
-        // Reversed: popped from the end in order.
-        names.sort_unstable_by(|a, b| b.cmp(a));
-        Ok(names)
-    };
-    let mut todo = children(dir)?;
-    while let Some(path) = todo.pop() {
-        let meta = root.symlink_metadata(&path)?;
-        let kind = if meta.is_dir() {
-            EntryKind::Directory
-        } else if meta.is_symlink() {
-            EntryKind::Symlink
-        } else {
-            EntryKind::File
-        };
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.into_std().duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs());
-        let is_dir = meta.is_dir();
-        out.push(Entry {
-            path: path.clone(),
-            kind,
-            size: if is_dir { 0 } else { meta.len() },
-            mtime,
-        });
-        if recursive && is_dir {
-            todo.extend(children(&path)?);
-        }
-    }
-    Ok(())
 }
 
 impl wit::HostVolume for VolumeCtxView<'_> {
@@ -432,6 +403,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                         open.into_iter().collect(),
                     )));
                 }
+                self.ctx.disk.freed();
                 let m = self.mount_mut(i)?;
                 off_worker(|| {
                     if !m.read_only {
@@ -557,6 +529,12 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                     .collect();
                 let creates = new_parents.len() as u64 + u64::from(existing.is_none());
                 m.check_room(creates)?;
+                let disk = self.ctx.disk.clone();
+                disk.charge(data.len() as u64).map_err(no_space)?;
+                if existing.is_some() {
+                    disk.freed();
+                }
+                let m = self.writable_mount(i)?;
                 for p in &new_parents {
                     m.root.create_dir(p).map_err(|e| io_to_wit(&path, e))?;
                     m.dirty.insert(p.clone());
@@ -632,6 +610,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                 }
                 m.inodes = m.inodes.saturating_sub(gone);
                 m.dirty.insert(rel);
+                self.ctx.disk.freed();
                 Ok(())
             }
             None => {
@@ -699,6 +678,17 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                     .filter(|(_, to)| m.root.symlink_metadata(to).is_err())
                     .count() as u64;
                 m.check_room(new)?;
+                // Each copy is a private file: its bytes count.
+                let bytes = pairs
+                    .iter()
+                    .filter_map(|(from, _)| m.root.metadata(from).ok())
+                    .fold(0u64, |n, meta| n.saturating_add(meta.len()));
+                let disk = self.ctx.disk.clone();
+                disk.charge(bytes).map_err(no_space)?;
+                if new < pairs.len() as u64 {
+                    disk.freed();
+                }
+                let m = self.writable_mount(i)?;
                 for (from, to) in pairs {
                     if m.root
                         .metadata(&from)

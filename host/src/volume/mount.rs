@@ -25,9 +25,12 @@
 //!
 //! A hard-linked file shares its inode with the stored blob, so the WASI
 //! layer copies a file up (replaces the link with a private copy) before
-//! the guest may open it for writing; no guest operation can modify a
-//! stored blob. Every blob a live mount may still link is pinned against
-//! garbage collection (`super::live`).
+//! the guest may open it for writing or change its times; no guest
+//! operation can modify a stored blob. Every blob a live mount may still
+//! link is pinned against garbage collection (`super::live`). The mount
+//! also keeps the set of inodes that still hold the snapshot's bytes as
+//! placed, which the container's disk budget (`super::disk`) does not
+//! charge.
 //!
 //! The WASI layer also records every path the guest creates, writes, renames
 //! or removes. A commit looks only at those paths (and the subtrees of
@@ -42,6 +45,7 @@ use std::sync::Arc;
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, MetadataExt as _, Permissions, PermissionsExt as _};
 
+use super::disk::{Unwritten, lock};
 use super::live::Registration;
 use crate::storage::blobs::BlobId;
 use crate::storage::volume::{
@@ -109,6 +113,9 @@ pub struct Mount {
     blob_inodes: HashMap<(u64, u64), BlobId>,
     /// The blob folder's fan-out directories, opened once each.
     blob_dirs: HashMap<PathBuf, Dir>,
+    /// Inodes of placed files the guest has not written: blob links and
+    /// the private copies placed where a link is impossible.
+    unwritten: Unwritten,
     /// Paths the guest created, wrote, renamed or removed since `version`.
     pub(crate) dirty: BTreeSet<String>,
     /// Paths a directory was renamed onto: a commit replaces the whole
@@ -204,6 +211,7 @@ impl Mount {
             root_complete: false,
             blob_inodes: HashMap::new(),
             blob_dirs: HashMap::new(),
+            unwritten: Unwritten::default(),
             dirty: BTreeSet::new(),
             renamed_in: BTreeSet::new(),
             inodes,
@@ -266,6 +274,7 @@ impl Mount {
                     Ok(()) => {
                         let meta = self.root.symlink_metadata(path)?;
                         self.blob_inodes.insert((meta.dev(), meta.ino()), blob);
+                        lock(&self.unwritten).insert((meta.dev(), meta.ino()));
                         Ok(())
                     }
                     // Another filesystem (EXDEV), or a blob linked as often
@@ -275,7 +284,10 @@ impl Mount {
                     Err(e) if matches!(e.raw_os_error(), Some(18 | 31)) => {
                         fan_dir.copy(name, &self.root, path)?;
                         self.root
-                            .set_permissions(path, Permissions::from_mode(0o600))
+                            .set_permissions(path, Permissions::from_mode(0o600))?;
+                        let meta = self.root.symlink_metadata(path)?;
+                        lock(&self.unwritten).insert((meta.dev(), meta.ino()));
+                        Ok(())
                     }
                     Err(e) => Err(e),
                 }
@@ -472,24 +484,57 @@ impl Mount {
             .is_ok_and(|m| self.blob_inodes.contains_key(&(m.dev(), m.ino())))
     }
 
+    /// The inodes of placed files the guest has not written, for the disk
+    /// budget.
+    pub(crate) fn unwritten(&self) -> Unwritten {
+        self.unwritten.clone()
+    }
+
+    /// The bytes [`copy_up`](Self::copy_up) with `keep` would add: the
+    /// file's size when it is a hard link (a copy is made) or a placed copy
+    /// (it becomes the guest's own), else nothing.
+    pub(crate) fn copy_up_cost(&self, rel: &str, keep: bool) -> io::Result<u64> {
+        let meta = match self.root.symlink_metadata(dot(rel)) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let private =
+            meta.nlink() >= 2 || lock(&self.unwritten).contains(&(meta.dev(), meta.ino()));
+        Ok(if keep && meta.is_file() && private {
+            meta.len()
+        } else {
+            0
+        })
+    }
+
     /// Replaces a hard link of a stored blob at `rel` (a physical path, the
     /// last component followed if it was a symlink) with a private copy,
-    /// so the guest can write it. A path that does not exist (a create)
-    /// needs nothing.
-    pub(crate) fn copy_up(&mut self, rel: &str) -> io::Result<()> {
+    /// so the guest can write it: of its bytes when `keep`, else empty (it
+    /// is about to be truncated). A placed copy becomes the guest's own. A
+    /// path that does not exist (a create) needs nothing.
+    pub(crate) fn copy_up(&mut self, rel: &str, keep: bool) -> io::Result<()> {
         let meta = match self.root.symlink_metadata(dot(rel)) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        if !meta.is_file() || meta.nlink() < 2 {
+        if !meta.is_file() {
+            return Ok(());
+        }
+        if meta.nlink() < 2 {
+            lock(&self.unwritten).remove(&(meta.dev(), meta.ino()));
             return Ok(());
         }
         let tmp = match rel.rsplit_once('/') {
             Some((dir, name)) => format!("{dir}/.vessel-copy-up-{name}"),
             None => format!(".vessel-copy-up-{rel}"),
         };
-        self.root.copy(rel, &self.root, &tmp)?;
+        if keep {
+            self.root.copy(rel, &self.root, &tmp)?;
+        } else {
+            self.root.create(&tmp)?;
+        }
         // Blobs are read-only; the private copy is the guest's to write.
         let mode = meta.mode() & 0o7777 | 0o200;
         self.root
@@ -991,7 +1036,7 @@ mod tests {
     fn copy_up_leaves_the_blob_alone() {
         let (_d, store, mut m) = setup();
         m.resolve("", "top", true).unwrap();
-        m.copy_up("top").unwrap();
+        m.copy_up("top", true).unwrap();
         m.root.write("top", b"changed").unwrap();
         let blob = store.node("v", "top").unwrap().unwrap().blob.unwrap();
         assert_eq!(store.read_blob(&blob, 0, 100).unwrap(), b"top");

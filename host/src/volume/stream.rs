@@ -29,8 +29,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use memmap2::Mmap;
-use wasmtime_wasi::async_trait;
-use wasmtime_wasi::p2::{InputStream, Pollable, StreamError, StreamResult};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi::filesystem::WasiFilesystemView;
+use wasmtime_wasi::p2::bindings::filesystem::types::{
+    Descriptor, ErrorCode, Host as _, HostDescriptor,
+};
+use wasmtime_wasi::p2::bindings::io::streams::{
+    Host as _, HostInputStream, StreamError as WitStreamError,
+};
+use wasmtime_wasi::p2::{DynInputStream, InputStream, Pollable, StreamError, StreamResult};
+use wasmtime_wasi::{WasiView, async_trait};
+
+use super::VolumeView;
+use super::wasi::{FsFuture, TYPES};
 
 /// Most bytes one read returns (a guest asking for more gets this much, and
 /// asks again). Small enough that the buffer stays in the CPU cache between
@@ -181,6 +193,128 @@ impl InputStream for MountReadStream {
         let skipped = self.state.skip(size as u64)?;
         Ok(usize::try_from(skipped).unwrap_or(size))
     }
+}
+
+/// The version of `wasi:io/streams` that wasmtime-wasi 48 defines.
+const STREAMS: &str = "wasi:io/streams@0.2.12";
+
+/// Shadows the reads of files under a mount: `read-via-stream` and `read`
+/// of such a file, and the input-stream reads of the streams made here.
+/// Called by `super::wasi::add_to_linker` with shadowing allowed.
+pub(crate) fn add_to_linker<T: WasiView + VolumeView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    {
+        // Reads of streams of mounted files: the bytes as read, without the
+        // `Bytes` round trip of the generic path.
+        let mut inst = linker.instance(STREAMS)?;
+        for (name, blocking) in [
+            ("[method]input-stream.blocking-read", true),
+            ("[method]input-stream.read", false),
+        ] {
+            inst.func_wrap_async(
+                name,
+                move |mut store: StoreContextMut<'_, T>,
+                      (stream, len): (Resource<DynInputStream>, u64)| {
+                    Box::new(async move {
+                        let view = store.data_mut().volume();
+                        let fast = view
+                            .ctx
+                            .streams
+                            .get(&stream.rep())
+                            .and_then(std::sync::Weak::upgrade);
+                        let read = match fast {
+                            Some(state) => state.read(len),
+                            None if blocking => view
+                                .table
+                                .blocking_read(stream, len)
+                                .await
+                                .map(bytes::Bytes::from),
+                            None => HostInputStream::read(view.table, stream, len)
+                                .map(bytes::Bytes::from),
+                        };
+                        match read {
+                            Ok(bytes) => Ok((Ok(bytes),)),
+                            Err(e) => Ok((Err(view.table.convert_stream_error(e)?),)),
+                        }
+                    })
+                        as Box<
+                            dyn Future<
+                                    Output = wasmtime::Result<(
+                                        Result<bytes::Bytes, WitStreamError>,
+                                    )>,
+                                > + Send
+                                + '_,
+                        >
+                },
+            )?;
+        }
+    }
+    let mut inst = linker.instance(TYPES)?;
+    inst.func_wrap(
+        "[method]descriptor.read-via-stream",
+        |mut store: StoreContextMut<'_, T>, (fd, offset): (Resource<Descriptor>, u64)| {
+            let view = store.data_mut().volume();
+            if let Some(mount) = view.ctx.open_fd(view.table, fd.rep()).map(|o| o.mount) {
+                let file = match view.table.get(&fd)? {
+                    wasmtime_wasi::filesystem::Descriptor::File(f) => f.file.clone(),
+                    wasmtime_wasi::filesystem::Descriptor::Dir(_) => {
+                        return Ok((Err(ErrorCode::IsDirectory),));
+                    }
+                };
+                let map = view
+                    .ctx
+                    .mounts
+                    .get(mount)
+                    .filter(|m| m.is_linked_blob(&file))
+                    .and_then(|_| map_blob(&file));
+                let (stream, state) = MountReadStream::new(file, map, offset);
+                let stream: DynInputStream = Box::new(stream);
+                let stream = view.table.push(stream)?;
+                view.ctx.streams.retain(|_, s| s.strong_count() > 0);
+                view.ctx
+                    .streams
+                    .insert(stream.rep(), Arc::downgrade(&state));
+                return Ok((Ok(stream),));
+            }
+            let mut fs = store.data_mut().filesystem();
+            match fs.read_via_stream(fd, offset) {
+                Ok(stream) => Ok((Ok(stream),)),
+                Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+            }
+        },
+    )?;
+
+    inst.func_wrap_async(
+        "[method]descriptor.read",
+        |mut store: StoreContextMut<'_, T>, (fd, len, offset): (Resource<Descriptor>, u64, u64)| {
+            Box::new(async move {
+                let view = store.data_mut().volume();
+                if view.ctx.open_fd(view.table, fd.rep()).is_some() {
+                    let file = match view.table.get(&fd)? {
+                        wasmtime_wasi::filesystem::Descriptor::File(f) => f.file.clone(),
+                        wasmtime_wasi::filesystem::Descriptor::Dir(_) => {
+                            return Ok((Err(ErrorCode::BadDescriptor),));
+                        }
+                    };
+                    return Ok((match read_at(&file, offset, len) {
+                        Ok(buf) => {
+                            let end = buf.is_empty();
+                            Ok((buf, end))
+                        }
+                        Err(e) => Err(ErrorCode::from(e)),
+                    },));
+                }
+                let mut fs = store.data_mut().filesystem();
+                match fs.read(fd, len, offset).await {
+                    Ok(read) => Ok((Ok(read),)),
+                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+                }
+            }) as FsFuture<'_, (Vec<u8>, bool)>
+        },
+    )?;
+
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,32 +24,34 @@
 //!   limit with `quota` (descriptor-relative opens are otherwise bounded by
 //!   nothing but the host's own descriptor limit, which every container
 //!   shares);
+//! - creates in scratch and copy-ups in mounts are charged to the
+//!   container's disk budget first (`super::disk`), `insufficient-space`
+//!   when they do not fit; removals, truncations and renames mark it stale;
+//!   `open-at` remembers each file the guest opens, so the budget can count
+//!   removed files still held open;
+//! - a rename updates the paths recorded for the descriptors under what it
+//!   moved, so a descriptor of a moved directory still copies up what it
+//!   opens;
 //! - `read-via-stream` and `read` of a file under a mount read in large
 //!   pieces (see `super::stream`), so guests read mounted files at close to
 //!   native speed.
 //!
-//! The other descriptor-only functions (write, stat, set-size, set-times on
-//! a descriptor...) need nothing: a descriptor under a mount was opened
-//! through `open-at`, so its file is placed, and one opened for reading
-//! cannot write or change times (wasmtime-wasi checks its flags).
-
-use std::sync::Arc;
+//! The descriptor-level writes (`write`, `set-size`, the output streams)
+//! and `set-times` on a descriptor are shadowed in `super::write`. The
+//! other descriptor-only functions (stat, advise, sync...) need nothing: a
+//! descriptor under a mount was opened through `open-at`, so its file is
+//! placed.
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::WasiFilesystemView;
-use wasmtime_wasi::p2::DynInputStream;
 use wasmtime_wasi::p2::bindings::filesystem::preopens::Host as _;
 use wasmtime_wasi::p2::bindings::filesystem::types::{
     Descriptor, DescriptorFlags, DescriptorStat, DirectoryEntryStream, ErrorCode, Host as _,
     HostDescriptor, MetadataHashValue, NewTimestamp, OpenFlags, PathFlags,
 };
-use wasmtime_wasi::p2::bindings::io::streams::{
-    Host as _, HostInputStream, StreamError as WitStreamError,
-};
 
-use super::stream::{MountReadStream, map_blob, read_at};
 use super::{MAX_MOUNT_PATH, OpenFd, VolumeCtx, VolumeView};
 
 /// What a counted host file handle is (see `VolumeCtx::open_handles`).
@@ -61,12 +63,11 @@ pub(crate) enum HandleKind {
 
 /// The version of `wasi:filesystem` that wasmtime-wasi 48 defines; guests
 /// importing any 0.2.x version are linked to it.
-const TYPES: &str = "wasi:filesystem/types@0.2.12";
+pub(crate) const TYPES: &str = "wasi:filesystem/types@0.2.12";
 const PREOPENS: &str = "wasi:filesystem/preopens@0.2.12";
-const STREAMS: &str = "wasi:io/streams@0.2.12";
 
-type FsResult<T> = wasmtime::Result<(Result<T, ErrorCode>,)>;
-type FsFuture<'a, T> = Box<dyn Future<Output = FsResult<T>> + Send + 'a>;
+pub(crate) type FsResult<T> = wasmtime::Result<(Result<T, ErrorCode>,)>;
+pub(crate) type FsFuture<'a, T> = Box<dyn Future<Output = FsResult<T>> + Send + 'a>;
 
 /// Where a guest path lands: the mount index and the physical path inside
 /// it.
@@ -96,7 +97,7 @@ impl Last {
 impl VolumeCtx {
     /// The mount and descriptor record of `fd`, if it is a live descriptor
     /// under a mount.
-    fn open_fd(&self, table: &ResourceTable, fd: u32) -> Option<&OpenFd> {
+    pub(crate) fn open_fd(&self, table: &ResourceTable, fd: u32) -> Option<&OpenFd> {
         let open = self.fds.get(&fd)?;
         // The map is updated on every open, so a live descriptor at `fd`
         // is the one recorded.
@@ -222,6 +223,59 @@ impl VolumeCtx {
             m.inodes = m.inodes.saturating_add_signed(inode_delta);
         }
     }
+
+    /// Copies up the file at `t` of a read-write mount (of its bytes when
+    /// `keep`), charging the copy to the disk budget first.
+    fn copy_up_charged(&mut self, t: &Target, keep: bool) -> Result<(), ErrorCode> {
+        let Some(m) = self.mounts.get_mut(t.mount) else {
+            return Err(ErrorCode::Io);
+        };
+        if m.read_only {
+            return Ok(());
+        }
+        let cost = m
+            .copy_up_cost(&t.rel, keep)
+            .map_err(|e| ErrorCode::from(&e))?;
+        self.disk
+            .charge(cost)
+            .map_err(|_| ErrorCode::InsufficientSpace)?;
+        m.copy_up(&t.rel, keep).map_err(|e| {
+            tracing::warn!(mount = %m.guest, path = %t.rel, error = %e, "copying a file up failed");
+            self.disk.refund(cost);
+            ErrorCode::Io
+        })
+    }
+
+    /// Keeps the paths of descriptors under `from` right after it was
+    /// renamed to `to`: a directory descriptor opened before the rename
+    /// reaches the moved files, and a write through it must copy up the
+    /// file it really opens.
+    fn moved(&mut self, from: &Target, to: &Target) {
+        if from.rel.is_empty() {
+            return;
+        }
+        for o in self.fds.values_mut() {
+            if o.mount != from.mount {
+                continue;
+            }
+            if let Some(rest) = o.rel.strip_prefix(from.rel.as_str())
+                && (rest.is_empty() || rest.starts_with('/'))
+            {
+                o.rel = format!("{}{rest}", to.rel);
+            }
+        }
+    }
+}
+
+/// Charges a scratch entry for a create under descriptor `fd`: the budget
+/// and the bytes charged (to refund if the create fails).
+fn charge_entry<T: WasiView + VolumeView>(
+    store: &mut StoreContextMut<'_, T>,
+    fd: u32,
+) -> Result<(super::DiskBudget, u64), ErrorCode> {
+    let view = store.data_mut().volume();
+    let entry = view.ctx.charge_entry(view.table, fd)?;
+    Ok((view.ctx.disk.clone(), entry))
 }
 
 fn parts<T: WasiView + VolumeView>(
@@ -250,52 +304,8 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
     linker: &mut Linker<T>,
 ) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    {
-        // Reads of streams of mounted files: the bytes as read, without the
-        // `Bytes` round trip of the generic path.
-        let mut inst = linker.instance(STREAMS)?;
-        for (name, blocking) in [
-            ("[method]input-stream.blocking-read", true),
-            ("[method]input-stream.read", false),
-        ] {
-            inst.func_wrap_async(
-                name,
-                move |mut store: StoreContextMut<'_, T>,
-                      (stream, len): (Resource<DynInputStream>, u64)| {
-                    Box::new(async move {
-                        let view = store.data_mut().volume();
-                        let fast = view
-                            .ctx
-                            .streams
-                            .get(&stream.rep())
-                            .and_then(std::sync::Weak::upgrade);
-                        let read = match fast {
-                            Some(state) => state.read(len),
-                            None if blocking => view
-                                .table
-                                .blocking_read(stream, len)
-                                .await
-                                .map(bytes::Bytes::from),
-                            None => HostInputStream::read(view.table, stream, len)
-                                .map(bytes::Bytes::from),
-                        };
-                        match read {
-                            Ok(bytes) => Ok((Ok(bytes),)),
-                            Err(e) => Ok((Err(view.table.convert_stream_error(e)?),)),
-                        }
-                    })
-                        as Box<
-                            dyn Future<
-                                    Output = wasmtime::Result<(
-                                        Result<bytes::Bytes, WitStreamError>,
-                                    )>,
-                                > + Send
-                                + '_,
-                        >
-                },
-            )?;
-        }
-    }
+    super::stream::add_to_linker(linker)?;
+    super::write::add_to_linker(linker)?;
     {
         let mut inst = linker.instance(PREOPENS)?;
         inst.func_wrap(
@@ -304,6 +314,11 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                 let dirs = store.data_mut().filesystem().get_directories()?;
                 let view = store.data_mut().volume();
                 for (d, guest) in &dirs {
+                    if view.ctx.is_dir_mount(guest) {
+                        view.ctx.outside.insert(d.rep());
+                    } else {
+                        view.ctx.outside.remove(&d.rep());
+                    }
                     match view.ctx.mount_index(guest) {
                         Some(mount) => {
                             view.ctx.fds.insert(
@@ -343,9 +358,16 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                     guest_err!(view.ctx.admit_handle(view.table));
                 }
                 let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::of(pflags)));
-                let writing =
-                    dflags.contains(DescriptorFlags::WRITE) || oflags.contains(OpenFlags::TRUNCATE);
+                let truncating = oflags.contains(OpenFlags::TRUNCATE);
+                let writing = dflags.contains(DescriptorFlags::WRITE) || truncating;
                 let mut created = false;
+                let parent = fd.rep();
+                let disk = store.data_mut().volume().ctx.disk.clone();
+                let mut entry = 0;
+                if oflags.contains(OpenFlags::CREATE) {
+                    let view = store.data_mut().volume();
+                    entry = guest_err!(view.ctx.charge_new_entry(view.table, &fd, &path));
+                }
                 if let Some(t) = &target {
                     let ctx = &mut *store.data_mut().volume().ctx;
                     let exists = ctx.exists(t);
@@ -354,21 +376,35 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                         created = true;
                     }
                     if writing && exists {
-                        let Some(m) = ctx.mounts.get_mut(t.mount) else {
-                            return Ok((Err(ErrorCode::Io),));
-                        };
-                        if !m.read_only && m.copy_up(&t.rel).is_err() {
-                            return Ok((Err(ErrorCode::Io),));
-                        }
+                        guest_err!(ctx.copy_up_charged(t, !truncating));
                     }
                 }
                 let mut fs = store.data_mut().filesystem();
                 let opened = fs.open_at(fd, pflags, path, oflags, dflags).await;
                 let new = match opened {
                     Ok(new) => new,
-                    Err(e) => return Ok((Err(fs.convert_error_code(e)?),)),
+                    Err(e) => {
+                        disk.refund(entry);
+                        return Ok((Err(fs.convert_error_code(e)?),));
+                    }
                 };
-                let ctx = &mut *store.data_mut().volume().ctx;
+                let view = store.data_mut().volume();
+                let outside = view.ctx.outside.contains(&parent);
+                if outside {
+                    view.ctx.outside.insert(new.rep());
+                } else {
+                    view.ctx.outside.remove(&new.rep());
+                    // A file removed while open keeps its bytes: the budget
+                    // measures those it can reach.
+                    if let Ok(wasmtime_wasi::filesystem::Descriptor::File(f)) = view.table.get(&new)
+                    {
+                        disk.track(&f.file);
+                    }
+                }
+                if truncating {
+                    disk.freed();
+                }
+                let ctx = &mut *view.ctx;
                 ctx.open_handles.insert(new.rep(), HandleKind::Descriptor);
                 match target {
                     Some(t) => {
@@ -396,69 +432,6 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                 }
                 Ok((Ok(new),))
             })
-        },
-    )?;
-
-    inst.func_wrap(
-        "[method]descriptor.read-via-stream",
-        |mut store: StoreContextMut<'_, T>, (fd, offset): (Resource<Descriptor>, u64)| {
-            let view = store.data_mut().volume();
-            if let Some(mount) = view.ctx.open_fd(view.table, fd.rep()).map(|o| o.mount) {
-                let file = match view.table.get(&fd)? {
-                    wasmtime_wasi::filesystem::Descriptor::File(f) => f.file.clone(),
-                    wasmtime_wasi::filesystem::Descriptor::Dir(_) => {
-                        return Ok((Err(ErrorCode::IsDirectory),));
-                    }
-                };
-                let map = view
-                    .ctx
-                    .mounts
-                    .get(mount)
-                    .filter(|m| m.is_linked_blob(&file))
-                    .and_then(|_| map_blob(&file));
-                let (stream, state) = MountReadStream::new(file, map, offset);
-                let stream: DynInputStream = Box::new(stream);
-                let stream = view.table.push(stream)?;
-                view.ctx.streams.retain(|_, s| s.strong_count() > 0);
-                view.ctx
-                    .streams
-                    .insert(stream.rep(), Arc::downgrade(&state));
-                return Ok((Ok(stream),));
-            }
-            let mut fs = store.data_mut().filesystem();
-            match fs.read_via_stream(fd, offset) {
-                Ok(stream) => Ok((Ok(stream),)),
-                Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
-            }
-        },
-    )?;
-
-    inst.func_wrap_async(
-        "[method]descriptor.read",
-        |mut store: StoreContextMut<'_, T>, (fd, len, offset): (Resource<Descriptor>, u64, u64)| {
-            Box::new(async move {
-                let view = store.data_mut().volume();
-                if view.ctx.open_fd(view.table, fd.rep()).is_some() {
-                    let file = match view.table.get(&fd)? {
-                        wasmtime_wasi::filesystem::Descriptor::File(f) => f.file.clone(),
-                        wasmtime_wasi::filesystem::Descriptor::Dir(_) => {
-                            return Ok((Err(ErrorCode::BadDescriptor),));
-                        }
-                    };
-                    return Ok((match read_at(&file, offset, len) {
-                        Ok(buf) => {
-                            let end = buf.is_empty();
-                            Ok((buf, end))
-                        }
-                        Err(e) => Err(ErrorCode::from(e)),
-                    },));
-                }
-                let mut fs = store.data_mut().filesystem();
-                match fs.read(fd, len, offset).await {
-                    Ok(read) => Ok((Ok(read),)),
-                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
-                }
-            }) as FsFuture<'_, (Vec<u8>, bool)>
         },
     )?;
 
@@ -539,8 +512,10 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                 if let Some(t) = &target {
                     guest_err!(store.data_mut().volume().ctx.check_create(t));
                 }
+                let (disk, entry) = guest_err!(charge_entry(&mut store, fd.rep()));
                 let mut fs = store.data_mut().filesystem();
                 if let Err(e) = fs.create_directory_at(fd, path).await {
+                    disk.refund(entry);
                     return Ok((Err(fs.convert_error_code(e)?),));
                 }
                 if let Some(t) = target {
@@ -560,6 +535,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                 if let Err(e) = fs.unlink_file_at(fd, path).await {
                     return Ok((Err(fs.convert_error_code(e)?),));
                 }
+                store.data_mut().volume().ctx.disk.freed();
                 if let Some(t) = target {
                     store.data_mut().volume().ctx.changed(&t, -1);
                 }
@@ -582,6 +558,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                 if let Err(e) = fs.remove_directory_at(fd, path).await {
                     return Ok((Err(fs.convert_error_code(e)?),));
                 }
+                store.data_mut().volume().ctx.disk.freed();
                 if let Some(t) = target {
                     store.data_mut().volume().ctx.changed(&t, -1);
                 }
@@ -599,8 +576,10 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                 if let Some(t) = &target {
                     guest_err!(store.data_mut().volume().ctx.check_create(t));
                 }
+                let (disk, entry) = guest_err!(charge_entry(&mut store, fd.rep()));
                 let mut fs = store.data_mut().filesystem();
                 if let Err(e) = fs.symlink_at(fd, old_path, new_path).await {
+                    disk.refund(entry);
                     return Ok((Err(fs.convert_error_code(e)?),));
                 }
                 if let Some(t) = target {
@@ -650,7 +629,9 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                     return Ok((Err(fs.convert_error_code(e)?),));
                 }
                 let ctx = &mut *store.data_mut().volume().ctx;
+                ctx.disk.freed();
                 if let (Some(f), Some(t)) = (from, to) {
+                    ctx.moved(&f, &t);
                     ctx.changed(&f, 0);
                     ctx.changed(&t, if replaced { -1 } else { 0 });
                     if moved_dir && let Some(m) = ctx.mounts.get_mut(t.mount) {
@@ -681,8 +662,10 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                 if let Some(t) = &to {
                     guest_err!(store.data_mut().volume().ctx.check_create(t));
                 }
+                let (disk, entry) = guest_err!(charge_entry(&mut store, new_fd.rep()));
                 let mut fs = store.data_mut().filesystem();
                 if let Err(e) = fs.link_at(fd, pflags, old_path, new_fd, new_path).await {
+                    disk.refund(entry);
                     return Ok((Err(fs.convert_error_code(e)?),));
                 }
                 if let Some(t) = to {
@@ -708,13 +691,7 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
                 // Times live on the inode, which a blob link shares with the
                 // store: copy up first.
                 if let Some(t) = &target {
-                    let ctx = &mut *store.data_mut().volume().ctx;
-                    if let Some(m) = ctx.mounts.get_mut(t.mount)
-                        && !m.read_only
-                        && m.copy_up(&t.rel).is_err()
-                    {
-                        return Ok((Err(ErrorCode::Io),));
-                    }
+                    guest_err!(store.data_mut().volume().ctx.copy_up_charged(t, true));
                 }
                 let mut fs = store.data_mut().filesystem();
                 if let Err(e) = fs.set_times_at(fd, pflags, path, atim, mtim).await {

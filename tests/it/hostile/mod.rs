@@ -17,6 +17,7 @@ use vessel_host::service::Service;
 use vessel_host::storage::embedded::EmbeddedOptions;
 use vessel_tests::guest;
 
+mod disk;
 mod http;
 mod memory;
 mod time;
