@@ -192,8 +192,8 @@ fn perform(op: Op, store: &EmbeddedStore, local: &Path) -> Result<(), Failed> {
 
 /// Whether the operation's effect is visible: wholly (`true`) or not at
 /// all (`false`); `Err` if partly or corrupt. A volume's version may be one
-/// further: a retry refused after a failed fsync was applied in memory
-/// too, and lands the same file again when sled writes its log on close.
+/// further (a retry used to be applied in memory before it was refused;
+/// now a poisoned store refuses it up front).
 fn landed(op: Op, store: &EmbeddedStore, base: &Baseline) -> Result<bool, String> {
     let data = payload(op);
     match op {
@@ -623,4 +623,168 @@ fn guests_get_the_error_and_the_store_recovers() {
     assert!(!ls.ok().contains("a.txt"), "{ls:?}");
     assert_eq!(write(None).ok(), "{\"ok\":null}\n");
     assert!(v.run(&["volume", "ls", "objs"]).ok().contains("a.txt"));
+}
+
+// ---- visibility after durability (issue #17, point 8) ----
+
+/// A second reader's view: the newest version it saw, and whether the new
+/// file was there (or `Err` naming the read that failed).
+type View = Result<(u64, bool), String>;
+
+/// What a second reader sees of volume `v`: its version by every read
+/// path (snapshot, info, listing, node), which must agree, and whether
+/// the new file is there.
+fn second_reader_view(store: &EmbeddedStore) -> View {
+    let snap = store.snapshot("v").map_err(|e| format!("snapshot: {e}"))?;
+    let info = store.info("v").map_err(|e| format!("info: {e}"))?;
+    let listed = VolumeStore::list(store)
+        .map_err(|e| format!("list: {e}"))?
+        .into_iter()
+        .find(|i| i.name == "v")
+        .ok_or("`v` is not listed")?;
+    let node = store
+        .node("v", target(Op::VolumeCommit))
+        .map_err(|e| format!("node: {e}"))?;
+    let in_dir = store
+        .list_dir("v", "new", false)
+        .map(|l| !l.is_empty())
+        .unwrap_or(false);
+    let in_snap = snap
+        .nodes
+        .iter()
+        .any(|(p, _)| p == target(Op::VolumeCommit));
+    let versions = [snap.version, info.version, listed.version];
+    // The read paths may each be before or after the commit (it lands
+    // between them when it succeeds), but no path may show it while
+    // another (read later) does not, unless the commit succeeded.
+    let seen = in_snap || node.is_some() || in_dir || versions.iter().any(|v| *v > versions[0]);
+    Ok((versions.into_iter().max().unwrap_or(0), seen))
+}
+
+/// A volume commit is visible to another reader of the same store (what
+/// other containers, HTTP and the CLI through the owner read) only once
+/// its fsync has succeeded, and never when the fsync failed: a second
+/// thread reads while the commit's first fsync is pending (held 400 ms by
+/// a hook), and again after. On main the reader saw the commit during the
+/// fsync, and a failed commit stayed visible.
+#[test]
+fn a_second_reader_never_sees_a_commit_before_its_fsync_or_after_it_failed() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex, mpsc};
+    use std::time::Duration;
+    for fail in [true, false] {
+        let dir = scratch();
+        let io = StorageIo::faulty(FaultPlan::default());
+        let store = open(&dir.path().join("data"), io.clone());
+        let base = baseline(&store);
+        let data = payload(Op::VolumeCommit);
+        let blob = store.put_blob(data).unwrap();
+
+        // The reader starts when the commit's first fsync is about to run.
+        let (start_tx, start_rx) = mpsc::channel::<()>();
+        let (seen_tx, seen_rx) = mpsc::channel::<View>();
+        let reader = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                if start_rx.recv().is_ok() {
+                    let _ = seen_tx.send(second_reader_view(&store));
+                }
+            })
+        };
+        // What the reader answered while the fsync was held.
+        let during: Arc<Mutex<Option<View>>> = Arc::default();
+        let fired = Arc::new(AtomicBool::new(false));
+        let seen_rx = Arc::new(Mutex::new(seen_rx));
+        {
+            let (during, fired, seen_rx) = (during.clone(), fired.clone(), seen_rx.clone());
+            let start_tx = Mutex::new(Some(start_tx));
+            io.set_call_hook(Some(Arc::new(move |kind, _path| {
+                if kind != OpKind::Fsync || fired.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+                if let Some(tx) = start_tx.lock().unwrap().take() {
+                    let _ = tx.send(());
+                }
+                let got = seen_rx
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_millis(400));
+                *during.lock().unwrap() = got.ok();
+            })));
+        }
+        io.reset_counts();
+        if fail {
+            io.set_faults(FaultPlan::single(
+                OpKind::Fsync,
+                1,
+                FaultMode::Forever,
+                FaultError::Eio,
+            ));
+        }
+        let committed = store.commit(
+            "v",
+            &[Change::Put {
+                path: target(Op::VolumeCommit).into(),
+                node: file_node(blob, data.len() as u64),
+            }],
+        );
+        assert!(fired.load(Ordering::SeqCst), "the commit issued no fsync");
+        assert_eq!(committed.is_err(), fail, "{committed:?}");
+        // The reader's answer: during the held fsync, or after it.
+        let early = during.lock().unwrap().take();
+        let answered_early = early.is_some();
+        let answer = match early {
+            Some(a) => a,
+            None => seen_rx
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the second reader never answered"),
+        };
+        reader.join().unwrap();
+        io.set_call_hook(None);
+        let (version, seen) = answer.unwrap_or_else(|e| panic!("fail={fail}: the reader: {e}"));
+        assert!(
+            !(answered_early && seen),
+            "fail={fail}: a second reader saw version {version} while its fsync was pending"
+        );
+        if fail {
+            assert!(
+                !seen && version == base.version,
+                "a second reader saw a commit whose fsync failed (version {version}, \
+                 baseline {})",
+                base.version
+            );
+            // Never afterwards either, by any read path, however often.
+            for _ in 0..3 {
+                let (v, s) = second_reader_view(&store).unwrap();
+                assert!(!s && v == base.version, "a failed commit became visible");
+            }
+            check_baseline(&store, &base).unwrap();
+            // Writes stay refused until the store is reopened.
+            let again = store.commit(
+                "v",
+                &[Change::Remove {
+                    path: "base/f0".into(),
+                }],
+            );
+            assert!(
+                again.unwrap_err().to_string().contains("reopen the store"),
+                "a write after a failed fsync was accepted"
+            );
+        } else {
+            assert!(committed.is_ok());
+            assert!(seen && version == base.version + 1, "{version} {seen}");
+        }
+        drop(store);
+        let store = open(&dir.path().join("data"), StorageIo::default());
+        check_baseline(&store, &base).unwrap();
+        let (v, s) = second_reader_view(&store).unwrap();
+        if !fail {
+            assert!(
+                s && v == base.version + 1,
+                "an acknowledged commit was lost"
+            );
+        }
+    }
 }

@@ -31,4 +31,5 @@ mod serve;
 mod shared_backend;
 mod volume_cli;
 mod volume_mount;
+mod volume_quota;
 mod walkthrough;

@@ -13,9 +13,15 @@
 //! fsyncs, sled's fsyncs; the model treats them as not issued) and show the
 //! same check catches the loss.
 //!
+//! [`guests`] runs the same model under guests in containers: volume
+//! commits read by a second container, and dict writes on the async guest
+//! path.
+//!
 //! `VESSEL_POWER_ITERATIONS` sets the number of iterations (default 150;
 //! RELIABILITY.md lists the long runs), `VESSEL_POWER_SEED` the first seed,
 //! `VESSEL_POWER_CUT` a fixed cut point (to replay a failure).
+
+mod guests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -378,6 +384,25 @@ struct Iteration {
     calls: u64,
 }
 
+/// Opens, after the cut, one state a disk could have kept (picked by
+/// `seed`), in a fresh directory that lives as long as the returned one.
+fn reboot(
+    io: &StorageIo,
+    seed: u64,
+) -> Result<(tempfile::TempDir, EmbeddedStore, PowerReport), String> {
+    let dir = scratch();
+    let rebooted: PathBuf = dir.path().join("data");
+    let report = io
+        .materialise(&rebooted, seed.rotate_left(17))
+        .map_err(|e| format!("materialise: {e}"))?;
+    if !report.gaps.is_empty() {
+        return Err(format!("the power model lost track: {:?}", report.gaps));
+    }
+    let store = EmbeddedStore::open(&rebooted, EmbeddedOptions::default())
+        .map_err(|e| format!("the store does not open after the cut: {e}"))?;
+    Ok((dir, store, report))
+}
+
 /// One iteration: workload, cut, reboot, check. `Err` describes a loss.
 fn iteration(
     seed: u64,
@@ -411,16 +436,7 @@ fn iteration(
         Err(_) => (Model::default(), Some(Model::default()), 0, 0),
     };
     let calls = io.calls();
-    let reboot = scratch();
-    let rebooted: PathBuf = reboot.path().join("data");
-    let report = io
-        .materialise(&rebooted, seed.rotate_left(17))
-        .map_err(|e| format!("materialise: {e}"))?;
-    if !report.gaps.is_empty() {
-        return Err(format!("the power model lost track: {:?}", report.gaps));
-    }
-    let store = EmbeddedStore::open(&rebooted, EmbeddedOptions::default())
-        .map_err(|e| format!("the store does not open after the cut: {e}"))?;
+    let (_rebooted, store, report) = reboot(&io, seed)?;
     let names = vec!["v".to_string(), "w".to_string()];
     let got = observe(&store, &names)?;
     let mut partial = false;

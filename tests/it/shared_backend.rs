@@ -557,3 +557,55 @@ fn the_backend_comes_from_flags_env_or_the_config_file() {
         .run(&["dict", "list"])
         .fails(2, &["config.toml", "metadta"]);
 }
+
+/// Issue #17, point 8, on the shared backend: a commit is one transaction
+/// whose blobs are uploaded first, and it becomes visible to other hosts at
+/// COMMIT, so it must not be visible before PostgreSQL has flushed it. A
+/// server (or role, or database) configured with `synchronous_commit = off`
+/// would show, and acknowledge, commits a crash can take back: vessel's
+/// sessions run with it on, unless the URL's `options` say otherwise.
+#[test]
+fn sessions_flush_commits_before_they_are_visible_whatever_the_server_default() {
+    let s = shared();
+    let (url, blobs) = s.fresh();
+    // A role whose sessions default to asynchronous commits, as a server
+    // tuned for speed would be.
+    let role = format!("vessel_async_{}", std::process::id());
+    s.pg.sql(&format!(
+        "DO $$ BEGIN CREATE ROLE {role} LOGIN SUPERUSER; EXCEPTION WHEN duplicate_object THEN \
+         NULL; END $$; ALTER ROLE {role} SET synchronous_commit = off"
+    ));
+    let as_role = url.replacen("postgres://vessel@", &format!("postgres://{role}@"), 1);
+    assert_ne!(as_role, url);
+    let cache = tempfile::tempdir().unwrap();
+    let store = RemoteStore::open(RemoteOptions::new(
+        &as_role,
+        &blobs,
+        cache.path().join("c1"),
+    ))
+    .unwrap();
+    assert_eq!(store.session_setting("synchronous_commit").unwrap(), "on");
+    // It works as before: a volume and a commit through those sessions.
+    store.create_with("v", Some(1 << 20)).unwrap();
+    let node = file_node(&store, b"flushed before seen").unwrap();
+    store
+        .commit(
+            "v",
+            &[Change::Put {
+                path: "f".into(),
+                node,
+            }],
+        )
+        .unwrap();
+    assert_eq!(store.info("v").unwrap().version, 1);
+    // The role's default is really off (so the assertion above is the
+    // override's doing), and an explicit choice in the URL wins.
+    let explicit = format!("{as_role}%20-csynchronous_commit%3Doff");
+    let chosen = RemoteStore::open(RemoteOptions::new(
+        &explicit,
+        &blobs,
+        cache.path().join("c2"),
+    ))
+    .unwrap();
+    assert_eq!(chosen.session_setting("synchronous_commit").unwrap(), "off");
+}

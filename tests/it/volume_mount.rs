@@ -13,15 +13,17 @@ use wasmtime::component::{Component, Instance, Linker};
 
 use vessel_tests::guest;
 
-struct Env {
+/// The volprobe component in containers of one store (also used by the
+/// power-loss tests, with the store somewhere of their choosing).
+pub(crate) struct Env {
     dir: tempfile::TempDir,
-    service: Service,
+    pub(crate) service: Service,
     engine: VesselEngine,
     linker: Linker<HostState>,
     component: Component,
 }
 
-struct Live {
+pub(crate) struct Live {
     c: Container,
     inst: Instance,
     env_engine: VesselEngine,
@@ -37,22 +39,32 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let service = Service::open_embedded(dir.path(), options).unwrap();
         let engine = VesselEngine::new(EngineConfig::default()).unwrap();
-        let linker = linker(&engine).unwrap();
+        Env::with_service(dir, service, &engine)
+    }
+
+    /// Containers of `service` working in `dir`, on `engine` (an engine
+    /// loads a component once, so tests that start many stores share one).
+    pub(crate) fn with_service(
+        dir: tempfile::TempDir,
+        service: Service,
+        engine: &VesselEngine,
+    ) -> Env {
+        let linker = linker(engine).unwrap();
         let component = engine.load(&guest("volprobe")).unwrap().0;
         Env {
             dir,
             service,
-            engine,
+            engine: engine.clone(),
             linker,
             component,
         }
     }
 
-    fn volumes(&self) -> &std::sync::Arc<dyn vessel_host::storage::volume::VolumeStore> {
+    pub(crate) fn volumes(&self) -> &std::sync::Arc<dyn vessel_host::storage::volume::VolumeStore> {
         self.service.stores.volumes.as_ref().unwrap()
     }
 
-    fn config(&self, mounts: &[(&str, &str)]) -> ContainerConfig {
+    pub(crate) fn config(&self, mounts: &[(&str, &str)]) -> ContainerConfig {
         ContainerConfig {
             stores: self.service.stores.clone(),
             work_dir: Some(self.dir.path().join("containers")),
@@ -69,7 +81,7 @@ impl Env {
         }
     }
 
-    async fn start(&self, config: ContainerConfig) -> Live {
+    pub(crate) async fn start(&self, config: ContainerConfig) -> Live {
         let mut c = Container::new(&self.engine, &config).unwrap();
         let inst = c.instantiate(&self.linker, &self.component).await.unwrap();
         Live {
@@ -86,7 +98,7 @@ impl Live {
         find_export(&self.env_engine, &self.component, "volprobe", name).unwrap()
     }
 
-    async fn try_call(&mut self, name: &str, args: Value) -> Result<Value, String> {
+    pub(crate) async fn try_call(&mut self, name: &str, args: Value) -> Result<Value, String> {
         let export = self.export(name);
         let params = build_params(
             &export,
@@ -108,7 +120,7 @@ impl Live {
         Ok(r.as_ref().map(to_json).unwrap_or(Value::Null))
     }
 
-    async fn call(&mut self, name: &str, args: Value) -> Value {
+    pub(crate) async fn call(&mut self, name: &str, args: Value) -> Value {
         self.try_call(name, args).await.unwrap()
     }
 }

@@ -10,6 +10,7 @@
 pub mod dict;
 pub mod forward;
 pub mod serve;
+pub mod size;
 pub mod volume;
 
 use std::path::{Path, PathBuf};

@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::size::parse_size;
 use super::{Backend, Failure, Home};
 use crate::server::client::{Body, enc, enc_path};
 use crate::service::volume::{
@@ -20,7 +21,7 @@ use crate::service::volume::{
     local_tree_size,
 };
 use crate::storage::volume::normalize_path;
-use crate::storage::volume::{CommitInfo, GcReport};
+use crate::storage::volume::{CommitInfo, GcReport, MAX_QUOTA};
 
 /// Transfers smaller than this get no progress bar (they are over before
 /// one would be readable).
@@ -35,7 +36,30 @@ pub struct VolumeCmd {
 #[derive(Debug, Subcommand)]
 pub enum VolumeSub {
     /// Create a named, persistent volume.
-    Create { name: String },
+    Create {
+        name: String,
+        /// A byte quota: the most the volume's files may hold, counting
+        /// each file whole (files sharing contents count each). Bytes, or
+        /// a size such as 512MiB or 10GiB. Default: none.
+        #[arg(long, value_name = "SIZE", value_parser = quota_size)]
+        max_bytes: Option<u64>,
+    },
+    /// Show a volume's size and byte quota, or change the quota.
+    #[command(after_help = QUOTA_HELP)]
+    Quota {
+        name: String,
+        /// Set the quota (bytes, or a size such as 10GiB). A quota below
+        /// what the volume holds is allowed: then only changes that shrink
+        /// it land until it is under.
+        #[arg(long, value_name = "SIZE", value_parser = quota_size, conflicts_with = "unlimited")]
+        max_bytes: Option<u64>,
+        /// Remove the quota.
+        #[arg(long)]
+        unlimited: bool,
+        /// Print JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the volumes.
     List {
         /// Print JSON instead of a table.
@@ -137,6 +161,27 @@ Examples:
   vessel volume gc --min-age 0     # everything unreferenced, now
   vessel volume gc --json";
 
+const QUOTA_HELP: &str = "\
+A commit or upload that would take the volume's files over the quota fails
+whole and changes nothing (`no-space` in a guest, HTTP 507).
+
+Examples:
+  vessel volume create my-vol --max-bytes 10GiB
+  vessel volume quota my-vol                      # size and quota
+  vessel volume quota my-vol --max-bytes 20GiB
+  vessel volume quota my-vol --unlimited";
+
+/// `--max-bytes`: a size (see [`parse_size`]) the stores can hold.
+fn quota_size(text: &str) -> Result<u64, String> {
+    let n = parse_size(text)?;
+    if n > MAX_QUOTA {
+        return Err(format!(
+            "{n} bytes is over the largest quota, {MAX_QUOTA} bytes"
+        ));
+    }
+    Ok(n)
+}
+
 const PUT_HELP: &str = "\
 Examples:
   vessel volume put my-vol model.bin               # -> /model.bin
@@ -183,7 +228,8 @@ fn run_blocking(data_dir: &Home, cmd: VolumeSub) -> Result<u8, Failure> {
             check_name(old)?;
             check_name(new)?;
         }
-        VolumeSub::Create { name }
+        VolumeSub::Create { name, .. }
+        | VolumeSub::Quota { name, .. }
         | VolumeSub::Ls { name, .. }
         | VolumeSub::Put { name, .. }
         | VolumeSub::Get { name, .. }
@@ -192,9 +238,41 @@ fn run_blocking(data_dir: &Home, cmd: VolumeSub) -> Result<u8, Failure> {
         | VolumeSub::Delete { name, .. } => check_name(name)?,
     }
     match cmd {
-        VolumeSub::Create { name } => {
-            open(data_dir)?.volume_create(&name)?;
-            println!("Created volume `{name}`.");
+        VolumeSub::Create { name, max_bytes } => {
+            open(data_dir)?.volume_create(&name, max_bytes)?;
+            match max_bytes {
+                Some(q) => println!(
+                    "Created volume `{name}` with a quota of {} ({q} bytes).",
+                    HumanBytes(q)
+                ),
+                None => println!("Created volume `{name}`."),
+            }
+        }
+        VolumeSub::Quota {
+            name,
+            max_bytes,
+            unlimited,
+            json,
+        } => {
+            let svc = open(data_dir)?;
+            let info = match (max_bytes, unlimited) {
+                (Some(q), _) => svc.volume_set_quota(&name, Some(q))?,
+                (None, true) => svc.volume_set_quota(&name, None)?,
+                (None, false) => svc.volume_info(&name)?,
+            };
+            if json {
+                return print_json(&info).map(|()| 0);
+            }
+            let quota = match info.max_bytes {
+                Some(q) => format!("a quota of {} ({q} bytes)", HumanBytes(q)),
+                None => "no quota".to_owned(),
+            };
+            println!(
+                "Volume `{name}` holds {} ({} bytes) in {} inodes, with {quota}.",
+                HumanBytes(info.bytes),
+                info.bytes,
+                info.inodes
+            );
         }
         VolumeSub::List { json } => list(&open(data_dir)?, json)?,
         VolumeSub::Ls {
@@ -306,16 +384,18 @@ fn list(svc: &Backend, json: bool) -> Result<(), Failure> {
     }
     let width = vols.iter().map(|v| v.name.len()).max().unwrap_or(4).max(4);
     println!(
-        "{:<width$}  {:>8}  {:>8}  {:>10}  CREATED (UTC)",
-        "NAME", "VERSION", "INODES", "SIZE"
+        "{:<width$}  {:>8}  {:>8}  {:>10}  {:>10}  CREATED (UTC)",
+        "NAME", "VERSION", "INODES", "SIZE", "QUOTA"
     );
     for v in vols {
         println!(
-            "{:<width$}  {:>8}  {:>8}  {:>10}  {}",
+            "{:<width$}  {:>8}  {:>8}  {:>10}  {:>10}  {}",
             v.name,
             v.version,
             v.inodes,
             HumanBytes(v.bytes).to_string(),
+            v.max_bytes
+                .map_or_else(|| "-".to_owned(), |q| HumanBytes(q).to_string()),
             utc(v.created_ms)
         );
     }
@@ -524,17 +604,44 @@ fn utc(ms: u64) -> String {
 /// The volume operations of [`Backend`]: the service's methods, direct or
 /// over the owner's socket.
 impl Backend {
-    fn volume_create(&self, name: &str) -> Result<(), Failure> {
+    fn volume_create(&self, name: &str, max_bytes: Option<u64>) -> Result<(), Failure> {
         match self {
-            Backend::Direct(s) => Ok(s.volume_create(name)?),
+            Backend::Direct(s) => Ok(s.volume_create_with(name, max_bytes)?),
             Backend::Owner(c) => {
+                let q = max_bytes.map_or(String::new(), |n| format!("?max_bytes={n}"));
                 c.request(
                     "POST",
-                    &format!("/v1/volumes/{}", enc(name)),
+                    &format!("/v1/volumes/{}{q}", enc(name)),
                     &[],
                     Body::Empty,
                 )?;
                 Ok(())
+            }
+        }
+    }
+
+    fn volume_info(&self, name: &str) -> Result<VolumeSummary, Failure> {
+        match self {
+            Backend::Direct(s) => Ok(s.volume_info(name)?),
+            Backend::Owner(c) => {
+                Ok(c.json("GET", &format!("/v1/volumes/{}", enc(name)), Body::Empty)?)
+            }
+        }
+    }
+
+    fn volume_set_quota(
+        &self,
+        name: &str,
+        max_bytes: Option<u64>,
+    ) -> Result<VolumeSummary, Failure> {
+        match self {
+            Backend::Direct(s) => Ok(s.volume_set_quota(name, max_bytes)?),
+            Backend::Owner(c) => {
+                let path = format!("/v1/volumes/{}/quota", enc(name));
+                Ok(match max_bytes {
+                    Some(n) => c.json("PUT", &format!("{path}?max_bytes={n}"), Body::Empty)?,
+                    None => c.json("DELETE", &path, Body::Empty)?,
+                })
             }
         }
     }

@@ -155,10 +155,14 @@ impl OwnerClient {
             }
         }
         stream.write_all(head.as_bytes()).map_err(|e| self.io(e))?;
+        // The server may answer before it has read the whole body (an
+        // upload past a volume's quota, a body over a limit) and close the
+        // connection: then the answer, not the broken pipe, is the outcome.
+        let mut unsent = None;
         match body {
             Body::Empty => {}
-            Body::Bytes(b) => stream.write_all(b).map_err(|e| self.io(e))?,
-            Body::Stream(r) => write_chunked(r, &mut stream).map_err(|e| self.io(e))?,
+            Body::Bytes(b) => unsent = stream.write_all(b).err(),
+            Body::Stream(r) => unsent = write_chunked(r, &mut stream).err(),
             Body::Duplex(mut r) => {
                 let Some(mut w) = duplex_writer else {
                     return Err(self.io("a streamed request body needs the owner's socket"));
@@ -171,10 +175,17 @@ impl OwnerClient {
                 });
             }
         }
-        stream.flush().map_err(|e| self.io(e))?;
+        if unsent.is_none() {
+            unsent = stream.flush().err();
+        }
         let mut reader = BufReader::new(stream);
         let mut line = String::new();
-        reader.read_line(&mut line).map_err(|e| self.io(e))?;
+        match (reader.read_line(&mut line), unsent) {
+            (Ok(n), _) if n > 0 => {}
+            (_, Some(e)) => return Err(self.io(e)),
+            (Err(e), None) => return Err(self.io(e)),
+            (Ok(_), None) => {}
+        }
         let status: u16 = line
             .split_whitespace()
             .nth(1)

@@ -20,7 +20,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
@@ -208,9 +208,11 @@ impl From<VolumeOpError> for ApiError {
             | VolumeOpError::FileExists { .. }
             | VolumeOpError::IsADirectory { .. }
             | VolumeOpError::NotADirectory { .. } => (StatusCode::CONFLICT, "already_exists"),
-            VolumeOpError::Store(VolumeError::NoSpace { .. } | VolumeError::DiskFull(_)) => {
-                (StatusCode::INSUFFICIENT_STORAGE, "no_space")
-            }
+            VolumeOpError::Store(
+                VolumeError::NoSpace { .. }
+                | VolumeError::OverQuota { .. }
+                | VolumeError::DiskFull(_),
+            ) => (StatusCode::INSUFFICIENT_STORAGE, "no_space"),
             VolumeOpError::Store(VolumeError::Unavailable(_)) | VolumeOpError::NoBackend => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
@@ -407,7 +409,11 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/volumes", get(volume_list))
         .route(
             "/v1/volumes/{name}",
-            post(volume_create).delete(volume_delete),
+            get(volume_info).post(volume_create).delete(volume_delete),
+        )
+        .route(
+            "/v1/volumes/{name}/quota",
+            put(volume_set_quota).delete(volume_drop_quota),
         )
         .route("/v1/volumes/{name}/ls", get(volume_ls))
         .route("/v1/volumes/{name}/cp", post(volume_cp))
@@ -486,20 +492,89 @@ pub(crate) async fn volume_list(
     Ok(axum::Json(visible(&c, Kind::Volume, all, |v| &v.name)).into_response())
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct QuotaQuery {
+    /// The volume's byte quota: the most its files may hold, each file
+    /// counted whole. Commits and uploads past it fail with 507. At most
+    /// 2^63 - 1.
+    max_bytes: Option<u64>,
+}
+
 #[utoipa::path(post, path = "/v1/volumes/{name}", tag = "volumes",
-    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"), QuotaQuery),
     responses((status = 201, description = "Created", body = Named),
         (status = 409, description = "It exists", body = ErrorBody)))]
 pub(crate) async fn volume_create(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
     ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<QuotaQuery>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Write)?;
     let svc = s.service.clone();
     let n = name.clone();
-    blocking(move || Ok(svc.volume_create(&n)?)).await?;
+    blocking(move || Ok(svc.volume_create_with(&n, q.max_bytes)?)).await?;
     Ok((StatusCode::CREATED, axum::Json(Named { name })).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/volumes/{name}", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    responses((status = 200, description = "The volume: version, size, quota", body = VolumeSummary)))]
+pub(crate) async fn volume_info(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Read)?;
+    let svc = s.service.clone();
+    let info = blocking(move || Ok(svc.volume_info(&name)?)).await?;
+    Ok(axum::Json(info).into_response())
+}
+
+#[utoipa::path(put, path = "/v1/volumes/{name}/quota", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"), QuotaQuery),
+    responses((status = 200, description = "The volume with its new quota (below its size is allowed: then only changes that shrink it land)", body = VolumeSummary),
+        (status = 400, description = "No or a bad `max_bytes`", body = ErrorBody)))]
+pub(crate) async fn volume_set_quota(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<QuotaQuery>,
+) -> ApiResult<Response> {
+    let Some(max) = q.max_bytes else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            "`max_bytes` is required (DELETE the quota to remove it)",
+        ));
+    };
+    quota_to(&s, &c, name, Some(max)).await
+}
+
+#[utoipa::path(delete, path = "/v1/volumes/{name}/quota", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    responses((status = 200, description = "The volume, without a quota", body = VolumeSummary)))]
+pub(crate) async fn volume_drop_quota(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Response> {
+    quota_to(&s, &c, name, None).await
+}
+
+/// Sets (or removes) volume `name`'s quota for a caller with write scope;
+/// answers with the volume.
+async fn quota_to(
+    s: &ServerState,
+    c: &Caller,
+    name: String,
+    max_bytes: Option<u64>,
+) -> ApiResult<Response> {
+    require(c, Kind::Volume, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    let info = blocking(move || Ok(svc.volume_set_quota(&name, max_bytes)?)).await?;
+    Ok(axum::Json(info).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -697,7 +772,7 @@ pub(crate) struct PutQuery {
     responses((status = 201, description = "Written and committed", body = Versioned),
         (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 409, description = "The path exists (use force) or is a directory", body = ErrorBody),
-        (status = 507, description = "The volume's inode limit", body = ErrorBody)))]
+        (status = 507, description = "The volume's inode limit or byte quota", body = ErrorBody)))]
 pub(crate) async fn volume_put(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,

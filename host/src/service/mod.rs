@@ -5,6 +5,7 @@
 //! both paths run the same code.
 
 pub mod dict;
+mod quota;
 pub mod volume;
 
 use crate::storage::Stores;

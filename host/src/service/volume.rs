@@ -18,6 +18,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Service;
+use super::quota::UploadQuota;
 use crate::storage::blobs::BlobId;
 use crate::storage::volume::{
     Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, VolumeError, VolumeInfo, VolumeStore,
@@ -82,8 +83,11 @@ impl VolumeOpError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            VolumeOpError::Store(VolumeError::InvalidName { .. } | VolumeError::InvalidPath { .. })
-                | VolumeOpError::LocalMissing { .. }
+            VolumeOpError::Store(
+                VolumeError::InvalidName { .. }
+                    | VolumeError::InvalidPath { .. }
+                    | VolumeError::InvalidQuota { .. }
+            ) | VolumeOpError::LocalMissing { .. }
                 | VolumeOpError::NeedsRecursive { .. }
                 | VolumeOpError::Duplicate { .. }
                 | VolumeOpError::Invalid(_)
@@ -108,6 +112,10 @@ pub struct VolumeSummary {
     pub inodes: u64,
     /// Bytes of all files.
     pub bytes: u64,
+    /// The byte quota: most `bytes` a commit or upload may take the volume
+    /// to; `null`: none.
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
 }
 
 impl From<VolumeInfo> for VolumeSummary {
@@ -118,6 +126,7 @@ impl From<VolumeInfo> for VolumeSummary {
             created_ms: i.created_ms,
             inodes: i.inodes,
             bytes: i.bytes,
+            max_bytes: i.max_bytes,
         }
     }
 }
@@ -230,13 +239,34 @@ impl Service {
         self.stores.volumes.as_ref().ok_or(VolumeOpError::NoBackend)
     }
 
-    /// Creates volume `name`; an error if it exists.
+    /// Creates volume `name` without a byte quota; an error if it exists.
     pub fn volume_create(&self, name: &str) -> Result<(), VolumeOpError> {
-        if self.volume_store()?.create(name)? {
+        self.volume_create_with(name, None)
+    }
+
+    /// Creates volume `name` with byte quota `max_bytes` (see
+    /// [`VolumeSummary::max_bytes`]); an error if it exists.
+    pub fn volume_create_with(
+        &self,
+        name: &str,
+        max_bytes: Option<u64>,
+    ) -> Result<(), VolumeOpError> {
+        if self.volume_store()?.create_with(name, max_bytes)? {
             Ok(())
         } else {
             Err(VolumeError::AlreadyExists(name.to_owned()).into())
         }
+    }
+
+    /// Sets the byte quota of volume `name` (`None`: removes it). A quota
+    /// below what the volume holds is allowed; until the volume is under
+    /// it again, only commits that do not grow it land.
+    pub fn volume_set_quota(
+        &self,
+        name: &str,
+        max_bytes: Option<u64>,
+    ) -> Result<VolumeSummary, VolumeOpError> {
+        Ok(self.volume_store()?.set_max_bytes(name, max_bytes)?.into())
     }
 
     /// Deletes volume `name` and everything in it. (Its blobs become garbage
@@ -336,13 +366,14 @@ impl Service {
     /// one version.
     pub fn volume_batch(&self, name: &str, force: bool) -> Result<VolumeBatch, VolumeOpError> {
         let store = self.volume_store()?.clone();
-        store.info(name)?;
+        let info = store.info(name)?;
         Ok(VolumeBatch {
             store,
             volume: name.to_owned(),
             force,
             planned: BTreeMap::new(),
             progress: None,
+            quota: UploadQuota::new(name, info.max_bytes),
         })
     }
 
@@ -700,6 +731,8 @@ pub struct VolumeBatch {
     /// Remote path → node, sorted so parents come first.
     planned: BTreeMap<String, Node>,
     progress: Option<Progress>,
+    /// Stops an upload that cannot fit (the commit checks exactly).
+    quota: UploadQuota,
 }
 
 impl std::fmt::Debug for VolumeBatch {
@@ -762,11 +795,8 @@ impl VolumeBatch {
                 local.display()
             )));
         }
-        let f = File::open(local).map_err(local_io(local))?;
-        let (blob, size) = self.store.put_blob_reader(&mut Counting {
-            inner: f,
-            progress: self.progress.as_ref(),
-        })?;
+        let mut f = File::open(local).map_err(local_io(local))?;
+        let (blob, size) = self.stream(&mut f)?;
         self.plan(
             remote,
             Node {
@@ -788,10 +818,7 @@ impl VolumeBatch {
         remote: &str,
     ) -> Result<&mut Self, VolumeOpError> {
         let remote = normalize_path(remote)?;
-        let (blob, size) = self.store.put_blob_reader(&mut Counting {
-            inner: reader,
-            progress: self.progress.as_ref(),
-        })?;
+        let (blob, size) = self.stream(reader)?;
         self.plan(
             remote,
             Node {
@@ -804,6 +831,20 @@ impl VolumeBatch {
             },
         )?;
         Ok(self)
+    }
+
+    /// Stores what `reader` yields as a blob, reporting progress, and
+    /// stops with `OverQuota` once the batch's files could no longer fit
+    /// under the volume's quota.
+    fn stream(&mut self, reader: &mut dyn Read) -> Result<(BlobId, u64), VolumeOpError> {
+        let mut counting = Counting {
+            inner: reader,
+            progress: self.progress.as_ref(),
+        };
+        let stored = self
+            .quota
+            .stream(&mut counting, |r| self.store.put_blob_reader(r))?;
+        Ok(stored)
     }
 
     /// Uploads `bytes` to file `remote`.

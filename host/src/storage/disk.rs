@@ -245,6 +245,11 @@ struct Hooks {
     state: Mutex<HookState>,
 }
 
+/// A test's callback, run before every call of a hooked [`StorageIo`]
+/// (outside its lock), so a test can act at an exact point of an
+/// operation: read from another thread while a commit's fsync is pending.
+pub type CallHook = Arc<dyn Fn(OpKind, &Path) + Send + Sync>;
+
 #[derive(Default)]
 struct HookState {
     /// Every call, from the start (the store's own start-up included).
@@ -257,6 +262,7 @@ struct HookState {
     /// How many calls an injected fault failed.
     fired: u64,
     sim: Option<power::Sim>,
+    hook: Option<CallHook>,
 }
 
 impl Hooks {
@@ -269,6 +275,10 @@ impl Hooks {
     /// Counts a call and decides whether it may run: an injected fault or
     /// a simulated power cut fails it.
     fn before(&self, kind: OpKind, path: &Path) -> io::Result<()> {
+        let hook = self.lock().hook.clone();
+        if let Some(hook) = hook {
+            hook(kind, path);
+        }
         let mut st = self.lock();
         st.calls += 1;
         if let Some(sim) = &mut st.sim
@@ -375,6 +385,14 @@ impl StorageIo {
     pub fn set_faults(&self, plan: FaultPlan) {
         if let Some(h) = &self.hooks {
             h.lock().faults = plan.faults;
+        }
+    }
+
+    /// Runs `hook` before every later call (`None` removes it; a no-op on
+    /// the plain implementation).
+    pub fn set_call_hook(&self, hook: Option<CallHook>) {
+        if let Some(h) = &self.hooks {
+            h.lock().hook = hook;
         }
     }
 

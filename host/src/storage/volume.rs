@@ -13,6 +13,14 @@
 //! - A commit costs O(changes), not O(volume).
 //! - The inode limit (files + directories + symlinks) is checked by the
 //!   commit that would cross it, which then fails whole with `NoSpace`.
+//! - A volume may have a byte quota ([`VolumeInfo::max_bytes`]): the sum of
+//!   the sizes of the head's files, each file counted whole even when its
+//!   contents are shared with another file (deduplication saves disk, not
+//!   quota). A commit that would take the sum over it fails whole with
+//!   `OverQuota`. As for inodes, a commit that does not grow the sum is
+//!   allowed over a (lowered) quota, so a full volume can be cleaned up.
+//! - A commit is visible to readers only once it is durable, and one that
+//!   failed to become durable is never visible.
 //!
 //! Paths are relative, `/`-separated, without `.`/`..`/empty components and
 //! without a leading `/`; `""` is the root. Use [`normalize_path`].
@@ -83,7 +91,12 @@ pub struct VolumeInfo {
     pub created_ms: u64,
     pub inodes: u64,
     pub bytes: u64,
+    /// The byte quota (see the module docs); `None`: none.
+    pub max_bytes: Option<u64>,
 }
+
+/// The largest byte quota: what the shared backend's `bigint` holds.
+pub const MAX_QUOTA: u64 = i64::MAX as u64;
 
 /// Domain failures of a volume store.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +113,22 @@ pub enum VolumeError {
     NoSuchPath { volume: String, path: String },
     #[error("volume `{volume}` would exceed its limit of {limit} inodes")]
     NoSpace { volume: String, limit: u64 },
+    /// A commit or upload would take the volume's files over its byte
+    /// quota. `would_be` is the size the volume would reach; `at_least`:
+    /// an upload was stopped once it passed the quota, so the size is a
+    /// lower bound.
+    #[error(
+        "volume `{volume}` would reach {}{would_be} bytes, over its quota of {max_bytes} bytes",
+        if *at_least { "at least " } else { "" }
+    )]
+    OverQuota {
+        volume: String,
+        max_bytes: u64,
+        would_be: u64,
+        at_least: bool,
+    },
+    #[error("invalid byte quota {max_bytes}: at most {MAX_QUOTA} bytes")]
+    InvalidQuota { max_bytes: u64 },
     /// The disk holding the store is full (ENOSPC).
     #[error("out of disk space: {0}")]
     DiskFull(String),
@@ -179,8 +208,17 @@ pub trait VolumeStore: Send + Sync + std::fmt::Debug {
     /// different ones. In-process bookkeeping keyed by store (the live
     /// mounts) uses it.
     fn location(&self) -> String;
-    /// Creates `name`; false if it existed already.
-    fn create(&self, name: &str) -> Result<bool, VolumeError>;
+    /// Creates `name` without a byte quota; false if it existed already.
+    fn create(&self, name: &str) -> Result<bool, VolumeError> {
+        self.create_with(name, None)
+    }
+    /// Creates `name` with byte quota `max_bytes` (at most [`MAX_QUOTA`]);
+    /// false if it existed already (its quota is then left as it is).
+    fn create_with(&self, name: &str, max_bytes: Option<u64>) -> Result<bool, VolumeError>;
+    /// Sets (or with `None` removes) the byte quota of `name`. A quota
+    /// below what the volume holds is allowed: commits that grow it fail
+    /// until it is under again. Returns the volume as it is now.
+    fn set_max_bytes(&self, name: &str, max_bytes: Option<u64>) -> Result<VolumeInfo, VolumeError>;
     fn delete(&self, name: &str) -> Result<(), VolumeError>;
     fn rename(&self, old: &str, new: &str) -> Result<(), VolumeError>;
     fn list(&self) -> Result<Vec<VolumeInfo>, VolumeError>;
@@ -228,6 +266,33 @@ pub trait VolumeStore: Send + Sync + std::fmt::Debug {
     /// Removes blobs no volume references, except young and pinned ones
     /// (see [`GcOptions`]), and what a crash left of deleted volumes.
     fn gc(&self, options: &GcOptions<'_>) -> Result<GcReport, VolumeError>;
+}
+
+/// Refuses a byte quota the stores cannot hold.
+pub fn check_max_bytes(max_bytes: Option<u64>) -> Result<(), VolumeError> {
+    match max_bytes {
+        Some(n) if n > MAX_QUOTA => Err(VolumeError::InvalidQuota { max_bytes: n }),
+        _ => Ok(()),
+    }
+}
+
+/// The quota rule of a commit, as every backend applies it: `OverQuota`
+/// when the planned bytes pass the quota and grow the volume.
+pub fn check_quota(
+    volume: &str,
+    max_bytes: Option<u64>,
+    before: u64,
+    after: u64,
+) -> Result<(), VolumeError> {
+    match max_bytes {
+        Some(max) if after > max && after > before => Err(VolumeError::OverQuota {
+            volume: volume.to_owned(),
+            max_bytes: max,
+            would_be: after,
+            at_least: false,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Checks and normalises a volume path: strips leading and trailing `/`,

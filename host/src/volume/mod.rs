@@ -185,10 +185,12 @@ impl From<VolumeError> for StorageError {
         StorageError::Guest(match e {
             VolumeError::NotFound(_) | VolumeError::NoSuchPath { .. } => WitError::NotFound(msg),
             VolumeError::AlreadyExists(_) => WitError::AlreadyExists(msg),
-            VolumeError::InvalidName { .. } | VolumeError::InvalidPath { .. } => {
-                WitError::InvalidArgument(msg)
-            }
-            VolumeError::NoSpace { .. } | VolumeError::DiskFull(_) => WitError::NoSpace(msg),
+            VolumeError::InvalidName { .. }
+            | VolumeError::InvalidPath { .. }
+            | VolumeError::InvalidQuota { .. } => WitError::InvalidArgument(msg),
+            VolumeError::NoSpace { .. }
+            | VolumeError::OverQuota { .. }
+            | VolumeError::DiskFull(_) => WitError::NoSpace(msg),
             VolumeError::Unavailable(_) => WitError::Unavailable(msg),
             VolumeError::Blob(_) | VolumeError::Corrupt(_) | VolumeError::Io(_) => {
                 WitError::Io(msg)

@@ -334,6 +334,112 @@ fn inode_limit_fails_the_crossing_commit_whole(make: &Make) {
     assert_counts(s, "v");
 }
 
+fn over_quota(r: Result<vessel_host::storage::volume::CommitInfo, VolumeError>) -> (u64, u64) {
+    match r {
+        Err(VolumeError::OverQuota {
+            volume,
+            max_bytes,
+            would_be,
+            at_least,
+        }) => {
+            assert_eq!(volume, "q");
+            assert!(!at_least, "a commit knows the size it would reach");
+            (max_bytes, would_be)
+        }
+        other => panic!("expected OverQuota, got {other:?}"),
+    }
+}
+
+/// Issue #17, point 3: an optional byte quota per volume, the bytes of the
+/// head's files (each file whole: contents shared by two files count
+/// twice), checked by the commit that would cross it, which then fails
+/// whole. It can be read back, changed (also below the volume's size:
+/// then only shrinking commits land) and removed, and it survives a
+/// restart.
+fn byte_quota_fails_the_crossing_commit_whole(make: &Make) {
+    let b = make(Setup::default());
+    {
+        let s = &*b.volumes;
+        assert!(s.create_with("q", Some(10)).unwrap());
+        assert!(!s.create_with("q", Some(99)).unwrap(), "exists");
+        assert!(s.create("free").unwrap());
+        assert_eq!(s.info("q").unwrap().max_bytes, Some(10), "unchanged");
+        let listed: Vec<(String, Option<u64>)> = s
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.name, i.max_bytes))
+            .collect();
+        assert!(listed.contains(&("q".into(), Some(10))), "{listed:?}");
+        assert!(listed.contains(&("free".into(), None)), "{listed:?}");
+
+        s.commit("q", &[put("a", file(s, b"123456"))]).unwrap();
+        let before = s.snapshot("q").unwrap();
+        // 6 + 6 > 10: nothing of the commit lands, not even its directory.
+        let r = s.commit("q", &[put("d", dir_node()), put("d/b", file(s, b"abcdef"))]);
+        assert_eq!(over_quota(r), (10, 12));
+        assert_eq!(s.snapshot("q").unwrap(), before, "nothing of it is visible");
+        assert_eq!(s.info("q").unwrap().bytes, 6);
+        // A replaced file counts by its new size: up to exactly the quota.
+        s.commit("q", &[put("a", file(s, b"0123456789"))]).unwrap();
+        assert_eq!(s.info("q").unwrap().bytes, 10);
+        // Directories, symlinks and empty files take no bytes.
+        let empty = Node {
+            blob: None,
+            size: 0,
+            ..file(s, b"")
+        };
+        s.commit("q", &[put("e", dir_node()), put("e/empty", empty)])
+            .unwrap();
+        // Deduplication saves disk, not quota: the same contents at a
+        // second path count again.
+        let same = file(s, b"0123456789");
+        assert_eq!(over_quota(s.commit("q", &[put("copy", same)])), (10, 20));
+
+        // Lowered below the size: allowed; a commit that shrinks the
+        // volume lands though still over, one that grows it does not.
+        let info = s.set_max_bytes("q", Some(4)).unwrap();
+        assert_eq!((info.max_bytes, info.bytes), (Some(4), 10));
+        s.commit("q", &[put("a", file(s, b"12345"))]).unwrap();
+        assert_eq!(
+            over_quota(s.commit("q", &[put("a", file(s, b"123456"))])),
+            (4, 6)
+        );
+        s.commit("q", &[rm("a")]).unwrap();
+        assert_eq!(s.info("q").unwrap().bytes, 0);
+        s.commit("q", &[put("a", file(s, b"1234"))]).unwrap();
+        // Removed: anything goes; the other volume never had one.
+        assert_eq!(s.set_max_bytes("q", None).unwrap().max_bytes, None);
+        s.commit("q", &[put("big", file(s, &[7u8; 1000]))]).unwrap();
+        s.commit("free", &[put("big", file(s, &[7u8; 1000]))])
+            .unwrap();
+        s.set_max_bytes("q", Some(2000)).unwrap();
+        assert_counts(s, "q");
+
+        // Bad input.
+        assert!(matches!(
+            s.create_with("huge", Some(u64::MAX)),
+            Err(VolumeError::InvalidQuota { .. })
+        ));
+        assert!(matches!(
+            s.set_max_bytes("q", Some(u64::MAX)),
+            Err(VolumeError::InvalidQuota { .. })
+        ));
+        assert!(matches!(
+            s.set_max_bytes("nope", Some(1)),
+            Err(VolumeError::NotFound(_))
+        ));
+        assert_eq!(s.info("q").unwrap().max_bytes, Some(2000));
+    }
+    let b = b.reopen();
+    let s = &*b.volumes;
+    let info = s.info("q").unwrap();
+    assert_eq!((info.max_bytes, info.bytes), (Some(2000), 1004));
+    assert_eq!(s.info("free").unwrap().max_bytes, None);
+    let r = s.commit("q", &[put("more", file(s, &[8u8; 997]))]);
+    assert_eq!(over_quota(r), (2000, 2001));
+}
+
 fn snapshots_are_consistent_while_commits_run(make: &Make) {
     let b = make(Setup::default());
     let (_, reader) = b.second_host();
@@ -568,6 +674,7 @@ super::suite!(
     list_dir_children_and_descendants,
     concurrent_commits_to_different_paths_all_land,
     inode_limit_fails_the_crossing_commit_whole,
+    byte_quota_fails_the_crossing_commit_whole,
     snapshots_are_consistent_while_commits_run,
     rename_and_delete,
     gc_keeps_referenced_young_and_pinned_blobs,

@@ -15,6 +15,11 @@
 //! retry could "succeed" without the data. A failure therefore poisons the
 //! barrier: every later `sync` fails until the store is reopened.
 //!
+//! `sync` is a [`Durability::ticket`] then a [`Durability::wait`] for it. A
+//! writer that must not hold its locks through the fsync takes the ticket
+//! right after its write, lets go, and waits; a reader that saw that write
+//! waits on the same ticket (see `volume/visible.rs`).
+//!
 //! The fsyncs go through the store's [`StorageIo`] (sled's flush counts as
 //! one write there), so tests can fail them and the power-loss model knows
 //! when sled's files were last made durable.
@@ -123,6 +128,24 @@ impl Durability {
     /// Returns once every write made before the call is durable under the
     /// configured mode.
     pub fn sync(&self) -> std::io::Result<()> {
+        let ticket = self.ticket()?;
+        self.wait(ticket)
+    }
+
+    /// A ticket for the writes made so far: [`wait`](Self::wait) with it
+    /// returns once they are durable. Taking the ticket right after a
+    /// write and waiting later (after letting go of locks) is `sync`
+    /// split in two; a reader that saw that write can wait on the same
+    /// ticket instead of asking for a round of its own.
+    pub fn ticket(&self) -> std::io::Result<u64> {
+        let mut st = self.lock()?;
+        st.requested += 1;
+        Ok(st.requested)
+    }
+
+    /// Returns once every write made before `ticket` was taken is durable
+    /// under the configured mode, leading a round if none is running.
+    pub fn wait(&self, ticket: u64) -> std::io::Result<()> {
         match self.inner.mode {
             // The write is in sled's memory; flushing to the OS makes it
             // survive the death of this process.
@@ -130,29 +153,49 @@ impl Durability {
                 self.inner.io.external_write(&self.inner.dir)?;
                 self.inner.db.flush().map(drop).map_err(to_io)
             }
-            DurabilityMode::Sync => self.sync_group(),
+            DurabilityMode::Sync => self.sync_group(ticket),
+        }
+    }
+
+    /// Whether the writes before `ticket` are known durable: a round that
+    /// covered them succeeded (sync mode only; relaxed rounds are not
+    /// counted).
+    pub fn covered(&self, ticket: u64) -> bool {
+        self.lock().is_ok_and(|st| st.synced >= ticket)
+    }
+
+    /// Whether a failed round poisoned the barrier (every later wait for a
+    /// write it did not cover fails until the store is reopened).
+    pub fn is_poisoned(&self) -> bool {
+        self.lock().map_or(true, |st| st.poisoned.is_some())
+    }
+
+    /// The error every wait returns once the barrier is poisoned, so a
+    /// writer can refuse before it changes anything.
+    pub fn healthy(&self) -> std::io::Result<()> {
+        match &self.lock()?.poisoned {
+            Some((kind, p)) => Err(poisoned(*kind, p)),
+            None => Ok(()),
         }
     }
 
     /// Flushes sled and fsyncs its files now, whatever the mode (the dict
     /// log calls it before it drops records sled holds).
     pub(crate) fn checkpoint(&self) -> std::io::Result<()> {
-        self.sync_group()
+        let ticket = self.ticket()?;
+        self.sync_group(ticket)
     }
 
-    fn sync_group(&self) -> std::io::Result<()> {
+    fn sync_group(&self, mine: u64) -> std::io::Result<()> {
         let mut st = self.lock()?;
-        st.requested += 1;
-        let mine = st.requested;
         loop {
-            if let Some((kind, p)) = &st.poisoned {
-                return Err(std::io::Error::new(
-                    *kind,
-                    format!("an earlier fsync failed ({p}); reopen the store"),
-                ));
-            }
+            // Covered before the barrier was poisoned: durable all the
+            // same (a reader may wait on an older writer's ticket).
             if st.synced >= mine {
                 return Ok(());
+            }
+            if let Some((kind, p)) = &st.poisoned {
+                return Err(poisoned(*kind, p));
             }
             if !st.syncing {
                 st.syncing = true;
@@ -213,6 +256,14 @@ impl Durability {
         io.external_synced(dir);
         Ok(())
     }
+}
+
+/// What a wait answers once a failed round poisoned the barrier.
+fn poisoned(kind: std::io::ErrorKind, failure: &str) -> std::io::Error {
+    std::io::Error::new(
+        kind,
+        format!("an earlier fsync failed ({failure}); reopen the store"),
+    )
 }
 
 fn to_io(e: sled::Error) -> std::io::Error {

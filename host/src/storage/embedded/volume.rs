@@ -3,8 +3,8 @@
 //!
 //! Layout, three sled trees shared by all volumes:
 //! - `volumes`: volume name → [`Meta`] (id, head version, created, inode
-//!   count, bytes). The name is only a pointer to the id, so a rename is
-//!   one key move and never touches the volume's nodes.
+//!   count, bytes, byte quota). The name is only a pointer to the id, so a
+//!   rename is one key move and never touches the volume's nodes.
 //! - `volume_nodes`: `id (8 bytes BE) ++ path` → encoded [`Node`]. Keys of
 //!   one volume are contiguous and sorted by path, so a directory's subtree
 //!   is the key range `id ++ dir ++ "/"` and a snapshot is one prefix scan.
@@ -14,7 +14,8 @@
 //! A commit works out its writes outside sled (reading the head through an
 //! overlay of its own earlier changes), then applies them to all three
 //! trees in ONE sled transaction and waits for the durability barrier
-//! before returning. Commits of one volume are serialised by a per-volume
+//! before returning. No reader answers with it before that wait succeeds,
+//! and a commit whose wait failed is undone ([`visible`]). Commits of one volume are serialised by a per-volume
 //! lock held in this process (sled is single-process, so that is every
 //! writer); the same lock, taken shared, makes snapshots and listings
 //! consistent while commits run. Nothing in a commit scans the volume: the
@@ -25,6 +26,8 @@
 //! left behind (keys of ids no name points to). Volume ids come from sled's
 //! id generator and are never reused, so such leftovers are unreachable.
 
+mod visible;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Bound;
@@ -33,14 +36,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::{Batch, Transactional, Tree};
+use sled::{Batch, IVec, Transactional, Tree};
 
+use self::visible::{Scope, UndoOp, UndoTree, Visibility};
 use super::EmbeddedStore;
 use crate::storage::blobs::{BlobError, BlobId};
 use crate::storage::disk::is_disk_full;
 use crate::storage::volume::{
     Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, Snapshot, VolumeError, VolumeInfo,
-    VolumeStore, ancestors, check_node_shape, check_volume_name, normalize_changes, normalize_path,
+    VolumeStore, ancestors, check_max_bytes, check_node_shape, check_quota, check_volume_name,
+    normalize_changes, normalize_path,
 };
 
 /// Mode of directories a commit creates implicitly (missing parents).
@@ -233,6 +238,8 @@ pub(crate) struct VolumeState {
     /// a commit checks its blobs exist and lands with no collection in
     /// between, and a collection sees every landed commit's references.
     gc_lock: RwLock<()>,
+    /// Writes applied to sled but not yet durable (see [`visible`]).
+    visible: Visibility,
 }
 
 impl VolumeState {
@@ -251,6 +258,7 @@ impl VolumeState {
             verified: Mutex::new(HashSet::new()),
             snapshots: Mutex::new(SnapshotCache::default()),
             gc_lock: RwLock::new(()),
+            visible: Visibility::default(),
         })
     }
 
@@ -290,28 +298,49 @@ struct Meta {
     created_ms: u64,
     inodes: u64,
     bytes: u64,
+    /// The byte quota, if any.
+    max_bytes: Option<u64>,
 }
+
+/// The format of a volume row with a byte quota: the five counters of
+/// [`FORMAT`], then the quota. A row without one keeps format 1, so rows
+/// written before quotas existed read (and encode) as they were.
+const FORMAT_QUOTA: u8 = 2;
 
 impl Meta {
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(41);
-        out.push(FORMAT);
+        let mut out = Vec::with_capacity(49);
+        out.push(if self.max_bytes.is_some() {
+            FORMAT_QUOTA
+        } else {
+            FORMAT
+        });
         for v in [self.id, self.head, self.created_ms, self.inodes, self.bytes] {
             out.extend_from_slice(&v.to_be_bytes());
+        }
+        if let Some(max) = self.max_bytes {
+            out.extend_from_slice(&max.to_be_bytes());
         }
         out
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, VolumeError> {
         let mut r = Reader::new(bytes, "volume record");
-        r.format()?;
-        let meta = Meta {
+        let format = r.u8()?;
+        if format != FORMAT && format != FORMAT_QUOTA {
+            return Err(corrupt(format!("volume record: unknown format {format}")));
+        }
+        let mut meta = Meta {
             id: r.u64()?,
             head: r.u64()?,
             created_ms: r.u64()?,
             inodes: r.u64()?,
             bytes: r.u64()?,
+            max_bytes: None,
         };
+        if format == FORMAT_QUOTA {
+            meta.max_bytes = Some(r.u64()?);
+        }
         r.end()?;
         Ok(meta)
     }
@@ -567,22 +596,43 @@ struct Plan<'a> {
     inodes: u64,
     bytes: u64,
     now_ms: u64,
+    /// Path → its stored bytes before the commit, for every path read from
+    /// sled: what undoes the commit if it never becomes durable.
+    originals: HashMap<String, Option<IVec>>,
 }
 
 impl Plan<'_> {
-    fn current(&self, path: &str) -> Result<Option<Node>, VolumeError> {
+    fn current(&mut self, path: &str) -> Result<Option<Node>, VolumeError> {
         if let Some(n) = self.overlay.get(path) {
             return Ok(n.clone());
         }
-        match self
+        let stored = self
             .state
             .nodes
             .get(node_key(self.id, path))
-            .map_err(db_err)?
-        {
-            Some(v) => decode_node(&v).map(Some),
-            None => Ok(None),
+            .map_err(db_err)?;
+        let node = stored.as_deref().map(decode_node).transpose()?;
+        self.originals.entry(path.to_owned()).or_insert(stored);
+        Ok(node)
+    }
+
+    /// What undoes the planned node writes: every overlay path as it was
+    /// stored (read now for any path the plan never read from sled).
+    fn undo(&self) -> Result<Vec<UndoOp>, VolumeError> {
+        let mut undo = Vec::with_capacity(self.overlay.len());
+        for path in self.overlay.keys() {
+            let key = node_key(self.id, path);
+            let old = match self.originals.get(path) {
+                Some(old) => old.clone(),
+                None => self.state.nodes.get(&key).map_err(db_err)?,
+            };
+            undo.push(UndoOp {
+                tree: UndoTree::Nodes,
+                key: key.into(),
+                old,
+            });
         }
+        Ok(undo)
     }
 
     fn forget(&mut self, node: &Node) {
@@ -620,7 +670,7 @@ impl Plan<'_> {
             let (k, v) = item.map_err(db_err)?;
             let path = key_path(&k)?;
             if !touched_paths.contains(path.as_str()) {
-                stored.push((path, decode_node(&v)?));
+                stored.push((path, decode_node(&v)?, v));
             }
         }
         for (path, node) in touched {
@@ -630,9 +680,10 @@ impl Plan<'_> {
                 self.overlay.insert(path, None);
             }
         }
-        for (path, node) in stored {
+        for (path, node, bytes) in stored {
             self.forget(&node);
             self.known_dirs.remove(&path);
+            self.originals.entry(path.clone()).or_insert(Some(bytes));
             self.overlay.insert(path, None);
         }
         Ok(())
@@ -814,177 +865,18 @@ impl EmbeddedStore {
         Ok(())
     }
 
-    fn clear_prefix(&self, tree: &Tree, prefix: &[u8]) -> Result<(), VolumeError> {
-        loop {
-            let mut batch = Batch::default();
-            let mut n = 0;
-            for item in tree.scan_prefix(prefix).keys().take(CLEAR_BATCH) {
-                batch.remove(item.map_err(db_err)?);
-                n += 1;
-            }
-            if n == 0 {
-                return Ok(());
-            }
-            tree.apply_batch(batch).map_err(db_err)?;
-        }
-    }
-}
-
-fn tx_err(e: TransactionError<VolumeError>) -> VolumeError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => db_err(e),
-    }
-}
-
-impl VolumeStore for EmbeddedStore {
-    fn location(&self) -> String {
-        self.location.clone()
-    }
-
-    fn create(&self, name: &str) -> Result<bool, VolumeError> {
-        check_volume_name(name)?;
-        // Ids come from sled's generator, never reused even across crashes;
-        // +1 keeps 0 free as "no volume".
-        let id = self.db.generate_id().map_err(db_err)?.saturating_add(1);
-        let meta = Meta {
-            id,
-            head: 0,
-            created_ms: self.now_ms(),
-            inodes: 0,
-            bytes: 0,
-        }
-        .encode();
-        let created = self
-            .vol()
-            .volumes
-            .transaction(|tv| {
-                if tv.get(name.as_bytes())?.is_some() {
-                    return Ok(false);
-                }
-                tv.insert(name.as_bytes(), meta.clone())?;
-                Ok(true)
-            })
-            .map_err(tx_err)?;
-        if created {
-            self.sync()?;
-        }
-        Ok(created)
-    }
-
-    fn delete(&self, name: &str) -> Result<(), VolumeError> {
-        let id = self.with_volume(name, true, |meta| {
-            let vol = self.vol();
-            let current = meta.encode();
-            vol.volumes
-                .transaction(|tv| {
-                    if tv.get(name.as_bytes())?.as_deref() != Some(&current[..]) {
-                        return Err(ConflictableTransactionError::Abort(VolumeError::NotFound(
-                            name.to_owned(),
-                        )));
-                    }
-                    tv.remove(name.as_bytes())?;
-                    Ok(())
-                })
-                .map_err(tx_err)?;
-            // The name is gone (and durable below); the rest is clean-up
-            // that gc redoes if we crash before it ends.
-            self.clear_prefix(&vol.nodes, &meta.id.to_be_bytes())?;
-            self.clear_prefix(&vol.log, &meta.id.to_be_bytes())?;
-            Ok(meta.id)
-        })?;
-        lock(&self.vol().locks).remove(&id);
-        lock(&self.vol().snapshots).forget(id);
-        self.sync()
-    }
-
-    fn rename(&self, old: &str, new: &str) -> Result<(), VolumeError> {
-        check_volume_name(new)?;
-        self.with_volume(old, true, |meta| {
-            if old == new {
-                return Ok(());
-            }
-            let current = meta.encode();
-            self.vol()
-                .volumes
-                .transaction(|tv| {
-                    if tv.get(old.as_bytes())?.as_deref() != Some(&current[..]) {
-                        return Err(ConflictableTransactionError::Abort(VolumeError::NotFound(
-                            old.to_owned(),
-                        )));
-                    }
-                    if tv.get(new.as_bytes())?.is_some() {
-                        return Err(ConflictableTransactionError::Abort(
-                            VolumeError::AlreadyExists(new.to_owned()),
-                        ));
-                    }
-                    tv.remove(old.as_bytes())?;
-                    tv.insert(new.as_bytes(), current.clone())?;
-                    Ok(())
-                })
-                .map_err(tx_err)
-        })?;
-        self.sync()
-    }
-
-    fn list(&self) -> Result<Vec<VolumeInfo>, VolumeError> {
-        let mut out = Vec::new();
-        for item in self.vol().volumes.iter() {
-            let (k, v) = item.map_err(db_err)?;
-            let name = String::from_utf8(k.to_vec()).map_err(|_| corrupt("a volume name"))?;
-            let meta = Meta::decode(&v)?;
-            out.push(info_of(name, &meta));
-        }
-        Ok(out)
-    }
-
-    fn info(&self, name: &str) -> Result<VolumeInfo, VolumeError> {
-        Ok(info_of(name.to_owned(), &self.meta(name)?))
-    }
-
-    fn snapshot(&self, name: &str) -> Result<Snapshot, VolumeError> {
-        self.with_volume(name, false, |meta| {
-            let cache = &self.vol().snapshots;
-            if let Some(nodes) = lock(cache).get(meta.id, meta.head) {
-                return Ok(Snapshot {
-                    version: meta.head,
-                    nodes: nodes.as_ref().clone(),
-                });
-            }
-            let nodes = Arc::new(self.scan_nodes(&meta)?);
-            lock(cache).put(meta.id, meta.head, nodes.clone());
-            Ok(Snapshot {
-                version: meta.head,
-                nodes: Arc::unwrap_or_clone(nodes),
-            })
-        })
-    }
-
-    fn node(&self, name: &str, path: &str) -> Result<Option<Node>, VolumeError> {
-        let path = normalize_path(path)?;
-        let meta = self.meta(name)?;
-        if path.is_empty() {
-            return Ok(Some(root_node(&meta)));
-        }
-        match self
-            .vol()
-            .nodes
-            .get(node_key(meta.id, &path))
-            .map_err(db_err)?
-        {
-            Some(v) => decode_node(&v).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn list_dir(
+    /// [`VolumeStore::list_dir`] on sled as it is now; `id` gets the
+    /// volume's id once found.
+    fn list_dir_now(
         &self,
         name: &str,
         path: &str,
         recursive: bool,
+        id: &mut Option<u64>,
     ) -> Result<Vec<(String, Node)>, VolumeError> {
-        let path = normalize_path(path)?;
+        let path = path.to_owned();
         self.with_volume(name, false, |meta| {
+            *id = Some(meta.id);
             let nodes = &self.vol().nodes;
             if !path.is_empty() {
                 match nodes.get(node_key(meta.id, &path)).map_err(db_err)? {
@@ -1028,6 +920,303 @@ impl VolumeStore for EmbeddedStore {
         })
     }
 
+    fn clear_prefix(&self, tree: &Tree, prefix: &[u8]) -> Result<(), VolumeError> {
+        loop {
+            let mut batch = Batch::default();
+            let mut n = 0;
+            for item in tree.scan_prefix(prefix).keys().take(CLEAR_BATCH) {
+                batch.remove(item.map_err(db_err)?);
+                n += 1;
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            tree.apply_batch(batch).map_err(db_err)?;
+        }
+    }
+}
+
+/// What a read that failed with `e` depends on: a missing volume on the
+/// names that exist.
+fn scope_of_err(e: &VolumeError) -> Scope {
+    match e {
+        VolumeError::NotFound(_) => Scope::Names,
+        _ => Scope::Nothing,
+    }
+}
+
+/// What a read of the volume with id `id` (if it was found) depends on.
+fn scope_of<R>(id: Option<u64>, out: &Result<R, VolumeError>) -> Scope {
+    match (id, out) {
+        (Some(id), _) => Scope::Volume(id),
+        (None, Err(e)) => scope_of_err(e),
+        (None, Ok(_)) => Scope::Nothing,
+    }
+}
+
+fn tx_err(e: TransactionError<VolumeError>) -> VolumeError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => db_err(e),
+    }
+}
+
+impl VolumeStore for EmbeddedStore {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn create_with(&self, name: &str, max_bytes: Option<u64>) -> Result<bool, VolumeError> {
+        check_volume_name(name)?;
+        check_max_bytes(max_bytes)?;
+        // Ids come from sled's generator, never reused even across crashes;
+        // +1 keeps 0 free as "no volume".
+        let id = self.db.generate_id().map_err(db_err)?.saturating_add(1);
+        let meta = Meta {
+            id,
+            head: 0,
+            created_ms: self.now_ms(),
+            inodes: 0,
+            bytes: 0,
+            max_bytes,
+        }
+        .encode();
+        let l = self.vol().lock_for(id);
+        let excl = l.write().unwrap_or_else(PoisonError::into_inner);
+        let (created, published) = self.publish(id, true, || {
+            let created = self
+                .vol()
+                .volumes
+                .transaction(|tv| {
+                    if tv.get(name.as_bytes())?.is_some() {
+                        return Ok(false);
+                    }
+                    tv.insert(name.as_bytes(), meta.clone())?;
+                    Ok(true)
+                })
+                .map_err(tx_err)?;
+            let undo = vec![UndoOp {
+                tree: UndoTree::Volumes,
+                key: name.as_bytes().into(),
+                old: None,
+            }];
+            Ok((created, if created { undo } else { Vec::new() }))
+        })?;
+        drop(excl);
+        self.confirm(published)?;
+        if !created {
+            // Nothing was written: only what the refusal rests on (the
+            // existing name) must be durable.
+            self.visible(|| (Scope::Names, Ok(())))?;
+        }
+        Ok(created)
+    }
+
+    fn set_max_bytes(&self, name: &str, max_bytes: Option<u64>) -> Result<VolumeInfo, VolumeError> {
+        check_max_bytes(max_bytes)?;
+        let (meta, published) = self.with_volume(name, true, |meta| {
+            let old = meta.encode();
+            let new = Meta { max_bytes, ..meta };
+            let encoded = new.encode();
+            let ((), published) = self.publish(meta.id, false, || {
+                self.vol()
+                    .volumes
+                    .insert(name.as_bytes(), encoded.clone())
+                    .map_err(db_err)?;
+                let undo = vec![UndoOp {
+                    tree: UndoTree::Volumes,
+                    key: name.as_bytes().into(),
+                    old: Some(old.as_slice().into()),
+                }];
+                Ok(((), undo))
+            })?;
+            Ok((new, published))
+        })?;
+        self.confirm(published)?;
+        Ok(info_of(name.to_owned(), &meta))
+    }
+
+    fn delete(&self, name: &str) -> Result<(), VolumeError> {
+        // gc would take the nodes of a name it cannot find for garbage:
+        // keep it out until the deletion is durable (an undone deletion
+        // needs them back).
+        let _gc = self
+            .vol()
+            .gc_lock
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (meta, published) = self.with_volume(name, true, |meta| {
+            let vol = self.vol();
+            let current = meta.encode();
+            let ((), published) = self.publish(meta.id, true, || {
+                vol.volumes
+                    .transaction(|tv| {
+                        if tv.get(name.as_bytes())?.as_deref() != Some(&current[..]) {
+                            return Err(ConflictableTransactionError::Abort(
+                                VolumeError::NotFound(name.to_owned()),
+                            ));
+                        }
+                        tv.remove(name.as_bytes())?;
+                        Ok(())
+                    })
+                    .map_err(tx_err)?;
+                let undo = vec![UndoOp {
+                    tree: UndoTree::Volumes,
+                    key: name.as_bytes().into(),
+                    old: Some(current.as_slice().into()),
+                }];
+                Ok(((), undo))
+            })?;
+            Ok((meta, published))
+        })?;
+        self.confirm(published)?;
+        // The name is gone, durably; the rest is clean-up that gc redoes
+        // if we crash before it ends.
+        let vol = self.vol();
+        self.clear_prefix(&vol.nodes, &meta.id.to_be_bytes())?;
+        self.clear_prefix(&vol.log, &meta.id.to_be_bytes())?;
+        lock(&vol.locks).remove(&meta.id);
+        lock(&vol.snapshots).forget(meta.id);
+        Ok(())
+    }
+
+    fn rename(&self, old: &str, new: &str) -> Result<(), VolumeError> {
+        check_volume_name(new)?;
+        let published = self.with_volume(old, true, |meta| {
+            if old == new {
+                return Ok(None);
+            }
+            let current = meta.encode();
+            let ((), published) = self.publish(meta.id, true, || {
+                self.vol()
+                    .volumes
+                    .transaction(|tv| {
+                        if tv.get(old.as_bytes())?.as_deref() != Some(&current[..]) {
+                            return Err(ConflictableTransactionError::Abort(
+                                VolumeError::NotFound(old.to_owned()),
+                            ));
+                        }
+                        if tv.get(new.as_bytes())?.is_some() {
+                            return Err(ConflictableTransactionError::Abort(
+                                VolumeError::AlreadyExists(new.to_owned()),
+                            ));
+                        }
+                        tv.remove(old.as_bytes())?;
+                        tv.insert(new.as_bytes(), current.clone())?;
+                        Ok(())
+                    })
+                    .map_err(tx_err)?;
+                let undo = vec![
+                    UndoOp {
+                        tree: UndoTree::Volumes,
+                        key: old.as_bytes().into(),
+                        old: Some(current.as_slice().into()),
+                    },
+                    UndoOp {
+                        tree: UndoTree::Volumes,
+                        key: new.as_bytes().into(),
+                        old: None,
+                    },
+                ];
+                Ok(((), undo))
+            })?;
+            Ok(Some(published))
+        })?;
+        match published {
+            Some(p) => self.confirm(p),
+            None => Ok(()),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<VolumeInfo>, VolumeError> {
+        self.visible(|| {
+            let mut out = Vec::new();
+            for item in self.vol().volumes.iter() {
+                let (k, v) = match item {
+                    Ok(kv) => kv,
+                    Err(e) => return (Scope::All, Err(db_err(e))),
+                };
+                let Ok(name) = String::from_utf8(k.to_vec()) else {
+                    return (Scope::All, Err(corrupt("a volume name")));
+                };
+                match Meta::decode(&v) {
+                    Ok(meta) => out.push(info_of(name, &meta)),
+                    Err(e) => return (Scope::All, Err(e)),
+                }
+            }
+            (Scope::All, Ok(out))
+        })
+    }
+
+    fn info(&self, name: &str) -> Result<VolumeInfo, VolumeError> {
+        self.visible(|| match self.meta(name) {
+            Ok(meta) => (Scope::Volume(meta.id), Ok(info_of(name.to_owned(), &meta))),
+            Err(e) => (scope_of_err(&e), Err(e)),
+        })
+    }
+
+    fn snapshot(&self, name: &str) -> Result<Snapshot, VolumeError> {
+        self.visible(|| {
+            let mut id = None;
+            let out = self.with_volume(name, false, |meta| {
+                id = Some(meta.id);
+                let cache = &self.vol().snapshots;
+                if let Some(nodes) = lock(cache).get(meta.id, meta.head) {
+                    return Ok(Snapshot {
+                        version: meta.head,
+                        nodes: nodes.as_ref().clone(),
+                    });
+                }
+                let nodes = Arc::new(self.scan_nodes(&meta)?);
+                lock(cache).put(meta.id, meta.head, nodes.clone());
+                Ok(Snapshot {
+                    version: meta.head,
+                    nodes: Arc::unwrap_or_clone(nodes),
+                })
+            });
+            (scope_of(id, &out), out)
+        })
+    }
+
+    fn node(&self, name: &str, path: &str) -> Result<Option<Node>, VolumeError> {
+        let path = normalize_path(path)?;
+        self.visible(|| {
+            let meta = match self.meta(name) {
+                Ok(m) => m,
+                Err(e) => return (scope_of_err(&e), Err(e)),
+            };
+            let scope = Scope::Volume(meta.id);
+            if path.is_empty() {
+                return (scope, Ok(Some(root_node(&meta))));
+            }
+            let out = match self
+                .vol()
+                .nodes
+                .get(node_key(meta.id, &path))
+                .map_err(db_err)
+            {
+                Ok(Some(v)) => decode_node(&v).map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            (scope, out)
+        })
+    }
+
+    fn list_dir(
+        &self,
+        name: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<Vec<(String, Node)>, VolumeError> {
+        let path = normalize_path(path)?;
+        self.visible(|| {
+            let mut id = None;
+            let out = self.list_dir_now(name, &path, recursive, &mut id);
+            (scope_of(id, &out), out)
+        })
+    }
+
     fn commit(&self, name: &str, changes: &[Change]) -> Result<CommitInfo, VolumeError> {
         // Normalise and check everything before taking the lock.
         let normalized = normalize_changes(changes)?;
@@ -1055,6 +1244,7 @@ impl VolumeStore for EmbeddedStore {
                 inodes: meta.inodes,
                 bytes: meta.bytes,
                 now_ms,
+                originals: HashMap::new(),
             };
             let mut record = LogRecord {
                 time_ms: now_ms,
@@ -1084,6 +1274,7 @@ impl VolumeStore for EmbeddedStore {
                     limit,
                 });
             }
+            check_quota(name, meta.max_bytes, meta.bytes, plan.bytes)?;
             let version = meta.head.checked_add(1).ok_or_else(|| {
                 VolumeError::Corrupt(format!("volume `{name}`: version counter overflow"))
             })?;
@@ -1104,34 +1295,54 @@ impl VolumeStore for EmbeddedStore {
                 }
             }
             let log = record.encode();
-            (&vol.volumes, &vol.nodes, &vol.log)
-                .transaction(|(tv, tn, tl)| {
-                    // Under the per-volume lock nothing else moves the head;
-                    // this guards against a bug elsewhere rather than races.
-                    if tv.get(name.as_bytes())?.as_deref() != Some(&old_meta[..]) {
-                        return Err(ConflictableTransactionError::Abort(
-                            VolumeError::Unavailable(format!(
-                                "volume `{name}` changed under a commit"
-                            )),
-                        ));
-                    }
-                    tv.insert(name.as_bytes(), new_meta.clone())?;
-                    tn.apply_batch(&batch)?;
-                    tl.insert(&log_key(meta.id, version)[..], log.clone())?;
-                    Ok(())
-                })
-                .map_err(tx_err)?;
+            let mut undo = plan.undo()?;
+            undo.push(UndoOp {
+                tree: UndoTree::Volumes,
+                key: name.as_bytes().into(),
+                old: Some(old_meta.as_slice().into()),
+            });
+            undo.push(UndoOp {
+                tree: UndoTree::Log,
+                key: log_key(meta.id, version)[..].into(),
+                old: None,
+            });
+            let ((), published) = self.publish(meta.id, false, || {
+                (&vol.volumes, &vol.nodes, &vol.log)
+                    .transaction(|(tv, tn, tl)| {
+                        // Under the per-volume lock nothing else moves the
+                        // head; this guards against a bug elsewhere rather
+                        // than races.
+                        if tv.get(name.as_bytes())?.as_deref() != Some(&old_meta[..]) {
+                            return Err(ConflictableTransactionError::Abort(
+                                VolumeError::Unavailable(format!(
+                                    "volume `{name}` changed under a commit"
+                                )),
+                            ));
+                        }
+                        tv.insert(name.as_bytes(), new_meta.clone())?;
+                        tn.apply_batch(&batch)?;
+                        tl.insert(&log_key(meta.id, version)[..], log.clone())?;
+                        Ok(())
+                    })
+                    .map_err(tx_err)?;
+                Ok(((), undo))
+            })?;
+            // The cache follows sled; its readers settle like any other
+            // (see `visible`), and an undone commit drops the entry.
             lock(&vol.snapshots).advance(meta.id, meta.head, version, plan.overlay);
-            Ok(CommitInfo {
+            let info = CommitInfo {
                 version,
                 changed: u64::try_from(record.changed.len()).unwrap_or(u64::MAX),
                 removed,
-            })
+            };
+            Ok((info, published))
         })?;
         // Outside the volume lock: group commit lets concurrent committers
-        // of this and other volumes share one fsync.
-        self.sync()?;
-        Ok(info)
+        // of this and other volumes share one fsync. No reader answers with
+        // the commit before this wait succeeds, and if it fails the commit
+        // is undone (see `visible`).
+        self.confirm(info.1)?;
+        Ok(info.0)
     }
 
     fn inode_limit(&self) -> u64 {
@@ -1269,6 +1480,7 @@ fn info_of(name: String, meta: &Meta) -> VolumeInfo {
         created_ms: meta.created_ms,
         inodes: meta.inodes,
         bytes: meta.bytes,
+        max_bytes: meta.max_bytes,
     }
 }
 
@@ -1376,9 +1588,22 @@ mod tests {
             created_ms: 3,
             inodes: 4,
             bytes: 5,
+            max_bytes: None,
         };
         assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
+        assert_eq!(m.encode().len(), 41, "a row without a quota keeps format 1");
         assert!(Meta::decode(&m.encode()[..40]).is_err());
+        let q = Meta {
+            max_bytes: Some(6),
+            ..m
+        };
+        assert_eq!(Meta::decode(&q.encode()).unwrap(), q);
+        for cut in 0..q.encode().len() {
+            assert!(Meta::decode(&q.encode()[..cut]).is_err());
+        }
+        let mut extra = q.encode();
+        extra.push(0);
+        assert!(Meta::decode(&extra).is_err());
         let r = LogRecord {
             time_ms: 5,
             changed: vec!["a".into(), "b/c".into()],

@@ -187,6 +187,7 @@ CREATE TABLE IF NOT EXISTS vessel_volumes (
     inodes bigint NOT NULL,
     bytes bigint NOT NULL
 );
+ALTER TABLE vessel_volumes ADD COLUMN IF NOT EXISTS max_bytes bigint;
 CREATE TABLE IF NOT EXISTS vessel_volume_nodes (
     volume bigint NOT NULL,
     path text COLLATE "C" NOT NULL,
@@ -239,6 +240,15 @@ impl RemoteStore {
             pg.connect_timeout(options.op_timeout.min(Duration::from_secs(5)));
         }
         pg.application_name("vessel");
+        // A write is acknowledged (and a commit visible to other sessions)
+        // only once PostgreSQL has flushed it: a server configured with
+        // `synchronous_commit = off` would otherwise show and acknowledge
+        // commits a crash can take back. An explicit setting in the URL's
+        // `options` wins.
+        let startup = pg.get_options().unwrap_or_default().to_owned();
+        if !startup.contains("synchronous_commit") {
+            pg.options(format!("{startup} -csynchronous_commit=on").trim_start());
+        }
         let blobs_cfg = s3::BlobsUrl::parse(&options.blobs_url).map_err(RemoteError::BlobsUrl)?;
         let location = format!("remote:{}|{}", pg_location(&pg), blobs_cfg.location());
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -369,6 +379,21 @@ impl RemoteStore {
 
     pub fn now_ms(&self) -> u64 {
         self.inner.clock.now_ms()
+    }
+
+    /// The value of setting `name` in the store's database sessions
+    /// (tests: what the pool's connections run with).
+    #[doc(hidden)]
+    pub fn session_setting(&self, name: &str) -> Result<String, String> {
+        let name = name.to_owned();
+        self.block_db(|inner| async move {
+            let client = inner.pool.get().await?;
+            let row = client
+                .query_one("SELECT current_setting($1)", &[&name])
+                .await?;
+            Ok(row.try_get::<_, String>(0)?)
+        })
+        .map_err(|e: DbError| e.to_string())
     }
 
     /// What the S3 client did so far (tests, benchmarks).

@@ -26,7 +26,16 @@
 //! log record, and move the head with a compare-and-swap
 //! (`UPDATE ... WHERE head = <the head planned against>`), which must
 //! match. Readers see the old head or the new one, never a mix; a crash or
-//! a lost connection before the commit leaves the old head.
+//! a lost connection before the commit leaves the old head. The byte quota
+//! (`max_bytes`) is checked on the planned bytes in the same transaction.
+//!
+//! The new head is visible to other sessions at COMMIT, which PostgreSQL
+//! makes visible only after flushing its WAL as long as
+//! `synchronous_commit` is not `off`; the store's sessions set it `on`
+//! (`remote/mod.rs`), so no host reads a commit a database crash could take
+//! back. (A connection lost during COMMIT leaves the outcome unknown to the
+//! committer, which gets `unavailable`; the commit may then be durable and
+//! visible, never visible and lost.)
 //!
 //! # Blobs first, then metadata
 //!
@@ -79,7 +88,8 @@ use super::{DbError, Inner, RemoteStore, Stalled, from_db, to_db};
 use crate::storage::blobs::{BlobError, BlobId};
 use crate::storage::volume::{
     Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, Snapshot, VolumeError, VolumeInfo,
-    VolumeStore, ancestors, check_volume_name, normalize_changes, normalize_path,
+    VolumeStore, ancestors, check_max_bytes, check_quota, check_volume_name, normalize_changes,
+    normalize_path,
 };
 
 /// Mode of directories a commit creates implicitly (missing parents).
@@ -242,17 +252,23 @@ struct Meta {
     created_ms: u64,
     inodes: u64,
     bytes: u64,
+    max_bytes: Option<u64>,
 }
 
-const META_COLS: &str = "id, head, created_ms, inodes, bytes";
+const META_COLS: &str = "id, head, created_ms, inodes, bytes, max_bytes";
 
 fn meta_at(row: &Row, at: usize) -> Result<Meta, VolumeError> {
+    let max_bytes = match col::<Option<i64>>(row, at + 5)? {
+        Some(v) => Some(from_db(v, "a byte quota").map_err(VolumeError::Corrupt)?),
+        None => None,
+    };
     Ok(Meta {
         id: col(row, at)?,
         head: u64_col(row, at + 1, "a head version")?,
         created_ms: u64_col(row, at + 2, "a creation time")?,
         inodes: u64_col(row, at + 3, "an inode count")?,
         bytes: u64_col(row, at + 4, "a byte count")?,
+        max_bytes,
     })
 }
 
@@ -263,6 +279,7 @@ fn info_of(name: String, m: &Meta) -> VolumeInfo {
         created_ms: m.created_ms,
         inodes: m.inodes,
         bytes: m.bytes,
+        max_bytes: m.max_bytes,
     }
 }
 
@@ -644,21 +661,50 @@ impl VolumeStore for RemoteStore {
         self.inner.location.clone()
     }
 
-    fn create(&self, name: &str) -> Result<bool, VolumeError> {
+    fn create_with(&self, name: &str, max_bytes: Option<u64>) -> Result<bool, VolumeError> {
         check_volume_name(name)?;
+        check_max_bytes(max_bytes)?;
         let n = name.to_owned();
         let now = self.now_ms();
+        let max = max_bytes.map(to_db);
         self.vol_op(move |inner| async move {
             let client = inner.pool.get().await?;
             let st = client
                 .prepare_cached(
-                    "INSERT INTO vessel_volumes (name, id, head, created_ms, inodes, bytes) \
-                     VALUES ($1, nextval('vessel_volume_ids'), 0, $2, 0, 0) \
+                    "INSERT INTO vessel_volumes \
+                     (name, id, head, created_ms, inodes, bytes, max_bytes) \
+                     VALUES ($1, nextval('vessel_volume_ids'), 0, $2, 0, 0, $3) \
                      ON CONFLICT (name) DO NOTHING RETURNING id",
                 )
                 .await?;
-            Ok(client.query_opt(&st, &[&n, &to_db(now)]).await?.is_some())
+            Ok(client
+                .query_opt(&st, &[&n, &to_db(now), &max])
+                .await?
+                .is_some())
         })
+    }
+
+    fn set_max_bytes(&self, name: &str, max_bytes: Option<u64>) -> Result<VolumeInfo, VolumeError> {
+        check_volume_name(name)?;
+        check_max_bytes(max_bytes)?;
+        let n = name.to_owned();
+        let max = max_bytes.map(to_db);
+        let meta = self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            // One statement: it waits for a commit holding the row and
+            // applies to the head that commit left.
+            let st = client
+                .prepare_cached(&format!(
+                    "UPDATE vessel_volumes SET max_bytes = $2 WHERE name = $1 \
+                     RETURNING {META_COLS}"
+                ))
+                .await?;
+            match client.query_opt(&st, &[&n, &max]).await? {
+                Some(row) => meta_at(&row, 0),
+                None => Err(VolumeError::NotFound(n)),
+            }
+        })?;
+        Ok(info_of(name.to_owned(), &meta))
     }
 
     fn delete(&self, name: &str) -> Result<(), VolumeError> {
@@ -969,6 +1015,7 @@ impl VolumeStore for RemoteStore {
             if plan.inodes > limit && plan.inodes > meta.inodes {
                 return Err(VolumeError::NoSpace { volume: n, limit });
             }
+            check_quota(&n, meta.max_bytes, meta.bytes, plan.bytes)?;
             let version = meta
                 .head
                 .checked_add(1)
