@@ -82,7 +82,7 @@ impl Pool {
     pub fn stats(&self) -> PoolStats {
         PoolStats {
             started: self.started.load(Ordering::Relaxed),
-            retired: self.retired.load(Ordering::Relaxed),
+            retired: self.retired.load(Ordering::Acquire),
             idle: self.idle().len(),
             busy: self.max.saturating_sub(self.permits.available_permits()),
         }
@@ -91,8 +91,11 @@ impl Pool {
     /// Ends a container: a final commit of its volumes, then its scratch
     /// and mount directories go.
     pub fn retire(&self, mut container: Container) -> Result<(), ContainerError> {
-        self.retired.fetch_add(1, Ordering::Relaxed);
-        container.shutdown()
+        let done = container.shutdown();
+        // Counted once the final commit is over, so whoever sees the count
+        // also sees what that commit published.
+        self.retired.fetch_add(1, Ordering::Release);
+        done
     }
 
     /// Takes out the containers idle for `idle_timeout` or longer, and
