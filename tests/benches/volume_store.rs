@@ -17,7 +17,7 @@
 //! commit returns) and with relaxed durability (sled writes its log to the
 //! OS, no fsync), so the cost beyond the fsync shows.
 //!
-//!   cargo bench -p vessel-host --bench volume_store
+//!   cargo bench -p vessel-tests --bench volume_store
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 

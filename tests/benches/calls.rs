@@ -8,7 +8,7 @@
 //! - a 2 MiB JSON argument: parsing it with serde_json, converting it to the
 //!   export's types, and the whole call.
 //!
-//!   cargo bench -p vessel-host --bench calls
+//!   cargo bench -p vessel-tests --bench calls
 //!
 //! The components are written in the text format here, so the bench needs
 //! no guest build.

@@ -2,7 +2,7 @@
 //! 1 MB files, next to native baselines measured in the same run
 //! (hard-linking the same files with std, and copying them).
 //!
-//!   cargo bench -p vessel-host --bench mount
+//!   cargo bench -p vessel-tests --bench mount
 //!
 //! Mounts are lazy (see `vessel_host::volume::mount`): a mount reads the
 //! snapshot and makes an empty directory; files appear on first use. Each

@@ -14,7 +14,7 @@
 //!   keys in a bare sled database (each measured in a child process of its
 //!   own, so neither sees the other's memory).
 //!
-//!   cargo bench -p vessel-host --bench dict [-- get put scan rss]
+//!   cargo bench -p vessel-tests --bench dict [-- get put scan rss]
 //!
 //! The guest program is built from tests/programs (wasm32-wasip2, with a
 //! nested cargo, as tests/build.rs does) at the start of the run.
