@@ -1,9 +1,12 @@
-//! Helpers for vessel's integration tests: where the built guests and the
-//! `vessel` binary are, and running the binary with a private data dir.
+//! Helpers for vessel's integration tests and benches: where the built
+//! guests and the `vessel` binary are, and running the binary with a
+//! private data dir; the in-process host, guests and bystander are in
+//! [`harness`].
 
 // Test helpers: a panic with a message is the right failure here.
 #![allow(clippy::indexing_slicing)]
 
+pub mod harness;
 pub mod reliability;
 pub mod servers;
 

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use vessel_tests::{Vessel, http, json_of};
 
-use crate::volume_mount::Env;
+use vessel_tests::harness::Host;
 
 fn json(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
@@ -220,20 +220,11 @@ fn http_quota_is_set_shown_enforced_and_changed() {
 /// too.
 #[tokio::test]
 async fn a_guest_mount_commit_over_the_quota_gets_no_space() {
-    let env = {
-        let dir = tempfile::tempdir().unwrap();
-        let service = vessel_host::service::Service::open_embedded(
-            dir.path(),
-            vessel_host::storage::embedded::EmbeddedOptions::default(),
-        )
-        .unwrap();
-        let engine = vessel_host::engine::VesselEngine::new(Default::default()).unwrap();
-        Env::with_service(dir, service, &engine)
-    };
+    let env = Host::new();
     let vols = env.volumes();
     vols.create_with("q", Some(1 << 20)).unwrap();
-    let mut a = env.start(env.config(&[("q", "/data")])).await;
-    let mut b = env.start(env.config(&[("q", "/data")])).await;
+    let mut a = env.start("volprobe", env.config(&[("q", "/data")])).await;
+    let mut b = env.start("volprobe", env.config(&[("q", "/data")])).await;
     let wrote = a
         .call("fs-write-len", json!(["/data/big.bin", 2u64 << 20, 65536]))
         .await;
@@ -277,7 +268,7 @@ async fn a_guest_mount_commit_over_the_quota_gets_no_space() {
     assert_eq!(vols.info("q").unwrap().bytes, 1 << 19);
     // The object API of a container without the mount writes to the
     // store: a write-file past the quota is refused whole.
-    let mut c = env.start(env.config(&[])).await;
+    let mut c = env.start("volprobe", env.config(&[])).await;
     let big = "x".repeat(600 << 10);
     let err = c
         .call("obj-write", json!(["q", "obj.txt", big, true]))
