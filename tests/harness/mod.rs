@@ -7,6 +7,7 @@
 //!   for a call in a fresh container;
 //! - [`Bystander`]: the well-behaved neighbour of the hostile tests;
 //! - [`nodes`]: volume contents committed straight to a store;
+//! - [`figures`]: the benches' medians and sizes from the environment;
 //! - [`ok`] and [`err_of`]: reading the `result<_, string>` answers of the
 //!   test programs.
 //!
@@ -16,6 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bystander;
+pub mod figures;
 mod guest;
 mod host;
 pub mod nodes;
