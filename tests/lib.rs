@@ -141,6 +141,9 @@ pub const NOBODY_UID: u32 = 65534;
 /// A `vessel` invocation with its own data dir, removed on drop.
 pub struct Vessel {
     pub home: tempfile::TempDir,
+    /// The shared backend its commands use (`VESSEL_METADATA`,
+    /// `VESSEL_BLOBS`); the embedded store when `None`.
+    backend: Option<(String, String)>,
 }
 
 impl Default for Vessel {
@@ -157,7 +160,20 @@ impl Vessel {
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .unwrap_or_else(|e| panic!("tempdir: {e}"));
-        Vessel { home }
+        Vessel {
+            home,
+            backend: None,
+        }
+    }
+
+    /// A `vessel` with its own data dir on the shared backend: PostgreSQL
+    /// at `metadata` and S3 at `blobs` (see [`servers::shared`]). Two of
+    /// them on the same backend are two hosts.
+    pub fn on_backend(metadata: &str, blobs: &str) -> Self {
+        Vessel {
+            backend: Some((metadata.to_owned(), blobs.to_owned())),
+            ..Vessel::new()
+        }
     }
 
     pub fn command(&self) -> Command {
@@ -165,11 +181,28 @@ impl Vessel {
         c.env("VESSEL_HOME", self.home.path())
             .env_remove("VESSEL_CACHE_DIR")
             .env_remove("RUST_LOG")
-            // The embedded store unless a test points at a shared backend.
-            .env_remove("VESSEL_METADATA")
-            .env_remove("VESSEL_BLOBS")
             .stdin(Stdio::null());
+        match &self.backend {
+            Some((metadata, blobs)) => c
+                .env("VESSEL_METADATA", metadata)
+                .env("VESSEL_BLOBS", blobs),
+            None => c.env_remove("VESSEL_METADATA").env_remove("VESSEL_BLOBS"),
+        };
         c
+    }
+
+    /// `vessel token create` with a `--scope` for each of `scopes`, and
+    /// `--max-calls` when given: the new token.
+    pub fn token(&self, scopes: &[&str], max_calls: Option<u32>) -> String {
+        let max_calls = max_calls.map(|n| n.to_string());
+        let mut args = vec!["token", "create"];
+        for s in scopes {
+            args.extend(["--scope", s]);
+        }
+        if let Some(n) = &max_calls {
+            args.extend(["--max-calls", n]);
+        }
+        self.run(&args).ok().trim().to_owned()
     }
 
     /// Runs `vessel ARGS` to completion.

@@ -134,11 +134,7 @@ fn http_quota_is_set_shown_enforced_and_changed() {
     let v = Vessel::new();
     let server = vessel_tests::serve(v.command(), &[]);
     let a = server.addr.as_str();
-    let tok = v
-        .run(&["token", "create", "--scope", "volume:*:rw"])
-        .ok()
-        .trim()
-        .to_owned();
+    let tok = v.token(&["volume:*:rw"], None);
     let t = Some(tok.as_str());
     let (status, body) = http(a, "POST", "/v1/volumes/h?max_bytes=100", t, &[], b"");
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
@@ -197,11 +193,7 @@ fn http_quota_is_set_shown_enforced_and_changed() {
     assert_eq!(status, 200);
     assert_eq!(json_of(&body)["max_bytes"], Value::Null);
     assert_eq!(put("big", &vec![2u8; 4 << 20]).0, 201);
-    let read_only = v
-        .run(&["token", "create", "--scope", "volume:h:r"])
-        .ok()
-        .trim()
-        .to_owned();
+    let read_only = v.token(&["volume:h:r"], None);
     let (status, _) = http(
         a,
         "PUT",

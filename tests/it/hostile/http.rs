@@ -59,17 +59,7 @@ impl Served {
     }
 
     fn token(&self, scopes: &[&str], max_calls: Option<u32>) -> String {
-        let mut args = vec!["token".to_owned(), "create".to_owned()];
-        for s in scopes {
-            args.push("--scope".into());
-            args.push((*s).into());
-        }
-        if let Some(n) = max_calls {
-            args.push("--max-calls".into());
-            args.push(n.to_string());
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.v.run(&args).ok().trim().to_owned()
+        self.v.token(scopes, max_calls)
     }
 
     fn rss_kib(&self) -> u64 {
