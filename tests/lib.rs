@@ -205,6 +205,15 @@ impl Vessel {
         self.run(&args).ok().trim().to_owned()
     }
 
+    /// Runs `vessel call TARGET FUNCTION ARGS...` (TARGET a component or an
+    /// app) to completion.
+    pub fn call(&self, target: &Path, function: &str, args: &[&str]) -> Run {
+        let target = target.display().to_string();
+        let mut all = vec!["call", target.as_str(), function];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+
     /// Runs `vessel ARGS` to completion.
     pub fn run(&self, args: &[&str]) -> Run {
         let out = self
@@ -302,10 +311,26 @@ pub fn example_app(name: &str, dir: &Path) -> PathBuf {
 /// Writes `manifest` to `dir/vessel.toml`, replacing `@PROBE@` with the path
 /// of the `appprobe` test program, and returns the file's path.
 pub fn write_app(dir: &Path, manifest: &str) -> PathBuf {
-    let probe = guest("appprobe").display().to_string();
+    write_manifest(
+        dir,
+        &manifest.replace("@PROBE@", "@APPPROBE@"),
+        &["appprobe"],
+    )
+}
+
+/// Writes `manifest` to `dir/vessel.toml`, replacing `@NAME@` with the path
+/// of test program `name` for each name in `programs` (`@CRASHLOOP@` for
+/// `crashloop`), and returns the file's path.
+pub fn write_manifest(dir: &Path, manifest: &str, programs: &[&str]) -> PathBuf {
+    let mut text = manifest.to_owned();
+    for p in programs {
+        text = text.replace(
+            &format!("@{}@", p.to_uppercase()),
+            &guest(p).display().to_string(),
+        );
+    }
     let out = dir.join("vessel.toml");
-    std::fs::write(&out, manifest.replace("@PROBE@", &probe))
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+    std::fs::write(&out, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
     out
 }
 

@@ -29,7 +29,6 @@ use vessel_host::app::Runtime;
 use vessel_host::engine::{EngineConfig, VesselEngine};
 use vessel_host::service::Service;
 use vessel_host::storage::dict::PutOptions;
-use vessel_tests::guest;
 use vessel_tests::harness::nodes;
 use vessel_tests::reliability::{
     LoadCheck, WorkerReport, check_load, content, load_manifest, open_store, parse_load_main,
@@ -134,9 +133,7 @@ fn guest_run(
     .unwrap();
     let runtime =
         Runtime::new(engine, service.stores.clone()).with_work_dir(home.join("containers"));
-    let app = runtime
-        .load_path(&load_manifest(home, &guest("crashloop")))
-        .unwrap();
+    let app = runtime.load_path(&load_manifest(home)).unwrap();
     let main = app.function("load-main").unwrap();
     reset_peak_rss();
     let (result, elapsed) = rt.block_on(async {

@@ -16,7 +16,7 @@ use vessel_host::volume::VolumeMount;
 use wasmtime::component::Linker;
 
 use super::guest::{Guest, Program};
-use crate::guest;
+use crate::{guest, write_manifest};
 
 /// A data dir, its stores, an engine and a runtime. Containers work in
 /// `home/containers`.
@@ -137,13 +137,6 @@ impl Host {
 
     /// Writes `manifest` as [`load`](Self::load) does; returns its path.
     pub fn write_app(&self, manifest: &str, programs: &[&str]) -> PathBuf {
-        let mut text = manifest.replace("@ADD@", &guest("add").display().to_string());
-        for p in programs {
-            text = text.replace(
-                &format!("@{}@", p.to_uppercase()),
-                &guest(p).display().to_string(),
-            );
-        }
         let dir = self.home.path().join(format!(
             "app-{}",
             std::time::SystemTime::now()
@@ -153,10 +146,7 @@ impl Host {
         ));
         std::fs::create_dir_all(&dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        let path = dir.join("vessel.toml");
-        std::fs::write(&path, text)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-        path
+        write_manifest(&dir, manifest, &[&["add"], programs].concat())
     }
 }
 

@@ -81,14 +81,14 @@ volumes = ["granted-vol"]
 /// The probe app, through the real CLI with a data dir of its own.
 struct ProbeCli {
     v: Vessel,
-    app: String,
+    app: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl ProbeCli {
     fn new() -> ProbeCli {
         let dir = tempfile::tempdir().unwrap();
-        let app = s(&write_app(dir.path(), PROBE_APP));
+        let app = write_app(dir.path(), PROBE_APP);
         ProbeCli {
             v: Vessel::new(),
             app,
@@ -98,9 +98,7 @@ impl ProbeCli {
 
     /// `vessel call APP FUNCTION ARGS...`, which must succeed: its output.
     fn call(&self, function: &str, args: &[&str]) -> String {
-        let mut all = vec!["call", self.app.as_str(), function];
-        all.extend_from_slice(args);
-        self.v.run(&all).ok().to_owned()
+        self.v.call(&self.app, function, args).ok().to_owned()
     }
 
     /// `function` called with `args` (JSON) by `caller`, through the
