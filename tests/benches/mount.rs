@@ -8,7 +8,7 @@
 //! snapshot and makes an empty directory; files appear on first use. Each
 //! case prints, as medians of 7 runs:
 //! - `new container`: `Container::new` with the volume mounted (scratch
-//!   directory, mount, WASI context, store), DESIGN §5's target (< 20 ms):
+//!   directory, mount, WASI context, store), with a target of under 20 ms:
 //!   right after the store was opened (the snapshot is scanned from sled),
 //!   after a commit moved the head since the last mount (the store's cached
 //!   snapshot with the commit merged in), and with the head unchanged;

@@ -4,8 +4,8 @@
 //!   guest (std::fs::File::read with a 1 MiB and a 64 KiB buffer) vs a
 //!   native read of the same file (the stored blob the mount links, same
 //!   buffer size), with the file in the page cache (warm) and evicted from
-//!   it before each read (cold, `posix_fadvise(DONTNEED)`); target >= 70%
-//!   of native (DESIGN §5);
+//!   it before each read (cold, `posix_fadvise(DONTNEED)`); the target is
+//!   at least 70% of native;
 //! - a guest writing a 1 GiB file into a mount (1 MiB writes, then
 //!   sync_all) and committing it, vs a native write + fsync of the same
 //!   bytes.
