@@ -1,9 +1,12 @@
-//! Helpers for vessel's integration tests: where the built guests and the
-//! `vessel` binary are, and running the binary with a private data dir.
+//! Helpers for vessel's integration tests and benches: where the built
+//! guests and the `vessel` binary are, and running the binary with a
+//! private data dir; the in-process host, guests and bystander are in
+//! [`harness`].
 
 // Test helpers: a panic with a message is the right failure here.
 #![allow(clippy::indexing_slicing)]
 
+pub mod harness;
 pub mod reliability;
 pub mod servers;
 
@@ -138,6 +141,9 @@ pub const NOBODY_UID: u32 = 65534;
 /// A `vessel` invocation with its own data dir, removed on drop.
 pub struct Vessel {
     pub home: tempfile::TempDir,
+    /// The shared backend its commands use (`VESSEL_METADATA`,
+    /// `VESSEL_BLOBS`); the embedded store when `None`.
+    backend: Option<(String, String)>,
 }
 
 impl Default for Vessel {
@@ -154,7 +160,20 @@ impl Vessel {
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .unwrap_or_else(|e| panic!("tempdir: {e}"));
-        Vessel { home }
+        Vessel {
+            home,
+            backend: None,
+        }
+    }
+
+    /// A `vessel` with its own data dir on the shared backend: PostgreSQL
+    /// at `metadata` and S3 at `blobs` (see [`servers::shared`]). Two of
+    /// them on the same backend are two hosts.
+    pub fn on_backend(metadata: &str, blobs: &str) -> Self {
+        Vessel {
+            backend: Some((metadata.to_owned(), blobs.to_owned())),
+            ..Vessel::new()
+        }
     }
 
     pub fn command(&self) -> Command {
@@ -162,11 +181,37 @@ impl Vessel {
         c.env("VESSEL_HOME", self.home.path())
             .env_remove("VESSEL_CACHE_DIR")
             .env_remove("RUST_LOG")
-            // The embedded store unless a test points at a shared backend.
-            .env_remove("VESSEL_METADATA")
-            .env_remove("VESSEL_BLOBS")
             .stdin(Stdio::null());
+        match &self.backend {
+            Some((metadata, blobs)) => c
+                .env("VESSEL_METADATA", metadata)
+                .env("VESSEL_BLOBS", blobs),
+            None => c.env_remove("VESSEL_METADATA").env_remove("VESSEL_BLOBS"),
+        };
         c
+    }
+
+    /// `vessel token create` with a `--scope` for each of `scopes`, and
+    /// `--max-calls` when given: the new token.
+    pub fn token(&self, scopes: &[&str], max_calls: Option<u32>) -> String {
+        let max_calls = max_calls.map(|n| n.to_string());
+        let mut args = vec!["token", "create"];
+        for s in scopes {
+            args.extend(["--scope", s]);
+        }
+        if let Some(n) = &max_calls {
+            args.extend(["--max-calls", n]);
+        }
+        self.run(&args).ok().trim().to_owned()
+    }
+
+    /// Runs `vessel call TARGET FUNCTION ARGS...` (TARGET a component or an
+    /// app) to completion.
+    pub fn call(&self, target: &Path, function: &str, args: &[&str]) -> Run {
+        let target = target.display().to_string();
+        let mut all = vec!["call", target.as_str(), function];
+        all.extend_from_slice(args);
+        self.run(&all)
     }
 
     /// Runs `vessel ARGS` to completion.
@@ -266,10 +311,26 @@ pub fn example_app(name: &str, dir: &Path) -> PathBuf {
 /// Writes `manifest` to `dir/vessel.toml`, replacing `@PROBE@` with the path
 /// of the `appprobe` test program, and returns the file's path.
 pub fn write_app(dir: &Path, manifest: &str) -> PathBuf {
-    let probe = guest("appprobe").display().to_string();
+    write_manifest(
+        dir,
+        &manifest.replace("@PROBE@", "@APPPROBE@"),
+        &["appprobe"],
+    )
+}
+
+/// Writes `manifest` to `dir/vessel.toml`, replacing `@NAME@` with the path
+/// of test program `name` for each name in `programs` (`@CRASHLOOP@` for
+/// `crashloop`), and returns the file's path.
+pub fn write_manifest(dir: &Path, manifest: &str, programs: &[&str]) -> PathBuf {
+    let mut text = manifest.to_owned();
+    for p in programs {
+        text = text.replace(
+            &format!("@{}@", p.to_uppercase()),
+            &guest(p).display().to_string(),
+        );
+    }
     let out = dir.join("vessel.toml");
-    std::fs::write(&out, manifest.replace("@PROBE@", &probe))
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+    std::fs::write(&out, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
     out
 }
 

@@ -18,37 +18,11 @@ use vessel_host::storage::blobs::BlobId;
 use vessel_host::storage::embedded::EmbeddedOptions;
 use vessel_host::storage::volume::{GcOptions, NodeKind};
 
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The bytes of kind `kind` (1 volume slot, 2 dict value, 3 load file) that
-/// writer `w` writes in iteration `i`. The same function as in
-/// tests/programs/crashloop/src/lib.rs: the checks recompute what the
+/// The bytes of kind `kind` (1 volume slot, 2 dict value, 3 load file)
+/// that writer `w` writes in iteration `i`: the `crashloop` guest's own
+/// function (tests/programs/written), so the checks recompute what the
 /// guest wrote instead of trusting what it printed.
-pub fn content(kind: u64, w: u32, i: u64) -> Vec<u8> {
-    let seed = splitmix(kind.wrapping_mul(0x1_0000_0001) ^ (u64::from(w) << 40) ^ i);
-    let max: u64 = match kind {
-        1 if seed.is_multiple_of(16) => 1 << 20,
-        1 => 32 << 10,
-        2 => 16 << 10,
-        _ => 4 << 10,
-    };
-    let len = usize::try_from((seed >> 8) % max).unwrap_or(0);
-    let mut out = format!("{kind} w{w} i{i}\n").into_bytes();
-    let mut x = seed | 1;
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out
-}
+pub use written::content;
 
 /// A small xorshift generator, reproducible from the seed it prints.
 #[derive(Debug)]
@@ -303,13 +277,10 @@ timeout = 600
 memory = 64
 "#;
 
-/// Writes the load app's manifest into `dir` for the built `crashloop`
-/// guest at `wasm`; returns its path.
-pub fn load_manifest(dir: &Path, wasm: &Path) -> PathBuf {
-    let path = dir.join("vessel.toml");
-    let text = LOAD_APP.replace("@CRASHLOOP@", &wasm.display().to_string());
-    std::fs::write(&path, text).unwrap();
-    path
+/// Writes the load app's manifest, for the built `crashloop` guest, into
+/// `dir`; returns its path.
+pub fn load_manifest(dir: &Path) -> PathBuf {
+    crate::write_manifest(dir, LOAD_APP, &["crashloop"])
 }
 
 /// One load worker's report (the guest's `worker-report`).

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use vessel_host::storage::dict::{DictStore, PutOptions};
 use vessel_host::storage::embedded::{EmbeddedOptions, EmbeddedStore};
 use vessel_host::storage::remote::{RemoteOptions, RemoteStore};
-use vessel_host::storage::volume::{Change, Node, NodeKind, VolumeStore};
+use vessel_host::storage::volume::VolumeStore;
 use vessel_host::volume::{Mount, VolumeMount};
+use vessel_tests::harness::nodes;
 use vessel_tests::servers::{Postgres, Seaweed};
 
 const FILES: usize = 10_000;
@@ -73,20 +74,9 @@ fn measure(
     eprintln!("{label}: setting up a {FILES}-file volume");
     volumes.create("bench").unwrap();
     let blob = volumes.put_blob(&[7u8; 1024]).unwrap();
-    let changes: Vec<Change> = (0..FILES)
-        .map(|i| Change::Put {
-            path: format!("d{:02}/f{i:05}", i % 100),
-            node: Node {
-                kind: NodeKind::File,
-                blob: Some(blob),
-                size: 1024,
-                mtime_ms: 0,
-                mode: 0o644,
-                target: None,
-            },
-        })
-        .collect();
-    volumes.commit("bench", &changes).unwrap();
+    volumes
+        .commit("bench", &nodes::spread(blob, 1024, FILES, 100))
+        .unwrap();
     // Commit latency: one changed file (its upload included).
     let mut lat = Vec::with_capacity(COMMITS);
     for i in 0..COMMITS {
@@ -94,22 +84,9 @@ fn measure(
         body[..8].copy_from_slice(&(i as u64).to_le_bytes());
         let t = Instant::now();
         let id = volumes.put_blob(&body).unwrap();
-        let node = Node {
-            kind: NodeKind::File,
-            blob: Some(id),
-            size: 4096,
-            mtime_ms: 0,
-            mode: 0o644,
-            target: None,
-        };
+        let path = format!("d{:02}/f{:05}", i % 100, i);
         volumes
-            .commit(
-                "bench",
-                &[Change::Put {
-                    path: format!("d{:02}/f{:05}", i % 100, i),
-                    node,
-                }],
-            )
+            .commit("bench", &[nodes::put(path, nodes::file(id, 4096))])
             .unwrap();
         lat.push(t.elapsed());
     }

@@ -22,25 +22,18 @@
 
 use std::path::Path;
 use std::time::{Duration, Instant};
+use vessel_tests::harness::figures::env_u64;
 
 use serde_json::json;
 use vessel_host::app::Runtime;
 use vessel_host::engine::{EngineConfig, VesselEngine};
 use vessel_host::service::Service;
 use vessel_host::storage::dict::PutOptions;
-use vessel_host::storage::volume::{Change, Node, NodeKind};
-use vessel_tests::guest;
+use vessel_tests::harness::nodes;
 use vessel_tests::reliability::{
     LoadCheck, WorkerReport, check_load, content, load_manifest, open_store, parse_load_main,
     peak_rss_kib, percentile, reset_peak_rss,
 };
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
@@ -74,17 +67,10 @@ fn raw_worker(service: &Service, w: u32, run: Duration) -> WorkerReport {
         let t = Instant::now();
         let bytes = content(3, w, i);
         let blob = volumes.put_blob(&bytes).unwrap();
-        let node = Node {
-            kind: NodeKind::File,
-            blob: Some(blob),
-            size: bytes.len() as u64,
-            mtime_ms: 0,
-            mode: 0o644,
-            target: None,
-        };
+        let node = nodes::file(blob, bytes.len() as u64);
         let path = format!("w{w}/f{}", i % 4);
         let info = volumes
-            .commit("loadvol", &[Change::Put { path, node }])
+            .commit("loadvol", &[nodes::put(path, node)])
             .unwrap();
         r.commits += 1;
         r.last_version = info.version;
@@ -147,9 +133,7 @@ fn guest_run(
     .unwrap();
     let runtime =
         Runtime::new(engine, service.stores.clone()).with_work_dir(home.join("containers"));
-    let app = runtime
-        .load_path(&load_manifest(home, &guest("crashloop")))
-        .unwrap();
+    let app = runtime.load_path(&load_manifest(home)).unwrap();
     let main = app.function("load-main").unwrap();
     reset_peak_rss();
     let (result, elapsed) = rt.block_on(async {

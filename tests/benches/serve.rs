@@ -24,6 +24,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vessel_tests::harness::figures::env_u64;
 
 use vessel_host::app::Runtime;
 use vessel_host::engine::{EngineConfig, VesselEngine};
@@ -32,13 +33,6 @@ use vessel_host::server::{self, ServeOptions, ServerState};
 use vessel_host::service::Service;
 use vessel_host::storage::embedded::EmbeddedOptions;
 use vessel_tests::reliability::percentile;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One keep-alive connection.
 struct Conn {

@@ -4,41 +4,29 @@
 //!   guest (std::fs::File::read with a 1 MiB and a 64 KiB buffer) vs a
 //!   native read of the same file (the stored blob the mount links, same
 //!   buffer size), with the file in the page cache (warm) and evicted from
-//!   it before each read (cold, `posix_fadvise(DONTNEED)`); target >= 70%
-//!   of native (DESIGN §5);
+//!   it before each read (cold, `posix_fadvise(DONTNEED)`); the target is
+//!   at least 70% of native;
 //! - a guest writing a 1 GiB file into a mount (1 MiB writes, then
 //!   sync_all) and committing it, vs a native write + fsync of the same
 //!   bytes.
 //!
 //!   cargo bench -p vessel-tests --bench volume_io
 //!
-//! `VESSEL_BENCH_IO_MB` changes the file size (default 1024). The bench
-//! lives in the tests crate because it needs a guest component, which
-//! tests/build.rs builds from source for wasm32-wasip2; host benches have
-//! no build script to do that.
+//! `VESSEL_BENCH_IO_MB` changes the file size (default 1024). The guest
+//! component is built from source by tests/build.rs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use vessel_tests::harness::figures::{env_u64, median};
 
-use serde_json::{Value, json};
-use vessel_host::call::{CallArgs, build_params, find_export, to_json};
-use vessel_host::container::{Container, ContainerConfig, HostState, linker};
-use vessel_host::engine::{EngineConfig, VesselEngine};
-use vessel_host::service::Service;
-use vessel_host::storage::embedded::EmbeddedOptions;
-use vessel_host::volume::VolumeMount;
-use wasmtime::component::{Component, Instance, Linker};
+use serde_json::json;
+use vessel_tests::harness::Host;
 
 const CHUNK: usize = 1 << 20;
 const RUNS: usize = 3;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn mb_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
@@ -98,65 +86,14 @@ fn native_write(path: &Path, size: u64) -> Duration {
     d
 }
 
-struct Guest {
-    engine: VesselEngine,
-    linker: Linker<HostState>,
-    component: Component,
-}
-
-impl Guest {
-    async fn start(&self, config: &ContainerConfig) -> (Container, Instance) {
-        let mut c = Container::new(&self.engine, config).unwrap();
-        let inst = c.instantiate(&self.linker, &self.component).await.unwrap();
-        (c, inst)
-    }
-
-    async fn call(&self, c: &mut Container, inst: &Instance, name: &str, args: Value) -> Value {
-        let export = find_export(&self.engine, &self.component, "volprobe", name).unwrap();
-        let params = build_params(
-            &export,
-            &CallArgs {
-                args: Some(args),
-                flags: vec![],
-            },
-        )
-        .unwrap();
-        let func = inst.get_func(c.store_mut(), export.index).unwrap();
-        let r = c
-            .call(func, &params, usize::from(export.result.is_some()))
-            .await
-            .unwrap();
-        r.as_ref().map(to_json).unwrap_or(Value::Null)
-    }
-}
-
 #[tokio::main]
 async fn main() {
-    let mb: u64 = std::env::var("VESSEL_BENCH_IO_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
+    let mb = env_u64("VESSEL_BENCH_IO_MB", 1024);
     let size = mb << 20;
-    let dir = tempfile::tempdir().unwrap();
-    let service =
-        Service::open_embedded(&dir.path().join("data"), EmbeddedOptions::default()).unwrap();
-    let engine = VesselEngine::new(EngineConfig::default()).unwrap();
-    let guest = Guest {
-        linker: linker(&engine).unwrap(),
-        component: engine.load(&vessel_tests::guest("volprobe")).unwrap().0,
-        engine,
-    };
-    let config = ContainerConfig {
-        stores: service.stores.clone(),
-        work_dir: Some(dir.path().join("containers")),
-        volume_mounts: vec![VolumeMount {
-            guest: "/data".into(),
-            volume: "io".into(),
-            read_only: false,
-        }],
-        background_commit: None,
-        ..ContainerConfig::default()
-    };
+    let host = Host::new();
+    let (dir, service) = (&host.home, &host.service);
+    let guest = host.program("volprobe");
+    let config = host.config(&[("io", "/data")]);
 
     // A 1 GiB file in the volume, written in 1 MiB pieces.
     service.volume_create("io").unwrap();
@@ -177,7 +114,7 @@ async fn main() {
 
     // Read: alternate native and guest; warm reads after one read that
     // fills the page cache.
-    let (mut c, inst) = guest.start(&config).await;
+    let mut g = guest.start(&config).await;
     native_read(&blob_path, CHUNK);
     for (chunk, cold) in [(CHUNK, false), (64 << 10, false), (CHUNK, true)] {
         let args = json!(["/data/big.bin", chunk]);
@@ -193,7 +130,7 @@ async fn main() {
                 evict(&blob_path);
             }
             let t = Instant::now();
-            let r = guest.call(&mut c, &inst, "fs-read-len", args.clone()).await;
+            let r = g.call("fs-read-len", args.clone()).await;
             ours.push(t.elapsed());
             assert_eq!(r, json!({ "ok": size }));
         }
@@ -207,19 +144,17 @@ async fn main() {
             native.as_secs_f64() / ours.as_secs_f64(),
         );
     }
-    drop(c);
+    drop(g);
 
     // Write + commit. Between runs the file is removed and collected, so
     // every commit stores its blob afresh.
     let (mut write, mut commit, mut native) = (vec![], vec![], vec![]);
     for run in 0..RUNS {
         native.push(native_write(&dir.path().join("native.bin"), size));
-        let (mut c, inst) = guest.start(&config).await;
+        let mut g = guest.start(&config).await;
         let t = Instant::now();
-        let r = guest
+        let r = g
             .call(
-                &mut c,
-                &inst,
                 "fs-write-len",
                 json!([format!("/data/out-{run}.bin"), size, CHUNK]),
             )
@@ -227,10 +162,10 @@ async fn main() {
         write.push(t.elapsed());
         assert_eq!(r, json!({ "ok": size }));
         let t = Instant::now();
-        let r = guest.call(&mut c, &inst, "commit", json!(["/data"])).await;
+        let r = g.call("commit", json!(["/data"])).await;
         commit.push(t.elapsed());
         assert!(r.get("ok").is_some(), "{r}");
-        drop(c);
+        drop(g);
         service
             .volume_rm("io", &format!("/out-{run}.bin"), false)
             .unwrap();

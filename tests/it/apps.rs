@@ -5,10 +5,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use vessel_host::app::{App, Runtime};
-use vessel_host::engine::{EngineConfig, VesselEngine};
-use vessel_host::service::Service;
-use vessel_host::storage::embedded::EmbeddedOptions;
+use vessel_host::app::App;
+use vessel_tests::harness::Host;
 use vessel_tests::{Vessel, write_app};
 
 fn s(p: &Path) -> String {
@@ -80,6 +78,38 @@ component = "@PROBE@"
 volumes = ["granted-vol"]
 "#;
 
+/// The probe app, through the real CLI with a data dir of its own.
+struct ProbeCli {
+    v: Vessel,
+    app: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ProbeCli {
+    fn new() -> ProbeCli {
+        let dir = tempfile::tempdir().unwrap();
+        let app = write_app(dir.path(), PROBE_APP);
+        ProbeCli {
+            v: Vessel::new(),
+            app,
+            _dir: dir,
+        }
+    }
+
+    /// `vessel call APP FUNCTION ARGS...`, which must succeed: its output.
+    fn call(&self, function: &str, args: &[&str]) -> String {
+        self.v.call(&self.app, function, args).ok().to_owned()
+    }
+
+    /// `function` called with `args` (JSON) by `caller`, through the
+    /// guest's remote call: the caller's answer.
+    fn via_caller(&self, function: &str, args: &str) -> String {
+        self.call("caller", &["--function", function, "--arguments", args])
+            .trim()
+            .to_owned()
+    }
+}
+
 #[test]
 fn call_reaches_functions_of_an_app_by_name() {
     let v = Vessel::new();
@@ -109,23 +139,8 @@ fn call_reaches_functions_of_an_app_by_name() {
 
 #[test]
 fn remote_spawn_and_map_run_callees_in_their_own_containers() {
-    let v = Vessel::new();
-    let dir = tempfile::tempdir().unwrap();
-    let app = s(&write_app(dir.path(), PROBE_APP));
-    let call = |function: &str, args: &str| {
-        v.run(&[
-            "call",
-            &app,
-            "caller",
-            "--function",
-            function,
-            "--arguments",
-            args,
-        ])
-        .ok()
-        .trim()
-        .to_owned()
-    };
+    let cli = ProbeCli::new();
+    let call = |function: &str, args: &str| cli.via_caller(function, args);
     assert_eq!(call("add", "[2, 3]"), r#"{"ok":"5"}"#);
     assert_eq!(call("add", r#"{"a": 1, "b": 1}"#), r#"{"ok":"2"}"#);
     // Errors the caller can handle, each named.
@@ -142,18 +157,15 @@ fn remote_spawn_and_map_run_callees_in_their_own_containers() {
         "{err}"
     );
 
-    let out = v
-        .run(&[
-            "call",
-            &app,
-            "fan-out",
+    let out = cli.call(
+        "fan-out",
+        &[
             "--function",
             "add",
             "--inputs",
             r#"["[1,2]", "[3,4]", "[5]"]"#,
-        ])
-        .ok()
-        .to_owned();
+        ],
+    );
     let out: Vec<String> = serde_json::from_str(&out).unwrap();
     assert_eq!(out[0], "ok:3");
     assert_eq!(out[1], "ok:7");
@@ -163,44 +175,19 @@ fn remote_spawn_and_map_run_callees_in_their_own_containers() {
     );
 
     assert_eq!(
-        v.run(&["call", &app, "map-square", "--xs", "[1, 2, 3, 4, 5]"])
-            .ok(),
+        cli.call("map-square", &["--xs", "[1, 2, 3, 4, 5]"]),
         "{\"ok\":[1,4,9,16,25]}\n"
     );
     assert_eq!(
-        v.run(&[
-            "call",
-            &app,
-            "recurse",
-            "--function",
-            "recurse",
-            "--depth",
-            "3"
-        ])
-        .ok(),
+        cli.call("recurse", &["--function", "recurse", "--depth", "3"]),
         "{\"ok\":3}\n"
     );
 }
 
 #[test]
 fn callee_failures_are_errors_for_the_caller() {
-    let v = Vessel::new();
-    let dir = tempfile::tempdir().unwrap();
-    let app = s(&write_app(dir.path(), PROBE_APP));
-    let call = |function: &str, args: &str| {
-        v.run(&[
-            "call",
-            &app,
-            "caller",
-            "--function",
-            function,
-            "--arguments",
-            args,
-        ])
-        .ok()
-        .trim()
-        .to_owned()
-    };
+    let cli = ProbeCli::new();
+    let call = |function: &str, args: &str| cli.via_caller(function, args);
     let err = call("spin", "[]");
     assert!(
         err.contains("call failed") && err.contains("timed out"),
@@ -218,18 +205,10 @@ fn callee_failures_are_errors_for_the_caller() {
     );
 
     // `get` twice gives the same outcome.
-    let out = v
-        .run(&[
-            "call",
-            &app,
-            "get-twice",
-            "--function",
-            "boom",
-            "--arguments",
-            r#"["x"]"#,
-        ])
-        .ok()
-        .to_owned();
+    let out = cli.call(
+        "get-twice",
+        &["--function", "boom", "--arguments", r#"["x"]"#],
+    );
     let out: Vec<String> = serde_json::from_str(&out).unwrap();
     assert_eq!(out.len(), 2);
     assert!(
@@ -239,80 +218,37 @@ fn callee_failures_are_errors_for_the_caller() {
     assert_eq!(out[0], out[1]);
 
     // Runaway recursion stops at the depth limit.
-    let out = v
-        .run(&[
-            "call",
-            &app,
-            "recurse",
-            "--function",
-            "recurse",
-            "--depth",
-            "40",
-        ])
-        .ok()
-        .to_owned();
+    let out = cli.call("recurse", &["--function", "recurse", "--depth", "40"]);
     assert!(out.contains("nest more than 16"), "{out}");
     // A function with one container cannot wait for itself.
-    let out = v
-        .run(&[
-            "call",
-            &app,
-            "lonely",
-            "--function",
-            "lonely",
-            "--depth",
-            "2",
-        ])
-        .ok()
-        .to_owned();
+    let out = cli.call("lonely", &["--function", "lonely", "--depth", "2"]);
     assert!(out.contains("max_containers"), "{out}");
 }
 
 #[test]
 fn functions_open_only_what_they_are_granted() {
-    let v = Vessel::new();
-    let dir = tempfile::tempdir().unwrap();
-    let app = s(&write_app(dir.path(), PROBE_APP));
+    let cli = ProbeCli::new();
     assert_eq!(
-        v.run(&["call", &app, "open-dict", "--name", "granted"])
-            .ok(),
+        cli.call("open-dict", &["--name", "granted"]),
         "{\"ok\":null}\n"
     );
-    let out = v
-        .run(&["call", &app, "open-dict", "--name", "other"])
-        .ok()
-        .to_owned();
+    let out = cli.call("open-dict", &["--name", "other"]);
     assert!(
         out.contains("access denied") && out.contains("other"),
         "{out}"
     );
-    let out = v
-        .run(&["call", &app, "open-volume", "--name", "other"])
-        .ok()
-        .to_owned();
+    let out = cli.call("open-volume", &["--name", "other"]);
     assert!(
         out.contains("access denied") && out.contains("other"),
         "{out}"
     );
     assert_eq!(
-        v.run(&["call", &app, "open-volume", "--name", "granted-vol"])
-            .ok(),
+        cli.call("open-volume", &["--name", "granted-vol"]),
         "{\"ok\":null}\n"
     );
     // Remote calls do not widen grants: `caller` may open `granted`, but
     // `add` runs with its own (empty) grants.
-    let out = v
-        .run(&[
-            "call",
-            &app,
-            "caller",
-            "--function",
-            "open-dict",
-            "--arguments",
-            r#"["other"]"#,
-        ])
-        .ok()
-        .to_owned();
+    let out = cli.via_caller("open-dict", r#"["other"]"#);
     assert!(out.contains("access denied"), "{out}");
 }
 
@@ -416,26 +352,17 @@ fn fuel_bounds_a_call() {
 
 // ---- The library API: Runtime → App → Function ----
 
-fn runtime(home: &Path) -> (Runtime, Service) {
-    let service = Service::open_embedded(home, EmbeddedOptions::default()).unwrap();
-    let engine = VesselEngine::new(EngineConfig {
-        cache_dir: Some(home.join("cache")),
-        ..EngineConfig::default()
-    })
-    .unwrap();
-    let rt = Runtime::new(engine, service.stores.clone()).with_work_dir(home.join("containers"));
-    (rt, service)
-}
-
-fn load(rt: &Runtime, dir: &Path, manifest: &str) -> App {
-    rt.load_path(&write_app(dir, manifest)).unwrap()
+/// Loads `manifest` (see [`write_app`]) into `host`'s runtime.
+fn load(host: &Host, manifest: &str) -> App {
+    host.runtime
+        .load_path(&write_app(host.home.path(), manifest))
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn warm_containers_are_reused_and_concurrent_calls_get_their_own() {
-    let home = tempfile::tempdir().unwrap();
-    let (rt, _service) = runtime(home.path());
-    let app = load(&rt, home.path(), PROBE_APP);
+    let host = Host::new();
+    let app = load(&host, PROBE_APP);
 
     // The same container serves sequential calls: its state carries over.
     let count = app.function("count").unwrap();
@@ -483,11 +410,9 @@ async fn wait_until(within: Duration, every: Duration, what: &str, mut done: imp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idle_containers_retire_with_a_final_commit() {
-    let home = tempfile::tempdir().unwrap();
-    let (rt, service) = runtime(home.path());
+    let host = Host::new();
     let app = load(
-        &rt,
-        home.path(),
+        &host,
         r#"
         [volumes.data]
         create_if_missing = true
@@ -504,7 +429,7 @@ async fn idle_containers_retire_with_a_final_commit() {
         write.call(json!(["/data/x.txt", "kept"])).await.unwrap(),
         json!({"ok": null})
     );
-    let volumes = service.stores.volumes.clone().unwrap();
+    let volumes = host.volumes().clone();
     // Not committed yet: background commits are off and the container is
     // warm.
     assert!(volumes.node("data", "x.txt").unwrap().is_none());
@@ -521,11 +446,9 @@ async fn idle_containers_retire_with_a_final_commit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idle_containers_commit_in_the_background_and_at_shutdown() {
-    let home = tempfile::tempdir().unwrap();
-    let (rt, service) = runtime(home.path());
+    let host = Host::new();
     let app = load(
-        &rt,
-        home.path(),
+        &host,
         r#"
         [volumes.data]
         create_if_missing = true
@@ -540,7 +463,7 @@ async fn idle_containers_commit_in_the_background_and_at_shutdown() {
         mounts = { "/data" = "data" }
         "#,
     );
-    let volumes = service.stores.volumes.clone().unwrap();
+    let volumes = host.volumes().clone();
     let write = app.function("write").unwrap();
     write.call(json!(["/data/a.txt", "a"])).await.unwrap();
     wait_until(
@@ -567,11 +490,9 @@ async fn idle_containers_commit_in_the_background_and_at_shutdown() {
 /// caller's file lands while the callee sleeps, not when the call returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_caller_commits_in_the_background_while_it_waits_for_a_callee() {
-    let home = tempfile::tempdir().unwrap();
-    let (rt, service) = runtime(home.path());
+    let host = Host::new();
     let app = load(
-        &rt,
-        home.path(),
+        &host,
         r#"
         [volumes.data]
         create_if_missing = true
@@ -584,7 +505,7 @@ async fn a_caller_commits_in_the_background_while_it_waits_for_a_callee() {
         component = "@PROBE@"
         "#,
     );
-    let volumes = service.stores.volumes.clone().unwrap();
+    let volumes = host.volumes().clone();
     let call = app.function("caller").unwrap().spawn(json!([
         "/data/before-call.txt",
         "x",
@@ -604,9 +525,8 @@ async fn a_caller_commits_in_the_background_while_it_waits_for_a_callee() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_host_keeps_serving_while_guests_loop_and_bomb() {
-    let home = tempfile::tempdir().unwrap();
-    let (rt, _service) = runtime(home.path());
-    let app = load(&rt, home.path(), PROBE_APP);
+    let host = Host::new();
+    let app = load(&host, PROBE_APP);
     let spin = app.function("spin").unwrap().spawn(json!([]));
     let bomb = app.function("bomb").unwrap().spawn(json!([]));
     let add = app.function("add").unwrap();

@@ -2,27 +2,17 @@
 //! values that do not fit are refused with the parameter's path and type.
 
 use serde_json::{Value, json};
-use vessel_host::call::{CallArgs, CallError, call_component};
+use vessel_host::call::CallError;
 use vessel_host::container::ContainerConfig;
 use vessel_host::engine::{EngineConfig, VesselEngine};
-use vessel_tests::guest;
+use vessel_tests::harness::call_once;
 
 fn engine() -> VesselEngine {
     VesselEngine::new(EngineConfig::default()).unwrap()
 }
 
 async fn call(engine: &VesselEngine, func: &str, args: Value) -> Result<Option<Value>, CallError> {
-    call_component(
-        engine,
-        &guest("types"),
-        func,
-        &CallArgs {
-            args: Some(args),
-            flags: vec![],
-        },
-        &ContainerConfig::default(),
-    )
-    .await
+    call_once(engine, "types", func, args, &ContainerConfig::default()).await
 }
 
 async fn echo(engine: &VesselEngine, func: &str, v: Value) -> Value {

@@ -31,7 +31,7 @@
 //! exactly too: every landed commit made one version.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -41,7 +41,7 @@ use vessel_tests::reliability::{
     GcCheck, Rng, VolumeTree, check_gc, container_dirs, content, crash_iterations, dict_entries,
     line_reader, open_store, volume_tree,
 };
-use vessel_tests::{Vessel, guest};
+use vessel_tests::{Vessel, write_manifest};
 
 /// Kills per scenario in the normal suite (three scenarios: over 200).
 const DEFAULT_KILLS: u64 = 70;
@@ -88,13 +88,6 @@ max_containers = 8
 timeout = 86400
 memory = 64
 "#;
-
-fn write_manifest(dir: &Path, manifest: &str) -> PathBuf {
-    let path = dir.join("vessel.toml");
-    let wasm = guest("crashloop").display().to_string();
-    std::fs::write(&path, manifest.replace("@CRASHLOOP@", &wasm)).unwrap();
-    path
-}
 
 /// A `vessel call APP FUNCTION` child whose stdout lines arrive on `rx`.
 struct Host {
@@ -208,7 +201,7 @@ fn volume_commits_of_many_containers_survive_kill_9() {
     let seed = rng.seed();
     let v = Vessel::new();
     let dir = tempfile::tempdir().unwrap();
-    let app = write_manifest(dir.path(), VOL_APP);
+    let app = write_manifest(dir.path(), VOL_APP, &["crashloop"]);
     // Per writer: the last iteration whose commit landed (None: none yet).
     let mut landed: Vec<Option<u64>> = vec![None; WRITERS];
     let mut max_acked_version = 0u64;
@@ -378,7 +371,7 @@ fn dict_put_update_increment_loops_survive_kill_9() {
     let seed = rng.seed();
     let v = Vessel::new();
     let dir = tempfile::tempdir().unwrap();
-    let app = write_manifest(dir.path(), DICT_APP);
+    let app = write_manifest(dir.path(), DICT_APP, &["crashloop"]);
     // Per writer: how many of its operations landed.
     let mut landed: Vec<u64> = vec![0; WRITERS];
     let (mut acked_total, mut unacked_landed, mut mid_loop_kills) = (0u64, 0u64, 0u64);

@@ -5,71 +5,36 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::json;
-use vessel_host::call::{CallArgs, call_component};
 use vessel_host::container::{ContainerConfig, Grant, Grants};
-use vessel_host::engine::{EngineConfig, VesselEngine};
-use vessel_host::service::Service;
-use vessel_host::storage::embedded::EmbeddedOptions;
+use vessel_tests::harness::{Host, call_once};
 use vessel_tests::{Vessel, guest};
 
-struct Host {
-    _dir: tempfile::TempDir,
-    engine: VesselEngine,
+/// A host, and the config of the dictprobe's containers on it.
+struct Probe {
+    host: Host,
     config: ContainerConfig,
-    _service: Service,
 }
 
-fn host() -> Host {
-    let dir = tempfile::tempdir().unwrap();
-    let service =
-        Service::open_embedded(&dir.path().join("data"), EmbeddedOptions::default()).unwrap();
-    let engine = VesselEngine::new(EngineConfig {
-        cache_dir: Some(dir.path().join("cache")),
-        ..EngineConfig::default()
-    })
-    .unwrap();
+fn host() -> Probe {
+    let host = Host::new();
     let config = ContainerConfig {
-        stores: service.stores.clone(),
+        stores: host.service.stores.clone(),
         ..ContainerConfig::default()
     };
-    Host {
-        _dir: dir,
-        engine,
-        config,
-        _service: service,
-    }
+    Probe { host, config }
 }
 
-async fn op_with(
-    engine: &VesselEngine,
-    config: &ContainerConfig,
-    name: &str,
-    dict: &str,
-    key: &str,
-    arg: &str,
-    n: i64,
-) -> String {
-    let out = call_component(
-        engine,
-        &guest("dictprobe"),
-        "op",
-        &CallArgs {
-            args: Some(json!({"name": name, "dict": dict, "key": key, "arg": arg, "n": n})),
-            flags: vec![],
-        },
-        config,
-    )
-    .await
-    .unwrap();
-    match out {
-        Some(serde_json::Value::String(s)) => s,
-        other => panic!("unexpected result {other:?}"),
-    }
-}
-
-impl Host {
+impl Probe {
+    /// Runs the dictprobe's `op` in a fresh container; its answer.
     async fn op(&self, name: &str, dict: &str, key: &str, arg: &str, n: i64) -> String {
-        op_with(&self.engine, &self.config, name, dict, key, arg, n).await
+        let args = json!({"name": name, "dict": dict, "key": key, "arg": arg, "n": n});
+        let out = call_once(&self.host.engine, "dictprobe", "op", args, &self.config)
+            .await
+            .unwrap();
+        match out {
+            Some(serde_json::Value::String(s)) => s,
+            other => panic!("unexpected result {other:?}"),
+        }
     }
 }
 

@@ -10,14 +10,14 @@
 
 use serde_json::{Value, json};
 
-use super::guest_faults::{Env, Live, err_of, ok};
+use vessel_tests::harness::{Guest, Host, err_of, nodes, ok};
 
 const SECRET: &str = "HOST-SECRET";
 
 /// A host file outside every container, and the environment.
-fn env_with_secret() -> (Env, std::path::PathBuf) {
-    let env = Env::new();
-    let outside = env.dir.path().join("outside");
+fn env_with_secret() -> (Host, std::path::PathBuf) {
+    let env = Host::new();
+    let outside = env.home.path().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     let secret = outside.join("secret.txt");
     std::fs::write(&secret, SECRET).unwrap();
@@ -35,35 +35,16 @@ fn refused(r: &Value, what: &str) -> String {
 /// Commits symlinks `links` (path, target) to volume `vol` directly in the
 /// store: absolute targets a guest may not create, but a volume can hold
 /// (uploaded from a local tree, say).
-fn seed_links(env: &Env, links: &[(&str, &str)]) {
-    use vessel_host::storage::volume::{Change, Node, NodeKind};
-    if env.volumes().info("vol").is_err() {
-        env.volumes().create("vol").unwrap();
-    }
-    let changes: Vec<Change> = links
-        .iter()
-        .map(|(path, target)| Change::Put {
-            path: (*path).to_owned(),
-            node: Node {
-                kind: NodeKind::Symlink,
-                blob: None,
-                size: 0,
-                mtime_ms: 1,
-                mode: 0o777,
-                target: Some((*target).to_owned()),
-            },
-        })
-        .collect();
-    env.volumes().commit("vol", &changes).unwrap();
+fn seed_links(env: &Host, links: &[(&str, &str)]) {
+    nodes::seed(env.volumes().as_ref(), "vol", &[], links);
 }
 
 /// A container of the hostile guest with volume `vol` at /data.
-async fn with_data(env: &Env) -> Live {
+async fn with_data(env: &Host) -> Guest {
     if env.volumes().info("vol").is_err() {
         env.volumes().create("vol").unwrap();
     }
-    env.start("hostile", env.config(&[("vol", "/data", false)]))
-        .await
+    env.start("hostile", env.config(&[("vol", "/data")])).await
 }
 
 #[tokio::test]
@@ -78,7 +59,7 @@ async fn symlinks_out_of_a_mount_are_not_followed() {
     // below the data dir that holds `outside`; followed naively, from the
     // mount's host directory, `rel` leads to the secret.
     let rel = "../../../../outside/secret.txt";
-    let containers = env.dir.path().join("containers");
+    let containers = env.home.path().join("containers");
     let only = std::fs::read_dir(&containers)
         .unwrap()
         .next()
@@ -248,14 +229,11 @@ async fn trailing_slash_symlinks_are_not_followed_out() {
 
 #[tokio::test]
 async fn renames_across_mounts_are_refused() {
-    let env = Env::new();
+    let env = Host::new();
     env.volumes().create("one").unwrap();
     env.volumes().create("two").unwrap();
     let mut a = env
-        .start(
-            "hostile",
-            env.config(&[("one", "/a", false), ("two", "/b", false)]),
-        )
+        .start("hostile", env.config(&[("one", "/a"), ("two", "/b")]))
         .await;
     assert_eq!(a.call("fs-write", json!(["/a/f", "f"])).await, ok());
     assert_eq!(a.call("fs-mkdir", json!(["/a/d"])).await, ok());
@@ -281,19 +259,17 @@ async fn renames_across_mounts_are_refused() {
 
 #[tokio::test]
 async fn a_read_only_mount_refuses_trunc_link_and_rename_and_its_blob_is_intact() {
-    let env = Env::new();
+    let env = Host::new();
     env.volumes().create("ro").unwrap();
-    let mut w = env
-        .start("hostile", env.config(&[("ro", "/w", false)]))
-        .await;
+    let mut w = env.start("hostile", env.config(&[("ro", "/w")])).await;
     assert_eq!(w.call("fs-write", json!(["/w/f", "precious"])).await, ok());
     w.call("commit", json!(["/w"])).await;
     let node = env.volumes().node("ro", "f").unwrap().unwrap();
     let blob = node.blob.unwrap();
 
-    let mut a = env
-        .start("hostile", env.config(&[("ro", "/ro", true)]))
-        .await;
+    let mut config = env.config(&[("ro", "/ro")]);
+    config.volume_mounts[0].read_only = true;
+    let mut a = env.start("hostile", config).await;
     for (what, r) in [
         (
             "open O_TRUNC",
@@ -344,7 +320,7 @@ async fn a_read_only_mount_refuses_trunc_link_and_rename_and_its_blob_is_intact(
 
 #[tokio::test]
 async fn another_containers_scratch_is_out_of_reach() {
-    let env = Env::new();
+    let env = Host::new();
     let mut a = env.start("hostile", env.config(&[])).await;
     assert_eq!(a.call("fs-write", json!(["/private", "mine"])).await, ok());
     let mut b = env.start("hostile", env.config(&[])).await;
@@ -355,7 +331,7 @@ async fn another_containers_scratch_is_out_of_reach() {
     refused(&r, "same name");
     // By the host path of a's scratch, absolute or relative, by symlink or
     // by `..`.
-    let work = env.dir.path().join("containers");
+    let work = env.home.path().join("containers");
     let dirs: Vec<std::path::PathBuf> = std::fs::read_dir(&work)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -396,38 +372,26 @@ async fn another_containers_scratch_is_out_of_reach() {
 
 #[tokio::test]
 async fn dicts_and_volumes_not_granted_are_refused_by_name() {
-    use vessel_host::app::Runtime;
-    let env = Env::new();
+    let env = Host::new();
     env.volumes().create("mine").unwrap();
     env.volumes().create("theirs").unwrap();
-    let app_dir = env.dir.path().join("app");
-    std::fs::create_dir_all(&app_dir).unwrap();
-    let component = vessel_tests::guest("hostile").display().to_string();
-    std::fs::write(
-        app_dir.join("vessel.toml"),
-        format!(
-            r#"
+    let app = env.load(
+        r#"
 [dicts.mine]
 create_if_missing = true
 
 [functions.dict]
-component = "{component}"
+component = "@HOSTILE@"
 export = "dict-open"
 dicts = ["mine"]
 
 [functions.volume]
-component = "{component}"
+component = "@HOSTILE@"
 export = "volume-open"
 volumes = ["mine"]
-"#
-        ),
-    )
-    .unwrap();
-    let engine =
-        vessel_host::engine::VesselEngine::new(vessel_host::engine::EngineConfig::default())
-            .unwrap();
-    let runtime = Runtime::new(engine, env.service.stores.clone());
-    let app = runtime.load_path(&app_dir).unwrap();
+"#,
+        &["hostile"],
+    );
     let dict = app.function("dict").unwrap();
     assert_eq!(
         dict.call(json!(["mine"])).await.unwrap(),
@@ -444,11 +408,7 @@ volumes = ["mine"]
     assert!(refused(&r, "volume").contains("AccessDenied"), "{r}");
     // Nor was `theirs` created as a dict on the way.
     assert!(
-        env.service
-            .stores
-            .dicts
-            .as_ref()
-            .unwrap()
+        env.dicts()
             .list()
             .unwrap()
             .iter()

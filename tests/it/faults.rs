@@ -68,6 +68,7 @@ async fn host_keeps_serving_while_a_guest_spins() {
     use vessel_host::call::{CallArgs, call_component};
     use vessel_host::container::ContainerConfig;
     use vessel_host::engine::{EngineConfig, VesselEngine};
+    use vessel_tests::harness::call_once;
     let engine = VesselEngine::new(EngineConfig::default()).unwrap();
     let spin_cfg = ContainerConfig {
         timeout: Some(std::time::Duration::from_secs(2)),
@@ -86,14 +87,11 @@ async fn host_keeps_serving_while_a_guest_spins() {
     });
     // While it spins, other calls complete.
     for i in 0..5 {
-        let r = call_component(
+        let r = call_once(
             &engine,
-            &guest("add"),
             "add",
-            &CallArgs {
-                args: Some(serde_json::json!([i, 1])),
-                flags: vec![],
-            },
+            "add",
+            serde_json::json!([i, 1]),
             &ContainerConfig::default(),
         )
         .await

@@ -8,149 +8,19 @@
 //! infinite_loop_hits_the_timeout` and `faults::
 //! host_keeps_serving_while_a_guest_spins`.
 
-use serde_json::{Value, json};
-use vessel_host::call::{CallArgs, Export, build_params, find_export, to_json};
-use vessel_host::container::{Container, ContainerConfig, HostState, linker};
-use vessel_host::engine::{EngineConfig, VesselEngine};
-use vessel_host::service::Service;
-use vessel_host::storage::embedded::EmbeddedOptions;
-use vessel_host::volume::VolumeMount;
-use wasmtime::component::{Component, Instance, Linker};
+use serde_json::json;
 
-use vessel_tests::guest;
-
-/// A data dir with its stores, an engine and a linker.
-pub(crate) struct Env {
-    pub dir: tempfile::TempDir,
-    pub service: Service,
-    engine: VesselEngine,
-    linker: Linker<HostState>,
-}
-
-/// One started container of one test program.
-pub(crate) struct Live {
-    pub c: Container,
-    inst: Instance,
-    engine: VesselEngine,
-    component: Component,
-    name: String,
-}
-
-impl Env {
-    pub fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let service = Service::open_embedded(dir.path(), EmbeddedOptions::default()).unwrap();
-        let engine = VesselEngine::new(EngineConfig::default()).unwrap();
-        let linker = linker(&engine).unwrap();
-        Env {
-            dir,
-            service,
-            engine,
-            linker,
-        }
-    }
-
-    pub fn volumes(&self) -> &std::sync::Arc<dyn vessel_host::storage::volume::VolumeStore> {
-        self.service.stores.volumes.as_ref().unwrap()
-    }
-
-    /// A config with `mounts` as (volume, guest path, read-only).
-    pub fn config(&self, mounts: &[(&str, &str, bool)]) -> ContainerConfig {
-        ContainerConfig {
-            stores: self.service.stores.clone(),
-            work_dir: Some(self.dir.path().join("containers")),
-            volume_mounts: mounts
-                .iter()
-                .map(|(volume, guest, read_only)| VolumeMount {
-                    guest: (*guest).to_owned(),
-                    volume: (*volume).to_owned(),
-                    read_only: *read_only,
-                })
-                .collect(),
-            background_commit: None,
-            ..ContainerConfig::default()
-        }
-    }
-
-    /// Starts test program `program` in a container made with `config`.
-    pub async fn start(&self, program: &str, config: ContainerConfig) -> Live {
-        self.start_path(&guest(program), program, config).await
-    }
-
-    /// Starts the component at `path` (a .wasm or .wat file).
-    pub async fn start_path(
-        &self,
-        path: &std::path::Path,
-        program: &str,
-        config: ContainerConfig,
-    ) -> Live {
-        let component = self.engine.load(path).unwrap().0;
-        let mut c = Container::new(&self.engine, &config).unwrap();
-        let inst = c.instantiate(&self.linker, &component).await.unwrap();
-        Live {
-            c,
-            inst,
-            engine: self.engine.clone(),
-            component,
-            name: program.to_owned(),
-        }
-    }
-}
-
-impl Live {
-    fn export(&self, name: &str) -> Export {
-        find_export(&self.engine, &self.component, &self.name, name).unwrap()
-    }
-
-    /// Calls export `name` with JSON `args`; a container error (trap,
-    /// timeout) comes back as its message.
-    pub async fn try_call(&mut self, name: &str, args: Value) -> Result<Value, String> {
-        let export = self.export(name);
-        let params = build_params(
-            &export,
-            &CallArgs {
-                args: Some(args),
-                flags: vec![],
-            },
-        )
-        .unwrap();
-        let func = self
-            .inst
-            .get_func(self.c.store_mut(), export.index)
-            .unwrap();
-        let r = self
-            .c
-            .call(func, &params, usize::from(export.result.is_some()))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(r.as_ref().map(to_json).unwrap_or(Value::Null))
-    }
-
-    pub async fn call(&mut self, name: &str, args: Value) -> Value {
-        self.try_call(name, args).await.unwrap()
-    }
-}
-
-pub(crate) fn ok() -> Value {
-    json!({"ok": null})
-}
-
-pub(crate) fn err_of(v: &Value) -> String {
-    v.get("err")
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("expected an error, got {v}"))
-        .to_owned()
-}
+use vessel_tests::harness::{Guest, Host, err_of, ok};
 
 /// A container with the volume `bystander` mounted at /data, holding a
 /// committed file and an uncommitted one: what every fault test checks
 /// afterwards.
-async fn bystander(env: &Env) -> Live {
+async fn bystander(env: &Host) -> Guest {
     if env.volumes().info("bystander").is_err() {
         env.volumes().create("bystander").unwrap();
     }
     let mut b = env
-        .start("hostile", env.config(&[("bystander", "/data", false)]))
+        .start("hostile", env.config(&[("bystander", "/data")]))
         .await;
     assert_eq!(
         b.call("fs-write", json!(["/data/committed", "c"])).await,
@@ -167,7 +37,7 @@ async fn bystander(env: &Env) -> Live {
 
 /// The bystander still reads both files, commits the pending one, and its
 /// volume has it.
-async fn bystander_is_fine(env: &Env, b: &mut Live) {
+async fn bystander_is_fine(env: &Host, b: &mut Guest) {
     assert_eq!(
         b.call("fs-read", json!(["/data/committed"])).await,
         json!({"ok": "c"})
@@ -188,7 +58,7 @@ async fn bystander_is_fine(env: &Env, b: &mut Live) {
 
 #[tokio::test]
 async fn traps_panics_and_stack_overflow_leave_others_running() {
-    let env = Env::new();
+    let env = Host::new();
     let mut b = bystander(&env).await;
     let mut f = env.start("faults", env.config(&[])).await;
     let e = f.try_call("panic", json!(["boom"])).await.unwrap_err();
@@ -210,7 +80,7 @@ async fn traps_panics_and_stack_overflow_leave_others_running() {
         .unwrap_err();
     assert!(e.contains("out of bounds memory access"), "{e}");
     // Recursion without a shadow stack exhausts wasmtime's own call stack.
-    let wat = env.dir.path().join("recurse.wat");
+    let wat = env.home.path().join("recurse.wat");
     std::fs::write(
         &wat,
         r#"(component
@@ -222,7 +92,7 @@ async fn traps_panics_and_stack_overflow_leave_others_running() {
             (canon lift (core func $i "f"))))"#,
     )
     .unwrap();
-    let mut f = env.start_path(&wat, "recurse", env.config(&[])).await;
+    let mut f = env.start_path(&wat, env.config(&[])).await;
     let e = f.try_call("f", json!([0])).await.unwrap_err();
     assert!(e.contains("call stack exhausted"), "{e}");
     bystander_is_fine(&env, &mut b).await;
@@ -232,7 +102,7 @@ async fn traps_panics_and_stack_overflow_leave_others_running() {
 
 #[tokio::test]
 async fn a_memory_bomb_names_the_limit_and_others_keep_their_memory() {
-    let env = Env::new();
+    let env = Host::new();
     let mut b = bystander(&env).await;
     let mut config = env.config(&[]);
     config.memory_limit = 64 << 20;
@@ -250,12 +120,10 @@ async fn a_memory_bomb_names_the_limit_and_others_keep_their_memory() {
 
 #[tokio::test]
 async fn four_gib_lengths_are_short_reads_or_too_large() {
-    let env = Env::new();
+    let env = Host::new();
     env.volumes().create("vol").unwrap();
     let mut b = bystander(&env).await;
-    let mut a = env
-        .start("hostile", env.config(&[("vol", "/data", false)]))
-        .await;
+    let mut a = env.start("hostile", env.config(&[("vol", "/data")])).await;
     let mib = "x".repeat(1 << 20);
     assert_eq!(a.call("fs-write", json!(["/data/big", mib])).await, ok());
     assert_eq!(a.call("fs-write", json!(["/big", mib])).await, ok());
@@ -291,7 +159,7 @@ async fn four_gib_lengths_are_short_reads_or_too_large() {
 
 #[tokio::test]
 async fn handles_used_after_drop_trap() {
-    let env = Env::new();
+    let env = Host::new();
     let mut b = bystander(&env).await;
     // wasmtime checks every handle against the guest's own table before
     // the host sees it: a freed index is unknown, a reused one has the
@@ -321,12 +189,10 @@ async fn handles_used_after_drop_trap() {
 
 #[tokio::test]
 async fn ten_thousand_open_files_hit_the_per_container_limit() {
-    let env = Env::new();
+    let env = Host::new();
     env.volumes().create("vol").unwrap();
     let mut b = bystander(&env).await;
-    let mut a = env
-        .start("hostile", env.config(&[("vol", "/data", false)]))
-        .await;
+    let mut a = env.start("hostile", env.config(&[("vol", "/data")])).await;
     a.call("fs-mkdir", json!(["/data/many"])).await;
     a.call("fs-mkdir", json!(["/many"])).await;
     let limit = vessel_host::container::DEFAULT_MAX_OPEN_FILES;
@@ -356,12 +222,10 @@ async fn ten_thousand_open_files_hit_the_per_container_limit() {
 
 #[tokio::test]
 async fn trees_ten_thousand_deep_stop_at_the_path_limit_and_the_rest_works() {
-    let env = Env::new();
+    let env = Host::new();
     env.volumes().create("vol").unwrap();
     let mut b = bystander(&env).await;
-    let mut a = env
-        .start("hostile", env.config(&[("vol", "/data", false)]))
-        .await;
+    let mut a = env.start("hostile", env.config(&[("vol", "/data")])).await;
     // Under a mount: paths are at most 4095 bytes (what the host's file
     // system calls take), so `d/d/...` stops at 2048 levels, with a clear
     // code, and everything made so far commits.
@@ -372,9 +236,7 @@ async fn trees_ten_thousand_deep_stop_at_the_path_limit_and_the_rest_works() {
     assert_eq!(env.volumes().info("vol").unwrap().inodes, 2048);
     // A new container's snapshot has the whole chain; it lists it
     // recursively and removes it through the object API.
-    let mut c = env
-        .start("hostile", env.config(&[("vol", "/data", false)]))
-        .await;
+    let mut c = env.start("hostile", env.config(&[("vol", "/data")])).await;
     assert_eq!(
         c.call("nest-depth", json!(["/data"])).await,
         json!({"ok": [2048, false]})
@@ -399,7 +261,7 @@ async fn trees_ten_thousand_deep_stop_at_the_path_limit_and_the_rest_works() {
     // In scratch nothing is stored and the host adds no limit: 10,000
     // levels and a leaf, removed level by level through WASI, made again,
     // and removed with the container.
-    let work = env.dir.path().join("deep");
+    let work = env.home.path().join("deep");
     let mut config = env.config(&[]);
     config.work_dir = Some(work.clone());
     let mut s = env.start("hostile", config).await;

@@ -19,11 +19,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use vessel_host::storage::blobs::BlobId;
 use vessel_host::storage::dict::{DictError, DictStore, PutOptions};
 use vessel_host::storage::disk::{FaultError, FaultMode, FaultPlan, OpCounts, OpKind, StorageIo};
 use vessel_host::storage::embedded::{EmbeddedOptions, EmbeddedStore};
-use vessel_host::storage::volume::{Change, Node, NodeKind, VolumeError, VolumeStore};
+use vessel_host::storage::volume::{Change, VolumeError, VolumeStore};
+use vessel_tests::harness::{nodes, scratch};
 use vessel_tests::{Run, Vessel, guest};
 
 /// The operations faults are injected into.
@@ -39,29 +39,6 @@ enum Op {
 }
 
 const DICT: &str = "kv";
-
-/// Data dirs on a tmpfs when there is one: faults are injected, not
-/// waited for, so real fsyncs would only cost time.
-fn scratch() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir()
-        && let Ok(d) = tempfile::tempdir_in(shm)
-    {
-        return d;
-    }
-    tempfile::tempdir().unwrap()
-}
-
-fn file_node(blob: BlobId, size: u64) -> Node {
-    Node {
-        kind: NodeKind::File,
-        blob: Some(blob),
-        size,
-        mtime_ms: 0,
-        mode: 0o644,
-        target: None,
-    }
-}
 
 /// What was acknowledged before the fault.
 struct Baseline {
@@ -95,7 +72,7 @@ fn baseline(store: &EmbeddedStore) -> Baseline {
                 "v",
                 &[Change::Put {
                     path: path.clone(),
-                    node: file_node(id, data.len() as u64),
+                    node: nodes::file(id, data.len() as u64),
                 }],
             )
             .unwrap()
@@ -169,7 +146,7 @@ fn perform(op: Op, store: &EmbeddedStore, local: &Path) -> Result<(), Failed> {
                 "v",
                 &[Change::Put {
                     path: target(op).into(),
-                    node: file_node(id, data.len() as u64),
+                    node: nodes::file(id, data.len() as u64),
                 }],
             )?;
         }
@@ -182,7 +159,7 @@ fn perform(op: Op, store: &EmbeddedStore, local: &Path) -> Result<(), Failed> {
                 "v",
                 &[Change::Put {
                     path: target(op).into(),
-                    node: file_node(id, size),
+                    node: nodes::file(id, size),
                 }],
             )?;
         }
@@ -725,7 +702,7 @@ fn a_second_reader_never_sees_a_commit_before_its_fsync_or_after_it_failed() {
             "v",
             &[Change::Put {
                 path: target(Op::VolumeCommit).into(),
-                node: file_node(blob, data.len() as u64),
+                node: nodes::file(blob, data.len() as u64),
             }],
         );
         assert!(fired.load(Ordering::SeqCst), "the commit issued no fsync");

@@ -3,11 +3,9 @@
 //! probe that runs the SDK (guest-sdk/js/vessel.js) through the real CLI.
 //! Each test builds one component (about 12 MB) and compiles it once.
 
-use std::path::Path;
+use vessel_tests::Vessel;
 
-use vessel_tests::{Run, Vessel};
-
-use crate::python::{assert_page_is_example, build_script};
+use crate::python::{assert_page_is_example, build_probe};
 use crate::walkthrough;
 
 #[test]
@@ -47,27 +45,13 @@ component = "jsprobe.wasm"
 dicts = ["kv"]
 "#;
 
-fn call(v: &Vessel, app: &Path, function: &str, args: &[&str]) -> Run {
-    let app = app.display().to_string();
-    let mut all = vec!["call", app.as_str(), function];
-    all.extend_from_slice(args);
-    v.run(&all)
-}
-
 #[test]
 fn javascript_sdk_through_the_cli() {
-    let dir = tempfile::tempdir().unwrap();
-    let wasm = dir.path().join("jsprobe.wasm");
-    build_script(
-        "build-js",
-        &["tests/programs/jsprobe", "-o", wasm.to_str().unwrap()],
-    );
-    std::fs::write(dir.path().join("vessel.toml"), PROBE_APP).unwrap();
-    let app = dir.path().join("vessel.toml");
+    let (_dir, app) = build_probe("build-js", "jsprobe", PROBE_APP);
     let v = Vessel::new();
 
     assert_eq!(
-        call(&v, &app, "dict-api", &[]).ok(),
+        v.call(&app, "dict-api", &[]).ok(),
         "kv 1 {\"x\":[1,2.5,null,true],\"s\":\"héllo\"}\n\
          undefined 7 true false\n\
          2 2\n\
@@ -97,12 +81,12 @@ fn javascript_sdk_through_the_cli() {
     v.run(&["dict", "put", "kv", "from-cli", "\"from the CLI\""])
         .ok();
     assert_eq!(
-        call(&v, &app, "lookup", &["--key", "from-cli"]).ok(),
+        v.call(&app, "lookup", &["--key", "from-cli"]).ok(),
         "\"from the CLI\"\n"
     );
 
     assert_eq!(
-        call(&v, &app, "volume-api", &[]).ok(),
+        v.call(&app, "volume-api", &[]).ok(),
         "objects 0\n\
          exists AlreadyExists: already exists: a/b.txt exists (pass overwrite to replace it)\n\
          [[\"a/b.txt\",\"file\",12],[\"a/c.bin\",\"file\",2]]\n\
@@ -116,7 +100,7 @@ fn javascript_sdk_through_the_cli() {
         "\u{1}\u{2}"
     );
 
-    let out = call(&v, &app, "calls", &[]);
+    let out = v.call(&app, "calls", &[]);
     assert_eq!(
         out.ok(),
         "49 64\n\
@@ -129,7 +113,7 @@ fn javascript_sdk_through_the_cli() {
     assert!(out.stderr.contains("boom"), "{}", out.stderr);
 
     assert_eq!(
-        call(&v, &app, "errors", &[]).ok(),
+        v.call(&app, "errors", &[]).ok(),
         "true true AccessDenied access denied: this function is not granted dict `secret`\n\
          true dict `kv-missing` does not exist\n\
          bad name InvalidArgument: invalid argument: invalid dict name \"bad/name\": '/' is not allowed (use ASCII letters, digits, `.`, `_`, `-`)\n\
@@ -140,7 +124,7 @@ fn javascript_sdk_through_the_cli() {
 
     // An error the guest does not catch: its message and stack, then
     // vessel's error naming the function, and exit status 1.
-    call(&v, &app, "lookup", &["--key", "nope"]).fails(
+    v.call(&app, "lookup", &["--key", "nope"]).fails(
         1,
         &[
             "not found: no key nope",

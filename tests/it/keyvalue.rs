@@ -6,11 +6,9 @@
 use std::collections::BTreeSet;
 
 use serde_json::json;
-use vessel_host::call::{CallArgs, call_component};
 use vessel_host::container::{ContainerConfig, Grant, Grants};
-use vessel_host::engine::{EngineConfig, VesselEngine};
-use vessel_host::service::Service;
-use vessel_host::storage::embedded::EmbeddedOptions;
+use vessel_host::engine::VesselEngine;
+use vessel_tests::harness::{Host, call_once};
 use vessel_tests::{Vessel, guest};
 
 /// `vessel call kvprobe.wasm op ...`; returns the operation's report.
@@ -185,59 +183,28 @@ fn keyvalue_batch_operations() {
     );
 }
 
-struct Host {
-    _dir: tempfile::TempDir,
-    engine: VesselEngine,
-    service: Service,
-}
-
-fn host() -> Host {
-    let dir = tempfile::tempdir().unwrap();
-    let service =
-        Service::open_embedded(&dir.path().join("data"), EmbeddedOptions::default()).unwrap();
-    let engine = VesselEngine::new(EngineConfig {
-        cache_dir: Some(dir.path().join("cache")),
-        ..EngineConfig::default()
-    })
-    .unwrap();
-    Host {
-        _dir: dir,
-        engine,
-        service,
+/// A config over `h`'s stores granting `dicts`.
+fn config(h: &Host, dicts: Grant) -> ContainerConfig {
+    ContainerConfig {
+        stores: h.service.stores.clone(),
+        grants: Grants {
+            dicts,
+            ..Grants::default()
+        },
+        ..ContainerConfig::default()
     }
 }
 
-impl Host {
-    fn config(&self, dicts: Grant) -> ContainerConfig {
-        ContainerConfig {
-            stores: self.service.stores.clone(),
-            grants: Grants {
-                dicts,
-                ..Grants::default()
-            },
-            ..ContainerConfig::default()
-        }
-    }
-}
-
+/// Runs `program`'s `op` in a fresh container; its answer.
 async fn call(
     engine: &VesselEngine,
     config: &ContainerConfig,
     program: &str,
     args: serde_json::Value,
 ) -> String {
-    match call_component(
-        engine,
-        &guest(program),
-        "op",
-        &CallArgs {
-            args: Some(args),
-            flags: vec![],
-        },
-        config,
-    )
-    .await
-    .unwrap()
+    match call_once(engine, program, "op", args, config)
+        .await
+        .unwrap()
     {
         Some(serde_json::Value::String(s)) => s,
         other => panic!("unexpected result {other:?}"),
@@ -246,8 +213,8 @@ async fn call(
 
 #[tokio::test]
 async fn keyvalue_respects_dict_grants() {
-    let h = host();
-    let only = h.config(Grant::Only(BTreeSet::from(["granted".to_owned()])));
+    let h = Host::new();
+    let only = config(&h, Grant::Only(BTreeSet::from(["granted".to_owned()])));
     let kv = |bucket: &str| json!(["set", bucket, "k", "v", 0]);
     assert_eq!(call(&h.engine, &only, "kvprobe", kv("granted")).await, "ok");
     // Not granted: denied whether the dict exists or not, and nothing is
@@ -268,7 +235,7 @@ async fn keyvalue_respects_dict_grants() {
         "error: access-denied"
     );
     // A dict guest sees the keyvalue write, with a version.
-    let all = h.config(Grant::All);
+    let all = config(&h, Grant::All);
     let got = call(
         &h.engine,
         &all,
@@ -281,8 +248,8 @@ async fn keyvalue_respects_dict_grants() {
 
 #[tokio::test]
 async fn concurrent_cas_and_increments_lose_nothing() {
-    let h = host();
-    let config = h.config(Grant::All);
+    let h = Host::new();
+    let config = config(&h, Grant::All);
     let mut tasks = Vec::new();
     for i in 0..6 {
         let engine = h.engine.clone();

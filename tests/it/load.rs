@@ -7,14 +7,14 @@
 //! memory, next to baselines) come from `cargo bench -p vessel-tests
 //! --bench load`.
 
+use vessel_tests::Vessel;
 use vessel_tests::reliability::{check_load, load_manifest, open_store, parse_load_main};
-use vessel_tests::{Vessel, guest};
 
 #[test]
 fn sixty_four_containers_on_one_volume_and_dict_lose_nothing() {
     let v = Vessel::new();
     let dir = tempfile::tempdir().unwrap();
-    let app = load_manifest(dir.path(), &guest("crashloop"));
+    let app = load_manifest(dir.path());
     let run = v.run(&[
         "call",
         app.to_str().unwrap(),

@@ -24,13 +24,13 @@
 mod guests;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use vessel_host::storage::blobs::BlobId;
 use vessel_host::storage::dict::{DictStore, PutOptions};
 use vessel_host::storage::disk::{PowerOptions, PowerReport, Sabotage, SledTear, StorageIo};
 use vessel_host::storage::embedded::{EmbeddedOptions, EmbeddedStore};
-use vessel_host::storage::volume::{Change, Node, NodeKind, VolumeStore};
+use vessel_host::storage::volume::{Change, NodeKind, VolumeStore};
+use vessel_tests::harness::{nodes, scratch};
 
 /// splitmix64, so every iteration replays from its seed.
 struct Rng(u64);
@@ -65,30 +65,6 @@ struct Model {
 }
 
 const DICT: &str = "kv";
-
-/// Where the live and rebooted data dirs go: a tmpfs when there is one
-/// (the model, not the disk, decides what survives, so real fsyncs would
-/// only cost time; sled's own flushes are real writes).
-fn scratch() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir()
-        && let Ok(d) = tempfile::tempdir_in(shm)
-    {
-        return d;
-    }
-    tempfile::tempdir().unwrap()
-}
-
-fn file_node(blob: BlobId, size: usize) -> Node {
-    Node {
-        kind: NodeKind::File,
-        blob: Some(blob),
-        size: size as u64,
-        mtime_ms: 0,
-        mode: 0o644,
-        target: None,
-    }
-}
 
 /// Totals over iterations, for the summary line RELIABILITY.md quotes.
 #[derive(Debug, Default)]
@@ -167,7 +143,7 @@ fn workload(store: &EmbeddedStore, seed: u64, steps: usize) -> (Model, Option<Mo
                     Ok((id, data)) => {
                         changes.push(Change::Put {
                             path: path.clone(),
-                            node: file_node(id, data.len()),
+                            node: nodes::file(id, data.len() as u64),
                         });
                         seen.push(data.clone());
                         let files = &mut next.volumes.get_mut(&vol).unwrap().1;
@@ -471,7 +447,7 @@ fn iteration(
             "v",
             &[Change::Put {
                 path: "after".into(),
-                node: file_node(id, 16),
+                node: nodes::file(id, 16),
             }],
         )
         .map_err(|e| format!("commit after reboot: {e}"))?;

@@ -4,12 +4,25 @@
 //! real CLI. Each test builds one component and compiles it once (a Python
 //! component is about 18 MB), so there are few of them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use vessel_tests::{Run, Vessel, repo_root};
+use vessel_tests::{Vessel, repo_root};
 
 use crate::walkthrough;
+
+/// Builds `tests/programs/PROGRAM` with `scripts/SCRIPT` (build-python,
+/// build-js) into a new directory, writes `manifest` beside it as
+/// vessel.toml, and returns the directory and the manifest's path.
+pub fn build_probe(script: &str, program: &str, manifest: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join(format!("{program}.wasm"));
+    let source = format!("tests/programs/{program}");
+    build_script(script, &[&source, "-o", wasm.to_str().unwrap()]);
+    let app = dir.path().join("vessel.toml");
+    std::fs::write(&app, manifest).unwrap();
+    (dir, app)
+}
 
 /// Runs `scripts/NAME ARGS` from the repository root and asserts success.
 pub fn build_script(name: &str, args: &[&str]) {
@@ -114,28 +127,14 @@ component = "pyprobe.wasm"
 dicts = ["kv"]
 "#;
 
-fn call(v: &Vessel, app: &Path, function: &str, args: &[&str]) -> Run {
-    let app = app.display().to_string();
-    let mut all = vec!["call", app.as_str(), function];
-    all.extend_from_slice(args);
-    v.run(&all)
-}
-
 fn expect(v: &Vessel, app: &Path, function: &str, expected: &str) {
-    let out = call(v, app, function, &[]);
+    let out = v.call(app, function, &[]);
     assert_eq!(out.ok(), expected, "output of `{function}`");
 }
 
 #[test]
 fn python_sdk_through_the_cli() {
-    let dir = tempfile::tempdir().unwrap();
-    let wasm = dir.path().join("pyprobe.wasm");
-    build_script(
-        "build-python",
-        &["tests/programs/pyprobe", "-o", wasm.to_str().unwrap()],
-    );
-    std::fs::write(dir.path().join("vessel.toml"), PROBE_APP).unwrap();
-    let app = dir.path().join("vessel.toml");
+    let (_dir, app) = build_probe("build-python", "pyprobe", PROBE_APP);
     let v = Vessel::new();
 
     expect(
@@ -175,7 +174,7 @@ fn python_sdk_through_the_cli() {
     v.run(&["dict", "put", "kv", "from-cli", "\"from the CLI\""])
         .ok();
     assert_eq!(
-        call(&v, &app, "lookup", &["--key", "from-cli"]).ok(),
+        v.call(&app, "lookup", &["--key", "from-cli"]).ok(),
         "\"from the CLI\"\n"
     );
 
@@ -223,7 +222,7 @@ fn python_sdk_through_the_cli() {
     );
     assert_eq!(v.run(&["volume", "get", "mounted", "x.txt", "-"]).ok(), "x");
 
-    let out = call(&v, &app, "calls", &[]);
+    let out = v.call(&app, "calls", &[]);
     assert_eq!(
         out.ok(),
         "49\n\
@@ -251,7 +250,7 @@ fn python_sdk_through_the_cli() {
 
     // An exception the guest does not catch: Python's traceback, then
     // vessel's error naming the function, and exit status 1.
-    call(&v, &app, "lookup", &["--key", "nope"]).fails(
+    v.call(&app, "lookup", &["--key", "nope"]).fails(
         1,
         &[
             "Traceback (most recent call last):",

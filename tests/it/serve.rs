@@ -2,6 +2,7 @@
 //! files, function calls, and graceful shutdown on SIGTERM.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -39,15 +40,6 @@ fn same_when_forwarded(
     (direct, v, server)
 }
 
-fn token(v: &Vessel, scopes: &[&str]) -> String {
-    let mut args = vec!["token", "create"];
-    for s in scopes {
-        args.push("--scope");
-        args.push(s);
-    }
-    v.run(&args).ok().trim().to_owned()
-}
-
 #[test]
 fn every_route_family_checks_tokens_and_scopes() {
     let v = Vessel::new();
@@ -58,9 +50,9 @@ fn every_route_family_checks_tokens_and_scopes() {
     );
     let server = start(&v, &["--app", &app.display().to_string()]);
     let a = server.addr.as_str();
-    let all = token(&v, &["volume:*:rw", "dict:*:rw", "app:*"]);
-    let read_only = token(&v, &["volume:vol:r", "dict:kv:r"]);
-    let other_app = token(&v, &["app:other"]);
+    let all = v.token(&["volume:*:rw", "dict:*:rw", "app:*"], None);
+    let read_only = v.token(&["volume:vol:r", "dict:kv:r"], None);
+    let other_app = v.token(&["app:other"], None);
 
     // Health is open; everything else needs a token.
     assert_eq!(http(a, "GET", "/v1/health", None, &[], b"").0, 200);
@@ -357,7 +349,7 @@ fn every_route_family_checks_tokens_and_scopes() {
 fn sigterm_shuts_down_gracefully_and_the_next_start_recovers() {
     let v = Vessel::new();
     let mut server = start(&v, &[]);
-    let all = token(&v, &["dict:*:rw"]);
+    let all = v.token(&["dict:*:rw"], None);
     let a = server.addr.clone();
     assert_eq!(
         http(&a, "POST", "/v1/dicts/kv", Some(&all), &[], b"").0,
@@ -726,20 +718,42 @@ fn forwarded_commands_survive_either_side_dying() {
 fn a_file_put_by_another_process_reaches_a_running_function_after_reload() {
     let v = Vessel::new();
     let dir = tempfile::tempdir().unwrap();
-    let app = write_app(
-        dir.path(),
-        "[app]\nname = \"probe\"\n[volumes.shared]\ncreate_if_missing = true\n\
-         [functions.wait]\ncomponent = \"@PROBE@\"\nexport = \"wait-for-file\"\n\
-         mounts = { \"/data\" = \"shared\" }\ntimeout = 120\n",
-    );
+    let app = wait_app(dir.path(), true);
     let server = start(&v, &["--app", &app.display().to_string()]);
-    let a = server.addr.as_str();
-    let tok = token(&v, &["app:probe"]);
+    let tok = v.token(&["app:probe"], None);
+    // Another process puts the file, through the server's socket.
+    a_running_call_sees_a_put(&server.addr, &tok, &v, "hello from outside");
+}
+
+/// The probe app with one function, `wait`, that waits for
+/// /data/inbox/msg.txt in its mount of volume `shared`, reloading the
+/// mount; `create` makes the app create the volume.
+pub(crate) fn wait_app(dir: &Path, create: bool) -> PathBuf {
+    let create = if create {
+        "create_if_missing = true\n"
+    } else {
+        ""
+    };
+    write_app(
+        dir,
+        &format!(
+            "[app]\nname = \"probe\"\n[volumes.shared]\n{create}\
+             [functions.wait]\ncomponent = \"@PROBE@\"\nexport = \"wait-for-file\"\n\
+             mounts = {{ \"/data\" = \"shared\" }}\ntimeout = 120\n"
+        ),
+    )
+}
+
+/// Spawns the [`wait_app`]'s `wait` on the server at `addr` with token
+/// `tok`, checks it is running without the file, has `putter` (another
+/// `vessel` process) put the file holding `text`, and checks the call
+/// then answers with `text`.
+pub(crate) fn a_running_call_sees_a_put(addr: &str, tok: &str, putter: &Vessel, text: &str) {
     let (status, body) = http(
-        a,
+        addr,
         "POST",
         "/v1/apps/probe/functions/wait/spawn",
-        Some(&tok),
+        Some(tok),
         &[],
         br#"["/data", "/data/inbox/msg.txt", 60000]"#,
     );
@@ -747,12 +761,12 @@ fn a_file_put_by_another_process_reaches_a_running_function_after_reload() {
     let id = json_of(&body)["call_id"].as_str().unwrap().to_owned();
     // The function is running and has not seen the file.
     std::thread::sleep(Duration::from_millis(500));
-    let (_, body) = http(a, "GET", &format!("/v1/calls/{id}"), Some(&tok), &[], b"");
+    let (_, body) = http(addr, "GET", &format!("/v1/calls/{id}"), Some(tok), &[], b"");
     assert_eq!(json_of(&body), json!({"status": "running"}));
-    // Another process puts the file, through the server's socket.
+    let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("msg.txt");
-    std::fs::write(&local, "hello from outside").unwrap();
-    let out = v.run(&[
+    std::fs::write(&local, text).unwrap();
+    let out = putter.run(&[
         "volume",
         "put",
         "shared",
@@ -761,17 +775,17 @@ fn a_file_put_by_another_process_reaches_a_running_function_after_reload() {
     ]);
     assert!(out.ok().starts_with("Uploaded"), "{}", out.stdout);
     let (status, body) = http(
-        a,
+        addr,
         "GET",
         &format!("/v1/calls/{id}?wait=60"),
-        Some(&tok),
+        Some(tok),
         &[],
         b"",
     );
     assert_eq!(status, 200);
     assert_eq!(
         json_of(&body),
-        json!({"status": "done", "result": {"ok": "hello from outside"}})
+        json!({"status": "done", "result": {"ok": text}})
     );
 }
 
@@ -801,7 +815,7 @@ fn bad_requests_slow_clients_and_many_connections() {
         &["--app", &app.display().to_string(), "--header-timeout", "1"],
     );
     let a = server.addr.clone();
-    let tok = token(&v, &["dict:*:rw", "app:*"]);
+    let tok = v.token(&["dict:*:rw", "app:*"], None);
     let pid = server.child.id();
     let rss_first = rss_kib(pid);
 
@@ -878,11 +892,7 @@ fn bad_requests_slow_clients_and_many_connections() {
     let a = server.addr.clone();
     // One token making all 1,000 calls at once: its own limit of running
     // calls is raised past the server's default (8).
-    let tok = v
-        .run(&["token", "create", "--scope", "app:*", "--max-calls", "1000"])
-        .ok()
-        .trim()
-        .to_owned();
+    let tok = v.token(&["app:*"], Some(1000));
     let pid = server.child.id();
     let rss_start = rss_kib(pid);
     let conns: Vec<std::net::TcpStream> = (0..1000)
@@ -946,7 +956,7 @@ fn the_rust_client_reads_like_the_sdk() {
          [functions.boom]\ncomponent = \"@PROBE@\"\n",
     );
     let server = start(&v, &["--app", &app.display().to_string()]);
-    let tok = token(&v, &["volume:*:rw", "dict:kv:rw", "app:probe"]);
+    let tok = v.token(&["volume:*:rw", "dict:kv:rw", "app:probe"], None);
     let vessel = Client::connect(&server.addr, &tok);
 
     let vol = vessel.volume("models");
@@ -1036,7 +1046,7 @@ fn the_api_conforms_to_its_openapi_description() {
         "[app]\nname = \"probe\"\n[functions.add]\ncomponent = \"@PROBE@\"\n",
     );
     let server = start(&v, &["--app", &app.display().to_string()]);
-    let all = token(&v, &["volume:*:rw", "dict:*:rw", "app:*"]);
+    let all = v.token(&["volume:*:rw", "dict:*:rw", "app:*"], None);
     // Something to find: a volume with a file, a dict with a key.
     let a = server.addr.as_str();
     assert_eq!(

@@ -4,41 +4,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use vessel_host::storage::clock::SystemClock;
 use vessel_host::storage::dict::{DictError, DictStore, PutOptions};
 use vessel_host::storage::remote::{RemoteOptions, RemoteStore};
 use vessel_host::storage::volume::{Change, Node, NodeKind, VolumeError, VolumeStore};
 use vessel_tests::servers::{Postgres, Seaweed, shared};
-use vessel_tests::{Run, Server, Vessel, guest, http, json_of, write_app};
+use vessel_tests::{Server, Vessel, guest, http, json_of};
 
-/// A `vessel` host: its own data dir, pointed at the shared backend.
-struct Host {
-    v: Vessel,
-    metadata: String,
-    blobs: String,
-}
-
-impl Host {
-    fn new(metadata: &str, blobs: &str) -> Host {
-        Host {
-            v: Vessel::new(),
-            metadata: metadata.to_owned(),
-            blobs: blobs.to_owned(),
-        }
-    }
-    fn command(&self) -> std::process::Command {
-        let mut c = self.v.command();
-        c.env("VESSEL_METADATA", &self.metadata)
-            .env("VESSEL_BLOBS", &self.blobs);
-        c
-    }
-    fn run(&self, args: &[&str]) -> Run {
-        Run::from(self.command().args(args).output().unwrap())
-    }
-}
-
-fn serve(h: &Host, extra: &[&str]) -> Server {
+/// Starts `vessel serve` on `h` (a host on the shared backend).
+fn serve(h: &Vessel, extra: &[&str]) -> Server {
     vessel_tests::serve(h.command(), extra)
 }
 
@@ -47,66 +21,14 @@ fn serve(h: &Host, extra: &[&str]) -> Server {
 #[test]
 fn a_commit_on_one_host_is_seen_by_reload_on_the_other() {
     let (m, b) = shared().fresh();
-    let (a_host, b_host) = (Host::new(&m, &b), Host::new(&m, &b));
+    let (a_host, b_host) = (Vessel::on_backend(&m, &b), Vessel::on_backend(&m, &b));
     a_host.run(&["volume", "create", "shared"]).ok();
     let dir = tempfile::tempdir().unwrap();
-    let app = write_app(
-        dir.path(),
-        "[app]\nname = \"probe\"\n[volumes.shared]\n\
-         [functions.wait]\ncomponent = \"@PROBE@\"\nexport = \"wait-for-file\"\n\
-         mounts = { \"/data\" = \"shared\" }\ntimeout = 120\n",
-    );
+    let app = crate::serve::wait_app(dir.path(), false);
     let server = serve(&b_host, &["--app", &app.display().to_string()]);
-    let addr = server.addr.as_str();
-    let tok = b_host
-        .run(&["token", "create", "--scope", "app:probe"])
-        .ok()
-        .trim()
-        .to_owned();
-    let (status, body) = http(
-        addr,
-        "POST",
-        "/v1/apps/probe/functions/wait/spawn",
-        Some(&tok),
-        &[],
-        br#"["/data", "/data/inbox/msg.txt", 60000]"#,
-    );
-    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
-    let id = json_of(&body)["call_id"].as_str().unwrap().to_owned();
-    std::thread::sleep(Duration::from_millis(500));
-    let (_, body) = http(
-        addr,
-        "GET",
-        &format!("/v1/calls/{id}"),
-        Some(&tok),
-        &[],
-        b"",
-    );
-    assert_eq!(json_of(&body), json!({"status": "running"}));
+    let tok = b_host.token(&["app:probe"], None);
     // Host A commits the file: no socket, no owner, only the database.
-    let local = dir.path().join("msg.txt");
-    std::fs::write(&local, "hello from host A").unwrap();
-    let out = a_host.run(&[
-        "volume",
-        "put",
-        "shared",
-        &local.display().to_string(),
-        "/inbox/msg.txt",
-    ]);
-    assert!(out.ok().starts_with("Uploaded"), "{}", out.stdout);
-    let (status, body) = http(
-        addr,
-        "GET",
-        &format!("/v1/calls/{id}?wait=60"),
-        Some(&tok),
-        &[],
-        b"",
-    );
-    assert_eq!(status, 200);
-    assert_eq!(
-        json_of(&body),
-        json!({"status": "done", "result": {"ok": "hello from host A"}})
-    );
+    crate::serve::a_running_call_sees_a_put(&server.addr, &tok, &a_host, "hello from host A");
     // And B's own commits reach A.
     let out = b_host.run(&["volume", "ls", "shared", "inbox"]);
     assert!(out.ok().contains("msg.txt"), "{}", out.stdout);
@@ -123,10 +45,10 @@ fn a_commit_on_one_host_is_seen_by_reload_on_the_other() {
 #[test]
 fn dict_writes_cas_counters_and_leases_agree_across_hosts() {
     let (m, b) = shared().fresh();
-    let hosts = [Host::new(&m, &b), Host::new(&m, &b)];
+    let hosts = [Vessel::on_backend(&m, &b), Vessel::on_backend(&m, &b)];
     hosts[0].run(&["dict", "create", "kv"]).ok();
     let probe = guest("dictprobe").display().to_string();
-    let op = |h: &Host, name: &str, key: &str, n: i64| -> String {
+    let op = |h: &Vessel, name: &str, key: &str, n: i64| -> String {
         h.run(&[
             "call",
             &probe,
@@ -224,7 +146,7 @@ fn postgres_dying_mid_write_fails_unavailable_and_loses_nothing_acknowledged() {
     VolumeStore::create(&store, "v").unwrap();
     // A host serving a guest that writes the dict, started while the
     // database is up.
-    let h = Host::new(&pg.url_for("public"), &s3.url("fail"));
+    let h = Vessel::on_backend(&pg.url_for("public"), &s3.url("fail"));
     let manifest = dir.path().join("vessel.toml");
     std::fs::write(
         &manifest,
@@ -235,11 +157,7 @@ fn postgres_dying_mid_write_fails_unavailable_and_loses_nothing_acknowledged() {
     )
     .unwrap();
     let server = serve(&h, &["--app", &manifest.display().to_string()]);
-    let tok = h
-        .run(&["token", "create", "--scope", "app:probe"])
-        .ok()
-        .trim()
-        .to_owned();
+    let tok = h.token(&["app:probe"], None);
     let guest_put = |key: &str| -> String {
         let body = format!("[\"put\", \"d\", \"{key}\", \"v\", 0]");
         let (status, out) = http(
@@ -536,7 +454,7 @@ fn the_backend_comes_from_flags_env_or_the_config_file() {
     )
     .unwrap();
     file.run(&["dict", "put", "from-flags", "k", "\"v\""]).ok();
-    let env = Host::new(&m, &b);
+    let env = Vessel::on_backend(&m, &b);
     assert_eq!(env.run(&["dict", "get", "from-flags", "k"]).ok(), "\"v\"\n");
     // The embedded default is untouched by all that.
     assert_eq!(Vessel::new().run(&["dict", "list"]).ok(), "");

@@ -3,138 +3,17 @@
 //! escapes, through the volprobe component running in the host.
 
 use serde_json::{Value, json};
-use vessel_host::call::{CallArgs, Export, build_params, find_export, to_json};
-use vessel_host::container::{Container, ContainerConfig, HostState, linker};
-use vessel_host::engine::{EngineConfig, VesselEngine};
-use vessel_host::service::Service;
 use vessel_host::storage::embedded::EmbeddedOptions;
-use vessel_host::volume::VolumeMount;
-use wasmtime::component::{Component, Instance, Linker};
 
 use vessel_tests::guest;
-
-/// The volprobe component in containers of one store (also used by the
-/// power-loss tests, with the store somewhere of their choosing).
-pub(crate) struct Env {
-    dir: tempfile::TempDir,
-    pub(crate) service: Service,
-    engine: VesselEngine,
-    linker: Linker<HostState>,
-    component: Component,
-}
-
-pub(crate) struct Live {
-    c: Container,
-    inst: Instance,
-    env_engine: VesselEngine,
-    component: Component,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env::with_options(EmbeddedOptions::default())
-    }
-
-    fn with_options(options: EmbeddedOptions) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let service = Service::open_embedded(dir.path(), options).unwrap();
-        let engine = VesselEngine::new(EngineConfig::default()).unwrap();
-        Env::with_service(dir, service, &engine)
-    }
-
-    /// Containers of `service` working in `dir`, on `engine` (an engine
-    /// loads a component once, so tests that start many stores share one).
-    pub(crate) fn with_service(
-        dir: tempfile::TempDir,
-        service: Service,
-        engine: &VesselEngine,
-    ) -> Env {
-        let linker = linker(engine).unwrap();
-        let component = engine.load(&guest("volprobe")).unwrap().0;
-        Env {
-            dir,
-            service,
-            engine: engine.clone(),
-            linker,
-            component,
-        }
-    }
-
-    pub(crate) fn volumes(&self) -> &std::sync::Arc<dyn vessel_host::storage::volume::VolumeStore> {
-        self.service.stores.volumes.as_ref().unwrap()
-    }
-
-    pub(crate) fn config(&self, mounts: &[(&str, &str)]) -> ContainerConfig {
-        ContainerConfig {
-            stores: self.service.stores.clone(),
-            work_dir: Some(self.dir.path().join("containers")),
-            volume_mounts: mounts
-                .iter()
-                .map(|(volume, guest)| VolumeMount {
-                    guest: (*guest).to_owned(),
-                    volume: (*volume).to_owned(),
-                    read_only: false,
-                })
-                .collect(),
-            background_commit: None,
-            ..ContainerConfig::default()
-        }
-    }
-
-    pub(crate) async fn start(&self, config: ContainerConfig) -> Live {
-        let mut c = Container::new(&self.engine, &config).unwrap();
-        let inst = c.instantiate(&self.linker, &self.component).await.unwrap();
-        Live {
-            c,
-            inst,
-            env_engine: self.engine.clone(),
-            component: self.component.clone(),
-        }
-    }
-}
-
-impl Live {
-    fn export(&self, name: &str) -> Export {
-        find_export(&self.env_engine, &self.component, "volprobe", name).unwrap()
-    }
-
-    pub(crate) async fn try_call(&mut self, name: &str, args: Value) -> Result<Value, String> {
-        let export = self.export(name);
-        let params = build_params(
-            &export,
-            &CallArgs {
-                args: Some(args),
-                flags: vec![],
-            },
-        )
-        .unwrap();
-        let func = self
-            .inst
-            .get_func(self.c.store_mut(), export.index)
-            .unwrap();
-        let r = self
-            .c
-            .call(func, &params, usize::from(export.result.is_some()))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(r.as_ref().map(to_json).unwrap_or(Value::Null))
-    }
-
-    pub(crate) async fn call(&mut self, name: &str, args: Value) -> Value {
-        self.try_call(name, args).await.unwrap()
-    }
-}
-
-fn ok() -> Value {
-    json!({"ok": null})
-}
+use vessel_tests::harness::{Host, err_of, nodes, ok};
 
 #[tokio::test]
 async fn writes_are_private_until_commit_and_others_see_them_after_reload() {
-    let env = Env::new();
+    let env = Host::new();
     env.volumes().create("vol").unwrap();
-    let mut a = env.start(env.config(&[("vol", "/data")])).await;
-    let mut b = env.start(env.config(&[("vol", "/data")])).await;
+    let mut a = env.start("volprobe", env.config(&[("vol", "/data")])).await;
+    let mut b = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     assert_eq!(
         a.call("fs-write", json!(["/data/x.txt", "hello"])).await,
         ok()
@@ -167,7 +46,7 @@ async fn writes_are_private_until_commit_and_others_see_them_after_reload() {
         json!({"ok": "hello"})
     );
     // A new container starts from the latest version.
-    let mut c = env.start(env.config(&[("vol", "/data")])).await;
+    let mut c = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     assert_eq!(
         c.call("fs-read", json!(["/data/x.txt"])).await,
         json!({"ok": "hello"})
@@ -177,9 +56,9 @@ async fn writes_are_private_until_commit_and_others_see_them_after_reload() {
 
 #[tokio::test]
 async fn guest_writes_never_touch_stored_blobs() {
-    let env = Env::new();
+    let env = Host::new();
     env.volumes().create("vol").unwrap();
-    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    let mut a = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     a.call("fs-write", json!(["/data/f", "original"])).await;
     a.call("commit", json!(["/data"])).await;
     let node = env.volumes().node("vol", "f").unwrap().unwrap();
@@ -187,7 +66,7 @@ async fn guest_writes_never_touch_stored_blobs() {
 
     // A new container gets the file as a link to the blob; appending,
     // truncating and rewriting must copy it up first.
-    let mut b = env.start(env.config(&[("vol", "/data")])).await;
+    let mut b = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     assert_eq!(b.call("fs-append", json!(["/data/f", "+more"])).await, ok());
     assert_eq!(
         b.call("fs-read", json!(["/data/f"])).await,
@@ -198,14 +77,14 @@ async fn guest_writes_never_touch_stored_blobs() {
         b"original",
         "the stored blob is unchanged"
     );
-    let mut c = env.start(env.config(&[("vol", "/data")])).await;
+    let mut c = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     assert_eq!(
         c.call("fs-write", json!(["/data/f", "rewritten"])).await,
         ok()
     );
     assert_eq!(env.volumes().read_blob(&blob, 0, 100).unwrap(), b"original");
     // A third container still sees the committed content.
-    let mut d = env.start(env.config(&[("vol", "/data")])).await;
+    let mut d = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     assert_eq!(
         d.call("fs-read", json!(["/data/f"])).await,
         json!({"ok": "original"})
@@ -222,9 +101,9 @@ async fn guest_writes_never_touch_stored_blobs() {
 
 #[tokio::test]
 async fn commit_publishes_dirs_renames_and_removals() {
-    let env = Env::new();
+    let env = Host::new();
     env.volumes().create("vol").unwrap();
-    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    let mut a = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     a.call("fs-mkdir", json!(["/data/empty"])).await;
     a.call("fs-mkdir", json!(["/data/d/e"])).await;
     a.call("fs-write", json!(["/data/d/e/f.txt", "f"])).await;
@@ -236,7 +115,7 @@ async fn commit_publishes_dirs_renames_and_removals() {
     );
     assert_eq!(a.call("fs-remove", json!(["/data/gone.txt"])).await, ok());
     a.call("commit", json!(["/data"])).await;
-    let mut b = env.start(env.config(&[("vol", "/data")])).await;
+    let mut b = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     assert_eq!(
         b.call("fs-list", json!(["/data"])).await,
         json!({"ok": ["empty", "moved"]})
@@ -249,9 +128,9 @@ async fn commit_publishes_dirs_renames_and_removals() {
 
 #[tokio::test]
 async fn reload_with_open_files_is_busy_and_changes_nothing() {
-    let env = Env::new();
+    let env = Host::new();
     env.volumes().create("vol").unwrap();
-    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    let mut a = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     a.call("fs-write", json!(["/data/open.txt", "x"])).await;
     let r = a
         .call("reload-while-open", json!(["/data", "/data/open.txt"]))
@@ -270,9 +149,9 @@ async fn reload_with_open_files_is_busy_and_changes_nothing() {
 
 #[tokio::test]
 async fn final_commit_after_a_trap_and_background_commits() {
-    let env = Env::new();
+    let env = Host::new();
     env.volumes().create("vol").unwrap();
-    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    let mut a = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     let r = a
         .try_call("write-then-trap", json!(["/data/t.txt", "kept"]))
         .await;
@@ -283,7 +162,7 @@ async fn final_commit_after_a_trap_and_background_commits() {
     // Background commits while the guest runs.
     let mut config = env.config(&[("vol", "/data")]);
     config.background_commit = Some(std::time::Duration::from_millis(100));
-    let mut b = env.start(config.clone()).await;
+    let mut b = env.start("volprobe", config.clone()).await;
     b.call("write-then-spin", json!(["/data/bg.txt", "bg", 700]))
         .await;
     assert!(
@@ -293,7 +172,7 @@ async fn final_commit_after_a_trap_and_background_commits() {
 
     // And while it waits in a host call (a sleep): the commit lands during
     // the wait, not when the guest wakes.
-    let mut s = env.start(config.clone()).await;
+    let mut s = env.start("volprobe", config.clone()).await;
     let sleeper = tokio::spawn(async move {
         s.call("write-then-sleep", json!(["/data/slept.txt", "z", 3000]))
             .await;
@@ -312,7 +191,7 @@ async fn final_commit_after_a_trap_and_background_commits() {
 
     // A file open for writing across background commits is not published
     // half-written: either absent or whole.
-    let mut c = env.start(config).await;
+    let mut c = env.start("volprobe", config).await;
     c.call(
         "write-slowly",
         json!(["/data/slow.txt", "first-", "second", 700]),
@@ -329,12 +208,12 @@ async fn final_commit_after_a_trap_and_background_commits() {
 
 #[tokio::test]
 async fn inode_limit_gives_enospc_on_the_crossing_create() {
-    let env = Env::with_options(EmbeddedOptions {
+    let env = Host::with_options(EmbeddedOptions {
         volume_inode_limit: 10,
         ..EmbeddedOptions::default()
     });
     env.volumes().create("vol").unwrap();
-    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    let mut a = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     a.call("fs-mkdir", json!(["/data/d"])).await;
     let r = a.call("create-many", json!(["/data/d", 50])).await;
     assert_eq!(r[0], json!(9), "1 dir + 9 files = 10 inodes: {r}");
@@ -349,11 +228,14 @@ async fn inode_limit_gives_enospc_on_the_crossing_create() {
 
 #[tokio::test]
 async fn no_escape_from_a_mount() {
-    let env = Env::new();
+    let env = Host::new();
     env.volumes().create("vol").unwrap();
     env.volumes().create("other").unwrap();
     let mut a = env
-        .start(env.config(&[("vol", "/data"), ("other", "/other")]))
+        .start(
+            "volprobe",
+            env.config(&[("vol", "/data"), ("other", "/other")]),
+        )
         .await;
     for p in [
         "/data/../../etc/passwd",
@@ -379,8 +261,8 @@ async fn no_escape_from_a_mount() {
 
 #[tokio::test]
 async fn object_api_without_a_mount() {
-    let env = Env::new();
-    let mut a = env.start(env.config(&[])).await;
+    let env = Host::new();
+    let mut a = env.start("volprobe", env.config(&[])).await;
     assert_eq!(
         a.call(
             "obj-write",
@@ -442,13 +324,13 @@ async fn object_api_without_a_mount() {
 
 #[tokio::test]
 async fn grants_limit_from_name() {
-    let env = Env::new();
+    let env = Host::new();
     env.volumes().create("mine").unwrap();
     env.volumes().create("theirs").unwrap();
     let mut config = env.config(&[]);
     config.grants.volumes =
         vessel_host::container::Grant::Only(["mine".to_owned()].into_iter().collect());
-    let mut a = env.start(config).await;
+    let mut a = env.start("volprobe", config).await;
     assert_eq!(
         a.call("obj-write", json!(["mine", "x", "x", true])).await,
         ok()
@@ -542,38 +424,8 @@ fn cli_call_with_a_mounted_volume_commits_at_exit() {
 
 /// Commits `files` (path → contents) and `links` (path → target) to volume
 /// `name` directly in the store.
-fn seed(env: &Env, name: &str, files: &[(&str, &str)], links: &[(&str, &str)]) {
-    use vessel_host::storage::volume::{Change, Node, NodeKind};
-    let store = env.volumes();
-    store.create(name).unwrap();
-    let mut changes = Vec::new();
-    for (path, text) in files {
-        changes.push(Change::Put {
-            path: (*path).to_owned(),
-            node: Node {
-                kind: NodeKind::File,
-                blob: Some(store.put_blob(text.as_bytes()).unwrap()),
-                size: text.len() as u64,
-                mtime_ms: 1,
-                mode: 0o644,
-                target: None,
-            },
-        });
-    }
-    for (path, target) in links {
-        changes.push(Change::Put {
-            path: (*path).to_owned(),
-            node: Node {
-                kind: NodeKind::Symlink,
-                blob: None,
-                size: 0,
-                mtime_ms: 1,
-                mode: 0o777,
-                target: Some((*target).to_owned()),
-            },
-        });
-    }
-    store.commit(name, &changes).unwrap();
+fn seed(env: &Host, name: &str, files: &[(&str, &str)], links: &[(&str, &str)]) {
+    nodes::seed(env.volumes().as_ref(), name, files, links);
 }
 
 /// Every path in the working tree of the one container made under `work`
@@ -601,16 +453,9 @@ fn working_tree(work: &std::path::Path) -> Vec<String> {
     out
 }
 
-fn err_of(v: &Value) -> String {
-    v.get("err")
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("expected an error, got {v}"))
-        .to_owned()
-}
-
 #[tokio::test]
 async fn a_lazy_mount_shows_the_whole_snapshot_to_every_operation() {
-    let env = Env::new();
+    let env = Host::new();
     let many: Vec<(String, String)> = (0..30)
         .map(|i| (format!("many/f{i:02}"), format!("{i}")))
         .collect();
@@ -625,10 +470,10 @@ async fn a_lazy_mount_shows_the_whole_snapshot_to_every_operation() {
     ];
     files.extend(many.iter().map(|(p, t)| (p.as_str(), t.as_str())));
     seed(&env, "vol", &files, &[("link", "a/b")]);
-    let work = env.dir.path().join("lazy");
+    let work = env.home.path().join("lazy");
     let mut config = env.config(&[("vol", "/data")]);
     config.work_dir = Some(work.clone());
-    let mut a = env.start(config).await;
+    let mut a = env.start("volprobe", config).await;
     assert!(working_tree(&work).is_empty(), "mounting placed nothing");
 
     // Listing directories nothing has opened yet.
@@ -706,7 +551,7 @@ async fn a_lazy_mount_shows_the_whole_snapshot_to_every_operation() {
         a.call("commit", json!(["/data"])).await,
         json!({"ok": "2 32 3"})
     );
-    let mut b = env.start(env.config(&[("vol", "/data")])).await;
+    let mut b = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     assert_eq!(
         b.call("fs-list", json!(["/data"])).await,
         json!({"ok": ["a", "dir", "link", "many2", "moved.txt"]})
@@ -723,16 +568,16 @@ async fn a_lazy_mount_shows_the_whole_snapshot_to_every_operation() {
 
 #[tokio::test]
 async fn touching_a_few_files_places_and_commits_only_those() {
-    let env = Env::new();
+    let env = Host::new();
     let many: Vec<(String, String)> = (0..500)
         .map(|i| (format!("d{}/f{i:03}", i % 10), format!("{i}")))
         .collect();
     let files: Vec<(&str, &str)> = many.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
     seed(&env, "vol", &files, &[]);
-    let work = env.dir.path().join("few");
+    let work = env.home.path().join("few");
     let mut config = env.config(&[("vol", "/data")]);
     config.work_dir = Some(work.clone());
-    let mut a = env.start(config).await;
+    let mut a = env.start("volprobe", config).await;
     assert_eq!(
         a.call("fs-read", json!(["/data/d3/f003"])).await,
         json!({"ok": "3"})
@@ -763,9 +608,9 @@ async fn touching_a_few_files_places_and_commits_only_those() {
 
 #[tokio::test]
 async fn a_directory_renamed_over_a_snapshot_directory_replaces_it() {
-    let env = Env::new();
+    let env = Host::new();
     seed(&env, "vol", &[("a/x", "x"), ("b/y", "y")], &[]);
-    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    let mut a = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     assert_eq!(
         a.call("fs-rename", json!(["/data/a", "/data/c"])).await,
         ok()
@@ -775,7 +620,7 @@ async fn a_directory_renamed_over_a_snapshot_directory_replaces_it() {
         ok()
     );
     a.call("commit", json!(["/data"])).await;
-    let mut b = env.start(env.config(&[("vol", "/data")])).await;
+    let mut b = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     assert_eq!(
         b.call("fs-list", json!(["/data"])).await,
         json!({"ok": ["a", "c"]})
@@ -792,15 +637,15 @@ async fn a_directory_renamed_over_a_snapshot_directory_replaces_it() {
 
 #[tokio::test]
 async fn reload_of_a_lazy_mount_shows_the_new_head() {
-    let env = Env::new();
+    let env = Host::new();
     seed(
         &env,
         "vol",
         &[("keep", "k"), ("change", "old"), ("drop", "d")],
         &[],
     );
-    let mut a = env.start(env.config(&[("vol", "/data")])).await;
-    let mut b = env.start(env.config(&[("vol", "/data")])).await;
+    let mut a = env.start("volprobe", env.config(&[("vol", "/data")])).await;
+    let mut b = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     // a has placed `change`, not the others.
     assert_eq!(
         a.call("fs-read", json!(["/data/change"])).await,
@@ -823,7 +668,7 @@ async fn reload_of_a_lazy_mount_shows_the_new_head() {
 
 #[tokio::test]
 async fn a_mounted_volume_is_not_deleted_or_renamed_unless_forced() {
-    let env = Env::with_options(EmbeddedOptions {
+    let env = Host::with_options(EmbeddedOptions {
         blob_gc_grace: std::time::Duration::ZERO,
         ..EmbeddedOptions::default()
     });
@@ -833,7 +678,7 @@ async fn a_mounted_volume_is_not_deleted_or_renamed_unless_forced() {
         &[("never-read", "still here"), ("f", "f")],
         &[],
     );
-    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    let mut a = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     let msg = env
         .service
         .volume_delete("vol", false)
@@ -863,7 +708,7 @@ async fn a_mounted_volume_is_not_deleted_or_renamed_unless_forced() {
         &[("never-read", "still here"), ("f", "f")],
         &[],
     );
-    a = env.start(env.config(&[("vol", "/data")])).await;
+    a = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     a.call("fs-write", json!(["/data/w", "w"])).await;
     env.service.volume_delete("vol", true).unwrap();
     let gc = env.service.volume_gc(None).unwrap();
@@ -889,7 +734,7 @@ async fn a_mounted_volume_is_not_deleted_or_renamed_unless_forced() {
 
 #[tokio::test]
 async fn large_files_read_through_a_mount_byte_for_byte() {
-    let env = Env::new();
+    let env = Host::new();
     // Over several of the host's read pieces, not a multiple of any.
     let data: Vec<u8> = (0..(3 << 20) + 7u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -901,7 +746,7 @@ async fn large_files_read_through_a_mount_byte_for_byte() {
     let mut batch = env.service.volume_batch("vol", false).unwrap();
     batch.put_bytes(&data, "/big").unwrap();
     batch.commit().unwrap();
-    let mut a = env.start(env.config(&[("vol", "/data")])).await;
+    let mut a = env.start("volprobe", env.config(&[("vol", "/data")])).await;
     for chunk in [1u32 << 20, 4 << 20, 65_536, 1000] {
         assert_eq!(
             a.call("fs-checksum", json!(["/data/big", chunk])).await,

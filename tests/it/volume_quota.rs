@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use vessel_tests::{Vessel, http, json_of};
 
-use crate::volume_mount::Env;
+use vessel_tests::harness::Host;
 
 fn json(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
@@ -134,11 +134,7 @@ fn http_quota_is_set_shown_enforced_and_changed() {
     let v = Vessel::new();
     let server = vessel_tests::serve(v.command(), &[]);
     let a = server.addr.as_str();
-    let tok = v
-        .run(&["token", "create", "--scope", "volume:*:rw"])
-        .ok()
-        .trim()
-        .to_owned();
+    let tok = v.token(&["volume:*:rw"], None);
     let t = Some(tok.as_str());
     let (status, body) = http(a, "POST", "/v1/volumes/h?max_bytes=100", t, &[], b"");
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
@@ -197,11 +193,7 @@ fn http_quota_is_set_shown_enforced_and_changed() {
     assert_eq!(status, 200);
     assert_eq!(json_of(&body)["max_bytes"], Value::Null);
     assert_eq!(put("big", &vec![2u8; 4 << 20]).0, 201);
-    let read_only = v
-        .run(&["token", "create", "--scope", "volume:h:r"])
-        .ok()
-        .trim()
-        .to_owned();
+    let read_only = v.token(&["volume:h:r"], None);
     let (status, _) = http(
         a,
         "PUT",
@@ -220,20 +212,11 @@ fn http_quota_is_set_shown_enforced_and_changed() {
 /// too.
 #[tokio::test]
 async fn a_guest_mount_commit_over_the_quota_gets_no_space() {
-    let env = {
-        let dir = tempfile::tempdir().unwrap();
-        let service = vessel_host::service::Service::open_embedded(
-            dir.path(),
-            vessel_host::storage::embedded::EmbeddedOptions::default(),
-        )
-        .unwrap();
-        let engine = vessel_host::engine::VesselEngine::new(Default::default()).unwrap();
-        Env::with_service(dir, service, &engine)
-    };
+    let env = Host::new();
     let vols = env.volumes();
     vols.create_with("q", Some(1 << 20)).unwrap();
-    let mut a = env.start(env.config(&[("q", "/data")])).await;
-    let mut b = env.start(env.config(&[("q", "/data")])).await;
+    let mut a = env.start("volprobe", env.config(&[("q", "/data")])).await;
+    let mut b = env.start("volprobe", env.config(&[("q", "/data")])).await;
     let wrote = a
         .call("fs-write-len", json!(["/data/big.bin", 2u64 << 20, 65536]))
         .await;
@@ -277,7 +260,7 @@ async fn a_guest_mount_commit_over_the_quota_gets_no_space() {
     assert_eq!(vols.info("q").unwrap().bytes, 1 << 19);
     // The object API of a container without the mount writes to the
     // store: a write-file past the quota is refused whole.
-    let mut c = env.start(env.config(&[])).await;
+    let mut c = env.start("volprobe", env.config(&[])).await;
     let big = "x".repeat(600 << 10);
     let err = c
         .call("obj-write", json!(["q", "obj.txt", big, true]))

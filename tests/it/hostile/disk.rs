@@ -8,11 +8,10 @@ use std::time::UNIX_EPOCH;
 
 use serde_json::{Value, json};
 use vessel_host::container::ContainerConfig;
-use vessel_host::storage::volume::{Change, Node, NodeKind, VolumeStore};
+use vessel_host::storage::volume::VolumeStore;
 use vessel_tests::{Vessel, guest};
 
-use super::{BYSTANDER, Bystander, Host};
-use crate::guest_faults::{Env, Live};
+use vessel_tests::harness::{BYSTANDER, Bystander, Guest, Host, nodes};
 
 const MIB: u64 = 1 << 20;
 
@@ -28,31 +27,11 @@ fn seed(
     let mut blobs = Vec::new();
     for (path, bytes) in files {
         for dir in vessel_host::storage::volume::ancestors(path) {
-            changes.push(Change::Put {
-                path: dir.to_owned(),
-                node: Node {
-                    kind: NodeKind::Dir,
-                    blob: None,
-                    size: 0,
-                    mtime_ms: 1,
-                    mode: 0o755,
-                    target: None,
-                },
-            });
+            changes.push(nodes::put(dir, nodes::dir()));
         }
         let blob = store.put_blob(bytes).unwrap();
         blobs.push(store.local_blob(&blob).unwrap());
-        changes.push(Change::Put {
-            path: (*path).to_owned(),
-            node: Node {
-                kind: NodeKind::File,
-                blob: Some(blob),
-                size: bytes.len() as u64,
-                mtime_ms: 1,
-                mode: 0o644,
-                target: None,
-            },
-        });
+        changes.push(nodes::put(*path, nodes::file(blob, bytes.len() as u64)));
     }
     store.commit(name, &changes).unwrap();
     blobs
@@ -86,7 +65,7 @@ fn filler_fn(name: &str, export: &str, extra: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn set_times_never_reaches_a_shared_blob() {
     let host = Host::new();
-    let store = host.service.stores.volumes.clone().unwrap();
+    let store = host.volumes().clone();
     let blobs = seed(&store, "v", &[("f", b"shared one"), ("g", b"shared two")]);
     let before: Vec<u64> = blobs.iter().map(|b| mtime_secs(b)).collect();
     let mut manifest = BYSTANDER.to_owned();
@@ -151,7 +130,7 @@ async fn set_times_never_reaches_a_shared_blob() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_write_through_a_moved_directory_leaves_the_blob_alone() {
     let host = Host::new();
-    let store = host.service.stores.volumes.clone().unwrap();
+    let store = host.volumes().clone();
     let blobs = seed(&store, "v", &[("d/f", b"stored bytes")]);
     let mut manifest = BYSTANDER.to_owned();
     manifest += &filler_fn(
@@ -179,19 +158,19 @@ async fn a_write_through_a_moved_directory_leaves_the_blob_alone() {
     );
 }
 
-/// The filler in a container of its own in `env`'s data dir, configured
+/// The filler in a container of its own in `host`'s data dir, configured
 /// directly (as an embedder does), with `mounts` read-write at `/data`.
-async fn filler(env: &Env, disk_mib: u64, mounts: &[&str]) -> Live {
-    let mounts: Vec<(&str, &str, bool)> = mounts.iter().map(|v| (*v, "/data", false)).collect();
+async fn filler(host: &Host, disk_mib: u64, mounts: &[&str]) -> Guest {
+    let mounts: Vec<(&str, &str)> = mounts.iter().map(|v| (*v, "/data")).collect();
     let config = ContainerConfig {
         disk_limit: disk_mib * MIB,
-        ..env.config(&mounts)
+        ..host.config(&mounts)
     };
-    env.start("filler", config).await
+    host.start("filler", config).await
 }
 
 /// A fill: the bytes written and the error.
-async fn fill(g: &mut Live, path: &str, mib: u64, how: &str) -> (u64, Option<String>) {
+async fn fill(g: &mut Guest, path: &str, mib: u64, how: &str) -> (u64, Option<String>) {
     written(&g.call("fill", json!([path, mib, how])).await)
 }
 
@@ -248,12 +227,11 @@ async fn filling_scratch_stops_at_the_budget_beside_a_bystander() {
 /// already written stay readable, and a removal frees them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_write_path_stops_at_the_budget() {
-    let env = Env::new();
     let host = Host::new();
     let app = host.load(BYSTANDER, &[]);
     let bystander = Bystander::start(&app);
     for how in ["std", "write", "stream", "blocking", "append", "zeroes"] {
-        let mut g = filler(&env, 8, &[]).await;
+        let mut g = filler(&host, 8, &[]).await;
         let (n, e) = fill(&mut g, "/f", 20, how).await;
         assert!(is_enospc(e.as_deref()), "{how}: {e:?}");
         // Exactly the budget less the file's entry: the write that
@@ -276,11 +254,10 @@ async fn every_write_path_stops_at_the_budget() {
 /// costs the whole extent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sparse_writes_and_set_size_cost_their_whole_extent() {
-    let env = Env::new();
     let host = Host::new();
     let app = host.load(BYSTANDER, &[]);
     let bystander = Bystander::start(&app);
-    let mut g = filler(&env, 8, &[]).await;
+    let mut g = filler(&host, 8, &[]).await;
     let no_space = json!({"err": "insufficient-space"});
     for how in ["set-size", "sparse"] {
         assert_eq!(
@@ -324,12 +301,11 @@ async fn sparse_writes_and_set_size_cost_their_whole_extent() {
 /// run the host out of inodes with them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn empty_files_and_directories_cost_an_entry_each() {
-    let env = Env::new();
     let host = Host::new();
     let app = host.load(BYSTANDER, &[]);
     let bystander = Bystander::start(&app);
     for dirs in [false, true] {
-        let mut g = filler(&env, 1, &[]).await;
+        let mut g = filler(&host, 1, &[]).await;
         let got = g.call("touch-many", json!(["/", 100_000, dirs])).await;
         assert_eq!(got, json!([256, "insufficient-space"]), "dirs: {dirs}");
         assert!(g.c.disk().used() <= MIB);
@@ -342,11 +318,10 @@ async fn empty_files_and_directories_cost_an_entry_each() {
 /// host's disk, and in the budget, until it is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn removed_files_held_open_still_count() {
-    let env = Env::new();
     let host = Host::new();
     let app = host.load(BYSTANDER, &[]);
     let bystander = Bystander::start(&app);
-    let mut g = filler(&env, 16, &[]).await;
+    let mut g = filler(&host, 16, &[]).await;
     let got = g.call("fill-unlinked", json!(["/a", 12, "/b", 12])).await;
     let (n, e) = written(&got);
     assert!(is_enospc(e.as_deref()) && n < 4 * MIB, "{got}");
@@ -363,14 +338,13 @@ async fn removed_files_held_open_still_count() {
 /// write-file and copy count too. What it wrote is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn filling_a_mount_stops_at_the_budget() {
-    let env = Env::new();
     let host = Host::new();
-    let store = env.volumes().clone();
+    let store = host.volumes().clone();
     let seed_bytes: Vec<u8> = (0..6 * MIB).map(|i| (i % 251) as u8).collect();
     let blobs = seed(&store, "v", &[("seed", &seed_bytes)]);
     let app = host.load(BYSTANDER, &[]);
     let bystander = Bystander::start(&app);
-    let mut g = filler(&env, 16, &["v"]).await;
+    let mut g = filler(&host, 16, &["v"]).await;
     // Reading the snapshot costs nothing.
     assert_eq!(
         g.call("check", json!(["/data/seed", false])).await,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use vessel_tests::{Server, Vessel, guest};
 
-use super::{BYSTANDER_PATIENCE, Seen};
+use vessel_tests::harness::{BYSTANDER_EVERY, BYSTANDER_PATIENCE, Seen};
 
 /// A `vessel serve` of the `noisy` app (and the bystander's `add`).
 struct Served {
@@ -59,17 +59,7 @@ impl Served {
     }
 
     fn token(&self, scopes: &[&str], max_calls: Option<u32>) -> String {
-        let mut args = vec!["token".to_owned(), "create".to_owned()];
-        for s in scopes {
-            args.push("--scope".into());
-            args.push((*s).into());
-        }
-        if let Some(n) = max_calls {
-            args.push("--max-calls".into());
-            args.push(n.to_string());
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.v.run(&args).ok().trim().to_owned()
+        self.v.token(scopes, max_calls)
     }
 
     fn rss_kib(&self) -> u64 {
@@ -245,10 +235,7 @@ impl Bystander {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut seen = Seen {
-                answered: 0,
-                slowest: Duration::ZERO,
-            };
+            let mut seen = Seen::default();
             let mut i = 0i64;
             while !flag.load(Ordering::SeqCst) {
                 i += 1;
@@ -271,9 +258,8 @@ impl Bystander {
                         String::from_utf8_lossy(&got.body)
                     ));
                 }
-                seen.answered += 1;
-                seen.slowest = seen.slowest.max(t.elapsed());
-                std::thread::sleep(Duration::from_millis(20));
+                seen.answer(t.elapsed());
+                std::thread::sleep(BYSTANDER_EVERY);
             }
             Ok(seen)
         });

@@ -19,7 +19,7 @@ use vessel_host::container::{
 use vessel_host::engine::{EngineConfig, VesselEngine};
 use vessel_tests::{Vessel, guest, guest_dir};
 
-use super::{BYSTANDER, Bystander, Host};
+use vessel_tests::harness::{BYSTANDER, Bystander, Host};
 
 /// 56 MiB in wasm pages.
 const PAGES_56_MIB: u32 = 56 * 16;
@@ -253,27 +253,14 @@ async fn tables_and_memory_share_one_budget() {
     );
     let app = host.load(&manifest, &[]);
     let b = Bystander::start(&app);
-    let engine = VesselEngine::new(EngineConfig::default()).unwrap();
-    let (component, _) = engine.load(&tables).unwrap();
     let config = ContainerConfig {
         memory_limit: 64 << 20,
         ..ContainerConfig::default()
     };
-    let l = linker(&engine).unwrap();
-    let mut c = Container::new(&engine, &config).unwrap();
-    let instance = c.instantiate(&l, &component).await.unwrap();
-    let call = async |c: &mut Container, name: &str, arg: u32| {
-        let f = instance.get_func(c.store_mut(), name).unwrap();
-        c.call(f, &[wasmtime::component::Val::U32(arg)], 1)
-            .await
-            .unwrap()
-            .unwrap()
-    };
-    let grown = call(&mut c, "grow-tables", 1 << 20).await;
-    assert_eq!(grown, wasmtime::component::Val::U32(8));
-    assert_eq!(c.memory_used(), 64 << 20);
-    let grew = call(&mut c, "grow-memory", 1).await;
-    assert_eq!(grew, wasmtime::component::Val::S32(-1));
+    let mut g = host.start_path(&tables, config).await;
+    assert_eq!(g.call("grow-tables", json!([1 << 20])).await, json!(8));
+    assert_eq!(g.c.memory_used(), 64 << 20);
+    assert_eq!(g.call("grow-memory", json!([1])).await, json!(-1));
     // And the app's own containers answer as ever.
     let f = app.function("grow-memory").unwrap();
     assert_eq!(f.call(json!([1])).await.unwrap(), json!(0));

@@ -15,7 +15,7 @@ use vessel_host::app::{App, AppError};
 use vessel_host::container::GuestStdio;
 use vessel_tests::{Vessel, guest};
 
-use super::{BYSTANDER, Bystander, Host};
+use vessel_tests::harness::{BYSTANDER, Bystander, Host};
 
 /// The timeout of every hostile function here.
 const TIMEOUT: Duration = Duration::from_secs(1);

@@ -22,16 +22,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use vessel_host::app::Runtime;
 use vessel_host::engine::{EngineConfig, VesselEngine};
 use vessel_host::service::Service;
 use vessel_host::storage::dict::DictStore;
 use vessel_host::storage::disk::{PowerOptions, SledTear, StorageIo};
 use vessel_host::storage::embedded::{EmbeddedOptions, EmbeddedStore};
-use vessel_tests::guest;
+use vessel_tests::harness::{Guest, Host};
 
 use super::{Rng, env_u64, scratch};
-use crate::volume_mount::Env;
 
 fn iterations() -> u64 {
     env_u64("VESSEL_POWER_GUEST_ITERATIONS").unwrap_or(40)
@@ -149,7 +147,7 @@ fn ok_of(v: &Value) -> Option<&Value> {
 
 /// The reader container reloads and reads every file; `None` if a call
 /// failed (nothing was shown to it then).
-async fn read_all(b: &mut crate::volume_mount::Live) -> Option<(u64, Files)> {
+async fn read_all(b: &mut Guest) -> Option<(u64, Files)> {
     let reloaded = b.try_call("reload", json!(["/data"])).await.ok()?;
     let version = ok_of(&reloaded)?.as_u64()?;
     let listed = b.try_call("fs-list", json!(["/data"])).await.ok()?;
@@ -165,15 +163,15 @@ async fn read_all(b: &mut crate::volume_mount::Live) -> Option<(u64, Files)> {
     Some((version, files))
 }
 
-async fn volume_workload(env: &Env, seed: u64, steps: usize) -> VolumeRun {
+async fn volume_workload(env: &Host, seed: u64, steps: usize) -> VolumeRun {
     let mut run = VolumeRun::default();
     if env.volumes().create("v").is_err() {
         return run;
     }
     run.states.insert(0, Files::new());
     let mut rng = Rng(seed);
-    let mut a = env.start(env.config(&[("v", "/data")])).await;
-    let mut b = env.start(env.config(&[("v", "/data")])).await;
+    let mut a = env.start("volprobe", env.config(&[("v", "/data")])).await;
+    let mut b = env.start("volprobe", env.config(&[("v", "/data")])).await;
     let mut files = Files::new();
     for step in 0..steps {
         let mut next = files.clone();
@@ -255,7 +253,7 @@ fn volume_iteration(engine: &VesselEngine, seed: u64, cut: Option<u64>) -> Resul
     let run = match service {
         None => VolumeRun::default(),
         Some(service) => {
-            let env = Env::with_service(tempfile::tempdir().unwrap(), service, engine);
+            let env = Host::with_service(tempfile::tempdir().unwrap(), service, engine);
             let run = runtime().block_on(volume_workload(&env, seed, 10));
             io.cut_power();
             run
@@ -345,19 +343,15 @@ struct KeyRun {
     reads: u64,
 }
 
-async fn dict_workload(service: &Service, engine: &VesselEngine, work: &Path) -> Vec<KeyRun> {
+async fn dict_workload(host: &Host) -> Vec<KeyRun> {
     let mut keys = vec![KeyRun::default(); WRITERS as usize];
-    let Some(dicts) = service.stores.dicts.clone() else {
+    let Some(dicts) = host.service.stores.dicts.clone() else {
         return keys;
     };
     if DictStore::create(dicts.as_ref(), DICT).is_err() {
         return keys;
     }
-    let runtime = Runtime::new(engine.clone(), service.stores.clone()).with_work_dir(work);
-    let manifest = work.join("vessel.toml");
-    let text = DICT_APP.replace("@DICTPROBE@", &guest("dictprobe").display().to_string());
-    std::fs::write(&manifest, text).unwrap();
-    let app = runtime.load_path(&manifest).unwrap();
+    let app = host.load(DICT_APP, &["dictprobe"]);
     let f = app.function("op").unwrap();
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
@@ -406,16 +400,15 @@ async fn dict_workload(service: &Service, engine: &VesselEngine, work: &Path) ->
 fn dict_iteration(engine: &VesselEngine, seed: u64, cut: Option<u64>) -> Result<Tally, String> {
     let live = scratch();
     let (io, service) = open_store(live.path(), cut);
-    let keys = match &service {
+    let keys = match service {
         None => vec![KeyRun::default(); WRITERS as usize],
         Some(service) => {
-            let work = tempfile::tempdir().unwrap();
-            let keys = runtime().block_on(dict_workload(service, engine, work.path()));
+            let host = Host::with_service(tempfile::tempdir().unwrap(), service, engine);
+            let keys = runtime().block_on(dict_workload(&host));
             io.cut_power();
             keys
         }
     };
-    drop(service);
     let calls = io.calls();
     let (_dir, store) = reboot(&io, seed)?;
     let mut t = Tally {

@@ -1,4 +1,4 @@
-//! The guest side of the dict benchmark (host/benches/dict.rs): `dict.get`
+//! The guest side of the dict benchmark (tests/benches/dict.rs): `dict.get`
 //! in a loop inside one call, so the per-get cost excludes the call's own;
 //! and durable `dict.put`s, each timed by the guest.
 wit_bindgen::generate!({ world: "dictbench", path: "wit" });

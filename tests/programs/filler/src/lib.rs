@@ -12,9 +12,9 @@ wit_bindgen::generate!({
 
 use std::io::{Read, Write};
 
+use preopens::{fs_err, split};
 use vessel::storage::volume::Volume;
 use wasip2::clocks::wall_clock::Datetime;
-use wasip2::filesystem::preopens::get_directories;
 use wasip2::filesystem::types::{
     Descriptor, DescriptorFlags, ErrorCode, NewTimestamp, OpenFlags, PathFlags,
     filesystem_error_code,
@@ -24,10 +24,6 @@ use wasip2::io::streams::{OutputStream, StreamError};
 struct Component;
 
 const MIB: usize = 1 << 20;
-
-fn fs_err(e: ErrorCode) -> String {
-    e.name().to_owned()
-}
 
 /// A stream error as text: the filesystem error code when it has one.
 fn stream_err(e: StreamError) -> String {
@@ -42,26 +38,6 @@ fn stream_err(e: StreamError) -> String {
 
 fn io_err(e: std::io::Error) -> String {
     format!("{:?}", e.kind())
-}
-
-/// The preopen that holds guest path `path` (the longest matching one) and
-/// the path relative to it.
-fn split(path: &str) -> Result<(Descriptor, String), String> {
-    let mut best: Option<(Descriptor, String)> = None;
-    for (d, guest) in get_directories() {
-        let g = guest.trim_end_matches('/');
-        let rest = if g.is_empty() {
-            path.strip_prefix('/')
-        } else {
-            path.strip_prefix(g)
-                .filter(|r| r.is_empty() || r.starts_with('/'))
-        };
-        let Some(rest) = rest else { continue };
-        if best.as_ref().is_none_or(|(_, b)| rest.len() < b.len()) {
-            best = Some((d, rest.trim_start_matches('/').to_owned()));
-        }
-    }
-    best.ok_or_else(|| format!("no preopen holds {path}"))
 }
 
 fn open(path: &str, oflags: OpenFlags, flags: DescriptorFlags) -> Result<Descriptor, String> {

@@ -9,43 +9,18 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+use preopens::{fs_err, split};
 use vessel::storage::dict::Dict;
 use vessel::storage::volume::Volume;
 use wasip2::filesystem::preopens::get_directories;
 use wasip2::filesystem::types::{
-    Descriptor, DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags,
+    Descriptor, DescriptorFlags, DescriptorType, OpenFlags, PathFlags,
 };
 
 struct Component;
 
 /// Four gibibytes: a length no guest buffer holds.
 const FOUR_GIB: u64 = 4 << 30;
-
-/// The WASI name of an error code: `quota`, `name-too-long`, ...
-fn fs_err(e: ErrorCode) -> String {
-    e.name().to_owned()
-}
-
-/// The preopen that holds guest path `path` (the longest matching one) and
-/// the path relative to it.
-fn split(path: &str) -> Result<(Descriptor, String), String> {
-    let mut best: Option<(Descriptor, String)> = None;
-    for (d, guest) in get_directories() {
-        let g = guest.trim_end_matches('/');
-        let rest = if g.is_empty() {
-            path.strip_prefix('/')
-        } else {
-            path.strip_prefix(g)
-                .filter(|r| r.is_empty() || r.starts_with('/'))
-        };
-        let Some(rest) = rest else { continue };
-        let longer = best.as_ref().is_none_or(|(_, b)| rest.len() < b.len());
-        if longer {
-            best = Some((d, rest.trim_start_matches('/').to_owned()));
-        }
-    }
-    best.ok_or_else(|| format!("no preopen holds {path}"))
-}
 
 /// The preopen the guest knows as `name` (`/`, `/data`, ...).
 fn preopen_named(name: &str) -> Result<Descriptor, String> {

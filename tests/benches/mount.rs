@@ -2,13 +2,13 @@
 //! 1 MB files, next to native baselines measured in the same run
 //! (hard-linking the same files with std, and copying them).
 //!
-//!   cargo bench -p vessel-host --bench mount
+//!   cargo bench -p vessel-tests --bench mount
 //!
 //! Mounts are lazy (see `vessel_host::volume::mount`): a mount reads the
 //! snapshot and makes an empty directory; files appear on first use. Each
 //! case prints, as medians of 7 runs:
 //! - `new container`: `Container::new` with the volume mounted (scratch
-//!   directory, mount, WASI context, store), DESIGN §5's target (< 20 ms):
+//!   directory, mount, WASI context, store), with a target of under 20 ms:
 //!   right after the store was opened (the snapshot is scanned from sled),
 //!   after a commit moved the head since the last mount (the store's cached
 //!   snapshot with the commit merged in), and with the head unchanged;
@@ -26,6 +26,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vessel_tests::harness::figures::median;
 
 use vessel_host::container::{Container, ContainerConfig};
 use vessel_host::engine::{EngineConfig, VesselEngine};
@@ -33,14 +34,10 @@ use vessel_host::storage::Stores;
 use vessel_host::storage::embedded::{EmbeddedOptions, EmbeddedStore};
 use vessel_host::storage::volume::{Change, Node, NodeKind, VolumeStore};
 use vessel_host::volume::{Mount, VolumeMount};
+use vessel_tests::harness::nodes;
 
 const FILES: usize = 10_000;
 const RUNS: usize = 7;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
@@ -54,20 +51,12 @@ fn setup(store: &Arc<dyn VolumeStore>, name: &str, size: usize, distinct: usize)
         data[..8].copy_from_slice(&(i as u64).to_le_bytes());
         blobs.push(store.put_blob(&data).unwrap());
     }
-    let mut changes = Vec::with_capacity(FILES);
-    for i in 0..FILES {
-        changes.push(Change::Put {
-            path: format!("d{:02}/f{i:05}", i % 100),
-            node: Node {
-                kind: NodeKind::File,
-                blob: Some(blobs[i % distinct]),
-                size: size as u64,
-                mtime_ms: 0,
-                mode: 0o644,
-                target: None,
-            },
-        });
-    }
+    let changes: Vec<Change> = (0..FILES)
+        .map(|i| {
+            let path = format!("d{:02}/f{i:05}", i % 100);
+            nodes::put(path, nodes::file(blobs[i % distinct], size as u64))
+        })
+        .collect();
     store.commit(name, &changes).unwrap();
 }
 
@@ -149,17 +138,10 @@ fn bench_case(
         // A commit moved the head since the last mount: the cached
         // snapshot plus the commit's paths.
         let marker = Node {
-            kind: NodeKind::Dir,
-            blob: None,
-            size: 0,
             mtime_ms: run as u64,
-            mode: 0o755,
-            target: None,
+            ..nodes::dir()
         };
-        let path = "marker".to_owned();
-        store
-            .commit(name, &[Change::Put { path, node: marker }])
-            .unwrap();
+        store.commit(name, &[nodes::put("marker", marker)]).unwrap();
         let (t, c) = timed(|| Container::new(engine, &config(&store, &spec, &work)).unwrap());
         moved.push(t);
         drop(c);

@@ -14,7 +14,7 @@
 //!   keys in a bare sled database (each measured in a child process of its
 //!   own, so neither sees the other's memory).
 //!
-//!   cargo bench -p vessel-host --bench dict [-- get put scan rss]
+//!   cargo bench -p vessel-tests --bench dict [-- get put scan rss]
 //!
 //! The guest program is built from tests/programs (wasm32-wasip2, with a
 //! nested cargo, as tests/build.rs does) at the start of the run.
@@ -26,12 +26,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vessel_tests::harness::figures::median;
 
 use vessel_host::container::{Container, ContainerConfig};
 use vessel_host::engine::{EngineConfig, VesselEngine};
 use vessel_host::storage::Stores;
 use vessel_host::storage::dict::{DictStore, PutOptions};
 use vessel_host::storage::embedded::{EmbeddedOptions, EmbeddedStore};
+use vessel_tests::harness::Program;
 use wasmtime::component::{Func, Val};
 
 const VALUE_BYTES: usize = 100;
@@ -115,11 +117,7 @@ fn build_guest() -> PathBuf {
 }
 
 /// The dictbench guest, compiled once for a run.
-struct Guest {
-    engine: VesselEngine,
-    component: wasmtime::component::Component,
-    linker: wasmtime::component::Linker<vessel_host::container::HostState>,
-}
+struct Guest(Program);
 
 impl Guest {
     fn load(tmp: &Path, wasm: &Path) -> Guest {
@@ -128,13 +126,7 @@ impl Guest {
             ..EngineConfig::default()
         })
         .unwrap();
-        let (component, _) = engine.load(wasm).unwrap();
-        let linker = vessel_host::container::linker(&engine).unwrap();
-        Guest {
-            engine,
-            component,
-            linker,
-        }
+        Guest(Program::load(&engine, wasm))
     }
 
     /// A new container of the guest over `store`, and its export `name`.
@@ -146,10 +138,9 @@ impl Guest {
             },
             ..ContainerConfig::default()
         };
-        let mut c = Container::new(&self.engine, &config).unwrap();
-        let instance = c.instantiate(&self.linker, &self.component).await.unwrap();
-        let func = instance.get_func(c.store_mut(), name).expect(name);
-        (c, func)
+        let mut g = self.0.start(&config).await;
+        let func = g.func(name);
+        (g.c, func)
     }
 }
 
@@ -233,11 +224,6 @@ fn bench_get(tmp: &Path) {
         sled_get,
     );
     row("  host DictStore::get", host_get, "raw sled get", sled_get);
-}
-
-fn p50(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 /// Runs the dictbench guest's `put-loop` in `containers` containers at
@@ -339,7 +325,7 @@ fn bench_put(tmp: &Path) {
         (BLOCKS, (N / BLOCKS) as u32),
         &mut baselines,
     );
-    let raw_p50 = p50(raw);
+    let raw_p50 = median(raw);
 
     let rounds_before = store.dict_log_rounds();
     let (many, wall, cpu) = guest_puts(tmp, &store, WRITERS, (1, 250), &mut |_| {});
@@ -351,13 +337,13 @@ fn bench_put(tmp: &Path) {
     );
     row(
         "  host DictStore::put",
-        p50(host),
+        median(host),
         "write+fsync (p50)",
         raw_p50,
     );
     row(
         "  guest dict.put, 1 container",
-        p50(one),
+        median(one),
         "write+fsync (p50)",
         raw_p50,
     );
@@ -366,7 +352,7 @@ fn bench_put(tmp: &Path) {
             "  guest, {WRITERS} containers ({} puts per fsync)",
             many_puts as u64 / rounds.max(1)
         ),
-        p50(many),
+        median(many),
         "write+fsync (p50)",
         raw_p50,
     );

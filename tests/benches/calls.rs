@@ -8,7 +8,7 @@
 //! - a 2 MiB JSON argument: parsing it with serde_json, converting it to the
 //!   export's types, and the whole call.
 //!
-//!   cargo bench -p vessel-host --bench calls
+//!   cargo bench -p vessel-tests --bench calls
 //!
 //! The components are written in the text format here, so the bench needs
 //! no guest build.
@@ -18,12 +18,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use vessel_host::app::Runtime;
 use vessel_host::call::{self, CallArgs};
-use vessel_host::engine::{EngineConfig, VesselEngine};
-use vessel_host::service::Service;
-use vessel_host::storage::embedded::EmbeddedOptions;
-use vessel_host::storage::volume::{Change, Node, NodeKind};
+use vessel_tests::harness::{Host, nodes};
 
 const NOOP: &str = r#"(component
   (core module $m (func (export "noop")))
@@ -72,7 +68,8 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 }
 
 fn main() {
-    let dir = tempfile::tempdir().unwrap();
+    let host = Host::new();
+    let dir = &host.home;
     std::fs::write(dir.path().join("noop.wat"), NOOP).unwrap();
     std::fs::write(dir.path().join("len.wat"), LEN).unwrap();
     std::fs::write(
@@ -99,32 +96,19 @@ fn main() {
         "#,
     )
     .unwrap();
-    let service =
-        Service::open_embedded(&dir.path().join("data"), EmbeddedOptions::default()).unwrap();
-    let volumes = service.stores.volumes.clone().unwrap();
+    let volumes = host.volumes();
     volumes.create("files").unwrap();
     let blob = volumes.put_blob(&[7u8; 1024]).unwrap();
-    let changes: Vec<Change> = (0..1000)
-        .map(|i| Change::Put {
-            path: format!("d{:02}/f{i:04}", i % 10),
-            node: Node {
-                kind: NodeKind::File,
-                blob: Some(blob),
-                size: 1024,
-                mtime_ms: 0,
-                mode: 0o644,
-                target: None,
-            },
-        })
-        .collect();
-    volumes.commit("files", &changes).unwrap();
+    volumes
+        .commit("files", &nodes::spread(blob, 1024, 1000, 10))
+        .unwrap();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let engine = VesselEngine::new(EngineConfig::default()).unwrap();
+        let engine = &host.engine;
         let wt = engine.engine();
         let noop = wasmtime::component::Component::new(wt, NOOP).unwrap();
         let linker = wasmtime::component::Linker::<()>::new(wt);
@@ -156,9 +140,7 @@ fn main() {
         let raw_warm = pct(&mut raw_warm, 0.5);
         let raw_cold = pct(&mut raw_cold, 0.5);
 
-        let runtime = Runtime::new(engine.clone(), service.stores.clone())
-            .with_work_dir(dir.path().join("containers"));
-        let app = runtime.load_path(dir.path()).unwrap();
+        let app = host.runtime.load_path(dir.path()).unwrap();
 
         let warm = app.function("warm").unwrap();
         let mut warm_t = Vec::new();
@@ -202,7 +184,7 @@ fn main() {
         for _ in 0..100 {
             let t = Instant::now();
             let c = vessel_host::container::Container::new(
-                &engine,
+                engine,
                 &vessel_host::container::ContainerConfig {
                     work_dir: Some(dir.path().join("containers")),
                     ..Default::default()
@@ -223,8 +205,7 @@ fn main() {
         let numbers: Vec<u32> = (0..262_144u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
         let text = serde_json::to_string(&json!([numbers])).unwrap();
         let len = app.function("len").unwrap();
-        let (component, _) = engine.load(&dir.path().join("len.wat")).unwrap();
-        let export = call::find_export(&engine, &component, "len.wat", "len").unwrap();
+        let export = host.program_at(&dir.path().join("len.wat")).export("len");
         let mut parse = Vec::new();
         let mut convert = Vec::new();
         let mut whole = Vec::new();

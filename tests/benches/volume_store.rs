@@ -17,22 +17,19 @@
 //! commit returns) and with relaxed durability (sled writes its log to the
 //! OS, no fsync), so the cost beyond the fsync shows.
 //!
-//!   cargo bench -p vessel-host --bench volume_store
+//!   cargo bench -p vessel-tests --bench volume_store
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use vessel_tests::harness::figures::median;
 
 use vessel_host::storage::blobs::BlobId;
 use vessel_host::storage::embedded::{DurabilityMode, EmbeddedOptions, EmbeddedStore};
-use vessel_host::storage::volume::{Change, Node, NodeKind, VolumeStore};
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+use vessel_host::storage::volume::{Change, VolumeStore};
+use vessel_tests::harness::nodes;
 
 fn time(runs: usize, mut f: impl FnMut(usize)) -> Duration {
     // One warm-up run, not counted.
@@ -61,17 +58,6 @@ fn row(label: &str, ours: Duration, base_label: &str, base: Duration) {
     );
 }
 
-fn file_node(blob: BlobId, size: u64) -> Node {
-    Node {
-        kind: NodeKind::File,
-        blob: Some(blob),
-        size,
-        mtime_ms: 0,
-        mode: 0o644,
-        target: None,
-    }
-}
-
 /// A store with volume `v` holding `files` files in 100 directories.
 fn populated(dir: &Path, files: usize, durability: DurabilityMode) -> EmbeddedStore {
     let store = EmbeddedStore::open(
@@ -89,7 +75,7 @@ fn populated(dir: &Path, files: usize, durability: DurabilityMode) -> EmbeddedSt
     let changes: Vec<Change> = (0..files)
         .map(|i| Change::Put {
             path: format!("d{:02}/f{i:05}", i % 100),
-            node: file_node(blobs[i % 16], 1024),
+            node: nodes::file(blobs[i % 16], 1024),
         })
         .collect();
     let t = Instant::now();
@@ -138,7 +124,7 @@ fn commit_case(root: &Path, files: usize, changed: usize, runs: usize) {
                 .enumerate()
                 .map(|(i, b)| Change::Put {
                     path: format!("d{:02}/f{:05}", i % 100, i * 97 % files),
-                    node: file_node(*b, 1024),
+                    node: nodes::file(*b, 1024),
                 })
                 .collect();
             store.commit("v", &changes).unwrap();
