@@ -42,37 +42,55 @@ pub fn vessel_bin() -> PathBuf {
     }
 }
 
-/// Runs `cargo build -p vessel-host --bin vessel` with this test
-/// executable's profile, target dir and target, so the binary beside it is
-/// built from the sources as they are now (a no-op when it is up to date),
-/// and returns its path.
-pub fn build_vessel() -> Result<PathBuf, String> {
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot find the test executable: {e}"))?;
-    // <target>/[<triple>/]<profile>/deps/<test>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| format!("{} is not in a cargo target dir", exe.display()))?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| format!("{} has no profile name", profile_dir.display()))?;
-    let above = profile_dir
-        .parent()
-        .ok_or_else(|| format!("{} is not in a cargo target dir", profile_dir.display()))?;
-    // With `--target`, cargo puts the profile dirs under the triple.
-    let triple = env!("VESSEL_TEST_TARGET");
-    let (target_dir, target) = if above.file_name().is_some_and(|n| n == triple) {
-        (above.parent().unwrap_or(above), Some(triple))
-    } else {
-        (above, None)
-    };
+/// Where this test executable was built: the target dir, the profile
+/// (`debug`, `release`, ...) and the `--target` triple when one was given.
+pub struct BuildLayout {
+    pub target_dir: PathBuf,
+    pub profile: String,
+    pub profile_dir: PathBuf,
+    pub target: Option<&'static str>,
+}
+
+impl BuildLayout {
+    /// The layout of the running test executable.
+    pub fn of_this_test() -> Result<Self, String> {
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find the test executable: {e}"))?;
+        // <target>/[<triple>/]<profile>/deps/<test>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(|| format!("{} is not in a cargo target dir", exe.display()))?;
+        let profile = profile_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| format!("{} has no profile name", profile_dir.display()))?;
+        let above = profile_dir
+            .parent()
+            .ok_or_else(|| format!("{} is not in a cargo target dir", profile_dir.display()))?;
+        // With `--target`, cargo puts the profile dirs under the triple.
+        let triple = env!("VESSEL_TEST_TARGET");
+        let (target_dir, target) = if above.file_name().is_some_and(|n| n == triple) {
+            (above.parent().unwrap_or(above), Some(triple))
+        } else {
+            (above, None)
+        };
+        Ok(BuildLayout {
+            target_dir: target_dir.to_owned(),
+            profile: profile.to_owned(),
+            profile_dir: profile_dir.to_owned(),
+            target,
+        })
+    }
+}
+
+/// `cargo` as the outer build ran it, without the variables cargo sets for
+/// a test executable: inherited, they differ from what the outer build saw
+/// and make cargo rebuild crates that read them (ring reads
+/// CARGO_MANIFEST_DIR), twice per test run.
+pub fn cargo_command() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    // Cargo sets these for the test executable. Inherited, they differ
-    // from what the outer build saw and make cargo rebuild crates that read
-    // them (ring reads CARGO_MANIFEST_DIR), twice per test run.
     for (name, _) in std::env::vars_os() {
         let Some(name) = name.to_str() else { continue };
         if name.starts_with("CARGO_PKG_")
@@ -91,12 +109,23 @@ pub fn build_vessel() -> Result<PathBuf, String> {
             cmd.env_remove(name);
         }
     }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cargo build -p vessel-host --bin vessel` with this test
+/// executable's profile, target dir and target, so the binary beside it is
+/// built from the sources as they are now (a no-op when it is up to date),
+/// and returns its path.
+pub fn build_vessel() -> Result<PathBuf, String> {
+    let layout = BuildLayout::of_this_test()?;
+    let mut cmd = cargo_command();
     cmd.args(["build", "--quiet", "-p", "vessel-host", "--bin", "vessel"])
         .arg("--manifest-path")
         .arg(repo_root().join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(target_dir);
-    match profile {
+        .arg(&layout.target_dir);
+    match layout.profile.as_str() {
         "debug" => {}
         "release" => {
             cmd.arg("--release");
@@ -105,11 +134,10 @@ pub fn build_vessel() -> Result<PathBuf, String> {
             cmd.args(["--profile", other]);
         }
     }
-    if let Some(t) = target {
+    if let Some(t) = layout.target {
         cmd.args(["--target", t]);
     }
     let out = cmd
-        .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run cargo to build vessel: {e}"))?;
     if !out.status.success() {
@@ -119,7 +147,9 @@ pub fn build_vessel() -> Result<PathBuf, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let bin = profile_dir.join(format!("vessel{}", std::env::consts::EXE_SUFFIX));
+    let bin = layout
+        .profile_dir
+        .join(format!("vessel{}", std::env::consts::EXE_SUFFIX));
     if !bin.exists() {
         return Err(format!(
             "cargo built vessel, but {} does not exist",

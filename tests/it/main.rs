@@ -18,6 +18,7 @@ mod faults;
 mod guest_faults;
 mod harness;
 mod hostile;
+mod install;
 mod io_faults;
 mod javascript;
 mod keyvalue;

@@ -7,6 +7,7 @@
 //! command component's exit status for `vessel run` (WASI 0.2 `exit` carries
 //! only success or failure, so that is 0 or 1).
 
+pub mod completions;
 pub mod dict;
 pub mod forward;
 pub mod serve;
@@ -38,7 +39,7 @@ use forward::{ForwardedCommand, Invocation, NotForwarded};
 
 /// Sandboxed WebAssembly functions with Modal-style volumes and dicts.
 #[derive(Debug, Parser)]
-#[command(name = "vessel", version, propagate_version = true)]
+#[command(name = "vessel", version = completions::VERSION, propagate_version = true)]
 pub struct Cli {
     /// Where vessel keeps its state (compile cache, stores). Defaults to
     /// $VESSEL_HOME, else the user's data directory.
@@ -206,6 +207,12 @@ pub enum Command {
     Serve(serve::ServeCmd),
     /// Manage the API's bearer tokens: create, list, revoke.
     Token(serve::TokenCmd),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell) on stdout.
+    Completions(completions::CompletionsCmd),
+    /// Print the man page on stdout, or write one page per command into a
+    /// directory.
+    Man(completions::ManCmd),
 }
 
 const CALL_HELP: &str = "\
@@ -369,6 +376,21 @@ impl From<CallError> for Failure {
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     init_tracing(cli.verbose);
+    // Generated text needs neither a data dir nor the async runtime.
+    let generated = match &cli.command {
+        Command::Completions(cmd) => Some(completions::completions(cmd)),
+        Command::Man(cmd) => Some(completions::man(cmd)),
+        _ => None,
+    };
+    if let Some(result) = generated {
+        return match result {
+            Ok(code) => ExitCode::from(code),
+            Err(f) => {
+                eprintln!("error: {}", f.message);
+                ExitCode::from(f.code)
+            }
+        };
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -451,6 +473,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Volume(cmd) => volume::run(&home, cmd).await,
         Command::Serve(cmd) => serve::serve(&home, cmd).await,
         Command::Token(cmd) => serve::token(&home.dir, cmd),
+        Command::Completions(cmd) => completions::completions(&cmd),
+        Command::Man(cmd) => completions::man(&cmd),
     }
 }
 
