@@ -3,7 +3,9 @@
 //!
 //! The cache key is the BLAKE3 hash of the component's bytes together with
 //! the engine's compatibility hash (wasmtime version, target, settings), so a
-//! changed component or engine never reads a stale artifact. Entries are
+//! changed component or engine never reads a stale artifact. The hash of a
+//! component file is remembered against the file's stamp, so a hit reads
+//! neither the component nor the compiled entry in full. Entries are
 //! native code: [`cache`] decides which folder and which entry may be
 //! loaded (owner, mode, a keyed MAC per entry); an entry that fails its
 //! checks or that wasmtime refuses is deleted and rebuilt, never trusted.
@@ -11,6 +13,7 @@
 mod cache;
 
 use std::hash::{Hash, Hasher};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -133,12 +136,53 @@ impl VesselEngine {
     }
 
     /// Loads the component at `path`, from the compile cache when it can.
+    ///
+    /// A hit costs an `open` and an `fstat` of the component: the cache
+    /// remembers the hash of a component file against its stamp (device,
+    /// inode, size, mtime, ctime), so an unchanged file is neither read nor
+    /// hashed again, and the compiled entry is mapped rather than read.
     pub fn load(&self, path: &Path) -> Result<(Component, CacheOutcome), EngineError> {
-        let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
+        let read_error = |source| EngineError::Read {
             path: path.to_owned(),
             source,
-        })?;
-        self.load_bytes(path, &bytes)
+        };
+        let mut file = std::fs::File::open(path).map_err(read_error)?;
+        let before = file.metadata().map_err(read_error)?;
+        let cache = self.cache.as_ref().filter(|c| c.trusted());
+        let stamp = cache::Stamp::of(&before);
+        let mut discarded = false;
+        if let Some(cache) = cache
+            && let Some(name) = cache.source_name(&self.cache_salt, &stamp)
+        {
+            if let Some(c) = self.in_memory(&name) {
+                return Ok((c, CacheOutcome::Memory));
+            }
+            match self.load_cached(cache, &name) {
+                Some(Ok(c)) => return Ok((c, CacheOutcome::Hit)),
+                Some(Err(())) => discarded = true,
+                None => {}
+            }
+        }
+        // Sized from the file, but never trusting the size for more than a
+        // hint: read_to_end grows as needed.
+        let hint = usize::try_from(before.len().min(1 << 30)).unwrap_or(0);
+        let mut bytes = Vec::with_capacity(hint);
+        file.read_to_end(&mut bytes).map_err(read_error)?;
+        let (component, mut outcome, name) = self.load_named(path, &bytes)?;
+        if discarded && outcome == CacheOutcome::Miss {
+            outcome = CacheOutcome::Rebuilt;
+        }
+        // Remember the hash only if the file did not change while it was
+        // read (a writer racing the read would otherwise pin a mix).
+        if let Some(cache) = cache
+            && !is_text(&bytes)
+            && file
+                .metadata()
+                .is_ok_and(|after| cache::Stamp::of(&after) == stamp)
+        {
+            cache.remember_source(&self.cache_salt, &stamp, &name);
+        }
+        Ok((component, outcome))
     }
 
     /// Like [`load`](Self::load) for bytes already in memory; `path` names
@@ -148,61 +192,90 @@ impl VesselEngine {
         path: &Path,
         bytes: &[u8],
     ) -> Result<(Component, CacheOutcome), EngineError> {
+        self.load_named(path, bytes).map(|(c, o, _)| (c, o))
+    }
+
+    /// A component this engine loaded before, by cache name.
+    fn in_memory(&self, name: &[u8; 32]) -> Option<Component> {
+        self.loaded.lock().ok().and_then(|m| m.get(name).cloned())
+    }
+
+    fn remember(&self, name: &[u8; 32], c: &Component) {
+        if let Ok(mut m) = self.loaded.lock() {
+            m.insert(*name, c.clone());
+        }
+    }
+
+    /// The entry `name` from the disk cache: `None` when there is none,
+    /// `Some(Err(()))` when there was one that was discarded (logged).
+    fn load_cached(
+        &self,
+        cache: &cache::DiskCache,
+        name: &[u8; 32],
+    ) -> Option<Result<Component, ()>> {
+        let entry = match cache.read(name) {
+            cache::Lookup::Found(entry) => entry,
+            cache::Lookup::Discarded => return Some(Err(())),
+            cache::Lookup::Missing => return None,
+        };
+        // SAFETY: the entry's seal or content MAC checked under this
+        // cache's key, which only this user can read, so the payload is
+        // byte-for-byte what `precompile_component` of an engine with the
+        // same compatibility hash (the name covers it) produced here;
+        // wasmtime checks the engine settings recorded in it again. A
+        // sealed entry is mapped through the descriptor that was checked,
+        // in a folder only this user can write.
+        let loaded = match &entry {
+            cache::Entry::Sealed { path, .. } => unsafe {
+                Component::deserialize_file(&self.engine, path)
+            },
+            cache::Entry::Read(bytes) => unsafe { Component::deserialize(&self.engine, bytes) },
+        };
+        match loaded {
+            Ok(component) => {
+                self.remember(name, &component);
+                Some(Ok(component))
+            }
+            Err(e) => {
+                tracing::warn!(entry = %cache.entry_path(name).display(), why = %chain(&e), "discarding compile-cache entry");
+                cache.remove(name);
+                Some(Err(()))
+            }
+        }
+    }
+
+    /// Loads `bytes`, returning the component, what the cache did and the
+    /// cache name (the salted hash of the bytes).
+    fn load_named(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<(Component, CacheOutcome, [u8; 32]), EngineError> {
         check_header(path, bytes)?;
         let mut key = blake3::Hasher::new();
         key.update(&self.cache_salt);
         key.update(bytes);
-        let key = key.finalize();
-        let memo = |c: &Component| {
-            if let Ok(mut m) = self.loaded.lock() {
-                m.insert(*key.as_bytes(), c.clone());
-            }
-        };
-        if let Some(c) = self
-            .loaded
-            .lock()
-            .ok()
-            .and_then(|m| m.get(key.as_bytes()).cloned())
-        {
-            return Ok((c, CacheOutcome::Memory));
+        let name = *key.finalize().as_bytes();
+        if let Some(c) = self.in_memory(&name) {
+            return Ok((c, CacheOutcome::Memory, name));
         }
         let Some(cache) = self.cache.as_ref().filter(|_| !is_text(bytes)) else {
             // Text components (examples, tests) are small; they skip the
             // disk cache, whose entries come from the binary format.
             let c = self.compile(path, bytes)?;
-            memo(&c);
-            return Ok((c, CacheOutcome::Miss));
+            self.remember(&name, &c);
+            return Ok((c, CacheOutcome::Miss, name));
         };
         if !cache.trusted() {
             let c = self.compile(path, bytes)?;
-            memo(&c);
-            return Ok((c, CacheOutcome::Untrusted));
+            self.remember(&name, &c);
+            return Ok((c, CacheOutcome::Untrusted, name));
         }
-        let name = key.as_bytes();
-        let mut outcome = CacheOutcome::Miss;
-        match cache.read(name) {
-            cache::Lookup::Found(entry) => {
-                // SAFETY: the entry's MAC checked under this cache's key,
-                // which only this user can read, so the payload is
-                // byte-for-byte what `precompile_component` of an engine
-                // with the same compatibility hash (the name covers it)
-                // produced here; wasmtime checks the engine settings
-                // recorded in it again.
-                match unsafe { Component::deserialize(&self.engine, entry.payload()) } {
-                    Ok(component) => {
-                        memo(&component);
-                        return Ok((component, CacheOutcome::Hit));
-                    }
-                    Err(e) => {
-                        tracing::warn!(entry = %cache.entry_path(name).display(), why = %chain(&e), "discarding compile-cache entry");
-                        cache.remove(name);
-                        outcome = CacheOutcome::Rebuilt;
-                    }
-                }
-            }
-            cache::Lookup::Discarded => outcome = CacheOutcome::Rebuilt,
-            cache::Lookup::Missing => {}
-        }
+        let outcome = match self.load_cached(cache, &name) {
+            Some(Ok(c)) => return Ok((c, CacheOutcome::Hit, name)),
+            Some(Err(())) => CacheOutcome::Rebuilt,
+            None => CacheOutcome::Miss,
+        };
         let serialized =
             self.engine
                 .precompile_component(bytes)
@@ -218,13 +291,13 @@ impl VesselEngine {
                     reason: chain(&e),
                 }
             })?;
-        if let Err(e) = cache.write(name, &serialized) {
+        if let Err(e) = cache.write(&name, &serialized) {
             // The cache is an optimisation: a read-only or full disk must not
             // stop the call.
-            tracing::warn!(entry = %cache.entry_path(name).display(), error = %e, "cannot write compile cache");
+            tracing::warn!(entry = %cache.entry_path(&name).display(), error = %e, "cannot write compile cache");
         }
-        memo(&component);
-        Ok((component, outcome))
+        self.remember(&name, &component);
+        Ok((component, outcome, name))
     }
 
     fn compile(&self, path: &Path, bytes: &[u8]) -> Result<Component, EngineError> {

@@ -38,6 +38,39 @@ fn exports(engine: &VesselEngine, c: &wasmtime::component::Component) -> Vec<Str
         .collect()
 }
 
+/// Bytes read through read(2)/pread(2) by this thread so far
+/// (`rchar` of /proc/thread-self/io): mapped pages do not count.
+fn thread_rchar() -> u64 {
+    let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `component` with a custom section appended (valid anywhere in a
+/// component): same-size variants with different bytes.
+fn with_custom_section(component: &[u8], content: &[u8]) -> Vec<u8> {
+    let name = b"vessel-test";
+    let len = 1 + name.len() + content.len();
+    assert!(len < 128, "one-byte LEB128 sizes only");
+    let mut out = component.to_vec();
+    out.push(0);
+    out.push(len as u8);
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+    out.extend_from_slice(content);
+    out
+}
+
+/// Long enough after a file's last change that its stamp vouches for its
+/// bytes (the cache's settle time is 100 ms on nanosecond filesystems).
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(250));
+}
+
 /// The MAC key's file in a cache folder.
 const KEY_FILE: &str = "key";
 
@@ -156,16 +189,20 @@ fn a_forged_entry_is_never_loaded() {
     let files = entries(&cache);
     assert_eq!(files.len(), 1, "{files:?}");
     // Whoever can write the folder replaces add's entry with native code of
-    // their own (here: another component's, which would load fine), with
-    // a plain checksum anyone can recompute. It must never be deserialized.
+    // their own (here: another component's, which would load fine), and its
+    // seal with one made with a plain checksum anyone can recompute. It
+    // must never be deserialized.
     let engine = engine_on(&cache);
     let types = std::fs::read(guest("types")).unwrap();
     let payload = engine.engine().precompile_component(&types).unwrap();
-    let header = std::fs::read(&files[0]).unwrap()[..8].to_vec();
-    let mut forged = header;
-    forged.extend_from_slice(blake3::hash(&payload).as_bytes());
-    forged.extend_from_slice(&payload);
-    std::fs::write(&files[0], &forged).unwrap();
+    std::fs::write(&files[0], &payload).unwrap();
+    let seal = files[0].with_extension("seal");
+    let mut forged_seal = std::fs::read(&seal).unwrap();
+    let body = forged_seal.len() - 32;
+    let checksum = blake3::hash(&forged_seal[..body]);
+    forged_seal[body..].copy_from_slice(checksum.as_bytes());
+    std::fs::write(&seal, &forged_seal).unwrap();
+    let forged = payload;
 
     let (component, outcome) = engine.load(&guest("add")).unwrap();
     assert_eq!(
@@ -311,4 +348,110 @@ fn a_cache_dir_others_can_write_is_not_used() {
     let nobody = vessel_tests::NOBODY_UID;
     std::os::unix::fs::chown(&cache, Some(nobody), None).unwrap();
     refused(&[&format!("owned by uid {nobody}"), "--cache-dir"]);
+}
+
+#[test]
+fn a_hit_reads_neither_the_component_nor_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let wasm = dir.path().join("types.wasm");
+    std::fs::copy(guest("types"), &wasm).unwrap();
+    let wasm_len = std::fs::metadata(&wasm).unwrap().len();
+    settle();
+    // A new engine per load, as a new process would make.
+    let load = |want: CacheOutcome| {
+        let engine = engine_on(&cache);
+        let before = thread_rchar();
+        let (_, outcome) = engine.load(&wasm).unwrap();
+        let read = thread_rchar() - before;
+        assert_eq!(outcome, want);
+        read
+    };
+    // Compiles, and remembers the component's hash against its stamp.
+    let first = load(CacheOutcome::Miss);
+    assert!(
+        first >= wasm_len,
+        "the first load read {first} of {wasm_len} bytes"
+    );
+    let files = entries(&cache);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let entry_len = std::fs::metadata(&files[0]).unwrap().len();
+    // The seal was made as the entry was written, too soon to vouch for
+    // its bytes: this hit reads the entry and checks its MAC, then renews
+    // the seal. The component itself is not read again.
+    settle();
+    let second = load(CacheOutcome::Hit);
+    assert!(
+        second >= entry_len && second < entry_len + wasm_len / 2,
+        "the second load read {second} bytes (entry {entry_len}, component {wasm_len})"
+    );
+    // From now on a hit is a few small records: the entry is mapped.
+    for _ in 0..3 {
+        let read = load(CacheOutcome::Hit);
+        assert!(
+            read < 16 * 1024 && read < wasm_len / 4 && read < entry_len / 4,
+            "a hit read {read} bytes (component {wasm_len}, entry {entry_len})"
+        );
+    }
+}
+
+#[test]
+fn a_component_rewritten_in_place_is_rehashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let wasm = dir.path().join("add.wasm");
+    let add = std::fs::read(guest("add")).unwrap();
+    let (a, b) = (
+        with_custom_section(&add, b"aaaa"),
+        with_custom_section(&add, b"bbbb"),
+    );
+    std::fs::write(&wasm, &a).unwrap();
+    settle();
+    assert_eq!(engine_on(&cache).load(&wasm).unwrap().1, CacheOutcome::Miss);
+    settle();
+    assert_eq!(engine_on(&cache).load(&wasm).unwrap().1, CacheOutcome::Hit);
+    // Same inode, same size, mtime set back: only ctime tells. The new
+    // bytes are hashed and compiled, not mistaken for the old ones.
+    let mtime = std::fs::metadata(&wasm).unwrap().modified().unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&wasm).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &b, 0).unwrap();
+    file.set_modified(mtime).unwrap();
+    drop(file);
+    assert_eq!(std::fs::metadata(&wasm).unwrap().len(), a.len() as u64);
+    assert_eq!(engine_on(&cache).load(&wasm).unwrap().1, CacheOutcome::Miss);
+    assert_eq!(entries(&cache).len(), 2);
+    settle();
+    assert_eq!(engine_on(&cache).load(&wasm).unwrap().1, CacheOutcome::Hit);
+}
+
+#[test]
+fn an_entry_rewritten_in_place_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    engine_on(&cache).load(&guest("add")).unwrap();
+    settle();
+    // Renews the seal, so the next hit would map the entry unread.
+    assert_eq!(
+        engine_on(&cache).load(&guest("add")).unwrap().1,
+        CacheOutcome::Hit
+    );
+    let files = entries(&cache);
+    // One byte flipped in place, the mtime put back: same inode, same
+    // size, so only the stamp's ctime moves. The seal no longer vouches,
+    // the content MAC is checked and fails.
+    let engine = engine_on(&cache);
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let mtime = std::fs::metadata(&files[0]).unwrap().modified().unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[0])
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &bytes[mid..=mid], mid as u64).unwrap();
+    file.set_modified(mtime).unwrap();
+    drop(file);
+    let (component, outcome) = engine.load(&guest("add")).unwrap();
+    assert_eq!(outcome, CacheOutcome::Rebuilt);
+    assert!(exports(&engine, &component).iter().any(|n| n == "add"));
 }
