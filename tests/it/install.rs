@@ -117,7 +117,7 @@ fn cargo_install_puts_a_vessel_that_knows_its_version_on_path() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("complete -F _vessel"), "{stdout}");
+    assert!(stdout.contains("-F _vessel vessel"), "{stdout}");
     assert!(
         stdout.lines().any(|l| l == "volume"),
         "`vessel vol<TAB>` should offer volume:\n{stdout}"
