@@ -70,7 +70,9 @@ pub mod app;
 pub mod bindings;
 pub mod blocking;
 pub mod call;
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "server")]
 pub mod client;
 pub mod container;
 pub mod dict;
@@ -79,6 +81,7 @@ pub mod error;
 pub mod functions;
 pub mod keyvalue;
 pub mod private;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod service;
 pub mod storage;

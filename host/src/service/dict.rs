@@ -34,7 +34,8 @@ impl DictServiceError {
 }
 
 /// A dict in a listing.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct DictSummary {
     pub name: String,
     /// Live entries (exact).
@@ -44,7 +45,8 @@ pub struct DictSummary {
 }
 
 /// One entry as the CLI shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct DictItem {
     pub key: String,
     pub version: u64,
@@ -94,7 +96,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A page of `items`: what was asked for, and whether more remain.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct DictItems {
     pub items: Vec<DictItem>,
     pub more: bool,

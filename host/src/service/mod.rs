@@ -10,6 +10,7 @@ pub mod volume;
 
 use crate::storage::Stores;
 use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore, OpenError};
+#[cfg(feature = "remote")]
 use crate::storage::remote::{RemoteError, RemoteOptions, RemoteStore};
 use std::path::Path;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub struct Service {
     /// lives (the reads hide them anyway; this reclaims the space).
     _dict_sweeper: Option<Arc<crate::storage::embedded::dict::DictSweeper>>,
     /// The same for the shared backend.
+    #[cfg(feature = "remote")]
     _remote_sweeper: Option<Arc<crate::storage::remote::Sweeper>>,
 }
 
@@ -45,6 +47,7 @@ impl Service {
         Service {
             stores,
             _dict_sweeper: Some(Arc::new(store.spawn_dict_sweeper(DICT_SWEEP_INTERVAL))),
+            #[cfg(feature = "remote")]
             _remote_sweeper: None,
             embedded: Some(store),
         }
@@ -52,11 +55,13 @@ impl Service {
 
     /// Opens the shared backend (PostgreSQL + S3) that several hosts use
     /// at once.
+    #[cfg(feature = "remote")]
     pub fn open_remote(options: RemoteOptions) -> Result<Self, RemoteError> {
         Ok(Service::from_remote(RemoteStore::open(options)?))
     }
 
     /// Serves an already open shared backend.
+    #[cfg(feature = "remote")]
     pub fn from_remote(store: RemoteStore) -> Self {
         Service {
             stores: Stores {

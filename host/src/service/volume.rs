@@ -103,7 +103,8 @@ fn local_io(path: &Path) -> impl FnOnce(io::Error) -> VolumeOpError + '_ {
 }
 
 /// A volume in [`Service::volume_list`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct VolumeSummary {
     pub name: String,
     pub version: u64,
@@ -132,7 +133,8 @@ impl From<VolumeInfo> for VolumeSummary {
 }
 
 /// What kind of entry, as the CLI's JSON spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     File,
@@ -151,7 +153,8 @@ impl From<NodeKind> for EntryKind {
 }
 
 /// One entry of a listing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct EntryInfo {
     /// Relative to the volume's root.
     pub path: String,
@@ -176,7 +179,8 @@ fn entry(path: String, n: &Node) -> EntryInfo {
 }
 
 /// What a get wrote.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct GetReport {
     pub files: u64,
     pub dirs: u64,
@@ -1119,7 +1123,8 @@ mod tests {
 }
 
 /// What [`Service::volume_put_local`] uploaded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct PutReport {
     /// Where it landed, relative to the volume's root.
     pub target: String,

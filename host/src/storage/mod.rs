@@ -11,6 +11,7 @@ pub mod clock;
 pub mod dict;
 pub mod disk;
 pub mod embedded;
+#[cfg(feature = "remote")]
 pub mod remote;
 pub mod volume;
 

@@ -74,9 +74,8 @@ pub enum Change {
 }
 
 /// What a commit did.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct CommitInfo {
     pub version: u64,
     pub changed: u64,
@@ -175,17 +174,8 @@ impl std::fmt::Debug for GcOptions<'_> {
 }
 
 /// What a blob garbage collection did.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct GcReport {
     /// Unreferenced blobs removed.
     pub removed_blobs: u64,
