@@ -2,7 +2,10 @@
 //! same run on the same disk:
 //! - `dict.get` from inside a component (the `dictbench` test program,
 //!   through the Rust SDK), and the host's `DictStore::get`, vs a raw sled
-//!   get of the same key (design target: the guest get within 3x);
+//!   get of the same key (design target: the guest get within 3x): of one
+//!   hot key, and over a set of 100,000 keys of 100 B–4 KiB read in a
+//!   uniform and in a Zipf order, and once more with every process cache
+//!   cold (the stores just opened);
 //! - durable `dict.put` from 1 and from 16 concurrent containers (one
 //!   fsync serves many writers; p50 of the latencies the guest measured)
 //!   and the host's `DictStore::put`, vs the p50 of appending the value to
@@ -14,7 +17,10 @@
 //!   keys in a bare sled database (each measured in a child process of its
 //!   own, so neither sees the other's memory).
 //!
-//!   cargo bench -p vessel-tests --bench dict [-- get put scan rss]
+//!   cargo bench -p vessel-tests --bench dict [-- get keyset put scan rss]
+//!
+//! Every timed figure is min/median/max of repeated turns, the project's
+//! and its baseline's turns interleaved so a busy moment hits both.
 //!
 //! The guest program is built from tests/programs (wasm32-wasip2, with a
 //! nested cargo, as tests/build.rs does) at the start of the run.
@@ -26,7 +32,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vessel_tests::harness::figures::median;
+use vessel_tests::harness::figures::{Spread, bench_guest_dir, median};
 
 use vessel_host::container::{Container, ContainerConfig};
 use vessel_host::engine::{EngineConfig, VesselEngine};
@@ -64,10 +70,10 @@ fn row(label: &str, ours: Duration, base_label: &str, base: Duration) {
     );
 }
 
-/// The best of `runs` timings of `f` (after one warm-up run).
-fn best(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+/// `runs` timings of `f` (after one warm-up run).
+fn spread(runs: usize, mut f: impl FnMut() -> Duration) -> Spread {
     f();
-    (0..runs).map(|_| f()).min().unwrap()
+    Spread::of((0..runs).map(|_| f()).collect())
 }
 
 fn raw_sled(dir: &Path) -> sled::Db {
@@ -87,7 +93,7 @@ fn value(i: usize) -> Vec<u8> {
 /// Builds the `dictbench` guest; returns the .wasm.
 fn build_guest() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let target = root.join("target").join("guests-bench");
+    let target = bench_guest_dir();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(cargo)
         .args([
@@ -197,33 +203,263 @@ fn bench_get(tmp: &Path) {
             elapsed
         };
         // The call itself (and the dict open) without gets, then with N.
-        let mut fixed = Duration::MAX;
-        let mut with_gets = Duration::MAX;
-        let (mut sled_best, mut host_best) = (Duration::MAX, Duration::MAX);
+        let (mut guest, mut sled, mut host) = (Vec::new(), Vec::new(), Vec::new());
         time_loop(1000).await;
         sled_loop();
         host_loop();
         for _ in 0..TURNS {
-            sled_best = sled_best.min(sled_loop());
-            host_best = host_best.min(host_loop());
-            fixed = fixed.min(time_loop(0).await);
-            with_gets = with_gets.min(time_loop(N as u32).await);
+            sled.push(sled_loop());
+            host.push(host_loop());
+            let fixed = time_loop(0).await;
+            let with_gets = time_loop(N as u32).await;
+            guest.push(per_op(with_gets.saturating_sub(fixed), N));
         }
-        (
-            per_op(with_gets.saturating_sub(fixed), N),
-            sled_best,
-            host_best,
-        )
+        (Spread::of(guest), Spread::of(sled), Spread::of(host))
     });
 
-    println!("get of one {VALUE_BYTES}-byte value ({N} gets, best of {TURNS}):");
-    row(
+    println!("get of one hot {VALUE_BYTES}-byte key ({N} gets a turn, {TURNS} turns):");
+    spread_row(
         "  guest dict.get (component, SDK)",
         guest_get,
         "raw sled get",
         sled_get,
     );
-    row("  host DictStore::get", host_get, "raw sled get", sled_get);
+    spread_row("  host DictStore::get", host_get, "raw sled get", sled_get);
+}
+
+/// One row of min/median/max figures beside their baseline's; the ratio is
+/// of the medians, with the range of per-turn extremes beside it.
+fn spread_row(label: &str, ours: Spread, base_label: &str, base: Spread) {
+    let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-15);
+    println!(
+        "{label:<40} {}/{}/{}   {base_label:<26} {}/{}/{}   ratio {:5.2}x (min {:.2}x)",
+        fmt(ours.min).trim(),
+        fmt(ours.median).trim(),
+        fmt(ours.max).trim(),
+        fmt(base.min).trim(),
+        fmt(base.median).trim(),
+        fmt(base.max).trim(),
+        r(ours.median, base.median),
+        r(ours.min, base.min),
+    );
+}
+
+const KEYSET: u32 = 100_000;
+const KEYSET_READS: usize = 50_000;
+const KEYSET_TURNS: usize = 7;
+
+fn key_name(i: u32) -> String {
+    format!("k{i:06}")
+}
+
+/// A small deterministic generator (xorshift64*), so every run reads the
+/// same sequences.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// `n` key indexes drawn uniformly from the key set.
+fn uniform_reads(rng: &mut Rng, n: usize) -> Vec<u32> {
+    (0..n)
+        .map(|_| rng.below(u64::from(KEYSET)) as u32)
+        .collect()
+}
+
+/// `n` key indexes drawn Zipf-distributed (s = 0.99, as YCSB's default)
+/// over the key set; the ranks are scattered over the key space so the hot
+/// keys are not neighbours in the tree.
+fn zipf_reads(rng: &mut Rng, n: usize) -> Vec<u32> {
+    let mut cdf = Vec::with_capacity(KEYSET as usize);
+    let mut sum = 0.0f64;
+    for k in 1..=KEYSET {
+        sum += 1.0 / f64::from(k).powf(0.99);
+        cdf.push(sum);
+    }
+    (0..n)
+        .map(|_| {
+            let u = rng.unit() * sum;
+            let rank = cdf.partition_point(|&c| c < u) as u64;
+            // 7919 is coprime with 100,000: a bijection of the key set.
+            ((rank * 7919 + 13) % u64::from(KEYSET)) as u32
+        })
+        .collect()
+}
+
+/// Reads `keys` from raw sled, naming each key as the guest does.
+fn sled_reads(db: &sled::Db, keys: &[u32]) -> Duration {
+    let t = Instant::now();
+    for &i in keys {
+        let v = db.get(key_name(i).as_bytes()).unwrap().unwrap();
+        black_box(v.len());
+    }
+    t.elapsed()
+}
+
+/// Reads `keys` through the host's `DictStore::get`.
+fn host_reads(store: &EmbeddedStore, keys: &[u32]) -> Duration {
+    let t = Instant::now();
+    for &i in keys {
+        let v = store.get("bench", &key_name(i)).unwrap().unwrap();
+        black_box(v.value.len());
+    }
+    t.elapsed()
+}
+
+/// Reads `keys` from inside the guest: the call with the gets less the same
+/// call forming the same key names without them.
+async fn guest_reads(c: &mut Container, func: Func, keys: &[u32]) -> Duration {
+    let list = Val::List(keys.iter().map(|&i| Val::U32(i)).collect());
+    let mut call = async |read: bool| {
+        let params = [Val::String("bench".into()), list.clone(), Val::Bool(read)];
+        let t = Instant::now();
+        let out = c.call(func, &params, 1).await.unwrap();
+        let took = t.elapsed();
+        assert!(
+            matches!(out, Some(Val::Result(Ok(_)))),
+            "get-keys failed: {out:?}"
+        );
+        took
+    };
+    let bare = call(false).await;
+    let with_gets = call(true).await;
+    with_gets.saturating_sub(bare)
+}
+
+/// `dict.get` over 100,000 keys of 100 B–4 KiB (about 200 MiB), read in a
+/// uniform and a Zipf order with warm caches, and in a uniform order just
+/// after the stores were opened, each beside raw sled reading the same
+/// keys in the same order.
+fn bench_keyset(tmp: &Path) {
+    let dir = tmp.join("keyset");
+    let raw_dir = tmp.join("keyset-raw");
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    {
+        let store = EmbeddedStore::open(&dir, EmbeddedOptions::default()).unwrap();
+        store.create("bench").unwrap();
+        let raw = raw_sled(&raw_dir);
+        let mut batch = Vec::with_capacity(10_000);
+        for i in 0..KEYSET {
+            let len = 100 + rng.below(4096 - 100 + 1) as usize;
+            let mut v = vec![b'v'; len];
+            v[..4].copy_from_slice(&i.to_le_bytes());
+            batch.push((key_name(i), v));
+            if batch.len() == 10_000 {
+                store.update("bench", &batch).unwrap();
+                let mut b = sled::Batch::default();
+                for (k, v) in &batch {
+                    b.insert(k.as_bytes(), v.as_slice());
+                }
+                raw.apply_batch(b).unwrap();
+                batch.clear();
+            }
+        }
+        raw.flush().unwrap();
+    }
+    let uniform = uniform_reads(&mut rng, KEYSET_READS);
+    let zipf = zipf_reads(&mut rng, KEYSET_READS);
+    let n = KEYSET_READS as u32;
+    let wasm = build_guest();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // Warm: one open store, each order read in turns by all three.
+    let warm = rt.block_on(async {
+        let store = EmbeddedStore::open(&dir, EmbeddedOptions::default()).unwrap();
+        let raw = raw_sled(&raw_dir);
+        let guest = Guest::load(tmp, &wasm);
+        let (mut c, func) = guest.instance(&store, "get-keys").await;
+        let mut out = Vec::new();
+        for (name, keys) in [("uniform", &uniform), ("Zipf", &zipf)] {
+            // One untimed pass fills every cache.
+            sled_reads(&raw, keys);
+            host_reads(&store, keys);
+            guest_reads(&mut c, func, keys).await;
+            let (mut g, mut s, mut h) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..KEYSET_TURNS {
+                s.push(sled_reads(&raw, keys));
+                h.push(host_reads(&store, keys));
+                g.push(guest_reads(&mut c, func, keys).await);
+            }
+            out.push((
+                name,
+                Spread::of(g).per(n),
+                Spread::of(s).per(n),
+                Spread::of(h).per(n),
+            ));
+        }
+        out
+    });
+
+    // Cold: each turn opens each store afresh (sled's page cache and the
+    // dict's row cache empty) and reads the uniform order once. The
+    // kernel's page cache stays warm: dropping it needs root.
+    let cold = rt.block_on(async {
+        let (mut g, mut s, mut h) = (Vec::new(), Vec::new(), Vec::new());
+        let guest = Guest::load(tmp, &wasm);
+        for _ in 0..KEYSET_TURNS {
+            {
+                let raw = raw_sled(&raw_dir);
+                s.push(sled_reads(&raw, &uniform));
+            }
+            {
+                let store = EmbeddedStore::open(&dir, EmbeddedOptions::default()).unwrap();
+                h.push(host_reads(&store, &uniform));
+            }
+            {
+                let store = EmbeddedStore::open(&dir, EmbeddedOptions::default()).unwrap();
+                let (mut c, func) = guest.instance(&store, "get-keys").await;
+                g.push(guest_reads(&mut c, func, &uniform).await);
+            }
+        }
+        (
+            Spread::of(g).per(n),
+            Spread::of(s).per(n),
+            Spread::of(h).per(n),
+        )
+    });
+
+    println!(
+        "get over {KEYSET} keys of 100 B-4 KiB ({KEYSET_READS} reads a turn, {KEYSET_TURNS} turns, \
+         min/median/max per get):"
+    );
+    for (name, g, s, h) in warm {
+        spread_row(&format!("  guest dict.get, {name}"), g, "raw sled get", s);
+        spread_row(
+            &format!("  host DictStore::get, {name}"),
+            h,
+            "raw sled get",
+            s,
+        );
+    }
+    let (g, s, h) = cold;
+    spread_row(
+        "  guest dict.get, uniform, cold",
+        g,
+        "raw sled get, cold",
+        s,
+    );
+    spread_row(
+        "  host DictStore::get, uniform, cold",
+        h,
+        "raw sled get, cold",
+        s,
+    );
+    println!("  (cold: each store just opened, its caches empty; the OS page cache is warm)");
 }
 
 /// Runs the dictbench guest's `put-loop` in `containers` containers at
@@ -300,17 +536,22 @@ fn bench_put(tmp: &Path) {
     store.create("bench").unwrap();
     let v = value(7);
 
-    // One fsync: append a value to a file and fsync it, as a put must make
-    // one value durable. It runs in blocks between the guest's blocks, and
+    // What the dict log does for one value, and no more: a `pwrite` into a
+    // file zero-filled ahead (so no write grows the file and its metadata),
+    // then `fdatasync`. It runs in blocks between the guest's blocks, and
     // the host's puts with it, so all three see the same machine.
     let (mut raw, mut host) = (Vec::new(), Vec::new());
     let mut f = std::fs::File::create(tmp.join("raw-fsync")).unwrap();
+    f.write_all(&vec![0u8; (N + 1) * VALUE_BYTES]).unwrap();
+    f.sync_all().unwrap();
+    let mut offset = 0u64;
     let mut baselines = |b: usize| {
         for i in 0..N / BLOCKS {
             let t = Instant::now();
-            f.write_all(&v).unwrap();
-            f.sync_all().unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&f, &v, offset).unwrap();
+            f.sync_data().unwrap();
             raw.push(t.elapsed());
+            offset += VALUE_BYTES as u64;
             let t = Instant::now();
             store
                 .put("bench", &format!("h{b}-{i}"), &v, &PutOptions::default())
@@ -338,13 +579,13 @@ fn bench_put(tmp: &Path) {
     row(
         "  host DictStore::put",
         median(host),
-        "write+fsync (p50)",
+        "pwrite+fdatasync (p50)",
         raw_p50,
     );
     row(
         "  guest dict.put, 1 container",
         median(one),
-        "write+fsync (p50)",
+        "pwrite+fdatasync (p50)",
         raw_p50,
     );
     row(
@@ -353,13 +594,13 @@ fn bench_put(tmp: &Path) {
             many_puts as u64 / rounds.max(1)
         ),
         median(many),
-        "write+fsync (p50)",
+        "pwrite+fdatasync (p50)",
         raw_p50,
     );
     row(
         &format!("  guest, {WRITERS} containers: wall time per put"),
         per_op(wall, many_puts),
-        "write+fsync (p50)",
+        "pwrite+fdatasync (p50)",
         raw_p50,
     );
     // With every container putting in a loop, a put's latency cannot be
@@ -391,7 +632,7 @@ fn bench_scan(tmp: &Path) {
         raw.apply_batch(b).unwrap();
     }
     let scan = |with_values: bool| {
-        best(3, || {
+        spread(5, || {
             let t = Instant::now();
             let mut cursor: Option<String> = None;
             let mut n = 0;
@@ -412,7 +653,7 @@ fn bench_scan(tmp: &Path) {
     };
     let with_values = scan(true);
     let keys_only = scan(false);
-    let sled_iter = best(3, || {
+    let sled_iter = spread(5, || {
         let t = Instant::now();
         let mut n = 0;
         for item in raw.iter() {
@@ -422,14 +663,14 @@ fn bench_scan(tmp: &Path) {
         assert_eq!(n, KEYS);
         t.elapsed()
     });
-    println!("scan of {KEYS} keys in pages of 1,000 (whole scan, best of 3):");
-    row(
+    println!("scan of {KEYS} keys in pages of 1,000 (whole scan, min/median/max of 5):");
+    spread_row(
         "  scan with values",
         with_values,
         "raw sled iteration",
         sled_iter,
     );
-    row(
+    spread_row(
         "  scan of keys only",
         keys_only,
         "raw sled iteration",
@@ -544,8 +785,9 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     type Part = (&'static str, fn(&Path));
-    let parts: [Part; 4] = [
+    let parts: [Part; 5] = [
         ("get", bench_get),
+        ("keyset", bench_keyset),
         ("put", bench_put),
         ("scan", bench_scan),
         ("rss", bench_rss),

@@ -19,3 +19,51 @@ pub fn env_u64(name: &str, default: u64) -> u64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
 }
+
+/// The least, middle and greatest of repeated timings of one figure: what
+/// every bench row reports, so a noisy machine shows as a wide spread
+/// instead of hiding in one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spread {
+    pub min: Duration,
+    pub median: Duration,
+    pub max: Duration,
+}
+
+impl Spread {
+    /// The spread of `v`, which must not be empty.
+    pub fn of(mut v: Vec<Duration>) -> Spread {
+        v.sort();
+        let (Some(&min), Some(&max)) = (v.first(), v.last()) else {
+            panic!("the spread of no timings")
+        };
+        Spread {
+            min,
+            median: median(v),
+            max,
+        }
+    }
+
+    /// Each of the three divided by `n` (per-operation figures of timed
+    /// loops of `n` operations).
+    pub fn per(self, n: u32) -> Spread {
+        Spread {
+            min: self.min / n,
+            median: self.median / n,
+            max: self.max / n,
+        }
+    }
+}
+
+/// Where a bench builds its guests: `guests-bench` in the target dir cargo
+/// uses for this run (`CARGO_TARGET_DIR`, else the workspace's `target`).
+pub fn bench_guest_dir() -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or_else(|| std::path::Path::new("."))
+            .join("target"),
+    }
+    .join("guests-bench")
+}

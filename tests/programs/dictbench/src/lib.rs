@@ -1,5 +1,5 @@
 //! The guest side of the dict benchmark (tests/benches/dict.rs): `dict.get`
-//! in a loop inside one call, so the per-get cost excludes the call's own;
+//! in a loop inside one call (one hot key, or a sequence over a key set), so the per-get cost excludes the call's own;
 //! and durable `dict.put`s, each timed by the guest.
 wit_bindgen::generate!({ world: "dictbench", path: "wit" });
 
@@ -15,6 +15,26 @@ impl Guest for Component {
             match d.get_raw(&key).map_err(|e| e.to_string())? {
                 Some(v) => bytes += v.value.len() as u64,
                 None => return Err(format!("{key} is missing")),
+            }
+        }
+        Ok(bytes)
+    }
+
+    fn get_keys(dict: String, keys: Vec<u32>, read: bool) -> Result<u64, String> {
+        let d = Dict::open(&dict, false).map_err(|e| e.to_string())?;
+        let mut bytes = 0u64;
+        let mut name = String::with_capacity(8);
+        for i in keys {
+            name.clear();
+            std::fmt::Write::write_fmt(&mut name, format_args!("k{i:06}"))
+                .map_err(|e| e.to_string())?;
+            if !read {
+                bytes += std::hint::black_box(name.len()) as u64;
+                continue;
+            }
+            match d.get_raw(&name).map_err(|e| e.to_string())? {
+                Some(v) => bytes += v.value.len() as u64,
+                None => return Err(format!("{name} is missing")),
             }
         }
         Ok(bytes)
