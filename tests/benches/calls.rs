@@ -4,7 +4,10 @@
 //!   `call_async` on one instance;
 //! - a cold container start (a new container per call), without and with a
 //!   mounted 1,000-file volume, next to wasmtime's instantiate + call;
-//! - 1,000 parallel `map` calls next to 1,000 sequential instantiate + call;
+//! - 1,000 parallel `starmap` calls next to wasmtime making as many
+//!   instances as vessel started containers and spreading the 1,000 calls
+//!   over them in parallel (and, labelled not like-for-like, 1,000
+//!   sequential instantiate + call);
 //! - a 2 MiB JSON argument: parsing it with serde_json, converting it to the
 //!   export's types, and the whole call.
 //!
@@ -19,7 +22,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use vessel_host::call::{self, CallArgs};
+use vessel_tests::harness::figures::Spread;
 use vessel_tests::harness::{Host, nodes};
+
+/// min/median/max of a figure.
+fn spread(s: Spread) -> String {
+    format!("{:.2?}/{:.2?}/{:.2?}", s.min, s.median, s.max)
+}
 
 const NOOP: &str = r#"(component
   (core module $m (func (export "noop")))
@@ -168,16 +177,46 @@ fn main() {
             cold_p50.push(pct(&mut v, 0.5));
         }
 
-        // 1,000 parallel calls through `map` (up to 100 containers), from
-        // a cold pool, next to 1,000 sequential instantiate + call.
-        let wide = app.function("wide").unwrap();
-        // `noop` takes no argument, so each input is an empty argument list.
-        let t = Instant::now();
-        let out = wide.starmap((0..1000).map(|_| json!([]))).await;
-        let map_t = t.elapsed();
-        assert!(out.iter().all(Result::is_ok));
-        let wide_started = wide.stats().started;
-        assert!(wide_started <= 100);
+        // 1,000 parallel calls through `starmap` (up to 100 containers),
+        // from a cold pool (a fresh load of the app each run), next to
+        // wasmtime doing the same work: as many instances as vessel
+        // started, the 1,000 calls spread over them, one task each, so
+        // both run in parallel on the same threads.
+        let (mut map_runs, mut raw_map_runs, mut wide_started) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..5 {
+            let fresh = host.runtime.load_path(dir.path()).unwrap();
+            let wide = fresh.function("wide").unwrap();
+            // `noop` takes no argument, so each input is an empty list.
+            let t = Instant::now();
+            let out = wide.starmap((0..1000).map(|_| json!([]))).await;
+            map_runs.push(t.elapsed());
+            assert!(out.iter().all(Result::is_ok));
+            wide_started = wide.stats().started;
+            assert!(wide_started <= 100);
+            fresh.shutdown().await.unwrap();
+
+            let instances = wide_started.max(1) as usize;
+            let t = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for k in 0..instances {
+                let (wt, noop, linker) = (wt.clone(), noop.clone(), linker.clone());
+                // This instance's share of the 1,000 calls.
+                let calls = 1000 / instances + usize::from(k < 1000 % instances);
+                tasks.spawn(async move {
+                    let mut store = wasmtime::Store::new(&wt, ());
+                    store.set_epoch_deadline(u64::MAX / 2);
+                    let instance = linker.instantiate_async(&mut store, &noop).await.unwrap();
+                    let func = instance.get_func(&mut store, "noop").unwrap();
+                    for _ in 0..calls {
+                        func.call_async(&mut store, &[], &mut []).await.unwrap();
+                    }
+                });
+            }
+            tasks.join_all().await;
+            raw_map_runs.push(t.elapsed());
+        }
+        let map_t = Spread::of(map_runs);
+        let raw_map = Spread::of(raw_map_runs);
         // Where a cold start goes: the container alone (scratch dir, WASI
         // context, mounts), made and dropped.
         let mut made = Vec::new();
@@ -195,11 +234,15 @@ fn main() {
             made.push(t.elapsed());
         }
         let made = pct(&mut made, 0.5);
-        let t = Instant::now();
-        for _ in 0..1000 {
-            drop(instantiate_call().await);
+        let mut raw_1000_runs = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            for _ in 0..1000 {
+                drop(instantiate_call().await);
+            }
+            raw_1000_runs.push(t.elapsed());
         }
-        let raw_1000 = t.elapsed();
+        let raw_1000 = Spread::of(raw_1000_runs);
 
         // A 2 MiB JSON argument: a list<u32> of ~250k numbers.
         let numbers: Vec<u32> = (0..262_144u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
@@ -251,11 +294,20 @@ fn main() {
             ratio(cold_p50[1], raw_cold)
         );
         println!("    of which a container made and dropped          {made:>10.2?}");
-        println!("  1,000 calls:");
-        println!("    wasmtime instantiate + call, sequential        {raw_1000:>10.2?}");
+        println!("  1,000 calls (min/median/max of 5 runs):");
         println!(
-            "    vessel starmap ({wide_started} containers started)     {map_t:>10.2?}  {:>6.2}x",
-            ratio(map_t, raw_1000)
+            "    wasmtime, {wide_started} instances in parallel (baseline)    {}",
+            spread(raw_map)
+        );
+        println!(
+            "    vessel starmap ({wide_started} containers started)     {}  {:>6.2}x",
+            spread(map_t),
+            ratio(map_t.median, raw_map.median)
+        );
+        println!(
+            "    wasmtime, 1,000 x instantiate + call, sequential {}  (not like-for-like: \
+             1,000 instances against {wide_started})",
+            spread(raw_1000)
         );
         println!("  2 MiB JSON argument (list<u32>, {} numbers):", numbers.len());
         println!("    serde_json parse (baseline)                    {parse:>10.2?}");
