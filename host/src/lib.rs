@@ -2,16 +2,28 @@
 //! functions, with Modal-style storage (volumes and dicts) handed to them as
 //! capabilities defined in the `vessel:storage` WIT package.
 //!
-//! Modules, one per concern:
+//! Modules, one per concern (ARCHITECTURE.md draws the layers and the
+//! direction of their imports):
 //! - [`app`]: manifests, warm pools, `Runtime` → `App` → `Function`.
-//! - [`engine`]: the shared wasmtime engine, timeouts and the compile cache.
-//! - [`container`]: one instance with its store, limits, scratch dir, mounts.
 //! - [`call`]: typed calls of exports, JSON ↔ component values.
+//! - [`container`]: one instance with its store, limits, scratch dir, mounts.
 //! - [`volume`], [`dict`], [`functions`]: the capability interfaces;
 //!   [`keyvalue`]: the standard `wasi:keyvalue` over the dicts.
-//! - [`bindings`]: the one `bindgen!`; [`error`]: errors across the boundary.
-//! - [`cli`]: the `vessel` command line (the binary only parses and calls).
-//! - [`private`]: what vessel makes on disk is 0700/0600, its user's alone.
+//! - [`engine`]: the shared wasmtime engine, timeouts and the compile cache.
+//! - [`storage`]: the backends behind traits (embedded: sled and a blob
+//!   folder; `remote`: PostgreSQL and S3).
+//! - [`service`]: the operations on stores that the CLI and the HTTP API
+//!   perform (volume upload, listing, gc; dict administration).
+//! - `server`, `client` (feature `server`): `vessel serve`'s HTTP API, the
+//!   owner's control socket, and the Rust client of both.
+//! - `cli` (feature `cli`): the `vessel` command line (the binary only
+//!   parses and calls).
+//! - [`bindings`]: the one `bindgen!`; [`error`]: errors across the
+//!   boundary; [`blocking`]: blocking work from async code; [`private`]:
+//!   what vessel makes on disk is 0700/0600, its user's alone.
+//!
+//! Features: `cli`, `server` and `remote` are on by default; an embedder
+//! who wants the runtime alone sets `default-features = false`.
 //!
 //! ## Embedding the host in a server
 //!

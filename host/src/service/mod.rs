@@ -1,8 +1,9 @@
-//! The service API: every operation the CLI (and later the control socket
-//! and HTTP API of `vessel serve`) performs on volumes and dicts, as plain
-//! methods with serialisable inputs and outputs. The CLI calls these; a
-//! forwarded command will call the same methods in the owning process, so
-//! both paths run the same code.
+//! The service API: every operation the CLI, the control socket and the
+//! HTTP API of `vessel serve` perform on volumes and dicts, as plain
+//! methods with serialisable inputs and outputs. The CLI calls these
+//! directly; a command forwarded to the data dir's owner, and an HTTP
+//! request, call the same methods in the owning process, so every path
+//! runs the same code.
 
 pub mod dict;
 mod quota;

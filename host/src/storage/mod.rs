@@ -3,7 +3,8 @@
 //! The rest of the host talks to the [`dict::DictStore`] and
 //! [`volume::VolumeStore`] traits only; the embedded backend ([`embedded`]:
 //! sled plus a content-addressed blob folder) is the default, and nothing
-//! outside this module names sled. [`disk`] is the seam for the storage
+//! outside this module names sled, PostgreSQL or S3 (the shared backend,
+//! `remote`, behind the feature of that name). [`disk`] is the seam for the storage
 //! layer's own file I/O, where tests inject faults and model power loss.
 
 pub mod blobs;
@@ -17,9 +18,10 @@ pub mod volume;
 
 use std::sync::Arc;
 
-/// The stores a host serves its containers from.
-// TODO(issues 3 and 4 land in steps): both become required once the
-// embedded backend implements both traits.
+/// The stores a host serves its containers from. Either may be absent: a
+/// component run without storage (`vessel call x.wasm` of a component that
+/// imports no volume or dict) must not take the data dir's lock, and its
+/// guest gets a clear `unavailable` if it asks anyway.
 #[derive(Debug, Clone, Default)]
 pub struct Stores {
     pub dicts: Option<Arc<dyn dict::DictStore>>,

@@ -5,8 +5,11 @@
 //! the file, so every blob of every snapshot a live mount was based on must
 //! stay until the mount ends, whatever the volume's head says by then.
 //!
-//! One process owns a store's data at a time (see DESIGN §4), so the mounts
-//! registered here are all the mounts of the store.
+//! One process owns an embedded store's data at a time (the data dir's lock;
+//! other `vessel` processes forward to its owner), so the mounts registered
+//! here are all the mounts of that store.
+// TODO(issue 18, item 3): on the shared backend several hosts mount the same
+// volumes; pins belong in the store so that every host's gc sees them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
