@@ -200,6 +200,27 @@ fn bad_inputs_get_clear_errors_and_exit_2() {
         .fails(2, &["unexpected argument `stray`"]);
     v.run(&["call", &add, "add", "--timeout", "-1", "--args", "[1,2]"])
         .fails(2, &["--timeout"]);
+    // vessel's own options after a parameter flag are still vessel's.
+    v.run(&[
+        "call", &add, "add", "--a", "1", "--b", "2", "--memory", "64", "--memory", "32",
+    ])
+    .fails(2, &["--memory is given twice"]);
+    v.run(&[
+        "call", &add, "add", "--a", "1", "--b", "2", "--volume", "nocolon",
+    ])
+    .fails(2, &["--volume nocolon: expected VOLUME:GUEST_PATH"]);
+    v.run(&[
+        "call",
+        &add,
+        "add",
+        "--a",
+        "1",
+        "--b",
+        "2",
+        "--commit-every",
+        "soon",
+    ])
+    .fails(2, &["--commit-every must be a number of seconds, got soon"]);
     v.run(&["call", &add]).fails(2, &[]);
 }
 

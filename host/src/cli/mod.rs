@@ -716,7 +716,8 @@ fn owner_to_forward(home: &Home) -> Option<OwnerClient> {
 /// Moves vessel's own options that came after a `--NAME` parameter flag (clap
 /// hands everything from the first unknown flag on to `params`) back into
 /// their fields. A WIT parameter called `args`, `args-file`, `timeout`,
-/// `memory` or `disk` must therefore be passed inside `--args`.
+/// `memory`, `disk`, `volume` or `commit-every` must therefore be passed
+/// inside `--args`.
 fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
     let tokens = std::mem::take(&mut cmd.params);
     let mut it = tokens.into_iter();
@@ -727,7 +728,13 @@ fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
         };
         if !matches!(
             flag.as_str(),
-            "--args" | "--args-file" | "--timeout" | "--memory" | "--disk"
+            "--args"
+                | "--args-file"
+                | "--timeout"
+                | "--memory"
+                | "--disk"
+                | "--volume"
+                | "--commit-every"
         ) {
             cmd.params.push(tok);
             continue;
@@ -750,14 +757,14 @@ fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
                 })?);
             }
             "--volume" => cmd.limits.volumes.push(value),
-            "--commit-every" => {
+            "--commit-every" if cmd.limits.commit_every.is_none() => {
                 cmd.limits.commit_every = Some(value.parse().map_err(|_| {
                     Failure::usage(format!(
                         "--commit-every must be a number of seconds, got {value}"
                     ))
                 })?);
             }
-            "--memory" => {
+            "--memory" if cmd.limits.memory.is_none() => {
                 cmd.limits.memory = Some(value.parse().map_err(|_| {
                     Failure::usage(format!(
                         "--memory must be a whole number of MiB, got {value}"
