@@ -1,0 +1,210 @@
+//! Where a command's state lives and who holds it: the data directory and
+//! its config file, the store options, and ownership of an embedded store
+//! (one process holds it; the others forward to that owner over its
+//! socket).
+
+use super::*;
+
+/// Where a command's state lives and how its store opens: the data
+/// directory and the store options from the global flags.
+#[derive(Debug, Clone)]
+pub struct Home {
+    pub dir: PathBuf,
+    /// Where compiled components are cached (`--cache-dir`).
+    pub cache_dir: PathBuf,
+    pub store: EmbeddedOptions,
+    /// The shared backend (`--metadata` and `--blobs`), instead of the
+    /// embedded store in the data directory.
+    pub remote: Option<RemoteOptions>,
+    /// The store this process already holds: set in the owner, for the
+    /// commands other processes forward to it.
+    pub held: Option<Service>,
+}
+
+impl Home {
+    /// Opens the data directory's stores, or the shared backend.
+    pub fn open_service(&self) -> Result<Service, Failure> {
+        if let Some(remote) = &self.remote {
+            return Service::open_remote(remote.clone()).map_err(Failure::runtime);
+        }
+        Service::open_embedded(&self.dir, self.store.clone()).map_err(Failure::runtime)
+    }
+
+    /// Where store operations go: the process that owns the data dir, when
+    /// one runs (`vessel serve`, or a `vessel run`/`call` using the store),
+    /// else the store, opened here.
+    pub fn backend(&self) -> Result<Backend, Failure> {
+        if let Some(service) = &self.held {
+            return Ok(Backend::Direct(service.clone()));
+        }
+        // Every process opens a shared backend itself; only the embedded
+        // store is single-process.
+        if self.remote.is_some() {
+            return Ok(Backend::Direct(self.open_service()?));
+        }
+        if let Some(owner) = OwnerClient::find(&self.dir) {
+            tracing::debug!("forwarding to the owner of {}", self.dir.display());
+            return Ok(Backend::Owner(owner));
+        }
+        Ok(Backend::Direct(self.open_service()?))
+    }
+}
+
+/// The store behind a `vessel dict`/`vessel volume` command: direct, or
+/// through the owning process's socket. Both run the same service code;
+/// only the transport differs, so output and exit codes are the same.
+pub enum Backend {
+    Direct(Service),
+    Owner(OwnerClient),
+}
+
+/// The data directory: `--data-dir`, `$VESSEL_HOME`, else the user's data
+/// directory, else `./.vessel`.
+pub fn data_dir(flag: Option<&Path>) -> PathBuf {
+    match flag {
+        Some(p) => p.to_owned(),
+        None => dirs::data_dir()
+            .map(|d| d.join("vessel"))
+            .unwrap_or_else(|| PathBuf::from(".vessel")),
+    }
+}
+
+/// The name of the optional configuration file in the data directory.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// `DATA_DIR/config.toml`: settings that would otherwise be flags.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConfigFile {
+    metadata: Option<String>,
+    blobs: Option<String>,
+}
+
+/// The shared backend's options from the flags (or their environment
+/// variables), else from `DATA_DIR/config.toml`; `None` for the embedded
+/// store. The local blob cache lives in the data directory.
+pub(super) fn remote_options(
+    data_dir: &Path,
+    metadata: Option<String>,
+    blobs: Option<String>,
+) -> Result<Option<RemoteOptions>, Failure> {
+    let path = data_dir.join(CONFIG_FILE);
+    let file = match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str::<ConfigFile>(&text)
+            .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
+        Err(e) => return Err(Failure::usage(format!("{}: {e}", path.display()))),
+    };
+    let metadata = metadata.filter(|s| !s.is_empty()).or(file.metadata);
+    let blobs = blobs.filter(|s| !s.is_empty()).or(file.blobs);
+    match (metadata, blobs) {
+        (None, None) => Ok(None),
+        (Some(m), Some(b)) => {
+            if !m.starts_with("postgres://") && !m.starts_with("postgresql://") {
+                return Err(Failure::usage(format!(
+                    "--metadata {}: expected postgres://user:password@host:port/database",
+                    crate::storage::remote::redact(&m)
+                )));
+            }
+            Ok(Some(RemoteOptions::new(
+                &m,
+                &b,
+                data_dir.join("blob-cache"),
+            )))
+        }
+        (Some(_), None) => Err(Failure::usage(
+            "--metadata needs --blobs too (s3://bucket?endpoint=URL): the shared backend keeps file contents in S3",
+        )),
+        (None, Some(_)) => Err(Failure::usage(
+            "--blobs needs --metadata too (postgres://...): the shared backend keeps metadata in PostgreSQL",
+        )),
+    }
+}
+
+/// A command holding the data dir's store, serving it on the socket so
+/// other `vessel` commands reach it while this one runs.
+pub struct Owner {
+    pub service: Service,
+    _server: Option<OwnerServer>,
+}
+
+impl Owner {
+    pub(super) fn open(home: &Home) -> Result<Owner, Failure> {
+        if let Some(service) = &home.held {
+            return Ok(Owner {
+                service: service.clone(),
+                _server: None,
+            });
+        }
+        if home.remote.is_some() {
+            // A shared backend has no owner: every process opens it.
+            return Ok(Owner {
+                service: home.open_service()?,
+                _server: None,
+            });
+        }
+        let service = home.open_service()?;
+        let exec = forward::CliExec {
+            home: Home {
+                held: Some(service.clone()),
+                ..home.clone()
+            },
+        };
+        let server = OwnerServer::start(&home.dir, service.clone(), Some(Arc::new(exec)))
+            .map_err(Failure::runtime)?;
+        Ok(Owner {
+            service,
+            _server: Some(server),
+        })
+    }
+
+    /// Stops serving the socket once the requests other processes sent
+    /// have finished (their forwarded commands included).
+    async fn close(self) {
+        if let Some(server) = self._server {
+            server.stop().await;
+        }
+    }
+}
+
+/// Closes the store this command held, if it opened one, after its work.
+pub(super) async fn release(held: Option<Owner>) {
+    if let Some(owner) = held {
+        owner.close().await;
+    }
+}
+
+/// Runs a `call`/`run`: in `owner` when another process holds the data
+/// dir (falling back to here if it has just gone), else here with `here`,
+/// which may open the store into its argument; the store is closed after.
+pub(super) async fn forward_or_hold(
+    home: &Home,
+    owner: Option<OwnerClient>,
+    sent: ForwardedCommand,
+    stdin: bool,
+    here: impl AsyncFnOnce(&mut Option<Owner>) -> Result<u8, Failure>,
+) -> Result<u8, Failure> {
+    if let Some(owner) = owner {
+        tracing::debug!("forwarding to the owner of {}", home.dir.display());
+        match forward::forward(owner, sent, stdin).await {
+            Ok(code) => return Ok(code),
+            Err(NotForwarded::Failed(f)) => return Err(f),
+            // The owner exited since it was found: the store is free.
+            Err(NotForwarded::Unreachable) => {}
+        }
+    }
+    let mut held = None;
+    let result = here(&mut held).await;
+    release(held).await;
+    result
+}
+
+/// The owner to forward a `call`/`run` to: another process that holds this
+/// data dir's embedded store.
+pub(super) fn owner_to_forward(home: &Home) -> Option<OwnerClient> {
+    // A forwarded command runs in the owner, whose home holds the store.
+    if home.held.is_some() || home.remote.is_some() {
+        return None;
+    }
+    OwnerClient::find(&home.dir)
+}
