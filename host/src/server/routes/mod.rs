@@ -1,0 +1,531 @@
+//! The HTTP/JSON API: routes, their auth checks, and the mapping of
+//! domain errors to statuses. Every handler calls the same [`Service`]
+//! methods the CLI calls, or the loaded [`App`]s.
+//!
+//! Errors are `{"error": {"kind": "...", "message": "..."}}` with a status
+//! that says what went wrong: 400 bad input, 401 no valid token, 403 out of
+//! scope, 404 missing, 408 a body that stalled, 409 conflict, 412
+//! precondition, 413 too large, 416 bad range, 429 a token's budget spent,
+//! 503 unavailable, 500 host failure.
+//!
+//! Every handler checks the caller's token and scope (and budgets) from the
+//! method, path and headers before it reads a body (`body::Upload`), so a
+//! request that will be refused never has its body read.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{Caller, Kind, Mode, TokenStore};
+use super::calls::{CallStore, call_get, fn_call, fn_spawn};
+use super::limits::{LimitError, Limits, RETRY_AFTER_SECS, Tenants};
+use super::openapi::ErrorBody;
+use crate::app::{App, AppError};
+use crate::server::body::{BodyError, Upload};
+use crate::server::exec::LocalExec;
+use crate::service::Service;
+use crate::service::dict::{DictItem, DictItems, DictServiceError, DictSummary};
+use crate::service::volume::{EntryInfo, GetReport, PutReport, VolumeOpError, VolumeSummary};
+use crate::storage::dict::DictError;
+use crate::storage::volume::{CommitInfo, GcReport, NodeKind, VolumeError, normalize_path};
+
+/// Largest JSON body (function arguments, small requests).
+pub const MAX_JSON_BODY: usize = 16 << 20;
+/// Largest dict value body: the dict limit plus room.
+pub const MAX_VALUE_BODY: usize = (100 << 20) + 1024;
+/// Chunk of streamed file reads.
+const READ_CHUNK: u64 = 4 << 20;
+
+/// What the handlers share.
+pub struct ServerState {
+    pub service: Service,
+    pub apps: BTreeMap<String, App>,
+    pub tokens: TokenStore,
+    /// What each token may hold at once, and the server's other limits.
+    pub(crate) tenants: Tenants,
+    /// Spawned calls.
+    pub(crate) calls: Arc<CallStore>,
+    /// Runs `vessel call`/`run` forwarded by another process, when this
+    /// server is a data dir's owner started by the CLI.
+    exec: Option<Arc<dyn LocalExec>>,
+}
+
+impl std::fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerState")
+            .field("apps", &self.apps.keys())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerState {
+    /// A server with the default [`Limits`].
+    pub fn new(service: Service, apps: BTreeMap<String, App>, tokens: TokenStore) -> Self {
+        ServerState {
+            service,
+            apps,
+            tokens,
+            tenants: Tenants::new(Limits::default()),
+            calls: Arc::new(CallStore::new(
+                Limits::default().max_stored_calls,
+                Limits::default().stored_result_bytes,
+            )),
+            exec: None,
+        }
+    }
+
+    /// Serves under `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.calls = Arc::new(CallStore::new(
+            limits.max_stored_calls,
+            limits.stored_result_bytes,
+        ));
+        self.tenants = Tenants::new(limits);
+        self
+    }
+
+    /// Runs commands forwarded to this owner with `exec`.
+    pub fn with_exec(mut self, exec: Arc<dyn LocalExec>) -> Self {
+        self.exec = Some(exec);
+        self
+    }
+}
+
+/// An API error: a status and a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+    /// Seconds for a `Retry-After` header (429, 503).
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    pub(crate) fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
+    }
+    fn internal(message: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            message.to_string(),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"kind": self.kind, "message": self.message}});
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        resp
+    }
+}
+
+impl From<LimitError> for ApiError {
+    fn from(e: LimitError) -> Self {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many", e.to_string())
+            .retry_after(RETRY_AFTER_SECS)
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::Budget(e) => e.into(),
+            e @ (BodyError::Declared { .. } | BodyError::TooLarge { .. }) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            e @ BodyError::Idle(_) => {
+                ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", e.to_string())
+            }
+            e @ BodyError::Broken(_) => ApiError::bad(e.to_string()),
+        }
+    }
+}
+
+impl From<DictServiceError> for ApiError {
+    fn from(e: DictServiceError) -> Self {
+        let (status, kind) = match &e {
+            DictServiceError::NoKey { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            DictServiceError::NoStore => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            DictServiceError::Store(s) => match s {
+                DictError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                DictError::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists"),
+                DictError::InvalidName { .. }
+                | DictError::InvalidKey(_)
+                | DictError::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
+                DictError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+                DictError::VersionMismatch { .. } | DictError::LeaseLost { .. } => {
+                    (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+                }
+                DictError::NotACounter { .. } | DictError::Overflow { .. } => {
+                    (StatusCode::CONFLICT, "conflict")
+                }
+                DictError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                DictError::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "no_space"),
+                DictError::Corrupt(_) | DictError::Io(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "io")
+                }
+            },
+        };
+        ApiError::new(status, kind, e.to_string())
+    }
+}
+
+impl From<VolumeOpError> for ApiError {
+    fn from(e: VolumeOpError) -> Self {
+        let (status, kind) = match &e {
+            VolumeOpError::Store(VolumeError::NotFound(_) | VolumeError::NoSuchPath { .. }) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
+            VolumeOpError::Store(VolumeError::AlreadyExists(_))
+            | VolumeOpError::FileExists { .. }
+            | VolumeOpError::IsADirectory { .. }
+            | VolumeOpError::NotADirectory { .. } => (StatusCode::CONFLICT, "already_exists"),
+            VolumeOpError::Store(
+                VolumeError::NoSpace { .. }
+                | VolumeError::OverQuota { .. }
+                | VolumeError::DiskFull(_),
+            ) => (StatusCode::INSUFFICIENT_STORAGE, "no_space"),
+            VolumeOpError::Store(VolumeError::Unavailable(_)) | VolumeOpError::NoBackend => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            e if e.is_usage() => (StatusCode::BAD_REQUEST, "invalid_argument"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "io"),
+        };
+        ApiError::new(status, kind, e.to_string())
+    }
+}
+
+impl From<VolumeError> for ApiError {
+    fn from(e: VolumeError) -> Self {
+        VolumeOpError::from(e).into()
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        let (status, kind) = match &e {
+            AppError::NoSuchFunction { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            e if e.is_usage() => (StatusCode::BAD_REQUEST, "invalid_argument"),
+            // The function ran and failed (trap, timeout, ...).
+            _ => (StatusCode::UNPROCESSABLE_ENTITY, "call_failed"),
+        };
+        ApiError::new(status, kind, e.to_string())
+    }
+}
+
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// A rejected request part (path, query, body) as an [`ApiError`], so
+/// every answer of the API is JSON: 413 for a body over its limit, 400 for
+/// everything else.
+fn rejected(status: StatusCode, what: &str, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            status,
+            "too_large",
+            format!("the {what} is too large: {text}"),
+        )
+    } else {
+        ApiError::bad(format!("bad {what}: {text}"))
+    }
+}
+
+/// `axum::extract::Query` with JSON rejections.
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for ApiQuery<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(r) => Err(rejected(r.status(), "query", r.body_text())),
+        }
+    }
+}
+
+/// `axum::extract::Path` with JSON rejections.
+pub(crate) struct ApiPath<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for ApiPath<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(r) => Err(rejected(StatusCode::BAD_REQUEST, "path", r.body_text())),
+        }
+    }
+}
+
+/// Reads a JSON request body (after the caller was let in).
+async fn read_json<T: serde::de::DeserializeOwned>(
+    s: &ServerState,
+    c: &Caller,
+    body: Upload,
+) -> ApiResult<T> {
+    let mut hold = s.tenants.body(c);
+    let bytes = body
+        .read(MAX_JSON_BODY, s.tenants.limits().body_timeout, |n| {
+            hold.grow(n)
+        })
+        .await?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("bad JSON body: {e}")))
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    ok: bool,
+    /// The server's version.
+    version: String,
+}
+
+/// A created volume or dict.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Named {
+    name: String,
+}
+
+/// A write that made a new version.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Versioned {
+    version: u64,
+}
+
+/// Runs blocking store work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("a store task failed: {e}")))?
+}
+
+/// The request's caller: the owner (local socket), or a valid bearer token.
+fn caller(state: &ServerState, headers: &HeaderMap, trusted: bool) -> ApiResult<Caller> {
+    if trusted {
+        return Ok(Caller::Owner);
+    }
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("missing `Authorization: Bearer TOKEN` header"))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
+    match state.tokens.check(token.trim()) {
+        Ok(Some(record)) => Ok(Caller::Token(record)),
+        Ok(None) => Err(unauthorized("invalid or revoked token")),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+pub(crate) fn require(c: &Caller, kind: Kind, name: &str, mode: Mode) -> ApiResult<()> {
+    if c.allows(kind, name, mode) {
+        return Ok(());
+    }
+    let m = match mode {
+        Mode::Read => "read",
+        Mode::Write => "write",
+    };
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "access_denied",
+        format!(
+            "this token may not {m} {} `{name}` (needs scope {}:{name}:{})",
+            kind.as_str(),
+            kind.as_str(),
+            &m[..1]
+        ),
+    ))
+}
+
+/// Marks requests from a trusted (owner-only socket) connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Trusted(pub bool);
+
+/// Who is calling, extracted per request.
+pub(crate) struct Who(pub(crate) Caller);
+
+impl axum::extract::FromRequestParts<Arc<ServerState>> for Who {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<ServerState>,
+    ) -> Result<Self, Self::Rejection> {
+        let trusted = parts.extensions.get::<Trusted>().is_some_and(|t| t.0);
+        caller(state, &parts.headers, trusted).map(Who)
+    }
+}
+
+/// The router of the API.
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi_json))
+        .route("/v1/volumes", get(volume_list))
+        .route(
+            "/v1/volumes/{name}",
+            get(volume_info).post(volume_create).delete(volume_delete),
+        )
+        .route(
+            "/v1/volumes/{name}/quota",
+            put(volume_set_quota).delete(volume_drop_quota),
+        )
+        .route("/v1/volumes/{name}/ls", get(volume_ls))
+        .route("/v1/volumes/{name}/cp", post(volume_cp))
+        .route("/v1/volumes/{name}/rename", post(volume_rename))
+        .route("/v1/volumes/{name}/put-local", post(volume_put_local))
+        .route("/v1/volumes/{name}/get-local", post(volume_get_local))
+        .route("/v1/gc", post(gc))
+        .route(
+            "/v1/volumes/{name}/files/{*path}",
+            get(volume_get).put(volume_put).delete(volume_rm),
+        )
+        .route("/v1/dicts", get(dict_list))
+        .route(
+            "/v1/dicts/{name}",
+            get(dict_info).post(dict_create).delete(dict_delete),
+        )
+        .route("/v1/dicts/{name}/clear", post(dict_clear))
+        .route("/v1/dicts/{name}/items", get(dict_items))
+        .route("/v1/dicts/{name}/keys/{key}", get(dict_get).put(dict_put))
+        .route("/v1/apps", get(app_list))
+        .route("/v1/apps/{app}/functions/{function}/call", post(fn_call))
+        .route("/v1/apps/{app}/functions/{function}/spawn", post(fn_spawn))
+        .route("/v1/calls/{id}", get(call_get))
+        .route("/v1/local/exec", post(local_exec))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {} {}", req.method(), req.uri().path()),
+    )
+}
+
+#[utoipa::path(get, path = "/v1/health", tag = "meta",
+    responses((status = 200, description = "The server is up", body = Health)))]
+pub(crate) async fn health() -> axum::Json<Health> {
+    axum::Json(Health {
+        ok: true,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "This API's OpenAPI 3.1 description", body = Object)))]
+pub(crate) async fn openapi_json() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        super::openapi::json(),
+    )
+        .into_response()
+}
+
+/// The items of a listing the caller may read.
+fn visible<T>(c: &Caller, kind: Kind, all: Vec<T>, name: impl Fn(&T) -> &String) -> Vec<T> {
+    all.into_iter()
+        .filter(|x| c.allows(kind, name(x), Mode::Read))
+        .collect()
+}
+
+mod dicts;
+mod functions;
+mod volumes;
+pub(crate) use dicts::*;
+pub(crate) use functions::*;
+pub(crate) use volumes::*;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::volumes::parse_range;
+    use super::*;
+
+    fn range(v: &str, size: u64) -> Result<Option<(u64, u64)>, StatusCode> {
+        parse_range(&HeaderValue::from_str(v).unwrap(), size).map_err(|e| e.status)
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range("bytes=2-4", 10), Ok(Some((2, 3))));
+        assert_eq!(range("bytes=2-400", 10), Ok(Some((2, 8))));
+        assert_eq!(range("bytes=7-", 10), Ok(Some((7, 3))));
+        assert_eq!(range("bytes=-3", 10), Ok(Some((7, 3))));
+        assert_eq!(range("bytes=-30", 10), Ok(Some((0, 10))));
+        // Well-formed but past the end: 416.
+        assert_eq!(
+            range("bytes=10-", 10),
+            Err(StatusCode::RANGE_NOT_SATISFIABLE)
+        );
+        assert_eq!(
+            range("bytes=0-0", 0),
+            Err(StatusCode::RANGE_NOT_SATISFIABLE)
+        );
+        // Not one well-formed byte range: ignored.
+        for bad in [
+            "null",
+            "bytes=4-2",
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=-0",
+            "bytes=a-b",
+            "bytes=+1-2",
+            "bytes=",
+            "bytes=99999999999999999999999-",
+        ] {
+            assert_eq!(range(bad, 10), Ok(None), "{bad}");
+        }
+    }
+}

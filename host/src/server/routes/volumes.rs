@@ -1,0 +1,588 @@
+//! The volume routes: `/v1/volumes/...`, and the owner-only local
+//! operations (`put-local`, `get-local`, forwarded commands, gc).
+
+use super::*;
+
+#[utoipa::path(get, path = "/v1/volumes", tag = "volumes",
+    responses((status = 200, description = "The volumes the token may read", body = [VolumeSummary])))]
+pub(crate) async fn volume_list(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+) -> ApiResult<Response> {
+    let svc = s.service.clone();
+    let all = blocking(move || Ok(svc.volume_list()?)).await?;
+    Ok(axum::Json(visible(&c, Kind::Volume, all, |v| &v.name)).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct QuotaQuery {
+    /// The volume's byte quota: the most its files may hold, each file
+    /// counted whole. Commits and uploads past it fail with 507. At most
+    /// 2^63 - 1.
+    max_bytes: Option<u64>,
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"), QuotaQuery),
+    responses((status = 201, description = "Created", body = Named),
+        (status = 409, description = "It exists", body = ErrorBody)))]
+pub(crate) async fn volume_create(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<QuotaQuery>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    let n = name.clone();
+    blocking(move || Ok(svc.volume_create_with(&n, q.max_bytes)?)).await?;
+    Ok((StatusCode::CREATED, axum::Json(Named { name })).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/volumes/{name}", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    responses((status = 200, description = "The volume: version, size, quota", body = VolumeSummary)))]
+pub(crate) async fn volume_info(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Read)?;
+    let svc = s.service.clone();
+    let info = blocking(move || Ok(svc.volume_info(&name)?)).await?;
+    Ok(axum::Json(info).into_response())
+}
+
+#[utoipa::path(put, path = "/v1/volumes/{name}/quota", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"), QuotaQuery),
+    responses((status = 200, description = "The volume with its new quota (below its size is allowed: then only changes that shrink it land)", body = VolumeSummary),
+        (status = 400, description = "No or a bad `max_bytes`", body = ErrorBody)))]
+pub(crate) async fn volume_set_quota(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<QuotaQuery>,
+) -> ApiResult<Response> {
+    let Some(max) = q.max_bytes else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            "`max_bytes` is required (DELETE the quota to remove it)",
+        ));
+    };
+    quota_to(&s, &c, name, Some(max)).await
+}
+
+#[utoipa::path(delete, path = "/v1/volumes/{name}/quota", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    responses((status = 200, description = "The volume, without a quota", body = VolumeSummary)))]
+pub(crate) async fn volume_drop_quota(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Response> {
+    quota_to(&s, &c, name, None).await
+}
+
+/// Sets (or removes) volume `name`'s quota for a caller with write scope;
+/// answers with the volume.
+async fn quota_to(
+    s: &ServerState,
+    c: &Caller,
+    name: String,
+    max_bytes: Option<u64>,
+) -> ApiResult<Response> {
+    require(c, Kind::Volume, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    let info = blocking(move || Ok(svc.volume_set_quota(&name, max_bytes)?)).await?;
+    Ok(axum::Json(info).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ForceQuery {
+    /// Delete even while a container of this host has the volume mounted.
+    #[serde(default)]
+    force: bool,
+}
+
+#[utoipa::path(delete, path = "/v1/volumes/{name}", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"), ForceQuery),
+    responses((status = 204, description = "Deleted"),
+        (status = 409, description = "Mounted by a running container (use force)", body = ErrorBody)))]
+pub(crate) async fn volume_delete(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ForceQuery>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    blocking(move || Ok(svc.volume_delete(&name, q.force)?)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LsQuery {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    recursive: bool,
+}
+
+#[utoipa::path(get, path = "/v1/volumes/{name}/ls", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"), LsQuery),
+    responses((status = 200, description = "The entries under the path", body = [EntryInfo]),
+        (status = 409, description = "The path is not a directory", body = ErrorBody)))]
+pub(crate) async fn volume_ls(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<LsQuery>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Read)?;
+    let svc = s.service.clone();
+    let entries = blocking(move || Ok(svc.volume_ls(&name, &q.path, q.recursive)?)).await?;
+    Ok(axum::Json(entries).into_response())
+}
+
+/// Reads a `Range` header against a file of `size` bytes: `Ok(None)` to
+/// answer with the whole file, `Ok(Some((offset, len)))` for one range.
+///
+/// As RFC 9110 §14.2 allows, a header this server does not understand (bad
+/// syntax, another unit, several ranges) is ignored and the whole file
+/// served; a well-formed range that starts past the end is 416.
+pub(super) fn parse_range(value: &HeaderValue, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
+    let Some(spec) = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+        .filter(|v| !v.contains(','))
+    else {
+        return Ok(None);
+    };
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let number = |t: &str| {
+        (!t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| t.parse::<u64>().ok())
+            .flatten()
+    };
+    let last = size.saturating_sub(1);
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", suffix) => match number(suffix) {
+            Some(0) | None => return Ok(None),
+            Some(n) => (size.saturating_sub(n), last),
+        },
+        (a, "") => match number(a) {
+            Some(a) => (a, last),
+            None => return Ok(None),
+        },
+        (a, b) => match (number(a), number(b)) {
+            (Some(a), Some(b)) if a <= b => (a, b.min(last)),
+            _ => return Ok(None),
+        },
+    };
+    if size == 0 || start >= size {
+        return Err(ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "bad_range",
+            format!("the range starts at byte {start} but the file has {size} bytes"),
+        ));
+    }
+    Ok(Some((start, end - start + 1)))
+}
+
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/{path}", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"),
+        ("path" = String, Path, description = "File path in the volume"),
+        ("Range" = Option<String>, Header, description = "One range, e.g. `bytes=0-1023`, `bytes=100-` or `bytes=-100`; a header that is not one well-formed byte range is ignored (the whole file is served); a range starting past the end is 416")),
+    responses((status = 200, description = "The file's bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 409, description = "Not a file", body = ErrorBody),
+        (status = 416, description = "Range not satisfiable", body = ErrorBody)))]
+pub(crate) async fn volume_get(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath((name, path)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Read)?;
+    let store = s
+        .service
+        .stores
+        .volumes
+        .clone()
+        .ok_or_else(|| ApiError::from(VolumeOpError::NoBackend))?;
+    let path = normalize_path(&path)?;
+    let (n, p) = (name.clone(), path.clone());
+    let st = store.clone();
+    let node = blocking(move || Ok(st.node(&n, &p)?))
+        .await?
+        .ok_or_else(|| {
+            ApiError::from(VolumeError::NoSuchPath {
+                volume: name.clone(),
+                path: path.clone(),
+            })
+        })?;
+    let Some(blob) = node.blob.filter(|_| node.kind == NodeKind::File) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_a_file",
+            format!("{path}: not a file in volume `{name}` (list it with /ls)"),
+        ));
+    };
+    let (offset, len, status) = match headers.get(header::RANGE) {
+        Some(r) => match parse_range(r, node.size)? {
+            Some((o, l)) => (o, l, StatusCode::PARTIAL_CONTENT),
+            None => (0, node.size, StatusCode::OK),
+        },
+        None => (0, node.size, StatusCode::OK),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut at = offset;
+        let end = offset + len;
+        while at < end {
+            let n = READ_CHUNK.min(end - at);
+            let chunk = store
+                .read_blob(&blob, at, n)
+                .map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = chunk.is_err();
+            let got = chunk.as_ref().map_or(0, |c| c.len() as u64);
+            if tx.blocking_send(chunk.map(Bytes::from)).is_err() || failed || got == 0 {
+                return;
+            }
+            at += got;
+        }
+    });
+    let mut resp = Response::new(Body::new(crate::server::body::ChannelBody::new(rx)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "bytes {offset}-{}/{}",
+            offset + len - 1,
+            node.size
+        ))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    Ok(resp)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PutQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+#[utoipa::path(put, path = "/v1/volumes/{name}/files/{path}", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"),
+        ("path" = String, Path, description = "File path in the volume"), PutQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes, streamed"),
+    responses((status = 201, description = "Written and committed", body = Versioned),
+        (status = 408, description = "The body stalled", body = ErrorBody),
+        (status = 409, description = "The path exists (use force) or is a directory", body = ErrorBody),
+        (status = 507, description = "The volume's inode limit or byte quota", body = ErrorBody)))]
+pub(crate) async fn volume_put(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath((name, path)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<PutQuery>,
+    body: Upload,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Write)?;
+    normalize_path(&path)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let svc = s.service.clone();
+    let upload = tokio::task::spawn_blocking(move || -> ApiResult<u64> {
+        let mut batch = svc.volume_batch(&name, q.force)?;
+        let mut reader = crate::server::body::ChannelReader::new(rx);
+        batch.put_reader(&mut reader, &path)?;
+        Ok(batch.commit()?.version)
+    });
+    // Feed the upload; a client that stalls is cut off (408) rather than
+    // holding the connection and a blocking thread forever.
+    let mut body = body.into_body();
+    let idle = s.tenants.limits().body_timeout;
+    let mut cut = None;
+    loop {
+        let chunk = match crate::server::body::next_chunk(&mut body, idle).await {
+            Ok(None) => break,
+            Ok(Some(chunk)) => Ok(chunk),
+            Err(e) => {
+                let err = std::io::Error::other(e.to_string());
+                cut = Some(e);
+                Err(err)
+            }
+        };
+        let failed = chunk.is_err();
+        if tx.send(chunk).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    let version = upload
+        .await
+        .map_err(|e| ApiError::internal(format!("the upload task failed: {e}")));
+    // A body cut off is the client's failure, whatever the store made of
+    // the short file.
+    if let Some(e) = cut {
+        return Err(e.into());
+    }
+    let version = version??;
+    Ok((StatusCode::CREATED, axum::Json(Versioned { version })).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RmQuery {
+    #[serde(default)]
+    recursive: bool,
+}
+
+#[utoipa::path(delete, path = "/v1/volumes/{name}/files/{path}", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"),
+        ("path" = String, Path, description = "Path in the volume"), RmQuery),
+    responses((status = 200, description = "Removed and committed", body = CommitInfo),
+        (status = 409, description = "A non-empty directory without recursive", body = ErrorBody)))]
+pub(crate) async fn volume_rm(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath((name, path)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<RmQuery>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    let info = blocking(move || Ok(svc.volume_rm(&name, &path, q.recursive)?)).await?;
+    Ok(axum::Json(info).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct CpBody {
+    /// Paths in the volume to copy.
+    #[schema(min_items = 1)]
+    srcs: Vec<String>,
+    dst: String,
+    #[serde(default)]
+    recursive: bool,
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}/cp", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    request_body = CpBody,
+    responses((status = 200, description = "Copied and committed", body = CommitInfo),
+        (status = 409, description = "The destination conflicts", body = ErrorBody),
+        (status = 408, description = "The body stalled", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 429, description = "The token's requests hold their limit of body bytes (see Retry-After)", body = ErrorBody),
+        (status = 507, description = "The volume's inode limit", body = ErrorBody)))]
+pub(crate) async fn volume_cp(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+    body: Upload,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Write)?;
+    let b: CpBody = read_json(&s, &c, body).await?;
+    let svc = s.service.clone();
+    let info = blocking(move || {
+        let srcs: Vec<&str> = b.srcs.iter().map(String::as_str).collect();
+        Ok(svc.volume_cp(&name, &srcs, &b.dst, b.recursive)?)
+    })
+    .await?;
+    Ok(axum::Json(info).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct RenameBody {
+    /// The new volume name.
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^/\\x00]+$")]
+    to: String,
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}/rename", tag = "volumes",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    request_body = RenameBody,
+    responses((status = 204, description = "Renamed"),
+        (status = 409, description = "The new name exists", body = ErrorBody),
+        (status = 408, description = "The body stalled", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 429, description = "The token's requests hold their limit of body bytes (see Retry-After)", body = ErrorBody)))]
+pub(crate) async fn volume_rename(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+    body: Upload,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Write)?;
+    // The new name is in the body: read it only for a token that may write
+    // the volume at all.
+    let b: RenameBody = read_json(&s, &c, body).await?;
+    require(&c, Kind::Volume, &b.to, Mode::Write)?;
+    let svc = s.service.clone();
+    blocking(move || Ok(svc.volume_rename(&name, &b.to)?)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Routes that read or write files of the caller's machine by path: only
+/// for the owner's socket, whose callers are this machine's same user.
+fn owner_only(c: &Caller, what: &str) -> ApiResult<()> {
+    match c {
+        Caller::Owner => Ok(()),
+        Caller::Token(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            format!("{what} is only served on the data dir's socket"),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct PutLocalBody {
+    /// A path on the server's machine.
+    #[schema(value_type = String)]
+    local: std::path::PathBuf,
+    remote: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}/put-local", tag = "volumes",
+    description = "Uploads a file or tree of the server's machine (the owner's socket only).",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    request_body = PutLocalBody,
+    responses((status = 200, description = "Uploaded", body = PutReport),
+        (status = 409, description = "The target exists", body = ErrorBody),
+        (status = 408, description = "The body stalled", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody)))]
+pub(crate) async fn volume_put_local(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+    body: Upload,
+) -> ApiResult<Response> {
+    owner_only(&c, "put-local")?;
+    let b: PutLocalBody = read_json(&s, &c, body).await?;
+    let svc = s.service.clone();
+    let report = blocking(move || {
+        Ok(svc.volume_put_local(&name, &b.local, b.remote.as_deref(), b.force, None)?)
+    })
+    .await?;
+    Ok(axum::Json(report).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct GetLocalBody {
+    remote: String,
+    /// A path on the server's machine.
+    #[schema(value_type = String)]
+    local: std::path::PathBuf,
+    #[serde(default)]
+    force: bool,
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}/get-local", tag = "volumes",
+    description = "Downloads into a path of the server's machine (the owner's socket only).",
+    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    request_body = GetLocalBody,
+    responses((status = 200, description = "Downloaded", body = GetReport),
+        (status = 409, description = "The local path exists", body = ErrorBody),
+        (status = 408, description = "The body stalled", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody)))]
+pub(crate) async fn volume_get_local(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+    body: Upload,
+) -> ApiResult<Response> {
+    owner_only(&c, "get-local")?;
+    let b: GetLocalBody = read_json(&s, &c, body).await?;
+    let svc = s.service.clone();
+    let report =
+        blocking(move || Ok(svc.volume_get(&name, &b.remote, &b.local, b.force, None)?)).await?;
+    Ok(axum::Json(report).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/local/exec", tag = "functions",
+    description = "Runs a `vessel call` or `vessel run` command line forwarded by another \
+        process on this machine (the owner's socket only). The body is the command as one line \
+        of JSON, then the caller's stdin; the answer is a stream of frames (a tag byte: `1` \
+        stdout, `2` stderr, `x` the exit as JSON; a big-endian u32 length; the payload).",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "The command's output and exit, as frames",
+            content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 408, description = "The command line stalled", body = ErrorBody),
+        (status = 413, description = "The command line is too long", body = ErrorBody),
+        (status = 501, description = "This server does not run forwarded commands", body = ErrorBody)))]
+pub(crate) async fn local_exec(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    body: Upload,
+) -> ApiResult<Response> {
+    owner_only(&c, "exec")?;
+    let Some(exec) = s.exec.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "unsupported",
+            "this server does not run forwarded commands",
+        ));
+    };
+    use futures_util::{StreamExt as _, TryStreamExt as _};
+    let stream = body
+        .into_body()
+        .into_data_stream()
+        .map_err(|e| e.to_string())
+        .boxed();
+    let (command, head, rest) =
+        crate::server::exec::read_command(stream, s.tenants.limits().body_timeout)
+            .await
+            .map_err(|e| match e {
+                crate::server::exec::ExecRequestError::TooLong => {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+                }
+                e @ crate::server::exec::ExecRequestError::Idle(_) => {
+                    ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", e.to_string())
+                }
+                e => ApiError::bad(e.to_string()),
+            })?;
+    let frames = crate::server::exec::start(exec, command, head, rest);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Body::from_stream(frames))
+        .map_err(ApiError::internal)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct GcQuery {
+    /// Keep unreferenced blobs younger than this many seconds.
+    min_age: Option<u64>,
+}
+
+#[utoipa::path(post, path = "/v1/gc", tag = "volumes",
+    description = "Removes blobs no volume names (the owner's socket only).",
+    params(GcQuery),
+    responses((status = 200, description = "What was removed", body = GcReport)))]
+pub(crate) async fn gc(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiQuery(q): ApiQuery<GcQuery>,
+) -> ApiResult<Response> {
+    owner_only(&c, "gc")?;
+    let svc = s.service.clone();
+    let report =
+        blocking(move || Ok(svc.volume_gc(q.min_age.map(std::time::Duration::from_secs))?)).await?;
+    Ok(axum::Json(report).into_response())
+}
