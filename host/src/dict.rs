@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
-use crate::container::Grant;
+use crate::grant::Grant;
 use crate::storage::dict::{
     self as store, DEFAULT_IDLE_EXPIRY_MS, DictError, DictStore, MAX_KEY_BYTES, MAX_SCAN_LIMIT,
     MAX_UPDATE_ENTRIES, MAX_VALUE_BYTES,

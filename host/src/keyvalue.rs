@@ -38,8 +38,8 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
-use crate::container::Grant;
 use crate::dict::{on_blocking_thread, read};
+use crate::grant::Grant;
 use crate::storage::dict::{
     self as dicts, DictEntry, DictError, DictStore, PutOptions, PutOutcome,
 };

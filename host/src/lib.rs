@@ -91,6 +91,7 @@ pub mod dict;
 pub mod engine;
 pub mod error;
 pub mod functions;
+pub mod grant;
 pub mod keyvalue;
 pub mod private;
 #[cfg(feature = "server")]

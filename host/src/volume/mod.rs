@@ -23,8 +23,8 @@ use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::bindings::vessel::storage::volume::{self as wit, CommitInfo, Entry, EntryKind};
 use crate::blocking::off_worker;
-use crate::container::Grant;
 use crate::error::{StorageError, WitError};
+use crate::grant::Grant;
 use crate::storage::clock::{Clock as _, SystemClock};
 use crate::storage::volume::{
     Change, Node, NodeKind, VolumeError, VolumeStore, ancestors, check_volume_name, normalize_path,
