@@ -1,29 +1,49 @@
 //! Calls between functions of one app: the `vessel:storage/functions`
 //! interface (`remote`, `spawn`, `call.get`).
 //!
-//! A container that runs as part of an [`App`](crate::app::App) knows its
-//! app and the chain of functions that led to it; `remote` and `spawn` run
+//! A container that runs as part of an app knows its [`Callee`] (the app,
+//! through a trait it implements) and the chain of functions that led to it; `remote` and `spawn` run
 //! the callee in a container of its own (warm or new) as a separate task, so
 //! a trap, timeout or memory bomb in the callee is an error for the caller
 //! and nothing more. A component run alone (`vessel call x.wasm`) has no app
 //! and gets `unavailable`.
 
-use std::sync::Weak;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
-use crate::app::AppInner;
 use crate::bindings::vessel::storage::functions as wit;
 use crate::error::{StorageError, WitError};
+
+/// A callee's run: resolves to its JSON result text.
+pub type CalleeRun = Pin<Box<dyn Future<Output = Result<String, WitError>> + Send + 'static>>;
+
+/// What runs the callees of `remote` and `spawn`: the app layer implements
+/// it, so this capability module stays a leaf that never names the app.
+pub trait Callee: Send + Sync {
+    /// Checks a call of `function` with `args_json` from the functions on
+    /// `chain` (outermost first) and returns the run, which the caller
+    /// spawns as a task of its own. Errors the caller can see at once (no
+    /// such function, bad JSON, arguments that do not fit, a chain too
+    /// deep) come back here.
+    fn prepare(
+        self: Arc<Self>,
+        function: &str,
+        args_json: &str,
+        chain: &[String],
+    ) -> Result<CalleeRun, WitError>;
+}
 
 /// What a container knows about its place in an app.
 #[derive(Debug, Clone)]
 pub struct CallerCtx {
     /// Weak: the app owns its containers, not the other way round.
-    pub(crate) app: Weak<AppInner>,
+    pub app: Weak<dyn Callee>,
     /// The functions on the call stack, outermost first, ending with this
     /// container's own function.
-    pub(crate) chain: Vec<String>,
+    pub chain: Vec<String>,
 }
 
 /// The host state behind one guest `call` handle.
@@ -108,7 +128,7 @@ impl FunctionsCtxView<'_> {
         let Some(app) = caller.app.upgrade() else {
             return Err(WitError::Unavailable("the app is shutting down".into()).into());
         };
-        let run = AppInner::prepare_remote(&app, function, args_json, &caller.chain)?;
+        let run = app.prepare(function, args_json, &caller.chain)?;
         Ok(tokio::spawn(run))
     }
 

@@ -26,7 +26,7 @@ use crate::container::{
 };
 use crate::engine::{EngineError, VesselEngine};
 use crate::error::{WitError, chain};
-use crate::functions::CallerCtx;
+use crate::functions::{Callee, CalleeRun, CallerCtx};
 use crate::storage::Stores;
 use crate::volume::VolumeMount;
 pub use manifest::{FunctionSpec, Manifest, ManifestError, MountSpec};
@@ -526,6 +526,19 @@ impl AppInner {
     }
 }
 
+impl Callee for AppInner {
+    fn prepare(
+        self: Arc<Self>,
+        function: &str,
+        args_json: &str,
+        chain: &[String],
+    ) -> Result<CalleeRun, WitError> {
+        Ok(Box::pin(AppInner::prepare_remote(
+            &self, function, args_json, chain,
+        )?))
+    }
+}
+
 /// Refuses calls that could never start: too deep, or waiting for a
 /// container that only the waiting chain itself could free.
 fn check_chain(state: &FunctionState, chain: &[String]) -> Result<(), AppError> {
@@ -592,7 +605,7 @@ impl FunctionState {
         let mut calls = chain;
         calls.push(self.name.clone());
         warm.container.set_caller(CallerCtx {
-            app: Arc::downgrade(app),
+            app: Arc::downgrade(app) as Weak<dyn Callee>,
             chain: calls,
         });
         let func = warm
@@ -685,7 +698,7 @@ impl FunctionState {
         let mut container = Container::new(&app.engine, &config).map_err(in_container)?;
         self.pool.note_started();
         container.set_caller(CallerCtx {
-            app: Arc::downgrade(app),
+            app: Arc::downgrade(app) as Weak<dyn Callee>,
             chain: vec![self.name.clone()],
         });
         let status = container.run_command(&app.linker, &self.component).await;
