@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod apps;
+mod architecture;
 mod call_cli;
 mod call_types;
 mod compile_cache;
