@@ -1,0 +1,303 @@
+//! The embedded volume store's record encodings: volume rows, tree nodes,
+//! log records and tree keys. Every record starts with a format byte so later
+//! formats can be told apart; decoding checks every length and never panics.
+
+use super::*;
+
+// Record encodings. Every record starts with a format byte so later formats
+// can be told apart; decoding checks every length and never panics.
+
+pub(super) const FORMAT: u8 = 1;
+
+/// A volume's row in the `volumes` tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Meta {
+    pub(super) id: u64,
+    pub(super) head: u64,
+    pub(super) created_ms: u64,
+    pub(super) inodes: u64,
+    pub(super) bytes: u64,
+    /// The byte quota, if any.
+    pub(super) max_bytes: Option<u64>,
+}
+
+/// The format of a volume row with a byte quota: the five counters of
+/// [`FORMAT`], then the quota. A row without one keeps format 1, so rows
+/// written before quotas existed read (and encode) as they were.
+pub(super) const FORMAT_QUOTA: u8 = 2;
+
+impl Meta {
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(49);
+        out.push(if self.max_bytes.is_some() {
+            FORMAT_QUOTA
+        } else {
+            FORMAT
+        });
+        for v in [self.id, self.head, self.created_ms, self.inodes, self.bytes] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        if let Some(max) = self.max_bytes {
+            out.extend_from_slice(&max.to_be_bytes());
+        }
+        out
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<Self, VolumeError> {
+        let mut r = Reader::new(bytes, "volume record");
+        let format = r.u8()?;
+        if format != FORMAT && format != FORMAT_QUOTA {
+            return Err(corrupt(format!("volume record: unknown format {format}")));
+        }
+        let mut meta = Meta {
+            id: r.u64()?,
+            head: r.u64()?,
+            created_ms: r.u64()?,
+            inodes: r.u64()?,
+            bytes: r.u64()?,
+            max_bytes: None,
+        };
+        if format == FORMAT_QUOTA {
+            meta.max_bytes = Some(r.u64()?);
+        }
+        r.end()?;
+        Ok(meta)
+    }
+}
+
+pub(super) fn kind_code(kind: NodeKind) -> u8 {
+    match kind {
+        NodeKind::File => 0,
+        NodeKind::Dir => 1,
+        NodeKind::Symlink => 2,
+    }
+}
+
+pub(super) fn encode_node(node: &Node) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.push(FORMAT);
+    out.push(kind_code(node.kind));
+    let flags = u8::from(node.blob.is_some()) | (u8::from(node.target.is_some()) << 1);
+    out.push(flags);
+    out.extend_from_slice(&node.size.to_be_bytes());
+    out.extend_from_slice(&node.mtime_ms.to_be_bytes());
+    out.extend_from_slice(&node.mode.to_be_bytes());
+    if let Some(b) = &node.blob {
+        out.extend_from_slice(&b.0);
+    }
+    if let Some(t) = &node.target {
+        put_str(&mut out, t);
+    }
+    out
+}
+
+pub(super) fn decode_node(bytes: &[u8]) -> Result<Node, VolumeError> {
+    let mut r = Reader::new(bytes, "node record");
+    r.format()?;
+    let kind = match r.u8()? {
+        0 => NodeKind::File,
+        1 => NodeKind::Dir,
+        2 => NodeKind::Symlink,
+        k => return Err(corrupt(format!("node record: unknown kind {k}"))),
+    };
+    let flags = r.u8()?;
+    if flags & !0b11 != 0 {
+        return Err(corrupt(format!("node record: unknown flags {flags:#x}")));
+    }
+    let size = r.u64()?;
+    let mtime_ms = r.u64()?;
+    let mode = r.u32()?;
+    let blob = if flags & 1 != 0 {
+        let mut id = [0u8; 32];
+        id.copy_from_slice(r.take(32)?);
+        Some(BlobId(id))
+    } else {
+        None
+    };
+    let target = if flags & 2 != 0 {
+        Some(r.string()?)
+    } else {
+        None
+    };
+    r.end()?;
+    Ok(Node {
+        kind,
+        blob,
+        size,
+        mtime_ms,
+        mode,
+        target,
+    })
+}
+
+/// One entry of the commit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LogRecord {
+    pub(super) time_ms: u64,
+    pub(super) changed: Vec<String>,
+    pub(super) removed: Vec<String>,
+}
+
+impl LogRecord {
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.push(FORMAT);
+        out.extend_from_slice(&self.time_ms.to_be_bytes());
+        for list in [&self.changed, &self.removed] {
+            out.extend_from_slice(&u64::try_from(list.len()).unwrap_or(u64::MAX).to_be_bytes());
+            for p in list {
+                put_str(&mut out, p);
+            }
+        }
+        out
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<Self, VolumeError> {
+        let mut r = Reader::new(bytes, "log record");
+        r.format()?;
+        let time_ms = r.u64()?;
+        let mut lists = [Vec::new(), Vec::new()];
+        for list in &mut lists {
+            let n = r.u64()?;
+            for _ in 0..n {
+                list.push(r.string()?);
+            }
+        }
+        r.end()?;
+        let [changed, removed] = lists;
+        Ok(LogRecord {
+            time_ms,
+            changed,
+            removed,
+        })
+    }
+}
+
+/// Decodes `bytes` as the stored volume record of kind `kind` (0: a
+/// volume's row, 1: a node, 2: a commit log entry, 3: a node key) and, when
+/// it decodes, checks that encoding it again gives the same bytes. `Ok`
+/// says whether it decoded (a refusal is a clean `Corrupt` error); `Err`
+/// is a broken round trip. For the fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub fn check_stored_record(kind: u8, bytes: &[u8]) -> Result<bool, String> {
+    let round = |what: &str, again: Vec<u8>| {
+        if again == bytes {
+            Ok(true)
+        } else {
+            Err(format!("a {what} does not encode back to its bytes"))
+        }
+    };
+    let refused = |e: VolumeError| match e {
+        VolumeError::Corrupt(m) if !m.is_empty() => Ok(false),
+        other => Err(format!("a bad record is not `Corrupt`: {other}")),
+    };
+    match kind {
+        0 => Meta::decode(bytes).map_or_else(refused, |m| round("volume row", m.encode())),
+        1 => decode_node(bytes).map_or_else(refused, |n| round("node", encode_node(&n))),
+        2 => LogRecord::decode(bytes).map_or_else(refused, |r| round("log entry", r.encode())),
+        _ => match (split_key(bytes), key_path(bytes)) {
+            (Ok((id, _)), Ok(path)) => round("node key", node_key(id, &path)),
+            (Err(e), _) | (_, Err(e)) => refused(e),
+        },
+    }
+}
+
+pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
+    // Paths are at most 4096 bytes (normalize_path), symlink targets are
+    // bounded by the same check upstream; u32 is plenty.
+    out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A bounds-checked cursor over a stored record.
+pub(super) struct Reader<'a> {
+    pub(super) bytes: &'a [u8],
+    pub(super) what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(bytes: &'a [u8], what: &'static str) -> Self {
+        Reader { bytes, what }
+    }
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], VolumeError> {
+        if self.bytes.len() < n {
+            return Err(corrupt(format!("{} is truncated", self.what)));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+    pub(super) fn u8(&mut self) -> Result<u8, VolumeError> {
+        Ok(self.take(1)?.first().copied().unwrap_or_default())
+    }
+    pub(super) fn u32(&mut self) -> Result<u32, VolumeError> {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(self.take(4)?);
+        Ok(u32::from_be_bytes(b))
+    }
+    pub(super) fn u64(&mut self) -> Result<u64, VolumeError> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_be_bytes(b))
+    }
+    pub(super) fn string(&mut self) -> Result<String, VolumeError> {
+        let n = usize::try_from(self.u32()?).map_err(corrupt)?;
+        let b = self.take(n)?;
+        String::from_utf8(b.to_vec()).map_err(|_| corrupt(format!("{}: bad UTF-8", self.what)))
+    }
+    pub(super) fn format(&mut self) -> Result<(), VolumeError> {
+        match self.u8()? {
+            FORMAT => Ok(()),
+            f => Err(corrupt(format!("{}: unknown format {f}", self.what))),
+        }
+    }
+    pub(super) fn end(&self) -> Result<(), VolumeError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(corrupt(format!("{} has trailing bytes", self.what)))
+        }
+    }
+}
+
+pub(super) fn node_key(id: u64, path: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + path.len());
+    k.extend_from_slice(&id.to_be_bytes());
+    k.extend_from_slice(path.as_bytes());
+    k
+}
+
+/// The key prefix of everything strictly under directory `dir`.
+pub(super) fn subtree_prefix(id: u64, dir: &str) -> Vec<u8> {
+    let mut k = node_key(id, dir);
+    if !dir.is_empty() {
+        k.push(b'/');
+    }
+    k
+}
+
+pub(super) fn log_key(id: u64, version: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    let (a, b) = k.split_at_mut(8);
+    a.copy_from_slice(&id.to_be_bytes());
+    b.copy_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// Splits a `volume_nodes`/`volume_log` key into its volume id and the rest.
+pub(super) fn split_key(key: &[u8]) -> Result<(u64, &[u8]), VolumeError> {
+    if key.len() < 8 {
+        return Err(corrupt("a volume key is shorter than its id"));
+    }
+    let (id, rest) = key.split_at(8);
+    let mut b = [0u8; 8];
+    b.copy_from_slice(id);
+    Ok((u64::from_be_bytes(b), rest))
+}
+
+pub(super) fn key_path(key: &[u8]) -> Result<String, VolumeError> {
+    let (_, rest) = split_key(key)?;
+    String::from_utf8(rest.to_vec()).map_err(|_| corrupt("a stored path is not UTF-8"))
+}
+
+// ---------------------------------------------------------------------------

@@ -1,0 +1,176 @@
+//! The embedded store's volume internals: opening the volume trees, reading
+//! a volume's row and nodes, and the transactions commits run in.
+
+use super::*;
+
+impl EmbeddedStore {
+    pub(super) fn vol(&self) -> &VolumeState {
+        &self.volumes
+    }
+
+    pub(super) fn meta(&self, name: &str) -> Result<Meta, VolumeError> {
+        check_volume_name(name)?;
+        match self.vol().volumes.get(name.as_bytes()).map_err(db_err)? {
+            Some(v) => Meta::decode(&v),
+            None => Err(VolumeError::NotFound(name.to_owned())),
+        }
+    }
+
+    /// Runs `f` with `name`'s meta while holding its per-volume lock
+    /// (exclusively when `exclusive`). The meta is re-read under the lock,
+    /// so `f` sees the head no writer can move until it returns.
+    pub(super) fn with_volume<R>(
+        &self,
+        name: &str,
+        exclusive: bool,
+        f: impl FnOnce(Meta) -> Result<R, VolumeError>,
+    ) -> Result<R, VolumeError> {
+        // A rename or delete between reading the id and taking its lock
+        // changes the id behind the name; retry a few times with the new
+        // one rather than act on a stale id.
+        for _ in 0..8 {
+            let id = self.meta(name)?.id;
+            let lock = self.vol().lock_for(id);
+            let (_shared, _excl);
+            if exclusive {
+                _excl = lock.write().unwrap_or_else(PoisonError::into_inner);
+            } else {
+                _shared = lock.read().unwrap_or_else(PoisonError::into_inner);
+            }
+            let meta = self.meta(name)?;
+            if meta.id == id {
+                return f(meta);
+            }
+        }
+        Err(VolumeError::Unavailable(format!(
+            "volume `{name}` keeps being renamed or replaced; try again"
+        )))
+    }
+
+    /// Every node of a volume, from sled, sorted by path.
+    pub(super) fn scan_nodes(&self, meta: &Meta) -> Result<Vec<(String, Node)>, VolumeError> {
+        let mut nodes = Vec::with_capacity(usize::try_from(meta.inodes).unwrap_or(0));
+        for item in self.vol().nodes.scan_prefix(meta.id.to_be_bytes()) {
+            let (k, v) = item.map_err(db_err)?;
+            nodes.push((key_path(&k)?, decode_node(&v)?));
+        }
+        Ok(nodes)
+    }
+
+    pub(super) fn sync(&self) -> Result<(), VolumeError> {
+        self.durability.sync().map_err(|e| {
+            let msg = format!("making the commit durable: {e}");
+            if is_disk_full(&e) {
+                VolumeError::DiskFull(msg)
+            } else {
+                VolumeError::Io(msg)
+            }
+        })
+    }
+
+    /// Checks a node a caller wants to commit at `path`: its shape, and
+    /// that its blob exists in the blob folder (so it is durable: blobs are
+    /// fsynced before they are installed) with the size the node claims.
+    pub(super) fn check_node(&self, path: &str, node: &Node) -> Result<(), VolumeError> {
+        check_node_shape(path, node)?;
+        let Some(id) = node.blob.as_ref().filter(|_| node.kind == NodeKind::File) else {
+            return Ok(());
+        };
+        let len = match std::fs::metadata(self.blobs.path(id)) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::Missing(*id).into());
+            }
+            Err(e) => return Err(BlobError::Io(e).into()),
+        };
+        if len != node.size {
+            return Err(VolumeError::InvalidPath {
+                path: path.to_owned(),
+                reason: format!(
+                    "the node says {} bytes but blob {id} holds {len}",
+                    node.size
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Refreshes a blob's mtime so a collection treats it as young (a
+    /// deduplicated put of an old, unreferenced blob that a commit is
+    /// about to name).
+    pub(super) fn touch_blob(&self, id: &BlobId) -> Result<(), VolumeError> {
+        let f = std::fs::File::open(self.blobs.path(id)).map_err(BlobError::Io)?;
+        f.set_modified(SystemTime::now()).map_err(BlobError::Io)?;
+        Ok(())
+    }
+
+    /// [`VolumeStore::list_dir`] on sled as it is now; `id` gets the
+    /// volume's id once found.
+    pub(super) fn list_dir_now(
+        &self,
+        name: &str,
+        path: &str,
+        recursive: bool,
+        id: &mut Option<u64>,
+    ) -> Result<Vec<(String, Node)>, VolumeError> {
+        let path = path.to_owned();
+        self.with_volume(name, false, |meta| {
+            *id = Some(meta.id);
+            let nodes = &self.vol().nodes;
+            if !path.is_empty() {
+                match nodes.get(node_key(meta.id, &path)).map_err(db_err)? {
+                    None => {
+                        return Err(VolumeError::NoSuchPath {
+                            volume: name.to_owned(),
+                            path: path.clone(),
+                        });
+                    }
+                    Some(v) if decode_node(&v)?.kind != NodeKind::Dir => {
+                        return Err(VolumeError::InvalidPath {
+                            path: path.clone(),
+                            reason: "not a directory".into(),
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+            let prefix = subtree_prefix(meta.id, &path);
+            let mut out = Vec::new();
+            let mut iter = nodes.range(prefix.clone()..);
+            while let Some(item) = iter.next() {
+                let (k, v) = item.map_err(db_err)?;
+                let Some(rest) = k.strip_prefix(prefix.as_slice()) else {
+                    break;
+                };
+                match rest.iter().position(|b| *b == b'/') {
+                    Some(slash) if !recursive => {
+                        // A grandchild: skip the rest of that child's
+                        // subtree with one seek past `child/`. (Its own
+                        // entry came before: every directory is explicit.)
+                        let mut skip = prefix.clone();
+                        skip.extend_from_slice(rest.get(..slash).unwrap_or_default());
+                        skip.push(b'/' + 1);
+                        iter = nodes.range(skip..);
+                    }
+                    _ => out.push((key_path(&k)?, decode_node(&v)?)),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    pub(super) fn clear_prefix(&self, tree: &Tree, prefix: &[u8]) -> Result<(), VolumeError> {
+        loop {
+            let mut batch = Batch::default();
+            let mut n = 0;
+            for item in tree.scan_prefix(prefix).keys().take(CLEAR_BATCH) {
+                batch.remove(item.map_err(db_err)?);
+                n += 1;
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            tree.apply_batch(batch).map_err(db_err)?;
+        }
+    }
+}
