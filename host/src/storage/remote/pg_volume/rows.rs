@@ -1,0 +1,307 @@
+//! Rows of the shared backend's volume tables, and the store's internals
+//! over them: reading heads and nodes, touching blobs, and the SQL they share.
+
+use super::*;
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Column `i` of `row`, as `T`; a type mismatch is corruption, not a panic.
+pub(super) fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, VolumeError> {
+    row.try_get(i)
+        .map_err(|e| VolumeError::Corrupt(format!("a volume row: column {i}: {e}")))
+}
+
+pub(super) fn u64_col(row: &Row, i: usize, what: &str) -> Result<u64, VolumeError> {
+    from_db(col::<i64>(row, i)?, what).map_err(VolumeError::Corrupt)
+}
+
+pub(super) fn kind_code(kind: NodeKind) -> i16 {
+    match kind {
+        NodeKind::File => 0,
+        NodeKind::Dir => 1,
+        NodeKind::Symlink => 2,
+    }
+}
+
+/// The columns a node is read with, `kind, blob, size, mtime_ms, mode,
+/// target`, prefixed by `t.`.
+pub(super) fn node_cols(t: &str) -> String {
+    ["kind", "blob", "size", "mtime_ms", "mode", "target"]
+        .iter()
+        .map(|c| format!("{t}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The node in the six columns from `at`; `None` when they are NULL (an
+/// outer join that found nothing).
+pub(super) fn node_at(row: &Row, at: usize) -> Result<Option<Node>, VolumeError> {
+    let Some(kind) = col::<Option<i16>>(row, at)? else {
+        return Ok(None);
+    };
+    let kind = match kind {
+        0 => NodeKind::File,
+        1 => NodeKind::Dir,
+        2 => NodeKind::Symlink,
+        k => {
+            return Err(VolumeError::Corrupt(format!(
+                "node record: unknown kind {k}"
+            )));
+        }
+    };
+    let blob = match col::<Option<Vec<u8>>>(row, at + 1)? {
+        None => None,
+        Some(b) => Some(BlobId(b.try_into().map_err(|_| {
+            VolumeError::Corrupt("node record: a blob id is not 32 bytes".into())
+        })?)),
+    };
+    let mode = u32::try_from(col::<i64>(row, at + 4)?)
+        .map_err(|_| VolumeError::Corrupt("node record: mode out of range".into()))?;
+    Ok(Some(Node {
+        kind,
+        blob,
+        size: u64_col(row, at + 2, "a size")?,
+        mtime_ms: u64_col(row, at + 3, "an mtime")?,
+        mode,
+        target: col(row, at + 5)?,
+    }))
+}
+
+/// A volume's row.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Meta {
+    pub(super) id: i64,
+    pub(super) head: u64,
+    pub(super) created_ms: u64,
+    pub(super) inodes: u64,
+    pub(super) bytes: u64,
+    pub(super) max_bytes: Option<u64>,
+}
+
+pub(super) const META_COLS: &str = "id, head, created_ms, inodes, bytes, max_bytes";
+
+pub(super) fn meta_at(row: &Row, at: usize) -> Result<Meta, VolumeError> {
+    let max_bytes = match col::<Option<i64>>(row, at + 5)? {
+        Some(v) => Some(from_db(v, "a byte quota").map_err(VolumeError::Corrupt)?),
+        None => None,
+    };
+    Ok(Meta {
+        id: col(row, at)?,
+        head: u64_col(row, at + 1, "a head version")?,
+        created_ms: u64_col(row, at + 2, "a creation time")?,
+        inodes: u64_col(row, at + 3, "an inode count")?,
+        bytes: u64_col(row, at + 4, "a byte count")?,
+        max_bytes,
+    })
+}
+
+pub(super) fn info_of(name: String, m: &Meta) -> VolumeInfo {
+    VolumeInfo {
+        name,
+        version: m.head,
+        created_ms: m.created_ms,
+        inodes: m.inodes,
+        bytes: m.bytes,
+        max_bytes: m.max_bytes,
+    }
+}
+
+/// The root is implicit (never stored).
+pub(super) fn root_node(created_ms: u64) -> Node {
+    Node {
+        kind: NodeKind::Dir,
+        blob: None,
+        size: 0,
+        mtime_ms: created_ms,
+        mode: IMPLICIT_DIR_MODE,
+        target: None,
+    }
+}
+
+/// The key range of everything strictly under `dir` (`""`: the root):
+/// `dir/` inclusive to `dir0` exclusive (`0` follows `/`).
+pub(super) fn subtree_range(dir: &str) -> (String, Option<String>) {
+    if dir.is_empty() {
+        (String::new(), None)
+    } else {
+        (format!("{dir}/"), Some(format!("{dir}0")))
+    }
+}
+
+/// Locks blobs `ids` (in id order) and marks them as just used; returns the
+/// size of each one found.
+pub(super) async fn touch_blobs(
+    tx: &Transaction<'_>,
+    ids: &[Vec<u8>],
+) -> Result<HashMap<Vec<u8>, u64>, VolumeError> {
+    let st = tx
+        .prepare_cached(
+            "UPDATE vessel_blobs SET touched = now() WHERE id IN \
+             (SELECT id FROM vessel_blobs WHERE id = ANY($1) ORDER BY id FOR UPDATE) \
+             RETURNING id, size",
+        )
+        .await?;
+    let mut out = HashMap::new();
+    for row in tx.query(&st, &[&ids]).await? {
+        out.insert(col::<Vec<u8>>(&row, 0)?, u64_col(&row, 1, "a blob size")?);
+    }
+    Ok(out)
+}
+
+impl RemoteStore {
+    /// Runs a volume operation on the store's runtime under its timeout.
+    pub(super) fn vol_op<T, F, Fut>(&self, f: F) -> Result<T, VolumeError>
+    where
+        F: FnOnce(Arc<Inner>) -> Fut,
+        Fut: Future<Output = Result<T, VolumeError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let fut = f(self.inner.clone());
+        self.block(Some(self.inner.op_timeout), fut)
+    }
+
+    /// Runs an S3 transfer step on the store's runtime (S3 requests carry
+    /// their own timeouts, and a large transfer may rightly take long).
+    pub(super) fn s3_run(
+        &self,
+        fut: futures_util::future::BoxFuture<'static, Result<(), S3Error>>,
+    ) -> Result<(), S3Error> {
+        self.block(None, fut)
+    }
+
+    pub(super) fn meta_of(&self, name: &str) -> Result<Meta, VolumeError> {
+        check_volume_name(name)?;
+        let n = name.to_owned();
+        self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached(&format!(
+                    "SELECT {META_COLS} FROM vessel_volumes WHERE name = $1"
+                ))
+                .await?;
+            match client.query_opt(&st, &[&n]).await? {
+                Some(row) => meta_at(&row, 0),
+                None => Err(VolumeError::NotFound(n)),
+            }
+        })
+    }
+
+    /// Records an uploaded object as blob `id` (or touches the row another
+    /// upload made first, and drops our copy).
+    pub(super) fn register_blob(
+        &self,
+        id: BlobId,
+        size: u64,
+        key: String,
+    ) -> Result<(), VolumeError> {
+        let ours = key.clone();
+        let winner: String = self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached(
+                    "INSERT INTO vessel_blobs (id, object, size) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET touched = now() RETURNING object",
+                )
+                .await?;
+            let row = client
+                .query_one(&st, &[&id.0.as_slice(), &key, &to_db(size)])
+                .await?;
+            col(&row, 0)
+        })?;
+        if winner != ours {
+            let blobs = self.inner.blobs.clone();
+            // Best effort: a leftover object is collected by gc.
+            let _ = self.s3_run(Box::pin(async move { blobs.delete(ours).await }));
+        }
+        Ok(())
+    }
+
+    /// Touches blob `id`'s row if it exists (a dedup hit: the contents are
+    /// stored already).
+    pub(super) fn touch_existing(&self, id: BlobId) -> Result<bool, VolumeError> {
+        self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached("UPDATE vessel_blobs SET touched = now() WHERE id = $1")
+                .await?;
+            Ok(client.execute(&st, &[&id.0.as_slice()]).await? == 1)
+        })
+    }
+
+    pub(super) fn upload_reader(
+        &self,
+        reader: &mut dyn Read,
+    ) -> Result<(BlobId, u64), VolumeError> {
+        let run = |f| self.s3_run(f);
+        let up = Upload {
+            blobs: &self.inner.blobs,
+            run: &run,
+        };
+        let (key, id, size) = up.send(reader).map_err(|e| s3_err(None, e))?;
+        self.register_blob(id, size, key)?;
+        Ok((id, size))
+    }
+
+    /// The local folder of the blob cache.
+    pub(super) fn cache_tmp(&self) -> PathBuf {
+        self.inner.cache_dir.join("tmp")
+    }
+
+    /// Fetches blob `id` into the local cache (if it is not there) and
+    /// returns the cached file.
+    pub(super) fn fetch(&self, id: &BlobId) -> Result<PathBuf, VolumeError> {
+        let dest = self.inner.cache.path(id);
+        if dest.is_file() {
+            return Ok(dest);
+        }
+        let idb = id.0.to_vec();
+        let key: Option<String> = self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached("SELECT object FROM vessel_blobs WHERE id = $1")
+                .await?;
+            match client.query_opt(&st, &[&idb]).await? {
+                Some(row) => Ok(Some(col(&row, 0)?)),
+                None => Ok(None),
+            }
+        })?;
+        let Some(key) = key else {
+            return Err(BlobError::Missing(*id).into());
+        };
+        let io = |e: std::io::Error| VolumeError::Blob(BlobError::Io(e));
+        crate::private::create_dir_all(&self.cache_tmp()).map_err(io)?;
+        let tmp = tempfile::Builder::new()
+            .prefix("fetch-")
+            .tempfile_in(self.cache_tmp())
+            .map_err(io)?
+            .into_temp_path();
+        let blobs = self.inner.blobs.clone();
+        let path = tmp.to_path_buf();
+        let (got, _) = self
+            .block(None, async move { blobs.download(key, path).await })
+            .map_err(|e| s3_err(Some(*id), e))?;
+        if got != *id {
+            return Err(BlobError::Corrupt {
+                id: *id,
+                actual: got,
+            }
+            .into());
+        }
+        let mut perms = std::fs::metadata(&tmp).map_err(io)?.permissions();
+        perms.set_readonly(true);
+        std::fs::set_permissions(&tmp, perms).map_err(io)?;
+        if let Some(parent) = dest.parent() {
+            crate::private::create_dir_all(parent).map_err(io)?;
+        }
+        tmp.persist(&dest).map_err(|e| io(e.error))?;
+        if let Some(parent) = dest.parent() {
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+        lock(&self.inner.verified).insert(*id);
+        Ok(dest)
+    }
+}
