@@ -1,0 +1,173 @@
+//! How a function's calls get containers: invoking it (a warm container from
+//! its pool, or a new one), running a command component, and the sweep that
+//! retires idle containers.
+
+use super::*;
+
+impl FunctionState {
+    /// A failure in one of this function's containers.
+    pub(super) fn in_container(&self, source: ContainerError) -> AppError {
+        AppError::Call(CallError::Container {
+            function: self.name.clone(),
+            source,
+        })
+    }
+
+    /// Waits for a free container slot (at most `max_containers` busy).
+    pub(super) async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
+        self.pool
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| AppError::ShuttingDown)
+    }
+
+    /// Runs one call in a warm or new container and returns its result.
+    pub(super) async fn invoke(
+        self: Arc<Self>,
+        app: &Arc<AppInner>,
+        params: Vec<Val>,
+        chain: Vec<String>,
+    ) -> Result<Option<Json>, AppError> {
+        let Some(export) = &self.export else {
+            return Err(AppError::IsCommand(self.name.clone()));
+        };
+        if app.closing.load(Ordering::SeqCst) {
+            return Err(AppError::ShuttingDown);
+        }
+        let in_container = |source| self.in_container(source);
+        let _permit = self.permit().await?;
+        let mut warm = match self.pool.take() {
+            Some(w) => w,
+            None => self.start(app).await?,
+        };
+        let mut calls = chain;
+        calls.push(self.name.clone());
+        warm.container.set_caller(CallerCtx {
+            app: Arc::downgrade(app) as Weak<dyn Callee>,
+            chain: calls,
+        });
+        let func = warm
+            .func
+            .ok_or_else(|| AppError::Host(format!("`{}` has no callable export", self.name)))?;
+        let result = warm
+            .container
+            .call(func, &params, usize::from(export.result.is_some()))
+            .await;
+        match result {
+            Ok(val) => {
+                self.release(app, warm)?;
+                Ok(val.as_ref().map(call::to_json))
+            }
+            Err(e) => {
+                if e.poisons_instance() {
+                    // The final commit keeps what the guest wrote before it
+                    // failed, as a container exit does in Modal; after a
+                    // timeout there is none (see `Container::shutdown`).
+                    if let Err(source) = self.pool.retire(warm.container) {
+                        tracing::warn!(function = %self.name, error = %source, "final commit failed");
+                    }
+                } else {
+                    self.release(app, warm)?;
+                }
+                Err(in_container(e))
+            }
+        }
+    }
+
+    /// Makes a new container with the function's instance in it.
+    pub(super) async fn start(&self, app: &AppInner) -> Result<pool::Warm, AppError> {
+        let in_container = |source| self.in_container(source);
+        let mut container = Container::new(&app.engine, &self.config).map_err(in_container)?;
+        self.pool.note_started();
+        let instance = container
+            .instantiate(&app.linker, &self.component)
+            .await
+            .map_err(in_container)?;
+        let func = match &self.export {
+            Some(e) => Some(
+                instance
+                    .get_func(container.store_mut(), e.index)
+                    .ok_or_else(|| {
+                        AppError::Host(format!("export `{}` vanished after instantiation", e.name))
+                    })?,
+            ),
+            None => None,
+        };
+        tracing::debug!(function = %self.name, "container started");
+        Ok(pool::Warm {
+            container,
+            func,
+            idle_since: Instant::now(),
+            committed: true,
+        })
+    }
+
+    /// Puts a container back in the pool, or retires it when the app is
+    /// closing or the function keeps no idle containers.
+    pub(super) fn release(&self, app: &AppInner, mut warm: pool::Warm) -> Result<(), AppError> {
+        if app.closing.load(Ordering::SeqCst) || self.spec.idle_timeout.is_zero() {
+            return self
+                .pool
+                .retire(warm.container)
+                .map_err(|source| AppError::Retire {
+                    function: self.name.clone(),
+                    source,
+                });
+        }
+        warm.idle_since = Instant::now();
+        warm.committed = false;
+        self.pool.put(warm);
+        Ok(())
+    }
+
+    /// Runs a command function once in a fresh container and returns its
+    /// exit status.
+    pub(super) async fn run_command(
+        &self,
+        app: &Arc<AppInner>,
+        argv: Vec<String>,
+        inherit_stdin: bool,
+    ) -> Result<i32, AppError> {
+        let in_container = |source| self.in_container(source);
+        let _permit = self.permit().await?;
+        let mut config = self.config.clone();
+        config.args = std::iter::once(self.name.clone()).chain(argv).collect();
+        config.inherit_stdin = inherit_stdin;
+        let mut container = Container::new(&app.engine, &config).map_err(in_container)?;
+        self.pool.note_started();
+        container.set_caller(CallerCtx {
+            app: Arc::downgrade(app) as Weak<dyn Callee>,
+            chain: vec![self.name.clone()],
+        });
+        let status = container.run_command(&app.linker, &self.component).await;
+        let retired = self.pool.retire(container);
+        let status = status.map_err(in_container)?;
+        retired.map_err(|source| AppError::Retire {
+            function: self.name.clone(),
+            source,
+        })?;
+        Ok(status)
+    }
+}
+
+/// Retires idle containers past their idle timeout and commits what idle
+/// containers left, until the app goes.
+pub(super) async fn sweep(app: Weak<AppInner>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(app) = app.upgrade() else { return };
+        let now = Instant::now();
+        for f in app.functions.values() {
+            for c in f.pool.sweep(now, f.spec.idle_timeout, f.spec.commit_every) {
+                tracing::debug!(function = %f.name, "retiring an idle container");
+                if let Err(e) = f.pool.retire(c) {
+                    tracing::warn!(function = %f.name, error = %e, "final commit of an idle container failed");
+                }
+            }
+        }
+    }
+}
