@@ -32,7 +32,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vessel_tests::harness::figures::{Spread, bench_guest_dir, median};
+use vessel_tests::harness::figures::{Spread, bench_guest_dir, cpu_time, median, rss_kib};
 
 use vessel_host::container::{Container, ContainerConfig};
 use vessel_host::engine::{EngineConfig, VesselEngine};
@@ -676,29 +676,6 @@ fn bench_scan(tmp: &Path) {
         "raw sled iteration",
         sled_iter,
     );
-}
-
-/// CPU time this process has used, user and system, all threads.
-fn cpu_time() -> Duration {
-    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage for the call to fill.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    assert_eq!(rc, 0, "getrusage failed");
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-/// Resident memory of this process, in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// The child's side: fill `dir` with 1M keys, print the RSS before and

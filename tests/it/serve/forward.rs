@@ -1,0 +1,395 @@
+//! Commands forwarded to the owner of a data dir (`vessel serve` or a
+//! running app): the same output and exit codes as when they run here, and
+//! what happens when either side dies.
+
+use super::*;
+
+/// Runs the same dict commands in a data dir without an owner and in one
+/// owned by `vessel serve`: the forwarded commands must print the same
+/// output and exit with the same codes.
+#[test]
+fn dict_commands_reach_the_owner_with_the_same_output() {
+    let script: &[&[&str]] = &[
+        &["dict", "create", "kv"],
+        &["dict", "create", "kv"],
+        &["dict", "put", "kv", "a", "\"x\""],
+        &["dict", "put", "kv", "b", "{\"n\": 1}"],
+        &["dict", "put", "kv", "c", "raw bytes", "--raw"],
+        &["dict", "put", "kv", "key with / and ü", "1"],
+        &["dict", "get", "kv", "a"],
+        &["dict", "get", "kv", "key with / and ü"],
+        &["dict", "get", "kv", "missing"],
+        &["dict", "items", "kv"],
+        &["dict", "items", "kv", "--json"],
+        &["dict", "items", "kv", "-n", "1"],
+        &["dict", "items", "kv", "--all"],
+        &["dict", "list"],
+        &["dict", "put", "kv", "a", "not json"],
+        &["dict", "put", "nope", "k", "1"],
+        &["dict", "get", "nope", "k"],
+        &["dict", "clear", "kv"],
+        &["dict", "items", "kv"],
+        &["dict", "delete", "kv", "--yes"],
+        &["dict", "delete", "kv", "--yes"],
+    ];
+    let run_all = |v: &Vessel| -> Vec<Outcome> {
+        script
+            .iter()
+            .map(|args| {
+                let r = v.run(args);
+                (r.code, r.stdout, r.stderr)
+            })
+            .collect()
+    };
+    let labels: Vec<String> = script.iter().map(|a| a.join(" ")).collect();
+    same_when_forwarded(&labels, run_all);
+}
+
+#[test]
+fn a_running_app_serves_other_commands() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = vessel_tests::example_app("trainer", dir.path());
+    let mut child = v
+        .command()
+        .args([
+            "run",
+            &app.display().to_string(),
+            "--steps",
+            "400",
+            "--checkpoint-every",
+            "5",
+            "--step-ms",
+            "20",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    // Wait for a committed checkpoint.
+    loop {
+        let line = lines.next().expect("the trainer ended early").unwrap();
+        if line.starts_with("checkpoint at step") {
+            break;
+        }
+    }
+    // While it runs, it owns the store; these go through its socket.
+    let ls = v.run(&["volume", "ls", "checkpoints"]);
+    assert_eq!(ls.ok(), "state\n");
+    // A second run of the app goes through the owner: it runs there, on
+    // the store the first run holds, and its output comes back here.
+    let second = v.run(&["run", &app.display().to_string(), "--steps", "1"]);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(second.stdout.contains("step"), "{second:?}");
+    v.run(&["dict", "create", "side"]).ok();
+    assert_eq!(v.run(&["dict", "list"]).ok(), "side\t0\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The volume commands, side by side: without an owner and through
+/// `vessel serve`'s socket.
+#[test]
+fn volume_commands_reach_the_owner_with_the_same_output() {
+    let script: &[&[&str]] = &[
+        &["volume", "create", "vol"],
+        &["volume", "create", "vol"],
+        &["volume", "put", "vol", "WORK/in/a.txt", "/a.txt"],
+        &["volume", "put", "vol", "WORK/in/a.txt", "/a.txt"],
+        &["volume", "put", "vol", "WORK/in/a.txt", "/a.txt", "--force"],
+        &["volume", "put", "vol", "WORK/in", "/tree"],
+        &["volume", "put", "vol", "WORK/in/a.txt", "/tree/"],
+        &["volume", "put", "vol", "WORK/missing.txt", "/x"],
+        &["volume", "put", "vol", "-", "/empty"],
+        &["volume", "put", "nope", "WORK/in/a.txt"],
+        &["volume", "ls", "vol"],
+        &["volume", "ls", "vol", "tree", "--recursive"],
+        &["volume", "ls", "vol", "nope"],
+        &["volume", "get", "vol", "/a.txt", "-"],
+        &["volume", "get", "vol", "/tree", "WORK/out"],
+        &["volume", "get", "vol", "/tree", "WORK/out"],
+        &["volume", "get", "vol", "/missing", "-"],
+        &["volume", "cp", "vol", "a.txt", "b.txt"],
+        &["volume", "cp", "vol", "tree", "tree2"],
+        &["volume", "rm", "vol", "b.txt"],
+        &["volume", "rm", "vol", "tree2"],
+        &["volume", "rm", "vol", "tree2", "-r"],
+        &["volume", "rename", "vol", "vol2"],
+        &["volume", "ls", "vol2", "/", "-r"],
+        &["volume", "gc", "--json"],
+        &["volume", "delete", "vol2", "--yes"],
+        &["volume", "delete", "vol2", "--yes"],
+    ];
+    let run_all = |v: &Vessel| -> Vec<Outcome> {
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path().display().to_string();
+        std::fs::create_dir_all(work.path().join("in/sub")).unwrap();
+        std::fs::write(work.path().join("in/a.txt"), "alpha").unwrap();
+        std::fs::write(work.path().join("in/sub/b.txt"), "beta").unwrap();
+        script
+            .iter()
+            .map(|args| {
+                let args: Vec<String> = args.iter().map(|a| a.replace("WORK", &w)).collect();
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let r = v.run(&args);
+                (
+                    r.code,
+                    r.stdout.replace(&w, "WORK"),
+                    r.stderr.replace(&w, "WORK"),
+                )
+            })
+            .collect()
+    };
+    let labels: Vec<String> = script.iter().map(|a| a.join(" ")).collect();
+    same_when_forwarded(&labels, run_all);
+}
+
+/// `vessel call` and `vessel run` side by side: without an owner, and
+/// forwarded to `vessel serve` (the owner runs them on its store and the
+/// output, exit codes and errors come back unchanged). Run from a work
+/// directory with relative paths, since the owner's directory differs.
+#[test]
+fn call_and_run_reach_the_owner_with_the_same_output() {
+    let guests = vessel_tests::guest_dir().display().to_string();
+    let script: &[(&[&str], &str)] = &[
+        (
+            &[
+                "call",
+                "G/dictprobe.wasm",
+                "op",
+                "--args",
+                r#"["put","d","k","v1",0]"#,
+            ],
+            "",
+        ),
+        (
+            &[
+                "call",
+                "G/dictprobe.wasm",
+                "op",
+                "--args",
+                r#"["get","d","k","",0]"#,
+            ],
+            "",
+        ),
+        (&["dict", "get", "d", "k"], ""),
+        (&["call", "G/add.wasm", "add", "--a", "2", "--b", "3"], ""),
+        (
+            &["call", "G/add.wasm", "add", "--args-file", "args.json"],
+            "",
+        ),
+        (
+            &["call", "G/add.wasm", "add", "--args-file", "-"],
+            "[40, 2]",
+        ),
+        (
+            &["call", "G/add.wasm", "add", "--a", "@a.json", "--b", "1"],
+            "",
+        ),
+        (
+            &[
+                "call",
+                "G/add.wasm",
+                "add",
+                "--a",
+                "@missing.json",
+                "--b",
+                "1",
+            ],
+            "",
+        ),
+        (&["call", "G/add.wasm", "nope"], ""),
+        (&["call", "G/add.wasm", "add", "--a", "x", "--b", "1"], ""),
+        (&["call", "missing.wasm", "f"], ""),
+        (
+            &["run", "G/command.wasm", "--", "echo", "hi", "exit", "3"],
+            "",
+        ),
+        (
+            &[
+                "run",
+                "G/command.wasm",
+                "--mount",
+                "in:/data",
+                "--",
+                "cat",
+                "/data/a.txt",
+                "ls",
+                "/data",
+            ],
+            "",
+        ),
+        (
+            &[
+                "run",
+                "G/command.wasm",
+                "--mount",
+                "nope:/data",
+                "--",
+                "ls",
+                "/data",
+            ],
+            "",
+        ),
+        (
+            &[
+                "run",
+                "G/command.wasm",
+                "--",
+                "cat",
+                "/nope",
+                "echo",
+                "after",
+            ],
+            "",
+        ),
+        (&["run", "G/command.wasm", "--", "stdin"], "piped text"),
+    ];
+    let run_all = |v: &Vessel| -> Vec<Outcome> {
+        let work = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(work.path().join("in")).unwrap();
+        std::fs::write(work.path().join("in/a.txt"), "alpha\n").unwrap();
+        std::fs::write(work.path().join("args.json"), "[5, 6]").unwrap();
+        std::fs::write(work.path().join("a.json"), "41").unwrap();
+        std::os::unix::fs::symlink(&guests, work.path().join("G")).unwrap();
+        script
+            .iter()
+            .map(|(args, stdin)| {
+                use std::io::Write as _;
+                let mut child = v
+                    .command()
+                    .current_dir(work.path())
+                    .args(*args)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut input = child.stdin.take().unwrap();
+                input.write_all(stdin.as_bytes()).unwrap();
+                drop(input);
+                let r = vessel_tests::Run::from(child.wait_with_output().unwrap());
+                (r.code, r.stdout, r.stderr)
+            })
+            .collect()
+    };
+    let labels: Vec<String> = script.iter().map(|a| a.0.join(" ")).collect();
+    let (direct, v, _server) = same_when_forwarded(&labels, run_all);
+    assert_eq!(direct[1].1, "\"some v1 v1\"\n", "{direct:?}");
+    assert_eq!(direct[15].1, "piped text", "{direct:?}");
+    // The forwarded calls ran in the server: it holds the dict they wrote.
+    assert_eq!(v.run(&["dict", "get", "d", "k"]).ok(), direct[2].1);
+}
+
+/// Either side of a forwarded command can die. A killed caller leaves the
+/// owner serving; a killed owner fails the caller with exit code 1 and a
+/// message saying so, and the next command opens the store itself.
+#[test]
+fn forwarded_commands_survive_either_side_dying() {
+    let v = Vessel::new();
+    let mut server = start(&v, &[]);
+    let cmd = vessel_tests::guest("command").display().to_string();
+    let spawn_reader = || {
+        // `stdin` reads to the end of input, which the test never sends.
+        v.command()
+            .args(["run", &cmd, "--", "stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut caller = spawn_reader();
+    std::thread::sleep(Duration::from_secs(2));
+    caller.kill().unwrap();
+    caller.wait().unwrap();
+    v.run(&["dict", "create", "after-caller"]).ok();
+
+    let caller = spawn_reader();
+    std::thread::sleep(Duration::from_secs(2));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let out = vessel_tests::Run::from(caller.wait_with_output().unwrap());
+    out.fails(1, &["stopped answering before the command finished"]);
+    assert_eq!(v.run(&["dict", "list"]).ok(), "after-caller\t0\n");
+}
+
+/// The issue's acceptance test: while `vessel serve` runs a function, a
+/// second `vessel` process puts a file, and the running function sees it
+/// after `reload()`.
+#[test]
+fn a_file_put_by_another_process_reaches_a_running_function_after_reload() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = wait_app(dir.path(), true);
+    let server = start(&v, &["--app", &app.display().to_string()]);
+    let tok = v.token(&["app:probe"], None);
+    // Another process puts the file, through the server's socket.
+    a_running_call_sees_a_put(&server.addr, &tok, &v, "hello from outside");
+}
+
+/// The probe app with one function, `wait`, that waits for
+/// /data/inbox/msg.txt in its mount of volume `shared`, reloading the
+/// mount; `create` makes the app create the volume.
+pub(crate) fn wait_app(dir: &Path, create: bool) -> PathBuf {
+    let create = if create {
+        "create_if_missing = true\n"
+    } else {
+        ""
+    };
+    write_app(
+        dir,
+        &format!(
+            "[app]\nname = \"probe\"\n[volumes.shared]\n{create}\
+             [functions.wait]\ncomponent = \"@PROBE@\"\nexport = \"wait-for-file\"\n\
+             mounts = {{ \"/data\" = \"shared\" }}\ntimeout = 120\n"
+        ),
+    )
+}
+
+/// Spawns the [`wait_app`]'s `wait` on the server at `addr` with token
+/// `tok`, checks it is running without the file, has `putter` (another
+/// `vessel` process) put the file holding `text`, and checks the call
+/// then answers with `text`.
+pub(crate) fn a_running_call_sees_a_put(addr: &str, tok: &str, putter: &Vessel, text: &str) {
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/v1/apps/probe/functions/wait/spawn",
+        Some(tok),
+        &[],
+        br#"["/data", "/data/inbox/msg.txt", 60000]"#,
+    );
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    let id = json_of(&body)["call_id"].as_str().unwrap().to_owned();
+    // The function is running and has not seen the file.
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, body) = http(addr, "GET", &format!("/v1/calls/{id}"), Some(tok), &[], b"");
+    assert_eq!(json_of(&body), json!({"status": "running"}));
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("msg.txt");
+    std::fs::write(&local, text).unwrap();
+    let out = putter.run(&[
+        "volume",
+        "put",
+        "shared",
+        &local.display().to_string(),
+        "/inbox/msg.txt",
+    ]);
+    assert!(out.ok().starts_with("Uploaded"), "{}", out.stdout);
+    let (status, body) = http(
+        addr,
+        "GET",
+        &format!("/v1/calls/{id}?wait=60"),
+        Some(tok),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        json_of(&body),
+        json!({"status": "done", "result": {"ok": text}})
+    );
+}
