@@ -608,3 +608,6 @@ fn write_type(ty: &Type, out: &mut String, depth: usize) {
         Type::ErrorContext => out.push_str("error-context"),
     }
 }
+
+#[cfg(test)]
+mod tests;
