@@ -556,3 +556,6 @@ impl wit::HostLease for DictCtxView<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
