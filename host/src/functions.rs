@@ -187,3 +187,6 @@ impl wit::HostCall for FunctionsCtxView<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
