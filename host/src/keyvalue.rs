@@ -431,3 +431,6 @@ impl batch::Host for KeyValueCtxView<'_> {
         blocking(s, move |s| s.remove_many(&d, &keys).map(drop)).await
     }
 }
+
+#[cfg(test)]
+mod tests;
