@@ -785,3 +785,6 @@ fn join_rel(dir: &str, name: &str) -> String {
         format!("{dir}/{name}")
     }
 }
+
+#[cfg(test)]
+mod tests;
