@@ -128,23 +128,7 @@ fn too_large(msg: String) -> StorageError {
 
 impl From<DictError> for StorageError {
     fn from(e: DictError) -> Self {
-        let msg = e.to_string();
-        StorageError::Guest(match e {
-            DictError::NotFound(_) => WitError::NotFound(msg),
-            DictError::AlreadyExists(_) => WitError::AlreadyExists(msg),
-            DictError::InvalidName { .. }
-            | DictError::InvalidKey(_)
-            | DictError::InvalidArgument(_)
-            | DictError::NotACounter { .. }
-            | DictError::Overflow { .. } => WitError::InvalidArgument(msg),
-            DictError::TooLarge(_) => WitError::TooLarge(msg),
-            DictError::VersionMismatch { .. } | DictError::LeaseLost { .. } => {
-                WitError::PreconditionFailed
-            }
-            DictError::Unavailable(_) => WitError::Unavailable(msg),
-            DictError::DiskFull(_) => WitError::NoSpace(msg),
-            DictError::Corrupt(_) | DictError::Io(_) => WitError::Io(msg),
-        })
+        StorageError::Guest(crate::error::wit_error(e.kind(), e.to_string()))
     }
 }
 

@@ -65,3 +65,19 @@ pub fn chain(e: &wasmtime::Error) -> String {
     }
     out
 }
+
+/// The WIT `error` for a failure of kind `kind` with message `msg`: the
+/// guest's table over [`ErrorKind`](crate::error_kind::ErrorKind).
+pub fn wit_error(kind: crate::error_kind::ErrorKind, msg: String) -> WitError {
+    use crate::error_kind::ErrorKind as K;
+    match kind {
+        K::NotFound => WitError::NotFound(msg),
+        K::AlreadyExists => WitError::AlreadyExists(msg),
+        K::InvalidArgument => WitError::InvalidArgument(msg),
+        K::TooLarge => WitError::TooLarge(msg),
+        K::PreconditionFailed => WitError::PreconditionFailed,
+        K::Unavailable => WitError::Unavailable(msg),
+        K::NoSpace => WitError::NoSpace(msg),
+        K::Io => WitError::Io(msg),
+    }
+}

@@ -78,22 +78,17 @@ impl From<DictError> for KeyValueError {
 
 /// The keyvalue error for a dict store failure.
 fn guest_error(e: DictError) -> store::Error {
-    let kind = match &e {
-        // The dict went away under an open bucket.
-        DictError::NotFound(_) => return store::Error::NoSuchStore,
-        DictError::AlreadyExists(_) => "already-exists",
-        DictError::InvalidName { .. }
-        | DictError::InvalidKey(_)
-        | DictError::InvalidArgument(_)
-        | DictError::NotACounter { .. }
-        | DictError::Overflow { .. } => "invalid-argument",
-        DictError::TooLarge(_) => "too-large",
-        DictError::VersionMismatch { .. } | DictError::LeaseLost { .. } => "precondition-failed",
-        DictError::Unavailable(_) => "unavailable",
-        DictError::DiskFull(_) => "no-space",
-        DictError::Corrupt(_) | DictError::Io(_) => "io",
-    };
-    store::Error::Other(format!("{kind}: {e}"))
+    keyvalue_error(e.kind(), &e.to_string())
+}
+
+/// The `wasi:keyvalue` table over [`ErrorKind`](crate::error_kind::ErrorKind):
+/// a missing dict is `no-such-store` (it went away under an open bucket);
+/// every other kind is `other`, its text starting with the kind's WIT name.
+pub(crate) fn keyvalue_error(kind: crate::error_kind::ErrorKind, msg: &str) -> store::Error {
+    match kind {
+        crate::error_kind::ErrorKind::NotFound => store::Error::NoSuchStore,
+        kind => store::Error::Other(format!("{}: {msg}", kind.label())),
+    }
 }
 
 impl From<wasmtime::Error> for KeyValueError {

@@ -19,7 +19,7 @@
 //! - `cli` (feature `cli`): the `vessel` command line (the binary only
 //!   parses and calls).
 //! - [`bindings`]: the one `bindgen!`; [`error`]: errors across the
-//!   boundary; [`blocking`]: blocking work from async code; [`private`]:
+//!   boundary; [`error_kind`]: the one vocabulary of failure kinds; [`blocking`]: blocking work from async code; [`private`]:
 //!   what vessel makes on disk is 0700/0600, its user's alone.
 //!
 //! Features: `cli`, `server` and `remote` are on by default; an embedder
@@ -90,6 +90,7 @@ pub mod container;
 pub mod dict;
 pub mod engine;
 pub mod error;
+pub mod error_kind;
 pub mod functions;
 pub mod grant;
 pub mod keyvalue;

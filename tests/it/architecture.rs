@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// name the capability modules' types, and those modules implement the
 /// generated traits.
 const LAYERS: &[&[&str]] = &[
-    &["private", "blocking", "grant"],
+    &["private", "blocking", "grant", "error_kind"],
     &["storage"],
     &[
         "error",

@@ -1,6 +1,7 @@
 //! Dict operations of the service API (`vessel dict ...`): plain methods
 //! with serialisable results, shared by the direct and forwarded CLI paths.
 
+use crate::error_kind::ErrorKind;
 use serde::{Deserialize, Serialize};
 
 use super::Service;
@@ -18,18 +19,19 @@ pub enum DictServiceError {
 }
 
 impl DictServiceError {
+    /// The kind of failure (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DictServiceError::NoKey { .. } => ErrorKind::NotFound,
+            DictServiceError::NoStore => ErrorKind::Unavailable,
+            DictServiceError::Store(e) => e.kind(),
+        }
+    }
+
     /// Whether the caller got something wrong (a bad name, key or value)
-    /// rather than the operation failing.
+    /// rather than the operation failing: the exit-code table's usage kinds.
     pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            DictServiceError::Store(
-                DictError::InvalidName { .. }
-                    | DictError::InvalidKey(_)
-                    | DictError::InvalidArgument(_)
-                    | DictError::TooLarge(_)
-            )
-        )
+        self.kind().is_usage()
     }
 }
 

@@ -13,6 +13,8 @@
 //! - Lease tokens grow strictly per key across the dict's life.
 //! - Every method that writes returns only once the write is durable.
 
+use crate::error_kind::ErrorKind;
+
 /// Longest dict name, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
 
@@ -244,6 +246,30 @@ pub enum DictError {
     Io(String),
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+}
+
+impl DictError {
+    /// The kind of failure, which every surface maps with one table.
+    /// `NotACounter` and `Overflow` are argument errors: the increment does
+    /// not fit the stored value.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DictError::NotFound(_) => ErrorKind::NotFound,
+            DictError::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            DictError::InvalidName { .. }
+            | DictError::InvalidKey(_)
+            | DictError::InvalidArgument(_)
+            | DictError::NotACounter { .. }
+            | DictError::Overflow { .. } => ErrorKind::InvalidArgument,
+            DictError::TooLarge(_) => ErrorKind::TooLarge,
+            DictError::VersionMismatch { .. } | DictError::LeaseLost { .. } => {
+                ErrorKind::PreconditionFailed
+            }
+            DictError::Unavailable(_) => ErrorKind::Unavailable,
+            DictError::DiskFull(_) => ErrorKind::NoSpace,
+            DictError::Corrupt(_) | DictError::Io(_) => ErrorKind::Io,
+        }
+    }
 }
 
 /// A dict backend. Methods block (they may wait for an fsync); async callers

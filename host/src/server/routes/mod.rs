@@ -12,6 +12,7 @@
 //! method, path and headers before it reads a body (`body::Upload`), so a
 //! request that will be refused never has its body read.
 
+use crate::error_kind::ErrorKind;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -35,7 +36,6 @@ use crate::server::exec::LocalExec;
 use crate::service::Service;
 use crate::service::dict::{DictItem, DictItems, DictServiceError, DictSummary};
 use crate::service::volume::{EntryInfo, GetReport, PutReport, VolumeOpError, VolumeSummary};
-use crate::storage::dict::DictError;
 use crate::storage::volume::{CommitInfo, GcReport, NodeKind, VolumeError, normalize_path};
 
 /// Largest JSON body (function arguments, small requests).
@@ -169,31 +169,24 @@ impl From<BodyError> for ApiError {
     }
 }
 
+/// The HTTP table over [`ErrorKind`]: the status, and the kind's name in
+/// the error body.
+pub(crate) fn http_status(kind: ErrorKind) -> (StatusCode, &'static str) {
+    match kind {
+        ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        ErrorKind::AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
+        ErrorKind::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_argument"),
+        ErrorKind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        ErrorKind::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+        ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        ErrorKind::NoSpace => (StatusCode::INSUFFICIENT_STORAGE, "no_space"),
+        ErrorKind::Io => (StatusCode::INTERNAL_SERVER_ERROR, "io"),
+    }
+}
+
 impl From<DictServiceError> for ApiError {
     fn from(e: DictServiceError) -> Self {
-        let (status, kind) = match &e {
-            DictServiceError::NoKey { .. } => (StatusCode::NOT_FOUND, "not_found"),
-            DictServiceError::NoStore => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            DictServiceError::Store(s) => match s {
-                DictError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-                DictError::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists"),
-                DictError::InvalidName { .. }
-                | DictError::InvalidKey(_)
-                | DictError::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
-                DictError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-                DictError::VersionMismatch { .. } | DictError::LeaseLost { .. } => {
-                    (StatusCode::PRECONDITION_FAILED, "precondition_failed")
-                }
-                DictError::NotACounter { .. } | DictError::Overflow { .. } => {
-                    (StatusCode::CONFLICT, "conflict")
-                }
-                DictError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-                DictError::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "no_space"),
-                DictError::Corrupt(_) | DictError::Io(_) => {
-                    (StatusCode::INTERNAL_SERVER_ERROR, "io")
-                }
-            },
-        };
+        let (status, kind) = http_status(e.kind());
         ApiError::new(status, kind, e.to_string())
     }
 }
@@ -480,6 +473,8 @@ fn visible<T>(c: &Caller, kind: Kind, all: Vec<T>, name: impl Fn(&T) -> &String)
 }
 
 mod dicts;
+#[cfg(test)]
+mod error_tables;
 mod functions;
 mod volumes;
 pub(crate) use dicts::*;
