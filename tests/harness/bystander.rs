@@ -4,7 +4,7 @@
 //! it: a limit holds only if the neighbours never noticed the attack.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -48,6 +48,8 @@ impl Seen {
 /// [`finish`](Self::finish).
 pub struct Bystander {
     stop: Arc<AtomicBool>,
+    /// Calls answered so far, for `finish` to wait on the first.
+    answered: Arc<AtomicU32>,
     task: tokio::task::JoinHandle<Result<Seen, String>>,
 }
 
@@ -58,6 +60,8 @@ impl Bystander {
             .unwrap_or_else(|e| panic!("the app has no bystander: {e}"));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let answered = Arc::new(AtomicU32::new(0));
+        let count = answered.clone();
         let task = tokio::spawn(async move {
             let mut seen = Seen::default();
             let mut i = 0i64;
@@ -73,16 +77,32 @@ impl Bystander {
                     Err(_) => return Err(format!("call {i} took over {BYSTANDER_PATIENCE:?}")),
                 }
                 seen.answer(took);
+                count.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(BYSTANDER_EVERY).await;
             }
             Ok(seen)
         });
-        Bystander { stop, task }
+        Bystander {
+            stop,
+            answered,
+            task,
+        }
     }
 
     /// Stops the loop and fails the test unless every call answered, and at
     /// least one did.
     pub async fn finish(self) -> Seen {
+        // A hostile guest refused at once can be done before the
+        // bystander's first call (a cold container, on a busy machine)
+        // answers. Let that call finish, so "every call answered" covers at
+        // least one; each call still fails past BYSTANDER_PATIENCE.
+        let deadline = Instant::now() + BYSTANDER_PATIENCE * 2;
+        while self.answered.load(Ordering::SeqCst) == 0
+            && !self.task.is_finished()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         self.stop.store(true, Ordering::SeqCst);
         let seen = self
             .task
