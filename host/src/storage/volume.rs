@@ -25,6 +25,9 @@
 //! Paths are relative, `/`-separated, without `.`/`..`/empty components and
 //! without a leading `/`; `""` is the root. Use [`normalize_path`].
 
+pub(crate) mod cache;
+pub(crate) mod plan;
+
 use std::path::{Path, PathBuf};
 
 use super::blobs::{BlobError, BlobId};

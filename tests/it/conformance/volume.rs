@@ -177,6 +177,68 @@ fn commit_semantics(make: &Make) {
     assert_eq!(s.snapshot("v").unwrap(), before, "refusals change nothing");
 }
 
+/// Commits whose changes overlap: nested removals, a file over a directory
+/// that an earlier change of the same commit wrote under, a deep tree. Every
+/// backend plans them with the same planner; this holds the reads each one
+/// feeds it to the same answers.
+fn overlapping_changes_in_one_commit(make: &Make) {
+    let b = make(Setup::default());
+    let s = &*b.volumes;
+    s.create("v").unwrap();
+    s.commit(
+        "v",
+        &[
+            put("d/e/f", file(s, b"f")),
+            put("d/e/g/h", file(s, b"h")),
+            put("d/i", file(s, b"i")),
+            put("k", file(s, b"k")),
+        ],
+    )
+    .unwrap();
+    let _ = s.snapshot("v").unwrap(); // cached: the commits below advance it
+    let c = s
+        .commit(
+            "v",
+            &[
+                put("d/e/new", file(s, b"new")),
+                rm("d/e/g"),
+                rm("d/e"),
+                put("d", file(s, b"d is a file")),
+                put("k/under", file(s, b"k is a dir")),
+                rm("nothing/here"),
+            ],
+        )
+        .unwrap();
+    assert_eq!((c.changed, c.removed), (3, 2));
+    assert_eq!(paths(s, "v"), ["d", "k", "k/under"]);
+    assert_eq!(read(s, "v", "d"), b"d is a file");
+    assert_counts(s, "v");
+    // A deep tree, its top replaced by a file in the same commit that
+    // wrote under it, then the whole tree built again and removed.
+    let deep: String = (0..300)
+        .map(|i| format!("l{i}"))
+        .collect::<Vec<_>>()
+        .join("/");
+    let leaf = format!("{deep}/leaf");
+    s.commit(
+        "v",
+        &[put(&leaf, file(s, b"leaf")), put("l0", file(s, b"top"))],
+    )
+    .unwrap();
+    assert_eq!(paths(s, "v"), ["d", "k", "k/under", "l0"]);
+    s.commit("v", &[put(&leaf, file(s, b"leaf"))]).unwrap();
+    assert_eq!(s.info("v").unwrap().inodes, 3 + 301);
+    assert_counts(s, "v");
+    let c = s.commit("v", &[rm("l0/l1"), rm("l0")]).unwrap();
+    assert_eq!(c.removed, 2);
+    assert_eq!(paths(s, "v"), ["d", "k", "k/under"]);
+    assert_counts(s, "v");
+    // What the cache answers is what a fresh read answers.
+    let cached = s.snapshot("v").unwrap();
+    let b = b.reopen();
+    assert_eq!(b.volumes.snapshot("v").unwrap(), cached);
+}
+
 fn bad_nodes_and_missing_blobs_are_refused_whole(make: &Make) {
     let b = make(Setup::default());
     let s = &*b.volumes;
@@ -670,6 +732,7 @@ fn reopening_keeps_everything(make: &Make) {
 
 super::suite!(
     commit_semantics,
+    overlapping_changes_in_one_commit,
     bad_nodes_and_missing_blobs_are_refused_whole,
     list_dir_children_and_descendants,
     concurrent_commits_to_different_paths_all_land,

@@ -27,19 +27,16 @@
 //! id generator and are never reused, so such leftovers are unreachable.
 
 mod codec;
-mod plan;
-mod snapshots;
+mod head;
 mod state;
 mod visible;
 
 pub use codec::check_stored_record;
 use codec::*;
-use plan::*;
-use snapshots::*;
+use head::SledHead;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
@@ -51,22 +48,17 @@ use self::visible::{Scope, UndoOp, UndoTree, Visibility};
 use super::EmbeddedStore;
 use crate::storage::blobs::{BlobError, BlobId};
 use crate::storage::disk::is_disk_full;
+use crate::storage::volume::cache::SnapshotCache;
+use crate::storage::volume::plan::{Base, IMPLICIT_DIR_MODE, plan};
 use crate::storage::volume::{
     Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, Snapshot, VolumeError, VolumeInfo,
-    VolumeStore, ancestors, check_max_bytes, check_node_shape, check_quota, check_volume_name,
-    normalize_changes, normalize_path,
+    VolumeStore, check_max_bytes, check_node_shape, check_volume_name, normalize_changes,
+    normalize_path,
 };
-
-/// Mode of directories a commit creates implicitly (missing parents).
-const IMPLICIT_DIR_MODE: u32 = 0o755;
 
 /// How many keys a deleted volume's clean-up removes per sled batch, so a
 /// huge volume does not build one huge batch in memory.
 const CLEAR_BATCH: usize = 10_000;
-
-/// Most nodes the snapshot cache holds over all volumes (about 100 bytes
-/// each); the least recently used snapshots go first.
-const SNAPSHOT_CACHE_NODES: usize = 1_000_000;
 
 /// The volume half of the embedded store's state, shared by its clones.
 #[derive(Debug)]
@@ -81,7 +73,7 @@ pub(crate) struct VolumeState {
     locks: Mutex<HashMap<u64, Arc<RwLock<()>>>>,
     /// Blobs whose hash was checked by this process.
     verified: Mutex<HashSet<BlobId>>,
-    snapshots: Mutex<SnapshotCache>,
+    snapshots: Mutex<SnapshotCache<u64>>,
     /// `gc` holds it exclusively, blob puts and commits shared. A put
     /// either finishes (and refreshes the blob's mtime, so the grace period
     /// protects it) before a collection starts, or starts after it ended;
@@ -434,45 +426,21 @@ impl VolumeStore for EmbeddedStore {
         let info = self.with_volume(name, true, |meta| {
             let vol = self.vol();
             let now_ms = self.now_ms();
-            let mut plan = Plan {
-                state: vol,
-                id: meta.id,
-                overlay: BTreeMap::new(),
-                known_dirs: HashSet::new(),
+            let base = Base {
+                volume: name,
                 inodes: meta.inodes,
                 bytes: meta.bytes,
+                max_bytes: meta.max_bytes,
+                inode_limit: limit,
                 now_ms,
-                originals: HashMap::new(),
             };
-            let mut record = LogRecord {
+            let changes = normalized.iter().map(|(p, n)| (p.as_str(), *n));
+            let plan = plan(SledHead::new(vol, meta.id), base, changes)?;
+            let record = LogRecord {
                 time_ms: now_ms,
-                changed: Vec::new(),
-                removed: Vec::new(),
+                changed: plan.changed,
+                removed: plan.removed,
             };
-            let mut removed = 0u64;
-            for (path, node) in &normalized {
-                match node {
-                    Some(node) => {
-                        plan.put(path, node)?;
-                        record.changed.push(path.clone());
-                    }
-                    None => {
-                        if plan.remove(path)? {
-                            removed += 1;
-                            record.removed.push(path.clone());
-                        }
-                    }
-                }
-            }
-            // A commit that does not grow the count is allowed even over a
-            // (lowered) limit, so a full volume can always be cleaned up.
-            if plan.inodes > limit && plan.inodes > meta.inodes {
-                return Err(VolumeError::NoSpace {
-                    volume: name.to_owned(),
-                    limit,
-                });
-            }
-            check_quota(name, meta.max_bytes, meta.bytes, plan.bytes)?;
             let version = meta.head.checked_add(1).ok_or_else(|| {
                 VolumeError::Corrupt(format!("volume `{name}`: version counter overflow"))
             })?;
@@ -493,7 +461,7 @@ impl VolumeStore for EmbeddedStore {
                 }
             }
             let log = record.encode();
-            let mut undo = plan.undo()?;
+            let mut undo = plan.head.undo(&plan.overlay)?;
             undo.push(UndoOp {
                 tree: UndoTree::Volumes,
                 key: name.as_bytes().into(),
@@ -531,7 +499,7 @@ impl VolumeStore for EmbeddedStore {
             let info = CommitInfo {
                 version,
                 changed: u64::try_from(record.changed.len()).unwrap_or(u64::MAX),
-                removed,
+                removed: u64::try_from(record.removed.len()).unwrap_or(u64::MAX),
             };
             Ok((info, published))
         })?;

@@ -46,6 +46,7 @@ use tokio_postgres::NoTls;
 use super::blobs::BlobStore;
 use super::clock::{Clock, SystemClock};
 use super::dict::{DEFAULT_IDLE_EXPIRY_MS, DictError};
+use super::volume::cache::SnapshotCache;
 use super::volume::{DEFAULT_INODE_LIMIT, VolumeError};
 
 /// Failures opening the shared backend.
@@ -134,7 +135,7 @@ pub(crate) struct Inner {
     pub(crate) cache_dir: PathBuf,
     /// Blobs whose cached copy this process has hash-checked.
     pub(crate) verified: std::sync::Mutex<std::collections::HashSet<super::blobs::BlobId>>,
-    pub(crate) volume_cache: std::sync::Mutex<pg_volume::SnapshotCache>,
+    pub(crate) volume_cache: std::sync::Mutex<SnapshotCache<i64>>,
 }
 
 impl Drop for Inner {
@@ -306,7 +307,7 @@ impl RemoteStore {
                 location,
                 cache_dir: options.cache_dir.clone(),
                 verified: std::sync::Mutex::new(std::collections::HashSet::new()),
-                volume_cache: std::sync::Mutex::new(pg_volume::SnapshotCache::default()),
+                volume_cache: std::sync::Mutex::new(SnapshotCache::default()),
             }),
         };
         let url = redact(&options.metadata_url);

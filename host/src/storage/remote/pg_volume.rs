@@ -75,11 +75,9 @@
 
 mod plan;
 mod rows;
-mod snapshots;
 
-use plan::*;
+use plan::PgHead;
 use rows::*;
-pub(crate) use snapshots::*;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
@@ -94,17 +92,11 @@ use tokio_postgres::types::FromSql;
 use super::s3::{S3Error, Upload};
 use super::{DbError, Inner, RemoteStore, Stalled, from_db, to_db};
 use crate::storage::blobs::{BlobError, BlobId};
+use crate::storage::volume::plan::{Base, IMPLICIT_DIR_MODE, plan};
 use crate::storage::volume::{
     Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, Snapshot, VolumeError, VolumeInfo,
-    VolumeStore, ancestors, check_max_bytes, check_quota, check_volume_name, normalize_changes,
-    normalize_path,
+    VolumeStore, ancestors, check_max_bytes, check_volume_name, normalize_changes, normalize_path,
 };
-
-/// Mode of directories a commit creates implicitly (missing parents).
-const IMPLICIT_DIR_MODE: u32 = 0o755;
-
-/// Most nodes the snapshot cache holds over all volumes.
-const SNAPSHOT_CACHE_NODES: usize = 1_000_000;
 
 impl From<Stalled> for VolumeError {
     fn from(s: Stalled) -> Self {
@@ -135,8 +127,6 @@ fn s3_err(id: Option<BlobId>, e: S3Error) -> VolumeError {
         (S3Error::Local(m), _) => VolumeError::Io(m),
     }
 }
-
-type CachedSnapshot = (u64, Arc<Vec<(String, Node)>>, u64);
 
 impl VolumeStore for RemoteStore {
     fn location(&self) -> String {
@@ -214,7 +204,7 @@ impl VolumeStore for RemoteStore {
             tx.commit().await?;
             Ok(id)
         })?;
-        lock(&self.inner.volume_cache).put(id, u64::MAX, Arc::new(Vec::new()));
+        lock(&self.inner.volume_cache).forget(id);
         Ok(())
     }
 
@@ -421,15 +411,6 @@ impl VolumeStore for RemoteStore {
             .collect();
         blob_ids.sort();
         blob_ids.dedup();
-        // Every path the changes touch, and their ancestors, read at once.
-        let mut wanted: BTreeSet<String> = BTreeSet::new();
-        for (p, _) in &normalized {
-            wanted.insert(p.clone());
-            for a in ancestors(p) {
-                wanted.insert(a.to_owned());
-            }
-        }
-        let wanted: Vec<String> = wanted.into_iter().collect();
         let limit = self.inode_limit();
         let now_ms = self.now_ms();
         let n = name.to_owned();
@@ -467,37 +448,18 @@ impl VolumeStore for RemoteStore {
                     }
                 }
             }
-            let mut plan = Plan {
-                tx: &tx,
-                id: meta.id,
-                overlay: BTreeMap::new(),
-                read: HashMap::new(),
-                known_dirs: HashSet::new(),
+            let head = PgHead::read(&tx, meta.id, &normalized).await?;
+            let base = Base {
+                volume: &n,
                 inodes: meta.inodes,
                 bytes: meta.bytes,
+                max_bytes: meta.max_bytes,
+                inode_limit: limit,
                 now_ms,
             };
-            plan.prefetch(wanted).await?;
-            let (mut changed, mut removed_paths) = (Vec::new(), Vec::new());
-            for (path, node) in &normalized {
-                match node {
-                    Some(node) => {
-                        plan.put(path, node).await?;
-                        changed.push(path.clone());
-                    }
-                    None => {
-                        if plan.remove(path).await? {
-                            removed_paths.push(path.clone());
-                        }
-                    }
-                }
-            }
-            // A commit that does not grow the count passes even over a
-            // (lowered) limit, so a full volume can always be cleaned up.
-            if plan.inodes > limit && plan.inodes > meta.inodes {
-                return Err(VolumeError::NoSpace { volume: n, limit });
-            }
-            check_quota(&n, meta.max_bytes, meta.bytes, plan.bytes)?;
+            let changes = normalized.iter().map(|(p, n)| (p.as_str(), n.as_ref()));
+            let plan = plan(head, base, changes)?;
+            let (changed, removed_paths) = (plan.changed, plan.removed);
             let version = meta
                 .head
                 .checked_add(1)
@@ -505,8 +467,7 @@ impl VolumeStore for RemoteStore {
                 .ok_or_else(|| {
                     VolumeError::Corrupt(format!("volume `{n}`: version counter overflow"))
                 })?;
-            let (inodes, bytes) = (plan.inodes, plan.bytes);
-            let overlay = std::mem::take(&mut plan.overlay);
+            let (inodes, bytes, overlay) = (plan.inodes, plan.bytes, plan.overlay);
             let mut put_paths = Vec::new();
             let (mut kinds, mut blobs, mut sizes_col, mut mtimes, mut modes, mut targets) = (
                 Vec::new(),
@@ -611,24 +572,9 @@ impl VolumeStore for RemoteStore {
             };
             Ok((meta.id, meta.head, info, overlay))
         })?;
-        // Keep a cached snapshot of the previous head current: apply what
-        // this commit wrote (cheap next to a rescan, which the next read
-        // would otherwise do).
-        let mut cache = lock(&self.inner.volume_cache);
-        if let Some(nodes) = cache.get(id, from) {
-            let mut merged: BTreeMap<String, Node> = nodes.iter().cloned().collect();
-            for (p, n) in overlay {
-                match n {
-                    Some(n) => {
-                        merged.insert(p, n);
-                    }
-                    None => {
-                        merged.remove(&p);
-                    }
-                }
-            }
-            cache.put(id, info.version, Arc::new(merged.into_iter().collect()));
-        }
+        // Keep a cached snapshot of the previous head current: the next read
+        // merges in what this commit wrote (cheap next to a rescan).
+        lock(&self.inner.volume_cache).advance(id, from, info.version, overlay);
         Ok(info)
     }
 

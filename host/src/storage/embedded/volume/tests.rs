@@ -151,18 +151,6 @@ fn cached_snapshots_follow_the_head() {
     s.delete("w").unwrap();
     s.create("w").unwrap();
     assert!(s.snapshot("w").unwrap().nodes.is_empty());
-    // Over the cache's size, old entries go, and reads still work.
-    let mut cache = SnapshotCache::default();
-    let big = Arc::new(vec![
-        (String::new(), dir_node());
-        SNAPSHOT_CACHE_NODES / 2 + 1
-    ]);
-    cache.put(1, 1, big.clone());
-    cache.put(2, 1, big.clone());
-    assert!(cache.get(1, 1).is_none(), "evicted");
-    assert!(cache.get(2, 1).is_some());
-    assert!(cache.get(2, 2).is_none(), "another head");
-    assert_eq!(cache.nodes, big.len());
 }
 
 #[test]

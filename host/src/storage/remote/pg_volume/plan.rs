@@ -1,187 +1,136 @@
-//! Commit planning on PostgreSQL: the writes a commit builds over the head
-//! it started from, read through the commit's transaction.
+//! The head a commit plans over on PostgreSQL: everything the shared
+//! planner will read, fetched up front through the commit's transaction
+//! (the planner is synchronous, and one query beats one per path).
 
 use super::*;
+use crate::storage::volume::plan::HeadReader;
 
-/// The writes a commit is building, over the head it started from (the
-/// embedded store's plan, reading through a transaction).
-pub(super) struct Plan<'a> {
-    pub(super) tx: &'a Transaction<'a>,
-    pub(super) id: i64,
-    /// Path → its state after the changes so far (`None`: removed).
-    pub(super) overlay: BTreeMap<String, Option<Node>>,
-    /// Stored state of the paths read up front (`None`: absent).
-    pub(super) read: HashMap<String, Option<Node>>,
-    pub(super) known_dirs: HashSet<String>,
-    pub(super) inodes: u64,
-    pub(super) bytes: u64,
-    pub(super) now_ms: u64,
+/// The stored head at the paths a commit touches, read ahead.
+#[derive(Debug, Default)]
+pub(super) struct PgHead {
+    /// The changed paths and their ancestors (`None`: absent).
+    points: HashMap<String, Option<Node>>,
+    /// Every stored node under the directories in `roots`.
+    under: BTreeMap<String, Node>,
+    /// Directories whose whole subtree is in `under`.
+    roots: Vec<String>,
 }
 
-impl Plan<'_> {
-    pub(super) async fn current(&mut self, path: &str) -> Result<Option<Node>, VolumeError> {
-        if let Some(n) = self.overlay.get(path) {
-            return Ok(n.clone());
+impl PgHead {
+    /// Reads what planning `changes` over volume `id` needs: each changed
+    /// path and its ancestors in one query, then the subtree of each
+    /// changed path that is a directory now and that a change may remove
+    /// (a removal, or a put of a file or symlink).
+    pub(super) async fn read(
+        tx: &Transaction<'_>,
+        id: i64,
+        changes: &[(String, Option<Node>)],
+    ) -> Result<Self, VolumeError> {
+        let mut wanted: BTreeSet<String> = BTreeSet::new();
+        for (p, _) in changes {
+            wanted.insert(p.clone());
+            for a in ancestors(p) {
+                wanted.insert(a.to_owned());
+            }
         }
-        if let Some(n) = self.read.get(path) {
-            return Ok(n.clone());
-        }
-        let st = self
-            .tx
-            .prepare_cached(&format!(
-                "SELECT {} FROM vessel_volume_nodes n WHERE n.volume = $1 AND n.path = $2",
-                node_cols("n")
-            ))
-            .await?;
-        let node = match self.tx.query_opt(&st, &[&self.id, &path]).await? {
-            Some(row) => node_at(&row, 0)?,
-            None => None,
-        };
-        self.read.insert(path.to_owned(), node.clone());
-        Ok(node)
-    }
-
-    /// Reads `paths` in one query.
-    pub(super) async fn prefetch(&mut self, paths: Vec<String>) -> Result<(), VolumeError> {
-        let st = self
-            .tx
+        let wanted: Vec<String> = wanted.into_iter().collect();
+        let st = tx
             .prepare_cached(&format!(
                 "SELECT n.path, {} FROM vessel_volume_nodes n \
                  WHERE n.volume = $1 AND n.path = ANY($2)",
                 node_cols("n")
             ))
             .await?;
-        for row in self.tx.query(&st, &[&self.id, &paths]).await? {
+        let mut head = PgHead::default();
+        for row in tx.query(&st, &[&id, &wanted]).await? {
             let path: String = col(&row, 0)?;
             let node = node_at(&row, 1)?;
-            self.read.insert(path, node);
+            head.points.insert(path, node);
         }
-        for p in paths {
-            self.read.entry(p).or_insert(None);
+        for p in wanted {
+            head.points.entry(p).or_insert(None);
         }
-        Ok(())
-    }
-
-    pub(super) fn forget(&mut self, node: &Node) {
-        self.inodes = self.inodes.saturating_sub(1);
-        if node.kind == NodeKind::File {
-            self.bytes = self.bytes.saturating_sub(node.size);
-        }
-    }
-
-    pub(super) fn add(&mut self, node: &Node) {
-        self.inodes = self.inodes.saturating_add(1);
-        if node.kind == NodeKind::File {
-            self.bytes = self.bytes.saturating_add(node.size);
-        }
-    }
-
-    /// Removes everything strictly under `dir` from the planned state.
-    pub(super) async fn remove_subtree(&mut self, dir: &str) -> Result<(), VolumeError> {
-        let (lo, hi) = subtree_range(dir);
-        let touched: Vec<(String, Option<Node>)> = self
-            .overlay
-            .range::<str, _>((
-                std::ops::Bound::Included(lo.as_str()),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(k, _)| k.starts_with(&lo))
-            .map(|(k, v)| (k.clone(), v.clone()))
+        // Outermost first, so a nested directory's subtree comes with its
+        // ancestor's.
+        let mut dirs: Vec<&str> = changes
+            .iter()
+            .filter(|(_, n)| n.as_ref().is_none_or(|n| n.kind != NodeKind::Dir))
+            .map(|(p, _)| p.as_str())
+            .filter(|p| head.is_dir(p))
             .collect();
-        let touched_paths: HashSet<String> = touched.iter().map(|(k, _)| k.clone()).collect();
-        let st = self
-            .tx
+        dirs.sort_unstable();
+        dirs.dedup();
+        let st = tx
             .prepare_cached(&format!(
                 "SELECT n.path, {} FROM vessel_volume_nodes n WHERE n.volume = $1 \
                  AND n.path >= $2 AND ($3::text IS NULL OR n.path < $3)",
                 node_cols("n")
             ))
             .await?;
-        let mut stored = Vec::new();
-        for row in self.tx.query(&st, &[&self.id, &lo, &hi]).await? {
-            let path: String = col(&row, 0)?;
-            if touched_paths.contains(&path) {
+        for dir in dirs {
+            if head.covered(dir) {
                 continue;
             }
-            if let Some(node) = node_at(&row, 1)? {
-                stored.push((path, node));
-            }
-        }
-        for (path, node) in touched {
-            if let Some(node) = node {
-                self.forget(&node);
-                self.known_dirs.remove(&path);
-                self.overlay.insert(path, None);
-            }
-        }
-        for (path, node) in stored {
-            self.forget(&node);
-            self.known_dirs.remove(&path);
-            self.overlay.insert(path, None);
-        }
-        Ok(())
-    }
-
-    /// Makes sure `dir` is a directory, replacing a file or symlink there.
-    pub(super) async fn ensure_dir(&mut self, dir: &str) -> Result<(), VolumeError> {
-        if self.known_dirs.contains(dir) {
-            return Ok(());
-        }
-        match self.current(dir).await? {
-            Some(n) if n.kind == NodeKind::Dir => {}
-            other => {
-                if let Some(old) = &other {
-                    self.forget(old);
+            let (lo, hi) = subtree_range(dir);
+            for row in tx.query(&st, &[&id, &lo, &hi]).await? {
+                let path: String = col(&row, 0)?;
+                if let Some(node) = node_at(&row, 1)? {
+                    head.under.insert(path, node);
                 }
-                let node = Node {
-                    kind: NodeKind::Dir,
-                    blob: None,
-                    size: 0,
-                    mtime_ms: self.now_ms,
-                    mode: IMPLICIT_DIR_MODE,
-                    target: None,
-                };
-                self.add(&node);
-                self.overlay.insert(dir.to_owned(), Some(node));
             }
+            head.roots.push(dir.to_owned());
         }
-        self.known_dirs.insert(dir.to_owned());
-        Ok(())
+        Ok(head)
     }
 
-    pub(super) async fn put(&mut self, path: &str, node: &Node) -> Result<(), VolumeError> {
-        for dir in ancestors(path) {
-            self.ensure_dir(dir).await?;
-        }
-        if let Some(old) = self.current(path).await? {
-            // A directory replaced by a file or symlink takes its subtree
-            // with it; a directory over a directory keeps its children.
-            if old.kind == NodeKind::Dir && node.kind != NodeKind::Dir {
-                self.remove_subtree(path).await?;
-            }
-            self.forget(&old);
-        }
-        self.add(node);
-        if node.kind == NodeKind::Dir {
-            self.known_dirs.insert(path.to_owned());
-        } else {
-            self.known_dirs.remove(path);
-        }
-        self.overlay.insert(path.to_owned(), Some(node.clone()));
-        Ok(())
+    fn is_dir(&self, path: &str) -> bool {
+        matches!(self.points.get(path), Some(Some(n)) if n.kind == NodeKind::Dir)
     }
 
-    /// Returns whether something was removed.
-    pub(super) async fn remove(&mut self, path: &str) -> Result<bool, VolumeError> {
-        let Some(old) = self.current(path).await? else {
-            return Ok(false);
-        };
-        if old.kind == NodeKind::Dir {
-            self.remove_subtree(path).await?;
+    /// Whether `dir`'s subtree was read (as itself or inside an ancestor's).
+    fn covered(&self, dir: &str) -> bool {
+        self.roots.iter().any(|r| {
+            dir == r
+                || dir
+                    .strip_prefix(r.as_str())
+                    .is_some_and(|s| s.starts_with('/'))
+        })
+    }
+
+    fn not_read(what: &str, path: &str) -> VolumeError {
+        // The planner reads only what `read` fetched; reaching this is a
+        // host bug, reported rather than answered with a wrong plan.
+        VolumeError::Io(format!(
+            "commit planner read {what} {path:?}, which the commit did not fetch"
+        ))
+    }
+}
+
+impl HeadReader for PgHead {
+    fn node(&mut self, path: &str) -> Result<Option<Node>, VolumeError> {
+        match self.points.get(path) {
+            Some(n) => Ok(n.clone()),
+            None => Err(Self::not_read("node", path)),
         }
-        self.forget(&old);
-        self.known_dirs.remove(path);
-        self.overlay.insert(path.to_owned(), None);
-        Ok(true)
+    }
+
+    fn subtree(&mut self, dir: &str) -> Result<Vec<(String, Node)>, VolumeError> {
+        if !self.is_dir(dir) {
+            // Nothing is stored under a path that is not a directory now.
+            return Ok(Vec::new());
+        }
+        if !self.covered(dir) {
+            return Err(Self::not_read("the subtree of", dir));
+        }
+        let prefix = format!("{dir}/");
+        Ok(self
+            .under
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 }
