@@ -10,6 +10,7 @@ mod quota;
 pub mod volume;
 
 use crate::storage::Stores;
+use crate::storage::dict::{DictStore, Sweeper, spawn_sweeper};
 use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore, OpenError};
 #[cfg(feature = "remote")]
 use crate::storage::remote::{RemoteError, RemoteOptions, RemoteStore};
@@ -23,10 +24,7 @@ pub struct Service {
     pub embedded: Option<EmbeddedStore>,
     /// Removes expired dict entries in the background while the service
     /// lives (the reads hide them anyway; this reclaims the space).
-    _dict_sweeper: Option<Arc<crate::storage::embedded::dict::DictSweeper>>,
-    /// The same for the shared backend.
-    #[cfg(feature = "remote")]
-    _remote_sweeper: Option<Arc<crate::storage::remote::Sweeper>>,
+    _dict_sweeper: Option<Arc<Sweeper>>,
 }
 
 /// How often the background sweep removes expired dict entries.
@@ -41,15 +39,13 @@ impl Service {
 
     /// Serves an already open embedded store.
     pub fn from_embedded(store: EmbeddedStore) -> Self {
-        let stores = Stores {
-            dicts: Some(Arc::new(store.clone())),
-            volumes: Some(Arc::new(store.clone())),
-        };
+        let dicts: Arc<dyn DictStore> = Arc::new(store.clone());
         Service {
-            stores,
-            _dict_sweeper: Some(Arc::new(store.spawn_dict_sweeper(DICT_SWEEP_INTERVAL))),
-            #[cfg(feature = "remote")]
-            _remote_sweeper: None,
+            stores: Stores {
+                dicts: Some(dicts.clone()),
+                volumes: Some(Arc::new(store.clone())),
+            },
+            _dict_sweeper: Some(Arc::new(spawn_sweeper(dicts, DICT_SWEEP_INTERVAL))),
             embedded: Some(store),
         }
     }
@@ -64,14 +60,14 @@ impl Service {
     /// Serves an already open shared backend.
     #[cfg(feature = "remote")]
     pub fn from_remote(store: RemoteStore) -> Self {
+        let dicts: Arc<dyn DictStore> = Arc::new(store.clone());
         Service {
             stores: Stores {
-                dicts: Some(Arc::new(store.clone())),
-                volumes: Some(Arc::new(store.clone())),
+                dicts: Some(dicts.clone()),
+                volumes: Some(Arc::new(store)),
             },
             embedded: None,
-            _dict_sweeper: None,
-            _remote_sweeper: Some(Arc::new(store.spawn_dict_sweeper(DICT_SWEEP_INTERVAL))),
+            _dict_sweeper: Some(Arc::new(spawn_sweeper(dicts, DICT_SWEEP_INTERVAL))),
         }
     }
 }

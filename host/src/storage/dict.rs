@@ -13,6 +13,13 @@
 //! - Lease tokens grow strictly per key across the dict's life.
 //! - Every method that writes returns only once the write is durable.
 
+mod backend;
+pub mod expiry;
+mod sweeper;
+
+pub use backend::DictBackend;
+pub use sweeper::{Sweeper, spawn_sweeper};
+
 use crate::error_kind::ErrorKind;
 
 /// Longest dict name, in bytes.

@@ -78,6 +78,72 @@ fn names_are_validated_and_missing_dicts_are_not_found(make: &Make) {
     assert_eq!(get(s, "k"), None, "and starts empty");
 }
 
+/// Every operation checks its arguments before the backend sees them: a
+/// bad dict name and an over-long key are refused by each one, and nothing
+/// is written.
+fn every_operation_refuses_bad_names_and_keys(make: &Make) {
+    let b = setup(make, WEEK);
+    let s = &*b.dicts;
+    put(s, "k", b"v");
+    let (bad, long) = ("a/b", "k".repeat(4097));
+    let keys = vec![long.clone()];
+    let pairs = vec![(long.clone(), b"v".to_vec())];
+    let opts = PutOptions::default();
+    let by_name: Vec<(&str, Result<(), DictError>)> = vec![
+        ("delete", s.delete(bad)),
+        ("exists", s.exists(bad).map(drop)),
+        ("get", s.get(bad, "k").map(drop)),
+        ("get_many", s.get_many(bad, &[]).map(drop)),
+        ("put", s.put(bad, "k", b"v", &opts).map(drop)),
+        ("pop", s.pop(bad, "k").map(drop)),
+        ("contains", s.contains(bad, "k").map(drop)),
+        ("len", s.len(bad).map(drop)),
+        ("update", s.update(bad, &[])),
+        ("remove_many", s.remove_many(bad, &[]).map(drop)),
+        ("scan", s.scan(bad, "", None, 10, true).map(drop)),
+        ("clear", s.clear(bad)),
+        ("increment", s.increment(bad, "k", 1).map(drop)),
+        ("lock", s.lock(bad, "k", 1000).map(drop)),
+        ("renew", s.renew(bad, "k", 1, 1000).map(drop)),
+        ("release", s.release(bad, "k", 1)),
+    ];
+    for (op, r) in by_name {
+        assert!(
+            matches!(r, Err(DictError::InvalidName { .. })),
+            "{op} with a bad name: {r:?}"
+        );
+    }
+    let by_key: Vec<(&str, Result<(), DictError>)> = vec![
+        ("get", s.get("d", &long).map(drop)),
+        ("get_many", s.get_many("d", &keys).map(drop)),
+        ("put", s.put("d", &long, b"v", &opts).map(drop)),
+        ("pop", s.pop("d", &long).map(drop)),
+        ("contains", s.contains("d", &long).map(drop)),
+        ("update", s.update("d", &pairs)),
+        ("remove_many", s.remove_many("d", &keys).map(drop)),
+        ("scan prefix", s.scan("d", &long, None, 10, true).map(drop)),
+        (
+            "scan cursor",
+            s.scan("d", "", Some(&long), 10, true).map(drop),
+        ),
+        ("increment", s.increment("d", &long, 1).map(drop)),
+        ("lock", s.lock("d", &long, 1000).map(drop)),
+        ("renew", s.renew("d", &long, 1, 1000).map(drop)),
+        ("release", s.release("d", &long, 1)),
+    ];
+    for (op, r) in by_key {
+        assert!(
+            matches!(r, Err(DictError::InvalidKey(_))),
+            "{op} with a 4097-byte key: {r:?}"
+        );
+    }
+    assert_eq!(s.len("d").unwrap(), 1, "nothing was written");
+    assert_eq!(get(s, "k").as_deref(), Some(&b"v"[..]));
+    // An empty update writes nothing but still finds a missing dict.
+    s.update("d", &[]).unwrap();
+    assert!(matches!(s.update("nope", &[]), Err(DictError::NotFound(_))));
+}
+
 fn versions_grow_per_dict_and_are_never_reused(make: &Make) {
     let b = setup(make, WEEK);
     let v5 = {
@@ -587,6 +653,7 @@ fn contending_writers_lose_nothing(make: &Make) {
 
 super::suite!(
     names_are_validated_and_missing_dicts_are_not_found,
+    every_operation_refuses_bad_names_and_keys,
     versions_grow_per_dict_and_are_never_reused,
     cas_compares_versions_not_values,
     if_absent_writes_once_and_reports_it,

@@ -35,7 +35,7 @@
 //!
 //! An entry without a TTL expires after the idle period without a read or a
 //! write. To avoid a write per read, a read refreshes the stored access time
-//! only when it is older than `idle / 32` ([`TOUCH_FRACTION`]); so that no
+//! only when it is older than `idle / 32` ([`TOUCH_FRACTION`](crate::storage::dict::expiry::TOUCH_FRACTION)); so that no
 //! entry expires early, the deadline is `access + idle + idle / 32`. An entry
 //! therefore lives at least the idle period after its last read or write and
 //! at most 1/32 of it longer (7 days + 5¼ hours by default). A read does
@@ -46,7 +46,7 @@
 //!
 //! Expired entries are invisible at once (every read checks), are removed
 //! lazily by the reads that find them and by [`DictStore::sweep_expired`]
-//! (run in the background by [`DictSweeper`]), and `len` removes every due
+//! (run in the background by [`spawn_sweeper`](crate::storage::dict::spawn_sweeper)), and `len` removes every due
 //! entry before it answers, so the count is exact.
 //!
 //! [`Durability::sync`]: super::Durability::sync
@@ -62,24 +62,20 @@ use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
-use std::time::Duration;
 
 use sled::{IVec, Tree};
 
 use super::EmbeddedStore;
 use super::wal::Batch;
+use crate::storage::dict::expiry::{self, slack};
 pub use crate::storage::dict::{
     DEFAULT_IDLE_EXPIRY_MS, MAX_KEY_BYTES, MAX_SCAN_LIMIT, MAX_UPDATE_ENTRIES, MAX_VALUE_BYTES,
 };
 use crate::storage::dict::{
-    DictEntry, DictError, DictInfo, DictLimits, DictStore, DurableWait, LeaseInfo, PutOptions,
-    PutOutcome, ScanItem, ScanPage, check_batch_len, check_key, check_lease_ttl, check_put_ttl,
-    check_scan, check_update_len, check_value, parse_counter, validate_name,
+    DictBackend, DictEntry, DictError, DictInfo, DictLimits, DurableWait, LeaseInfo, PutOptions,
+    PutOutcome, ScanItem, ScanPage, parse_counter,
 };
 use crate::storage::disk::is_disk_full;
-
-/// A read refreshes the access time once it is older than idle / this.
-pub const TOUCH_FRACTION: u64 = 32;
 
 /// Due entries removed per write, so one purge never holds the dict log's
 /// writer lock for long.
@@ -139,11 +135,6 @@ struct ReadCache {
     trees: HashMap<String, (Tree, IVec)>,
 }
 
-/// The slack added to the idle period (see the module docs).
-fn slack(idle: u64) -> u64 {
-    idle / TOUCH_FRACTION
-}
-
 fn be(bytes: &[u8], at: usize) -> Option<u64> {
     let b: [u8; 8] = bytes.get(at..at.checked_add(8)?)?.try_into().ok()?;
     Some(u64::from_be_bytes(b))
@@ -171,28 +162,10 @@ fn tree_name(id: u64, kind: char) -> String {
     format!("{TREE_PREFIX}{id:016x}/{kind}")
 }
 
-/// The background sweeper's guard: dropping it stops and joins the thread
-/// (so the store's files close with the last handle).
-#[derive(Debug)]
-pub struct DictSweeper {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for DictSweeper {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-impl DictStore for EmbeddedStore {
+impl DictBackend for EmbeddedStore {
     fn create(&self, name: &str) -> Result<bool, DictError> {
         // Its record must be in sled before it drops cached trees.
         self.wal.undeferred(|| {
-            validate_name(name)?;
             let now = self.clock.now_ms();
             let meta_tree = self.dict_meta_tree()?;
             let created = self.wal.transact(true, durability_error, |b| {
@@ -245,7 +218,6 @@ impl DictStore for EmbeddedStore {
     }
 
     fn exists(&self, name: &str) -> Result<bool, DictError> {
-        validate_name(name)?;
         match self.dict_meta_of(name) {
             Ok(_) => Ok(true),
             Err(DictError::NotFound(_)) => Ok(false),
@@ -280,7 +252,6 @@ impl DictStore for EmbeddedStore {
 
     fn get(&self, dict: &str, key: &str) -> Result<Option<DictEntry>, DictError> {
         // The name is checked by `dict_with_read_tree` on a cache miss.
-        check_key(key)?;
         // Fast path: a read with nothing to record needs no log record. It
         // copies the value out of the cached row in place.
         let idle = self.dict_idle_expiry_ms();
@@ -335,10 +306,6 @@ impl DictStore for EmbeddedStore {
         })
     }
 
-    fn get_many(&self, dict: &str, keys: &[String]) -> Result<Vec<Option<DictEntry>>, DictError> {
-        keys.iter().map(|k| self.get(dict, k)).collect()
-    }
-
     fn put(
         &self,
         dict: &str,
@@ -346,9 +313,6 @@ impl DictStore for EmbeddedStore {
         value: &[u8],
         opts: &PutOptions,
     ) -> Result<PutOutcome, DictError> {
-        check_key(key)?;
-        check_value(value.len())?;
-        check_put_ttl(opts)?;
         let outcome = self.dict_tx(dict, |tx, meta| {
             let old = tx.read(key)?;
             let live = old.as_ref().filter(|(h, _)| !tx.expired(h));
@@ -381,7 +345,6 @@ impl DictStore for EmbeddedStore {
     }
 
     fn pop(&self, dict: &str, key: &str) -> Result<Option<DictEntry>, DictError> {
-        check_key(key)?;
         let popped = self.dict_tx(dict, |tx, meta| {
             let Some((h, b)) = tx.read(key)? else {
                 return Ok(None);
@@ -399,29 +362,13 @@ impl DictStore for EmbeddedStore {
         Ok(popped)
     }
 
-    fn contains(&self, dict: &str, key: &str) -> Result<bool, DictError> {
-        Ok(self.get(dict, key)?.is_some())
-    }
-
     fn len(&self, dict: &str) -> Result<u64, DictError> {
-        validate_name(dict)?;
         self.dict_purge_due(dict, usize::MAX)?;
         // The purge settled the log, and its own writes were waited for.
         Ok(self.dict_meta_of(dict)?.live)
     }
 
     fn update(&self, dict: &str, entries: &[(String, Vec<u8>)]) -> Result<(), DictError> {
-        check_update_len(entries.len())?;
-        for (k, v) in entries {
-            check_key(k)?;
-            check_value(v.len())?;
-        }
-        if entries.is_empty() {
-            // Still report a missing dict.
-            validate_name(dict)?;
-            self.dict_meta_of(dict)?;
-            return Ok(());
-        }
         self.dict_tx(dict, |tx, meta| {
             for (key, value) in entries {
                 let old = tx.read(key)?;
@@ -441,10 +388,6 @@ impl DictStore for EmbeddedStore {
     }
 
     fn remove_many(&self, dict: &str, keys: &[String]) -> Result<u64, DictError> {
-        check_batch_len(keys.len(), "a removal")?;
-        for k in keys {
-            check_key(k)?;
-        }
         let removed = self.dict_tx(dict, |tx, meta| {
             let mut removed = 0u64;
             // A key listed twice is removed once.
@@ -475,7 +418,7 @@ impl DictStore for EmbeddedStore {
         limit: u32,
         with_values: bool,
     ) -> Result<ScanPage, DictError> {
-        let limit = check_scan(dict, prefix, cursor, limit)? as usize;
+        let limit = limit as usize;
         let entries = self.dict_read_tree(dict)?;
         let idle = self.dict_idle_expiry_ms();
         // The cursor is the last key returned: continue strictly after it.
@@ -531,7 +474,6 @@ impl DictStore for EmbeddedStore {
     fn clear(&self, dict: &str) -> Result<(), DictError> {
         // Its record must be in sled before it drops cached trees.
         self.wal.undeferred(|| {
-            validate_name(dict)?;
             let old = self.dict_tx(dict, |tx, meta| {
                 let old = *meta;
                 meta.data_id = tx.b.new_id().map_err(storage)?;
@@ -544,7 +486,6 @@ impl DictStore for EmbeddedStore {
     }
 
     fn increment(&self, dict: &str, key: &str, delta: i64) -> Result<i64, DictError> {
-        check_key(key)?;
         let n = self.dict_tx(dict, |tx, meta| {
             let old = tx.read(key)?;
             let live = old.as_ref().filter(|(h, _)| !tx.expired(h));
@@ -577,8 +518,6 @@ impl DictStore for EmbeddedStore {
     }
 
     fn lock(&self, dict: &str, key: &str, ttl_ms: u64) -> Result<Option<LeaseInfo>, DictError> {
-        check_key(key)?;
-        check_lease_ttl(ttl_ms)?;
         let lease = self.dict_tx(dict, |tx, meta| {
             if let Some(b) = tx.lease(key)? {
                 let (_, expires) = decode_lease(key, &b)?;
@@ -607,8 +546,6 @@ impl DictStore for EmbeddedStore {
         token: u64,
         ttl_ms: u64,
     ) -> Result<LeaseInfo, DictError> {
-        check_key(key)?;
-        check_lease_ttl(ttl_ms)?;
         let lease = self.dict_tx(dict, |tx, _| {
             let lost = || DictError::LeaseLost { key: key.into() };
             let b = tx.lease(key)?.ok_or_else(lost)?;
@@ -628,7 +565,6 @@ impl DictStore for EmbeddedStore {
     }
 
     fn release(&self, dict: &str, key: &str, token: u64) -> Result<(), DictError> {
-        check_key(key)?;
         self.dict_tx(dict, |tx, _| {
             if let Some(b) = tx.lease(key)? {
                 let (held, _) = decode_lease(key, &b)?;

@@ -408,30 +408,6 @@ impl RemoteStore {
             downloads: s.downloads.load(Relaxed),
         }
     }
-
-    /// Starts a thread that calls
-    /// [`DictStore::sweep_expired`](super::dict::DictStore::sweep_expired)
-    /// every `every`; it stops (and is joined) when the guard drops.
-    pub fn spawn_dict_sweeper(&self, every: Duration) -> Sweeper {
-        use super::dict::DictStore;
-        let (stop, rx) = std::sync::mpsc::channel::<()>();
-        let store = self.clone();
-        let handle = std::thread::Builder::new()
-            .name("vessel-dict-sweep".into())
-            .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
-                    // Retried at the next round; reads hide expired entries.
-                    if let Err(e) = store.sweep_expired(100_000) {
-                        tracing::warn!("dict sweep failed: {e}");
-                    }
-                }
-            })
-            .ok();
-        Sweeper {
-            stop: Some(stop),
-            handle,
-        }
-    }
 }
 
 /// Counts of S3 requests by kind.
@@ -441,22 +417,6 @@ pub struct S3Counts {
     pub multipart_uploads: u64,
     pub parts: u64,
     pub downloads: u64,
-}
-
-/// The background sweeper's guard: dropping it stops and joins the thread.
-#[derive(Debug)]
-pub struct Sweeper {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Sweeper {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
 }
 
 /// An operation that got no answer in time, or could not run.

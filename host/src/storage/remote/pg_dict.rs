@@ -52,15 +52,10 @@ use tokio_postgres::types::FromSql;
 
 use super::{DbError, Inner, RemoteStore, Stalled, from_db, to_db};
 use crate::storage::dict::{
-    DictEntry, DictError, DictInfo, DictLimits, DictStore, LeaseInfo, MAX_KEY_BYTES,
+    DictBackend, DictEntry, DictError, DictInfo, DictLimits, LeaseInfo, MAX_KEY_BYTES,
     MAX_SCAN_LIMIT, MAX_UPDATE_ENTRIES, MAX_VALUE_BYTES, PutOptions, PutOutcome, ScanItem,
-    ScanPage, validate_name,
+    ScanPage, parse_counter,
 };
-use crate::storage::dict::{
-    check_batch_len, check_key, check_lease_ttl, check_put_ttl, check_scan, check_update_len,
-    check_value, parse_counter,
-};
-use crate::storage::embedded::dict::TOUCH_FRACTION;
 
 impl From<Stalled> for DictError {
     fn from(s: Stalled) -> Self {
@@ -80,9 +75,8 @@ impl From<deadpool_postgres::PoolError> for DictError {
     }
 }
 
-impl DictStore for RemoteStore {
+impl DictBackend for RemoteStore {
     fn create(&self, name: &str) -> Result<bool, DictError> {
-        validate_name(name)?;
         let name = name.to_owned();
         let now = self.now_ms();
         self.dict_op(move |inner| async move {
@@ -123,7 +117,6 @@ impl DictStore for RemoteStore {
     }
 
     fn exists(&self, name: &str) -> Result<bool, DictError> {
-        validate_name(name)?;
         self.dict_exists_now(name)
     }
 
@@ -158,8 +151,6 @@ impl DictStore for RemoteStore {
     }
 
     fn get(&self, dict: &str, key: &str) -> Result<Option<DictEntry>, DictError> {
-        validate_name(dict)?;
-        check_key(key)?;
         let (d, k) = (dict.to_owned(), key.as_bytes().to_vec());
         let now = self.now_ms();
         let idle = self.idle_ms();
@@ -203,10 +194,6 @@ impl DictStore for RemoteStore {
         })
     }
 
-    fn get_many(&self, dict: &str, keys: &[String]) -> Result<Vec<Option<DictEntry>>, DictError> {
-        keys.iter().map(|k| self.get(dict, k)).collect()
-    }
-
     fn put(
         &self,
         dict: &str,
@@ -214,9 +201,6 @@ impl DictStore for RemoteStore {
         value: &[u8],
         opts: &PutOptions,
     ) -> Result<PutOutcome, DictError> {
-        check_key(key)?;
-        check_value(value.len())?;
-        check_put_ttl(opts)?;
         let (d, k, v, opts) = (dict.to_owned(), key.to_owned(), value.to_vec(), *opts);
         let now = self.now_ms();
         let idle = self.idle_ms();
@@ -251,7 +235,6 @@ impl DictStore for RemoteStore {
     }
 
     fn pop(&self, dict: &str, key: &str) -> Result<Option<DictEntry>, DictError> {
-        check_key(key)?;
         let (d, k) = (dict.to_owned(), key.as_bytes().to_vec());
         let now = self.now_ms();
         let idle = self.idle_ms();
@@ -279,10 +262,6 @@ impl DictStore for RemoteStore {
         })
     }
 
-    fn contains(&self, dict: &str, key: &str) -> Result<bool, DictError> {
-        Ok(self.get(dict, key)?.is_some())
-    }
-
     fn len(&self, dict: &str) -> Result<u64, DictError> {
         let d = dict.to_owned();
         let now = self.now_ms();
@@ -297,18 +276,6 @@ impl DictStore for RemoteStore {
     }
 
     fn update(&self, dict: &str, entries: &[(String, Vec<u8>)]) -> Result<(), DictError> {
-        check_update_len(entries.len())?;
-        for (k, v) in entries {
-            check_key(k)?;
-            check_value(v.len())?;
-        }
-        if entries.is_empty() {
-            validate_name(dict)?;
-            if !self.dict_exists_now(dict)? {
-                return Err(DictError::NotFound(dict.to_owned()));
-            }
-            return Ok(());
-        }
         // The last value of a key wins, with the version of its position
         // (versions advance once per pair, as in the embedded store).
         let mut last: BTreeMap<&str, (usize, &[u8])> = BTreeMap::new();
@@ -357,10 +324,6 @@ impl DictStore for RemoteStore {
     }
 
     fn remove_many(&self, dict: &str, keys: &[String]) -> Result<u64, DictError> {
-        check_batch_len(keys.len(), "a removal")?;
-        for k in keys {
-            check_key(k)?;
-        }
         let mut unique: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
         unique.sort();
         unique.dedup();
@@ -396,7 +359,6 @@ impl DictStore for RemoteStore {
         limit: u32,
         with_values: bool,
     ) -> Result<ScanPage, DictError> {
-        let limit = check_scan(dict, prefix, cursor, limit)?;
         // The cursor is the last key returned: continue strictly after it.
         let (start, exclusive) = match cursor {
             Some(c) if c.as_bytes() >= prefix.as_bytes() => (c.as_bytes().to_vec(), true),
@@ -471,7 +433,6 @@ impl DictStore for RemoteStore {
     }
 
     fn increment(&self, dict: &str, key: &str, delta: i64) -> Result<i64, DictError> {
-        check_key(key)?;
         let (d, k) = (dict.to_owned(), key.to_owned());
         let now = self.now_ms();
         let idle = self.idle_ms();
@@ -503,8 +464,6 @@ impl DictStore for RemoteStore {
     }
 
     fn lock(&self, dict: &str, key: &str, ttl_ms: u64) -> Result<Option<LeaseInfo>, DictError> {
-        check_key(key)?;
-        check_lease_ttl(ttl_ms)?;
         let (d, k) = (dict.to_owned(), key.as_bytes().to_vec());
         let now = self.now_ms();
         self.dict_tx(dict, move |tx, locked| {
@@ -546,8 +505,6 @@ impl DictStore for RemoteStore {
         token: u64,
         ttl_ms: u64,
     ) -> Result<LeaseInfo, DictError> {
-        check_key(key)?;
-        check_lease_ttl(ttl_ms)?;
         let (d, k, name) = (dict.to_owned(), key.as_bytes().to_vec(), key.to_owned());
         let now = self.now_ms();
         self.dict_tx(dict, move |tx, _| {
@@ -575,7 +532,6 @@ impl DictStore for RemoteStore {
     }
 
     fn release(&self, dict: &str, key: &str, token: u64) -> Result<(), DictError> {
-        check_key(key)?;
         let (d, k) = (dict.to_owned(), key.as_bytes().to_vec());
         self.dict_tx(dict, move |tx, _| {
             Box::pin(async move {

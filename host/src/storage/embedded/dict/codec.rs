@@ -102,15 +102,11 @@ impl Header {
     }
 
     pub(super) fn expired(&self, now: u64, idle: u64) -> bool {
-        if self.deadline != 0 {
-            now >= self.deadline
-        } else {
-            now >= self.access.saturating_add(idle).saturating_add(slack(idle))
-        }
+        expiry::expired(self.access, self.deadline, now, idle)
     }
 
     pub(super) fn needs_touch(&self, now: u64, idle: u64) -> bool {
-        self.deadline == 0 && now.saturating_sub(self.access) >= slack(idle).max(1)
+        expiry::needs_touch(self.access, self.deadline, now, idle)
     }
 
     pub(super) fn index_key(&self, key: &[u8]) -> Vec<u8> {

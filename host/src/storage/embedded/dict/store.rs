@@ -104,10 +104,6 @@ impl EmbeddedStore {
             },
             Err(_) => None,
         };
-        // Only a name that passed this check can be in the cache (it had to
-        // be found in the meta tree, and creation checks names), so a hit
-        // skips it.
-        validate_name(dict)?;
         let meta = self.dict_meta_of(dict)?;
         let tree = self
             .db
@@ -181,7 +177,6 @@ impl EmbeddedStore {
         wait: bool,
         f: impl FnOnce(&Tx<'_>, &mut Meta) -> Result<R, DictError>,
     ) -> Result<R, DictError> {
-        validate_name(dict)?;
         let now = self.clock.now_ms();
         let idle = self.dict_idle_expiry_ms();
         let meta_tree = self.dict_meta_tree()?;
@@ -313,29 +308,6 @@ impl EmbeddedStore {
         }
         *orphans = unreferenced;
         Ok(())
-    }
-
-    /// Starts a thread that calls [`DictStore::sweep_expired`] every
-    /// `every`; it stops (and is joined) when the returned guard drops.
-    pub fn spawn_dict_sweeper(&self, every: Duration) -> DictSweeper {
-        let (stop, rx) = std::sync::mpsc::channel::<()>();
-        let store = self.clone();
-        let handle = std::thread::Builder::new()
-            .name("vessel-dict-sweep".into())
-            .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
-                    // Errors are retried at the next round; a sweep only
-                    // reclaims space, the reads hide expired entries anyway.
-                    if let Err(e) = store.sweep_expired(100_000) {
-                        tracing::warn!("dict sweep failed: {e}");
-                    }
-                }
-            })
-            .ok();
-        DictSweeper {
-            stop: Some(stop),
-            handle,
-        }
     }
 
     /// Empties the trees of an old data (and lease) id after a clear or

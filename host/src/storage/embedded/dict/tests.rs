@@ -97,7 +97,7 @@ fn len_is_exact_and_sweep_uses_the_index() {
     assert_eq!(t.index.len(), 5, "the index holds one key per entry");
     assert_eq!(meta.live, 5);
     // Idle entries: 10 s + slack.
-    clock.advance_ms(10_000 + 10_000 / TOUCH_FRACTION);
+    clock.advance_ms(10_000 + 10_000 / expiry::TOUCH_FRACTION);
     assert_eq!(s.sweep_expired(100).unwrap(), 5);
     assert_eq!(s.len("d").unwrap(), 0);
 }
@@ -229,7 +229,8 @@ fn background_sweeper_runs_and_stops() {
     )
     .unwrap();
     clock.advance_ms(10);
-    let sweeper = s.spawn_dict_sweeper(Duration::from_millis(5));
+    let sweeper =
+        crate::storage::dict::spawn_sweeper(Arc::new(s.clone()), Duration::from_millis(5));
     let start = std::time::Instant::now();
     while s.dict_meta_of("d").unwrap().live != 0 {
         assert!(start.elapsed() < Duration::from_secs(10), "never swept");

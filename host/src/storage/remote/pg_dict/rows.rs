@@ -3,6 +3,7 @@
 //! internals over them.
 
 use super::*;
+use crate::storage::dict::expiry::{self, slack};
 
 /// Column `i` of `row`, as `T`; a type mismatch is corruption, not a panic.
 pub(super) fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, DictError> {
@@ -12,10 +13,6 @@ pub(super) fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, DictE
 
 pub(super) fn u64_col(row: &Row, i: usize, what: &str) -> Result<u64, DictError> {
     from_db(col::<i64>(row, i)?, what).map_err(DictError::Corrupt)
-}
-
-pub(super) fn slack(idle: u64) -> u64 {
-    idle / TOUCH_FRACTION
 }
 
 /// The stored state of an entry, value aside.
@@ -35,14 +32,10 @@ impl Ent {
         })
     }
     pub(super) fn expired(&self, now: u64, idle: u64) -> bool {
-        if self.deadline != 0 {
-            now >= self.deadline
-        } else {
-            now >= self.access.saturating_add(idle).saturating_add(slack(idle))
-        }
+        expiry::expired(self.access, self.deadline, now, idle)
     }
     pub(super) fn needs_touch(&self, now: u64, idle: u64) -> bool {
-        self.deadline == 0 && now.saturating_sub(self.access) >= slack(idle).max(1)
+        expiry::needs_touch(self.access, self.deadline, now, idle)
     }
 }
 
@@ -215,7 +208,6 @@ impl RemoteStore {
             > + Send
             + 'static,
     {
-        validate_name(dict)?;
         let dict = dict.to_owned();
         self.dict_op(move |inner| async move {
             let mut client = inner.pool.get().await?;
