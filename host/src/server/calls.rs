@@ -9,6 +9,7 @@
 //! call is never evicted, so when the store is full of running calls a new
 //! spawn is refused (503) rather than a running call's result lost.
 
+use super::routes::params::FunctionPath;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -355,7 +356,7 @@ async fn read_args(s: &ServerState, c: &Caller, body: Upload) -> ApiResult<Json>
 }
 
 #[utoipa::path(post, path = "/v1/apps/{app}/functions/{function}/call", tag = "functions",
-    params(("app" = String, Path, description = "App name"), ("function" = String, Path, description = "Function name")),
+    params(FunctionPath),
     request_body(content = serde_json::Value, description = "The arguments: an array (positional) or an object (by name); empty means none"),
     responses((status = 200, description = "The function's result", body = CallResult),
         (status = 408, description = "The body stalled", body = ErrorBody),
@@ -376,7 +377,7 @@ pub(crate) async fn fn_call(
 }
 
 #[utoipa::path(post, path = "/v1/apps/{app}/functions/{function}/spawn", tag = "functions",
-    params(("app" = String, Path, description = "App name"), ("function" = String, Path, description = "Function name")),
+    params(FunctionPath),
     request_body(content = serde_json::Value, description = "The arguments, as for call"),
     responses((status = 202, description = "Started; poll /v1/calls/{id}", body = Spawned),
         (status = 408, description = "The body stalled", body = ErrorBody),

@@ -1,5 +1,6 @@
 //! The dict routes: `/v1/dicts/...`.
 
+use super::params::*;
 use super::*;
 
 #[utoipa::path(get, path = "/v1/dicts", tag = "dicts",
@@ -14,7 +15,7 @@ pub(crate) async fn dict_list(
 }
 
 #[utoipa::path(get, path = "/v1/dicts/{name}", tag = "dicts",
-    params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    params(DictName),
     responses((status = 200, description = "The dict", body = DictSummary)))]
 pub(crate) async fn dict_info(
     State(s): State<Arc<ServerState>>,
@@ -36,7 +37,7 @@ pub(crate) async fn dict_info(
 }
 
 #[utoipa::path(post, path = "/v1/dicts/{name}", tag = "dicts",
-    params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    params(DictName),
     responses((status = 201, description = "Created", body = Named),
         (status = 409, description = "It exists", body = ErrorBody)))]
 pub(crate) async fn dict_create(
@@ -59,7 +60,7 @@ pub(crate) async fn dict_create(
 }
 
 #[utoipa::path(delete, path = "/v1/dicts/{name}", tag = "dicts",
-    params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    params(DictName),
     responses((status = 204, description = "Deleted")))]
 pub(crate) async fn dict_delete(
     State(s): State<Arc<ServerState>>,
@@ -73,7 +74,7 @@ pub(crate) async fn dict_delete(
 }
 
 #[utoipa::path(post, path = "/v1/dicts/{name}/clear", tag = "dicts",
-    params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    params(DictName),
     responses((status = 204, description = "Every entry removed")))]
 pub(crate) async fn dict_clear(
     State(s): State<Arc<ServerState>>,
@@ -97,7 +98,7 @@ pub(crate) struct ItemsQuery {
 }
 
 #[utoipa::path(get, path = "/v1/dicts/{name}/items", tag = "dicts",
-    params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), ItemsQuery),
+    params(DictName, ItemsQuery),
     responses((status = 200, description = "The first entries in key order", body = DictItems)))]
 pub(crate) async fn dict_items(
     State(s): State<Arc<ServerState>>,
@@ -123,7 +124,7 @@ pub(crate) async fn dict_items(
 }
 
 #[utoipa::path(get, path = "/v1/dicts/{name}/keys/{key}", tag = "dicts",
-    params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), ("key" = String, Path, description = "Key")),
+    params(DictName, DictKey),
     responses((status = 200, description = "The entry", body = DictItem)))]
 pub(crate) async fn dict_get(
     State(s): State<Arc<ServerState>>,
@@ -137,7 +138,7 @@ pub(crate) async fn dict_get(
 }
 
 #[utoipa::path(put, path = "/v1/dicts/{name}/keys/{key}", tag = "dicts",
-    params(("name" = String, Path, description = "Dict name: ASCII letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), ("key" = String, Path, description = "Key")),
+    params(DictName, DictKey),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The value's bytes (JSON text reads back as JSON)"),
     responses((status = 200, description = "Written", body = Versioned),
         (status = 408, description = "The body stalled", body = ErrorBody),

@@ -476,6 +476,7 @@ mod dicts;
 #[cfg(test)]
 mod error_tables;
 mod functions;
+pub(crate) mod params;
 mod volumes;
 pub(crate) use dicts::*;
 pub(crate) use functions::*;

@@ -1,6 +1,7 @@
 //! The volume routes: `/v1/volumes/...`, and the owner-only local
 //! operations (`put-local`, `get-local`, forwarded commands, gc).
 
+use super::params::*;
 use super::*;
 
 #[utoipa::path(get, path = "/v1/volumes", tag = "volumes",
@@ -24,7 +25,7 @@ pub(crate) struct QuotaQuery {
 }
 
 #[utoipa::path(post, path = "/v1/volumes/{name}", tag = "volumes",
-    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"), QuotaQuery),
+    params(VolumeName, QuotaQuery),
     responses((status = 201, description = "Created", body = Named),
         (status = 409, description = "It exists", body = ErrorBody)))]
 pub(crate) async fn volume_create(
@@ -41,7 +42,7 @@ pub(crate) async fn volume_create(
 }
 
 #[utoipa::path(get, path = "/v1/volumes/{name}", tag = "volumes",
-    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    params(VolumeName),
     responses((status = 200, description = "The volume: version, size, quota", body = VolumeSummary)))]
 pub(crate) async fn volume_info(
     State(s): State<Arc<ServerState>>,
@@ -55,7 +56,7 @@ pub(crate) async fn volume_info(
 }
 
 #[utoipa::path(put, path = "/v1/volumes/{name}/quota", tag = "volumes",
-    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"), QuotaQuery),
+    params(VolumeName, QuotaQuery),
     responses((status = 200, description = "The volume with its new quota (below its size is allowed: then only changes that shrink it land)", body = VolumeSummary),
         (status = 400, description = "No or a bad `max_bytes`", body = ErrorBody)))]
 pub(crate) async fn volume_set_quota(
@@ -75,7 +76,7 @@ pub(crate) async fn volume_set_quota(
 }
 
 #[utoipa::path(delete, path = "/v1/volumes/{name}/quota", tag = "volumes",
-    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    params(VolumeName),
     responses((status = 200, description = "The volume, without a quota", body = VolumeSummary)))]
 pub(crate) async fn volume_drop_quota(
     State(s): State<Arc<ServerState>>,
@@ -108,7 +109,7 @@ pub(crate) struct ForceQuery {
 }
 
 #[utoipa::path(delete, path = "/v1/volumes/{name}", tag = "volumes",
-    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"), ForceQuery),
+    params(VolumeName, ForceQuery),
     responses((status = 204, description = "Deleted"),
         (status = 409, description = "Mounted by a running container (use force)", body = ErrorBody)))]
 pub(crate) async fn volume_delete(
@@ -133,7 +134,7 @@ pub(crate) struct LsQuery {
 }
 
 #[utoipa::path(get, path = "/v1/volumes/{name}/ls", tag = "volumes",
-    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"), LsQuery),
+    params(VolumeName, LsQuery),
     responses((status = 200, description = "The entries under the path", body = [EntryInfo]),
         (status = 409, description = "The path is not a directory", body = ErrorBody)))]
 pub(crate) async fn volume_ls(
@@ -197,7 +198,7 @@ pub(super) fn parse_range(value: &HeaderValue, size: u64) -> Result<Option<(u64,
 }
 
 #[utoipa::path(get, path = "/v1/volumes/{name}/files/{path}", tag = "volumes",
-    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"),
+    params(VolumeName,
         ("path" = String, Path, description = "File path in the volume"),
         ("Range" = Option<String>, Header, description = "One range, e.g. `bytes=0-1023`, `bytes=100-` or `bytes=-100`; a header that is not one well-formed byte range is ignored (the whole file is served); a range starting past the end is 416")),
     responses((status = 200, description = "The file's bytes", content_type = "application/octet-stream", body = Vec<u8>),
@@ -288,7 +289,7 @@ pub(crate) struct PutQuery {
 }
 
 #[utoipa::path(put, path = "/v1/volumes/{name}/files/{path}", tag = "volumes",
-    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"),
+    params(VolumeName,
         ("path" = String, Path, description = "File path in the volume"), PutQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes, streamed"),
     responses((status = 201, description = "Written and committed", body = Versioned),
@@ -353,7 +354,7 @@ pub(crate) struct RmQuery {
 }
 
 #[utoipa::path(delete, path = "/v1/volumes/{name}/files/{path}", tag = "volumes",
-    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$"),
+    params(VolumeName,
         ("path" = String, Path, description = "Path in the volume"), RmQuery),
     responses((status = 200, description = "Removed and committed", body = CommitInfo),
         (status = 409, description = "A non-empty directory without recursive", body = ErrorBody)))]
@@ -380,7 +381,7 @@ pub(crate) struct CpBody {
 }
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/cp", tag = "volumes",
-    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    params(VolumeName),
     request_body = CpBody,
     responses((status = 200, description = "Copied and committed", body = CommitInfo),
         (status = 409, description = "The destination conflicts", body = ErrorBody),
@@ -413,7 +414,7 @@ pub(crate) struct RenameBody {
 }
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/rename", tag = "volumes",
-    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    params(VolumeName),
     request_body = RenameBody,
     responses((status = 204, description = "Renamed"),
         (status = 409, description = "The new name exists", body = ErrorBody),
@@ -461,7 +462,7 @@ pub(crate) struct PutLocalBody {
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/put-local", tag = "volumes",
     description = "Uploads a file or tree of the server's machine (the owner's socket only).",
-    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    params(VolumeName),
     request_body = PutLocalBody,
     responses((status = 200, description = "Uploaded", body = PutReport),
         (status = 409, description = "The target exists", body = ErrorBody),
@@ -495,7 +496,7 @@ pub(crate) struct GetLocalBody {
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/get-local", tag = "volumes",
     description = "Downloads into a path of the server's machine (the owner's socket only).",
-    params(("name" = String, Path, description = "Volume name: 1 to 255 bytes, no `/` or NUL, not `.` or `..`", max_length = 255, pattern = "^[^/\\x00]+$")),
+    params(VolumeName),
     request_body = GetLocalBody,
     responses((status = 200, description = "Downloaded", body = GetReport),
         (status = 409, description = "The local path exists", body = ErrorBody),
