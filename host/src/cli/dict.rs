@@ -9,10 +9,8 @@ use std::io::{BufRead, Write};
 
 use clap::{Args, Subcommand};
 
-use super::Backend;
 use super::{Failure, Home};
-use crate::server::client::{Body, enc};
-use crate::service::dict::{DictItem, DictItems, DictServiceError, DictSummary};
+use crate::service::dict::{DictItem, DictServiceError};
 
 #[derive(Debug, Args)]
 pub struct DictCmd {
@@ -179,121 +177,5 @@ fn run_blocking(home: &Home, cmd: DictCmd) -> Result<u8, Failure> {
 fn print_items(items: &[DictItem]) {
     for it in items {
         println!("{}\t{}", it.key, it.shown());
-    }
-}
-
-/// The dict operations of [`Backend`]: the service's methods, direct or
-/// over the owner's socket.
-impl Backend {
-    fn dict_create(&self, name: &str) -> Result<bool, Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.dict_create(name)?),
-            Backend::Owner(c) => match c.request(
-                "POST",
-                &format!("/v1/dicts/{}", enc(name)),
-                &[],
-                Body::Empty,
-            ) {
-                Ok(_) => Ok(true),
-                Err(e) if e.status() == Some(409) => Ok(false),
-                Err(e) => Err(e.into()),
-            },
-        }
-    }
-
-    fn dict_exists(&self, name: &str) -> Result<bool, Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.dict_exists(name)?),
-            Backend::Owner(c) => {
-                match c.request("GET", &format!("/v1/dicts/{}", enc(name)), &[], Body::Empty) {
-                    Ok(_) => Ok(true),
-                    Err(e) if e.status() == Some(404) => Ok(false),
-                    Err(e) => Err(e.into()),
-                }
-            }
-        }
-    }
-
-    fn dict_delete(&self, name: &str) -> Result<(), Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.dict_delete(name)?),
-            Backend::Owner(c) => {
-                c.request(
-                    "DELETE",
-                    &format!("/v1/dicts/{}", enc(name)),
-                    &[],
-                    Body::Empty,
-                )?;
-                Ok(())
-            }
-        }
-    }
-
-    fn dict_list(&self) -> Result<Vec<DictSummary>, Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.dict_list()?),
-            Backend::Owner(c) => Ok(c.json("GET", "/v1/dicts", Body::Empty)?),
-        }
-    }
-
-    fn dict_clear(&self, name: &str) -> Result<(), Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.dict_clear(name)?),
-            Backend::Owner(c) => {
-                c.request(
-                    "POST",
-                    &format!("/v1/dicts/{}/clear", enc(name)),
-                    &[],
-                    Body::Empty,
-                )?;
-                Ok(())
-            }
-        }
-    }
-
-    fn dict_get(&self, name: &str, key: &str) -> Result<DictItem, Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.dict_get(name, key)?),
-            Backend::Owner(c) => Ok(c.json(
-                "GET",
-                &format!("/v1/dicts/{}/keys/{}", enc(name), enc(key)),
-                Body::Empty,
-            )?),
-        }
-    }
-
-    fn dict_put(&self, name: &str, key: &str, value: &[u8]) -> Result<(), Failure> {
-        match self {
-            Backend::Direct(s) => {
-                s.dict_put(name, key, value)?;
-                Ok(())
-            }
-            Backend::Owner(c) => {
-                c.request(
-                    "PUT",
-                    &format!("/v1/dicts/{}/keys/{}", enc(name), enc(key)),
-                    &[],
-                    Body::Bytes(value),
-                )?;
-                Ok(())
-            }
-        }
-    }
-
-    fn dict_items(&self, name: &str, limit: Option<usize>) -> Result<DictItems, Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.dict_items(name, limit)?),
-            Backend::Owner(c) => {
-                let q = match limit {
-                    Some(n) => format!("limit={n}"),
-                    None => "all=true".to_owned(),
-                };
-                Ok(c.json(
-                    "GET",
-                    &format!("/v1/dicts/{}/items?{q}", enc(name)),
-                    Body::Empty,
-                )?)
-            }
-        }
     }
 }

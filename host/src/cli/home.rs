@@ -33,29 +33,24 @@ impl Home {
     /// Where store operations go: the process that owns the data dir, when
     /// one runs (`vessel serve`, or a `vessel run`/`call` using the store),
     /// else the store, opened here.
-    pub fn backend(&self) -> Result<Backend, Failure> {
+    ///
+    /// Either way the command sees one [`Operations`] surface: both run
+    /// the same service code, so output and exit codes are the same.
+    pub fn backend(&self) -> Result<Box<dyn Operations>, Failure> {
         if let Some(service) = &self.held {
-            return Ok(Backend::Direct(service.clone()));
+            return Ok(Box::new(service.clone()));
         }
         // Every process opens a shared backend itself; only the embedded
         // store is single-process.
         if self.remote.is_some() {
-            return Ok(Backend::Direct(self.open_service()?));
+            return Ok(Box::new(self.open_service()?));
         }
         if let Some(owner) = OwnerClient::find(&self.dir) {
             tracing::debug!("forwarding to the owner of {}", self.dir.display());
-            return Ok(Backend::Owner(owner));
+            return Ok(Box::new(owner));
         }
-        Ok(Backend::Direct(self.open_service()?))
+        Ok(Box::new(self.open_service()?))
     }
-}
-
-/// The store behind a `vessel dict`/`vessel volume` command: direct, or
-/// through the owning process's socket. Both run the same service code;
-/// only the transport differs, so output and exit codes are the same.
-pub enum Backend {
-    Direct(Service),
-    Owner(OwnerClient),
 }
 
 /// The data directory: `--data-dir`, `$VESSEL_HOME`, else the user's data

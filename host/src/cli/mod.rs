@@ -28,6 +28,7 @@ use wasmtime::component::Component;
 use crate::app::manifest::{DEFAULT_DISK_MIB, MAX_DISK_MIB};
 use crate::app::{App, AppError, Manifest, Runtime};
 use crate::call::{self, CallArgs, CallError};
+use crate::client::ops::{OpError, Operations};
 use crate::container::{Container, ContainerConfig, DirMount};
 use crate::engine::{EngineConfig, VesselEngine};
 use crate::server::OwnerServer;
@@ -40,7 +41,7 @@ use crate::volume::VolumeMount;
 use forward::{ForwardedCommand, Invocation, NotForwarded};
 
 use home::remote_options;
-pub use home::{Backend, CONFIG_FILE, Home, Owner, data_dir};
+pub use home::{CONFIG_FILE, Home, Owner, data_dir};
 use invoke::{call_cmd, run_cmd};
 pub use invoke::{is_app, parse_mount, parse_mount_in, parse_volume_mount};
 
@@ -314,6 +315,16 @@ impl Failure {
     fn renamed(mut self, abs: &Path, local: &str) -> Self {
         self.message = self.message.replace(&abs.display().to_string(), local);
         self
+    }
+}
+
+impl From<OpError> for Failure {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::Volume(e) => e.into(),
+            OpError::Dict(e) => e.into(),
+            OpError::Http(e) => e.into(),
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! file; progress bars go to stderr, and only when it is a terminal.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,14 +14,11 @@ use clap::{Args, Subcommand};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::size::parse_size;
-use super::{Backend, Failure, Home};
-use crate::server::client::{Body, enc, enc_path};
-use crate::service::volume::{
-    EntryInfo, EntryKind, GetReport, Progress, VolumeOpError, VolumeSummary, check_name,
-    local_tree_size,
-};
+use super::{Failure, Home};
+use crate::client::ops::Operations;
+use crate::service::volume::{EntryKind, Progress, VolumeOpError, check_name, local_tree_size};
+use crate::storage::volume::MAX_QUOTA;
 use crate::storage::volume::normalize_path;
-use crate::storage::volume::{CommitInfo, GcReport, MAX_QUOTA};
 
 /// Transfers smaller than this get no progress bar (they are over before
 /// one would be readable).
@@ -215,7 +212,7 @@ pub async fn run(data_dir: &Home, cmd: VolumeCmd) -> Result<u8, Failure> {
         .map_err(|e| Failure::runtime(format!("the volume command did not finish: {e}")))?
 }
 
-fn open(home: &Home) -> Result<Backend, Failure> {
+fn open(home: &Home) -> Result<Box<dyn Operations>, Failure> {
     home.backend()
 }
 
@@ -274,13 +271,13 @@ fn run_blocking(data_dir: &Home, cmd: VolumeSub) -> Result<u8, Failure> {
                 info.inodes
             );
         }
-        VolumeSub::List { json } => list(&open(data_dir)?, json)?,
+        VolumeSub::List { json } => list(&*open(data_dir)?, json)?,
         VolumeSub::Ls {
             name,
             path,
             recursive,
             json,
-        } => ls(&open(data_dir)?, &name, &path, recursive, json)?,
+        } => ls(&*open(data_dir)?, &name, &path, recursive, json)?,
         VolumeSub::Put {
             name,
             local,
@@ -373,7 +370,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
     Ok(())
 }
 
-fn list(svc: &Backend, json: bool) -> Result<(), Failure> {
+fn list(svc: &dyn Operations, json: bool) -> Result<(), Failure> {
     let vols = svc.volume_list()?;
     if json {
         return print_json(&vols);
@@ -402,7 +399,13 @@ fn list(svc: &Backend, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn ls(svc: &Backend, name: &str, path: &str, recursive: bool, json: bool) -> Result<(), Failure> {
+fn ls(
+    svc: &dyn Operations,
+    name: &str,
+    path: &str,
+    recursive: bool,
+    json: bool,
+) -> Result<(), Failure> {
     let entries = svc.volume_ls(name, path, recursive)?;
     if json {
         return print_json(&entries);
@@ -450,69 +453,42 @@ fn put(
         let remote = remote.filter(|r| !r.ends_with('/')).ok_or_else(|| {
             Failure::usage("put from stdin (`-`) needs a REMOTE file path, not a directory")
         })?;
-        let version = match home.backend()? {
-            Backend::Direct(svc) => {
-                let mut batch = svc.volume_batch(name, force)?;
-                batch.put_reader(&mut std::io::stdin().lock(), remote)?;
-                batch.commit()?.version
-            }
-            Backend::Owner(c) => {
-                let path = format!(
-                    "/v1/volumes/{}/files/{}?force={force}",
-                    enc(name),
-                    enc_path(&normalize_path(remote).map_err(VolumeOpError::from)?)
-                );
-                let mut stdin = std::io::stdin().lock();
-                let bytes = c
-                    .request("PUT", &path, &[], Body::Stream(&mut stdin))?
-                    .bytes()
-                    .map_err(Failure::runtime)?;
-                let v: serde_json::Value =
-                    serde_json::from_slice(&bytes).map_err(Failure::runtime)?;
-                v.get("version")
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(0)
-            }
-        };
-        println!(
-            "Uploaded stdin to {name}:/{} (version {version}).",
-            normalize_path(remote).unwrap_or_default(),
-        );
+        let remote = normalize_path(remote).map_err(VolumeOpError::from)?;
+        let version = home.backend()?.volume_put_reader(
+            name,
+            &remote,
+            &mut std::io::stdin().lock(),
+            force,
+        )?;
+        println!("Uploaded stdin to {name}:/{remote} (version {version}).");
         return Ok(());
     }
     let local_path = std::path::absolute(local).map_err(|e| VolumeOpError::LocalIo {
         path: PathBuf::from(local),
         source: e,
     })?;
-    let report = match home.backend()? {
-        Backend::Direct(svc) => {
-            let total = match std::fs::metadata(&local_path) {
-                Ok(m) if m.is_dir() => local_tree_size(&local_path),
-                Ok(m) => m.len(),
-                Err(_) => 0,
-            };
-            let bar = progress_bar(total, "uploading");
-            let r = svc.volume_put_local(
-                name,
-                &local_path,
-                remote,
-                force,
-                bar.as_ref().map(|(_, p)| p.clone()),
-            );
-            if let Some((b, _)) = &bar {
-                b.finish_and_clear();
-            }
-            r.map_err(|e| Failure::from(e).renamed(&local_path, local))?
-        }
-        // The owner reads the files itself: it runs on this machine as this
-        // user (the socket is owner-only).
-        Backend::Owner(c) => c
-            .post_json(
-                &format!("/v1/volumes/{}/put-local", enc(name)),
-                &serde_json::json!({"local": local_path, "remote": remote, "force": force}),
-            )
-            .map_err(|e| Failure::from(e).renamed(&local_path, local))?,
+    let ops = home.backend()?;
+    let bar = if ops.reports_progress() {
+        let total = match std::fs::metadata(&local_path) {
+            Ok(m) if m.is_dir() => local_tree_size(&local_path),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        };
+        progress_bar(total, "uploading")
+    } else {
+        None
     };
+    let r = ops.volume_put_local(
+        name,
+        &local_path,
+        remote,
+        force,
+        bar.as_ref().map(|(_, p)| p.clone()),
+    );
+    if let Some((b, _)) = &bar {
+        b.finish_and_clear();
+    }
+    let report = r.map_err(|e| Failure::from(e).renamed(&local_path, local))?;
     println!(
         "Uploaded {local} to {name}:/{} ({} entries, {}, version {}).",
         report.target,
@@ -524,48 +500,29 @@ fn put(
 }
 
 fn get(home: &Home, name: &str, remote: &str, local: &str, force: bool) -> Result<(), Failure> {
-    let report = match home.backend()? {
-        Backend::Direct(svc) => {
-            let total = svc.volume_size(name, remote)?;
-            let bar = progress_bar(total, "downloading");
-            let progress = bar.as_ref().map(|(_, p)| p);
-            if local == "-" {
-                let mut out = std::io::stdout().lock();
-                let r = svc.volume_read(name, remote, &mut out, progress);
-                if let Some((b, _)) = &bar {
-                    b.finish_and_clear();
-                }
-                r?;
-                return Ok(());
-            }
-            let r = svc.volume_get(name, remote, Path::new(local), force, progress);
-            if let Some((b, _)) = &bar {
-                b.finish_and_clear();
-            }
-            r?
-        }
-        Backend::Owner(c) => {
-            if local == "-" {
-                let path = format!(
-                    "/v1/volumes/{}/files/{}",
-                    enc(name),
-                    enc_path(&normalize_path(remote).map_err(VolumeOpError::from)?)
-                );
-                let mut body = c.request("GET", &path, &[], Body::Empty)?.reader();
-                std::io::copy(&mut body, &mut std::io::stdout().lock())
-                    .map_err(Failure::runtime)?;
-                return Ok(());
-            }
-            let local_path = std::path::absolute(local).map_err(Failure::runtime)?;
-            let report: GetReport = c
-                .post_json(
-                    &format!("/v1/volumes/{}/get-local", enc(name)),
-                    &serde_json::json!({"remote": remote, "local": local_path, "force": force}),
-                )
-                .map_err(|e| Failure::from(e).renamed(&local_path, local))?;
-            report
-        }
+    let ops = home.backend()?;
+    let bar = if ops.reports_progress() {
+        progress_bar(ops.volume_size(name, remote)?, "downloading")
+    } else {
+        None
     };
+    let progress = bar.as_ref().map(|(_, p)| p);
+    if local == "-" {
+        let remote = normalize_path(remote).map_err(VolumeOpError::from)?;
+        let mut out = std::io::stdout().lock();
+        let r = ops.volume_read(name, &remote, &mut out, progress);
+        if let Some((b, _)) = &bar {
+            b.finish_and_clear();
+        }
+        r?;
+        return Ok(());
+    }
+    let local_path = std::path::absolute(local).map_err(Failure::runtime)?;
+    let r = ops.volume_get_local(name, remote, &local_path, force, progress);
+    if let Some((b, _)) = &bar {
+        b.finish_and_clear();
+    }
+    let report = r.map_err(|e| Failure::from(e).renamed(&local_path, local))?;
     for s in &report.skipped_symlinks {
         eprintln!("warning: {s}: a symlink, not recreated locally");
     }
@@ -599,152 +556,6 @@ fn utc(ms: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// The volume operations of [`Backend`]: the service's methods, direct or
-/// over the owner's socket.
-impl Backend {
-    fn volume_create(&self, name: &str, max_bytes: Option<u64>) -> Result<(), Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.volume_create_with(name, max_bytes)?),
-            Backend::Owner(c) => {
-                let q = max_bytes.map_or(String::new(), |n| format!("?max_bytes={n}"));
-                c.request(
-                    "POST",
-                    &format!("/v1/volumes/{}{q}", enc(name)),
-                    &[],
-                    Body::Empty,
-                )?;
-                Ok(())
-            }
-        }
-    }
-
-    fn volume_info(&self, name: &str) -> Result<VolumeSummary, Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.volume_info(name)?),
-            Backend::Owner(c) => {
-                Ok(c.json("GET", &format!("/v1/volumes/{}", enc(name)), Body::Empty)?)
-            }
-        }
-    }
-
-    fn volume_set_quota(
-        &self,
-        name: &str,
-        max_bytes: Option<u64>,
-    ) -> Result<VolumeSummary, Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.volume_set_quota(name, max_bytes)?),
-            Backend::Owner(c) => {
-                let path = format!("/v1/volumes/{}/quota", enc(name));
-                Ok(match max_bytes {
-                    Some(n) => c.json("PUT", &format!("{path}?max_bytes={n}"), Body::Empty)?,
-                    None => c.json("DELETE", &path, Body::Empty)?,
-                })
-            }
-        }
-    }
-
-    fn volume_list(&self) -> Result<Vec<VolumeSummary>, Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.volume_list()?),
-            Backend::Owner(c) => Ok(c.json("GET", "/v1/volumes", Body::Empty)?),
-        }
-    }
-
-    fn volume_ls(
-        &self,
-        name: &str,
-        path: &str,
-        recursive: bool,
-    ) -> Result<Vec<EntryInfo>, Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.volume_ls(name, path, recursive)?),
-            Backend::Owner(c) => Ok(c.json(
-                "GET",
-                &format!(
-                    "/v1/volumes/{}/ls?path={}&recursive={recursive}",
-                    enc(name),
-                    enc(path)
-                ),
-                Body::Empty,
-            )?),
-        }
-    }
-
-    fn volume_cp(
-        &self,
-        name: &str,
-        srcs: &[&str],
-        dst: &str,
-        recursive: bool,
-    ) -> Result<CommitInfo, Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.volume_cp(name, srcs, dst, recursive)?),
-            Backend::Owner(c) => Ok(c.post_json(
-                &format!("/v1/volumes/{}/cp", enc(name)),
-                &serde_json::json!({"srcs": srcs, "dst": dst, "recursive": recursive}),
-            )?),
-        }
-    }
-
-    fn volume_rm(&self, name: &str, path: &str, recursive: bool) -> Result<CommitInfo, Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.volume_rm(name, path, recursive)?),
-            Backend::Owner(c) => Ok(c.json(
-                "DELETE",
-                &format!(
-                    "/v1/volumes/{}/files/{}?recursive={recursive}",
-                    enc(name),
-                    enc_path(path.trim_start_matches('/'))
-                ),
-                Body::Empty,
-            )?),
-        }
-    }
-
-    fn volume_rename(&self, old: &str, new: &str) -> Result<(), Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.volume_rename(old, new)?),
-            Backend::Owner(c) => {
-                let body = serde_json::to_vec(&serde_json::json!({"to": new}))
-                    .map_err(Failure::runtime)?;
-                c.request(
-                    "POST",
-                    &format!("/v1/volumes/{}/rename", enc(old)),
-                    &[("Content-Type", "application/json")],
-                    Body::Bytes(&body),
-                )?;
-                Ok(())
-            }
-        }
-    }
-
-    fn volume_delete(&self, name: &str, force: bool) -> Result<(), Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.volume_delete(name, force)?),
-            Backend::Owner(c) => {
-                c.request(
-                    "DELETE",
-                    &format!("/v1/volumes/{}?force={force}", enc(name)),
-                    &[],
-                    Body::Empty,
-                )?;
-                Ok(())
-            }
-        }
-    }
-
-    fn volume_gc(&self, min_age: Option<Duration>) -> Result<GcReport, Failure> {
-        match self {
-            Backend::Direct(s) => Ok(s.volume_gc(min_age)?),
-            Backend::Owner(c) => {
-                let q = min_age.map_or(String::new(), |d| format!("?min_age={}", d.as_secs()));
-                Ok(c.json("POST", &format!("/v1/gc{q}"), Body::Empty)?)
-            }
-        }
-    }
 }
 
 #[cfg(test)]

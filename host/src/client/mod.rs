@@ -25,10 +25,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
-use crate::server::client::{Body, ClientError, OwnerClient, enc, enc_path};
+pub mod ops;
+
+use crate::server::client::{Body, ClientError, OwnerClient, enc};
 use crate::service::dict::{DictItem, DictItems, DictSummary};
 use crate::service::volume::{EntryInfo, VolumeSummary};
 use crate::storage::volume::CommitInfo;
+use ops::http;
 
 /// A connection to a vessel server.
 #[derive(Debug, Clone)]
@@ -74,12 +77,12 @@ impl Client {
 
     /// The volumes the token may read.
     pub fn volumes(&self) -> Result<Vec<VolumeSummary>, ClientError> {
-        self.http.json("GET", "/v1/volumes", Body::Empty)
+        http::volume_list(&self.http)
     }
 
     /// The dicts the token may read.
     pub fn dicts(&self) -> Result<Vec<DictSummary>, ClientError> {
-        self.http.json("GET", "/v1/dicts", Body::Empty)
+        http::dict_list(&self.http)
     }
 }
 
@@ -100,11 +103,7 @@ pub struct Volume {
 
 impl Volume {
     fn file(&self, path: &str) -> String {
-        format!(
-            "/v1/volumes/{}/files/{}",
-            enc(&self.name),
-            enc_path(path.trim_start_matches('/'))
-        )
+        http::volume_file(&self.name, path)
     }
 
     pub fn name(&self) -> &str {
@@ -113,30 +112,17 @@ impl Volume {
 
     /// Creates the volume.
     pub fn create(&self) -> Result<(), ClientError> {
-        let path = format!("/v1/volumes/{}", enc(&self.name));
-        self.http.request("POST", &path, &[], Body::Empty)?;
-        Ok(())
+        http::volume_create(&self.http, &self.name, None)
     }
 
     /// The entries of directory `path` (all descendants when `recursive`).
     pub fn listdir(&self, path: &str, recursive: bool) -> Result<Vec<EntryInfo>, ClientError> {
-        self.http.json(
-            "GET",
-            &format!(
-                "/v1/volumes/{}/ls?path={}&recursive={recursive}",
-                enc(&self.name),
-                enc(path)
-            ),
-            Body::Empty,
-        )
+        http::volume_ls(&self.http, &self.name, path, recursive)
     }
 
     /// The file at `path`, streamed.
     pub fn reader(&self, path: &str) -> Result<Box<dyn Read + Send>, ClientError> {
-        Ok(self
-            .http
-            .request("GET", &self.file(path), &[], Body::Empty)?
-            .reader())
+        http::volume_reader(&self.http, &self.name, path)
     }
 
     /// The whole file at `path`.
@@ -169,7 +155,7 @@ impl Volume {
     /// Writes `data` as the file at `path` (refused if it exists, unless
     /// `overwrite`); returns the volume's new version.
     pub fn write_file(&self, path: &str, data: &[u8], overwrite: bool) -> Result<u64, ClientError> {
-        self.put(path, Body::Bytes(data), overwrite)
+        http::volume_put(&self.http, &self.name, path, Body::Bytes(data), overwrite)
     }
 
     /// Streams `reader` into the file at `path`; returns the new version.
@@ -179,25 +165,18 @@ impl Volume {
         reader: &mut dyn Read,
         overwrite: bool,
     ) -> Result<u64, ClientError> {
-        self.put(path, Body::Stream(reader), overwrite)
-    }
-
-    fn put(&self, path: &str, body: Body<'_>, overwrite: bool) -> Result<u64, ClientError> {
-        let v: Json = self.http.json(
-            "PUT",
-            &format!("{}?force={overwrite}", self.file(path)),
-            body,
-        )?;
-        Ok(v.get("version").and_then(Json::as_u64).unwrap_or(0))
+        http::volume_put(
+            &self.http,
+            &self.name,
+            path,
+            Body::Stream(reader),
+            overwrite,
+        )
     }
 
     /// Removes a file, or a directory when `recursive`.
     pub fn remove(&self, path: &str, recursive: bool) -> Result<CommitInfo, ClientError> {
-        self.http.json(
-            "DELETE",
-            &format!("{}?recursive={recursive}", self.file(path)),
-            Body::Empty,
-        )
+        http::volume_rm(&self.http, &self.name, path, recursive)
     }
 }
 
@@ -210,23 +189,14 @@ pub struct Dict {
 }
 
 impl Dict {
-    fn key(&self, key: &str) -> String {
-        format!("/v1/dicts/{}/keys/{}", enc(&self.name), enc(key))
-    }
-
     /// Creates the dict; false if it existed.
     pub fn create(&self) -> Result<bool, ClientError> {
-        let path = format!("/v1/dicts/{}", enc(&self.name));
-        match self.http.request("POST", &path, &[], Body::Empty) {
-            Ok(_) => Ok(true),
-            Err(e) if e.status() == Some(409) => Ok(false),
-            Err(e) => Err(e),
-        }
+        http::dict_create(&self.http, &self.name)
     }
 
     /// The value at `key`, decoded from JSON; `None` when absent.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ClientError> {
-        let item: DictItem = match self.http.json("GET", &self.key(key), Body::Empty) {
+        let item: DictItem = match http::dict_get(&self.http, &self.name, key) {
             Ok(item) => item,
             Err(e) if e.status() == Some(404) => return Ok(None),
             Err(e) => return Err(e),
@@ -252,17 +222,12 @@ impl Dict {
 
     /// Stores bytes as they are at `key`.
     pub fn put_raw(&self, key: &str, value: &[u8]) -> Result<u64, ClientError> {
-        let v: Json = self.http.json("PUT", &self.key(key), Body::Bytes(value))?;
-        Ok(v.get("version").and_then(Json::as_u64).unwrap_or(0))
+        http::dict_put(&self.http, &self.name, key, value)
     }
 
     /// Up to `limit` entries in key order.
     pub fn items(&self, limit: usize) -> Result<DictItems, ClientError> {
-        self.http.json(
-            "GET",
-            &format!("/v1/dicts/{}/items?limit={limit}", enc(&self.name)),
-            Body::Empty,
-        )
+        http::dict_items(&self.http, &self.name, Some(limit))
     }
 }
 

@@ -1,0 +1,599 @@
+//! One surface for the operations on volumes and dicts from outside a
+//! guest: the [`Operations`] trait, implemented by the local [`Service`]
+//! (the store, opened in this process) and by [`OwnerClient`] (HTTP to the
+//! process that owns the data dir, or to `vessel serve`). The CLI holds a
+//! `Box<dyn Operations>` and never asks which one it has; both run the
+//! same service code in the end, so output and exit codes agree.
+//!
+//! The HTTP side's URLs are written once, in [`http`], which the Rust
+//! [`Client`](super::Client) uses too.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::server::client::{Body, ClientError, OwnerClient};
+use crate::service::Service;
+use crate::service::dict::{DictItem, DictItems, DictServiceError, DictSummary};
+use crate::service::volume::{
+    EntryInfo, EntryKind, GetReport, Progress, PutReport, VolumeOpError, VolumeSummary,
+};
+use crate::storage::volume::{CommitInfo, GcReport};
+
+/// Why an operation failed: the service's own error when it ran here, the
+/// server's answer when it ran there.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error(transparent)]
+    Volume(#[from] VolumeOpError),
+    #[error(transparent)]
+    Dict(#[from] DictServiceError),
+    #[error(transparent)]
+    Http(#[from] ClientError),
+}
+
+/// The operations on volumes and dicts, wherever the store is. Methods
+/// block; run them on a blocking thread from async code.
+pub trait Operations: Send + Sync {
+    /// Whether transfers can report progress here (they can when the bytes
+    /// move in this process).
+    fn reports_progress(&self) -> bool;
+
+    fn volume_create(&self, name: &str, max_bytes: Option<u64>) -> Result<(), OpError>;
+    fn volume_info(&self, name: &str) -> Result<VolumeSummary, OpError>;
+    /// Sets (`None`: removes) the byte quota.
+    fn volume_set_quota(
+        &self,
+        name: &str,
+        max_bytes: Option<u64>,
+    ) -> Result<VolumeSummary, OpError>;
+    fn volume_list(&self) -> Result<Vec<VolumeSummary>, OpError>;
+    fn volume_ls(&self, name: &str, path: &str, recursive: bool)
+    -> Result<Vec<EntryInfo>, OpError>;
+    fn volume_cp(
+        &self,
+        name: &str,
+        srcs: &[&str],
+        dst: &str,
+        recursive: bool,
+    ) -> Result<CommitInfo, OpError>;
+    fn volume_rm(&self, name: &str, path: &str, recursive: bool) -> Result<CommitInfo, OpError>;
+    fn volume_rename(&self, old: &str, new: &str) -> Result<(), OpError>;
+    fn volume_delete(&self, name: &str, force: bool) -> Result<(), OpError>;
+    fn volume_gc(&self, min_age: Option<Duration>) -> Result<GcReport, OpError>;
+    /// Streams `reader` into file `remote`; returns the new version.
+    fn volume_put_reader(
+        &self,
+        name: &str,
+        remote: &str,
+        reader: &mut dyn Read,
+        force: bool,
+    ) -> Result<u64, OpError>;
+    /// Uploads a local file or tree (see [`Service::volume_put_local`]).
+    fn volume_put_local(
+        &self,
+        name: &str,
+        local: &Path,
+        remote: Option<&str>,
+        force: bool,
+        progress: Option<Progress>,
+    ) -> Result<PutReport, OpError>;
+    /// Downloads `remote` to a local path (see [`Service::volume_get`]).
+    fn volume_get_local(
+        &self,
+        name: &str,
+        remote: &str,
+        local: &Path,
+        force: bool,
+        progress: Option<&Progress>,
+    ) -> Result<GetReport, OpError>;
+    /// Streams file `remote` into `out`; returns the bytes written.
+    fn volume_read(
+        &self,
+        name: &str,
+        remote: &str,
+        out: &mut dyn Write,
+        progress: Option<&Progress>,
+    ) -> Result<u64, OpError>;
+    /// The bytes a get of `remote` would move (a progress bar's length).
+    fn volume_size(&self, name: &str, remote: &str) -> Result<u64, OpError> {
+        let entries = self.volume_ls(name, remote, true)?;
+        Ok(entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .map(|e| e.size)
+            .sum())
+    }
+
+    /// Creates a dict; false if it existed.
+    fn dict_create(&self, name: &str) -> Result<bool, OpError>;
+    fn dict_exists(&self, name: &str) -> Result<bool, OpError>;
+    fn dict_delete(&self, name: &str) -> Result<(), OpError>;
+    fn dict_list(&self) -> Result<Vec<DictSummary>, OpError>;
+    fn dict_clear(&self, name: &str) -> Result<(), OpError>;
+    fn dict_get(&self, name: &str, key: &str) -> Result<DictItem, OpError>;
+    /// Stores `value`'s bytes at `key`; returns the entry's version.
+    fn dict_put(&self, name: &str, key: &str, value: &[u8]) -> Result<u64, OpError>;
+    /// Up to `limit` entries in key order (`None`: all).
+    fn dict_items(&self, name: &str, limit: Option<usize>) -> Result<DictItems, OpError>;
+}
+
+impl Operations for Service {
+    fn reports_progress(&self) -> bool {
+        true
+    }
+
+    fn volume_create(&self, name: &str, max_bytes: Option<u64>) -> Result<(), OpError> {
+        Ok(self.volume_create_with(name, max_bytes)?)
+    }
+
+    fn volume_info(&self, name: &str) -> Result<VolumeSummary, OpError> {
+        Ok(Service::volume_info(self, name)?)
+    }
+
+    fn volume_set_quota(
+        &self,
+        name: &str,
+        max_bytes: Option<u64>,
+    ) -> Result<VolumeSummary, OpError> {
+        Ok(Service::volume_set_quota(self, name, max_bytes)?)
+    }
+
+    fn volume_list(&self) -> Result<Vec<VolumeSummary>, OpError> {
+        Ok(Service::volume_list(self)?)
+    }
+
+    fn volume_ls(
+        &self,
+        name: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<Vec<EntryInfo>, OpError> {
+        Ok(Service::volume_ls(self, name, path, recursive)?)
+    }
+
+    fn volume_cp(
+        &self,
+        name: &str,
+        srcs: &[&str],
+        dst: &str,
+        recursive: bool,
+    ) -> Result<CommitInfo, OpError> {
+        Ok(Service::volume_cp(self, name, srcs, dst, recursive)?)
+    }
+
+    fn volume_rm(&self, name: &str, path: &str, recursive: bool) -> Result<CommitInfo, OpError> {
+        Ok(Service::volume_rm(self, name, path, recursive)?)
+    }
+
+    fn volume_rename(&self, old: &str, new: &str) -> Result<(), OpError> {
+        Ok(Service::volume_rename(self, old, new)?)
+    }
+
+    fn volume_delete(&self, name: &str, force: bool) -> Result<(), OpError> {
+        Ok(Service::volume_delete(self, name, force)?)
+    }
+
+    fn volume_gc(&self, min_age: Option<Duration>) -> Result<GcReport, OpError> {
+        Ok(Service::volume_gc(self, min_age)?)
+    }
+
+    fn volume_put_reader(
+        &self,
+        name: &str,
+        remote: &str,
+        reader: &mut dyn Read,
+        force: bool,
+    ) -> Result<u64, OpError> {
+        let mut batch = self.volume_batch(name, force)?;
+        batch.put_reader(reader, remote)?;
+        Ok(batch.commit()?.version)
+    }
+
+    fn volume_put_local(
+        &self,
+        name: &str,
+        local: &Path,
+        remote: Option<&str>,
+        force: bool,
+        progress: Option<Progress>,
+    ) -> Result<PutReport, OpError> {
+        Ok(Service::volume_put_local(
+            self, name, local, remote, force, progress,
+        )?)
+    }
+
+    fn volume_get_local(
+        &self,
+        name: &str,
+        remote: &str,
+        local: &Path,
+        force: bool,
+        progress: Option<&Progress>,
+    ) -> Result<GetReport, OpError> {
+        Ok(self.volume_get(name, remote, local, force, progress)?)
+    }
+
+    fn volume_read(
+        &self,
+        name: &str,
+        remote: &str,
+        out: &mut dyn Write,
+        progress: Option<&Progress>,
+    ) -> Result<u64, OpError> {
+        Ok(Service::volume_read(self, name, remote, out, progress)?)
+    }
+
+    fn volume_size(&self, name: &str, remote: &str) -> Result<u64, OpError> {
+        Ok(Service::volume_size(self, name, remote)?)
+    }
+
+    fn dict_create(&self, name: &str) -> Result<bool, OpError> {
+        Ok(Service::dict_create(self, name)?)
+    }
+
+    fn dict_exists(&self, name: &str) -> Result<bool, OpError> {
+        Ok(Service::dict_exists(self, name)?)
+    }
+
+    fn dict_delete(&self, name: &str) -> Result<(), OpError> {
+        Ok(Service::dict_delete(self, name)?)
+    }
+
+    fn dict_list(&self) -> Result<Vec<DictSummary>, OpError> {
+        Ok(Service::dict_list(self)?)
+    }
+
+    fn dict_clear(&self, name: &str) -> Result<(), OpError> {
+        Ok(Service::dict_clear(self, name)?)
+    }
+
+    fn dict_get(&self, name: &str, key: &str) -> Result<DictItem, OpError> {
+        Ok(Service::dict_get(self, name, key)?)
+    }
+
+    fn dict_put(&self, name: &str, key: &str, value: &[u8]) -> Result<u64, OpError> {
+        Ok(Service::dict_put(self, name, key, value)?)
+    }
+
+    fn dict_items(&self, name: &str, limit: Option<usize>) -> Result<DictItems, OpError> {
+        Ok(Service::dict_items(self, name, limit)?)
+    }
+}
+
+impl Operations for OwnerClient {
+    fn reports_progress(&self) -> bool {
+        // The server moves the bytes; this process sees none of them.
+        false
+    }
+
+    fn volume_create(&self, name: &str, max_bytes: Option<u64>) -> Result<(), OpError> {
+        Ok(http::volume_create(self, name, max_bytes)?)
+    }
+
+    fn volume_info(&self, name: &str) -> Result<VolumeSummary, OpError> {
+        Ok(self.json("GET", &http::volume(name), Body::Empty)?)
+    }
+
+    fn volume_set_quota(
+        &self,
+        name: &str,
+        max_bytes: Option<u64>,
+    ) -> Result<VolumeSummary, OpError> {
+        let path = format!("{}/quota", http::volume(name));
+        Ok(match max_bytes {
+            Some(n) => self.json("PUT", &format!("{path}?max_bytes={n}"), Body::Empty)?,
+            None => self.json("DELETE", &path, Body::Empty)?,
+        })
+    }
+
+    fn volume_list(&self) -> Result<Vec<VolumeSummary>, OpError> {
+        Ok(http::volume_list(self)?)
+    }
+
+    fn volume_ls(
+        &self,
+        name: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<Vec<EntryInfo>, OpError> {
+        Ok(http::volume_ls(self, name, path, recursive)?)
+    }
+
+    fn volume_cp(
+        &self,
+        name: &str,
+        srcs: &[&str],
+        dst: &str,
+        recursive: bool,
+    ) -> Result<CommitInfo, OpError> {
+        Ok(self.post_json(
+            &format!("{}/cp", http::volume(name)),
+            &serde_json::json!({"srcs": srcs, "dst": dst, "recursive": recursive}),
+        )?)
+    }
+
+    fn volume_rm(&self, name: &str, path: &str, recursive: bool) -> Result<CommitInfo, OpError> {
+        Ok(http::volume_rm(self, name, path, recursive)?)
+    }
+
+    fn volume_rename(&self, old: &str, new: &str) -> Result<(), OpError> {
+        let body =
+            serde_json::to_vec(&serde_json::json!({"to": new})).map_err(|e| ClientError::Api {
+                status: 400,
+                kind: "invalid_argument".into(),
+                message: format!("cannot encode the new name: {e}"),
+            })?;
+        self.request(
+            "POST",
+            &format!("{}/rename", http::volume(old)),
+            &[("Content-Type", "application/json")],
+            Body::Bytes(&body),
+        )?;
+        Ok(())
+    }
+
+    fn volume_delete(&self, name: &str, force: bool) -> Result<(), OpError> {
+        self.request(
+            "DELETE",
+            &format!("{}?force={force}", http::volume(name)),
+            &[],
+            Body::Empty,
+        )?;
+        Ok(())
+    }
+
+    fn volume_gc(&self, min_age: Option<Duration>) -> Result<GcReport, OpError> {
+        let q = min_age.map_or(String::new(), |d| format!("?min_age={}", d.as_secs()));
+        Ok(self.json("POST", &format!("/v1/gc{q}"), Body::Empty)?)
+    }
+
+    fn volume_put_reader(
+        &self,
+        name: &str,
+        remote: &str,
+        reader: &mut dyn Read,
+        force: bool,
+    ) -> Result<u64, OpError> {
+        Ok(http::volume_put(
+            self,
+            name,
+            remote,
+            Body::Stream(reader),
+            force,
+        )?)
+    }
+
+    fn volume_put_local(
+        &self,
+        name: &str,
+        local: &Path,
+        remote: Option<&str>,
+        force: bool,
+        _progress: Option<Progress>,
+    ) -> Result<PutReport, OpError> {
+        // The owner reads the files itself: it runs on this machine as this
+        // user (the socket is owner-only).
+        Ok(self.post_json(
+            &format!("{}/put-local", http::volume(name)),
+            &serde_json::json!({"local": local, "remote": remote, "force": force}),
+        )?)
+    }
+
+    fn volume_get_local(
+        &self,
+        name: &str,
+        remote: &str,
+        local: &Path,
+        force: bool,
+        _progress: Option<&Progress>,
+    ) -> Result<GetReport, OpError> {
+        Ok(self.post_json(
+            &format!("{}/get-local", http::volume(name)),
+            &serde_json::json!({"remote": remote, "local": local, "force": force}),
+        )?)
+    }
+
+    fn volume_read(
+        &self,
+        name: &str,
+        remote: &str,
+        out: &mut dyn Write,
+        _progress: Option<&Progress>,
+    ) -> Result<u64, OpError> {
+        let mut body = http::volume_reader(self, name, remote)?;
+        std::io::copy(&mut body, out).map_err(|e| {
+            OpError::Http(ClientError::Io {
+                socket: remote.into(),
+                reason: e.to_string(),
+            })
+        })
+    }
+
+    fn dict_create(&self, name: &str) -> Result<bool, OpError> {
+        Ok(http::dict_create(self, name)?)
+    }
+
+    fn dict_exists(&self, name: &str) -> Result<bool, OpError> {
+        match self.request("GET", &http::dict(name), &[], Body::Empty) {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn dict_delete(&self, name: &str) -> Result<(), OpError> {
+        self.request("DELETE", &http::dict(name), &[], Body::Empty)?;
+        Ok(())
+    }
+
+    fn dict_list(&self) -> Result<Vec<DictSummary>, OpError> {
+        Ok(http::dict_list(self)?)
+    }
+
+    fn dict_clear(&self, name: &str) -> Result<(), OpError> {
+        let path = format!("{}/clear", http::dict(name));
+        self.request("POST", &path, &[], Body::Empty)?;
+        Ok(())
+    }
+
+    fn dict_get(&self, name: &str, key: &str) -> Result<DictItem, OpError> {
+        Ok(http::dict_get(self, name, key)?)
+    }
+
+    fn dict_put(&self, name: &str, key: &str, value: &[u8]) -> Result<u64, OpError> {
+        Ok(http::dict_put(self, name, key, value)?)
+    }
+
+    fn dict_items(&self, name: &str, limit: Option<usize>) -> Result<DictItems, OpError> {
+        Ok(http::dict_items(self, name, limit)?)
+    }
+}
+
+/// The HTTP API's URLs and the calls both the CLI's [`Operations`] and the
+/// Rust [`Client`](super::Client) make.
+pub(crate) mod http {
+    use serde_json::Value as Json;
+
+    use super::*;
+    use crate::server::client::{enc, enc_path};
+
+    /// `/v1/volumes/{name}`.
+    pub(crate) fn volume(name: &str) -> String {
+        format!("/v1/volumes/{}", enc(name))
+    }
+
+    /// `/v1/volumes/{name}/files/{path}`.
+    pub(crate) fn volume_file(name: &str, path: &str) -> String {
+        format!(
+            "{}/files/{}",
+            volume(name),
+            enc_path(path.trim_start_matches('/'))
+        )
+    }
+
+    /// `/v1/dicts/{name}`.
+    pub(crate) fn dict(name: &str) -> String {
+        format!("/v1/dicts/{}", enc(name))
+    }
+
+    /// `/v1/dicts/{name}/keys/{key}`.
+    pub(crate) fn dict_key(name: &str, key: &str) -> String {
+        format!("{}/keys/{}", dict(name), enc(key))
+    }
+
+    pub(crate) fn volume_create(
+        c: &OwnerClient,
+        name: &str,
+        max_bytes: Option<u64>,
+    ) -> Result<(), ClientError> {
+        let q = max_bytes.map_or(String::new(), |n| format!("?max_bytes={n}"));
+        c.request("POST", &format!("{}{q}", volume(name)), &[], Body::Empty)?;
+        Ok(())
+    }
+
+    pub(crate) fn volume_list(c: &OwnerClient) -> Result<Vec<VolumeSummary>, ClientError> {
+        c.json("GET", "/v1/volumes", Body::Empty)
+    }
+
+    pub(crate) fn volume_ls(
+        c: &OwnerClient,
+        name: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<Vec<EntryInfo>, ClientError> {
+        c.json(
+            "GET",
+            &format!(
+                "{}/ls?path={}&recursive={recursive}",
+                volume(name),
+                enc(path)
+            ),
+            Body::Empty,
+        )
+    }
+
+    pub(crate) fn volume_reader(
+        c: &OwnerClient,
+        name: &str,
+        path: &str,
+    ) -> Result<Box<dyn Read + Send>, ClientError> {
+        Ok(
+            c.request("GET", &volume_file(name, path), &[], Body::Empty)?
+                .reader(),
+        )
+    }
+
+    /// Writes file `path`; returns the volume's new version.
+    pub(crate) fn volume_put(
+        c: &OwnerClient,
+        name: &str,
+        path: &str,
+        body: Body<'_>,
+        force: bool,
+    ) -> Result<u64, ClientError> {
+        let v: Json = c.json(
+            "PUT",
+            &format!("{}?force={force}", volume_file(name, path)),
+            body,
+        )?;
+        Ok(v.get("version").and_then(Json::as_u64).unwrap_or(0))
+    }
+
+    pub(crate) fn volume_rm(
+        c: &OwnerClient,
+        name: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<CommitInfo, ClientError> {
+        c.json(
+            "DELETE",
+            &format!("{}?recursive={recursive}", volume_file(name, path)),
+            Body::Empty,
+        )
+    }
+
+    /// Creates a dict; false if it existed.
+    pub(crate) fn dict_create(c: &OwnerClient, name: &str) -> Result<bool, ClientError> {
+        match c.request("POST", &dict(name), &[], Body::Empty) {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(409) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn dict_list(c: &OwnerClient) -> Result<Vec<DictSummary>, ClientError> {
+        c.json("GET", "/v1/dicts", Body::Empty)
+    }
+
+    pub(crate) fn dict_get(
+        c: &OwnerClient,
+        name: &str,
+        key: &str,
+    ) -> Result<DictItem, ClientError> {
+        c.json("GET", &dict_key(name, key), Body::Empty)
+    }
+
+    /// Stores bytes at `key`; returns the entry's version.
+    pub(crate) fn dict_put(
+        c: &OwnerClient,
+        name: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<u64, ClientError> {
+        let v: Json = c.json("PUT", &dict_key(name, key), Body::Bytes(value))?;
+        Ok(v.get("version").and_then(Json::as_u64).unwrap_or(0))
+    }
+
+    pub(crate) fn dict_items(
+        c: &OwnerClient,
+        name: &str,
+        limit: Option<usize>,
+    ) -> Result<DictItems, ClientError> {
+        let q = match limit {
+            Some(n) => format!("limit={n}"),
+            None => "all=true".to_owned(),
+        };
+        c.json("GET", &format!("{}/items?{q}", dict(name)), Body::Empty)
+    }
+}
