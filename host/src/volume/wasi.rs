@@ -306,406 +306,432 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
     linker.allow_shadowing(true);
     super::stream::add_to_linker(linker)?;
     super::write::add_to_linker(linker)?;
-    {
-        let mut inst = linker.instance(PREOPENS)?;
-        inst.func_wrap(
-            "get-directories",
-            |mut store: StoreContextMut<'_, T>, (): ()| {
-                let dirs = store.data_mut().filesystem().get_directories()?;
-                let view = store.data_mut().volume();
-                for (d, guest) in &dirs {
-                    if view.ctx.is_dir_mount(guest) {
-                        view.ctx.outside.insert(d.rep());
-                    } else {
-                        view.ctx.outside.remove(&d.rep());
-                    }
-                    match view.ctx.mount_index(guest) {
-                        Some(mount) => {
-                            view.ctx.fds.insert(
-                                d.rep(),
-                                OpenFd {
-                                    mount,
-                                    rel: String::new(),
-                                    write: false,
-                                    dir: true,
-                                },
-                            );
-                        }
-                        None => {
-                            view.ctx.fds.remove(&d.rep());
-                        }
-                    }
-                }
-                Ok((dirs,))
-            },
-        )?;
-    }
+    linker
+        .instance(PREOPENS)?
+        .func_wrap("get-directories", get_directories::<T>)?;
     let mut inst = linker.instance(TYPES)?;
-
-    inst.func_wrap_async(
-        "[method]descriptor.open-at",
-        |mut store: StoreContextMut<'_, T>,
-         (fd, pflags, path, oflags, dflags): (
-            Resource<Descriptor>,
-            PathFlags,
-            String,
-            OpenFlags,
-            DescriptorFlags,
-        )| {
-            Box::new(async move {
-                {
-                    let view = store.data_mut().volume();
-                    guest_err!(view.ctx.admit_handle(view.table));
-                }
-                let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::of(pflags)));
-                let truncating = oflags.contains(OpenFlags::TRUNCATE);
-                let writing = dflags.contains(DescriptorFlags::WRITE) || truncating;
-                let mut created = false;
-                let parent = fd.rep();
-                let disk = store.data_mut().volume().ctx.disk.clone();
-                let mut entry = 0;
-                if oflags.contains(OpenFlags::CREATE) {
-                    let view = store.data_mut().volume();
-                    entry = guest_err!(view.ctx.charge_new_entry(view.table, &fd, &path));
-                }
-                if let Some(t) = &target {
-                    let ctx = &mut *store.data_mut().volume().ctx;
-                    let exists = ctx.exists(t);
-                    if oflags.contains(OpenFlags::CREATE) && !exists {
-                        guest_err!(ctx.check_create(t));
-                        created = true;
-                    }
-                    if writing && exists {
-                        guest_err!(ctx.copy_up_charged(t, !truncating));
-                    }
-                }
-                let mut fs = store.data_mut().filesystem();
-                let opened = fs.open_at(fd, pflags, path, oflags, dflags).await;
-                let new = match opened {
-                    Ok(new) => new,
-                    Err(e) => {
-                        disk.refund(entry);
-                        return Ok((Err(fs.convert_error_code(e)?),));
-                    }
-                };
-                let view = store.data_mut().volume();
-                let outside = view.ctx.outside.contains(&parent);
-                if outside {
-                    view.ctx.outside.insert(new.rep());
-                } else {
-                    view.ctx.outside.remove(&new.rep());
-                    // A file removed while open keeps its bytes: the budget
-                    // measures those it can reach.
-                    if let Ok(wasmtime_wasi::filesystem::Descriptor::File(f)) = view.table.get(&new)
-                    {
-                        disk.track(&f.file);
-                    }
-                }
-                if truncating {
-                    disk.freed();
-                }
-                let ctx = &mut *view.ctx;
-                ctx.open_handles.insert(new.rep(), HandleKind::Descriptor);
-                match target {
-                    Some(t) => {
-                        let dir = ctx
-                            .mounts
-                            .get(t.mount)
-                            .and_then(|m| m.root.metadata(&t.rel).ok())
-                            .is_some_and(|m| m.is_dir());
-                        if writing || created {
-                            ctx.changed(&t, i64::from(created));
-                        }
-                        ctx.fds.insert(
-                            new.rep(),
-                            OpenFd {
-                                mount: t.mount,
-                                rel: t.rel,
-                                write: writing,
-                                dir,
-                            },
-                        );
-                    }
-                    None => {
-                        ctx.fds.remove(&new.rep());
-                    }
-                }
-                Ok((Ok(new),))
-            })
-        },
-    )?;
-
-    inst.func_wrap_async(
-        "[method]descriptor.read-directory",
-        |mut store: StoreContextMut<'_, T>, (fd,): (Resource<Descriptor>,)| {
-            Box::new(async move {
-                {
-                    let view = store.data_mut().volume();
-                    guest_err!(view.ctx.admit_handle(view.table));
-                }
-                let target = guest_err!(parts(&mut store, fd.rep(), ".", Last::Follow));
-                if let Some(t) = &target {
-                    guest_err!(store.data_mut().volume().ctx.complete(t, false));
-                }
-                let mut fs = store.data_mut().filesystem();
-                match fs.read_directory(fd).await {
-                    Ok(stream) => {
-                        let ctx = &mut *store.data_mut().volume().ctx;
-                        ctx.open_handles.insert(stream.rep(), HandleKind::Listing);
-                        Ok((Ok(stream),))
-                    }
-                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
-                }
-            }) as FsFuture<'_, Resource<DirectoryEntryStream>>
-        },
-    )?;
-
-    inst.func_wrap_async(
-        "[method]descriptor.stat-at",
-        |mut store: StoreContextMut<'_, T>,
-         (fd, pflags, path): (Resource<Descriptor>, PathFlags, String)| {
-            Box::new(async move {
-                guest_err!(parts(&mut store, fd.rep(), &path, Last::of(pflags)));
-                let mut fs = store.data_mut().filesystem();
-                match fs.stat_at(fd, pflags, path).await {
-                    Ok(stat) => Ok((Ok(stat),)),
-                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
-                }
-            }) as FsFuture<'_, DescriptorStat>
-        },
-    )?;
-
-    inst.func_wrap_async(
-        "[method]descriptor.metadata-hash-at",
-        |mut store: StoreContextMut<'_, T>,
-         (fd, pflags, path): (Resource<Descriptor>, PathFlags, String)| {
-            Box::new(async move {
-                guest_err!(parts(&mut store, fd.rep(), &path, Last::of(pflags)));
-                let mut fs = store.data_mut().filesystem();
-                match fs.metadata_hash_at(fd, pflags, path).await {
-                    Ok(hash) => Ok((Ok(hash),)),
-                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
-                }
-            }) as FsFuture<'_, MetadataHashValue>
-        },
-    )?;
-
-    inst.func_wrap_async(
-        "[method]descriptor.readlink-at",
-        |mut store: StoreContextMut<'_, T>, (fd, path): (Resource<Descriptor>, String)| {
-            Box::new(async move {
-                guest_err!(parts(&mut store, fd.rep(), &path, Last::NoFollow));
-                let mut fs = store.data_mut().filesystem();
-                match fs.readlink_at(fd, path).await {
-                    Ok(target) => Ok((Ok(target),)),
-                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
-                }
-            }) as FsFuture<'_, String>
-        },
-    )?;
-
-    inst.func_wrap_async(
-        "[method]descriptor.create-directory-at",
-        |mut store: StoreContextMut<'_, T>, (fd, path): (Resource<Descriptor>, String)| {
-            Box::new(async move {
-                let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::NoFollow));
-                if let Some(t) = &target {
-                    guest_err!(store.data_mut().volume().ctx.check_create(t));
-                }
-                let (disk, entry) = guest_err!(charge_entry(&mut store, fd.rep()));
-                let mut fs = store.data_mut().filesystem();
-                if let Err(e) = fs.create_directory_at(fd, path).await {
-                    disk.refund(entry);
-                    return Ok((Err(fs.convert_error_code(e)?),));
-                }
-                if let Some(t) = target {
-                    store.data_mut().volume().ctx.changed(&t, 1);
-                }
-                Ok((Ok(()),))
-            }) as FsFuture<'_, ()>
-        },
-    )?;
-
-    inst.func_wrap_async(
-        "[method]descriptor.unlink-file-at",
-        |mut store: StoreContextMut<'_, T>, (fd, path): (Resource<Descriptor>, String)| {
-            Box::new(async move {
-                let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::NoFollow));
-                let mut fs = store.data_mut().filesystem();
-                if let Err(e) = fs.unlink_file_at(fd, path).await {
-                    return Ok((Err(fs.convert_error_code(e)?),));
-                }
-                store.data_mut().volume().ctx.disk.freed();
-                if let Some(t) = target {
-                    store.data_mut().volume().ctx.changed(&t, -1);
-                }
-                Ok((Ok(()),))
-            }) as FsFuture<'_, ()>
-        },
-    )?;
-
-    inst.func_wrap_async(
-        "[method]descriptor.remove-directory-at",
-        |mut store: StoreContextMut<'_, T>, (fd, path): (Resource<Descriptor>, String)| {
-            Box::new(async move {
-                let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::NoFollow));
-                // Only an empty directory goes: its snapshot children must
-                // be there to say it is not.
-                if let Some(t) = &target {
-                    guest_err!(store.data_mut().volume().ctx.complete(t, false));
-                }
-                let mut fs = store.data_mut().filesystem();
-                if let Err(e) = fs.remove_directory_at(fd, path).await {
-                    return Ok((Err(fs.convert_error_code(e)?),));
-                }
-                store.data_mut().volume().ctx.disk.freed();
-                if let Some(t) = target {
-                    store.data_mut().volume().ctx.changed(&t, -1);
-                }
-                Ok((Ok(()),))
-            }) as FsFuture<'_, ()>
-        },
-    )?;
-
-    inst.func_wrap_async(
-        "[method]descriptor.symlink-at",
-        |mut store: StoreContextMut<'_, T>,
-         (fd, old_path, new_path): (Resource<Descriptor>, String, String)| {
-            Box::new(async move {
-                let target = guest_err!(parts(&mut store, fd.rep(), &new_path, Last::NoFollow));
-                if let Some(t) = &target {
-                    guest_err!(store.data_mut().volume().ctx.check_create(t));
-                }
-                let (disk, entry) = guest_err!(charge_entry(&mut store, fd.rep()));
-                let mut fs = store.data_mut().filesystem();
-                if let Err(e) = fs.symlink_at(fd, old_path, new_path).await {
-                    disk.refund(entry);
-                    return Ok((Err(fs.convert_error_code(e)?),));
-                }
-                if let Some(t) = target {
-                    store.data_mut().volume().ctx.changed(&t, 1);
-                }
-                Ok((Ok(()),))
-            }) as FsFuture<'_, ()>
-        },
-    )?;
-
-    inst.func_wrap_async(
-        "[method]descriptor.rename-at",
-        |mut store: StoreContextMut<'_, T>,
-         (fd, old_path, new_fd, new_path): (
-            Resource<Descriptor>,
-            String,
-            Resource<Descriptor>,
-            String,
-        )| {
-            Box::new(async move {
-                let from = guest_err!(parts(&mut store, fd.rep(), &old_path, Last::NoFollow));
-                let to = guest_err!(parts(&mut store, new_fd.rep(), &new_path, Last::NoFollow));
-                // Moving between a mount and anything else would move data
-                // across volumes (or out of one) behind the stores' back.
-                if from.as_ref().map(|t| t.mount) != to.as_ref().map(|t| t.mount) {
-                    return Ok((Err(ErrorCode::CrossDevice),));
-                }
-                let mut moved_dir = false;
-                let mut replaced = false;
-                if let (Some(f), Some(t)) = (&from, &to) {
-                    let ctx = &mut *store.data_mut().volume().ctx;
-                    // A directory moves with everything the snapshot has
-                    // under it; one it replaces must be empty, so its
-                    // snapshot children must show.
-                    moved_dir = ctx.is_dir(f);
-                    if moved_dir {
-                        guest_err!(ctx.complete(f, true));
-                    }
-                    guest_err!(ctx.check_move(f, t));
-                    replaced = ctx.exists(t);
-                    if replaced {
-                        guest_err!(ctx.complete(t, false));
-                    }
-                }
-                let mut fs = store.data_mut().filesystem();
-                if let Err(e) = fs.rename_at(fd, old_path, new_fd, new_path).await {
-                    return Ok((Err(fs.convert_error_code(e)?),));
-                }
-                let ctx = &mut *store.data_mut().volume().ctx;
-                ctx.disk.freed();
-                if let (Some(f), Some(t)) = (from, to) {
-                    ctx.moved(&f, &t);
-                    ctx.changed(&f, 0);
-                    ctx.changed(&t, if replaced { -1 } else { 0 });
-                    if moved_dir && let Some(m) = ctx.mounts.get_mut(t.mount) {
-                        m.renamed_in.insert(t.rel);
-                    }
-                }
-                Ok((Ok(()),))
-            }) as FsFuture<'_, ()>
-        },
-    )?;
-
-    inst.func_wrap_async(
-        "[method]descriptor.link-at",
-        |mut store: StoreContextMut<'_, T>,
-         (fd, pflags, old_path, new_fd, new_path): (
-            Resource<Descriptor>,
-            PathFlags,
-            String,
-            Resource<Descriptor>,
-            String,
-        )| {
-            Box::new(async move {
-                let from = guest_err!(parts(&mut store, fd.rep(), &old_path, Last::of(pflags)));
-                let to = guest_err!(parts(&mut store, new_fd.rep(), &new_path, Last::NoFollow));
-                if from.as_ref().map(|t| t.mount) != to.as_ref().map(|t| t.mount) {
-                    return Ok((Err(ErrorCode::CrossDevice),));
-                }
-                if let Some(t) = &to {
-                    guest_err!(store.data_mut().volume().ctx.check_create(t));
-                }
-                let (disk, entry) = guest_err!(charge_entry(&mut store, new_fd.rep()));
-                let mut fs = store.data_mut().filesystem();
-                if let Err(e) = fs.link_at(fd, pflags, old_path, new_fd, new_path).await {
-                    disk.refund(entry);
-                    return Ok((Err(fs.convert_error_code(e)?),));
-                }
-                if let Some(t) = to {
-                    store.data_mut().volume().ctx.changed(&t, 1);
-                }
-                Ok((Ok(()),))
-            }) as FsFuture<'_, ()>
-        },
-    )?;
-
-    inst.func_wrap_async(
-        "[method]descriptor.set-times-at",
-        |mut store: StoreContextMut<'_, T>,
-         (fd, pflags, path, atim, mtim): (
-            Resource<Descriptor>,
-            PathFlags,
-            String,
-            NewTimestamp,
-            NewTimestamp,
-        )| {
-            Box::new(async move {
-                let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::of(pflags)));
-                // Times live on the inode, which a blob link shares with the
-                // store: copy up first.
-                if let Some(t) = &target {
-                    guest_err!(store.data_mut().volume().ctx.copy_up_charged(t, true));
-                }
-                let mut fs = store.data_mut().filesystem();
-                if let Err(e) = fs.set_times_at(fd, pflags, path, atim, mtim).await {
-                    return Ok((Err(fs.convert_error_code(e)?),));
-                }
-                if let Some(t) = target {
-                    store.data_mut().volume().ctx.changed(&t, 0);
-                }
-                Ok((Ok(()),))
-            }) as FsFuture<'_, ()>
-        },
-    )?;
+    inst.func_wrap_async("[method]descriptor.open-at", |store, args| {
+        Box::new(open_at(store, args))
+    })?;
+    inst.func_wrap_async("[method]descriptor.read-directory", |store, args| {
+        Box::new(read_directory(store, args))
+    })?;
+    inst.func_wrap_async("[method]descriptor.stat-at", |store, args| {
+        Box::new(stat_at(store, args))
+    })?;
+    inst.func_wrap_async("[method]descriptor.metadata-hash-at", |store, args| {
+        Box::new(metadata_hash_at(store, args))
+    })?;
+    inst.func_wrap_async("[method]descriptor.readlink-at", |store, args| {
+        Box::new(readlink_at(store, args))
+    })?;
+    inst.func_wrap_async("[method]descriptor.create-directory-at", |store, args| {
+        Box::new(create_directory_at(store, args))
+    })?;
+    inst.func_wrap_async("[method]descriptor.unlink-file-at", |store, args| {
+        Box::new(unlink_file_at(store, args))
+    })?;
+    inst.func_wrap_async("[method]descriptor.remove-directory-at", |store, args| {
+        Box::new(remove_directory_at(store, args))
+    })?;
+    inst.func_wrap_async("[method]descriptor.symlink-at", |store, args| {
+        Box::new(symlink_at(store, args))
+    })?;
+    inst.func_wrap_async("[method]descriptor.rename-at", |store, args| {
+        Box::new(rename_at(store, args))
+    })?;
+    inst.func_wrap_async("[method]descriptor.link-at", |store, args| {
+        Box::new(link_at(store, args))
+    })?;
+    inst.func_wrap_async("[method]descriptor.set-times-at", |store, args| {
+        Box::new(set_times_at(store, args))
+    })?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// The preopened directories with their guest paths.
+type Preopens = Vec<(Resource<Descriptor>, String)>;
+
+/// `get-directories`: records which preopens are mounts (and which lie
+/// outside every mount), so the other calls can tell.
+fn get_directories<T: WasiView + VolumeView>(
+    mut store: StoreContextMut<'_, T>,
+    (): (),
+) -> wasmtime::Result<(Preopens,)> {
+    let dirs = store.data_mut().filesystem().get_directories()?;
+    let view = store.data_mut().volume();
+    for (d, guest) in &dirs {
+        if view.ctx.is_dir_mount(guest) {
+            view.ctx.outside.insert(d.rep());
+        } else {
+            view.ctx.outside.remove(&d.rep());
+        }
+        match view.ctx.mount_index(guest) {
+            Some(mount) => {
+                view.ctx.fds.insert(
+                    d.rep(),
+                    OpenFd {
+                        mount,
+                        rel: String::new(),
+                        write: false,
+                        dir: true,
+                    },
+                );
+            }
+            None => {
+                view.ctx.fds.remove(&d.rep());
+            }
+        }
+    }
+    Ok((dirs,))
+}
+
+/// `[method]descriptor.open-at`: Places the path (lazy mount), counts the new handle, charges a create,
+/// copies a linked blob up before a write, and records the descriptor's
+/// mount and path.
+async fn open_at<T: WasiView + VolumeView>(
+    mut store: StoreContextMut<'_, T>,
+    (fd, pflags, path, oflags, dflags): (
+        Resource<Descriptor>,
+        PathFlags,
+        String,
+        OpenFlags,
+        DescriptorFlags,
+    ),
+) -> FsResult<Resource<Descriptor>> {
+    {
+        let view = store.data_mut().volume();
+        guest_err!(view.ctx.admit_handle(view.table));
+    }
+    let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::of(pflags)));
+    let truncating = oflags.contains(OpenFlags::TRUNCATE);
+    let writing = dflags.contains(DescriptorFlags::WRITE) || truncating;
+    let mut created = false;
+    let parent = fd.rep();
+    let disk = store.data_mut().volume().ctx.disk.clone();
+    let mut entry = 0;
+    if oflags.contains(OpenFlags::CREATE) {
+        let view = store.data_mut().volume();
+        entry = guest_err!(view.ctx.charge_new_entry(view.table, &fd, &path));
+    }
+    if let Some(t) = &target {
+        let ctx = &mut *store.data_mut().volume().ctx;
+        let exists = ctx.exists(t);
+        if oflags.contains(OpenFlags::CREATE) && !exists {
+            guest_err!(ctx.check_create(t));
+            created = true;
+        }
+        if writing && exists {
+            guest_err!(ctx.copy_up_charged(t, !truncating));
+        }
+    }
+    let mut fs = store.data_mut().filesystem();
+    let opened = fs.open_at(fd, pflags, path, oflags, dflags).await;
+    let new = match opened {
+        Ok(new) => new,
+        Err(e) => {
+            disk.refund(entry);
+            return Ok((Err(fs.convert_error_code(e)?),));
+        }
+    };
+    let view = store.data_mut().volume();
+    let outside = view.ctx.outside.contains(&parent);
+    if outside {
+        view.ctx.outside.insert(new.rep());
+    } else {
+        view.ctx.outside.remove(&new.rep());
+        // A file removed while open keeps its bytes: the budget
+        // measures those it can reach.
+        if let Ok(wasmtime_wasi::filesystem::Descriptor::File(f)) = view.table.get(&new) {
+            disk.track(&f.file);
+        }
+    }
+    if truncating {
+        disk.freed();
+    }
+    let ctx = &mut *view.ctx;
+    ctx.open_handles.insert(new.rep(), HandleKind::Descriptor);
+    match target {
+        Some(t) => {
+            let dir = ctx
+                .mounts
+                .get(t.mount)
+                .and_then(|m| m.root.metadata(&t.rel).ok())
+                .is_some_and(|m| m.is_dir());
+            if writing || created {
+                ctx.changed(&t, i64::from(created));
+            }
+            ctx.fds.insert(
+                new.rep(),
+                OpenFd {
+                    mount: t.mount,
+                    rel: t.rel,
+                    write: writing,
+                    dir,
+                },
+            );
+        }
+        None => {
+            ctx.fds.remove(&new.rep());
+        }
+    }
+    Ok((Ok(new),))
+}
+
+/// `[method]descriptor.read-directory`: Completes the directory from the snapshot before it is listed, and
+/// counts the listing's handle.
+async fn read_directory<T: WasiView + VolumeView>(
+    mut store: StoreContextMut<'_, T>,
+    (fd,): (Resource<Descriptor>,),
+) -> FsResult<Resource<DirectoryEntryStream>> {
+    {
+        let view = store.data_mut().volume();
+        guest_err!(view.ctx.admit_handle(view.table));
+    }
+    let target = guest_err!(parts(&mut store, fd.rep(), ".", Last::Follow));
+    if let Some(t) = &target {
+        guest_err!(store.data_mut().volume().ctx.complete(t, false));
+    }
+    let mut fs = store.data_mut().filesystem();
+    match fs.read_directory(fd).await {
+        Ok(stream) => {
+            let ctx = &mut *store.data_mut().volume().ctx;
+            ctx.open_handles.insert(stream.rep(), HandleKind::Listing);
+            Ok((Ok(stream),))
+        }
+        Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+    }
+}
+
+/// `[method]descriptor.stat-at`: Places the path first, so the guest sees the snapshot's entry.
+async fn stat_at<T: WasiView + VolumeView>(
+    mut store: StoreContextMut<'_, T>,
+    (fd, pflags, path): (Resource<Descriptor>, PathFlags, String),
+) -> FsResult<DescriptorStat> {
+    guest_err!(parts(&mut store, fd.rep(), &path, Last::of(pflags)));
+    let mut fs = store.data_mut().filesystem();
+    match fs.stat_at(fd, pflags, path).await {
+        Ok(stat) => Ok((Ok(stat),)),
+        Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+    }
+}
+
+/// `[method]descriptor.metadata-hash-at`: Places the path first, so the guest sees the snapshot's entry.
+async fn metadata_hash_at<T: WasiView + VolumeView>(
+    mut store: StoreContextMut<'_, T>,
+    (fd, pflags, path): (Resource<Descriptor>, PathFlags, String),
+) -> FsResult<MetadataHashValue> {
+    guest_err!(parts(&mut store, fd.rep(), &path, Last::of(pflags)));
+    let mut fs = store.data_mut().filesystem();
+    match fs.metadata_hash_at(fd, pflags, path).await {
+        Ok(hash) => Ok((Ok(hash),)),
+        Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+    }
+}
+
+/// `[method]descriptor.readlink-at`: Places the path first, so the guest sees the snapshot's link.
+async fn readlink_at<T: WasiView + VolumeView>(
+    mut store: StoreContextMut<'_, T>,
+    (fd, path): (Resource<Descriptor>, String),
+) -> FsResult<String> {
+    guest_err!(parts(&mut store, fd.rep(), &path, Last::NoFollow));
+    let mut fs = store.data_mut().filesystem();
+    match fs.readlink_at(fd, path).await {
+        Ok(target) => Ok((Ok(target),)),
+        Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+    }
+}
+
+/// `[method]descriptor.create-directory-at`: Checks the inode limit and path length, charges the entry, and
+/// records the change.
+async fn create_directory_at<T: WasiView + VolumeView>(
+    mut store: StoreContextMut<'_, T>,
+    (fd, path): (Resource<Descriptor>, String),
+) -> FsResult<()> {
+    let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::NoFollow));
+    if let Some(t) = &target {
+        guest_err!(store.data_mut().volume().ctx.check_create(t));
+    }
+    let (disk, entry) = guest_err!(charge_entry(&mut store, fd.rep()));
+    let mut fs = store.data_mut().filesystem();
+    if let Err(e) = fs.create_directory_at(fd, path).await {
+        disk.refund(entry);
+        return Ok((Err(fs.convert_error_code(e)?),));
+    }
+    if let Some(t) = target {
+        store.data_mut().volume().ctx.changed(&t, 1);
+    }
+    Ok((Ok(()),))
+}
+
+/// `[method]descriptor.unlink-file-at`: Marks the disk budget stale and records the removal.
+async fn unlink_file_at<T: WasiView + VolumeView>(
+    mut store: StoreContextMut<'_, T>,
+    (fd, path): (Resource<Descriptor>, String),
+) -> FsResult<()> {
+    let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::NoFollow));
+    let mut fs = store.data_mut().filesystem();
+    if let Err(e) = fs.unlink_file_at(fd, path).await {
+        return Ok((Err(fs.convert_error_code(e)?),));
+    }
+    store.data_mut().volume().ctx.disk.freed();
+    if let Some(t) = target {
+        store.data_mut().volume().ctx.changed(&t, -1);
+    }
+    Ok((Ok(()),))
+}
+
+/// `[method]descriptor.remove-directory-at`: Completes the directory first (only an empty one goes), then records
+/// the removal.
+async fn remove_directory_at<T: WasiView + VolumeView>(
+    mut store: StoreContextMut<'_, T>,
+    (fd, path): (Resource<Descriptor>, String),
+) -> FsResult<()> {
+    let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::NoFollow));
+    // Only an empty directory goes: its snapshot children must
+    // be there to say it is not.
+    if let Some(t) = &target {
+        guest_err!(store.data_mut().volume().ctx.complete(t, false));
+    }
+    let mut fs = store.data_mut().filesystem();
+    if let Err(e) = fs.remove_directory_at(fd, path).await {
+        return Ok((Err(fs.convert_error_code(e)?),));
+    }
+    store.data_mut().volume().ctx.disk.freed();
+    if let Some(t) = target {
+        store.data_mut().volume().ctx.changed(&t, -1);
+    }
+    Ok((Ok(()),))
+}
+
+/// `[method]descriptor.symlink-at`: Checks the inode limit and path length, charges the entry, and
+/// records the change.
+async fn symlink_at<T: WasiView + VolumeView>(
+    mut store: StoreContextMut<'_, T>,
+    (fd, old_path, new_path): (Resource<Descriptor>, String, String),
+) -> FsResult<()> {
+    let target = guest_err!(parts(&mut store, fd.rep(), &new_path, Last::NoFollow));
+    if let Some(t) = &target {
+        guest_err!(store.data_mut().volume().ctx.check_create(t));
+    }
+    let (disk, entry) = guest_err!(charge_entry(&mut store, fd.rep()));
+    let mut fs = store.data_mut().filesystem();
+    if let Err(e) = fs.symlink_at(fd, old_path, new_path).await {
+        disk.refund(entry);
+        return Ok((Err(fs.convert_error_code(e)?),));
+    }
+    if let Some(t) = target {
+        store.data_mut().volume().ctx.changed(&t, 1);
+    }
+    Ok((Ok(()),))
+}
+
+/// `[method]descriptor.rename-at`: Refuses a move across mounts (EXDEV), completes the directories it
+/// moves or replaces, and moves the recorded paths with it.
+async fn rename_at<T: WasiView + VolumeView>(
+    mut store: StoreContextMut<'_, T>,
+    (fd, old_path, new_fd, new_path): (Resource<Descriptor>, String, Resource<Descriptor>, String),
+) -> FsResult<()> {
+    let from = guest_err!(parts(&mut store, fd.rep(), &old_path, Last::NoFollow));
+    let to = guest_err!(parts(&mut store, new_fd.rep(), &new_path, Last::NoFollow));
+    // Moving between a mount and anything else would move data
+    // across volumes (or out of one) behind the stores' back.
+    if from.as_ref().map(|t| t.mount) != to.as_ref().map(|t| t.mount) {
+        return Ok((Err(ErrorCode::CrossDevice),));
+    }
+    let mut moved_dir = false;
+    let mut replaced = false;
+    if let (Some(f), Some(t)) = (&from, &to) {
+        let ctx = &mut *store.data_mut().volume().ctx;
+        // A directory moves with everything the snapshot has
+        // under it; one it replaces must be empty, so its
+        // snapshot children must show.
+        moved_dir = ctx.is_dir(f);
+        if moved_dir {
+            guest_err!(ctx.complete(f, true));
+        }
+        guest_err!(ctx.check_move(f, t));
+        replaced = ctx.exists(t);
+        if replaced {
+            guest_err!(ctx.complete(t, false));
+        }
+    }
+    let mut fs = store.data_mut().filesystem();
+    if let Err(e) = fs.rename_at(fd, old_path, new_fd, new_path).await {
+        return Ok((Err(fs.convert_error_code(e)?),));
+    }
+    let ctx = &mut *store.data_mut().volume().ctx;
+    ctx.disk.freed();
+    if let (Some(f), Some(t)) = (from, to) {
+        ctx.moved(&f, &t);
+        ctx.changed(&f, 0);
+        ctx.changed(&t, if replaced { -1 } else { 0 });
+        if moved_dir && let Some(m) = ctx.mounts.get_mut(t.mount) {
+            m.renamed_in.insert(t.rel);
+        }
+    }
+    Ok((Ok(()),))
+}
+
+/// `[method]descriptor.link-at`: Refuses a link across mounts (EXDEV), charges the entry, and records
+/// the change.
+async fn link_at<T: WasiView + VolumeView>(
+    mut store: StoreContextMut<'_, T>,
+    (fd, pflags, old_path, new_fd, new_path): (
+        Resource<Descriptor>,
+        PathFlags,
+        String,
+        Resource<Descriptor>,
+        String,
+    ),
+) -> FsResult<()> {
+    let from = guest_err!(parts(&mut store, fd.rep(), &old_path, Last::of(pflags)));
+    let to = guest_err!(parts(&mut store, new_fd.rep(), &new_path, Last::NoFollow));
+    if from.as_ref().map(|t| t.mount) != to.as_ref().map(|t| t.mount) {
+        return Ok((Err(ErrorCode::CrossDevice),));
+    }
+    if let Some(t) = &to {
+        guest_err!(store.data_mut().volume().ctx.check_create(t));
+    }
+    let (disk, entry) = guest_err!(charge_entry(&mut store, new_fd.rep()));
+    let mut fs = store.data_mut().filesystem();
+    if let Err(e) = fs.link_at(fd, pflags, old_path, new_fd, new_path).await {
+        disk.refund(entry);
+        return Ok((Err(fs.convert_error_code(e)?),));
+    }
+    if let Some(t) = to {
+        store.data_mut().volume().ctx.changed(&t, 1);
+    }
+    Ok((Ok(()),))
+}
+
+/// `[method]descriptor.set-times-at`: Copies a linked blob up first (times live on the inode the store
+/// shares), then records the change.
+async fn set_times_at<T: WasiView + VolumeView>(
+    mut store: StoreContextMut<'_, T>,
+    (fd, pflags, path, atim, mtim): (
+        Resource<Descriptor>,
+        PathFlags,
+        String,
+        NewTimestamp,
+        NewTimestamp,
+    ),
+) -> FsResult<()> {
+    let target = guest_err!(parts(&mut store, fd.rep(), &path, Last::of(pflags)));
+    // Times live on the inode, which a blob link shares with the
+    // store: copy up first.
+    if let Some(t) = &target {
+        guest_err!(store.data_mut().volume().ctx.copy_up_charged(t, true));
+    }
+    let mut fs = store.data_mut().filesystem();
+    if let Err(e) = fs.set_times_at(fd, pflags, path, atim, mtim).await {
+        return Ok((Err(fs.convert_error_code(e)?),));
+    }
+    if let Some(t) = target {
+        store.data_mut().volume().ctx.changed(&t, 0);
+    }
+    Ok((Ok(()),))
 }
 
 #[cfg(test)]
