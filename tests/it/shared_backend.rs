@@ -527,3 +527,106 @@ fn sessions_flush_commits_before_they_are_visible_whatever_the_server_default() 
     .unwrap();
     assert_eq!(chosen.session_setting("synchronous_commit").unwrap(), "off");
 }
+
+/// A mount on one host pins its snapshot's blobs against a collection on
+/// another: host B drops a file host A's mount still shows and collects
+/// with no minimum age, and the blob stays; B cannot delete the mounted
+/// volume. When the mount ends the blob goes; when a host dies with a
+/// mount, its record lapses a lease later and the blob goes then.
+#[test]
+fn a_mount_on_one_host_pins_its_blobs_on_every_host() {
+    use vessel_host::service::Service;
+    use vessel_host::storage::volume::GcOptions;
+    let (m, b) = shared().fresh();
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str| {
+        let mut o = RemoteOptions::new(&m, &b, dir.path().join(name));
+        o.mount_lease = Duration::from_secs(2);
+        RemoteStore::open(o).unwrap()
+    };
+    let (a, host_b) = (open("a"), open("b"));
+    let collect = |s: &RemoteStore| {
+        s.gc(&GcOptions {
+            pinned: &|_| false,
+            min_age: Some(Duration::ZERO),
+        })
+        .unwrap()
+    };
+    VolumeStore::create(&a, "v").unwrap();
+    let old = file_node(&a, b"the mounted snapshot's bytes").unwrap();
+    let blob = old.blob.unwrap();
+    a.commit(
+        "v",
+        &[Change::Put {
+            path: "f".into(),
+            node: old,
+        }],
+    )
+    .unwrap();
+    // Host A mounts v (as a container does: register, then read).
+    let mount = a.register_mount("v").unwrap();
+    let snap = a.snapshot("v").unwrap();
+    mount.pin(snap.nodes.iter().filter_map(|(_, n)| n.blob));
+    // Host B drops the file and collects: the blob stays for A's mount.
+    host_b
+        .commit("v", &[Change::Remove { path: "f".into() }])
+        .unwrap();
+    let r = collect(&host_b);
+    assert_eq!((r.removed_blobs, r.kept_pinned), (0, 1), "{r:?}");
+    assert_eq!(a.read_blob(&blob, 0, 3).unwrap(), b"the");
+    // B sees the mount: deleting or renaming the volume is refused.
+    assert_eq!(host_b.mounts_elsewhere("v").unwrap(), 1);
+    assert_eq!(a.mounts_elsewhere("v").unwrap(), 0, "its own are local");
+    let svc = Service::from_remote(host_b.clone());
+    let e = svc.volume_delete("v", false).unwrap_err().to_string();
+    assert!(e.contains("on this and other hosts"), "{e}");
+    assert!(svc.volume_rename("v", "w").is_err());
+    // The mount ends: its record goes, and so does the blob.
+    drop(mount);
+    let start = Instant::now();
+    loop {
+        let r = collect(&host_b);
+        if r.removed_blobs == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never released: {r:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(host_b.mounts_elsewhere("v").unwrap(), 0);
+    // A host that dies with a mount: its record lapses a lease later.
+    let other = file_node(&a, b"bytes of a host that died").unwrap();
+    let other_blob = other.blob.unwrap();
+    a.commit(
+        "v",
+        &[Change::Put {
+            path: "g".into(),
+            node: other,
+        }],
+    )
+    .unwrap();
+    let dying = a.register_mount("v").unwrap();
+    host_b
+        .commit("v", &[Change::Remove { path: "g".into() }])
+        .unwrap();
+    // No clean-up: the registration is leaked, the store closed.
+    std::mem::forget(dying);
+    drop(a);
+    let r = collect(&host_b);
+    assert_eq!(r.kept_pinned, 1, "still within the lease: {r:?}");
+    let start = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        if collect(&host_b).removed_blobs == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the dead host's record never lapsed"
+        );
+    }
+    assert!(host_b.read_blob(&other_blob, 0, 1).is_err());
+    svc.volume_delete("v", false).unwrap();
+}

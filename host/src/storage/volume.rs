@@ -26,6 +26,7 @@
 //! without a leading `/`; `""` is the root. Use [`normalize_path`].
 
 pub(crate) mod cache;
+pub mod pins;
 pub(crate) mod plan;
 
 use std::path::{Path, PathBuf};
@@ -156,10 +157,10 @@ impl From<BlobError> for VolumeError {
 
 /// How a blob garbage collection runs.
 pub struct GcOptions<'a> {
-    /// Blobs to keep although no volume's head names them: the blobs that
-    /// live mounts of this process may still link (see
-    /// `crate::volume::live`). Asked only about blobs that would otherwise
-    /// go.
+    /// Blobs to keep although no volume's head names them, besides those
+    /// the store's live mounts pin (see [`pins`], which every backend's
+    /// collection asks itself). Asked only about blobs that would
+    /// otherwise go.
     pub pinned: &'a dyn Fn(&BlobId) -> bool,
     /// How old an unreferenced blob must be to go; `None` uses the store's
     /// own grace period. The grace period protects blobs written for a
@@ -198,8 +199,7 @@ pub struct GcReport {
 pub trait VolumeStore: Send + Sync + std::fmt::Debug {
     /// Where the data lives (e.g. `embedded:/path/to/data`): two handles on
     /// the same data give the same string, handles on different data
-    /// different ones. In-process bookkeeping keyed by store (the live
-    /// mounts) uses it.
+    /// different ones (for messages and logs).
     fn location(&self) -> String;
     /// Creates `name` without a byte quota; false if it existed already.
     fn create(&self, name: &str) -> Result<bool, VolumeError> {
@@ -257,8 +257,24 @@ pub trait VolumeStore: Send + Sync + std::fmt::Debug {
     fn read_blob(&self, id: &BlobId, offset: u64, len: u64) -> Result<Vec<u8>, VolumeError>;
 
     /// Removes blobs no volume references, except young and pinned ones
-    /// (see [`GcOptions`]), and what a crash left of deleted volumes.
+    /// (see [`GcOptions`] and [`pins`]), and what a crash left of deleted
+    /// volumes.
     fn gc(&self, options: &GcOptions<'_>) -> Result<GcReport, VolumeError>;
+
+    /// This process's live mounts of the store's volumes.
+    fn mounts(&self) -> &pins::Mounts;
+    /// Registers a live mount of `volume` before its snapshot is read (see
+    /// [`pins`]); the registration ends when it drops. The shared backend
+    /// records it for the other hosts too.
+    fn register_mount(&self, volume: &str) -> Result<pins::Registration, VolumeError> {
+        Ok(self.mounts().register(volume))
+    }
+    /// Live mounts of `volume` on other hosts: 0 for a store one process
+    /// owns.
+    fn mounts_elsewhere(&self, volume: &str) -> Result<usize, VolumeError> {
+        let _ = volume;
+        Ok(0)
+    }
 }
 
 /// Refuses a byte quota the stores cannot hold.

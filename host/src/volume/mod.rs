@@ -9,7 +9,6 @@
 
 pub mod disk;
 mod listing;
-pub mod live;
 pub mod mount;
 mod stream;
 pub mod wasi;

@@ -46,8 +46,8 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, MetadataExt as _, Permissions, PermissionsExt as _};
 
 use super::disk::{Unwritten, lock};
-use super::live::Registration;
 use crate::storage::blobs::BlobId;
+use crate::storage::volume::pins::Registration;
 use crate::storage::volume::{
     Change, CommitInfo, Node, NodeKind, Snapshot, VolumeError, VolumeStore,
 };
@@ -181,7 +181,7 @@ impl Mount {
         let root = Dir::open_ambient_dir(host_dir, ambient_authority()).map_err(&err)?;
         // Registered before the snapshot is read: a garbage collection that
         // starts meanwhile keeps every blob until the pins are in.
-        let live = Registration::new(store.location(), &spec.volume);
+        let live = store.register_mount(&spec.volume)?;
         let snapshot = store.snapshot(&spec.volume)?;
         live.pin(snapshot.nodes.iter().filter_map(|(_, n)| n.blob));
         let inodes = snapshot.nodes.len() as u64;

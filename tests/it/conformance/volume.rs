@@ -654,6 +654,36 @@ fn gc_keeps_referenced_young_and_pinned_blobs(make: &Make) {
     ));
 }
 
+/// A live mount registered with the store pins its snapshot's blobs
+/// against the store's own collection, and refuses a deletion, until it
+/// ends.
+fn live_mounts_pin_their_blobs_until_they_end(make: &Make) {
+    let b = make(Setup {
+        gc_grace: Duration::ZERO,
+        ..Setup::default()
+    });
+    let s = &*b.volumes;
+    s.create("v").unwrap();
+    let old = file(s, b"what the mount saw");
+    s.commit("v", &[put("f", old)]).unwrap();
+    let mount = s.register_mount("v").unwrap();
+    let snap = s.snapshot("v").unwrap();
+    mount.pin(snap.nodes.iter().filter_map(|(_, n)| n.blob));
+    s.commit("v", &[rm("f")]).unwrap();
+    let r = gc(s, Some(Duration::ZERO));
+    assert_eq!((r.removed_blobs, r.kept_pinned), (0, 1), "{r:?}");
+    assert_eq!(s.mounts().count("v"), 1);
+    drop(mount);
+    assert_eq!(s.mounts().count("v"), 0);
+    // The shared backend forgets the record without waiting: allow it a
+    // moment.
+    let start = std::time::Instant::now();
+    while gc(s, Some(Duration::ZERO)).removed_blobs != 1 {
+        assert!(start.elapsed() < Duration::from_secs(10), "never released");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn blobs_read_by_range_and_dedupe(make: &Make) {
     let b = make(Setup {
         multipart_threshold: 5 << 20,
@@ -741,6 +771,7 @@ super::suite!(
     snapshots_are_consistent_while_commits_run,
     rename_and_delete,
     gc_keeps_referenced_young_and_pinned_blobs,
+    live_mounts_pin_their_blobs_until_they_end,
     blobs_read_by_range_and_dedupe,
     reopening_keeps_everything,
 );

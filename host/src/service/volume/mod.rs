@@ -20,11 +20,11 @@ use serde::{Deserialize, Serialize};
 use super::Service;
 use super::quota::UploadQuota;
 use crate::storage::blobs::BlobId;
+use crate::storage::volume::pins::{IfMounted, LiveError};
 use crate::storage::volume::{
     Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, VolumeError, VolumeInfo, VolumeStore,
     ancestors, check_volume_name, normalize_path,
 };
-use crate::volume::live::{self, IfMounted, LiveError};
 
 /// Chunk size of streamed reads out of a volume.
 const READ_CHUNK: u64 = 8 << 20;
@@ -288,7 +288,8 @@ impl Service {
         } else {
             IfMounted::RefuseUnlessForced
         };
-        live::guard_volume(&store.location(), name, if_mounted, || {
+        let elsewhere = store.mounts_elsewhere(name)?;
+        store.mounts().guard(name, elsewhere, if_mounted, || {
             store.delete(name).map_err(VolumeOpError::from)
         })
     }
@@ -297,7 +298,8 @@ impl Service {
     /// containers commit by name.
     pub fn volume_rename(&self, old: &str, new: &str) -> Result<(), VolumeOpError> {
         let store = self.volume_store()?;
-        live::guard_volume(&store.location(), old, IfMounted::Refuse, || {
+        let elsewhere = store.mounts_elsewhere(old)?;
+        store.mounts().guard(old, elsewhere, IfMounted::Refuse, || {
             store.rename(old, new).map_err(VolumeOpError::from)
         })
     }
@@ -357,10 +359,8 @@ impl Service {
         &self,
         min_age: Option<std::time::Duration>,
     ) -> Result<GcReport, VolumeOpError> {
-        let store = self.volume_store()?;
-        let pinned = live::Pinned::new(store.location());
-        Ok(store.gc(&GcOptions {
-            pinned: &|id| pinned.contains(id),
+        Ok(self.volume_store()?.gc(&GcOptions {
+            pinned: &|_| false,
             min_age,
         })?)
     }

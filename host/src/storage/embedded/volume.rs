@@ -49,6 +49,7 @@ use super::EmbeddedStore;
 use crate::storage::blobs::{BlobError, BlobId};
 use crate::storage::disk::is_disk_full;
 use crate::storage::volume::cache::SnapshotCache;
+use crate::storage::volume::pins::Mounts;
 use crate::storage::volume::plan::{Base, IMPLICIT_DIR_MODE, plan};
 use crate::storage::volume::{
     Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, Snapshot, VolumeError, VolumeInfo,
@@ -82,6 +83,9 @@ pub(crate) struct VolumeState {
     gc_lock: RwLock<()>,
     /// Writes applied to sled but not yet durable (see [`visible`]).
     visible: Visibility,
+    /// This process's live mounts: all of them, as one process owns the
+    /// store.
+    mounts: Mounts,
 }
 
 impl VolumeState {
@@ -101,6 +105,7 @@ impl VolumeState {
             snapshots: Mutex::new(SnapshotCache::default()),
             gc_lock: RwLock::new(()),
             visible: Visibility::default(),
+            mounts: Mounts::default(),
         })
     }
 
@@ -511,6 +516,10 @@ impl VolumeStore for EmbeddedStore {
         Ok(info.0)
     }
 
+    fn mounts(&self) -> &Mounts {
+        &self.vol().mounts
+    }
+
     fn inode_limit(&self) -> u64 {
         self.vol().inode_limit
     }
@@ -621,9 +630,11 @@ impl VolumeStore for EmbeddedStore {
             self.clear_prefix(&vol.nodes, &id.to_be_bytes())?;
             self.clear_prefix(&vol.log, &id.to_be_bytes())?;
         }
+        let mounted = vol.mounts.pinned();
+        let pinned = |id: &BlobId| mounted.contains(id) || (options.pinned)(id);
         let blobs = self
             .blobs
-            .gc(&|id| referenced.contains(id), options.pinned, grace)
+            .gc(&|id| referenced.contains(id), &pinned, grace)
             .map_err(BlobError::Io)?;
         if !orphans.is_empty() {
             self.sync()?;

@@ -47,6 +47,7 @@ use super::blobs::BlobStore;
 use super::clock::{Clock, SystemClock};
 use super::dict::{DEFAULT_IDLE_EXPIRY_MS, DictError};
 use super::volume::cache::SnapshotCache;
+use super::volume::pins::Mounts;
 use super::volume::{DEFAULT_INODE_LIMIT, VolumeError};
 
 /// Failures opening the shared backend.
@@ -92,6 +93,10 @@ pub struct RemoteOptions {
     pub multipart_threshold: usize,
     /// Most pooled database connections.
     pub max_connections: usize,
+    /// How long a host's record of a live mount lasts without renewal: the
+    /// host renews its records three times per lease, so a host that died
+    /// stops pinning blobs this long after.
+    pub mount_lease: Duration,
 }
 
 impl RemoteOptions {
@@ -109,6 +114,7 @@ impl RemoteOptions {
             blob_gc_grace: Duration::from_secs(3600),
             multipart_threshold: s3::DEFAULT_MULTIPART_THRESHOLD,
             max_connections: 16,
+            mount_lease: Duration::from_secs(60),
         }
     }
 }
@@ -136,6 +142,11 @@ pub(crate) struct Inner {
     /// Blobs whose cached copy this process has hash-checked.
     pub(crate) verified: std::sync::Mutex<std::collections::HashSet<super::blobs::BlobId>>,
     pub(crate) volume_cache: std::sync::Mutex<SnapshotCache<i64>>,
+    /// This process's live mounts (the database records every host's).
+    pub(crate) mounts: Mounts,
+    /// This process's name in the database's mount records.
+    pub(crate) host: String,
+    pub(crate) mount_lease: Duration,
 }
 
 impl Drop for Inner {
@@ -210,6 +221,15 @@ CREATE TABLE IF NOT EXISTS vessel_volume_log (
     removed text[] NOT NULL,
     PRIMARY KEY (volume, version)
 );
+ALTER TABLE vessel_volume_log ADD COLUMN IF NOT EXISTS dropped bytea[];
+CREATE TABLE IF NOT EXISTS vessel_volume_mounts (
+    id bigserial PRIMARY KEY,
+    host text NOT NULL,
+    volume bigint NOT NULL,
+    version bigint NOT NULL,
+    expires timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vessel_volume_mounts_volume ON vessel_volume_mounts (volume);
 CREATE TABLE IF NOT EXISTS vessel_blobs (
     id bytea PRIMARY KEY,
     object text NOT NULL,
@@ -308,6 +328,9 @@ impl RemoteStore {
                 cache_dir: options.cache_dir.clone(),
                 verified: std::sync::Mutex::new(std::collections::HashSet::new()),
                 volume_cache: std::sync::Mutex::new(SnapshotCache::default()),
+                mounts: Mounts::default(),
+                host: pg_volume::host_id(),
+                mount_lease: options.mount_lease,
             }),
         };
         let url = redact(&options.metadata_url);
@@ -332,6 +355,7 @@ impl RemoteStore {
                 url: blobs_cfg.location(),
                 reason,
             })?;
+        pg_volume::spawn_renewal(&store.inner);
         Ok(store)
     }
 

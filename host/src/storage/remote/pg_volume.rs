@@ -66,16 +66,17 @@
 //!
 //! So the only way gc removes something a commit needs is a blob uploaded
 //! more than the grace period (an hour by default) before the commit that
-//! names it, and that commit then fails cleanly. Mounts of this process pin
-//! their blobs (see [`GcOptions`]); a container on another host that keeps
-//! a snapshot older than the grace period and reaches a file that later
-//! commits replaced can find its contents gone (an I/O error, never wrong
-//! bytes). TODO(pins across hosts): record live mounts in the database so
-//! gc on one host keeps what mounts on others still use.
+//! names it, and that commit then fails cleanly. Live mounts pin their
+//! blobs on every host: each is recorded in the database with the version
+//! it mounted, each commit records the blobs it dropped, and a collection
+//! keeps what a commit after a live mount's version dropped (see
+//! [`mounts`]).
 
+mod mounts;
 mod plan;
 mod rows;
 
+pub(crate) use mounts::{host_id, spawn_renewal};
 use plan::PgHead;
 use rows::*;
 
@@ -92,6 +93,7 @@ use tokio_postgres::types::FromSql;
 use super::s3::{S3Error, Upload};
 use super::{DbError, Inner, RemoteStore, Stalled, from_db, to_db};
 use crate::storage::blobs::{BlobError, BlobId};
+use crate::storage::volume::pins::{Mounts, Registration};
 use crate::storage::volume::plan::{Base, IMPLICIT_DIR_MODE, plan};
 use crate::storage::volume::{
     Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, Snapshot, VolumeError, VolumeInfo,
@@ -460,6 +462,7 @@ impl VolumeStore for RemoteStore {
             let changes = normalized.iter().map(|(p, n)| (p.as_str(), n.as_ref()));
             let plan = plan(head, base, changes)?;
             let (changed, removed_paths) = (plan.changed, plan.removed);
+            let dropped: Vec<Vec<u8>> = plan.dropped.iter().map(|b| b.0.to_vec()).collect();
             let version = meta
                 .head
                 .checked_add(1)
@@ -524,8 +527,9 @@ impl VolumeStore for RemoteStore {
             }
             let st = tx
                 .prepare_cached(
-                    "INSERT INTO vessel_volume_log (volume, version, time_ms, changed, removed) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO vessel_volume_log \
+                     (volume, version, time_ms, changed, removed, dropped) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .await?;
             tx.execute(
@@ -536,6 +540,7 @@ impl VolumeStore for RemoteStore {
                     &to_db(now_ms),
                     &changed,
                     &removed_paths,
+                    &dropped,
                 ],
             )
             .await?;
@@ -576,6 +581,18 @@ impl VolumeStore for RemoteStore {
         // merges in what this commit wrote (cheap next to a rescan).
         lock(&self.inner.volume_cache).advance(id, from, info.version, overlay);
         Ok(info)
+    }
+
+    fn mounts(&self) -> &Mounts {
+        &self.inner.mounts
+    }
+
+    fn register_mount(&self, volume: &str) -> Result<Registration, VolumeError> {
+        self.register_mount_shared(volume)
+    }
+
+    fn mounts_elsewhere(&self, volume: &str) -> Result<usize, VolumeError> {
+        self.mounts_elsewhere_shared(volume)
     }
 
     fn inode_limit(&self) -> u64 {
@@ -657,6 +674,10 @@ impl VolumeStore for RemoteStore {
             min_age_secs: grace.as_secs(),
             ..GcReport::default()
         };
+        // Asked after the unreferenced blobs are listed: a mount recorded
+        // later reads a head that no longer names them.
+        let mounted = self.inner.mounts.pinned();
+        let shared = self.blobs_pinned_by_mounts()?;
         let mut doomed = Vec::new();
         for (idb, old) in unreferenced {
             let id = BlobId(idb.as_slice().try_into().map_err(|_| {
@@ -664,7 +685,7 @@ impl VolumeStore for RemoteStore {
             })?);
             if !old {
                 report.kept_young += 1;
-            } else if (options.pinned)(&id) {
+            } else if shared.contains(&idb) || mounted.contains(&id) || (options.pinned)(&id) {
                 report.kept_pinned += 1;
             } else {
                 doomed.push(idb);

@@ -9,10 +9,11 @@
 //! A backend supplies a [`HeadReader`] over its stored head and writes the
 //! overlay in its own transaction; the planner never writes.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 
 use super::{Node, NodeKind, VolumeError, ancestors, check_quota};
+use crate::storage::blobs::BlobId;
 
 /// Mode of directories a commit creates implicitly (missing parents).
 pub(crate) const IMPLICIT_DIR_MODE: u32 = 0o755;
@@ -45,6 +46,10 @@ pub(crate) struct Planned<R> {
     pub(crate) changed: Vec<String>,
     /// The paths the changes removed that existed, in order.
     pub(crate) removed: Vec<String>,
+    /// The blobs of files this commit replaces or removes, sorted and
+    /// without repeats: what a mount of an older version may still need
+    /// once the head no longer names them (see `super::pins`).
+    pub(crate) dropped: Vec<BlobId>,
 }
 
 /// The volume a commit starts from.
@@ -71,6 +76,7 @@ pub(crate) fn plan<'c, R: HeadReader>(
     let mut p = Plan {
         head,
         overlay: BTreeMap::new(),
+        stored_blobs: HashMap::new(),
         known_dirs: HashSet::new(),
         inodes: base.inodes,
         bytes: base.bytes,
@@ -99,6 +105,18 @@ pub(crate) fn plan<'c, R: HeadReader>(
         });
     }
     check_quota(base.volume, base.max_bytes, base.bytes, p.bytes)?;
+    let mut dropped: Vec<BlobId> = p
+        .stored_blobs
+        .iter()
+        .filter(|(path, blob)| match p.overlay.get(*path) {
+            Some(Some(now)) => now.blob.as_ref() != Some(*blob),
+            Some(None) => true,
+            None => false,
+        })
+        .map(|(_, blob)| *blob)
+        .collect();
+    dropped.sort_unstable();
+    dropped.dedup();
     Ok(Planned {
         head: p.head,
         overlay: p.overlay,
@@ -106,6 +124,7 @@ pub(crate) fn plan<'c, R: HeadReader>(
         bytes: p.bytes,
         changed,
         removed,
+        dropped,
     })
 }
 
@@ -114,6 +133,9 @@ struct Plan<R> {
     head: R,
     /// Path → its state after the changes so far (`None`: removed).
     overlay: BTreeMap<String, Option<Node>>,
+    /// Path → the blob of the file stored there, for every stored file
+    /// read: what the commit may drop.
+    stored_blobs: HashMap<String, BlobId>,
     /// Paths known to be directories in the planned state (saves re-reading
     /// common ancestors of many changed paths).
     known_dirs: HashSet<String>,
@@ -126,7 +148,13 @@ impl<R: HeadReader> Plan<R> {
     fn current(&mut self, path: &str) -> Result<Option<Node>, VolumeError> {
         match self.overlay.get(path) {
             Some(n) => Ok(n.clone()),
-            None => self.head.node(path),
+            None => {
+                let node = self.head.node(path)?;
+                if let Some(b) = node.as_ref().and_then(|n| n.blob) {
+                    self.stored_blobs.insert(path.to_owned(), b);
+                }
+                Ok(node)
+            }
         }
     }
 
@@ -168,6 +196,9 @@ impl<R: HeadReader> Plan<R> {
             }
         }
         for (path, node) in stored {
+            if let Some(b) = node.blob {
+                self.stored_blobs.entry(path.clone()).or_insert(b);
+            }
             if self.overlay.contains_key(&path) {
                 continue;
             }
@@ -366,6 +397,35 @@ mod tests {
         let out = plan(Mem::default(), b, changes).unwrap();
         // 199 ancestors + the dir itself + the file: one read each.
         assert_eq!(out.head.reads, 201);
+    }
+
+    #[test]
+    fn dropped_lists_the_blobs_of_replaced_and_removed_files() {
+        let blob = |b: u8| Some(BlobId([b; 32]));
+        let with = |b: u8| Node {
+            blob: blob(b),
+            ..file(1)
+        };
+        let mut head = Mem::default();
+        head.nodes.insert("d".into(), dir());
+        head.nodes.insert("d/x".into(), with(1));
+        head.nodes.insert("d/y".into(), with(2));
+        head.nodes.insert("same".into(), with(3));
+        head.nodes.insert("new".into(), with(4));
+        head.nodes.insert("kept".into(), with(5));
+        let (same, new) = (with(3), with(9));
+        let out = plan(
+            head,
+            base(6, 5),
+            [("d", None), ("same", Some(&same)), ("new", Some(&new))],
+        )
+        .unwrap();
+        // d/x and d/y went with d, `new` was replaced; `same` kept its
+        // blob and `kept` was not touched.
+        assert_eq!(
+            out.dropped,
+            [BlobId([1; 32]), BlobId([2; 32]), BlobId([4; 32])]
+        );
     }
 
     #[test]
