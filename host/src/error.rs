@@ -76,6 +76,8 @@ pub fn wit_error(kind: crate::error_kind::ErrorKind, msg: String) -> WitError {
         K::InvalidArgument => WitError::InvalidArgument(msg),
         K::TooLarge => WitError::TooLarge(msg),
         K::PreconditionFailed => WitError::PreconditionFailed,
+        // The WIT case lists open paths; a volume in use says why instead.
+        K::Busy => WitError::Busy(vec![msg]),
         K::Unavailable => WitError::Unavailable(msg),
         K::NoSpace => WitError::NoSpace(msg),
         K::Io => WitError::Io(msg),

@@ -19,6 +19,8 @@ pub enum ErrorKind {
     TooLarge,
     /// A condition the caller set no longer holds (a version, a lease).
     PreconditionFailed,
+    /// The thing is in use: a volume that running containers mount.
+    Busy,
     /// The store cannot be reached, or there is none.
     Unavailable,
     /// The disk holding the store is full.
@@ -29,12 +31,13 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for the tables' agreement test.
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::NotFound,
         ErrorKind::AlreadyExists,
         ErrorKind::InvalidArgument,
         ErrorKind::TooLarge,
         ErrorKind::PreconditionFailed,
+        ErrorKind::Busy,
         ErrorKind::Unavailable,
         ErrorKind::NoSpace,
         ErrorKind::Io,
@@ -49,6 +52,7 @@ impl ErrorKind {
             ErrorKind::InvalidArgument => "invalid-argument",
             ErrorKind::TooLarge => "too-large",
             ErrorKind::PreconditionFailed => "precondition-failed",
+            ErrorKind::Busy => "busy",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::NoSpace => "no-space",
             ErrorKind::Io => "io",

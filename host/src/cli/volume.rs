@@ -194,10 +194,9 @@ Examples:
 
 impl From<VolumeOpError> for Failure {
     fn from(e: VolumeOpError) -> Self {
-        if e.is_usage() {
-            Failure::usage(e)
-        } else {
-            Failure::runtime(e)
+        Failure {
+            code: e.kind().exit_code(),
+            message: e.to_string(),
         }
     }
 }

@@ -32,6 +32,7 @@ pub(crate) mod plan;
 use std::path::{Path, PathBuf};
 
 use super::blobs::{BlobError, BlobId};
+use crate::error_kind::ErrorKind;
 
 /// Default most inodes per volume, as Modal.
 pub const DEFAULT_INODE_LIMIT: u64 = 500_000;
@@ -143,6 +144,25 @@ pub enum VolumeError {
     Io(String),
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+}
+
+impl VolumeError {
+    /// The kind of failure, which every surface maps with one table (see
+    /// [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            VolumeError::NotFound(_) | VolumeError::NoSuchPath { .. } => ErrorKind::NotFound,
+            VolumeError::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            VolumeError::InvalidName { .. }
+            | VolumeError::InvalidPath { .. }
+            | VolumeError::InvalidQuota { .. } => ErrorKind::InvalidArgument,
+            VolumeError::NoSpace { .. }
+            | VolumeError::OverQuota { .. }
+            | VolumeError::DiskFull(_) => ErrorKind::NoSpace,
+            VolumeError::Unavailable(_) => ErrorKind::Unavailable,
+            VolumeError::Blob(_) | VolumeError::Corrupt(_) | VolumeError::Io(_) => ErrorKind::Io,
+        }
+    }
 }
 
 impl From<BlobError> for VolumeError {

@@ -180,21 +180,7 @@ impl VolumeCtx {
 
 impl From<VolumeError> for StorageError {
     fn from(e: VolumeError) -> Self {
-        let msg = e.to_string();
-        StorageError::Guest(match e {
-            VolumeError::NotFound(_) | VolumeError::NoSuchPath { .. } => WitError::NotFound(msg),
-            VolumeError::AlreadyExists(_) => WitError::AlreadyExists(msg),
-            VolumeError::InvalidName { .. }
-            | VolumeError::InvalidPath { .. }
-            | VolumeError::InvalidQuota { .. } => WitError::InvalidArgument(msg),
-            VolumeError::NoSpace { .. }
-            | VolumeError::OverQuota { .. }
-            | VolumeError::DiskFull(_) => WitError::NoSpace(msg),
-            VolumeError::Unavailable(_) => WitError::Unavailable(msg),
-            VolumeError::Blob(_) | VolumeError::Corrupt(_) | VolumeError::Io(_) => {
-                WitError::Io(msg)
-            }
-        })
+        StorageError::Guest(crate::error::wit_error(e.kind(), e.to_string()))
     }
 }
 

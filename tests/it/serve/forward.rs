@@ -325,9 +325,79 @@ fn a_file_put_by_another_process_reaches_a_running_function_after_reload() {
     let dir = tempfile::tempdir().unwrap();
     let app = wait_app(dir.path(), true);
     let server = start(&v, &["--app", &app.display().to_string()]);
-    let tok = v.token(&["app:probe"], None);
+    let tok = v.token(&["app:probe", "volume:shared:rw"], None);
     // Another process puts the file, through the server's socket.
     a_running_call_sees_a_put(&server.addr, &tok, &v, "hello from outside");
+}
+
+/// Deleting a volume that a running call mounts is refused over HTTP with
+/// 409 `busy` (the kind the CLI exits 1 for), and nothing is deleted.
+#[test]
+fn deleting_a_mounted_volume_over_http_is_409_busy() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = wait_app(dir.path(), true);
+    let server = start(&v, &["--app", &app.display().to_string()]);
+    let tok = v.token(&["app:probe", "volume:shared:rw"], None);
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/v1/apps/probe/functions/wait/spawn",
+        Some(&tok),
+        &[],
+        br#"["/data", "/data/never", 60000]"#,
+    );
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    // The container mounts the volume once it starts: until then a rename
+    // to the same name (which changes nothing either way) is not refused
+    // as busy.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = http(
+            &server.addr,
+            "POST",
+            "/v1/volumes/shared/rename",
+            Some(&tok),
+            &[("Content-Type", "application/json")],
+            br#"{"to": "shared"}"#,
+        );
+        if json_of(&body)["error"]["kind"] == "busy" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never mounted: {}",
+            String::from_utf8_lossy(&body)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = http(
+        &server.addr,
+        "DELETE",
+        "/v1/volumes/shared",
+        Some(&tok),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
+    let err = json_of(&body);
+    assert_eq!(err["error"]["kind"], "busy", "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("is mounted by 1"),
+        "{err}"
+    );
+    let (status, _) = http(
+        &server.addr,
+        "GET",
+        "/v1/volumes/shared",
+        Some(&tok),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200, "still there");
 }
 
 /// The probe app with one function, `wait`, that waits for

@@ -18,6 +18,7 @@ fn wit_label(e: &WitError) -> &'static str {
         WitError::InvalidArgument(_) => "invalid-argument",
         WitError::TooLarge(_) => "too-large",
         WitError::PreconditionFailed => "precondition-failed",
+        WitError::Busy(_) => "busy",
         WitError::Unavailable(_) => "unavailable",
         WitError::NoSpace(_) => "no-space",
         WitError::Io(_) => "io",
@@ -35,6 +36,7 @@ fn callers_fault(kind: ErrorKind) -> bool {
             | ErrorKind::InvalidArgument
             | ErrorKind::TooLarge
             | ErrorKind::PreconditionFailed
+            | ErrorKind::Busy
     )
 }
 

@@ -178,6 +178,7 @@ pub(crate) fn http_status(kind: ErrorKind) -> (StatusCode, &'static str) {
         ErrorKind::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_argument"),
         ErrorKind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
         ErrorKind::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+        ErrorKind::Busy => (StatusCode::CONFLICT, "busy"),
         ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         ErrorKind::NoSpace => (StatusCode::INSUFFICIENT_STORAGE, "no_space"),
         ErrorKind::Io => (StatusCode::INTERNAL_SERVER_ERROR, "io"),
@@ -193,25 +194,7 @@ impl From<DictServiceError> for ApiError {
 
 impl From<VolumeOpError> for ApiError {
     fn from(e: VolumeOpError) -> Self {
-        let (status, kind) = match &e {
-            VolumeOpError::Store(VolumeError::NotFound(_) | VolumeError::NoSuchPath { .. }) => {
-                (StatusCode::NOT_FOUND, "not_found")
-            }
-            VolumeOpError::Store(VolumeError::AlreadyExists(_))
-            | VolumeOpError::FileExists { .. }
-            | VolumeOpError::IsADirectory { .. }
-            | VolumeOpError::NotADirectory { .. } => (StatusCode::CONFLICT, "already_exists"),
-            VolumeOpError::Store(
-                VolumeError::NoSpace { .. }
-                | VolumeError::OverQuota { .. }
-                | VolumeError::DiskFull(_),
-            ) => (StatusCode::INSUFFICIENT_STORAGE, "no_space"),
-            VolumeOpError::Store(VolumeError::Unavailable(_)) | VolumeOpError::NoBackend => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-            }
-            e if e.is_usage() => (StatusCode::BAD_REQUEST, "invalid_argument"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "io"),
-        };
+        let (status, kind) = http_status(e.kind());
         ApiError::new(status, kind, e.to_string())
     }
 }

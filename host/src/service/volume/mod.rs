@@ -9,6 +9,7 @@
 //! the local disk) as it was. File contents stream in both directions: no
 //! operation holds a whole file in memory.
 
+use crate::error_kind::ErrorKind;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -77,21 +78,32 @@ pub enum VolumeOpError {
 }
 
 impl VolumeOpError {
+    /// The kind of failure, which every surface maps with one table (see
+    /// [`ErrorKind`]). A file or directory in the way is `already-exists`;
+    /// a mounted volume is `busy`.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            VolumeOpError::Store(e) => e.kind(),
+            VolumeOpError::Mounted(_) => ErrorKind::Busy,
+            VolumeOpError::NoBackend => ErrorKind::Unavailable,
+            VolumeOpError::FileExists { .. }
+            | VolumeOpError::IsADirectory { .. }
+            | VolumeOpError::NotADirectory { .. }
+            | VolumeOpError::LocalExists { .. }
+            | VolumeOpError::LocalIsADirectory { .. } => ErrorKind::AlreadyExists,
+            VolumeOpError::NeedsRecursive { .. }
+            | VolumeOpError::LocalMissing { .. }
+            | VolumeOpError::Duplicate { .. }
+            | VolumeOpError::Invalid(_) => ErrorKind::InvalidArgument,
+            VolumeOpError::LocalIo { .. } => ErrorKind::Io,
+        }
+    }
+
     /// Whether the request itself was malformed (a bad name or path, a
     /// missing local file, a missing flag) rather than failing against the
     /// state of the store.
     pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            VolumeOpError::Store(
-                VolumeError::InvalidName { .. }
-                    | VolumeError::InvalidPath { .. }
-                    | VolumeError::InvalidQuota { .. }
-            ) | VolumeOpError::LocalMissing { .. }
-                | VolumeOpError::NeedsRecursive { .. }
-                | VolumeOpError::Duplicate { .. }
-                | VolumeOpError::Invalid(_)
-        )
+        self.kind().is_usage()
     }
 }
 
