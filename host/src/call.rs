@@ -4,6 +4,7 @@
 
 pub mod json;
 
+use crate::error_kind::ErrorKind;
 use std::path::Path;
 
 use serde_json::Value as Json;
@@ -43,16 +44,29 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// Whether the caller got something wrong (bad component, export or
+    /// The kind of failure, which every surface maps with one table (see
+    /// [`ErrorKind`]): a component that does not load, arguments that do
+    /// not fit and a bad mount are `invalid-argument`, an export it does
+    /// not have `not-found`, and a call that ran and failed `call-failed`.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CallError::Load(_) | CallError::Args { .. } | CallError::Convert { .. } => {
+                ErrorKind::InvalidArgument
+            }
+            CallError::NoSuchExport { .. } => ErrorKind::NotFound,
+            CallError::Container {
+                source: ContainerError::BadMount { .. },
+                ..
+            } => ErrorKind::InvalidArgument,
+            CallError::Container { .. } => ErrorKind::CallFailed,
+            CallError::Host(_) => ErrorKind::Io,
+        }
+    }
+
+    /// Whether the caller got something wrong (bad component or
     /// arguments) rather than the call failing while it ran.
     pub fn is_usage(&self) -> bool {
-        match self {
-            CallError::Container { source, .. } => {
-                matches!(source, ContainerError::BadMount { .. })
-            }
-            CallError::Host(_) => false,
-            _ => true,
-        }
+        self.kind().is_usage()
     }
 }
 

@@ -81,5 +81,6 @@ pub fn wit_error(kind: crate::error_kind::ErrorKind, msg: String) -> WitError {
         K::Unavailable => WitError::Unavailable(msg),
         K::NoSpace => WitError::NoSpace(msg),
         K::Io => WitError::Io(msg),
+        K::CallFailed => WitError::CallFailed(msg),
     }
 }

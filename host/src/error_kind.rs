@@ -25,13 +25,16 @@ pub enum ErrorKind {
     Unavailable,
     /// The disk holding the store is full.
     NoSpace,
-    /// The store failed (I/O, corruption).
+    /// The store failed (I/O, corruption), or the host did.
     Io,
+    /// A called function ran and failed: it trapped, timed out, or its
+    /// container's final commit failed.
+    CallFailed,
 }
 
 impl ErrorKind {
     /// Every kind, for the tables' agreement test.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::NotFound,
         ErrorKind::AlreadyExists,
         ErrorKind::InvalidArgument,
@@ -41,6 +44,7 @@ impl ErrorKind {
         ErrorKind::Unavailable,
         ErrorKind::NoSpace,
         ErrorKind::Io,
+        ErrorKind::CallFailed,
     ];
 
     /// The kind's name as the WIT spells it (`not-found`); the keyvalue
@@ -56,6 +60,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::NoSpace => "no-space",
             ErrorKind::Io => "io",
+            ErrorKind::CallFailed => "call-failed",
         }
     }
 

@@ -126,7 +126,8 @@ fn call_reaches_functions_of_an_app_by_name() {
         "3\n"
     );
     v.run(&["call", &app, "nope"])
-        .fails(2, &["no function `nope`", "add", "caller"]);
+        // Not found, as a missing dict or volume: exit 1.
+        .fails(1, &["no function `nope`", "add", "caller"]);
     v.run(&["call", &app, "add", "--a", "x", "--b", "1"])
         .fails(2, &["parameter a", "s32"]);
     v.run(&[

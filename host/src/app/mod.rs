@@ -9,6 +9,7 @@
 //! from guests through the `functions` interface.
 
 mod instances;
+use crate::error_kind::ErrorKind;
 use instances::sweep;
 pub mod manifest;
 mod pool;
@@ -97,20 +98,32 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// Whether the caller got something wrong (manifest, names, arguments)
-    /// rather than the call failing while it ran.
-    pub fn is_usage(&self) -> bool {
+    /// The kind of failure, which every surface maps with one table (see
+    /// [`ErrorKind`]): a bad manifest, component or argument is
+    /// `invalid-argument`, a function the app does not have `not-found`,
+    /// and a call that ran and failed `call-failed`.
+    pub fn kind(&self) -> ErrorKind {
         match self {
             AppError::Manifest(_)
             | AppError::Invalid { .. }
             | AppError::Component { .. }
-            | AppError::NoSuchFunction { .. }
             | AppError::NoEntrypoint { .. }
             | AppError::IsCommand(_)
-            | AppError::NotCommand(_) => true,
-            AppError::Call(e) => e.is_usage(),
-            _ => false,
+            | AppError::NotCommand(_) => ErrorKind::InvalidArgument,
+            AppError::NoSuchFunction { .. } => ErrorKind::NotFound,
+            AppError::Call(e) => e.kind(),
+            AppError::Saturated { .. } | AppError::TooDeep { .. } | AppError::Retire { .. } => {
+                ErrorKind::CallFailed
+            }
+            AppError::ShuttingDown => ErrorKind::Unavailable,
+            AppError::Host(_) => ErrorKind::Io,
         }
+    }
+
+    /// Whether the caller got something wrong (manifest, names, arguments)
+    /// rather than the call failing while it ran.
+    pub fn is_usage(&self) -> bool {
+        self.kind().is_usage()
     }
 }
 

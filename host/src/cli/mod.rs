@@ -330,10 +330,9 @@ impl From<OpError> for Failure {
 
 impl From<CallError> for Failure {
     fn from(e: CallError) -> Self {
-        if e.is_usage() {
-            Failure::usage(e)
-        } else {
-            Failure::runtime(e)
+        Failure {
+            code: e.kind().exit_code(),
+            message: e.to_string(),
         }
     }
 }
@@ -434,10 +433,9 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
 
 impl From<AppError> for Failure {
     fn from(e: AppError) -> Self {
-        if e.is_usage() {
-            Failure::usage(e)
-        } else {
-            Failure::runtime(e)
+        Failure {
+            code: e.kind().exit_code(),
+            message: e.to_string(),
         }
     }
 }

@@ -22,7 +22,7 @@ fn wit_label(e: &WitError) -> &'static str {
         WitError::Unavailable(_) => "unavailable",
         WitError::NoSpace(_) => "no-space",
         WitError::Io(_) => "io",
-        _ => "another case",
+        WitError::CallFailed(_) => "call-failed",
     }
 }
 
@@ -37,6 +37,8 @@ fn callers_fault(kind: ErrorKind) -> bool {
             | ErrorKind::TooLarge
             | ErrorKind::PreconditionFailed
             | ErrorKind::Busy
+            // 422: the request was understood; the function it ran failed.
+            | ErrorKind::CallFailed
     )
 }
 

@@ -182,6 +182,8 @@ pub(crate) fn http_status(kind: ErrorKind) -> (StatusCode, &'static str) {
         ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         ErrorKind::NoSpace => (StatusCode::INSUFFICIENT_STORAGE, "no_space"),
         ErrorKind::Io => (StatusCode::INTERNAL_SERVER_ERROR, "io"),
+        // The request was fine and the function ran; what it did failed.
+        ErrorKind::CallFailed => (StatusCode::UNPROCESSABLE_ENTITY, "call_failed"),
     }
 }
 
@@ -207,13 +209,7 @@ impl From<VolumeError> for ApiError {
 
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
-        let (status, kind) = match &e {
-            AppError::NoSuchFunction { .. } => (StatusCode::NOT_FOUND, "not_found"),
-            AppError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            e if e.is_usage() => (StatusCode::BAD_REQUEST, "invalid_argument"),
-            // The function ran and failed (trap, timeout, ...).
-            _ => (StatusCode::UNPROCESSABLE_ENTITY, "call_failed"),
-        };
+        let (status, kind) = http_status(e.kind());
         ApiError::new(status, kind, e.to_string())
     }
 }
