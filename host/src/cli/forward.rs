@@ -256,7 +256,7 @@ impl OwnerClient {
         };
         self.request(
             "POST",
-            "/v1/local/exec",
+            &crate::server::api::urls::local_exec(),
             &[("Content-Type", "application/octet-stream")],
             body,
         )

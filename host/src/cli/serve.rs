@@ -172,7 +172,7 @@ async fn shutdown_signal() {
 
 pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
     if cmd.print_openapi {
-        println!("{}", server::openapi::json());
+        println!("{}", server::api::json());
         return Ok(0);
     }
     let data_dir = home.dir.as_path();

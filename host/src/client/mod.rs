@@ -27,7 +27,8 @@ use serde_json::Value as Json;
 
 pub mod ops;
 
-use crate::server::client::{Body, ClientError, OwnerClient, enc};
+use crate::server::api::urls;
+use crate::server::client::{Body, ClientError, OwnerClient};
 use crate::service::dict::{DictItem, DictItems, DictSummary};
 use crate::service::volume::{EntryInfo, VolumeSummary};
 use crate::storage::volume::CommitInfo;
@@ -71,7 +72,8 @@ impl Client {
     pub fn function(&self, app: &str, function: &str) -> Function {
         Function {
             http: self.http.clone(),
-            path: format!("/v1/apps/{}/functions/{}", enc(app), enc(function)),
+            app: app.to_owned(),
+            function: function.to_owned(),
         }
     }
 
@@ -103,7 +105,7 @@ pub struct Volume {
 
 impl Volume {
     fn file(&self, path: &str) -> String {
-        http::volume_file(&self.name, path)
+        urls::volume_file(&self.name, path)
     }
 
     pub fn name(&self) -> &str {
@@ -235,14 +237,17 @@ impl Dict {
 #[derive(Debug, Clone)]
 pub struct Function {
     http: OwnerClient,
-    path: String,
+    app: String,
+    function: String,
 }
 
 impl Function {
     /// Calls it with `args` (an array of positional arguments or an object
     /// by name) and returns its JSON result.
     pub fn call(&self, args: Json) -> Result<Json, ClientError> {
-        let v: Json = self.http.post_json(&format!("{}/call", self.path), &args)?;
+        let v: Json = self
+            .http
+            .post_json(&urls::function_call(&self.app, &self.function), &args)?;
         Ok(v.get("result").cloned().unwrap_or(Json::Null))
     }
 
@@ -250,7 +255,7 @@ impl Function {
     pub fn spawn(&self, args: Json) -> Result<FunctionCall, ClientError> {
         let v: Json = self
             .http
-            .post_json(&format!("{}/spawn", self.path), &args)?;
+            .post_json(&urls::function_spawn(&self.app, &self.function), &args)?;
         let id = v
             .get("call_id")
             .and_then(Json::as_str)
@@ -280,7 +285,7 @@ impl FunctionCall {
     pub fn poll(&self, wait: Duration) -> Result<Option<Json>, ClientError> {
         let v: Json = self.http.json(
             "GET",
-            &format!("/v1/calls/{}?wait={}", enc(&self.id), wait.as_secs_f64()),
+            &format!("{}?wait={}", urls::call(&self.id), wait.as_secs_f64()),
             Body::Empty,
         )?;
         match v.get("status").and_then(Json::as_str) {

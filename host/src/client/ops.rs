@@ -5,8 +5,9 @@
 //! `Box<dyn Operations>` and never asks which one it has; both run the
 //! same service code in the end, so output and exit codes agree.
 //!
-//! The HTTP side's URLs are written once, in [`http`], which the Rust
-//! [`Client`](super::Client) uses too.
+//! The HTTP side's calls are written once, in [`http`], which the Rust
+//! [`Client`](super::Client) uses too; their URLs come from the route
+//! table ([`crate::server::api::urls`]).
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -261,6 +262,8 @@ impl Operations for Service {
     }
 }
 
+use http::urls;
+
 impl Operations for OwnerClient {
     fn reports_progress(&self) -> bool {
         // The server moves the bytes; this process sees none of them.
@@ -272,7 +275,7 @@ impl Operations for OwnerClient {
     }
 
     fn volume_info(&self, name: &str) -> Result<VolumeSummary, OpError> {
-        Ok(self.json("GET", &http::volume(name), Body::Empty)?)
+        Ok(self.json("GET", &urls::volume(name), Body::Empty)?)
     }
 
     fn volume_set_quota(
@@ -280,7 +283,7 @@ impl Operations for OwnerClient {
         name: &str,
         max_bytes: Option<u64>,
     ) -> Result<VolumeSummary, OpError> {
-        let path = format!("{}/quota", http::volume(name));
+        let path = urls::volume_quota(name);
         Ok(match max_bytes {
             Some(n) => self.json("PUT", &format!("{path}?max_bytes={n}"), Body::Empty)?,
             None => self.json("DELETE", &path, Body::Empty)?,
@@ -308,7 +311,7 @@ impl Operations for OwnerClient {
         recursive: bool,
     ) -> Result<CommitInfo, OpError> {
         Ok(self.post_json(
-            &format!("{}/cp", http::volume(name)),
+            &urls::volume_cp(name),
             &serde_json::json!({"srcs": srcs, "dst": dst, "recursive": recursive}),
         )?)
     }
@@ -326,7 +329,7 @@ impl Operations for OwnerClient {
             })?;
         self.request(
             "POST",
-            &format!("{}/rename", http::volume(old)),
+            &urls::volume_rename(old),
             &[("Content-Type", "application/json")],
             Body::Bytes(&body),
         )?;
@@ -336,7 +339,7 @@ impl Operations for OwnerClient {
     fn volume_delete(&self, name: &str, force: bool) -> Result<(), OpError> {
         self.request(
             "DELETE",
-            &format!("{}?force={force}", http::volume(name)),
+            &format!("{}?force={force}", urls::volume(name)),
             &[],
             Body::Empty,
         )?;
@@ -345,7 +348,7 @@ impl Operations for OwnerClient {
 
     fn volume_gc(&self, min_age: Option<Duration>) -> Result<GcReport, OpError> {
         let q = min_age.map_or(String::new(), |d| format!("?min_age={}", d.as_secs()));
-        Ok(self.json("POST", &format!("/v1/gc{q}"), Body::Empty)?)
+        Ok(self.json("POST", &format!("{}{q}", urls::gc()), Body::Empty)?)
     }
 
     fn volume_put_reader(
@@ -375,7 +378,7 @@ impl Operations for OwnerClient {
         // The owner reads the files itself: it runs on this machine as this
         // user (the socket is owner-only).
         Ok(self.post_json(
-            &format!("{}/put-local", http::volume(name)),
+            &urls::volume_put_local(name),
             &serde_json::json!({"local": local, "remote": remote, "force": force}),
         )?)
     }
@@ -389,7 +392,7 @@ impl Operations for OwnerClient {
         _progress: Option<&Progress>,
     ) -> Result<GetReport, OpError> {
         Ok(self.post_json(
-            &format!("{}/get-local", http::volume(name)),
+            &urls::volume_get_local(name),
             &serde_json::json!({"remote": remote, "local": local, "force": force}),
         )?)
     }
@@ -415,7 +418,7 @@ impl Operations for OwnerClient {
     }
 
     fn dict_exists(&self, name: &str) -> Result<bool, OpError> {
-        match self.request("GET", &http::dict(name), &[], Body::Empty) {
+        match self.request("GET", &urls::dict(name), &[], Body::Empty) {
             Ok(_) => Ok(true),
             Err(e) if e.status() == Some(404) => Ok(false),
             Err(e) => Err(e.into()),
@@ -423,7 +426,7 @@ impl Operations for OwnerClient {
     }
 
     fn dict_delete(&self, name: &str) -> Result<(), OpError> {
-        self.request("DELETE", &http::dict(name), &[], Body::Empty)?;
+        self.request("DELETE", &urls::dict(name), &[], Body::Empty)?;
         Ok(())
     }
 
@@ -432,7 +435,7 @@ impl Operations for OwnerClient {
     }
 
     fn dict_clear(&self, name: &str) -> Result<(), OpError> {
-        let path = format!("{}/clear", http::dict(name));
+        let path = urls::dict_clear(name);
         self.request("POST", &path, &[], Body::Empty)?;
         Ok(())
     }
@@ -450,37 +453,13 @@ impl Operations for OwnerClient {
     }
 }
 
-/// The HTTP API's URLs and the calls both the CLI's [`Operations`] and the
-/// Rust [`Client`](super::Client) make.
+/// The HTTP calls both the CLI's [`Operations`] and the Rust
+/// [`Client`](super::Client) make, on the route table's URLs.
 pub(crate) mod http {
     use serde_json::Value as Json;
 
     use super::*;
-    use crate::server::client::{enc, enc_path};
-
-    /// `/v1/volumes/{name}`.
-    pub(crate) fn volume(name: &str) -> String {
-        format!("/v1/volumes/{}", enc(name))
-    }
-
-    /// `/v1/volumes/{name}/files/{path}`.
-    pub(crate) fn volume_file(name: &str, path: &str) -> String {
-        format!(
-            "{}/files/{}",
-            volume(name),
-            enc_path(path.trim_start_matches('/'))
-        )
-    }
-
-    /// `/v1/dicts/{name}`.
-    pub(crate) fn dict(name: &str) -> String {
-        format!("/v1/dicts/{}", enc(name))
-    }
-
-    /// `/v1/dicts/{name}/keys/{key}`.
-    pub(crate) fn dict_key(name: &str, key: &str) -> String {
-        format!("{}/keys/{}", dict(name), enc(key))
-    }
+    pub(crate) use crate::server::api::urls;
 
     pub(crate) fn volume_create(
         c: &OwnerClient,
@@ -488,12 +467,17 @@ pub(crate) mod http {
         max_bytes: Option<u64>,
     ) -> Result<(), ClientError> {
         let q = max_bytes.map_or(String::new(), |n| format!("?max_bytes={n}"));
-        c.request("POST", &format!("{}{q}", volume(name)), &[], Body::Empty)?;
+        c.request(
+            "POST",
+            &format!("{}{q}", urls::volume(name)),
+            &[],
+            Body::Empty,
+        )?;
         Ok(())
     }
 
     pub(crate) fn volume_list(c: &OwnerClient) -> Result<Vec<VolumeSummary>, ClientError> {
-        c.json("GET", "/v1/volumes", Body::Empty)
+        c.json("GET", &urls::volumes(), Body::Empty)
     }
 
     pub(crate) fn volume_ls(
@@ -505,9 +489,9 @@ pub(crate) mod http {
         c.json(
             "GET",
             &format!(
-                "{}/ls?path={}&recursive={recursive}",
-                volume(name),
-                enc(path)
+                "{}?path={}&recursive={recursive}",
+                urls::volume_ls(name),
+                crate::server::client::enc(path)
             ),
             Body::Empty,
         )
@@ -519,7 +503,7 @@ pub(crate) mod http {
         path: &str,
     ) -> Result<Box<dyn Read + Send>, ClientError> {
         Ok(
-            c.request("GET", &volume_file(name, path), &[], Body::Empty)?
+            c.request("GET", &urls::volume_file(name, path), &[], Body::Empty)?
                 .reader(),
         )
     }
@@ -534,7 +518,7 @@ pub(crate) mod http {
     ) -> Result<u64, ClientError> {
         let v: Json = c.json(
             "PUT",
-            &format!("{}?force={force}", volume_file(name, path)),
+            &format!("{}?force={force}", urls::volume_file(name, path)),
             body,
         )?;
         Ok(v.get("version").and_then(Json::as_u64).unwrap_or(0))
@@ -548,14 +532,14 @@ pub(crate) mod http {
     ) -> Result<CommitInfo, ClientError> {
         c.json(
             "DELETE",
-            &format!("{}?recursive={recursive}", volume_file(name, path)),
+            &format!("{}?recursive={recursive}", urls::volume_file(name, path)),
             Body::Empty,
         )
     }
 
     /// Creates a dict; false if it existed.
     pub(crate) fn dict_create(c: &OwnerClient, name: &str) -> Result<bool, ClientError> {
-        match c.request("POST", &dict(name), &[], Body::Empty) {
+        match c.request("POST", &urls::dict(name), &[], Body::Empty) {
             Ok(_) => Ok(true),
             Err(e) if e.status() == Some(409) => Ok(false),
             Err(e) => Err(e),
@@ -563,7 +547,7 @@ pub(crate) mod http {
     }
 
     pub(crate) fn dict_list(c: &OwnerClient) -> Result<Vec<DictSummary>, ClientError> {
-        c.json("GET", "/v1/dicts", Body::Empty)
+        c.json("GET", &urls::dicts(), Body::Empty)
     }
 
     pub(crate) fn dict_get(
@@ -571,7 +555,7 @@ pub(crate) mod http {
         name: &str,
         key: &str,
     ) -> Result<DictItem, ClientError> {
-        c.json("GET", &dict_key(name, key), Body::Empty)
+        c.json("GET", &urls::dict_key(name, key), Body::Empty)
     }
 
     /// Stores bytes at `key`; returns the entry's version.
@@ -581,7 +565,7 @@ pub(crate) mod http {
         key: &str,
         value: &[u8],
     ) -> Result<u64, ClientError> {
-        let v: Json = c.json("PUT", &dict_key(name, key), Body::Bytes(value))?;
+        let v: Json = c.json("PUT", &urls::dict_key(name, key), Body::Bytes(value))?;
         Ok(v.get("version").and_then(Json::as_u64).unwrap_or(0))
     }
 
@@ -594,6 +578,10 @@ pub(crate) mod http {
             Some(n) => format!("limit={n}"),
             None => "all=true".to_owned(),
         };
-        c.json("GET", &format!("{}/items?{q}", dict(name)), Body::Empty)
+        c.json(
+            "GET",
+            &format!("{}?{q}", urls::dict_items(name)),
+            Body::Empty,
+        )
     }
 }

@@ -9,6 +9,7 @@
 //! listeners close, requests in flight finish (up to a grace period), then
 //! the caller retires its apps' containers.
 
+pub mod api;
 pub mod auth;
 mod body;
 pub mod calls;
@@ -190,7 +191,7 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let router = routes::router(state);
+    let router = api::router(state);
     let limit = Arc::new(tokio::sync::Semaphore::new(options.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();

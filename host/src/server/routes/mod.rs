@@ -16,18 +16,16 @@ use crate::error_kind::ErrorKind;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{Caller, Kind, Mode, TokenStore};
-use super::calls::{CallStore, call_get, fn_call, fn_spawn};
+use super::calls::CallStore;
 use super::limits::{LimitError, Limits, RETRY_AFTER_SECS, Tenants};
 use super::openapi::ErrorBody;
 use crate::app::{App, AppError};
@@ -373,48 +371,8 @@ impl axum::extract::FromRequestParts<Arc<ServerState>> for Who {
     }
 }
 
-/// The router of the API.
-pub fn router(state: Arc<ServerState>) -> Router {
-    Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/openapi.json", get(openapi_json))
-        .route("/v1/volumes", get(volume_list))
-        .route(
-            "/v1/volumes/{name}",
-            get(volume_info).post(volume_create).delete(volume_delete),
-        )
-        .route(
-            "/v1/volumes/{name}/quota",
-            put(volume_set_quota).delete(volume_drop_quota),
-        )
-        .route("/v1/volumes/{name}/ls", get(volume_ls))
-        .route("/v1/volumes/{name}/cp", post(volume_cp))
-        .route("/v1/volumes/{name}/rename", post(volume_rename))
-        .route("/v1/volumes/{name}/put-local", post(volume_put_local))
-        .route("/v1/volumes/{name}/get-local", post(volume_get_local))
-        .route("/v1/gc", post(gc))
-        .route(
-            "/v1/volumes/{name}/files/{*path}",
-            get(volume_get).put(volume_put).delete(volume_rm),
-        )
-        .route("/v1/dicts", get(dict_list))
-        .route(
-            "/v1/dicts/{name}",
-            get(dict_info).post(dict_create).delete(dict_delete),
-        )
-        .route("/v1/dicts/{name}/clear", post(dict_clear))
-        .route("/v1/dicts/{name}/items", get(dict_items))
-        .route("/v1/dicts/{name}/keys/{key}", get(dict_get).put(dict_put))
-        .route("/v1/apps", get(app_list))
-        .route("/v1/apps/{app}/functions/{function}/call", post(fn_call))
-        .route("/v1/apps/{app}/functions/{function}/spawn", post(fn_spawn))
-        .route("/v1/calls/{id}", get(call_get))
-        .route("/v1/local/exec", post(local_exec))
-        .fallback(not_found)
-        .with_state(state)
-}
-
-async fn not_found(req: Request) -> ApiError {
+/// The answer for a path no route takes.
+pub(crate) async fn not_found(req: Request) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
@@ -429,19 +387,6 @@ pub(crate) async fn health() -> axum::Json<Health> {
         ok: true,
         version: env!("CARGO_PKG_VERSION").to_owned(),
     })
-}
-
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
-    responses((status = 200, description = "This API's OpenAPI 3.1 description", body = Object)))]
-pub(crate) async fn openapi_json() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        super::openapi::json(),
-    )
-        .into_response()
 }
 
 /// The items of a listing the caller may read.

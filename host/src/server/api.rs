@@ -1,0 +1,153 @@
+//! The HTTP API's one route table. Each route is written once, with the
+//! name of its URL builder and the handler of each method; the table makes
+//! the axum [`router`], the OpenAPI description ([`ApiDoc`], from the
+//! handlers' own `#[utoipa::path]` annotations) and the URL builders
+//! clients use ([`urls`]), so a route added here is served, documented and
+//! reachable from the clients at once.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use utoipa::OpenApi;
+
+use super::calls::*;
+use super::client::{enc, enc_path};
+use super::openapi::{ErrorBody, ErrorDetail, Shared};
+use super::routes::*;
+
+/// Expands the route table (see the module docs). Each entry is
+/// `builder(params) "template" { method => handler, ... }`.
+macro_rules! route_table {
+    ($( $url:ident ( $($param:ident),* ) $path:literal { $( $method:ident => $handler:ident ),+ $(,)? } )*) => {
+        /// The HTTP API's router.
+        pub fn router(state: Arc<ServerState>) -> Router {
+            Router::new()
+                $( .route($path, axum::routing::MethodRouter::new() $( .$method($handler) )+ ) )*
+                .fallback(not_found)
+                .with_state(state)
+        }
+
+        /// The API description.
+        #[derive(OpenApi)]
+        #[openapi(
+            info(
+                title = "vessel",
+                description = "The HTTP API of `vessel serve`: volumes, dicts and function calls. \
+                    Over TCP every route but /v1/health and /v1/openapi.json needs \
+                    `Authorization: Bearer TOKEN` (see `vessel token create`); over the data \
+                    dir's socket the owner's user is trusted.",
+            ),
+            paths( $( $( $handler ),+ ),* ),
+            components(schemas(ErrorBody, ErrorDetail)),
+            modifiers(&Shared),
+            tags(
+                (name = "volumes", description = "Versioned file trees"),
+                (name = "dicts", description = "Durable key-value maps"),
+                (name = "functions", description = "Calls into loaded apps"),
+                (name = "meta", description = "Health and this description"),
+            )
+        )]
+        pub struct ApiDoc;
+
+        /// The routes' URLs, with their parameters percent-encoded (a
+        /// `{*path}` keeps its slashes); queries are the caller's to add.
+        pub mod urls {
+            $(
+                #[doc = concat!("`", $path, "`")]
+                pub fn $url( $($param: &str),* ) -> String {
+                    super::fill($path, &[ $( (stringify!($param), $param) ),* ])
+                }
+            )*
+        }
+    };
+}
+
+route_table! {
+    health() "/v1/health" { get => health }
+    openapi() "/v1/openapi.json" { get => openapi_json }
+    volumes() "/v1/volumes" { get => volume_list }
+    volume(name) "/v1/volumes/{name}" {
+        get => volume_info, post => volume_create, delete => volume_delete
+    }
+    volume_quota(name) "/v1/volumes/{name}/quota" {
+        put => volume_set_quota, delete => volume_drop_quota
+    }
+    volume_ls(name) "/v1/volumes/{name}/ls" { get => volume_ls }
+    volume_cp(name) "/v1/volumes/{name}/cp" { post => volume_cp }
+    volume_rename(name) "/v1/volumes/{name}/rename" { post => volume_rename }
+    volume_put_local(name) "/v1/volumes/{name}/put-local" { post => volume_put_local }
+    volume_get_local(name) "/v1/volumes/{name}/get-local" { post => volume_get_local }
+    gc() "/v1/gc" { post => gc }
+    volume_file(name, path) "/v1/volumes/{name}/files/{*path}" {
+        get => volume_get, put => volume_put, delete => volume_rm
+    }
+    dicts() "/v1/dicts" { get => dict_list }
+    dict(name) "/v1/dicts/{name}" {
+        get => dict_info, post => dict_create, delete => dict_delete
+    }
+    dict_clear(name) "/v1/dicts/{name}/clear" { post => dict_clear }
+    dict_items(name) "/v1/dicts/{name}/items" { get => dict_items }
+    dict_key(name, key) "/v1/dicts/{name}/keys/{key}" { get => dict_get, put => dict_put }
+    apps() "/v1/apps" { get => app_list }
+    function_call(app, function) "/v1/apps/{app}/functions/{function}/call" { post => fn_call }
+    function_spawn(app, function) "/v1/apps/{app}/functions/{function}/spawn" { post => fn_spawn }
+    call(id) "/v1/calls/{id}" { get => call_get }
+    local_exec() "/v1/local/exec" { post => local_exec }
+}
+
+/// `template` with each `{name}` replaced by its value, percent-encoded,
+/// and a `{*name}` by its value as a path (slashes kept, a leading one
+/// dropped).
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(rest.get(..open).unwrap_or(""));
+        let after = rest.get(open + 1..).unwrap_or("");
+        let Some(close) = after.find('}') else {
+            break;
+        };
+        let name = after.get(..close).unwrap_or("");
+        let (wild, key) = match name.strip_prefix('*') {
+            Some(k) => (true, k),
+            None => (false, name),
+        };
+        let value = values
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or("", |(_, v)| *v);
+        if wild {
+            out.push_str(&enc_path(value.trim_start_matches('/')));
+        } else {
+            out.push_str(&enc(value));
+        }
+        rest = after.get(close + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The description as pretty JSON.
+pub fn json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"cannot serialise the API description: {e}\"}}"))
+}
+
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "This API's OpenAPI 3.1 description", body = Object)))]
+pub(crate) async fn openapi_json() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests;
