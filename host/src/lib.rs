@@ -94,6 +94,8 @@ pub mod error_kind;
 pub mod functions;
 pub mod grant;
 pub mod keyvalue;
+#[cfg(all(feature = "server", feature = "remote"))]
+pub mod owner;
 pub mod private;
 #[cfg(feature = "server")]
 pub mod server;

@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["call"],
     &["app", "service"],
     &["server"],
-    &["client"],
+    &["client", "owner"],
     &["cli"],
     &["lib", "main"],
 ];

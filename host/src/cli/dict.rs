@@ -10,7 +10,7 @@ use std::io::{BufRead, Write};
 use clap::{Args, Subcommand};
 
 use super::{Failure, Home};
-use crate::service::dict::{DictItem, DictServiceError};
+use crate::service::dict::DictItem;
 
 #[derive(Debug, Args)]
 pub struct DictCmd {
@@ -61,16 +61,6 @@ pub enum DictAction {
         #[arg(short = 'n', long = "limit", default_value_t = 20)]
         n: usize,
     },
-}
-
-impl From<DictServiceError> for Failure {
-    fn from(e: DictServiceError) -> Self {
-        if e.is_usage() {
-            Failure::usage(e)
-        } else {
-            Failure::runtime(e)
-        }
-    }
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<(), Failure> {

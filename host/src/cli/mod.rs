@@ -9,41 +9,26 @@
 
 pub mod completions;
 pub mod dict;
-pub mod forward;
-mod home;
-mod invoke;
+mod reclaim;
 pub mod serve;
 pub mod size;
 pub mod volume;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
-use serde_json::Value as Json;
-use wasmtime::component::Component;
 
-use crate::app::manifest::{DEFAULT_DISK_MIB, MAX_DISK_MIB};
-use crate::app::{App, AppError, Manifest, Runtime};
-use crate::call::{self, CallArgs, CallError};
-use crate::client::ops::{OpError, Operations};
-use crate::container::{Container, ContainerConfig, DirMount};
-use crate::engine::{EngineConfig, VesselEngine};
-use crate::server::OwnerServer;
-use crate::server::client::{ClientError, OwnerClient};
-use crate::service::Service;
 use crate::storage::disk::{FaultPlan, StorageIo};
 use crate::storage::embedded::{DurabilityMode, EmbeddedOptions};
-use crate::storage::remote::RemoteOptions;
-use crate::volume::VolumeMount;
-use forward::{ForwardedCommand, Invocation, NotForwarded};
 
-use home::remote_options;
-pub use home::{CONFIG_FILE, Home, Owner, data_dir};
-use invoke::{call_cmd, run_cmd};
-pub use invoke::{is_app, parse_mount, parse_mount_in, parse_volume_mount};
+pub use crate::owner::{
+    CONFIG_FILE, Failure, Home, Invocation, Owner, data_dir, is_app, parse_mount, parse_mount_in,
+    parse_volume_mount,
+};
+use crate::owner::{CallRequest, Limits, RunRequest, remote_options};
+use reclaim::reclaim_options;
 
 /// Sandboxed WebAssembly functions with Modal-style volumes and dicts.
 #[derive(Debug, Parser)]
@@ -132,16 +117,6 @@ impl From<Durability> for DurabilityMode {
     }
 }
 
-impl From<ClientError> for Failure {
-    fn from(e: ClientError) -> Self {
-        if e.is_usage() {
-            Failure::usage(e)
-        } else {
-            Failure::runtime(e)
-        }
-    }
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Call an exported function of a component with JSON arguments and print
@@ -189,7 +164,7 @@ Examples:
   vessel run apps/kv/vessel.toml --entrypoint main -- --key x";
 
 /// Limits and mounts shared by `call` and `run`.
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
     /// Mount a volume: VOLUME:GUEST_PATH, with `:ro` appended for read-only.
     /// Repeatable. The volume must exist (`vessel volume create`).
@@ -215,27 +190,44 @@ pub struct LimitArgs {
     pub disk: Option<u64>,
 }
 
-impl LimitArgs {
-    /// The first of these flags that was given: an app takes its limits
-    /// from its manifest, so they are refused there.
-    fn first_given(&self) -> Option<&'static str> {
-        if !self.volumes.is_empty() {
-            Some("--volume")
-        } else if self.commit_every.is_some() {
-            Some("--commit-every")
-        } else if self.timeout.is_some() {
-            Some("--timeout")
-        } else if self.memory.is_some() {
-            Some("--memory")
-        } else if self.disk.is_some() {
-            Some("--disk")
-        } else {
-            None
+impl From<LimitArgs> for Limits {
+    fn from(l: LimitArgs) -> Self {
+        Limits {
+            volumes: l.volumes,
+            commit_every: l.commit_every,
+            timeout: l.timeout,
+            memory: l.memory,
+            disk: l.disk,
         }
     }
 }
 
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+impl From<CallCmd> for CallRequest {
+    fn from(c: CallCmd) -> Self {
+        CallRequest {
+            component: c.component,
+            function: c.function,
+            args: c.args,
+            args_file: c.args_file,
+            limits: c.limits.into(),
+            params: c.params,
+        }
+    }
+}
+
+impl From<RunCmd> for RunRequest {
+    fn from(r: RunCmd) -> Self {
+        RunRequest {
+            component: r.component,
+            entrypoint: r.entrypoint,
+            mounts: r.mounts,
+            limits: r.limits.into(),
+            args: r.args,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct CallCmd {
     /// The component (.wasm) to load, or an app: its vessel.toml (or the
     /// directory holding it).
@@ -261,7 +253,7 @@ pub struct CallCmd {
     pub params: Vec<String>,
 }
 
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Args)]
 pub struct RunCmd {
     /// The command component (.wasm) to run, or an app: its vessel.toml (or
     /// the directory holding it).
@@ -285,56 +277,6 @@ pub struct RunCmd {
         value_name = "ARGS"
     )]
     pub args: Vec<String>,
-}
-
-/// A command's failure: the message and the exit code.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
-}
-
-impl Failure {
-    fn usage(message: impl std::fmt::Display) -> Self {
-        Failure {
-            code: 2,
-            message: message.to_string(),
-        }
-    }
-    fn runtime(message: impl std::fmt::Display) -> Self {
-        Failure {
-            code: 1,
-            message: message.to_string(),
-        }
-    }
-}
-
-impl Failure {
-    /// The message with `abs` written as the user wrote it (`local`), so an
-    /// error names the path the way it was given.
-    fn renamed(mut self, abs: &Path, local: &str) -> Self {
-        self.message = self.message.replace(&abs.display().to_string(), local);
-        self
-    }
-}
-
-impl From<OpError> for Failure {
-    fn from(e: OpError) -> Self {
-        match e {
-            OpError::Volume(e) => e.into(),
-            OpError::Dict(e) => e.into(),
-            OpError::Http(e) => e.into(),
-        }
-    }
-}
-
-impl From<CallError> for Failure {
-    fn from(e: CallError) -> Self {
-        Failure {
-            code: e.kind().exit_code(),
-            message: e.to_string(),
-        }
-    }
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -389,14 +331,6 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-fn engine_for(cache_dir: &Path, fuel: bool) -> Result<VesselEngine, Failure> {
-    VesselEngine::new(EngineConfig {
-        cache_dir: Some(cache_dir.to_owned()),
-        fuel,
-    })
-    .map_err(Failure::runtime)
-}
-
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let data_dir = data_dir(cli.data_dir.as_deref());
     // vessel makes its data dir 0700; one made otherwise (by an older
@@ -420,22 +354,16 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         held: None,
     };
     match cli.command {
-        Command::Call(cmd) => call_cmd(&home, cmd, &Invocation::local()).await,
-        Command::Run(cmd) => run_cmd(&home, cmd, &Invocation::local()).await,
+        Command::Call(mut cmd) => {
+            reclaim_options(&mut cmd)?;
+            crate::owner::call(&home, cmd.into(), &Invocation::local()).await
+        }
+        Command::Run(cmd) => crate::owner::run(&home, cmd.into(), &Invocation::local()).await,
         Command::Dict(cmd) => dict::run(&home, cmd).await,
         Command::Volume(cmd) => volume::run(&home, cmd).await,
         Command::Serve(cmd) => serve::serve(&home, cmd).await,
         Command::Token(cmd) => serve::token(&home.dir, cmd),
         Command::Completions(cmd) => completions::completions(&cmd),
         Command::Man(cmd) => completions::man(&cmd),
-    }
-}
-
-impl From<AppError> for Failure {
-    fn from(e: AppError) -> Self {
-        Failure {
-            code: e.kind().exit_code(),
-            message: e.to_string(),
-        }
     }
 }

@@ -192,15 +192,6 @@ Examples:
   vessel volume get my-vol /data ./out             # ./out (or ./out/data if ./out exists)
   vessel volume get my-vol /hello.txt -            # to stdout";
 
-impl From<VolumeOpError> for Failure {
-    fn from(e: VolumeOpError) -> Self {
-        Failure {
-            code: e.kind().exit_code(),
-            message: e.to_string(),
-        }
-    }
-}
-
 /// Runs a volume command against the store in `data_dir`.
 pub async fn run(data_dir: &Home, cmd: VolumeCmd) -> Result<u8, Failure> {
     let data_dir = data_dir.clone();

@@ -48,7 +48,10 @@ pub(crate) struct Planned<R> {
     pub(crate) removed: Vec<String>,
     /// The blobs of files this commit replaces or removes, sorted and
     /// without repeats: what a mount of an older version may still need
-    /// once the head no longer names them (see `super::pins`).
+    /// once the head no longer names them (see `super::pins`). Only the
+    /// shared backend records them (one process owns an embedded store and
+    /// knows its mounts' blobs exactly).
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     pub(crate) dropped: Vec<BlobId>,
 }
 

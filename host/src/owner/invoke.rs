@@ -1,11 +1,11 @@
-//! `vessel call` and `vessel run`: the container options on the command
-//! line, mounts, loading a component or an app, and running it here or in
-//! the data dir's owner.
+//! Calls and runs: the container options of a request, mounts, loading a
+//! component or an app, and running it here or in the data dir's owner.
 
 use super::home::{forward_or_hold, owner_to_forward};
+use super::request::Request;
 use super::*;
 
-pub(super) fn container_config(limits: &LimitArgs) -> Result<ContainerConfig, Failure> {
+pub(crate) fn container_config(limits: &Limits) -> Result<ContainerConfig, Failure> {
     // The operator lifts the deadline with `--timeout 0`; by default a bare
     // component gets an app function's.
     let timeout = match limits.timeout {
@@ -84,7 +84,7 @@ pub fn parse_volume_mount(spec: &str) -> Result<VolumeMount, String> {
 /// container needs them: it mounts volumes or the component imports dicts or
 /// volumes. Only one process can hold a data dir's store, so components that
 /// use no storage must not take it (parallel `vessel call`s of those work).
-pub(super) fn attach_stores(
+pub(crate) fn attach_stores(
     home: &Home,
     engine: &VesselEngine,
     component: &Component,
@@ -100,83 +100,10 @@ pub(super) fn attach_stores(
     Ok(())
 }
 
-/// Moves vessel's own options that came after a `--NAME` parameter flag (clap
-/// hands everything from the first unknown flag on to `params`) back into
-/// their fields. A WIT parameter called `args`, `args-file`, `timeout`,
-/// `memory`, `disk`, `volume` or `commit-every` must therefore be passed
-/// inside `--args`.
-pub(super) fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
-    let tokens = std::mem::take(&mut cmd.params);
-    let mut it = tokens.into_iter();
-    while let Some(tok) = it.next() {
-        let (flag, inline) = match tok.split_once('=') {
-            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-            None => (tok.clone(), None),
-        };
-        if !matches!(
-            flag.as_str(),
-            "--args"
-                | "--args-file"
-                | "--timeout"
-                | "--memory"
-                | "--disk"
-                | "--volume"
-                | "--commit-every"
-        ) {
-            cmd.params.push(tok);
-            continue;
-        }
-        let value = match inline.or_else(|| it.next()) {
-            Some(v) => v,
-            None => return Err(Failure::usage(format!("{flag} needs a value"))),
-        };
-        let dup = || Failure::usage(format!("{flag} is given twice"));
-        match flag.as_str() {
-            "--args" if cmd.args.is_none() && cmd.args_file.is_none() => cmd.args = Some(value),
-            "--args-file" if cmd.args.is_none() && cmd.args_file.is_none() => {
-                cmd.args_file = Some(PathBuf::from(value));
-            }
-            "--timeout" if cmd.limits.timeout.is_none() => {
-                cmd.limits.timeout = Some(value.parse().map_err(|_| {
-                    Failure::usage(format!(
-                        "--timeout must be a number of seconds, got {value}"
-                    ))
-                })?);
-            }
-            "--volume" => cmd.limits.volumes.push(value),
-            "--commit-every" if cmd.limits.commit_every.is_none() => {
-                cmd.limits.commit_every = Some(value.parse().map_err(|_| {
-                    Failure::usage(format!(
-                        "--commit-every must be a number of seconds, got {value}"
-                    ))
-                })?);
-            }
-            "--memory" if cmd.limits.memory.is_none() => {
-                cmd.limits.memory = Some(value.parse().map_err(|_| {
-                    Failure::usage(format!(
-                        "--memory must be a whole number of MiB, got {value}"
-                    ))
-                })?);
-            }
-            "--disk" if cmd.limits.disk.is_none() => {
-                cmd.limits.disk = Some(value.parse().map_err(|_| {
-                    Failure::usage(format!(
-                        "--disk must be a whole number of MiB between 1 and {MAX_DISK_MIB}, got {value}"
-                    ))
-                })?);
-            }
-            _ => return Err(dup()),
-        }
-    }
-    Ok(())
-}
-
-pub(super) async fn call_cmd(
-    home: &Home,
-    mut cmd: CallCmd,
-    inv: &Invocation,
-) -> Result<u8, Failure> {
-    reclaim_options(&mut cmd)?;
+/// Carries out a call: in the data dir's owner when another process
+/// holds it, else here (opening the store only if the call needs it).
+/// Returns the exit code; the result goes to `inv`'s console.
+pub async fn call(home: &Home, mut cmd: CallRequest, inv: &Invocation) -> Result<u8, Failure> {
     let owner = owner_to_forward(home);
     // Only this process can read its stdin.
     if owner.is_some() && cmd.args_file.as_deref() == Some(Path::new("-")) {
@@ -186,16 +113,16 @@ pub(super) async fn call_cmd(
         );
         cmd.args_file = None;
     }
-    let sent = ForwardedCommand::Call(cmd.clone());
+    let sent = Request::Call(cmd.clone());
     forward_or_hold(home, owner, sent, false, async |held| {
         call_held(home, cmd, inv, held).await
     })
     .await
 }
 
-pub(super) async fn call_held(
+pub(crate) async fn call_held(
     home: &Home,
-    cmd: CallCmd,
+    cmd: CallRequest,
     inv: &Invocation,
     held: &mut Option<Owner>,
 ) -> Result<u8, Failure> {
@@ -306,7 +233,7 @@ pub fn is_app(path: &Path) -> bool {
     path.is_dir() || path.extension().is_some_and(|e| e == "toml")
 }
 
-pub(super) fn app_flag(flag: &str) -> Failure {
+pub(crate) fn app_flag(flag: &str) -> Failure {
     Failure::usage(format!(
         "{flag} applies to a single component; an app sets mounts and limits per function in its vessel.toml"
     ))
@@ -314,7 +241,7 @@ pub(super) fn app_flag(flag: &str) -> Failure {
 
 /// Loads the app at `path`, opening the data dir's stores only when the app
 /// needs them (it mounts or grants storage, or a component imports it).
-pub(super) async fn load_app(
+pub(crate) async fn load_app(
     home: &Home,
     path: &Path,
     inv: &Invocation,
@@ -348,9 +275,9 @@ pub(super) async fn load_app(
 
 /// `vessel run APP`: the entrypoint, as a command with argv or as a
 /// function with `--NAME VALUE` parameters whose result is printed.
-pub(super) async fn run_app(
+pub(crate) async fn run_app(
     home: &Home,
-    cmd: RunCmd,
+    cmd: RunRequest,
     inv: &Invocation,
     held: &mut Option<Owner>,
 ) -> Result<u8, Failure> {
@@ -391,18 +318,20 @@ pub(super) async fn run_app(
     Ok(status.map_or(0, |s| u8::try_from(s & 0xff).unwrap_or(1)))
 }
 
-pub(super) async fn run_cmd(home: &Home, cmd: RunCmd, inv: &Invocation) -> Result<u8, Failure> {
+/// Carries out a run, as [`call`] does a call: returns the command's exit
+/// status (or 0 for an app function, whose result goes to the console).
+pub async fn run(home: &Home, cmd: RunRequest, inv: &Invocation) -> Result<u8, Failure> {
     let owner = owner_to_forward(home);
-    let sent = ForwardedCommand::Run(cmd.clone());
+    let sent = Request::Run(cmd.clone());
     forward_or_hold(home, owner, sent, true, async |held| {
         run_held(home, cmd, inv, held).await
     })
     .await
 }
 
-pub(super) async fn run_held(
+pub(crate) async fn run_held(
     home: &Home,
-    cmd: RunCmd,
+    cmd: RunRequest,
     inv: &Invocation,
     held: &mut Option<Owner>,
 ) -> Result<u8, Failure> {

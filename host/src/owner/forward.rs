@@ -1,5 +1,5 @@
-//! `vessel call` and `vessel run` while another process owns the data dir:
-//! the command line goes to the owner over its socket, the owner runs it
+//! Calls and runs while another process owns the data dir: the request
+//! goes to the owner over its socket, the owner runs it
 //! with the same code against the store it holds, and this process copies
 //! the output back and exits with the command's exit code. Where a command
 //! writes (its result line, warnings, the guest's stdio) is a [`Console`],
@@ -13,7 +13,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::{CallCmd, Failure, Home, RunCmd};
+use super::request::Request;
+use super::{Failure, Home};
 use crate::container::GuestStdio;
 use crate::server::client::{Body, ClientError, OwnerClient};
 use crate::server::exec::{self, ExecExit, ExecIo, LocalExec};
@@ -87,29 +88,22 @@ impl Invocation {
     }
 }
 
-/// A command line sent to the owner.
+/// A request sent to the owner.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Forwarded {
     /// The sender's working directory: relative paths in the command start
     /// there.
     pub cwd: PathBuf,
-    pub command: ForwardedCommand,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ForwardedCommand {
-    Call(CallCmd),
-    Run(RunCmd),
+    pub request: Request,
 }
 
 /// The owner's side: runs forwarded commands against the store it holds.
-pub struct CliExec {
+pub struct OwnerExec {
     /// The owner's home, with its store held (`Home::held`).
     pub home: Home,
 }
 
-impl LocalExec for CliExec {
+impl LocalExec for OwnerExec {
     fn exec(
         &self,
         command: Json,
@@ -134,9 +128,9 @@ impl LocalExec for CliExec {
                 cwd: Some(forwarded.cwd),
                 console: Console::Remote(io),
             };
-            let result = match forwarded.command {
-                ForwardedCommand::Call(cmd) => super::call_cmd(&home, cmd, &inv).await,
-                ForwardedCommand::Run(cmd) => super::run_cmd(&home, cmd, &inv).await,
+            let result = match forwarded.request {
+                Request::Call(cmd) => super::call(&home, cmd, &inv).await,
+                Request::Run(cmd) => super::run(&home, cmd, &inv).await,
             };
             match result {
                 Ok(code) => ExecExit {
@@ -165,7 +159,7 @@ pub enum NotForwarded {
 /// stdin is streamed to the command as its guest reads it.
 pub async fn forward(
     owner: OwnerClient,
-    command: ForwardedCommand,
+    command: Request,
     stdin: bool,
 ) -> Result<u8, NotForwarded> {
     let cwd = std::env::current_dir().map_err(|e| {
@@ -175,7 +169,7 @@ pub async fn forward(
     })?;
     let forwarded = Forwarded {
         cwd: cwd.clone(),
-        command,
+        request: command,
     };
     let mut line =
         serde_json::to_vec(&forwarded).map_err(|e| NotForwarded::Failed(Failure::runtime(e)))?;

@@ -70,7 +70,7 @@ pub const CONFIG_FILE: &str = "config.toml";
 /// `DATA_DIR/config.toml`: settings that would otherwise be flags.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ConfigFile {
+pub(crate) struct ConfigFile {
     metadata: Option<String>,
     blobs: Option<String>,
 }
@@ -78,7 +78,7 @@ pub(super) struct ConfigFile {
 /// The shared backend's options from the flags (or their environment
 /// variables), else from `DATA_DIR/config.toml`; `None` for the embedded
 /// store. The local blob cache lives in the data directory.
-pub(super) fn remote_options(
+pub fn remote_options(
     data_dir: &Path,
     metadata: Option<String>,
     blobs: Option<String>,
@@ -124,7 +124,7 @@ pub struct Owner {
 }
 
 impl Owner {
-    pub(super) fn open(home: &Home) -> Result<Owner, Failure> {
+    pub(crate) fn open(home: &Home) -> Result<Owner, Failure> {
         if let Some(service) = &home.held {
             return Ok(Owner {
                 service: service.clone(),
@@ -139,7 +139,7 @@ impl Owner {
             });
         }
         let service = home.open_service()?;
-        let exec = forward::CliExec {
+        let exec = forward::OwnerExec {
             home: Home {
                 held: Some(service.clone()),
                 ..home.clone()
@@ -163,7 +163,7 @@ impl Owner {
 }
 
 /// Closes the store this command held, if it opened one, after its work.
-pub(super) async fn release(held: Option<Owner>) {
+pub(crate) async fn release(held: Option<Owner>) {
     if let Some(owner) = held {
         owner.close().await;
     }
@@ -172,10 +172,10 @@ pub(super) async fn release(held: Option<Owner>) {
 /// Runs a `call`/`run`: in `owner` when another process holds the data
 /// dir (falling back to here if it has just gone), else here with `here`,
 /// which may open the store into its argument; the store is closed after.
-pub(super) async fn forward_or_hold(
+pub(crate) async fn forward_or_hold(
     home: &Home,
     owner: Option<OwnerClient>,
-    sent: ForwardedCommand,
+    sent: Request,
     stdin: bool,
     here: impl AsyncFnOnce(&mut Option<Owner>) -> Result<u8, Failure>,
 ) -> Result<u8, Failure> {
@@ -196,7 +196,7 @@ pub(super) async fn forward_or_hold(
 
 /// The owner to forward a `call`/`run` to: another process that holds this
 /// data dir's embedded store.
-pub(super) fn owner_to_forward(home: &Home) -> Option<OwnerClient> {
+pub(crate) fn owner_to_forward(home: &Home) -> Option<OwnerClient> {
     // A forwarded command runs in the owner, whose home holds the store.
     if home.held.is_some() || home.remote.is_some() {
         return None;
