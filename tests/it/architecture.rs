@@ -149,3 +149,138 @@ fn no_source_file_is_over_800_lines_unless_it_says_why() {
         long.join("\n")
     );
 }
+
+/// The module path of a file of host/src: `storage/volume/plan.rs` is
+/// `["storage", "volume", "plan"]`, a `mod.rs` its directory's.
+fn module_path(src: &Path, file: &Path) -> Vec<String> {
+    let rel = file.strip_prefix(src).unwrap().with_extension("");
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts.last().is_some_and(|p| p == "mod") {
+        parts.pop();
+    }
+    parts
+}
+
+/// The modules (of `known`) a file's code names through `crate::` or
+/// `super::` paths, outside comments: the longest known prefix of each.
+fn module_refs(
+    text: &str,
+    me: &[String],
+    known: &std::collections::BTreeSet<Vec<String>>,
+) -> Vec<Vec<String>> {
+    let resolve = |path: Vec<String>| {
+        (1..=path.len())
+            .rev()
+            .map(|i| path[..i].to_vec())
+            .find(|p| known.contains(p))
+    };
+    let word = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+            .collect()
+    };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        for (at, _) in code.match_indices("crate::") {
+            let path: Vec<String> = word(&code[at + "crate::".len()..])
+                .split("::")
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            out.extend(resolve(path));
+        }
+        let mut rest = code;
+        while let Some(at) = rest.find("super::") {
+            // Only the first `super::` of a run starts a path.
+            let starts = at == 0 || !rest[..at].ends_with("::");
+            let tail = word(&rest[at..]);
+            if starts {
+                let ups = tail.matches("super").count();
+                let names: Vec<String> = tail
+                    .split("::")
+                    .filter(|s| !s.is_empty() && *s != "super")
+                    .map(str::to_owned)
+                    .collect();
+                if ups <= me.len() {
+                    let mut path = me[..me.len() - ups].to_vec();
+                    path.extend(names);
+                    out.extend(resolve(path));
+                }
+            }
+            rest = &rest[at + tail.len().max(1)..];
+        }
+    }
+    out
+}
+
+/// No two files import each other, directly or around a loop, except the
+/// group `bindgen!` forces (`bindings` maps WIT resources to the
+/// capability modules' types, and they implement its traits). A module's
+/// own children and parent are not counted: they are one unit.
+#[test]
+fn no_import_cycles_but_the_bindgen_group() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = repo().join("host/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mods: BTreeMap<Vec<String>, PathBuf> = files
+        .iter()
+        .map(|f| (module_path(&src, f), f.clone()))
+        .filter(|(m, _)| !matches!(m.as_slice(), [x] if x == "lib" || x == "main"))
+        .collect();
+    let known: BTreeSet<Vec<String>> = mods.keys().cloned().collect();
+    let related = |a: &[String], b: &[String]| a.starts_with(b) || b.starts_with(a);
+    let edges: BTreeMap<&Vec<String>, BTreeSet<Vec<String>>> = mods
+        .iter()
+        .map(|(m, f)| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let refs = module_refs(&text, m, &known)
+                .into_iter()
+                .filter(|r| !related(m, r))
+                .collect();
+            (m, refs)
+        })
+        .collect();
+    // Modules reachable from each; a cycle is a pair that reach each other.
+    let reach = |from: &Vec<String>| {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from.clone()];
+        while let Some(m) = todo.pop() {
+            for n in edges.get(&m).into_iter().flatten() {
+                if seen.insert(n.clone()) {
+                    todo.push(n.clone());
+                }
+            }
+        }
+        seen
+    };
+    let bindgen: BTreeSet<Vec<String>> = [
+        "bindings",
+        "dict",
+        "error",
+        "functions",
+        "keyvalue",
+        "volume",
+    ]
+    .iter()
+    .map(|m| vec![(*m).to_owned()])
+    .collect();
+    let reached: BTreeMap<&Vec<String>, BTreeSet<Vec<String>>> =
+        mods.keys().map(|m| (m, reach(m))).collect();
+    let mut cycles = Vec::new();
+    for (m, r) in &reached {
+        for n in r {
+            if *m < n && reached.get(n).is_some_and(|back| back.contains(*m)) {
+                if bindgen.contains(*m) && bindgen.contains(n) {
+                    continue;
+                }
+                cycles.push(format!("{} <-> {}", m.join("/"), n.join("/")));
+            }
+        }
+    }
+    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}

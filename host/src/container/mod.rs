@@ -137,7 +137,7 @@ impl FunctionsView for HostState {
 pub fn linker(engine: &VesselEngine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine.engine());
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    crate::volume::wasi::add_to_linker(&mut linker)?;
+    crate::volume::add_filesystem_to_linker(&mut linker)?;
     crate::volume::add_to_linker(&mut linker)?;
     crate::dict::add_to_linker(&mut linker)?;
     crate::keyvalue::add_to_linker(&mut linker)?;

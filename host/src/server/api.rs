@@ -12,7 +12,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
-use super::calls::*;
 use super::client::{enc, enc_path};
 use super::openapi::{ErrorBody, ErrorDetail, Shared};
 use super::routes::*;

@@ -32,6 +32,21 @@ pub use disk::DiskBudget;
 use listing::walk;
 pub use mount::{Mount, MountError, VolumeMount};
 
+/// Shadows the mount-relevant `wasi:filesystem` functions in `linker`: the
+/// path and listing calls ([`wasi`]), the descriptor-level writes
+/// (`write.rs`) and the fast reads (`stream.rs`). Call after
+/// wasmtime-wasi's own `add_to_linker`.
+pub fn add_filesystem_to_linker<T: wasmtime_wasi::WasiView + VolumeView + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let added = stream::add_to_linker(linker)
+        .and_then(|()| write::add_to_linker(linker))
+        .and_then(|()| wasi::add_to_linker(linker));
+    linker.allow_shadowing(false);
+    added
+}
+
 /// Most bytes one `read-file` call returns.
 pub const MAX_READ_BYTES: u64 = 64 << 20;
 

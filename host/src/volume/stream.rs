@@ -200,7 +200,7 @@ const STREAMS: &str = "wasi:io/streams@0.2.12";
 
 /// Shadows the reads of files under a mount: `read-via-stream` and `read`
 /// of such a file, and the input-stream reads of the streams made here.
-/// Called by `super::wasi::add_to_linker` with shadowing allowed.
+/// Called by [`super::add_filesystem_to_linker`] with shadowing allowed.
 pub(crate) fn add_to_linker<T: WasiView + VolumeView + 'static>(
     linker: &mut Linker<T>,
 ) -> wasmtime::Result<()> {

@@ -298,14 +298,12 @@ macro_rules! guest_err {
     };
 }
 
-/// Shadows the mount-relevant `wasi:filesystem` functions in `linker`. Call
-/// after wasmtime-wasi's own `add_to_linker`.
-pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
+/// Shadows the path and listing functions of `wasi:filesystem` in
+/// `linker`. Called by [`super::add_filesystem_to_linker`] with shadowing
+/// allowed.
+pub(crate) fn add_to_linker<T: WasiView + VolumeView + 'static>(
     linker: &mut Linker<T>,
 ) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    super::stream::add_to_linker(linker)?;
-    super::write::add_to_linker(linker)?;
     linker
         .instance(PREOPENS)?
         .func_wrap("get-directories", get_directories::<T>)?;
@@ -346,7 +344,6 @@ pub fn add_to_linker<T: WasiView + VolumeView + 'static>(
     inst.func_wrap_async("[method]descriptor.set-times-at", |store, args| {
         Box::new(set_times_at(store, args))
     })?;
-    linker.allow_shadowing(false);
     Ok(())
 }
 

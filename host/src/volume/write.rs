@@ -214,7 +214,7 @@ macro_rules! guest_err {
 }
 
 /// Shadows the descriptor-level writes (see the module docs). Called by
-/// `super::wasi::add_to_linker` with shadowing allowed.
+/// [`super::add_filesystem_to_linker`] with shadowing allowed.
 pub(crate) fn add_to_linker<T: WasiView + VolumeView + 'static>(
     linker: &mut Linker<T>,
 ) -> wasmtime::Result<()> {

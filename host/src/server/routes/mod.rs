@@ -396,12 +396,14 @@ fn visible<T>(c: &Caller, kind: Kind, all: Vec<T>, name: impl Fn(&T) -> &String)
         .collect()
 }
 
+mod calls;
 mod dicts;
 #[cfg(test)]
 mod error_tables;
 mod functions;
 pub(crate) mod params;
 mod volumes;
+pub(crate) use calls::*;
 pub(crate) use dicts::*;
 pub(crate) use functions::*;
 pub(crate) use volumes::*;
