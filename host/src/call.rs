@@ -5,15 +5,13 @@
 pub mod json;
 
 use crate::error_kind::ErrorKind;
-use std::path::Path;
 
 use serde_json::Value as Json;
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex, Val};
 
-use crate::container::{self, Container, ContainerConfig, ContainerError};
+use crate::container::ContainerError;
 use crate::engine::{EngineError, VesselEngine};
-use crate::error::chain;
 pub use json::{ConvertError, from_json, to_json, type_name};
 
 /// Why a call could not be made or did not finish.
@@ -406,29 +404,6 @@ fn json_kind(j: &Json) -> &'static str {
     }
 }
 
-/// Loads the component at `path`, calls `function` with `args` in a fresh
-/// container and returns the JSON result (`None` for a function without
-/// results).
-pub async fn call_component(
-    engine: &VesselEngine,
-    path: &Path,
-    function: &str,
-    args: &CallArgs,
-    config: &ContainerConfig,
-) -> Result<Option<Json>, CallError> {
-    let (component, outcome) = engine.load(path)?;
-    tracing::debug!(?outcome, path = %path.display(), "component loaded");
-    call_loaded(
-        engine,
-        &component,
-        &path.display().to_string(),
-        function,
-        args,
-        config,
-    )
-    .await
-}
-
 /// Whether `component` imports the dict or volume capabilities (or
 /// `wasi:keyvalue`, which is served over dicts), that is,
 /// whether it needs the stores at all.
@@ -441,43 +416,4 @@ pub fn uses_storage(engine: &VesselEngine, component: &Component) -> bool {
                 || name.starts_with("vessel:storage/volume")
                 || name.starts_with("wasi:keyvalue/")
         })
-}
-
-/// [`call_component`] for a component already loaded; `component_name`
-/// names it in errors.
-pub async fn call_loaded(
-    engine: &VesselEngine,
-    component: &Component,
-    component_name: &str,
-    function: &str,
-    args: &CallArgs,
-    config: &ContainerConfig,
-) -> Result<Option<Json>, CallError> {
-    let export = find_export(engine, component, component_name, function)?;
-    let params = build_params(&export, args)?;
-    let linker = container::linker(engine).map_err(|e| CallError::Host(chain(&e)))?;
-    let in_container = |source| CallError::Container {
-        function: function.to_owned(),
-        source,
-    };
-    let mut c = Container::new(engine, config).map_err(in_container)?;
-    let instance = c
-        .instantiate(&linker, component)
-        .await
-        .map_err(in_container)?;
-    let func = instance
-        .get_func(c.store_mut(), export.index)
-        .ok_or_else(|| {
-            CallError::Host(format!("export `{function}` vanished after instantiation"))
-        })?;
-    let result = c
-        .call(func, &params, usize::from(export.result.is_some()))
-        .await;
-    // The final commit runs whether the call succeeded or trapped, so work
-    // written before a failure is kept (as Modal does at container exit);
-    // a timed-out container commits nothing (see `Container::shutdown`).
-    let shutdown = c.shutdown();
-    let result = result.map_err(in_container)?;
-    shutdown.map_err(in_container)?;
-    Ok(result.as_ref().map(to_json))
 }

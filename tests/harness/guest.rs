@@ -7,9 +7,8 @@
 use std::path::Path;
 
 use serde_json::Value;
-use vessel_host::call::{
-    CallArgs, CallError, Export, build_params, call_component, find_export, to_json,
-};
+use vessel_host::app::call_component;
+use vessel_host::call::{CallArgs, CallError, Export, build_params, find_export, to_json};
 use vessel_host::container::{Container, ContainerConfig, HostState, linker};
 use vessel_host::engine::VesselEngine;
 use wasmtime::component::{Component, Func, Instance, Linker};

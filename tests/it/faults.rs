@@ -65,7 +65,8 @@ fn capabilities_without_a_backing_say_so() {
 
 #[tokio::test]
 async fn host_keeps_serving_while_a_guest_spins() {
-    use vessel_host::call::{CallArgs, call_component};
+    use vessel_host::app::call_component;
+    use vessel_host::call::CallArgs;
     use vessel_host::container::ContainerConfig;
     use vessel_host::engine::{EngineConfig, VesselEngine};
     use vessel_tests::harness::call_once;

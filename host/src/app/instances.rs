@@ -44,10 +44,12 @@ impl FunctionState {
         };
         let mut calls = chain;
         calls.push(self.name.clone());
-        warm.container.set_caller(CallerCtx {
-            app: Arc::downgrade(app) as Weak<dyn Callee>,
-            chain: calls,
-        });
+        if app.calls {
+            warm.container.set_caller(CallerCtx {
+                app: Arc::downgrade(app) as Weak<dyn Callee>,
+                chain: calls,
+            });
+        }
         let func = warm
             .func
             .ok_or_else(|| AppError::Host(format!("`{}` has no callable export", self.name)))?;
@@ -137,10 +139,12 @@ impl FunctionState {
         config.inherit_stdin = inherit_stdin;
         let mut container = Container::new(&app.engine, &config).map_err(in_container)?;
         self.pool.note_started();
-        container.set_caller(CallerCtx {
-            app: Arc::downgrade(app) as Weak<dyn Callee>,
-            chain: vec![self.name.clone()],
-        });
+        if app.calls {
+            container.set_caller(CallerCtx {
+                app: Arc::downgrade(app) as Weak<dyn Callee>,
+                chain: vec![self.name.clone()],
+            });
+        }
         let status = container.run_command(&app.linker, &self.component).await;
         let retired = self.pool.retire(container);
         let status = status.map_err(in_container)?;

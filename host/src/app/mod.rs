@@ -8,6 +8,7 @@
 //! handle callers use: from Rust (`call`, `spawn`, `map`), from the CLI, and
 //! from guests through the `functions` interface.
 
+mod component;
 mod instances;
 use crate::error_kind::ErrorKind;
 use instances::sweep;
@@ -32,6 +33,9 @@ use crate::error::{WitError, chain};
 use crate::functions::{Callee, CalleeRun, CallerCtx};
 use crate::storage::Stores;
 use crate::volume::VolumeMount;
+#[cfg(all(feature = "server", feature = "remote"))]
+pub(crate) use component::as_call_error;
+pub use component::call_component;
 pub use manifest::{FunctionSpec, Manifest, ManifestError, MountSpec};
 pub use pool::PoolStats;
 
@@ -279,19 +283,42 @@ impl Runtime {
                 }),
             );
         }
+        Ok(self.start_app(
+            manifest.name.clone(),
+            manifest.entrypoint.clone(),
+            linker,
+            functions,
+            manifest.unreachable_names(),
+            true,
+        ))
+    }
+
+    /// An app of `functions`, with its idle sweeper running. `calls`: its
+    /// guests may call its other functions (an app from a manifest), or
+    /// run on their own (a bare component).
+    fn start_app(
+        &self,
+        name: String,
+        entrypoint: Option<String>,
+        linker: Linker<HostState>,
+        functions: BTreeMap<String, Arc<FunctionState>>,
+        warnings: Vec<String>,
+        calls: bool,
+    ) -> App {
         let inner = Arc::new(AppInner {
-            name: manifest.name.clone(),
-            entrypoint: manifest.entrypoint.clone(),
+            name,
+            entrypoint,
             engine: self.engine.clone(),
             linker,
             functions,
-            warnings: manifest.unreachable_names(),
+            warnings,
+            calls,
             closing: AtomicBool::new(false),
             sweeper: std::sync::OnceLock::new(),
         });
         let sweeper = tokio::spawn(sweep(Arc::downgrade(&inner)));
         let _ = inner.sweeper.set(AbortOnDrop(sweeper));
-        Ok(App { inner })
+        App { inner }
     }
 
     /// Checks that every mounted volume exists and creates the volumes and
@@ -436,6 +463,9 @@ pub struct AppInner {
     linker: Linker<HostState>,
     functions: BTreeMap<String, Arc<FunctionState>>,
     warnings: Vec<String>,
+    /// Whether its guests may call its other functions (false for a bare
+    /// component, whose guest runs on its own).
+    calls: bool,
     closing: AtomicBool,
     /// Stopped when the app goes.
     sweeper: std::sync::OnceLock<AbortOnDrop>,

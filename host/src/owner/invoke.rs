@@ -4,6 +4,9 @@
 use super::home::{forward_or_hold, owner_to_forward};
 use super::request::Request;
 use super::*;
+use crate::app::manifest::COMMAND_EXPORT;
+use crate::app::{AppError, as_call_error};
+use crate::container::ContainerError;
 
 pub(crate) fn container_config(limits: &Limits) -> Result<ContainerConfig, Failure> {
     // The operator lifts the deadline with `--timeout 0`; by default a bare
@@ -172,15 +175,25 @@ pub(crate) async fn call_held(
     let (component, outcome) = engine.load(&path).map_err(CallError::from)?;
     tracing::debug!(?outcome, path = %cmd.component.display(), "component loaded");
     attach_stores(home, &engine, &component, &mut config, held)?;
-    let result = call::call_loaded(
-        &engine,
-        &component,
-        &cmd.component.display().to_string(),
-        &cmd.function,
-        &CallArgs { args, flags },
-        &config,
-    )
-    .await?;
+    // A bare component runs as an app of one function, on the path every
+    // app function takes.
+    let runtime = Runtime::new(engine, config.stores.clone());
+    let app = runtime
+        .app_of_component(
+            component,
+            &cmd.component,
+            &cmd.function,
+            &cmd.function,
+            config,
+        )
+        .map_err(|e| Failure::from(as_call_error(e)))?;
+    let result = match app.function(&cmd.function) {
+        Ok(f) => f.call_args(&CallArgs { args, flags }).await,
+        Err(e) => Err(e),
+    };
+    let shutdown = app.shutdown().await;
+    let result = result.map_err(|e| Failure::from(as_call_error(e)))?;
+    shutdown.map_err(|e| Failure::from(as_call_error(e)))?;
     if let Some(json) = result {
         inv.console.out_line(&json.to_string()).await;
     }
@@ -350,27 +363,37 @@ pub(crate) async fn run_held(
         mount.host = inv.path(&mount.host);
         config.dir_mounts.push(mount);
     }
-    config.inherit_stdin = true;
     config.stdio = inv.console.guest_stdio();
-    config.args = std::iter::once(cmd.component.display().to_string())
-        .chain(cmd.args.iter().cloned())
-        .collect();
     let engine = engine_for(&home.cache_dir, false)?;
+    let path = inv.path(&cmd.component);
     let (component, _) = engine
-        .load(&inv.path(&cmd.component))
+        .load(&path)
         .map_err(|e| Failure::from(CallError::from(e)))?;
     attach_stores(home, &engine, &component, &mut config, held)?;
-    let linker =
-        crate::container::linker(&engine).map_err(|e| Failure::runtime(crate::error::chain(&e)))?;
-    let mut container = Container::new(&engine, &config).map_err(|e| match e {
-        crate::container::ContainerError::BadMount { .. } => Failure::usage(e),
-        e => Failure::runtime(e),
+    // A command component runs as an app of one function named as the
+    // user wrote the component (its argv[0]).
+    let name = cmd.component.display().to_string();
+    let runtime = Runtime::new(engine, config.stores.clone());
+    let app = runtime
+        .app_of_component(component, &path, &name, COMMAND_EXPORT, config)
+        .map_err(|e| Failure::from(as_call_error(e)))?;
+    let status = match app.function(&name) {
+        Ok(f) => f.run_command(cmd.args.clone(), true).await,
+        Err(e) => Err(e),
+    };
+    let shutdown = app.shutdown().await;
+    let status = status.map_err(|e| match e {
+        AppError::Call(CallError::Container {
+            source: source @ ContainerError::BadMount { .. },
+            ..
+        }) => Failure::usage(source),
+        AppError::Call(CallError::Container { source, .. }) => {
+            Failure::runtime(format!("{name}: {source}"))
+        }
+        AppError::Retire { source, .. } => Failure::runtime(source),
+        e => Failure::from(e),
     })?;
-    let status = container.run_command(&linker, &component).await;
-    let shutdown = container.shutdown();
-    let status =
-        status.map_err(|e| Failure::runtime(format!("{}: {e}", cmd.component.display())))?;
-    shutdown.map_err(Failure::runtime)?;
+    shutdown.map_err(Failure::from)?;
     // Exit statuses outside 0..=255 are truncated by the OS anyway; keep the
     // low byte as POSIX does.
     Ok(u8::try_from(status & 0xff).unwrap_or(1))

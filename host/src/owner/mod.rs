@@ -28,7 +28,7 @@ use crate::app::manifest::{DEFAULT_DISK_MIB, MAX_DISK_MIB};
 use crate::app::{App, Manifest, Runtime};
 use crate::call::{self, CallArgs, CallError};
 use crate::client::ops::Operations;
-use crate::container::{Container, ContainerConfig, DirMount};
+use crate::container::{ContainerConfig, DirMount};
 use crate::engine::{EngineConfig, VesselEngine};
 use crate::server::OwnerServer;
 use crate::server::client::OwnerClient;
