@@ -429,6 +429,19 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, Vec<u8>) {
+    let (status, _, body) = http_with_headers(addr, method, path, token, headers, body);
+    (status, body)
+}
+
+/// [`http`], with the response's headers too (names lowercased).
+pub fn http_with_headers(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, std::collections::BTreeMap<String, String>, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)
         .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
@@ -480,7 +493,13 @@ pub fn http(
     {
         body = dechunk(&body);
     }
-    (status, body)
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body)
 }
 
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use vessel_tests::{Server, Vessel, http, json_of, write_app};
 
+mod dict_http;
 mod forward;
 pub(crate) use forward::{a_running_call_sees_a_put, wait_app};
 

@@ -7,10 +7,16 @@
 
 use std::sync::Arc;
 
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
+use utoipa::openapi::path::ParameterIn;
 
 use super::client::{enc, enc_path};
 use super::openapi::{ErrorBody, ErrorDetail, Shared};
@@ -24,6 +30,7 @@ macro_rules! route_table {
         pub fn router(state: Arc<ServerState>) -> Router {
             Router::new()
                 $( .route($path, axum::routing::MethodRouter::new() $( .$method($handler) )+ ) )*
+                .route_layer(axum::middleware::from_fn(refuse_undocumented))
                 .fallback(not_found)
                 .with_state(state)
         }
@@ -88,12 +95,106 @@ route_table! {
     }
     dict_clear(name) "/v1/dicts/{name}/clear" { post => dict_clear }
     dict_items(name) "/v1/dicts/{name}/items" { get => dict_items }
-    dict_key(name, key) "/v1/dicts/{name}/keys/{key}" { get => dict_get, put => dict_put }
+    dict_key(name, key) "/v1/dicts/{name}/keys/{key}" {
+        get => dict_get, put => dict_put, delete => dict_remove
+    }
     apps() "/v1/apps" { get => app_list }
     function_call(app, function) "/v1/apps/{app}/functions/{function}/call" { post => fn_call }
     function_spawn(app, function) "/v1/apps/{app}/functions/{function}/spawn" { post => fn_spawn }
     call(id) "/v1/calls/{id}" { get => call_get }
     local_exec() "/v1/local/exec" { post => local_exec }
+}
+
+/// What each operation documents: its query parameters and headers, by
+/// method and path template (as axum writes it: `{*path}` for a rest).
+type Documented = std::collections::HashMap<(Method, String), (HashSet<String>, HashSet<String>)>;
+
+fn documented() -> &'static Documented {
+    static DOCUMENTED: OnceLock<Documented> = OnceLock::new();
+    DOCUMENTED.get_or_init(|| {
+        let api = ApiDoc::openapi();
+        let mut out = Documented::new();
+        for (path, item) in &api.paths.paths {
+            let template = path.replace("{path}", "{*path}");
+            let ops = [
+                (Method::GET, &item.get),
+                (Method::PUT, &item.put),
+                (Method::POST, &item.post),
+                (Method::DELETE, &item.delete),
+            ];
+            for (method, op) in ops {
+                let Some(op) = op else { continue };
+                let (mut query, mut headers) = (HashSet::new(), HashSet::new());
+                for p in op.parameters.iter().flatten() {
+                    match p.parameter_in {
+                        ParameterIn::Query => {
+                            query.insert(p.name.clone());
+                        }
+                        ParameterIn::Header => {
+                            headers.insert(p.name.to_ascii_lowercase());
+                        }
+                        _ => {}
+                    }
+                }
+                out.insert((method, template.clone()), (query, headers));
+            }
+        }
+        out
+    })
+}
+
+/// Headers that change what a request means: a route that does not
+/// document one must refuse it rather than act unconditionally.
+const CONDITIONAL: [&str; 4] = [
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+];
+
+/// Refuses what a route would otherwise silently ignore: a query parameter
+/// it does not document, and a conditional header where it documents
+/// none. What the OpenAPI description says a route takes is what it takes.
+async fn refuse_undocumented(req: Request, next: Next) -> Response {
+    let Some(template) = req.extensions().get::<MatchedPath>() else {
+        return next.run(req).await;
+    };
+    let Some((query, headers)) =
+        documented().get(&(req.method().clone(), template.as_str().to_owned()))
+    else {
+        return next.run(req).await;
+    };
+    if let Some(q) = req.uri().query() {
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let name = pair.split('=').next().unwrap_or("");
+            if !query.contains(name) {
+                let mut known: Vec<&str> = query.iter().map(String::as_str).collect();
+                known.sort_unstable();
+                let takes = if known.is_empty() {
+                    "no query parameters".to_owned()
+                } else {
+                    known.join(", ")
+                };
+                return ApiError::bad(format!(
+                    "unknown query parameter `{name}` for {} {}: it takes {takes}",
+                    req.method(),
+                    template.as_str()
+                ))
+                .into_response();
+            }
+        }
+    }
+    for h in CONDITIONAL {
+        if req.headers().contains_key(h) && !headers.contains(h) {
+            return ApiError::bad(format!(
+                "{h} is not supported by {} {}: the request was not carried out (a condition this route cannot check would be ignored)",
+                req.method(),
+                template.as_str()
+            ))
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// `template` with each `{name}` replaced by its value, percent-encoded,

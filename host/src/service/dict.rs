@@ -97,6 +97,30 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The condition of a put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutIf {
+    /// Write whatever is there.
+    Always,
+    /// Write only if the key is absent.
+    Absent,
+    /// Write only if the entry's version is this one (compare-and-swap).
+    Version(u64),
+}
+
+/// What a conditional put did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutResult {
+    Written {
+        version: u64,
+    },
+    /// The condition did not hold; nothing was written. `current`: the
+    /// entry's version as read just after (`None`: absent).
+    Refused {
+        current: Option<u64>,
+    },
+}
+
 /// A page of `items`: what was asked for, and whether more remain.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
@@ -175,6 +199,60 @@ impl Service {
                 "the store skipped an unconditional put of key `{key}`"
             ))
             .into()),
+        }
+    }
+
+    /// Writes `value` at `key` of an existing dict if `cond` holds, with a
+    /// TTL when given: one atomic step in the store.
+    pub fn dict_put_if(
+        &self,
+        name: &str,
+        key: &str,
+        value: &[u8],
+        cond: PutIf,
+        ttl_ms: Option<u64>,
+    ) -> Result<PutResult, DictServiceError> {
+        self.dict_must_exist(name)?;
+        let store = self.dicts()?;
+        let opts = PutOptions {
+            if_absent: cond == PutIf::Absent,
+            if_version: match cond {
+                PutIf::Version(v) => Some(v),
+                _ => None,
+            },
+            ttl_ms,
+        };
+        let refused = || -> Result<PutResult, DictServiceError> {
+            let current = store.get(name, key)?.map(|e| e.version);
+            Ok(PutResult::Refused { current })
+        };
+        match store.put(name, key, value, &opts) {
+            Ok(PutOutcome::Written { version }) => Ok(PutResult::Written { version }),
+            Ok(PutOutcome::Skipped) | Err(DictError::VersionMismatch { .. }) => refused(),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The bytes and version at `key`; `NoKey` when absent.
+    pub fn dict_get_raw(&self, name: &str, key: &str) -> Result<(Vec<u8>, u64), DictServiceError> {
+        match self.dicts()?.get(name, key)? {
+            Some(e) => Ok((e.value, e.version)),
+            None => Err(DictServiceError::NoKey {
+                dict: name.into(),
+                key: key.into(),
+            }),
+        }
+    }
+
+    /// Removes `key` and returns the version it had; `NoKey` when absent.
+    pub fn dict_remove(&self, name: &str, key: &str) -> Result<u64, DictServiceError> {
+        self.dict_must_exist(name)?;
+        match self.dicts()?.pop(name, key)? {
+            Some(e) => Ok(e.version),
+            None => Err(DictServiceError::NoKey {
+                dict: name.into(),
+                key: key.into(),
+            }),
         }
     }
 

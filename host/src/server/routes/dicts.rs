@@ -123,24 +123,108 @@ pub(crate) async fn dict_items(
     Ok(axum::Json(items).into_response())
 }
 
+/// An entry's version as an HTTP entity tag.
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// Whether the client asked for the raw bytes rather than JSON.
+fn wants_raw(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/octet-stream"))
+}
+
 #[utoipa::path(get, path = "/v1/dicts/{name}/keys/{key}", tag = "dicts",
-    params(DictName, DictKey),
-    responses((status = 200, description = "The entry", body = DictItem)))]
+    params(DictName, DictKey,
+        ("Accept" = Option<String>, Header, description = "`application/octet-stream` for the value's raw bytes; JSON otherwise")),
+    responses((status = 200, description = "The entry, its version in `ETag`", body = DictItem,
+            headers(("ETag" = String, description = "The entry's version, quoted"))),
+        (status = 404, description = "No such dict or key", body = ErrorBody)))]
 pub(crate) async fn dict_get(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
     ApiPath((name, key)): ApiPath<(String, String)>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Read)?;
     let svc = s.service.clone();
+    if wants_raw(&headers) {
+        let (value, version) = blocking(move || Ok(svc.dict_get_raw(&name, &key)?)).await?;
+        return Ok((
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                ),
+                (header::ETAG, etag(version)),
+            ],
+            value,
+        )
+            .into_response());
+    }
     let item = blocking(move || Ok(svc.dict_get(&name, &key)?)).await?;
-    Ok(axum::Json(item).into_response())
+    let tag = etag(item.version);
+    Ok(([(header::ETAG, tag)], axum::Json(item)).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PutKeyQuery {
+    /// Expire the entry this many milliseconds after the write (at least
+    /// 1) instead of after the dict's idle period.
+    ttl_ms: Option<u64>,
+}
+
+/// The condition of a put from its headers: `If-Match: "V"` (the entry's
+/// version must be V) or `If-None-Match: *` (the key must be absent).
+fn put_condition(headers: &HeaderMap) -> ApiResult<PutIf> {
+    let one = |name: header::HeaderName| -> ApiResult<Option<String>> {
+        let mut values = headers.get_all(&name).iter();
+        let Some(v) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(ApiError::bad(format!("{name} is given twice")));
+        }
+        let text = v
+            .to_str()
+            .map_err(|_| ApiError::bad(format!("{name} is not text")))?;
+        Ok(Some(text.trim().to_owned()))
+    };
+    match (one(header::IF_MATCH)?, one(header::IF_NONE_MATCH)?) {
+        (Some(_), Some(_)) => Err(ApiError::bad(
+            "If-Match and If-None-Match together: give one condition",
+        )),
+        (None, None) => Ok(PutIf::Always),
+        (None, Some(v)) if v == "*" => Ok(PutIf::Absent),
+        (None, Some(v)) => Err(ApiError::bad(format!(
+            "If-None-Match: {v}: only `*` (write if absent) is supported"
+        ))),
+        (Some(v), None) => {
+            let digits = v
+                .strip_prefix('"')
+                .and_then(|x| x.strip_suffix('"'))
+                .unwrap_or(&v);
+            digits.parse::<u64>().map(PutIf::Version).map_err(|_| {
+                ApiError::bad(format!(
+                    "If-Match: {v}: expected one entry version as an ETag, such as \"12\""
+                ))
+            })
+        }
+    }
 }
 
 #[utoipa::path(put, path = "/v1/dicts/{name}/keys/{key}", tag = "dicts",
-    params(DictName, DictKey),
+    params(DictName, DictKey, PutKeyQuery,
+        ("If-Match" = Option<String>, Header, description = "Write only if the entry's version is this one (compare-and-swap), as its ETag: `\"12\"`"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: write only if the key is absent")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The value's bytes (JSON text reads back as JSON)"),
-    responses((status = 200, description = "Written", body = Versioned),
+    responses((status = 200, description = "Written; the new version, also in `ETag`", body = Versioned,
+            headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 412, description = "The condition did not hold; nothing was written. `ETag` holds the current version when the key exists", body = ErrorBody),
         (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 413, description = "The value is over the limit", body = ErrorBody),
         (status = 429, description = "The token's requests hold their limit of body bytes (see Retry-After)", body = ErrorBody)))]
@@ -148,9 +232,12 @@ pub(crate) async fn dict_put(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
     ApiPath((name, key)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<PutKeyQuery>,
+    headers: HeaderMap,
     body: Upload,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Write)?;
+    let cond = put_condition(&headers)?;
     // The value stays counted against the token until it is written.
     let mut hold = s.tenants.body(&c);
     let value = body
@@ -159,7 +246,51 @@ pub(crate) async fn dict_put(
         })
         .await?;
     let svc = s.service.clone();
-    let version = blocking(move || Ok(svc.dict_put(&name, &key, &value)?)).await?;
+    let k = key.clone();
+    let outcome = blocking(move || Ok(svc.dict_put_if(&name, &k, &value, cond, q.ttl_ms)?)).await?;
     drop(hold);
-    Ok(axum::Json(Versioned { version }).into_response())
+    match outcome {
+        PutResult::Written { version } => Ok((
+            [(header::ETAG, etag(version))],
+            axum::Json(Versioned { version }),
+        )
+            .into_response()),
+        PutResult::Refused { current } => {
+            let message = match (cond, current) {
+                (_, None) => format!("key `{key}` is absent: nothing was written"),
+                (PutIf::Absent, Some(v)) => {
+                    format!("key `{key}` exists (version {v}): nothing was written")
+                }
+                (_, Some(v)) => format!(
+                    "key `{key}` is at version {v}, not the one in If-Match: nothing was written"
+                ),
+            };
+            let mut resp = ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                message,
+            )
+            .into_response();
+            if let Some(v) = current {
+                resp.headers_mut().insert(header::ETAG, etag(v));
+            }
+            Ok(resp)
+        }
+    }
+}
+
+#[utoipa::path(delete, path = "/v1/dicts/{name}/keys/{key}", tag = "dicts",
+    params(DictName, DictKey),
+    responses((status = 204, description = "Removed; `ETag` holds the version it had",
+            headers(("ETag" = String, description = "The removed entry's version, quoted"))),
+        (status = 404, description = "No such dict or key", body = ErrorBody)))]
+pub(crate) async fn dict_remove(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath((name, key)): ApiPath<(String, String)>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    let version = blocking(move || Ok(svc.dict_remove(&name, &key)?)).await?;
+    Ok((StatusCode::NO_CONTENT, [(header::ETAG, etag(version))]).into_response())
 }

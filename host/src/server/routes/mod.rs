@@ -32,7 +32,7 @@ use crate::app::{App, AppError};
 use crate::server::body::{BodyError, Upload};
 use crate::server::exec::LocalExec;
 use crate::service::Service;
-use crate::service::dict::{DictItem, DictItems, DictServiceError, DictSummary};
+use crate::service::dict::{DictItem, DictItems, DictServiceError, DictSummary, PutIf, PutResult};
 use crate::service::volume::{EntryInfo, GetReport, PutReport, VolumeOpError, VolumeSummary};
 use crate::storage::volume::{CommitInfo, GcReport, NodeKind, VolumeError, normalize_path};
 

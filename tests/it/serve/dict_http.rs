@@ -1,0 +1,146 @@
+//! Dicts over HTTP beyond get and put: compare-and-swap on the version in
+//! `If-Match`, if-absent with `If-None-Match: *`, a TTL on put, raw bytes,
+//! key removal, and refusals of what a route would otherwise ignore.
+
+use std::time::{Duration, Instant};
+
+use vessel_tests::{Vessel, http, http_with_headers, json_of};
+
+#[test]
+fn conditional_puts_ttl_raw_values_and_removal() {
+    let v = Vessel::new();
+    let server = super::start(&v, &[]);
+    let a = server.addr.as_str();
+    let tok = v.token(&["dict:*:rw", "volume:*:rw"], None);
+    let t = Some(tok.as_str());
+    assert_eq!(http(a, "POST", "/v1/dicts/kv", t, &[], b"").0, 201);
+    let key = "/v1/dicts/kv/keys/k";
+
+    // If-None-Match: * writes once; the second is 412 with the version.
+    let (s, h, body) = http_with_headers(a, "PUT", key, t, &[("If-None-Match", "*")], b"\"one\"");
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    let v1 = json_of(&body)["version"].as_u64().unwrap();
+    assert_eq!(h["etag"], format!("\"{v1}\""));
+    let (s, h, body) = http_with_headers(a, "PUT", key, t, &[("If-None-Match", "*")], b"\"two\"");
+    assert_eq!(s, 412, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json_of(&body)["error"]["kind"], "precondition_failed");
+    assert_eq!(h["etag"], format!("\"{v1}\""));
+
+    // If-Match: the current version writes; a stale one is 412, and the
+    // value stays.
+    let (s, h, body) = http_with_headers(
+        a,
+        "PUT",
+        key,
+        t,
+        &[("If-Match", &format!("\"{v1}\""))],
+        b"\"two\"",
+    );
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    let v2 = json_of(&body)["version"].as_u64().unwrap();
+    assert!(v2 > v1);
+    assert_eq!(h["etag"], format!("\"{v2}\""));
+    let (s, h, body) = http_with_headers(
+        a,
+        "PUT",
+        key,
+        t,
+        &[("If-Match", &format!("\"{v1}\""))],
+        b"\"lost\"",
+    );
+    assert_eq!(s, 412, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(h["etag"], format!("\"{v2}\""));
+    let (s, h, body) = http_with_headers(a, "GET", key, t, &[], b"");
+    assert_eq!((s, h["etag"].clone()), (200, format!("\"{v2}\"")));
+    assert_eq!(json_of(&body)["value"], "two");
+    // CAS on an absent key is 412 without an ETag.
+    let (s, h, _) = http_with_headers(
+        a,
+        "PUT",
+        "/v1/dicts/kv/keys/none",
+        t,
+        &[("If-Match", "\"1\"")],
+        b"1",
+    );
+    assert_eq!(s, 412);
+    assert!(!h.contains_key("etag"), "{h:?}");
+    // Malformed conditions are refused, not ignored.
+    for (name, value) in [
+        ("If-Match", "*"),
+        ("If-Match", "abc"),
+        ("If-None-Match", "\"3\""),
+    ] {
+        let (s, _) = http(a, "PUT", key, t, &[(name, value)], b"\"x\"");
+        assert_eq!(s, 400, "{name}: {value}");
+    }
+
+    // Raw bytes back with Accept: application/octet-stream.
+    let bytes = [0u8, 159, 146, 150, 255];
+    assert_eq!(
+        http(a, "PUT", "/v1/dicts/kv/keys/raw", t, &[], &bytes).0,
+        200
+    );
+    let (s, h, body) = http_with_headers(
+        a,
+        "GET",
+        "/v1/dicts/kv/keys/raw",
+        t,
+        &[("Accept", "application/octet-stream")],
+        b"",
+    );
+    assert_eq!((s, body.as_slice()), (200, &bytes[..]));
+    assert_eq!(h["content-type"], "application/octet-stream");
+
+    // A TTL on put: gone once it passes.
+    let (s, _) = http(a, "PUT", "/v1/dicts/kv/keys/brief?ttl_ms=300", t, &[], b"1");
+    assert_eq!(s, 200);
+    assert_eq!(
+        http(a, "GET", "/v1/dicts/kv/keys/brief", t, &[], b"").0,
+        200
+    );
+    let start = Instant::now();
+    while http(a, "GET", "/v1/dicts/kv/keys/brief", t, &[], b"").0 != 404 {
+        assert!(start.elapsed() < Duration::from_secs(10), "never expired");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        http(a, "PUT", "/v1/dicts/kv/keys/brief?ttl_ms=0", t, &[], b"1").0,
+        400
+    );
+
+    // DELETE removes a key (its version in ETag), then 404.
+    let (s, h, _) = http_with_headers(a, "DELETE", key, t, &[], b"");
+    assert_eq!((s, h["etag"].clone()), (204, format!("\"{v2}\"")));
+    assert_eq!(http(a, "DELETE", key, t, &[], b"").0, 404);
+    assert_eq!(http(a, "GET", key, t, &[], b"").0, 404);
+
+    // What a route does not document is refused: an unknown query
+    // parameter, or a condition it cannot check.
+    let (s, body) = http(a, "GET", "/v1/dicts/kv/items?limt=5", t, &[], b"");
+    assert_eq!(s, 400);
+    let msg = json_of(&body)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(msg.contains("`limt`") && msg.contains("limit"), "{msg}");
+    assert_eq!(http(a, "GET", "/v1/dicts?x=1", t, &[], b"").0, 400);
+    assert_eq!(http(a, "POST", "/v1/volumes/vol", t, &[], b"").0, 201);
+    let (s, body) = http(
+        a,
+        "DELETE",
+        "/v1/volumes/vol",
+        t,
+        &[("If-Match", "\"1\"")],
+        b"",
+    );
+    assert_eq!(s, 400, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        http(a, "GET", "/v1/volumes/vol", t, &[], b"").0,
+        200,
+        "not deleted"
+    );
+    assert_eq!(
+        http(a, "GET", "/v1/dicts/kv/items?limit=5", t, &[], b"").0,
+        200
+    );
+}
