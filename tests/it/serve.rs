@@ -218,19 +218,44 @@ fn every_route_family_checks_tokens_and_scopes() {
     assert_eq!(status, 200);
     assert_eq!(json_of(&body)["items"][0]["key"], json!("k"));
 
-    // Functions.
-    assert_eq!(
-        http(
-            a,
-            "POST",
-            "/v1/apps/probe/functions/add/call",
-            Some(&other_app),
-            &[],
-            b"[1,2]"
-        )
-        .0,
-        403
+    // Functions. A refusal names a scope `vessel token create` takes.
+    let (status, body) = http(
+        a,
+        "POST",
+        "/v1/apps/probe/functions/add/call",
+        Some(&other_app),
+        &[],
+        b"[1,2]",
     );
+    assert_eq!(status, 403);
+    let msg = json_of(&body)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(msg.ends_with("(needs scope app:probe)"), "{msg}");
+    let (status, body) = http(a, "PUT", "/v1/dicts/kv/keys/k", Some(&read_only), &[], b"1");
+    assert_eq!(status, 403);
+    let msg = json_of(&body)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(msg.ends_with("(needs scope dict:kv:w)"), "{msg}");
+    for scope in ["app:probe", "dict:kv:w"] {
+        v.run(&["token", "create", "--scope", scope]).ok();
+    }
+    // The scheme is case-insensitive (RFC 9110).
+    for scheme in ["bearer", "BEARER"] {
+        let auth = format!("{scheme} {all}");
+        let (status, _) = http(
+            a,
+            "GET",
+            "/v1/dicts",
+            None,
+            &[("Authorization", &auth)],
+            b"",
+        );
+        assert_eq!(status, 200, "{scheme}");
+    }
     assert_eq!(
         http(
             a,
@@ -341,7 +366,8 @@ fn every_route_family_checks_tokens_and_scopes() {
         .iter()
         .map(|t| t["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids.len(), 3);
+    // The three of the test, and the two the 403s named.
+    assert_eq!(ids.len(), 5);
     for id in &ids {
         v.run(&["token", "revoke", id]).ok();
     }

@@ -320,10 +320,13 @@ fn caller(state: &ServerState, headers: &HeaderMap, trusted: bool) -> ApiResult<
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| unauthorized("missing `Authorization: Bearer TOKEN` header"))?;
+    // RFC 9110: the scheme is case-insensitive (`bearer`, `BEARER`).
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
     match state.tokens.check(token.trim()) {
         Ok(Some(record)) => Ok(Caller::Token(record)),
@@ -340,14 +343,18 @@ pub(crate) fn require(c: &Caller, kind: Kind, name: &str, mode: Mode) -> ApiResu
         Mode::Read => "read",
         Mode::Write => "write",
     };
+    // The scope named is one `vessel token create` accepts: an app scope
+    // has no mode.
+    let scope = match kind {
+        Kind::App => format!("app:{name}"),
+        _ => format!("{}:{name}:{}", kind.as_str(), &m[..1]),
+    };
     Err(ApiError::new(
         StatusCode::FORBIDDEN,
         "access_denied",
         format!(
-            "this token may not {m} {} `{name}` (needs scope {}:{name}:{})",
+            "this token may not {m} {} `{name}` (needs scope {scope})",
             kind.as_str(),
-            kind.as_str(),
-            &m[..1]
         ),
     ))
 }
