@@ -630,3 +630,20 @@ fn a_mount_on_one_host_pins_its_blobs_on_every_host() {
     assert!(host_b.read_blob(&other_blob, 0, 1).is_err());
     svc.volume_delete("v", false).unwrap();
 }
+
+/// `-v` on the shared backend shows vessel's own lines, not a PostgreSQL
+/// NOTICE per table at every start ("relation ... already exists,
+/// skipping").
+#[test]
+fn verbose_starts_print_no_postgres_notices() {
+    let (m, b) = shared().fresh();
+    let host = Vessel::on_backend(&m, &b);
+    host.run(&["volume", "list"]).ok();
+    let out = host.run(&["-v", "volume", "list"]);
+    out.ok();
+    assert!(
+        !out.stderr.contains("NOTICE") && !out.stderr.contains("skipping"),
+        "{}",
+        out.stderr
+    );
+}

@@ -340,6 +340,10 @@ impl RemoteStore {
                 let tx = client.transaction().await?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
                     .await?;
+                // `IF NOT EXISTS` on what exists is a NOTICE per object,
+                // which `-v` would print at every start.
+                tx.batch_execute("SET LOCAL client_min_messages = warning")
+                    .await?;
                 tx.batch_execute(SCHEMA).await?;
                 tx.commit().await?;
                 Ok(())
@@ -559,19 +563,45 @@ fn error_text(e: &tokio_postgres::Error) -> String {
 /// The URL without its password, for messages.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return redact_query(url);
     };
     let (auth, tail) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    match auth.rsplit_once('@') {
+    let (auth, tail) = match (auth.find('?'), tail.is_empty()) {
+        // `postgres://host?password=..`: the query starts in the authority.
+        (Some(i), true) => auth.split_at(i),
+        _ => (auth, tail),
+    };
+    let auth = match auth.rsplit_once('@') {
         Some((cred, host)) => {
             let user = cred.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{tail}")
+            format!("{user}:***@{host}")
         }
-        None => url.to_owned(),
-    }
+        None => auth.to_owned(),
+    };
+    format!("{scheme}://{auth}{}", redact_query(tail))
+}
+
+/// `text` with the value of every query parameter that names a secret
+/// (a password, a secret key, a token) replaced by `***`.
+fn redact_query(text: &str) -> String {
+    let Some((base, query)) = text.split_once('?') else {
+        return text.to_owned();
+    };
+    let secret = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        k.contains("password") || k.contains("secret") || k.contains("token")
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if secret(k) => format!("{k}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
 }
 
 /// Where a PostgreSQL config points: hosts, ports, database and options
@@ -604,4 +634,33 @@ pub(crate) fn to_db(v: u64) -> i64 {
 /// A stored i64 as u64; a negative value is corruption.
 pub(crate) fn from_db(v: i64, what: &str) -> Result<u64, String> {
     u64::try_from(v).map_err(|_| format!("{what} is negative ({v})"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_passwords_and_secret_keys_wherever_they_are() {
+        assert_eq!(
+            redact("postgres://u:hunter2@db:5432/x"),
+            "postgres://u:***@db:5432/x"
+        );
+        assert_eq!(
+            redact("postgres://db/x?user=u&password=hunter2&sslmode=require"),
+            "postgres://db/x?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact("postgresql://db?password=hunter2"),
+            "postgresql://db?password=***"
+        );
+        let s3 = redact("s3://b/p?endpoint=http://h:1&access_key_id=AK&secret_access_key=SK");
+        assert!(
+            !s3.contains("SK") && s3.contains("access_key_id=AK"),
+            "{s3}"
+        );
+        let bad = super::s3::BlobsUrl::parse("s4://b?secret_access_key=SK").unwrap_err();
+        assert!(!bad.contains("SK"), "{bad}");
+    }
 }

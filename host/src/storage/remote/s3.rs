@@ -84,12 +84,15 @@ impl BlobsUrl {
     /// &secret_access_key=..]`.
     pub fn parse(url: &str) -> Result<Self, String> {
         let rest = url.strip_prefix("s3://").ok_or_else(|| {
-            format!("{url:?} must start with s3:// (s3://bucket[/prefix]?endpoint=URL)")
+            format!(
+                "{:?} must start with s3:// (s3://bucket[/prefix]?endpoint=URL)",
+                super::redact(url)
+            )
         })?;
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
         if bucket.is_empty() {
-            return Err(format!("{url:?} names no bucket"));
+            return Err(format!("{:?} names no bucket", super::redact(url)));
         }
         let mut out = BlobsUrl {
             bucket: bucket.to_owned(),
