@@ -173,6 +173,16 @@ fn postgres_dying_mid_write_fails_unavailable_and_loses_nothing_acknowledged() {
     };
     assert!(guest_put("g0").starts_with("ok v"));
     let mut acked_keys = Vec::new();
+    let health = || {
+        let (status, body) = http(&server.addr, "GET", "/v1/health", None, &[], b"");
+        (status, json_of(&body))
+    };
+    let (status, up) = health();
+    assert_eq!(
+        (status, up["ok"].clone()),
+        (200, serde_json::json!(true)),
+        "{up}"
+    );
     let mut acked_commits = 0u64;
     let mut failures = Vec::new();
     for i in 0..400u64 {
@@ -224,6 +234,11 @@ fn postgres_dying_mid_write_fails_unavailable_and_loses_nothing_acknowledged() {
         assert!(unavailable, "not `unavailable`: {msg}");
         assert!(*took < Duration::from_secs(12), "took {took:?}: {msg}");
     }
+    // Health says so (503, no detail for the public), as storage routes do.
+    let (status, down) = health();
+    assert_eq!(status, 503, "{down}");
+    assert_eq!(down["ok"], serde_json::json!(false));
+    assert_eq!(down["error"], "storage unavailable");
     // A guest gets `unavailable` (the WIT error), and so does the CLI.
     let g = guest_put("g1");
     assert!(g.starts_with("error: ") && g.contains("unavailable"), "{g}");
@@ -265,6 +280,15 @@ fn postgres_dying_mid_write_fails_unavailable_and_loses_nothing_acknowledged() {
         "{files} files, {acked_commits} acknowledged"
     );
     assert_eq!(snap.version, files + 1);
+    // Healthy again once the database is back.
+    let start = Instant::now();
+    while health().0 != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "health never recovered"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // The guest's retry passes too, on the same host process.
     let g = (0..3)
         .map(|_| guest_put("g2"))

@@ -31,6 +31,15 @@ pub struct Service {
 pub const DICT_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Service {
+    /// Whether the stores answer now (a cheap round trip for the shared
+    /// backend; always for the embedded store, which this process holds).
+    pub fn ready(&self) -> Result<(), String> {
+        match &self.stores.volumes {
+            Some(v) => v.ping().map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
     /// Opens the embedded store in `data_dir`.
     pub fn open_embedded(data_dir: &Path, options: EmbeddedOptions) -> Result<Self, OpenError> {
         let store = EmbeddedStore::open(data_dir, options)?;

@@ -281,6 +281,12 @@ pub trait VolumeStore: Send + Sync + std::fmt::Debug {
     /// volumes.
     fn gc(&self, options: &GcOptions<'_>) -> Result<GcReport, VolumeError>;
 
+    /// Whether the store answers now: a cheap round trip where it is
+    /// remote; always for a store this process holds.
+    fn ping(&self) -> Result<(), VolumeError> {
+        Ok(())
+    }
+
     /// This process's live mounts of the store's volumes.
     fn mounts(&self) -> &pins::Mounts;
     /// Registers a live mount of `volume` before its snapshot is read (see

@@ -285,9 +285,13 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 /// `GET /v1/health`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct Health {
+    /// Whether the server can serve storage: its stores answer.
     ok: bool,
     /// The server's version.
     version: String,
+    /// Why not, when not `ok` (the details go to the server's log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// A created volume or dict.
@@ -388,12 +392,42 @@ pub(crate) async fn not_found(req: Request) -> ApiError {
 }
 
 #[utoipa::path(get, path = "/v1/health", tag = "meta",
-    responses((status = 200, description = "The server is up", body = Health)))]
-pub(crate) async fn health() -> axum::Json<Health> {
-    axum::Json(Health {
-        ok: true,
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-    })
+    responses((status = 200, description = "The server is up and its stores answer", body = Health),
+        (status = 503, description = "The server is up but a store does not answer (the shared backend's database is away, say): storage routes answer 503 too", body = Health)))]
+pub(crate) async fn health(State(s): State<Arc<ServerState>>) -> Response {
+    let svc = s.service.clone();
+    // A store this process holds always answers: no thread hop (the route
+    // is the serve bench's baseline).
+    let ready = if svc.embedded.is_some() {
+        Ok(())
+    } else {
+        tokio::task::spawn_blocking(move || svc.ready())
+            .await
+            .unwrap_or_else(|e| Err(format!("the health check did not finish: {e}")))
+    };
+    let version = env!("CARGO_PKG_VERSION").to_owned();
+    match ready {
+        Ok(()) => axum::Json(Health {
+            ok: true,
+            version,
+            error: None,
+        })
+        .into_response(),
+        Err(e) => {
+            // The endpoint is public: the cause (hosts, messages) is for
+            // the operator's log only.
+            tracing::warn!(error = %e, "health check: storage unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(Health {
+                    ok: false,
+                    version,
+                    error: Some("storage unavailable".into()),
+                }),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// The items of a listing the caller may read.

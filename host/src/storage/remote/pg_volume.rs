@@ -587,6 +587,17 @@ impl VolumeStore for RemoteStore {
         &self.inner.mounts
     }
 
+    fn ping(&self) -> Result<(), VolumeError> {
+        // Short: a health check must answer quickly either way.
+        let timeout = self.inner.op_timeout.min(std::time::Duration::from_secs(5));
+        let inner = self.inner.clone();
+        self.block(Some(timeout), async move {
+            let client = inner.pool.get().await?;
+            client.simple_query("SELECT 1").await?;
+            Ok::<(), VolumeError>(())
+        })
+    }
+
     fn register_mount(&self, volume: &str) -> Result<Registration, VolumeError> {
         self.register_mount_shared(volume)
     }
