@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 /// The file holding the token hashes, inside the data dir.
 pub const TOKENS_FILE: &str = "tokens.json";
+/// The lock beside it that serialises its rewrites.
+const LOCK_FILE: &str = "tokens.lock";
 const PREFIX: &str = "vsl_";
 
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +207,26 @@ impl TokenStore {
         Ok(())
     }
 
+    /// Runs a read-modify-write of the token file under an exclusive lock
+    /// (a `flock` of `tokens.lock` beside it), so concurrent creates and
+    /// revokes, in this process or others, never lose each other's change
+    /// or bring a revoked token back.
+    fn locked<R>(&self, f: impl FnOnce() -> Result<R, AuthError>) -> Result<R, AuthError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        crate::private::create_dir_all(dir).map_err(|e| self.io(e))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(dir.join(LOCK_FILE))
+            .map_err(|e| self.io(e))?;
+        lock.lock().map_err(|e| self.io(e))?;
+        // The lock goes with the file's descriptor.
+        f()
+    }
+
     /// Makes a token with `scopes` (and its own limit of running calls, if
     /// given); returns the token (shown once) and its record.
     pub fn create(
@@ -226,20 +248,24 @@ impl TokenStore {
             created_ms: crate::storage::clock::Clock::now_ms(&crate::storage::clock::SystemClock),
             max_calls,
         };
-        let mut all = self.list()?;
-        all.push(record.clone());
-        self.save(&all)?;
+        self.locked(|| {
+            let mut all = self.list()?;
+            all.push(record.clone());
+            self.save(&all)
+        })?;
         Ok((token, record))
     }
 
     pub fn revoke(&self, id: &str) -> Result<(), AuthError> {
-        let mut all = self.list()?;
-        let before = all.len();
-        all.retain(|t| t.id != id);
-        if all.len() == before {
-            return Err(AuthError::NoSuchToken(id.to_owned()));
-        }
-        self.save(&all)
+        self.locked(|| {
+            let mut all = self.list()?;
+            let before = all.len();
+            all.retain(|t| t.id != id);
+            if all.len() == before {
+                return Err(AuthError::NoSuchToken(id.to_owned()));
+            }
+            self.save(&all)
+        })
     }
 
     /// The record of `token`, if it is valid.
