@@ -480,6 +480,35 @@ fn the_backend_comes_from_flags_env_or_the_config_file() {
     file.run(&["dict", "put", "from-flags", "k", "\"v\""]).ok();
     let env = Vessel::on_backend(&m, &b);
     assert_eq!(env.run(&["dict", "get", "from-flags", "k"]).ok(), "\"v\"\n");
+    // The same data dir without the settings refuses, rather than show an
+    // empty embedded store (a split brain that looks like data loss).
+    let listing = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing(env.home.path());
+    assert!(before.contains(&"shared-backend".to_owned()), "{before:?}");
+    let mut plain = env.command();
+    plain
+        .env_remove("VESSEL_METADATA")
+        .env_remove("VESSEL_BLOBS")
+        .args(["dict", "list"]);
+    let out = plain.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("uses the shared backend") && err.contains("--metadata"),
+        "{err}"
+    );
+    assert_eq!(
+        listing(env.home.path()),
+        before,
+        "no embedded store was started"
+    );
     // The embedded default is untouched by all that.
     assert_eq!(Vessel::new().run(&["dict", "list"]).ok(), "");
     flags

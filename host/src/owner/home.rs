@@ -23,9 +23,43 @@ pub struct Home {
 
 impl Home {
     /// Opens the data directory's stores, or the shared backend.
+    ///
+    /// A data dir once used with the shared backend remembers it (a
+    /// [`SHARED_MARKER`] file): opened later without the backend's
+    /// settings, it refuses rather than start an empty embedded store
+    /// that would look like data loss (a split brain).
     pub fn open_service(&self) -> Result<Service, Failure> {
+        let marker = self.dir.join(SHARED_MARKER);
         if let Some(remote) = &self.remote {
-            return Service::open_remote(remote.clone()).map_err(Failure::runtime);
+            let service = Service::open_remote(remote.clone()).map_err(Failure::runtime)?;
+            if !marker.exists() {
+                let text = format!(
+                    "This data dir's stores are on the shared backend:\nmetadata = {}\n",
+                    crate::storage::remote::redact(&remote.metadata_url)
+                );
+                // Best effort: without the marker only the guard is lost.
+                let written = crate::private::file_options()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&marker)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+                if let Err(e) = written {
+                    tracing::warn!("cannot write {}: {e}", marker.display());
+                }
+            }
+            return Ok(service);
+        }
+        if marker.exists() {
+            return Err(Failure::usage(format!(
+                "{} uses the shared backend (see {}), but no --metadata/--blobs were given \
+                 (nor VESSEL_METADATA/VESSEL_BLOBS, nor {CONFIG_FILE} in the data dir): refusing \
+                 to start an empty embedded store there. Pass the backend's settings, or remove \
+                 {} to use an embedded store in this data dir",
+                self.dir.display(),
+                marker.display(),
+                marker.display()
+            )));
         }
         Service::open_embedded(&self.dir, self.store.clone()).map_err(Failure::runtime)
     }
@@ -66,6 +100,10 @@ pub fn data_dir(flag: Option<&Path>) -> PathBuf {
 
 /// The name of the optional configuration file in the data directory.
 pub const CONFIG_FILE: &str = "config.toml";
+
+/// Written in a data dir used with the shared backend (see
+/// [`Home::open_service`]).
+pub const SHARED_MARKER: &str = "shared-backend";
 
 /// `DATA_DIR/config.toml`: settings that would otherwise be flags.
 #[derive(Debug, Default, serde::Deserialize)]
