@@ -514,11 +514,22 @@ fn gc_removes_unreferenced_blobs_only() {
         "new contents"
     );
 
-    // --min-age 0 takes fresh garbage too.
+    // --min-age 0 takes fresh garbage too, and what an upload killed
+    // midway left (counted: it can be large).
     v.run(&["volume", "rm", "g", "/f.txt"]).ok();
+    std::fs::write(
+        v.home
+            .path()
+            .join("blobs")
+            .join("tmp")
+            .join("killed-upload.tmp"),
+        vec![7u8; 3000],
+    )
+    .unwrap();
     let text = v.run(&["volume", "gc", "--min-age", "0"]).ok().to_owned();
     assert!(
-        text.contains("Removed 1 unreferenced blob (12 B)."),
+        text.contains("Removed 1 unreferenced blob (12 B).")
+            && text.contains("Removed 1 unfinished upload (2.93 KiB)."),
         "{text}"
     );
     assert_eq!(

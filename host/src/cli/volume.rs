@@ -334,6 +334,14 @@ fn run_blocking(data_dir: &Home, cmd: VolumeSub) -> Result<u8, Failure> {
                 if report.removed_blobs == 1 { "" } else { "s" },
                 HumanBytes(report.removed_bytes)
             );
+            if report.removed_uploads > 0 {
+                println!(
+                    "Removed {} unfinished upload{} ({}).",
+                    report.removed_uploads,
+                    if report.removed_uploads == 1 { "" } else { "s" },
+                    HumanBytes(report.removed_upload_bytes)
+                );
+            }
             if report.kept_young > 0 {
                 println!(
                     "Kept {} unreferenced blob{} younger than {} s (see --min-age).",

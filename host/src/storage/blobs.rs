@@ -414,10 +414,15 @@ impl BlobStore {
                 report.bytes += meta.len();
             }
         }
+        // What an upload killed midway left: counted, since it can be large.
         for entry in std::fs::read_dir(self.root.join("tmp"))? {
             let p = entry?.path();
-            if std::fs::symlink_metadata(&p).is_ok_and(|m| old_enough(&m)) {
-                let _ = self.io.remove_file(&p);
+            if let Ok(meta) = std::fs::symlink_metadata(&p)
+                && old_enough(&meta)
+                && self.io.remove_file(&p).is_ok()
+            {
+                report.temp_files += 1;
+                report.temp_bytes += meta.len();
             }
         }
         Ok(report)
@@ -436,6 +441,9 @@ pub struct BlobGc {
     pub young: u64,
     /// Unreferenced blobs kept because `pinned` asked for them.
     pub pinned: u64,
+    /// Unfinished uploads' temporary files removed, and their bytes.
+    pub temp_files: u64,
+    pub temp_bytes: u64,
 }
 
 #[cfg(test)]
@@ -482,9 +490,13 @@ mod tests {
                 removed: 0,
                 bytes: 0,
                 young: 2,
-                pinned: 0
+                pinned: 0,
+                temp_files: 0,
+                temp_bytes: 0,
             }
         );
+        // What an upload killed midway left behind is removed and counted.
+        std::fs::write(dir.path().join("tmp").join("dead-upload.tmp"), [0u8; 1000]).unwrap();
         let old = store.gc(&referenced, &is_pinned, Duration::ZERO).unwrap();
         assert_eq!(
             old,
@@ -492,7 +504,9 @@ mod tests {
                 removed: 1,
                 bytes: 4,
                 young: 0,
-                pinned: 1
+                pinned: 1,
+                temp_files: 1,
+                temp_bytes: 1000,
             }
         );
         assert!(store.contains(&keep));

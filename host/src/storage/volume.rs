@@ -212,6 +212,12 @@ pub struct GcReport {
     pub kept_pinned: u64,
     /// The minimum age that applied, in seconds.
     pub min_age_secs: u64,
+    /// Unfinished uploads removed (temporary files of an upload killed
+    /// midway), and their bytes; as old as the minimum age at least.
+    #[serde(default)]
+    pub removed_uploads: u64,
+    #[serde(default)]
+    pub removed_upload_bytes: u64,
 }
 
 /// A volume backend. Methods block; async callers run them on a blocking

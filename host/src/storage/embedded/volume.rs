@@ -646,6 +646,8 @@ impl VolumeStore for EmbeddedStore {
             kept_young: blobs.young,
             kept_pinned: blobs.pinned,
             min_age_secs: grace.as_secs(),
+            removed_uploads: blobs.temp_files,
+            removed_upload_bytes: blobs.temp_bytes,
         })
     }
 }
