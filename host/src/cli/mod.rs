@@ -89,11 +89,30 @@ pub struct Cli {
     pub blobs: Option<String>,
 
     /// Log more (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    /// `vessel serve` logs each request and each 5xx's cause by default.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
 
+    /// How log lines (on stderr) are written: `text` for people, `json`
+    /// (one object per line) for a log pipeline.
+    #[arg(
+        long,
+        global = true,
+        env = "VESSEL_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The `--log-format` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The `--durability` choices.
@@ -281,7 +300,11 @@ pub struct RunCmd {
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    init_tracing(cli.verbose);
+    init_tracing(
+        cli.verbose,
+        cli.log_format,
+        matches!(cli.command, Command::Serve(_)),
+    );
     // Generated text needs neither a data dir nor the async runtime.
     let generated = match &cli.command {
         Command::Completions(cmd) => Some(completions::completions(cmd)),
@@ -316,19 +339,29 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
+fn init_tracing(verbose: u8, format: LogFormat, serving: bool) {
+    let level = match verbose {
         0 => "warn",
         1 => "info",
         2 => "debug",
         _ => "trace",
     };
+    // A server logs its requests, and its 5xx with their causes, unless
+    // told otherwise (RUST_LOG).
+    let default = if serving && verbose == 0 {
+        "warn,vessel::access=info,vessel::errors=info".to_owned()
+    } else {
+        level.to_owned()
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {

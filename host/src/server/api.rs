@@ -31,6 +31,7 @@ macro_rules! route_table {
             Router::new()
                 $( .route($path, axum::routing::MethodRouter::new() $( .$method($handler) )+ ) )*
                 .route_layer(axum::middleware::from_fn(refuse_undocumented))
+                .route_layer(axum::middleware::from_fn(access_log))
                 .fallback(not_found)
                 .with_state(state)
         }
@@ -103,6 +104,52 @@ route_table! {
     function_spawn(app, function) "/v1/apps/{app}/functions/{function}/spawn" { post => fn_spawn }
     call(id) "/v1/calls/{id}" { get => call_get }
     local_exec() "/v1/local/exec" { post => local_exec }
+}
+
+/// Logs one line per request (target `vessel::access`): its id (also in
+/// the `x-request-id` response header), method, route template, status,
+/// body bytes when known, latency and who called (`owner` or a token's
+/// id, never its secret).
+async fn access_log(mut req: Request, next: Next) -> Response {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("{:x}-{n}", std::process::id());
+    let note = AccessNote::default();
+    req.extensions_mut().insert(note.clone());
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "-".to_owned(), |p| p.as_str().to_owned());
+    let start = std::time::Instant::now();
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let bytes = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let who = note
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+        .unwrap_or_else(|| "-".to_owned());
+    tracing::info!(
+        target: "vessel::access",
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status = resp.status().as_u16(),
+        bytes = %bytes,
+        latency_ms = start.elapsed().as_secs_f64() * 1000.0,
+        caller = %who,
+        "request"
+    );
+    resp
 }
 
 /// What each operation documents: its query parameters and headers, by

@@ -135,6 +135,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            // Every 5xx with its cause, for the operator.
+            tracing::warn!(
+                target: "vessel::errors",
+                status = self.status.as_u16(),
+                kind = self.kind,
+                "{}",
+                self.message
+            );
+        }
         let body = json!({"error": {"kind": self.kind, "message": self.message}});
         let mut resp = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after {
@@ -370,6 +380,12 @@ pub struct Trusted(pub bool);
 /// Who is calling, extracted per request.
 pub(crate) struct Who(pub(crate) Caller);
 
+/// Who a request turned out to be (`owner`, or the token's id, never its
+/// secret), for its access-log line: the access log puts an empty one in
+/// the request, and [`Who`] fills it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AccessNote(pub(crate) Arc<std::sync::Mutex<Option<String>>>);
+
 impl axum::extract::FromRequestParts<Arc<ServerState>> for Who {
     type Rejection = ApiError;
 
@@ -378,12 +394,31 @@ impl axum::extract::FromRequestParts<Arc<ServerState>> for Who {
         state: &Arc<ServerState>,
     ) -> Result<Self, Self::Rejection> {
         let trusted = parts.extensions.get::<Trusted>().is_some_and(|t| t.0);
-        caller(state, &parts.headers, trusted).map(Who)
+        let who = caller(state, &parts.headers, trusted)?;
+        if let Some(note) = parts.extensions.get::<AccessNote>() {
+            let id = match &who {
+                Caller::Owner => "owner".to_owned(),
+                Caller::Token(t) => t.id.clone(),
+            };
+            *note
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(id);
+        }
+        Ok(Who(who))
     }
 }
 
-/// The answer for a path no route takes.
+/// The answer for a path no route takes (logged here: the access log sits
+/// on the routes).
 pub(crate) async fn not_found(req: Request) -> ApiError {
+    tracing::info!(
+        target: "vessel::access",
+        method = %req.method(),
+        route = "-",
+        status = 404u16,
+        "request"
+    );
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
