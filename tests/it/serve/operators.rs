@@ -1,0 +1,132 @@
+//! What an operator of `vessel serve` relies on: tokens made and revoked
+//! from many processes at once, and a log line per request.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use vessel_tests::{Server, Vessel, http};
+
+use super::start;
+
+/// `vessel token create` and `revoke` from many processes at once lose
+/// nothing: every token made is listed, and a revoked one never comes
+/// back (the file's rewrites are serialised by a lock).
+#[test]
+fn concurrent_token_creates_and_revokes_lose_nothing() {
+    let v = Vessel::new();
+    let doomed = v.token(&["dict:gone:r"], None);
+    let ids = |v: &Vessel| -> Vec<String> {
+        let list = v.run(&["token", "list", "--json"]).ok().to_owned();
+        serde_json::from_str::<Value>(&list)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = ids(&v);
+    assert_eq!(first.len(), 1);
+    std::thread::scope(|s| {
+        for i in 0..6 {
+            let v = &v;
+            s.spawn(move || {
+                for j in 0..4 {
+                    v.run(&["token", "create", "--scope", &format!("dict:d{i}x{j}:r")])
+                        .ok();
+                }
+            });
+        }
+        let v = &v;
+        let id = first[0].clone();
+        s.spawn(move || {
+            v.run(&["token", "revoke", &id]).ok();
+        });
+    });
+    let after = ids(&v);
+    assert_eq!(after.len(), 24, "{after:?}");
+    assert!(!after.contains(&first[0]), "the revoked token came back");
+    let server = start(&v, &[]);
+    let (status, _) = http(&server.addr, "GET", "/v1/dicts", Some(&doomed), &[], b"");
+    assert_eq!(status, 401);
+}
+
+/// `vessel serve` logs one line per request by default (request id, method,
+/// route template, status, bytes, latency, caller as a token id, never the
+/// secret), as JSON objects with `--log-format json`; the request id comes
+/// back in `x-request-id`.
+#[test]
+fn requests_are_logged_with_their_id_route_status_and_caller() {
+    use std::sync::{Arc, Mutex};
+    let v = Vessel::new();
+    let tok = v.token(&["dict:*:rw"], None);
+    let mut child = v
+        .command()
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve exited").unwrap();
+        if let Some(rest) = line.split("serving on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let server = Server { child, addr };
+    let a = server.addr.as_str();
+    assert_eq!(http(a, "POST", "/v1/dicts/kv", Some(&tok), &[], b"").0, 201);
+    let (status, headers, _) =
+        vessel_tests::http_with_headers(a, "GET", "/v1/dicts/kv/keys/nope", Some(&tok), &[], b"");
+    assert_eq!(status, 404);
+    let request_id = headers["x-request-id"].clone();
+    assert_eq!(http(a, "GET", "/v1/dicts", None, &[], b"").0, 401);
+    let token_id: String = {
+        let list = v.run(&["token", "list", "--json"]).ok().to_owned();
+        serde_json::from_str::<Value>(&list).unwrap()[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entries = loop {
+        let entries: Vec<Value> = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["target"] == "vessel::access")
+            .collect();
+        if entries.len() >= 3 || Instant::now() > deadline {
+            break entries;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    let missing = entries
+        .iter()
+        .find(|e| e["fields"]["request_id"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("no line for {request_id}: {entries:?}"));
+    let f = &missing["fields"];
+    assert_eq!(f["method"], "GET");
+    assert_eq!(f["route"], "/v1/dicts/{name}/keys/{key}");
+    assert_eq!(f["status"], 404);
+    assert_eq!(f["caller"], token_id.as_str());
+    assert!(f["latency_ms"].as_f64().is_some(), "{f}");
+    let unauthorized = entries
+        .iter()
+        .find(|e| e["fields"]["status"] == 401)
+        .unwrap();
+    assert_eq!(unauthorized["fields"]["caller"], "-");
+    let all = log.lock().unwrap().join("\n");
+    assert!(!all.contains(&tok), "a token's secret reached the log");
+}
