@@ -4,6 +4,50 @@
 
 use super::*;
 
+/// Numbers containers (and calls) in this process, for the call log.
+static CONTAINERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Logs one line per call (target `vessel::calls`): app, function, call
+/// number, container number, duration and outcome.
+fn log_call(
+    app: &AppInner,
+    function: &str,
+    call: u64,
+    container: u64,
+    started: Instant,
+    outcome: Result<(), &AppError>,
+) {
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    match outcome {
+        Ok(()) => tracing::info!(
+            target: "vessel::calls",
+            app = %app.name,
+            function,
+            call,
+            container,
+            duration_ms = ms,
+            outcome = "ok",
+            "call"
+        ),
+        Err(e) => tracing::info!(
+            target: "vessel::calls",
+            app = %app.name,
+            function,
+            call,
+            container,
+            duration_ms = ms,
+            outcome = e.kind().label(),
+            error = %e,
+            "call"
+        ),
+    }
+}
+
 impl FunctionState {
     /// A failure in one of this function's containers.
     pub(super) fn in_container(&self, source: ContainerError) -> AppError {
@@ -38,10 +82,18 @@ impl FunctionState {
         }
         let in_container = |source| self.in_container(source);
         let _permit = self.permit().await?;
+        let (call, started) = (next(&CALLS), Instant::now());
         let mut warm = match self.pool.take() {
             Some(w) => w,
-            None => self.start(app).await?,
+            None => match self.start(app).await {
+                Ok(w) => w,
+                Err(e) => {
+                    log_call(app, &self.name, call, 0, started, Err(&e));
+                    return Err(e);
+                }
+            },
         };
+        let container = warm.id;
         let mut calls = chain;
         calls.push(self.name.clone());
         if app.calls {
@@ -57,11 +109,10 @@ impl FunctionState {
             .container
             .call(func, &params, usize::from(export.result.is_some()))
             .await;
-        match result {
-            Ok(val) => {
-                self.release(app, warm)?;
-                Ok(val.as_ref().map(call::to_json))
-            }
+        let outcome = match result {
+            Ok(val) => self
+                .release(app, warm)
+                .map(|()| val.as_ref().map(call::to_json)),
             Err(e) => {
                 if e.poisons_instance() {
                     // The final commit keeps what the guest wrote before it
@@ -70,12 +121,21 @@ impl FunctionState {
                     if let Err(source) = self.pool.retire(warm.container) {
                         tracing::warn!(function = %self.name, error = %source, "final commit failed");
                     }
+                    Err(in_container(e))
                 } else {
-                    self.release(app, warm)?;
+                    self.release(app, warm).and(Err(in_container(e)))
                 }
-                Err(in_container(e))
             }
-        }
+        };
+        log_call(
+            app,
+            &self.name,
+            call,
+            container,
+            started,
+            outcome.as_ref().map(|_| ()),
+        );
+        outcome
     }
 
     /// Makes a new container with the function's instance in it.
@@ -100,6 +160,7 @@ impl FunctionState {
         tracing::debug!(function = %self.name, "container started");
         Ok(pool::Warm {
             container,
+            id: next(&CONTAINERS),
             func,
             idle_since: Instant::now(),
             committed: true,
@@ -145,14 +206,26 @@ impl FunctionState {
                 chain: vec![self.name.clone()],
             });
         }
+        let (call, id, started) = (next(&CALLS), next(&CONTAINERS), Instant::now());
         let status = container.run_command(&app.linker, &self.component).await;
         let retired = self.pool.retire(container);
-        let status = status.map_err(in_container)?;
-        retired.map_err(|source| AppError::Retire {
-            function: self.name.clone(),
-            source,
-        })?;
-        Ok(status)
+        let outcome = status.map_err(in_container).and_then(|status| {
+            retired
+                .map_err(|source| AppError::Retire {
+                    function: self.name.clone(),
+                    source,
+                })
+                .map(|()| status)
+        });
+        log_call(
+            app,
+            &self.name,
+            call,
+            id,
+            started,
+            outcome.as_ref().map(|_| ()),
+        );
+        outcome
     }
 }
 

@@ -17,6 +17,8 @@ use crate::container::{Container, ContainerError};
 /// A container waiting for its next call.
 pub(crate) struct Warm {
     pub container: Container,
+    /// The container's number in this process, for logs.
+    pub id: u64,
     /// The function's export in this container's instance (`None` for a
     /// command, which is never kept warm).
     pub func: Option<Func>,

@@ -349,7 +349,7 @@ fn init_tracing(verbose: u8, format: LogFormat, serving: bool) {
     // A server logs its requests, and its 5xx with their causes, unless
     // told otherwise (RUST_LOG).
     let default = if serving && verbose == 0 {
-        "warn,vessel::access=info,vessel::errors=info".to_owned()
+        "warn,vessel::access=info,vessel::errors=info,vessel::calls=info".to_owned()
     } else {
         level.to_owned()
     };

@@ -61,10 +61,16 @@ fn concurrent_token_creates_and_revokes_lose_nothing() {
 fn requests_are_logged_with_their_id_route_status_and_caller() {
     use std::sync::{Arc, Mutex};
     let v = Vessel::new();
-    let tok = v.token(&["dict:*:rw"], None);
+    let tok = v.token(&["dict:*:rw", "app:probe"], None);
+    let dir = tempfile::tempdir().unwrap();
+    let app = vessel_tests::write_app(
+        dir.path(),
+        "[app]\nname = \"probe\"\n[functions.add]\ncomponent = \"@PROBE@\"\n",
+    );
     let mut child = v
         .command()
         .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--app", &app.display().to_string()])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -90,6 +96,15 @@ fn requests_are_logged_with_their_id_route_status_and_caller() {
     assert_eq!(status, 404);
     let request_id = headers["x-request-id"].clone();
     assert_eq!(http(a, "GET", "/v1/dicts", None, &[], b"").0, 401);
+    let (status, body) = http(
+        a,
+        "POST",
+        "/v1/apps/probe/functions/add/call",
+        Some(&tok),
+        &[],
+        b"[1, 2]",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let token_id: String = {
         let list = v.run(&["token", "list", "--json"]).ok().to_owned();
         serde_json::from_str::<Value>(&list).unwrap()[0]["id"]
@@ -104,14 +119,33 @@ fn requests_are_logged_with_their_id_route_status_and_caller() {
             .unwrap()
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|e| e["target"] == "vessel::access")
+            .filter(|e| e["target"] == "vessel::access" || e["target"] == "vessel::calls")
             .collect();
-        if entries.len() >= 3 || Instant::now() > deadline {
+        if entries.len() >= 5 || Instant::now() > deadline {
             break entries;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(entries.len(), 3, "{entries:?}");
+    let calls: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["target"] == "vessel::calls")
+        .collect();
+    assert_eq!(calls.len(), 1, "{entries:?}");
+    let c = &calls[0]["fields"];
+    assert_eq!(
+        (c["app"].clone(), c["function"].clone()),
+        (Value::from("probe"), Value::from("add"))
+    );
+    assert_eq!(c["outcome"], "ok");
+    assert!(
+        c["container"].as_u64().unwrap() > 0 && c["duration_ms"].as_f64().is_some(),
+        "{c}"
+    );
+    let entries: Vec<Value> = entries
+        .into_iter()
+        .filter(|e| e["target"] == "vessel::access")
+        .collect();
+    assert_eq!(entries.len(), 4, "{entries:?}");
     let missing = entries
         .iter()
         .find(|e| e["fields"]["request_id"] == request_id.as_str())
