@@ -99,6 +99,9 @@ route_table! {
     dict_key(name, key) "/v1/dicts/{name}/keys/{key}" {
         get => dict_get, put => dict_put, delete => dict_remove
     }
+    dict_increment(name, key) "/v1/dicts/{name}/keys/{key}/increment" { post => dict_increment }
+    dict_update(name) "/v1/dicts/{name}/update" { post => dict_update }
+    dict_get_many(name) "/v1/dicts/{name}/get-many" { post => dict_get_many }
     apps() "/v1/apps" { get => app_list }
     function_call(app, function) "/v1/apps/{app}/functions/{function}/call" { post => fn_call }
     function_spawn(app, function) "/v1/apps/{app}/functions/{function}/spawn" { post => fn_spawn }

@@ -256,6 +256,40 @@ impl Service {
         }
     }
 
+    /// Adds `by` to the counter at `key` (a missing key counts from 0);
+    /// returns the new value.
+    pub fn dict_increment(&self, name: &str, key: &str, by: i64) -> Result<i64, DictServiceError> {
+        Ok(self.dicts()?.increment(name, key, by)?)
+    }
+
+    /// Whether `key` holds a live entry.
+    pub fn dict_contains(&self, name: &str, key: &str) -> Result<bool, DictServiceError> {
+        Ok(self.dicts()?.contains(name, key)?)
+    }
+
+    /// Writes every pair at once (all or nothing; at most 10,000).
+    pub fn dict_update(
+        &self,
+        name: &str,
+        entries: &[(String, Vec<u8>)],
+    ) -> Result<(), DictServiceError> {
+        Ok(self.dicts()?.update(name, entries)?)
+    }
+
+    /// The entries at `keys`, in order (`None`: absent).
+    pub fn dict_get_many(
+        &self,
+        name: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<DictItem>>, DictServiceError> {
+        let got = self.dicts()?.get_many(name, keys)?;
+        Ok(keys
+            .iter()
+            .zip(got)
+            .map(|(k, e)| e.map(|e| DictItem::new(k.clone(), e.version, &e.value)))
+            .collect())
+    }
+
     /// Up to `limit` entries in key order (`None`: all), paging through
     /// the store with its cursor so memory stays bounded per page.
     pub fn dict_items(

@@ -108,6 +108,55 @@ fn conditional_puts_ttl_raw_values_and_removal() {
         400
     );
 
+    // HEAD says whether a key is there, with its version.
+    let (s, h, body) = http_with_headers(a, "HEAD", key, t, &[], b"");
+    assert_eq!((s, h["etag"].clone()), (200, format!("\"{v2}\"")));
+    assert!(body.is_empty());
+    assert_eq!(
+        http(a, "HEAD", "/v1/dicts/kv/keys/none", t, &[], b"").0,
+        404
+    );
+
+    // Increment: one atomic step; a missing key counts from 0; a value that
+    // is not a counter is refused.
+    let inc = |path: &str| {
+        let (s, body) = http(a, "POST", path, t, &[], b"");
+        (s, serde_json::from_slice::<serde_json::Value>(&body).ok())
+    };
+    let (s, body) = inc("/v1/dicts/kv/keys/n/increment");
+    assert_eq!((s, body.unwrap()["value"].clone()), (200, 1.into()));
+    let (s, body) = inc("/v1/dicts/kv/keys/n/increment?by=-5");
+    assert_eq!((s, body.unwrap()["value"].clone()), (200, (-4).into()));
+    assert_eq!(
+        inc(&format!("{key}/increment")).0,
+        400,
+        "\"two\" is not a counter"
+    );
+
+    // Update writes all at once; get-many reads in order, null when absent.
+    let (s, _) = http(
+        a,
+        "POST",
+        "/v1/dicts/kv/update",
+        t,
+        &[],
+        br#"{"entries": {"u1": {"a": 1}, "u2": [true]}}"#,
+    );
+    assert_eq!(s, 204);
+    let (s, body) = http(
+        a,
+        "POST",
+        "/v1/dicts/kv/get-many",
+        t,
+        &[],
+        br#"{"keys": ["u2", "missing", "u1"]}"#,
+    );
+    assert_eq!(s, 200);
+    let items = json_of(&body)["items"].clone();
+    assert_eq!(items[0]["value"], serde_json::json!([true]));
+    assert!(items[1].is_null());
+    assert_eq!(items[2]["value"], serde_json::json!({"a": 1}));
+
     // DELETE removes a key (its version in ETag), then 404.
     let (s, h, _) = http_with_headers(a, "DELETE", key, t, &[], b"");
     assert_eq!((s, h["etag"].clone()), (204, format!("\"{v2}\"")));

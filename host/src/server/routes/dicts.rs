@@ -294,3 +294,94 @@ pub(crate) async fn dict_remove(
     let version = blocking(move || Ok(svc.dict_remove(&name, &key)?)).await?;
     Ok((StatusCode::NO_CONTENT, [(header::ETAG, etag(version))]).into_response())
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct IncrementQuery {
+    /// What to add (negative to subtract); default 1.
+    by: Option<i64>,
+}
+
+/// A counter's value after an increment.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Counter {
+    value: i64,
+}
+
+#[utoipa::path(post, path = "/v1/dicts/{name}/keys/{key}/increment", tag = "dicts",
+    params(DictName, DictKey, IncrementQuery),
+    responses((status = 200, description = "The counter's new value (a missing key counts from 0), in one atomic step", body = Counter),
+        (status = 400, description = "The value is not a counter (decimal i64 text), or the sum overflows", body = ErrorBody)))]
+pub(crate) async fn dict_increment(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath((name, key)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<IncrementQuery>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    let by = q.by.unwrap_or(1);
+    let value = blocking(move || Ok(svc.dict_increment(&name, &key, by)?)).await?;
+    Ok(axum::Json(Counter { value }).into_response())
+}
+
+/// Entries to write at once: key → value as JSON (stored as its text, as
+/// `PUT` stores a JSON body).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct UpdateBody {
+    #[schema(value_type = Object)]
+    entries: serde_json::Map<String, serde_json::Value>,
+}
+
+#[utoipa::path(post, path = "/v1/dicts/{name}/update", tag = "dicts",
+    params(DictName),
+    request_body = UpdateBody,
+    responses((status = 204, description = "Every entry written, in one atomic step"),
+        (status = 413, description = "More than 10,000 entries, or a value over the limit: nothing written", body = ErrorBody)))]
+pub(crate) async fn dict_update(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+    body: Upload,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Write)?;
+    let b: UpdateBody = read_json(&s, &c, body).await?;
+    let mut entries = Vec::with_capacity(b.entries.len());
+    for (k, v) in b.entries {
+        let text = serde_json::to_vec(&v).map_err(|e| ApiError::bad(e.to_string()))?;
+        entries.push((k, text));
+    }
+    let svc = s.service.clone();
+    blocking(move || Ok(svc.dict_update(&name, &entries)?)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Keys to read at once.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct GetManyBody {
+    keys: Vec<String>,
+}
+
+/// The entries of a get-many, in the order asked (`null`: absent).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ManyItems {
+    items: Vec<Option<DictItem>>,
+}
+
+#[utoipa::path(post, path = "/v1/dicts/{name}/get-many", tag = "dicts",
+    params(DictName),
+    request_body = GetManyBody,
+    responses((status = 200, description = "The entries, in the order of the keys", body = ManyItems),
+        (status = 413, description = "More than 10,000 keys", body = ErrorBody)))]
+pub(crate) async fn dict_get_many(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+    body: Upload,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Read)?;
+    let b: GetManyBody = read_json(&s, &c, body).await?;
+    let svc = s.service.clone();
+    let items = blocking(move || Ok(svc.dict_get_many(&name, &b.keys)?)).await?;
+    Ok(axum::Json(ManyItems { items }).into_response())
+}
