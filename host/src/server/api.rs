@@ -100,6 +100,10 @@ route_table! {
         get => dict_get, put => dict_put, delete => dict_remove
     }
     dict_increment(name, key) "/v1/dicts/{name}/keys/{key}/increment" { post => dict_increment }
+    dict_pop(name, key) "/v1/dicts/{name}/keys/{key}/pop" { post => dict_pop }
+    dict_lock(name, key) "/v1/dicts/{name}/keys/{key}/lock" { post => dict_lock }
+    dict_renew(name, key) "/v1/dicts/{name}/keys/{key}/renew" { post => dict_renew }
+    dict_release(name, key) "/v1/dicts/{name}/keys/{key}/release" { post => dict_release }
     dict_update(name) "/v1/dicts/{name}/update" { post => dict_update }
     dict_get_many(name) "/v1/dicts/{name}/get-many" { post => dict_get_many }
     apps() "/v1/apps" { get => app_list }

@@ -5,7 +5,7 @@ use crate::error_kind::ErrorKind;
 use serde::{Deserialize, Serialize};
 
 use super::Service;
-use crate::storage::dict::{DictError, DictStore, PutOptions, PutOutcome};
+use crate::storage::dict::{DictError, DictStore, LeaseInfo, PutOptions, PutOutcome};
 
 /// Failures of a dict operation of the service.
 #[derive(Debug, thiserror::Error)]
@@ -288,6 +288,46 @@ impl Service {
             .zip(got)
             .map(|(k, e)| e.map(|e| DictItem::new(k.clone(), e.version, &e.value)))
             .collect())
+    }
+
+    /// Removes `key` and returns its entry; `NoKey` when absent.
+    pub fn dict_pop(&self, name: &str, key: &str) -> Result<DictItem, DictServiceError> {
+        self.dict_must_exist(name)?;
+        match self.dicts()?.pop(name, key)? {
+            Some(e) => Ok(DictItem::new(key.into(), e.version, &e.value)),
+            None => Err(DictServiceError::NoKey {
+                dict: name.into(),
+                key: key.into(),
+            }),
+        }
+    }
+
+    /// Takes the lease on `key` for `ttl_ms`; `None` while another live
+    /// lease holds it.
+    pub fn dict_lock(
+        &self,
+        name: &str,
+        key: &str,
+        ttl_ms: u64,
+    ) -> Result<Option<LeaseInfo>, DictServiceError> {
+        Ok(self.dicts()?.lock(name, key, ttl_ms)?)
+    }
+
+    /// Extends the lease `token` holds; `LeaseLost` when it is no longer
+    /// held (expired and taken, or released).
+    pub fn dict_renew(
+        &self,
+        name: &str,
+        key: &str,
+        token: u64,
+        ttl_ms: u64,
+    ) -> Result<LeaseInfo, DictServiceError> {
+        Ok(self.dicts()?.renew(name, key, token, ttl_ms)?)
+    }
+
+    /// Gives the lease `token` holds up (a lease no longer held is fine).
+    pub fn dict_release(&self, name: &str, key: &str, token: u64) -> Result<(), DictServiceError> {
+        Ok(self.dicts()?.release(name, key, token)?)
     }
 
     /// Up to `limit` entries in key order (`None`: all), paging through

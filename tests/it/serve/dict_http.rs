@@ -193,3 +193,82 @@ fn conditional_puts_ttl_raw_values_and_removal() {
         200
     );
 }
+
+/// Leases over HTTP: one holder at a time, fencing tokens that grow with
+/// every lease of a key, and a stale token refused (412) once its lease
+/// expired and was taken; pop reads and removes in one step.
+#[test]
+fn leases_fence_with_growing_tokens_and_pop_removes() {
+    let v = Vessel::new();
+    let server = super::start(&v, &[]);
+    let a = server.addr.as_str();
+    let tok = v.token(&["dict:*:rw"], None);
+    let t = Some(tok.as_str());
+    assert_eq!(http(a, "POST", "/v1/dicts/kv", t, &[], b"").0, 201);
+    let post = |path: &str| {
+        let (s, body) = http(a, "POST", path, t, &[], b"");
+        (
+            s,
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default(),
+        )
+    };
+    let (s, first) = post("/v1/dicts/kv/keys/job/lock?ttl_ms=60000");
+    assert_eq!(s, 200, "{first}");
+    let t1 = first["token"].as_u64().unwrap();
+    assert!(first["expires_at_ms"].as_u64().is_some());
+    let (s, busy) = post("/v1/dicts/kv/keys/job/lock?ttl_ms=60000");
+    assert_eq!((s, busy["error"]["kind"].clone()), (409, "busy".into()));
+    assert_eq!(
+        post(&format!(
+            "/v1/dicts/kv/keys/job/renew?token={t1}&ttl_ms=60000"
+        ))
+        .0,
+        200
+    );
+    assert_eq!(
+        post(&format!("/v1/dicts/kv/keys/job/release?token={t1}")).0,
+        204
+    );
+    // A short lease that expires is taken by the next holder, with a
+    // larger token; the old token is refused from then on.
+    let (s, short) = post("/v1/dicts/kv/keys/job/lock?ttl_ms=200");
+    assert_eq!(s, 200);
+    let t2 = short["token"].as_u64().unwrap();
+    assert!(t2 > t1);
+    std::thread::sleep(Duration::from_millis(400));
+    let (s, next) = post("/v1/dicts/kv/keys/job/lock?ttl_ms=60000");
+    assert_eq!(s, 200, "{next}");
+    let t3 = next["token"].as_u64().unwrap();
+    assert!(t3 > t2);
+    let (s, stale) = post(&format!(
+        "/v1/dicts/kv/keys/job/renew?token={t2}&ttl_ms=60000"
+    ));
+    assert_eq!(
+        (s, stale["error"]["kind"].clone()),
+        (412, "precondition_failed".into())
+    );
+    // Releasing with the stale token leaves the holder's lease alone.
+    assert_eq!(
+        post(&format!("/v1/dicts/kv/keys/job/release?token={t2}")).0,
+        204
+    );
+    assert_eq!(post("/v1/dicts/kv/keys/job/lock?ttl_ms=60000").0, 409);
+    assert_eq!(post("/v1/dicts/kv/keys/job/lock?ttl_ms=0").0, 400);
+    assert_eq!(
+        post("/v1/dicts/kv/keys/job/renew?token=1").0,
+        400,
+        "needs ttl_ms"
+    );
+
+    // Pop: the entry, removed in the same step; then 404.
+    assert_eq!(
+        http(a, "PUT", "/v1/dicts/kv/keys/p", t, &[], b"{\"n\": 1}").0,
+        200
+    );
+    let (s, popped) = post("/v1/dicts/kv/keys/p/pop");
+    assert_eq!(
+        (s, popped["value"].clone()),
+        (200, serde_json::json!({"n": 1}))
+    );
+    assert_eq!(post("/v1/dicts/kv/keys/p/pop").0, 404);
+}

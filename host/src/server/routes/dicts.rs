@@ -385,3 +385,108 @@ pub(crate) async fn dict_get_many(
     let items = blocking(move || Ok(svc.dict_get_many(&name, &b.keys)?)).await?;
     Ok(axum::Json(ManyItems { items }).into_response())
 }
+
+#[utoipa::path(post, path = "/v1/dicts/{name}/keys/{key}/pop", tag = "dicts",
+    params(DictName, DictKey),
+    responses((status = 200, description = "The entry, removed in the same step", body = DictItem),
+        (status = 404, description = "No such dict or key", body = ErrorBody)))]
+pub(crate) async fn dict_pop(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath((name, key)): ApiPath<(String, String)>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    let item = blocking(move || Ok(svc.dict_pop(&name, &key)?)).await?;
+    Ok(axum::Json(item).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LeaseQuery {
+    /// How long the lease lasts, in milliseconds (at least 1).
+    ttl_ms: u64,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct HeldLeaseQuery {
+    /// The fencing token `lock` returned.
+    token: u64,
+    /// For `renew`: the new lease's length, in milliseconds.
+    ttl_ms: Option<u64>,
+}
+
+/// A held lease: its fencing token (which grows with every lease of the
+/// key) and when it ends unless renewed.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Lease {
+    token: u64,
+    expires_at_ms: u64,
+}
+
+impl From<crate::storage::dict::LeaseInfo> for Lease {
+    fn from(l: crate::storage::dict::LeaseInfo) -> Self {
+        Lease {
+            token: l.token,
+            expires_at_ms: l.expires_at_ms,
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/v1/dicts/{name}/keys/{key}/lock", tag = "dicts",
+    params(DictName, DictKey, LeaseQuery),
+    responses((status = 200, description = "The lease, with its fencing token", body = Lease),
+        (status = 409, description = "Another live lease holds the key", body = ErrorBody)))]
+pub(crate) async fn dict_lock(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath((name, key)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<LeaseQuery>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    let k = key.clone();
+    match blocking(move || Ok(svc.dict_lock(&name, &k, q.ttl_ms)?)).await? {
+        Some(lease) => Ok(axum::Json(Lease::from(lease)).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "busy",
+            format!("another live lease holds key `{key}`"),
+        )),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/dicts/{name}/keys/{key}/renew", tag = "dicts",
+    params(DictName, DictKey, HeldLeaseQuery),
+    responses((status = 200, description = "The lease, extended", body = Lease),
+        (status = 412, description = "The token no longer holds the lease (it expired and was taken, or was released): a stale fencing token", body = ErrorBody)))]
+pub(crate) async fn dict_renew(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath((name, key)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<HeldLeaseQuery>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Write)?;
+    let ttl = q
+        .ttl_ms
+        .ok_or_else(|| ApiError::bad("renew needs ttl_ms (the new lease's length)"))?;
+    let svc = s.service.clone();
+    let lease = blocking(move || Ok(svc.dict_renew(&name, &key, q.token, ttl)?)).await?;
+    Ok(axum::Json(Lease::from(lease)).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/dicts/{name}/keys/{key}/release", tag = "dicts",
+    params(DictName, DictKey, HeldLeaseQuery),
+    responses((status = 204, description = "Released (releasing a lease no longer held is not an error)")))]
+pub(crate) async fn dict_release(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath((name, key)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<HeldLeaseQuery>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Dict, &name, Mode::Write)?;
+    let svc = s.service.clone();
+    blocking(move || Ok(svc.dict_release(&name, &key, q.token)?)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
