@@ -127,6 +127,27 @@ pub enum PutResult {
 pub struct DictItems {
     pub items: Vec<DictItem>,
     pub more: bool,
+    /// When `more`: the opaque cursor that continues after the last item
+    /// (pass it back as `cursor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// The opaque cursor after `key`.
+pub fn cursor_after(key: &str) -> String {
+    key.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key a cursor continues after; `None` for a malformed cursor.
+pub fn key_of_cursor(cursor: &str) -> Option<String> {
+    if !cursor.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..cursor.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
 }
 
 impl Service {
@@ -337,22 +358,47 @@ impl Service {
         name: &str,
         limit: Option<usize>,
     ) -> Result<DictItems, DictServiceError> {
+        self.dict_items_page(name, "", None, limit)
+    }
+
+    /// Up to `limit` entries whose keys start with `prefix`, in key order,
+    /// strictly after key `after` (a page's `next`, decoded); `None`: all.
+    /// Paging never repeats or skips a key that exists throughout, however
+    /// writers change the dict meanwhile.
+    pub fn dict_items_page(
+        &self,
+        name: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<DictItems, DictServiceError> {
         let store = self.dicts()?;
         let page_size = store.limits().max_scan_limit;
-        let mut items = Vec::new();
-        let mut cursor: Option<String> = None;
+        let mut items: Vec<DictItem> = Vec::new();
+        let mut cursor: Option<String> = after.map(str::to_owned);
         loop {
-            let page = store.scan(name, "", cursor.as_deref(), page_size, true)?;
+            let page = store.scan(name, prefix, cursor.as_deref(), page_size, true)?;
             for it in page.items {
                 if limit.is_some_and(|l| items.len() >= l) {
-                    return Ok(DictItems { items, more: true });
+                    let next = items.last().map(|i| cursor_after(&i.key));
+                    return Ok(DictItems {
+                        items,
+                        more: true,
+                        next,
+                    });
                 }
                 let value = it.value.unwrap_or_default();
                 items.push(DictItem::new(it.key, it.version, &value));
             }
             match page.cursor {
                 Some(c) => cursor = Some(c),
-                None => return Ok(DictItems { items, more: false }),
+                None => {
+                    return Ok(DictItems {
+                        items,
+                        more: false,
+                        next: None,
+                    });
+                }
             }
         }
     }

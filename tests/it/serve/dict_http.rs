@@ -272,3 +272,111 @@ fn leases_fence_with_growing_tokens_and_pop_removes() {
     );
     assert_eq!(post("/v1/dicts/kv/keys/p/pop").0, 404);
 }
+
+/// `items` pages with a `next` cursor: 2,500 entries in pages of 1,000
+/// while a writer adds and rewrites keys, every entry that exists
+/// throughout comes exactly once, and nothing repeats; `prefix` narrows
+/// it; a forged cursor is refused.
+#[test]
+fn items_page_with_a_cursor_while_writers_run() {
+    let v = Vessel::new();
+    let server = super::start(&v, &[]);
+    let a = server.addr.as_str();
+    let tok = v.token(&["dict:*:rw"], None);
+    let t = Some(tok.as_str());
+    assert_eq!(http(a, "POST", "/v1/dicts/kv", t, &[], b"").0, 201);
+    for chunk in 0..3 {
+        let entries: serde_json::Map<String, serde_json::Value> = (chunk * 1000
+            ..(chunk + 1) * 1000)
+            .filter(|i| *i < 2500)
+            .map(|i| (format!("k{i:05}"), serde_json::json!(i)))
+            .collect();
+        let body = serde_json::json!({ "entries": entries }).to_string();
+        assert_eq!(
+            http(a, "POST", "/v1/dicts/kv/update", t, &[], body.as_bytes()).0,
+            204
+        );
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // New keys between and after the old ones, and rewrites.
+                http(
+                    a,
+                    "PUT",
+                    &format!("/v1/dicts/kv/keys/k{:05}x", i % 2500),
+                    t,
+                    &[],
+                    b"1",
+                );
+                http(
+                    a,
+                    "PUT",
+                    &format!("/v1/dicts/kv/keys/k{:05}", i % 2500),
+                    t,
+                    &[],
+                    b"2",
+                );
+                i += 7;
+            }
+        });
+        let mut seen: Vec<String> = Vec::new();
+        let mut path = "/v1/dicts/kv/items?limit=1000".to_owned();
+        loop {
+            let (s, body) = http(a, "GET", &path, t, &[], b"");
+            assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+            let page = json_of(&body);
+            for it in page["items"].as_array().unwrap() {
+                seen.push(it["key"].as_str().unwrap().to_owned());
+            }
+            match page["next"].as_str() {
+                Some(next) => {
+                    assert_eq!(page["more"], true);
+                    path = format!("/v1/dicts/kv/items?limit=1000&cursor={next}");
+                }
+                None => break,
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        seen
+    });
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "a key came twice");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(sorted, seen, "not in key order");
+    for i in 0..2500 {
+        assert!(
+            seen.binary_search(&format!("k{i:05}")).is_ok(),
+            "k{i:05} was skipped"
+        );
+    }
+    let (s, body) = http(
+        a,
+        "GET",
+        "/v1/dicts/kv/items?prefix=k0001&limit=100",
+        t,
+        &[],
+        b"",
+    );
+    assert_eq!(s, 200);
+    let page = json_of(&body);
+    let keys: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| k.starts_with("k0001")),
+        "{keys:?}"
+    );
+    assert_eq!(
+        http(a, "GET", "/v1/dicts/kv/items?cursor=zz", t, &[], b"").0,
+        400
+    );
+}

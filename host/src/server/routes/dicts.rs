@@ -90,16 +90,20 @@ pub(crate) async fn dict_clear(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ItemsQuery {
-    /// How many entries (default 20).
+    /// How many entries (default 20, at most 10,000).
     limit: Option<usize>,
     /// Every entry (owner socket only: an unbounded answer).
     #[serde(default)]
     all: bool,
+    /// Only keys that start with this.
+    prefix: Option<String>,
+    /// Continue after the previous page: its `next`.
+    cursor: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/dicts/{name}/items", tag = "dicts",
     params(DictName, ItemsQuery),
-    responses((status = 200, description = "The first entries in key order", body = DictItems)))]
+    responses((status = 200, description = "A page of entries in key order; `next` continues it", body = DictItems)))]
 pub(crate) async fn dict_items(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
@@ -118,8 +122,16 @@ pub(crate) async fn dict_items(
         }
         (false, _) => Some(q.limit.unwrap_or(20).min(10_000)),
     };
+    let after = match &q.cursor {
+        Some(c) => Some(key_of_cursor(c).ok_or_else(|| {
+            ApiError::bad(format!("cursor {c:?} is not one a page returned as `next`"))
+        })?),
+        None => None,
+    };
+    let prefix = q.prefix.unwrap_or_default();
     let svc = s.service.clone();
-    let items = blocking(move || Ok(svc.dict_items(&name, limit)?)).await?;
+    let items =
+        blocking(move || Ok(svc.dict_items_page(&name, &prefix, after.as_deref(), limit)?)).await?;
     Ok(axum::Json(items).into_response())
 }
 

@@ -32,7 +32,9 @@ use crate::app::{App, AppError};
 use crate::server::body::{BodyError, Upload};
 use crate::server::exec::LocalExec;
 use crate::service::Service;
-use crate::service::dict::{DictItem, DictItems, DictServiceError, DictSummary, PutIf, PutResult};
+use crate::service::dict::{
+    DictItem, DictItems, DictServiceError, DictSummary, PutIf, PutResult, key_of_cursor,
+};
 use crate::service::volume::{EntryInfo, GetReport, PutReport, VolumeOpError, VolumeSummary};
 use crate::storage::volume::{CommitInfo, GcReport, NodeKind, VolumeError, normalize_path};
 
