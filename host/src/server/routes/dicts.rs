@@ -135,6 +135,18 @@ pub(crate) async fn dict_items(
     Ok(axum::Json(items).into_response())
 }
 
+/// A `u64` query parameter as the OpenAPI description has it: an int64,
+/// so at most `i64::MAX` (the description is what a route takes).
+fn int64(name: &str, v: u64) -> ApiResult<u64> {
+    if v > i64::MAX as u64 {
+        return Err(ApiError::bad(format!(
+            "{name}={v} is over the largest allowed, {}",
+            i64::MAX
+        )));
+    }
+    Ok(v)
+}
+
 /// An entry's version as an HTTP entity tag.
 fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
@@ -259,7 +271,8 @@ pub(crate) async fn dict_put(
         .await?;
     let svc = s.service.clone();
     let k = key.clone();
-    let outcome = blocking(move || Ok(svc.dict_put_if(&name, &k, &value, cond, q.ttl_ms)?)).await?;
+    let ttl = q.ttl_ms.map(|t| int64("ttl_ms", t)).transpose()?;
+    let outcome = blocking(move || Ok(svc.dict_put_if(&name, &k, &value, cond, ttl)?)).await?;
     drop(hold);
     match outcome {
         PutResult::Written { version } => Ok((
@@ -457,9 +470,10 @@ pub(crate) async fn dict_lock(
     ApiQuery(q): ApiQuery<LeaseQuery>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Write)?;
+    let ttl = int64("ttl_ms", q.ttl_ms)?;
     let svc = s.service.clone();
     let k = key.clone();
-    match blocking(move || Ok(svc.dict_lock(&name, &k, q.ttl_ms)?)).await? {
+    match blocking(move || Ok(svc.dict_lock(&name, &k, ttl)?)).await? {
         Some(lease) => Ok(axum::Json(Lease::from(lease)).into_response()),
         None => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -483,8 +497,9 @@ pub(crate) async fn dict_renew(
     let ttl = q
         .ttl_ms
         .ok_or_else(|| ApiError::bad("renew needs ttl_ms (the new lease's length)"))?;
+    let (ttl, token) = (int64("ttl_ms", ttl)?, int64("token", q.token)?);
     let svc = s.service.clone();
-    let lease = blocking(move || Ok(svc.dict_renew(&name, &key, q.token, ttl)?)).await?;
+    let lease = blocking(move || Ok(svc.dict_renew(&name, &key, token, ttl)?)).await?;
     Ok(axum::Json(Lease::from(lease)).into_response())
 }
 
@@ -498,7 +513,8 @@ pub(crate) async fn dict_release(
     ApiQuery(q): ApiQuery<HeldLeaseQuery>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Write)?;
+    let token = int64("token", q.token)?;
     let svc = s.service.clone();
-    blocking(move || Ok(svc.dict_release(&name, &key, q.token)?)).await?;
+    blocking(move || Ok(svc.dict_release(&name, &key, token)?)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
