@@ -273,7 +273,7 @@ fn leases_fence_with_growing_tokens_and_pop_removes() {
     assert_eq!(post("/v1/dicts/kv/keys/p/pop").0, 404);
 }
 
-/// `items` pages with a `next` cursor: 2,500 entries in pages of 1,000
+/// `items` pages with a `next` cursor: 25,000 entries in pages of 1,000
 /// while a writer adds and rewrites keys, every entry that exists
 /// throughout comes exactly once, and nothing repeats; `prefix` narrows
 /// it; a forged cursor is refused.
@@ -285,10 +285,11 @@ fn items_page_with_a_cursor_while_writers_run() {
     let tok = v.token(&["dict:*:rw"], None);
     let t = Some(tok.as_str());
     assert_eq!(http(a, "POST", "/v1/dicts/kv", t, &[], b"").0, 201);
+    const N: u32 = 25_000;
     for chunk in 0..3 {
-        let entries: serde_json::Map<String, serde_json::Value> = (chunk * 1000
-            ..(chunk + 1) * 1000)
-            .filter(|i| *i < 2500)
+        let entries: serde_json::Map<String, serde_json::Value> = (chunk * 10_000
+            ..(chunk + 1) * 10_000)
+            .filter(|i| *i < N)
             .map(|i| (format!("k{i:05}"), serde_json::json!(i)))
             .collect();
         let body = serde_json::json!({ "entries": entries }).to_string();
@@ -306,7 +307,7 @@ fn items_page_with_a_cursor_while_writers_run() {
                 http(
                     a,
                     "PUT",
-                    &format!("/v1/dicts/kv/keys/k{:05}x", i % 2500),
+                    &format!("/v1/dicts/kv/keys/k{:05}x", i % N),
                     t,
                     &[],
                     b"1",
@@ -314,7 +315,7 @@ fn items_page_with_a_cursor_while_writers_run() {
                 http(
                     a,
                     "PUT",
-                    &format!("/v1/dicts/kv/keys/k{:05}", i % 2500),
+                    &format!("/v1/dicts/kv/keys/k{:05}", i % N),
                     t,
                     &[],
                     b"2",
@@ -349,7 +350,7 @@ fn items_page_with_a_cursor_while_writers_run() {
     let mut sorted = seen.clone();
     sorted.sort();
     assert_eq!(sorted, seen, "not in key order");
-    for i in 0..2500 {
+    for i in 0..N {
         assert!(
             seen.binary_search(&format!("k{i:05}")).is_ok(),
             "k{i:05} was skipped"
