@@ -12,6 +12,7 @@ use vessel_tests::{Server, Vessel, http, json_of, write_app};
 mod dict_http;
 mod forward;
 mod operators;
+mod volume_http;
 pub(crate) use forward::{a_running_call_sees_a_put, wait_app};
 
 fn start(v: &Vessel, extra: &[&str]) -> Server {

@@ -200,11 +200,14 @@ pub(super) fn parse_range(value: &HeaderValue, size: u64) -> Result<Option<(u64,
 #[utoipa::path(get, path = "/v1/volumes/{name}/files/{path}", tag = "volumes",
     params(VolumeName,
         ("path" = String, Path, description = "File path in the volume"),
-        ("Range" = Option<String>, Header, description = "One range, e.g. `bytes=0-1023`, `bytes=100-` or `bytes=-100`; a header that is not one well-formed byte range is ignored (the whole file is served); a range starting past the end is 416")),
-    responses((status = 200, description = "The file's bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        ("Range" = Option<String>, Header, description = "One range, e.g. `bytes=0-1023`, `bytes=100-` or `bytes=-100`; a header that is not one well-formed byte range is ignored (the whole file is served); a range starting past the end is 416"),
+        ("If-None-Match" = Option<String>, Header, description = "The file's ETag (its contents' hash, quoted) from an earlier answer, or `*`: 304 with no body while the file still has those contents")),
+    responses((status = 200, description = "The file's bytes; `ETag` is its contents' BLAKE3 hash, quoted (HEAD gives the headers alone)", content_type = "application/octet-stream", body = Vec<u8>,
+            headers(("ETag" = String, description = "The contents' hash, quoted"))),
         (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304, description = "The contents still match If-None-Match"),
         (status = 409, description = "Not a file", body = ErrorBody),
-        (status = 416, description = "Range not satisfiable", body = ErrorBody)))]
+        (status = 416, description = "Range not satisfiable; `Content-Range: bytes */SIZE`", body = ErrorBody)))]
 pub(crate) async fn volume_get(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
@@ -236,10 +239,30 @@ pub(crate) async fn volume_get(
             format!("{path}: not a file in volume `{name}` (list it with /ls)"),
         ));
     };
+    let etag =
+        HeaderValue::from_str(&format!("\"{blob}\"")).unwrap_or(HeaderValue::from_static("\"\""));
+    let unchanged = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/").as_bytes() == etag.as_bytes());
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
     let (offset, len, status) = match headers.get(header::RANGE) {
-        Some(r) => match parse_range(r, node.size)? {
-            Some((o, l)) => (o, l, StatusCode::PARTIAL_CONTENT),
-            None => (0, node.size, StatusCode::OK),
+        Some(r) => match parse_range(r, node.size) {
+            Ok(Some((o, l))) => (o, l, StatusCode::PARTIAL_CONTENT),
+            Ok(None) => (0, node.size, StatusCode::OK),
+            // RFC 9110: a 416 says the current length.
+            Err(e) => {
+                let mut resp = e.into_response();
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", node.size)) {
+                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return Ok(resp);
+            }
         },
         None => (0, node.size, StatusCode::OK),
     };
@@ -269,6 +292,7 @@ pub(crate) async fn volume_get(
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::ETAG, etag);
     if status == StatusCode::PARTIAL_CONTENT
         && let Ok(v) = HeaderValue::from_str(&format!(
             "bytes {offset}-{}/{}",
