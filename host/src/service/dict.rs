@@ -5,7 +5,7 @@ use crate::error_kind::ErrorKind;
 use serde::{Deserialize, Serialize};
 
 use super::Service;
-use crate::storage::dict::{DictError, DictStore, LeaseInfo, PutOptions, PutOutcome};
+use crate::storage::dict::{DictEntry, DictError, DictStore, LeaseInfo, PutOptions, PutOutcome};
 
 /// Failures of a dict operation of the service.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +97,14 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The entry a store answered for `key`, or `NoKey`.
+fn found(name: &str, key: &str, e: Option<DictEntry>) -> Result<DictEntry, DictServiceError> {
+    e.ok_or_else(|| DictServiceError::NoKey {
+        dict: name.into(),
+        key: key.into(),
+    })
+}
+
 /// The condition of a put.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutIf {
@@ -135,7 +143,7 @@ pub struct DictItems {
 
 /// The opaque cursor after `key`.
 pub fn cursor_after(key: &str) -> String {
-    key.bytes().map(|b| format!("{b:02x}")).collect()
+    hex(key.as_bytes())
 }
 
 /// The key a cursor continues after; `None` for a malformed cursor.
@@ -164,6 +172,13 @@ impl Service {
         } else {
             Err(DictError::NotFound(name.into()).into())
         }
+    }
+
+    /// Removes `key` of an existing dict and returns its entry; `NoKey`
+    /// when absent.
+    fn pop_entry(&self, name: &str, key: &str) -> Result<DictEntry, DictServiceError> {
+        self.dict_must_exist(name)?;
+        found(name, key, self.dicts()?.pop(name, key)?)
     }
 
     pub fn dict_exists(&self, name: &str) -> Result<bool, DictServiceError> {
@@ -198,13 +213,8 @@ impl Service {
 
     /// The entry at `key`; `NoKey` when absent.
     pub fn dict_get(&self, name: &str, key: &str) -> Result<DictItem, DictServiceError> {
-        match self.dicts()?.get(name, key)? {
-            Some(e) => Ok(DictItem::new(key.into(), e.version, &e.value)),
-            None => Err(DictServiceError::NoKey {
-                dict: name.into(),
-                key: key.into(),
-            }),
-        }
+        let e = found(name, key, self.dicts()?.get(name, key)?)?;
+        Ok(DictItem::new(key.into(), e.version, &e.value))
     }
 
     /// Writes `value` at `key` of an existing dict; returns the version.
@@ -256,36 +266,19 @@ impl Service {
 
     /// The bytes and version at `key`; `NoKey` when absent.
     pub fn dict_get_raw(&self, name: &str, key: &str) -> Result<(Vec<u8>, u64), DictServiceError> {
-        match self.dicts()?.get(name, key)? {
-            Some(e) => Ok((e.value, e.version)),
-            None => Err(DictServiceError::NoKey {
-                dict: name.into(),
-                key: key.into(),
-            }),
-        }
+        let e = found(name, key, self.dicts()?.get(name, key)?)?;
+        Ok((e.value, e.version))
     }
 
     /// Removes `key` and returns the version it had; `NoKey` when absent.
     pub fn dict_remove(&self, name: &str, key: &str) -> Result<u64, DictServiceError> {
-        self.dict_must_exist(name)?;
-        match self.dicts()?.pop(name, key)? {
-            Some(e) => Ok(e.version),
-            None => Err(DictServiceError::NoKey {
-                dict: name.into(),
-                key: key.into(),
-            }),
-        }
+        Ok(self.pop_entry(name, key)?.version)
     }
 
     /// Adds `by` to the counter at `key` (a missing key counts from 0);
     /// returns the new value.
     pub fn dict_increment(&self, name: &str, key: &str, by: i64) -> Result<i64, DictServiceError> {
         Ok(self.dicts()?.increment(name, key, by)?)
-    }
-
-    /// Whether `key` holds a live entry.
-    pub fn dict_contains(&self, name: &str, key: &str) -> Result<bool, DictServiceError> {
-        Ok(self.dicts()?.contains(name, key)?)
     }
 
     /// Writes every pair at once (all or nothing; at most 10,000).
@@ -313,14 +306,8 @@ impl Service {
 
     /// Removes `key` and returns its entry; `NoKey` when absent.
     pub fn dict_pop(&self, name: &str, key: &str) -> Result<DictItem, DictServiceError> {
-        self.dict_must_exist(name)?;
-        match self.dicts()?.pop(name, key)? {
-            Some(e) => Ok(DictItem::new(key.into(), e.version, &e.value)),
-            None => Err(DictServiceError::NoKey {
-                dict: name.into(),
-                key: key.into(),
-            }),
-        }
+        let e = self.pop_entry(name, key)?;
+        Ok(DictItem::new(key.into(), e.version, &e.value))
     }
 
     /// Takes the lease on `key` for `ttl_ms`; `None` while another live
