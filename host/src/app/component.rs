@@ -105,8 +105,22 @@ pub async fn call_component(
     args: &CallArgs,
     config: &ContainerConfig,
 ) -> Result<Option<Json>, CallError> {
+    let (component, outcome) = engine.load(path)?;
+    tracing::debug!(?outcome, path = %path.display(), "component loaded");
+    call_loaded_component(engine, component, path, export, args, config.clone()).await
+}
+
+/// [`call_component`] for a component already loaded from `path`.
+pub async fn call_loaded_component(
+    engine: &VesselEngine,
+    component: Component,
+    path: &Path,
+    export: &str,
+    args: &CallArgs,
+    config: ContainerConfig,
+) -> Result<Option<Json>, CallError> {
     let app = Runtime::new(engine.clone(), config.stores.clone())
-        .load_component(path, export, export, config.clone())
+        .app_of_component(component, path, export, export, config)
         .map_err(as_call_error)?;
     let result = match app.function(export) {
         Ok(f) => f.call_args(args).await,

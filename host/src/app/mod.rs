@@ -35,7 +35,7 @@ use crate::storage::Stores;
 use crate::volume::VolumeMount;
 #[cfg(all(feature = "server", feature = "remote"))]
 pub(crate) use component::as_call_error;
-pub use component::call_component;
+pub use component::{call_component, call_loaded_component};
 pub use manifest::{FunctionSpec, Manifest, ManifestError, MountSpec};
 pub use pool::PoolStats;
 

@@ -177,23 +177,15 @@ pub(crate) async fn call_held(
     attach_stores(home, &engine, &component, &mut config, held)?;
     // A bare component runs as an app of one function, on the path every
     // app function takes.
-    let runtime = Runtime::new(engine, config.stores.clone());
-    let app = runtime
-        .app_of_component(
-            component,
-            &cmd.component,
-            &cmd.function,
-            &cmd.function,
-            config,
-        )
-        .map_err(|e| Failure::from(as_call_error(e)))?;
-    let result = match app.function(&cmd.function) {
-        Ok(f) => f.call_args(&CallArgs { args, flags }).await,
-        Err(e) => Err(e),
-    };
-    let shutdown = app.shutdown().await;
-    let result = result.map_err(|e| Failure::from(as_call_error(e)))?;
-    shutdown.map_err(|e| Failure::from(as_call_error(e)))?;
+    let result = crate::app::call_loaded_component(
+        &engine,
+        component,
+        &cmd.component,
+        &cmd.function,
+        &CallArgs { args, flags },
+        config,
+    )
+    .await?;
     if let Some(json) = result {
         inv.console.out_line(&json.to_string()).await;
     }
