@@ -124,10 +124,7 @@ async fn access_log(mut req: Request, next: Next) -> Response {
     let note = AccessNote::default();
     req.extensions_mut().insert(note.clone());
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "-".to_owned(), |p| p.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let start = std::time::Instant::now();
     let mut resp = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -149,7 +146,7 @@ async fn access_log(mut req: Request, next: Next) -> Response {
         target: "vessel::access",
         request_id = %id,
         method = %method,
-        route = %route,
+        route = route.as_ref().map_or("-", MatchedPath::as_str),
         status = resp.status().as_u16(),
         bytes = %bytes,
         latency_ms = start.elapsed().as_secs_f64() * 1000.0,
@@ -160,8 +157,10 @@ async fn access_log(mut req: Request, next: Next) -> Response {
 }
 
 /// What each operation documents: its query parameters and headers, by
-/// method and path template (as axum writes it: `{*path}` for a rest).
-type Documented = std::collections::HashMap<(Method, String), (HashSet<String>, HashSet<String>)>;
+/// path template (as axum writes it: `{*path}` for a rest), then method.
+/// Keyed by template so a request's lookup borrows its `MatchedPath`.
+type Documented =
+    std::collections::HashMap<String, Vec<(Method, (HashSet<String>, HashSet<String>))>>;
 
 fn documented() -> &'static Documented {
     static DOCUMENTED: OnceLock<Documented> = OnceLock::new();
@@ -190,7 +189,9 @@ fn documented() -> &'static Documented {
                         _ => {}
                     }
                 }
-                out.insert((method, template.clone()), (query, headers));
+                out.entry(template.clone())
+                    .or_default()
+                    .push((method, (query, headers)));
             }
         }
         out
@@ -213,8 +214,9 @@ async fn refuse_undocumented(req: Request, next: Next) -> Response {
     let Some(template) = req.extensions().get::<MatchedPath>() else {
         return next.run(req).await;
     };
-    let Some((query, headers)) =
-        documented().get(&(req.method().clone(), template.as_str().to_owned()))
+    let Some((_, (query, headers))) = documented()
+        .get(template.as_str())
+        .and_then(|ops| ops.iter().find(|(m, _)| m == req.method()))
     else {
         return next.run(req).await;
     };
