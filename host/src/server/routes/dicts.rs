@@ -262,6 +262,7 @@ pub(crate) async fn dict_put(
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Write)?;
     let cond = put_condition(&headers)?;
+    let ttl = q.ttl_ms.map(|t| int64("ttl_ms", t)).transpose()?;
     // The value stays counted against the token until it is written.
     let mut hold = s.tenants.body(&c);
     let value = body
@@ -271,7 +272,6 @@ pub(crate) async fn dict_put(
         .await?;
     let svc = s.service.clone();
     let k = key.clone();
-    let ttl = q.ttl_ms.map(|t| int64("ttl_ms", t)).transpose()?;
     let outcome = blocking(move || Ok(svc.dict_put_if(&name, &k, &value, cond, ttl)?)).await?;
     drop(hold);
     match outcome {
