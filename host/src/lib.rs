@@ -102,3 +102,9 @@ pub mod server;
 pub mod service;
 pub mod storage;
 pub mod volume;
+
+/// docs/clients.md, so its Rust examples compile as doctests (the page's
+/// commands run in tests/it/python_client.rs).
+#[cfg(all(doctest, feature = "server"))]
+#[doc = include_str!("../../docs/clients.md")]
+pub struct ClientsDoc;

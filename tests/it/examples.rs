@@ -199,7 +199,7 @@ fn dataset_keeps_a_sqlite_database_on_a_volume() {
 
     assert_eq!(
         v.run(&["call", &app, "query", "--category", "pears"]).ok(),
-        "{\"ok\":[{\"category\":\"pears\",\"count\":6,\"mean\":4.0,\"total\":24.0}]}\n"
+        "{\"ok\":[{\"category\":\"pears\",\"count\":6,\"total\":24.0,\"mean\":4.0}]}\n"
     );
     assert_eq!(
         v.run(&[

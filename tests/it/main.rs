@@ -27,6 +27,7 @@ mod load;
 mod local_users;
 mod power_loss;
 mod python;
+mod python_client;
 mod run_cli;
 mod rust_docs;
 mod serve;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use vessel_tests::{Server, Vessel, http, json_of, write_app};
 
 mod dict_http;
+mod dict_stream;
 mod forward;
 mod operators;
 mod volume_http;

@@ -186,22 +186,24 @@ class Dict:
         key: str,
         value: Any,
         *,
+        if_absent: bool = False,
         skip_if_exists: bool = False,
         if_version: Optional[int] = None,
         ttl: Optional[int] = None,
     ) -> bool:
         """Stores `value` at `key` and returns whether it wrote.
 
-        `skip_if_exists=True` writes only when the key is absent (False
-        then means someone else holds it: Modal's lock). `if_version`
-        writes only when the key's version is that one, else raises
-        `PreconditionFailed`. `ttl` makes the entry expire that many
-        seconds after the write.
+        `if_absent=True` (or Modal's `skip_if_exists=True`) writes only
+        when the key is absent (False then means someone else holds it:
+        Modal's lock). `if_version` writes only when the key's version is
+        that one, else raises `PreconditionFailed`. `ttl` makes the entry
+        expire that many seconds after the write.
         """
+        absent = if_absent or skip_if_exists
         wit = _bindings.interface("dict")
-        options = wit.PutOptions(if_absent=skip_if_exists, if_version=if_version, ttl_seconds=ttl)
+        options = wit.PutOptions(if_absent=absent, if_version=if_version, ttl_seconds=ttl)
         written = wit_call(self._handle.put, _check_key(key), self._encode(value), options)
-        if written is None and not skip_if_exists:
+        if written is None and not absent:
             raise IoError(f"put of {key!r} without skip_if_exists wrote nothing")
         return written is not None
 

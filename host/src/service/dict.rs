@@ -52,37 +52,65 @@ pub struct DictSummary {
 pub struct DictItem {
     pub key: String,
     pub version: u64,
+    /// The value's length in bytes.
+    #[serde(default)]
+    pub size: u64,
     /// The value decoded as JSON, when it is JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<serde_json::Value>,
     /// The bytes in hex, when they are not JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_hex: Option<String>,
+    /// The value was left out of this listing: it is over the listing's
+    /// inline limit (1 MiB). Fetch it by key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub omitted: bool,
 }
 
 impl DictItem {
-    fn new(key: String, version: u64, bytes: &[u8]) -> Self {
+    pub(crate) fn new(key: String, version: u64, bytes: &[u8]) -> Self {
+        let size = bytes.len() as u64;
         match serde_json::from_slice::<serde_json::Value>(bytes) {
             Ok(v) => DictItem {
                 key,
                 version,
+                size,
                 value: Some(v),
                 value_hex: None,
+                omitted: false,
             },
             Err(_) => DictItem {
                 key,
                 version,
+                size,
                 value: None,
                 value_hex: Some(hex(bytes)),
+                omitted: false,
             },
         }
     }
 
-    /// The value as one line of text: JSON, or `hex:<digits>`.
+    /// An entry listed without its value.
+    pub(crate) fn omitted(key: String, version: u64, size: u64) -> Self {
+        DictItem {
+            key,
+            version,
+            size,
+            value: None,
+            value_hex: None,
+            omitted: true,
+        }
+    }
+
+    /// The value as one line of text: JSON, or `hex:<digits>` (or a note
+    /// that a listing left it out).
     pub fn shown(&self) -> String {
         match (&self.value, &self.value_hex) {
             (Some(v), _) => v.to_string(),
             (None, Some(h)) => format!("hex:{h}"),
+            (None, None) if self.omitted => {
+                format!("<{} bytes, not listed: get the key>", self.size)
+            }
             (None, None) => String::new(),
         }
     }
@@ -166,7 +194,7 @@ impl Service {
             .ok_or(DictServiceError::NoStore)
     }
 
-    fn dict_must_exist(&self, name: &str) -> Result<(), DictServiceError> {
+    pub(crate) fn dict_must_exist(&self, name: &str) -> Result<(), DictServiceError> {
         if self.dicts()?.exists(name)? {
             Ok(())
         } else {
@@ -305,6 +333,12 @@ impl Service {
     }
 
     /// Removes `key` and returns its entry; `NoKey` when absent.
+    /// Removes `key` and returns its bytes and version; `NoKey` when absent.
+    pub fn dict_pop_raw(&self, name: &str, key: &str) -> Result<(Vec<u8>, u64), DictServiceError> {
+        let e = self.pop_entry(name, key)?;
+        Ok((e.value, e.version))
+    }
+
     pub fn dict_pop(&self, name: &str, key: &str) -> Result<DictItem, DictServiceError> {
         let e = self.pop_entry(name, key)?;
         Ok(DictItem::new(key.into(), e.version, &e.value))
@@ -359,36 +393,80 @@ impl Service {
         after: Option<&str>,
         limit: Option<usize>,
     ) -> Result<DictItems, DictServiceError> {
+        items_page(self.dicts()?, name, prefix, after, limit)
+    }
+
+    /// Walks the entries whose keys start with `prefix` after key `after`,
+    /// handing `each` every entry with its value (a large value is read on
+    /// its own, when its turn comes), so memory holds one batch of values.
+    /// `each` returns `false` to stop.
+    pub fn dict_walk(
+        &self,
+        name: &str,
+        prefix: &str,
+        after: Option<String>,
+        mut each: impl FnMut(&str, u64, &[u8]) -> bool,
+    ) -> Result<(), DictServiceError> {
         let store = self.dicts()?;
-        let page_size = store.limits().max_scan_limit;
-        let mut items: Vec<DictItem> = Vec::new();
-        let mut cursor: Option<String> = after.map(str::to_owned);
-        loop {
-            let page = store.scan(name, prefix, cursor.as_deref(), page_size, true)?;
-            for it in page.items {
-                if limit.is_some_and(|l| items.len() >= l) {
-                    let next = items.last().map(|i| cursor_after(&i.key));
-                    return Ok(DictItems {
-                        items,
-                        more: true,
-                        next,
-                    });
-                }
-                let value = it.value.unwrap_or_default();
-                items.push(DictItem::new(it.key, it.version, &value));
-            }
-            match page.cursor {
-                Some(c) => cursor = Some(c),
-                None => {
-                    return Ok(DictItems {
-                        items,
-                        more: false,
-                        next: None,
-                    });
-                }
+        let mut walk =
+            super::items::ItemWalk::new(store, name, prefix, after, super::items::INLINE_VALUE_MAX);
+        while let Some(w) = walk.next_item()? {
+            let go_on = match w.value {
+                Some(v) => each(&w.key, w.version, &v),
+                // Read alone; skipped if it went away since the scan.
+                None => match store.get(name, &w.key)? {
+                    Some(e) => each(&w.key, e.version, &e.value),
+                    None => true,
+                },
+            };
+            if !go_on {
+                break;
             }
         }
+        Ok(())
     }
+}
+
+/// A JSON page of up to `limit` entries (`None`: all, with no byte budget),
+/// values over [`INLINE_VALUE_MAX`] left out with their size.
+fn items_page(
+    store: &dyn DictStore,
+    name: &str,
+    prefix: &str,
+    after: Option<&str>,
+    limit: Option<usize>,
+) -> Result<DictItems, DictServiceError> {
+    let mut walk = super::items::ItemWalk::new(
+        store,
+        name,
+        prefix,
+        after.map(str::to_owned),
+        super::items::INLINE_VALUE_MAX,
+    );
+    let mut items: Vec<DictItem> = Vec::new();
+    let mut bytes = 0u64;
+    while let Some(w) = walk.next_item()? {
+        let full = limit.is_some_and(|l| items.len() >= l)
+            || (limit.is_some() && bytes >= super::items::PAGE_VALUE_BYTES);
+        if full {
+            let next = items.last().map(|i| cursor_after(&i.key));
+            return Ok(DictItems {
+                items,
+                more: true,
+                next,
+            });
+        }
+        bytes = bytes.saturating_add(w.value.as_ref().map_or(0, |v| v.len() as u64));
+        items.push(match w.value {
+            Some(v) => DictItem::new(w.key, w.version, &v),
+            None => DictItem::omitted(w.key, w.version, w.size),
+        });
+    }
+    Ok(DictItems {
+        items,
+        more: false,
+        next: None,
+    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! runs the same code.
 
 pub mod dict;
+pub mod items;
 mod quota;
 pub mod volume;
 

@@ -186,6 +186,9 @@ pub struct ScanItem {
     pub key: String,
     pub value: Option<Vec<u8>>,
     pub version: u64,
+    /// The value's length in bytes, given with or without the value (so a
+    /// lister can leave large values out without reading them).
+    pub size: u64,
 }
 
 /// A page of a scan; `cursor` continues it (`None`: done).

@@ -90,7 +90,9 @@ pub(crate) async fn dict_clear(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ItemsQuery {
-    /// How many entries (default 20, at most 10,000).
+    /// How many entries (default 20, at most 10,000; the NDJSON stream
+    /// has no default: every entry).
+    #[param(minimum = 1)]
     limit: Option<usize>,
     /// Every entry (owner socket only: an unbounded answer).
     #[serde(default)]
@@ -102,26 +104,26 @@ pub(crate) struct ItemsQuery {
 }
 
 #[utoipa::path(get, path = "/v1/dicts/{name}/items", tag = "dicts",
-    params(DictName, ItemsQuery),
-    responses((status = 200, description = "A page of entries in key order; `next` continues it", body = DictItems)))]
+    params(DictName, ItemsQuery,
+        ("Accept" = Option<String>, Header, description = "`application/x-ndjson` streams the entries, one JSON object per line, \
+            every value included however large (the server holds one batch of values at a time); \
+            after `limit` entries, a last line `{\"next\": CURSOR}` when more remain; a failure midway \
+            ends the stream with a line `{\"error\": {...}}`. Otherwise a JSON page.")),
+    responses((status = 200, description = "A page of entries in key order; `next` continues it. \
+            A page holds at most 16 MiB of values: it ends early (with `next`) past that. \
+            A value over 1 MiB is left out (`omitted: true`, with its `size`): get it by key",
+            content((DictItems = "application/json"), (String = "application/x-ndjson")))))]
 pub(crate) async fn dict_items(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
     ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<ItemsQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Read)?;
-    let limit = match (q.all, &c) {
-        (true, Caller::Owner) => None,
-        (true, Caller::Token(_)) => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "access_denied",
-                "`all` is for the data dir's socket; page with `limit` (at most 10000)",
-            ));
-        }
-        (false, _) => Some(q.limit.unwrap_or(20).min(10_000)),
-    };
+    if q.limit == Some(0) {
+        return Err(ApiError::bad("limit=0: a page holds at least one entry"));
+    }
     let after = match &q.cursor {
         Some(c) => Some(key_of_cursor(c).ok_or_else(|| {
             ApiError::bad(format!("cursor {c:?} is not one a page returned as `next`"))
@@ -130,9 +132,176 @@ pub(crate) async fn dict_items(
     };
     let prefix = q.prefix.unwrap_or_default();
     let svc = s.service.clone();
+    if accepts(&headers, NDJSON) {
+        if q.all {
+            return Err(ApiError::bad(
+                "`all` is for JSON pages; the NDJSON stream lists every entry without it",
+            ));
+        }
+        let n = name.clone();
+        blocking(move || Ok(svc.dict_must_exist(&n)?)).await?;
+        return Ok(stream_items(
+            s.service.clone(),
+            name,
+            prefix,
+            after,
+            q.limit,
+        ));
+    }
+    let limit = match (q.all, &c) {
+        (true, Caller::Owner) => None,
+        (true, Caller::Token(_)) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "access_denied",
+                "`all` is for the data dir's socket; page with `limit` (at most 10000), or stream with `Accept: application/x-ndjson`",
+            ));
+        }
+        (false, _) => Some(q.limit.unwrap_or(20).min(10_000)),
+    };
     let items =
         blocking(move || Ok(svc.dict_items_page(&name, &prefix, after.as_deref(), limit)?)).await?;
     Ok(axum::Json(items).into_response())
+}
+
+const NDJSON: &str = "application/x-ndjson";
+
+/// Bytes per chunk of the NDJSON stream.
+const LINE_CHUNK: usize = 64 << 10;
+
+/// The entries as NDJSON, produced on a blocking thread into a small
+/// channel: the stream holds a few chunks and one batch of values.
+fn stream_items(
+    svc: Service,
+    name: String,
+    prefix: String,
+    after: Option<String>,
+    limit: Option<usize>,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut out = LineSink {
+            tx,
+            buf: Vec::with_capacity(LINE_CHUNK),
+            open: true,
+        };
+        let mut listed = 0usize;
+        let mut last: Option<String> = None;
+        let mut cut = false;
+        let walked = svc.dict_walk(&name, &prefix, after, |key, version, value| {
+            if limit.is_some_and(|l| listed >= l) {
+                cut = true;
+                return false;
+            }
+            write_item(&mut out, key, version, value);
+            listed += 1;
+            last = Some(key.to_owned());
+            out.open
+        });
+        match walked {
+            Ok(()) if cut => {
+                if let Some(k) = last {
+                    let line = json!({ "next": cursor_after(&k) });
+                    out.put(line.to_string().as_bytes());
+                    out.put(b"\n");
+                }
+            }
+            Ok(()) => {}
+            Err(e) => {
+                let e = ApiError::from(e);
+                let line = json!({ "error": { "kind": e.kind, "message": e.message } });
+                out.put(line.to_string().as_bytes());
+                out.put(b"\n");
+            }
+        }
+        out.flush();
+    });
+    let mut resp = Response::new(Body::new(crate::server::body::ChannelBody::new(rx)));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
+    resp
+}
+
+/// Chunks of the NDJSON stream, sent as they fill.
+struct LineSink {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+    /// False once the client went away.
+    open: bool,
+}
+
+impl LineSink {
+    fn put(&mut self, bytes: &[u8]) {
+        for piece in bytes.chunks(LINE_CHUNK) {
+            if self.buf.len() + piece.len() > LINE_CHUNK {
+                self.flush();
+            }
+            self.buf.extend_from_slice(piece);
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.open && !self.buf.is_empty() {
+            let chunk = Bytes::from(std::mem::replace(
+                &mut self.buf,
+                Vec::with_capacity(LINE_CHUNK),
+            ));
+            self.open = self.tx.blocking_send(Ok(chunk)).is_ok();
+        }
+        self.buf.clear();
+    }
+}
+
+/// The bytes of a hex string (either case); `None` when it is not hex.
+fn bytes_of_hex(h: &str) -> Option<Vec<u8>> {
+    if !h.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The lowercase hex digit of a nibble.
+fn hex_digit(n: u8) -> u8 {
+    if n < 10 { b'0' + n } else { b'a' + (n - 10) }
+}
+
+/// One entry as a line: `{"key":…,"version":…,"size":…,"value":…}` with
+/// the value's own JSON text when it is JSON (line breaks, which JSON
+/// allows only between tokens, become spaces), else `"value_hex"`.
+fn write_item(out: &mut LineSink, key: &str, version: u64, value: &[u8]) {
+    let head = json!({ "key": key, "version": version, "size": value.len() });
+    let head = head.to_string();
+    // `{...}` without its closing brace, to append the value.
+    out.put(
+        head.as_bytes()
+            .strip_suffix(b"}")
+            .unwrap_or(head.as_bytes()),
+    );
+    if serde_json::from_slice::<serde::de::IgnoredAny>(value).is_ok() {
+        out.put(b",\"value\":");
+        for piece in value.chunks(LINE_CHUNK) {
+            let flat: Vec<u8> = piece
+                .iter()
+                .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
+                .collect();
+            out.put(&flat);
+        }
+    } else {
+        out.put(b",\"value_hex\":\"");
+        for piece in value.chunks(LINE_CHUNK / 2) {
+            let mut hexed = Vec::with_capacity(piece.len() * 2);
+            for &b in piece {
+                hexed.push(hex_digit(b >> 4));
+                hexed.push(hex_digit(b & 15));
+            }
+            out.put(&hexed);
+        }
+        out.put(b"\"");
+    }
+    out.put(b"}\n");
 }
 
 /// A `u64` query parameter as the OpenAPI description has it: an int64,
@@ -154,11 +323,16 @@ fn etag(version: u64) -> HeaderValue {
 
 /// Whether the client asked for the raw bytes rather than JSON.
 fn wants_raw(headers: &HeaderMap) -> bool {
+    accepts(headers, "application/octet-stream")
+}
+
+/// Whether an `Accept` header names `media`.
+fn accepts(headers: &HeaderMap, media: &str) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/octet-stream"))
+        .any(|v| v.contains(media))
 }
 
 #[utoipa::path(get, path = "/v1/dicts/{name}/keys/{key}", tag = "dicts",
@@ -354,8 +528,14 @@ pub(crate) async fn dict_increment(
 /// `PUT` stores a JSON body).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct UpdateBody {
+    /// Key → value as JSON, stored as its compact text.
+    #[serde(default)]
     #[schema(value_type = Object)]
     entries: serde_json::Map<String, serde_json::Value>,
+    /// Key → value's bytes in hex, stored as they are (for values that are
+    /// not JSON). A key may not be in both maps.
+    #[serde(default)]
+    entries_hex: BTreeMap<String, String>,
 }
 
 #[utoipa::path(post, path = "/v1/dicts/{name}/update", tag = "dicts",
@@ -371,7 +551,20 @@ pub(crate) async fn dict_update(
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Write)?;
     let b: UpdateBody = read_json(&s, &c, body).await?;
-    let mut entries = Vec::with_capacity(b.entries.len());
+    let mut entries = Vec::with_capacity(b.entries.len().saturating_add(b.entries_hex.len()));
+    for (k, h) in b.entries_hex {
+        if b.entries.contains_key(&k) {
+            return Err(ApiError::bad(format!(
+                "key {k:?} is in both `entries` and `entries_hex`"
+            )));
+        }
+        let bytes = bytes_of_hex(&h).ok_or_else(|| {
+            ApiError::bad(format!(
+                "entries_hex[{k:?}] is not hex (two digits per byte)"
+            ))
+        })?;
+        entries.push((k, bytes));
+    }
     for (k, v) in b.entries {
         let text = serde_json::to_vec(&v).map_err(|e| ApiError::bad(e.to_string()))?;
         entries.push((k, text));
@@ -412,18 +605,34 @@ pub(crate) async fn dict_get_many(
 }
 
 #[utoipa::path(post, path = "/v1/dicts/{name}/keys/{key}/pop", tag = "dicts",
-    params(DictName, DictKey),
+    params(DictName, DictKey,
+        ("Accept" = Option<String>, Header, description = "`application/octet-stream` for the value's raw bytes (version in `ETag`); JSON otherwise")),
     responses((status = 200, description = "The entry, removed in the same step", body = DictItem),
         (status = 404, description = "No such dict or key", body = ErrorBody)))]
 pub(crate) async fn dict_pop(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
     ApiPath((name, key)): ApiPath<(String, String)>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     require(&c, Kind::Dict, &name, Mode::Write)?;
     let svc = s.service.clone();
+    if wants_raw(&headers) {
+        let (value, version) = blocking(move || Ok(svc.dict_pop_raw(&name, &key)?)).await?;
+        return Ok((
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                ),
+                (header::ETAG, etag(version)),
+            ],
+            value,
+        )
+            .into_response());
+    }
     let item = blocking(move || Ok(svc.dict_pop(&name, &key)?)).await?;
-    Ok(axum::Json(item).into_response())
+    Ok(([(header::ETAG, etag(item.version))], axum::Json(item)).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -127,15 +127,23 @@ pub(crate) async fn volume_delete(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct LsQuery {
+    /// The directory to list (default: the root).
     #[serde(default)]
     path: String,
+    /// Every descendant, not only the children.
     #[serde(default)]
     recursive: bool,
+    /// At most this many entries (1 to 10,000; default: all of them).
+    #[param(minimum = 1, maximum = 10000)]
+    limit: Option<usize>,
+    /// Continue after the previous page: its `Vessel-Next` header.
+    cursor: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/volumes/{name}/ls", tag = "volumes",
     params(VolumeName, LsQuery),
-    responses((status = 200, description = "The entries under the path", body = [EntryInfo]),
+    responses((status = 200, description = "The entries under the path, in path order", body = [EntryInfo],
+            headers(("Vessel-Next" = String, description = "When `limit` cut the listing: the cursor that continues it"))),
         (status = 409, description = "The path is not a directory", body = ErrorBody)))]
 pub(crate) async fn volume_ls(
     State(s): State<Arc<ServerState>>,
@@ -144,9 +152,33 @@ pub(crate) async fn volume_ls(
     ApiQuery(q): ApiQuery<LsQuery>,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Read)?;
+    if let Some(l) = q.limit
+        && !(1..=10_000).contains(&l)
+    {
+        return Err(ApiError::bad(format!(
+            "limit={l}: a page lists 1 to 10000 entries"
+        )));
+    }
+    let after = match &q.cursor {
+        Some(c) => Some(key_of_cursor(c).ok_or_else(|| {
+            ApiError::bad(format!(
+                "cursor {c:?} is not one a listing returned in Vessel-Next"
+            ))
+        })?),
+        None => None,
+    };
     let svc = s.service.clone();
-    let entries = blocking(move || Ok(svc.volume_ls(&name, &q.path, q.recursive)?)).await?;
-    Ok(axum::Json(entries).into_response())
+    let (entries, next) = blocking(move || {
+        Ok(svc.volume_ls_page(&name, &q.path, q.recursive, after.as_deref(), q.limit)?)
+    })
+    .await?;
+    let mut resp = axum::Json(entries).into_response();
+    if let Some(n) = next
+        && let Ok(v) = HeaderValue::from_str(&n)
+    {
+        resp.headers_mut().insert("vessel-next", v);
+    }
+    Ok(resp)
 }
 
 /// Reads a `Range` header against a file of `size` bytes: `Ok(None)` to

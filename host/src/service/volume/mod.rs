@@ -353,6 +353,34 @@ impl Service {
         }
     }
 
+    /// A page of [`Service::volume_ls`]: the entries after path `after`
+    /// (a page's cursor, decoded), at most `limit` of them, and the cursor
+    /// that continues when more remain. Paths are in byte order, so a path
+    /// present throughout is listed exactly once across pages.
+    pub fn volume_ls_page(
+        &self,
+        name: &str,
+        path: &str,
+        recursive: bool,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<(Vec<EntryInfo>, Option<String>), VolumeOpError> {
+        let mut all = self.volume_ls(name, path, recursive)?;
+        if let Some(a) = after {
+            let start = all.partition_point(|e| e.path.as_str() <= a);
+            all.drain(..start);
+        }
+        let next = match limit {
+            Some(l) if all.len() > l => {
+                all.truncate(l);
+                all.last()
+                    .map(|e| crate::service::dict::cursor_after(&e.path))
+            }
+            _ => None,
+        };
+        Ok((all, next))
+    }
+
     /// The entry at `path` of volume `name`, if any (the root is a
     /// directory).
     pub fn volume_stat(&self, name: &str, path: &str) -> Result<Option<EntryInfo>, VolumeOpError> {

@@ -451,6 +451,7 @@ impl DictBackend for EmbeddedStore {
                     key,
                     value: with_values.then(|| value_of(&v)),
                     version: h.version,
+                    size: v.len().saturating_sub(ENTRY_HEADER) as u64,
                 });
             }
             Ok((items, more, skipped))

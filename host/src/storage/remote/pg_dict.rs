@@ -377,7 +377,7 @@ impl DictBackend for RemoteStore {
                 return Err(DictError::NotFound(d));
             }
             let sql = format!(
-                "SELECT key, CASE WHEN $6 THEN value END, version FROM vessel_dict_entries \
+                "SELECT key, CASE WHEN $6 THEN value END, version, octet_length(value) FROM vessel_dict_entries \
                  WHERE dict = $1 AND key {} $2 AND ($3::bytea IS NULL OR key < $3) AND {} \
                  ORDER BY key LIMIT $7",
                 if exclusive { ">" } else { ">=" },
@@ -407,6 +407,7 @@ impl DictBackend for RemoteStore {
                     key,
                     value: col(r, 1)?,
                     version: u64_col(r, 2, "a version")?,
+                    size: col::<i32>(r, 3)?.max(0) as u64,
                 });
             }
             let cursor = if more {

@@ -276,6 +276,7 @@ fn run_ops(
                         key: k.clone(),
                         value: values.then(|| e.value.clone()),
                         version: e.version,
+                        size: e.value.len() as u64,
                     })
                     .collect();
                 prop_assert_eq!(got, want);

@@ -1,0 +1,309 @@
+"""vessel-client against a real `vessel serve` (started by
+tests/it/python_client.rs, which sets the environment):
+
+- VESSEL_URL, VESSEL_TOKEN: the server and a token with every scope;
+- VESSEL_TEST_READ_TOKEN: a token that may only read dicts;
+- VESSEL_TEST_HOME: the server's data dir (its owner socket);
+- VESSEL_TEST_APP: an app with `square(x)` and `fail(message)`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+from pathlib import Path
+
+import vessel
+
+
+def fresh(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class Dicts(unittest.TestCase):
+    def setUp(self) -> None:
+        self.d = vessel.Dict.from_name(fresh("d"), create_if_missing=True)
+
+    def test_mapping_protocol(self) -> None:
+        d = self.d
+        d["a"] = {"z": 1, "a": [1, 2.5, None, True], "s": "héllo"}
+        self.assertEqual(list(d["a"]), ["z", "a", "s"], "object key order is kept")
+        self.assertEqual(d["a"]["s"], "héllo")
+        with self.assertRaises(KeyError):
+            d["missing"]
+        self.assertEqual(d.get("missing", 7), 7)
+        self.assertIn("a", d)
+        self.assertNotIn("b", d)
+        self.assertEqual(len(d), 1)
+        del d["a"]
+        with self.assertRaises(KeyError):
+            del d["a"]
+        self.assertEqual(len(d), 0)
+        self.assertEqual(d.pop("a", "gone"), "gone")
+        with self.assertRaises(KeyError):
+            d.pop("a")
+
+    def test_conditional_puts(self) -> None:
+        d = self.d
+        self.assertTrue(d.put("k", 1, if_absent=True))
+        self.assertFalse(d.put("k", 2, if_absent=True))
+        self.assertEqual(d["k"], 1)
+        v = d.get_versioned("k")
+        assert v is not None
+        self.assertTrue(d.put("k", 3, if_version=v.version))
+        with self.assertRaises(vessel.PreconditionFailed) as e:
+            d.put("k", 4, if_version=v.version)
+        self.assertGreater(e.exception.current_version or 0, v.version)
+        self.assertEqual(e.exception.status, 412)
+        self.assertEqual(d["k"], 3)
+
+    def test_increment_update_get_many(self) -> None:
+        d = self.d
+        self.assertEqual(d.increment("n"), 1)
+        self.assertEqual(d.increment("n", 41), 42)
+        self.assertEqual(d.increment("n", -2), 40)
+        self.assertEqual(d["n"], 40)
+        d.update({"x": 1, "y": {"b": 1, "a": 2}}, z="three")
+        self.assertEqual(d.get_many(["x", "nope", "z"], default="-"), [1, "-", "three"])
+        self.assertEqual(list(d.get_many(["y"])[0]), ["b", "a"])
+        d["text"] = "not a number"
+        with self.assertRaises(vessel.InvalidArgument):
+            d.increment("text")
+
+    def test_ttl_expires(self) -> None:
+        d = self.d
+        d.put("short", "soon gone", ttl=0.3)
+        d.put("long", "stays", ttl=60)
+        self.assertEqual(d["short"], "soon gone")
+        time.sleep(0.8)
+        with self.assertRaises(KeyError):
+            d["short"]
+        self.assertEqual(d["long"], "stays")
+
+    def test_leases_and_fencing(self) -> None:
+        d = self.d
+        with d.lock("job", ttl_ms=10_000) as lease:
+            self.assertIsNone(d.lock("job"), "a held lock is not taken twice")
+            lease.renew(10_000)
+        short = d.lock("job", ttl_ms=100)
+        assert short is not None
+        self.assertGreater(short.token, lease.token)
+        time.sleep(0.3)
+        taker = d.lock("job", ttl_ms=10_000)
+        assert taker is not None
+        with self.assertRaises(vessel.PreconditionFailed):
+            short.renew(1_000)  # expired, and someone else holds it now
+        short.release()  # a stale release is not an error...
+        self.assertIsNone(d.lock("job"), "...and does not free the new holder's lock")
+        taker.release()
+        self.assertIsNotNone(d.lock("job"))
+
+    def test_raw_values(self) -> None:
+        raw = self.d.raw
+        raw["bin"] = b"\x00\xff\x10"
+        raw["text"] = b'{"k": 1}'
+        self.assertEqual(raw["bin"], b"\x00\xff\x10")
+        self.assertEqual(raw.get_many(["text", "bin"]), [b'{"k": 1}', b"\x00\xff\x10"])
+        self.assertEqual(dict(raw.items()), {"bin": b"\x00\xff\x10", "text": b'{"k": 1}'})
+        raw.update({"u": b"\x01"})
+        self.assertEqual(raw.pop("u"), b"\x01")
+        with self.assertRaises(vessel.CodecError):
+            self.d["bin"]
+        with self.assertRaises(TypeError):
+            raw["s"] = "not bytes"
+
+    def test_items_page_in_key_order(self) -> None:
+        d = self.d
+        d.update({f"k{i:05}": i for i in range(2500)})
+        keys = list(d.keys())
+        self.assertEqual(keys, [f"k{i:05}" for i in range(2500)])
+        self.assertEqual(sum(v for _, v in d.items()), sum(range(2500)))
+        self.assertEqual(len(list(d.items(prefix="k001"))), 100)
+
+    def test_large_values_are_fetched_by_key(self) -> None:
+        d = self.d.raw
+        big = os.urandom(3 << 20)
+        d["big"] = big
+        d["small"] = b"s"
+        got = dict(d.items())
+        self.assertEqual(got["big"], big)
+        self.assertEqual(got["small"], b"s")
+
+    def test_clear_and_errors(self) -> None:
+        d = self.d
+        d["a"] = 1
+        d.clear()
+        self.assertEqual(len(d), 0)
+        with self.assertRaises(vessel.NotFound):
+            vessel.Dict.from_name(fresh("none"))
+        with self.assertRaises(TypeError):
+            d[1] = 2  # type: ignore[index]
+        with self.assertRaises(vessel.CodecError):
+            d["nan"] = float("nan")
+        with self.assertRaises(vessel.TooLarge):
+            d.update({f"k{i}": i for i in range(10_001)})
+        name = fresh("gone")
+        vessel.Dict.from_name(name, create_if_missing=True)
+        vessel.Dict.delete(name)
+        with self.assertRaises(vessel.NotFound):
+            vessel.Dict.from_name(name)["k"]
+
+
+class Volumes(unittest.TestCase):
+    def setUp(self) -> None:
+        self.v = vessel.Volume.from_name(fresh("v"), create_if_missing=True)
+
+    def test_files(self) -> None:
+        v = self.v
+        version = v.write_file("a/b.txt", "hello")
+        self.assertEqual(v.version, version)
+        self.assertEqual(v.read_file("/a/b.txt"), b"hello")
+        with self.assertRaises(vessel.AlreadyExists):
+            v.write_file("a/b.txt", "again")
+        v.write_file("a/b.txt", b"hello again", overwrite=True)
+        self.assertEqual(v.read_range("a/b.txt", 6, 100), b"again")
+        self.assertEqual(v.read_range("a/b.txt", 100, 5), b"")
+        v.copy_files(["a/b.txt"], "c.txt")
+        self.assertEqual(v.read_file("c.txt"), b"hello again")
+        self.assertEqual(
+            [(e.path, e.type) for e in v.listdir("/")],
+            [("a", vessel.FileEntryType.DIRECTORY), ("c.txt", vessel.FileEntryType.FILE)],
+        )
+        v.remove_file("c.txt")
+        with self.assertRaises(vessel.NotFound):
+            v.read_file("c.txt")
+        with self.assertRaises(vessel.InvalidArgument):
+            v.remove("a")  # a directory, without recursive
+        v.remove("a", recursive=True)
+        self.assertEqual(v.listdir("/", recursive=True), [])
+
+    def test_streaming_reads_and_writes(self) -> None:
+        v = self.v
+        data = os.urandom((5 << 20) + 123)
+        v.write_file("big.bin", io.BytesIO(data))
+        chunks = list(v.iter_file("big.bin", chunk_size=1 << 20))
+        self.assertGreater(len(chunks), 4)
+        self.assertEqual(b"".join(chunks), data)
+        sink = io.BytesIO()
+        self.assertEqual(v.read_file_into_fileobj("big.bin", sink), len(data))
+        self.assertEqual(sink.getvalue(), data)
+        # An abandoned stream does not break the next request.
+        it = v.iter_file("big.bin", chunk_size=1024)
+        next(it)
+        it.close()
+        self.assertEqual(v.read_range("big.bin", 0, 4), data[:4])
+
+    def test_batch_upload_and_paged_listing(self) -> None:
+        v = self.v
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            (root / "sub").mkdir()
+            for i in range(1200):
+                (root / "sub" / f"f{i:04}.txt").write_text(str(i))
+            (root / "one.bin").write_bytes(b"\x01" * 10)
+            with v.batch_upload() as batch:
+                batch.put_directory(root / "sub", "/data")
+                batch.put_file(root / "one.bin", "/one.bin")
+                batch.put_file(io.BytesIO(b"from memory"), "/mem.txt")
+            with self.assertRaises(vessel.AlreadyExists):
+                with v.batch_upload() as batch:
+                    batch.put_file(root / "one.bin", "/one.bin")
+            with v.batch_upload(force=True) as batch:
+                batch.put_file(root / "one.bin", "/one.bin")
+        entries = list(v.iterdir("/data"))
+        self.assertEqual([e.path for e in entries], [f"data/f{i:04}.txt" for i in range(1200)])
+        self.assertEqual(v.read_file("data/f0042.txt"), b"42")
+        self.assertEqual(v.read_file("mem.txt"), b"from memory")
+        self.assertEqual([e.path for e in v.listdir("/")], ["data", "mem.txt", "one.bin"])
+
+
+class Functions(unittest.TestCase):
+    def setUp(self) -> None:
+        self.app = os.environ["VESSEL_TEST_APP"]
+
+    def test_remote_spawn_map(self) -> None:
+        square = vessel.Function.from_name(self.app, "square")
+        self.assertEqual(square.remote(7), 49)
+        self.assertEqual(square.remote(x=8), 64)
+        call = square.spawn(9)
+        self.assertEqual(call.get(timeout=60), 81)
+        self.assertEqual(vessel.FunctionCall.from_id(call.object_id).get(), 81)
+        self.assertEqual(list(square.map(range(20))), [i * i for i in range(20)])
+        self.assertEqual(sorted(square.map(range(5), order_outputs=False)), [0, 1, 4, 9, 16])
+        self.assertEqual(list(square.starmap([(2,), (3,)])), [4, 9])
+
+    def test_failures(self) -> None:
+        fail = vessel.Function.from_name(self.app, "fail")
+        with self.assertRaises(vessel.CallFailed):
+            fail.remote("boom")
+        with self.assertRaises(vessel.CallFailed):
+            fail.spawn("boom").get(timeout=60)
+        with self.assertRaises(vessel.NotFound):
+            vessel.Function.from_name(self.app, "no-such-function").remote()
+        with self.assertRaises(TypeError):
+            vessel.Function.from_name(self.app, "square").remote(1, x=2)
+
+
+class Connections(unittest.TestCase):
+    def test_tokens_are_checked(self) -> None:
+        bad = vessel.Client(os.environ["VESSEL_URL"], "not-a-token")
+        with self.assertRaises(vessel.Unauthorized) as e:
+            vessel.Dict.from_name("anything", create_if_missing=True, client=bad)
+        self.assertEqual(e.exception.status, 401)
+        name = fresh("ro")
+        vessel.Dict.from_name(name, create_if_missing=True)["k"] = 1
+        ro = vessel.Client(os.environ["VESSEL_URL"], os.environ["VESSEL_TEST_READ_TOKEN"])
+        d = vessel.Dict.from_name(name, client=ro)
+        self.assertEqual(d["k"], 1)
+        with self.assertRaises(vessel.AccessDenied):
+            d["k"] = 2
+
+    def test_owner_socket(self) -> None:
+        sock = Path(os.environ["VESSEL_TEST_HOME"]) / "run" / "vessel.sock"
+        local = vessel.Client(socket=sock)
+        name = fresh("sock")
+        d = vessel.Dict.from_name(name, create_if_missing=True, client=local)
+        d["via"] = "socket"
+        self.assertEqual(vessel.Dict.from_name(name)["via"], "socket")
+        # from_env finds the socket through VESSEL_HOME when VESSEL_URL is unset.
+        saved = {k: os.environ.pop(k) for k in ("VESSEL_URL", "VESSEL_TOKEN")}
+        try:
+            os.environ["VESSEL_HOME"] = os.environ["VESSEL_TEST_HOME"]
+            c = vessel.Client.from_env()
+            self.assertTrue(c.where.startswith("unix:"))
+            self.assertEqual(vessel.Dict.from_name(name, client=c)["via"], "socket")
+        finally:
+            os.environ.update(saved)
+
+    def test_threads_share_a_client(self) -> None:
+        d = vessel.Dict.from_name(fresh("t"), create_if_missing=True)
+        errors = []
+
+        def work() -> None:
+            try:
+                for _ in range(50):
+                    d.increment("n")
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(d["n"], 400)
+
+    def test_unreachable_server(self) -> None:
+        c = vessel.Client("http://127.0.0.1:9", None, timeout=5)
+        with self.assertRaises(vessel.ConnectError):
+            vessel.Dict.from_name("x", client=c)
+
+
+if __name__ == "__main__":
+    unittest.main()
