@@ -56,16 +56,14 @@ fn stream_lines(addr: &str, path: &str, token: &str, mut line: impl FnMut(&[u8],
     let mut buf = vec![0u8; MIB];
     let mut head = Vec::new();
     // The headers first.
-    let mut body_start = Vec::new();
-    loop {
+    let body_start = loop {
         let n = s.read(&mut buf).unwrap();
         assert!(n > 0, "the server closed before its headers");
         head.extend_from_slice(&buf[..n]);
         if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            body_start = head.split_off(i + 4);
-            break;
+            break head.split_off(i + 4);
         }
-    }
+    };
     let head = String::from_utf8_lossy(&head).to_lowercase();
     assert!(
         head.starts_with("http/1.0 200") || head.starts_with("http/1.1 200"),
