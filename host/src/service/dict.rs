@@ -116,7 +116,9 @@ impl DictItem {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex (how listings show values that are not JSON,
+/// and what cursors are).
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -176,14 +178,18 @@ pub fn cursor_after(key: &str) -> String {
 
 /// The key a cursor continues after; `None` for a malformed cursor.
 pub fn key_of_cursor(cursor: &str) -> Option<String> {
-    if !cursor.len().is_multiple_of(2) {
+    String::from_utf8(bytes_of_hex(cursor)?).ok()
+}
+
+/// The bytes of a hex string (either case); `None` when it is not hex.
+pub(crate) fn bytes_of_hex(h: &str) -> Option<Vec<u8>> {
+    if !h.len().is_multiple_of(2) {
         return None;
     }
-    let bytes: Option<Vec<u8>> = (0..cursor.len())
+    (0..h.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
+        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 impl Service {
@@ -340,8 +346,8 @@ impl Service {
     }
 
     pub fn dict_pop(&self, name: &str, key: &str) -> Result<DictItem, DictServiceError> {
-        let e = self.pop_entry(name, key)?;
-        Ok(DictItem::new(key.into(), e.version, &e.value))
+        let (value, version) = self.dict_pop_raw(name, key)?;
+        Ok(DictItem::new(key.into(), version, &value))
     }
 
     /// Takes the lease on `key` for `ttl_ms`; `None` while another live

@@ -178,8 +178,8 @@ class Dict:
     def _key_path(self, key: str) -> str:
         return f"{self._base}/keys/{quote(_check_key(key))}"
 
-    def _post(self, action: str, key: str, query: Optional[Mapping[str, Any]] = None, ok: Iterable[int] = ()):
-        return self._client.request("POST", f"{self._key_path(key)}/{action}", query=query, ok=ok)
+    def _post(self, action: str, key: str, query: Optional[Mapping[str, Any]] = None):
+        return self._client.request("POST", f"{self._key_path(key)}/{action}", query=query)
 
     # -- single keys -----------------------------------------------------
 

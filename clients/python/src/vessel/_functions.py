@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Iterable, Iterator, Optional
 
 from ._client import Client, quote
@@ -119,8 +119,6 @@ class Function:
                 for f in futures:
                     yield f.result()
             else:
-                from concurrent.futures import as_completed
-
                 for f in as_completed(futures):
                     yield f.result()
 

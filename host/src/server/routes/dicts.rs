@@ -252,22 +252,6 @@ impl LineSink {
     }
 }
 
-/// The bytes of a hex string (either case); `None` when it is not hex.
-fn bytes_of_hex(h: &str) -> Option<Vec<u8>> {
-    if !h.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-/// The lowercase hex digit of a nibble.
-fn hex_digit(n: u8) -> u8 {
-    if n < 10 { b'0' + n } else { b'a' + (n - 10) }
-}
-
 /// One entry as a line: `{"key":…,"version":…,"size":…,"value":…}` with
 /// the value's own JSON text when it is JSON (line breaks, which JSON
 /// allows only between tokens, become spaces), else `"value_hex"`.
@@ -292,12 +276,7 @@ fn write_item(out: &mut LineSink, key: &str, version: u64, value: &[u8]) {
     } else {
         out.put(b",\"value_hex\":\"");
         for piece in value.chunks(LINE_CHUNK / 2) {
-            let mut hexed = Vec::with_capacity(piece.len() * 2);
-            for &b in piece {
-                hexed.push(hex_digit(b >> 4));
-                hexed.push(hex_digit(b & 15));
-            }
-            out.put(&hexed);
+            out.put(hex(piece).as_bytes());
         }
         out.put(b"\"");
     }
@@ -319,6 +298,21 @@ fn int64(name: &str, v: u64) -> ApiResult<u64> {
 /// An entry's version as an HTTP entity tag.
 fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// An entry's bytes as the body, its version in `ETag`.
+fn raw_value(value: Vec<u8>, version: u64) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (header::ETAG, etag(version)),
+        ],
+        value,
+    )
+        .into_response()
 }
 
 /// Whether the client asked for the raw bytes rather than JSON.
@@ -351,17 +345,7 @@ pub(crate) async fn dict_get(
     let svc = s.service.clone();
     if wants_raw(&headers) {
         let (value, version) = blocking(move || Ok(svc.dict_get_raw(&name, &key)?)).await?;
-        return Ok((
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                ),
-                (header::ETAG, etag(version)),
-            ],
-            value,
-        )
-            .into_response());
+        return Ok(raw_value(value, version));
     }
     let item = blocking(move || Ok(svc.dict_get(&name, &key)?)).await?;
     let tag = etag(item.version);
@@ -619,17 +603,7 @@ pub(crate) async fn dict_pop(
     let svc = s.service.clone();
     if wants_raw(&headers) {
         let (value, version) = blocking(move || Ok(svc.dict_pop_raw(&name, &key)?)).await?;
-        return Ok((
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                ),
-                (header::ETAG, etag(version)),
-            ],
-            value,
-        )
-            .into_response());
+        return Ok(raw_value(value, version));
     }
     let item = blocking(move || Ok(svc.dict_pop(&name, &key)?)).await?;
     Ok(([(header::ETAG, etag(item.version))], axum::Json(item)).into_response())

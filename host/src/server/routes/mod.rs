@@ -33,8 +33,8 @@ use crate::server::body::{BodyError, Upload};
 use crate::server::exec::LocalExec;
 use crate::service::Service;
 use crate::service::dict::{
-    DictItem, DictItems, DictServiceError, DictSummary, PutIf, PutResult, cursor_after,
-    key_of_cursor,
+    DictItem, DictItems, DictServiceError, DictSummary, PutIf, PutResult, bytes_of_hex,
+    cursor_after, hex, key_of_cursor,
 };
 use crate::service::volume::{EntryInfo, GetReport, PutReport, VolumeOpError, VolumeSummary};
 use crate::storage::volume::{CommitInfo, GcReport, NodeKind, VolumeError, normalize_path};
