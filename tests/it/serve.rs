@@ -13,6 +13,7 @@ mod dict_http;
 mod dict_stream;
 mod forward;
 mod operators;
+mod rust_client;
 mod volume_http;
 pub(crate) use forward::{a_running_call_sees_a_put, wait_app};
 

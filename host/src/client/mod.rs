@@ -28,8 +28,8 @@ use serde_json::Value as Json;
 pub mod ops;
 
 use crate::server::api::urls;
-use crate::server::client::{Body, ClientError, OwnerClient};
-use crate::service::dict::{DictItem, DictItems, DictSummary};
+use crate::server::client::{Body, ClientError, OwnerClient, enc};
+use crate::service::dict::{DictItem, DictItems, DictSummary, PutIf, PutResult};
 use crate::service::volume::{EntryInfo, VolumeSummary};
 use crate::storage::volume::CommitInfo;
 use ops::http;
@@ -198,23 +198,11 @@ impl Dict {
 
     /// The value at `key`, decoded from JSON; `None` when absent.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ClientError> {
-        let item: DictItem = match http::dict_get(&self.http, &self.name, key) {
-            Ok(item) => item,
-            Err(e) if e.status() == Some(404) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let value = item.value.ok_or_else(|| ClientError::Api {
-            status: 422,
-            kind: "not_json".into(),
-            message: format!("the value at `{key}` is not JSON (it is raw bytes)"),
-        })?;
-        serde_json::from_value(value)
-            .map(Some)
-            .map_err(|e| ClientError::Api {
-                status: 422,
-                kind: "wrong_type".into(),
-                message: format!("the value at `{key}` does not decode: {e}"),
-            })
+        match http::dict_get(&self.http, &self.name, key) {
+            Ok(item) => decode_item(key, item).map(Some),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Stores `value` as JSON at `key`; returns the entry's version.
@@ -230,6 +218,274 @@ impl Dict {
     /// Up to `limit` entries in key order.
     pub fn items(&self, limit: usize) -> Result<DictItems, ClientError> {
         http::dict_items(&self.http, &self.name, Some(limit))
+    }
+
+    /// The page of up to `limit` entries whose keys start with `prefix`,
+    /// after a previous page's `next` cursor.
+    pub fn items_after(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<DictItems, ClientError> {
+        let mut q = format!("limit={limit}&prefix={}", enc(prefix));
+        if let Some(c) = cursor {
+            q.push_str(&format!("&cursor={}", enc(c)));
+        }
+        self.http.json(
+            "GET",
+            &format!("{}?{q}", urls::dict_items(&self.name)),
+            Body::Empty,
+        )
+    }
+
+    /// Stores `value` as JSON at `key` if `cond` holds (absent, or the
+    /// entry's version): `Refused` (with the version read just after)
+    /// when it does not, and nothing is written.
+    pub fn put_if<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        cond: PutIf,
+    ) -> Result<PutResult, ClientError> {
+        let body = json_body(value)?;
+        let tag;
+        let headers: &[(&str, &str)] = match cond {
+            PutIf::Always => &[],
+            PutIf::Absent => &[("If-None-Match", "*")],
+            PutIf::Version(v) => {
+                tag = format!("\"{v}\"");
+                &[("If-Match", tag.as_str())]
+            }
+        };
+        let url = urls::dict_key(&self.name, key);
+        match self.http.request("PUT", &url, headers, Body::Bytes(&body)) {
+            Ok(resp) => {
+                let bytes = resp.bytes().map_err(|e| ClientError::Io {
+                    socket: url.clone().into(),
+                    reason: e.to_string(),
+                })?;
+                let v: Json = serde_json::from_slice(&bytes).unwrap_or(Json::Null);
+                Ok(PutResult::Written {
+                    version: v.get("version").and_then(Json::as_u64).unwrap_or(0),
+                })
+            }
+            Err(e) if e.status() == Some(412) => Ok(PutResult::Refused {
+                current: self.version_of(key)?,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores `value` as JSON at `key`, expiring `ttl` after the write.
+    pub fn put_with_ttl<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<u64, ClientError> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let v: Json = self.http.json(
+            "PUT",
+            &format!("{}?ttl_ms={ms}", urls::dict_key(&self.name, key)),
+            Body::Bytes(&json_body(value)?),
+        )?;
+        Ok(v.get("version").and_then(Json::as_u64).unwrap_or(0))
+    }
+
+    /// The version of the entry at `key`; `None` when absent.
+    pub fn version_of(&self, key: &str) -> Result<Option<u64>, ClientError> {
+        match http::dict_get(&self.http, &self.name, key) {
+            Ok(item) => Ok(Some(item.version)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether `key` is present (a `HEAD`).
+    pub fn contains(&self, key: &str) -> Result<bool, ClientError> {
+        match self
+            .http
+            .request("HEAD", &urls::dict_key(&self.name, key), &[], Body::Empty)
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(404) => {
+                // HEAD has no body to say which is missing: the dict or the key.
+                self.len()?;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The exact number of entries.
+    pub fn len(&self) -> Result<u64, ClientError> {
+        let d: DictSummary = self
+            .http
+            .json("GET", &urls::dict(&self.name), Body::Empty)?;
+        Ok(d.len)
+    }
+
+    /// Whether the dict has no entries.
+    pub fn is_empty(&self) -> Result<bool, ClientError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Removes `key`; false when it was absent.
+    pub fn remove(&self, key: &str) -> Result<bool, ClientError> {
+        match self
+            .http
+            .request("DELETE", &urls::dict_key(&self.name, key), &[], Body::Empty)
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_missing_key(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes `key` and returns its value decoded from JSON; `None` when
+    /// absent.
+    pub fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ClientError> {
+        match self
+            .http
+            .json::<DictItem>("POST", &urls::dict_pop(&self.name, key), Body::Empty)
+        {
+            Ok(item) => decode_item(key, item).map(Some),
+            Err(e) if is_missing_key(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds `by` to the counter at `key` (absent counts as 0); the new
+    /// value.
+    pub fn increment(&self, key: &str, by: i64) -> Result<i64, ClientError> {
+        let v: Json = self.http.json(
+            "POST",
+            &format!("{}?by={by}", urls::dict_increment(&self.name, key)),
+            Body::Empty,
+        )?;
+        Ok(v.get("value").and_then(Json::as_i64).unwrap_or(0))
+    }
+
+    /// Writes every entry as JSON in one atomic step (at most 10,000).
+    pub fn update(&self, entries: &serde_json::Map<String, Json>) -> Result<(), ClientError> {
+        let body = serde_json::json!({ "entries": entries });
+        self.http
+            .request(
+                "POST",
+                &urls::dict_update(&self.name),
+                &[],
+                Body::Bytes(body.to_string().as_bytes()),
+            )
+            .map(drop)
+    }
+
+    /// The values at `keys`, in order, decoded from JSON (`None`: absent).
+    pub fn get_many<T: DeserializeOwned>(
+        &self,
+        keys: &[&str],
+    ) -> Result<Vec<Option<T>>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Many {
+            items: Vec<Option<DictItem>>,
+        }
+        let got: Many = self.http.post_json(
+            &urls::dict_get_many(&self.name),
+            &serde_json::json!({ "keys": keys }),
+        )?;
+        keys.iter()
+            .zip(got.items)
+            .map(|(k, item)| item.map(|i| decode_item(k, i)).transpose())
+            .collect()
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) -> Result<(), ClientError> {
+        self.http
+            .request("POST", &urls::dict_clear(&self.name), &[], Body::Empty)
+            .map(drop)
+    }
+
+    /// Takes the lock on `key` for `ttl`; `None` while another live lease
+    /// holds it.
+    pub fn lock(&self, key: &str, ttl: Duration) -> Result<Option<Lease>, ClientError> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        match self.http.json::<Json>(
+            "POST",
+            &format!("{}?ttl_ms={ms}", urls::dict_lock(&self.name, key)),
+            Body::Empty,
+        ) {
+            Ok(v) => Ok(Some(Lease {
+                dict: self.clone(),
+                key: key.to_owned(),
+                token: v.get("token").and_then(Json::as_u64).unwrap_or(0),
+            })),
+            Err(e) if e.status() == Some(409) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Whether a 404 is for the key (the server says "key `k` is not in dict
+/// `d`"), not for the dict.
+fn is_missing_key(e: &ClientError) -> bool {
+    e.status() == Some(404) && e.to_string().contains("is not in dict")
+}
+
+/// A JSON value of a listed or popped entry, decoded.
+fn decode_item<T: DeserializeOwned>(key: &str, item: DictItem) -> Result<T, ClientError> {
+    let value = item.value.ok_or_else(|| ClientError::Api {
+        status: 422,
+        kind: "not_json".into(),
+        message: format!("the value at `{key}` is not JSON (it is raw bytes)"),
+    })?;
+    serde_json::from_value(value).map_err(|e| ClientError::Api {
+        status: 422,
+        kind: "wrong_type".into(),
+        message: format!("the value at `{key}` does not decode: {e}"),
+    })
+}
+
+/// A held lock on one key, with its fencing token.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    dict: Dict,
+    key: String,
+    token: u64,
+}
+
+impl Lease {
+    /// The fencing token: larger for every later lease on the key.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// Extends the lease to `ttl` from now; a 412 error when it expired
+    /// and another holder took the key.
+    pub fn renew(&self, ttl: Duration) -> Result<(), ClientError> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let url = format!(
+            "{}?token={}&ttl_ms={ms}",
+            urls::dict_renew(&self.dict.name, &self.key),
+            self.token
+        );
+        self.dict
+            .http
+            .request("POST", &url, &[], Body::Empty)
+            .map(drop)
+    }
+
+    /// Gives the lock up (a lease no longer held is not an error).
+    pub fn release(self) -> Result<(), ClientError> {
+        let url = format!(
+            "{}?token={}",
+            urls::dict_release(&self.dict.name, &self.key),
+            self.token
+        );
+        self.dict
+            .http
+            .request("POST", &url, &[], Body::Empty)
+            .map(drop)
     }
 }
 
