@@ -47,7 +47,7 @@ macro_rules! route_table {
                     dir's socket the owner's user is trusted.",
             ),
             paths( $( $( $handler ),+ ),* ),
-            components(schemas(ErrorBody, ErrorDetail)),
+            components(schemas(ErrorBody, ErrorDetail, AnyEntity)),
             modifiers(&Shared),
             tags(
                 (name = "volumes", description = "Versioned file trees"),

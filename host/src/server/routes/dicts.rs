@@ -352,11 +352,19 @@ pub(crate) async fn dict_get(
     Ok(([(header::ETAG, tag)], axum::Json(item)).into_response())
 }
 
+/// `If-None-Match`'s one accepted value on a put: `*` (any entity).
+#[derive(Debug, utoipa::ToSchema)]
+pub(crate) enum AnyEntity {
+    #[schema(rename = "*")]
+    Any,
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PutKeyQuery {
     /// Expire the entry this many milliseconds after the write (at least
     /// 1) instead of after the dict's idle period.
+    #[param(minimum = 1)]
     ttl_ms: Option<u64>,
 }
 
@@ -401,8 +409,8 @@ fn put_condition(headers: &HeaderMap) -> ApiResult<PutIf> {
 
 #[utoipa::path(put, path = "/v1/dicts/{name}/keys/{key}", tag = "dicts",
     params(DictName, DictKey, PutKeyQuery,
-        ("If-Match" = Option<String>, Header, description = "Write only if the entry's version is this one (compare-and-swap), as its ETag: `\"12\"`"),
-        ("If-None-Match" = Option<String>, Header, description = "`*`: write only if the key is absent")),
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^"[0-9]{1,19}"$"#, description = "Write only if the entry's version is this one (compare-and-swap), as its ETag: `\"12\"`"),
+        ("If-None-Match" = Option<AnyEntity>, Header, nullable = false, description = "`*`: write only if the key is absent")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The value's bytes (JSON text reads back as JSON)"),
     responses((status = 200, description = "Written; the new version, also in `ETag`", body = Versioned,
             headers(("ETag" = String, description = "The new version, quoted"))),
@@ -613,6 +621,7 @@ pub(crate) async fn dict_pop(
 #[into_params(parameter_in = Query)]
 pub(crate) struct LeaseQuery {
     /// How long the lease lasts, in milliseconds (at least 1).
+    #[param(minimum = 1)]
     ttl_ms: u64,
 }
 
@@ -621,7 +630,8 @@ pub(crate) struct LeaseQuery {
 pub(crate) struct HeldLeaseQuery {
     /// The fencing token `lock` returned.
     token: u64,
-    /// For `renew`: the new lease's length, in milliseconds.
+    /// For `renew`: the new lease's length, in milliseconds (at least 1).
+    #[param(minimum = 1)]
     ttl_ms: Option<u64>,
 }
 

@@ -55,24 +55,27 @@ pub(crate) async fn volume_info(
     Ok(axum::Json(info).into_response())
 }
 
+/// `PUT .../quota`: the quota to set, required.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SetQuotaQuery {
+    /// The volume's byte quota: the most its files may hold, each file
+    /// counted whole. Commits and uploads past it fail with 507. At most
+    /// 2^63 - 1.
+    max_bytes: u64,
+}
+
 #[utoipa::path(put, path = "/v1/volumes/{name}/quota", tag = "volumes",
-    params(VolumeName, QuotaQuery),
+    params(VolumeName, SetQuotaQuery),
     responses((status = 200, description = "The volume with its new quota (below its size is allowed: then only changes that shrink it land)", body = VolumeSummary),
         (status = 400, description = "No or a bad `max_bytes`", body = ErrorBody)))]
 pub(crate) async fn volume_set_quota(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
     ApiPath(name): ApiPath<String>,
-    ApiQuery(q): ApiQuery<QuotaQuery>,
+    ApiQuery(q): ApiQuery<SetQuotaQuery>,
 ) -> ApiResult<Response> {
-    let Some(max) = q.max_bytes else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_argument",
-            "`max_bytes` is required (DELETE the quota to remove it)",
-        ));
-    };
-    quota_to(&s, &c, name, Some(max)).await
+    quota_to(&s, &c, name, Some(q.max_bytes)).await
 }
 
 #[utoipa::path(delete, path = "/v1/volumes/{name}/quota", tag = "volumes",
