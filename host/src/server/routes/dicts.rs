@@ -359,6 +359,12 @@ pub(crate) enum AnyEntity {
     Any,
 }
 
+impl AnyEntity {
+    fn parse(v: &str) -> Option<AnyEntity> {
+        (v == "*").then_some(AnyEntity::Any)
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PutKeyQuery {
@@ -389,10 +395,12 @@ fn put_condition(headers: &HeaderMap) -> ApiResult<PutIf> {
             "If-Match and If-None-Match together: give one condition",
         )),
         (None, None) => Ok(PutIf::Always),
-        (None, Some(v)) if v == "*" => Ok(PutIf::Absent),
-        (None, Some(v)) => Err(ApiError::bad(format!(
-            "If-None-Match: {v}: only `*` (write if absent) is supported"
-        ))),
+        (None, Some(v)) => match AnyEntity::parse(&v) {
+            Some(AnyEntity::Any) => Ok(PutIf::Absent),
+            None => Err(ApiError::bad(format!(
+                "If-None-Match: {v}: only `*` (write if absent) is supported"
+            ))),
+        },
         (Some(v), None) => {
             let digits = v
                 .strip_prefix('"')
