@@ -97,6 +97,35 @@ pub enum CacheOutcome {
     Untrusted,
 }
 
+impl CacheOutcome {
+    /// The outcome as a metric label: `memory`, `hit`, `miss`, `rebuilt`,
+    /// `untrusted`.
+    pub fn label(self) -> &'static str {
+        match self {
+            CacheOutcome::Memory => "memory",
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Rebuilt => "rebuilt",
+            CacheOutcome::Untrusted => "untrusted",
+        }
+    }
+}
+
+/// Counts a load's cache outcome in the process's metrics.
+fn counted(
+    r: Result<(Component, CacheOutcome), EngineError>,
+) -> Result<(Component, CacheOutcome), EngineError> {
+    if let Ok((_, outcome)) = &r {
+        crate::metrics::global()
+            .compile_cache
+            .get_or_create(&crate::metrics::ResultLabels {
+                result: outcome.label(),
+            })
+            .inc();
+    }
+    r
+}
+
 impl VesselEngine {
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
         let mut cfg = Config::new();
@@ -142,6 +171,10 @@ impl VesselEngine {
     /// inode, size, mtime, ctime), so an unchanged file is neither read nor
     /// hashed again, and the compiled entry is mapped rather than read.
     pub fn load(&self, path: &Path) -> Result<(Component, CacheOutcome), EngineError> {
+        counted(self.load_uncounted(path))
+    }
+
+    fn load_uncounted(&self, path: &Path) -> Result<(Component, CacheOutcome), EngineError> {
         let read_error = |source| EngineError::Read {
             path: path.to_owned(),
             source,
@@ -192,7 +225,7 @@ impl VesselEngine {
         path: &Path,
         bytes: &[u8],
     ) -> Result<(Component, CacheOutcome), EngineError> {
-        self.load_named(path, bytes).map(|(c, o, _)| (c, o))
+        counted(self.load_named(path, bytes).map(|(c, o, _)| (c, o)))
     }
 
     /// A component this engine loaded before, by cache name.

@@ -94,6 +94,7 @@ pub mod error_kind;
 pub mod functions;
 pub mod grant;
 pub mod keyvalue;
+pub mod metrics;
 #[cfg(all(feature = "server", feature = "remote"))]
 pub mod owner;
 pub mod private;

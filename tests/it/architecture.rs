@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// name the capability modules' types, and those modules implement the
 /// generated traits.
 const LAYERS: &[&[&str]] = &[
-    &["private", "blocking", "grant", "error_kind"],
+    &["private", "blocking", "grant", "error_kind", "metrics"],
     &["storage"],
     &[
         "error",

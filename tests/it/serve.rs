@@ -12,6 +12,7 @@ use vessel_tests::{Server, Vessel, http, json_of, write_app};
 mod dict_http;
 mod dict_stream;
 mod forward;
+mod metrics;
 mod operators;
 mod rust_client;
 mod volume_http;

@@ -14,6 +14,22 @@ fn next(counter: &std::sync::atomic::AtomicU64) -> u64 {
 
 /// Logs one line per call (target `vessel::calls`): app, function, call
 /// number, container number, duration and outcome.
+/// A container running a call, on the busy gauge while this lives.
+struct Busy;
+
+impl Busy {
+    fn new() -> Busy {
+        crate::metrics::global().containers_busy.inc();
+        Busy
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        crate::metrics::global().containers_busy.dec();
+    }
+}
+
 fn log_call(
     app: &AppInner,
     function: &str,
@@ -22,7 +38,24 @@ fn log_call(
     started: Instant,
     outcome: Result<(), &AppError>,
 ) {
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let took = started.elapsed();
+    let ms = took.as_secs_f64() * 1000.0;
+    let m = crate::metrics::global();
+    m.calls
+        .get_or_create(&crate::metrics::CallLabels {
+            app: app.name.clone(),
+            function: function.to_owned(),
+            outcome: outcome
+                .map_or_else(|e| e.kind().label(), |()| "ok")
+                .to_owned(),
+        })
+        .inc();
+    m.call_duration
+        .get_or_create(&crate::metrics::FunctionLabels {
+            app: app.name.clone(),
+            function: function.to_owned(),
+        })
+        .observe(took.as_secs_f64());
     match outcome {
         Ok(()) => tracing::info!(
             target: "vessel::calls",
@@ -94,6 +127,7 @@ impl FunctionState {
             },
         };
         let container = warm.id;
+        let _busy = Busy::new();
         let mut calls = chain;
         calls.push(self.name.clone());
         if app.calls {

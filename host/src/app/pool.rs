@@ -70,15 +70,21 @@ impl Pool {
     /// The most recently used idle container, if any: it is the likeliest
     /// to have warm caches, and the others then age out.
     pub fn take(&self) -> Option<Warm> {
-        self.idle().pop()
+        let warm = self.idle().pop();
+        if warm.is_some() {
+            crate::metrics::global().containers_warm.dec();
+        }
+        warm
     }
 
     pub fn put(&self, warm: Warm) {
         self.idle().push(warm);
+        crate::metrics::global().containers_warm.inc();
     }
 
     pub fn note_started(&self) {
         self.started.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::global().containers_started.inc();
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -97,6 +103,7 @@ impl Pool {
         // Counted once the final commit is over, so whoever sees the count
         // also sees what that commit published.
         self.retired.fetch_add(1, Ordering::Release);
+        crate::metrics::global().containers_retired.inc();
         done
     }
 
@@ -131,11 +138,23 @@ impl Pool {
             }
             i += 1;
         }
+        gone_from_pool(expired.len());
         expired
     }
 
     /// Takes out every idle container (the app is shutting down).
     pub fn drain(&self) -> Vec<Container> {
-        self.idle().drain(..).map(|w| w.container).collect()
+        let drained: Vec<Container> = self.idle().drain(..).map(|w| w.container).collect();
+        gone_from_pool(drained.len());
+        drained
+    }
+}
+
+/// Takes `n` containers off the warm gauge.
+fn gone_from_pool(n: usize) {
+    if n > 0 {
+        crate::metrics::global()
+            .containers_warm
+            .dec_by(i64::try_from(n).unwrap_or(i64::MAX));
     }
 }

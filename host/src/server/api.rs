@@ -73,6 +73,7 @@ macro_rules! route_table {
 
 route_table! {
     health() "/v1/health" { get => health }
+    metrics() "/metrics" { get => metrics }
     openapi() "/v1/openapi.json" { get => openapi_json }
     volumes() "/v1/volumes" { get => volume_list }
     volume(name) "/v1/volumes/{name}" {
@@ -142,6 +143,26 @@ async fn access_log(mut req: Request, next: Next) -> Response {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone()
         .unwrap_or_else(|| "-".to_owned());
+    let route_label = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    // Methods are the client's to choose: only the standard ones become
+    // label values, so no request can grow the metric's label set.
+    let method_label = match method.as_str() {
+        m @ ("GET" | "HEAD" | "PUT" | "POST" | "DELETE" | "OPTIONS" | "PATCH") => m,
+        _ => "other",
+    };
+    let m = crate::metrics::global();
+    m.http_requests
+        .get_or_create(&crate::metrics::HttpLabels {
+            route: route_label.to_owned(),
+            method: method_label.to_owned(),
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    m.http_duration
+        .get_or_create(&crate::metrics::RouteLabels {
+            route: route_label.to_owned(),
+        })
+        .observe(start.elapsed().as_secs_f64());
     tracing::info!(
         target: "vessel::access",
         request_id = %id,

@@ -40,6 +40,8 @@ pub enum Kind {
     Volume,
     Dict,
     App,
+    /// `metrics:r`: reading `/metrics`.
+    Metrics,
 }
 
 impl Kind {
@@ -48,6 +50,7 @@ impl Kind {
             Kind::Volume => "volume",
             Kind::Dict => "dict",
             Kind::App => "app",
+            Kind::Metrics => "metrics",
         }
     }
 }
@@ -70,18 +73,31 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// Parses `volume:NAME:rw`, `dict:NAME:r`, `app:NAME`.
+    /// Parses `volume:NAME:rw`, `dict:NAME:r`, `app:NAME`, `metrics:r`.
     pub fn parse(text: &str) -> Result<Scope, AuthError> {
         let bad = |reason: &str| AuthError::BadScope {
             scope: text.to_owned(),
             reason: reason.to_owned(),
         };
+        if text == "metrics:r" {
+            return Ok(Scope {
+                kind: Kind::Metrics,
+                name: "*".to_owned(),
+                read: true,
+                write: false,
+            });
+        }
         let mut parts = text.split(':');
         let kind = match parts.next() {
             Some("volume") => Kind::Volume,
             Some("dict") => Kind::Dict,
             Some("app") => Kind::App,
-            _ => return Err(bad("it must start with `volume:`, `dict:` or `app:`")),
+            Some("metrics") => return Err(bad("the metrics scope is `metrics:r`")),
+            _ => {
+                return Err(bad(
+                    "it must start with `volume:`, `dict:` or `app:`, or be `metrics:r`",
+                ));
+            }
         };
         let name = parts
             .next()
@@ -120,6 +136,7 @@ impl std::fmt::Display for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.kind {
             Kind::App => write!(f, "app:{}", self.name),
+            Kind::Metrics => write!(f, "metrics:r"),
             k => {
                 let mode = match (self.read, self.write) {
                     (true, true) => "rw",

@@ -449,3 +449,27 @@ pub fn check_node_shape(path: &str, node: &Node) -> Result<(), VolumeError> {
         },
     }
 }
+
+/// Runs a backend's commit of `changes`, counting a commit that published
+/// a version in the process's metrics: its latency and the bytes of the
+/// files it created or replaced.
+pub(crate) fn counted_commit(
+    changes: &[Change],
+    commit: impl FnOnce() -> Result<CommitInfo, VolumeError>,
+) -> Result<CommitInfo, VolumeError> {
+    let start = std::time::Instant::now();
+    let done = commit()?;
+    let m = crate::metrics::global();
+    m.volume_commits.inc();
+    m.volume_commit_duration
+        .observe(start.elapsed().as_secs_f64());
+    let bytes: u64 = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Put { node, .. } if node.kind == NodeKind::File => Some(node.size),
+            _ => None,
+        })
+        .sum();
+    m.volume_commit_bytes.inc_by(bytes);
+    Ok(done)
+}

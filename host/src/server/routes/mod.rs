@@ -364,6 +364,7 @@ pub(crate) fn require(c: &Caller, kind: Kind, name: &str, mode: Mode) -> ApiResu
     // has no mode.
     let scope = match kind {
         Kind::App => format!("app:{name}"),
+        Kind::Metrics => "metrics:r".to_owned(),
         _ => format!("{}:{name}:{}", kind.as_str(), &m[..1]),
     };
     Err(ApiError::new(
@@ -427,6 +428,21 @@ pub(crate) async fn not_found(req: Request) -> ApiError {
         "not_found",
         format!("no route {} {}", req.method(), req.uri().path()),
     )
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "The process's metrics in the OpenMetrics text format, for Prometheus (needs scope `metrics:r`; README lists every metric)",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
+pub(crate) async fn metrics(Who(c): Who) -> ApiResult<Response> {
+    require(&c, Kind::Metrics, "*", Mode::Read)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        )],
+        crate::metrics::encode(),
+    )
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/v1/health", tag = "meta",

@@ -10,6 +10,7 @@ use super::{
     PutOutcome, ScanPage, check_batch_len, check_key, check_lease_ttl, check_put_ttl, check_scan,
     check_update_len, check_value, validate_name,
 };
+use crate::metrics::DictOp;
 
 /// A dict backend's operations, on checked arguments. The semantics are
 /// [`DictStore`]'s; see the module docs of [`super`]. `dict` is a valid
@@ -88,18 +89,22 @@ impl<B: DictBackend> DictStore for B {
     }
 
     fn get(&self, dict: &str, key: &str) -> Result<Option<DictEntry>, DictError> {
-        validate_name(dict)?;
-        check_key(key)?;
-        DictBackend::get(self, dict, key)
+        measured(DictOp::Get, || {
+            validate_name(dict)?;
+            check_key(key)?;
+            DictBackend::get(self, dict, key)
+        })
     }
 
     fn get_many(&self, dict: &str, keys: &[String]) -> Result<Vec<Option<DictEntry>>, DictError> {
-        validate_name(dict)?;
-        check_batch_len(keys.len(), "a get-many")?;
-        check_keys(keys)?;
-        keys.iter()
-            .map(|k| DictBackend::get(self, dict, k))
-            .collect()
+        measured(DictOp::GetMany, || {
+            validate_name(dict)?;
+            check_batch_len(keys.len(), "a get-many")?;
+            check_keys(keys)?;
+            keys.iter()
+                .map(|k| DictBackend::get(self, dict, k))
+                .collect()
+        })
     }
 
     fn put(
@@ -109,17 +114,21 @@ impl<B: DictBackend> DictStore for B {
         value: &[u8],
         opts: &PutOptions,
     ) -> Result<PutOutcome, DictError> {
-        validate_name(dict)?;
-        check_key(key)?;
-        check_value(value.len())?;
-        check_put_ttl(opts)?;
-        DictBackend::put(self, dict, key, value, opts)
+        measured(DictOp::Put, || {
+            validate_name(dict)?;
+            check_key(key)?;
+            check_value(value.len())?;
+            check_put_ttl(opts)?;
+            DictBackend::put(self, dict, key, value, opts)
+        })
     }
 
     fn pop(&self, dict: &str, key: &str) -> Result<Option<DictEntry>, DictError> {
-        validate_name(dict)?;
-        check_key(key)?;
-        DictBackend::pop(self, dict, key)
+        measured(DictOp::Pop, || {
+            validate_name(dict)?;
+            check_key(key)?;
+            DictBackend::pop(self, dict, key)
+        })
     }
 
     fn contains(&self, dict: &str, key: &str) -> Result<bool, DictError> {
@@ -127,32 +136,38 @@ impl<B: DictBackend> DictStore for B {
     }
 
     fn len(&self, dict: &str) -> Result<u64, DictError> {
-        validate_name(dict)?;
-        DictBackend::len(self, dict)
+        measured(DictOp::Len, || {
+            validate_name(dict)?;
+            DictBackend::len(self, dict)
+        })
     }
 
     fn update(&self, dict: &str, entries: &[(String, Vec<u8>)]) -> Result<(), DictError> {
-        validate_name(dict)?;
-        check_update_len(entries.len())?;
-        for (k, v) in entries {
-            check_key(k)?;
-            check_value(v.len())?;
-        }
-        if entries.is_empty() {
-            // Nothing to write, but a missing dict is still reported.
-            return match DictBackend::exists(self, dict)? {
-                true => Ok(()),
-                false => Err(DictError::NotFound(dict.to_owned())),
-            };
-        }
-        DictBackend::update(self, dict, entries)
+        measured(DictOp::Update, || {
+            validate_name(dict)?;
+            check_update_len(entries.len())?;
+            for (k, v) in entries {
+                check_key(k)?;
+                check_value(v.len())?;
+            }
+            if entries.is_empty() {
+                // Nothing to write, but a missing dict is still reported.
+                return match DictBackend::exists(self, dict)? {
+                    true => Ok(()),
+                    false => Err(DictError::NotFound(dict.to_owned())),
+                };
+            }
+            DictBackend::update(self, dict, entries)
+        })
     }
 
     fn remove_many(&self, dict: &str, keys: &[String]) -> Result<u64, DictError> {
-        validate_name(dict)?;
-        check_batch_len(keys.len(), "a removal")?;
-        check_keys(keys)?;
-        DictBackend::remove_many(self, dict, keys)
+        measured(DictOp::RemoveMany, || {
+            validate_name(dict)?;
+            check_batch_len(keys.len(), "a removal")?;
+            check_keys(keys)?;
+            DictBackend::remove_many(self, dict, keys)
+        })
     }
 
     fn scan(
@@ -163,26 +178,34 @@ impl<B: DictBackend> DictStore for B {
         limit: u32,
         with_values: bool,
     ) -> Result<ScanPage, DictError> {
-        let limit = check_scan(dict, prefix, cursor, limit)?;
-        DictBackend::scan(self, dict, prefix, cursor, limit, with_values)
+        measured(DictOp::Scan, || {
+            let limit = check_scan(dict, prefix, cursor, limit)?;
+            DictBackend::scan(self, dict, prefix, cursor, limit, with_values)
+        })
     }
 
     fn clear(&self, dict: &str) -> Result<(), DictError> {
-        validate_name(dict)?;
-        DictBackend::clear(self, dict)
+        measured(DictOp::Clear, || {
+            validate_name(dict)?;
+            DictBackend::clear(self, dict)
+        })
     }
 
     fn increment(&self, dict: &str, key: &str, delta: i64) -> Result<i64, DictError> {
-        validate_name(dict)?;
-        check_key(key)?;
-        DictBackend::increment(self, dict, key, delta)
+        measured(DictOp::Increment, || {
+            validate_name(dict)?;
+            check_key(key)?;
+            DictBackend::increment(self, dict, key, delta)
+        })
     }
 
     fn lock(&self, dict: &str, key: &str, ttl_ms: u64) -> Result<Option<LeaseInfo>, DictError> {
-        validate_name(dict)?;
-        check_key(key)?;
-        check_lease_ttl(ttl_ms)?;
-        DictBackend::lock(self, dict, key, ttl_ms)
+        measured(DictOp::Lock, || {
+            validate_name(dict)?;
+            check_key(key)?;
+            check_lease_ttl(ttl_ms)?;
+            DictBackend::lock(self, dict, key, ttl_ms)
+        })
     }
 
     fn renew(
@@ -192,16 +215,20 @@ impl<B: DictBackend> DictStore for B {
         token: u64,
         ttl_ms: u64,
     ) -> Result<LeaseInfo, DictError> {
-        validate_name(dict)?;
-        check_key(key)?;
-        check_lease_ttl(ttl_ms)?;
-        DictBackend::renew(self, dict, key, token, ttl_ms)
+        measured(DictOp::Renew, || {
+            validate_name(dict)?;
+            check_key(key)?;
+            check_lease_ttl(ttl_ms)?;
+            DictBackend::renew(self, dict, key, token, ttl_ms)
+        })
     }
 
     fn release(&self, dict: &str, key: &str, token: u64) -> Result<(), DictError> {
-        validate_name(dict)?;
-        check_key(key)?;
-        DictBackend::release(self, dict, key, token)
+        measured(DictOp::Release, || {
+            validate_name(dict)?;
+            check_key(key)?;
+            DictBackend::release(self, dict, key, token)
+        })
     }
 
     fn sweep_expired(&self, max: usize) -> Result<usize, DictError> {
@@ -219,4 +246,18 @@ impl<B: DictBackend> DictStore for B {
     fn deferring(&self, f: &mut dyn FnMut()) -> Option<DurableWait> {
         DictBackend::deferring(self, f)
     }
+}
+
+/// Runs one operation of the checked store, counting it and its latency
+/// in the process's metrics (checks that refuse it count too, as the
+/// error kind).
+fn measured<T>(op: DictOp, f: impl FnOnce() -> Result<T, DictError>) -> Result<T, DictError> {
+    let start = std::time::Instant::now();
+    let r = f();
+    let outcome = match &r {
+        Ok(_) => "ok",
+        Err(e) => e.kind().label(),
+    };
+    crate::metrics::global().dict_op(op, outcome, start.elapsed());
+    r
 }

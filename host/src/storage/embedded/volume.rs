@@ -413,107 +413,109 @@ impl VolumeStore for EmbeddedStore {
     }
 
     fn commit(&self, name: &str, changes: &[Change]) -> Result<CommitInfo, VolumeError> {
-        // Normalise and check everything before taking the lock.
-        let normalized = normalize_changes(changes)?;
-        let limit = self.inode_limit();
-        // Shut out gc for the whole commit: the blobs checked below cannot
-        // be collected before the commit that names them lands.
-        let _gc = self
-            .vol()
-            .gc_lock
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (path, node) in &normalized {
-            if let Some(node) = node {
-                self.check_node(path, node)?;
-            }
-        }
-        let info = self.with_volume(name, true, |meta| {
-            let vol = self.vol();
-            let now_ms = self.now_ms();
-            let base = Base {
-                volume: name,
-                inodes: meta.inodes,
-                bytes: meta.bytes,
-                max_bytes: meta.max_bytes,
-                inode_limit: limit,
-                now_ms,
-            };
-            let changes = normalized.iter().map(|(p, n)| (p.as_str(), *n));
-            let plan = plan(SledHead::new(vol, meta.id), base, changes)?;
-            let record = LogRecord {
-                time_ms: now_ms,
-                changed: plan.changed,
-                removed: plan.removed,
-            };
-            let version = meta.head.checked_add(1).ok_or_else(|| {
-                VolumeError::Corrupt(format!("volume `{name}`: version counter overflow"))
-            })?;
-            let old_meta = meta.encode();
-            let new_meta = Meta {
-                head: version,
-                inodes: plan.inodes,
-                bytes: plan.bytes,
-                ..meta
-            }
-            .encode();
-            let mut batch = Batch::default();
-            for (path, node) in &plan.overlay {
-                let key = node_key(meta.id, path);
-                match node {
-                    Some(n) => batch.insert(key, encode_node(n)),
-                    None => batch.remove(key),
+        crate::storage::volume::counted_commit(changes, || {
+            // Normalise and check everything before taking the lock.
+            let normalized = normalize_changes(changes)?;
+            let limit = self.inode_limit();
+            // Shut out gc for the whole commit: the blobs checked below cannot
+            // be collected before the commit that names them lands.
+            let _gc = self
+                .vol()
+                .gc_lock
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            for (path, node) in &normalized {
+                if let Some(node) = node {
+                    self.check_node(path, node)?;
                 }
             }
-            let log = record.encode();
-            let mut undo = plan.head.undo(&plan.overlay)?;
-            undo.push(UndoOp {
-                tree: UndoTree::Volumes,
-                key: name.as_bytes().into(),
-                old: Some(old_meta.as_slice().into()),
-            });
-            undo.push(UndoOp {
-                tree: UndoTree::Log,
-                key: log_key(meta.id, version)[..].into(),
-                old: None,
-            });
-            let ((), published) = self.publish(meta.id, false, || {
-                (&vol.volumes, &vol.nodes, &vol.log)
-                    .transaction(|(tv, tn, tl)| {
-                        // Under the per-volume lock nothing else moves the
-                        // head; this guards against a bug elsewhere rather
-                        // than races.
-                        if tv.get(name.as_bytes())?.as_deref() != Some(&old_meta[..]) {
-                            return Err(ConflictableTransactionError::Abort(
-                                VolumeError::Unavailable(format!(
-                                    "volume `{name}` changed under a commit"
-                                )),
-                            ));
-                        }
-                        tv.insert(name.as_bytes(), new_meta.clone())?;
-                        tn.apply_batch(&batch)?;
-                        tl.insert(&log_key(meta.id, version)[..], log.clone())?;
-                        Ok(())
-                    })
-                    .map_err(tx_err)?;
-                Ok(((), undo))
+            let info = self.with_volume(name, true, |meta| {
+                let vol = self.vol();
+                let now_ms = self.now_ms();
+                let base = Base {
+                    volume: name,
+                    inodes: meta.inodes,
+                    bytes: meta.bytes,
+                    max_bytes: meta.max_bytes,
+                    inode_limit: limit,
+                    now_ms,
+                };
+                let changes = normalized.iter().map(|(p, n)| (p.as_str(), *n));
+                let plan = plan(SledHead::new(vol, meta.id), base, changes)?;
+                let record = LogRecord {
+                    time_ms: now_ms,
+                    changed: plan.changed,
+                    removed: plan.removed,
+                };
+                let version = meta.head.checked_add(1).ok_or_else(|| {
+                    VolumeError::Corrupt(format!("volume `{name}`: version counter overflow"))
+                })?;
+                let old_meta = meta.encode();
+                let new_meta = Meta {
+                    head: version,
+                    inodes: plan.inodes,
+                    bytes: plan.bytes,
+                    ..meta
+                }
+                .encode();
+                let mut batch = Batch::default();
+                for (path, node) in &plan.overlay {
+                    let key = node_key(meta.id, path);
+                    match node {
+                        Some(n) => batch.insert(key, encode_node(n)),
+                        None => batch.remove(key),
+                    }
+                }
+                let log = record.encode();
+                let mut undo = plan.head.undo(&plan.overlay)?;
+                undo.push(UndoOp {
+                    tree: UndoTree::Volumes,
+                    key: name.as_bytes().into(),
+                    old: Some(old_meta.as_slice().into()),
+                });
+                undo.push(UndoOp {
+                    tree: UndoTree::Log,
+                    key: log_key(meta.id, version)[..].into(),
+                    old: None,
+                });
+                let ((), published) = self.publish(meta.id, false, || {
+                    (&vol.volumes, &vol.nodes, &vol.log)
+                        .transaction(|(tv, tn, tl)| {
+                            // Under the per-volume lock nothing else moves the
+                            // head; this guards against a bug elsewhere rather
+                            // than races.
+                            if tv.get(name.as_bytes())?.as_deref() != Some(&old_meta[..]) {
+                                return Err(ConflictableTransactionError::Abort(
+                                    VolumeError::Unavailable(format!(
+                                        "volume `{name}` changed under a commit"
+                                    )),
+                                ));
+                            }
+                            tv.insert(name.as_bytes(), new_meta.clone())?;
+                            tn.apply_batch(&batch)?;
+                            tl.insert(&log_key(meta.id, version)[..], log.clone())?;
+                            Ok(())
+                        })
+                        .map_err(tx_err)?;
+                    Ok(((), undo))
+                })?;
+                // The cache follows sled; its readers settle like any other
+                // (see `visible`), and an undone commit drops the entry.
+                lock(&vol.snapshots).advance(meta.id, meta.head, version, plan.overlay);
+                let info = CommitInfo {
+                    version,
+                    changed: u64::try_from(record.changed.len()).unwrap_or(u64::MAX),
+                    removed: u64::try_from(record.removed.len()).unwrap_or(u64::MAX),
+                };
+                Ok((info, published))
             })?;
-            // The cache follows sled; its readers settle like any other
-            // (see `visible`), and an undone commit drops the entry.
-            lock(&vol.snapshots).advance(meta.id, meta.head, version, plan.overlay);
-            let info = CommitInfo {
-                version,
-                changed: u64::try_from(record.changed.len()).unwrap_or(u64::MAX),
-                removed: u64::try_from(record.removed.len()).unwrap_or(u64::MAX),
-            };
-            Ok((info, published))
-        })?;
-        // Outside the volume lock: group commit lets concurrent committers
-        // of this and other volumes share one fsync. No reader answers with
-        // the commit before this wait succeeds, and if it fails the commit
-        // is undone (see `visible`).
-        self.confirm(info.1)?;
-        Ok(info.0)
+            // Outside the volume lock: group commit lets concurrent committers
+            // of this and other volumes share one fsync. No reader answers with
+            // the commit before this wait succeeds, and if it fails the commit
+            // is undone (see `visible`).
+            self.confirm(info.1)?;
+            Ok(info.0)
+        })
     }
 
     fn mounts(&self) -> &Mounts {

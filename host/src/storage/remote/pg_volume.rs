@@ -401,186 +401,189 @@ impl VolumeStore for RemoteStore {
     }
 
     fn commit(&self, name: &str, changes: &[Change]) -> Result<CommitInfo, VolumeError> {
-        check_volume_name(name)?;
-        let normalized: Vec<(String, Option<Node>)> = normalize_changes(changes)?
-            .into_iter()
-            .map(|(p, n)| (p, n.cloned()))
-            .collect();
-        let mut blob_ids: Vec<Vec<u8>> = normalized
-            .iter()
-            .filter_map(|(_, n)| n.as_ref().and_then(|n| n.blob))
-            .map(|b| b.0.to_vec())
-            .collect();
-        blob_ids.sort();
-        blob_ids.dedup();
-        let limit = self.inode_limit();
-        let now_ms = self.now_ms();
-        let n = name.to_owned();
-        let (id, from, info, overlay) = self.vol_op(move |inner| async move {
-            let mut client = inner.pool.get().await?;
-            let tx = client.transaction().await?;
-            let st = tx
-                .prepare_cached(&format!(
-                    "SELECT {META_COLS} FROM vessel_volumes WHERE name = $1 FOR UPDATE"
-                ))
-                .await?;
-            let meta = match tx.query_opt(&st, &[&n]).await? {
-                Some(row) => meta_at(&row, 0)?,
-                None => return Err(VolumeError::NotFound(n)),
-            };
-            let sizes = touch_blobs(&tx, &blob_ids).await?;
-            for (path, node) in &normalized {
-                if let Some(Node {
-                    blob: Some(b),
-                    size,
-                    ..
-                }) = node
-                {
-                    match sizes.get(b.0.as_slice()) {
-                        None => return Err(BlobError::Missing(*b).into()),
-                        Some(len) if len != size => {
-                            return Err(VolumeError::InvalidPath {
-                                path: path.clone(),
-                                reason: format!(
-                                    "the node says {size} bytes but blob {b} holds {len}"
-                                ),
-                            });
-                        }
-                        Some(_) => {}
-                    }
-                }
-            }
-            let head = PgHead::read(&tx, meta.id, &normalized).await?;
-            let base = Base {
-                volume: &n,
-                inodes: meta.inodes,
-                bytes: meta.bytes,
-                max_bytes: meta.max_bytes,
-                inode_limit: limit,
-                now_ms,
-            };
-            let changes = normalized.iter().map(|(p, n)| (p.as_str(), n.as_ref()));
-            let plan = plan(head, base, changes)?;
-            let (changed, removed_paths) = (plan.changed, plan.removed);
-            let dropped: Vec<Vec<u8>> = plan.dropped.iter().map(|b| b.0.to_vec()).collect();
-            let version = meta
-                .head
-                .checked_add(1)
-                .filter(|v| *v <= i64::MAX as u64)
-                .ok_or_else(|| {
-                    VolumeError::Corrupt(format!("volume `{n}`: version counter overflow"))
-                })?;
-            let (inodes, bytes, overlay) = (plan.inodes, plan.bytes, plan.overlay);
-            let mut put_paths = Vec::new();
-            let (mut kinds, mut blobs, mut sizes_col, mut mtimes, mut modes, mut targets) = (
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-            );
-            let mut gone = Vec::new();
-            for (path, node) in &overlay {
-                match node {
-                    Some(nd) => {
-                        put_paths.push(path.clone());
-                        kinds.push(kind_code(nd.kind));
-                        blobs.push(nd.blob.map(|b| b.0.to_vec()));
-                        sizes_col.push(to_db(nd.size));
-                        mtimes.push(to_db(nd.mtime_ms));
-                        modes.push(i64::from(nd.mode));
-                        targets.push(nd.target.clone());
-                    }
-                    None => gone.push(path.clone()),
-                }
-            }
-            if !gone.is_empty() {
+        crate::storage::volume::counted_commit(changes, || {
+            check_volume_name(name)?;
+            let normalized: Vec<(String, Option<Node>)> = normalize_changes(changes)?
+                .into_iter()
+                .map(|(p, n)| (p, n.cloned()))
+                .collect();
+            let mut blob_ids: Vec<Vec<u8>> = normalized
+                .iter()
+                .filter_map(|(_, n)| n.as_ref().and_then(|n| n.blob))
+                .map(|b| b.0.to_vec())
+                .collect();
+            blob_ids.sort();
+            blob_ids.dedup();
+            let limit = self.inode_limit();
+            let now_ms = self.now_ms();
+            let n = name.to_owned();
+            let (id, from, info, overlay) = self.vol_op(move |inner| async move {
+                let mut client = inner.pool.get().await?;
+                let tx = client.transaction().await?;
                 let st = tx
-                    .prepare_cached(
-                        "DELETE FROM vessel_volume_nodes WHERE volume = $1 AND path = ANY($2)",
+                    .prepare_cached(&format!(
+                        "SELECT {META_COLS} FROM vessel_volumes WHERE name = $1 FOR UPDATE"
+                    ))
+                    .await?;
+                let meta = match tx.query_opt(&st, &[&n]).await? {
+                    Some(row) => meta_at(&row, 0)?,
+                    None => return Err(VolumeError::NotFound(n)),
+                };
+                let sizes = touch_blobs(&tx, &blob_ids).await?;
+                for (path, node) in &normalized {
+                    if let Some(Node {
+                        blob: Some(b),
+                        size,
+                        ..
+                    }) = node
+                    {
+                        match sizes.get(b.0.as_slice()) {
+                            None => return Err(BlobError::Missing(*b).into()),
+                            Some(len) if len != size => {
+                                return Err(VolumeError::InvalidPath {
+                                    path: path.clone(),
+                                    reason: format!(
+                                        "the node says {size} bytes but blob {b} holds {len}"
+                                    ),
+                                });
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                }
+                let head = PgHead::read(&tx, meta.id, &normalized).await?;
+                let base = Base {
+                    volume: &n,
+                    inodes: meta.inodes,
+                    bytes: meta.bytes,
+                    max_bytes: meta.max_bytes,
+                    inode_limit: limit,
+                    now_ms,
+                };
+                let changes = normalized.iter().map(|(p, n)| (p.as_str(), n.as_ref()));
+                let plan = plan(head, base, changes)?;
+                let (changed, removed_paths) = (plan.changed, plan.removed);
+                let dropped: Vec<Vec<u8>> = plan.dropped.iter().map(|b| b.0.to_vec()).collect();
+                let version = meta
+                    .head
+                    .checked_add(1)
+                    .filter(|v| *v <= i64::MAX as u64)
+                    .ok_or_else(|| {
+                        VolumeError::Corrupt(format!("volume `{n}`: version counter overflow"))
+                    })?;
+                let (inodes, bytes, overlay) = (plan.inodes, plan.bytes, plan.overlay);
+                let mut put_paths = Vec::new();
+                let (mut kinds, mut blobs, mut sizes_col, mut mtimes, mut modes, mut targets) = (
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                );
+                let mut gone = Vec::new();
+                for (path, node) in &overlay {
+                    match node {
+                        Some(nd) => {
+                            put_paths.push(path.clone());
+                            kinds.push(kind_code(nd.kind));
+                            blobs.push(nd.blob.map(|b| b.0.to_vec()));
+                            sizes_col.push(to_db(nd.size));
+                            mtimes.push(to_db(nd.mtime_ms));
+                            modes.push(i64::from(nd.mode));
+                            targets.push(nd.target.clone());
+                        }
+                        None => gone.push(path.clone()),
+                    }
+                }
+                if !gone.is_empty() {
+                    let st = tx
+                        .prepare_cached(
+                            "DELETE FROM vessel_volume_nodes WHERE volume = $1 AND path = ANY($2)",
+                        )
+                        .await?;
+                    tx.execute(&st, &[&meta.id, &gone]).await?;
+                }
+                if !put_paths.is_empty() {
+                    let st = tx
+                        .prepare_cached(
+                            "INSERT INTO vessel_volume_nodes \
+                             (volume, path, kind, blob, size, mtime_ms, mode, target) \
+                             SELECT $1, p, k, b, s, m, md, t FROM unnest($2::text[], $3::int2[], \
+                             $4::bytea[], $5::int8[], $6::int8[], $7::int8[], $8::text[]) \
+                             AS u(p, k, b, s, m, md, t) \
+                             ON CONFLICT (volume, path) DO UPDATE SET kind = EXCLUDED.kind, \
+                             blob = EXCLUDED.blob, size = EXCLUDED.size, \
+                             mtime_ms = EXCLUDED.mtime_ms, mode = EXCLUDED.mode, \
+                             target = EXCLUDED.target",
+                        )
+                        .await?;
+                    tx.execute(
+                        &st,
+                        &[
+                            &meta.id, &put_paths, &kinds, &blobs, &sizes_col, &mtimes, &modes,
+                            &targets,
+                        ],
                     )
                     .await?;
-                tx.execute(&st, &[&meta.id, &gone]).await?;
-            }
-            if !put_paths.is_empty() {
+                }
                 let st = tx
                     .prepare_cached(
-                        "INSERT INTO vessel_volume_nodes \
-                         (volume, path, kind, blob, size, mtime_ms, mode, target) \
-                         SELECT $1, p, k, b, s, m, md, t FROM unnest($2::text[], $3::int2[], \
-                         $4::bytea[], $5::int8[], $6::int8[], $7::int8[], $8::text[]) \
-                         AS u(p, k, b, s, m, md, t) \
-                         ON CONFLICT (volume, path) DO UPDATE SET kind = EXCLUDED.kind, \
-                         blob = EXCLUDED.blob, size = EXCLUDED.size, \
-                         mtime_ms = EXCLUDED.mtime_ms, mode = EXCLUDED.mode, \
-                         target = EXCLUDED.target",
+                        "INSERT INTO vessel_volume_log \
+                         (volume, version, time_ms, changed, removed, dropped) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
                     )
                     .await?;
                 tx.execute(
                     &st,
                     &[
-                        &meta.id, &put_paths, &kinds, &blobs, &sizes_col, &mtimes, &modes, &targets,
-                    ],
-                )
-                .await?;
-            }
-            let st = tx
-                .prepare_cached(
-                    "INSERT INTO vessel_volume_log \
-                     (volume, version, time_ms, changed, removed, dropped) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .await?;
-            tx.execute(
-                &st,
-                &[
-                    &meta.id,
-                    &to_db(version),
-                    &to_db(now_ms),
-                    &changed,
-                    &removed_paths,
-                    &dropped,
-                ],
-            )
-            .await?;
-            // The compare-and-swap on the head: it must still be the one
-            // this commit planned against.
-            let st = tx
-                .prepare_cached(
-                    "UPDATE vessel_volumes SET head = $3, inodes = $4, bytes = $5 \
-                     WHERE id = $1 AND head = $2",
-                )
-                .await?;
-            let moved = tx
-                .execute(
-                    &st,
-                    &[
                         &meta.id,
-                        &to_db(meta.head),
                         &to_db(version),
-                        &to_db(inodes),
-                        &to_db(bytes),
+                        &to_db(now_ms),
+                        &changed,
+                        &removed_paths,
+                        &dropped,
                     ],
                 )
                 .await?;
-            if moved != 1 {
-                return Err(VolumeError::Unavailable(format!(
-                    "volume `{n}` moved under a commit; try again"
-                )));
-            }
-            tx.commit().await?;
-            let info = CommitInfo {
-                version,
-                changed: changed.len() as u64,
-                removed: removed_paths.len() as u64,
-            };
-            Ok((meta.id, meta.head, info, overlay))
-        })?;
-        // Keep a cached snapshot of the previous head current: the next read
-        // merges in what this commit wrote (cheap next to a rescan).
-        lock(&self.inner.volume_cache).advance(id, from, info.version, overlay);
-        Ok(info)
+                // The compare-and-swap on the head: it must still be the one
+                // this commit planned against.
+                let st = tx
+                    .prepare_cached(
+                        "UPDATE vessel_volumes SET head = $3, inodes = $4, bytes = $5 \
+                         WHERE id = $1 AND head = $2",
+                    )
+                    .await?;
+                let moved = tx
+                    .execute(
+                        &st,
+                        &[
+                            &meta.id,
+                            &to_db(meta.head),
+                            &to_db(version),
+                            &to_db(inodes),
+                            &to_db(bytes),
+                        ],
+                    )
+                    .await?;
+                if moved != 1 {
+                    return Err(VolumeError::Unavailable(format!(
+                        "volume `{n}` moved under a commit; try again"
+                    )));
+                }
+                tx.commit().await?;
+                let info = CommitInfo {
+                    version,
+                    changed: changed.len() as u64,
+                    removed: removed_paths.len() as u64,
+                };
+                Ok((meta.id, meta.head, info, overlay))
+            })?;
+            // Keep a cached snapshot of the previous head current: the next read
+            // merges in what this commit wrote (cheap next to a rescan).
+            lock(&self.inner.volume_cache).advance(id, from, info.version, overlay);
+            Ok(info)
+        })
     }
 
     fn mounts(&self) -> &Mounts {

@@ -40,7 +40,13 @@ pub(super) fn lead_round<'a>(
     st.syncing = false;
     st.rounds += 1;
     match result {
-        Ok(upto) => st.synced = st.synced.max(upto),
+        Ok(upto) => {
+            let m = crate::metrics::global();
+            m.fsync_rounds.inc();
+            m.fsync_round_writes
+                .observe(upto.saturating_sub(st.synced) as f64);
+            st.synced = st.synced.max(upto);
+        }
         Err(e) => st.poisoned = Some((e.kind(), e.to_string())),
     }
     inner.done.notify_all();
