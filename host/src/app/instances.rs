@@ -128,6 +128,8 @@ impl FunctionState {
         };
         let container = warm.id;
         let _busy = Busy::new();
+        warm.container
+            .set_output_label(&format!("{}.{} call={call}", app.name, self.name));
         let mut calls = chain;
         calls.push(self.name.clone());
         if app.calls {

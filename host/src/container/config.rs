@@ -95,6 +95,12 @@ pub enum GuestStdio {
         stdout: Arc<dyn StdoutStream + Sync>,
         stderr: Arc<dyn StdoutStream + Sync>,
     },
+    /// Shared sinks (a server's stdout and stderr), each line tagged with
+    /// the container's current call (see [`super::labelled`]); no stdin.
+    Labelled {
+        stdout: Arc<dyn super::OutputSink>,
+        stderr: Arc<dyn super::OutputSink>,
+    },
 }
 
 impl std::fmt::Debug for GuestStdio {
@@ -102,6 +108,7 @@ impl std::fmt::Debug for GuestStdio {
         f.write_str(match self {
             GuestStdio::Inherit => "Inherit",
             GuestStdio::Piped { .. } => "Piped",
+            GuestStdio::Labelled { .. } => "Labelled",
         })
     }
 }

@@ -31,11 +31,13 @@ use crate::volume::{
 };
 
 mod config;
+mod labelled;
 mod limits;
 mod waits;
 mod workdir;
 pub use crate::grant::{Grant, Grants};
 pub use config::*;
+pub use labelled::{OutputLabel, OutputSink};
 use limits::{Caps, Limiter};
 pub use limits::{
     DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORIES, DEFAULT_MAX_TABLES, TABLE_ELEMENT_BYTES,
@@ -158,6 +160,8 @@ pub struct Container {
     timed_out: bool,
     fuel: Option<u64>,
     metered: bool,
+    /// The label of labelled output (the current call).
+    output_label: Arc<OutputLabel>,
     // Dropped with the container: scratch writes and mount working trees
     // vanish with it. Declared before `_lock` so the directory goes before
     // its lock is released (a released lock marks the directory stale).
@@ -194,6 +198,7 @@ impl Container {
                 mounts.push(Mount::materialize(store, spec, &host_dir)?);
             }
         }
+        let output_label = Arc::new(OutputLabel::default());
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&config.args);
         match &config.stdio {
@@ -212,6 +217,16 @@ impl Container {
                 if config.inherit_stdin {
                     wasi.stdin(stdin.clone());
                 }
+            }
+            GuestStdio::Labelled { stdout, stderr } => {
+                wasi.stdout(labelled::LabelledStream::new(
+                    stdout.clone(),
+                    output_label.clone(),
+                ))
+                .stderr(labelled::LabelledStream::new(
+                    stderr.clone(),
+                    output_label.clone(),
+                ));
             }
         }
         // The scratch dir is the guest's `/`; mounts are longer preopens and
@@ -288,9 +303,16 @@ impl Container {
             timed_out: false,
             fuel: config.fuel,
             metered: engine.fuel(),
+            output_label,
             _dir: dir,
             _lock: lock,
         })
+    }
+
+    /// Tags this container's output from now on, when its stdio is
+    /// [`GuestStdio::Labelled`]: each line starts `[label] `.
+    pub fn set_output_label(&self, label: &str) {
+        self.output_label.set(label);
     }
 
     pub fn store_mut(&mut self) -> &mut Store<HostState> {

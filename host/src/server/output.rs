@@ -19,27 +19,29 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::io::AsyncWrite;
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-use crate::container::GuestStdio;
+use crate::container::{GuestStdio, OutputSink};
 
 /// Bytes of guest output held per stream while the process's own stream
 /// does not keep up.
 pub const DEFAULT_BACKLOG: usize = 1 << 20;
 
 /// The guests' stdio of a server: output through [`Sink`]s to this
-/// process's stdout and stderr, no stdin.
+/// process's stdout and stderr, each line tagged with its call
+/// (`[app.function call=N] `, the call id of the call log); no stdin.
 pub fn guest_stdio(backlog: usize) -> GuestStdio {
-    GuestStdio::Piped {
-        stdin: Arc::new(tokio::io::empty()),
+    GuestStdio::Labelled {
         stdout: Arc::new(Sink::new("stdout", backlog, Box::new(std::io::stdout()))),
         stderr: Arc::new(Sink::new("stderr", backlog, Box::new(std::io::stderr()))),
+    }
+}
+
+impl OutputSink for Sink {
+    fn push(&self, bytes: &[u8]) {
+        Sink::push(self, bytes);
     }
 }
 
@@ -176,37 +178,6 @@ fn write_out(shared: &Shared, mut out: Box<dyn Write + Send>) {
         drop(batch);
         let mut q = shared.lock();
         q.held = q.held.saturating_sub(written);
-    }
-}
-
-impl IsTerminal for Sink {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for Sink {
-    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-impl AsyncWrite for Sink {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.push(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
     }
 }
 

@@ -164,3 +164,98 @@ fn requests_are_logged_with_their_id_route_status_and_caller() {
     let all = log.lock().unwrap().join("\n");
     assert!(!all.contains(&tok), "a token's secret reached the log");
 }
+
+/// Guest output under `vessel serve` goes to the server's stdout and
+/// stderr with each line tagged by its call, `[app.function call=N] `,
+/// where N is the call id of the call log line: two calls of one warm
+/// container are told apart.
+#[test]
+fn guest_output_lines_carry_their_call_id() {
+    use std::io::Read;
+    let v = Vessel::new();
+    let tok = v.token(&["app:noisy"], None);
+    let dir = tempfile::tempdir().unwrap();
+    let app = vessel_tests::write_manifest(
+        dir.path(),
+        "[app]\nname = \"noisy\"\n[functions.say]\ncomponent = \"@NOISY@\"\n",
+        &["noisy"],
+    );
+    let mut child = v
+        .command()
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--app", &app.display().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve exited").unwrap();
+        if let Some(rest) = line.split("serving on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let server = Server { child, addr };
+    for text in ["first", "second"] {
+        let body = format!("[\"{text}\", 2]");
+        let (status, got) = http(
+            &server.addr,
+            "POST",
+            "/v1/apps/noisy/functions/say/call",
+            Some(&tok),
+            &[],
+            body.as_bytes(),
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&got));
+    }
+    // The call ids, from the call log on stderr.
+    let mut ids = Vec::new();
+    let mut stderr_lines = Vec::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        if let Ok(e) = serde_json::from_str::<Value>(&line)
+            && e["target"] == "vessel::calls"
+        {
+            ids.push(e["fields"]["call"].as_u64().unwrap());
+        } else {
+            stderr_lines.push(line);
+        }
+        if ids.len() == 2
+            && stderr_lines
+                .iter()
+                .filter(|l| l.contains("(stderr)"))
+                .count()
+                == 2
+        {
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while out.iter().filter(|b| **b == b'\n').count() < 4 && Instant::now() < deadline {
+        let n = stdout.read(&mut buf).unwrap();
+        out.extend_from_slice(&buf[..n]);
+    }
+    let out = String::from_utf8(out).unwrap();
+    let (a, b) = (ids[0], ids[1]);
+    assert_eq!(
+        out,
+        format!(
+            "[noisy.say call={a}] first\n[noisy.say call={a}] first\n\
+             [noisy.say call={b}] second\n[noisy.say call={b}] second\n"
+        )
+    );
+    let tagged: Vec<&String> = stderr_lines
+        .iter()
+        .filter(|l| l.contains("(stderr)"))
+        .collect();
+    assert_eq!(
+        tagged,
+        [
+            &format!("[noisy.say call={a}] first (stderr)"),
+            &format!("[noisy.say call={b}] second (stderr)")
+        ]
+    );
+    drop(server);
+}

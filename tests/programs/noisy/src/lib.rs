@@ -34,6 +34,13 @@ impl Guest for Component {
     fn big_result(kib: u32) -> String {
         "y".repeat(kib as usize * 1024)
     }
+
+    fn say(text: String, times: u32) {
+        for _ in 0..times {
+            println!("{text}");
+        }
+        eprintln!("{text} (stderr)");
+    }
 }
 
 export!(Component);
