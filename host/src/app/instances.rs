@@ -12,8 +12,6 @@ fn next(counter: &std::sync::atomic::AtomicU64) -> u64 {
     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Logs one line per call (target `vessel::calls`): app, function, call
-/// number, container number, duration and outcome.
 /// A container running a call, on the busy gauge while this lives.
 struct Busy;
 
@@ -30,6 +28,9 @@ impl Drop for Busy {
     }
 }
 
+/// Logs one line per call (target `vessel::calls`): app, function, call
+/// number, container number, duration and outcome; and counts it in the
+/// metrics.
 fn log_call(
     app: &AppInner,
     function: &str,
