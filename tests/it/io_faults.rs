@@ -407,6 +407,7 @@ fn a_failed_fsync_is_never_retried_into_success() {
             let io = StorageIo::faulty(FaultPlan::default());
             let store = open(&dir.path().join("data"), io.clone());
             baseline(&store);
+            assert_eq!(VolumeStore::readiness(&store), [("embedded store", Ok(()))]);
             io.reset_counts();
             io.set_faults(FaultPlan::single(
                 OpKind::Fsync,
@@ -420,6 +421,12 @@ fn a_failed_fsync_is_never_retried_into_success() {
                 continue;
             }
             cases += 1;
+            // `/v1/ready` says so: the store cannot serve writes.
+            let ready = VolumeStore::readiness(&store);
+            assert!(
+                matches!(ready.as_slice(), [("embedded store", Err(why))] if why.contains("failed")),
+                "{op:?} fsync #{nth}: {ready:?}"
+            );
             for attempt in 0..3 {
                 let fsyncs = io.counts().fsync;
                 let again = perform(op, &store, &local);

@@ -423,6 +423,12 @@ fn sigterm_shuts_down_gracefully_and_the_next_start_recovers() {
         http(&server.addr, "GET", "/v1/health", None, &[], b"").0,
         200
     );
+    let (status, body) = http(&server.addr, "GET", "/v1/ready", None, &[], b"");
+    assert_eq!(status, 200);
+    assert_eq!(
+        json_of(&body),
+        json!({"ready": true, "checks": [{"part": "embedded store", "ok": true}]})
+    );
 }
 
 #[test]

@@ -173,15 +173,17 @@ fn postgres_dying_mid_write_fails_unavailable_and_loses_nothing_acknowledged() {
     };
     assert!(guest_put("g0").starts_with("ok v"));
     let mut acked_keys = Vec::new();
-    let health = || {
-        let (status, body) = http(&server.addr, "GET", "/v1/health", None, &[], b"");
+    // Readiness: each part of the shared backend, by name.
+    let ready = || {
+        let (status, body) = http(&server.addr, "GET", "/v1/ready", None, &[], b"");
         (status, json_of(&body))
     };
-    let (status, up) = health();
+    let (status, up) = ready();
+    assert_eq!(status, 200, "{up}");
     assert_eq!(
-        (status, up["ok"].clone()),
-        (200, serde_json::json!(true)),
-        "{up}"
+        up,
+        serde_json::json!({"ready": true, "checks": [
+            {"part": "metadata", "ok": true}, {"part": "blobs", "ok": true}]})
     );
     let mut acked_commits = 0u64;
     let mut failures = Vec::new();
@@ -234,11 +236,17 @@ fn postgres_dying_mid_write_fails_unavailable_and_loses_nothing_acknowledged() {
         assert!(unavailable, "not `unavailable`: {msg}");
         assert!(*took < Duration::from_secs(12), "took {took:?}: {msg}");
     }
-    // Health says so (503, no detail for the public), as storage routes do.
-    let (status, down) = health();
+    // Readiness says so (503), naming the part, with no detail for the
+    // public; liveness is still 200: the server itself answers.
+    let (status, down) = ready();
     assert_eq!(status, 503, "{down}");
-    assert_eq!(down["ok"], serde_json::json!(false));
-    assert_eq!(down["error"], "storage unavailable");
+    assert_eq!(
+        down,
+        serde_json::json!({"ready": false, "checks": [
+            {"part": "metadata", "ok": false}, {"part": "blobs", "ok": true}]})
+    );
+    let (status, body) = http(&server.addr, "GET", "/v1/health", None, &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     // A guest gets `unavailable` (the WIT error), and so does the CLI.
     let g = guest_put("g1");
     assert!(g.starts_with("error: ") && g.contains("unavailable"), "{g}");
@@ -282,10 +290,10 @@ fn postgres_dying_mid_write_fails_unavailable_and_loses_nothing_acknowledged() {
     assert_eq!(snap.version, files + 1);
     // Healthy again once the database is back.
     let start = Instant::now();
-    while health().0 != 200 {
+    while ready().0 != 200 {
         assert!(
             start.elapsed() < Duration::from_secs(20),
-            "health never recovered"
+            "readiness never recovered"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -352,6 +360,12 @@ fn s3_dying_mid_put_fails_unavailable_and_loses_nothing_acknowledged() {
         before.version,
         acked.len() as u64,
         "no commit landed without its blob"
+    );
+    // Readiness names the part that is down.
+    let ready = VolumeStore::readiness(&store);
+    assert!(
+        matches!(ready.as_slice(), [("metadata", Ok(())), ("blobs", Err(_))]),
+        "{ready:?}"
     );
     s3.run();
     let retry = (0..5).find_map(|_| {

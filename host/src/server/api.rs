@@ -42,7 +42,7 @@ macro_rules! route_table {
             info(
                 title = "vessel",
                 description = "The HTTP API of `vessel serve`: volumes, dicts and function calls. \
-                    Over TCP every route but /v1/health and /v1/openapi.json needs \
+                    Over TCP every route but /v1/health, /v1/ready and /v1/openapi.json needs \
                     `Authorization: Bearer TOKEN` (see `vessel token create`); over the data \
                     dir's socket the owner's user is trusted.",
             ),
@@ -73,6 +73,7 @@ macro_rules! route_table {
 
 route_table! {
     health() "/v1/health" { get => health }
+    ready() "/v1/ready" { get => ready }
     metrics() "/metrics" { get => metrics }
     openapi() "/v1/openapi.json" { get => openapi_json }
     volumes() "/v1/volumes" { get => volume_list }

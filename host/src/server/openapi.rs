@@ -32,7 +32,7 @@ pub struct ErrorDetail {
 }
 
 /// Routes anyone may call without a token.
-const PUBLIC: &[&str] = &["/v1/health", "/v1/openapi.json"];
+const PUBLIC: &[&str] = &["/v1/health", "/v1/ready", "/v1/openapi.json"];
 
 /// Statuses every authenticated operation may answer, besides its own.
 const SHARED_ERRORS: &[(&str, &str)] = &[

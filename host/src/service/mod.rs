@@ -32,12 +32,14 @@ pub struct Service {
 pub const DICT_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Service {
-    /// Whether the stores answer now (a cheap round trip for the shared
-    /// backend; always for the embedded store, which this process holds).
-    pub fn ready(&self) -> Result<(), String> {
+    /// Whether each part of the stores can serve now, by name: for the
+    /// shared backend `metadata` (a PostgreSQL round trip) and `blobs` (a
+    /// listing of the bucket); for the embedded store, that no failed
+    /// fsync stopped its writes.
+    pub fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
         match &self.stores.volumes {
-            Some(v) => v.ping().map_err(|e| e.to_string()),
-            None => Ok(()),
+            Some(v) => v.readiness(),
+            None => Vec::new(),
         }
     }
 

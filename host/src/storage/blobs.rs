@@ -170,6 +170,11 @@ impl BlobStore {
         self.path(id).exists()
     }
 
+    /// Why the folder refuses writes, once a failed fsync poisoned it.
+    pub fn poisoned(&self) -> Option<String> {
+        self.book().poisoned.clone()
+    }
+
     fn check_poison(&self) -> Result<(), BlobError> {
         match &self.book().poisoned {
             Some(p) => Err(BlobError::Poisoned(p.clone())),

@@ -293,6 +293,12 @@ pub trait VolumeStore: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Whether each part of the store can serve now, by name (`metadata`,
+    /// `blobs`, `embedded store`): what `/v1/ready` reports.
+    fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
+        vec![("store", self.ping().map_err(|e| e.to_string()))]
+    }
+
     /// This process's live mounts of the store's volumes.
     fn mounts(&self) -> &pins::Mounts;
     /// Registers a live mount of `volume` before its snapshot is read (see

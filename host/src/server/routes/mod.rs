@@ -295,16 +295,31 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("bad JSON body: {e}")))
 }
 
-/// `GET /v1/health`.
+/// `GET /v1/health`: liveness.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct Health {
-    /// Whether the server can serve storage: its stores answer.
+    /// The server answers (whether its stores do is `/v1/ready`'s).
     ok: bool,
     /// The server's version.
     version: String,
-    /// Why not, when not `ok` (the details go to the server's log).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+}
+
+/// `GET /v1/ready`: readiness.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Ready {
+    /// Whether every part of the stores can serve.
+    ready: bool,
+    /// Each part and whether it can (the causes go to the server's log).
+    checks: Vec<ReadyCheck>,
+}
+
+/// One part of the stores in [`Ready`].
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ReadyCheck {
+    /// `metadata` (PostgreSQL) and `blobs` (S3) for the shared backend,
+    /// `embedded store` for a data dir's own.
+    part: String,
+    ok: bool,
 }
 
 /// A created volume or dict.
@@ -446,42 +461,45 @@ pub(crate) async fn metrics(Who(c): Who) -> ApiResult<Response> {
 }
 
 #[utoipa::path(get, path = "/v1/health", tag = "meta",
-    responses((status = 200, description = "The server is up and its stores answer", body = Health),
-        (status = 503, description = "The server is up but a store does not answer (the shared backend's database is away, say): storage routes answer 503 too", body = Health)))]
-pub(crate) async fn health(State(s): State<Arc<ServerState>>) -> Response {
+    responses((status = 200, description = "The server is up (liveness: whether its stores answer is /v1/ready)", body = Health)))]
+pub(crate) async fn health() -> Response {
+    axum::Json(Health {
+        ok: true,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+    .into_response()
+}
+
+#[utoipa::path(get, path = "/v1/ready", tag = "meta",
+    responses((status = 200, description = "Every part of the stores can serve: a PostgreSQL round trip and a listing of the S3 bucket for the shared backend; an embedded store whose writes no failed fsync stopped", body = Ready),
+        (status = 503, description = "A part cannot serve; `checks` names it (the cause goes to the server's log). Storage routes answer 503 too", body = Ready)))]
+pub(crate) async fn ready(State(s): State<Arc<ServerState>>) -> Response {
     let svc = s.service.clone();
-    // A store this process holds always answers: no thread hop (the route
-    // is the serve bench's baseline).
-    let ready = if svc.embedded.is_some() {
-        Ok(())
-    } else {
-        tokio::task::spawn_blocking(move || svc.ready())
-            .await
-            .unwrap_or_else(|e| Err(format!("the health check did not finish: {e}")))
-    };
-    let version = env!("CARGO_PKG_VERSION").to_owned();
-    match ready {
-        Ok(()) => axum::Json(Health {
-            ok: true,
-            version,
-            error: None,
+    let checks = tokio::task::spawn_blocking(move || svc.readiness())
+        .await
+        .unwrap_or_else(|e| vec![("server", Err(format!("the check did not finish: {e}")))]);
+    let mut ready = true;
+    let checks = checks
+        .into_iter()
+        .map(|(part, state)| {
+            if let Err(e) = &state {
+                // The endpoint is public: the cause (hosts, messages) is
+                // for the operator's log only.
+                tracing::warn!(part, error = %e, "readiness: storage cannot serve");
+                ready = false;
+            }
+            ReadyCheck {
+                part: part.to_owned(),
+                ok: state.is_ok(),
+            }
         })
-        .into_response(),
-        Err(e) => {
-            // The endpoint is public: the cause (hosts, messages) is for
-            // the operator's log only.
-            tracing::warn!(error = %e, "health check: storage unavailable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(Health {
-                    ok: false,
-                    version,
-                    error: Some("storage unavailable".into()),
-                }),
-            )
-                .into_response()
-        }
-    }
+        .collect();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(Ready { ready, checks })).into_response()
 }
 
 /// The items of a listing the caller may read.

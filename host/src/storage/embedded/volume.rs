@@ -161,6 +161,22 @@ impl VolumeStore for EmbeddedStore {
         self.location.clone()
     }
 
+    /// The store answers while this process holds it; it cannot serve
+    /// writes once a failed fsync poisoned its durability barrier, its
+    /// dict log or its blob folder (until it is reopened).
+    fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
+        let state = if let Err(e) = self.durability.healthy() {
+            Err(format!("a failed fsync stopped its writes: {e}"))
+        } else if let Some(why) = self.wal.poisoned() {
+            Err(format!("a failed write stopped its dict log: {why}"))
+        } else if let Some(why) = self.blobs.poisoned() {
+            Err(format!("a failed fsync stopped its blob folder: {why}"))
+        } else {
+            Ok(())
+        };
+        vec![("embedded store", state)]
+    }
+
     fn create_with(&self, name: &str, max_bytes: Option<u64>) -> Result<bool, VolumeError> {
         check_volume_name(name)?;
         check_max_bytes(max_bytes)?;

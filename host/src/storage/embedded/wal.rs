@@ -384,6 +384,18 @@ impl Wal {
         self.inner.cache.forget_tree(name);
     }
 
+    /// Why the log refuses writes, when a failed append or fsync poisoned
+    /// it (until the store is reopened).
+    pub fn poisoned(&self) -> Option<String> {
+        let w = self.inner.lock_writer().ok()?;
+        if let Some((_, why)) = &w.poisoned {
+            return Some(why.clone());
+        }
+        drop(w);
+        let st = self.inner.lock_sync().ok()?;
+        st.poisoned.as_ref().map(|(_, why)| why.clone())
+    }
+
     /// How many fsync rounds of the log have run.
     pub fn rounds(&self) -> u64 {
         self.inner.sync.lock().map(|s| s.rounds).unwrap_or(0)

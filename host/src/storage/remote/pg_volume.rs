@@ -601,6 +601,20 @@ impl VolumeStore for RemoteStore {
         })
     }
 
+    fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
+        let timeout = self.inner.op_timeout.min(std::time::Duration::from_secs(5));
+        let inner = self.inner.clone();
+        let blobs = self
+            .block(Some(timeout), async move {
+                inner.blobs.check().await.map_err(VolumeError::Unavailable)
+            })
+            .map_err(|e| e.to_string());
+        vec![
+            ("metadata", self.ping().map_err(|e| e.to_string())),
+            ("blobs", blobs),
+        ]
+    }
+
     fn register_mount(&self, volume: &str) -> Result<Registration, VolumeError> {
         self.register_mount_shared(volume)
     }
