@@ -175,6 +175,7 @@ fn main() {
             ],
             // Every client thread calls at once.
             Some(u32::try_from(clients).unwrap()),
+            None,
         )
         .unwrap();
     service.dict_create("bench").unwrap();

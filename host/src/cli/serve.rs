@@ -82,7 +82,7 @@ pub enum TokenAction {
     /// Create a token and print it (it is shown only once).
     Create {
         /// What the token may do: volume:NAME:r|w|rw, dict:NAME:r|w|rw,
-        /// app:NAME (NAME may be `*`). Repeatable.
+        /// app:NAME (NAME may be `*`), metrics:r. Repeatable.
         #[arg(long = "scope", value_name = "SCOPE", required = true)]
         scopes: Vec<String>,
         /// A label to recognise the token by.
@@ -92,6 +92,10 @@ pub enum TokenAction {
         /// server's --max-calls-per-token).
         #[arg(long, value_name = "N")]
         max_calls: Option<u32>,
+        /// How long the token works: a number and s, m, h or d (`12h`,
+        /// `30d`); after that it gets 401 "expired". Default: until revoked.
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
     },
     /// List tokens (ids, labels and scopes; never the tokens).
     List {
@@ -109,17 +113,23 @@ pub fn token(data_dir: &Path, cmd: TokenCmd) -> Result<u8, Failure> {
             scopes,
             name,
             max_calls,
+            ttl,
         } => {
             if max_calls == Some(0) {
                 return Err(Failure::usage("--max-calls must be at least 1"));
             }
+            let ttl = ttl
+                .as_deref()
+                .map(crate::server::auth::parse_ttl)
+                .transpose()
+                .map_err(Failure::usage)?;
             let scopes = scopes
                 .iter()
                 .map(|s| Scope::parse(s))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(Failure::usage)?;
             let (token, record) = store
-                .create(name, scopes, max_calls)
+                .create(name, scopes, max_calls, ttl)
                 .map_err(Failure::runtime)?;
             eprintln!("created token {} (it is shown only this once)", record.id);
             println!("{token}");
@@ -133,10 +143,20 @@ pub fn token(data_dir: &Path, cmd: TokenCmd) -> Result<u8, Failure> {
                 for t in all {
                     let scopes: Vec<String> = t.scopes.iter().map(ToString::to_string).collect();
                     // A token's own call limit, when it has one.
-                    let limit = t
+                    let mut limit = t
                         .max_calls
                         .map(|n| format!("\tmax-calls={n}"))
                         .unwrap_or_default();
+                    if let Some(e) = t.expires_ms {
+                        let now = crate::storage::clock::Clock::now_ms(
+                            &crate::storage::clock::SystemClock,
+                        );
+                        limit.push_str(&if now >= e {
+                            "\texpired".to_owned()
+                        } else {
+                            format!("\texpires-in={}s", (e - now).div_ceil(1000))
+                        });
+                    }
                     println!(
                         "{}\t{}\t{}{limit}",
                         t.id,

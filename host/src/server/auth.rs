@@ -162,6 +162,47 @@ pub struct TokenRecord {
     /// `--max-calls-per-token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_calls: Option<u32>,
+    /// When the token stops working (ms since the Unix epoch); `None`:
+    /// never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
+}
+
+impl TokenRecord {
+    /// Whether the token has expired at `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expires_ms.is_some_and(|e| now_ms >= e)
+    }
+}
+
+/// Parses a token lifetime: a whole number and a unit, `s`, `m`, `h` or
+/// `d` (`90m`, `30d`), at least one second and at most 100 years.
+pub fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || {
+        format!(
+            "--ttl {text:?}: expected a number and a unit, s, m, h or d (`12h`, `30d`), \
+             from 1s to 36500d"
+        )
+    };
+    let t = text.trim();
+    let split = t.len().checked_sub(1).ok_or_else(bad)?;
+    let (n, unit) = (
+        t.get(..split).ok_or_else(bad)?,
+        t.get(split..).ok_or_else(bad)?,
+    );
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    let secs = n.checked_mul(unit_secs).ok_or_else(bad)?;
+    if secs == 0 || secs > 36_500 * 86_400 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// Who is calling: the owner over the local socket (everything), or the
@@ -244,26 +285,31 @@ impl TokenStore {
         f()
     }
 
-    /// Makes a token with `scopes` (and its own limit of running calls, if
-    /// given); returns the token (shown once) and its record.
+    /// Makes a token with `scopes` (and its own limit of running calls, and
+    /// a lifetime, if given); returns the token (shown once) and its record.
     pub fn create(
         &self,
         name: Option<String>,
         scopes: Vec<Scope>,
         max_calls: Option<u32>,
+        ttl: Option<std::time::Duration>,
     ) -> Result<(String, TokenRecord), AuthError> {
         if scopes.is_empty() {
             return Err(AuthError::NoScopes);
         }
         let secret = random_hex(32).map_err(|e| self.io(e))?;
         let token = format!("{PREFIX}{secret}");
+        let created_ms = crate::storage::clock::Clock::now_ms(&crate::storage::clock::SystemClock);
         let record = TokenRecord {
             id: random_hex(6).map_err(|e| self.io(e))?,
             name,
             hash: blake3::hash(token.as_bytes()).to_hex().to_string(),
             scopes,
-            created_ms: crate::storage::clock::Clock::now_ms(&crate::storage::clock::SystemClock),
+            created_ms,
             max_calls,
+            expires_ms: ttl.map(|t| {
+                created_ms.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
+            }),
         };
         self.locked(|| {
             let mut all = self.list()?;
@@ -348,7 +394,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::new(dir.path());
         let (token, rec) = store
-            .create(None, vec![Scope::parse("dict:kv:r").unwrap()], None)
+            .create(None, vec![Scope::parse("dict:kv:r").unwrap()], None, None)
             .unwrap();
         let file = std::fs::read_to_string(dir.path().join(TOKENS_FILE)).unwrap();
         assert!(
@@ -374,6 +420,27 @@ mod tests {
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o077, 0, "tokens.json must be owner-only");
+        }
+    }
+
+    #[test]
+    fn token_lifetimes_parse_with_their_unit_and_bounds() {
+        use std::time::Duration;
+        assert_eq!(parse_ttl("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_ttl("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_ttl("1s"), Ok(Duration::from_secs(1)));
+        for bad in [
+            "",
+            "d",
+            "0s",
+            "5",
+            "5w",
+            "-1d",
+            "36501d",
+            "99999999999999999999d",
+        ] {
+            let e = parse_ttl(bad).unwrap_err();
+            assert!(e.contains("--ttl") && e.contains("36500d"), "{bad}: {e}");
         }
     }
 }

@@ -209,6 +209,7 @@ mod tests {
             scopes: Vec::new(),
             created_ms: 0,
             max_calls,
+            expires_ms: None,
         })
     }
 

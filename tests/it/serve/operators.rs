@@ -259,3 +259,42 @@ fn guest_output_lines_carry_their_call_id() {
     );
     drop(server);
 }
+
+/// `token create --ttl`: the token works until its lifetime ends, then
+/// gets 401 saying it expired; `token list` shows what is left; a lifetime
+/// that is not one is refused with the forms it takes.
+#[test]
+fn tokens_with_a_lifetime_expire() {
+    let v = Vessel::new();
+    let server = start(&v, &[]);
+    let a = server.addr.as_str();
+    let owner = v.token(&["dict:*:rw"], None);
+    assert_eq!(
+        http(a, "POST", "/v1/dicts/kv", Some(&owner), &[], b"").0,
+        201
+    );
+    let short = v
+        .run(&["token", "create", "--scope", "dict:*:r", "--ttl", "2s"])
+        .ok()
+        .trim()
+        .to_owned();
+    let listed = v.run(&["token", "list"]).ok().to_owned();
+    assert!(listed.contains("expires-in=2s"), "{listed}");
+    assert_eq!(
+        http(a, "GET", "/v1/dicts/kv", Some(&short), &[], b"").0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(2200));
+    let (status, body) = http(a, "GET", "/v1/dicts/kv", Some(&short), &[], b"");
+    assert_eq!(status, 401);
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert!(body.contains("expired"), "{body}");
+    assert!(v.run(&["token", "list"]).ok().contains("\texpired"));
+    // A token without a lifetime is unaffected.
+    assert_eq!(
+        http(a, "GET", "/v1/dicts/kv", Some(&owner), &[], b"").0,
+        200
+    );
+    v.run(&["token", "create", "--scope", "dict:*:r", "--ttl", "5w"])
+        .fails(2, &["--ttl \"5w\"", "s, m, h or d"]);
+}

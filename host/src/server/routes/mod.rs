@@ -361,6 +361,16 @@ fn caller(state: &ServerState, headers: &HeaderMap, trusted: bool) -> ApiResult<
         .map(|(_, token)| token)
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
     match state.tokens.check(token.trim()) {
+        Ok(Some(record))
+            if record.expired(crate::storage::clock::Clock::now_ms(
+                &crate::storage::clock::SystemClock,
+            )) =>
+        {
+            Err(unauthorized(&format!(
+                "token {} expired (create another with `vessel token create`)",
+                record.id
+            )))
+        }
         Ok(Some(record)) => Ok(Caller::Token(record)),
         Ok(None) => Err(unauthorized("invalid or revoked token")),
         Err(e) => Err(ApiError::internal(e)),
