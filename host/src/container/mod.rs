@@ -222,10 +222,12 @@ impl Container {
                 wasi.stdout(labelled::LabelledStream::new(
                     stdout.clone(),
                     output_label.clone(),
+                    0,
                 ))
                 .stderr(labelled::LabelledStream::new(
                     stderr.clone(),
                     output_label.clone(),
+                    1,
                 ));
             }
         }

@@ -209,34 +209,46 @@ fn guest_output_lines_carry_their_call_id() {
         );
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&got));
     }
-    // The call ids, from the call log on stderr.
-    let mut ids = Vec::new();
-    let mut stderr_lines = Vec::new();
-    for line in lines.by_ref().map_while(Result::ok) {
-        if let Ok(e) = serde_json::from_str::<Value>(&line)
-            && e["target"] == "vessel::calls"
-        {
-            ids.push(e["fields"]["call"].as_u64().unwrap());
-        } else {
-            stderr_lines.push(line);
+    // The call ids, from the call log on stderr, and the guest's stderr
+    // lines; both streams are read on threads, so a missing line fails the
+    // test at its deadline rather than hanging it.
+    let err_lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = err_lines.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
         }
-        if ids.len() == 2
-            && stderr_lines
-                .iter()
-                .filter(|l| l.contains("(stderr)"))
-                .count()
-                == 2
-        {
-            break;
+    });
+    let out_bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let sink = out_bytes.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
         }
-    }
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 4096];
-    while out.iter().filter(|b| **b == b'\n').count() < 4 && Instant::now() < deadline {
-        let n = stdout.read(&mut buf).unwrap();
-        out.extend_from_slice(&buf[..n]);
-    }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (ids, stderr_lines, out) = loop {
+        let lines = err_lines.lock().unwrap().clone();
+        let ids: Vec<u64> = lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["target"] == "vessel::calls")
+            .map(|e| e["fields"]["call"].as_u64().unwrap())
+            .collect();
+        let out = out_bytes.lock().unwrap().clone();
+        let done = ids.len() == 2
+            && lines.iter().filter(|l| l.contains("(stderr)")).count() == 2
+            && out.iter().filter(|b| **b == b'\n').count() == 4;
+        if done || Instant::now() > deadline {
+            break (ids, lines, out);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(ids.len(), 2, "{stderr_lines:?}");
     let out = String::from_utf8(out).unwrap();
     let (a, b) = (ids[0], ids[1]);
     assert_eq!(
