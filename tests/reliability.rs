@@ -117,16 +117,27 @@ pub fn check_gc(service: &Service, tag: &str) -> GcCheck {
     let store = service.embedded.as_ref().unwrap();
     let volumes = service.stores.volumes.as_ref().unwrap();
     let mut referenced = BTreeSet::new();
+    // Every kept version of every volume (history keeps replaced files
+    // for the retention), each read whole: what gc must keep.
     for info in volumes.list().unwrap() {
         for (_, node) in volumes.snapshot(&info.name).unwrap().nodes {
             referenced.extend(node.blob);
+        }
+        let history = volumes.history(&info.name, usize::MAX).unwrap();
+        for v in history.oldest..history.head {
+            let snap = volumes.snapshot_at(&info.name, v).unwrap_or_else(|e| {
+                panic!("{tag}: version {v} of {} does not read: {e}", info.name)
+            });
+            for (_, node) in snap.nodes {
+                referenced.extend(node.blob);
+            }
         }
     }
     let before: BTreeSet<BlobId> = store.blobs().list().unwrap().into_iter().collect();
     let missing: Vec<_> = referenced.difference(&before).collect();
     assert!(
         missing.is_empty(),
-        "{tag}: blobs named by a volume head are missing: {missing:?}"
+        "{tag}: blobs named by a kept version are missing: {missing:?}"
     );
     let orphans = before.difference(&referenced).count() as u64;
     let report = volumes
@@ -138,7 +149,7 @@ pub fn check_gc(service: &Service, tag: &str) -> GcCheck {
     let after: BTreeSet<BlobId> = store.blobs().list().unwrap().into_iter().collect();
     assert_eq!(
         after, referenced,
-        "{tag}: gc must leave exactly the blobs the heads name"
+        "{tag}: gc must leave exactly the blobs the kept versions name"
     );
     assert_eq!(
         report.removed_blobs, orphans,

@@ -136,6 +136,7 @@ fn measure(
         guest: "/data".into(),
         volume: "bench".into(),
         read_only: false,
+        version: None,
     };
     let (mut cold, mut warm) = (Vec::new(), Vec::new());
     for run in 0..7 {

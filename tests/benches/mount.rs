@@ -121,6 +121,7 @@ fn bench_case(
         guest: "/data".into(),
         volume: name.into(),
         read_only: false,
+        version: None,
     };
     let work = root.join(format!("{label}-containers"));
     let snapshot = store.snapshot(name).unwrap();

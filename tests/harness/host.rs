@@ -97,6 +97,7 @@ impl Host {
                     guest: (*guest).to_owned(),
                     volume: (*volume).to_owned(),
                     read_only: false,
+                    version: None,
                 })
                 .collect(),
             background_commit: None,

@@ -18,7 +18,7 @@ mod rust_client;
 mod volume_http;
 pub(crate) use forward::{a_running_call_sees_a_put, wait_app};
 
-fn start(v: &Vessel, extra: &[&str]) -> Server {
+pub(crate) fn start(v: &Vessel, extra: &[&str]) -> Server {
     vessel_tests::serve(v.command(), extra)
 }
 

@@ -413,6 +413,7 @@ fn gc_on_one_host_is_safe_while_another_commits() {
     };
     let (writer, collector) = (open("w"), open("c"));
     VolumeStore::create(&writer, "v").unwrap();
+    writer.set_retention("v", 0).unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let (landed, late, collected) = std::thread::scope(|s| {
         let gc = s.spawn(|| {
@@ -620,6 +621,7 @@ fn a_mount_on_one_host_pins_its_blobs_on_every_host() {
         .unwrap()
     };
     VolumeStore::create(&a, "v").unwrap();
+    a.set_retention("v", 0).unwrap();
     let old = file_node(&a, b"the mounted snapshot's bytes").unwrap();
     let blob = old.blob.unwrap();
     a.commit(

@@ -61,6 +61,7 @@ impl Runtime {
                     guest: m.guest.clone(),
                     volume: m.volume.clone(),
                     read_only: m.read_only,
+                    version: m.version,
                 })
                 .collect(),
             dicts: BTreeSet::new(),

@@ -138,8 +138,9 @@ enum RawMount {
 #[serde(deny_unknown_fields)]
 struct RawMountTable {
     volume: String,
-    #[serde(default)]
-    read_only: bool,
+    read_only: Option<bool>,
+    /// A kept version to mount instead of the head (read-only).
+    version: Option<u64>,
 }
 
 /// A parsed and checked manifest.
@@ -193,6 +194,8 @@ pub struct MountSpec {
     pub guest: String,
     pub volume: String,
     pub read_only: bool,
+    /// A kept version mounted instead of the head (always read-only).
+    pub version: Option<u64>,
 }
 
 impl Manifest {
@@ -271,9 +274,20 @@ impl Manifest {
             let mut volumes: BTreeSet<String> = BTreeSet::new();
             for (guest, m) in f.mounts {
                 let mkey = format!("{}.{}", key("mounts"), quote(&guest));
-                let (volume, read_only) = match m {
-                    RawMount::Name(v) => (v, false),
-                    RawMount::Table(t) => (t.volume, t.read_only),
+                let (volume, read_only, version) = match m {
+                    RawMount::Name(v) => (v, false, None),
+                    RawMount::Table(t) => {
+                        if let (Some(v), Some(false)) = (t.version, t.read_only) {
+                            return Err(invalid(
+                                mkey,
+                                format!(
+                                    "a mount of version {v} is read-only; drop `read_only = false`"
+                                ),
+                            ));
+                        }
+                        let ro = t.read_only.unwrap_or(false) || t.version.is_some();
+                        (t.volume, ro, t.version)
+                    }
                 };
                 check_guest_path(&guest).map_err(|m| invalid(mkey.clone(), m))?;
                 crate::storage::volume::check_volume_name(&volume)
@@ -283,6 +297,7 @@ impl Manifest {
                     guest,
                     volume,
                     read_only,
+                    version,
                 });
             }
             check_overlaps(&mounts)

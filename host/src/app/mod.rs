@@ -263,6 +263,7 @@ impl Runtime {
                         guest: m.guest.clone(),
                         volume: m.volume.clone(),
                         read_only: m.read_only,
+                        version: m.version,
                     })
                     .collect(),
                 background_commit: spec.commit_every,

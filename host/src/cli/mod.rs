@@ -9,6 +9,7 @@
 
 pub mod completions;
 pub mod dict;
+mod history;
 mod reclaim;
 pub mod serve;
 pub mod size;

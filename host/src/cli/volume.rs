@@ -16,8 +16,11 @@ use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::size::parse_size;
 use super::{Failure, Home};
 use crate::client::ops::Operations;
-use crate::service::volume::{EntryKind, Progress, VolumeOpError, check_name, local_tree_size};
+use crate::service::volume::{
+    EntryKind, Progress, VolumeOpError, VolumeRef, check_name, local_tree_size, writable,
+};
 use crate::storage::volume::MAX_QUOTA;
+use crate::storage::volume::history::parse_retention;
 use crate::storage::volume::normalize_path;
 
 /// Transfers smaller than this get no progress bar (they are over before
@@ -40,6 +43,49 @@ pub enum VolumeSub {
         /// a size such as 512MiB or 10GiB. Default: none.
         #[arg(long, value_name = "SIZE", value_parser = quota_size)]
         max_bytes: Option<u64>,
+        /// How long a replaced version stays readable (`volume history`):
+        /// a duration such as 12h, 7d or 2w, or 0 to keep only the head.
+        /// Default: 7d.
+        #[arg(long, value_name = "DURATION", value_parser = parse_retention)]
+        retention: Option<u64>,
+    },
+    /// List a volume's kept versions, newest first.
+    #[command(after_help = super::history::HISTORY_HELP)]
+    History {
+        name: String,
+        /// At most this many versions.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the paths added, modified and removed between two versions.
+    Diff {
+        name: String,
+        /// The older version.
+        from: u64,
+        /// The newer version (default: the head).
+        to: Option<u64>,
+        /// Print JSON instead of one line per path.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an older version the head again (as a new version).
+    Restore {
+        /// NAME@VERSION: the volume and the kept version to bring back.
+        target: String,
+    },
+    /// Show how long a volume keeps replaced versions, or change it.
+    Retention {
+        name: String,
+        /// The new retention: a duration such as 12h, 7d or 2w, or 0 to
+        /// keep only the head. Versions already pruned do not come back.
+        #[arg(value_parser = parse_retention)]
+        retention: Option<u64>,
+        /// Print JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a volume's size and byte quota, or change the quota.
     #[command(after_help = QUOTA_HELP)]
@@ -63,7 +109,8 @@ pub enum VolumeSub {
         #[arg(long)]
         json: bool,
     },
-    /// List files and directories in a volume.
+    /// List files and directories in a volume (NAME@VERSION: in a kept
+    /// version).
     Ls {
         name: String,
         /// A directory (its entries are listed) or a file.
@@ -89,7 +136,8 @@ pub enum VolumeSub {
         #[arg(short, long)]
         force: bool,
     },
-    /// Download a file or a directory from a volume (`-`: stdout).
+    /// Download a file or a directory from a volume (`-`: stdout);
+    /// NAME@VERSION reads a kept version.
     #[command(after_help = GET_HELP)]
     Get {
         name: String,
@@ -215,18 +263,48 @@ fn run_blocking(data_dir: &Home, cmd: VolumeSub) -> Result<u8, Failure> {
             check_name(old)?;
             check_name(new)?;
         }
-        VolumeSub::Create { name, .. }
-        | VolumeSub::Quota { name, .. }
-        | VolumeSub::Ls { name, .. }
+        // Reads take NAME@VERSION.
+        VolumeSub::Ls { name, .. } | VolumeSub::Get { name, .. } => {
+            check_name(VolumeRef::parse(name)?.name)?;
+        }
+        VolumeSub::Restore { target } => {
+            check_name(VolumeRef::parse(target)?.name)?;
+        }
+        VolumeSub::Create { name, .. } => check_name(name)?,
+        VolumeSub::Quota { name, .. }
+        | VolumeSub::History { name, .. }
+        | VolumeSub::Diff { name, .. }
+        | VolumeSub::Retention { name, .. }
         | VolumeSub::Put { name, .. }
-        | VolumeSub::Get { name, .. }
         | VolumeSub::Cp { name, .. }
         | VolumeSub::Rm { name, .. }
-        | VolumeSub::Delete { name, .. } => check_name(name)?,
+        | VolumeSub::Delete { name, .. } => {
+            writable(name)?;
+            check_name(name)?;
+        }
     }
     match cmd {
-        VolumeSub::Create { name, max_bytes } => {
-            open(data_dir)?.volume_create(&name, max_bytes)?;
+        VolumeSub::History { name, limit, json } => {
+            super::history::history(&*open(data_dir)?, &name, limit, json)?;
+        }
+        VolumeSub::Diff {
+            name,
+            from,
+            to,
+            json,
+        } => super::history::diff(&*open(data_dir)?, &name, from, to, json)?,
+        VolumeSub::Restore { target } => super::history::restore(&*open(data_dir)?, &target)?,
+        VolumeSub::Retention {
+            name,
+            retention,
+            json,
+        } => super::history::retention(&*open(data_dir)?, &name, retention, json)?,
+        VolumeSub::Create {
+            name,
+            max_bytes,
+            retention,
+        } => {
+            open(data_dir)?.volume_create(&name, max_bytes, retention)?;
             match max_bytes {
                 Some(q) => println!(
                     "Created volume `{name}` with a quota of {} ({q} bytes).",
@@ -362,7 +440,7 @@ fn run_blocking(data_dir: &Home, cmd: VolumeSub) -> Result<u8, Failure> {
     Ok(0)
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+pub(super) fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(Failure::runtime)?;
     println!("{text}");
     Ok(())
@@ -534,7 +612,7 @@ fn get(home: &Home, name: &str, remote: &str, local: &str, force: bool) -> Resul
 }
 
 /// `YYYY-MM-DD HH:MM:SS` of a Unix time in milliseconds, in UTC.
-fn utc(ms: u64) -> String {
+pub(super) fn utc(ms: u64) -> String {
     let secs = ms / 1000;
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;

@@ -114,7 +114,7 @@ impl Volume {
 
     /// Creates the volume.
     pub fn create(&self) -> Result<(), ClientError> {
-        http::volume_create(&self.http, &self.name, None)
+        http::volume_create(&self.http, &self.name, None, None)
     }
 
     /// The entries of directory `path` (all descendants when `recursive`).

@@ -17,9 +17,9 @@ use crate::server::client::{Body, ClientError, OwnerClient};
 use crate::service::Service;
 use crate::service::dict::{DictItem, DictItems, DictServiceError, DictSummary};
 use crate::service::volume::{
-    EntryInfo, EntryKind, GetReport, Progress, PutReport, VolumeOpError, VolumeSummary,
+    DiffEntry, EntryInfo, EntryKind, GetReport, Progress, PutReport, VolumeOpError, VolumeSummary,
 };
-use crate::storage::volume::{CommitInfo, GcReport};
+use crate::storage::volume::{CommitInfo, GcReport, History};
 
 /// Why an operation failed: the service's own error when it ran here, the
 /// server's answer when it ran there.
@@ -40,7 +40,28 @@ pub trait Operations: Send + Sync {
     /// move in this process).
     fn reports_progress(&self) -> bool;
 
-    fn volume_create(&self, name: &str, max_bytes: Option<u64>) -> Result<(), OpError>;
+    /// Creates a volume with a byte quota and a retention (`None`: none,
+    /// and the default).
+    fn volume_create(
+        &self,
+        name: &str,
+        max_bytes: Option<u64>,
+        retention_ms: Option<u64>,
+    ) -> Result<(), OpError>;
+    /// Sets how long replaced versions stay readable.
+    fn volume_set_retention(&self, name: &str, retention_ms: u64)
+    -> Result<VolumeSummary, OpError>;
+    /// The kept versions, newest first, at most `limit`.
+    fn volume_history(&self, name: &str, limit: usize) -> Result<History, OpError>;
+    /// The paths that differ between two versions (`to`: default the head).
+    fn volume_diff(
+        &self,
+        name: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Vec<DiffEntry>, OpError>;
+    /// Makes version `version` the head again, as a new version.
+    fn volume_restore(&self, name: &str, version: u64) -> Result<CommitInfo, OpError>;
     fn volume_info(&self, name: &str) -> Result<VolumeSummary, OpError>;
     /// Sets (`None`: removes) the byte quota.
     fn volume_set_quota(
@@ -124,8 +145,38 @@ impl Operations for Service {
         true
     }
 
-    fn volume_create(&self, name: &str, max_bytes: Option<u64>) -> Result<(), OpError> {
-        Ok(self.volume_create_with(name, max_bytes)?)
+    fn volume_create(
+        &self,
+        name: &str,
+        max_bytes: Option<u64>,
+        retention_ms: Option<u64>,
+    ) -> Result<(), OpError> {
+        Ok(self.volume_create_with(name, max_bytes, retention_ms)?)
+    }
+
+    fn volume_set_retention(
+        &self,
+        name: &str,
+        retention_ms: u64,
+    ) -> Result<VolumeSummary, OpError> {
+        Ok(Service::volume_set_retention(self, name, retention_ms)?)
+    }
+
+    fn volume_history(&self, name: &str, limit: usize) -> Result<History, OpError> {
+        Ok(Service::volume_history(self, name, limit)?)
+    }
+
+    fn volume_diff(
+        &self,
+        name: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Vec<DiffEntry>, OpError> {
+        Ok(Service::volume_diff(self, name, from, to)?)
+    }
+
+    fn volume_restore(&self, name: &str, version: u64) -> Result<CommitInfo, OpError> {
+        Ok(Service::volume_restore(self, name, version)?)
     }
 
     fn volume_info(&self, name: &str) -> Result<VolumeSummary, OpError> {
@@ -270,8 +321,43 @@ impl Operations for OwnerClient {
         false
     }
 
-    fn volume_create(&self, name: &str, max_bytes: Option<u64>) -> Result<(), OpError> {
-        Ok(http::volume_create(self, name, max_bytes)?)
+    fn volume_create(
+        &self,
+        name: &str,
+        max_bytes: Option<u64>,
+        retention_ms: Option<u64>,
+    ) -> Result<(), OpError> {
+        Ok(http::volume_create(self, name, max_bytes, retention_ms)?)
+    }
+
+    fn volume_set_retention(
+        &self,
+        name: &str,
+        retention_ms: u64,
+    ) -> Result<VolumeSummary, OpError> {
+        let path = urls::volume_retention(name);
+        Ok(self.json(
+            "PUT",
+            &format!("{path}?retention_ms={retention_ms}"),
+            Body::Empty,
+        )?)
+    }
+
+    fn volume_history(&self, name: &str, limit: usize) -> Result<History, OpError> {
+        Ok(http::volume_history(self, name, limit)?)
+    }
+
+    fn volume_diff(
+        &self,
+        name: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Vec<DiffEntry>, OpError> {
+        Ok(http::volume_diff(self, name, from, to)?)
+    }
+
+    fn volume_restore(&self, name: &str, version: u64) -> Result<CommitInfo, OpError> {
+        Ok(http::volume_restore(self, name, version)?)
     }
 
     fn volume_info(&self, name: &str) -> Result<VolumeSummary, OpError> {
@@ -465,8 +551,20 @@ pub(crate) mod http {
         c: &OwnerClient,
         name: &str,
         max_bytes: Option<u64>,
+        retention_ms: Option<u64>,
     ) -> Result<(), ClientError> {
-        let q = max_bytes.map_or(String::new(), |n| format!("?max_bytes={n}"));
+        let mut q: Vec<String> = Vec::new();
+        if let Some(n) = max_bytes {
+            q.push(format!("max_bytes={n}"));
+        }
+        if let Some(r) = retention_ms {
+            q.push(format!("retention_ms={r}"));
+        }
+        let q = if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", q.join("&"))
+        };
         c.request(
             "POST",
             &format!("{}{q}", urls::volume(name)),
@@ -474,6 +572,35 @@ pub(crate) mod http {
             Body::Empty,
         )?;
         Ok(())
+    }
+
+    pub(crate) fn volume_history(
+        c: &OwnerClient,
+        name: &str,
+        limit: usize,
+    ) -> Result<History, ClientError> {
+        let path = urls::volume_history(name);
+        c.json("GET", &format!("{path}?limit={limit}"), Body::Empty)
+    }
+
+    pub(crate) fn volume_diff(
+        c: &OwnerClient,
+        name: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Vec<DiffEntry>, ClientError> {
+        let to = to.map_or(String::new(), |t| format!("&to={t}"));
+        let path = urls::volume_diff(name);
+        c.json("GET", &format!("{path}?from={from}{to}"), Body::Empty)
+    }
+
+    pub(crate) fn volume_restore(
+        c: &OwnerClient,
+        name: &str,
+        version: u64,
+    ) -> Result<CommitInfo, ClientError> {
+        let path = urls::volume_restore(name);
+        c.json("POST", &format!("{path}?version={version}"), Body::Empty)
     }
 
     pub(crate) fn volume_list(c: &OwnerClient) -> Result<Vec<VolumeSummary>, ClientError> {

@@ -61,7 +61,8 @@ pub(crate) fn container_config(limits: &Limits) -> Result<ContainerConfig, Failu
     })
 }
 
-/// Parses `VOLUME:GUEST_PATH[:ro]`.
+/// Parses `VOLUME[@VERSION]:GUEST_PATH[:ro]`; a version is mounted
+/// read-only, `:ro` or not.
 pub fn parse_volume_mount(spec: &str) -> Result<VolumeMount, String> {
     let (rest, read_only) = match spec.strip_suffix(":ro") {
         Some(s) => (s, true),
@@ -76,10 +77,13 @@ pub fn parse_volume_mount(spec: &str) -> Result<VolumeMount, String> {
     if !guest.starts_with('/') {
         return Err(format!("--volume {spec}: GUEST_PATH must be absolute"));
     }
+    let at = crate::service::volume::VolumeRef::parse(volume)
+        .map_err(|e| format!("--volume {spec}: {e}"))?;
     Ok(VolumeMount {
         guest: guest.to_owned(),
-        volume: volume.to_owned(),
-        read_only,
+        volume: at.name.to_owned(),
+        read_only: read_only || at.version.is_some(),
+        version: at.version,
     })
 }
 

@@ -83,6 +83,10 @@ route_table! {
     volume_quota(name) "/v1/volumes/{name}/quota" {
         put => volume_set_quota, delete => volume_drop_quota
     }
+    volume_retention(name) "/v1/volumes/{name}/retention" { put => volume_set_retention }
+    volume_history(name) "/v1/volumes/{name}/history" { get => volume_history }
+    volume_diff(name) "/v1/volumes/{name}/diff" { get => volume_diff }
+    volume_restore(name) "/v1/volumes/{name}/restore" { post => volume_restore }
     volume_ls(name) "/v1/volumes/{name}/ls" { get => volume_ls }
     volume_cp(name) "/v1/volumes/{name}/cp" { post => volume_cp }
     volume_rename(name) "/v1/volumes/{name}/rename" { post => volume_rename }

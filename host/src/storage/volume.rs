@@ -26,6 +26,7 @@
 //! without a leading `/`; `""` is the root. Use [`normalize_path`].
 
 pub(crate) mod cache;
+pub mod history;
 pub mod pins;
 pub(crate) mod plan;
 
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 
 use super::blobs::{BlobError, BlobId};
 use crate::error_kind::ErrorKind;
+pub use history::{CommitOptions, DiffKind, History, PathDiff, VersionInfo};
 
 /// Default most inodes per volume, as Modal.
 pub const DEFAULT_INODE_LIMIT: u64 = 500_000;
@@ -97,6 +99,8 @@ pub struct VolumeInfo {
     pub bytes: u64,
     /// The byte quota (see the module docs); `None`: none.
     pub max_bytes: Option<u64>,
+    /// How long a replaced version stays readable (see [`history`]).
+    pub retention_ms: u64,
 }
 
 /// The largest byte quota: what the shared backend's `bigint` holds.
@@ -131,6 +135,33 @@ pub enum VolumeError {
         would_be: u64,
         at_least: bool,
     },
+    /// A version that was never committed, or whose retention ran out.
+    #[error(
+        "volume `{volume}` has no version {version}: {}",
+        if *version > *head {
+            format!("its head is version {head}")
+        } else {
+            format!("the oldest version kept is {oldest} (head {head})")
+        }
+    )]
+    VersionNotKept {
+        volume: String,
+        version: u64,
+        oldest: u64,
+        head: u64,
+    },
+    /// A commit that expected another head ([`CommitOptions::expect_head`]).
+    #[error("volume `{volume}` moved to version {head} while a commit expected version {expected}")]
+    HeadMoved {
+        volume: String,
+        expected: u64,
+        head: u64,
+    },
+    #[error(
+        "invalid retention of {retention_ms} ms: at most {} ms",
+        history::MAX_RETENTION_MS
+    )]
+    InvalidRetention { retention_ms: u64 },
     #[error("invalid byte quota {max_bytes}: at most {MAX_QUOTA} bytes")]
     InvalidQuota { max_bytes: u64 },
     /// The disk holding the store is full (ENOSPC).
@@ -151,11 +182,15 @@ impl VolumeError {
     /// [`ErrorKind`]).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            VolumeError::NotFound(_) | VolumeError::NoSuchPath { .. } => ErrorKind::NotFound,
+            VolumeError::NotFound(_)
+            | VolumeError::NoSuchPath { .. }
+            | VolumeError::VersionNotKept { .. } => ErrorKind::NotFound,
+            VolumeError::HeadMoved { .. } => ErrorKind::PreconditionFailed,
             VolumeError::AlreadyExists(_) => ErrorKind::AlreadyExists,
             VolumeError::InvalidName { .. }
             | VolumeError::InvalidPath { .. }
-            | VolumeError::InvalidQuota { .. } => ErrorKind::InvalidArgument,
+            | VolumeError::InvalidQuota { .. }
+            | VolumeError::InvalidRetention { .. } => ErrorKind::InvalidArgument,
             VolumeError::NoSpace { .. }
             | VolumeError::OverQuota { .. }
             | VolumeError::DiskFull(_) => ErrorKind::NoSpace,
@@ -238,6 +273,9 @@ pub trait VolumeStore: Send + Sync + std::fmt::Debug {
     /// below what the volume holds is allowed: commits that grow it fail
     /// until it is under again. Returns the volume as it is now.
     fn set_max_bytes(&self, name: &str, max_bytes: Option<u64>) -> Result<VolumeInfo, VolumeError>;
+    /// Sets how long `name`'s replaced versions stay readable (0: only
+    /// the head; see [`history`]). Returns the volume as it is now.
+    fn set_retention(&self, name: &str, retention_ms: u64) -> Result<VolumeInfo, VolumeError>;
     fn delete(&self, name: &str) -> Result<(), VolumeError>;
     fn rename(&self, old: &str, new: &str) -> Result<(), VolumeError>;
     fn list(&self) -> Result<Vec<VolumeInfo>, VolumeError>;
@@ -256,7 +294,35 @@ pub trait VolumeStore: Send + Sync + std::fmt::Debug {
         recursive: bool,
     ) -> Result<Vec<(String, Node)>, VolumeError>;
     /// Applies `changes` to the head as one new version, durably.
-    fn commit(&self, name: &str, changes: &[Change]) -> Result<CommitInfo, VolumeError>;
+    fn commit(&self, name: &str, changes: &[Change]) -> Result<CommitInfo, VolumeError> {
+        self.commit_with(name, changes, &CommitOptions::default())
+    }
+    /// [`commit`](Self::commit), if the head meets `options`' conditions;
+    /// otherwise nothing applies.
+    fn commit_with(
+        &self,
+        name: &str,
+        changes: &[Change],
+        options: &CommitOptions,
+    ) -> Result<CommitInfo, VolumeError>;
+
+    /// The kept versions of `name`, newest first, at most `limit` of them.
+    fn history(&self, name: &str, limit: usize) -> Result<History, VolumeError>;
+    /// Version `version` of `name` whole, if it is kept.
+    fn snapshot_at(&self, name: &str, version: u64) -> Result<Snapshot, VolumeError>;
+    /// One path of version `version`.
+    fn node_at(&self, name: &str, path: &str, version: u64) -> Result<Option<Node>, VolumeError>;
+    /// [`list_dir`](Self::list_dir) of version `version`.
+    fn list_dir_at(
+        &self,
+        name: &str,
+        path: &str,
+        recursive: bool,
+        version: u64,
+    ) -> Result<Vec<(String, Node)>, VolumeError>;
+    /// The paths that differ between versions `from` and `to` (`None`: the
+    /// head), both kept; `from` may be the newer one.
+    fn diff(&self, name: &str, from: u64, to: Option<u64>) -> Result<Vec<PathDiff>, VolumeError>;
     fn inode_limit(&self) -> u64;
 
     /// Stores bytes as a blob, durably.

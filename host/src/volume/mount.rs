@@ -63,6 +63,9 @@ pub struct VolumeMount {
     /// The volume's name.
     pub volume: String,
     pub read_only: bool,
+    /// Mount this kept version instead of the head: read-only, and a
+    /// reload keeps it.
+    pub version: Option<u64>,
 }
 
 /// Why a mount operation failed.
@@ -95,6 +98,8 @@ pub struct Mount {
     pub guest: String,
     pub volume: String,
     pub read_only: bool,
+    /// The version the mount is pinned to (see [`VolumeMount::version`]).
+    pub pinned: Option<u64>,
     /// The working tree in the container's directory.
     pub host_dir: PathBuf,
     /// The working tree as a capability: every host-side path operation on
@@ -182,7 +187,10 @@ impl Mount {
         // Registered before the snapshot is read: a garbage collection that
         // starts meanwhile keeps every blob until the pins are in.
         let live = store.register_mount(&spec.volume)?;
-        let snapshot = store.snapshot(&spec.volume)?;
+        let snapshot = match spec.version {
+            Some(v) => store.snapshot_at(&spec.volume, v)?,
+            None => store.snapshot(&spec.volume)?,
+        };
         live.pin(snapshot.nodes.iter().filter_map(|(_, n)| n.blob));
         let inodes = snapshot.nodes.len() as u64;
         let base = snapshot
@@ -202,7 +210,9 @@ impl Mount {
         Ok(Mount {
             guest: spec.guest.clone(),
             volume: spec.volume.clone(),
-            read_only: spec.read_only,
+            // An older version is never written.
+            read_only: spec.read_only || spec.version.is_some(),
+            pinned: spec.version,
             host_dir: host_dir.to_owned(),
             root,
             version: snapshot.version,

@@ -36,7 +36,9 @@ use crate::service::dict::{
     DictItem, DictItems, DictServiceError, DictSummary, PutIf, PutResult, bytes_of_hex,
     cursor_after, hex, key_of_cursor,
 };
-use crate::service::volume::{EntryInfo, GetReport, PutReport, VolumeOpError, VolumeSummary};
+use crate::service::volume::{
+    DiffEntry, EntryInfo, GetReport, PutReport, VolumeOpError, VolumeRef, VolumeSummary,
+};
 use crate::storage::volume::{CommitInfo, GcReport, NodeKind, VolumeError, normalize_path};
 
 /// Largest JSON body (function arguments, small requests).
@@ -378,6 +380,14 @@ fn caller(state: &ServerState, headers: &HeaderMap, trusted: bool) -> ApiResult<
 }
 
 pub(crate) fn require(c: &Caller, kind: Kind, name: &str, mode: Mode) -> ApiResult<()> {
+    // `NAME@VERSION` reads a version of volume NAME: the scope that
+    // counts is NAME's (a write to a version is refused further on).
+    let name = match kind {
+        Kind::Volume => crate::service::volume::VolumeRef::parse(name)
+            .map(|r| r.name)
+            .unwrap_or(name),
+        _ => name,
+    };
     if c.allows(kind, name, mode) {
         return Ok(());
     }
@@ -524,11 +534,13 @@ mod dicts;
 #[cfg(test)]
 mod error_tables;
 mod functions;
+mod history;
 pub(crate) mod params;
 mod volumes;
 pub(crate) use calls::*;
 pub(crate) use dicts::*;
 pub(crate) use functions::*;
+pub(crate) use history::*;
 pub(crate) use volumes::*;
 
 #[cfg(test)]

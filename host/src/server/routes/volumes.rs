@@ -22,6 +22,9 @@ pub(crate) struct QuotaQuery {
     /// counted whole. Commits and uploads past it fail with 507. At most
     /// 2^63 - 1.
     max_bytes: Option<u64>,
+    /// How long a replaced version stays readable, in milliseconds; 0
+    /// keeps only the head. Default: seven days.
+    retention_ms: Option<u64>,
 }
 
 #[utoipa::path(post, path = "/v1/volumes/{name}", tag = "volumes",
@@ -37,7 +40,7 @@ pub(crate) async fn volume_create(
     require(&c, Kind::Volume, &name, Mode::Write)?;
     let svc = s.service.clone();
     let n = name.clone();
-    blocking(move || Ok(svc.volume_create_with(&n, q.max_bytes)?)).await?;
+    blocking(move || Ok(svc.volume_create_with(&n, q.max_bytes, q.retention_ms)?)).await?;
     Ok((StatusCode::CREATED, axum::Json(Named { name })).into_response())
 }
 
@@ -141,6 +144,8 @@ pub(crate) struct LsQuery {
     limit: Option<usize>,
     /// Continue after the previous page: its `Vessel-Next` header.
     cursor: Option<String>,
+    /// List this version instead of the head (see `/history`).
+    version: Option<u64>,
 }
 
 #[utoipa::path(get, path = "/v1/volumes/{name}/ls", tag = "volumes",
@@ -170,6 +175,7 @@ pub(crate) async fn volume_ls(
         })?),
         None => None,
     };
+    let name = at_version(name, q.version)?;
     let svc = s.service.clone();
     let (entries, next) = blocking(move || {
         Ok(svc.volume_ls_page(&name, &q.path, q.recursive, after.as_deref(), q.limit)?)
@@ -182,6 +188,27 @@ pub(crate) async fn volume_ls(
         resp.headers_mut().insert("vessel-next", v);
     }
     Ok(resp)
+}
+
+/// `?version=`: read a kept version instead of the head.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct VersionQuery {
+    /// Read this version instead of the head: one `/history` lists. An
+    /// unknown version, or one past the volume's retention, is 404.
+    version: Option<u64>,
+}
+
+/// The volume a read names: `name` at `version` when one is given (as the
+/// service spells it, `NAME@VERSION`).
+fn at_version(name: String, version: Option<u64>) -> ApiResult<String> {
+    match version {
+        None => Ok(name),
+        Some(_) if VolumeRef::parse(&name)?.version.is_some() => Err(ApiError::bad(format!(
+            "{name}: give the version once, in the name or as ?version="
+        ))),
+        Some(v) => Ok(format!("{name}@{v}")),
+    }
 }
 
 /// Reads a `Range` header against a file of `size` bytes: `Ok(None)` to
@@ -236,7 +263,8 @@ pub(super) fn parse_range(value: &HeaderValue, size: u64) -> Result<Option<(u64,
     params(VolumeName,
         ("path" = String, Path, description = "File path in the volume"),
         ("Range" = Option<String>, Header, description = "One range, e.g. `bytes=0-1023`, `bytes=100-` or `bytes=-100`; a header that is not one well-formed byte range is ignored (the whole file is served); a range starting past the end is 416"),
-        ("If-None-Match" = Option<String>, Header, description = "The file's ETag (its contents' hash, quoted) from an earlier answer, or `*`: 304 with no body while the file still has those contents")),
+        ("If-None-Match" = Option<String>, Header, description = "The file's ETag (its contents' hash, quoted) from an earlier answer, or `*`: 304 with no body while the file still has those contents"),
+        VersionQuery),
     responses((status = 200, description = "The file's bytes; `ETag` is its contents' BLAKE3 hash, quoted (HEAD gives the headers alone)", content_type = "application/octet-stream", body = Vec<u8>,
             headers(("ETag" = String, description = "The contents' hash, quoted"))),
         (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>),
@@ -247,9 +275,11 @@ pub(crate) async fn volume_get(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
     ApiPath((name, path)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<VersionQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Read)?;
+    let name = at_version(name, q.version)?;
     let store = s
         .service
         .stores
@@ -259,7 +289,7 @@ pub(crate) async fn volume_get(
     let path = normalize_path(&path)?;
     let (n, p) = (name.clone(), path.clone());
     let st = store.clone();
-    let node = blocking(move || Ok(st.node(&n, &p)?))
+    let node = blocking(move || Ok(VolumeRef::parse(&n)?.node(st.as_ref(), &p)?))
         .await?
         .ok_or_else(|| {
             ApiError::from(VolumeError::NoSuchPath {

@@ -307,6 +307,7 @@ impl Service {
     /// is visible until [`VolumeBatch::commit`], which lands every file as
     /// one version.
     pub fn volume_batch(&self, name: &str, force: bool) -> Result<VolumeBatch, VolumeOpError> {
+        super::history::writable(name)?;
         let store = self.volume_store()?.clone();
         let info = store.info(name)?;
         Ok(VolumeBatch {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::Service;
 use super::quota::UploadQuota;
 use crate::storage::blobs::BlobId;
+use crate::storage::volume::history::MAX_RETENTION_MS;
 use crate::storage::volume::pins::{IfMounted, LiveError};
 use crate::storage::volume::{
     Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, VolumeError, VolumeInfo, VolumeStore,
@@ -129,6 +130,10 @@ pub struct VolumeSummary {
     /// to; `null`: none.
     #[serde(default)]
     pub max_bytes: Option<u64>,
+    /// How long a replaced version stays readable, in milliseconds (0:
+    /// only the head is kept).
+    #[serde(default)]
+    pub retention_ms: u64,
 }
 
 impl From<VolumeInfo> for VolumeSummary {
@@ -140,6 +145,7 @@ impl From<VolumeInfo> for VolumeSummary {
             inodes: i.inodes,
             bytes: i.bytes,
             max_bytes: i.max_bytes,
+            retention_ms: i.retention_ms,
         }
     }
 }
@@ -257,21 +263,32 @@ impl Service {
 
     /// Creates volume `name` without a byte quota; an error if it exists.
     pub fn volume_create(&self, name: &str) -> Result<(), VolumeOpError> {
-        self.volume_create_with(name, None)
+        self.volume_create_with(name, None, None)
     }
 
     /// Creates volume `name` with byte quota `max_bytes` (see
-    /// [`VolumeSummary::max_bytes`]); an error if it exists.
+    /// [`VolumeSummary::max_bytes`]) and a retention (`None`: the default,
+    /// seven days); an error if it exists.
     pub fn volume_create_with(
         &self,
         name: &str,
         max_bytes: Option<u64>,
+        retention_ms: Option<u64>,
     ) -> Result<(), VolumeOpError> {
-        if self.volume_store()?.create_with(name, max_bytes)? {
-            Ok(())
-        } else {
-            Err(VolumeError::AlreadyExists(name.to_owned()).into())
+        check_name(name)?;
+        let store = self.volume_store()?;
+        if let Some(r) = retention_ms.filter(|r| *r > MAX_RETENTION_MS) {
+            return Err(VolumeError::InvalidRetention { retention_ms: r }.into());
         }
+        if !store.create_with(name, max_bytes)? {
+            return Err(VolumeError::AlreadyExists(name.to_owned()).into());
+        }
+        // A crash between the two leaves the default retention, which
+        // keeps more, never less.
+        if let Some(r) = retention_ms {
+            store.set_retention(name, r)?;
+        }
+        Ok(())
     }
 
     /// Sets the byte quota of volume `name` (`None`: removes it). A quota
@@ -342,11 +359,12 @@ impl Service {
     ) -> Result<Vec<EntryInfo>, VolumeOpError> {
         let store = self.volume_store()?;
         let path = normalize_path(path)?;
-        match store.node(name, &path)? {
+        let at = VolumeRef::parse(name)?;
+        match at.node(store.as_ref(), &path)? {
             None => Err(no_such(name, &path)),
             Some(n) if n.kind != NodeKind::Dir => Ok(vec![entry(path, &n)]),
-            Some(_) => Ok(store
-                .list_dir(name, &path, recursive)?
+            Some(_) => Ok(at
+                .list_dir(store.as_ref(), &path, recursive)?
                 .into_iter()
                 .map(|(p, n)| entry(p, &n))
                 .collect()),
@@ -385,9 +403,9 @@ impl Service {
     /// directory).
     pub fn volume_stat(&self, name: &str, path: &str) -> Result<Option<EntryInfo>, VolumeOpError> {
         let path = normalize_path(path)?;
-        Ok(self
-            .volume_store()?
-            .node(name, &path)?
+        let store = self.volume_store()?;
+        Ok(VolumeRef::parse(name)?
+            .node(store.as_ref(), &path)?
             .map(|n| entry(path, &n)))
     }
 
@@ -416,8 +434,8 @@ impl Service {
     ) -> Result<u64, VolumeOpError> {
         let store = self.volume_store()?;
         let path = normalize_path(path)?;
-        let node = store
-            .node(name, &path)?
+        let node = VolumeRef::parse(name)?
+            .node(store.as_ref(), &path)?
             .ok_or_else(|| no_such(name, &path))?;
         match node.kind {
             NodeKind::File => {}
@@ -459,10 +477,11 @@ impl Service {
     pub fn volume_size(&self, name: &str, remote: &str) -> Result<u64, VolumeOpError> {
         let store = self.volume_store()?;
         let path = normalize_path(remote)?;
-        match store.node(name, &path)? {
+        let at = VolumeRef::parse(name)?;
+        match at.node(store.as_ref(), &path)? {
             None => Err(no_such(name, &path)),
-            Some(n) if n.kind == NodeKind::Dir => Ok(store
-                .list_dir(name, &path, true)?
+            Some(n) if n.kind == NodeKind::Dir => Ok(at
+                .list_dir(store.as_ref(), &path, true)?
                 .iter()
                 .filter(|(_, n)| n.kind == NodeKind::File)
                 .map(|(_, n)| n.size)
@@ -486,8 +505,9 @@ impl Service {
     ) -> Result<GetReport, VolumeOpError> {
         let store = self.volume_store()?;
         let path = normalize_path(remote)?;
-        let node = store
-            .node(name, &path)?
+        let at = VolumeRef::parse(name)?;
+        let node = at
+            .node(store.as_ref(), &path)?
             .ok_or_else(|| no_such(name, &path))?;
         let into_dir = local.is_dir();
         let root = if into_dir && !path.is_empty() {
@@ -504,7 +524,7 @@ impl Service {
             NodeKind::Dir => {
                 plan.push((root.clone(), node));
                 let prefix_len = if path.is_empty() { 0 } else { path.len() + 1 };
-                for (p, n) in store.list_dir(name, &path, true)? {
+                for (p, n) in at.list_dir(store.as_ref(), &path, true)? {
                     let rel = p.get(prefix_len..).unwrap_or_default();
                     if n.kind == NodeKind::Symlink {
                         report.skipped_symlinks.push(p);
@@ -560,6 +580,7 @@ impl Service {
         dst: &str,
         recursive: bool,
     ) -> Result<CommitInfo, VolumeOpError> {
+        writable(name)?;
         let store = self.volume_store()?;
         if srcs.is_empty() {
             return Err(VolumeOpError::Invalid(
@@ -653,6 +674,7 @@ impl Service {
         path: &str,
         recursive: bool,
     ) -> Result<CommitInfo, VolumeOpError> {
+        writable(name)?;
         let store = self.volume_store()?;
         let path = normalize_path(path)?;
         let node = store
@@ -748,13 +770,26 @@ fn write_local(
     Ok(written)
 }
 
-/// Checks a volume name for the CLI before it touches the store.
+/// Checks a volume name for the CLI before it touches the store. A name
+/// ending in `@` and digits would read as a version ([`VolumeRef`]), so
+/// it is refused.
 pub fn check_name(name: &str) -> Result<(), VolumeOpError> {
-    Ok(check_volume_name(name)?)
+    check_volume_name(name)?;
+    if VolumeRef::parse(name)?.version.is_some() {
+        return Err(VolumeError::InvalidName {
+            name: name.to_owned(),
+            reason: "a name ending in `@` and digits reads as a version (NAME@VERSION)".into(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 mod batch;
+mod history;
 pub use batch::{PutReport, VolumeBatch, local_tree_size};
+pub(crate) use history::writable;
+pub use history::{DiffEntry, VolumeRef};
 
 #[cfg(test)]
 mod tests;

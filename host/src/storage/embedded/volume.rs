@@ -9,7 +9,10 @@
 //!   one volume are contiguous and sorted by path, so a directory's subtree
 //!   is the key range `id ++ dir ++ "/"` and a snapshot is one prefix scan.
 //! - `volume_log`: `id ++ version (8 bytes BE)` → the commit record (time,
-//!   changed paths, removed paths).
+//!   changed paths, removed paths, bytes added).
+//! - `volume_history`: the history rows that keep older versions readable
+//!   (see [`crate::storage::volume::history`]), each under two keys (by
+//!   path, and by version for diffs and pruning), and each volume's floor.
 //!
 //! A commit works out its writes outside sled (reading the head through an
 //! overlay of its own earlier changes), then applies them to all three
@@ -28,6 +31,7 @@
 
 mod codec;
 mod head;
+mod history;
 mod state;
 mod visible;
 
@@ -49,12 +53,13 @@ use super::EmbeddedStore;
 use crate::storage::blobs::{BlobError, BlobId};
 use crate::storage::disk::is_disk_full;
 use crate::storage::volume::cache::SnapshotCache;
+use crate::storage::volume::history::{DEFAULT_RETENTION_MS, MAX_RETENTION_MS};
 use crate::storage::volume::pins::Mounts;
 use crate::storage::volume::plan::{Base, IMPLICIT_DIR_MODE, plan};
 use crate::storage::volume::{
-    Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, Snapshot, VolumeError, VolumeInfo,
-    VolumeStore, check_max_bytes, check_node_shape, check_volume_name, normalize_changes,
-    normalize_path,
+    Change, CommitInfo, CommitOptions, GcOptions, GcReport, History, Node, NodeKind, PathDiff,
+    Snapshot, VolumeError, VolumeInfo, VolumeStore, check_max_bytes, check_node_shape,
+    check_volume_name, normalize_changes, normalize_path,
 };
 
 /// How many keys a deleted volume's clean-up removes per sled batch, so a
@@ -67,6 +72,7 @@ pub(crate) struct VolumeState {
     volumes: Tree,
     nodes: Tree,
     log: Tree,
+    history: Tree,
     inode_limit: u64,
     gc_grace: Duration,
     /// Per volume id: writers (commit, rename, delete) take it exclusively,
@@ -98,6 +104,7 @@ impl VolumeState {
             volumes: db.open_tree("volumes")?,
             nodes: db.open_tree("volume_nodes")?,
             log: db.open_tree("volume_log")?,
+            history: db.open_tree("volume_history")?,
             inode_limit,
             gc_grace,
             locks: Mutex::new(HashMap::new()),
@@ -190,6 +197,8 @@ impl VolumeStore for EmbeddedStore {
             inodes: 0,
             bytes: 0,
             max_bytes,
+            retention_ms: None,
+            history_from: 0,
         }
         .encode();
         let l = self.vol().lock_for(id);
@@ -228,6 +237,35 @@ impl VolumeStore for EmbeddedStore {
         let (meta, published) = self.with_volume(name, true, |meta| {
             let old = meta.encode();
             let new = Meta { max_bytes, ..meta };
+            let encoded = new.encode();
+            let ((), published) = self.publish(meta.id, false, || {
+                self.vol()
+                    .volumes
+                    .insert(name.as_bytes(), encoded.clone())
+                    .map_err(db_err)?;
+                let undo = vec![UndoOp {
+                    tree: UndoTree::Volumes,
+                    key: name.as_bytes().into(),
+                    old: Some(old.as_slice().into()),
+                }];
+                Ok(((), undo))
+            })?;
+            Ok((new, published))
+        })?;
+        self.confirm(published)?;
+        Ok(info_of(name.to_owned(), &meta))
+    }
+
+    fn set_retention(&self, name: &str, retention_ms: u64) -> Result<VolumeInfo, VolumeError> {
+        if retention_ms > MAX_RETENTION_MS {
+            return Err(VolumeError::InvalidRetention { retention_ms });
+        }
+        let (meta, published) = self.with_volume(name, true, |meta| {
+            let old = meta.encode();
+            let new = Meta {
+                retention_ms: Some(retention_ms),
+                ..meta
+            };
             let encoded = new.encode();
             let ((), published) = self.publish(meta.id, false, || {
                 self.vol()
@@ -286,6 +324,7 @@ impl VolumeStore for EmbeddedStore {
         let vol = self.vol();
         self.clear_prefix(&vol.nodes, &meta.id.to_be_bytes())?;
         self.clear_prefix(&vol.log, &meta.id.to_be_bytes())?;
+        self.clear_prefix(&vol.history, &meta.id.to_be_bytes())?;
         lock(&vol.locks).remove(&meta.id);
         lock(&vol.snapshots).forget(meta.id);
         Ok(())
@@ -428,7 +467,39 @@ impl VolumeStore for EmbeddedStore {
         })
     }
 
-    fn commit(&self, name: &str, changes: &[Change]) -> Result<CommitInfo, VolumeError> {
+    fn history(&self, name: &str, limit: usize) -> Result<History, VolumeError> {
+        self.history_of(name, limit)
+    }
+
+    fn snapshot_at(&self, name: &str, version: u64) -> Result<Snapshot, VolumeError> {
+        let nodes = self.list_dir_at_version(name, "", true, version)?;
+        Ok(Snapshot { version, nodes })
+    }
+
+    fn node_at(&self, name: &str, path: &str, version: u64) -> Result<Option<Node>, VolumeError> {
+        self.node_at_version(name, path, version)
+    }
+
+    fn list_dir_at(
+        &self,
+        name: &str,
+        path: &str,
+        recursive: bool,
+        version: u64,
+    ) -> Result<Vec<(String, Node)>, VolumeError> {
+        self.list_dir_at_version(name, path, recursive, version)
+    }
+
+    fn diff(&self, name: &str, from: u64, to: Option<u64>) -> Result<Vec<PathDiff>, VolumeError> {
+        self.diff_versions(name, from, to)
+    }
+
+    fn commit_with(
+        &self,
+        name: &str,
+        changes: &[Change],
+        options: &CommitOptions,
+    ) -> Result<CommitInfo, VolumeError> {
         crate::storage::volume::counted_commit(changes, || {
             // Normalise and check everything before taking the lock.
             let normalized = normalize_changes(changes)?;
@@ -446,6 +517,13 @@ impl VolumeStore for EmbeddedStore {
                 }
             }
             let info = self.with_volume(name, true, |meta| {
+                if let Some(expected) = options.expect_head.filter(|e| *e != meta.head) {
+                    return Err(VolumeError::HeadMoved {
+                        volume: name.to_owned(),
+                        expected,
+                        head: meta.head,
+                    });
+                }
                 let vol = self.vol();
                 let now_ms = self.now_ms();
                 let base = Base {
@@ -462,6 +540,7 @@ impl VolumeStore for EmbeddedStore {
                     time_ms: now_ms,
                     changed: plan.changed,
                     removed: plan.removed,
+                    bytes_added: Some(plan.bytes_added),
                 };
                 let version = meta.head.checked_add(1).ok_or_else(|| {
                     VolumeError::Corrupt(format!("volume `{name}`: version counter overflow"))
@@ -484,6 +563,24 @@ impl VolumeStore for EmbeddedStore {
                 }
                 let log = record.encode();
                 let mut undo = plan.head.undo(&plan.overlay)?;
+                // The nodes this commit replaces stay readable as version
+                // `meta.head` (see `history`).
+                let mut rows = Batch::default();
+                for (path, old) in crate::storage::volume::history::rows(&plan.before) {
+                    let (by_path, by_version) = (
+                        history_key(meta.id, path, version),
+                        history_version_key(meta.id, version, path),
+                    );
+                    rows.insert(by_path.as_slice(), encode_history(old));
+                    rows.insert(by_version.as_slice(), Vec::new());
+                    for key in [by_path, by_version] {
+                        undo.push(UndoOp {
+                            tree: UndoTree::History,
+                            key: key.into(),
+                            old: None,
+                        });
+                    }
+                }
                 undo.push(UndoOp {
                     tree: UndoTree::Volumes,
                     key: name.as_bytes().into(),
@@ -495,8 +592,8 @@ impl VolumeStore for EmbeddedStore {
                     old: None,
                 });
                 let ((), published) = self.publish(meta.id, false, || {
-                    (&vol.volumes, &vol.nodes, &vol.log)
-                        .transaction(|(tv, tn, tl)| {
+                    (&vol.volumes, &vol.nodes, &vol.log, &vol.history)
+                        .transaction(|(tv, tn, tl, th)| {
                             // Under the per-volume lock nothing else moves the
                             // head; this guards against a bug elsewhere rather
                             // than races.
@@ -510,6 +607,7 @@ impl VolumeStore for EmbeddedStore {
                             tv.insert(name.as_bytes(), new_meta.clone())?;
                             tn.apply_batch(&batch)?;
                             tl.insert(&log_key(meta.id, version)[..], log.clone())?;
+                            th.apply_batch(&rows)?;
                             Ok(())
                         })
                         .map_err(tx_err)?;
@@ -614,14 +712,19 @@ impl VolumeStore for EmbeddedStore {
         let vol = self.vol();
         let grace = options.min_age.unwrap_or(vol.gc_grace);
         let _gc = vol.gc_lock.write().unwrap_or_else(PoisonError::into_inner);
-        let mut live = HashSet::new();
+        let mut metas = Vec::new();
         for item in vol.volumes.iter() {
             let (_, v) = item.map_err(db_err)?;
-            live.insert(Meta::decode(&v)?.id);
+            metas.push(Meta::decode(&v)?);
+        }
+        let live: HashSet<u64> = metas.iter().map(|m| m.id).collect();
+        // Versions past retention go first; what the rest name stays.
+        let mut referenced = HashSet::new();
+        for meta in &metas {
+            referenced.extend(self.prune_history(meta)?);
         }
         // One pass over every node: the referenced set, plus the ids of
         // volumes whose deletion a crash interrupted.
-        let mut referenced = HashSet::new();
         let mut orphans = HashSet::new();
         for item in vol.nodes.iter() {
             let (k, v) = item.map_err(db_err)?;
@@ -634,7 +737,7 @@ impl VolumeStore for EmbeddedStore {
                 orphans.insert(id);
             }
         }
-        for item in vol.log.iter().keys() {
+        for item in vol.log.iter().keys().chain(vol.history.iter().keys()) {
             let k = item.map_err(db_err)?;
             let (id, _) = split_key(&k)?;
             if !live.contains(&id) {
@@ -647,6 +750,7 @@ impl VolumeStore for EmbeddedStore {
             // no volume created after the name scan has nodes yet.)
             self.clear_prefix(&vol.nodes, &id.to_be_bytes())?;
             self.clear_prefix(&vol.log, &id.to_be_bytes())?;
+            self.clear_prefix(&vol.history, &id.to_be_bytes())?;
         }
         let mounted = vol.mounts.pinned();
         let pinned = |id: &BlobId| mounted.contains(id) || (options.pinned)(id);
@@ -678,6 +782,7 @@ fn info_of(name: String, meta: &Meta) -> VolumeInfo {
         inodes: meta.inodes,
         bytes: meta.bytes,
         max_bytes: meta.max_bytes,
+        retention_ms: meta.retention(),
     }
 }
 

@@ -200,6 +200,8 @@ CREATE TABLE IF NOT EXISTS vessel_volumes (
     bytes bigint NOT NULL
 );
 ALTER TABLE vessel_volumes ADD COLUMN IF NOT EXISTS max_bytes bigint;
+ALTER TABLE vessel_volumes ADD COLUMN IF NOT EXISTS retention_ms bigint;
+ALTER TABLE vessel_volumes ADD COLUMN IF NOT EXISTS history_from bigint;
 CREATE TABLE IF NOT EXISTS vessel_volume_nodes (
     volume bigint NOT NULL,
     path text COLLATE "C" NOT NULL,
@@ -222,6 +224,23 @@ CREATE TABLE IF NOT EXISTS vessel_volume_log (
     PRIMARY KEY (volume, version)
 );
 ALTER TABLE vessel_volume_log ADD COLUMN IF NOT EXISTS dropped bytea[];
+ALTER TABLE vessel_volume_log ADD COLUMN IF NOT EXISTS bytes_added bigint;
+CREATE TABLE IF NOT EXISTS vessel_volume_history (
+    volume bigint NOT NULL,
+    path text COLLATE "C" NOT NULL,
+    until bigint NOT NULL,
+    kind smallint,
+    blob bytea,
+    size bigint,
+    mtime_ms bigint,
+    mode bigint,
+    target text,
+    PRIMARY KEY (volume, path, until)
+);
+CREATE INDEX IF NOT EXISTS vessel_volume_history_until
+    ON vessel_volume_history (volume, until);
+CREATE INDEX IF NOT EXISTS vessel_volume_history_blob
+    ON vessel_volume_history (blob) WHERE blob IS NOT NULL;
 CREATE TABLE IF NOT EXISTS vessel_volume_mounts (
     id bigserial PRIMARY KEY,
     host text NOT NULL,

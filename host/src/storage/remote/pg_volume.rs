@@ -72,6 +72,8 @@
 //! keeps what a commit after a live mount's version dropped (see
 //! [`mounts`]).
 
+mod commit;
+mod history;
 mod mounts;
 mod plan;
 mod rows;
@@ -93,11 +95,13 @@ use tokio_postgres::types::FromSql;
 use super::s3::{S3Error, Upload};
 use super::{DbError, Inner, RemoteStore, Stalled, from_db, to_db};
 use crate::storage::blobs::{BlobError, BlobId};
+use crate::storage::volume::history::DEFAULT_RETENTION_MS;
 use crate::storage::volume::pins::{Mounts, Registration};
 use crate::storage::volume::plan::{Base, IMPLICIT_DIR_MODE, plan};
 use crate::storage::volume::{
-    Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, Snapshot, VolumeError, VolumeInfo,
-    VolumeStore, ancestors, check_max_bytes, check_volume_name, normalize_changes, normalize_path,
+    Change, CommitInfo, CommitOptions, GcOptions, GcReport, History, Node, NodeKind, PathDiff,
+    Snapshot, VolumeError, VolumeInfo, VolumeStore, ancestors, check_max_bytes, check_volume_name,
+    normalize_changes, normalize_path,
 };
 
 impl From<Stalled> for VolumeError {
@@ -146,8 +150,8 @@ impl VolumeStore for RemoteStore {
             let st = client
                 .prepare_cached(
                     "INSERT INTO vessel_volumes \
-                     (name, id, head, created_ms, inodes, bytes, max_bytes) \
-                     VALUES ($1, nextval('vessel_volume_ids'), 0, $2, 0, 0, $3) \
+                     (name, id, head, created_ms, inodes, bytes, max_bytes, history_from) \
+                     VALUES ($1, nextval('vessel_volume_ids'), 0, $2, 0, 0, $3, 0) \
                      ON CONFLICT (name) DO NOTHING RETURNING id",
                 )
                 .await?;
@@ -181,6 +185,10 @@ impl VolumeStore for RemoteStore {
         Ok(info_of(name.to_owned(), &meta))
     }
 
+    fn set_retention(&self, name: &str, retention_ms: u64) -> Result<VolumeInfo, VolumeError> {
+        self.set_retention_shared(name, retention_ms)
+    }
+
     fn delete(&self, name: &str) -> Result<(), VolumeError> {
         check_volume_name(name)?;
         let n = name.to_owned();
@@ -198,6 +206,7 @@ impl VolumeStore for RemoteStore {
             for sql in [
                 "DELETE FROM vessel_volume_nodes WHERE volume = $1",
                 "DELETE FROM vessel_volume_log WHERE volume = $1",
+                "DELETE FROM vessel_volume_history WHERE volume = $1",
                 "DELETE FROM vessel_volumes WHERE id = $1",
             ] {
                 let st = tx.prepare_cached(sql).await?;
@@ -378,212 +387,46 @@ impl VolumeStore for RemoteStore {
                     Some(_) => {}
                 }
             }
-            let (lo, hi) = subtree_range(&path);
-            let st = tx
-                .prepare_cached(&format!(
-                    "SELECT n.path, {} FROM vessel_volume_nodes n WHERE n.volume = $1 \
-                     AND n.path >= $2 AND ($3::text IS NULL OR n.path < $3) \
-                     AND ($4 OR position('/' in substr(n.path, char_length($2) + 1)) = 0) \
-                     ORDER BY n.path",
-                    node_cols("n")
-                ))
-                .await?;
-            let mut out = Vec::new();
-            for row in tx.query(&st, &[&id, &lo, &hi, &recursive]).await? {
-                let p: String = col(&row, 0)?;
-                if let Some(node) = node_at(&row, 1)? {
-                    out.push((p, node));
-                }
-            }
+            let out = history::head_under(&tx, id, &path, recursive).await?;
             tx.commit().await?;
             Ok(out)
         })
     }
 
-    fn commit(&self, name: &str, changes: &[Change]) -> Result<CommitInfo, VolumeError> {
-        crate::storage::volume::counted_commit(changes, || {
-            check_volume_name(name)?;
-            let normalized: Vec<(String, Option<Node>)> = normalize_changes(changes)?
-                .into_iter()
-                .map(|(p, n)| (p, n.cloned()))
-                .collect();
-            let mut blob_ids: Vec<Vec<u8>> = normalized
-                .iter()
-                .filter_map(|(_, n)| n.as_ref().and_then(|n| n.blob))
-                .map(|b| b.0.to_vec())
-                .collect();
-            blob_ids.sort();
-            blob_ids.dedup();
-            let limit = self.inode_limit();
-            let now_ms = self.now_ms();
-            let n = name.to_owned();
-            let (id, from, info, overlay) = self.vol_op(move |inner| async move {
-                let mut client = inner.pool.get().await?;
-                let tx = client.transaction().await?;
-                let st = tx
-                    .prepare_cached(&format!(
-                        "SELECT {META_COLS} FROM vessel_volumes WHERE name = $1 FOR UPDATE"
-                    ))
-                    .await?;
-                let meta = match tx.query_opt(&st, &[&n]).await? {
-                    Some(row) => meta_at(&row, 0)?,
-                    None => return Err(VolumeError::NotFound(n)),
-                };
-                let sizes = touch_blobs(&tx, &blob_ids).await?;
-                for (path, node) in &normalized {
-                    if let Some(Node {
-                        blob: Some(b),
-                        size,
-                        ..
-                    }) = node
-                    {
-                        match sizes.get(b.0.as_slice()) {
-                            None => return Err(BlobError::Missing(*b).into()),
-                            Some(len) if len != size => {
-                                return Err(VolumeError::InvalidPath {
-                                    path: path.clone(),
-                                    reason: format!(
-                                        "the node says {size} bytes but blob {b} holds {len}"
-                                    ),
-                                });
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                }
-                let head = PgHead::read(&tx, meta.id, &normalized).await?;
-                let base = Base {
-                    volume: &n,
-                    inodes: meta.inodes,
-                    bytes: meta.bytes,
-                    max_bytes: meta.max_bytes,
-                    inode_limit: limit,
-                    now_ms,
-                };
-                let changes = normalized.iter().map(|(p, n)| (p.as_str(), n.as_ref()));
-                let plan = plan(head, base, changes)?;
-                let (changed, removed_paths) = (plan.changed, plan.removed);
-                let dropped: Vec<Vec<u8>> = plan.dropped.iter().map(|b| b.0.to_vec()).collect();
-                let version = meta
-                    .head
-                    .checked_add(1)
-                    .filter(|v| *v <= i64::MAX as u64)
-                    .ok_or_else(|| {
-                        VolumeError::Corrupt(format!("volume `{n}`: version counter overflow"))
-                    })?;
-                let (inodes, bytes, overlay) = (plan.inodes, plan.bytes, plan.overlay);
-                let mut put_paths = Vec::new();
-                let (mut kinds, mut blobs, mut sizes_col, mut mtimes, mut modes, mut targets) = (
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                );
-                let mut gone = Vec::new();
-                for (path, node) in &overlay {
-                    match node {
-                        Some(nd) => {
-                            put_paths.push(path.clone());
-                            kinds.push(kind_code(nd.kind));
-                            blobs.push(nd.blob.map(|b| b.0.to_vec()));
-                            sizes_col.push(to_db(nd.size));
-                            mtimes.push(to_db(nd.mtime_ms));
-                            modes.push(i64::from(nd.mode));
-                            targets.push(nd.target.clone());
-                        }
-                        None => gone.push(path.clone()),
-                    }
-                }
-                if !gone.is_empty() {
-                    let st = tx
-                        .prepare_cached(
-                            "DELETE FROM vessel_volume_nodes WHERE volume = $1 AND path = ANY($2)",
-                        )
-                        .await?;
-                    tx.execute(&st, &[&meta.id, &gone]).await?;
-                }
-                if !put_paths.is_empty() {
-                    let st = tx
-                        .prepare_cached(
-                            "INSERT INTO vessel_volume_nodes \
-                             (volume, path, kind, blob, size, mtime_ms, mode, target) \
-                             SELECT $1, p, k, b, s, m, md, t FROM unnest($2::text[], $3::int2[], \
-                             $4::bytea[], $5::int8[], $6::int8[], $7::int8[], $8::text[]) \
-                             AS u(p, k, b, s, m, md, t) \
-                             ON CONFLICT (volume, path) DO UPDATE SET kind = EXCLUDED.kind, \
-                             blob = EXCLUDED.blob, size = EXCLUDED.size, \
-                             mtime_ms = EXCLUDED.mtime_ms, mode = EXCLUDED.mode, \
-                             target = EXCLUDED.target",
-                        )
-                        .await?;
-                    tx.execute(
-                        &st,
-                        &[
-                            &meta.id, &put_paths, &kinds, &blobs, &sizes_col, &mtimes, &modes,
-                            &targets,
-                        ],
-                    )
-                    .await?;
-                }
-                let st = tx
-                    .prepare_cached(
-                        "INSERT INTO vessel_volume_log \
-                         (volume, version, time_ms, changed, removed, dropped) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .await?;
-                tx.execute(
-                    &st,
-                    &[
-                        &meta.id,
-                        &to_db(version),
-                        &to_db(now_ms),
-                        &changed,
-                        &removed_paths,
-                        &dropped,
-                    ],
-                )
-                .await?;
-                // The compare-and-swap on the head: it must still be the one
-                // this commit planned against.
-                let st = tx
-                    .prepare_cached(
-                        "UPDATE vessel_volumes SET head = $3, inodes = $4, bytes = $5 \
-                         WHERE id = $1 AND head = $2",
-                    )
-                    .await?;
-                let moved = tx
-                    .execute(
-                        &st,
-                        &[
-                            &meta.id,
-                            &to_db(meta.head),
-                            &to_db(version),
-                            &to_db(inodes),
-                            &to_db(bytes),
-                        ],
-                    )
-                    .await?;
-                if moved != 1 {
-                    return Err(VolumeError::Unavailable(format!(
-                        "volume `{n}` moved under a commit; try again"
-                    )));
-                }
-                tx.commit().await?;
-                let info = CommitInfo {
-                    version,
-                    changed: changed.len() as u64,
-                    removed: removed_paths.len() as u64,
-                };
-                Ok((meta.id, meta.head, info, overlay))
-            })?;
-            // Keep a cached snapshot of the previous head current: the next read
-            // merges in what this commit wrote (cheap next to a rescan).
-            lock(&self.inner.volume_cache).advance(id, from, info.version, overlay);
-            Ok(info)
-        })
+    fn commit_with(
+        &self,
+        name: &str,
+        changes: &[Change],
+        options: &CommitOptions,
+    ) -> Result<CommitInfo, VolumeError> {
+        self.commit_shared(name, changes, options)
+    }
+
+    fn history(&self, name: &str, limit: usize) -> Result<History, VolumeError> {
+        self.history_shared(name, limit)
+    }
+
+    fn snapshot_at(&self, name: &str, version: u64) -> Result<Snapshot, VolumeError> {
+        let nodes = self.list_dir_at_shared(name, "", true, version)?;
+        Ok(Snapshot { version, nodes })
+    }
+
+    fn node_at(&self, name: &str, path: &str, version: u64) -> Result<Option<Node>, VolumeError> {
+        self.node_at_shared(name, path, version)
+    }
+
+    fn list_dir_at(
+        &self,
+        name: &str,
+        path: &str,
+        recursive: bool,
+        version: u64,
+    ) -> Result<Vec<(String, Node)>, VolumeError> {
+        self.list_dir_at_shared(name, path, recursive, version)
+    }
+
+    fn diff(&self, name: &str, from: u64, to: Option<u64>) -> Result<Vec<PathDiff>, VolumeError> {
+        self.diff_shared(name, from, to)
     }
 
     fn mounts(&self) -> &Mounts {
@@ -682,6 +525,9 @@ impl VolumeStore for RemoteStore {
     fn gc(&self, options: &GcOptions<'_>) -> Result<GcReport, VolumeError> {
         let grace = options.min_age.unwrap_or(self.inner.gc_grace);
         let secs = grace.as_secs_f64();
+        // Versions past retention go first; the blobs the remaining
+        // history rows name stay, as those the heads name do.
+        self.prune_histories()?;
         // Unreferenced blobs, old or young.
         let unreferenced: Vec<(Vec<u8>, bool)> = self.vol_op(move |inner| async move {
             let client = inner.pool.get().await?;
@@ -689,7 +535,9 @@ impl VolumeStore for RemoteStore {
                 .prepare_cached(
                     "SELECT b.id, b.touched < now() - make_interval(secs => $1) \
                      FROM vessel_blobs b WHERE NOT EXISTS \
-                     (SELECT 1 FROM vessel_volume_nodes n WHERE n.blob = b.id)",
+                     (SELECT 1 FROM vessel_volume_nodes n WHERE n.blob = b.id) \
+                     AND NOT EXISTS \
+                     (SELECT 1 FROM vessel_volume_history h WHERE h.blob = b.id)",
                 )
                 .await?;
             let mut out = Vec::new();
@@ -732,6 +580,8 @@ impl VolumeStore for RemoteStore {
                       AND touched < now() - make_interval(secs => $2) ORDER BY id FOR UPDATE) \
                      AND b.touched < now() - make_interval(secs => $2) \
                      AND NOT EXISTS (SELECT 1 FROM vessel_volume_nodes n WHERE n.blob = b.id) \
+                     AND NOT EXISTS \
+                     (SELECT 1 FROM vessel_volume_history h WHERE h.blob = b.id) \
                      RETURNING b.id, b.object, b.size",
                 )
                 .await?;

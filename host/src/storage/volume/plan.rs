@@ -53,6 +53,12 @@ pub(crate) struct Planned<R> {
     /// knows its mounts' blobs exactly).
     #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     pub(crate) dropped: Vec<BlobId>,
+    /// Path → its node in the head the commit started from, for every
+    /// overlay path whose node the commit changes: the history rows that
+    /// keep the older version readable (see `super::history`).
+    pub(crate) before: BTreeMap<String, Option<Node>>,
+    /// The bytes of the files this commit created or replaced.
+    pub(crate) bytes_added: u64,
 }
 
 /// The volume a commit starts from.
@@ -80,6 +86,7 @@ pub(crate) fn plan<'c, R: HeadReader>(
         head,
         overlay: BTreeMap::new(),
         stored_blobs: HashMap::new(),
+        read: HashMap::new(),
         known_dirs: HashSet::new(),
         inodes: base.inodes,
         bytes: base.bytes,
@@ -120,6 +127,25 @@ pub(crate) fn plan<'c, R: HeadReader>(
         .collect();
     dropped.sort_unstable();
     dropped.dedup();
+    // Every overlay path was read from the head before the plan wrote it
+    // (`current` or `remove_subtree`); a path missing from `read` would be
+    // a planner bug, and recording it as absent would make an old version
+    // lie, so it fails the commit instead.
+    let mut before = BTreeMap::new();
+    let mut bytes_added = 0u64;
+    for (path, now) in &p.overlay {
+        let Some(was) = p.read.get(path) else {
+            return Err(VolumeError::Corrupt(format!(
+                "commit planner: {path} was written without being read"
+            )));
+        };
+        if was != now {
+            if let Some(n) = now.as_ref().filter(|n| n.kind == NodeKind::File) {
+                bytes_added = bytes_added.saturating_add(n.size);
+            }
+            before.insert(path.clone(), was.clone());
+        }
+    }
     Ok(Planned {
         head: p.head,
         overlay: p.overlay,
@@ -128,6 +154,8 @@ pub(crate) fn plan<'c, R: HeadReader>(
         changed,
         removed,
         dropped,
+        before,
+        bytes_added,
     })
 }
 
@@ -139,6 +167,8 @@ struct Plan<R> {
     /// Path → the blob of the file stored there, for every stored file
     /// read: what the commit may drop.
     stored_blobs: HashMap<String, BlobId>,
+    /// Path → its node in the head, for every path read from it.
+    read: HashMap<String, Option<Node>>,
     /// Paths known to be directories in the planned state (saves re-reading
     /// common ancestors of many changed paths).
     known_dirs: HashSet<String>,
@@ -156,6 +186,9 @@ impl<R: HeadReader> Plan<R> {
                 if let Some(b) = node.as_ref().and_then(|n| n.blob) {
                     self.stored_blobs.insert(path.to_owned(), b);
                 }
+                self.read
+                    .entry(path.to_owned())
+                    .or_insert_with(|| node.clone());
                 Ok(node)
             }
         }
@@ -202,6 +235,9 @@ impl<R: HeadReader> Plan<R> {
             if let Some(b) = node.blob {
                 self.stored_blobs.entry(path.clone()).or_insert(b);
             }
+            self.read
+                .entry(path.clone())
+                .or_insert_with(|| Some(node.clone()));
             if self.overlay.contains_key(&path) {
                 continue;
             }

@@ -266,6 +266,10 @@ impl Mount {
     /// new snapshot is placed lazily like a fresh mount's.
     pub fn reload(&mut self) -> Result<u64, MountError> {
         self.check_live()?;
+        // A mount of an older version stays on it: nothing to load.
+        if self.pinned.is_some() {
+            return Ok(self.version);
+        }
         self.live.loading();
         let snapshot: Snapshot = match self.store.snapshot(&self.volume) {
             Ok(s) => s,

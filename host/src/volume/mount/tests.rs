@@ -53,6 +53,7 @@ fn setup() -> (tempfile::TempDir, Arc<dyn VolumeStore>, Mount) {
         guest: "/data".into(),
         volume: "v".into(),
         read_only: false,
+        version: None,
     };
     let m = Mount::materialize(&store, &spec, &dir.path().join("mnt")).unwrap();
     (dir, store, m)

@@ -19,6 +19,11 @@ pub(super) struct Meta {
     pub(super) bytes: u64,
     /// The byte quota, if any.
     pub(super) max_bytes: Option<u64>,
+    /// How long replaced versions stay readable; `None`: the default.
+    pub(super) retention_ms: Option<u64>,
+    /// No version before this one has history rows (a volume written
+    /// before history existed starts at its head then).
+    pub(super) history_from: u64,
 }
 
 /// The format of a volume row with a byte quota: the five counters of
@@ -26,19 +31,36 @@ pub(super) struct Meta {
 /// written before quotas existed read (and encode) as they were.
 pub(super) const FORMAT_QUOTA: u8 = 2;
 
+/// The format of a volume row with history: the five counters, a flags
+/// byte (1: a quota follows, 2: a retention follows), `history_from`, then
+/// the quota and the retention when flagged. Rows of formats 1 and 2 read
+/// with `history_from` at their head, and a row that says no more than
+/// they could is still written in them, so every row encodes back to its
+/// bytes.
+pub(super) const FORMAT_HISTORY: u8 = 3;
+
 impl Meta {
     pub(super) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(49);
-        out.push(if self.max_bytes.is_some() {
-            FORMAT_QUOTA
-        } else {
-            FORMAT
+        let mut out = Vec::with_capacity(66);
+        let legacy = self.retention_ms.is_none() && self.history_from == self.head;
+        out.push(match (legacy, self.max_bytes) {
+            (true, None) => FORMAT,
+            (true, Some(_)) => FORMAT_QUOTA,
+            (false, _) => FORMAT_HISTORY,
         });
         for v in [self.id, self.head, self.created_ms, self.inodes, self.bytes] {
             out.extend_from_slice(&v.to_be_bytes());
         }
-        if let Some(max) = self.max_bytes {
-            out.extend_from_slice(&max.to_be_bytes());
+        if legacy {
+            if let Some(max) = self.max_bytes {
+                out.extend_from_slice(&max.to_be_bytes());
+            }
+            return out;
+        }
+        out.push(u8::from(self.max_bytes.is_some()) | (u8::from(self.retention_ms.is_some()) << 1));
+        out.extend_from_slice(&self.history_from.to_be_bytes());
+        for v in [self.max_bytes, self.retention_ms].into_iter().flatten() {
+            out.extend_from_slice(&v.to_be_bytes());
         }
         out
     }
@@ -46,7 +68,7 @@ impl Meta {
     pub(super) fn decode(bytes: &[u8]) -> Result<Self, VolumeError> {
         let mut r = Reader::new(bytes, "volume record");
         let format = r.u8()?;
-        if format != FORMAT && format != FORMAT_QUOTA {
+        if !matches!(format, FORMAT | FORMAT_QUOTA | FORMAT_HISTORY) {
             return Err(corrupt(format!("volume record: unknown format {format}")));
         }
         let mut meta = Meta {
@@ -56,12 +78,40 @@ impl Meta {
             inodes: r.u64()?,
             bytes: r.u64()?,
             max_bytes: None,
+            retention_ms: None,
+            history_from: 0,
         };
-        if format == FORMAT_QUOTA {
-            meta.max_bytes = Some(r.u64()?);
+        match format {
+            FORMAT_QUOTA => {
+                meta.max_bytes = Some(r.u64()?);
+                meta.history_from = meta.head;
+            }
+            FORMAT_HISTORY => {
+                let flags = r.u8()?;
+                if flags & !0b11 != 0 {
+                    return Err(corrupt(format!("volume record: unknown flags {flags:#x}")));
+                }
+                meta.history_from = r.u64()?;
+                if flags & 1 != 0 {
+                    meta.max_bytes = Some(r.u64()?);
+                }
+                if flags & 2 != 0 {
+                    meta.retention_ms = Some(r.u64()?);
+                }
+                if meta.retention_ms.is_none() && meta.history_from == meta.head {
+                    // Formats 1 and 2 say this; one meaning, one encoding.
+                    return Err(corrupt("volume record: a legacy row in the history format"));
+                }
+            }
+            _ => meta.history_from = meta.head,
         }
         r.end()?;
         Ok(meta)
+    }
+
+    /// The retention that applies.
+    pub(super) fn retention(&self) -> u64 {
+        self.retention_ms.unwrap_or(DEFAULT_RETENTION_MS)
     }
 }
 
@@ -136,12 +186,22 @@ pub(super) struct LogRecord {
     pub(super) time_ms: u64,
     pub(super) changed: Vec<String>,
     pub(super) removed: Vec<String>,
+    /// The bytes of the files the commit created or replaced; `None` in
+    /// records written before history (format 1), which had no such field.
+    pub(super) bytes_added: Option<u64>,
 }
+
+/// The format of a log record that ends with `bytes_added`.
+const LOG_FORMAT_BYTES: u8 = 2;
 
 impl LogRecord {
     pub(super) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.push(FORMAT);
+        out.push(if self.bytes_added.is_some() {
+            LOG_FORMAT_BYTES
+        } else {
+            FORMAT
+        });
         out.extend_from_slice(&self.time_ms.to_be_bytes());
         for list in [&self.changed, &self.removed] {
             out.extend_from_slice(&u64::try_from(list.len()).unwrap_or(u64::MAX).to_be_bytes());
@@ -149,12 +209,18 @@ impl LogRecord {
                 put_str(&mut out, p);
             }
         }
+        if let Some(b) = self.bytes_added {
+            out.extend_from_slice(&b.to_be_bytes());
+        }
         out
     }
 
     pub(super) fn decode(bytes: &[u8]) -> Result<Self, VolumeError> {
         let mut r = Reader::new(bytes, "log record");
-        r.format()?;
+        let format = r.u8()?;
+        if format != FORMAT && format != LOG_FORMAT_BYTES {
+            return Err(corrupt(format!("log record: unknown format {format}")));
+        }
         let time_ms = r.u64()?;
         let mut lists = [Vec::new(), Vec::new()];
         for list in &mut lists {
@@ -163,12 +229,18 @@ impl LogRecord {
                 list.push(r.string()?);
             }
         }
+        let bytes_added = if format == LOG_FORMAT_BYTES {
+            Some(r.u64()?)
+        } else {
+            None
+        };
         r.end()?;
         let [changed, removed] = lists;
         Ok(LogRecord {
             time_ms,
             changed,
             removed,
+            bytes_added,
         })
     }
 }
@@ -282,6 +354,117 @@ pub(super) fn log_key(id: u64, version: u64) -> [u8; 16] {
     a.copy_from_slice(&id.to_be_bytes());
     b.copy_from_slice(&version.to_be_bytes());
     k
+}
+
+/// The `volume_history` key family of history rows by path.
+const BY_PATH: u8 = 1;
+/// The family of the same rows by version.
+const BY_VERSION: u8 = 2;
+/// The key of a volume's floor: no version below it is kept (gc moved it).
+const FLOOR: u8 = 3;
+
+/// A history row's key by path: `id ++ 1 ++ path ++ 0 ++ until`. Paths
+/// hold no NUL, so a path's rows are contiguous and sorted by `until`,
+/// and they sort before those of its descendants (`/` > NUL).
+pub(super) fn history_key(id: u64, path: &str, until: u64) -> Vec<u8> {
+    let mut k = history_path_prefix(id, path);
+    k.extend_from_slice(&until.to_be_bytes());
+    k
+}
+
+/// The prefix of every history row of `path` (by path).
+pub(super) fn history_path_prefix(id: u64, path: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(18 + path.len());
+    k.extend_from_slice(&id.to_be_bytes());
+    k.push(BY_PATH);
+    k.extend_from_slice(path.as_bytes());
+    k.push(0);
+    k
+}
+
+/// The prefix of the history rows (by path) of everything strictly under
+/// directory `dir`.
+pub(super) fn history_subtree_prefix(id: u64, dir: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(10 + dir.len());
+    k.extend_from_slice(&id.to_be_bytes());
+    k.push(BY_PATH);
+    k.extend_from_slice(dir.as_bytes());
+    if !dir.is_empty() {
+        k.push(b'/');
+    }
+    k
+}
+
+/// Splits a history key by path into the path and `until`.
+pub(super) fn split_history_key(key: &[u8]) -> Result<(String, u64), VolumeError> {
+    let bad = || corrupt("a history key is malformed");
+    let (_, rest) = split_key(key)?;
+    let rest = rest.strip_prefix(&[BY_PATH]).ok_or_else(bad)?;
+    if rest.len() < 9 {
+        return Err(bad());
+    }
+    let (path, tail) = rest.split_at(rest.len() - 9);
+    let (nul, until) = tail.split_at(1);
+    if nul != [0] {
+        return Err(bad());
+    }
+    let mut b = [0u8; 8];
+    b.copy_from_slice(until);
+    let path = String::from_utf8(path.to_vec()).map_err(|_| bad())?;
+    Ok((path, u64::from_be_bytes(b)))
+}
+
+/// A history row's key by version: `id ++ 2 ++ until ++ path`.
+pub(super) fn history_version_key(id: u64, until: u64, path: &str) -> Vec<u8> {
+    let mut k = history_version_prefix(id, until);
+    k.extend_from_slice(path.as_bytes());
+    k
+}
+
+/// The start of version `until`'s rows (by version).
+pub(super) fn history_version_prefix(id: u64, until: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
+    k.extend_from_slice(&id.to_be_bytes());
+    k.push(BY_VERSION);
+    k.extend_from_slice(&until.to_be_bytes());
+    k
+}
+
+/// Splits a history key by version into `until` and the path.
+pub(super) fn split_version_key(key: &[u8]) -> Result<(u64, String), VolumeError> {
+    let bad = || corrupt("a history key is malformed");
+    let (_, rest) = split_key(key)?;
+    let rest = rest.strip_prefix(&[BY_VERSION]).ok_or_else(bad)?;
+    if rest.len() < 8 {
+        return Err(bad());
+    }
+    let (until, path) = rest.split_at(8);
+    let mut b = [0u8; 8];
+    b.copy_from_slice(until);
+    let path = String::from_utf8(path.to_vec()).map_err(|_| bad())?;
+    Ok((u64::from_be_bytes(b), path))
+}
+
+/// The key of volume `id`'s floor.
+pub(super) fn floor_key(id: u64) -> [u8; 9] {
+    let mut k = [FLOOR; 9];
+    if let Some(head) = k.get_mut(..8) {
+        head.copy_from_slice(&id.to_be_bytes());
+    }
+    k
+}
+
+/// A history row's value: empty when the path was absent.
+pub(super) fn encode_history(node: Option<&Node>) -> Vec<u8> {
+    node.map(encode_node).unwrap_or_default()
+}
+
+pub(super) fn decode_history(bytes: &[u8]) -> Result<Option<Node>, VolumeError> {
+    if bytes.is_empty() {
+        Ok(None)
+    } else {
+        decode_node(bytes).map(Some)
+    }
 }
 
 /// Splits a `volume_nodes`/`volume_log` key into its volume id and the rest.

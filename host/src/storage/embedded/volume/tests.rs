@@ -90,6 +90,8 @@ fn records_round_trip_and_corruption_is_an_error() {
         inodes: 4,
         bytes: 5,
         max_bytes: None,
+        retention_ms: None,
+        history_from: 2,
     };
     assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
     assert_eq!(m.encode().len(), 41, "a row without a quota keeps format 1");
@@ -105,12 +107,54 @@ fn records_round_trip_and_corruption_is_an_error() {
     let mut extra = q.encode();
     extra.push(0);
     assert!(Meta::decode(&extra).is_err());
+    // With history (a retention, or versions before the head): format 3,
+    // every field back, every cut refused.
+    for h in [
+        Meta {
+            retention_ms: Some(7),
+            ..q
+        },
+        Meta {
+            history_from: 0,
+            ..m
+        },
+        Meta {
+            history_from: 1,
+            retention_ms: Some(0),
+            ..q
+        },
+    ] {
+        let enc = h.encode();
+        assert_eq!(enc.first(), Some(&3u8));
+        assert_eq!(Meta::decode(&enc).unwrap(), h);
+        for cut in 0..enc.len() {
+            assert!(Meta::decode(&enc[..cut]).is_err());
+        }
+    }
     let r = LogRecord {
         time_ms: 5,
         changed: vec!["a".into(), "b/c".into()],
         removed: vec!["d".into()],
+        bytes_added: None,
     };
     assert_eq!(LogRecord::decode(&r.encode()).unwrap(), r);
+    assert_eq!(
+        r.encode().first(),
+        Some(&1u8),
+        "records without bytes keep format 1"
+    );
+    let r2 = LogRecord {
+        bytes_added: Some(9),
+        ..r
+    };
+    assert_eq!(LogRecord::decode(&r2.encode()).unwrap(), r2);
+    // History keys split back into what made them.
+    let k = history_key(7, "a/b", 9);
+    assert_eq!(split_history_key(&k).unwrap(), ("a/b".to_owned(), 9));
+    let k = history_version_key(7, 9, "a/b");
+    assert_eq!(split_version_key(&k).unwrap(), (9, "a/b".to_owned()));
+    assert!(split_history_key(&history_version_key(7, 9, "a")).is_err());
+    assert_eq!(decode_history(&encode_history(None)).unwrap(), None);
 }
 
 #[test]
@@ -185,6 +229,8 @@ fn gc_keeps_referenced_blobs() {
     let dir = tempfile::tempdir().unwrap();
     let s = open_with(dir.path(), |o| o.blob_gc_grace = Duration::ZERO);
     s.create("v").unwrap();
+    // Only the head: a replaced blob is garbage at once.
+    s.set_retention("v", 0).unwrap();
     let kept = file(&s, b"kept");
     let replaced = file(&s, b"replaced");
     let _orphan = s.put_blob(b"never committed").unwrap();

@@ -48,6 +48,7 @@ pub(super) enum UndoTree {
     Volumes,
     Nodes,
     Log,
+    History,
 }
 
 /// One key as it was before a write: `old` is put back (or the key
@@ -327,13 +328,14 @@ impl EmbeddedStore {
 
     fn apply_undo(&self, undo: &[UndoOp]) -> Result<(), VolumeError> {
         let vol = self.vol();
-        (&vol.volumes, &vol.nodes, &vol.log)
-            .transaction(|(tv, tn, tl)| {
+        (&vol.volumes, &vol.nodes, &vol.log, &vol.history)
+            .transaction(|(tv, tn, tl, th)| {
                 for op in undo.iter().rev() {
                     let tree = match op.tree {
                         UndoTree::Volumes => tv,
                         UndoTree::Nodes => tn,
                         UndoTree::Log => tl,
+                        UndoTree::History => th,
                     };
                     match &op.old {
                         Some(v) => tree.insert(op.key.clone(), v.clone())?,

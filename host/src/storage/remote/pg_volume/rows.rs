@@ -78,22 +78,48 @@ pub(super) struct Meta {
     pub(super) inodes: u64,
     pub(super) bytes: u64,
     pub(super) max_bytes: Option<u64>,
+    /// `None`: [`DEFAULT_RETENTION_MS`].
+    pub(super) retention_ms: Option<u64>,
+    /// The oldest version history may reach; `None`: a volume written
+    /// before history existed and not committed to since (none before its
+    /// head).
+    pub(super) history_from: Option<u64>,
 }
 
-pub(super) const META_COLS: &str = "id, head, created_ms, inodes, bytes, max_bytes";
+impl Meta {
+    /// How long replaced versions stay readable.
+    pub(super) fn retention(&self) -> u64 {
+        self.retention_ms.unwrap_or(DEFAULT_RETENTION_MS)
+    }
+
+    /// The oldest version history may reach (gc's floor included), at most
+    /// the head.
+    pub(super) fn floor(&self) -> u64 {
+        self.history_from.unwrap_or(self.head).min(self.head)
+    }
+}
+
+pub(super) const META_COLS: &str =
+    "id, head, created_ms, inodes, bytes, max_bytes, retention_ms, history_from";
+
+/// An optional non-negative column.
+fn opt_u64_col(row: &Row, i: usize, what: &str) -> Result<Option<u64>, VolumeError> {
+    match col::<Option<i64>>(row, i)? {
+        Some(v) => Ok(Some(from_db(v, what).map_err(VolumeError::Corrupt)?)),
+        None => Ok(None),
+    }
+}
 
 pub(super) fn meta_at(row: &Row, at: usize) -> Result<Meta, VolumeError> {
-    let max_bytes = match col::<Option<i64>>(row, at + 5)? {
-        Some(v) => Some(from_db(v, "a byte quota").map_err(VolumeError::Corrupt)?),
-        None => None,
-    };
     Ok(Meta {
         id: col(row, at)?,
         head: u64_col(row, at + 1, "a head version")?,
         created_ms: u64_col(row, at + 2, "a creation time")?,
         inodes: u64_col(row, at + 3, "an inode count")?,
         bytes: u64_col(row, at + 4, "a byte count")?,
-        max_bytes,
+        max_bytes: opt_u64_col(row, at + 5, "a byte quota")?,
+        retention_ms: opt_u64_col(row, at + 6, "a retention")?,
+        history_from: opt_u64_col(row, at + 7, "a history start")?,
     })
 }
 
@@ -105,6 +131,7 @@ pub(super) fn info_of(name: String, m: &Meta) -> VolumeInfo {
         inodes: m.inodes,
         bytes: m.bytes,
         max_bytes: m.max_bytes,
+        retention_ms: m.retention(),
     }
 }
 

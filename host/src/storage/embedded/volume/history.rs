@@ -1,0 +1,303 @@
+//! Older versions in the embedded store: the oldest kept version, the
+//! history listing, reads at a version, diffs, and gc's pruning of rows
+//! past retention. The rules are [`crate::storage::volume::history`]'s;
+//! this file only finds the rows in sled.
+//!
+//! Reads take the volume's lock shared, as head reads do, so no commit
+//! lands between reading the head and the rows. gc prunes without that
+//! lock, in one batch with the floor it raises; a read re-checks the floor
+//! after reading, so it never answers with a half-pruned version.
+
+use super::*;
+use crate::storage::volume::history::{self as h, VersionInfo};
+
+impl EmbeddedStore {
+    /// The floor gc left for volume `id` (0: none).
+    fn floor(&self, id: u64) -> Result<u64, VolumeError> {
+        match self.vol().history.get(floor_key(id)).map_err(db_err)? {
+            None => Ok(0),
+            Some(v) => {
+                let b: [u8; 8] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("a history floor is not 8 bytes"))?;
+                Ok(u64::from_be_bytes(b))
+            }
+        }
+    }
+
+    /// The oldest version of the volume `meta` describes that is kept.
+    pub(super) fn oldest_kept(&self, meta: &Meta) -> Result<u64, VolumeError> {
+        let from = meta.history_from.max(self.floor(meta.id)?).min(meta.head);
+        let log = &self.vol().log;
+        let start = log_key(meta.id, from.saturating_add(1));
+        let end = log_key(meta.id, u64::MAX);
+        let replaced = log.range(start..=end).map(|item| {
+            let (k, v) = item.map_err(db_err)?;
+            let (_, rest) = split_key(&k)?;
+            let version: [u8; 8] = rest
+                .try_into()
+                .map_err(|_| corrupt("a log key is malformed"))?;
+            Ok((u64::from_be_bytes(version), LogRecord::decode(&v)?.time_ms))
+        });
+        h::oldest_kept(meta.head, from, meta.retention(), self.now_ms(), replaced)
+    }
+
+    /// Runs `f` on `name` under its shared lock, once `version` is known to
+    /// be kept, and checks again afterwards that gc did not prune it
+    /// meanwhile.
+    fn at_version<R>(
+        &self,
+        name: &str,
+        version: u64,
+        f: impl Fn(&Meta) -> Result<R, VolumeError>,
+    ) -> Result<R, VolumeError> {
+        self.visible(|| {
+            let mut id = None;
+            let out = self.with_volume(name, false, |meta| {
+                id = Some(meta.id);
+                let oldest = self.oldest_kept(&meta)?;
+                h::check_kept(name, version, oldest, meta.head)?;
+                let out = f(&meta)?;
+                let floor = self.floor(meta.id)?;
+                h::check_kept(name, version, oldest.max(floor), meta.head)?;
+                Ok(out)
+            });
+            (scope_of(id, &out), out)
+        })
+    }
+
+    /// `path`'s node at `version` (kept, at most the head).
+    fn node_then(
+        &self,
+        meta: &Meta,
+        path: &str,
+        version: u64,
+    ) -> Result<Option<Node>, VolumeError> {
+        if path.is_empty() {
+            return Ok(Some(root_node(meta)));
+        }
+        if version < meta.head {
+            let prefix = history_path_prefix(meta.id, path);
+            let from = history_key(meta.id, path, version.saturating_add(1));
+            if let Some(item) = self.vol().history.range(from..).next() {
+                let (k, v) = item.map_err(db_err)?;
+                if k.starts_with(&prefix) {
+                    return decode_history(&v);
+                }
+            }
+        }
+        match self
+            .vol()
+            .nodes
+            .get(node_key(meta.id, path))
+            .map_err(db_err)?
+        {
+            Some(v) => decode_node(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every path strictly under `dir` changed after `version`, with its
+    /// node then.
+    fn changed_under(
+        &self,
+        id: u64,
+        dir: &str,
+        version: u64,
+    ) -> Result<BTreeMap<String, Option<Node>>, VolumeError> {
+        let mut out = BTreeMap::new();
+        for item in self
+            .vol()
+            .history
+            .scan_prefix(history_subtree_prefix(id, dir))
+        {
+            let (k, v) = item.map_err(db_err)?;
+            let (path, until) = split_history_key(&k)?;
+            // A path's rows come in `until` order: the first past
+            // `version` is the one that says what it was then.
+            if until > version && !out.contains_key(&path) {
+                out.insert(path, decode_history(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The head's entries under `dir`, without checking that it exists.
+    fn head_under(
+        &self,
+        id: u64,
+        dir: &str,
+        recursive: bool,
+    ) -> Result<Vec<(String, Node)>, VolumeError> {
+        let nodes = &self.vol().nodes;
+        let prefix = subtree_prefix(id, dir);
+        let mut out = Vec::new();
+        for item in nodes.scan_prefix(&prefix) {
+            let (k, v) = item.map_err(db_err)?;
+            let path = key_path(&k)?;
+            let deeper = path
+                .get(dir.len()..)
+                .is_some_and(|rest| rest.trim_start_matches('/').contains('/'));
+            if recursive || !deeper {
+                out.push((path, decode_node(&v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    fn list_then(
+        &self,
+        name: &str,
+        meta: &Meta,
+        dir: &str,
+        recursive: bool,
+        version: u64,
+    ) -> Result<Vec<(String, Node)>, VolumeError> {
+        match self.node_then(meta, dir, version)? {
+            None => {
+                return Err(VolumeError::NoSuchPath {
+                    volume: name.to_owned(),
+                    path: dir.to_owned(),
+                });
+            }
+            Some(n) if n.kind != NodeKind::Dir => {
+                return Err(VolumeError::InvalidPath {
+                    path: dir.to_owned(),
+                    reason: "not a directory".into(),
+                });
+            }
+            Some(_) => {}
+        }
+        let head = self.head_under(meta.id, dir, recursive)?;
+        if version == meta.head {
+            return Ok(head);
+        }
+        let changed = self.changed_under(meta.id, dir, version)?;
+        Ok(h::lay_over(head, changed, dir, recursive))
+    }
+
+    pub(super) fn history_of(&self, name: &str, limit: usize) -> Result<History, VolumeError> {
+        self.visible(|| {
+            let mut id = None;
+            let out = self.with_volume(name, false, |meta| {
+                id = Some(meta.id);
+                let oldest = self.oldest_kept(&meta)?;
+                let mut versions = Vec::new();
+                let (start, end) = (log_key(meta.id, oldest.max(1)), log_key(meta.id, meta.head));
+                for item in self.vol().log.range(start..=end).rev().take(limit) {
+                    let (k, v) = item.map_err(db_err)?;
+                    let (_, rest) = split_key(&k)?;
+                    let version: [u8; 8] = rest
+                        .try_into()
+                        .map_err(|_| corrupt("a log key is malformed"))?;
+                    let r = LogRecord::decode(&v)?;
+                    versions.push(VersionInfo {
+                        version: u64::from_be_bytes(version),
+                        time_ms: r.time_ms,
+                        changed: u64::try_from(r.changed.len()).unwrap_or(u64::MAX),
+                        removed: u64::try_from(r.removed.len()).unwrap_or(u64::MAX),
+                        bytes_added: r.bytes_added.unwrap_or(0),
+                    });
+                }
+                Ok(History {
+                    head: meta.head,
+                    oldest,
+                    retention_ms: meta.retention(),
+                    versions,
+                })
+            });
+            (scope_of(id, &out), out)
+        })
+    }
+
+    pub(super) fn node_at_version(
+        &self,
+        name: &str,
+        path: &str,
+        version: u64,
+    ) -> Result<Option<Node>, VolumeError> {
+        let path = normalize_path(path)?;
+        self.at_version(name, version, |meta| self.node_then(meta, &path, version))
+    }
+
+    pub(super) fn list_dir_at_version(
+        &self,
+        name: &str,
+        path: &str,
+        recursive: bool,
+        version: u64,
+    ) -> Result<Vec<(String, Node)>, VolumeError> {
+        let path = normalize_path(path)?;
+        self.at_version(name, version, |meta| {
+            self.list_then(name, meta, &path, recursive, version)
+        })
+    }
+
+    pub(super) fn diff_versions(
+        &self,
+        name: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Vec<PathDiff>, VolumeError> {
+        self.visible(|| {
+            let mut id = None;
+            let out = self.with_volume(name, false, |meta| {
+                id = Some(meta.id);
+                let to = to.unwrap_or(meta.head);
+                let oldest = self.oldest_kept(&meta)?;
+                h::check_kept(name, from, oldest, meta.head)?;
+                h::check_kept(name, to, oldest, meta.head)?;
+                let (lo, hi) = (from.min(to), from.max(to));
+                // The rows of the versions after `lo` up to `hi` name every
+                // path that changed between them, once or more.
+                let mut paths = std::collections::BTreeSet::new();
+                let start = history_version_prefix(meta.id, lo.saturating_add(1));
+                let end = history_version_prefix(meta.id, hi.saturating_add(1));
+                for item in self.vol().history.range(start..end).keys() {
+                    let (_, path) = split_version_key(&item.map_err(db_err)?)?;
+                    paths.insert(path);
+                }
+                let mut changed = Vec::with_capacity(paths.len());
+                for path in paths {
+                    let before = self.node_then(&meta, &path, from)?;
+                    let after = self.node_then(&meta, &path, to)?;
+                    changed.push((path, before, after));
+                }
+                let floor = self.floor(meta.id)?;
+                h::check_kept(name, from.min(to), oldest.max(floor), meta.head)?;
+                Ok(h::diff(changed))
+            });
+            (scope_of(id, &out), out)
+        })
+    }
+
+    /// Deletes volume `id`'s history rows that only versions before its
+    /// oldest kept one need, raising its floor in the same batch; returns
+    /// the blobs its remaining rows name. Run by gc, with commits shut out.
+    pub(super) fn prune_history(&self, meta: &Meta) -> Result<HashSet<BlobId>, VolumeError> {
+        let vol = self.vol();
+        let oldest = self.oldest_kept(meta)?;
+        if oldest > self.floor(meta.id)? {
+            let mut batch = Batch::default();
+            let start = history_version_prefix(meta.id, 0);
+            let end = history_version_prefix(meta.id, oldest.saturating_add(1));
+            for item in vol.history.range(start..end).keys() {
+                let key = item.map_err(db_err)?;
+                let (until, path) = split_version_key(&key)?;
+                batch.remove(history_key(meta.id, &path, until));
+                batch.remove(key);
+            }
+            batch.insert(&floor_key(meta.id)[..], &oldest.to_be_bytes()[..]);
+            vol.history.apply_batch(batch).map_err(db_err)?;
+        }
+        let mut blobs = HashSet::new();
+        for item in vol.history.scan_prefix(history_subtree_prefix(meta.id, "")) {
+            let (_, v) = item.map_err(db_err)?;
+            if let Some(b) = decode_history(&v)?.and_then(|n| n.blob) {
+                blobs.insert(b);
+            }
+        }
+        Ok(blobs)
+    }
+}

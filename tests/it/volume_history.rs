@@ -1,0 +1,353 @@
+//! Volume history through the real binary, on both backends: `history`,
+//! `diff`, `NAME@VERSION` reads, `restore`, `retention` and `create
+//! --retention`, refusals that change nothing; and the same over HTTP
+//! (`?version=`, `/history`, `/diff`, `/restore`) with a scoped token.
+
+use serde_json::Value;
+use vessel_tests::servers::shared;
+use vessel_tests::{Vessel, http, json_of};
+
+fn json(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+fn put(v: &Vessel, vol: &str, path: &str, text: &str, force: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("f");
+    std::fs::write(&local, text).unwrap();
+    let local = local.display().to_string();
+    let mut args = vec!["volume", "put", vol, &local, path];
+    if force {
+        args.push("--force");
+    }
+    v.run(&args).ok();
+}
+
+fn cat(v: &Vessel, vol: &str, path: &str) -> String {
+    v.run(&["volume", "get", vol, path, "-"]).ok().to_owned()
+}
+
+/// The whole history workflow on one backend.
+fn history_workflow(v: &Vessel) {
+    v.run(&["volume", "create", "h"]).ok();
+    put(v, "h", "/a.txt", "one", false); // 1
+    put(v, "h", "/b.txt", "two", false); // 2
+    put(v, "h", "/a.txt", "uno", true); // 3
+    v.run(&["volume", "rm", "h", "/b.txt"]).ok(); // 4
+
+    let h = json(v.run(&["volume", "history", "h", "--json"]).ok());
+    assert_eq!(
+        (h["head"].as_u64(), h["oldest"].as_u64()),
+        (Some(4), Some(0)),
+        "{h}"
+    );
+    let versions: Vec<u64> = h["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [4, 3, 2, 1]);
+    assert_eq!(h["versions"][1]["bytes_added"], 3);
+    assert_eq!(h["versions"][0]["removed"], 1);
+    assert_eq!(h["retention_ms"], 7 * 24 * 3_600_000u64);
+    let n2 = json(v.run(&["volume", "history", "h", "-n", "2", "--json"]).ok());
+    assert_eq!(n2["versions"].as_array().unwrap().len(), 2);
+    let table = v.run(&["volume", "history", "h"]).ok().to_owned();
+    assert!(
+        table.contains("head version 4") && table.contains("VERSION"),
+        "{table}"
+    );
+    assert!(table.contains("retention 7d"), "{table}");
+
+    // Reads of older versions: ls, get to stdout and to a file.
+    assert_eq!(v.run(&["volume", "ls", "h@2"]).ok(), "a.txt\nb.txt\n");
+    assert_eq!(v.run(&["volume", "ls", "h"]).ok(), "a.txt\n");
+    assert_eq!(cat(v, "h@1", "/a.txt"), "one");
+    assert_eq!(cat(v, "h@3", "/a.txt"), "uno");
+    assert_eq!(cat(v, "h@2", "/b.txt"), "two");
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("b-then.txt");
+    v.run(&[
+        "volume",
+        "get",
+        "h@3",
+        "/b.txt",
+        &dest.display().to_string(),
+    ])
+    .ok();
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "two");
+    v.run(&["volume", "ls", "h@9"])
+        .fails(1, &["no version 9", "head is version 4"]);
+    v.run(&["volume", "get", "h@1", "/b.txt", "-"])
+        .fails(1, &["b.txt"]);
+
+    // Diffs, as lines and as JSON.
+    assert_eq!(
+        v.run(&["volume", "diff", "h", "2"]).ok(),
+        "M a.txt\nD b.txt\n"
+    );
+    assert_eq!(
+        v.run(&["volume", "diff", "h", "0", "2"]).ok(),
+        "A a.txt\nA b.txt\n"
+    );
+    let d = json(v.run(&["volume", "diff", "h", "1", "3", "--json"]).ok());
+    assert_eq!(d[0]["path"], "a.txt");
+    assert_eq!(d[0]["change"], "modified");
+    assert_eq!(d[1]["change"], "added");
+    assert_eq!(d[1]["type"], "file");
+
+    // A version is read-only; nothing changes.
+    v.run(&["volume", "put", "h@2", "-", "/x"])
+        .fails(2, &["read-only", "write to `h`"]);
+    v.run(&["volume", "rm", "h@2", "/a.txt"])
+        .fails(2, &["read-only"]);
+    assert_eq!(
+        json(v.run(&["volume", "history", "h", "--json"]).ok())["head"],
+        4
+    );
+
+    // Restore brings version 2 back as version 5.
+    let r = v.run(&["volume", "restore", "h@2"]).ok().to_owned();
+    assert!(r.contains("now version 5"), "{r}");
+    assert_eq!(cat(v, "h", "/a.txt"), "one");
+    assert_eq!(cat(v, "h", "/b.txt"), "two");
+    assert_eq!(v.run(&["volume", "diff", "h", "2"]).ok(), "");
+    assert_eq!(
+        cat(v, "h@4", "/a.txt"),
+        "uno",
+        "what it replaced stays readable"
+    );
+    v.run(&["volume", "restore", "h"])
+        .fails(2, &["NAME@VERSION"]);
+    v.run(&["volume", "restore", "h@77"])
+        .fails(1, &["no version 77"]);
+
+    // Retention: shown, changed, and 0 keeps only the head.
+    assert!(v.run(&["volume", "retention", "h"]).ok().contains("for 7d"));
+    let r = json(v.run(&["volume", "retention", "h", "36h", "--json"]).ok());
+    assert_eq!(r["retention_ms"], 36 * 3_600_000u64);
+    assert!(
+        v.run(&["volume", "retention", "h", "0"])
+            .ok()
+            .contains("only its head")
+    );
+    v.run(&["volume", "ls", "h@4"])
+        .fails(1, &["no version 4", "oldest version kept is 5"]);
+    v.run(&["volume", "retention", "h", "7y"])
+        .fails(2, &["unknown unit"]);
+
+    // Names that would read as versions cannot be created.
+    v.run(&["volume", "create", "x@3"])
+        .fails(2, &["reads as a version"]);
+    v.run(&["volume", "create", "short", "--retention", "12h"])
+        .ok();
+    assert!(
+        v.run(&["volume", "retention", "short"])
+            .ok()
+            .contains("for 12h")
+    );
+    v.run(&["volume", "create", "bad", "--retention", "soon"])
+        .fails(2, &["retention"]);
+}
+
+#[test]
+fn history_diff_reads_and_restore_on_the_embedded_store() {
+    history_workflow(&Vessel::new());
+}
+
+#[test]
+fn history_diff_reads_and_restore_on_postgres_and_s3() {
+    let (m, b) = shared().fresh();
+    history_workflow(&Vessel::on_backend(&m, &b));
+}
+
+#[test]
+fn history_over_http_with_a_scoped_token() {
+    let v = Vessel::new();
+    let server = crate::serve::start(&v, &[]);
+    let a = server.addr.as_str();
+    let rw = v.token(&["volume:vol:rw"], None);
+    let ro = v.token(&["volume:vol:r"], None);
+    let other = v.token(&["volume:other:r"], None);
+    let (w, r) = (Some(rw.as_str()), Some(ro.as_str()));
+    assert_eq!(
+        http(
+            a,
+            "POST",
+            "/v1/volumes/vol?retention_ms=86400000",
+            w,
+            &[],
+            b""
+        )
+        .0,
+        201
+    );
+    let file = "/v1/volumes/vol/files/f.txt";
+    assert_eq!(http(a, "PUT", file, w, &[], b"first").0, 201);
+    assert_eq!(
+        http(a, "PUT", &format!("{file}?force=true"), w, &[], b"second").0,
+        201
+    );
+
+    let (s, body) = http(a, "GET", &format!("{file}?version=1"), r, &[], b"");
+    assert_eq!((s, body.as_slice()), (200, &b"first"[..]));
+    let (s, body) = http(a, "GET", "/v1/volumes/vol@1/files/f.txt", r, &[], b"");
+    assert_eq!(
+        (s, body.as_slice()),
+        (200, &b"first"[..]),
+        "NAME@VERSION in the path"
+    );
+    let (s, body) = http(a, "GET", &format!("{file}?version=5"), r, &[], b"");
+    assert_eq!(s, 404, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("head is version 2"));
+    let (s, body) = http(a, "GET", "/v1/volumes/vol/ls?version=0", r, &[], b"");
+    assert_eq!((s, json_of(&body)), (200, serde_json::json!([])));
+
+    let (s, body) = http(a, "GET", "/v1/volumes/vol/history", r, &[], b"");
+    assert_eq!(s, 200);
+    let h = json_of(&body);
+    assert_eq!(
+        (h["head"].as_u64(), h["retention_ms"].as_u64()),
+        (Some(2), Some(86_400_000))
+    );
+    let (s, body) = http(a, "GET", "/v1/volumes/vol/diff?from=1", r, &[], b"");
+    assert_eq!(s, 200);
+    assert_eq!(json_of(&body)[0]["change"], "modified");
+
+    // Reading needs the volume's read scope, whatever the version; a
+    // restore or a retention change needs write.
+    assert_eq!(
+        http(
+            a,
+            "GET",
+            &format!("{file}?version=1"),
+            Some(&other),
+            &[],
+            b""
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        http(a, "GET", "/v1/volumes/vol@1/ls", Some(&other), &[], b"").0,
+        403
+    );
+    assert_eq!(
+        http(a, "POST", "/v1/volumes/vol/restore?version=1", r, &[], b"").0,
+        403
+    );
+    assert_eq!(
+        http(
+            a,
+            "PUT",
+            "/v1/volumes/vol/retention?retention_ms=0",
+            r,
+            &[],
+            b""
+        )
+        .0,
+        403
+    );
+    // Writing to a version is refused, and changes nothing.
+    assert_eq!(
+        http(a, "PUT", "/v1/volumes/vol@1/files/g", w, &[], b"x").0,
+        400
+    );
+
+    let (s, body) = http(a, "POST", "/v1/volumes/vol/restore?version=1", w, &[], b"");
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json_of(&body)["version"], 3);
+    let (_, body) = http(a, "GET", file, r, &[], b"");
+    assert_eq!(body, b"first");
+    let (s, body) = http(
+        a,
+        "PUT",
+        "/v1/volumes/vol/retention?retention_ms=0",
+        w,
+        &[],
+        b"",
+    );
+    assert_eq!((s, json_of(&body)["retention_ms"].as_u64()), (200, Some(0)));
+    assert_eq!(
+        http(a, "GET", &format!("{file}?version=2"), r, &[], b"").0,
+        404
+    );
+}
+
+/// A component mounting an older version reads it, cannot write it or
+/// commit it (`access-denied`), and a reload keeps it; the same from a
+/// manifest's `version = N`. A version past the head is a clear error.
+#[test]
+fn a_component_mounts_an_older_version_read_only() {
+    let v = Vessel::new();
+    let probe = vessel_tests::guest("volprobe").display().to_string();
+    v.run(&["volume", "create", "m"]).ok();
+    put(&v, "m", "/f.txt", "then", false); // 1
+    put(&v, "m", "/f.txt", "now", true); // 2
+    let call = |mount: &str, function: &str, args: &str| {
+        v.run(&["call", &probe, function, "--volume", mount, "--args", args])
+    };
+    assert_eq!(
+        call("m@1:/data", "fs-read", r#"["/data/f.txt"]"#).ok(),
+        "{\"ok\":\"then\"}\n"
+    );
+    assert_eq!(
+        call("m:/data", "fs-read", r#"["/data/f.txt"]"#).ok(),
+        "{\"ok\":\"now\"}\n"
+    );
+    let w = call("m@1:/data:ro", "fs-write", r#"["/data/g.txt", "x"]"#);
+    assert!(w.ok().contains("err"), "{w:?}");
+    let c = call("m@1:/data", "commit", r#"["/data"]"#);
+    assert!(c.ok().contains("read-only"), "{c:?}");
+    assert_eq!(
+        call("m@1:/data", "reload", r#"["/data"]"#).ok(),
+        "{\"ok\":1}\n"
+    );
+    assert_eq!(
+        json(v.run(&["volume", "history", "m", "--json"]).ok())["head"],
+        2
+    );
+    call("m@7:/data", "fs-read", r#"["/data/f.txt"]"#)
+        .fails(1, &["no version 7", "head is version 2"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = vessel_tests::write_manifest(
+        dir.path(),
+        r#"
+[app]
+name = "pinned"
+
+[functions.fs-read]
+component = "@VOLPROBE@"
+mounts = { "/data" = { volume = "m", version = 1 } }
+"#,
+        &["volprobe"],
+    );
+    let app = app.display().to_string();
+    assert_eq!(
+        v.run(&["call", &app, "fs-read", "--args", r#"["/data/f.txt"]"#])
+            .ok(),
+        "{\"ok\":\"then\"}\n"
+    );
+    let bad = vessel_tests::write_manifest(
+        dir.path(),
+        r#"
+[app]
+name = "pinned"
+
+[functions.fs-read]
+component = "@VOLPROBE@"
+mounts = { "/data" = { volume = "m", version = 1, read_only = false } }
+"#,
+        &["volprobe"],
+    );
+    v.run(&[
+        "call",
+        &bad.display().to_string(),
+        "fs-read",
+        "--args",
+        "[\"/x\"]",
+    ])
+    .fails(2, &["version 1 is read-only"]);
+}
