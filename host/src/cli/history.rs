@@ -4,7 +4,7 @@
 use indicatif::HumanBytes;
 
 use super::Failure;
-use super::volume::{print_json, utc};
+use super::{print_json, utc};
 use crate::client::ops::Operations;
 use crate::service::volume::VolumeRef;
 use crate::storage::volume::DiffKind;

@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::size::parse_size;
-use super::{Failure, Home};
+use super::{Failure, Home, print_json, utc};
 use crate::client::ops::Operations;
 use crate::service::volume::{
     EntryKind, Progress, VolumeOpError, VolumeRef, check_name, local_tree_size, writable,
@@ -440,12 +440,6 @@ fn run_blocking(data_dir: &Home, cmd: VolumeSub) -> Result<u8, Failure> {
     Ok(0)
 }
 
-pub(super) fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(Failure::runtime)?;
-    println!("{text}");
-    Ok(())
-}
-
 fn list(svc: &dyn Operations, json: bool) -> Result<(), Failure> {
     let vols = svc.volume_list()?;
     if json {
@@ -612,28 +606,6 @@ fn get(home: &Home, name: &str, remote: &str, local: &str, force: bool) -> Resul
 }
 
 /// `YYYY-MM-DD HH:MM:SS` of a Unix time in milliseconds, in UTC.
-pub(super) fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::utc;

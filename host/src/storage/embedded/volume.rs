@@ -257,32 +257,7 @@ impl VolumeStore for EmbeddedStore {
     }
 
     fn set_retention(&self, name: &str, retention_ms: u64) -> Result<VolumeInfo, VolumeError> {
-        if retention_ms > MAX_RETENTION_MS {
-            return Err(VolumeError::InvalidRetention { retention_ms });
-        }
-        let (meta, published) = self.with_volume(name, true, |meta| {
-            let old = meta.encode();
-            let new = Meta {
-                retention_ms: Some(retention_ms),
-                ..meta
-            };
-            let encoded = new.encode();
-            let ((), published) = self.publish(meta.id, false, || {
-                self.vol()
-                    .volumes
-                    .insert(name.as_bytes(), encoded.clone())
-                    .map_err(db_err)?;
-                let undo = vec![UndoOp {
-                    tree: UndoTree::Volumes,
-                    key: name.as_bytes().into(),
-                    old: Some(old.as_slice().into()),
-                }];
-                Ok(((), undo))
-            })?;
-            Ok((new, published))
-        })?;
-        self.confirm(published)?;
-        Ok(info_of(name.to_owned(), &meta))
+        self.set_retention_of(name, retention_ms)
     }
 
     fn delete(&self, name: &str) -> Result<(), VolumeError> {

@@ -12,6 +12,41 @@ use super::*;
 use crate::storage::volume::history::{self as h, VersionInfo};
 
 impl EmbeddedStore {
+    /// [`VolumeStore::set_retention`]: a new row, published like a quota
+    /// change.
+    pub(super) fn set_retention_of(
+        &self,
+        name: &str,
+        retention_ms: u64,
+    ) -> Result<VolumeInfo, VolumeError> {
+        if retention_ms > MAX_RETENTION_MS {
+            return Err(VolumeError::InvalidRetention { retention_ms });
+        }
+        let (meta, published) = self.with_volume(name, true, |meta| {
+            let old = meta.encode();
+            let new = Meta {
+                retention_ms: Some(retention_ms),
+                ..meta
+            };
+            let encoded = new.encode();
+            let ((), published) = self.publish(meta.id, false, || {
+                self.vol()
+                    .volumes
+                    .insert(name.as_bytes(), encoded.clone())
+                    .map_err(db_err)?;
+                let undo = vec![UndoOp {
+                    tree: UndoTree::Volumes,
+                    key: name.as_bytes().into(),
+                    old: Some(old.as_slice().into()),
+                }];
+                Ok(((), undo))
+            })?;
+            Ok((new, published))
+        })?;
+        self.confirm(published)?;
+        Ok(info_of(name.to_owned(), &meta))
+    }
+
     /// The floor gc left for volume `id` (0: none).
     fn floor(&self, id: u64) -> Result<u64, VolumeError> {
         match self.vol().history.get(floor_key(id)).map_err(db_err)? {
