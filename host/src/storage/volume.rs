@@ -157,6 +157,15 @@ pub enum VolumeError {
         expected: u64,
         head: u64,
     },
+    /// Another commit changed these paths after the versions a commit
+    /// expected them at ([`CommitOptions::unchanged_since`]).
+    #[error(
+        "volume `{volume}`: another commit changed {} since this writer read {}: {}",
+        if paths.len() == 1 { "a path" } else { "paths" },
+        if paths.len() == 1 { "it" } else { "them" },
+        paths.join(", ")
+    )]
+    Conflict { volume: String, paths: Vec<String> },
     #[error(
         "invalid retention of {retention_ms} ms: at most {} ms",
         history::MAX_RETENTION_MS
@@ -185,7 +194,9 @@ impl VolumeError {
             VolumeError::NotFound(_)
             | VolumeError::NoSuchPath { .. }
             | VolumeError::VersionNotKept { .. } => ErrorKind::NotFound,
-            VolumeError::HeadMoved { .. } => ErrorKind::PreconditionFailed,
+            VolumeError::HeadMoved { .. } | VolumeError::Conflict { .. } => {
+                ErrorKind::PreconditionFailed
+            }
             VolumeError::AlreadyExists(_) => ErrorKind::AlreadyExists,
             VolumeError::InvalidName { .. }
             | VolumeError::InvalidPath { .. }

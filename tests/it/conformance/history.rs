@@ -307,6 +307,7 @@ fn commits_can_expect_a_head(make: &Make) {
     s.commit("v", &[put("a", file(s, b"1"))]).unwrap();
     let stale = CommitOptions {
         expect_head: Some(0),
+        ..CommitOptions::default()
     };
     let e = s
         .commit_with("v", &[put("b", file(s, b"2"))], &stale)
@@ -326,6 +327,7 @@ fn commits_can_expect_a_head(make: &Make) {
     assert!(s.node("v", "b").unwrap().is_none());
     let fresh = CommitOptions {
         expect_head: Some(1),
+        ..CommitOptions::default()
     };
     assert_eq!(
         s.commit_with("v", &[put("b", file(s, b"2"))], &fresh)
@@ -335,7 +337,141 @@ fn commits_can_expect_a_head(make: &Make) {
     );
 }
 
+/// A commit that names the versions it read its paths at fails whole,
+/// naming each path another commit changed since (or changed under it),
+/// and lands when nothing did.
+fn commits_detect_conflicting_paths(make: &Make) {
+    let b = make(Default::default());
+    let s = b.volumes.as_ref();
+    s.create("v").unwrap();
+    s.commit("v", &[put("a", file(s, b"a")), put("d/x", file(s, b"x"))])
+        .unwrap(); // 1
+    s.commit("v", &[put("b", file(s, b"b"))]).unwrap(); // 2
+    s.commit("v", &[put("d/x", file(s, b"x2"))]).unwrap(); // 3
+    let since = |pairs: &[(&str, u64)]| CommitOptions {
+        unchanged_since: pairs.iter().map(|(p, v)| ((*p).to_owned(), *v)).collect(),
+        ..CommitOptions::default()
+    };
+    let attempt =
+        |changes: &[Change], pairs: &[(&str, u64)]| s.commit_with("v", changes, &since(pairs));
+    // `b` changed at 2, `d/x` (under `d`) at 3; `a` not since 1.
+    let e = attempt(
+        &[
+            put("a", file(s, b"mine")),
+            put("b", file(s, b"mine")),
+            rm("d"),
+        ],
+        &[("a", 1), ("b", 1), ("d", 1)],
+    )
+    .unwrap_err();
+    match &e {
+        VolumeError::Conflict { volume, paths } => {
+            assert_eq!(volume, "v");
+            assert_eq!(paths, &["b", "d"]);
+        }
+        other => panic!("not a conflict: {other}"),
+    }
+    assert_eq!(e.kind(), ErrorKind::PreconditionFailed);
+    assert!(e.to_string().contains("b, d"), "{e}");
+    assert_eq!(s.info("v").unwrap().version, 3, "nothing applied");
+    assert_eq!(read_at(s, "v", "a", 3).unwrap(), b"a");
+    // Read at the versions that changed them: it lands.
+    let ok = attempt(
+        &[put("a", file(s, b"mine")), put("b", file(s, b"mine"))],
+        &[("a", 1), ("b", 2), ("d", 3)],
+    )
+    .unwrap();
+    assert_eq!(ok.version, 4);
+    // A path created meanwhile by another commit conflicts too.
+    s.commit("v", &[put("new", file(s, b"theirs"))]).unwrap(); // 5
+    let e = attempt(&[put("new", file(s, b"mine"))], &[("new", 4)]).unwrap_err();
+    assert!(matches!(e, VolumeError::Conflict { .. }), "{e}");
+    // Versions past retention cannot be checked: a conflict.
+    s.set_retention("v", 0).unwrap();
+    gc_now(s);
+    let e = attempt(&[put("a", file(s, b"late"))], &[("a", 4)]).unwrap_err();
+    assert!(matches!(e, VolumeError::Conflict { .. }), "{e}");
+    let head = s.info("v").unwrap().version;
+    attempt(&[put("a", file(s, b"late"))], &[("a", head)]).unwrap();
+}
+
+/// Writers race to replace one file, each naming the version it read:
+/// every round exactly one wins, every other gets the conflict naming the
+/// file, and the file holds the winner's bytes. Without the check, every
+/// commit lands (last writer wins), as before.
+fn racing_writers_one_wins_each_round(make: &Make) {
+    let b = make(Default::default());
+    let s = b.volumes.as_ref();
+    s.create("v").unwrap();
+    s.commit("v", &[put("shared", file(s, b"start"))]).unwrap();
+    let writers = 100;
+    for round in 0..3u32 {
+        let base = s.info("v").unwrap().version;
+        let nodes: Vec<Node> = (0..writers)
+            .map(|w| file(s, format!("round {round} writer {w}").as_bytes()))
+            .collect();
+        let barrier = std::sync::Barrier::new(writers);
+        let results: Vec<Result<u64, VolumeError>> = std::thread::scope(|t| {
+            let handles: Vec<_> = nodes
+                .iter()
+                .map(|n| {
+                    let barrier = &barrier;
+                    t.spawn(move || {
+                        barrier.wait();
+                        s.commit_with(
+                            "v",
+                            &[put("shared", n.clone())],
+                            &CommitOptions {
+                                unchanged_since: vec![("shared".into(), base)],
+                                ..CommitOptions::default()
+                            },
+                        )
+                        .map(|c| c.version)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won: Vec<usize> = (0..writers).filter(|w| results[*w].is_ok()).collect();
+        assert_eq!(won.len(), 1, "round {round}: exactly one wins");
+        for (w, r) in results.iter().enumerate() {
+            match r {
+                Ok(v) => assert_eq!(*v, base + 1),
+                Err(VolumeError::Conflict { paths, .. }) => assert_eq!(paths, &["shared"], "{w}"),
+                Err(e) => panic!("round {round} writer {w}: {e}"),
+            }
+        }
+        let head = s.node("v", "shared").unwrap().unwrap();
+        assert_eq!(
+            head.blob, nodes[won[0]].blob,
+            "the winner's bytes, not lost"
+        );
+    }
+    // Last writer wins: all land, one after another.
+    let base = s.info("v").unwrap().version;
+    let landed: Vec<u64> = std::thread::scope(|t| {
+        let handles: Vec<_> = (0..20)
+            .map(|w| {
+                t.spawn(move || {
+                    s.commit(
+                        "v",
+                        &[put("shared", file(s, format!("lww {w}").as_bytes()))],
+                    )
+                    .unwrap()
+                    .version
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = landed.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ((base + 1)..=(base + 20)).collect::<Vec<_>>());
+}
+
 super::suite!(
+    commits_detect_conflicting_paths,
+    racing_writers_one_wins_each_round,
     every_version_reads_back,
     diffs_between_versions,
     retention_expires_versions_and_gc_prunes_exactly,

@@ -157,6 +157,7 @@ impl Service {
             let changes: Vec<Change> = removes.into_iter().chain(puts).collect();
             let options = CommitOptions {
                 expect_head: Some(head),
+                ..CommitOptions::default()
             };
             match store.commit_with(name, &changes, &options) {
                 Err(VolumeError::HeadMoved { .. }) => continue,

@@ -499,6 +499,13 @@ impl VolumeStore for EmbeddedStore {
                         head: meta.head,
                     });
                 }
+                let conflicts = self.conflicting(&meta, &options.unchanged_since)?;
+                if !conflicts.is_empty() {
+                    return Err(VolumeError::Conflict {
+                        volume: name.to_owned(),
+                        paths: conflicts,
+                    });
+                }
                 let vol = self.vol();
                 let now_ms = self.now_ms();
                 let base = Base {

@@ -10,7 +10,12 @@
 //!   byte order (`COLLATE "C"`), so a directory's subtree is the range
 //!   `dir/` .. `dir0` and a snapshot is one ordered scan.
 //! - `vessel_volume_log`: `(volume id, version)` → time, changed and
-//!   removed paths.
+//!   removed paths, the blobs the commit stopped naming, bytes added.
+//! - `vessel_volume_history`: `(volume id, path, until)` → the path's
+//!   node before commit `until`, which keeps older versions readable (see
+//!   [`crate::storage::volume::history`]); `vessel_volumes` holds each
+//!   volume's retention and the oldest version its history reaches
+//!   (`history_from`).
 //! - `vessel_blobs`: blob id → the S3 object holding it, its size and when
 //!   it was last uploaded or named by a commit (`touched`, database time).
 //!
@@ -56,7 +61,10 @@
 //!   waits; once gc's delete lands the row is gone, the commit fails whole
 //!   with "blob missing" and nothing of it is visible.
 //! - Nodes that name X from earlier commits are seen by gc's `NOT EXISTS`.
-//!   No node can name X without its commit having touched X.
+//!   No node can name X without its commit having touched X. History rows
+//!   count as nodes do: a commit that stops naming X in the head writes
+//!   the history row naming it in the same transaction, so gc sees one or
+//!   the other; gc prunes the rows past retention first.
 //! - An upload of X's contents that finds the row (a dedup hit) touches it,
 //!   with the same argument as a commit. One that does not find it uploads a
 //!   new object under a new key: gc's delete of the old object cannot hit

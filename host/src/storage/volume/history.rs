@@ -84,6 +84,13 @@ pub struct CommitOptions {
     /// The head the commit was planned against; another head fails it
     /// with [`VolumeError::HeadMoved`] and applies nothing.
     pub expect_head: Option<u64>,
+    /// Paths, each with the version its writer last saw it at. When a
+    /// commit after that version changed one of them, or anything under
+    /// it, this commit fails with [`VolumeError::Conflict`] naming every
+    /// such path and applies nothing. A version older than the history
+    /// kept cannot be checked, so its path conflicts. The cost is the
+    /// paths' own history rows: O(paths), not O(files).
+    pub unchanged_since: Vec<(String, u64)>,
 }
 
 /// The history rows a commit into `version` writes: each changed path's

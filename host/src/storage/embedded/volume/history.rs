@@ -47,6 +47,51 @@ impl EmbeddedStore {
         Ok(info_of(name.to_owned(), &meta))
     }
 
+    /// The paths of `checks` that a commit changed after the version each
+    /// names (see [`CommitOptions::unchanged_since`]), in order, each once.
+    /// Run under the volume's exclusive lock, before planning.
+    pub(super) fn conflicting(
+        &self,
+        meta: &Meta,
+        checks: &[(String, u64)],
+    ) -> Result<Vec<String>, VolumeError> {
+        let mut out: Vec<String> = Vec::new();
+        if checks.is_empty() {
+            return Ok(out);
+        }
+        let floor = meta.history_from.max(self.floor(meta.id)?);
+        let history = &self.vol().history;
+        for (path, since) in checks {
+            let path = normalize_path(path)?;
+            if *since >= meta.head || out.contains(&path) {
+                continue;
+            }
+            // Rows before the floor are gone: a change then is unknowable.
+            let mut changed = *since < floor;
+            if !changed && !path.is_empty() {
+                let own = history_path_prefix(meta.id, &path);
+                let from = history_key(meta.id, &path, since.saturating_add(1));
+                if let Some(item) = history.range(from..).next() {
+                    let (k, _) = item.map_err(db_err)?;
+                    changed = k.starts_with(&own);
+                }
+            }
+            if !changed {
+                for item in history.scan_prefix(history_subtree_prefix(meta.id, &path)) {
+                    let (k, _) = item.map_err(db_err)?;
+                    if split_history_key(&k)?.1 > *since {
+                        changed = true;
+                        break;
+                    }
+                }
+            }
+            if changed {
+                out.push(path);
+            }
+        }
+        Ok(out)
+    }
+
     /// The floor gc left for volume `id` (0: none).
     fn floor(&self, id: u64) -> Result<u64, VolumeError> {
         match self.vol().history.get(floor_key(id)).map_err(db_err)? {

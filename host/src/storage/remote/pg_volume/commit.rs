@@ -91,6 +91,49 @@ async fn write_nodes(
     Ok(())
 }
 
+/// The paths of `checks` a commit changed after the version each names
+/// (see [`CommitOptions::unchanged_since`]), in order, each once: one
+/// query over their own history rows and those under them, under the
+/// volume row's lock.
+async fn conflicting(
+    tx: &Transaction<'_>,
+    meta: &Meta,
+    checks: &[(String, u64)],
+) -> Result<Vec<String>, VolumeError> {
+    let mut out: Vec<String> = Vec::new();
+    let (mut paths, mut sinces) = (Vec::new(), Vec::new());
+    for (path, since) in checks {
+        if *since >= meta.head || out.contains(path) || paths.contains(path) {
+            continue;
+        }
+        // Rows before the floor are gone: a change then is unknowable.
+        if *since < meta.floor() {
+            out.push(path.clone());
+        } else {
+            paths.push(path.clone());
+            sinces.push(to_db(*since));
+        }
+    }
+    if paths.is_empty() {
+        return Ok(out);
+    }
+    let st = tx
+        .prepare_cached(
+            "SELECT u.p FROM unnest($2::text[], $3::int8[]) WITH ORDINALITY AS u(p, s, i) \
+             WHERE EXISTS (SELECT 1 FROM vessel_volume_history h \
+             WHERE h.volume = $1 AND h.until > u.s AND (h.path = u.p OR (u.p = '' \
+             OR (h.path >= u.p || '/' AND h.path < u.p || '0')))) ORDER BY u.i",
+        )
+        .await?;
+    for row in tx.query(&st, &[&meta.id, &paths, &sinces]).await? {
+        out.push(
+            row.try_get::<_, String>(0)
+                .map_err(|e| VolumeError::Corrupt(e.to_string()))?,
+        );
+    }
+    Ok(out)
+}
+
 /// Writes the history rows of a commit into `version` of volume `id`: each
 /// changed path's node before it (`kind` NULL: it was absent), in one
 /// statement.
@@ -159,6 +202,11 @@ impl RemoteStore {
             let now_ms = self.now_ms();
             let n = name.to_owned();
             let expect_head = options.expect_head;
+            let checks: Vec<(String, u64)> = options
+                .unchanged_since
+                .iter()
+                .map(|(p, v)| Ok((normalize_path(p)?, *v)))
+                .collect::<Result<_, VolumeError>>()?;
             let (id, from, info, overlay) = self.vol_op(move |inner| async move {
                 let mut client = inner.pool.get().await?;
                 let tx = client.transaction().await?;
@@ -176,6 +224,13 @@ impl RemoteStore {
                         volume: n,
                         expected,
                         head: meta.head,
+                    });
+                }
+                let conflicts = conflicting(&tx, &meta, &checks).await?;
+                if !conflicts.is_empty() {
+                    return Err(VolumeError::Conflict {
+                        volume: n,
+                        paths: conflicts,
                     });
                 }
                 let sizes = touch_blobs(&tx, &blob_ids).await?;
