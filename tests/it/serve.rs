@@ -734,8 +734,10 @@ fn the_api_conforms_to_its_openapi_description() {
     // meaning no schema can say: a cursor must come from an earlier page
     // (items, ls), an increment must fit the stored counter, a renew's
     // token must be a held lease's, a put's If-Match must be the entry's
-    // version (and excludes If-None-Match), an update's keys must be
-    // valid keys, a copy must not take the root or a directory into itself.
+    // version (and excludes If-None-Match), a file put's If-Match must be
+    // a version after which nothing changed the path, an update's keys
+    // must be valid keys, a copy must not take the root or a directory
+    // into itself.
     let mut config = String::from(
         "[checks.not_a_server_error]\nexpected-statuses = [\"2xx\", \"3xx\", \"4xx\", \"507\"]\n",
     );
@@ -747,6 +749,7 @@ fn the_api_conforms_to_its_openapi_description() {
         "dict_put",
         "dict_update",
         "volume_cp",
+        "volume_put",
     ] {
         config.push_str(&format!(
             "\n[[operations]]\ninclude-operation-id = \"{op}\"\n\

@@ -123,6 +123,25 @@ fn history_workflow(v: &Vessel) {
     v.run(&["volume", "restore", "h@77"])
         .fails(1, &["no version 77"]);
 
+    // Conditional puts: land when the path did not change since the
+    // version named (replacing without --force), else fail naming it.
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("five");
+    std::fs::write(&local, "five").unwrap();
+    let local = local.display().to_string();
+    let v_run = |ver: &str, l: &str, path: &str| {
+        v.run(&["volume", "put", "h", l, path, "--if-version", ver])
+    };
+    assert!(v_run("5", &local, "/a.txt").ok().contains("version 6"));
+    v_run("5", &local, "/a.txt").fails(1, &["another commit changed a path", "a.txt"]);
+    v_run("4", &local, "/b.txt").fails(1, &["b.txt"]);
+    assert!(v_run("6", &local, "/b.txt").ok().contains("version 7"));
+    assert_eq!(cat(v, "h", "/b.txt"), "five");
+    assert_eq!(
+        v.run(&["volume", "diff", "h", "5"]).ok(),
+        "M a.txt\nM b.txt\n"
+    );
+
     // Retention: shown, changed, and 0 keeps only the head.
     assert!(v.run(&["volume", "retention", "h"]).ok().contains("for 7d"));
     let r = json(v.run(&["volume", "retention", "h", "36h", "--json"]).ok());
@@ -133,7 +152,7 @@ fn history_workflow(v: &Vessel) {
             .contains("only its head")
     );
     v.run(&["volume", "ls", "h@4"])
-        .fails(1, &["no version 4", "oldest version kept is 5"]);
+        .fails(1, &["no version 4", "oldest version kept is 7"]);
     v.run(&["volume", "retention", "h", "7y"])
         .fails(2, &["unknown unit"]);
 
@@ -255,6 +274,17 @@ fn history_over_http_with_a_scoped_token() {
         400
     );
 
+    // If-Match names the version the writer read the file at: 412 once a
+    // later commit changed it, and nothing lands.
+    let (s412, body) = http(a, "PUT", file, w, &[("If-Match", "\"1\"")], b"stale");
+    assert_eq!(s412, 412, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("f.txt"));
+    assert_eq!(
+        http(a, "PUT", file, w, &[("If-Match", "soon")], b"x").0,
+        400
+    );
+    let (_, body) = http(a, "GET", file, r, &[], b"");
+    assert_eq!(body, b"second");
     let (s, body) = http(a, "POST", "/v1/volumes/vol/restore?version=1", w, &[], b"");
     assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(json_of(&body)["version"], 3);

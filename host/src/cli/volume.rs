@@ -135,6 +135,12 @@ pub enum VolumeSub {
         /// Overwrite existing files.
         #[arg(short, long)]
         force: bool,
+        /// Land only if no commit after version V changed the paths
+        /// written (the version you read them at; see `volume history`).
+        /// Implies overwriting; fails with the paths and changes nothing
+        /// otherwise.
+        #[arg(long, value_name = "V")]
+        if_version: Option<u64>,
     },
     /// Download a file or a directory from a volume (`-`: stdout);
     /// NAME@VERSION reads a kept version.
@@ -351,7 +357,15 @@ fn run_blocking(data_dir: &Home, cmd: VolumeSub) -> Result<u8, Failure> {
             local,
             remote,
             force,
-        } => put(data_dir, &name, &local, remote.as_deref(), force)?,
+            if_version,
+        } => put(
+            data_dir,
+            &name,
+            &local,
+            remote.as_deref(),
+            force,
+            if_version,
+        )?,
         VolumeSub::Get {
             name,
             remote,
@@ -515,6 +529,7 @@ fn put(
     local: &str,
     remote: Option<&str>,
     force: bool,
+    if_version: Option<u64>,
 ) -> Result<(), Failure> {
     if let Some(r) = remote {
         normalize_path(r).map_err(VolumeOpError::from)?;
@@ -529,6 +544,7 @@ fn put(
             &remote,
             &mut std::io::stdin().lock(),
             force,
+            if_version,
         )?;
         println!("Uploaded stdin to {name}:/{remote} (version {version}).");
         return Ok(());
@@ -553,6 +569,7 @@ fn put(
         &local_path,
         remote,
         force,
+        if_version,
         bar.as_ref().map(|(_, p)| p.clone()),
     );
     if let Some((b, _)) = &bar {

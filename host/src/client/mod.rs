@@ -157,7 +157,14 @@ impl Volume {
     /// Writes `data` as the file at `path` (refused if it exists, unless
     /// `overwrite`); returns the volume's new version.
     pub fn write_file(&self, path: &str, data: &[u8], overwrite: bool) -> Result<u64, ClientError> {
-        http::volume_put(&self.http, &self.name, path, Body::Bytes(data), overwrite)
+        http::volume_put(
+            &self.http,
+            &self.name,
+            path,
+            Body::Bytes(data),
+            overwrite,
+            None,
+        )
     }
 
     /// Streams `reader` into the file at `path`; returns the new version.
@@ -173,6 +180,7 @@ impl Volume {
             path,
             Body::Stream(reader),
             overwrite,
+            None,
         )
     }
 

@@ -84,12 +84,14 @@ pub trait Operations: Send + Sync {
     fn volume_delete(&self, name: &str, force: bool) -> Result<(), OpError>;
     fn volume_gc(&self, min_age: Option<Duration>) -> Result<GcReport, OpError>;
     /// Streams `reader` into file `remote`; returns the new version.
+    /// (`if_version`: only if no commit after that version changed it.)
     fn volume_put_reader(
         &self,
         name: &str,
         remote: &str,
         reader: &mut dyn Read,
         force: bool,
+        if_version: Option<u64>,
     ) -> Result<u64, OpError>;
     /// Uploads a local file or tree (see [`Service::volume_put_local`]).
     fn volume_put_local(
@@ -98,6 +100,7 @@ pub trait Operations: Send + Sync {
         local: &Path,
         remote: Option<&str>,
         force: bool,
+        if_version: Option<u64>,
         progress: Option<Progress>,
     ) -> Result<PutReport, OpError>;
     /// Downloads `remote` to a local path (see [`Service::volume_get`]).
@@ -236,8 +239,9 @@ impl Operations for Service {
         remote: &str,
         reader: &mut dyn Read,
         force: bool,
+        if_version: Option<u64>,
     ) -> Result<u64, OpError> {
-        let mut batch = self.volume_batch(name, force)?;
+        let mut batch = self.volume_batch(name, force)?.if_version(if_version);
         batch.put_reader(reader, remote)?;
         Ok(batch.commit()?.version)
     }
@@ -248,10 +252,11 @@ impl Operations for Service {
         local: &Path,
         remote: Option<&str>,
         force: bool,
+        if_version: Option<u64>,
         progress: Option<Progress>,
     ) -> Result<PutReport, OpError> {
         Ok(Service::volume_put_local(
-            self, name, local, remote, force, progress,
+            self, name, local, remote, force, if_version, progress,
         )?)
     }
 
@@ -443,6 +448,7 @@ impl Operations for OwnerClient {
         remote: &str,
         reader: &mut dyn Read,
         force: bool,
+        if_version: Option<u64>,
     ) -> Result<u64, OpError> {
         Ok(http::volume_put(
             self,
@@ -450,6 +456,7 @@ impl Operations for OwnerClient {
             remote,
             Body::Stream(reader),
             force,
+            if_version,
         )?)
     }
 
@@ -459,13 +466,16 @@ impl Operations for OwnerClient {
         local: &Path,
         remote: Option<&str>,
         force: bool,
+        if_version: Option<u64>,
         _progress: Option<Progress>,
     ) -> Result<PutReport, OpError> {
         // The owner reads the files itself: it runs on this machine as this
         // user (the socket is owner-only).
         Ok(self.post_json(
             &urls::volume_put_local(name),
-            &serde_json::json!({"local": local, "remote": remote, "force": force}),
+            &serde_json::json!({
+                "local": local, "remote": remote, "force": force, "if_version": if_version
+            }),
         )?)
     }
 
@@ -642,10 +652,15 @@ pub(crate) mod http {
         path: &str,
         body: Body<'_>,
         force: bool,
+        if_version: Option<u64>,
     ) -> Result<u64, ClientError> {
-        let v: Json = c.json(
+        // The version rides in If-Match, quoted like an entity tag.
+        let tag = if_version.map(|v| format!("\"{v}\""));
+        let headers: Vec<(&str, &str)> = tag.iter().map(|t| ("If-Match", t.as_str())).collect();
+        let v: Json = c.json_with(
             "PUT",
             &format!("{}?force={force}", urls::volume_file(name, path)),
+            &headers,
             body,
         )?;
         Ok(v.get("version").and_then(Json::as_u64).unwrap_or(0))

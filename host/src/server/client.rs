@@ -263,6 +263,17 @@ impl OwnerClient {
             Body::Bytes(_) => &[("Content-Type", "application/json")],
             _ => &[],
         };
+        self.json_with(method, path, headers, body)
+    }
+
+    /// [`json`](Self::json) with the request headers given.
+    pub fn json_with<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
+    ) -> Result<T, ClientError> {
         let bytes = self
             .request(method, path, headers, body)?
             .bytes()

@@ -190,6 +190,33 @@ pub(crate) async fn volume_ls(
     Ok(resp)
 }
 
+/// The version an `If-Match` header names on a write: `"12"`, quoted like
+/// an entity tag (the volume version the writer read the path at). Anything else, or
+/// several, is refused rather than ignored.
+fn if_match_version(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    let mut values = headers.get_all(header::IF_MATCH).iter();
+    let Some(v) = values.next() else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad(
+            "If-Match on a volume file takes one volume version, such as \"12\" \
+             (see /history): the write lands only if no later commit changed the path",
+        )
+    };
+    if values.next().is_some() {
+        return Err(bad());
+    }
+    let text = v.to_str().map_err(|_| bad())?.trim();
+    let text = text.strip_prefix("W/").unwrap_or(text);
+    let digits = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(bad)?;
+    digits.parse().map(Some).map_err(|_| bad())
+}
+
 /// `?version=`: read a kept version instead of the head.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -379,25 +406,29 @@ pub(crate) struct PutQuery {
 
 #[utoipa::path(put, path = "/v1/volumes/{name}/files/{path}", tag = "volumes",
     params(VolumeName,
-        ("path" = String, Path, description = "File path in the volume"), PutQuery),
+        ("path" = String, Path, description = "File path in the volume"), PutQuery,
+        ("If-Match" = Option<String>, Header, nullable = false, description = "A volume version, quoted (`\"12\"`): the version the writer read the path at. The write lands only if no later commit changed the path (or anything under it), and may then replace an existing file without `force`; otherwise 412 naming it, and nothing changes", pattern = "^(W/)?\"[0-9]{1,19}\"$")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes, streamed"),
     responses((status = 201, description = "Written and committed", body = Versioned),
         (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 409, description = "The path exists (use force) or is a directory", body = ErrorBody),
+        (status = 412, description = "If-Match named a version, and a later commit changed the path", body = ErrorBody),
         (status = 507, description = "The volume's inode limit or byte quota", body = ErrorBody)))]
 pub(crate) async fn volume_put(
     State(s): State<Arc<ServerState>>,
     Who(c): Who,
     ApiPath((name, path)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<PutQuery>,
+    headers: HeaderMap,
     body: Upload,
 ) -> ApiResult<Response> {
     require(&c, Kind::Volume, &name, Mode::Write)?;
     normalize_path(&path)?;
+    let if_version = if_match_version(&headers)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let svc = s.service.clone();
     let upload = tokio::task::spawn_blocking(move || -> ApiResult<u64> {
-        let mut batch = svc.volume_batch(&name, q.force)?;
+        let mut batch = svc.volume_batch(&name, q.force)?.if_version(if_version);
         let mut reader = crate::server::body::ChannelReader::new(rx);
         batch.put_reader(&mut reader, &path)?;
         Ok(batch.commit()?.version)
@@ -547,6 +578,10 @@ pub(crate) struct PutLocalBody {
     remote: Option<String>,
     #[serde(default)]
     force: bool,
+    /// Land only if no commit after this version changed the paths
+    /// written (409 `precondition_failed` otherwise... see PUT files).
+    #[serde(default)]
+    if_version: Option<u64>,
 }
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/put-local", tag = "volumes",
@@ -567,7 +602,14 @@ pub(crate) async fn volume_put_local(
     let b: PutLocalBody = read_json(&s, &c, body).await?;
     let svc = s.service.clone();
     let report = blocking(move || {
-        Ok(svc.volume_put_local(&name, &b.local, b.remote.as_deref(), b.force, None)?)
+        Ok(svc.volume_put_local(
+            &name,
+            &b.local,
+            b.remote.as_deref(),
+            b.force,
+            b.if_version,
+            None,
+        )?)
     })
     .await?;
     Ok(axum::Json(report).into_response())

@@ -4,6 +4,7 @@
 //! put` of a local file or directory runs.
 
 use super::*;
+use crate::storage::volume::CommitOptions;
 
 /// A batch upload (Modal's `batch_upload()`): files are streamed into blobs
 /// as they are added, and [`commit`](Self::commit) lands them all as one
@@ -13,6 +14,9 @@ pub struct VolumeBatch {
     store: Arc<dyn VolumeStore>,
     volume: String,
     force: bool,
+    /// Land only if no commit after this version changed the planned
+    /// paths (see [`VolumeBatch::if_version`]).
+    if_version: Option<u64>,
     /// Remote path → node, sorted so parents come first.
     planned: BTreeMap<String, Node>,
     progress: Option<Progress>,
@@ -31,6 +35,16 @@ impl std::fmt::Debug for VolumeBatch {
 }
 
 impl VolumeBatch {
+    /// Makes the commit conditional: it lands only if no commit after
+    /// `version` changed any path the batch writes (or anything under
+    /// one), and otherwise fails with a conflict naming them and changes
+    /// nothing. Such a batch may replace existing files (it says which
+    /// version it means to replace), as with `force`.
+    pub fn if_version(mut self, version: Option<u64>) -> Self {
+        self.if_version = version;
+        self
+    }
+
     /// Reports uploaded bytes to `progress`.
     pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = Some(progress);
@@ -229,7 +243,7 @@ impl VolumeBatch {
                         path: path.clone(),
                     });
                 }
-                (_, _) if !self.force => {
+                (_, _) if !self.force && self.if_version.is_none() => {
                     return Err(VolumeOpError::FileExists {
                         volume: name.clone(),
                         path: path.clone(),
@@ -238,12 +252,19 @@ impl VolumeBatch {
                 _ => {}
             }
         }
+        let options = CommitOptions {
+            unchanged_since: match self.if_version {
+                Some(v) => self.planned.keys().map(|p| (p.clone(), v)).collect(),
+                None => Vec::new(),
+            },
+            ..CommitOptions::default()
+        };
         let changes: Vec<Change> = self
             .planned
             .into_iter()
             .map(|(path, node)| Change::Put { path, node })
             .collect();
-        Ok(store.commit(name, &changes)?)
+        Ok(store.commit_with(name, &changes, &options)?)
     }
 }
 
@@ -314,6 +335,7 @@ impl Service {
             store,
             volume: name.to_owned(),
             force,
+            if_version: None,
             planned: BTreeMap::new(),
             progress: None,
             quota: UploadQuota::new(name, info.max_bytes),
@@ -330,6 +352,7 @@ impl Service {
         local: &Path,
         remote: Option<&str>,
         force: bool,
+        if_version: Option<u64>,
         progress: Option<Progress>,
     ) -> Result<PutReport, VolumeOpError> {
         if let Some(r) = remote {
@@ -357,7 +380,7 @@ impl Service {
             };
             (meta.len(), target)
         };
-        let mut batch = self.volume_batch(name, force)?;
+        let mut batch = self.volume_batch(name, force)?.if_version(if_version);
         if let Some(p) = progress {
             batch = batch.with_progress(p);
         }
