@@ -157,11 +157,13 @@ fn diff_and_reads_case(root: &Path, runs: usize) {
             format!("d{:02}/f{i:05}", i % 100)
         })
         .collect();
+    // Contents no earlier commit used, so each of the 10 differs.
+    let fresh = store.put_blob(b"new contents").unwrap();
     let changes: Vec<Change> = changed
         .iter()
         .map(|p| Change::Put {
             path: p.clone(),
-            node: nodes::file(b[15], 8),
+            node: nodes::file(fresh, 12),
         })
         .collect();
     store.commit("v", &changes).unwrap();

@@ -716,3 +716,51 @@ fn verbose_starts_print_no_postgres_notices() {
         out.stderr
     );
 }
+
+/// A mount of an older version pins that version's blobs on every host,
+/// even once the version's history is pruned: host A mounts version 1,
+/// whose file version 2 replaced; the retention drops to 0 and host B
+/// collects, and the blob stays until A's mount ends.
+#[test]
+fn a_mount_of_an_old_version_pins_its_blobs_past_retention() {
+    use vessel_host::storage::volume::GcOptions;
+    let (m, b) = shared().fresh();
+    let dir = tempfile::tempdir().unwrap();
+    let open =
+        |name: &str| RemoteStore::open(RemoteOptions::new(&m, &b, dir.path().join(name))).unwrap();
+    let (a, host_b) = (open("a"), open("b"));
+    let collect = |s: &RemoteStore| {
+        s.gc(&GcOptions {
+            pinned: &|_| false,
+            min_age: Some(Duration::ZERO),
+        })
+        .unwrap()
+    };
+    VolumeStore::create(&a, "v").unwrap();
+    let old = file_node(&a, b"version one's bytes").unwrap();
+    let blob = old.blob.unwrap();
+    let put = |node: Node| Change::Put {
+        path: "f".into(),
+        node,
+    };
+    a.commit("v", &[put(old)]).unwrap();
+    a.commit("v", &[put(file_node(&a, b"version two").unwrap())])
+        .unwrap();
+    // Host A mounts version 1, as a container pinned to it does.
+    let mount = a.register_mount_at("v", Some(1)).unwrap();
+    let snap = a.snapshot_at("v", 1).unwrap();
+    mount.pin(snap.nodes.iter().filter_map(|(_, n)| n.blob));
+    // Only the head is kept now; B prunes version 1's rows and collects.
+    host_b.set_retention("v", 0).unwrap();
+    let r = collect(&host_b);
+    assert_eq!((r.removed_blobs, r.kept_pinned), (0, 1), "{r:?}");
+    assert!(host_b.node_at("v", "f", 1).is_err(), "version 1 is pruned");
+    assert_eq!(a.read_blob(&blob, 0, 7).unwrap(), b"version");
+    drop(mount);
+    let start = Instant::now();
+    while collect(&host_b).removed_blobs != 1 {
+        assert!(start.elapsed() < Duration::from_secs(10), "never released");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(host_b.read_blob(&blob, 0, 1).is_err());
+}

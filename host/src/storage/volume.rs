@@ -384,6 +384,19 @@ pub trait VolumeStore: Send + Sync + std::fmt::Debug {
     fn register_mount(&self, volume: &str) -> Result<pins::Registration, VolumeError> {
         Ok(self.mounts().register(volume))
     }
+    /// [`register_mount`](Self::register_mount) for a mount of `version`
+    /// (`None`: the head). The shared backend records the version, so the
+    /// other hosts' collections keep the blobs commits after it dropped
+    /// even once its history is pruned; a store one process owns pins the
+    /// mount's blobs exactly, whatever the version.
+    fn register_mount_at(
+        &self,
+        volume: &str,
+        version: Option<u64>,
+    ) -> Result<pins::Registration, VolumeError> {
+        let _ = version;
+        self.register_mount(volume)
+    }
     /// Live mounts of `volume` on other hosts: 0 for a store one process
     /// owns.
     fn mounts_elsewhere(&self, volume: &str) -> Result<usize, VolumeError> {

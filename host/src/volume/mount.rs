@@ -186,7 +186,7 @@ impl Mount {
         let root = Dir::open_ambient_dir(host_dir, ambient_authority()).map_err(&err)?;
         // Registered before the snapshot is read: a garbage collection that
         // starts meanwhile keeps every blob until the pins are in.
-        let live = store.register_mount(&spec.volume)?;
+        let live = store.register_mount_at(&spec.volume, spec.version)?;
         let snapshot = match spec.version {
             Some(v) => store.snapshot_at(&spec.volume, v)?,
             None => store.snapshot(&spec.volume)?,

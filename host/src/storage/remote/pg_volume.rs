@@ -467,7 +467,15 @@ impl VolumeStore for RemoteStore {
     }
 
     fn register_mount(&self, volume: &str) -> Result<Registration, VolumeError> {
-        self.register_mount_shared(volume)
+        self.register_mount_shared(volume, None)
+    }
+
+    fn register_mount_at(
+        &self,
+        volume: &str,
+        version: Option<u64>,
+    ) -> Result<Registration, VolumeError> {
+        self.register_mount_shared(volume, version)
     }
 
     fn mounts_elsewhere(&self, volume: &str) -> Result<usize, VolumeError> {

@@ -1,8 +1,8 @@
 //! Live mounts across hosts. Each mount of this process is registered in
 //! its store's [`Mounts`] (exact blobs, for this host) and recorded in
 //! `vessel_volume_mounts` as (host, volume id, version, lease): the version
-//! is the head when the mount registered, at or before the snapshot it
-//! reads. Every commit records in its log row the blobs it stopped naming
+//! is the one the mount reads (an older one, or the head when it
+//! registered), at or before its snapshot. Every commit records in its log row the blobs it stopped naming
 //! (`dropped`), so a collection on any host keeps each blob that a commit
 //! after a live mount's version dropped: the blobs that mount's snapshot
 //! may name and no head does. A deletion or rename on any host counts the
@@ -76,20 +76,31 @@ pub(crate) fn spawn_renewal(inner: &Inner) {
 
 impl RemoteStore {
     /// Registers a mount of `volume` here and in the database.
-    pub(super) fn register_mount_shared(&self, volume: &str) -> Result<Registration, VolumeError> {
+    /// Records a live mount of `volume` at `version` (`None`: the head),
+    /// so the other hosts' collections keep what commits after it dropped.
+    pub(super) fn register_mount_shared(
+        &self,
+        volume: &str,
+        version: Option<u64>,
+    ) -> Result<Registration, VolumeError> {
         let mut reg = self.inner.mounts.register(volume);
         let (host, lease) = (self.inner.host.clone(), self.inner.mount_lease);
         let name = volume.to_owned();
+        let at: Option<i64> = version.map(to_db);
         let id: i64 = self.vol_op(move |inner| async move {
             let client = inner.pool.get().await?;
             let st = client
                 .prepare_cached(
                     "INSERT INTO vessel_volume_mounts (host, volume, version, expires) \
-                     SELECT $1, id, head, now() + make_interval(secs => $3) \
+                     SELECT $1, id, LEAST(head, COALESCE($4::int8, head)), \
+                     now() + make_interval(secs => $3) \
                      FROM vessel_volumes WHERE name = $2 RETURNING id",
                 )
                 .await?;
-            match client.query_opt(&st, &[&host, &name, &secs(lease)]).await? {
+            match client
+                .query_opt(&st, &[&host, &name, &secs(lease), &at])
+                .await?
+            {
                 Some(row) => Ok(col(&row, 0)?),
                 None => Err(VolumeError::NotFound(name)),
             }
