@@ -385,18 +385,9 @@ impl VolumeStore for EmbeddedStore {
             let mut id = None;
             let out = self.with_volume(name, false, |meta| {
                 id = Some(meta.id);
-                let cache = &self.vol().snapshots;
-                if let Some(nodes) = lock(cache).get(meta.id, meta.head) {
-                    return Ok(Snapshot {
-                        version: meta.head,
-                        nodes: nodes.as_ref().clone(),
-                    });
-                }
-                let nodes = Arc::new(self.scan_nodes(&meta)?);
-                lock(cache).put(meta.id, meta.head, nodes.clone());
                 Ok(Snapshot {
                     version: meta.head,
-                    nodes: Arc::unwrap_or_clone(nodes),
+                    nodes: Arc::unwrap_or_clone(self.head_nodes(&meta)?),
                 })
             });
             (scope_of(id, &out), out)

@@ -168,16 +168,34 @@ pub(crate) fn lay_over(
         path.strip_prefix(prefix.as_str())
             .is_some_and(|rest| !rest.is_empty() && (recursive || !rest.contains('/')))
     };
-    let mut out: BTreeMap<String, Node> = head
-        .into_iter()
-        .filter(|(p, _)| wanted(p) && !changed.contains_key(p))
-        .collect();
-    for (path, node) in changed {
-        if let Some(node) = node.filter(|_| wanted(&path)) {
-            out.insert(path, node);
+    // Both sides are sorted by path: one merge, no map of the whole tree.
+    let mut out = Vec::with_capacity(head.len());
+    let mut changed = changed.into_iter().peekable();
+    for (path, node) in head {
+        while let Some((c, _)) = changed.peek() {
+            if c.as_str() >= path.as_str() {
+                break;
+            }
+            if let Some((c, Some(n))) = changed.next().filter(|(c, _)| wanted(c)) {
+                out.push((c, n));
+            }
+        }
+        match changed.peek() {
+            Some((c, _)) if *c == path => {
+                if let Some((c, Some(n))) = changed.next().filter(|(c, _)| wanted(c)) {
+                    out.push((c, n));
+                }
+            }
+            _ if wanted(&path) => out.push((path, node)),
+            _ => {}
         }
     }
-    out.into_iter().collect()
+    for (c, n) in changed {
+        if let Some(n) = n.filter(|_| wanted(&c)) {
+            out.push((c, n));
+        }
+    }
+    out
 }
 
 /// Whether two nodes of one path differ in what a reader sees. A

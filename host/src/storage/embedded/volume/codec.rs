@@ -215,6 +215,43 @@ impl LogRecord {
         out
     }
 
+    /// The commit time alone, without decoding the path lists (a
+    /// commit of 50,000 files has a record of 50,000 paths).
+    pub(super) fn time_of(bytes: &[u8]) -> Result<u64, VolumeError> {
+        let mut r = Reader::new(bytes, "log record");
+        let format = r.u8()?;
+        if format != FORMAT && format != LOG_FORMAT_BYTES {
+            return Err(corrupt(format!("log record: unknown format {format}")));
+        }
+        r.u64()
+    }
+
+    /// Time, path counts and bytes added, skipping over the paths
+    /// without copying them: what a history listing shows.
+    pub(super) fn summary_of(bytes: &[u8]) -> Result<(u64, u64, u64, u64), VolumeError> {
+        let mut r = Reader::new(bytes, "log record");
+        let format = r.u8()?;
+        if format != FORMAT && format != LOG_FORMAT_BYTES {
+            return Err(corrupt(format!("log record: unknown format {format}")));
+        }
+        let time_ms = r.u64()?;
+        let mut counts = [0u64; 2];
+        for count in &mut counts {
+            *count = r.u64()?;
+            for _ in 0..*count {
+                let n = usize::try_from(r.u32()?).map_err(corrupt)?;
+                r.take(n)?;
+            }
+        }
+        let bytes_added = if format == LOG_FORMAT_BYTES {
+            r.u64()?
+        } else {
+            0
+        };
+        r.end()?;
+        Ok((time_ms, counts[0], counts[1], bytes_added))
+    }
+
     pub(super) fn decode(bytes: &[u8]) -> Result<Self, VolumeError> {
         let mut r = Reader::new(bytes, "log record");
         let format = r.u8()?;

@@ -118,7 +118,7 @@ impl EmbeddedStore {
             let version: [u8; 8] = rest
                 .try_into()
                 .map_err(|_| corrupt("a log key is malformed"))?;
-            Ok((u64::from_be_bytes(version), LogRecord::decode(&v)?.time_ms))
+            Ok((u64::from_be_bytes(version), LogRecord::time_of(&v)?))
         });
         h::oldest_kept(meta.head, from, meta.retention(), self.now_ms(), replaced)
     }
@@ -249,7 +249,12 @@ impl EmbeddedStore {
             }
             Some(_) => {}
         }
-        let head = self.head_under(meta.id, dir, recursive)?;
+        // The whole tree comes from the snapshot cache when it can.
+        let head = if dir.is_empty() && recursive {
+            Arc::unwrap_or_clone(self.head_nodes(meta)?)
+        } else {
+            self.head_under(meta.id, dir, recursive)?
+        };
         if version == meta.head {
             return Ok(head);
         }
@@ -271,13 +276,13 @@ impl EmbeddedStore {
                     let version: [u8; 8] = rest
                         .try_into()
                         .map_err(|_| corrupt("a log key is malformed"))?;
-                    let r = LogRecord::decode(&v)?;
+                    let (time_ms, changed, removed, bytes_added) = LogRecord::summary_of(&v)?;
                     versions.push(VersionInfo {
                         version: u64::from_be_bytes(version),
-                        time_ms: r.time_ms,
-                        changed: u64::try_from(r.changed.len()).unwrap_or(u64::MAX),
-                        removed: u64::try_from(r.removed.len()).unwrap_or(u64::MAX),
-                        bytes_added: r.bytes_added.unwrap_or(0),
+                        time_ms,
+                        changed,
+                        removed,
+                        bytes_added,
                     });
                 }
                 Ok(History {

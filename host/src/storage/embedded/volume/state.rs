@@ -47,6 +47,18 @@ impl EmbeddedStore {
         )))
     }
 
+    /// Every node of the head `meta` describes, from the snapshot cache or
+    /// (then cached) from sled. The caller holds the volume's lock.
+    pub(super) fn head_nodes(&self, meta: &Meta) -> Result<Arc<Vec<(String, Node)>>, VolumeError> {
+        let cache = &self.vol().snapshots;
+        if let Some(nodes) = lock(cache).get(meta.id, meta.head) {
+            return Ok(nodes);
+        }
+        let nodes = Arc::new(self.scan_nodes(meta)?);
+        lock(cache).put(meta.id, meta.head, nodes.clone());
+        Ok(nodes)
+    }
+
     /// Every node of a volume, from sled, sorted by path.
     pub(super) fn scan_nodes(&self, meta: &Meta) -> Result<Vec<(String, Node)>, VolumeError> {
         let mut nodes = Vec::with_capacity(usize::try_from(meta.inodes).unwrap_or(0));

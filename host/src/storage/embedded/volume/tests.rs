@@ -145,9 +145,15 @@ fn records_round_trip_and_corruption_is_an_error() {
     );
     let r2 = LogRecord {
         bytes_added: Some(9),
-        ..r
+        ..r.clone()
     };
     assert_eq!(LogRecord::decode(&r2.encode()).unwrap(), r2);
+    assert_eq!(LogRecord::summary_of(&r2.encode()).unwrap(), (5, 2, 1, 9));
+    assert_eq!(LogRecord::summary_of(&r.encode()).unwrap(), (5, 2, 1, 0));
+    assert_eq!(LogRecord::time_of(&r2.encode()).unwrap(), 5);
+    for cut in 0..r2.encode().len() {
+        assert!(LogRecord::summary_of(&r2.encode()[..cut]).is_err());
+    }
     // History keys split back into what made them.
     let k = history_key(7, "a/b", 9);
     assert_eq!(split_history_key(&k).unwrap(), ("a/b".to_owned(), 9));
