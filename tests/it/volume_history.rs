@@ -3,6 +3,8 @@
 //! --retention`, refusals that change nothing; and the same over HTTP
 //! (`?version=`, `/history`, `/diff`, `/restore`) with a scoped token.
 
+use std::time::Duration;
+
 use serde_json::Value;
 use vessel_tests::servers::shared;
 use vessel_tests::{Vessel, http, json_of};
@@ -380,4 +382,80 @@ mounts = { "/data" = { volume = "m", version = 1, read_only = false } }
         "[\"/x\"]",
     ])
     .fails(2, &["version 1 is read-only"]);
+}
+
+/// `vessel volume restore` killed with SIGKILL at random points: after
+/// each kill the volume is exactly one of the two versions' trees (the
+/// restore landed whole or not at all), every file reads back, and the
+/// next restore works.
+#[test]
+fn a_restore_killed_with_sigkill_lands_whole_or_not_at_all() {
+    let v = Vessel::new();
+    v.run(&["volume", "create", "r"]).ok();
+    let trees: Vec<tempfile::TempDir> = (0..2)
+        .map(|t| {
+            let d = tempfile::tempdir().unwrap();
+            for i in 0..150 {
+                let sub = d.path().join(format!("d{}", i % 10));
+                std::fs::create_dir_all(&sub).unwrap();
+                std::fs::write(sub.join(format!("f{i}")), format!("tree {t} file {i}")).unwrap();
+            }
+            if t == 1 {
+                for i in 0..100 {
+                    std::fs::write(d.path().join(format!("extra{i}")), "only in 2").unwrap();
+                }
+            }
+            d
+        })
+        .collect();
+    for t in &trees {
+        let p = t.path().display().to_string();
+        v.run(&["volume", "put", "r", &p, "/", "--force"]).ok();
+    }
+    // Version 1 holds tree 0, version 2 tree 1 (and 100 more files).
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("seed {seed}");
+    let mut x = seed;
+    let mut landed = 0;
+    for round in 0..24 {
+        let target = 1 + round % 2;
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let delay = Duration::from_micros((x >> 33) % 40_000);
+        let mut child = v
+            .command()
+            .args(["volume", "restore", &format!("r@{target}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        landed += u32::from(status.success());
+        // Exactly version 1's tree or version 2's.
+        let same_as: Vec<u64> = [1u64, 2]
+            .into_iter()
+            .filter(|ver| {
+                v.run(&["volume", "diff", "r", &ver.to_string()])
+                    .ok()
+                    .is_empty()
+            })
+            .collect();
+        assert_eq!(
+            same_as.len(),
+            1,
+            "round {round} (seed {seed}): head is neither tree"
+        );
+        let t = same_as[0] - 1;
+        assert_eq!(cat(&v, "r", "/d3/f13"), format!("tree {t} file 13"));
+        let ls = v.run(&["volume", "ls", "r", "-r"]).ok().lines().count();
+        assert_eq!(ls, if t == 0 { 160 } else { 260 }, "round {round}");
+    }
+    eprintln!("{landed} of 24 restores finished before their kill");
+    // Whatever the kills left, a restore still works.
+    v.run(&["volume", "restore", "r@2"]).ok();
+    assert!(v.run(&["volume", "diff", "r", "2"]).ok().is_empty());
 }
