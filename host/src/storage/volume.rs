@@ -320,7 +320,10 @@ pub trait VolumeStore: Send + Sync + std::fmt::Debug {
     /// The kept versions of `name`, newest first, at most `limit` of them.
     fn history(&self, name: &str, limit: usize) -> Result<History, VolumeError>;
     /// Version `version` of `name` whole, if it is kept.
-    fn snapshot_at(&self, name: &str, version: u64) -> Result<Snapshot, VolumeError>;
+    fn snapshot_at(&self, name: &str, version: u64) -> Result<Snapshot, VolumeError> {
+        let nodes = self.list_dir_at(name, "", true, version)?;
+        Ok(Snapshot { version, nodes })
+    }
     /// One path of version `version`.
     fn node_at(&self, name: &str, path: &str, version: u64) -> Result<Option<Node>, VolumeError>;
     /// [`list_dir`](Self::list_dir) of version `version`.

@@ -234,26 +234,7 @@ impl VolumeStore for EmbeddedStore {
 
     fn set_max_bytes(&self, name: &str, max_bytes: Option<u64>) -> Result<VolumeInfo, VolumeError> {
         check_max_bytes(max_bytes)?;
-        let (meta, published) = self.with_volume(name, true, |meta| {
-            let old = meta.encode();
-            let new = Meta { max_bytes, ..meta };
-            let encoded = new.encode();
-            let ((), published) = self.publish(meta.id, false, || {
-                self.vol()
-                    .volumes
-                    .insert(name.as_bytes(), encoded.clone())
-                    .map_err(db_err)?;
-                let undo = vec![UndoOp {
-                    tree: UndoTree::Volumes,
-                    key: name.as_bytes().into(),
-                    old: Some(old.as_slice().into()),
-                }];
-                Ok(((), undo))
-            })?;
-            Ok((new, published))
-        })?;
-        self.confirm(published)?;
-        Ok(info_of(name.to_owned(), &meta))
+        self.rewrite_meta(name, |meta| Meta { max_bytes, ..meta })
     }
 
     fn set_retention(&self, name: &str, retention_ms: u64) -> Result<VolumeInfo, VolumeError> {
@@ -435,11 +416,6 @@ impl VolumeStore for EmbeddedStore {
 
     fn history(&self, name: &str, limit: usize) -> Result<History, VolumeError> {
         self.history_of(name, limit)
-    }
-
-    fn snapshot_at(&self, name: &str, version: u64) -> Result<Snapshot, VolumeError> {
-        let nodes = self.list_dir_at_version(name, "", true, version)?;
-        Ok(Snapshot { version, nodes })
     }
 
     fn node_at(&self, name: &str, path: &str, version: u64) -> Result<Option<Node>, VolumeError> {

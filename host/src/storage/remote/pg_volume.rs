@@ -414,11 +414,6 @@ impl VolumeStore for RemoteStore {
         self.history_shared(name, limit)
     }
 
-    fn snapshot_at(&self, name: &str, version: u64) -> Result<Snapshot, VolumeError> {
-        let nodes = self.list_dir_at_shared(name, "", true, version)?;
-        Ok(Snapshot { version, nodes })
-    }
-
     fn node_at(&self, name: &str, path: &str, version: u64) -> Result<Option<Node>, VolumeError> {
         self.node_at_shared(name, path, version)
     }

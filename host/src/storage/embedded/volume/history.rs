@@ -22,29 +22,10 @@ impl EmbeddedStore {
         if retention_ms > MAX_RETENTION_MS {
             return Err(VolumeError::InvalidRetention { retention_ms });
         }
-        let (meta, published) = self.with_volume(name, true, |meta| {
-            let old = meta.encode();
-            let new = Meta {
-                retention_ms: Some(retention_ms),
-                ..meta
-            };
-            let encoded = new.encode();
-            let ((), published) = self.publish(meta.id, false, || {
-                self.vol()
-                    .volumes
-                    .insert(name.as_bytes(), encoded.clone())
-                    .map_err(db_err)?;
-                let undo = vec![UndoOp {
-                    tree: UndoTree::Volumes,
-                    key: name.as_bytes().into(),
-                    old: Some(old.as_slice().into()),
-                }];
-                Ok(((), undo))
-            })?;
-            Ok((new, published))
-        })?;
-        self.confirm(published)?;
-        Ok(info_of(name.to_owned(), &meta))
+        self.rewrite_meta(name, |meta| Meta {
+            retention_ms: Some(retention_ms),
+            ..meta
+        })
     }
 
     /// The paths of `checks` that a commit changed after the version each

@@ -47,6 +47,36 @@ impl EmbeddedStore {
         )))
     }
 
+    /// Replaces `name`'s row with what `change` makes of it (a quota, a
+    /// retention), published like every write; returns the volume as it
+    /// is now.
+    pub(super) fn rewrite_meta(
+        &self,
+        name: &str,
+        change: impl Fn(Meta) -> Meta,
+    ) -> Result<VolumeInfo, VolumeError> {
+        let (meta, published) = self.with_volume(name, true, |meta| {
+            let old = meta.encode();
+            let new = change(meta);
+            let encoded = new.encode();
+            let ((), published) = self.publish(meta.id, false, || {
+                self.vol()
+                    .volumes
+                    .insert(name.as_bytes(), encoded.clone())
+                    .map_err(db_err)?;
+                let undo = vec![UndoOp {
+                    tree: UndoTree::Volumes,
+                    key: name.as_bytes().into(),
+                    old: Some(old.as_slice().into()),
+                }];
+                Ok(((), undo))
+            })?;
+            Ok((new, published))
+        })?;
+        self.confirm(published)?;
+        Ok(info_of(name.to_owned(), &meta))
+    }
+
     /// Every node of the head `meta` describes, from the snapshot cache or
     /// (then cached) from sled. The caller holds the volume's lock.
     pub(super) fn head_nodes(&self, meta: &Meta) -> Result<Arc<Vec<(String, Node)>>, VolumeError> {
