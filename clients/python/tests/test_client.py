@@ -9,6 +9,7 @@ tests/it/python_client.rs, which sets the environment):
 
 from __future__ import annotations
 
+import datetime
 import io
 import os
 import tempfile
@@ -220,6 +221,123 @@ class Volumes(unittest.TestCase):
         self.assertEqual(v.read_file("data/f0042.txt"), b"42")
         self.assertEqual(v.read_file("mem.txt"), b"from memory")
         self.assertEqual([e.path for e in v.listdir("/")], ["data", "mem.txt", "one.bin"])
+
+
+class VolumeHistory(unittest.TestCase):
+    def setUp(self) -> None:
+        self.name = fresh("h")
+        self.v = vessel.Volume.from_name(self.name, create_if_missing=True)
+        v = self.v
+        self.v1 = v.write_file("a.txt", "one")
+        self.v2 = v.write_file("b.txt", "bee")
+        self.v3 = v.write_file("a.txt", "three", overwrite=True)
+        v.remove("b.txt")
+        self.v4 = v.version
+
+    def test_history(self) -> None:
+        h = self.v.history()
+        self.assertEqual(h.head, self.v4)
+        self.assertLessEqual(h.oldest, self.v1)
+        self.assertEqual([x.version for x in h.versions], [self.v4, self.v3, self.v2, self.v1])
+        self.assertEqual((h.versions[0].changed, h.versions[0].removed), (0, 1))
+        self.assertEqual(h.versions[1].bytes_added, 5)
+        self.assertLess(abs(h.versions[0].time.timestamp() - time.time()), 300)
+        self.assertEqual(len(self.v.history(limit=2).versions), 2)
+        with self.assertRaises(vessel.InvalidArgument):
+            self.v.history(limit=0)
+
+    def test_reading_a_version(self) -> None:
+        for old in (
+            vessel.Volume.from_name(self.name, version=self.v2),
+            vessel.Volume.from_name(f"{self.name}@{self.v2}"),
+        ):
+            self.assertEqual((old.name, old.version, old.read_only), (self.name, self.v2, True))
+            self.assertEqual(old.read_file("a.txt"), b"one")
+            self.assertEqual(b"".join(old.iter_file("b.txt")), b"bee")
+            self.assertEqual(old.read_range("b.txt", 1, 10), b"ee")
+            self.assertEqual([e.path for e in old.listdir("/")], ["a.txt", "b.txt"])
+        self.assertEqual(self.v.read_file("a.txt"), b"three")
+        with self.assertRaises(vessel.NotFound):
+            self.v.read_file("b.txt")
+        with self.assertRaises(vessel.NotFound) as e:
+            vessel.Volume.from_name(self.name, version=self.v4 + 100)
+        self.assertIn(str(self.v4), e.exception.detail)
+        with self.assertRaises(vessel.InvalidArgument):
+            vessel.Volume.from_name(f"{self.name}@1", version=2)
+
+    def test_a_version_handle_refuses_writes(self) -> None:
+        old = vessel.Volume.from_name(self.name, version=self.v1)
+        for write in (
+            lambda: old.write_file("c.txt", "x", overwrite=True),
+            lambda: old.remove("a.txt"),
+            lambda: old.copy("a.txt", "d.txt"),
+            lambda: old.batch_upload(),
+            lambda: old.restore(self.v1),
+            lambda: old.set_retention(0),
+        ):
+            with self.assertRaises(vessel.InvalidArgument) as e:
+                write()
+            self.assertEqual(e.exception.status, 0, "refused before any request")
+        with self.assertRaises(vessel.InvalidArgument):
+            vessel.Volume.from_name(self.name, create_if_missing=True, version=self.v1)
+        self.assertEqual(self.v.version, self.v4, "nothing was committed")
+
+    def test_diff(self) -> None:
+        v = self.v
+        self.assertEqual(
+            v.diff(self.v1),
+            [vessel.DiffEntry("a.txt", vessel.DiffChange.MODIFIED, vessel.FileEntryType.FILE, 3, 5)],
+        )
+        added = v.diff(self.v1, self.v2)
+        self.assertEqual(
+            added, [vessel.DiffEntry("b.txt", vessel.DiffChange.ADDED, vessel.FileEntryType.FILE, None, 3)]
+        )
+        # A handle at a version diffs up to that version.
+        self.assertEqual(vessel.Volume.from_name(self.name, version=self.v2).diff(self.v1), added)
+        self.assertEqual(
+            [(e.path, e.change) for e in v.diff(self.v2)],
+            [("a.txt", vessel.DiffChange.MODIFIED), ("b.txt", vessel.DiffChange.REMOVED)],
+        )
+        with self.assertRaises(vessel.NotFound):
+            v.diff(self.v4 + 100)
+
+    def test_restore(self) -> None:
+        v = self.v
+        version = v.restore(self.v2)
+        self.assertGreater(version, self.v4)
+        self.assertEqual(v.version, version)
+        self.assertEqual(v.read_file("a.txt"), b"one")
+        self.assertEqual(v.read_file("b.txt"), b"bee")
+        self.assertEqual(
+            vessel.Volume.from_name(self.name, version=self.v4).listdir("/")[0].path, "a.txt"
+        )
+
+    def test_retention(self) -> None:
+        v = self.v
+        v.set_retention(datetime.timedelta(hours=1))
+        h = v.history()
+        self.assertEqual(h.retention_ms, 3_600_000)
+        self.assertEqual(h.retention, datetime.timedelta(hours=1))
+        v.set_retention(90.5)
+        self.assertEqual(v.history().retention_ms, 90_500)
+        with self.assertRaises(vessel.InvalidArgument):
+            v.set_retention(-1)
+
+    def test_if_version(self) -> None:
+        v = self.v
+        read_at = v.version
+        # Nothing changed a.txt since: it is replaced without overwrite.
+        mine = v.write_file("a.txt", "mine", if_version=read_at)
+        self.assertEqual(mine, read_at + 1)
+        # A later commit to another path is no conflict.
+        v.write_file("c.txt", io.BytesIO(b"sea"), if_version=read_at)
+        # A writer that read a.txt before `mine` loses.
+        with self.assertRaises(vessel.PreconditionFailed) as e:
+            v.write_file("a.txt", "stale", if_version=read_at)
+        self.assertEqual(e.exception.status, 412)
+        self.assertIn("a.txt", e.exception.detail)
+        self.assertEqual(v.read_file("a.txt"), b"mine")
+        self.assertEqual(v.read_file("c.txt"), b"sea")
 
 
 class Functions(unittest.TestCase):

@@ -12,6 +12,7 @@
 //! let v: Option<String> = kv.get("cloud")?;
 //! vessel.volume("models").write_file("w.bin", b"...", true)?;
 //! let sum = vessel.function("demo", "add").call(serde_json::json!([1, 2]))?;
+//! let old = vessel.volume("models").at(12).read_file("w.bin")?; // as version 12 left it
 //! # Ok(()) }
 //! ```
 //!
@@ -30,8 +31,8 @@ pub mod ops;
 use crate::server::api::urls;
 use crate::server::client::{Body, ClientError, OwnerClient, enc};
 use crate::service::dict::{DictItem, DictItems, DictSummary, PutIf, PutResult};
-use crate::service::volume::{EntryInfo, VolumeSummary};
-use crate::storage::volume::CommitInfo;
+use crate::service::volume::{DiffEntry, EntryInfo, VolumeSummary};
+use crate::storage::volume::{CommitInfo, History};
 use ops::http;
 
 /// A connection to a vessel server.
@@ -54,10 +55,13 @@ impl Client {
         OwnerClient::find(data_dir).map(|http| Client { http })
     }
 
+    /// The volume `name`, at its head (see [`Volume::at`] for an older
+    /// version).
     pub fn volume(&self, name: &str) -> Volume {
         Volume {
             http: self.http.clone(),
             name: name.to_owned(),
+            version: None,
         }
     }
 
@@ -96,35 +100,83 @@ fn json_body<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, ClientError> {
     })
 }
 
-/// A volume on the server.
+/// A volume on the server: its head, or one kept version of it
+/// ([`Volume::at`]), which only reads.
 #[derive(Debug, Clone)]
 pub struct Volume {
     http: OwnerClient,
     name: String,
+    /// The version this handle reads; `None`: the head.
+    version: Option<u64>,
 }
 
 impl Volume {
-    fn file(&self, path: &str) -> String {
-        urls::volume_file(&self.name, path)
+    /// The name reads go to: `NAME@VERSION` on a handle at a version.
+    fn read_name(&self) -> String {
+        match self.version {
+            Some(v) => format!("{}@{v}", self.name),
+            None => self.name.clone(),
+        }
     }
 
+    fn file(&self, path: &str) -> String {
+        urls::volume_file(&self.read_name(), path)
+    }
+
+    /// Refuses a write through a handle at a version, before any request
+    /// (the server would refuse it too: 400).
+    fn writable(&self) -> Result<(), ClientError> {
+        match self.version {
+            None => Ok(()),
+            Some(v) => Err(ClientError::Api {
+                status: 400,
+                kind: "invalid_argument".into(),
+                message: format!(
+                    "{name}@{v} is version {v} of volume `{name}`, which only reads: \
+                     write to the volume itself (restore brings a version back)",
+                    name = self.name
+                ),
+            }),
+        }
+    }
+
+    /// The volume's name (without any `@VERSION`).
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The version this handle reads: `None` for the head.
+    pub fn version(&self) -> Option<u64> {
+        self.version
+    }
+
+    /// A handle that reads version `version` (one [`history`](Self::history)
+    /// lists) instead of the head: its reads see the volume as that commit
+    /// left it, and its writes are refused. Reading a version that was never
+    /// committed, or is past the retention, is a 404 naming the head or the
+    /// oldest version kept.
+    pub fn at(&self, version: u64) -> Volume {
+        Volume {
+            http: self.http.clone(),
+            name: self.name.clone(),
+            version: Some(version),
+        }
+    }
+
     /// Creates the volume.
     pub fn create(&self) -> Result<(), ClientError> {
+        self.writable()?;
         http::volume_create(&self.http, &self.name, None, None)
     }
 
     /// The entries of directory `path` (all descendants when `recursive`).
     pub fn listdir(&self, path: &str, recursive: bool) -> Result<Vec<EntryInfo>, ClientError> {
-        http::volume_ls(&self.http, &self.name, path, recursive)
+        http::volume_ls(&self.http, &self.read_name(), path, recursive)
     }
 
     /// The file at `path`, streamed.
     pub fn reader(&self, path: &str) -> Result<Box<dyn Read + Send>, ClientError> {
-        http::volume_reader(&self.http, &self.name, path)
+        http::volume_reader(&self.http, &self.read_name(), path)
     }
 
     /// The whole file at `path`.
@@ -157,6 +209,7 @@ impl Volume {
     /// Writes `data` as the file at `path` (refused if it exists, unless
     /// `overwrite`); returns the volume's new version.
     pub fn write_file(&self, path: &str, data: &[u8], overwrite: bool) -> Result<u64, ClientError> {
+        self.writable()?;
         http::volume_put(
             &self.http,
             &self.name,
@@ -167,6 +220,23 @@ impl Volume {
         )
     }
 
+    /// Writes `data` as the file at `path` only if no commit after
+    /// `version` (the volume version the caller read the path at) changed
+    /// the path or anything under it; an existing file is then replaced
+    /// without `overwrite`. Otherwise a 412 error naming the path, and
+    /// nothing changes. Returns the volume's new version.
+    pub fn write_file_if(&self, path: &str, data: &[u8], version: u64) -> Result<u64, ClientError> {
+        self.writable()?;
+        http::volume_put(
+            &self.http,
+            &self.name,
+            path,
+            Body::Bytes(data),
+            false,
+            Some(version),
+        )
+    }
+
     /// Streams `reader` into the file at `path`; returns the new version.
     pub fn upload(
         &self,
@@ -174,6 +244,7 @@ impl Volume {
         reader: &mut dyn Read,
         overwrite: bool,
     ) -> Result<u64, ClientError> {
+        self.writable()?;
         http::volume_put(
             &self.http,
             &self.name,
@@ -186,7 +257,42 @@ impl Volume {
 
     /// Removes a file, or a directory when `recursive`.
     pub fn remove(&self, path: &str, recursive: bool) -> Result<CommitInfo, ClientError> {
+        self.writable()?;
         http::volume_rm(&self.http, &self.name, path, recursive)
+    }
+
+    /// The volume's kept versions, newest first, at most `limit` (1 to
+    /// 10,000), with its head, the oldest version still readable and its
+    /// retention. On a handle at a version, still the whole volume's.
+    pub fn history(&self, limit: usize) -> Result<History, ClientError> {
+        http::volume_history(&self.http, &self.name, limit)
+    }
+
+    /// The paths added, modified and removed from version `from` to `to`
+    /// (`None`: the version this handle reads, the head unless it is at
+    /// one), in path order.
+    pub fn diff(&self, from: u64, to: Option<u64>) -> Result<Vec<DiffEntry>, ClientError> {
+        http::volume_diff(&self.http, &self.name, from, to.or(self.version))
+    }
+
+    /// Makes version `version`'s tree the head again, as a new commit (the
+    /// versions in between stay in the history).
+    pub fn restore(&self, version: u64) -> Result<CommitInfo, ClientError> {
+        self.writable()?;
+        http::volume_restore(&self.http, &self.name, version)
+    }
+
+    /// How long a replaced version stays readable (zero keeps only the
+    /// head; whole milliseconds). Versions already pruned do not come back
+    /// under a longer retention. Returns the volume as it is now.
+    pub fn set_retention(&self, retention: Duration) -> Result<VolumeSummary, ClientError> {
+        self.writable()?;
+        let ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+        self.http.json(
+            "PUT",
+            &format!("{}?retention_ms={ms}", urls::volume_retention(&self.name)),
+            Body::Empty,
+        )
     }
 }
 

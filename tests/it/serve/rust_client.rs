@@ -1,12 +1,15 @@
 //! The Rust client's dict operations beyond get and put, against a real
 //! `vessel serve`: conditional puts, TTL, contains/len, remove, pop,
-//! increment, update, get-many, paging, clear and leases with fencing.
+//! increment, update, get-many, paging, clear and leases with fencing; and
+//! its volume history: versions, reads at a version, diff, restore,
+//! retention and conflict-checked writes.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use vessel_host::client::Client;
 use vessel_host::service::dict::{PutIf, PutResult};
+use vessel_host::storage::volume::DiffKind;
 use vessel_tests::Vessel;
 
 #[test]
@@ -107,4 +110,113 @@ fn the_rust_client_has_the_whole_dict_api() {
         .contains("k")
         .unwrap_err();
     assert_eq!(err.status(), Some(404), "{err}");
+}
+
+#[test]
+fn the_rust_client_reads_and_restores_volume_history() {
+    let v = Vessel::new();
+    let server = super::start(&v, &[]);
+    let tok = v.token(&["volume:*:rw"], None);
+    let vol = Client::connect(&server.addr, &tok).volume("hist");
+    vol.create().unwrap();
+    let v1 = vol.write_file("a.txt", b"one", false).unwrap();
+    let v2 = vol.write_file("b.txt", b"bee", false).unwrap();
+    let v3 = vol.write_file("a.txt", b"three", true).unwrap();
+    let v4 = vol.remove("b.txt", false).unwrap().version;
+
+    // The versions, newest first.
+    let h = vol.history(10).unwrap();
+    assert_eq!(h.head, v4);
+    assert!(h.oldest <= v1, "{h:?}");
+    assert_eq!(
+        h.versions.iter().map(|x| x.version).collect::<Vec<_>>(),
+        [v4, v3, v2, v1]
+    );
+    assert_eq!((h.versions[0].changed, h.versions[0].removed), (0, 1));
+    assert_eq!(h.versions[1].bytes_added, 5);
+    assert_eq!(vol.history(1).unwrap().versions.len(), 1);
+
+    // A handle at a version reads as that commit left it; the head moves on.
+    let at2 = vol.at(v2);
+    assert_eq!((at2.name(), at2.version()), ("hist", Some(v2)));
+    assert_eq!(at2.read_file("a.txt").unwrap(), b"one");
+    assert_eq!(at2.read_range("b.txt", 1, 10).unwrap(), b"ee");
+    let names: Vec<_> = at2
+        .listdir("/", false)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(names, ["a.txt", "b.txt"]);
+    assert_eq!(vol.read_file("a.txt").unwrap(), b"three");
+    assert_eq!(vol.read_file("b.txt").unwrap_err().status(), Some(404));
+    // A version never committed is a 404 naming the head.
+    let err = vol.at(v4 + 100).read_file("a.txt").unwrap_err();
+    assert_eq!(err.status(), Some(404), "{err}");
+    assert!(err.to_string().contains(&v4.to_string()), "{err}");
+
+    // Writes through a version handle are refused before any request.
+    for err in [
+        at2.write_file("c.txt", b"x", true).unwrap_err(),
+        at2.remove("a.txt", false).unwrap_err(),
+        at2.restore(v1).unwrap_err(),
+        at2.set_retention(Duration::ZERO).unwrap_err(),
+    ] {
+        assert_eq!(err.status(), Some(400), "{err}");
+    }
+    assert_eq!(vol.history(10).unwrap().head, v4, "nothing was committed");
+
+    // Diff: from v1 to the head, between two versions, and from a handle
+    // at a version (up to that version).
+    let d = vol.diff(v1, None).unwrap();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(
+        (
+            d[0].path.as_str(),
+            d[0].change,
+            d[0].size_before,
+            d[0].size_after
+        ),
+        ("a.txt", DiffKind::Modified, Some(3), Some(5))
+    );
+    let d = vol.diff(v1, Some(v2)).unwrap();
+    assert_eq!(
+        d.iter()
+            .map(|e| (e.path.as_str(), e.change))
+            .collect::<Vec<_>>(),
+        [("b.txt", DiffKind::Added)]
+    );
+    assert_eq!(vol.at(v2).diff(v1, None).unwrap(), d);
+    let d = vol.diff(v2, None).unwrap();
+    assert_eq!(
+        d.iter()
+            .map(|e| (e.path.as_str(), e.change))
+            .collect::<Vec<_>>(),
+        [("a.txt", DiffKind::Modified), ("b.txt", DiffKind::Removed)]
+    );
+
+    // Restore: v2's tree is the head again, as a new version.
+    let r = vol.restore(v2).unwrap();
+    assert!(r.version > v4, "{r:?}");
+    assert_eq!(vol.read_file("a.txt").unwrap(), b"one");
+    assert_eq!(vol.read_file("b.txt").unwrap(), b"bee");
+    assert_eq!(vol.history(1).unwrap().head, r.version);
+
+    // Conflict-checked writes: one that read the path at the head lands
+    // (replacing the file without `overwrite`); a stale one is 412 naming
+    // the path, and changes nothing.
+    let head = r.version;
+    let w = vol.write_file_if("a.txt", b"mine", head).unwrap();
+    assert_eq!(w, head + 1);
+    let err = vol.write_file_if("a.txt", b"stale", head).unwrap_err();
+    assert_eq!(err.status(), Some(412), "{err}");
+    assert!(err.to_string().contains("a.txt"), "{err}");
+    assert_eq!(vol.read_file("a.txt").unwrap(), b"mine");
+    // A later commit to another path is no conflict.
+    vol.write_file_if("b.txt", b"bee 2", head).unwrap();
+
+    // Retention.
+    let s = vol.set_retention(Duration::from_secs(3600)).unwrap();
+    assert_eq!(s.retention_ms, 3_600_000);
+    assert_eq!(vol.history(1).unwrap().retention_ms, 3_600_000);
 }

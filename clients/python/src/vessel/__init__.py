@@ -23,7 +23,16 @@ of the local data dir; `vessel.Client(...)` connects elsewhere.
 from ._client import Client
 from ._dict import Dict, Lease, Versioned
 from ._functions import Function, FunctionCall
-from ._volume import FileEntry, FileEntryType, Volume, VolumeUpload
+from ._volume import (
+    DiffChange,
+    DiffEntry,
+    FileEntry,
+    FileEntryType,
+    Volume,
+    VolumeHistory,
+    VolumeUpload,
+    VolumeVersion,
+)
 from .errors import (
     AccessDenied,
     AlreadyExists,
@@ -57,6 +66,10 @@ __all__ = [
     "VolumeUpload",
     "FileEntry",
     "FileEntryType",
+    "VolumeHistory",
+    "VolumeVersion",
+    "DiffEntry",
+    "DiffChange",
     "Function",
     "FunctionCall",
     "Error",
