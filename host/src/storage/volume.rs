@@ -408,6 +408,26 @@ pub trait VolumeStore: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// What listing directory `path` of `volume` needs of the node there,
+/// given its kind (`None`: nothing is there): that it is a directory.
+pub(crate) fn check_listable(
+    volume: &str,
+    path: &str,
+    kind: Option<NodeKind>,
+) -> Result<(), VolumeError> {
+    match kind {
+        None => Err(VolumeError::NoSuchPath {
+            volume: volume.to_owned(),
+            path: path.to_owned(),
+        }),
+        Some(NodeKind::Dir) => Ok(()),
+        Some(_) => Err(VolumeError::InvalidPath {
+            path: path.to_owned(),
+            reason: "not a directory".into(),
+        }),
+    }
+}
+
 /// Refuses a byte quota the stores cannot hold.
 pub fn check_max_bytes(max_bytes: Option<u64>) -> Result<(), VolumeError> {
     match max_bytes {

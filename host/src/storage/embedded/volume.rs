@@ -58,8 +58,8 @@ use crate::storage::volume::pins::Mounts;
 use crate::storage::volume::plan::{Base, IMPLICIT_DIR_MODE, plan};
 use crate::storage::volume::{
     Change, CommitInfo, CommitOptions, GcOptions, GcReport, History, Node, NodeKind, PathDiff,
-    Snapshot, VolumeError, VolumeInfo, VolumeStore, check_max_bytes, check_node_shape,
-    check_volume_name, normalize_changes, normalize_path,
+    Snapshot, VolumeError, VolumeInfo, VolumeStore, check_listable, check_max_bytes,
+    check_node_shape, check_volume_name, normalize_changes, normalize_path,
 };
 
 /// How many keys a deleted volume's clean-up removes per sled batch, so a
@@ -362,16 +362,11 @@ impl VolumeStore for EmbeddedStore {
     }
 
     fn snapshot(&self, name: &str) -> Result<Snapshot, VolumeError> {
-        self.visible(|| {
-            let mut id = None;
-            let out = self.with_volume(name, false, |meta| {
-                id = Some(meta.id);
-                Ok(Snapshot {
-                    version: meta.head,
-                    nodes: Arc::unwrap_or_clone(self.head_nodes(&meta)?),
-                })
-            });
-            (scope_of(id, &out), out)
+        self.read_volume(name, |meta| {
+            Ok(Snapshot {
+                version: meta.head,
+                nodes: Arc::unwrap_or_clone(self.head_nodes(&meta)?),
+            })
         })
     }
 

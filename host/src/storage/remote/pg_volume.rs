@@ -108,8 +108,8 @@ use crate::storage::volume::pins::{Mounts, Registration};
 use crate::storage::volume::plan::{Base, IMPLICIT_DIR_MODE, plan};
 use crate::storage::volume::{
     Change, CommitInfo, CommitOptions, GcOptions, GcReport, History, Node, NodeKind, PathDiff,
-    Snapshot, VolumeError, VolumeInfo, VolumeStore, ancestors, check_max_bytes, check_volume_name,
-    normalize_changes, normalize_path,
+    Snapshot, VolumeError, VolumeInfo, VolumeStore, ancestors, check_listable, check_max_bytes,
+    check_volume_name, normalize_changes, normalize_path,
 };
 
 impl From<Stalled> for VolumeError {
@@ -379,21 +379,11 @@ impl VolumeStore for RemoteStore {
                         "SELECT kind FROM vessel_volume_nodes WHERE volume = $1 AND path = $2",
                     )
                     .await?;
-                match tx.query_opt(&st, &[&id, &path]).await? {
-                    None => {
-                        return Err(VolumeError::NoSuchPath {
-                            volume: n,
-                            path: path.clone(),
-                        });
-                    }
-                    Some(row) if col::<i16>(&row, 0)? != kind_code(NodeKind::Dir) => {
-                        return Err(VolumeError::InvalidPath {
-                            path: path.clone(),
-                            reason: "not a directory".into(),
-                        });
-                    }
-                    Some(_) => {}
-                }
+                let kind = match tx.query_opt(&st, &[&id, &path]).await? {
+                    Some(row) => Some(kind_of(col::<i16>(&row, 0)?)?),
+                    None => None,
+                };
+                check_listable(&n, &path, kind)?;
             }
             let out = history::head_under(&tx, id, &path, recursive).await?;
             tx.commit().await?;

@@ -113,18 +113,13 @@ impl EmbeddedStore {
         version: u64,
         f: impl Fn(&Meta) -> Result<R, VolumeError>,
     ) -> Result<R, VolumeError> {
-        self.visible(|| {
-            let mut id = None;
-            let out = self.with_volume(name, false, |meta| {
-                id = Some(meta.id);
-                let oldest = self.oldest_kept(&meta)?;
-                h::check_kept(name, version, oldest, meta.head)?;
-                let out = f(&meta)?;
-                let floor = self.floor(meta.id)?;
-                h::check_kept(name, version, oldest.max(floor), meta.head)?;
-                Ok(out)
-            });
-            (scope_of(id, &out), out)
+        self.read_volume(name, |meta| {
+            let oldest = self.oldest_kept(&meta)?;
+            h::check_kept(name, version, oldest, meta.head)?;
+            let out = f(&meta)?;
+            let floor = self.floor(meta.id)?;
+            h::check_kept(name, version, oldest.max(floor), meta.head)?;
+            Ok(out)
         })
     }
 
@@ -215,21 +210,8 @@ impl EmbeddedStore {
         recursive: bool,
         version: u64,
     ) -> Result<Vec<(String, Node)>, VolumeError> {
-        match self.node_then(meta, dir, version)? {
-            None => {
-                return Err(VolumeError::NoSuchPath {
-                    volume: name.to_owned(),
-                    path: dir.to_owned(),
-                });
-            }
-            Some(n) if n.kind != NodeKind::Dir => {
-                return Err(VolumeError::InvalidPath {
-                    path: dir.to_owned(),
-                    reason: "not a directory".into(),
-                });
-            }
-            Some(_) => {}
-        }
+        let kind = self.node_then(meta, dir, version)?.map(|n| n.kind);
+        check_listable(name, dir, kind)?;
         // The whole tree comes from the snapshot cache when it can.
         let head = if dir.is_empty() && recursive {
             Arc::unwrap_or_clone(self.head_nodes(meta)?)
@@ -244,36 +226,31 @@ impl EmbeddedStore {
     }
 
     pub(super) fn history_of(&self, name: &str, limit: usize) -> Result<History, VolumeError> {
-        self.visible(|| {
-            let mut id = None;
-            let out = self.with_volume(name, false, |meta| {
-                id = Some(meta.id);
-                let oldest = self.oldest_kept(&meta)?;
-                let mut versions = Vec::new();
-                let (start, end) = (log_key(meta.id, oldest.max(1)), log_key(meta.id, meta.head));
-                for item in self.vol().log.range(start..=end).rev().take(limit) {
-                    let (k, v) = item.map_err(db_err)?;
-                    let (_, rest) = split_key(&k)?;
-                    let version: [u8; 8] = rest
-                        .try_into()
-                        .map_err(|_| corrupt("a log key is malformed"))?;
-                    let (time_ms, changed, removed, bytes_added) = LogRecord::summary_of(&v)?;
-                    versions.push(VersionInfo {
-                        version: u64::from_be_bytes(version),
-                        time_ms,
-                        changed,
-                        removed,
-                        bytes_added,
-                    });
-                }
-                Ok(History {
-                    head: meta.head,
-                    oldest,
-                    retention_ms: meta.retention(),
-                    versions,
-                })
-            });
-            (scope_of(id, &out), out)
+        self.read_volume(name, |meta| {
+            let oldest = self.oldest_kept(&meta)?;
+            let mut versions = Vec::new();
+            let (start, end) = (log_key(meta.id, oldest.max(1)), log_key(meta.id, meta.head));
+            for item in self.vol().log.range(start..=end).rev().take(limit) {
+                let (k, v) = item.map_err(db_err)?;
+                let (_, rest) = split_key(&k)?;
+                let version: [u8; 8] = rest
+                    .try_into()
+                    .map_err(|_| corrupt("a log key is malformed"))?;
+                let (time_ms, changed, removed, bytes_added) = LogRecord::summary_of(&v)?;
+                versions.push(VersionInfo {
+                    version: u64::from_be_bytes(version),
+                    time_ms,
+                    changed,
+                    removed,
+                    bytes_added,
+                });
+            }
+            Ok(History {
+                head: meta.head,
+                oldest,
+                retention_ms: meta.retention(),
+                versions,
+            })
         })
     }
 
@@ -306,35 +283,30 @@ impl EmbeddedStore {
         from: u64,
         to: Option<u64>,
     ) -> Result<Vec<PathDiff>, VolumeError> {
-        self.visible(|| {
-            let mut id = None;
-            let out = self.with_volume(name, false, |meta| {
-                id = Some(meta.id);
-                let to = to.unwrap_or(meta.head);
-                let oldest = self.oldest_kept(&meta)?;
-                h::check_kept(name, from, oldest, meta.head)?;
-                h::check_kept(name, to, oldest, meta.head)?;
-                let (lo, hi) = (from.min(to), from.max(to));
-                // The rows of the versions after `lo` up to `hi` name every
-                // path that changed between them, once or more.
-                let mut paths = std::collections::BTreeSet::new();
-                let start = history_version_prefix(meta.id, lo.saturating_add(1));
-                let end = history_version_prefix(meta.id, hi.saturating_add(1));
-                for item in self.vol().history.range(start..end).keys() {
-                    let (_, path) = split_version_key(&item.map_err(db_err)?)?;
-                    paths.insert(path);
-                }
-                let mut changed = Vec::with_capacity(paths.len());
-                for path in paths {
-                    let before = self.node_then(&meta, &path, from)?;
-                    let after = self.node_then(&meta, &path, to)?;
-                    changed.push((path, before, after));
-                }
-                let floor = self.floor(meta.id)?;
-                h::check_kept(name, from.min(to), oldest.max(floor), meta.head)?;
-                Ok(h::diff(changed))
-            });
-            (scope_of(id, &out), out)
+        self.read_volume(name, |meta| {
+            let to = to.unwrap_or(meta.head);
+            let oldest = self.oldest_kept(&meta)?;
+            h::check_kept(name, from, oldest, meta.head)?;
+            h::check_kept(name, to, oldest, meta.head)?;
+            let (lo, hi) = (from.min(to), from.max(to));
+            // The rows of the versions after `lo` up to `hi` name every
+            // path that changed between them, once or more.
+            let mut paths = std::collections::BTreeSet::new();
+            let start = history_version_prefix(meta.id, lo.saturating_add(1));
+            let end = history_version_prefix(meta.id, hi.saturating_add(1));
+            for item in self.vol().history.range(start..end).keys() {
+                let (_, path) = split_version_key(&item.map_err(db_err)?)?;
+                paths.insert(path);
+            }
+            let mut changed = Vec::with_capacity(paths.len());
+            for path in paths {
+                let before = self.node_then(&meta, &path, from)?;
+                let after = self.node_then(&meta, &path, to)?;
+                changed.push((path, before, after));
+            }
+            let floor = self.floor(meta.id)?;
+            h::check_kept(name, from.min(to), oldest.max(floor), meta.head)?;
+            Ok(h::diff(changed))
         })
     }
 

@@ -77,6 +77,25 @@ impl EmbeddedStore {
         Ok(info_of(name.to_owned(), &meta))
     }
 
+    /// A read of volume `name` that answers only with durable state (see
+    /// `visible`), under the volume's shared lock: `read` gets its row,
+    /// re-read under the lock, and may run again if a write it saw is
+    /// undone.
+    pub(super) fn read_volume<R>(
+        &self,
+        name: &str,
+        read: impl Fn(Meta) -> Result<R, VolumeError>,
+    ) -> Result<R, VolumeError> {
+        self.visible(|| {
+            let mut id = None;
+            let out = self.with_volume(name, false, |meta| {
+                id = Some(meta.id);
+                read(meta)
+            });
+            (scope_of(id, &out), out)
+        })
+    }
+
     /// Every node of the head `meta` describes, from the snapshot cache or
     /// (then cached) from sled. The caller holds the volume's lock.
     pub(super) fn head_nodes(&self, meta: &Meta) -> Result<Arc<Vec<(String, Node)>>, VolumeError> {
@@ -160,21 +179,11 @@ impl EmbeddedStore {
             *id = Some(meta.id);
             let nodes = &self.vol().nodes;
             if !path.is_empty() {
-                match nodes.get(node_key(meta.id, &path)).map_err(db_err)? {
-                    None => {
-                        return Err(VolumeError::NoSuchPath {
-                            volume: name.to_owned(),
-                            path: path.clone(),
-                        });
-                    }
-                    Some(v) if decode_node(&v)?.kind != NodeKind::Dir => {
-                        return Err(VolumeError::InvalidPath {
-                            path: path.clone(),
-                            reason: "not a directory".into(),
-                        });
-                    }
-                    Some(_) => {}
-                }
+                let stored = nodes.get(node_key(meta.id, &path)).map_err(db_err)?;
+                let kind = stored
+                    .map(|v| decode_node(&v).map(|n| n.kind))
+                    .transpose()?;
+                check_listable(name, &path, kind)?;
             }
             let prefix = subtree_prefix(meta.id, &path);
             let mut out = Vec::new();

@@ -241,21 +241,8 @@ async fn list_then(
     recursive: bool,
     version: u64,
 ) -> Result<Vec<(String, Node)>, VolumeError> {
-    match node_then(tx, meta, dir, version).await? {
-        None => {
-            return Err(VolumeError::NoSuchPath {
-                volume: name.to_owned(),
-                path: dir.to_owned(),
-            });
-        }
-        Some(n) if n.kind != NodeKind::Dir => {
-            return Err(VolumeError::InvalidPath {
-                path: dir.to_owned(),
-                reason: "not a directory".into(),
-            });
-        }
-        Some(_) => {}
-    }
+    let kind = node_then(tx, meta, dir, version).await?.map(|n| n.kind);
+    check_listable(name, dir, kind)?;
     let head = head_under(tx, meta.id, dir, recursive).await?;
     if version >= meta.head {
         return Ok(head);

@@ -25,6 +25,18 @@ pub(super) fn kind_code(kind: NodeKind) -> i16 {
     }
 }
 
+/// The kind a `kind` column holds ([`kind_code`] back).
+pub(super) fn kind_of(code: i16) -> Result<NodeKind, VolumeError> {
+    match code {
+        0 => Ok(NodeKind::File),
+        1 => Ok(NodeKind::Dir),
+        2 => Ok(NodeKind::Symlink),
+        k => Err(VolumeError::Corrupt(format!(
+            "node record: unknown kind {k}"
+        ))),
+    }
+}
+
 /// The columns a node is read with, `kind, blob, size, mtime_ms, mode,
 /// target`, prefixed by `t.`.
 pub(super) fn node_cols(t: &str) -> String {
@@ -41,16 +53,7 @@ pub(super) fn node_at(row: &Row, at: usize) -> Result<Option<Node>, VolumeError>
     let Some(kind) = col::<Option<i16>>(row, at)? else {
         return Ok(None);
     };
-    let kind = match kind {
-        0 => NodeKind::File,
-        1 => NodeKind::Dir,
-        2 => NodeKind::Symlink,
-        k => {
-            return Err(VolumeError::Corrupt(format!(
-                "node record: unknown kind {k}"
-            )));
-        }
-    };
+    let kind = kind_of(kind)?;
     let blob = match col::<Option<Vec<u8>>>(row, at + 1)? {
         None => None,
         Some(b) => Some(BlobId(b.try_into().map_err(|_| {
