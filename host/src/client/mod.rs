@@ -288,11 +288,7 @@ impl Volume {
     pub fn set_retention(&self, retention: Duration) -> Result<VolumeSummary, ClientError> {
         self.writable()?;
         let ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
-        self.http.json(
-            "PUT",
-            &format!("{}?retention_ms={ms}", urls::volume_retention(&self.name)),
-            Body::Empty,
-        )
+        http::volume_set_retention(&self.http, &self.name, ms)
     }
 }
 

@@ -340,12 +340,7 @@ impl Operations for OwnerClient {
         name: &str,
         retention_ms: u64,
     ) -> Result<VolumeSummary, OpError> {
-        let path = urls::volume_retention(name);
-        Ok(self.json(
-            "PUT",
-            &format!("{path}?retention_ms={retention_ms}"),
-            Body::Empty,
-        )?)
+        Ok(http::volume_set_retention(self, name, retention_ms)?)
     }
 
     fn volume_history(&self, name: &str, limit: usize) -> Result<History, OpError> {
@@ -582,6 +577,19 @@ pub(crate) mod http {
             Body::Empty,
         )?;
         Ok(())
+    }
+
+    pub(crate) fn volume_set_retention(
+        c: &OwnerClient,
+        name: &str,
+        retention_ms: u64,
+    ) -> Result<VolumeSummary, ClientError> {
+        let path = urls::volume_retention(name);
+        c.json(
+            "PUT",
+            &format!("{path}?retention_ms={retention_ms}"),
+            Body::Empty,
+        )
     }
 
     pub(crate) fn volume_history(
