@@ -32,33 +32,11 @@ use vessel_host::storage::volume::{Change, CommitOptions, VolumeStore};
 use vessel_tests::harness::figures::Spread;
 use vessel_tests::harness::nodes;
 
-fn time(runs: usize, mut f: impl FnMut(usize)) -> Spread {
-    f(usize::MAX);
-    Spread::of(
-        (0..runs)
-            .map(|i| {
-                let t = Instant::now();
-                f(i);
-                t.elapsed()
-            })
-            .collect(),
-    )
-}
-
-fn ms3(s: Spread) -> String {
-    format!(
-        "{:.3}/{:.3}/{:.3} ms",
-        s.min.as_secs_f64() * 1e3,
-        s.median.as_secs_f64() * 1e3,
-        s.max.as_secs_f64() * 1e3
-    )
-}
-
 fn row(label: &str, ours: Spread, base_label: &str, base: Spread) {
     println!(
         "{label:<52} {:>26}   {base_label:<44} {:>26}   ratio {:6.2}x",
-        ms3(ours),
-        ms3(base),
+        ours.ms(),
+        base.ms(),
         ours.median.as_secs_f64() / base.median.as_secs_f64().max(1e-12)
     );
 }
@@ -130,11 +108,11 @@ fn history_case(root: &Path, runs: usize) {
         tree.insert(v.to_be_bytes(), vec![7u8; 40]).unwrap();
     }
     for (n, label) in [(20usize, "newest 20"), (10_000, "all 10,000")] {
-        let ours = time(runs, |_| {
+        let ours = Spread::time(runs, |_| {
             let h = store.history("v", n).unwrap();
             assert_eq!(h.versions.len(), n);
         });
-        let base = time(runs, |_| {
+        let base = Spread::time(runs, |_| {
             let got = tree.iter().rev().take(n).count();
             assert_eq!(got, n);
         });
@@ -171,11 +149,11 @@ fn diff_and_reads_case(root: &Path, runs: usize) {
         })
         .collect();
     store.commit("v", &changes).unwrap();
-    let ours = time(runs, |_| {
+    let ours = Spread::time(runs, |_| {
         let d = store.diff("v", before, None).unwrap();
         assert_eq!(d.len(), 10);
     });
-    let base = time(runs, |_| {
+    let base = Spread::time(runs, |_| {
         for p in &changed {
             store.node("v", p).unwrap().unwrap();
             store.node("v", p).unwrap().unwrap();
@@ -190,10 +168,10 @@ fn diff_and_reads_case(root: &Path, runs: usize) {
 
     let path = &changed[0];
     let old = before - 999;
-    let ours = time(runs * 20, |_| {
+    let ours = Spread::time(runs * 20, |_| {
         store.node_at("v", path, old).unwrap().unwrap();
     });
-    let base = time(runs * 20, |_| {
+    let base = Spread::time(runs * 20, |_| {
         store.node("v", path).unwrap().unwrap();
     });
     row(
@@ -211,11 +189,11 @@ fn snapshot_case(root: &Path, runs: usize) {
     populate(&store, 10_000, &b);
     churn(&store, 10_000, 1_000, &b);
     let head = store.info("v").unwrap().version;
-    let ours = time(runs, |_| {
+    let ours = Spread::time(runs, |_| {
         let s = store.snapshot_at("v", head - 1_000).unwrap();
         assert_eq!(s.nodes.len(), 10_100);
     });
-    let base = time(runs, |_| {
+    let base = Spread::time(runs, |_| {
         let s = store.snapshot("v").unwrap();
         assert_eq!(s.nodes.len(), 10_100);
     });

@@ -32,39 +32,16 @@ use vessel_host::storage::embedded::{DurabilityMode, EmbeddedOptions, EmbeddedSt
 use vessel_host::storage::volume::{Change, VolumeStore};
 use vessel_tests::harness::nodes;
 
-fn time(runs: usize, mut f: impl FnMut(usize)) -> Spread {
-    // One warm-up run, not counted.
-    f(usize::MAX);
-    Spread::of(
-        (0..runs)
-            .map(|i| {
-                let t = Instant::now();
-                f(i);
-                t.elapsed()
-            })
-            .collect(),
-    )
-}
-
 fn ms(d: Duration) -> String {
     format!("{:9.3} ms", d.as_secs_f64() * 1e3)
-}
-
-fn ms3(s: Spread) -> String {
-    format!(
-        "{:.3}/{:.3}/{:.3} ms",
-        s.min.as_secs_f64() * 1e3,
-        s.median.as_secs_f64() * 1e3,
-        s.max.as_secs_f64() * 1e3
-    )
 }
 
 /// A row of min/median/max beside the baseline's; the ratio is of medians.
 fn row(label: &str, ours: Spread, base_label: &str, base: Spread) {
     println!(
         "{label:<66} {:>28}   {base_label:<34} {:>28}   ratio {:6.2}x",
-        ms3(ours),
-        ms3(base),
+        ours.ms(),
+        base.ms(),
         ours.median.as_secs_f64() / base.median.as_secs_f64().max(1e-12)
     );
 }
@@ -125,7 +102,7 @@ fn commit_case(root: &Path, files: usize, changed: usize, runs: usize) {
         // The timed commit stores the changed files' new blobs too (their
         // fsyncs included), as the baseline writes and fsyncs the files:
         // both make the same changed bytes durable.
-        let ours = time(runs, |r| {
+        let ours = Spread::time(runs, |r| {
             let set = fresh_blobs(&store, changed, if r == usize::MAX { runs } else { r });
             let changes: Vec<Change> = set
                 .iter()
@@ -138,7 +115,7 @@ fn commit_case(root: &Path, files: usize, changed: usize, runs: usize) {
             store.commit("v", &changes).unwrap();
         });
         let native_dir = tempfile::tempdir_in(root).unwrap();
-        let base = time(runs, |r| {
+        let base = Spread::time(runs, |r| {
             let mut handles = Vec::with_capacity(changed);
             for i in 0..changed {
                 // A fresh name per run: re-creating (truncating) a file
@@ -186,7 +163,7 @@ fn snapshot_case(root: &Path, files: usize, runs: usize) {
             interval: Duration::from_secs(3600),
         },
     );
-    let ours = time(runs, |_| {
+    let ours = Spread::time(runs, |_| {
         let snap = store.snapshot("v").unwrap();
         assert_eq!(snap.nodes.len(), files + 100);
     });
@@ -202,7 +179,7 @@ fn snapshot_case(root: &Path, files: usize, runs: usize) {
         )
         .unwrap();
     }
-    let walk = time(runs, |_| {
+    let walk = Spread::time(runs, |_| {
         let mut n = 0;
         for d in std::fs::read_dir(tree.path()).unwrap() {
             let d = d.unwrap();
@@ -231,7 +208,7 @@ fn snapshot_case(root: &Path, files: usize, runs: usize) {
         t.insert(format!("v/d{:02}/f{i:05}", i % 100), &[0u8; 60][..])
             .unwrap();
     }
-    let scan = time(runs, |_| {
+    let scan = Spread::time(runs, |_| {
         assert_eq!(t.scan_prefix("v/").count(), files + 100);
     });
     row(
@@ -255,12 +232,12 @@ fn blob_case(root: &Path, runs: usize, label: &str) {
     for i in 0..2000u64 {
         store.put_blob(&(u64::MAX - i).to_le_bytes()).unwrap();
     }
-    let ours = time(runs, |r| {
+    let ours = Spread::time(runs, |r| {
         store.put_blob(&blob(r)).unwrap();
     });
     let native = tempfile::tempdir_in(root).unwrap();
     std::fs::create_dir(native.path().join("d")).unwrap();
-    let base = time(runs, |r| {
+    let base = Spread::time(runs, |r| {
         let tmp = native.path().join(format!("tmp{r}"));
         let mut f = std::fs::File::create(&tmp).unwrap();
         f.write_all(&blob(r)).unwrap();
@@ -288,12 +265,12 @@ fn main() {
     println!("volume store (embedded), min/median/max; baselines measured in the same run\n");
     let t = Instant::now();
     let fsync_dir = tempfile::tempdir_in(&root).unwrap();
-    let bare = time(21, |r| {
+    let bare = Spread::time(21, |r| {
         let mut f = std::fs::File::create(fsync_dir.path().join(format!("f{r}"))).unwrap();
         f.write_all(&[r as u8; 8]).unwrap();
         f.sync_all().unwrap();
     });
-    println!("  one native write+fsync of 8 bytes: {}", ms3(bare));
+    println!("  one native write+fsync of 8 bytes: {}", bare.ms());
     commit_case(&root, 50_000, 1, 31);
     commit_case(&root, 10_000, 100, 15);
     snapshot_case(&root, 10_000, 15);

@@ -44,6 +44,31 @@ impl Spread {
         }
     }
 
+    /// Times `runs` calls of `f` (given the run's index) after one warm-up
+    /// call, not counted, given `usize::MAX`.
+    pub fn time(runs: usize, mut f: impl FnMut(usize)) -> Spread {
+        f(usize::MAX);
+        Spread::of(
+            (0..runs)
+                .map(|i| {
+                    let t = std::time::Instant::now();
+                    f(i);
+                    t.elapsed()
+                })
+                .collect(),
+        )
+    }
+
+    /// `min/median/max ms`, three decimals each.
+    pub fn ms(&self) -> String {
+        format!(
+            "{:.3}/{:.3}/{:.3} ms",
+            self.min.as_secs_f64() * 1e3,
+            self.median.as_secs_f64() * 1e3,
+            self.max.as_secs_f64() * 1e3
+        )
+    }
+
     /// Each of the three divided by `n` (per-operation figures of timed
     /// loops of `n` operations).
     pub fn per(self, n: u32) -> Spread {
