@@ -11,28 +11,7 @@ use vessel_host::storage::volume::{
 };
 
 use super::Make;
-
-fn file(s: &dyn VolumeStore, bytes: &[u8]) -> Node {
-    Node {
-        kind: NodeKind::File,
-        blob: Some(s.put_blob(bytes).unwrap()),
-        size: bytes.len() as u64,
-        mtime_ms: 1,
-        mode: 0o644,
-        target: None,
-    }
-}
-
-fn put(path: &str, node: Node) -> Change {
-    Change::Put {
-        path: path.into(),
-        node,
-    }
-}
-
-fn rm(path: &str) -> Change {
-    Change::Remove { path: path.into() }
-}
+use super::volume::{file, put, rm};
 
 fn read_at(s: &dyn VolumeStore, vol: &str, path: &str, v: u64) -> Option<Vec<u8>> {
     let n = s.node_at(vol, path, v).unwrap()?;

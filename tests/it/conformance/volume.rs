@@ -9,7 +9,7 @@ use vessel_host::storage::volume::{
 
 use super::{Make, Setup};
 
-fn file(s: &dyn VolumeStore, bytes: &[u8]) -> Node {
+pub(super) fn file(s: &dyn VolumeStore, bytes: &[u8]) -> Node {
     Node {
         kind: NodeKind::File,
         blob: Some(s.put_blob(bytes).unwrap()),
@@ -31,14 +31,14 @@ fn dir_node() -> Node {
     }
 }
 
-fn put(path: &str, node: Node) -> Change {
+pub(super) fn put(path: &str, node: Node) -> Change {
     Change::Put {
         path: path.into(),
         node,
     }
 }
 
-fn rm(path: &str) -> Change {
+pub(super) fn rm(path: &str) -> Change {
     Change::Remove { path: path.into() }
 }
 
