@@ -26,6 +26,7 @@
 //! without a leading `/`; `""` is the root. Use [`normalize_path`].
 
 pub(crate) mod cache;
+pub mod fork;
 pub mod history;
 pub mod pins;
 pub(crate) mod plan;
@@ -171,6 +172,17 @@ pub enum VolumeError {
         history::MAX_RETENTION_MS
     )]
     InvalidRetention { retention_ms: u64 },
+    /// A volume other volumes were forked from, which they still read
+    /// through.
+    #[error(
+        "volume `{volume}` has forks that read through it ({}); delete them first",
+        forks.join(", ")
+    )]
+    HasForks { volume: String, forks: Vec<String> },
+    #[error(
+        "volume `{volume}` is a fork {limit} levels deep: fork a fork at most that deep (copy it instead)"
+    )]
+    ForkTooDeep { volume: String, limit: usize },
     #[error("invalid byte quota {max_bytes}: at most {MAX_QUOTA} bytes")]
     InvalidQuota { max_bytes: u64 },
     /// The disk holding the store is full (ENOSPC).
@@ -202,6 +214,8 @@ impl VolumeError {
             | VolumeError::InvalidPath { .. }
             | VolumeError::InvalidQuota { .. }
             | VolumeError::InvalidRetention { .. } => ErrorKind::InvalidArgument,
+            VolumeError::ForkTooDeep { .. } => ErrorKind::TooLarge,
+            VolumeError::HasForks { .. } => ErrorKind::Busy,
             VolumeError::NoSpace { .. }
             | VolumeError::OverQuota { .. }
             | VolumeError::DiskFull(_) => ErrorKind::NoSpace,
@@ -287,7 +301,14 @@ pub trait VolumeStore: Send + Sync + std::fmt::Debug {
     /// Sets how long `name`'s replaced versions stay readable (0: only
     /// the head; see [`history`]). Returns the volume as it is now.
     fn set_retention(&self, name: &str, retention_ms: u64) -> Result<VolumeInfo, VolumeError>;
+    /// Deletes `name`; `HasForks` while a fork reads through it.
     fn delete(&self, name: &str) -> Result<(), VolumeError>;
+    /// Makes `dst` a new volume whose version 1 is `src` at `version`
+    /// (`None`: its head; it must be kept), with `src`'s quota and
+    /// retention. It copies no blobs and no nodes (see [`fork`]): its cost
+    /// does not grow with the volume. Later commits to either are
+    /// independent. Returns `dst` as it is now.
+    fn fork(&self, src: &str, version: Option<u64>, dst: &str) -> Result<VolumeInfo, VolumeError>;
     fn rename(&self, old: &str, new: &str) -> Result<(), VolumeError>;
     fn list(&self) -> Result<Vec<VolumeInfo>, VolumeError>;
     fn info(&self, name: &str) -> Result<VolumeInfo, VolumeError>;

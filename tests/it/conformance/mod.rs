@@ -5,6 +5,7 @@
 //! list of cases into one `#[test]` per backend.
 
 pub mod dict;
+pub mod fork;
 pub mod history;
 pub mod volume;
 

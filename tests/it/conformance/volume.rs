@@ -20,7 +20,7 @@ pub(super) fn file(s: &dyn VolumeStore, bytes: &[u8]) -> Node {
     }
 }
 
-fn dir_node() -> Node {
+pub(super) fn dir_node() -> Node {
     Node {
         kind: NodeKind::Dir,
         blob: None,
@@ -42,7 +42,7 @@ pub(super) fn rm(path: &str) -> Change {
     Change::Remove { path: path.into() }
 }
 
-fn paths(s: &dyn VolumeStore, vol: &str) -> Vec<String> {
+pub(super) fn paths(s: &dyn VolumeStore, vol: &str) -> Vec<String> {
     s.snapshot(vol)
         .unwrap()
         .nodes
@@ -51,7 +51,7 @@ fn paths(s: &dyn VolumeStore, vol: &str) -> Vec<String> {
         .collect()
 }
 
-fn read(s: &dyn VolumeStore, vol: &str, path: &str) -> Vec<u8> {
+pub(super) fn read(s: &dyn VolumeStore, vol: &str, path: &str) -> Vec<u8> {
     let n = s.node(vol, path).unwrap().expect("path exists");
     match n.blob {
         Some(b) => s.read_blob(&b, 0, u64::MAX).unwrap(),
@@ -60,7 +60,7 @@ fn read(s: &dyn VolumeStore, vol: &str, path: &str) -> Vec<u8> {
 }
 
 /// The counters in the volume record match a recount of the snapshot.
-fn assert_counts(s: &dyn VolumeStore, vol: &str) {
+pub(super) fn assert_counts(s: &dyn VolumeStore, vol: &str) {
     let snap = s.snapshot(vol).unwrap();
     let info = s.info(vol).unwrap();
     assert_eq!(info.version, snap.version);

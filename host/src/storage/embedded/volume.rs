@@ -286,6 +286,11 @@ impl VolumeStore for EmbeddedStore {
         Ok(())
     }
 
+    fn fork(&self, src: &str, version: Option<u64>, dst: &str) -> Result<VolumeInfo, VolumeError> {
+        let _ = (src, version, dst);
+        Err(VolumeError::Unavailable("forks: being written".into()))
+    }
+
     fn rename(&self, old: &str, new: &str) -> Result<(), VolumeError> {
         check_volume_name(new)?;
         let published = self.with_volume(old, true, |meta| {

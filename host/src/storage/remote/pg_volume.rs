@@ -227,6 +227,15 @@ impl VolumeStore for RemoteStore {
         Ok(())
     }
 
+    fn fork(&self, src: &str, version: Option<u64>, dst: &str) -> Result<VolumeInfo, VolumeError> {
+        // TODO(fork on PostgreSQL is being written): the embedded store's
+        // fork lands first.
+        let _ = (src, version, dst);
+        Err(VolumeError::Unavailable(
+            "forks are not available on PostgreSQL + S3 yet".into(),
+        ))
+    }
+
     fn rename(&self, old: &str, new: &str) -> Result<(), VolumeError> {
         check_volume_name(old)?;
         check_volume_name(new)?;
