@@ -30,6 +30,7 @@
 //! id generator and are never reused, so such leftovers are unreachable.
 
 mod codec;
+mod fork;
 mod head;
 mod history;
 mod state;
@@ -199,6 +200,7 @@ impl VolumeStore for EmbeddedStore {
             max_bytes,
             retention_ms: None,
             history_from: 0,
+            base: Vec::new(),
         }
         .encode();
         let l = self.vol().lock_for(id);
@@ -251,6 +253,7 @@ impl VolumeStore for EmbeddedStore {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         let (meta, published) = self.with_volume(name, true, |meta| {
+            self.check_no_forks(name, meta.id)?;
             let vol = self.vol();
             let current = meta.encode();
             let ((), published) = self.publish(meta.id, true, || {
@@ -287,8 +290,7 @@ impl VolumeStore for EmbeddedStore {
     }
 
     fn fork(&self, src: &str, version: Option<u64>, dst: &str) -> Result<VolumeInfo, VolumeError> {
-        let _ = (src, version, dst);
-        Err(VolumeError::Unavailable("forks: being written".into()))
+        self.fork_volume(src, version, dst)
     }
 
     fn rename(&self, old: &str, new: &str) -> Result<(), VolumeError> {
@@ -383,20 +385,7 @@ impl VolumeStore for EmbeddedStore {
                 Err(e) => return (scope_of_err(&e), Err(e)),
             };
             let scope = Scope::Volume(meta.id);
-            if path.is_empty() {
-                return (scope, Ok(Some(root_node(&meta))));
-            }
-            let out = match self
-                .vol()
-                .nodes
-                .get(node_key(meta.id, &path))
-                .map_err(db_err)
-            {
-                Ok(Some(v)) => decode_node(&v).map(Some),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            };
-            (scope, out)
+            (scope, self.vol().head_node(&meta, &path))
         })
     }
 
@@ -484,7 +473,7 @@ impl VolumeStore for EmbeddedStore {
                     now_ms,
                 };
                 let changes = normalized.iter().map(|(p, n)| (p.as_str(), *n));
-                let plan = plan(SledHead::new(vol, meta.id), base, changes)?;
+                let plan = plan(SledHead::new(vol, &meta), base, changes)?;
                 let record = LogRecord {
                     time_ms: now_ms,
                     changed: plan.changed,
@@ -499,7 +488,7 @@ impl VolumeStore for EmbeddedStore {
                     head: version,
                     inodes: plan.inodes,
                     bytes: plan.bytes,
-                    ..meta
+                    ..meta.clone()
                 }
                 .encode();
                 let mut batch = Batch::default();
@@ -528,6 +517,28 @@ impl VolumeStore for EmbeddedStore {
                             key: key.into(),
                             old: None,
                         });
+                    }
+                }
+                if !meta.base.is_empty() {
+                    // A fork hides what it removed from the levels below
+                    // (see `fork`); an own row wins over a hidden one, so
+                    // puts leave them.
+                    for path in plan
+                        .overlay
+                        .iter()
+                        .filter(|(_, n)| n.is_none())
+                        .map(|(p, _)| p)
+                    {
+                        let key = hidden_key(meta.id, path);
+                        let old = vol.history.get(&key).map_err(db_err)?;
+                        if old.is_none() {
+                            rows.insert(key.as_slice(), Vec::new());
+                            undo.push(UndoOp {
+                                tree: UndoTree::History,
+                                key: key.into(),
+                                old: None,
+                            });
+                        }
                     }
                 }
                 undo.push(UndoOp {
@@ -667,10 +678,16 @@ impl VolumeStore for EmbeddedStore {
             metas.push(Meta::decode(&v)?);
         }
         let live: HashSet<u64> = metas.iter().map(|m| m.id).collect();
-        // Versions past retention go first; what the rest name stays.
+        // Versions past retention go first; what the rest name stays. A
+        // version a fork reads through stays (see `fork`).
+        let mut read_through: HashMap<u64, u64> = HashMap::new();
+        for level in metas.iter().flat_map(|m| &m.base) {
+            let oldest = read_through.entry(level.id).or_insert(level.version);
+            *oldest = (*oldest).min(level.version);
+        }
         let mut referenced = HashSet::new();
         for meta in &metas {
-            referenced.extend(self.prune_history(meta)?);
+            referenced.extend(self.prune_history(meta, read_through.get(&meta.id).copied())?);
         }
         // One pass over every node: the referenced set, plus the ids of
         // volumes whose deletion a crash interrupted.

@@ -10,7 +10,7 @@ use super::*;
 pub(super) const FORMAT: u8 = 1;
 
 /// A volume's row in the `volumes` tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Meta {
     pub(super) id: u64,
     pub(super) head: u64,
@@ -24,6 +24,16 @@ pub(super) struct Meta {
     /// No version before this one has history rows (a volume written
     /// before history existed starts at its head then).
     pub(super) history_from: u64,
+    /// The levels a fork reads through, nearest first (see
+    /// [`crate::storage::volume::fork`]); empty for any other volume.
+    pub(super) base: Vec<Level>,
+}
+
+/// One level of a fork's chain: volume `id` as it was at `version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Level {
+    pub(super) id: u64,
+    pub(super) version: u64,
 }
 
 /// The format of a volume row with a byte quota: the five counters of
@@ -33,7 +43,8 @@ pub(super) const FORMAT_QUOTA: u8 = 2;
 
 /// The format of a volume row with history: the five counters, a flags
 /// byte (1: a quota follows, 2: a retention follows), `history_from`, then
-/// the quota and the retention when flagged. Rows of formats 1 and 2 read
+/// the quota and the retention when flagged, then (flag 4) a fork's chain:
+/// a count byte and that many `(id, version)` pairs. Rows of formats 1 and 2 read
 /// with `history_from` at their head, and a row that says no more than
 /// they could is still written in them, so every row encodes back to its
 /// bytes.
@@ -42,7 +53,8 @@ pub(super) const FORMAT_HISTORY: u8 = 3;
 impl Meta {
     pub(super) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(66);
-        let legacy = self.retention_ms.is_none() && self.history_from == self.head;
+        let legacy =
+            self.retention_ms.is_none() && self.history_from == self.head && self.base.is_empty();
         out.push(match (legacy, self.max_bytes) {
             (true, None) => FORMAT,
             (true, Some(_)) => FORMAT_QUOTA,
@@ -57,10 +69,22 @@ impl Meta {
             }
             return out;
         }
-        out.push(u8::from(self.max_bytes.is_some()) | (u8::from(self.retention_ms.is_some()) << 1));
+        out.push(
+            u8::from(self.max_bytes.is_some())
+                | (u8::from(self.retention_ms.is_some()) << 1)
+                | (u8::from(!self.base.is_empty()) << 2),
+        );
         out.extend_from_slice(&self.history_from.to_be_bytes());
         for v in [self.max_bytes, self.retention_ms].into_iter().flatten() {
             out.extend_from_slice(&v.to_be_bytes());
+        }
+        if !self.base.is_empty() {
+            // At most MAX_FORK_DEPTH levels: `fork` refuses deeper chains.
+            out.push(u8::try_from(self.base.len()).unwrap_or(u8::MAX));
+            for level in &self.base {
+                out.extend_from_slice(&level.id.to_be_bytes());
+                out.extend_from_slice(&level.version.to_be_bytes());
+            }
         }
         out
     }
@@ -80,6 +104,7 @@ impl Meta {
             max_bytes: None,
             retention_ms: None,
             history_from: 0,
+            base: Vec::new(),
         };
         match format {
             FORMAT_QUOTA => {
@@ -88,7 +113,7 @@ impl Meta {
             }
             FORMAT_HISTORY => {
                 let flags = r.u8()?;
-                if flags & !0b11 != 0 {
+                if flags & !0b111 != 0 {
                     return Err(corrupt(format!("volume record: unknown flags {flags:#x}")));
                 }
                 meta.history_from = r.u64()?;
@@ -98,7 +123,22 @@ impl Meta {
                 if flags & 2 != 0 {
                     meta.retention_ms = Some(r.u64()?);
                 }
-                if meta.retention_ms.is_none() && meta.history_from == meta.head {
+                if flags & 4 != 0 {
+                    let levels = r.u8()?;
+                    if levels == 0 {
+                        return Err(corrupt("volume record: an empty fork chain"));
+                    }
+                    for _ in 0..levels {
+                        meta.base.push(Level {
+                            id: r.u64()?,
+                            version: r.u64()?,
+                        });
+                    }
+                }
+                if meta.retention_ms.is_none()
+                    && meta.history_from == meta.head
+                    && meta.base.is_empty()
+                {
                     // Formats 1 and 2 say this; one meaning, one encoding.
                     return Err(corrupt("volume record: a legacy row in the history format"));
                 }
@@ -399,6 +439,37 @@ const BY_PATH: u8 = 1;
 const BY_VERSION: u8 = 2;
 /// The key of a volume's floor: no version below it is kept (gc moved it).
 const FLOOR: u8 = 3;
+
+/// The family of a fork's hidden rows (see
+/// [`crate::storage::volume::fork`]): `id ++ 4 ++ path` → nothing.
+const HIDDEN: u8 = 4;
+
+/// The key of `path`'s hidden row in fork `id`.
+pub(super) fn hidden_key(id: u64, path: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + path.len());
+    k.extend_from_slice(&id.to_be_bytes());
+    k.push(HIDDEN);
+    k.extend_from_slice(path.as_bytes());
+    k
+}
+
+/// The prefix of the hidden rows of fork `id` strictly under `dir`.
+pub(super) fn hidden_subtree_prefix(id: u64, dir: &str) -> Vec<u8> {
+    let mut k = hidden_key(id, dir);
+    if !dir.is_empty() {
+        k.push(b'/');
+    }
+    k
+}
+
+/// The path of a hidden row's key.
+pub(super) fn split_hidden_key(key: &[u8]) -> Result<String, VolumeError> {
+    let (_, rest) = split_key(key)?;
+    let rest = rest
+        .strip_prefix(&[HIDDEN])
+        .ok_or_else(|| corrupt("a hidden key is malformed"))?;
+    String::from_utf8(rest.to_vec()).map_err(|_| corrupt("a hidden path is not UTF-8"))
+}
 
 /// A history row's key by path: `id ++ 1 ++ path ++ 0 ++ until`. Paths
 /// hold no NUL, so a path's rows are contiguous and sorted by `until`,

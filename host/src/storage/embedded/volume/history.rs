@@ -130,79 +130,15 @@ impl EmbeddedStore {
         path: &str,
         version: u64,
     ) -> Result<Option<Node>, VolumeError> {
-        if path.is_empty() {
-            return Ok(Some(root_node(meta)));
-        }
-        if version < meta.head {
-            let prefix = history_path_prefix(meta.id, path);
-            let from = history_key(meta.id, path, version.saturating_add(1));
-            if let Some(item) = self.vol().history.range(from..).next() {
-                let (k, v) = item.map_err(db_err)?;
-                if k.starts_with(&prefix) {
-                    return decode_history(&v);
-                }
+        if version < meta.head && !path.is_empty() {
+            if let Some(row) = self.vol().row_after(meta.id, path, version)? {
+                return Ok(row);
             }
         }
-        match self
-            .vol()
-            .nodes
-            .get(node_key(meta.id, path))
-            .map_err(db_err)?
-        {
-            Some(v) => decode_node(&v).map(Some),
-            None => Ok(None),
-        }
+        self.vol().head_node(meta, path)
     }
 
-    /// Every path strictly under `dir` changed after `version`, with its
-    /// node then.
-    fn changed_under(
-        &self,
-        id: u64,
-        dir: &str,
-        version: u64,
-    ) -> Result<BTreeMap<String, Option<Node>>, VolumeError> {
-        let mut out = BTreeMap::new();
-        for item in self
-            .vol()
-            .history
-            .scan_prefix(history_subtree_prefix(id, dir))
-        {
-            let (k, v) = item.map_err(db_err)?;
-            let (path, until) = split_history_key(&k)?;
-            // A path's rows come in `until` order: the first past
-            // `version` is the one that says what it was then.
-            if until > version && !out.contains_key(&path) {
-                out.insert(path, decode_history(&v)?);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The head's entries under `dir`, without checking that it exists.
-    fn head_under(
-        &self,
-        id: u64,
-        dir: &str,
-        recursive: bool,
-    ) -> Result<Vec<(String, Node)>, VolumeError> {
-        let nodes = &self.vol().nodes;
-        let prefix = subtree_prefix(id, dir);
-        let mut out = Vec::new();
-        for item in nodes.scan_prefix(&prefix) {
-            let (k, v) = item.map_err(db_err)?;
-            let path = key_path(&k)?;
-            let deeper = path
-                .get(dir.len()..)
-                .is_some_and(|rest| rest.trim_start_matches('/').contains('/'));
-            if recursive || !deeper {
-                out.push((path, decode_node(&v)?));
-            }
-        }
-        Ok(out)
-    }
-
-    fn list_then(
+    pub(super) fn list_then(
         &self,
         name: &str,
         meta: &Meta,
@@ -216,12 +152,12 @@ impl EmbeddedStore {
         let head = if dir.is_empty() && recursive {
             Arc::unwrap_or_clone(self.head_nodes(meta)?)
         } else {
-            self.head_under(meta.id, dir, recursive)?
+            self.vol().head_under(meta, dir, recursive)?
         };
         if version == meta.head {
             return Ok(head);
         }
-        let changed = self.changed_under(meta.id, dir, version)?;
+        let changed = self.vol().changed_under(meta.id, dir, version)?;
         Ok(h::lay_over(head, changed, dir, recursive))
     }
 
@@ -312,10 +248,17 @@ impl EmbeddedStore {
 
     /// Deletes volume `id`'s history rows that only versions before its
     /// oldest kept one need, raising its floor in the same batch; returns
-    /// the blobs its remaining rows name. Run by gc, with commits shut out.
-    pub(super) fn prune_history(&self, meta: &Meta) -> Result<HashSet<BlobId>, VolumeError> {
+    /// the blobs its remaining rows name. `read_through`: the oldest
+    /// version of it a fork reads, whose rows stay. Run by gc, with
+    /// commits and forks shut out.
+    pub(super) fn prune_history(
+        &self,
+        meta: &Meta,
+        read_through: Option<u64>,
+    ) -> Result<HashSet<BlobId>, VolumeError> {
         let vol = self.vol();
         let oldest = self.oldest_kept(meta)?;
+        let oldest = read_through.map_or(oldest, |v| oldest.min(v));
         if oldest > self.floor(meta.id)? {
             let mut batch = Batch::default();
             let start = history_version_prefix(meta.id, 0);

@@ -56,10 +56,10 @@ impl EmbeddedStore {
         change: impl Fn(Meta) -> Meta,
     ) -> Result<VolumeInfo, VolumeError> {
         let (meta, published) = self.with_volume(name, true, |meta| {
-            let old = meta.encode();
+            let (old, id) = (meta.encode(), meta.id);
             let new = change(meta);
             let encoded = new.encode();
-            let ((), published) = self.publish(meta.id, false, || {
+            let ((), published) = self.publish(id, false, || {
                 self.vol()
                     .volumes
                     .insert(name.as_bytes(), encoded.clone())
@@ -108,8 +108,11 @@ impl EmbeddedStore {
         Ok(nodes)
     }
 
-    /// Every node of a volume, from sled, sorted by path.
+    /// Every node of a volume's head, from sled, sorted by path.
     pub(super) fn scan_nodes(&self, meta: &Meta) -> Result<Vec<(String, Node)>, VolumeError> {
+        if !meta.base.is_empty() {
+            return self.vol().head_under(meta, "", true);
+        }
         let mut nodes = Vec::with_capacity(usize::try_from(meta.inodes).unwrap_or(0));
         for item in self.vol().nodes.scan_prefix(meta.id.to_be_bytes()) {
             let (k, v) = item.map_err(db_err)?;
@@ -177,6 +180,11 @@ impl EmbeddedStore {
         let path = path.to_owned();
         self.with_volume(name, false, |meta| {
             *id = Some(meta.id);
+            if !meta.base.is_empty() {
+                let kind = self.vol().head_node(&meta, &path)?.map(|n| n.kind);
+                check_listable(name, &path, kind)?;
+                return self.vol().head_under(&meta, &path, recursive);
+            }
             let nodes = &self.vol().nodes;
             if !path.is_empty() {
                 let stored = nodes.get(node_key(meta.id, &path)).map_err(db_err)?;

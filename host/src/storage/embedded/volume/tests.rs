@@ -92,13 +92,14 @@ fn records_round_trip_and_corruption_is_an_error() {
         max_bytes: None,
         retention_ms: None,
         history_from: 2,
+        base: Vec::new(),
     };
     assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
     assert_eq!(m.encode().len(), 41, "a row without a quota keeps format 1");
     assert!(Meta::decode(&m.encode()[..40]).is_err());
     let q = Meta {
         max_bytes: Some(6),
-        ..m
+        ..m.clone()
     };
     assert_eq!(Meta::decode(&q.encode()).unwrap(), q);
     for cut in 0..q.encode().len() {
@@ -112,16 +113,24 @@ fn records_round_trip_and_corruption_is_an_error() {
     for h in [
         Meta {
             retention_ms: Some(7),
-            ..q
+            ..q.clone()
         },
         Meta {
             history_from: 0,
-            ..m
+            ..m.clone()
         },
         Meta {
             history_from: 1,
             retention_ms: Some(0),
-            ..q
+            ..q.clone()
+        },
+        // A fork: its chain, even where nothing else asks for format 3.
+        Meta {
+            base: vec![
+                Level { id: 9, version: 3 },
+                Level { id: 4, version: 0 },
+            ],
+            ..m.clone()
         },
     ] {
         let enc = h.encode();
