@@ -1,5 +1,5 @@
-//! `vessel volume history | diff | restore | retention`: a volume's kept
-//! versions, on the service API like every volume command.
+//! `vessel volume history | diff | restore | fork | retention`: a volume's
+//! kept versions, on the service API like every volume command.
 
 use indicatif::HumanBytes;
 
@@ -101,6 +101,30 @@ pub(super) fn restore(svc: &dyn Operations, target: &str) -> Result<(), Failure>
     println!(
         "Restored `{}` to version {version}: now version {} ({} paths put, {} removed).",
         r.name, info.version, info.changed, info.removed
+    );
+    Ok(())
+}
+
+pub(super) const FORK_HELP: &str = "\
+A fork is a new volume whose first version is the source's tree: its head,
+or a kept version. Nothing is copied, so forking a 10 GiB volume takes
+milliseconds. Later commits to either volume do not show in the other; the
+source cannot be deleted while forks of it exist.
+
+Examples:
+  vessel volume fork datasets exp-42           # the head
+  vessel volume fork datasets@12 exp-42-v12    # a kept version
+  vessel run app.wasm --volume exp-42:/data";
+
+pub(super) fn fork(svc: &dyn Operations, src: &str, dst: &str, json: bool) -> Result<(), Failure> {
+    let info = svc.volume_fork(src, dst)?;
+    if json {
+        return print_json(&info);
+    }
+    println!(
+        "Forked `{src}` into `{dst}`: {} files and directories, {}, nothing copied.",
+        info.inodes,
+        HumanBytes(info.bytes)
     );
     Ok(())
 }

@@ -76,6 +76,19 @@ pub enum VolumeSub {
         /// NAME@VERSION: the volume and the kept version to bring back.
         target: String,
     },
+    /// Make a new volume from a volume's head or a kept version, copying
+    /// nothing (each then changes on its own).
+    #[command(after_help = super::history::FORK_HELP)]
+    Fork {
+        /// SRC or SRC@VERSION: the volume, and the kept version to fork
+        /// (default: the head).
+        src: String,
+        /// The new volume's name.
+        dst: String,
+        /// Print JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show how long a volume keeps replaced versions, or change it.
     Retention {
         name: String,
@@ -276,6 +289,11 @@ fn run_blocking(data_dir: &Home, cmd: VolumeSub) -> Result<u8, Failure> {
         VolumeSub::Restore { target } => {
             check_name(VolumeRef::parse(target)?.name)?;
         }
+        VolumeSub::Fork { src, dst, .. } => {
+            check_name(VolumeRef::parse(src)?.name)?;
+            writable(dst)?;
+            check_name(dst)?;
+        }
         VolumeSub::Create { name, .. } => check_name(name)?,
         VolumeSub::Quota { name, .. }
         | VolumeSub::History { name, .. }
@@ -300,6 +318,9 @@ fn run_blocking(data_dir: &Home, cmd: VolumeSub) -> Result<u8, Failure> {
             json,
         } => super::history::diff(&*open(data_dir)?, &name, from, to, json)?,
         VolumeSub::Restore { target } => super::history::restore(&*open(data_dir)?, &target)?,
+        VolumeSub::Fork { src, dst, json } => {
+            super::history::fork(&*open(data_dir)?, &src, &dst, json)?;
+        }
         VolumeSub::Retention {
             name,
             retention,

@@ -282,6 +282,13 @@ impl Volume {
         http::volume_restore(&self.http, &self.name, version)
     }
 
+    /// Makes `dst` a new volume whose version 1 is this handle's tree (the
+    /// head, or the version it is at), copying nothing. Later commits to
+    /// either do not show in the other. Returns the new volume.
+    pub fn fork(&self, dst: &str) -> Result<VolumeSummary, ClientError> {
+        http::volume_fork(&self.http, &self.name, self.version, dst)
+    }
+
     /// How long a replaced version stays readable (zero keeps only the
     /// head; whole milliseconds). Versions already pruned do not come back
     /// under a longer retention. Returns the volume as it is now.

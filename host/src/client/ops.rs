@@ -62,6 +62,8 @@ pub trait Operations: Send + Sync {
     ) -> Result<Vec<DiffEntry>, OpError>;
     /// Makes version `version` the head again, as a new version.
     fn volume_restore(&self, name: &str, version: u64) -> Result<CommitInfo, OpError>;
+    /// Makes `dst` a fork of `src` (`NAME[@VERSION]`), copying nothing.
+    fn volume_fork(&self, src: &str, dst: &str) -> Result<VolumeSummary, OpError>;
     fn volume_info(&self, name: &str) -> Result<VolumeSummary, OpError>;
     /// Sets (`None`: removes) the byte quota.
     fn volume_set_quota(
@@ -180,6 +182,10 @@ impl Operations for Service {
 
     fn volume_restore(&self, name: &str, version: u64) -> Result<CommitInfo, OpError> {
         Ok(Service::volume_restore(self, name, version)?)
+    }
+
+    fn volume_fork(&self, src: &str, dst: &str) -> Result<VolumeSummary, OpError> {
+        Ok(Service::volume_fork(self, src, dst)?)
     }
 
     fn volume_info(&self, name: &str) -> Result<VolumeSummary, OpError> {
@@ -358,6 +364,10 @@ impl Operations for OwnerClient {
 
     fn volume_restore(&self, name: &str, version: u64) -> Result<CommitInfo, OpError> {
         Ok(http::volume_restore(self, name, version)?)
+    }
+
+    fn volume_fork(&self, src: &str, dst: &str) -> Result<VolumeSummary, OpError> {
+        Ok(http::volume_fork(self, src, None, dst)?)
     }
 
     fn volume_info(&self, name: &str) -> Result<VolumeSummary, OpError> {
@@ -619,6 +629,19 @@ pub(crate) mod http {
     ) -> Result<CommitInfo, ClientError> {
         let path = urls::volume_restore(name);
         c.json("POST", &format!("{path}?version={version}"), Body::Empty)
+    }
+
+    /// `src` may be `NAME@VERSION`, or `version` says which.
+    pub(crate) fn volume_fork(
+        c: &OwnerClient,
+        src: &str,
+        version: Option<u64>,
+        dst: &str,
+    ) -> Result<VolumeSummary, ClientError> {
+        let path = urls::volume_fork(src);
+        let version = version.map_or(String::new(), |v| format!("&version={v}"));
+        let to = crate::server::client::enc(dst);
+        c.json("POST", &format!("{path}?to={to}{version}"), Body::Empty)
     }
 
     pub(crate) fn volume_list(c: &OwnerClient) -> Result<Vec<VolumeSummary>, ClientError> {

@@ -87,6 +87,7 @@ route_table! {
     volume_history(name) "/v1/volumes/{name}/history" { get => volume_history }
     volume_diff(name) "/v1/volumes/{name}/diff" { get => volume_diff }
     volume_restore(name) "/v1/volumes/{name}/restore" { post => volume_restore }
+    volume_fork(name) "/v1/volumes/{name}/fork" { post => volume_fork }
     volume_ls(name) "/v1/volumes/{name}/ls" { get => volume_ls }
     volume_cp(name) "/v1/volumes/{name}/cp" { post => volume_cp }
     volume_rename(name) "/v1/volumes/{name}/rename" { post => volume_rename }

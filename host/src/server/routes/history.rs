@@ -1,5 +1,5 @@
 //! The volume history routes: `/v1/volumes/{name}/history`, `/diff`,
-//! `/restore` and `/retention`. Reads of an older version are the file and
+//! `/restore`, `/fork` and `/retention`. Reads of an older version are the file and
 //! listing routes with `?version=` (see `volumes.rs`).
 
 use super::params::*;
@@ -87,6 +87,50 @@ pub(crate) async fn volume_restore(
     let svc = s.service.clone();
     let info = blocking(move || Ok(svc.volume_restore(&name, q.version)?)).await?;
     Ok(axum::Json(info).into_response())
+}
+
+/// `POST .../fork`: the new volume, and which version.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ForkQuery {
+    /// The name of the new volume.
+    #[param(min_length = 1, max_length = 255, pattern = "^[^/\\x00]+$")]
+    to: String,
+    /// The kept version to fork (default: the head; or name it in the
+    /// path as `NAME@VERSION`).
+    version: Option<u64>,
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}/fork", tag = "volumes",
+    params(VolumeName, ForkQuery),
+    responses((status = 201, description = "The new volume, whose version 1 is the source's tree at that version; nothing was copied", body = VolumeSummary),
+        (status = 404, description = "No such volume, or a version that is not kept", body = ErrorBody),
+        (status = 409, description = "The new name exists", body = ErrorBody),
+        (status = 413, description = "The source is a fork too many levels deep", body = ErrorBody)))]
+pub(crate) async fn volume_fork(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ForkQuery>,
+) -> ApiResult<Response> {
+    require(&c, Kind::Volume, &name, Mode::Read)?;
+    require(&c, Kind::Volume, &q.to, Mode::Write)?;
+    crate::service::volume::writable(&q.to)?;
+    let src = match (
+        q.version,
+        crate::service::volume::VolumeRef::parse(&name)?.version,
+    ) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::bad(format!(
+                "{name}: the path names version {b} and `version` {a}; name one"
+            )));
+        }
+        (Some(v), None) => format!("{name}@{v}"),
+        _ => name,
+    };
+    let svc = s.service.clone();
+    let info = blocking(move || Ok(svc.volume_fork(&src, &q.to)?)).await?;
+    Ok((StatusCode::CREATED, axum::Json(info)).into_response())
 }
 
 /// `PUT .../retention`: the retention to set.

@@ -1,5 +1,5 @@
 //! The versioned side of the volume operations: `NAME@VERSION` in reads,
-//! the history listing, diffs, restores and retention. Every surface (CLI,
+//! the history listing, diffs, restores, forks and retention. Every surface (CLI,
 //! HTTP, clients) reaches history through these methods.
 //!
 //! A volume read takes `NAME` or `NAME@VERSION`; a name whose text after
@@ -168,6 +168,15 @@ impl Service {
             "volume `{name}` kept changing during the restore of version {version}; try again"
         ))
         .into())
+    }
+
+    /// Makes volume `dst` a fork of `src` (`NAME` or `NAME@VERSION`): a new
+    /// volume whose version 1 is that tree, made without copying it (see
+    /// [`crate::storage::volume::fork`]). Returns the new volume.
+    pub fn volume_fork(&self, src: &str, dst: &str) -> Result<super::VolumeSummary, VolumeOpError> {
+        let r = VolumeRef::parse(src)?;
+        super::check_name(dst)?;
+        Ok(self.volume_store()?.fork(r.name, r.version, dst)?.into())
     }
 
     /// Sets how long volume `name`'s replaced versions stay readable.

@@ -126,10 +126,7 @@ fn records_round_trip_and_corruption_is_an_error() {
         },
         // A fork: its chain, even where nothing else asks for format 3.
         Meta {
-            base: vec![
-                Level { id: 9, version: 3 },
-                Level { id: 4, version: 0 },
-            ],
+            base: vec![Level { id: 9, version: 3 }, Level { id: 4, version: 0 }],
             ..m.clone()
         },
     ] {
