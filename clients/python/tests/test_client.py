@@ -312,6 +312,26 @@ class VolumeHistory(unittest.TestCase):
             vessel.Volume.from_name(self.name, version=self.v4).listdir("/")[0].path, "a.txt"
         )
 
+    def test_fork(self) -> None:
+        head = self.v.fork(fresh("f"))
+        self.assertEqual(head.version, 1)
+        self.assertEqual(head.read_file("a.txt"), b"three")
+        old = vessel.Volume.from_name(self.name, version=self.v2).fork(fresh("f"))
+        self.assertEqual(sorted(e.path for e in old.listdir("/")), ["a.txt", "b.txt"])
+        self.assertEqual(old.read_file("a.txt"), b"one")
+        # Each side changes on its own.
+        old.write_file("c.txt", "only in the fork")
+        self.v.write_file("a.txt", "only in the source", overwrite=True)
+        self.assertEqual(old.read_file("a.txt"), b"one")
+        with self.assertRaises(vessel.NotFound):
+            self.v.read_file("c.txt")
+        with self.assertRaises(vessel.AlreadyExists):
+            self.v.fork(old.name)
+        with self.assertRaises(vessel.Busy):
+            vessel.Volume.delete(self.name)
+        vessel.Volume.delete(old.name)
+        vessel.Volume.delete(head.name)
+
     def test_retention(self) -> None:
         v = self.v
         v.set_retention(datetime.timedelta(hours=1))

@@ -420,6 +420,19 @@ class Volume:
         r = self._client.request("POST", f"{self._base}/restore", query={"version": int(version)})
         return int(r.json()["version"])
 
+    def fork(self, name: str) -> "Volume":
+        """Makes a new volume called `name` whose first version is this
+        handle's tree (the head, or the version it was opened at), without
+        copying anything, and returns a handle on it. Later commits to
+        either volume do not show in the other; this one cannot be deleted
+        while the fork exists (`Busy`). Raises `AlreadyExists` when `name`
+        exists, `NotFound` for a version that is not kept."""
+        query: Dict[str, Any] = {"to": name}
+        if self._at is not None:
+            query["version"] = self._at
+        self._client.request("POST", f"{self._base}/fork", query=query)
+        return Volume(name, client=self._client)
+
     def set_retention(self, retention: Union[datetime.timedelta, float]) -> None:
         """How long a replaced version stays readable: a `timedelta`, or a
         number of seconds (0 keeps only the head). A shorter retention

@@ -27,7 +27,7 @@
 use std::collections::BTreeMap;
 
 use super::history::lay_over;
-use super::{Node, VolumeError};
+use super::{Node, NodeKind, PathDiff, VolumeError};
 
 /// The most levels a chain may have: a fork of a fork of … stops here, so
 /// a read costs at most this many lookups per path.
@@ -99,6 +99,24 @@ pub(crate) fn chain_list<L>(
     Ok(out)
 }
 
+/// A volume's inode and byte counts at an older version, from its counts
+/// now and the diff from that version to now (`diff(old, head)`): what a
+/// fork of an older version starts with, for the cost of the paths changed
+/// since rather than of the volume.
+pub(crate) fn counts_before(inodes: u64, bytes: u64, since: &[PathDiff]) -> (u64, u64) {
+    let (mut inodes, mut bytes) = (i128::from(inodes), i128::from(bytes));
+    let size = |n: &Option<Node>| match n {
+        Some(n) if n.kind == NodeKind::File => i128::from(n.size),
+        _ => 0,
+    };
+    for d in since {
+        inodes += i128::from(d.before.is_some()) - i128::from(d.after.is_some());
+        bytes += size(&d.before) - size(&d.after);
+    }
+    let clamp = |v: i128| u64::try_from(v.max(0)).unwrap_or(u64::MAX);
+    (clamp(inodes), clamp(bytes))
+}
+
 /// Checks that a fork may read through `chain` (the new fork's, nearest
 /// level first): at most [`MAX_FORK_DEPTH`] levels.
 pub(crate) fn check_depth(src: &str, levels: usize) -> Result<(), VolumeError> {
@@ -114,7 +132,6 @@ pub(crate) fn check_depth(src: &str, levels: usize) -> Result<(), VolumeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::volume::NodeKind;
 
     fn file(size: u64) -> Node {
         Node {

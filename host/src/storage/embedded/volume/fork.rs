@@ -205,19 +205,10 @@ impl EmbeddedStore {
             }];
             base.extend(meta.base.iter().copied());
             f::check_depth(src, base.len())?;
-            let (inodes, bytes) = if version == meta.head {
-                (meta.inodes, meta.bytes)
-            } else {
-                // Older counts are not stored: count that version's
-                // listing (reads only).
-                let nodes = self.list_then(src, &meta, "", true, version)?;
-                let bytes = nodes
-                    .iter()
-                    .filter(|(_, n)| n.kind == NodeKind::File)
-                    .map(|(_, n)| n.size)
-                    .sum();
-                (u64::try_from(nodes.len()).unwrap_or(u64::MAX), bytes)
-            };
+            // Older counts are not stored: the head's, less what changed
+            // since (the paths in between, not the volume).
+            let since = self.diff_in(&meta, version, meta.head)?;
+            let (inodes, bytes) = f::counts_before(meta.inodes, meta.bytes, &since);
             let id = self.db.generate_id().map_err(db_err)?.saturating_add(1);
             let now_ms = self.now_ms();
             let new = Meta {

@@ -224,26 +224,39 @@ impl EmbeddedStore {
             let oldest = self.oldest_kept(&meta)?;
             h::check_kept(name, from, oldest, meta.head)?;
             h::check_kept(name, to, oldest, meta.head)?;
-            let (lo, hi) = (from.min(to), from.max(to));
-            // The rows of the versions after `lo` up to `hi` name every
-            // path that changed between them, once or more.
-            let mut paths = std::collections::BTreeSet::new();
-            let start = history_version_prefix(meta.id, lo.saturating_add(1));
-            let end = history_version_prefix(meta.id, hi.saturating_add(1));
-            for item in self.vol().history.range(start..end).keys() {
-                let (_, path) = split_version_key(&item.map_err(db_err)?)?;
-                paths.insert(path);
-            }
-            let mut changed = Vec::with_capacity(paths.len());
-            for path in paths {
-                let before = self.node_then(&meta, &path, from)?;
-                let after = self.node_then(&meta, &path, to)?;
-                changed.push((path, before, after));
-            }
+            let changed = self.diff_in(&meta, from, to)?;
             let floor = self.floor(meta.id)?;
             h::check_kept(name, from.min(to), oldest.max(floor), meta.head)?;
-            Ok(h::diff(changed))
+            Ok(changed)
         })
+    }
+
+    /// The diff of two kept versions of the volume `meta` describes (the
+    /// caller holds its lock and checked both are kept): it reads only the
+    /// rows of the versions in between.
+    pub(super) fn diff_in(
+        &self,
+        meta: &Meta,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<PathDiff>, VolumeError> {
+        let (lo, hi) = (from.min(to), from.max(to));
+        // The rows of the versions after `lo` up to `hi` name every path
+        // that changed between them, once or more.
+        let mut paths = std::collections::BTreeSet::new();
+        let start = history_version_prefix(meta.id, lo.saturating_add(1));
+        let end = history_version_prefix(meta.id, hi.saturating_add(1));
+        for item in self.vol().history.range(start..end).keys() {
+            let (_, path) = split_version_key(&item.map_err(db_err)?)?;
+            paths.insert(path);
+        }
+        let mut changed = Vec::with_capacity(paths.len());
+        for path in paths {
+            let before = self.node_then(meta, &path, from)?;
+            let after = self.node_then(meta, &path, to)?;
+            changed.push((path, before, after));
+        }
+        Ok(h::diff(changed))
     }
 
     /// Deletes volume `id`'s history rows that only versions before its
