@@ -62,6 +62,7 @@ impl Runtime {
                     volume: m.volume.clone(),
                     read_only: m.read_only,
                     version: m.version,
+                    conflicts: m.conflicts,
                 })
                 .collect(),
             dicts: BTreeSet::new(),

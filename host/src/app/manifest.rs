@@ -141,6 +141,8 @@ struct RawMountTable {
     read_only: Option<bool>,
     /// A kept version to mount instead of the head (read-only).
     version: Option<u64>,
+    /// `last-writer-wins` (the default) or `fail`.
+    conflicts: Option<String>,
 }
 
 /// A parsed and checked manifest.
@@ -196,6 +198,8 @@ pub struct MountSpec {
     pub read_only: bool,
     /// A kept version mounted instead of the head (always read-only).
     pub version: Option<u64>,
+    /// The commits' conflict policy.
+    pub conflicts: crate::volume::Conflicts,
 }
 
 impl Manifest {
@@ -274,9 +278,14 @@ impl Manifest {
             let mut volumes: BTreeSet<String> = BTreeSet::new();
             for (guest, m) in f.mounts {
                 let mkey = format!("{}.{}", key("mounts"), quote(&guest));
-                let (volume, read_only, version) = match m {
-                    RawMount::Name(v) => (v, false, None),
+                let (volume, read_only, version, conflicts) = match m {
+                    RawMount::Name(v) => (v, false, None, crate::volume::Conflicts::default()),
                     RawMount::Table(t) => {
+                        let conflicts = match t.conflicts.as_deref() {
+                            None => crate::volume::Conflicts::default(),
+                            Some(c) => crate::volume::Conflicts::parse(c)
+                                .map_err(|m| invalid(format!("{mkey}.conflicts"), m))?,
+                        };
                         if let (Some(v), Some(false)) = (t.version, t.read_only) {
                             return Err(invalid(
                                 mkey,
@@ -286,7 +295,7 @@ impl Manifest {
                             ));
                         }
                         let ro = t.read_only.unwrap_or(false) || t.version.is_some();
-                        (t.volume, ro, t.version)
+                        (t.volume, ro, t.version, conflicts)
                     }
                 };
                 check_guest_path(&guest).map_err(|m| invalid(mkey.clone(), m))?;
@@ -298,6 +307,7 @@ impl Manifest {
                     volume,
                     read_only,
                     version,
+                    conflicts,
                 });
             }
             check_overlaps(&mounts)

@@ -264,6 +264,7 @@ impl Runtime {
                         volume: m.volume.clone(),
                         read_only: m.read_only,
                         version: m.version,
+                        conflicts: m.conflicts,
                     })
                     .collect(),
                 background_commit: spec.commit_every,

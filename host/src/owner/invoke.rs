@@ -61,12 +61,16 @@ pub(crate) fn container_config(limits: &Limits) -> Result<ContainerConfig, Failu
     })
 }
 
-/// Parses `VOLUME[@VERSION]:GUEST_PATH[:ro]`; a version is mounted
-/// read-only, `:ro` or not.
+/// Parses `VOLUME[@VERSION]:GUEST_PATH[:ro|:fail]`; a version is mounted
+/// read-only, `:ro` or not. `:fail` sets the conflict policy
+/// [`Conflicts::Fail`](crate::volume::Conflicts::Fail).
 pub fn parse_volume_mount(spec: &str) -> Result<VolumeMount, String> {
-    let (rest, read_only) = match spec.strip_suffix(":ro") {
-        Some(s) => (s, true),
-        None => (spec, false),
+    let (rest, read_only, conflicts) = if let Some(s) = spec.strip_suffix(":ro") {
+        (s, true, crate::volume::Conflicts::LastWriterWins)
+    } else if let Some(s) = spec.strip_suffix(":fail") {
+        (s, false, crate::volume::Conflicts::Fail)
+    } else {
+        (spec, false, crate::volume::Conflicts::LastWriterWins)
     };
     let (volume, guest) = rest
         .split_once(':')
@@ -84,6 +88,7 @@ pub fn parse_volume_mount(spec: &str) -> Result<VolumeMount, String> {
         volume: at.name.to_owned(),
         read_only: read_only || at.version.is_some(),
         version: at.version,
+        conflicts,
     })
 }
 

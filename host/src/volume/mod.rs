@@ -10,7 +10,9 @@
 pub mod disk;
 mod listing;
 pub mod mount;
+mod objects;
 mod stream;
+mod versions;
 pub mod wasi;
 mod write;
 
@@ -30,7 +32,8 @@ use crate::storage::volume::{
 };
 pub use disk::DiskBudget;
 use listing::walk;
-pub use mount::{Mount, MountError, VolumeMount};
+pub use mount::{Conflicts, Mount, MountError, VolumeMount};
+use objects::{join_rel, refuse_existing};
 
 /// Shadows the mount-relevant `wasi:filesystem` functions in `linker`: the
 /// path and listing calls ([`wasi`]), the descriptor-level writes
@@ -64,6 +67,9 @@ pub struct VolumeHandle {
     mount: Option<usize>,
     /// For unmounted handles: the version last seen.
     version: u64,
+    /// For a handle from `at-version`: the kept version it reads (and
+    /// never writes).
+    at: Option<u64>,
 }
 
 /// A descriptor the guest holds under a mount.
@@ -208,6 +214,9 @@ impl From<MountError> for StorageError {
             }
             MountError::Io { .. } => StorageError::Guest(WitError::Io(e.to_string())),
             MountError::Deleted { .. } => StorageError::Guest(WitError::NotFound(e.to_string())),
+            // `commit` has no room for the paths: `commit-with` returns
+            // them (see `commit_with`).
+            MountError::Conflict { .. } => StorageError::Guest(WitError::PreconditionFailed),
         }
     }
 }
@@ -289,6 +298,18 @@ impl VolumeCtxView<'_> {
         Ok((v.name.clone(), v.mount, v.version))
     }
 
+    /// `access-denied` for a handle on a version (from `at-version`).
+    fn refuse_version(&self, h: &Resource<VolumeHandle>) -> Result<(), StorageError> {
+        let v = self.table.get(h)?;
+        match v.at {
+            Some(at) => Err(StorageError::Guest(WitError::AccessDenied(format!(
+                "volume `{}` at version {at} is read-only",
+                v.name
+            )))),
+            None => Ok(()),
+        }
+    }
+
     fn mount_mut(&mut self, i: usize) -> Result<&mut Mount, StorageError> {
         self.ctx
             .mounts
@@ -320,6 +341,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
             name,
             mount: Some(i),
             version: 0,
+            at: None,
         })?)
     }
 
@@ -341,6 +363,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                 name,
                 mount: Some(i),
                 version: 0,
+                at: None,
             })?);
         }
         let store = self.ctx.store()?.clone();
@@ -352,6 +375,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
             name,
             mount: None,
             version,
+            at: None,
         })?)
     }
 
@@ -361,6 +385,9 @@ impl wit::HostVolume for VolumeCtxView<'_> {
 
     async fn version(&mut self, self_: Resource<VolumeHandle>) -> wasmtime::Result<u64> {
         let v = self.table.get(&self_)?;
+        if let Some(at) = v.at {
+            return Ok(at);
+        }
         Ok(match v.mount {
             Some(i) => self.ctx.mounts.get(i).map_or(0, |m| m.version),
             None => v.version,
@@ -368,6 +395,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
     }
 
     async fn commit(&mut self, self_: Resource<VolumeHandle>) -> Result<CommitInfo, StorageError> {
+        self.refuse_version(&self_)?;
         let (name, mount, _) = self.handle(&self_)?;
         let store = self.ctx.store()?.clone();
         let info = match mount {
@@ -393,6 +421,9 @@ impl wit::HostVolume for VolumeCtxView<'_> {
     }
 
     async fn reload(&mut self, self_: Resource<VolumeHandle>) -> Result<u64, StorageError> {
+        if let Some(at) = self.table.get(&self_)?.at {
+            return Ok(at);
+        }
         let (name, mount, _) = self.handle(&self_)?;
         let store = self.ctx.store()?.clone();
         match mount {
@@ -445,8 +476,8 @@ impl wit::HostVolume for VolumeCtxView<'_> {
             }
             None => {
                 let store = self.ctx.store()?.clone();
-                Ok(store
-                    .list_dir(&name, &rel, recursive)?
+                let at = self.table.get(&self_)?.at;
+                Ok(versions::list_dir(&*store, &name, at, &rel, recursive)?
                     .into_iter()
                     .map(|(p, n)| entry_of(p, &n))
                     .collect())
@@ -490,7 +521,8 @@ impl wit::HostVolume for VolumeCtxView<'_> {
             }
             None => {
                 let store = self.ctx.store()?.clone();
-                let node = store.node(&name, &rel)?.ok_or_else(|| {
+                let at = self.table.get(&self_)?.at;
+                let node = versions::node(&*store, &name, at, &rel)?.ok_or_else(|| {
                     StorageError::Guest(WitError::NotFound(format!("{path} in volume `{name}`")))
                 })?;
                 match (node.kind, node.blob) {
@@ -508,6 +540,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
         data: Vec<u8>,
         overwrite: bool,
     ) -> Result<(), StorageError> {
+        self.refuse_version(&self_)?;
         let (name, mount, _) = self.handle(&self_)?;
         let rel = normalize_path(&path)?;
         if rel.is_empty() {
@@ -576,6 +609,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
         path: String,
         recursive: bool,
     ) -> Result<(), StorageError> {
+        self.refuse_version(&self_)?;
         let (name, mount, _) = self.handle(&self_)?;
         let rel = normalize_path(&path)?;
         if rel.is_empty() {
@@ -639,6 +673,7 @@ impl wit::HostVolume for VolumeCtxView<'_> {
         srcs: Vec<String>,
         dst: String,
     ) -> Result<(), StorageError> {
+        self.refuse_version(&self_)?;
         let (name, mount, _) = self.handle(&self_)?;
         if srcs.is_empty() {
             return Err(invalid("copy needs at least one source"));
@@ -744,45 +779,50 @@ impl wit::HostVolume for VolumeCtxView<'_> {
         }
     }
 
+    async fn at_version(
+        &mut self,
+        name: String,
+        version: u64,
+    ) -> Result<Resource<VolumeHandle>, StorageError> {
+        versions::at_version(self, name, version)
+    }
+
+    async fn history(
+        &mut self,
+        self_: Resource<VolumeHandle>,
+        limit: u32,
+    ) -> Result<wit::VersionHistory, StorageError> {
+        versions::history(self, &self_, limit)
+    }
+
+    async fn diff(
+        &mut self,
+        self_: Resource<VolumeHandle>,
+        since: u64,
+        until: Option<u64>,
+    ) -> Result<Vec<wit::DiffEntry>, StorageError> {
+        versions::diff(self, &self_, since, until)
+    }
+
+    async fn fork(
+        &mut self,
+        self_: Resource<VolumeHandle>,
+        name: String,
+    ) -> Result<Resource<VolumeHandle>, StorageError> {
+        versions::fork(self, &self_, name)
+    }
+
+    async fn commit_with(
+        &mut self,
+        self_: Resource<VolumeHandle>,
+        conflicts: wit::ConflictPolicy,
+    ) -> Result<wit::CommitOutcome, StorageError> {
+        versions::commit_with(self, &self_, conflicts)
+    }
+
     async fn drop(&mut self, rep: Resource<VolumeHandle>) -> wasmtime::Result<()> {
         self.table.delete(rep)?;
         Ok(())
-    }
-}
-
-/// Refuses to write a file over a directory, or over a file without
-/// `overwrite`. `existing` is `Some(is_dir)` when something is at `path`.
-fn refuse_existing(
-    path: &str,
-    existing: Option<bool>,
-    overwrite: bool,
-) -> Result<(), StorageError> {
-    let why = match existing {
-        Some(true) => format!("{path} is a directory"),
-        Some(false) if !overwrite => format!("{path} exists (pass overwrite to replace it)"),
-        _ => return Ok(()),
-    };
-    Err(StorageError::Guest(WitError::AlreadyExists(why)))
-}
-
-impl Mount {
-    /// `no-space` unless `extra` more inodes fit under the volume's limit.
-    fn check_room(&self, extra: u64) -> Result<(), StorageError> {
-        if self.inodes.saturating_add(extra) > self.inode_limit {
-            return Err(StorageError::Guest(WitError::NoSpace(format!(
-                "volume `{}` would exceed its limit of {} inodes",
-                self.volume, self.inode_limit
-            ))));
-        }
-        Ok(())
-    }
-}
-
-fn join_rel(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{dir}/{name}")
     }
 }
 

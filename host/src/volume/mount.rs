@@ -49,7 +49,7 @@ use super::disk::{Unwritten, lock};
 use crate::storage::blobs::BlobId;
 use crate::storage::volume::pins::Registration;
 use crate::storage::volume::{
-    Change, CommitInfo, Node, NodeKind, Snapshot, VolumeError, VolumeStore,
+    Change, CommitInfo, CommitOptions, Node, NodeKind, Snapshot, VolumeError, VolumeStore,
 };
 
 /// Most symlinks one path walk follows (as Linux's ELOOP limit).
@@ -66,6 +66,34 @@ pub struct VolumeMount {
     /// Mount this kept version instead of the head: read-only, and a
     /// reload keeps it.
     pub version: Option<u64>,
+    /// What a commit does when another commit changed a path it changes
+    /// since this mount read it.
+    pub conflicts: Conflicts,
+}
+
+/// A mount's conflict policy (`conflicts = "..."` in a manifest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Conflicts {
+    /// The commit lands; for each path the last commit wins (Modal's
+    /// behaviour).
+    #[default]
+    LastWriterWins,
+    /// The commit applies nothing and fails, naming the paths, when
+    /// another commit changed any of them since this mount read it.
+    Fail,
+}
+
+impl Conflicts {
+    /// Parses the manifest and CLI spelling.
+    pub fn parse(text: &str) -> Result<Conflicts, String> {
+        match text {
+            "last-writer-wins" => Ok(Conflicts::LastWriterWins),
+            "fail" => Ok(Conflicts::Fail),
+            other => Err(format!(
+                "unknown conflict policy {other:?}: `last-writer-wins` or `fail`"
+            )),
+        }
+    }
 }
 
 /// Why a mount operation failed.
@@ -79,6 +107,21 @@ pub enum MountError {
     ReadOnly { guest: String },
     #[error("volume `{volume}` mounted at {guest} was deleted while mounted")]
     Deleted { volume: String, guest: String },
+    /// Under [`Conflicts::Fail`]: other commits changed these paths since
+    /// the mount read them; nothing was committed and the working tree
+    /// keeps its changes. `head` is the volume's version when it was found.
+    #[error(
+        "volume `{volume}` mounted at {guest}: another commit changed {} since this container read {}: {}",
+        if paths.len() == 1 { "a path" } else { "paths" },
+        if paths.len() == 1 { "it" } else { "them" },
+        paths.join(", ")
+    )]
+    Conflict {
+        volume: String,
+        guest: String,
+        paths: Vec<String>,
+        head: u64,
+    },
 }
 
 /// One path of the snapshot a mount is based on.
@@ -108,6 +151,16 @@ pub struct Mount {
     /// The version the working tree is based on (last mount, commit or
     /// reload).
     pub version: u64,
+    /// The conflict policy of commits.
+    pub conflicts: Conflicts,
+    /// The version of the snapshot the paths this container did not commit
+    /// come from (last mount or reload).
+    pub(crate) seen: u64,
+    /// Paths whose base is newer than `seen`, with that version: those
+    /// this container committed, and those a conflict was reported for
+    /// (the guest has been told of the commits up to it). Cleared by a
+    /// reload.
+    pub(crate) read_at: HashMap<String, u64>,
     store: Arc<dyn VolumeStore>,
     /// The tree at `version` as this container sees it, and which of its
     /// paths the working tree has.
@@ -216,6 +269,9 @@ impl Mount {
             host_dir: host_dir.to_owned(),
             root,
             version: snapshot.version,
+            conflicts: spec.conflicts,
+            seen: snapshot.version,
+            read_at: HashMap::new(),
             store: store.clone(),
             base,
             root_complete: false,

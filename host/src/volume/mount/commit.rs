@@ -16,8 +16,23 @@ impl Mount {
     }
 
     /// Publishes the dirty paths, except those in `skip` (files open for
-    /// writing during a background commit: publishing them could tear).
+    /// writing during a background commit: publishing them could tear),
+    /// under the mount's conflict policy.
     pub fn commit(&mut self, skip: &BTreeSet<String>) -> Result<CommitInfo, MountError> {
+        self.commit_as(skip, self.conflicts, false)
+    }
+
+    /// [`commit`](Self::commit) under `policy`. `tell`: the caller hands a
+    /// conflict's paths to the guest, so their base becomes the head found
+    /// then (the next commit fails again only if yet another commit
+    /// changes them). Background and final commits never tell: nobody
+    /// would merge.
+    pub fn commit_as(
+        &mut self,
+        skip: &BTreeSet<String>,
+        policy: Conflicts,
+        tell: bool,
+    ) -> Result<CommitInfo, MountError> {
         if self.read_only {
             return Err(MountError::ReadOnly {
                 guest: self.guest.clone(),
@@ -44,7 +59,33 @@ impl Mount {
         for path in &dirty {
             self.collect(path, &mut changes, &mut seen).map_err(&err)?;
         }
-        let info = self.store.commit(&self.volume, &changes)?;
+        let mut options = CommitOptions::default();
+        if policy == Conflicts::Fail {
+            options.unchanged_since = self.checks(&changes);
+        }
+        let info = match self.store.commit_with(&self.volume, &changes, &options) {
+            Err(VolumeError::Conflict { paths, .. }) => {
+                let head = self.store.info(&self.volume)?.version;
+                if tell {
+                    for p in &paths {
+                        self.read_at.insert(p.clone(), head);
+                    }
+                }
+                return Err(MountError::Conflict {
+                    volume: self.volume.clone(),
+                    guest: self.guest.clone(),
+                    paths,
+                    head,
+                });
+            }
+            other => other?,
+        };
+        for change in &changes {
+            let path = match change {
+                Change::Put { path, .. } | Change::Remove { path } => path,
+            };
+            self.read_at.insert(path.clone(), info.version);
+        }
         for change in changes {
             match change {
                 Change::Put { path, node } => match self.base.get_mut(&path) {
@@ -88,6 +129,28 @@ impl Mount {
         }
         self.version = info.version;
         Ok(info)
+    }
+
+    /// What a commit of `changes` under [`Conflicts::Fail`] checks: each
+    /// path with the version this container read it at. A directory that
+    /// stays a directory (its times or mode changed) is not checked:
+    /// others adding files inside it do not conflict with that.
+    fn checks(&self, changes: &[Change]) -> Vec<(String, u64)> {
+        changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Put { path, node }
+                    if node.kind == NodeKind::Dir
+                        && self.base.get(path).map(|e| e.node.kind) == Some(NodeKind::Dir) =>
+                {
+                    None
+                }
+                Change::Put { path, .. } | Change::Remove { path } => {
+                    let at = self.read_at.get(path).copied().unwrap_or(self.seen);
+                    Some((path.clone(), at))
+                }
+            })
+            .collect()
     }
 
     /// Adds the changes for one dirty path (and, for a directory that is not
@@ -331,6 +394,8 @@ impl Mount {
         self.root_complete = false;
         self.inodes = self.base.len() as u64;
         self.version = snapshot.version;
+        self.seen = snapshot.version;
+        self.read_at.clear();
         self.dirty.clear();
         self.renamed_in.clear();
         Ok(self.version)

@@ -54,6 +54,7 @@ fn setup() -> (tempfile::TempDir, Arc<dyn VolumeStore>, Mount) {
         volume: "v".into(),
         read_only: false,
         version: None,
+        conflicts: Default::default(),
     };
     let m = Mount::materialize(&store, &spec, &dir.path().join("mnt")).unwrap();
     (dir, store, m)
