@@ -275,6 +275,10 @@ async fn prunable<C: GenericClient>(
     now_ms: u64,
 ) -> Result<u64, VolumeError> {
     let oldest = oldest_kept(client, meta, now_ms).await?;
+    if oldest <= meta.floor() {
+        // Nothing to prune, whatever forks read: spare the lookup.
+        return Ok(oldest);
+    }
     Ok(match fork::oldest_named(client, meta.id).await? {
         Some(named) => oldest.min(named),
         None => oldest,
