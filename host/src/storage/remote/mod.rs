@@ -202,6 +202,10 @@ CREATE TABLE IF NOT EXISTS vessel_volumes (
 ALTER TABLE vessel_volumes ADD COLUMN IF NOT EXISTS max_bytes bigint;
 ALTER TABLE vessel_volumes ADD COLUMN IF NOT EXISTS retention_ms bigint;
 ALTER TABLE vessel_volumes ADD COLUMN IF NOT EXISTS history_from bigint;
+ALTER TABLE vessel_volumes ADD COLUMN IF NOT EXISTS base_ids bigint[];
+ALTER TABLE vessel_volumes ADD COLUMN IF NOT EXISTS base_versions bigint[];
+CREATE INDEX IF NOT EXISTS vessel_volumes_base_ids
+    ON vessel_volumes USING gin (base_ids) WHERE base_ids IS NOT NULL;
 CREATE TABLE IF NOT EXISTS vessel_volume_nodes (
     volume bigint NOT NULL,
     path text COLLATE "C" NOT NULL,
@@ -225,6 +229,8 @@ CREATE TABLE IF NOT EXISTS vessel_volume_log (
 );
 ALTER TABLE vessel_volume_log ADD COLUMN IF NOT EXISTS dropped bytea[];
 ALTER TABLE vessel_volume_log ADD COLUMN IF NOT EXISTS bytes_added bigint;
+ALTER TABLE vessel_volume_log ADD COLUMN IF NOT EXISTS inodes bigint;
+ALTER TABLE vessel_volume_log ADD COLUMN IF NOT EXISTS bytes bigint;
 CREATE TABLE IF NOT EXISTS vessel_volume_history (
     volume bigint NOT NULL,
     path text COLLATE "C" NOT NULL,
@@ -241,6 +247,11 @@ CREATE INDEX IF NOT EXISTS vessel_volume_history_until
     ON vessel_volume_history (volume, until);
 CREATE INDEX IF NOT EXISTS vessel_volume_history_blob
     ON vessel_volume_history (blob) WHERE blob IS NOT NULL;
+CREATE TABLE IF NOT EXISTS vessel_volume_hidden (
+    volume bigint NOT NULL,
+    path text COLLATE "C" NOT NULL,
+    PRIMARY KEY (volume, path)
+);
 CREATE TABLE IF NOT EXISTS vessel_volume_mounts (
     id bigserial PRIMARY KEY,
     host text NOT NULL,

@@ -4,13 +4,17 @@
 //! # Layout
 //!
 //! - `vessel_volumes`: name → id (from a sequence, never reused), head
-//!   version, creation time, inode and byte counts. A rename changes the
-//!   name only.
+//!   version, creation time, inode and byte counts, and for a fork the
+//!   chain of levels it reads through (`base_ids`, `base_versions`; see
+//!   [`fork`]). A rename changes the name only.
 //! - `vessel_volume_nodes`: `(volume id, path)` → the node. Paths sort in
 //!   byte order (`COLLATE "C"`), so a directory's subtree is the range
 //!   `dir/` .. `dir0` and a snapshot is one ordered scan.
+//! - `vessel_volume_hidden`: `(volume id, path)`: a path a fork removed,
+//!   which the levels it reads through may still hold (see [`chain`]).
 //! - `vessel_volume_log`: `(volume id, version)` → time, changed and
-//!   removed paths, the blobs the commit stopped naming, bytes added.
+//!   removed paths, the blobs the commit stopped naming, bytes added, and
+//!   the inode and byte counts after it (NULL in records older than them).
 //! - `vessel_volume_history`: `(volume id, path, until)` → the path's
 //!   node before commit `until`, which keeps older versions readable (see
 //!   [`crate::storage::volume::history`]); `vessel_volumes` holds each
@@ -21,13 +25,15 @@
 //!
 //! # Commit
 //!
-//! One transaction: lock the volume's row (`FOR UPDATE`, so committers of
-//! one volume on any host take turns and each plans against the head the
-//! previous one left), touch the rows of the blobs the commit names (in id
-//! order, so concurrent commits never deadlock; a missing row fails the
-//! commit whole with a missing-blob error), read the paths it changes and
-//! their ancestors in one query, plan the new nodes exactly as the
-//! embedded store does, write them in two batched statements, append the
+//! One transaction: lock the volume's row (`FOR NO KEY UPDATE`, so
+//! committers of one volume on any host take turns and each plans against
+//! the head the previous one left, while a fork of the volume, which holds
+//! the row `FOR KEY SHARE`, does not stop them: see [`fork`]), touch the
+//! rows of the blobs the commit names (in id order, so concurrent commits
+//! never deadlock; a missing row fails the commit whole with a
+//! missing-blob error), read the paths it changes and their ancestors in
+//! one query (a fork's through its chain), plan the new nodes exactly as
+//! the embedded store does, write them in batched statements, append the
 //! log record, and move the head with a compare-and-swap
 //! (`UPDATE ... WHERE head = <the head planned against>`), which must
 //! match. Readers see the old head or the new one, never a mix; a crash or
@@ -65,6 +71,9 @@
 //!   count as nodes do: a commit that stops naming X in the head writes
 //!   the history row naming it in the same transaction, so gc sees one or
 //!   the other; gc prunes the rows past retention first.
+//! - A fork reads other volumes' rows, never copies: what it reads stays
+//!   a node or a history row of the volume it came from, which the prune
+//!   keeps as long as a chain names that version (see [`fork`]).
 //! - An upload of X's contents that finds the row (a dedup hit) touches it,
 //!   with the same argument as a commit. One that does not find it uploads a
 //!   new object under a new key: gc's delete of the old object cannot hit
@@ -80,7 +89,9 @@
 //! keeps what a commit after a live mount's version dropped (see
 //! [`mounts`]).
 
+mod chain;
 mod commit;
+mod fork;
 mod history;
 mod mounts;
 mod plan;
@@ -211,8 +222,16 @@ impl VolumeStore for RemoteStore {
                 .await?
                 .ok_or_else(|| VolumeError::NotFound(n.clone()))?;
             let id: i64 = col(&row, 0)?;
+            // Under the row's lock: a fork of it in flight holds the row
+            // `FOR KEY SHARE`, so it has landed (and shows here) or waits
+            // and then finds the volume gone.
+            let forks = fork::forks_of(&tx, id).await?;
+            if !forks.is_empty() {
+                return Err(VolumeError::HasForks { volume: n, forks });
+            }
             for sql in [
                 "DELETE FROM vessel_volume_nodes WHERE volume = $1",
+                "DELETE FROM vessel_volume_hidden WHERE volume = $1",
                 "DELETE FROM vessel_volume_log WHERE volume = $1",
                 "DELETE FROM vessel_volume_history WHERE volume = $1",
                 "DELETE FROM vessel_volumes WHERE id = $1",
@@ -228,12 +247,7 @@ impl VolumeStore for RemoteStore {
     }
 
     fn fork(&self, src: &str, version: Option<u64>, dst: &str) -> Result<VolumeInfo, VolumeError> {
-        // TODO(fork on PostgreSQL is being written): the embedded store's
-        // fork lands first.
-        let _ = (src, version, dst);
-        Err(VolumeError::Unavailable(
-            "forks are not available on PostgreSQL + S3 yet".into(),
-        ))
+        self.fork_shared(src, version, dst)
     }
 
     fn rename(&self, old: &str, new: &str) -> Result<(), VolumeError> {
@@ -296,39 +310,25 @@ impl VolumeStore for RemoteStore {
             });
         }
         let n = name.to_owned();
-        // One statement: one consistent view of the head and its nodes,
-        // whatever commits meanwhile.
-        let (id, head, nodes) = self.vol_op(move |inner| async move {
-            let client = inner.pool.get().await?;
-            let st = client
-                .prepare_cached(&format!(
-                    "SELECT v.id, v.head, n.path, {} FROM vessel_volumes v \
-                     LEFT JOIN vessel_volume_nodes n ON n.volume = v.id \
-                     WHERE v.name = $1 ORDER BY n.path",
-                    node_cols("n")
-                ))
-                .await?;
-            let rows = client.query(&st, &[&n]).await?;
-            let Some(first) = rows.first() else {
-                return Err(VolumeError::NotFound(n));
-            };
-            let id: i64 = col(first, 0)?;
-            let head = u64_col(first, 1, "a head version")?;
-            let mut nodes = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let Some(path) = col::<Option<String>>(row, 2)? else {
-                    continue;
-                };
-                if let Some(node) = node_at(row, 3)? {
-                    nodes.push((path, node));
-                }
-            }
-            Ok((id, head, nodes))
-        })?;
+        // A volume is a fork or not for its whole life, and the id names
+        // the volume `meta` describes whatever renames meanwhile.
+        let (id, Snapshot { version, nodes }) = if meta.chain.is_empty() {
+            (meta.id, self.snapshot_own(name, meta.id)?)
+        } else {
+            self.vol_op(move |inner| async move {
+                let mut client = inner.pool.get().await?;
+                let tx = history::read_tx(&mut client).await?;
+                let meta = history::meta_named(&tx, &n).await?;
+                let nodes = chain::list_through(&tx, &meta.levels(meta.head), "", true).await?;
+                tx.commit().await?;
+                let version = meta.head;
+                Ok((meta.id, Snapshot { version, nodes }))
+            })?
+        };
         let nodes = Arc::new(nodes);
-        lock(&self.inner.volume_cache).put(id, head, nodes.clone());
+        lock(&self.inner.volume_cache).put(id, version, nodes.clone());
         Ok(Snapshot {
-            version: head,
+            version,
             nodes: Arc::unwrap_or_clone(nodes),
         })
     }
@@ -341,7 +341,8 @@ impl VolumeStore for RemoteStore {
             let client = inner.pool.get().await?;
             let st = client
                 .prepare_cached(&format!(
-                    "SELECT v.created_ms, {} FROM vessel_volumes v \
+                    "SELECT {META_COLS}, {}, EXISTS (SELECT 1 FROM vessel_volume_hidden x \
+                     WHERE x.volume = v.id AND x.path = $2) FROM vessel_volumes v \
                      LEFT JOIN vessel_volume_nodes n ON n.volume = v.id AND n.path = $2 \
                      WHERE v.name = $1",
                     node_cols("n")
@@ -351,10 +352,27 @@ impl VolumeStore for RemoteStore {
                 .query_opt(&st, &[&n, &path])
                 .await?
                 .ok_or_else(|| VolumeError::NotFound(n.clone()))?;
+            let meta = meta_at(&row, 0)?;
             if path.is_empty() {
-                return Ok(Some(root_node(u64_col(&row, 0, "a creation time")?)));
+                return Ok(Some(root_node(meta.created_ms)));
             }
-            node_at(&row, 1)
+            if let Some(node) = node_at(&row, META_LEN)? {
+                return Ok(Some(node));
+            }
+            let hidden: bool = col(&row, META_LEN + 6)?;
+            if meta.chain.is_empty() || hidden {
+                return Ok(None);
+            }
+            // Read through the chain: a second statement, which the
+            // volume's row still being there makes as good as the first's
+            // snapshot (the levels at fixed versions do not change).
+            let paths = [path];
+            let (mut nodes, exists) =
+                chain::points_through(&client, &meta.chain, &paths, meta.id).await?;
+            if !exists {
+                return Err(VolumeError::NotFound(n));
+            }
+            Ok(paths.first().and_then(|p| nodes.remove(p)).flatten())
         })
     }
 
@@ -369,32 +387,11 @@ impl VolumeStore for RemoteStore {
         let n = name.to_owned();
         self.vol_op(move |inner| async move {
             let mut client = inner.pool.get().await?;
-            let tx = client
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await?;
-            let st = tx
-                .prepare_cached("SELECT id FROM vessel_volumes WHERE name = $1")
-                .await?;
-            let id: i64 = match tx.query_opt(&st, &[&n]).await? {
-                Some(row) => col(&row, 0)?,
-                None => return Err(VolumeError::NotFound(n)),
-            };
-            if !path.is_empty() {
-                let st = tx
-                    .prepare_cached(
-                        "SELECT kind FROM vessel_volume_nodes WHERE volume = $1 AND path = $2",
-                    )
-                    .await?;
-                let kind = match tx.query_opt(&st, &[&id, &path]).await? {
-                    Some(row) => Some(kind_of(col::<i16>(&row, 0)?)?),
-                    None => None,
-                };
-                check_listable(&n, &path, kind)?;
-            }
-            let out = history::head_under(&tx, id, &path, recursive).await?;
+            let tx = history::read_tx(&mut client).await?;
+            let meta = history::meta_named(&tx, &n).await?;
+            // The head read as any kept version is: through the volume's
+            // own level (and a fork's chain).
+            let out = history::list_then(&tx, &n, &meta, &path, recursive, meta.head).await?;
             tx.commit().await?;
             Ok(out)
         })

@@ -130,6 +130,7 @@ pub(crate) fn check_depth(src: &str, levels: usize) -> Result<(), VolumeError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

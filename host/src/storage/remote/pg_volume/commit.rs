@@ -39,11 +39,15 @@ impl NodeColumns {
 }
 
 /// Writes the overlay of a commit to volume `id`'s head: removals in one
-/// statement, puts in another.
+/// statement, puts in another. A fork (`hide`) also hides each path it
+/// removes from the levels it reads through, whether they hold it or not
+/// (asking would cost a read per path; a hidden row costs a write), in a
+/// third.
 async fn write_nodes(
     tx: &Transaction<'_>,
     id: i64,
     overlay: &BTreeMap<String, Option<Node>>,
+    hide: bool,
 ) -> Result<(), VolumeError> {
     let mut puts = NodeColumns::default();
     let mut gone = Vec::new();
@@ -58,6 +62,17 @@ async fn write_nodes(
             .prepare_cached("DELETE FROM vessel_volume_nodes WHERE volume = $1 AND path = ANY($2)")
             .await?;
         tx.execute(&st, &[&id, &gone]).await?;
+        if hide {
+            // An own row wins over a hidden one, so a path put back later
+            // keeps its hidden row: removing it again needs no new one.
+            let st = tx
+                .prepare_cached(
+                    "INSERT INTO vessel_volume_hidden (volume, path) \
+                     SELECT $1, p FROM unnest($2::text[]) AS u(p) ON CONFLICT DO NOTHING",
+                )
+                .await?;
+            tx.execute(&st, &[&id, &gone]).await?;
+        }
     }
     if !puts.is_empty() {
         let st = tx
@@ -212,7 +227,8 @@ impl RemoteStore {
                 let tx = client.transaction().await?;
                 let st = tx
                     .prepare_cached(&format!(
-                        "SELECT {META_COLS} FROM vessel_volumes WHERE name = $1 FOR UPDATE"
+                        "SELECT {META_COLS} FROM vessel_volumes WHERE name = $1 \
+                         FOR NO KEY UPDATE"
                     ))
                     .await?;
                 let meta = match tx.query_opt(&st, &[&n]).await? {
@@ -255,7 +271,7 @@ impl RemoteStore {
                         }
                     }
                 }
-                let head = PgHead::read(&tx, meta.id, &normalized).await?;
+                let head = PgHead::read(&tx, &meta, &normalized).await?;
                 let base = Base {
                     volume: &n,
                     inodes: meta.inodes,
@@ -276,15 +292,15 @@ impl RemoteStore {
                         VolumeError::Corrupt(format!("volume `{n}`: version counter overflow"))
                     })?;
                 let (inodes, bytes, overlay) = (plan.inodes, plan.bytes, plan.overlay);
-                write_nodes(&tx, meta.id, &overlay).await?;
+                write_nodes(&tx, meta.id, &overlay, !meta.chain.is_empty()).await?;
                 // The nodes this commit replaces stay readable as version
                 // `meta.head` (see `history`).
                 write_history(&tx, meta.id, version, &plan.before).await?;
                 let st = tx
                     .prepare_cached(
                         "INSERT INTO vessel_volume_log \
-                         (volume, version, time_ms, changed, removed, dropped, bytes_added) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                         (volume, version, time_ms, changed, removed, dropped, bytes_added, \
+                         inodes, bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     )
                     .await?;
                 tx.execute(
@@ -297,6 +313,8 @@ impl RemoteStore {
                         &removed_paths,
                         &dropped,
                         &to_db(plan.bytes_added),
+                        &to_db(inodes),
+                        &to_db(bytes),
                     ],
                 )
                 .await?;

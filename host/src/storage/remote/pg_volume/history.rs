@@ -22,7 +22,9 @@ use crate::storage::volume::history::{self as h, MAX_RETENTION_MS, VersionInfo};
 use crate::storage::volume::{History, PathDiff};
 
 /// A read-only transaction over one snapshot of the database.
-async fn read_tx(client: &mut deadpool_postgres::Client) -> Result<Transaction<'_>, VolumeError> {
+pub(super) async fn read_tx(
+    client: &mut deadpool_postgres::Client,
+) -> Result<Transaction<'_>, VolumeError> {
     Ok(client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -32,7 +34,7 @@ async fn read_tx(client: &mut deadpool_postgres::Client) -> Result<Transaction<'
 }
 
 /// Volume `name`'s row.
-async fn meta_named(tx: &Transaction<'_>, name: &str) -> Result<Meta, VolumeError> {
+pub(super) async fn meta_named(tx: &Transaction<'_>, name: &str) -> Result<Meta, VolumeError> {
     let st = tx
         .prepare_cached(&format!(
             "SELECT {META_COLS} FROM vessel_volumes WHERE name = $1"
@@ -47,7 +49,7 @@ async fn meta_named(tx: &Transaction<'_>, name: &str) -> Result<Meta, VolumeErro
 /// The oldest kept version of the volume `meta` describes, at `now_ms`.
 /// Only the first version after the floor replaced inside the window
 /// matters (see [`h::oldest_kept`]), so one row is read.
-async fn oldest_kept<C: GenericClient>(
+pub(super) async fn oldest_kept<C: GenericClient>(
     client: &C,
     meta: &Meta,
     now_ms: u64,
@@ -144,6 +146,13 @@ async fn nodes_then(
     paths: &[String],
     version: u64,
 ) -> Result<HashMap<String, Option<Node>>, VolumeError> {
+    if !meta.chain.is_empty() {
+        let (mut out, _) = chain::points_through(tx, &meta.levels(version), paths, meta.id).await?;
+        if paths.iter().any(|p| p.is_empty()) {
+            out.insert(String::new(), Some(root_node(meta.created_ms)));
+        }
+        return Ok(out);
+    }
     let mut head = head_nodes(tx, meta.id, paths).await?;
     let mut then = if version < meta.head {
         history_nodes(tx, meta.id, paths, version).await?
@@ -181,7 +190,7 @@ async fn node_then(
 
 /// The head's entries under directory `dir` (all descendants when
 /// `recursive`), sorted by path, without checking that `dir` exists.
-pub(super) async fn head_under(
+async fn head_under(
     tx: &Transaction<'_>,
     id: i64,
     dir: &str,
@@ -231,9 +240,10 @@ async fn changed_under(
     Ok(out)
 }
 
-/// The entries under `dir` at `version` (kept), as `list_dir` gives them
-/// at the head: `dir` must be a directory then.
-async fn list_then(
+/// The entries under `dir` at `version` (kept, the head included), as
+/// `list_dir` gives them at the head: `dir` must be a directory then. A
+/// fork's go through its chain.
+pub(super) async fn list_then(
     tx: &Transaction<'_>,
     name: &str,
     meta: &Meta,
@@ -243,12 +253,36 @@ async fn list_then(
 ) -> Result<Vec<(String, Node)>, VolumeError> {
     let kind = node_then(tx, meta, dir, version).await?.map(|n| n.kind);
     check_listable(name, dir, kind)?;
+    if !meta.chain.is_empty() {
+        return chain::list_through(tx, &meta.levels(version), dir, recursive).await;
+    }
     let head = head_under(tx, meta.id, dir, recursive).await?;
     if version >= meta.head {
         return Ok(head);
     }
     let changed = changed_under(tx, meta.id, dir, version).await?;
     Ok(h::lay_over(head, changed, dir, recursive))
+}
+
+/// The version below which gc may prune the volume `meta` describes: its
+/// oldest kept version, or the oldest version a fork's chain names when
+/// that is older (the fork still reads it; see [`super::fork`]). Asked
+/// under the row's lock, it sees every fork of the volume that has
+/// landed, and a fork in flight waits for the lock.
+async fn prunable<C: GenericClient>(
+    client: &C,
+    meta: &Meta,
+    now_ms: u64,
+) -> Result<u64, VolumeError> {
+    let oldest = oldest_kept(client, meta, now_ms).await?;
+    if oldest <= meta.floor() {
+        // Nothing to prune, whatever forks read: spare the lookup.
+        return Ok(oldest);
+    }
+    Ok(match fork::oldest_named(client, meta.id).await? {
+        Some(named) => oldest.min(named),
+        None => oldest,
+    })
 }
 
 /// A count column (`bigint`) as u64.
@@ -416,9 +450,10 @@ impl RemoteStore {
     }
 
     /// Deletes the history rows of every volume that only versions before
-    /// its oldest kept one need, raising its floor in the same transaction
-    /// (so a longer retention set later cannot bring back a version whose
-    /// rows are gone). Run by gc before it looks for unreferenced blobs.
+    /// its oldest kept one need (and no fork reads: [`prunable`]), raising
+    /// its floor in the same transaction (so a longer retention set later
+    /// cannot bring back a version whose rows are gone). Run by gc before
+    /// it looks for unreferenced blobs.
     pub(super) fn prune_histories(&self) -> Result<(), VolumeError> {
         let ids: Vec<i64> = self.vol_op(|inner| async move {
             let client = inner.pool.get().await?;
@@ -443,7 +478,7 @@ impl RemoteStore {
                     return Ok(());
                 };
                 let meta = meta_at(&row, 0)?;
-                if oldest_kept(&client, &meta, now_ms).await? <= meta.floor() {
+                if prunable(&client, &meta, now_ms).await? <= meta.floor() {
                     return Ok(());
                 }
                 // Under the row's lock, so no commit or retention change
@@ -454,7 +489,7 @@ impl RemoteStore {
                     return Ok(());
                 };
                 let meta = meta_at(&row, 0)?;
-                let oldest = oldest_kept(&tx, &meta, now_ms).await?;
+                let oldest = prunable(&tx, &meta, now_ms).await?;
                 let st = tx
                     .prepare_cached(
                         "DELETE FROM vessel_volume_history WHERE volume = $1 AND until <= $2",

@@ -1,6 +1,9 @@
 //! The head a commit plans over on PostgreSQL: everything the shared
 //! planner will read, fetched up front through the commit's transaction
-//! (the planner is synchronous, and one query beats one per path).
+//! (the planner is synchronous, and one query beats one per path). A
+//! fork's head is what it shows, read through its chain, so the history
+//! rows record what a reader saw and removing a directory hides every
+//! path the levels below hold under it.
 
 use super::*;
 use crate::storage::volume::plan::HeadReader;
@@ -17,15 +20,18 @@ pub(super) struct PgHead {
 }
 
 impl PgHead {
-    /// Reads what planning `changes` over volume `id` needs: each changed
-    /// path and its ancestors in one query, then the subtree of each
-    /// changed path that is a directory now and that a change may remove
-    /// (a removal, or a put of a file or symlink).
+    /// Reads what planning `changes` over the volume `meta` describes
+    /// needs: each changed path and its ancestors in one query, then the
+    /// subtree of each changed path that is a directory now and that a
+    /// change may remove (a removal, or a put of a file or symlink).
     pub(super) async fn read(
         tx: &Transaction<'_>,
-        id: i64,
+        meta: &Meta,
         changes: &[(String, Option<Node>)],
     ) -> Result<Self, VolumeError> {
+        let id = meta.id;
+        // A fork's head: its own level at its head, then its chain.
+        let levels = (!meta.chain.is_empty()).then(|| meta.levels(meta.head));
         let mut wanted: BTreeSet<String> = BTreeSet::new();
         for (p, _) in changes {
             wanted.insert(p.clone());
@@ -34,21 +40,12 @@ impl PgHead {
             }
         }
         let wanted: Vec<String> = wanted.into_iter().collect();
-        let st = tx
-            .prepare_cached(&format!(
-                "SELECT n.path, {} FROM vessel_volume_nodes n \
-                 WHERE n.volume = $1 AND n.path = ANY($2)",
-                node_cols("n")
-            ))
-            .await?;
         let mut head = PgHead::default();
-        for row in tx.query(&st, &[&id, &wanted]).await? {
-            let path: String = col(&row, 0)?;
-            let node = node_at(&row, 1)?;
-            head.points.insert(path, node);
-        }
-        for p in wanted {
-            head.points.entry(p).or_insert(None);
+        if let Some(levels) = &levels {
+            let (points, _) = chain::points_through(tx, levels, &wanted, id).await?;
+            head.points = points;
+        } else {
+            head.read_own(tx, id, wanted).await?;
         }
         // Outermost first, so a nested directory's subtree comes with its
         // ancestor's.
@@ -60,27 +57,43 @@ impl PgHead {
             .collect();
         dirs.sort_unstable();
         dirs.dedup();
-        let st = tx
-            .prepare_cached(&format!(
-                "SELECT n.path, {} FROM vessel_volume_nodes n WHERE n.volume = $1 \
-                 AND n.path >= $2 AND ($3::text IS NULL OR n.path < $3)",
-                node_cols("n")
-            ))
-            .await?;
         for dir in dirs {
             if head.covered(dir) {
                 continue;
             }
-            let (lo, hi) = subtree_range(dir);
-            for row in tx.query(&st, &[&id, &lo, &hi]).await? {
-                let path: String = col(&row, 0)?;
-                if let Some(node) = node_at(&row, 1)? {
-                    head.under.insert(path, node);
-                }
-            }
+            let under = match &levels {
+                Some(levels) => chain::list_through(tx, levels, dir, true).await?,
+                None => own_under(tx, id, dir).await?,
+            };
+            head.under.extend(under);
             head.roots.push(dir.to_owned());
         }
         Ok(head)
+    }
+
+    /// Reads the own rows at `wanted` (a volume that is not a fork).
+    async fn read_own(
+        &mut self,
+        tx: &Transaction<'_>,
+        id: i64,
+        wanted: Vec<String>,
+    ) -> Result<(), VolumeError> {
+        let st = tx
+            .prepare_cached(&format!(
+                "SELECT n.path, {} FROM vessel_volume_nodes n \
+                 WHERE n.volume = $1 AND n.path = ANY($2)",
+                node_cols("n")
+            ))
+            .await?;
+        for row in tx.query(&st, &[&id, &wanted]).await? {
+            let path: String = col(&row, 0)?;
+            let node = node_at(&row, 1)?;
+            self.points.insert(path, node);
+        }
+        for p in wanted {
+            self.points.entry(p).or_insert(None);
+        }
+        Ok(())
     }
 
     fn is_dir(&self, path: &str) -> bool {
@@ -104,6 +117,30 @@ impl PgHead {
             "commit planner read {what} {path:?}, which the commit did not fetch"
         ))
     }
+}
+
+/// Every own row strictly under `dir` of volume `id` (not a fork).
+async fn own_under(
+    tx: &Transaction<'_>,
+    id: i64,
+    dir: &str,
+) -> Result<Vec<(String, Node)>, VolumeError> {
+    let st = tx
+        .prepare_cached(&format!(
+            "SELECT n.path, {} FROM vessel_volume_nodes n WHERE n.volume = $1 \
+             AND n.path >= $2 AND ($3::text IS NULL OR n.path < $3)",
+            node_cols("n")
+        ))
+        .await?;
+    let (lo, hi) = subtree_range(dir);
+    let mut out = Vec::new();
+    for row in tx.query(&st, &[&id, &lo, &hi]).await? {
+        let path: String = col(&row, 0)?;
+        if let Some(node) = node_at(&row, 1)? {
+            out.push((path, node));
+        }
+    }
+    Ok(out)
 }
 
 impl HeadReader for PgHead {

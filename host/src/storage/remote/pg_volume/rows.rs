@@ -72,8 +72,16 @@ pub(super) fn node_at(row: &Row, at: usize) -> Result<Option<Node>, VolumeError>
     }))
 }
 
+/// One level of a fork's chain: volume `id` as it was at `version` (see
+/// [`crate::storage::volume::fork`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Level {
+    pub(super) id: i64,
+    pub(super) version: u64,
+}
+
 /// A volume's row.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Meta {
     pub(super) id: i64,
     pub(super) head: u64,
@@ -87,6 +95,9 @@ pub(super) struct Meta {
     /// before history existed and not committed to since (none before its
     /// head).
     pub(super) history_from: Option<u64>,
+    /// The levels a fork reads through, nearest first (`base_ids`,
+    /// `base_versions`); empty for a volume that is not a fork.
+    pub(super) chain: Vec<Level>,
 }
 
 impl Meta {
@@ -100,10 +111,27 @@ impl Meta {
     pub(super) fn floor(&self) -> u64 {
         self.history_from.unwrap_or(self.head).min(self.head)
     }
+
+    /// The levels a read of this volume at `version` goes through: the
+    /// volume itself at `version` (its history rows after it, its own rows,
+    /// its hidden rows), then its chain. For a volume that is not a fork,
+    /// that one level is exactly how history reads an older version.
+    pub(super) fn levels(&self, version: u64) -> Vec<Level> {
+        let mut out = Vec::with_capacity(self.chain.len() + 1);
+        out.push(Level {
+            id: self.id,
+            version,
+        });
+        out.extend(self.chain.iter().copied());
+        out
+    }
 }
 
-pub(super) const META_COLS: &str =
-    "id, head, created_ms, inodes, bytes, max_bytes, retention_ms, history_from";
+pub(super) const META_COLS: &str = "id, head, created_ms, inodes, bytes, max_bytes, \
+     retention_ms, history_from, base_ids, base_versions";
+
+/// How many columns [`META_COLS`] are.
+pub(super) const META_LEN: usize = 10;
 
 /// An optional non-negative column.
 fn opt_u64_col(row: &Row, i: usize, what: &str) -> Result<Option<u64>, VolumeError> {
@@ -123,7 +151,30 @@ pub(super) fn meta_at(row: &Row, at: usize) -> Result<Meta, VolumeError> {
         max_bytes: opt_u64_col(row, at + 5, "a byte quota")?,
         retention_ms: opt_u64_col(row, at + 6, "a retention")?,
         history_from: opt_u64_col(row, at + 7, "a history start")?,
+        chain: chain_at(row, at + 8)?,
     })
+}
+
+/// The chain in the two array columns from `at` (both NULL: none).
+fn chain_at(row: &Row, at: usize) -> Result<Vec<Level>, VolumeError> {
+    let ids = col::<Option<Vec<i64>>>(row, at)?.unwrap_or_default();
+    let versions = col::<Option<Vec<i64>>>(row, at + 1)?.unwrap_or_default();
+    if ids.len() != versions.len() {
+        return Err(VolumeError::Corrupt(format!(
+            "a volume row names {} base volumes but {} base versions",
+            ids.len(),
+            versions.len()
+        )));
+    }
+    ids.into_iter()
+        .zip(versions)
+        .map(|(id, v)| {
+            Ok(Level {
+                id,
+                version: from_db(v, "a base version").map_err(VolumeError::Corrupt)?,
+            })
+        })
+        .collect()
 }
 
 pub(super) fn info_of(name: String, m: &Meta) -> VolumeInfo {
@@ -215,6 +266,41 @@ impl RemoteStore {
                 Some(row) => meta_at(&row, 0),
                 None => Err(VolumeError::NotFound(n)),
             }
+        })
+    }
+
+    /// The head of volume `id` (named `name`), which is not a fork. One
+    /// statement, so one consistent view whatever commits meanwhile.
+    pub(super) fn snapshot_own(&self, name: &str, id: i64) -> Result<Snapshot, VolumeError> {
+        let n = name.to_owned();
+        self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached(&format!(
+                    "SELECT v.head, n.path, {} FROM vessel_volumes v \
+                     LEFT JOIN vessel_volume_nodes n ON n.volume = v.id \
+                     WHERE v.id = $1 ORDER BY n.path",
+                    node_cols("n")
+                ))
+                .await?;
+            let rows = client.query(&st, &[&id]).await?;
+            let Some(first) = rows.first() else {
+                return Err(VolumeError::NotFound(n));
+            };
+            let head = u64_col(first, 0, "a head version")?;
+            let mut nodes = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let Some(path) = col::<Option<String>>(row, 1)? else {
+                    continue;
+                };
+                if let Some(node) = node_at(row, 2)? {
+                    nodes.push((path, node));
+                }
+            }
+            Ok(Snapshot {
+                version: head,
+                nodes,
+            })
         })
     }
 
