@@ -137,6 +137,7 @@ fn measure(
         volume: "bench".into(),
         read_only: false,
         version: None,
+        conflicts: Default::default(),
     };
     let (mut cold, mut warm) = (Vec::new(), Vec::new());
     for run in 0..7 {

@@ -122,6 +122,7 @@ fn bench_case(
         volume: name.into(),
         read_only: false,
         version: None,
+        conflicts: Default::default(),
     };
     let work = root.join(format!("{label}-containers"));
     let snapshot = store.snapshot(name).unwrap();

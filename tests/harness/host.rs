@@ -98,6 +98,7 @@ impl Host {
                     volume: (*volume).to_owned(),
                     read_only: false,
                     version: None,
+                    conflicts: Default::default(),
                 })
                 .collect(),
             background_commit: None,

@@ -130,10 +130,11 @@ impl EmbeddedStore {
         path: &str,
         version: u64,
     ) -> Result<Option<Node>, VolumeError> {
-        if version < meta.head && !path.is_empty() {
-            if let Some(row) = self.vol().row_after(meta.id, path, version)? {
-                return Ok(row);
-            }
+        if version < meta.head
+            && !path.is_empty()
+            && let Some(row) = self.vol().row_after(meta.id, path, version)?
+        {
+            return Ok(row);
         }
         self.vol().head_node(meta, path)
     }
