@@ -22,6 +22,12 @@ pub enum Error {
     NoSpace(String),
     /// A conditional write lost.
     PreconditionFailed,
+    /// A commit under [`Conflicts::Fail`](crate::Conflicts::Fail) found
+    /// that other commits changed these paths since this container read
+    /// them: nothing was committed and the changes stay. Read the paths at
+    /// `head` ([`Volume::at_version`](crate::Volume::at_version)) to merge;
+    /// the next such commit lands unless yet another commit changed them.
+    Conflict { paths: Vec<String>, head: u64 },
     /// The store or callee cannot serve now; a retry may succeed.
     Unavailable(String),
     /// Host storage I/O failed.
@@ -73,6 +79,11 @@ impl fmt::Display for Error {
             Error::Busy(p) => write!(f, "volume busy: open files: {}", p.join(", ")),
             Error::NoSpace(s) => write!(f, "no space: {s}"),
             Error::PreconditionFailed => write!(f, "precondition failed"),
+            Error::Conflict { paths, head } => write!(
+                f,
+                "conflict: other commits (up to version {head}) changed {}",
+                paths.join(", ")
+            ),
             Error::Unavailable(s) => write!(f, "unavailable: {s}"),
             Error::Io(s) => write!(f, "i/o error: {s}"),
             Error::CallFailed(s) => write!(f, "call failed: {s}"),

@@ -39,4 +39,7 @@ mod volume;
 pub use dict::{Dict, Lease, Limits, ScanItem, Versioned};
 pub use error::Error;
 pub use functions::{Call, map, remote, remote_json, spawn, spawn_json, starmap};
-pub use volume::{CommitInfo, Entry, EntryKind, FileReader, FileWriter, Volume};
+pub use volume::{
+    CommitInfo, Conflicts, DiffChange, DiffEntry, Entry, EntryKind, FileReader, FileWriter,
+    History, VersionInfo, Volume,
+};

@@ -36,6 +36,161 @@ pub struct CommitInfo {
     pub removed: u64,
 }
 
+/// One committed version, as [`Volume::history`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub version: u64,
+    /// When the commit landed, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// Paths the commit put.
+    pub changed: u64,
+    /// Paths the commit removed.
+    pub removed: u64,
+    /// Bytes of the files it created or replaced.
+    pub bytes_added: u64,
+}
+
+/// A volume's kept versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    pub head: u64,
+    /// The oldest version that can still be read.
+    pub oldest: u64,
+    /// How long a replaced version stays readable, in milliseconds.
+    pub retention_ms: u64,
+    /// Newest first.
+    pub versions: Vec<VersionInfo>,
+}
+
+/// How a path differs between two versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffChange {
+    Added,
+    Modified,
+    Removed,
+}
+
+/// One path of [`Volume::diff`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffEntry {
+    pub path: String,
+    pub change: DiffChange,
+    /// What it is in the newer version (the older one when removed).
+    pub kind: EntryKind,
+    pub size_before: Option<u64>,
+    pub size_after: Option<u64>,
+}
+
+/// What [`Volume::commit_with`] does when other commits changed a path
+/// it changes since this container read it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Conflicts {
+    /// It lands; the last commit of each path wins (as `commit`, unless
+    /// the manifest says `conflicts = "fail"`).
+    #[default]
+    LastWriterWins,
+    /// Nothing is committed: [`Error::Conflict`] with the paths.
+    Fail,
+}
+
+fn kind_of(k: wit::EntryKind) -> EntryKind {
+    match k {
+        wit::EntryKind::File => EntryKind::File,
+        wit::EntryKind::Directory => EntryKind::Directory,
+        wit::EntryKind::Symlink => EntryKind::Symlink,
+    }
+}
+
+fn commit_info(c: wit::CommitInfo) -> CommitInfo {
+    CommitInfo {
+        version: c.version,
+        changed: c.changed,
+        removed: c.removed,
+    }
+}
+
+impl Volume {
+    /// A read-only handle on kept version `version` of the volume called
+    /// `name`: reads see it as that commit left it, writes fail with
+    /// [`Error::AccessDenied`]. [`Error::NotFound`] names the head or the
+    /// oldest version kept when `version` is not one.
+    pub fn at_version(name: &str, version: u64) -> Result<Volume, Error> {
+        Ok(Volume {
+            inner: wit::Volume::at_version(name, version)?,
+        })
+    }
+
+    /// The volume's kept versions, newest first, at most `limit`.
+    pub fn history(&self, limit: u32) -> Result<History, Error> {
+        let h = self.inner.history(limit)?;
+        Ok(History {
+            head: h.head,
+            oldest: h.oldest,
+            retention_ms: h.retention_ms,
+            versions: h
+                .versions
+                .into_iter()
+                .map(|v| VersionInfo {
+                    version: v.version,
+                    time_ms: v.time_ms,
+                    changed: v.changed,
+                    removed: v.removed,
+                    bytes_added: v.bytes_added,
+                })
+                .collect(),
+        })
+    }
+
+    /// The paths added, modified and removed from version `since` to
+    /// `until` (`None`: this handle's version), in path order.
+    pub fn diff(&self, since: u64, until: Option<u64>) -> Result<Vec<DiffEntry>, Error> {
+        Ok(self
+            .inner
+            .diff(since, until)?
+            .into_iter()
+            .map(|d| DiffEntry {
+                path: d.path,
+                change: match d.change {
+                    wit::DiffChange::Added => DiffChange::Added,
+                    wit::DiffChange::Modified => DiffChange::Modified,
+                    wit::DiffChange::Removed => DiffChange::Removed,
+                },
+                kind: kind_of(d.kind),
+                size_before: d.size_before,
+                size_after: d.size_after,
+            })
+            .collect())
+    }
+
+    /// Makes a new volume called `name` whose first version is this
+    /// handle's committed version ([`version`](Self::version)), copying
+    /// nothing; changes not committed yet are not in it. The function
+    /// must be granted `name`.
+    pub fn fork(&self, name: &str) -> Result<Volume, Error> {
+        Ok(Volume {
+            inner: self.inner.fork(name)?,
+        })
+    }
+
+    /// [`commit`](Self::commit) under `conflicts`, whatever the manifest
+    /// says. Under [`Conflicts::Fail`], a commit that would overwrite paths
+    /// other commits changed since this container read them commits
+    /// nothing and fails with [`Error::Conflict`].
+    pub fn commit_with(&self, conflicts: Conflicts) -> Result<CommitInfo, Error> {
+        let policy = match conflicts {
+            Conflicts::LastWriterWins => wit::ConflictPolicy::LastWriterWins,
+            Conflicts::Fail => wit::ConflictPolicy::Fail,
+        };
+        match self.inner.commit_with(policy)? {
+            wit::CommitOutcome::Committed(c) => Ok(commit_info(c)),
+            wit::CommitOutcome::Conflict(c) => Err(Error::Conflict {
+                paths: c.paths,
+                head: c.head,
+            }),
+        }
+    }
+}
+
 impl Volume {
     /// The volume mounted at `path` (for example `"/data"`).
     pub fn mounted(path: &str) -> Result<Volume, Error> {
@@ -62,12 +217,7 @@ impl Volume {
 
     /// Publishes this container's changes as a new version.
     pub fn commit(&self) -> Result<CommitInfo, Error> {
-        let c = self.inner.commit()?;
-        Ok(CommitInfo {
-            version: c.version,
-            changed: c.changed,
-            removed: c.removed,
-        })
+        Ok(commit_info(self.inner.commit()?))
     }
 
     /// Commits, then moves to the latest version. Fails with
@@ -84,11 +234,7 @@ impl Volume {
             .into_iter()
             .map(|e| Entry {
                 path: e.path,
-                kind: match e.kind {
-                    wit::EntryKind::File => EntryKind::File,
-                    wit::EntryKind::Directory => EntryKind::Directory,
-                    wit::EntryKind::Symlink => EntryKind::Symlink,
-                },
+                kind: kind_of(e.kind),
                 size: e.size,
                 mtime: e.mtime,
             })

@@ -33,6 +33,7 @@ mod rust_docs;
 mod serve;
 mod shared_backend;
 mod volume_cli;
+mod volume_conflicts;
 mod volume_fork;
 mod volume_history;
 mod volume_mount;

@@ -401,7 +401,8 @@ impl wit::HostVolume for VolumeCtxView<'_> {
         let info = match mount {
             Some(i) => {
                 let m = self.writable_mount(i)?;
-                off_worker(|| m.commit(&BTreeSet::new()))?
+                let policy = m.conflicts;
+                off_worker(|| m.commit_by_guest(policy, false))?
             }
             None => {
                 let version = store.info(&name)?.version;
@@ -438,7 +439,8 @@ impl wit::HostVolume for VolumeCtxView<'_> {
                 let m = self.mount_mut(i)?;
                 off_worker(|| {
                     if !m.read_only {
-                        m.commit(&BTreeSet::new())?;
+                        let policy = m.conflicts;
+                        m.commit_by_guest(policy, false)?;
                     }
                     Ok(m.reload()?)
                 })

@@ -156,11 +156,13 @@ pub struct Mount {
     /// The version of the snapshot the paths this container did not commit
     /// come from (last mount or reload).
     pub(crate) seen: u64,
-    /// Paths whose base is newer than `seen`, with that version: those
-    /// this container committed, and those a conflict was reported for
-    /// (the guest has been told of the commits up to it). Cleared by a
-    /// reload.
+    /// Paths this container committed, with the version: their base is
+    /// newer than `seen`. Cleared by a reload.
     pub(crate) read_at: HashMap<String, u64>,
+    /// Paths a conflict was reported for, with the head of that report:
+    /// the guest has been told of the commits up to it, so its own next
+    /// commit checks from there (see `commit_by_guest`).
+    pub(crate) told: HashMap<String, u64>,
     store: Arc<dyn VolumeStore>,
     /// The tree at `version` as this container sees it, and which of its
     /// paths the working tree has.
@@ -272,6 +274,7 @@ impl Mount {
             conflicts: spec.conflicts,
             seen: snapshot.version,
             read_at: HashMap::new(),
+            told: HashMap::new(),
             store: store.clone(),
             base,
             root_complete: false,

@@ -4,8 +4,6 @@
 //! [`crate::storage::volume::history`] and [`crate::storage::volume::fork`]);
 //! this file checks the guest's grant and maps the types.
 
-use std::collections::BTreeSet;
-
 use wasmtime::component::Resource;
 
 use super::{MountError, VolumeCtxView, VolumeHandle, entry_of, invalid};
@@ -180,7 +178,7 @@ pub(super) fn commit_with(
     let info = match mount {
         Some(i) => {
             let m = v.writable_mount(i)?;
-            match off_worker(|| m.commit_as(&BTreeSet::new(), policy, true)) {
+            match off_worker(|| m.commit_by_guest(policy, true)) {
                 Ok(info) => info,
                 Err(MountError::Conflict { paths, head, .. }) => {
                     return Ok(wit::CommitOutcome::Conflict(wit::Conflict { paths, head }));

@@ -18,19 +18,35 @@ impl Mount {
     /// Publishes the dirty paths, except those in `skip` (files open for
     /// writing during a background commit: publishing them could tear),
     /// under the mount's conflict policy.
+    ///
+    /// This is the host's commit (background, final): under
+    /// [`Conflicts::Fail`] it checks each path against the version this
+    /// container read it at, never against a conflict report's head, so a
+    /// change the guest was told conflicts and did not commit again is
+    /// never published behind its back.
     pub fn commit(&mut self, skip: &BTreeSet<String>) -> Result<CommitInfo, MountError> {
-        self.commit_as(skip, self.conflicts, false)
+        self.commit_as(skip, self.conflicts, false, false)
     }
 
-    /// [`commit`](Self::commit) under `policy`. `tell`: the caller hands a
-    /// conflict's paths to the guest, so their base becomes the head found
-    /// then (the next commit fails again only if yet another commit
-    /// changes them). Background and final commits never tell: nobody
-    /// would merge.
-    pub fn commit_as(
+    /// The guest's own commit (`commit`, `commit-with`, `reload`) under
+    /// `policy`. A path a conflict was reported for counts as read at the
+    /// head of that report: the guest merged it, or chose to overwrite.
+    /// `tell`: the caller hands this commit's conflict to the guest, with
+    /// its paths (`commit-with`), so they count as read at its head next
+    /// time; a plain `commit` only says `precondition-failed`.
+    pub fn commit_by_guest(
+        &mut self,
+        policy: Conflicts,
+        tell: bool,
+    ) -> Result<CommitInfo, MountError> {
+        self.commit_as(&BTreeSet::new(), policy, true, tell)
+    }
+
+    fn commit_as(
         &mut self,
         skip: &BTreeSet<String>,
         policy: Conflicts,
+        by_guest: bool,
         tell: bool,
     ) -> Result<CommitInfo, MountError> {
         if self.read_only {
@@ -61,14 +77,14 @@ impl Mount {
         }
         let mut options = CommitOptions::default();
         if policy == Conflicts::Fail {
-            options.unchanged_since = self.checks(&changes);
+            options.unchanged_since = self.checks(&changes, by_guest);
         }
         let info = match self.store.commit_with(&self.volume, &changes, &options) {
             Err(VolumeError::Conflict { paths, .. }) => {
                 let head = self.store.info(&self.volume)?.version;
                 if tell {
                     for p in &paths {
-                        self.read_at.insert(p.clone(), head);
+                        self.told.insert(p.clone(), head);
                     }
                 }
                 return Err(MountError::Conflict {
@@ -85,6 +101,7 @@ impl Mount {
                 Change::Put { path, .. } | Change::Remove { path } => path,
             };
             self.read_at.insert(path.clone(), info.version);
+            self.told.remove(path);
         }
         for change in changes {
             match change {
@@ -135,7 +152,7 @@ impl Mount {
     /// path with the version this container read it at. A directory that
     /// stays a directory (its times or mode changed) is not checked:
     /// others adding files inside it do not conflict with that.
-    fn checks(&self, changes: &[Change]) -> Vec<(String, u64)> {
+    fn checks(&self, changes: &[Change], by_guest: bool) -> Vec<(String, u64)> {
         changes
             .iter()
             .filter_map(|c| match c {
@@ -146,7 +163,10 @@ impl Mount {
                     None
                 }
                 Change::Put { path, .. } | Change::Remove { path } => {
-                    let at = self.read_at.get(path).copied().unwrap_or(self.seen);
+                    let mut at = self.read_at.get(path).copied().unwrap_or(self.seen);
+                    if by_guest && let Some(told) = self.told.get(path) {
+                        at = at.max(*told);
+                    }
                     Some((path.clone(), at))
                 }
             })
@@ -396,6 +416,7 @@ impl Mount {
         self.version = snapshot.version;
         self.seen = snapshot.version;
         self.read_at.clear();
+        self.told.clear();
         self.dirty.clear();
         self.renamed_in.clear();
         Ok(self.version)

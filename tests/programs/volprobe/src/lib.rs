@@ -3,7 +3,7 @@
 wit_bindgen::generate!({ world: "volprobe", path: "wit" });
 
 use std::io::Write;
-use vessel_sdk::Volume;
+use vessel_sdk::{Conflicts, DiffChange, Volume};
 
 struct Component;
 
@@ -186,6 +186,72 @@ impl Guest for Component {
         let v = Volume::from_name(&volume, false).map_err(e)?;
         let refs: Vec<&str> = srcs.iter().map(String::as_str).collect();
         v.copy(&refs, &dst).map_err(e)
+    }
+    fn read_at(volume: String, version: u64, path: String) -> Result<String, String> {
+        let v = Volume::at_version(&volume, version).map_err(e)?;
+        String::from_utf8(v.read_file(&path).map_err(e)?).map_err(e)
+    }
+    fn write_at(volume: String, version: u64, path: String) -> Result<(), String> {
+        let v = Volume::at_version(&volume, version).map_err(e)?;
+        v.write_file(&path, b"x", true).map_err(e)
+    }
+    fn history_of(mount: String, limit: u32) -> Result<Vec<String>, String> {
+        let h = Volume::mounted(&mount).map_err(e)?.history(limit).map_err(e)?;
+        let mut out = vec![format!("{} {}", h.head, h.oldest)];
+        out.extend(
+            h.versions
+                .iter()
+                .map(|v| format!("{} {} {}", v.version, v.changed, v.removed)),
+        );
+        Ok(out)
+    }
+    fn diff_of(mount: String, since: u64, until: Option<u64>) -> Result<Vec<String>, String> {
+        let d = Volume::mounted(&mount).map_err(e)?.diff(since, until).map_err(e)?;
+        Ok(d.into_iter()
+            .map(|x| {
+                let c = match x.change {
+                    DiffChange::Added => 'A',
+                    DiffChange::Modified => 'M',
+                    DiffChange::Removed => 'D',
+                };
+                format!("{c} {}", x.path)
+            })
+            .collect())
+    }
+    fn fork_to(mount: String, name: String) -> Result<u64, String> {
+        let f = Volume::mounted(&mount).map_err(e)?.fork(&name).map_err(e)?;
+        Ok(f.version())
+    }
+    fn write_and_commit(
+        mount: String,
+        path: String,
+        text: String,
+        commit_at_ms: u64,
+        fail: bool,
+    ) -> Result<String, String> {
+        std::fs::write(&path, text).map_err(e)?;
+        loop {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(e)?
+                .as_millis();
+            if now >= u128::from(commit_at_ms) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let policy = if fail {
+            Conflicts::Fail
+        } else {
+            Conflicts::LastWriterWins
+        };
+        match Volume::mounted(&mount).map_err(e)?.commit_with(policy) {
+            Ok(info) => Ok(format!("committed {}", info.version)),
+            Err(vessel_sdk::Error::Conflict { paths, head }) => {
+                Ok(format!("conflict {head} {}", paths.join(",")))
+            }
+            Err(other) => Err(e(other)),
+        }
     }
 }
 
