@@ -52,6 +52,22 @@ impl Host {
         Host::with_service(home, service, &engine)
     }
 
+    /// A host on the shared backend at `metadata` (PostgreSQL) and `blobs`
+    /// (S3), caching blobs in its own data dir.
+    pub fn on_shared(metadata: &str, blobs: &str) -> Host {
+        let home = private_dir();
+        let options = vessel_host::storage::remote::RemoteOptions::new(
+            metadata,
+            blobs,
+            home.path().join("cache"),
+        );
+        let service = Service::open_remote(options)
+            .unwrap_or_else(|e| panic!("cannot open the shared store: {e}"));
+        let engine =
+            VesselEngine::new(EngineConfig::default()).unwrap_or_else(|e| panic!("engine: {e}"));
+        Host::with_service(home, service, &engine)
+    }
+
     /// A host of `service` (a store the test opened, on a power model, say)
     /// whose containers work in `home`, on `engine` (an engine loads a
     /// component once, so tests that start many stores share one).

@@ -69,7 +69,24 @@ timeout = 120
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_containers_commit_one_file_under_fail() {
-    let host = Host::new();
+    race_under_fail(Host::new()).await;
+}
+
+#[test]
+fn a_hundred_containers_commit_one_file_under_fail_on_postgres_and_s3() {
+    // The shared store blocks on its own runtime while it opens: outside
+    // the test's.
+    let (m, b) = vessel_tests::servers::shared().fresh();
+    let host = Host::on_shared(&m, &b);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(race_under_fail(host));
+}
+
+async fn race_under_fail(host: Host) {
     let app = race_app(&host, "fail");
     let f = app.function("race").unwrap();
     let volumes = host.volumes().clone();
