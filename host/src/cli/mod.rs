@@ -186,9 +186,12 @@ Examples:
 /// Limits and mounts shared by `call` and `run`.
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
-    /// Mount a volume: VOLUME:GUEST_PATH, with `:ro` appended for read-only.
-    /// Repeatable. The volume must exist (`vessel volume create`).
-    #[arg(long = "volume", value_name = "VOLUME:GUEST_PATH[:ro]")]
+    /// Mount a volume: VOLUME:GUEST_PATH, with `:ro` appended for
+    /// read-only, or `:fail` to refuse commits that would overwrite other
+    /// containers' changes (see `conflicts` in the README). VOLUME@N mounts
+    /// kept version N read-only. Repeatable. The volume must exist
+    /// (`vessel volume create`).
+    #[arg(long = "volume", value_name = "VOLUME:GUEST_PATH[:ro|:fail]")]
     pub volumes: Vec<String>,
     /// Commit mounted volumes in the background every SECONDS while the
     /// guest runs (0 turns it off) [default: 5].
