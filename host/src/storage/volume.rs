@@ -529,6 +529,23 @@ pub fn check_volume_name(name: &str) -> Result<(), VolumeError> {
     Ok(())
 }
 
+/// Checks the name of a volume about to be made (created or forked): a
+/// valid name ([`check_volume_name`]) that does not end in `@` and digits,
+/// which every surface reads as `NAME@VERSION`.
+pub fn check_new_volume_name(name: &str) -> Result<(), VolumeError> {
+    check_volume_name(name)?;
+    if let Some((_, v)) = name.rsplit_once('@')
+        && !v.is_empty()
+        && v.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(VolumeError::InvalidName {
+            name: name.to_owned(),
+            reason: "a name ending in `@` and digits reads as a version (NAME@VERSION)".into(),
+        });
+    }
+    Ok(())
+}
+
 /// A commit's changes with their paths normalised, in order, each checked
 /// as every backend must: the root can be neither replaced nor removed, and
 /// a put node has the shape of its kind ([`check_node_shape`]). Whether a

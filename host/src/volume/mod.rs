@@ -367,7 +367,8 @@ impl wit::HostVolume for VolumeCtxView<'_> {
             })?);
         }
         let store = self.ctx.store()?.clone();
-        if create_if_missing {
+        if create_if_missing && store.info(&name).is_err() {
+            crate::storage::volume::check_new_volume_name(&name)?;
             store.create(&name)?;
         }
         let version = store.info(&name)?.version;

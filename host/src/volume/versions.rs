@@ -10,7 +10,9 @@ use super::{MountError, VolumeCtxView, VolumeHandle, entry_of, invalid};
 use crate::bindings::vessel::storage::volume as wit;
 use crate::blocking::off_worker;
 use crate::error::{StorageError, WitError};
-use crate::storage::volume::{DiffKind, Node, VolumeError, VolumeStore, check_volume_name};
+use crate::storage::volume::{
+    DiffKind, Node, VolumeError, VolumeStore, check_new_volume_name, check_volume_name,
+};
 
 /// A path of volume `name`: at kept version `at`, or at the head.
 pub(super) fn node(
@@ -148,7 +150,7 @@ pub(super) fn fork(
     h: &Resource<VolumeHandle>,
     name: String,
 ) -> Result<Resource<VolumeHandle>, StorageError> {
-    check_volume_name(&name)?;
+    check_new_volume_name(&name)?;
     if !v.ctx.grant.allows(&name) {
         return Err(denied(&name));
     }

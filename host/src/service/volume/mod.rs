@@ -25,7 +25,7 @@ use crate::storage::volume::history::MAX_RETENTION_MS;
 use crate::storage::volume::pins::{IfMounted, LiveError};
 use crate::storage::volume::{
     Change, CommitInfo, GcOptions, GcReport, Node, NodeKind, VolumeError, VolumeInfo, VolumeStore,
-    ancestors, check_volume_name, normalize_path,
+    ancestors, normalize_path,
 };
 
 /// Chunk size of streamed reads out of a volume.
@@ -774,15 +774,7 @@ fn write_local(
 /// ending in `@` and digits would read as a version ([`VolumeRef`]), so
 /// it is refused.
 pub fn check_name(name: &str) -> Result<(), VolumeOpError> {
-    check_volume_name(name)?;
-    if VolumeRef::parse(name)?.version.is_some() {
-        return Err(VolumeError::InvalidName {
-            name: name.to_owned(),
-            reason: "a name ending in `@` and digits reads as a version (NAME@VERSION)".into(),
-        }
-        .into());
-    }
-    Ok(())
+    Ok(crate::storage::volume::check_new_volume_name(name)?)
 }
 
 mod batch;
