@@ -8,6 +8,7 @@
 //! a commit of its own.
 
 pub mod disk;
+mod errors;
 mod listing;
 pub mod mount;
 mod objects;
@@ -17,7 +18,7 @@ pub mod wasi;
 mod write;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io;
+
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
@@ -28,12 +29,13 @@ use crate::error::{StorageError, WitError};
 use crate::grant::Grant;
 use crate::storage::clock::{Clock as _, SystemClock};
 use crate::storage::volume::{
-    Change, Node, NodeKind, VolumeError, VolumeStore, ancestors, check_volume_name, normalize_path,
+    Change, Node, NodeKind, VolumeStore, ancestors, check_volume_name, normalize_path,
 };
 pub use disk::DiskBudget;
+use errors::{invalid, io_to_wit, no_space};
 use listing::walk;
 pub use mount::{Conflicts, Mount, MountError, VolumeMount};
-use objects::{join_rel, refuse_existing};
+use objects::{entry_of, join_rel, refuse_existing};
 
 /// Shadows the mount-relevant `wasi:filesystem` functions in `linker`: the
 /// path and listing calls ([`wasi`]), the descriptor-level writes
@@ -197,62 +199,6 @@ impl VolumeCtx {
         }
         errors
     }
-}
-
-impl From<VolumeError> for StorageError {
-    fn from(e: VolumeError) -> Self {
-        StorageError::Guest(crate::error::wit_error(e.kind(), e.to_string()))
-    }
-}
-
-impl From<MountError> for StorageError {
-    fn from(e: MountError) -> Self {
-        match e {
-            MountError::Store(e) => e.into(),
-            MountError::ReadOnly { .. } => {
-                StorageError::Guest(WitError::AccessDenied(e.to_string()))
-            }
-            MountError::Io { .. } => StorageError::Guest(WitError::Io(e.to_string())),
-            MountError::Deleted { .. } => StorageError::Guest(WitError::NotFound(e.to_string())),
-            // `commit` has no room for the paths: `commit-with` returns
-            // them (see `commit_with`).
-            MountError::Conflict { .. } => StorageError::Guest(WitError::PreconditionFailed),
-        }
-    }
-}
-
-fn io_to_wit(path: &str, e: io::Error) -> StorageError {
-    let msg = format!("{path}: {e}");
-    StorageError::Guest(match e.kind() {
-        io::ErrorKind::NotFound => WitError::NotFound(msg),
-        io::ErrorKind::AlreadyExists => WitError::AlreadyExists(msg),
-        io::ErrorKind::PermissionDenied => WitError::AccessDenied(msg),
-        io::ErrorKind::InvalidInput
-        | io::ErrorKind::NotADirectory
-        | io::ErrorKind::IsADirectory => WitError::InvalidArgument(msg),
-        _ => WitError::Io(msg),
-    })
-}
-
-fn entry_of(path: String, node: &Node) -> Entry {
-    Entry {
-        path,
-        kind: match node.kind {
-            NodeKind::File => EntryKind::File,
-            NodeKind::Dir => EntryKind::Directory,
-            NodeKind::Symlink => EntryKind::Symlink,
-        },
-        size: node.size,
-        mtime: node.mtime_ms / 1000,
-    }
-}
-
-fn no_space(e: disk::NoSpace) -> StorageError {
-    StorageError::Guest(WitError::NoSpace(e.to_string()))
-}
-
-fn invalid(msg: impl Into<String>) -> StorageError {
-    StorageError::Guest(WitError::InvalidArgument(msg.into()))
 }
 
 /// A [`VolumeCtx`] together with the resource table, the `self` of the

@@ -1,8 +1,22 @@
-//! Small rules the object functions (`write-file`, `copy`) share: what
-//! they refuse to write over, the inode check, joining a name to a
-//! directory.
+//! Small rules the object functions (`listdir`, `write-file`, `copy`)
+//! share: the listing entry of a node, what they refuse to write over, the
+//! inode check, joining a name to a directory.
 
-use super::{Mount, StorageError, WitError};
+use super::{Entry, EntryKind, Mount, StorageError, WitError};
+use crate::storage::volume::{Node, NodeKind};
+
+pub(super) fn entry_of(path: String, node: &Node) -> Entry {
+    Entry {
+        path,
+        kind: match node.kind {
+            NodeKind::File => EntryKind::File,
+            NodeKind::Dir => EntryKind::Directory,
+            NodeKind::Symlink => EntryKind::Symlink,
+        },
+        size: node.size,
+        mtime: node.mtime_ms / 1000,
+    }
+}
 
 /// Refuses to write a file over a directory, or over a file without
 /// `overwrite`. `existing` is `Some(is_dir)` when something is at `path`.
