@@ -141,6 +141,7 @@ pub struct Metrics {
     pub volume_commits: Counter,
     pub volume_commit_duration: Histogram,
     pub volume_commit_bytes: Counter,
+    pub blob_cache_bytes: Gauge,
     /// Each dict operation's `ok` counter and latency histogram, looked up
     /// once: dict reads are a hot path, and a family lookup per read would
     /// hash and lock for nothing.
@@ -168,6 +169,7 @@ impl Metrics {
             volume_commits: Counter::default(),
             volume_commit_duration: latency(),
             volume_commit_bytes: Counter::default(),
+            blob_cache_bytes: Gauge::default(),
             registry: Registry::default(),
             dict_ok: Vec::new(),
         };
@@ -201,6 +203,11 @@ impl Metrics {
             "containers_retired",
             "Containers retired (idle, failed, or at shutdown)",
             m.containers_retired.clone(),
+        );
+        r.register(
+            "blob_cache_bytes",
+            "Bytes in this host's local cache of the shared backend's blobs (bounded by --blob-cache-size)",
+            m.blob_cache_bytes.clone(),
         );
         r.register(
             "containers_warm",

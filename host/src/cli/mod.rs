@@ -89,6 +89,19 @@ pub struct Cli {
     #[arg(long, global = true, env = "VESSEL_BLOBS", value_name = "URL")]
     pub blobs: Option<String>,
 
+    /// Most bytes this host's local cache of the shared backend's blobs
+    /// holds (a size such as 512MiB or 20GiB); past it the least recently
+    /// used blobs are dropped and fetched again when read [default: 10GiB].
+    /// Also `blob_cache_bytes = N` in DATA_DIR/config.toml.
+    #[arg(
+        long,
+        global = true,
+        env = "VESSEL_BLOB_CACHE_SIZE",
+        value_name = "SIZE",
+        value_parser = size::parse_size
+    )]
+    pub blob_cache_size: Option<u64>,
+
     /// Log more (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     /// `vessel serve` logs each request and each 5xx's cause by default.
     #[arg(short, long, global = true, action = ArgAction::Count)]
@@ -378,7 +391,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let cache_dir = cli
         .cache_dir
         .unwrap_or_else(|| data_dir.join("cache").join("components"));
-    let remote = remote_options(&data_dir, cli.metadata, cli.blobs)?;
+    let remote = remote_options(&data_dir, cli.metadata, cli.blobs, cli.blob_cache_size)?;
     let home = Home {
         dir: data_dir.clone(),
         cache_dir,

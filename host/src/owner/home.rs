@@ -111,6 +111,8 @@ pub const SHARED_MARKER: &str = "shared-backend";
 pub(crate) struct ConfigFile {
     metadata: Option<String>,
     blobs: Option<String>,
+    /// The blob cache's bound, in bytes (`--blob-cache-size`).
+    blob_cache_bytes: Option<u64>,
 }
 
 /// The shared backend's options from the flags (or their environment
@@ -120,6 +122,7 @@ pub fn remote_options(
     data_dir: &Path,
     metadata: Option<String>,
     blobs: Option<String>,
+    blob_cache_bytes: Option<u64>,
 ) -> Result<Option<RemoteOptions>, Failure> {
     let path = data_dir.join(CONFIG_FILE);
     let file = match std::fs::read_to_string(&path) {
@@ -139,11 +142,11 @@ pub fn remote_options(
                     crate::storage::remote::redact(&m)
                 )));
             }
-            Ok(Some(RemoteOptions::new(
-                &m,
-                &b,
-                data_dir.join("blob-cache"),
-            )))
+            let mut options = RemoteOptions::new(&m, &b, data_dir.join("blob-cache"));
+            if let Some(n) = blob_cache_bytes.or(file.blob_cache_bytes) {
+                options.blob_cache_bytes = n;
+            }
+            Ok(Some(options))
         }
         (Some(_), None) => Err(Failure::usage(
             "--metadata needs --blobs too (s3://bucket?endpoint=URL): the shared backend keeps file contents in S3",

@@ -29,6 +29,7 @@
 //! Blob ages for the garbage collector use the database's clock (`now()`),
 //! the one clock every host sees.
 
+pub mod cache;
 pub mod pg_dict;
 pub mod pg_volume;
 pub mod s3;
@@ -79,6 +80,9 @@ pub struct RemoteOptions {
     /// The local folder where blobs are cached for mounts (hard links) and
     /// reads.
     pub cache_dir: PathBuf,
+    /// Most bytes the cache folder holds: past it, the least recently used
+    /// blobs are dropped (fetched again when next read).
+    pub blob_cache_bytes: u64,
     /// Longest a database operation may take before it fails with
     /// `Unavailable`.
     pub op_timeout: Duration,
@@ -107,6 +111,7 @@ impl RemoteOptions {
             metadata_url: metadata_url.to_owned(),
             blobs_url: blobs_url.to_owned(),
             cache_dir,
+            blob_cache_bytes: cache::DEFAULT_BLOB_CACHE_BYTES,
             op_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
             dict_idle_expiry_ms: DEFAULT_IDLE_EXPIRY_MS,
@@ -132,6 +137,8 @@ pub(crate) struct Inner {
     pub(crate) pool: Pool,
     pub(crate) blobs: s3::S3Blobs,
     pub(crate) cache: BlobStore,
+    /// What the cache holds, to keep it under its bound.
+    pub(crate) cache_index: cache::CacheIndex,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) idle_ms: AtomicU64,
     pub(crate) inode_limit: u64,
@@ -343,12 +350,24 @@ impl RemoteStore {
             dir: options.cache_dir.clone(),
             reason: e.to_string(),
         })?;
+        let cache_index =
+            cache::CacheIndex::load(&cache, options.blob_cache_bytes).map_err(|e| {
+                RemoteError::Cache {
+                    dir: options.cache_dir.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+        // A cache over a lowered bound shrinks at the next fetch.
+        crate::metrics::global()
+            .blob_cache_bytes
+            .set(i64::try_from(cache_index.bytes()).unwrap_or(i64::MAX));
         let store = RemoteStore {
             inner: Arc::new(Inner {
                 rt: Some(rt),
                 pool,
                 blobs,
                 cache,
+                cache_index,
                 clock,
                 idle_ms: AtomicU64::new(options.dict_idle_expiry_ms.max(1)),
                 inode_limit: options.volume_inode_limit,

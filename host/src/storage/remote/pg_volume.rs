@@ -611,8 +611,8 @@ impl VolumeStore for RemoteStore {
             report.removed_bytes += size;
             if let Ok(arr) = <[u8; 32]>::try_from(idb.as_slice()) {
                 let id = BlobId(arr);
-                lock(&self.inner.verified).remove(&id);
-                let _ = std::fs::remove_file(self.inner.cache.path(&id));
+                self.inner.cache_index.removed(&id);
+                self.drop_cached(&[id]);
             }
         }
         // Objects no row names: uploads whose host died before recording
@@ -646,6 +646,40 @@ impl VolumeStore for RemoteStore {
                 .map_err(|e| s3_err(None, e))?;
             report.removed_blobs += 1;
         }
+        self.drop_stale_cached()?;
         Ok(report)
+    }
+}
+
+impl RemoteStore {
+    /// Drops this host's cached copies of blobs no row names any more:
+    /// another host's gc removed them. (A blob fetched meanwhile is not in
+    /// the list asked about.)
+    fn drop_stale_cached(&self) -> Result<(), VolumeError> {
+        let cached = self.inner.cache_index.blobs();
+        if cached.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Vec<u8>> = cached.iter().map(|b| b.0.to_vec()).collect();
+        let alive: HashSet<Vec<u8>> = self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached("SELECT id FROM vessel_blobs WHERE id = ANY($1)")
+                .await?;
+            let mut out = HashSet::new();
+            for row in client.query(&st, &[&ids]).await? {
+                out.insert(col(&row, 0)?);
+            }
+            Ok(out)
+        })?;
+        let stale: Vec<BlobId> = cached
+            .into_iter()
+            .filter(|b| !alive.contains(b.0.as_slice()))
+            .collect();
+        for id in &stale {
+            self.inner.cache_index.removed(id);
+        }
+        self.drop_cached(&stale);
+        Ok(())
     }
 }

@@ -370,6 +370,7 @@ impl RemoteStore {
     pub(super) fn fetch(&self, id: &BlobId) -> Result<PathBuf, VolumeError> {
         let dest = self.inner.cache.path(id);
         if dest.is_file() {
+            self.inner.cache_index.touch(id);
             return Ok(dest);
         }
         let idb = id.0.to_vec();
@@ -411,6 +412,7 @@ impl RemoteStore {
         if let Some(parent) = dest.parent() {
             crate::private::create_dir_all(parent).map_err(io)?;
         }
+        let size = std::fs::metadata(&tmp).map_err(io)?.len();
         tmp.persist(&dest).map_err(|e| io(e.error))?;
         if let Some(parent) = dest.parent() {
             std::fs::File::open(parent)
@@ -418,6 +420,17 @@ impl RemoteStore {
                 .map_err(io)?;
         }
         lock(&self.inner.verified).insert(*id);
+        self.drop_cached(&self.inner.cache_index.added(*id, size));
         Ok(dest)
+    }
+
+    /// Removes cached copies (out of the index already); each is fetched
+    /// again if read later.
+    pub(super) fn drop_cached(&self, ids: &[BlobId]) {
+        for id in ids {
+            lock(&self.inner.verified).remove(id);
+            // Gone already (a racing drop) is as good.
+            let _ = std::fs::remove_file(self.inner.cache.path(id));
+        }
     }
 }
