@@ -399,7 +399,11 @@ pub fn serve(mut command: Command, extra: &[&str]) -> Server {
             .next()
             .unwrap_or_else(|| panic!("vessel serve exited before listening"))
             .unwrap_or_else(|e| panic!("cannot read vessel serve's stderr: {e}"));
-        if let Some(rest) = line.split("serving on http://").nth(1) {
+        let rest = line
+            .split("serving on http://")
+            .nth(1)
+            .or_else(|| line.split("serving on https://").nth(1));
+        if let Some(rest) = rest {
             break rest
                 .split_whitespace()
                 .next()

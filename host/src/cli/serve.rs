@@ -25,9 +25,22 @@ pub struct ServeCmd {
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Allow a non-loopback --listen address (the API is then reachable
-    /// from other machines; every request still needs a token).
+    /// from other machines; every request still needs a token). Needs
+    /// --tls-cert/--tls-key, or --insecure-http.
     #[arg(long)]
     pub allow_remote: bool,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first). Needs
+    /// --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM). Needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address: bearer tokens then
+    /// travel in clear (behind a TLS-terminating proxy on a private
+    /// network, say).
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub insecure_http: bool,
     /// Load an app (its vessel.toml or directory) so its functions can be
     /// called through the API. Repeatable.
     #[arg(long = "app", value_name = "APP")]
@@ -202,11 +215,28 @@ pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
                 addr: cmd.listen,
             }));
         }
+        if cmd.tls_cert.is_none() && !cmd.insecure_http {
+            return Err(Failure::usage(format!(
+                "--allow-remote on {} sends bearer tokens over the network: serve HTTPS with --tls-cert FILE --tls-key FILE, or pass --insecure-http to send them in clear",
+                cmd.listen
+            )));
+        }
         eprintln!(
             "warning: serving on {} makes the API reachable from other machines; only requests with a valid token get through",
             cmd.listen
         );
+        if cmd.insecure_http {
+            eprintln!(
+                "warning: --insecure-http: tokens and data travel in clear; anyone on the path can read and reuse them"
+            );
+        }
     }
+    let tls = match (&cmd.tls_cert, &cmd.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(server::tls::server_config(cert, key).map_err(Failure::usage)?)
+        }
+        _ => None,
+    };
     if cmd.max_connections == 0 {
         return Err(Failure::usage("--max-connections must be at least 1"));
     }
@@ -278,7 +308,8 @@ pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
         .map_err(Failure::runtime)?;
     let addr = tcp.local_addr().map_err(Failure::runtime)?;
     eprintln!(
-        "vessel serving on http://{addr} and {} ({} app(s): {})",
+        "vessel serving on {}://{addr} and {} ({} app(s): {})",
+        if tls.is_some() { "https" } else { "http" },
         socket_path.display(),
         apps.len(),
         apps.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -299,6 +330,7 @@ pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
     let options = ServeOptions {
         max_connections: cmd.max_connections,
         header_timeout,
+        tls,
         ..ServeOptions::default()
     };
     server::serve(state, Some(tcp), Some(unix), options, shutdown_signal()).await;

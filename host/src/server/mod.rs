@@ -19,6 +19,7 @@ pub mod limits;
 pub mod openapi;
 pub mod output;
 pub mod routes;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,9 @@ pub struct ServeOptions {
     pub header_timeout: Duration,
     /// How long requests in flight may take to finish at shutdown.
     pub grace: Duration,
+    /// Serve the TCP listener over TLS (see [`tls::server_config`]); the
+    /// owner socket stays plain (it never leaves the machine).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServeOptions {
@@ -59,6 +63,7 @@ impl Default for ServeOptions {
             max_connections: 4096,
             header_timeout: Duration::from_secs(10),
             grace: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -199,6 +204,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_timeout)
         .keep_alive(true);
+    let acceptor = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -249,6 +255,28 @@ pub async fn serve(
             });
         let svc = TowerToHyperService::new(svc);
         match conn {
+            Conn::Tcp(s) if acceptor.is_some() => {
+                let _ = s.set_nodelay(true);
+                let Some(acceptor) = acceptor.clone() else {
+                    continue;
+                };
+                // The handshake runs in the connection's task, within the
+                // header timeout: a client that stalls in it holds one
+                // permit, never the accept loop.
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
+                let timeout = options.header_timeout;
+                tokio::spawn(async move {
+                    match tokio::time::timeout(timeout, acceptor.accept(s)).await {
+                        Ok(Ok(tls)) => {
+                            let conn = builder.serve_connection(TokioIo::new(tls), svc);
+                            let _ = watcher.watch(conn).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                    drop(permit);
+                });
+            }
             Conn::Tcp(s) => {
                 let _ = s.set_nodelay(true);
                 let fut = graceful.watch(builder.serve_connection(TokioIo::new(s), svc));
