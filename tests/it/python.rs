@@ -106,6 +106,21 @@ volumes = ["objects"]
 component = "pyprobe.wasm"
 mounts = { "/data" = "mounted" }
 
+[functions.versions-api]
+component = "pyprobe.wasm"
+volumes = ["versioned", "versioned-fork"]
+
+[volumes.contested]
+create_if_missing = true
+
+[functions.conflict-api]
+component = "pyprobe.wasm"
+mounts = { "/data" = { volume = "contested", conflicts = "fail" } }
+
+[functions.other-writer]
+component = "pyprobe.wasm"
+mounts = { "/data" = "contested" }
+
 [functions.calls]
 component = "pyprobe.wasm"
 
@@ -222,6 +237,34 @@ fn python_sdk_through_the_cli() {
     );
     assert_eq!(v.run(&["volume", "get", "mounted", "x.txt", "-"]).ok(), "x");
 
+    expect(
+        &v,
+        &app,
+        "versions-api",
+        "3 0 [(3, 1, 0), (2, 1, 0)]\n\
+         1 b'one'\n\
+         write at a version AccessDenied: access denied: volume `versioned` at version 1 is read-only\n\
+         [('a.txt', 'modified', 3, 3), ('b.txt', 'added', None, 3)]\n\
+         versioned-fork 1 ['a.txt']\n\
+         missing version NotFound: not found: volume `versioned` has no version 99: its head is version 3\n",
+    );
+    assert_eq!(
+        v.run(&["volume", "get", "versioned-fork", "a.txt", "-"]).ok(),
+        "one"
+    );
+    expect(
+        &v,
+        &app,
+        "conflict-api",
+        "conflict ['f.txt'] 1 True\n\
+         CommitInfo(version=2, changed=1, removed=0)\n\
+         bad policy InvalidArgument: invalid argument: conflicts='maybe': \"last-writer-wins\" or \"fail\"\n",
+    );
+    assert_eq!(
+        v.run(&["volume", "get", "contested", "f.txt", "-"]).ok(),
+        "mine+theirs"
+    );
+
     let out = v.call(&app, "calls", &[]);
     assert_eq!(
         out.ok(),
@@ -231,7 +274,7 @@ fn python_sdk_through_the_cli() {
          [1, 4, 9]\n\
          [3, 7]\n\
          CallFailed function `fail`: the guest trapped: error while executing at wasm backtrace:\n\
-         unknown NotFound: not found: app `pyprobe` has no function `nope`; it has: add, calls, dict-api, errors, fail, lookup, mount-api, raw-values, square, volume-api\n\
+         unknown NotFound: not found: app `pyprobe` has no function `nope`; it has: add, calls, conflict-api, dict-api, errors, fail, lookup, mount-api, other-writer, raw-values, square, versions-api, volume-api\n\
          both TypeError: calling 'add': pass arguments either by position or by name, not both (they travel as one JSON array or object)\n"
     );
     // The failing callee's own traceback reaches the terminal.

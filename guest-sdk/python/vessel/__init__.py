@@ -20,13 +20,23 @@ wraps. Errors are `vessel.Error` subclasses (`vessel.NotFound`, ...).
 
 from ._dict import Dict, Lease, Limits, Versioned
 from ._functions import FunctionCall, map, remote, spawn, starmap
-from ._volume import CommitInfo, FileEntry, FileEntryType, Volume
+from ._volume import (
+    CommitInfo,
+    DiffChange,
+    DiffEntry,
+    FileEntry,
+    FileEntryType,
+    Volume,
+    VolumeHistory,
+    VolumeVersion,
+)
 from .errors import (
     AccessDenied,
     AlreadyExists,
     Busy,
     CallFailed,
     CodecError,
+    Conflict,
     Error,
     InvalidArgument,
     IoError,
@@ -44,6 +54,10 @@ __all__ = [
     "Versioned",
     "Volume",
     "CommitInfo",
+    "VolumeHistory",
+    "VolumeVersion",
+    "DiffChange",
+    "DiffEntry",
     "FileEntry",
     "FileEntryType",
     "remote",
@@ -60,6 +74,7 @@ __all__ = [
     "Busy",
     "NoSpace",
     "PreconditionFailed",
+    "Conflict",
     "Unavailable",
     "IoError",
     "CallFailed",

@@ -26,6 +26,7 @@ __all__ = [
     "Busy",
     "NoSpace",
     "PreconditionFailed",
+    "Conflict",
     "Unavailable",
     "IoError",
     "CallFailed",
@@ -100,6 +101,23 @@ class PreconditionFailed(Error):
     no longer held."""
 
     label = "precondition failed"
+
+
+class Conflict(PreconditionFailed):
+    """`Volume.commit(conflicts="fail")` found that other commits changed
+    `paths` since this container read them: nothing was committed, and the
+    changes stay. Read the paths at `head` (`Volume.from_name(name,
+    version=head)`), merge, and commit again: it lands unless yet another
+    commit changed them."""
+
+    label = "conflict"
+
+    def __init__(self, paths: List[str], head: int) -> None:
+        super().__init__(f"other commits (up to version {head}) changed " + ", ".join(paths))
+        #: The conflicting paths, relative to the volume root.
+        self.paths = list(paths)
+        #: The volume's latest version when the conflict was found.
+        self.head = head
 
 
 class Unavailable(Error):

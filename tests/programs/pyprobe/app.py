@@ -112,6 +112,42 @@ class WitWorld(wit_world.WitWorld):
         print(vol.reload(), vol.version)
         show("not mounted", lambda: vessel.Volume.mounted("/elsewhere"))
 
+    def versions_api(self) -> None:
+        v = vessel.Volume.from_name("versioned", create_if_missing=True)
+        v.write_file("a.txt", "one")
+        v.write_file("a.txt", "two", overwrite=True)
+        v.write_file("b.txt", "bee")
+        h = v.history(limit=2)
+        print(h.head, h.oldest, [(x.version, x.changed, x.removed) for x in h.versions])
+        old = vessel.Volume.from_name("versioned", version=1)
+        print(old.version, old.read_file("a.txt"))
+        show("write at a version", lambda: old.write_file("c.txt", "x"))
+        print([(d.path, d.change.value, d.size_before, d.size_after) for d in v.diff(1)])
+        f = old.fork("versioned-fork")
+        print(f.name, f.version, [e.path for e in f.listdir("/")])
+        show("missing version", lambda: vessel.Volume.from_name("versioned", version=99))
+
+    def conflict_api(self) -> None:
+        vol = vessel.Volume.mounted("/data")
+        with open("/data/f.txt", "w") as f:
+            f.write("mine")
+        # Another container commits the same file meanwhile.
+        vessel.remote("other-writer")
+        try:
+            vol.commit(conflicts="fail")
+        except vessel.Conflict as e:
+            print("conflict", e.paths, e.head, isinstance(e, vessel.PreconditionFailed))
+            theirs = vessel.Volume.from_name("contested", version=e.head).read_file("f.txt")
+            with open("/data/f.txt", "w") as f:
+                f.write("mine+" + theirs.decode())
+        print(vol.commit(conflicts="fail"))
+        show("bad policy", lambda: vol.commit(conflicts="maybe"))
+
+    def other_writer(self) -> None:
+        with open("/data/f.txt", "w") as f:
+            f.write("theirs")
+        vessel.Volume.mounted("/data").commit()
+
     def calls(self) -> None:
         print(vessel.remote("square", 7))
         print(vessel.remote("add", 2, 3), vessel.remote("add", a=2, b=3))
