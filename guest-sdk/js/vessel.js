@@ -80,6 +80,22 @@ export class PreconditionFailed extends VesselError {
     super("", "precondition failed");
   }
 }
+/**
+ * `commit({ conflicts: "fail" })` found that other commits changed `paths`
+ * since this container read them: nothing was committed and the changes
+ * stay. Read the paths at `head` (`Volume.fromName(name, { version: head
+ * })`), merge, and commit again: it lands unless yet another commit
+ * changed them.
+ */
+export class Conflict extends PreconditionFailed {
+  constructor(paths, head) {
+    super();
+    this.detail = `other commits (up to version ${head}) changed ${paths.join(", ")}`;
+    this.message = `conflict: ${this.detail}`;
+    this.paths = paths;
+    this.head = head;
+  }
+}
 /** The store or the callee cannot serve now; a retry may succeed. */
 export class Unavailable extends VesselError {
   constructor(detail) {
@@ -393,8 +409,18 @@ export class Volume {
     this._handle = handle;
   }
 
-  /** The volume called `name`; `NotFound` / `AccessDenied` otherwise. */
-  static fromName(name, { createIfMissing = false } = {}) {
+  /**
+   * The volume called `name`; `NotFound` / `AccessDenied` otherwise. With
+   * `version`, a read-only handle on that kept version (its writes throw
+   * `AccessDenied`; `NotFound` names the head or the oldest version kept).
+   */
+  static fromName(name, { createIfMissing = false, version } = {}) {
+    if (version !== undefined) {
+      if (createIfMissing) {
+        throw new InvalidArgument("a handle on a version cannot create the volume");
+      }
+      return new Volume(wit(() => witVolume.Volume.atVersion(name, big(version, "version"))));
+    }
     return new Volume(wit(() => witVolume.Volume.fromName(name, createIfMissing)));
   }
 
@@ -412,10 +438,76 @@ export class Volume {
     return num(this._handle.version());
   }
 
-  /** Publishes this container's changes: `{ version, changed, removed }`. */
-  commit() {
-    const c = wit(() => this._handle.commit());
+  /**
+   * Publishes this container's changes: `{ version, changed, removed }`.
+   * `conflicts` overrides the mount's policy for this call:
+   * "last-writer-wins", or "fail": a commit that would overwrite paths other
+   * commits changed since this container read them commits nothing and
+   * throws `Conflict` (with `paths` and `head`).
+   */
+  commit({ conflicts } = {}) {
+    let c;
+    if (conflicts === undefined) {
+      c = wit(() => this._handle.commit());
+    } else {
+      if (conflicts !== "fail" && conflicts !== "last-writer-wins") {
+        throw new InvalidArgument(
+          `conflicts=${JSON.stringify(conflicts)}: "last-writer-wins" or "fail"`,
+        );
+      }
+      const outcome = wit(() => this._handle.commitWith(conflicts));
+      if (outcome.tag === "conflict") {
+        throw new Conflict([...outcome.val.paths], num(outcome.val.head));
+      }
+      c = outcome.val;
+    }
     return { version: num(c.version), changed: num(c.changed), removed: num(c.removed) };
+  }
+
+  /**
+   * The volume's kept versions: `{ head, oldest, retentionMs, versions }`,
+   * versions newest first as `{ version, timeMs, changed, removed,
+   * bytesAdded }`.
+   */
+  history({ limit = 100 } = {}) {
+    const h = wit(() => this._handle.history(limit));
+    return {
+      head: num(h.head),
+      oldest: num(h.oldest),
+      retentionMs: num(h.retentionMs),
+      versions: h.versions.map((v) => ({
+        version: num(v.version),
+        timeMs: num(v.timeMs),
+        changed: num(v.changed),
+        removed: num(v.removed),
+        bytesAdded: num(v.bytesAdded),
+      })),
+    };
+  }
+
+  /**
+   * The paths added, modified and removed from version `since` to `until`
+   * (default: this handle's version): `{ path, change, type, sizeBefore,
+   * sizeAfter }` in path order (a size is `undefined` where the path does
+   * not exist).
+   */
+  diff(since, until = undefined) {
+    const u = until === undefined ? undefined : big(until, "until");
+    return wit(() => this._handle.diff(big(since, "since"), u)).map((d) => ({
+      path: d.path,
+      change: d.change,
+      type: d.kind,
+      sizeBefore: d.sizeBefore === undefined ? undefined : num(d.sizeBefore),
+      sizeAfter: d.sizeAfter === undefined ? undefined : num(d.sizeAfter),
+    }));
+  }
+
+  /**
+   * A new volume called `name` whose first version is this handle's
+   * committed version, copying nothing. The function must be granted it.
+   */
+  fork(name) {
+    return new Volume(wit(() => this._handle.fork(name)));
   }
 
   /** Commits, then moves to the latest version and returns it. */

@@ -27,6 +27,21 @@ dicts = ["kv"]
 component = "jsprobe.wasm"
 volumes = ["objects"]
 
+[functions.versions-api]
+component = "jsprobe.wasm"
+volumes = ["versioned", "versioned-fork"]
+
+[volumes.contested]
+create_if_missing = true
+
+[functions.conflict-api]
+component = "jsprobe.wasm"
+mounts = { "/data" = { volume = "contested", conflicts = "fail" } }
+
+[functions.other-writer]
+component = "jsprobe.wasm"
+mounts = { "/data" = "contested" }
+
 [functions.calls]
 component = "jsprobe.wasm"
 
@@ -100,6 +115,26 @@ fn javascript_sdk_through_the_cli() {
         "\u{1}\u{2}"
     );
 
+    assert_eq!(
+        v.call(&app, "versions-api", &[]).ok(),
+        "3 0 [[3,1],[2,1]]\n\
+         1 one\n\
+         write at a version AccessDenied: access denied: volume `versioned` at version 1 is read-only\n\
+         [{\"path\":\"a.txt\",\"change\":\"modified\",\"type\":\"file\",\"sizeBefore\":3,\"sizeAfter\":3},{\"path\":\"b.txt\",\"change\":\"added\",\"type\":\"file\",\"sizeAfter\":3}]\n\
+         versioned-fork 1 [\"a.txt\"]\n\
+         missing version NotFound: not found: volume `versioned` has no version 99: its head is version 3\n"
+    );
+    assert_eq!(
+        v.call(&app, "conflict-api", &[]).ok(),
+        "conflict [\"f.txt\"] 1 true\n\
+         {\"version\":2,\"changed\":1,\"removed\":0}\n\
+         bad policy InvalidArgument: invalid argument: conflicts=\"maybe\": \"last-writer-wins\" or \"fail\"\n"
+    );
+    assert_eq!(
+        v.run(&["volume", "get", "contested", "f.txt", "-"]).ok(),
+        "mine+theirs"
+    );
+
     let out = v.call(&app, "calls", &[]);
     assert_eq!(
         out.ok(),
@@ -107,7 +142,7 @@ fn javascript_sdk_through_the_cli() {
          81 81\n\
          [1,4,9]\n\
          true function `fail`: the guest trapped: error while executing at wasm backtrace:\n\
-         unknown NotFound: not found: app `jsprobe` has no function `nope`; it has: calls, dict-api, errors, fail, lookup, square, volume-api\n\
+         unknown NotFound: not found: app `jsprobe` has no function `nope`; it has: calls, conflict-api, dict-api, errors, fail, lookup, other-writer, square, versions-api, volume-api\n\
          bad args TypeError: calling square: pass the arguments as an array (by position) or an object (by name)\n"
     );
     assert!(out.stderr.contains("boom"), "{}", out.stderr);

@@ -4,8 +4,10 @@ import {
   AccessDenied,
   Busy,
   CallFailed,
+  Conflict,
   Dict,
   NotFound,
+  PreconditionFailed,
   VesselError,
   Volume,
   map,
@@ -123,4 +125,43 @@ export function lookup(key) {
   const value = Dict.fromName("kv").get(key);
   if (value === undefined) throw new NotFound(`no key ${key}`);
   return value;
+}
+
+export function versionsApi() {
+  const v = Volume.fromName("versioned", { createIfMissing: true });
+  v.writeFile("a.txt", "one");
+  v.writeFile("a.txt", "two", { overwrite: true });
+  v.writeFile("b.txt", "bee");
+  const h = v.history({ limit: 2 });
+  console.log(h.head, h.oldest, JSON.stringify(h.versions.map((x) => [x.version, x.changed])));
+  const old = Volume.fromName("versioned", { version: 1 });
+  console.log(old.version, old.readText("a.txt"));
+  show("write at a version", () => old.writeFile("c.txt", "x"));
+  console.log(JSON.stringify(v.diff(1)));
+  const f = old.fork("versioned-fork");
+  console.log(f.name, f.version, JSON.stringify(f.listdir("/").map((e) => e.path)));
+  show("missing version", () => Volume.fromName("versioned", { version: 99 }));
+}
+
+export function conflictApi() {
+  const vol = Volume.mounted("/data");
+  vol.writeFile("f.txt", "mine");
+  // Another container commits the same file meanwhile.
+  remote("other-writer");
+  try {
+    vol.commit({ conflicts: "fail" });
+  } catch (e) {
+    if (!(e instanceof Conflict)) throw e;
+    console.log("conflict", JSON.stringify(e.paths), e.head, e instanceof PreconditionFailed);
+    const theirs = Volume.fromName("contested", { version: e.head }).readText("f.txt");
+    vol.writeFile("f.txt", `mine+${theirs}`, { overwrite: true });
+  }
+  console.log(JSON.stringify(vol.commit({ conflicts: "fail" })));
+  show("bad policy", () => vol.commit({ conflicts: "maybe" }));
+}
+
+export function otherWriter() {
+  const vol = Volume.mounted("/data");
+  vol.writeFile("f.txt", "theirs");
+  vol.commit();
 }
