@@ -249,7 +249,8 @@ fn python_sdk_through_the_cli() {
          missing version NotFound: not found: volume `versioned` has no version 99: its head is version 3\n",
     );
     assert_eq!(
-        v.run(&["volume", "get", "versioned-fork", "a.txt", "-"]).ok(),
+        v.run(&["volume", "get", "versioned-fork", "a.txt", "-"])
+            .ok(),
         "one"
     );
     expect(
