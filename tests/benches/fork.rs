@@ -30,18 +30,9 @@ use vessel_host::storage::blobs::BlobId;
 use vessel_host::storage::embedded::{DurabilityMode, EmbeddedOptions, EmbeddedStore};
 use vessel_host::storage::remote::{RemoteOptions, RemoteStore};
 use vessel_host::storage::volume::{Change, VolumeStore};
-use vessel_tests::harness::figures::{Spread, env_u64};
+use vessel_tests::harness::figures::{Spread, env_u64, row};
 use vessel_tests::harness::nodes;
 use vessel_tests::servers::{Postgres, Seaweed};
-
-fn row(label: &str, ours: Spread, base_label: &str, base: Spread) {
-    println!(
-        "{label:<46} {:>26}   {base_label:<40} {:>26}   ratio {:8.3}x",
-        ours.ms(),
-        base.ms(),
-        ours.median.as_secs_f64() / base.median.as_secs_f64().max(1e-12)
-    );
-}
 
 fn count_files(dir: &Path) -> usize {
     let mut n = 0;

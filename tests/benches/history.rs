@@ -29,17 +29,8 @@ use std::time::{Duration, Instant};
 use vessel_host::storage::blobs::BlobId;
 use vessel_host::storage::embedded::{DurabilityMode, EmbeddedOptions, EmbeddedStore};
 use vessel_host::storage::volume::{Change, CommitOptions, VolumeStore};
-use vessel_tests::harness::figures::Spread;
+use vessel_tests::harness::figures::{Spread, row};
 use vessel_tests::harness::nodes;
-
-fn row(label: &str, ours: Spread, base_label: &str, base: Spread) {
-    println!(
-        "{label:<52} {:>26}   {base_label:<44} {:>26}   ratio {:6.2}x",
-        ours.ms(),
-        base.ms(),
-        ours.median.as_secs_f64() / base.median.as_secs_f64().max(1e-12)
-    );
-}
 
 fn open(dir: &Path) -> EmbeddedStore {
     EmbeddedStore::open(

@@ -115,3 +115,14 @@ pub fn rss_kib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// Prints one bench row: our figure beside the baseline measured in the
+/// same run, with their ratio (of medians).
+pub fn row(label: &str, ours: Spread, base_label: &str, base: Spread) {
+    println!(
+        "{label:<52} {:>26}   {base_label:<44} {:>26}   ratio {:8.3}x",
+        ours.ms(),
+        base.ms(),
+        ours.median.as_secs_f64() / base.median.as_secs_f64().max(1e-12)
+    );
+}

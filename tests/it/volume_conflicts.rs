@@ -45,6 +45,12 @@ async fn round(f: &Function, r: usize, fail: bool, wait_ms: u64) -> Vec<String> 
     out
 }
 
+/// The bytes the volume's `shared.txt` holds at its head.
+fn shared_bytes(volumes: &dyn vessel_host::storage::volume::VolumeStore) -> Vec<u8> {
+    let node = volumes.node("shared", "shared.txt").unwrap().unwrap();
+    volumes.read_blob(&node.blob.unwrap(), 0, u64::MAX).unwrap()
+}
+
 fn race_app(host: &Host, conflicts: &str) -> vessel_host::app::App {
     let manifest = format!(
         r#"
@@ -112,8 +118,7 @@ async fn race_under_fail(host: Host) {
         let info = volumes.info("shared").unwrap();
         assert_eq!(info.version, before + 1, "round {r}");
         assert_eq!(outcomes[w], format!("committed {}", info.version));
-        let node = volumes.node("shared", "shared.txt").unwrap().unwrap();
-        let bytes = volumes.read_blob(&node.blob.unwrap(), 0, u64::MAX).unwrap();
+        let bytes = shared_bytes(volumes.as_ref());
         assert_eq!(bytes, format!("w{w} r{r}").as_bytes(), "round {r}");
         eprintln!("round {r}: writer {w} won");
     }
@@ -136,8 +141,7 @@ async fn race_under_fail(host: Host) {
     );
     let info = volumes.info("shared").unwrap();
     assert_eq!(info.version, 4, "nothing landed at shutdown");
-    let node = volumes.node("shared", "shared.txt").unwrap().unwrap();
-    let bytes = volumes.read_blob(&node.blob.unwrap(), 0, u64::MAX).unwrap();
+    let bytes = shared_bytes(volumes.as_ref());
     assert_eq!(bytes, b"merged");
 }
 
@@ -168,8 +172,7 @@ async fn a_hundred_containers_commit_one_file_last_writer_wins() {
         );
         // The last commit's bytes win, as before conflict checks existed.
         let (_, last) = versions[WRITERS - 1];
-        let node = volumes.node("shared", "shared.txt").unwrap().unwrap();
-        let bytes = volumes.read_blob(&node.blob.unwrap(), 0, u64::MAX).unwrap();
+        let bytes = shared_bytes(volumes.as_ref());
         assert_eq!(bytes, format!("w{last} r{r}").as_bytes());
     }
     app.shutdown().await.unwrap();

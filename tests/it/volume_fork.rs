@@ -5,24 +5,14 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use vessel_tests::servers::shared;
 use vessel_tests::{Vessel, http, json_of};
 
-fn json(out: &str) -> Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
+use crate::volume_history::{cat, json};
 
+/// Puts `text` at `path`, replacing what is there.
 fn put(v: &Vessel, vol: &str, path: &str, text: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("f");
-    std::fs::write(&local, text).unwrap();
-    let local = local.display().to_string();
-    v.run(&["volume", "put", vol, &local, path, "--force"]).ok();
-}
-
-fn cat(v: &Vessel, vol: &str, path: &str) -> String {
-    v.run(&["volume", "get", vol, path, "-"]).ok().to_owned()
+    crate::volume_history::put(v, vol, path, text, true);
 }
 
 fn tree(v: &Vessel, vol: &str) -> String {

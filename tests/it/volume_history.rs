@@ -9,11 +9,11 @@ use serde_json::Value;
 use vessel_tests::servers::shared;
 use vessel_tests::{Vessel, http, json_of};
 
-fn json(out: &str) -> Value {
+pub(crate) fn json(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
-fn put(v: &Vessel, vol: &str, path: &str, text: &str, force: bool) {
+pub(crate) fn put(v: &Vessel, vol: &str, path: &str, text: &str, force: bool) {
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("f");
     std::fs::write(&local, text).unwrap();
@@ -25,7 +25,7 @@ fn put(v: &Vessel, vol: &str, path: &str, text: &str, force: bool) {
     v.run(&args).ok();
 }
 
-fn cat(v: &Vessel, vol: &str, path: &str) -> String {
+pub(crate) fn cat(v: &Vessel, vol: &str, path: &str) -> String {
     v.run(&["volume", "get", vol, path, "-"]).ok().to_owned()
 }
 
