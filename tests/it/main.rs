@@ -5,6 +5,7 @@
 
 mod apps;
 mod architecture;
+mod blob_cache;
 mod call_cli;
 mod call_types;
 mod compile_cache;
