@@ -31,6 +31,7 @@ mod python;
 mod python_client;
 mod run_cli;
 mod rust_docs;
+mod secrets;
 mod serve;
 mod shared_backend;
 mod volume_cli;

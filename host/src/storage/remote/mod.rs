@@ -612,7 +612,15 @@ fn error_text(e: &tokio_postgres::Error) -> String {
 /// The URL without its password, for messages.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return redact_query(url);
+        // libpq's `host=db password=...` form, or anything else.
+        return url
+            .split(' ')
+            .map(|word| match word.split_once('=') {
+                Some((k, _)) if names_secret(k) => format!("{k}=***"),
+                _ => redact_query(word),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
     };
     let (auth, tail) = match rest.find('/') {
         Some(i) => rest.split_at(i),
@@ -639,18 +647,21 @@ fn redact_query(text: &str) -> String {
     let Some((base, query)) = text.split_once('?') else {
         return text.to_owned();
     };
-    let secret = |k: &str| {
-        let k = k.to_ascii_lowercase();
-        k.contains("password") || k.contains("secret") || k.contains("token")
-    };
     let pairs: Vec<String> = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if secret(k) => format!("{k}=***"),
+            Some((k, _)) if names_secret(k) => format!("{k}=***"),
             _ => pair.to_owned(),
         })
         .collect();
     format!("{base}?{}", pairs.join("&"))
+}
+
+/// Whether a parameter's name says it holds a secret (a password, a
+/// secret key, a token).
+fn names_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password") || k.contains("secret") || k.contains("token")
 }
 
 /// Where a PostgreSQL config points: hosts, ports, database and options
@@ -711,5 +722,15 @@ mod tests {
         );
         let bad = super::s3::BlobsUrl::parse("s4://b?secret_access_key=SK").unwrap_err();
         assert!(!bad.contains("SK"), "{bad}");
+        // libpq's key/value form, and a password holding `@` and `:`.
+        assert_eq!(
+            redact("host=db user=u password=hunter2 dbname=x"),
+            "host=db user=u password=*** dbname=x"
+        );
+        assert_eq!(redact("postgres://u:p@s:s@db/x"), "postgres://u:***@db/x");
+        assert_eq!(
+            redact("s3://b?Secret_Access_Key=SK"),
+            "s3://b?Secret_Access_Key=***"
+        );
     }
 }
