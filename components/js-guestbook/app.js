@@ -42,3 +42,21 @@ export function main() {
   remote("show", [false]); // 3. warm reader: still its old snapshot
   remote("show", [true]); // 4. it reloads and sees the line
 }
+
+export function versions() {
+  const log = Volume.mounted("/data");
+  for (const v of log.history({ limit: 10 }).versions) {
+    console.log(`version ${v.version}: ${v.changed} changed, ${v.bytesAdded} bytes added`);
+  }
+  const first = Volume.fromName(log.name, { version: 1 });
+  console.log(`at version 1: ${first.readText(LOG).trimEnd()}`);
+  for (const d of log.diff(1)) {
+    console.log(`since then: ${d.path} ${d.change}, ${d.sizeBefore} -> ${d.sizeAfter} bytes`);
+  }
+  // A fork starts as this version without copying it; writing to it
+  // leaves the guestbook alone.
+  const draft = log.fork("guestbook-draft");
+  const lines = readLog(log).trimEnd().split("\n");
+  draft.writeFile(LOG, lines.reverse().join("\n") + "\n", { overwrite: true });
+  console.log(`${draft.name} is at version ${draft.version}`);
+}

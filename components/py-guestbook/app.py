@@ -36,3 +36,19 @@ class WitWorld(wit_world.WitWorld):
         vessel.remote("sign", "ada")  # 2. another container commits a line
         vessel.remote("show", False)  # 3. warm reader: still its old snapshot
         vessel.remote("show", True)  # 4. it reloads and sees the line
+
+    def versions(self) -> None:
+        log = vessel.Volume.mounted("/data")
+        for v in log.history(limit=10).versions:
+            print(f"version {v.version}: {v.changed} changed, {v.bytes_added} bytes added")
+        first = vessel.Volume.from_name(log.name, version=1)
+        print("at version 1:", first.read_file("guestbook.txt").decode(), end="")
+        for d in log.diff(1):
+            print(f"since then: {d.path} {d.change.value}, {d.size_before} -> {d.size_after} bytes")
+        # A fork starts as this version without copying it; writing to it
+        # leaves the guestbook alone.
+        draft = log.fork("guestbook-draft")
+        with open(LOG) as f:
+            newest_first = "".join(reversed(f.readlines()))
+        draft.write_file("guestbook.txt", newest_first, overwrite=True)
+        print(f"{draft.name} is at version {draft.version}")

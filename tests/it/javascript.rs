@@ -121,18 +121,37 @@ fn javascript_sdk_through_the_cli() {
          1 one\n\
          write at a version AccessDenied: access denied: volume `versioned` at version 1 is read-only\n\
          [{\"path\":\"a.txt\",\"change\":\"modified\",\"type\":\"file\",\"sizeBefore\":3,\"sizeAfter\":3},{\"path\":\"b.txt\",\"change\":\"added\",\"type\":\"file\",\"sizeAfter\":3}]\n\
+         [[\"a.txt\",\"modified\"]] []\n\
          versioned-fork 1 [\"a.txt\"]\n\
-         missing version NotFound: not found: volume `versioned` has no version 99: its head is version 3\n"
+         2 forked [\"a.txt\"]\n\
+         4 two one\n\
+         missing version NotFound: not found: volume `versioned` has no version 99: its head is version 4\n\
+         version and create InvalidArgument: invalid argument: a handle on a version cannot create the volume\n"
     );
+    // The fork and its source went their own ways.
+    assert_eq!(
+        v.run(&["volume", "get", "versioned-fork", "a.txt", "-"])
+            .ok(),
+        "forked"
+    );
+    assert_eq!(
+        v.run(&["volume", "get", "versioned", "a.txt", "-"]).ok(),
+        "two"
+    );
+    v.run(&["volume", "get", "versioned-fork", "c.txt", "-"])
+        .fails(1, &["c.txt"]);
     assert_eq!(
         v.call(&app, "conflict-api", &[]).ok(),
         "conflict [\"f.txt\"] 1 true\n\
          {\"version\":2,\"changed\":1,\"removed\":0}\n\
-         bad policy InvalidArgument: invalid argument: conflicts=\"maybe\": \"last-writer-wins\" or \"fail\"\n"
+         mine+theirs\n\
+         bad policy InvalidArgument: invalid argument: conflicts=\"maybe\": \"last-writer-wins\" or \"fail\"\n\
+         plain commit PreconditionFailed: precondition failed\n\
+         {\"version\":4,\"changed\":1,\"removed\":0}\n"
     );
     assert_eq!(
         v.run(&["volume", "get", "contested", "f.txt", "-"]).ok(),
-        "mine+theirs"
+        "mine again"
     );
 
     let out = v.call(&app, "calls", &[]);

@@ -245,25 +245,39 @@ fn python_sdk_through_the_cli() {
          1 b'one'\n\
          write at a version AccessDenied: access denied: volume `versioned` at version 1 is read-only\n\
          [('a.txt', 'modified', 3, 3), ('b.txt', 'added', None, 3)]\n\
+         [('a.txt', 'modified')] []\n\
          versioned-fork 1 ['a.txt']\n\
-         missing version NotFound: not found: volume `versioned` has no version 99: its head is version 3\n",
+         2 b'forked' ['a.txt']\n\
+         4 b'two' b'one'\n\
+         missing version NotFound: not found: volume `versioned` has no version 99: its head is version 4\n\
+         version and create InvalidArgument: invalid argument: a handle on a version cannot create the volume\n",
     );
+    // The fork and its source went their own ways.
     assert_eq!(
         v.run(&["volume", "get", "versioned-fork", "a.txt", "-"])
             .ok(),
-        "one"
+        "forked"
     );
+    assert_eq!(
+        v.run(&["volume", "get", "versioned", "a.txt", "-"]).ok(),
+        "two"
+    );
+    v.run(&["volume", "get", "versioned-fork", "c.txt", "-"])
+        .fails(1, &["c.txt"]);
     expect(
         &v,
         &app,
         "conflict-api",
         "conflict ['f.txt'] 1 True\n\
          CommitInfo(version=2, changed=1, removed=0)\n\
-         bad policy InvalidArgument: invalid argument: conflicts='maybe': \"last-writer-wins\" or \"fail\"\n",
+         mine+theirs\n\
+         bad policy InvalidArgument: invalid argument: conflicts='maybe': \"last-writer-wins\" or \"fail\"\n\
+         plain commit PreconditionFailed: precondition failed\n\
+         CommitInfo(version=4, changed=1, removed=0)\n",
     );
     assert_eq!(
         v.run(&["volume", "get", "contested", "f.txt", "-"]).ok(),
-        "mine+theirs"
+        "mine again"
     );
 
     let out = v.call(&app, "calls", &[]);

@@ -138,9 +138,16 @@ export function versionsApi() {
   console.log(old.version, old.readText("a.txt"));
   show("write at a version", () => old.writeFile("c.txt", "x"));
   console.log(JSON.stringify(v.diff(1)));
+  console.log(JSON.stringify(v.diff(1, 2).map((d) => [d.path, d.change])), JSON.stringify(v.diff(3, 3)));
   const f = old.fork("versioned-fork");
   console.log(f.name, f.version, JSON.stringify(f.listdir("/").map((e) => e.path)));
+  // Writes to the fork leave the source alone, and the other way round.
+  f.writeFile("a.txt", "forked", { overwrite: true });
+  v.writeFile("c.txt", "sea");
+  console.log(f.version, f.readText("a.txt"), JSON.stringify(f.listdir("/").map((e) => e.path)));
+  console.log(v.version, v.readText("a.txt"), old.readText("a.txt"));
   show("missing version", () => Volume.fromName("versioned", { version: 99 }));
+  show("version and create", () => Volume.fromName("versioned", { version: 1, createIfMissing: true }));
 }
 
 export function conflictApi() {
@@ -157,11 +164,19 @@ export function conflictApi() {
     vol.writeFile("f.txt", `mine+${theirs}`, { overwrite: true });
   }
   console.log(JSON.stringify(vol.commit({ conflicts: "fail" })));
+  console.log(vol.readText("f.txt"));
   show("bad policy", () => vol.commit({ conflicts: "maybe" }));
+  // Again, now through the mount's own policy: a plain commit refuses,
+  // last-writer-wins overwrites theirs.
+  vol.writeFile("f.txt", "mine again", { overwrite: true });
+  remote("other-writer");
+  show("plain commit", () => vol.commit());
+  console.log(JSON.stringify(vol.commit({ conflicts: "last-writer-wins" })));
 }
 
 export function otherWriter() {
   const vol = Volume.mounted("/data");
-  vol.writeFile("f.txt", "theirs");
+  vol.reload();
+  vol.writeFile("f.txt", "theirs", { overwrite: true });
   vol.commit();
 }

@@ -123,9 +123,16 @@ class WitWorld(wit_world.WitWorld):
         print(old.version, old.read_file("a.txt"))
         show("write at a version", lambda: old.write_file("c.txt", "x"))
         print([(d.path, d.change.value, d.size_before, d.size_after) for d in v.diff(1)])
+        print([(d.path, d.change.value) for d in v.diff(1, 2)], v.diff(3, 3))
         f = old.fork("versioned-fork")
         print(f.name, f.version, [e.path for e in f.listdir("/")])
+        # Writes to the fork leave the source alone, and the other way round.
+        f.write_file("a.txt", "forked", overwrite=True)
+        v.write_file("c.txt", "sea")
+        print(f.version, f.read_file("a.txt"), [e.path for e in f.listdir("/")])
+        print(v.version, v.read_file("a.txt"), old.read_file("a.txt"))
         show("missing version", lambda: vessel.Volume.from_name("versioned", version=99))
+        show("version and create", lambda: vessel.Volume.from_name("versioned", True, version=1))
 
     def conflict_api(self) -> None:
         vol = vessel.Volume.mounted("/data")
@@ -141,12 +148,22 @@ class WitWorld(wit_world.WitWorld):
             with open("/data/f.txt", "w") as f:
                 f.write("mine+" + theirs.decode())
         print(vol.commit(conflicts="fail"))
+        print(open("/data/f.txt").read())
         show("bad policy", lambda: vol.commit(conflicts="maybe"))
+        # Again, now through the mount's own policy: a plain commit refuses,
+        # last-writer-wins overwrites theirs.
+        with open("/data/f.txt", "w") as f:
+            f.write("mine again")
+        vessel.remote("other-writer")
+        show("plain commit", vol.commit)
+        print(vol.commit(conflicts="last-writer-wins"))
 
     def other_writer(self) -> None:
+        vol = vessel.Volume.mounted("/data")
+        vol.reload()
         with open("/data/f.txt", "w") as f:
             f.write("theirs")
-        vessel.Volume.mounted("/data").commit()
+        vol.commit()
 
     def calls(self) -> None:
         print(vessel.remote("square", 7))
