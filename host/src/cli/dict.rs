@@ -38,7 +38,23 @@ pub enum DictAction {
     /// Remove every entry of a dict.
     Clear { name: String },
     /// Print the value of KEY.
-    Get { name: String, key: String },
+    Get {
+        /// The dict.
+        name: String,
+        /// The key.
+        key: String,
+        /// Write the stored bytes as they are (what `put --raw` stored),
+        /// instead of JSON.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Remove KEY.
+    Rm {
+        /// The dict.
+        name: String,
+        /// The key.
+        key: String,
+    },
     /// Store VALUE (JSON, or the string's bytes with --raw) at KEY.
     Put {
         name: String,
@@ -123,9 +139,28 @@ fn run_blocking(home: &Home, cmd: DictCmd) -> Result<u8, Failure> {
             svc.dict_clear(&name)?;
             eprintln!("cleared dict `{name}`");
         }
-        DictAction::Get { name, key } => {
+        DictAction::Get {
+            name,
+            key,
+            raw: false,
+        } => {
             let item = svc.dict_get(&name, &key)?;
             println!("{}", item.shown());
+        }
+        DictAction::Get {
+            name,
+            key,
+            raw: true,
+        } => {
+            let bytes = svc.dict_get_raw(&name, &key)?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|()| out.flush())
+                .map_err(|e| Failure::runtime(format!("writing the value: {e}")))?;
+        }
+        DictAction::Rm { name, key } => {
+            svc.dict_remove(&name, &key)?;
+            eprintln!("removed `{key}` from dict `{name}`");
         }
         DictAction::Put {
             name,

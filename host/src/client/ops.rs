@@ -139,6 +139,10 @@ pub trait Operations: Send + Sync {
     fn dict_list(&self) -> Result<Vec<DictSummary>, OpError>;
     fn dict_clear(&self, name: &str) -> Result<(), OpError>;
     fn dict_get(&self, name: &str, key: &str) -> Result<DictItem, OpError>;
+    /// The bytes stored at `key`, as they are.
+    fn dict_get_raw(&self, name: &str, key: &str) -> Result<Vec<u8>, OpError>;
+    /// Removes `key` (`NotFound` when absent).
+    fn dict_remove(&self, name: &str, key: &str) -> Result<(), OpError>;
     /// Stores `value`'s bytes at `key`; returns the entry's version.
     fn dict_put(&self, name: &str, key: &str, value: &[u8]) -> Result<u64, OpError>;
     /// Up to `limit` entries in key order (`None`: all).
@@ -313,6 +317,15 @@ impl Operations for Service {
 
     fn dict_get(&self, name: &str, key: &str) -> Result<DictItem, OpError> {
         Ok(Service::dict_get(self, name, key)?)
+    }
+
+    fn dict_get_raw(&self, name: &str, key: &str) -> Result<Vec<u8>, OpError> {
+        Ok(Service::dict_get_raw(self, name, key)?.0)
+    }
+
+    fn dict_remove(&self, name: &str, key: &str) -> Result<(), OpError> {
+        Service::dict_remove(self, name, key)?;
+        Ok(())
     }
 
     fn dict_put(&self, name: &str, key: &str, value: &[u8]) -> Result<u64, OpError> {
@@ -543,6 +556,25 @@ impl Operations for OwnerClient {
 
     fn dict_get(&self, name: &str, key: &str) -> Result<DictItem, OpError> {
         Ok(http::dict_get(self, name, key)?)
+    }
+
+    fn dict_get_raw(&self, name: &str, key: &str) -> Result<Vec<u8>, OpError> {
+        let r = self.request(
+            "GET",
+            &urls::dict_key(name, key),
+            &[("Accept", "application/octet-stream")],
+            Body::Empty,
+        )?;
+        Ok(r.bytes().map_err(|e| ClientError::Api {
+            status: 500,
+            kind: "io".into(),
+            message: format!("reading the value of `{key}`: {e}"),
+        })?)
+    }
+
+    fn dict_remove(&self, name: &str, key: &str) -> Result<(), OpError> {
+        self.request("DELETE", &urls::dict_key(name, key), &[], Body::Empty)?;
+        Ok(())
     }
 
     fn dict_put(&self, name: &str, key: &str, value: &[u8]) -> Result<u64, OpError> {

@@ -19,6 +19,12 @@ fn dict_commands_reach_the_owner_with_the_same_output() {
         &["dict", "get", "kv", "a"],
         &["dict", "get", "kv", "key with / and ü"],
         &["dict", "get", "kv", "missing"],
+        &["dict", "get", "kv", "c", "--raw"],
+        &["dict", "get", "kv", "b", "--raw"],
+        &["dict", "put", "kv", "gone", "2"],
+        &["dict", "rm", "kv", "gone"],
+        &["dict", "rm", "kv", "gone"],
+        &["dict", "get", "kv", "gone"],
         &["dict", "items", "kv"],
         &["dict", "items", "kv", "--json"],
         &["dict", "items", "kv", "-n", "1"],
@@ -42,7 +48,17 @@ fn dict_commands_reach_the_owner_with_the_same_output() {
             .collect()
     };
     let labels: Vec<String> = script.iter().map(|a| a.join(" ")).collect();
-    same_when_forwarded(&labels, run_all);
+    let (direct, _v, _server) = same_when_forwarded(&labels, run_all);
+    let at = |args: &[&str]| {
+        let i = script.iter().position(|s| *s == args).unwrap();
+        direct[i].clone()
+    };
+    // `get --raw` writes the bytes `put --raw` stored, as they are (no
+    // newline), and the JSON's bytes for a JSON value.
+    assert_eq!(at(&["dict", "get", "kv", "c", "--raw"]).1, "raw bytes");
+    assert_eq!(at(&["dict", "get", "kv", "b", "--raw"]).1, "{\"n\":1}");
+    assert_eq!(at(&["dict", "rm", "kv", "gone"]).0, 0);
+    assert_eq!(at(&["dict", "get", "kv", "gone"]).0, 1);
 }
 
 #[test]
