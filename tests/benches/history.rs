@@ -79,6 +79,21 @@ fn churn(store: &EmbeddedStore, files: usize, n: usize, blobs: &[BlobId]) {
     }
 }
 
+/// A store in a fresh folder under `root` holding volume "v": `files`
+/// files over 16 blobs, then `commits` one-file commits.
+fn churned(
+    root: &Path,
+    files: usize,
+    commits: usize,
+) -> (tempfile::TempDir, EmbeddedStore, Vec<BlobId>) {
+    let dir = tempfile::tempdir_in(root).unwrap();
+    let store = open(dir.path());
+    let b = blobs(&store, 16);
+    populate(&store, files, &b);
+    churn(&store, files, commits, &b);
+    (dir, store, b)
+}
+
 fn history_case(root: &Path, runs: usize) {
     let dir = tempfile::tempdir_in(root).unwrap();
     let store = open(dir.path());
@@ -117,12 +132,8 @@ fn history_case(root: &Path, runs: usize) {
 }
 
 fn diff_and_reads_case(root: &Path, runs: usize) {
-    let dir = tempfile::tempdir_in(root).unwrap();
-    let store = open(dir.path());
-    let b = blobs(&store, 16);
     let files = 50_000;
-    populate(&store, files, &b);
-    churn(&store, files, 1_000, &b);
+    let (_dir, store, _) = churned(root, files, 1_000);
     let before = store.info("v").unwrap().version;
     let changed: Vec<String> = (0..10)
         .map(|i| {
@@ -174,11 +185,7 @@ fn diff_and_reads_case(root: &Path, runs: usize) {
 }
 
 fn snapshot_case(root: &Path, runs: usize) {
-    let dir = tempfile::tempdir_in(root).unwrap();
-    let store = open(dir.path());
-    let b = blobs(&store, 16);
-    populate(&store, 10_000, &b);
-    churn(&store, 10_000, 1_000, &b);
+    let (_dir, store, _) = churned(root, 10_000, 1_000);
     let head = store.info("v").unwrap().version;
     let ours = Spread::time(runs, |_| {
         let s = store.snapshot_at("v", head - 1_000).unwrap();
@@ -197,12 +204,8 @@ fn snapshot_case(root: &Path, runs: usize) {
 }
 
 fn conflict_check_case(root: &Path, runs: usize) {
-    let dir = tempfile::tempdir_in(root).unwrap();
-    let store = open(dir.path());
-    let b = blobs(&store, 16);
     let files = 50_000;
-    populate(&store, files, &b);
-    churn(&store, files, 1_000, &b);
+    let (_dir, store, b) = churned(root, files, 1_000);
     let commit = |i: usize, checked: bool| {
         let path = format!("d{:02}/f{:05}", i % 100, i * 37 % files);
         let head = store.info("v").unwrap().version;

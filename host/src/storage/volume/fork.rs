@@ -117,8 +117,8 @@ pub(crate) fn counts_before(inodes: u64, bytes: u64, since: &[PathDiff]) -> (u64
     (clamp(inodes), clamp(bytes))
 }
 
-/// Checks that a fork may read through `chain` (the new fork's, nearest
-/// level first): at most [`MAX_FORK_DEPTH`] levels.
+/// Checks that a new fork of `src` may have a chain of `levels` levels: at
+/// most [`MAX_FORK_DEPTH`].
 pub(crate) fn check_depth(src: &str, levels: usize) -> Result<(), VolumeError> {
     if levels > MAX_FORK_DEPTH {
         return Err(VolumeError::ForkTooDeep {

@@ -26,7 +26,7 @@ impl VolumeState {
         Ok(Found::Below)
     }
 
-    pub(super) fn is_hidden(&self, id: u64, path: &str) -> Result<bool, VolumeError> {
+    fn is_hidden(&self, id: u64, path: &str) -> Result<bool, VolumeError> {
         Ok(self
             .history
             .get(hidden_key(id, path))
@@ -162,8 +162,7 @@ impl VolumeState {
         Ok(h::lay_over(below, own, dir, recursive))
     }
 
-    /// The names of the volumes whose chains read through volume `id`,
-    /// and for every volume some chain names, the oldest version named.
+    /// Every fork (a volume with a chain), with its name.
     pub(super) fn forks(&self) -> Result<Vec<(String, Meta)>, VolumeError> {
         let mut out = Vec::new();
         for item in self.volumes.iter() {
