@@ -34,6 +34,7 @@ mod rust_docs;
 mod secrets;
 mod serve;
 mod shared_backend;
+mod shared_tokens;
 mod volume_cli;
 mod volume_conflicts;
 mod volume_fork;

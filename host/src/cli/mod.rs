@@ -412,7 +412,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Dict(cmd) => dict::run(&home, cmd).await,
         Command::Volume(cmd) => volume::run(&home, cmd).await,
         Command::Serve(cmd) => serve::serve(&home, cmd).await,
-        Command::Token(cmd) => serve::token(&home.dir, cmd),
+        Command::Token(cmd) => serve::token(&home, cmd),
         Command::Completions(cmd) => completions::completions(&cmd),
         Command::Man(cmd) => completions::man(&cmd),
     }

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use super::Failure;
+use super::{Failure, Home};
 use crate::app::{Manifest, Runtime};
 use crate::server::auth::{Scope, TokenStore};
 use crate::server::limits::{self, Limits};
@@ -119,8 +119,15 @@ pub enum TokenAction {
     Revoke { id: String },
 }
 
-pub fn token(data_dir: &Path, cmd: TokenCmd) -> Result<u8, Failure> {
-    let store = TokenStore::new(data_dir);
+pub fn token(home: &Home, cmd: TokenCmd) -> Result<u8, Failure> {
+    // On the shared backend the tokens live in its database, where every
+    // host reads them; a data dir marked shared but given no backend is
+    // refused (its tokens.json would be read by no server).
+    let store = if home.is_shared() {
+        TokenStore::for_service(&home.open_service()?, &home.dir)
+    } else {
+        TokenStore::new(&home.dir)
+    };
     match cmd.action {
         TokenAction::Create {
             scopes,
@@ -323,9 +330,13 @@ pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
         },
     };
     let state = Arc::new(
-        ServerState::new(service.clone(), apps.clone(), TokenStore::new(data_dir))
-            .with_limits(limits)
-            .with_exec(Arc::new(exec)),
+        ServerState::new(
+            service.clone(),
+            apps.clone(),
+            TokenStore::for_service(&service, data_dir),
+        )
+        .with_limits(limits)
+        .with_exec(Arc::new(exec)),
     );
     let options = ServeOptions {
         max_connections: cmd.max_connections,

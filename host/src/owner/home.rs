@@ -22,6 +22,14 @@ pub struct Home {
 }
 
 impl Home {
+    /// Whether this data dir's stores are on the shared backend: a
+    /// backend is given, or the dir was marked shared by an earlier use
+    /// (then [`open_service`](Self::open_service) refuses to go on
+    /// without one).
+    pub fn is_shared(&self) -> bool {
+        self.remote.is_some() || self.dir.join(SHARED_MARKER).exists()
+    }
+
     /// Opens the data directory's stores, or the shared backend.
     ///
     /// A data dir once used with the shared backend remembers it (a

@@ -1,24 +1,22 @@
 //! Bearer tokens for the HTTP API: creation, scopes, storage and checks.
 //!
-//! A token is shown once, at creation; the data dir keeps only its BLAKE3
-//! hash (in `tokens.json`, written atomically, owner-only), so a leaked
-//! file grants nothing. Checking hashes the presented token and compares
-//! hashes in constant time (`blake3::Hash`'s equality is constant-time), so
-//! timing does not reveal how much of a guess was right.
+//! A token is shown once, at creation; the store keeps only its BLAKE3
+//! hash (the data dir's `tokens.json`, or the shared backend's table; see
+//! `storage::tokens`), so a leaked file or table grants nothing. Checking
+//! hashes the presented token and looks the hash up.
 //!
 //! Scopes narrow a token to names and modes:
 //! `volume:NAME:r`, `volume:NAME:w`, `volume:NAME:rw`, `dict:NAME:...`,
 //! `app:NAME` (call its functions); NAME may be `*`.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// The file holding the token hashes, inside the data dir.
-pub const TOKENS_FILE: &str = "tokens.json";
-/// The lock beside it that serialises its rewrites.
-const LOCK_FILE: &str = "tokens.lock";
+pub use crate::storage::tokens::TOKENS_FILE;
+use crate::storage::tokens::{FileTokens, StoredToken, TokenTable, TokenTableError};
 const PREFIX: &str = "vsl_";
 
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +27,12 @@ pub enum AuthError {
     NoScopes,
     #[error("no token with id `{0}`")]
     NoSuchToken(String),
-    #[error("cannot read or write {path}: {reason}")]
-    Io { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Table(#[from] TokenTableError),
+    #[error("a stored token record is malformed: {0}")]
+    Corrupt(String),
+    #[error("cannot read random bytes for a token: {0}")]
+    Random(String),
 }
 
 /// What a scope is about.
@@ -222,67 +224,42 @@ impl Caller {
     }
 }
 
-/// The tokens of one data dir.
+/// The tokens a server accepts: the data dir's `tokens.json`, or the
+/// shared backend's table, behind [`TokenTable`].
 #[derive(Debug, Clone)]
 pub struct TokenStore {
-    path: PathBuf,
+    table: Arc<dyn TokenTable>,
 }
 
 impl TokenStore {
+    /// The tokens in `data_dir`'s `tokens.json`.
     pub fn new(data_dir: &Path) -> Self {
         TokenStore {
-            path: data_dir.join(TOKENS_FILE),
+            table: Arc::new(FileTokens::new(data_dir)),
         }
     }
 
-    fn io(&self, e: impl std::fmt::Display) -> AuthError {
-        AuthError::Io {
-            path: self.path.clone(),
-            reason: e.to_string(),
+    /// The tokens `service`'s backend keeps (every host of a shared
+    /// backend accepts the same), else `data_dir`'s.
+    pub fn for_service(service: &crate::service::Service, data_dir: &Path) -> Self {
+        match &service.tokens {
+            Some(table) => TokenStore {
+                table: table.clone(),
+            },
+            None => TokenStore::new(data_dir),
         }
     }
 
     /// Every stored token (read afresh, so tokens made or revoked by
     /// another process count at once).
     pub fn list(&self) -> Result<Vec<TokenRecord>, AuthError> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.io(e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(self.io(e)),
-        }
-    }
-
-    fn save(&self, tokens: &[TokenRecord]) -> Result<(), AuthError> {
-        use std::io::Write;
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        crate::private::create_dir_all(dir).map_err(|e| self.io(e))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| self.io(e))?;
-        let body = serde_json::to_vec_pretty(tokens).map_err(|e| self.io(e))?;
-        tmp.write_all(&body).map_err(|e| self.io(e))?;
-        tmp.as_file().sync_all().map_err(|e| self.io(e))?;
-        // NamedTempFile is created 0600, so the file never has wider rights.
-        tmp.persist(&self.path).map_err(|e| self.io(e.error))?;
-        Ok(())
-    }
-
-    /// Runs a read-modify-write of the token file under an exclusive lock
-    /// (a `flock` of `tokens.lock` beside it), so concurrent creates and
-    /// revokes, in this process or others, never lose each other's change
-    /// or bring a revoked token back.
-    fn locked<R>(&self, f: impl FnOnce() -> Result<R, AuthError>) -> Result<R, AuthError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        crate::private::create_dir_all(dir).map_err(|e| self.io(e))?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(dir.join(LOCK_FILE))
-            .map_err(|e| self.io(e))?;
-        lock.lock().map_err(|e| self.io(e))?;
-        // The lock goes with the file's descriptor.
-        f()
+        self.table
+            .all()?
+            .into_iter()
+            .map(|t| {
+                serde_json::from_value(t.record).map_err(|e| AuthError::Corrupt(e.to_string()))
+            })
+            .collect()
     }
 
     /// Makes a token with `scopes` (and its own limit of running calls, and
@@ -297,11 +274,12 @@ impl TokenStore {
         if scopes.is_empty() {
             return Err(AuthError::NoScopes);
         }
-        let secret = random_hex(32).map_err(|e| self.io(e))?;
+        let random = |n| random_hex(n).map_err(|e| AuthError::Random(e.to_string()));
+        let secret = random(32)?;
         let token = format!("{PREFIX}{secret}");
         let created_ms = crate::storage::clock::Clock::now_ms(&crate::storage::clock::SystemClock);
         let record = TokenRecord {
-            id: random_hex(6).map_err(|e| self.io(e))?,
+            id: random(6)?,
             name,
             hash: blake3::hash(token.as_bytes()).to_hex().to_string(),
             scopes,
@@ -311,40 +289,32 @@ impl TokenStore {
                 created_ms.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
             }),
         };
-        self.locked(|| {
-            let mut all = self.list()?;
-            all.push(record.clone());
-            self.save(&all)
+        let value = serde_json::to_value(&record).map_err(|e| AuthError::Corrupt(e.to_string()))?;
+        self.table.insert(StoredToken {
+            id: record.id.clone(),
+            hash: record.hash.clone(),
+            record: value,
         })?;
         Ok((token, record))
     }
 
     pub fn revoke(&self, id: &str) -> Result<(), AuthError> {
-        self.locked(|| {
-            let mut all = self.list()?;
-            let before = all.len();
-            all.retain(|t| t.id != id);
-            if all.len() == before {
-                return Err(AuthError::NoSuchToken(id.to_owned()));
-            }
-            self.save(&all)
-        })
+        if self.table.remove(id)? {
+            Ok(())
+        } else {
+            Err(AuthError::NoSuchToken(id.to_owned()))
+        }
     }
 
     /// The record of `token`, if it is valid.
     pub fn check(&self, token: &str) -> Result<Option<TokenRecord>, AuthError> {
-        let presented = blake3::hash(token.as_bytes());
-        let mut found = None;
-        // Compare against every record, so the time does not depend on
-        // which one matched.
-        for t in self.list()? {
-            if let Ok(stored) = blake3::Hash::from_hex(&t.hash)
-                && stored == presented
-            {
-                found = Some(t);
-            }
+        let presented = blake3::hash(token.as_bytes()).to_hex().to_string();
+        match self.table.find(&presented)? {
+            Some(t) => serde_json::from_value(t.record)
+                .map(Some)
+                .map_err(|e| AuthError::Corrupt(e.to_string())),
+            None => Ok(None),
         }
-        Ok(found)
     }
 }
 

@@ -328,11 +328,8 @@ impl OwnerServer {
         exec: Option<Arc<dyn exec::LocalExec>>,
     ) -> Result<OwnerServer, ServeError> {
         let (unix, path) = bind_socket(data_dir)?;
-        let mut state = ServerState::new(
-            service,
-            std::collections::BTreeMap::new(),
-            auth::TokenStore::new(data_dir),
-        );
+        let tokens = auth::TokenStore::for_service(&service, data_dir);
+        let mut state = ServerState::new(service, std::collections::BTreeMap::new(), tokens);
         if let Some(exec) = exec {
             state = state.with_exec(exec);
         }

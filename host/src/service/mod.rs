@@ -15,6 +15,7 @@ use crate::storage::dict::{DictStore, Sweeper, spawn_sweeper};
 use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore, OpenError};
 #[cfg(feature = "remote")]
 use crate::storage::remote::{RemoteError, RemoteOptions, RemoteStore};
+use crate::storage::tokens::TokenTable;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,6 +24,9 @@ use std::sync::Arc;
 pub struct Service {
     pub stores: Stores,
     pub embedded: Option<EmbeddedStore>,
+    /// The API's tokens when the backend keeps them (the shared one, so
+    /// every host accepts the same); `None`: the data dir's `tokens.json`.
+    pub tokens: Option<Arc<dyn TokenTable>>,
     /// Removes expired dict entries in the background while the service
     /// lives (the reads hide them anyway; this reclaims the space).
     _dict_sweeper: Option<Arc<Sweeper>>,
@@ -57,6 +61,7 @@ impl Service {
                 dicts: Some(dicts.clone()),
                 volumes: Some(Arc::new(store.clone())),
             },
+            tokens: None,
             _dict_sweeper: Some(Arc::new(spawn_sweeper(dicts, DICT_SWEEP_INTERVAL))),
             embedded: Some(store),
         }
@@ -76,8 +81,9 @@ impl Service {
         Service {
             stores: Stores {
                 dicts: Some(dicts.clone()),
-                volumes: Some(Arc::new(store)),
+                volumes: Some(Arc::new(store.clone())),
             },
+            tokens: Some(Arc::new(store)),
             embedded: None,
             _dict_sweeper: Some(Arc::new(spawn_sweeper(dicts, DICT_SWEEP_INTERVAL))),
         }

@@ -14,6 +14,7 @@ pub mod disk;
 pub mod embedded;
 #[cfg(feature = "remote")]
 pub mod remote;
+pub mod tokens;
 pub mod volume;
 
 use std::sync::Arc;

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{Caller, Kind, Mode, TokenStore};
+use super::auth::{AuthError, Caller, Kind, Mode, TokenStore};
 use super::calls::CallStore;
 use super::limits::{LimitError, Limits, RETRY_AFTER_SECS, Tenants};
 use super::openapi::ErrorBody;
@@ -39,6 +39,7 @@ use crate::service::dict::{
 use crate::service::volume::{
     DiffEntry, EntryInfo, GetReport, PutReport, VolumeOpError, VolumeRef, VolumeSummary,
 };
+use crate::storage::tokens::TokenTableError;
 use crate::storage::volume::{CommitInfo, GcReport, NodeKind, VolumeError, normalize_path};
 
 /// Largest JSON body (function arguments, small requests).
@@ -346,7 +347,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The request's caller: the owner (local socket), or a valid bearer token.
-fn caller(state: &ServerState, headers: &HeaderMap, trusted: bool) -> ApiResult<Caller> {
+async fn caller(state: &Arc<ServerState>, headers: &HeaderMap, trusted: bool) -> ApiResult<Caller> {
     if trusted {
         return Ok(Caller::Owner);
     }
@@ -360,9 +361,14 @@ fn caller(state: &ServerState, headers: &HeaderMap, trusted: bool) -> ApiResult<
         .ok()
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token)
+        .map(|(_, token)| token.trim().to_owned())
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
-    match state.tokens.check(token.trim()) {
+    // The lookup reads a file or asks the database: off the async workers.
+    let tokens = state.tokens.clone();
+    let found = tokio::task::spawn_blocking(move || tokens.check(&token))
+        .await
+        .map_err(|e| ApiError::internal(format!("a token check failed: {e}")))?;
+    match found {
         Ok(Some(record))
             if record.expired(crate::storage::clock::Clock::now_ms(
                 &crate::storage::clock::SystemClock,
@@ -375,6 +381,13 @@ fn caller(state: &ServerState, headers: &HeaderMap, trusted: bool) -> ApiResult<
         }
         Ok(Some(record)) => Ok(Caller::Token(record)),
         Ok(None) => Err(unauthorized("invalid or revoked token")),
+        // A shared token table that cannot be reached is the service
+        // being unavailable, not the caller's fault.
+        Err(AuthError::Table(TokenTableError::Unavailable(m))) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("cannot check the token: {m}"),
+        )),
         Err(e) => Err(ApiError::internal(e)),
     }
 }
@@ -433,7 +446,7 @@ impl axum::extract::FromRequestParts<Arc<ServerState>> for Who {
         state: &Arc<ServerState>,
     ) -> Result<Self, Self::Rejection> {
         let trusted = parts.extensions.get::<Trusted>().is_some_and(|t| t.0);
-        let who = caller(state, &parts.headers, trusted)?;
+        let who = caller(state, &parts.headers, trusted).await?;
         if let Some(note) = parts.extensions.get::<AccessNote>() {
             let id = match &who {
                 Caller::Owner => "owner".to_owned(),

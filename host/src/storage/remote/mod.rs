@@ -33,6 +33,7 @@ pub mod cache;
 pub mod pg_dict;
 pub mod pg_volume;
 pub mod s3;
+mod tokens;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -272,6 +273,19 @@ CREATE TABLE IF NOT EXISTS vessel_blobs (
     object text NOT NULL,
     size bigint NOT NULL,
     touched timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS vessel_uploads (
+    object text PRIMARY KEY,
+    upload_id text NOT NULL,
+    host text NOT NULL,
+    bytes bigint NOT NULL DEFAULT 0,
+    touched timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS vessel_tokens (
+    id text PRIMARY KEY,
+    hash text NOT NULL UNIQUE,
+    body text NOT NULL,
+    seq bigserial NOT NULL
 );
 "#;
 
