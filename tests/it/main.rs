@@ -35,6 +35,7 @@ mod secrets;
 mod serve;
 mod shared_backend;
 mod shared_tokens;
+mod shared_uploads;
 mod volume_cli;
 mod volume_conflicts;
 mod volume_fork;

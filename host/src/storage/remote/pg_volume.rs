@@ -111,7 +111,7 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use tokio_postgres::types::FromSql;
 
-use super::s3::{S3Error, Upload};
+use super::s3::{Ledger, S3Error, Upload};
 use super::{DbError, Inner, RemoteStore, Stalled, from_db, to_db};
 use crate::storage::blobs::{BlobError, BlobId};
 use crate::storage::volume::history::DEFAULT_RETENTION_MS;
@@ -637,7 +637,7 @@ impl VolumeStore for RemoteStore {
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
-        for (key, modified) in listed {
+        for (key, modified, size) in listed {
             if known.contains(&key) || now_ms.saturating_sub(modified) < grace_ms {
                 continue;
             }
@@ -645,13 +645,53 @@ impl VolumeStore for RemoteStore {
             self.s3_run(Box::pin(async move { blobs.delete(key).await }))
                 .map_err(|e| s3_err(None, e))?;
             report.removed_blobs += 1;
+            report.removed_bytes += size;
         }
+        self.abort_stale_uploads(secs, &mut report)?;
         self.drop_stale_cached()?;
         Ok(report)
     }
 }
 
 impl RemoteStore {
+    /// Aborts the multipart uploads no process has advanced for `secs`
+    /// (their process died: a live upload touches its row after every few
+    /// parts), counting them and the bytes their parts held.
+    fn abort_stale_uploads(&self, secs: f64, report: &mut GcReport) -> Result<(), VolumeError> {
+        let stale: Vec<(String, String, i64)> = self.vol_op(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client
+                .prepare_cached(
+                    "SELECT object, upload_id, bytes FROM vessel_uploads \
+                     WHERE touched < now() - make_interval(secs => $1)",
+                )
+                .await?;
+            let mut out = Vec::new();
+            for row in client.query(&st, &[&secs]).await? {
+                out.push((col(&row, 0)?, col(&row, 1)?, col(&row, 2)?));
+            }
+            Ok(out)
+        })?;
+        for (key, upload_id, bytes) in stale {
+            let blobs = self.inner.blobs.clone();
+            let k = key.clone();
+            self.s3_run(Box::pin(
+                async move { blobs.abort_upload(k, upload_id).await },
+            ))
+            .map_err(|e| s3_err(None, e))?;
+            self.vol_op(move |inner| async move {
+                let client = inner.pool.get().await?;
+                client
+                    .execute("DELETE FROM vessel_uploads WHERE object = $1", &[&key])
+                    .await?;
+                Ok(())
+            })?;
+            report.removed_uploads += 1;
+            report.removed_upload_bytes += u64::try_from(bytes).unwrap_or(0);
+        }
+        Ok(())
+    }
+
     /// Drops this host's cached copies of blobs no row names any more:
     /// another host's gc removed them. (A blob fetched meanwhile is not in
     /// the list asked about.)

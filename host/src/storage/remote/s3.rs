@@ -22,11 +22,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
-use object_store::{
-    BackoffConfig, ClientOptions, MultipartUpload, ObjectStore, PutPayload, RetryConfig,
-};
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryConfig};
 
 use super::RemoteOptions;
 use crate::storage::blobs::BlobId;
@@ -144,6 +143,8 @@ pub struct S3Stats {
 #[derive(Debug, Clone)]
 pub struct S3Blobs {
     store: Arc<dyn ObjectStore>,
+    /// The same client, for the calls of a multipart upload by id.
+    s3: Arc<AmazonS3>,
     prefix: String,
     pub(crate) multipart_threshold: usize,
     pub(crate) stats: Arc<S3Stats>,
@@ -256,8 +257,10 @@ impl S3Blobs {
             .with_retry(retry)
             .build()
             .map_err(|e| chain(&e))?;
+        let s3 = Arc::new(store);
         Ok(S3Blobs {
-            store: Arc::new(store),
+            store: s3.clone(),
+            s3,
             prefix: url.prefix.clone(),
             multipart_threshold: options.multipart_threshold.max(1),
             stats: Arc::new(S3Stats::default()),
@@ -300,6 +303,19 @@ impl S3Blobs {
         Ok(())
     }
 
+    /// Aborts the multipart upload `upload_id` of object `key` (one a
+    /// dead process left); an upload already gone counts as aborted.
+    pub async fn abort_upload(&self, key: String, upload_id: String) -> Result<(), S3Error> {
+        match self
+            .s3
+            .abort_multipart(&ObjectPath::from(key), &upload_id)
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn delete(&self, key: String) -> Result<(), S3Error> {
         match self.store.delete(&ObjectPath::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -307,9 +323,9 @@ impl S3Blobs {
         }
     }
 
-    /// Every blob object: its key and when it was written (ms since the
-    /// epoch).
-    pub async fn list(&self) -> Result<Vec<(String, i64)>, S3Error> {
+    /// Every blob object: its key, when it was written (ms since the
+    /// epoch) and its size.
+    pub async fn list(&self) -> Result<Vec<(String, i64, u64)>, S3Error> {
         let mut out = Vec::new();
         let mut stream = self.store.list(Some(&self.blob_dir()));
         while let Some(meta) = stream.next().await {
@@ -317,6 +333,7 @@ impl S3Blobs {
             out.push((
                 meta.location.to_string(),
                 meta.last_modified.timestamp_millis(),
+                meta.size,
             ));
         }
         Ok(out)
@@ -368,6 +385,19 @@ pub fn probe(url: &str, timeout: Duration) -> Result<(), String> {
     })
 }
 
+/// What an upload tells its ledger: the database's record of multipart
+/// uploads in flight, which lets gc abort the ones a killed process left
+/// (S3 keeps an unfinished upload's parts, unlisted and billed, until it
+/// is aborted; object_store cannot list them).
+pub(crate) enum Ledger<'a> {
+    /// A multipart upload began.
+    Started { key: &'a str, upload_id: &'a str },
+    /// `bytes` have gone up so far (also shows the upload is alive).
+    Progress { key: &'a str, bytes: u64 },
+    /// It completed or was aborted.
+    Finished { key: &'a str },
+}
+
 /// An upload from a blocking reader, driven from the calling thread: reads
 /// happen there, requests on the store's runtime through `run`.
 pub(crate) struct Upload<'a> {
@@ -376,9 +406,31 @@ pub(crate) struct Upload<'a> {
     pub run: &'a dyn Fn(
         futures_util::future::BoxFuture<'static, Result<(), S3Error>>,
     ) -> Result<(), S3Error>,
+    /// Records a multipart upload's progress.
+    pub ledger: &'a dyn Fn(Ledger<'_>) -> Result<(), S3Error>,
 }
 
 impl Upload<'_> {
+    /// Runs `fut` through `run` and returns its value.
+    fn value<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, S3Error>> + Send + 'static,
+    ) -> Result<T, S3Error> {
+        let slot = Arc::new(std::sync::Mutex::new(None));
+        let fill = slot.clone();
+        (self.run)(Box::pin(async move {
+            let v = fut.await?;
+            if let Ok(mut s) = fill.lock() {
+                *s = Some(v);
+            }
+            Ok(())
+        }))?;
+        slot.lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .ok_or_else(|| S3Error::Unavailable("an answer from the blob store was lost".into()))
+    }
+
     /// Streams `reader` into a new object; returns its key, the hash of
     /// what was read and its size. Small contents go up in one request,
     /// larger ones in parts.
@@ -406,55 +458,60 @@ impl Upload<'_> {
             .stats
             .multipart_uploads
             .fetch_add(1, Ordering::Relaxed);
-        let store = self.blobs.store.clone();
         let path = ObjectPath::from(key.clone());
-        let upload: Arc<std::sync::Mutex<Option<Box<dyn MultipartUpload>>>> =
-            Arc::new(std::sync::Mutex::new(None));
-        {
-            let slot = upload.clone();
-            (self.run)(Box::pin(async move {
-                let u = store.put_multipart(&path).await?;
-                if let Ok(mut s) = slot.lock() {
-                    *s = Some(u);
-                }
+        let (s3, p) = (self.blobs.s3.clone(), path.clone());
+        let upload_id = self.value(async move { Ok(s3.create_multipart(&p).await?) })?;
+        let result = (self.ledger)(Ledger::Started {
+            key: &key,
+            upload_id: &upload_id,
+        })
+        .and_then(|()| self.parts(&key, &path, &upload_id, &mut hasher, first, reader))
+        .and_then(|(size, parts)| {
+            let (s3, p, id) = (self.blobs.s3.clone(), path.clone(), upload_id.clone());
+            self.value(async move {
+                s3.complete_multipart(&p, &id, parts).await?;
                 Ok(())
-            }))?;
-        }
-        let result = self.parts(&upload, &mut hasher, first, reader);
-        let taken = upload.lock().ok().and_then(|mut s| s.take());
-        let Some(mut u) = taken else {
-            return Err(S3Error::Unavailable("the multipart upload was lost".into()));
-        };
+            })?;
+            Ok(size)
+        });
         match result {
             Ok(size) => {
-                (self.run)(Box::pin(async move {
-                    u.complete().await.map(|_| ()).map_err(S3Error::from)
-                }))?;
+                // Best effort: a row left behind names a finished upload,
+                // which gc's abort finds gone and forgets.
+                let _ = (self.ledger)(Ledger::Finished { key: &key });
                 Ok((key, BlobId(*hasher.finalize().as_bytes()), size))
             }
             Err(e) => {
-                // Best effort: an upload left open is reclaimed by the
-                // bucket's lifecycle rules, never visible as an object.
-                let _ = (self.run)(Box::pin(
-                    async move { u.abort().await.map_err(S3Error::from) },
-                ));
+                // Best effort: if this fails too, the ledger still names
+                // the upload and gc aborts it later.
+                let s3 = self.blobs.s3.clone();
+                let aborted =
+                    self.value(async move { Ok(s3.abort_multipart(&path, &upload_id).await?) });
+                if aborted.is_ok() {
+                    let _ = (self.ledger)(Ledger::Finished { key: &key });
+                }
                 Err(e)
             }
         }
     }
 
-    /// Sends `first` and the rest of `reader` as parts; returns the size.
+    /// Sends `first` and the rest of `reader` as parts of upload `id`;
+    /// returns the size and the parts, in order.
     fn parts(
         &self,
-        upload: &Arc<std::sync::Mutex<Option<Box<dyn MultipartUpload>>>>,
+        key: &str,
+        path: &ObjectPath,
+        id: &str,
         hasher: &mut blake3::Hasher,
         first: Vec<u8>,
         reader: &mut dyn Read,
-    ) -> Result<u64, S3Error> {
+    ) -> Result<(u64, Vec<PartId>), S3Error> {
         let local = |e: std::io::Error| S3Error::Local(format!("reading the contents: {e}"));
         let mut size = 0u64;
+        let mut done = Vec::new();
         let mut pending = Vec::new();
         let mut carry = first;
+        let mut index = 0usize;
         loop {
             // Fill one part from what is carried over, then the reader.
             let mut part = std::mem::take(&mut carry);
@@ -464,45 +521,27 @@ impl Upload<'_> {
             } else if part.len() > PART_SIZE {
                 carry = part.split_off(PART_SIZE);
             }
-            if part.is_empty() {
-                break;
-            }
             let last = part.len() < PART_SIZE && carry.is_empty();
-            hasher.update(&part);
-            size += part.len() as u64;
-            let fut = match upload.lock() {
-                Ok(mut slot) => match slot.as_mut() {
-                    Some(u) => u.put_part(PutPayload::from(part)),
-                    None => {
-                        return Err(S3Error::Unavailable("the multipart upload was lost".into()));
-                    }
-                },
-                Err(_) => return Err(S3Error::Unavailable("the multipart upload was lost".into())),
-            };
-            self.blobs.stats.parts.fetch_add(1, Ordering::Relaxed);
-            pending.push(fut);
-            if pending.len() >= PARTS_IN_FLIGHT || last {
+            if !part.is_empty() {
+                hasher.update(&part);
+                size += part.len() as u64;
+                let (s3, p, id) = (self.blobs.s3.clone(), path.clone(), id.to_owned());
+                let i = index;
+                index += 1;
+                pending.push(async move { s3.put_part(&p, &id, i, PutPayload::from(part)).await });
+                self.blobs.stats.parts.fetch_add(1, Ordering::Relaxed);
+            }
+            if pending.len() >= PARTS_IN_FLIGHT || (last && !pending.is_empty()) {
                 let batch = std::mem::take(&mut pending);
-                (self.run)(Box::pin(async move {
-                    futures_util::future::try_join_all(batch)
-                        .await
-                        .map(|_| ())
-                        .map_err(S3Error::from)
-                }))?;
+                let ids = self
+                    .value(async move { Ok(futures_util::future::try_join_all(batch).await?) })?;
+                done.extend(ids);
+                (self.ledger)(Ledger::Progress { key, bytes: size })?;
             }
             if last {
-                break;
+                return Ok((size, done));
             }
         }
-        if !pending.is_empty() {
-            (self.run)(Box::pin(async move {
-                futures_util::future::try_join_all(pending)
-                    .await
-                    .map(|_| ())
-                    .map_err(S3Error::from)
-            }))?;
-        }
-        Ok(size)
     }
 }
 

@@ -351,13 +351,50 @@ impl RemoteStore {
         reader: &mut dyn Read,
     ) -> Result<(BlobId, u64), VolumeError> {
         let run = |f| self.s3_run(f);
+        let ledger = |event: Ledger<'_>| self.record_upload(event);
         let up = Upload {
             blobs: &self.inner.blobs,
             run: &run,
+            ledger: &ledger,
         };
         let (key, id, size) = up.send(reader).map_err(|e| s3_err(None, e))?;
         self.register_blob(id, size, key)?;
         Ok((id, size))
+    }
+
+    /// Keeps `vessel_uploads` in step with a multipart upload, so gc can
+    /// abort it if this process dies before it completes.
+    fn record_upload(&self, event: Ledger<'_>) -> Result<(), S3Error> {
+        let (sql, args): (&'static str, Vec<String>) = match event {
+            Ledger::Started { key, upload_id } => (
+                "INSERT INTO vessel_uploads (object, upload_id, host) VALUES ($1, $2, $3)",
+                vec![
+                    key.to_owned(),
+                    upload_id.to_owned(),
+                    self.inner.host.clone(),
+                ],
+            ),
+            Ledger::Progress { key, bytes } => (
+                "UPDATE vessel_uploads SET bytes = $2::text::bigint, touched = now() \
+                 WHERE object = $1",
+                vec![key.to_owned(), bytes.to_string()],
+            ),
+            Ledger::Finished { key } => (
+                "DELETE FROM vessel_uploads WHERE object = $1",
+                vec![key.to_owned()],
+            ),
+        };
+        self.block_db(move |inner| async move {
+            let client = inner.pool.get().await?;
+            let st = client.prepare_cached(sql).await?;
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args
+                .iter()
+                .map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            client.execute(&st, &params).await?;
+            Ok(())
+        })
+        .map_err(|e| S3Error::Unavailable(format!("recording an upload: {e}")))
     }
 
     /// The local folder of the blob cache.
