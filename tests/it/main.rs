@@ -5,6 +5,7 @@
 
 mod apps;
 mod architecture;
+mod backup;
 mod blob_cache;
 mod call_cli;
 mod call_types;

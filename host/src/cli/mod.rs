@@ -7,6 +7,7 @@
 //! command component's exit status for `vessel run` (WASI 0.2 `exit` carries
 //! only success or failure, so that is 0 or 1).
 
+pub mod admin;
 pub mod completions;
 pub mod dict;
 mod history;
@@ -170,6 +171,8 @@ pub enum Command {
     Serve(serve::ServeCmd),
     /// Manage the API's bearer tokens: create, list, revoke.
     Token(serve::TokenCmd),
+    /// Operator tasks: back up the data dir's store.
+    Admin(admin::AdminCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell) on stdout.
     Completions(completions::CompletionsCmd),
@@ -413,6 +416,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Volume(cmd) => volume::run(&home, cmd).await,
         Command::Serve(cmd) => serve::serve(&home, cmd).await,
         Command::Token(cmd) => serve::token(&home, cmd),
+        Command::Admin(cmd) => admin::run(&home, cmd).await,
         Command::Completions(cmd) => completions::completions(&cmd),
         Command::Man(cmd) => completions::man(&cmd),
     }

@@ -94,6 +94,7 @@ route_table! {
     volume_put_local(name) "/v1/volumes/{name}/put-local" { post => volume_put_local }
     volume_get_local(name) "/v1/volumes/{name}/get-local" { post => volume_get_local }
     gc() "/v1/gc" { post => gc }
+    admin_backup() "/v1/admin/backup" { post => admin_backup }
     volume_file(name, path) "/v1/volumes/{name}/files/{*path}" {
         get => volume_get, put => volume_put, delete => volume_rm
     }

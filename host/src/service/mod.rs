@@ -12,6 +12,7 @@ pub mod volume;
 
 use crate::storage::Stores;
 use crate::storage::dict::{DictStore, Sweeper, spawn_sweeper};
+use crate::storage::embedded::backup::BackupReport;
 use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore, OpenError};
 #[cfg(feature = "remote")]
 use crate::storage::remote::{RemoteError, RemoteOptions, RemoteStore};
@@ -44,6 +45,21 @@ impl Service {
         match &self.stores.volumes {
             Some(v) => v.readiness(),
             None => Vec::new(),
+        }
+    }
+
+    /// Copies the embedded store, as it stands at one moment, into the new
+    /// data dir `dest` (see `storage::embedded::backup`). The shared
+    /// backend is backed up with PostgreSQL's and S3's own tools instead.
+    pub fn backup(&self, dest: &Path) -> Result<BackupReport, volume::VolumeOpError> {
+        match &self.embedded {
+            Some(store) => Ok(store.backup(dest)?),
+            None => Err(volume::VolumeOpError::Invalid(
+                "this data dir's stores are on the shared backend: back it up with \
+                 PostgreSQL's tools (pg_dump or base backups) and S3 bucket versioning \
+                 (see docs/operations.md)"
+                    .into(),
+            )),
         }
     }
 

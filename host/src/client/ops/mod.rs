@@ -19,6 +19,7 @@ use crate::service::dict::{DictItem, DictItems, DictServiceError, DictSummary};
 use crate::service::volume::{
     DiffEntry, EntryInfo, EntryKind, GetReport, Progress, PutReport, VolumeOpError, VolumeSummary,
 };
+use crate::storage::embedded::backup::BackupReport;
 use crate::storage::volume::{CommitInfo, GcReport, History};
 
 mod owner;
@@ -87,6 +88,9 @@ pub trait Operations: Send + Sync {
     fn volume_rename(&self, old: &str, new: &str) -> Result<(), OpError>;
     fn volume_delete(&self, name: &str, force: bool) -> Result<(), OpError>;
     fn volume_gc(&self, min_age: Option<Duration>) -> Result<GcReport, OpError>;
+    /// Copies the data dir's store, at one moment, into the new data dir
+    /// `dest` (an absolute path, read by the process that holds the store).
+    fn backup(&self, dest: &Path) -> Result<BackupReport, OpError>;
     /// Streams `reader` into file `remote`; returns the new version.
     /// (`if_version`: only if no commit after that version changed it.)
     fn volume_put_reader(
@@ -243,6 +247,10 @@ impl Operations for Service {
 
     fn volume_gc(&self, min_age: Option<Duration>) -> Result<GcReport, OpError> {
         Ok(Service::volume_gc(self, min_age)?)
+    }
+
+    fn backup(&self, dest: &Path) -> Result<BackupReport, OpError> {
+        Ok(Service::backup(self, dest)?)
     }
 
     fn volume_put_reader(

@@ -9,6 +9,7 @@ use super::{OpError, Operations};
 use crate::server::client::{Body, ClientError, OwnerClient};
 use crate::service::dict::{DictItem, DictItems, DictSummary};
 use crate::service::volume::{DiffEntry, EntryInfo, GetReport, Progress, PutReport, VolumeSummary};
+use crate::storage::embedded::backup::BackupReport;
 use crate::storage::volume::{CommitInfo, GcReport, History};
 
 use super::http::{self, urls};
@@ -132,6 +133,17 @@ impl Operations for OwnerClient {
     fn volume_gc(&self, min_age: Option<Duration>) -> Result<GcReport, OpError> {
         let q = min_age.map_or(String::new(), |d| format!("?min_age={}", d.as_secs()));
         Ok(self.json("POST", &format!("{}{q}", urls::gc()), Body::Empty)?)
+    }
+
+    fn backup(&self, dest: &Path) -> Result<BackupReport, OpError> {
+        let body = serde_json::to_vec(&serde_json::json!({ "dir": dest })).map_err(|e| {
+            ClientError::Api {
+                status: 400,
+                kind: "invalid_argument".into(),
+                message: format!("cannot encode the backup folder: {e}"),
+            }
+        })?;
+        Ok(self.json("POST", &urls::admin_backup(), Body::Bytes(&body))?)
     }
 
     fn volume_put_reader(

@@ -718,3 +718,37 @@ pub(crate) async fn gc(
         blocking(move || Ok(svc.volume_gc(q.min_age.map(std::time::Duration::from_secs))?)).await?;
     Ok(axum::Json(report).into_response())
 }
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct BackupBody {
+    /// The new data dir to write (absolute; a new or empty folder on the
+    /// owner's machine).
+    #[schema(value_type = String)]
+    dir: std::path::PathBuf,
+}
+
+#[utoipa::path(post, path = "/v1/admin/backup", tag = "volumes",
+    description = "Copies the embedded store, as it stands at one moment, into a new data dir (the owner's socket only).",
+    request_body = BackupBody,
+    responses((status = 200, description = "What was copied", body = crate::storage::embedded::backup::BackupReport)))]
+pub(crate) async fn admin_backup(
+    State(s): State<Arc<ServerState>>,
+    Who(c): Who,
+    body: Upload,
+) -> ApiResult<Response> {
+    owner_only(&c, "backup")?;
+    let body: BackupBody = read_json(&s, &c, body).await?;
+    if !body.dir.is_absolute() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            format!(
+                "the backup folder {} must be an absolute path",
+                body.dir.display()
+            ),
+        ));
+    }
+    let svc = s.service.clone();
+    let report = blocking(move || Ok(svc.backup(&body.dir)?)).await?;
+    Ok(axum::Json(report).into_response())
+}

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::Service;
 use super::quota::UploadQuota;
 use crate::storage::blobs::BlobId;
+use crate::storage::embedded::backup::BackupError;
 use crate::storage::volume::history::MAX_RETENTION_MS;
 use crate::storage::volume::pins::{IfMounted, LiveError};
 use crate::storage::volume::{
@@ -76,6 +77,8 @@ pub enum VolumeOpError {
     Duplicate { path: String },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Backup(#[from] BackupError),
 }
 
 impl VolumeOpError {
@@ -97,6 +100,7 @@ impl VolumeOpError {
             | VolumeOpError::Duplicate { .. }
             | VolumeOpError::Invalid(_) => ErrorKind::InvalidArgument,
             VolumeOpError::LocalIo { .. } => ErrorKind::Io,
+            VolumeOpError::Backup(e) => e.kind(),
         }
     }
 

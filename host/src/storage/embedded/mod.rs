@@ -5,6 +5,7 @@
 //! sled allows one process per database; the directory is locked by sled
 //! itself while open.
 
+pub mod backup;
 pub mod dict;
 pub mod durable;
 pub mod volume;

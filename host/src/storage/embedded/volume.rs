@@ -88,6 +88,10 @@ pub(crate) struct VolumeState {
     /// a commit checks its blobs exist and lands with no collection in
     /// between, and a collection sees every landed commit's references.
     gc_lock: RwLock<()>,
+    /// Every write to the volume trees holds it shared while it applies
+    /// (see `publish`); a backup holds it exclusively, with `gc_lock`, so
+    /// it copies the trees as one moment left them.
+    pub(super) writes: RwLock<()>,
     /// Writes applied to sled but not yet durable (see [`visible`]).
     visible: Visibility,
     /// This process's live mounts: all of them, as one process owns the
@@ -112,6 +116,7 @@ impl VolumeState {
             verified: Mutex::new(HashSet::new()),
             snapshots: Mutex::new(SnapshotCache::default()),
             gc_lock: RwLock::new(()),
+            writes: RwLock::new(()),
             visible: Visibility::default(),
             mounts: Mounts::default(),
         })

@@ -526,6 +526,30 @@ impl Wal {
         wait_synced(&self.inner, last)
     }
 
+    /// Runs `f` with the log stopped: under the writer lock, once every
+    /// record appended so far is durable and applied to sled, so sled
+    /// alone holds every dict write and none lands until `f` returns (a
+    /// backup copies sled meanwhile). `f` gets the last record's number,
+    /// for the copy's marker ([`mark_copy`]).
+    pub fn frozen<R>(&self, f: impl FnOnce(u64) -> io::Result<R>) -> io::Result<R> {
+        let inner = &*self.inner;
+        let mut w = inner.lock_writer()?;
+        if let Some(p) = &w.poisoned {
+            return Err(poisoned(p));
+        }
+        if !w.pending.is_empty() {
+            let mut done = w.syncer.sync_data();
+            if done.is_ok() {
+                done = apply_pending(&inner.cache, &mut w, u64::MAX);
+            }
+            if let Err(e) = done {
+                w.poisoned = Some((e.kind(), e.to_string()));
+                return Err(e);
+            }
+        }
+        f(w.last)
+    }
+
     /// Runs `f` with this thread's waits on this log deferred: a write in
     /// it returns once its record is appended (its answer is then settled:
     /// the record is in the pending overlay every later write reads), and
@@ -701,6 +725,13 @@ fn apply_ops(ops: &[Op]) -> io::Result<()> {
         };
     }
     Ok(())
+}
+
+/// Marks every record up to `last` applied in a copy of a store's sled
+/// database (a backup made under [`Wal::frozen`]), so opening the copy
+/// replays nothing and numbers its records on from `last`.
+pub fn mark_copy(db: &sled::Db, last: u64) -> io::Result<()> {
+    mark(&db.open_tree(STATE_TREE).map_err(to_io)?, last)
 }
 
 fn mark(state: &Tree, seq: u64) -> io::Result<()> {

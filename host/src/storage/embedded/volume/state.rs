@@ -8,6 +8,17 @@ impl EmbeddedStore {
         &self.volumes
     }
 
+    /// Runs `f` with every volume write and blob collection held off (a
+    /// backup copies the volume trees and blobs meanwhile). Writes wait;
+    /// none fails.
+    pub(crate) fn volumes_frozen<R>(&self, f: impl FnOnce() -> R) -> R {
+        let vol = self.vol();
+        // The order commits take them in: collection, then writes.
+        let _gc = vol.gc_lock.write().unwrap_or_else(PoisonError::into_inner);
+        let _writes = vol.writes.write().unwrap_or_else(PoisonError::into_inner);
+        f()
+    }
+
     pub(super) fn meta(&self, name: &str) -> Result<Meta, VolumeError> {
         check_volume_name(name)?;
         match self.vol().volumes.get(name.as_bytes()).map_err(db_err)? {

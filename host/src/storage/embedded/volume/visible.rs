@@ -140,6 +140,13 @@ impl EmbeddedStore {
         apply: impl FnOnce() -> Result<(R, Vec<UndoOp>), VolumeError>,
     ) -> Result<(R, Published), VolumeError> {
         self.durability.healthy().map_err(sync_err)?;
+        // Taken before the list, so a backup that holds it never waits on
+        // a writer holding the list.
+        let _gate = self
+            .vol()
+            .writes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let seq = self
             .vol()
             .visible
