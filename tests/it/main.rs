@@ -27,6 +27,7 @@ mod javascript;
 mod keyvalue;
 mod load;
 mod local_users;
+mod operations_doc;
 mod power_loss;
 mod python;
 mod python_client;

@@ -107,6 +107,12 @@ pub struct Walked {
 
 /// Runs the page `doc` (relative to the repository root).
 pub fn run(doc: &str) -> Walked {
+    run_with_env(doc, &[])
+}
+
+/// Runs the page `doc` with `env` set in its shell (what the page says
+/// the reader provides, such as a database URL).
+pub fn run_with_env(doc: &str, env: &[(&str, &str)]) -> Walked {
     let page = repo_root().join(doc);
     let markdown = std::fs::read_to_string(&page)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", page.display()));
@@ -157,6 +163,7 @@ pub fn run(doc: &str) -> Walked {
     let status = Command::new("bash")
         .arg("-c")
         .arg(&script)
+        .envs(env.iter().copied())
         .current_dir(root.path())
         .env("PATH", path)
         .env("VESSEL_HOME", root.path().join(".vessel-data"))
