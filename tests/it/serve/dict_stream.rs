@@ -209,10 +209,12 @@ fn listing_four_100_mib_values_holds_one_at_a_time() {
         at_start / 1_000_000,
         status_bytes(pid, "VmHWM") / 1_000_000,
     );
-    let added = peak.saturating_sub(at_start);
+    // Values of this size live in the blob folder, not in sled, so the
+    // restart recovers a small database and the stream reads one value
+    // at a time: the whole server stays under 300 MB.
     assert!(
-        added < 250_000_000,
-        "listing took the server's RSS from {} MB to {} MB",
+        peak < 300_000_000,
+        "listing took the server's RSS from {} MB to {} MB (over 300 MB)",
         at_start / 1_000_000,
         peak / 1_000_000
     );

@@ -56,6 +56,7 @@ mod store;
 
 pub use codec::check_stored_record;
 use codec::*;
+use store::Loaded;
 
 use std::collections::BTreeSet;
 use std::collections::HashMap;
@@ -67,6 +68,7 @@ use sled::{IVec, Tree};
 
 use super::EmbeddedStore;
 use super::wal::Batch;
+use crate::storage::blobs::{BlobError, BlobId};
 use crate::storage::dict::expiry::{self, slack};
 pub use crate::storage::dict::{
     DEFAULT_IDLE_EXPIRY_MS, MAX_KEY_BYTES, MAX_SCAN_LIMIT, MAX_UPDATE_ENTRIES, MAX_VALUE_BYTES,
@@ -83,6 +85,8 @@ const PURGE_BATCH: usize = 256;
 const META_TREE: &str = "dicts/meta";
 const TREE_PREFIX: &str = "dicts/";
 const FORMAT: u8 = 1;
+/// An entry whose value is in the blob folder (see `codec`).
+const FORMAT_EXTERNAL: u8 = 2;
 const ENTRY_HEADER: usize = 25;
 const TAG_IDLE: u8 = 0;
 const TAG_TTL: u8 = 1;
@@ -255,7 +259,7 @@ impl DictBackend for EmbeddedStore {
         // Fast path: a read with nothing to record needs no log record. It
         // copies the value out of the cached row in place.
         let idle = self.dict_idle_expiry_ms();
-        let fast = |b: &[u8]| -> Result<Option<DictEntry>, DictError> {
+        let fast = |b: &[u8]| -> Result<Option<(u64, Loaded)>, DictError> {
             let h = Header::decode(key.as_bytes(), b)?;
             // Both checks only turn true as time passes (see
             // `Clock::now_ms_upper_bound`), so passing them at the cheap
@@ -263,12 +267,8 @@ impl DictBackend for EmbeddedStore {
             // clock read.
             let fresh = |now| !h.expired(now, idle) && !h.needs_touch(now, idle);
             Ok(
-                (fresh(self.clock.now_ms_upper_bound()) || fresh(self.clock.now_ms())).then(|| {
-                    DictEntry {
-                        value: value_of(b),
-                        version: h.version,
-                    }
-                }),
+                (fresh(self.clock.now_ms_upper_bound()) || fresh(self.clock.now_ms()))
+                    .then(|| (h.version, Loaded::of(b))),
             )
         };
         let found = self.dict_with_read_tree(dict, |entries, name| {
@@ -276,7 +276,12 @@ impl DictBackend for EmbeddedStore {
         })?;
         match found.map_err(storage)? {
             None => return Ok(None),
-            Some(Ok(Some(entry))) => return Ok(Some(entry)),
+            Some(Ok(Some((version, loaded)))) => {
+                return Ok(Some(DictEntry {
+                    value: self.load(loaded)?,
+                    version,
+                }));
+            }
             Some(Err(e)) => return Err(e),
             Some(Ok(None)) => {}
         }
@@ -286,7 +291,6 @@ impl DictBackend for EmbeddedStore {
             let Some((h, b)) = tx.read(key)? else {
                 return Ok(None);
             };
-            let value = value_of(&b);
             if tx.expired(&h) {
                 tx.remove(key, &h);
                 meta.live = meta.live.saturating_sub(1);
@@ -297,13 +301,18 @@ impl DictBackend for EmbeddedStore {
                     access: tx.now,
                     ..h
                 };
-                tx.write(key, Some(&h), &touched, &value);
+                // The same payload: an external value is not read for it.
+                tx.write(key, Some(&h), &touched, &payload_of(&b));
             }
-            Ok(Some(DictEntry {
-                value,
-                version: h.version,
-            }))
+            Ok(Some((h.version, Loaded::of(&b))))
+        })?
+        .map(|(version, loaded)| {
+            Ok(DictEntry {
+                value: self.load(loaded)?,
+                version,
+            })
         })
+        .transpose()
     }
 
     fn put(
@@ -313,6 +322,8 @@ impl DictBackend for EmbeddedStore {
         value: &[u8],
         opts: &PutOptions,
     ) -> Result<PutOutcome, DictError> {
+        let _gc = (value.len() >= EXTERNAL_VALUE_BYTES).then(|| self.blob_guard());
+        let staged = self.stage(value)?;
         let outcome = self.dict_tx(dict, |tx, meta| {
             let old = tx.read(key)?;
             let live = old.as_ref().filter(|(h, _)| !tx.expired(h));
@@ -336,7 +347,7 @@ impl DictBackend for EmbeddedStore {
             if old.is_none() {
                 meta.live += 1;
             }
-            tx.write(key, old.as_ref().map(|(h, _)| h), &h, value);
+            tx.write(key, old.as_ref().map(|(h, _)| h), &h, &staged);
             Ok(PutOutcome::Written { version })
         })?;
         // A skip reports state another writer may not have made durable yet;
@@ -354,12 +365,17 @@ impl DictBackend for EmbeddedStore {
             if tx.expired(&h) {
                 return Ok(None);
             }
-            Ok(Some(DictEntry {
-                value: value_of(&b),
-                version: h.version,
-            }))
+            Ok(Some((h.version, Loaded::of(&b))))
         })?;
-        Ok(popped)
+        // A removed entry's blob stays until gc, so it can still be read.
+        popped
+            .map(|(version, loaded)| {
+                Ok(DictEntry {
+                    value: self.load(loaded)?,
+                    version,
+                })
+            })
+            .transpose()
     }
 
     fn len(&self, dict: &str) -> Result<u64, DictError> {
@@ -369,8 +385,16 @@ impl DictBackend for EmbeddedStore {
     }
 
     fn update(&self, dict: &str, entries: &[(String, Vec<u8>)]) -> Result<(), DictError> {
+        let _gc = entries
+            .iter()
+            .any(|(_, v)| v.len() >= EXTERNAL_VALUE_BYTES)
+            .then(|| self.blob_guard());
+        let staged = entries
+            .iter()
+            .map(|(_, v)| self.stage(v))
+            .collect::<Result<Vec<_>, _>>()?;
         self.dict_tx(dict, |tx, meta| {
-            for (key, value) in entries {
+            for ((key, _), value) in entries.iter().zip(&staged) {
                 let old = tx.read(key)?;
                 let version = meta.next_counter(dict)?;
                 let h = Header {
@@ -449,9 +473,9 @@ impl DictBackend for EmbeddedStore {
                     .map_err(|_| DictError::Corrupt("a stored key is not UTF-8".into()))?;
                 items.push(ScanItem {
                     key,
-                    value: with_values.then(|| value_of(&v)),
+                    value: with_values.then(|| self.load(Loaded::of(&v))).transpose()?,
                     version: h.version,
-                    size: v.len().saturating_sub(ENTRY_HEADER) as u64,
+                    size: payload_of(&v).size(),
                 });
             }
             Ok((items, more, skipped))
@@ -491,7 +515,13 @@ impl DictBackend for EmbeddedStore {
             let old = tx.read(key)?;
             let live = old.as_ref().filter(|(h, _)| !tx.expired(h));
             let base = match live {
-                Some((_, b)) => parse_counter(key, &value_of(b))?,
+                Some((_, b)) => match payload_of(b) {
+                    Payload::Inline(v) => parse_counter(key, v)?,
+                    // No counter's text is that long.
+                    Payload::External { .. } => {
+                        return Err(DictError::NotACounter { key: key.into() });
+                    }
+                },
                 None => 0,
             };
             let n = base
@@ -511,7 +541,7 @@ impl DictBackend for EmbeddedStore {
                 key,
                 old.as_ref().map(|(h, _)| h),
                 &h,
-                n.to_string().as_bytes(),
+                &Payload::Inline(n.to_string().as_bytes()),
             );
             Ok(n)
         })?;

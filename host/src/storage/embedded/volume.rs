@@ -690,7 +690,15 @@ impl VolumeStore for EmbeddedStore {
             let oldest = read_through.entry(level.id).or_insert(level.version);
             *oldest = (*oldest).min(level.version);
         }
-        let mut referenced = HashSet::new();
+        // Dict values in the blob folder stay too. Every write that named
+        // one held this lock while it landed, and settling the dict log
+        // applies any a deferred writer left pending, so the scan sees all.
+        self.wal
+            .settle()
+            .map_err(|e| VolumeError::Io(format!("the dict log: {e}")))?;
+        let mut referenced = self
+            .dict_blob_refs()
+            .map_err(|e| VolumeError::Io(format!("listing dict values: {e}")))?;
         for meta in &metas {
             referenced.extend(self.prune_history(meta, read_through.get(&meta.id).copied())?);
         }

@@ -1,5 +1,11 @@
 //! The embedded dicts' record encodings: a dict's meta record, an entry's
 //! header (version, expiry) before its value, and leases.
+//!
+//! An entry holds its value inline (format byte [`FORMAT`]) or, from
+//! [`EXTERNAL_VALUE_BYTES`] up, the id and size of a blob in the store's
+//! blob folder ([`FORMAT_EXTERNAL`]): sled then never holds a large value,
+//! so its recovery, cache and log stay small, and refreshing an entry's
+//! access time rewrites 65 bytes, not the value.
 
 use super::*;
 
@@ -81,7 +87,12 @@ impl Header {
                 String::from_utf8_lossy(key)
             ))
         };
-        if b.len() < ENTRY_HEADER || b.first() != Some(&FORMAT) {
+        let ok = match b.first() {
+            Some(&FORMAT) => b.len() >= ENTRY_HEADER,
+            Some(&FORMAT_EXTERNAL) => b.len() == ENTRY_HEADER + EXTERNAL_REF,
+            _ => false,
+        };
+        if !ok {
             return Err(corrupt());
         }
         Ok(Header {
@@ -91,13 +102,24 @@ impl Header {
         })
     }
 
-    pub(super) fn encode(&self, value: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(ENTRY_HEADER + value.len());
-        out.push(FORMAT);
+    /// The entry holding `payload` (a value, or a blob's id and size).
+    pub(super) fn encode_payload(&self, payload: &Payload<'_>) -> Vec<u8> {
+        let (format, len) = match payload {
+            Payload::Inline(v) => (FORMAT, v.len()),
+            Payload::External { .. } => (FORMAT_EXTERNAL, EXTERNAL_REF),
+        };
+        let mut out = Vec::with_capacity(ENTRY_HEADER + len);
+        out.push(format);
         out.extend_from_slice(&self.version.to_be_bytes());
         out.extend_from_slice(&self.access.to_be_bytes());
         out.extend_from_slice(&self.deadline.to_be_bytes());
-        out.extend_from_slice(value);
+        match payload {
+            Payload::Inline(v) => out.extend_from_slice(v),
+            Payload::External { id, size } => {
+                out.extend_from_slice(&id.0);
+                out.extend_from_slice(&size.to_be_bytes());
+            }
+        }
         out
     }
 
@@ -123,10 +145,41 @@ impl Header {
     }
 }
 
-pub(super) fn value_of(b: &[u8]) -> Vec<u8> {
-    b.get(ENTRY_HEADER..)
-        .map(<[u8]>::to_vec)
-        .unwrap_or_default()
+/// The id and size of an external value, after the header.
+const EXTERNAL_REF: usize = 40;
+/// Values at least this large are kept in the blob folder.
+pub(super) const EXTERNAL_VALUE_BYTES: usize = 256 << 10;
+
+/// What an entry holds after its header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Payload<'a> {
+    Inline(&'a [u8]),
+    External { id: BlobId, size: u64 },
+}
+
+impl Payload<'_> {
+    /// The value's size in bytes.
+    pub(super) fn size(&self) -> u64 {
+        match self {
+            Payload::Inline(v) => v.len() as u64,
+            Payload::External { size, .. } => *size,
+        }
+    }
+}
+
+/// The payload of entry `b` (whose header decoded).
+pub(super) fn payload_of(b: &[u8]) -> Payload<'_> {
+    let rest = b.get(ENTRY_HEADER..).unwrap_or_default();
+    if b.first() == Some(&FORMAT_EXTERNAL)
+        && let (Some(id), Some(size)) = (rest.get(..32), be(rest, 32))
+        && let Ok(id) = <[u8; 32]>::try_from(id)
+    {
+        return Payload::External {
+            id: BlobId(id),
+            size,
+        };
+    }
+    Payload::Inline(rest)
 }
 
 /// A lease record: token and expiry.
@@ -168,8 +221,9 @@ pub fn check_stored_record(kind: u8, bytes: &[u8]) -> Result<bool, String> {
     };
     match kind {
         0 => Meta::decode("fuzz", bytes).map_or_else(refused, |m| round("dict row", m.encode())),
-        1 => Header::decode(b"fuzz", bytes)
-            .map_or_else(refused, |h| round("entry", h.encode(&value_of(bytes)))),
+        1 => Header::decode(b"fuzz", bytes).map_or_else(refused, |h| {
+            round("entry", h.encode_payload(&payload_of(bytes)))
+        }),
         2 => decode_lease("fuzz", bytes)
             .map_or_else(refused, |(t, e)| round("lease", encode_lease(t, e))),
         _ => parse_counter("fuzz", bytes).map_or_else(refused, |n| {

@@ -26,11 +26,12 @@ impl Tx<'_> {
     }
 
     /// Writes `key`, replacing `old`'s index key.
-    pub(super) fn write(&self, key: &str, old: Option<&Header>, h: &Header, value: &[u8]) {
+    pub(super) fn write(&self, key: &str, old: Option<&Header>, h: &Header, value: &Payload<'_>) {
         if let Some(o) = old {
             self.b.remove(self.x, o.index_key(key.as_bytes()));
         }
-        self.b.insert(self.e, key.as_bytes(), h.encode(value));
+        self.b
+            .insert(self.e, key.as_bytes(), h.encode_payload(value));
         self.b.insert(self.x, h.index_key(key.as_bytes()), &[][..]);
     }
 
@@ -54,7 +55,79 @@ pub(super) struct Trees {
     pub(super) leases: Tree,
 }
 
+/// An entry's value as read under a dict's lock, loaded after it (a large
+/// value is a file read, which no lock should wait on).
+pub(super) enum Loaded {
+    Value(Vec<u8>),
+    Blob(BlobId),
+}
+
+impl Loaded {
+    pub(super) fn of(entry: &[u8]) -> Loaded {
+        match payload_of(entry) {
+            Payload::Inline(v) => Loaded::Value(v.to_vec()),
+            Payload::External { id, .. } => Loaded::Blob(id),
+        }
+    }
+}
+
 impl EmbeddedStore {
+    /// The bytes of a value read as `loaded` (a blob is hash-checked).
+    pub(super) fn load(&self, loaded: Loaded) -> Result<Vec<u8>, DictError> {
+        match loaded {
+            Loaded::Value(v) => Ok(v),
+            Loaded::Blob(id) => self.blobs.get(&id).map_err(|e| match e {
+                BlobError::Missing(_) | BlobError::Corrupt { .. } => {
+                    DictError::Corrupt(format!("a dict value's blob: {e}"))
+                }
+                other if other.is_disk_full() => DictError::DiskFull(other.to_string()),
+                other => DictError::Io(other.to_string()),
+            }),
+        }
+    }
+
+    /// `value` as an entry will hold it: from [`EXTERNAL_VALUE_BYTES`] up it
+    /// is written (and fsynced) to the blob folder first, outside any
+    /// dict's lock, and the entry names it. A write that then fails leaves
+    /// an unreferenced blob, which gc removes.
+    pub(super) fn stage<'a>(&self, value: &'a [u8]) -> Result<Payload<'a>, DictError> {
+        if value.len() < EXTERNAL_VALUE_BYTES {
+            return Ok(Payload::Inline(value));
+        }
+        let id = self.blobs.put(value).map_err(|e| {
+            if e.is_disk_full() {
+                DictError::DiskFull(e.to_string())
+            } else {
+                DictError::Io(e.to_string())
+            }
+        })?;
+        Ok(Payload::External {
+            id,
+            size: value.len() as u64,
+        })
+    }
+
+    /// Every blob a dict entry names, for gc to keep. One pass over every
+    /// entry (gc is rare; a reference count would cost every write).
+    pub(crate) fn dict_blob_refs(&self) -> Result<std::collections::HashSet<BlobId>, DictError> {
+        let mut out = std::collections::HashSet::new();
+        for name in self.db.tree_names() {
+            // Entry trees are `dicts/<id>e`; old ones a crash left count
+            // too (keeping a blob longer is safe).
+            if !(name.starts_with(TREE_PREFIX.as_bytes()) && name.ends_with(b"/e")) {
+                continue;
+            }
+            let tree = self.db.open_tree(&name).map_err(storage)?;
+            for item in tree.iter().values() {
+                let v = item.map_err(storage)?;
+                if let Payload::External { id, .. } = payload_of(&v) {
+                    out.insert(id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The idle period after which dict entries expire.
     pub fn dict_idle_expiry_ms(&self) -> u64 {
         self.dict_state.idle_ms.load(Ordering::Relaxed)

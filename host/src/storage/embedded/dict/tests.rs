@@ -362,3 +362,75 @@ fn contending_threads_lose_nothing() {
         "group commit shares fsyncs"
     );
 }
+
+/// A value from [`EXTERNAL_VALUE_BYTES`] up is a blob: the entry in sled is
+/// its header and reference, every read returns the bytes, refreshes and
+/// reopening keep it, gc keeps it while an entry names it and removes it
+/// after.
+#[test]
+fn large_values_live_in_the_blob_folder_and_gc_keeps_them_while_named() {
+    use crate::storage::volume::GcOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let big: Vec<u8> = (0..EXTERNAL_VALUE_BYTES + 7)
+        .map(|i| (i % 253) as u8)
+        .collect();
+    let just_under = vec![9u8; EXTERNAL_VALUE_BYTES - 1];
+    let gc_now = |s: &EmbeddedStore| {
+        crate::storage::volume::VolumeStore::gc(
+            s,
+            &GcOptions {
+                pinned: &|_| false,
+                min_age: Some(Duration::ZERO),
+            },
+        )
+        .unwrap()
+    };
+    {
+        let s = open(dir.path(), 60_000, &clock, false);
+        assert!(s.create("d").unwrap());
+        s.put("d", "big", &big, &PutOptions::default()).unwrap();
+        s.put("d", "under", &just_under, &PutOptions::default())
+            .unwrap();
+        assert_eq!(
+            s.blobs().list().unwrap().len(),
+            1,
+            "only the big value is a blob"
+        );
+        let meta = s.dict_meta_of("d").unwrap();
+        let entries = s.db.open_tree(tree_name(meta.data_id, 'e')).unwrap();
+        let row = entries.get("big").unwrap().unwrap();
+        assert_eq!(
+            row.len(),
+            ENTRY_HEADER + 40,
+            "sled holds the reference only"
+        );
+        assert_eq!(s.get("d", "big").unwrap().unwrap().value, big);
+        // A read that refreshes the access time keeps the reference.
+        clock.advance_ms(40_000);
+        assert_eq!(s.get("d", "big").unwrap().unwrap().value, big);
+        assert_eq!(
+            entries.get("big").unwrap().unwrap().len(),
+            ENTRY_HEADER + 40
+        );
+        let page = s.scan("d", "", None, 10, true).unwrap();
+        assert_eq!(page.items[0].key, "big");
+        assert_eq!(page.items[0].size, big.len() as u64);
+        assert_eq!(page.items[0].value.as_deref(), Some(&big[..]));
+        assert!(matches!(
+            s.increment("d", "big", 1),
+            Err(DictError::NotACounter { .. })
+        ));
+        assert_eq!(gc_now(&s).removed_blobs, 0, "gc removed a named value");
+    }
+    let s = open(dir.path(), 60_000, &clock, false);
+    assert_eq!(s.get("d", "big").unwrap().unwrap().value, big);
+    // Replaced by a small value: the blob is unnamed, and gc removes it.
+    s.update("d", &[("big".to_owned(), b"1".to_vec())]).unwrap();
+    assert_eq!(gc_now(&s).removed_blobs, 1);
+    assert!(s.blobs().list().unwrap().is_empty());
+    // Put again and popped: the pop returns the bytes.
+    s.put("d", "big", &big, &PutOptions::default()).unwrap();
+    assert_eq!(s.pop("d", "big").unwrap().unwrap().value, big);
+    assert_eq!(gc_now(&s).removed_blobs, 1);
+}

@@ -8,6 +8,15 @@ impl EmbeddedStore {
         &self.volumes
     }
 
+    /// Holds blob collection off while a blob is put and the record that
+    /// names it lands (a dict write of a large value), as commits do.
+    pub(crate) fn blob_guard(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.vol()
+            .gc_lock
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Runs `f` with every volume write and blob collection held off (a
     /// backup copies the volume trees and blobs meanwhile). Writes wait;
     /// none fails.
