@@ -158,6 +158,8 @@ fn postgres_dying_mid_write_fails_unavailable_and_loses_nothing_acknowledged() {
     .unwrap();
     let server = serve(&h, &["--app", &manifest.display().to_string()]);
     let tok = h.token(&["app:probe"], None);
+    // Made, but first presented while the database is down.
+    let unchecked = h.token(&["app:probe"], None);
     let guest_put = |key: &str| -> String {
         let body = format!("[\"put\", \"d\", \"{key}\", \"v\", 0]");
         let (status, out) = http(
@@ -248,8 +250,19 @@ fn postgres_dying_mid_write_fails_unavailable_and_loses_nothing_acknowledged() {
     let (status, body) = http(&server.addr, "GET", "/v1/health", None, &[], b"");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     // A guest gets `unavailable` (the WIT error), and so does the CLI.
+    // The caller's token was checked before the outage, so it still
+    // passes (see `auth::OUTAGE_GRACE`); one never checked cannot be.
     let g = guest_put("g1");
     assert!(g.starts_with("error: ") && g.contains("unavailable"), "{g}");
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/v1/apps/probe/functions/op/call",
+        Some(&unchecked),
+        &[],
+        b"[\"put\", \"d\", \"x\", \"v\", 0]",
+    );
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
     h.run(&["dict", "put", "d", "cli", "1"])
         .fails(1, &["unavailable"]);
     pg.run();

@@ -12,6 +12,7 @@
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -229,24 +230,39 @@ impl Caller {
 #[derive(Debug, Clone)]
 pub struct TokenStore {
     table: Arc<dyn TokenTable>,
+    /// Tokens the table vouched for, by hash, and when: while the shared
+    /// table cannot be reached, one vouched for within [`OUTAGE_GRACE`]
+    /// still works (see [`TokenStore::check`]).
+    vouched: Arc<std::sync::Mutex<std::collections::HashMap<String, (TokenRecord, Instant)>>>,
 }
+
+/// How long a token checked against the shared table keeps working while
+/// the table cannot be reached. A revoke needs the table too, so the only
+/// revoke this can miss is one made in the moments before an outage; in
+/// exchange, callers already at work keep reaching their functions (which
+/// then get `unavailable` from the stores they use) instead of every
+/// request failing.
+pub const OUTAGE_GRACE: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl TokenStore {
     /// The tokens in `data_dir`'s `tokens.json`.
     pub fn new(data_dir: &Path) -> Self {
-        TokenStore {
-            table: Arc::new(FileTokens::new(data_dir)),
-        }
+        TokenStore::with_table(Arc::new(FileTokens::new(data_dir)))
     }
 
     /// The tokens `service`'s backend keeps (every host of a shared
     /// backend accepts the same), else `data_dir`'s.
     pub fn for_service(service: &crate::service::Service, data_dir: &Path) -> Self {
         match &service.tokens {
-            Some(table) => TokenStore {
-                table: table.clone(),
-            },
+            Some(table) => TokenStore::with_table(table.clone()),
             None => TokenStore::new(data_dir),
+        }
+    }
+
+    fn with_table(table: Arc<dyn TokenTable>) -> Self {
+        TokenStore {
+            table,
+            vouched: Arc::default(),
         }
     }
 
@@ -306,14 +322,40 @@ impl TokenStore {
         }
     }
 
-    /// The record of `token`, if it is valid.
+    /// The record of `token`, if it is valid: asked of the table every
+    /// time, so a revoke anywhere counts at the next request. Only when
+    /// the shared table cannot be reached does a token the table vouched
+    /// for within [`OUTAGE_GRACE`] pass on that word.
     pub fn check(&self, token: &str) -> Result<Option<TokenRecord>, AuthError> {
         let presented = blake3::hash(token.as_bytes()).to_hex().to_string();
-        match self.table.find(&presented)? {
-            Some(t) => serde_json::from_value(t.record)
-                .map(Some)
-                .map_err(|e| AuthError::Corrupt(e.to_string())),
-            None => Ok(None),
+        let vouched = || {
+            self.vouched
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        match self.table.find(&presented) {
+            Ok(Some(t)) => {
+                let record: TokenRecord = serde_json::from_value(t.record)
+                    .map_err(|e| AuthError::Corrupt(e.to_string()))?;
+                vouched().insert(presented, (record.clone(), Instant::now()));
+                Ok(Some(record))
+            }
+            Ok(None) => {
+                vouched().remove(&presented);
+                Ok(None)
+            }
+            Err(TokenTableError::Unavailable(m)) => match vouched().get(&presented) {
+                Some((record, at)) if at.elapsed() < OUTAGE_GRACE => {
+                    tracing::warn!(
+                        "the token table is unreachable ({m}); token {} was valid {} s ago",
+                        record.id,
+                        at.elapsed().as_secs()
+                    );
+                    Ok(Some(record.clone()))
+                }
+                _ => Err(TokenTableError::Unavailable(m).into()),
+            },
+            Err(e) => Err(e.into()),
         }
     }
 }
