@@ -256,12 +256,22 @@ pub struct Postgres {
     bin: PathBuf,
     schemas: AtomicU64,
     cleanup_at_exit: bool,
+    /// More `-c` settings of this server.
+    settings: Vec<String>,
 }
 
 impl Postgres {
     /// Creates a cluster in a temporary folder and starts it on a free
     /// loopback port.
     pub fn start() -> Postgres {
+        Postgres::start_with(|_| Vec::new())
+    }
+
+    /// Like [`start`](Self::start), after `setup` has run on the new
+    /// cluster's data folder (writing certificates, editing
+    /// `pg_hba.conf`); it returns more `-c name=value` settings for the
+    /// server. The folder is then given to the user PostgreSQL runs as.
+    pub fn start_with(setup: impl FnOnce(&Path) -> Vec<String>) -> Postgres {
         let bin = pg_bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("vessel-pg-")
@@ -287,6 +297,10 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let settings = setup(&data);
+        if let Some((uid, gid)) = pg_user() {
+            chown_tree(&data, uid, gid);
+        }
         let mut pg = Postgres {
             dir,
             port: free_port(),
@@ -294,6 +308,7 @@ impl Postgres {
             bin,
             schemas: AtomicU64::new(0),
             cleanup_at_exit: false,
+            settings,
         };
         pg.run();
         pg
@@ -323,6 +338,7 @@ impl Postgres {
                     "-c",
                     "max_connections=200",
                 ])
+                .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
                 .stdin(Stdio::null())
                 .stdout(logf.try_clone().expect("log file"))
                 .stderr(logf);

@@ -28,6 +28,7 @@ mod keyvalue;
 mod load;
 mod local_users;
 mod operations_doc;
+mod pg_tls;
 mod power_loss;
 mod python;
 mod python_client;

@@ -31,6 +31,7 @@
 
 pub mod cache;
 pub mod pg_dict;
+mod pg_tls;
 pub mod pg_volume;
 pub mod s3;
 mod tokens;
@@ -43,7 +44,6 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 use super::blobs::BlobStore;
 use super::clock::{Clock, SystemClock};
@@ -305,9 +305,13 @@ impl RemoteStore {
         options: RemoteOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RemoteError> {
-        let mut pg = tokio_postgres::Config::from_str(&options.metadata_url).map_err(|e| {
+        let bad_url = |e: &dyn std::fmt::Display| {
             RemoteError::MetadataUrl(format!("{}: {e}", redact(&options.metadata_url)))
-        })?;
+        };
+        let (url, tls) = pg_tls::split_url(&options.metadata_url).map_err(|e| bad_url(&e))?;
+        let mut pg = tokio_postgres::Config::from_str(&url).map_err(|e| bad_url(&e))?;
+        pg.ssl_mode(tls.ssl_mode());
+        let connector = pg_tls::connector(&tls).map_err(|e| bad_url(&e))?;
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(options.op_timeout.min(Duration::from_secs(5)));
         }
@@ -334,7 +338,7 @@ impl RemoteStore {
             })?;
         let manager = Manager::from_config(
             pg,
-            NoTls,
+            connector,
             ManagerConfig {
                 // A connection the server closed is noticed by its task and
                 // replaced; a check query per checkout would cost a round
