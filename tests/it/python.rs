@@ -288,6 +288,7 @@ fn python_sdk_through_the_cli() {
          81 81 <vessel.FunctionCall 'square'>\n\
          [1, 4, 9]\n\
          [3, 7]\n\
+         [11, 22]\n\
          CallFailed function `fail`: the guest trapped: error while executing at wasm backtrace:\n\
          unknown NotFound: not found: app `pyprobe` has no function `nope`; it has: add, calls, conflict-api, dict-api, errors, fail, lookup, mount-api, other-writer, raw-values, square, versions-api, volume-api\n\
          both TypeError: calling 'add': pass arguments either by position or by name, not both (they travel as one JSON array or object)\n"

@@ -165,5 +165,6 @@ fn one_module_runs_the_same_in_a_guest_and_on_the_host() {
 
 #[test]
 fn clients_page_runs_as_documented() {
-    crate::walkthrough::run("docs/clients.md");
+    let add = vessel_tests::guest("add").display().to_string();
+    crate::walkthrough::run_with_env("docs/clients.md", &[("ADD_WASM", &add)]);
 }

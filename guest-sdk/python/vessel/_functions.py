@@ -8,7 +8,6 @@ come back decoded from JSON.
 
 from __future__ import annotations
 
-import builtins
 import json
 from typing import Any, Iterable, List
 
@@ -76,7 +75,10 @@ def starmap(function: str, inputs: Iterable[Iterable[Any]]) -> List[Any]:
     return [c.get() for c in calls]
 
 
-def map(function: str, inputs: Iterable[Any]) -> List[Any]:
-    """Calls `function` once per input (its single argument), all at once,
-    each in its own container, and returns the results in input order."""
-    return starmap(function, builtins.map(lambda x: (x,), inputs))
+def map(function: str, *input_iterators: Iterable[Any]) -> List[Any]:
+    """Calls `function` once per input, all at once, each in its own
+    container, and returns the results in input order. Several iterables
+    give several arguments, zipped, as with the builtin `map`."""
+    if not input_iterators:
+        raise TypeError("map() needs at least one iterable of inputs")
+    return starmap(function, zip(*input_iterators))

@@ -172,6 +172,7 @@ class WitWorld(wit_world.WitWorld):
         print(c.get(), c.get(), repr(c))
         print(vessel.map("square", [1, 2, 3]))
         print(vessel.starmap("add", [(1, 2), (3, 4)]))
+        print(vessel.map("add", [1, 2], [10, 20]))
         try:
             vessel.remote("fail")
         except vessel.CallFailed as e:

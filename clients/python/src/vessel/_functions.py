@@ -122,8 +122,14 @@ class Function:
                 for f in as_completed(futures):
                     yield f.result()
 
-    def map(self, inputs: Iterable[Any], *, order_outputs: bool = True) -> Iterator[Any]:
-        """Calls the function once per input (its single argument),
-        concurrently, and yields the results in input order (or as they
-        finish, with `order_outputs=False`)."""
-        return self.starmap(((x,) for x in inputs), order_outputs=order_outputs)
+    def map(
+        self, *input_iterators: Iterable[Any], order_outputs: bool = True
+    ) -> Iterator[Any]:
+        """Calls the function once per input, concurrently, and yields the
+        results in input order (or as they finish, with
+        `order_outputs=False`). As with the builtin `map` (and Modal's),
+        several iterables give several arguments, zipped:
+        `f.map([1, 2], [10, 20])` calls `f(1, 10)` and `f(2, 20)`."""
+        if not input_iterators:
+            raise TypeError("map() needs at least one iterable of inputs")
+        return self.starmap(zip(*input_iterators), order_outputs=order_outputs)
