@@ -548,3 +548,44 @@ fn gc_removes_unreferenced_blobs_only() {
     v.run(&["volume", "gc", "--min-age", "soon"])
         .fails(2, &["invalid value 'soon'"]);
 }
+
+/// Every command that meets a missing volume or dict says how to create
+/// it: run here, forwarded to a server that holds the data dir, and from
+/// inside a call's mount.
+#[test]
+fn a_missing_volume_or_dict_comes_with_how_to_create_it() {
+    let v = Vessel::new();
+    let file = v.home.path().join("f.txt");
+    std::fs::write(&file, "x").unwrap();
+    let f = file.to_str().unwrap();
+    let check = |v: &Vessel| {
+        v.run(&["volume", "put", "nov", f, "/f"])
+            .fails(1, &["(create it with `vessel volume create nov`)"]);
+        v.run(&["volume", "ls", "nov"])
+            .fails(1, &["(create it with `vessel volume create nov`)"]);
+        v.run(&["dict", "get", "nod", "k"])
+            .fails(1, &["(create it with `vessel dict create nod`)"]);
+        v.run(&["dict", "put", "nod", "k", "1"])
+            .fails(1, &["(create it with `vessel dict create nod`)"]);
+    };
+    check(&v);
+    let probe = vessel_tests::guest("volprobe");
+    let out = v.run(&[
+        "call",
+        probe.to_str().unwrap(),
+        "fs-list",
+        "--volume",
+        "nov:/data",
+        "--args",
+        "[\"/data\"]",
+    ]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("(create it with `vessel volume create nov`)"),
+        "{}",
+        out.stderr
+    );
+    let _server = vessel_tests::serve(v.command(), &[]);
+    check(&v);
+}

@@ -17,18 +17,47 @@ pub struct Failure {
 }
 
 impl Failure {
-    pub fn usage(message: impl std::fmt::Display) -> Self {
+    /// A failure with `code`; a message saying a volume or dict does not
+    /// exist gains how to create it.
+    fn new(code: u8, message: impl std::fmt::Display) -> Self {
         Failure {
-            code: 2,
-            message: message.to_string(),
+            code,
+            message: with_create_hint(message.to_string()),
         }
+    }
+    pub fn usage(message: impl std::fmt::Display) -> Self {
+        Failure::new(2, message)
     }
     pub fn runtime(message: impl std::fmt::Display) -> Self {
-        Failure {
-            code: 1,
-            message: message.to_string(),
-        }
+        Failure::new(1, message)
     }
+}
+
+/// `message`, with ``(create it with `vessel volume create NAME`)`` after
+/// it when it says volume (or dict) `NAME` does not exist: the store's own
+/// wording, whether the error was raised here, in an owner the command was
+/// forwarded to, or inside a call.
+fn with_create_hint(mut message: String) -> String {
+    if message.contains("create it with") {
+        return message;
+    }
+    for kind in ["volume", "dict"] {
+        let open = format!("{kind} `");
+        let Some(name) = message
+            .find(&open)
+            .and_then(|at| message.get(at + open.len()..))
+            .and_then(|rest| rest.split_once("` does not exist"))
+            .map(|(name, _)| name.to_owned())
+        else {
+            continue;
+        };
+        if name.is_empty() || name.contains(['`', ' ']) {
+            continue;
+        }
+        message.push_str(&format!(" (create it with `vessel {kind} create {name}`)"));
+        break;
+    }
+    message
 }
 
 impl Failure {
@@ -62,19 +91,13 @@ impl From<OpError> for Failure {
 
 impl From<CallError> for Failure {
     fn from(e: CallError) -> Self {
-        Failure {
-            code: e.kind().exit_code(),
-            message: e.to_string(),
-        }
+        Failure::new(e.kind().exit_code(), e)
     }
 }
 
 impl From<AppError> for Failure {
     fn from(e: AppError) -> Self {
-        Failure {
-            code: e.kind().exit_code(),
-            message: e.to_string(),
-        }
+        Failure::new(e.kind().exit_code(), e)
     }
 }
 
@@ -90,9 +113,31 @@ impl From<DictServiceError> for Failure {
 
 impl From<VolumeOpError> for Failure {
     fn from(e: VolumeOpError) -> Self {
-        Failure {
-            code: e.kind().exit_code(),
-            message: e.to_string(),
+        Failure::new(e.kind().exit_code(), e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_volume_or_dict_gets_a_hint_once() {
+        assert_eq!(
+            with_create_hint("volume `models` does not exist".into()),
+            "volume `models` does not exist (create it with `vessel volume create models`)"
+        );
+        assert_eq!(
+            with_create_hint("function `op`: dict `kv` does not exist".into()),
+            "function `op`: dict `kv` does not exist (create it with `vessel dict create kv`)"
+        );
+        for untouched in [
+            "volume `a` already exists",
+            "no such file",
+            "volume `` does not exist",
+            "volume `x` does not exist (create it with `vessel volume create x`)",
+        ] {
+            assert_eq!(with_create_hint(untouched.into()), untouched);
         }
     }
 }
