@@ -234,6 +234,41 @@ fn help_on_every_command() {
         assert!(out.ok().contains("Usage"), "{out:?}");
     }
     assert!(v.run(&["call", "--help"]).ok().contains("--NAME VALUE"));
+    // The global options are listed once, at the top, in full; a
+    // subcommand's help names them in one line, and they still work after
+    // the subcommand.
+    let top = v.run(&["--help"]).ok().to_owned();
+    for global in [
+        "--data-dir <DIR>",
+        "--metadata <URL>",
+        "[possible values: sync, relaxed]",
+    ] {
+        assert!(top.contains(global), "{global} missing from\n{top}");
+    }
+    for sub in [
+        &["dict", "get", "--help"][..],
+        &["volume", "put", "--help"],
+        &["serve", "--help"],
+    ] {
+        let help = v.run(sub).ok().to_owned();
+        assert!(
+            !help.contains("--metadata <URL>"),
+            "{sub:?} repeats the globals:\n{help}"
+        );
+        assert!(
+            help.contains("Global options (--data-dir, --durability")
+                && help.contains("see `vessel --help`"),
+            "{sub:?}:\n{help}"
+        );
+    }
+    let other = tempfile::tempdir().unwrap();
+    let dir = other.path().join("d");
+    v.run(&["dict", "list", "--data-dir", dir.to_str().unwrap()])
+        .ok();
+    assert!(
+        dir.join("db").exists(),
+        "--data-dir after the subcommand was ignored"
+    );
 }
 
 #[test]

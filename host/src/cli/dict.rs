@@ -21,9 +21,13 @@ pub struct DictCmd {
 #[derive(Debug, Subcommand)]
 pub enum DictAction {
     /// Create a dict.
-    Create { name: String },
+    Create {
+        /// The new dict's name.
+        name: String,
+    },
     /// Delete a dict and all its entries.
     Delete {
+        /// The dict.
         name: String,
         /// Do not ask for confirmation.
         #[arg(short, long)]
@@ -36,7 +40,10 @@ pub enum DictAction {
         json: bool,
     },
     /// Remove every entry of a dict.
-    Clear { name: String },
+    Clear {
+        /// The dict.
+        name: String,
+    },
     /// Print the value of KEY.
     Get {
         /// The dict.
@@ -57,8 +64,11 @@ pub enum DictAction {
     },
     /// Store VALUE (JSON, or the string's bytes with --raw) at KEY.
     Put {
+        /// The dict.
         name: String,
+        /// The key.
         key: String,
+        /// The value: JSON text (`'"text"'`, `42`, `'{"a": 1}'`), or any string with --raw.
         value: String,
         /// Store VALUE's bytes as they are instead of parsing JSON.
         #[arg(long)]
@@ -66,6 +76,7 @@ pub enum DictAction {
     },
     /// Print entries in key order (20 unless --all or -n).
     Items {
+        /// The dict.
         name: String,
         /// Print every entry.
         #[arg(long, conflicts_with = "n")]

@@ -318,6 +318,81 @@ pub struct RunCmd {
     pub args: Vec<String>,
 }
 
+/// Parses the process's command line. The global options (data dir,
+/// durability, backend, logging) are listed once, in `vessel --help`; each
+/// subcommand's help names them in one line instead of repeating them.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let command = Cli::command();
+    // Listed by hand at the top: hidden, they reach every subcommand
+    // hidden (clap copies global options down when it builds).
+    let shown: Vec<&clap::Arg> = command
+        .get_arguments()
+        .filter(|a| a.is_global_set() && !a.is_hide_set())
+        .collect();
+    let flag = |a: &clap::Arg| {
+        let long = a.get_long().map(|l| format!("--{l}")).unwrap_or_default();
+        let short = a.get_short().map(|c| format!("-{c}, ")).unwrap_or_default();
+        let value = match a.get_value_names() {
+            Some(names) if a.get_action().takes_values() => {
+                names.iter().map(|n| format!(" <{n}>")).collect::<String>()
+            }
+            _ => String::new(),
+        };
+        format!("{short}{long}{value}")
+    };
+    let width = shown.iter().map(|a| flag(a).len()).max().unwrap_or(0);
+    let mut listing = String::from("Global options (any command takes them):");
+    for a in &shown {
+        let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+        let mut notes = String::new();
+        if let Some(e) = a.get_env() {
+            notes.push_str(&format!(" [env: {}]", e.to_string_lossy()));
+        }
+        let defaults: Vec<String> = a
+            .get_default_values()
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        if !defaults.is_empty() && !help.contains("[default:") {
+            notes.push_str(&format!(" [default: {}]", defaults.join(", ")));
+        }
+        let possible: Vec<String> = a
+            .get_possible_values()
+            .iter()
+            .filter(|p| !p.is_hide_set())
+            .map(|p| p.get_name().to_owned())
+            .collect();
+        if !possible.is_empty() {
+            notes.push_str(&format!(" [possible values: {}]", possible.join(", ")));
+        }
+        listing.push_str(&format!("\n  {:width$}  {help}{notes}", flag(a)));
+    }
+    let names: Vec<String> = shown
+        .iter()
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect();
+    let pointer = format!(
+        "Global options ({}): see `vessel --help`.",
+        names.join(", ")
+    );
+    let command = command
+        .mut_args(|a| if a.is_global_set() { a.hide(true) } else { a })
+        .after_help(listing)
+        .mut_subcommands(|sc| point_to_globals(sc, &pointer));
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Ends `sc`'s help (and its subcommands') with `pointer`.
+fn point_to_globals(sc: clap::Command, pointer: &str) -> clap::Command {
+    let sc = sc.mut_subcommands(|inner| point_to_globals(inner, pointer));
+    match sc.get_after_help().map(ToString::to_string) {
+        Some(after) => sc.after_help(format!("{after}\n\n{pointer}")),
+        None => sc.after_help(pointer.to_owned()),
+    }
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     init_tracing(
@@ -450,4 +525,31 @@ pub(crate) fn utc(ms: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every positional argument of every command says what it is.
+    #[test]
+    fn every_positional_argument_is_described() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_positionals() {
+                if a.get_help().is_none() && !a.is_hide_set() {
+                    missing.push(format!("{path} <{}>", a.get_id()));
+                }
+            }
+            for sc in c.get_subcommands() {
+                walk(sc, &format!("{path} {}", sc.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "vessel", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "positionals without a description: {missing:?}"
+        );
+    }
 }

@@ -116,7 +116,10 @@ pub enum TokenAction {
         json: bool,
     },
     /// Revoke a token by id.
-    Revoke { id: String },
+    Revoke {
+        /// The token's id (as `vessel token list` shows it), not the token.
+        id: String,
+    },
 }
 
 pub fn token(home: &Home, cmd: TokenCmd) -> Result<u8, Failure> {

@@ -37,6 +37,7 @@ pub struct VolumeCmd {
 pub enum VolumeSub {
     /// Create a named, persistent volume.
     Create {
+        /// The volume.
         name: String,
         /// A byte quota: the most the volume's files may hold, counting
         /// each file whole (files sharing contents count each). Bytes, or
@@ -52,6 +53,7 @@ pub enum VolumeSub {
     /// List a volume's kept versions, newest first.
     #[command(after_help = super::history::HISTORY_HELP)]
     History {
+        /// The volume.
         name: String,
         /// At most this many versions.
         #[arg(short = 'n', long, default_value_t = 20)]
@@ -62,6 +64,7 @@ pub enum VolumeSub {
     },
     /// List the paths added, modified and removed between two versions.
     Diff {
+        /// The volume.
         name: String,
         /// The older version.
         from: u64,
@@ -91,6 +94,7 @@ pub enum VolumeSub {
     },
     /// Show how long a volume keeps replaced versions, or change it.
     Retention {
+        /// The volume.
         name: String,
         /// The new retention: a duration such as 12h, 7d or 2w, or 0 to
         /// keep only the head. Versions already pruned do not come back.
@@ -103,6 +107,7 @@ pub enum VolumeSub {
     /// Show a volume's size and byte quota, or change the quota.
     #[command(after_help = QUOTA_HELP)]
     Quota {
+        /// The volume.
         name: String,
         /// Set the quota (bytes, or a size such as 10GiB). A quota below
         /// what the volume holds is allowed: then only changes that shrink
@@ -125,6 +130,7 @@ pub enum VolumeSub {
     /// List files and directories in a volume (NAME@VERSION: in a kept
     /// version).
     Ls {
+        /// The volume, or NAME@VERSION for a kept version.
         name: String,
         /// A directory (its entries are listed) or a file.
         #[arg(default_value = "/")]
@@ -139,6 +145,7 @@ pub enum VolumeSub {
     /// Upload a file or a directory (`-`: stdin) to a volume.
     #[command(after_help = PUT_HELP)]
     Put {
+        /// The volume.
         name: String,
         /// A local file or directory, or `-` for stdin.
         local: String,
@@ -159,6 +166,7 @@ pub enum VolumeSub {
     /// NAME@VERSION reads a kept version.
     #[command(after_help = GET_HELP)]
     Get {
+        /// The volume, or NAME@VERSION for a kept version.
         name: String,
         /// A file or directory of the volume.
         remote: String,
@@ -170,6 +178,7 @@ pub enum VolumeSub {
     },
     /// Copy within a volume: SRC to DST, or several SRCs into directory DST.
     Cp {
+        /// The volume.
         name: String,
         /// Sources, then the destination.
         #[arg(required = true, num_args = 2.., value_name = "SRC... DST")]
@@ -180,16 +189,24 @@ pub enum VolumeSub {
     },
     /// Delete a file or directory from a volume.
     Rm {
+        /// The volume.
         name: String,
+        /// The file or directory to delete.
         path: String,
         /// Delete a directory and everything in it.
         #[arg(short, long)]
         recursive: bool,
     },
     /// Rename a volume.
-    Rename { old: String, new: String },
+    Rename {
+        /// The volume to rename.
+        old: String,
+        /// Its new name.
+        new: String,
+    },
     /// Delete a volume and everything in it.
     Delete {
+        /// The volume.
         name: String,
         /// Confirm the deletion (required).
         #[arg(short, long)]
