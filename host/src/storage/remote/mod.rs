@@ -125,6 +125,30 @@ impl RemoteOptions {
     }
 }
 
+/// Decodes the `%XX` escapes of a URL's query value; `+` is a space when
+/// `plus_is_space` (form encoding, as in the `--blobs` URL), else itself
+/// (libpq's URLs).
+pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad percent escape in {s:?}"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(if plus_is_space && b == b'+' { b' ' } else { b });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
+}
+
 /// The open shared backend. Cheap to clone; implements both store traits.
 #[derive(Debug, Clone)]
 pub struct RemoteStore {

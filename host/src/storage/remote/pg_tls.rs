@@ -74,27 +74,6 @@ fn parse_mode(v: &str) -> Result<Mode, String> {
     })
 }
 
-fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent escape in {s:?}"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
-}
-
 /// Takes `sslmode` and `sslrootcert` out of `url` (a `postgres://` URL or
 /// libpq key/value pairs); returns the rest, for tokio-postgres, and the
 /// TLS settings.
@@ -111,8 +90,10 @@ pub fn split_url(url: &str) -> Result<(String, PgTls), String> {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
-                "sslmode" => tls.mode = parse_mode(&percent_decode(v)?)?,
-                "sslrootcert" => tls.root_cert = Some(PathBuf::from(percent_decode(v)?)),
+                "sslmode" => tls.mode = parse_mode(&super::percent_decode(v, false)?)?,
+                "sslrootcert" => {
+                    tls.root_cert = Some(PathBuf::from(super::percent_decode(v, false)?))
+                }
                 _ => kept.push(pair),
             }
         }

@@ -57,27 +57,6 @@ impl std::fmt::Debug for BlobsUrl {
     }
 }
 
-fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent escape in {s:?}"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(if b == b'+' { b' ' } else { b });
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
-}
-
 impl BlobsUrl {
     /// Parses `s3://bucket[/prefix][?endpoint=..&region=..&access_key_id=..
     /// &secret_access_key=..]`.
@@ -103,7 +82,7 @@ impl BlobsUrl {
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v)?;
+            let v = super::percent_decode(v, true)?;
             match k {
                 "endpoint" => out.endpoint = Some(v),
                 "region" => out.region = Some(v),
