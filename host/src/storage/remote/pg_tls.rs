@@ -68,7 +68,8 @@ fn parse_mode(v: &str) -> Result<Mode, String> {
         "verify-full" => Mode::VerifyFull,
         other => {
             return Err(format!(
-                "sslmode {other:?}: expected disable, prefer, require, verify-ca or verify-full"
+                "sslmode {other:?}: expected disable, allow (taken as prefer), prefer, require, \
+                 verify-ca or verify-full"
             ));
         }
     })
@@ -78,19 +79,45 @@ fn parse_mode(v: &str) -> Result<Mode, String> {
 /// libpq key/value pairs); returns the rest, for tokio-postgres, and the
 /// TLS settings.
 pub fn split_url(url: &str) -> Result<(String, PgTls), String> {
+    let (rest, tls, explicit) = split_parts(url)?;
+    Ok((rest, system_roots(tls, explicit)?))
+}
+
+/// libpq 16's `sslrootcert=system`: the system's roots, and `verify-full`
+/// unless a mode is given, which must then be `verify-full` (checking a
+/// public CA's chain without the name would accept any site's certificate).
+fn system_roots(mut tls: PgTls, explicit: bool) -> Result<PgTls, String> {
+    if tls.root_cert.as_deref() != Some(std::path::Path::new("system")) {
+        return Ok(tls);
+    }
+    tls.root_cert = None;
+    if !explicit {
+        tls.mode = Mode::VerifyFull;
+    } else if tls.mode != Mode::VerifyFull {
+        return Err("sslrootcert=system needs sslmode=verify-full (or no sslmode)".into());
+    }
+    Ok(tls)
+}
+
+/// The rest of `url`, its TLS settings, and whether `sslmode` was given.
+fn split_parts(url: &str) -> Result<(String, PgTls, bool), String> {
+    let mut explicit = false;
     let mut tls = PgTls {
         mode: Mode::Prefer,
         root_cert: None,
     };
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let Some((base, query)) = url.split_once('?') else {
-            return Ok((url.to_owned(), tls));
+            return Ok((url.to_owned(), tls, explicit));
         };
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
-                "sslmode" => tls.mode = parse_mode(&super::percent_decode(v, false)?)?,
+                "sslmode" => {
+                    tls.mode = parse_mode(&super::percent_decode(v, false)?)?;
+                    explicit = true;
+                }
                 "sslrootcert" => {
                     tls.root_cert = Some(PathBuf::from(super::percent_decode(v, false)?))
                 }
@@ -102,7 +129,7 @@ pub fn split_url(url: &str) -> Result<(String, PgTls), String> {
         } else {
             format!("{base}?{}", kept.join("&"))
         };
-        return Ok((rest, tls));
+        return Ok((rest, tls, explicit));
     }
     // Key/value pairs: `k=v`, `k = v` or `k='quoted \' value'`.
     let mut kept = Vec::new();
@@ -118,7 +145,12 @@ pub fn split_url(url: &str) -> Result<(String, PgTls), String> {
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
-            return Err(format!("`{key}` in the connection string has no `=`"));
+            // The word is not echoed: it may be part of a password.
+            return Err(
+                "a word in the connection string has no `=` (quote a value with spaces: \
+                 key='a b')"
+                    .into(),
+            );
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut raw = String::new();
@@ -141,22 +173,37 @@ pub fn split_url(url: &str) -> Result<(String, PgTls), String> {
                         raw.push(c);
                         value.push(c);
                     }
-                    None => return Err(format!("the value of `{key}` has no closing quote")),
+                    None => {
+                        return Err(
+                            "a quoted value in the connection string has no closing quote".into(),
+                        );
+                    }
                 }
             }
         } else {
+            // As in libpq: a backslash takes the next character as it is
+            // (`password=se\ cret`).
             while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
                 raw.push(c);
-                value.push(c);
+                if c == '\\' {
+                    let next = chars.next().ok_or("a connection string ends in `\\`")?;
+                    raw.push(next);
+                    value.push(next);
+                } else {
+                    value.push(c);
+                }
             }
         }
         match key.as_str() {
-            "sslmode" => tls.mode = parse_mode(&value)?,
+            "sslmode" => {
+                tls.mode = parse_mode(&value)?;
+                explicit = true;
+            }
             "sslrootcert" => tls.root_cert = Some(PathBuf::from(value)),
             _ => kept.push(format!("{key}={raw}")),
         }
     }
-    Ok((kept.join(" "), tls))
+    Ok((kept.join(" "), tls, explicit))
 }
 
 /// The connector for `tls` (also used with `disable`, where it is never
@@ -356,6 +403,17 @@ mod tests {
                 want
             );
         }
+        // libpq 16's system roots: verify-full by default, and only then.
+        let (_, tls) = split_url("postgres://h?sslrootcert=system").unwrap();
+        assert_eq!((tls.mode, tls.root_cert), (Mode::VerifyFull, None));
+        let (_, tls) = split_url("host=h sslrootcert=system sslmode=verify-full").unwrap();
+        assert_eq!((tls.mode, tls.root_cert), (Mode::VerifyFull, None));
+        let e = split_url("postgres://h?sslmode=verify-ca&sslrootcert=system").unwrap_err();
+        assert!(e.contains("verify-full"), "{e}");
+        assert_eq!(
+            split_url("postgres://h?sslmode=allow").unwrap().1.mode,
+            Mode::Prefer
+        );
         let e = split_url("postgres://h?sslmode=bogus").unwrap_err();
         assert!(e.contains("\"bogus\"") && e.contains("verify-full"), "{e}");
     }
@@ -371,6 +429,13 @@ mod tests {
         assert_eq!(tls.root_cert, Some(PathBuf::from("/a dir/ca.pem")));
         assert!(split_url("host=h sslmode='open").is_err());
         assert!(split_url("host").is_err());
+        // Escaped spaces outside quotes, as libpq takes them; a refusal
+        // never echoes a fragment (it may be a password's).
+        let (rest, tls) = split_url("host=db password=se\\ cret sslrootcert=/my\\ ca.pem").unwrap();
+        assert_eq!(rest, "host=db password=se\\ cret");
+        assert_eq!(tls.root_cert, Some(PathBuf::from("/my ca.pem")));
+        let e = split_url("host=db password=se cret").unwrap_err();
+        assert!(!e.contains("cret") && !e.contains("se"), "{e}");
     }
 
     #[test]
