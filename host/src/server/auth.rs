@@ -230,11 +230,15 @@ impl Caller {
 #[derive(Debug, Clone)]
 pub struct TokenStore {
     table: Arc<dyn TokenTable>,
-    /// Tokens the table vouched for, by hash, and when: while the shared
-    /// table cannot be reached, one vouched for within [`OUTAGE_GRACE`]
-    /// still works (see [`TokenStore::check`]).
-    vouched: Arc<std::sync::Mutex<std::collections::HashMap<String, (TokenRecord, Instant)>>>,
+    /// For a shared table only (a file is never unreachable): the tokens
+    /// it vouched for, by hash, and when. While the table cannot be
+    /// reached, one vouched for within [`OUTAGE_GRACE`] still works (see
+    /// [`TokenStore::check`]).
+    vouched: Option<Arc<std::sync::Mutex<Vouched>>>,
 }
+
+/// Tokens a shared table vouched for, by hash: the record and when.
+type Vouched = std::collections::HashMap<String, (TokenRecord, Instant)>;
 
 /// How long a token checked against the shared table keeps working while
 /// the table cannot be reached. A revoke needs the table too, so the only
@@ -247,35 +251,28 @@ pub const OUTAGE_GRACE: std::time::Duration = std::time::Duration::from_secs(300
 impl TokenStore {
     /// The tokens in `data_dir`'s `tokens.json`.
     pub fn new(data_dir: &Path) -> Self {
-        TokenStore::with_table(Arc::new(FileTokens::new(data_dir)))
+        TokenStore {
+            table: Arc::new(FileTokens::new(data_dir)),
+            vouched: None,
+        }
     }
 
     /// The tokens `service`'s backend keeps (every host of a shared
     /// backend accepts the same), else `data_dir`'s.
     pub fn for_service(service: &crate::service::Service, data_dir: &Path) -> Self {
         match &service.tokens {
-            Some(table) => TokenStore::with_table(table.clone()),
+            Some(table) => TokenStore {
+                table: table.clone(),
+                vouched: Some(Arc::default()),
+            },
             None => TokenStore::new(data_dir),
-        }
-    }
-
-    fn with_table(table: Arc<dyn TokenTable>) -> Self {
-        TokenStore {
-            table,
-            vouched: Arc::default(),
         }
     }
 
     /// Every stored token (read afresh, so tokens made or revoked by
     /// another process count at once).
     pub fn list(&self) -> Result<Vec<TokenRecord>, AuthError> {
-        self.table
-            .all()?
-            .into_iter()
-            .map(|t| {
-                serde_json::from_value(t.record).map_err(|e| AuthError::Corrupt(e.to_string()))
-            })
-            .collect()
+        self.table.all()?.into_iter().map(decode).collect()
     }
 
     /// Makes a token with `scopes` (and its own limit of running calls, and
@@ -328,15 +325,18 @@ impl TokenStore {
     /// for within [`OUTAGE_GRACE`] pass on that word.
     pub fn check(&self, token: &str) -> Result<Option<TokenRecord>, AuthError> {
         let presented = blake3::hash(token.as_bytes()).to_hex().to_string();
+        let found = self.table.find(&presented);
+        let Some(vouched) = &self.vouched else {
+            return found?.map(decode).transpose();
+        };
         let vouched = || {
-            self.vouched
+            vouched
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         };
-        match self.table.find(&presented) {
+        match found {
             Ok(Some(t)) => {
-                let record: TokenRecord = serde_json::from_value(t.record)
-                    .map_err(|e| AuthError::Corrupt(e.to_string()))?;
+                let record = decode(t)?;
                 vouched().insert(presented, (record.clone(), Instant::now()));
                 Ok(Some(record))
             }
@@ -358,6 +358,11 @@ impl TokenStore {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The token record a table holds.
+fn decode(t: StoredToken) -> Result<TokenRecord, AuthError> {
+    serde_json::from_value(t.record).map_err(|e| AuthError::Corrupt(e.to_string()))
 }
 
 /// `n` random bytes from the OS, as hex.

@@ -276,12 +276,7 @@ impl DictBackend for EmbeddedStore {
         })?;
         match found.map_err(storage)? {
             None => return Ok(None),
-            Some(Ok(Some((version, loaded)))) => {
-                return Ok(Some(DictEntry {
-                    value: self.load(loaded)?,
-                    version,
-                }));
-            }
+            Some(Ok(Some(found))) => return self.entry(found).map(Some),
             Some(Err(e)) => return Err(e),
             Some(Ok(None)) => {}
         }
@@ -306,12 +301,7 @@ impl DictBackend for EmbeddedStore {
             }
             Ok(Some((h.version, Loaded::of(&b))))
         })?
-        .map(|(version, loaded)| {
-            Ok(DictEntry {
-                value: self.load(loaded)?,
-                version,
-            })
-        })
+        .map(|found| self.entry(found))
         .transpose()
     }
 
@@ -368,14 +358,7 @@ impl DictBackend for EmbeddedStore {
             Ok(Some((h.version, Loaded::of(&b))))
         })?;
         // A removed entry's blob stays until gc, so it can still be read.
-        popped
-            .map(|(version, loaded)| {
-                Ok(DictEntry {
-                    value: self.load(loaded)?,
-                    version,
-                })
-            })
-            .transpose()
+        popped.map(|found| self.entry(found)).transpose()
     }
 
     fn len(&self, dict: &str) -> Result<u64, DictError> {

@@ -537,15 +537,9 @@ impl Wal {
         if let Some(p) = &w.poisoned {
             return Err(poisoned(p));
         }
-        if !w.pending.is_empty() {
-            let mut done = w.syncer.sync_data();
-            if done.is_ok() {
-                done = apply_pending(&inner.cache, &mut w, u64::MAX);
-            }
-            if let Err(e) = done {
-                w.poisoned = Some((e.kind(), e.to_string()));
-                return Err(e);
-            }
+        if let Err(e) = inner.drain_pending(&mut w) {
+            w.poisoned = Some((e.kind(), e.to_string()));
+            return Err(e);
         }
         f(w.last)
     }
@@ -663,14 +657,21 @@ impl Inner {
         Ok(target)
     }
 
+    /// Makes every record appended so far durable and applies it to sled
+    /// (the caller poisons the log if this fails).
+    fn drain_pending(&self, w: &mut Writer) -> io::Result<()> {
+        if !w.pending.is_empty() {
+            w.syncer.sync_data()?;
+            apply_pending(&self.cache, w, u64::MAX)?;
+        }
+        Ok(())
+    }
+
     /// Makes sled hold every record durably and starts a new log file;
     /// returns the last record (all are durable and applied).
     fn checkpoint(&self, w: &mut Writer) -> io::Result<u64> {
         let result = (|| -> io::Result<u64> {
-            if !w.pending.is_empty() {
-                w.syncer.sync_data()?;
-                apply_pending(&self.cache, w, u64::MAX)?;
-            }
+            self.drain_pending(w)?;
             mark(&self.state, w.last)?;
             self.durability.checkpoint()?;
             let generation = w.generation.saturating_add(1);

@@ -673,19 +673,13 @@ impl RemoteStore {
             Ok(out)
         })?;
         for (key, upload_id, bytes) in stale {
-            let blobs = self.inner.blobs.clone();
-            let k = key.clone();
+            let (blobs, k) = (self.inner.blobs.clone(), key.clone());
             self.s3_run(Box::pin(
                 async move { blobs.abort_upload(k, upload_id).await },
             ))
             .map_err(|e| s3_err(None, e))?;
-            self.vol_op(move |inner| async move {
-                let client = inner.pool.get().await?;
-                client
-                    .execute("DELETE FROM vessel_uploads WHERE object = $1", &[&key])
-                    .await?;
-                Ok(())
-            })?;
+            self.record_upload(Ledger::Finished { key: &key })
+                .map_err(|e| s3_err(None, e))?;
             report.removed_uploads += 1;
             report.removed_upload_bytes += u64::try_from(bytes).unwrap_or(0);
         }

@@ -71,19 +71,32 @@ impl Loaded {
     }
 }
 
+/// A dict value's blob failure as the dict reports it.
+fn blob_error(e: BlobError) -> DictError {
+    match e {
+        BlobError::Missing(_) | BlobError::Corrupt { .. } => {
+            DictError::Corrupt(format!("a dict value's blob: {e}"))
+        }
+        other if other.is_disk_full() => DictError::DiskFull(other.to_string()),
+        other => DictError::Io(other.to_string()),
+    }
+}
+
 impl EmbeddedStore {
     /// The bytes of a value read as `loaded` (a blob is hash-checked).
     pub(super) fn load(&self, loaded: Loaded) -> Result<Vec<u8>, DictError> {
         match loaded {
             Loaded::Value(v) => Ok(v),
-            Loaded::Blob(id) => self.blobs.get(&id).map_err(|e| match e {
-                BlobError::Missing(_) | BlobError::Corrupt { .. } => {
-                    DictError::Corrupt(format!("a dict value's blob: {e}"))
-                }
-                other if other.is_disk_full() => DictError::DiskFull(other.to_string()),
-                other => DictError::Io(other.to_string()),
-            }),
+            Loaded::Blob(id) => self.blobs.get(&id).map_err(blob_error),
         }
+    }
+
+    /// The entry of a read that found `version` and `loaded`.
+    pub(super) fn entry(&self, (version, loaded): (u64, Loaded)) -> Result<DictEntry, DictError> {
+        Ok(DictEntry {
+            value: self.load(loaded)?,
+            version,
+        })
     }
 
     /// `value` as an entry will hold it: from [`EXTERNAL_VALUE_BYTES`] up it
@@ -94,13 +107,7 @@ impl EmbeddedStore {
         if value.len() < EXTERNAL_VALUE_BYTES {
             return Ok(Payload::Inline(value));
         }
-        let id = self.blobs.put(value).map_err(|e| {
-            if e.is_disk_full() {
-                DictError::DiskFull(e.to_string())
-            } else {
-                DictError::Io(e.to_string())
-            }
-        })?;
+        let id = self.blobs.put(value).map_err(blob_error)?;
         Ok(Payload::External {
             id,
             size: value.len() as u64,

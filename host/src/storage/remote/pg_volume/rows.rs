@@ -364,34 +364,54 @@ impl RemoteStore {
 
     /// Keeps `vessel_uploads` in step with a multipart upload, so gc can
     /// abort it if this process dies before it completes.
-    fn record_upload(&self, event: Ledger<'_>) -> Result<(), S3Error> {
-        let (sql, args): (&'static str, Vec<String>) = match event {
+    pub(super) fn record_upload(&self, event: Ledger<'_>) -> Result<(), S3Error> {
+        /// The event, owned, for the database task.
+        enum Row {
+            Started { upload_id: String, host: String },
+            Progress(i64),
+            Finished,
+        }
+        let (key, row) = match event {
             Ledger::Started { key, upload_id } => (
-                "INSERT INTO vessel_uploads (object, upload_id, host) VALUES ($1, $2, $3)",
-                vec![
-                    key.to_owned(),
-                    upload_id.to_owned(),
-                    self.inner.host.clone(),
-                ],
+                key.to_owned(),
+                Row::Started {
+                    upload_id: upload_id.to_owned(),
+                    host: self.inner.host.clone(),
+                },
             ),
             Ledger::Progress { key, bytes } => (
-                "UPDATE vessel_uploads SET bytes = $2::text::bigint, touched = now() \
-                 WHERE object = $1",
-                vec![key.to_owned(), bytes.to_string()],
+                key.to_owned(),
+                Row::Progress(i64::try_from(bytes).unwrap_or(i64::MAX)),
             ),
-            Ledger::Finished { key } => (
-                "DELETE FROM vessel_uploads WHERE object = $1",
-                vec![key.to_owned()],
-            ),
+            Ledger::Finished { key } => (key.to_owned(), Row::Finished),
         };
         self.block_db(move |inner| async move {
             let client = inner.pool.get().await?;
-            let st = client.prepare_cached(sql).await?;
-            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args
-                .iter()
-                .map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync))
-                .collect();
-            client.execute(&st, &params).await?;
+            match row {
+                Row::Started { upload_id, host } => {
+                    client
+                        .execute(
+                            "INSERT INTO vessel_uploads (object, upload_id, host) \
+                             VALUES ($1, $2, $3)",
+                            &[&key, &upload_id, &host],
+                        )
+                        .await?
+                }
+                Row::Progress(bytes) => {
+                    client
+                        .execute(
+                            "UPDATE vessel_uploads SET bytes = $2, touched = now() \
+                             WHERE object = $1",
+                            &[&key, &bytes],
+                        )
+                        .await?
+                }
+                Row::Finished => {
+                    client
+                        .execute("DELETE FROM vessel_uploads WHERE object = $1", &[&key])
+                        .await?
+                }
+            };
             Ok(())
         })
         .map_err(|e| S3Error::Unavailable(format!("recording an upload: {e}")))
