@@ -235,6 +235,23 @@ impl Vessel {
         self.run(&args).ok().trim().to_owned()
     }
 
+    /// The ids `vessel token list --json` shows, in its order.
+    pub fn token_ids(&self) -> Vec<String> {
+        let list = self.run(&["token", "list", "--json"]).ok().to_owned();
+        let all: serde_json::Value = serde_json::from_str(&list)
+            .unwrap_or_else(|e| panic!("token list --json is not JSON ({e}): {list}"));
+        all.as_array()
+            .unwrap_or_else(|| panic!("token list --json is not an array: {list}"))
+            .iter()
+            .map(|t| {
+                t["id"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("a token without an id: {t}"))
+                    .to_owned()
+            })
+            .collect()
+    }
+
     /// Runs `vessel call TARGET FUNCTION ARGS...` (TARGET a component or an
     /// app) to completion.
     pub fn call(&self, target: &Path, function: &str, args: &[&str]) -> Run {

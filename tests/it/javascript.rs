@@ -128,18 +128,7 @@ fn javascript_sdk_through_the_cli() {
          missing version NotFound: not found: volume `versioned` has no version 99: its head is version 4\n\
          version and create InvalidArgument: invalid argument: a handle on a version cannot create the volume\n"
     );
-    // The fork and its source went their own ways.
-    assert_eq!(
-        v.run(&["volume", "get", "versioned-fork", "a.txt", "-"])
-            .ok(),
-        "forked"
-    );
-    assert_eq!(
-        v.run(&["volume", "get", "versioned", "a.txt", "-"]).ok(),
-        "two"
-    );
-    v.run(&["volume", "get", "versioned-fork", "c.txt", "-"])
-        .fails(1, &["c.txt"]);
+    crate::python::fork_and_source_went_their_own_ways(&v);
     assert_eq!(
         v.call(&app, "conflict-api", &[]).ok(),
         "conflict [\"f.txt\"] 1 true\n\

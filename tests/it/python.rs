@@ -252,18 +252,7 @@ fn python_sdk_through_the_cli() {
          missing version NotFound: not found: volume `versioned` has no version 99: its head is version 4\n\
          version and create InvalidArgument: invalid argument: a handle on a version cannot create the volume\n",
     );
-    // The fork and its source went their own ways.
-    assert_eq!(
-        v.run(&["volume", "get", "versioned-fork", "a.txt", "-"])
-            .ok(),
-        "forked"
-    );
-    assert_eq!(
-        v.run(&["volume", "get", "versioned", "a.txt", "-"]).ok(),
-        "two"
-    );
-    v.run(&["volume", "get", "versioned-fork", "c.txt", "-"])
-        .fails(1, &["c.txt"]);
+    fork_and_source_went_their_own_ways(&v);
     expect(
         &v,
         &app,
@@ -346,4 +335,20 @@ fn python_build_errors_are_clear() {
     let (code, err) = run(&[&d, "-o", "x.wasm", "--frobnicate"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("unknown option --frobnicate"), "{err}");
+}
+
+/// After a probe's versions calls (Python's and JavaScript's alike): the
+/// fork `versioned-fork` and its source `versioned` went their own ways.
+pub(crate) fn fork_and_source_went_their_own_ways(v: &Vessel) {
+    assert_eq!(
+        v.run(&["volume", "get", "versioned-fork", "a.txt", "-"])
+            .ok(),
+        "forked"
+    );
+    assert_eq!(
+        v.run(&["volume", "get", "versioned", "a.txt", "-"]).ok(),
+        "two"
+    );
+    v.run(&["volume", "get", "versioned-fork", "c.txt", "-"])
+        .fails(1, &["c.txt"]);
 }

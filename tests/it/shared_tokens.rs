@@ -4,20 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use vessel_tests::servers::shared;
 use vessel_tests::{Vessel, http};
-
-fn token_ids(v: &Vessel) -> Vec<String> {
-    let list = v.run(&["token", "list", "--json"]).ok().to_owned();
-    serde_json::from_str::<Value>(&list)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 /// Host A makes a token; host B (another data dir, another server) accepts
 /// it; A revokes it; B refuses it at once, and certainly within a second.
@@ -43,7 +31,7 @@ fn a_token_revoked_on_one_host_is_refused_by_the_other_within_a_second() {
     for h in [&a, &bh] {
         assert!(!h.home.path().join("tokens.json").exists());
     }
-    let ids = token_ids(&bh);
+    let ids = bh.token_ids();
     assert_eq!(ids.len(), 1, "host B lists host A's token: {ids:?}");
     a.run(&["token", "revoke", &ids[0]]).ok();
     let revoked = Instant::now();
@@ -60,7 +48,7 @@ fn a_token_revoked_on_one_host_is_refused_by_the_other_within_a_second() {
     );
     assert_eq!(get(&server_a.addr), 401);
     // The revoke is gone everywhere, and a second one says so.
-    assert!(token_ids(&a).is_empty());
+    assert!(a.token_ids().is_empty());
     let again = bh.run(&["token", "revoke", &ids[0]]);
     assert!(again.stderr.contains(&ids[0]), "{}", again.stderr);
 }
@@ -72,7 +60,7 @@ fn fifty_concurrent_token_creates_on_two_hosts_are_all_kept() {
     let (m, b) = shared().fresh();
     let hosts = [Vessel::on_backend(&m, &b), Vessel::on_backend(&m, &b)];
     // The first use creates the tables; do it once before the crowd.
-    assert!(token_ids(&hosts[0]).is_empty());
+    assert!(hosts[0].token_ids().is_empty());
     std::thread::scope(|s| {
         for i in 0..10 {
             let h = &hosts[i % 2];
@@ -84,7 +72,7 @@ fn fifty_concurrent_token_creates_on_two_hosts_are_all_kept() {
             });
         }
     });
-    let (a, b) = (token_ids(&hosts[0]), token_ids(&hosts[1]));
+    let (a, b) = (hosts[0].token_ids(), hosts[1].token_ids());
     assert_eq!(a.len(), 50, "{a:?}");
     assert_eq!(a, b, "both hosts list the same tokens in the same order");
 }

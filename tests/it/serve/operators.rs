@@ -17,16 +17,7 @@ use super::start;
 fn concurrent_token_creates_and_revokes_lose_nothing() {
     let v = Vessel::new();
     let doomed = v.token(&["dict:gone:r"], None);
-    let ids = |v: &Vessel| -> Vec<String> {
-        let list = v.run(&["token", "list", "--json"]).ok().to_owned();
-        serde_json::from_str::<Value>(&list)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let ids = |v: &Vessel| v.token_ids();
     let first = ids(&v);
     assert_eq!(first.len(), 1);
     std::thread::scope(|s| {
