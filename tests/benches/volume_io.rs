@@ -6,6 +6,13 @@
 //!   buffer size), with the file in the page cache (warm) and evicted from
 //!   it before each read (cold, `posix_fadvise(DONTNEED)`); the native
 //!   read goes into a page-aligned buffer, as `dd` does;
+//! - the same reads by one WASI-only guest (the `command` program's
+//!   `readlen`), run as a command three ways in the same run: under vessel
+//!   with the volume mounted, under plain wasmtime-wasi (same engine
+//!   settings, no vessel layer) with a preopened directory holding a hard
+//!   link to the same blob, and natively. This is the like-for-like row
+//!   for "vessel against plain wasmtime-wasi"; each run includes the
+//!   command's instantiation (well under a millisecond for this guest);
 //! - a guest writing a 1 GiB file into a mount (1 MiB writes, then
 //!   sync_all) and committing it, vs a native write + fsync of the same
 //!   bytes.
@@ -187,6 +194,70 @@ async fn main() {
     }
     drop(g);
 
+    // One WASI command guest, vessel mount vs plain wasmtime-wasi preopen.
+    let command = host.program("command");
+    let plain_dir = dir.path().join("plain");
+    std::fs::create_dir(&plain_dir).unwrap();
+    std::fs::hard_link(&blob_path, plain_dir.join("big.bin")).unwrap();
+    let plain = plain::Plain::new(command.engine().engine(), command.component());
+    let read_only = {
+        let mut c = host.config(&[("io", "/data")]);
+        c.volume_mounts[0].read_only = true;
+        c
+    };
+    let size_arg = size.to_string();
+    for (chunk, cold) in [(CHUNK, false), (64 << 10, false), (CHUNK, true)] {
+        let chunk_arg = chunk.to_string();
+        let argv = ["readlen", "/data/big.bin", &chunk_arg, &size_arg];
+        let (mut native, mut bare, mut ours) = (vec![], vec![], vec![]);
+        for _ in 0..RUNS {
+            if cold {
+                evict(&blob_path);
+            }
+            native.push(native_read(&blob_path, chunk).0);
+            if cold {
+                evict(&blob_path);
+            }
+            let t = Instant::now();
+            assert!(
+                plain.run(&plain_dir, &argv).await,
+                "plain wasmtime-wasi readlen"
+            );
+            bare.push(t.elapsed());
+            if cold {
+                evict(&blob_path);
+            }
+            let t = Instant::now();
+            assert_eq!(
+                command.run_command(&read_only, &argv).await,
+                0,
+                "vessel readlen"
+            );
+            ours.push(t.elapsed());
+        }
+        let (native, bare, ours) = (Spread::of(native), Spread::of(bare), Spread::of(ours));
+        let rates = |s: Spread| {
+            format!(
+                "{:.0}/{:.0}/{:.0}",
+                mb_s(size, s.min),
+                mb_s(size, s.median),
+                mb_s(size, s.max)
+            )
+        };
+        let of = |a: Spread, b: Spread| b.median.as_secs_f64() / a.median.as_secs_f64();
+        println!(
+            "command read of {mb} MiB, {:>4} KiB reads, {}: vessel mount {} MB/s ({:.2} of native) | plain wasmtime-wasi preopen {} MB/s ({:.2} of native) | native {} MB/s | vessel / plain wasmtime-wasi {:.2} (of medians; target >= 0.95)",
+            chunk >> 10,
+            if cold { "cold" } else { "warm" },
+            rates(ours),
+            of(ours, native),
+            rates(bare),
+            of(bare, native),
+            rates(native),
+            of(ours, bare),
+        );
+    }
+
     // Write + commit. Between runs the file is removed and collected, so
     // every commit stores its blob afresh.
     let (mut write, mut commit, mut native) = (vec![], vec![], vec![]);
@@ -223,4 +294,74 @@ async fn main() {
         native.as_secs_f64() / write.as_secs_f64(),
         native.as_secs_f64() / both.as_secs_f64(),
     );
+}
+
+/// The baseline runner: a `wasi:cli/run` command under wasmtime-wasi alone,
+/// on the engine vessel configured (so code generation is the same), with
+/// one preopened directory and nothing of vessel's in the way.
+mod plain {
+    use std::path::Path;
+
+    use wasmtime::component::{Component, Linker, ResourceTable};
+    use wasmtime::{Engine, Store};
+    use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+    struct State {
+        ctx: WasiCtx,
+        table: ResourceTable,
+    }
+
+    impl WasiView for State {
+        fn ctx(&mut self) -> WasiCtxView<'_> {
+            WasiCtxView {
+                ctx: &mut self.ctx,
+                table: &mut self.table,
+            }
+        }
+    }
+
+    pub struct Plain {
+        engine: Engine,
+        component: Component,
+        linker: Linker<State>,
+    }
+
+    impl Plain {
+        pub fn new(engine: &Engine, component: &Component) -> Plain {
+            let mut linker = Linker::new(engine);
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+            Plain {
+                engine: engine.clone(),
+                component: component.clone(),
+                linker,
+            }
+        }
+
+        /// Runs the command with `dir` preopened at `/data`; whether it
+        /// exited successfully.
+        pub async fn run(&self, dir: &Path, argv: &[&str]) -> bool {
+            let mut wasi = WasiCtxBuilder::new();
+            wasi.arg("command").args(argv).inherit_stderr();
+            wasi.preopened_dir(dir, "/data", FsPerms::ReadOnly).unwrap();
+            let state = State {
+                ctx: wasi.build(),
+                table: ResourceTable::new(),
+            };
+            let mut store = Store::new(&self.engine, state);
+            // The engine interrupts on epochs (vessel's timeouts); this
+            // store runs without a deadline.
+            store.set_epoch_deadline(u64::MAX / 2);
+            let command = wasmtime_wasi::p2::bindings::Command::instantiate_async(
+                &mut store,
+                &self.component,
+                &self.linker,
+            )
+            .await
+            .unwrap();
+            matches!(
+                command.wasi_cli_run().call_run(&mut store).await,
+                Ok(Ok(()))
+            )
+        }
+    }
 }

@@ -73,6 +73,25 @@ impl Program {
             program: self.clone(),
         }
     }
+
+    /// Runs the program as a `wasi:cli/run` command with `argv` (after
+    /// argv[0]) in a new container made with `config`; its exit status.
+    pub async fn run_command(&self, config: &ContainerConfig, argv: &[&str]) -> i32 {
+        let mut config = config.clone();
+        config.args = std::iter::once(self.name.clone())
+            .chain(argv.iter().map(|a| (*a).to_owned()))
+            .collect();
+        let mut c = Container::new(&self.engine, &config)
+            .unwrap_or_else(|e| panic!("cannot make a container for {}: {e}", self.name));
+        c.run_command(&self.linker, &self.component)
+            .await
+            .unwrap_or_else(|e| panic!("{} failed: {e}", self.name))
+    }
+
+    /// The loaded component.
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
 }
 
 /// One started container of a [`Program`].

@@ -130,3 +130,36 @@ fn bad_mount_specs_are_usage_errors() {
         .run(&["run", "/nope.wasm"])
         .fails(2, &["/nope.wasm"]);
 }
+
+#[test]
+fn readlen_counts_what_it_reads() {
+    // The read benchmark's guest command: chunked reads, checked length.
+    let v = Vessel::new();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), vec![7u8; 100_000]).unwrap();
+    let mount = format!("{}:/d:ro", host.path().display());
+    let out = v.run(&[
+        "run",
+        &cmd(),
+        "--mount",
+        &mount,
+        "--",
+        "readlen",
+        "/d/f",
+        "4096",
+        "100000",
+    ]);
+    assert_eq!(out.ok(), "");
+    let out = v.run(&[
+        "run",
+        &cmd(),
+        "--mount",
+        &mount,
+        "--",
+        "readlen",
+        "/d/f",
+        "4096",
+        "99999",
+    ]);
+    out.fails(1, &["readlen /d/f: read 100000 bytes, expected 99999"]);
+}

@@ -2,7 +2,8 @@
 //! and `vessel run x.wasm` carry out, through the same function state,
 //! pool and containers as every app function (the only path that builds
 //! containers). Its container comes whole from the caller (the limits and
-//! mounts of a command line), it keeps no container warm, and its guest is
+//! mounts of a command line), it keeps no container warm unless asked (a
+//! data dir's owner keeps them for forwarded calls), and its guest is
 //! told it runs on its own: calls to other functions need an app.
 
 use std::collections::BTreeSet;
@@ -39,6 +40,22 @@ impl Runtime {
         export: &str,
         config: ContainerConfig,
     ) -> Result<App, AppError> {
+        self.app_of_component_kept(component, path, name, export, config, Duration::ZERO)
+    }
+
+    /// [`app_of_component`](Self::app_of_component) whose container stays
+    /// warm for `idle_timeout` after a call, for the next call to reuse.
+    /// Each call still sees what a fresh container would: its mounts start
+    /// at their volumes' heads and it commits before it returns.
+    pub fn app_of_component_kept(
+        &self,
+        component: Component,
+        path: &Path,
+        name: &str,
+        export: &str,
+        config: ContainerConfig,
+        idle_timeout: Duration,
+    ) -> Result<App, AppError> {
         let resolved = if export == COMMAND_EXPORT {
             None
         } else {
@@ -71,11 +88,12 @@ impl Runtime {
             memory_mib: u64::try_from(config.memory_limit >> 20).unwrap_or(u64::MAX),
             disk_mib: config.disk_limit >> 20,
             max_containers: 1,
-            // Nothing kept warm: the container ends, with its final
-            // commits, after each call.
-            idle_timeout: Duration::ZERO,
+            // Without a keep, the container ends, with its final commits,
+            // after each call.
+            idle_timeout,
             commit_every: config.background_commit,
             fuel: config.fuel,
+            sync_mounts_each_call: !idle_timeout.is_zero(),
         };
         let state = FunctionState {
             name: name.to_owned(),

@@ -118,6 +118,14 @@ impl FunctionState {
         let _permit = self.permit().await?;
         let (call, started) = (next(&CALLS), Instant::now());
         let mut warm = match self.pool.take() {
+            Some(mut w) if self.spec.sync_mounts_each_call => {
+                if let Err(e) = w.container.reload_mounts() {
+                    let e = self.retire_failed(w, e);
+                    log_call(app, &self.name, call, 0, started, Err(&e));
+                    return Err(e);
+                }
+                w
+            }
             Some(w) => w,
             None => match self.start(app).await {
                 Ok(w) => w,
@@ -146,6 +154,19 @@ impl FunctionState {
             .container
             .call(func, &params, usize::from(export.result.is_some()))
             .await;
+        // A container whose writes could not be stored takes no more calls:
+        // its final commit tries them once more.
+        let result = match result {
+            Ok(val) if self.spec.sync_mounts_each_call => match warm.container.commit_now() {
+                Ok(()) => Ok(val),
+                Err(e) => {
+                    let e = self.retire_failed(warm, e);
+                    log_call(app, &self.name, call, container, started, Err(&e));
+                    return Err(e);
+                }
+            },
+            r => r,
+        };
         let outcome = match result {
             Ok(val) => self
                 .release(app, warm)
@@ -173,6 +194,15 @@ impl FunctionState {
             outcome.as_ref().map(|_| ()),
         );
         outcome
+    }
+
+    /// Retires a warm container that cannot take the next call, and the
+    /// call's error for it.
+    fn retire_failed(&self, warm: pool::Warm, e: ContainerError) -> AppError {
+        if let Err(source) = self.pool.retire(warm.container) {
+            tracing::warn!(function = %self.name, error = %source, "final commit failed");
+        }
+        self.in_container(e)
     }
 
     /// Makes a new container with the function's instance in it.

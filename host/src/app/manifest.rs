@@ -181,6 +181,11 @@ pub struct FunctionSpec {
     /// `None`: background commits off.
     pub commit_every: Option<Duration>,
     pub fuel: Option<u64>,
+    /// Each call starts with the mounts at their volumes' heads and
+    /// commits before it returns, as in a fresh container, even in a warm
+    /// one (a forwarded `vessel call`); app functions keep Modal's model
+    /// (background commits, the guest reloads).
+    pub sync_mounts_each_call: bool,
 }
 
 impl FunctionSpec {
@@ -391,6 +396,7 @@ impl Manifest {
                 idle_timeout,
                 commit_every,
                 fuel: f.fuel,
+                sync_mounts_each_call: false,
             };
             functions.insert(fname, spec);
         }

@@ -326,12 +326,7 @@ pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
     );
     // `vessel call`/`run` from other processes run here, on the store
     // this process holds.
-    let exec = crate::owner::OwnerExec {
-        home: super::Home {
-            held: Some(service.clone()),
-            ..home.clone()
-        },
-    };
+    let exec = crate::owner::OwnerExec::new(home, service.clone());
     let state = Arc::new(
         ServerState::new(
             service.clone(),

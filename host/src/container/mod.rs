@@ -384,6 +384,29 @@ impl Container {
         state.volumes.commit_all(&state.table, true)
     }
 
+    /// Commits every writable mount, files open for writing included, as
+    /// the final commit does, and keeps the container: the end of a call
+    /// whose writes must be stored before it returns.
+    pub fn commit_now(&mut self) -> Result<(), ContainerError> {
+        let state = self.store.data_mut();
+        let errors = state.volumes.commit_all(&state.table, false);
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let msgs: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        Err(ContainerError::FinalCommit(msgs.join("; ")))
+    }
+
+    /// Brings every mount with no file open to its volume's head, before a
+    /// call that must see what a fresh container would.
+    pub fn reload_mounts(&mut self) -> Result<(), ContainerError> {
+        let state = self.store.data_mut();
+        match state.volumes.reload_idle(&state.table).into_iter().next() {
+            None => Ok(()),
+            Some(e) => Err(ContainerError::Volume(e)),
+        }
+    }
+
     /// Bytes the guest's memories and tables hold together, as counted
     /// against the memory limit.
     pub fn memory_used(&self) -> usize {
@@ -400,14 +423,7 @@ impl Container {
             tracing::debug!("a timed-out container ends without a final commit");
             return Ok(());
         }
-        let state = self.store.data_mut();
-        let errors = state.volumes.commit_all(&state.table, false);
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            let msgs: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            Err(ContainerError::FinalCommit(msgs.join("; ")))
-        }
+        self.commit_now()
     }
 
     /// Instantiates `component` in this container. The deadline it starts

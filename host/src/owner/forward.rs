@@ -18,6 +18,7 @@ use super::{Failure, Home};
 use crate::container::GuestStdio;
 use crate::server::client::{Body, ClientError, OwnerClient};
 use crate::server::exec::{self, ExecExit, ExecIo, LocalExec};
+use crate::service::Service;
 
 /// Where a `call`/`run` writes.
 #[derive(Clone)]
@@ -100,7 +101,28 @@ pub struct Forwarded {
 /// The owner's side: runs forwarded commands against the store it holds.
 pub struct OwnerExec {
     /// The owner's home, with its store held (`Home::held`).
-    pub home: Home,
+    home: Home,
+    /// Containers kept warm for forwarded calls.
+    warm: Arc<super::WarmCalls>,
+}
+
+impl OwnerExec {
+    /// Runs forwarded commands against `service`, the store of `home` this
+    /// process holds.
+    pub fn new(home: &Home, service: Service) -> OwnerExec {
+        OwnerExec {
+            home: Home {
+                held: Some(service),
+                ..home.clone()
+            },
+            warm: Arc::default(),
+        }
+    }
+
+    /// The containers kept for forwarded calls.
+    pub fn warm(&self) -> &Arc<super::WarmCalls> {
+        &self.warm
+    }
 }
 
 impl LocalExec for OwnerExec {
@@ -110,6 +132,7 @@ impl LocalExec for OwnerExec {
         io: ExecIo,
     ) -> Pin<Box<dyn std::future::Future<Output = ExecExit> + Send>> {
         let home = self.home.clone();
+        let warm = self.warm.clone();
         Box::pin(async move {
             let forwarded: Forwarded = match serde_json::from_value(command) {
                 Ok(f) => f,
@@ -129,7 +152,7 @@ impl LocalExec for OwnerExec {
                 console: Console::Remote(io),
             };
             let result = match forwarded.request {
-                Request::Call(cmd) => super::call(&home, cmd, &inv).await,
+                Request::Call(cmd) => warm.call(&home, cmd, &inv).await,
                 Request::Run(cmd) => super::run(&home, cmd, &inv).await,
             };
             match result {

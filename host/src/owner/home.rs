@@ -188,12 +188,7 @@ impl Owner {
             });
         }
         let service = home.open_service()?;
-        let exec = forward::OwnerExec {
-            home: Home {
-                held: Some(service.clone()),
-                ..home.clone()
-            },
-        };
+        let exec = forward::OwnerExec::new(home, service.clone());
         let server = OwnerServer::start(&home.dir, service.clone(), Some(Arc::new(exec)))
             .map_err(Failure::runtime)?;
         Ok(Owner {

@@ -132,12 +132,9 @@ pub async fn call(home: &Home, mut cmd: CallRequest, inv: &Invocation) -> Result
     .await
 }
 
-pub(crate) async fn call_held(
-    home: &Home,
-    cmd: CallRequest,
-    inv: &Invocation,
-    held: &mut Option<Owner>,
-) -> Result<u8, Failure> {
+/// The arguments of a call, from JSON text, a file or `--NAME VALUE`
+/// parameters.
+pub(crate) fn call_args(cmd: &CallRequest, inv: &Invocation) -> Result<CallArgs, Failure> {
     let args = match (&cmd.args, &cmd.args_file) {
         (Some(text), _) => Some(
             serde_json::from_str::<Json>(text)
@@ -162,6 +159,16 @@ pub(crate) async fn call_held(
     };
     let flags =
         call::parse_param_flags_in(&cmd.params, inv.cwd.as_deref()).map_err(Failure::usage)?;
+    Ok(CallArgs { args, flags })
+}
+
+pub(crate) async fn call_held(
+    home: &Home,
+    cmd: CallRequest,
+    inv: &Invocation,
+    held: &mut Option<Owner>,
+) -> Result<u8, Failure> {
+    let args = call_args(&cmd, inv)?;
     let path = inv.path(&cmd.component);
     if is_app(&path) {
         if let Some(flag) = cmd.limits.first_given() {
@@ -169,7 +176,7 @@ pub(crate) async fn call_held(
         }
         let app = load_app(home, &path, inv, held).await?;
         let function = app.function(&cmd.function).map_err(Failure::from)?;
-        let result = function.call_args(&CallArgs { args, flags }).await;
+        let result = function.call_args(&args).await;
         let shutdown = app.shutdown().await;
         let result = result.map_err(Failure::from)?;
         shutdown.map_err(Failure::from)?;
@@ -191,7 +198,7 @@ pub(crate) async fn call_held(
         component,
         &cmd.component,
         &cmd.function,
-        &CallArgs { args, flags },
+        &args,
         config,
     )
     .await?;

@@ -16,6 +16,7 @@ mod forward;
 mod home;
 mod invoke;
 mod request;
+mod warm;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub use forward::{Console, Forwarded, Invocation, NotForwarded, OwnerExec};
 pub use home::{CONFIG_FILE, Home, Owner, data_dir, remote_options};
 pub use invoke::{call, is_app, parse_mount, parse_mount_in, parse_volume_mount, run};
 pub use request::{CallRequest, Limits, Request, RunRequest};
+pub use warm::{KEEP_IDLE, MAX_KEPT, WarmCalls};
 
 /// An engine with its compile cache in `cache_dir`.
 pub fn engine_for(cache_dir: &Path, fuel: bool) -> Result<VesselEngine, Failure> {

@@ -199,6 +199,19 @@ impl VolumeCtx {
         }
         errors
     }
+
+    /// Brings every mount with no file open to its volume's head, as a
+    /// fresh mount would see it (a warm container whose calls each start
+    /// at the heads). Pending changes were committed by the caller.
+    pub fn reload_idle(&mut self, table: &ResourceTable) -> Vec<MountError> {
+        let busy: Vec<bool> = (0..self.mounts.len())
+            .map(|i| !self.open_files(table, i, false).is_empty())
+            .collect();
+        self.disk.freed();
+        let reload = |(m, busy): (&mut Mount, &bool)| (!busy).then(|| off_worker(|| m.reload()));
+        let done = self.mounts.iter_mut().zip(&busy).filter_map(reload);
+        done.filter_map(Result::err).collect()
+    }
 }
 
 /// A [`VolumeCtx`] together with the resource table, the `self` of the

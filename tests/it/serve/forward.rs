@@ -483,3 +483,92 @@ pub(crate) fn a_running_call_sees_a_put(addr: &str, tok: &str, putter: &Vessel, 
         json!({"status": "done", "result": {"ok": text}})
     );
 }
+
+/// With an owner, forwarded `vessel call`s of the same component with the
+/// same options reuse one warm container (its guest state survives), and
+/// each call still sees what a fresh container would: its mounts at the
+/// volume's head, its writes committed when the command returns, its
+/// output on its own caller's stdio.
+#[test]
+fn forwarded_calls_reuse_a_warm_container_with_fresh_mounts() {
+    let probe = vessel_tests::guest("appprobe");
+    let copy = tempfile::tempdir().unwrap();
+    let probe_copy = copy.path().join("appprobe.wasm");
+    std::fs::copy(&probe, &probe_copy).unwrap();
+    let probe = probe.display().to_string();
+    // Without an owner, every call is a fresh container.
+    let alone = Vessel::new();
+    assert_eq!(alone.run(&["call", &probe, "count"]).ok(), "1\n");
+    assert_eq!(alone.run(&["call", &probe, "count"]).ok(), "1\n");
+
+    let v = Vessel::new();
+    v.run(&["volume", "create", "w"]).ok();
+    let _server = start(&v, &[]);
+    for n in 1..=3 {
+        assert_eq!(v.run(&["call", &probe, "count"]).ok(), format!("{n}\n"));
+    }
+    // Other options, or another export, are another container.
+    let other = v.run(&["call", &probe, "count", "--memory", "256"]);
+    assert_eq!(other.ok(), "1\n");
+    assert_eq!(v.run(&["call", &probe, "count"]).ok(), "4\n");
+
+    // A write in a kept container is committed when its command returns.
+    let put = v.run(&[
+        "call",
+        &probe,
+        "put-text",
+        "--args",
+        r#"["/data/a.txt", "one"]"#,
+        "--volume",
+        "w:/data",
+    ]);
+    assert_eq!(put.ok(), "{\"ok\":null}\n");
+    assert_eq!(v.run(&["volume", "get", "w", "/a.txt", "-"]).ok(), "one");
+    assert_eq!(v.run(&["volume", "history", "w"]).code, 0);
+    // A file changed from outside between two calls of one kept container
+    // is seen by the second, as a fresh mount would see it.
+    let read = || {
+        v.run(&[
+            "call",
+            &probe,
+            "count-read",
+            "--args",
+            r#"["/data/a.txt"]"#,
+            "--volume",
+            "w:/data",
+        ])
+    };
+    let first = read();
+    assert_eq!(first.ok(), "\"1 one\"\n");
+    assert!(first.stderr.contains("count-read call 1"), "{first:?}");
+    let src = copy.path().join("two.txt");
+    std::fs::write(&src, "two").unwrap();
+    v.run(&[
+        "volume",
+        "put",
+        "w",
+        &src.display().to_string(),
+        "/a.txt",
+        "--force",
+    ])
+    .ok();
+    // The kept container's output goes to the caller of the call that
+    // wrote it.
+    let second = read();
+    assert_eq!(second.ok(), "\"2 two\"\n");
+    assert!(second.stderr.contains("count-read call 2"), "{second:?}");
+    assert!(!second.stderr.contains("call 1"), "{second:?}");
+    // A guest's panic reaches its own caller.
+    let boom = v.run(&["call", &probe, "boom", "--args", r#"["boom here"]"#]);
+    assert_eq!(boom.code, 1, "{boom:?}");
+    assert!(boom.stderr.contains("boom here"), "{boom:?}");
+
+    // A rebuilt component (another file stamp) starts afresh.
+    let copy_arg = probe_copy.display().to_string();
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(v.run(&["call", &copy_arg, "count"]).ok(), "1\n");
+    assert_eq!(v.run(&["call", &copy_arg, "count"]).ok(), "2\n");
+    std::fs::copy(vessel_tests::guest("appprobe"), &probe_copy).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(v.run(&["call", &copy_arg, "count"]).ok(), "1\n");
+}

@@ -21,6 +21,15 @@ impl Guest for Component {
         CALLS.fetch_add(1, Ordering::SeqCst) + 1
     }
 
+    fn count_read(path: String) -> String {
+        let n = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+        eprintln!("count-read call {n}");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => format!("{n} {text}"),
+            Err(err) => format!("{n} {err}"),
+        }
+    }
+
     fn slow_square(x: u32, ms: Option<u64>) -> u32 {
         std::thread::sleep(std::time::Duration::from_millis(ms.unwrap_or(0)));
         x.wrapping_mul(x)

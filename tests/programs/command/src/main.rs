@@ -1,6 +1,8 @@
 //! A `wasi:cli/run` command for `vessel run` tests. Arguments are a little
 //! script: `echo TEXT`, `cat PATH`, `write PATH TEXT`, `ls PATH`,
-//! `stdin` (echo stdin), `env`, `exit N`.
+//! `stdin` (echo stdin), `env`, `exit N`, and `readlen PATH CHUNK BYTES`
+//! (reads PATH with CHUNK-byte reads and exits 6 unless it held BYTES
+//! bytes: the read benchmark runs it under vessel and plain wasmtime-wasi).
 use std::io::Read;
 
 fn main() {
@@ -49,6 +51,34 @@ fn main() {
                 let mut s = String::new();
                 let _ = std::io::stdin().read_to_string(&mut s);
                 print!("{s}");
+            }
+            "readlen" => {
+                let path = next();
+                let chunk: usize = next().parse().unwrap_or(1 << 20);
+                let want: u64 = next().parse().unwrap_or(0);
+                let mut f = match std::fs::File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        eprintln!("readlen {path}: {e}");
+                        std::process::exit(3);
+                    }
+                };
+                let mut buf = vec![0u8; chunk.max(1)];
+                let mut total = 0u64;
+                loop {
+                    match f.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => total += n as u64,
+                        Err(e) => {
+                            eprintln!("readlen {path}: {e}");
+                            std::process::exit(3);
+                        }
+                    }
+                }
+                if total != want {
+                    eprintln!("readlen {path}: read {total} bytes, expected {want}");
+                    std::process::exit(6);
+                }
             }
             "env" => println!("{}", std::env::vars().count()),
             "exit" => std::process::exit(next().parse().unwrap_or(1)),
