@@ -558,6 +558,17 @@ fn forwarded_calls_reuse_a_warm_container_with_fresh_mounts() {
     assert_eq!(second.ok(), "\"2 two\"\n");
     assert!(second.stderr.contains("count-read call 2"), "{second:?}");
     assert!(!second.stderr.contains("call 1"), "{second:?}");
+    // A third call in the same container: the reload before it finds
+    // nothing new (one metadata read) and it still reads the head.
+    assert_eq!(read().ok(), "\"3 two\"\n");
+    // A container kept with a volume mounted, waiting for its next call,
+    // does not block deleting or renaming that volume: it is let go.
+    v.run(&["volume", "create", "gone"]).ok();
+    let keep = v.run(&["call", &probe, "count", "--volume", "gone:/g"]);
+    assert_eq!(keep.ok(), "1\n");
+    v.run(&["volume", "rename", "gone", "gone2"]).ok();
+    v.run(&["volume", "delete", "gone2", "--yes"]).ok();
+    v.run(&["volume", "delete", "w", "--yes"]).ok();
     // A guest's panic reaches its own caller.
     let boom = v.run(&["call", &probe, "boom", "--args", r#"["boom here"]"#]);
     assert_eq!(boom.code, 1, "{boom:?}");

@@ -309,8 +309,9 @@ impl Service {
     /// Deletes volume `name` and everything in it. (Its blobs become garbage
     /// for [`Service::volume_gc`].)
     ///
-    /// A volume that running containers of this process have mounted is
-    /// refused, unless `force`: then those containers keep reading the
+    /// Containers kept warm with no call running let go of their mounts
+    /// first. A volume that running containers of this process have
+    /// mounted is refused, unless `force`: then those containers keep reading the
     /// snapshot they mounted (its blobs stay until they end), but their
     /// commits and reloads fail, so a volume created later under the same
     /// name never receives their writes.
@@ -321,6 +322,7 @@ impl Service {
         } else {
             IfMounted::RefuseUnlessForced
         };
+        store.mounts().release_idle(name);
         let elsewhere = store.mounts_elsewhere(name)?;
         store.mounts().guard(name, elsewhere, if_mounted, || {
             store.delete(name).map_err(VolumeOpError::from)
@@ -331,6 +333,7 @@ impl Service {
     /// containers commit by name.
     pub fn volume_rename(&self, old: &str, new: &str) -> Result<(), VolumeOpError> {
         let store = self.volume_store()?;
+        store.mounts().release_idle(old);
         let elsewhere = store.mounts_elsewhere(old)?;
         store.mounts().guard(old, elsewhere, IfMounted::Refuse, || {
             store.rename(old, new).map_err(VolumeOpError::from)

@@ -25,6 +25,27 @@ pub struct Mounts {
     /// Live mounts by registration id.
     live: Arc<Mutex<BTreeMap<u64, Arc<Entry>>>>,
     next_id: AtomicU64,
+    idle: IdleHolders,
+}
+
+/// What holds mounts it can give up on request: containers kept warm
+/// between calls, with no call running. A deletion or rename asks them to
+/// let go of a volume's mounts before it counts the mounts in its way, so
+/// a container that merely waits for a call does not block it.
+pub trait IdleMounts: Send + Sync {
+    /// Ends the idle containers that mount `volume`.
+    fn release(&self, volume: &str);
+}
+
+#[derive(Default)]
+struct IdleHolders(Mutex<Vec<std::sync::Weak<dyn IdleMounts>>>);
+
+impl std::fmt::Debug for IdleHolders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("IdleHolders")
+            .field(&lock(&self.0).len())
+            .finish()
+    }
 }
 
 /// Locks a registry mutex, ignoring poisoning: the maps and lists behind
@@ -90,6 +111,24 @@ impl Mounts {
             entry,
             live: self.live.clone(),
             release: None,
+        }
+    }
+
+    /// Adds a holder of idle mounts; it is forgotten once dropped.
+    pub fn add_idle_holder(&self, holder: std::sync::Weak<dyn IdleMounts>) {
+        let mut holders = lock(&self.idle.0);
+        holders.retain(|h| h.strong_count() > 0);
+        holders.push(holder);
+    }
+
+    /// Asks the holders of idle mounts to let go of `volume`'s.
+    pub fn release_idle(&self, volume: &str) {
+        let holders: Vec<_> = lock(&self.idle.0)
+            .iter()
+            .filter_map(|h| h.upgrade())
+            .collect();
+        for h in holders {
+            h.release(volume);
         }
     }
 

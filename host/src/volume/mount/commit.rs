@@ -353,6 +353,17 @@ impl Mount {
         if self.pinned.is_some() {
             return Ok(self.version);
         }
+        // Nothing was committed since this mount's snapshot, by it or by
+        // others: the working tree shows the head already (a warm
+        // container's reload before each call is then one metadata read,
+        // not a 10,000-node compare). After its own commits the mount
+        // cannot tell whether others' landed in between, so it reloads.
+        if self.dirty.is_empty()
+            && self.seen == self.version
+            && self.store.info(&self.volume)?.version == self.version
+        {
+            return Ok(self.version);
+        }
         self.live.loading();
         let snapshot: Snapshot = match self.store.snapshot(&self.volume) {
             Ok(s) => s,
