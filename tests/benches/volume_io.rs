@@ -39,6 +39,16 @@ fn mb_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
 }
 
+/// MB/s of the fastest, median and slowest of runs over `bytes`.
+fn rates(bytes: u64, s: Spread) -> String {
+    format!(
+        "{:.0}/{:.0}/{:.0}",
+        mb_s(bytes, s.min),
+        mb_s(bytes, s.median),
+        mb_s(bytes, s.max)
+    )
+}
+
 /// Bytes that are not all alike (so nothing downstream can shortcut them).
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -174,15 +184,7 @@ async fn main() {
             assert_eq!(r, json!({ "ok": size }));
         }
         let (native, ours) = (Spread::of(native), Spread::of(ours));
-        // MB/s of the fastest, median and slowest run.
-        let rates = |s: Spread| {
-            format!(
-                "{:.0}/{:.0}/{:.0}",
-                mb_s(size, s.min),
-                mb_s(size, s.median),
-                mb_s(size, s.max)
-            )
-        };
+        let rates = |s: Spread| rates(size, s);
         println!(
             "sequential read of {mb} MiB, {:>4} KiB reads, {}: guest from a mount {} MB/s | native (page-aligned buffer) {} MB/s | ratio {:.2} (of medians)",
             chunk >> 10,
@@ -236,14 +238,7 @@ async fn main() {
             ours.push(t.elapsed());
         }
         let (native, bare, ours) = (Spread::of(native), Spread::of(bare), Spread::of(ours));
-        let rates = |s: Spread| {
-            format!(
-                "{:.0}/{:.0}/{:.0}",
-                mb_s(size, s.min),
-                mb_s(size, s.median),
-                mb_s(size, s.max)
-            )
-        };
+        let rates = |s: Spread| rates(size, s);
         let of = |a: Spread, b: Spread| b.median.as_secs_f64() / a.median.as_secs_f64();
         println!(
             "command read of {mb} MiB, {:>4} KiB reads, {}: vessel mount {} MB/s ({:.2} of native) | plain wasmtime-wasi preopen {} MB/s ({:.2} of native) | native {} MB/s | vessel / plain wasmtime-wasi {:.2} (of medians; target >= 0.95)",

@@ -138,28 +138,20 @@ fn readlen_counts_what_it_reads() {
     let host = tempfile::tempdir().unwrap();
     std::fs::write(host.path().join("f"), vec![7u8; 100_000]).unwrap();
     let mount = format!("{}:/d:ro", host.path().display());
-    let out = v.run(&[
-        "run",
-        &cmd(),
-        "--mount",
-        &mount,
-        "--",
-        "readlen",
-        "/d/f",
-        "4096",
-        "100000",
-    ]);
-    assert_eq!(out.ok(), "");
-    let out = v.run(&[
-        "run",
-        &cmd(),
-        "--mount",
-        &mount,
-        "--",
-        "readlen",
-        "/d/f",
-        "4096",
-        "99999",
-    ]);
+    let readlen = |bytes: &str| {
+        v.run(&[
+            "run",
+            &cmd(),
+            "--mount",
+            &mount,
+            "--",
+            "readlen",
+            "/d/f",
+            "4096",
+            bytes,
+        ])
+    };
+    assert_eq!(readlen("100000").ok(), "");
+    let out = readlen("99999");
     out.fails(1, &["readlen /d/f: read 100000 bytes, expected 99999"]);
 }
