@@ -296,6 +296,23 @@ impl FunctionState {
     }
 }
 
+impl crate::storage::volume::pins::IdleMounts for AppInner {
+    /// Retires, with their final commits, the idle containers of the
+    /// functions that mount `volume`: a container waiting for a call does
+    /// not block deleting or renaming it. Containers running a call do.
+    fn release(&self, volume: &str) {
+        let mounting = |f: &&Arc<FunctionState>| f.spec.mounts.iter().any(|m| m.volume == volume);
+        for f in self.functions.values().filter(mounting) {
+            for c in f.pool.drain() {
+                tracing::debug!(function = %f.name, volume, "retiring an idle container for a delete or rename");
+                if let Err(e) = f.pool.retire(c) {
+                    tracing::warn!(function = %f.name, error = %e, "final commit of an idle container failed");
+                }
+            }
+        }
+    }
+}
+
 /// Retires idle containers past their idle timeout and commits what idle
 /// containers left, until the app goes.
 pub(super) async fn sweep(app: Weak<AppInner>) {

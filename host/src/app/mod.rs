@@ -318,6 +318,11 @@ impl Runtime {
             closing: AtomicBool::new(false),
             sweeper: std::sync::OnceLock::new(),
         });
+        if let Some(volumes) = &self.stores.volumes {
+            let weak: Weak<AppInner> = Arc::downgrade(&inner);
+            let holder: Weak<dyn crate::storage::volume::pins::IdleMounts> = weak;
+            volumes.mounts().add_idle_holder(holder);
+        }
         let sweeper = tokio::spawn(sweep(Arc::downgrade(&inner)));
         let _ = inner.sweeper.set(AbortOnDrop(sweeper));
         App { inner }

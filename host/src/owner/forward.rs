@@ -110,17 +110,12 @@ impl OwnerExec {
     /// Runs forwarded commands against `service`, the store of `home` this
     /// process holds.
     pub fn new(home: &Home, service: Service) -> OwnerExec {
-        let warm: Arc<super::WarmCalls> = Arc::default();
-        if let Some(volumes) = &service.stores.volumes {
-            let holder = Arc::downgrade(&warm);
-            volumes.mounts().add_idle_holder(holder);
-        }
         OwnerExec {
             home: Home {
                 held: Some(service),
                 ..home.clone()
             },
-            warm,
+            warm: Arc::default(),
         }
     }
 

@@ -18,8 +18,9 @@
 //! inode, size, mtime, ctime: a rebuilt component gets a fresh one), the
 //! export and every option of the call. At most [`MAX_KEPT`] are kept; one
 //! unused for [`KEEP_IDLE`] is let go (its app retires its container at the
-//! same moment), and so is one whose volume is being deleted or renamed
-//! ([`IdleMounts`]): a container waiting for a call does not block that. Apps (a vessel.toml) and runs are not kept: an app
+//! same moment). Like every app's idle container, a kept one is retired
+//! when its volume is deleted or renamed (`pins::IdleMounts`), so a
+//! container waiting for a call does not block that. Apps (a vessel.toml) and runs are not kept: an app
 //! configures its own warm containers, and a run is a whole program.
 
 use std::os::unix::fs::MetadataExt as _;
@@ -34,7 +35,6 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use super::invoke::{attach_stores, call_args, container_config};
 use super::*;
 use crate::container::GuestStdio;
-use crate::storage::volume::pins::IdleMounts;
 
 /// Most containers kept for forwarded calls, over all components.
 pub const MAX_KEPT: usize = 16;
@@ -90,8 +90,6 @@ impl Key {
 /// An app of one function whose container stays warm between calls.
 struct Kept {
     key: Key,
-    /// The volumes its container mounts.
-    volumes: Vec<String>,
     app: App,
     route: Arc<Route>,
     used: Instant,
@@ -214,11 +212,6 @@ impl WarmCalls {
         let (component, outcome) = engine.load(path).map_err(CallError::from)?;
         tracing::debug!(?outcome, path = %cmd.component.display(), "component loaded");
         attach_stores(home, &engine, &component, &mut config, &mut None)?;
-        let volumes = config
-            .volume_mounts
-            .iter()
-            .map(|m| m.volume.clone())
-            .collect();
         let app = Runtime::new(engine, config.stores.clone())
             .app_of_component_kept(
                 component,
@@ -231,26 +224,10 @@ impl WarmCalls {
             .map_err(|e| Failure::from(crate::app::as_call_error(e)))?;
         Ok(Kept {
             key,
-            volumes,
             app,
             route,
             used: Instant::now(),
         })
-    }
-}
-
-impl IdleMounts for WarmCalls {
-    /// Ends the kept containers mounting `volume` (kept ones run no call;
-    /// the running ones are out of the list until their call ends). They
-    /// are dropped here, so their mounts end before this returns.
-    fn release(&self, volume: &str) {
-        let mut kept = self.lock();
-        let (gone, stay): (Vec<Kept>, Vec<Kept>) = std::mem::take(&mut *kept)
-            .into_iter()
-            .partition(|k| k.volumes.iter().any(|v| v == volume));
-        *kept = stay;
-        drop(kept);
-        drop(gone);
     }
 }
 

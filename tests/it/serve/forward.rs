@@ -583,3 +583,43 @@ fn forwarded_calls_reuse_a_warm_container_with_fresh_mounts() {
     std::thread::sleep(Duration::from_millis(150));
     assert_eq!(v.run(&["call", &copy_arg, "count"]).ok(), "1\n");
 }
+
+/// An app's container that waits for its next call (idle, warm) does not
+/// block deleting the volume it mounts: it is retired first, with its
+/// final commit. A running one does (above).
+#[test]
+fn an_idle_warm_container_does_not_block_deleting_its_volume() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = wait_app(dir.path(), true);
+    let server = start(&v, &["--app", &app.display().to_string()]);
+    let tok = v.token(&["app:probe", "volume:shared:rw"], None);
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/v1/apps/probe/functions/wait/call",
+        Some(&tok),
+        &[],
+        br#"["/data", "/data/never", 0]"#,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // The container now waits for a call, the volume still mounted in it.
+    let (status, body) = http(
+        &server.addr,
+        "DELETE",
+        "/v1/volumes/shared",
+        Some(&tok),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 204, "{}", String::from_utf8_lossy(&body));
+    let (status, _) = http(
+        &server.addr,
+        "GET",
+        "/v1/volumes/shared",
+        Some(&tok),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 404);
+}
