@@ -11,6 +11,9 @@
 //! checks or that wasmtime refuses is deleted and rebuilt, never trusted.
 
 mod cache;
+mod evict;
+
+pub use evict::{CacheEntry, CompileCache, DEFAULT_CACHE_MAX_BYTES, Pruned};
 
 use std::hash::{Hash, Hasher};
 use std::io::Read;
@@ -56,6 +59,10 @@ pub struct EngineConfig {
     /// Meter fuel, so functions can have an instruction budget. Metering
     /// slows guest code down, so it is off unless an app asks for it.
     pub fuel: bool,
+    /// The compile cache's bound in bytes; `None`:
+    /// [`DEFAULT_CACHE_MAX_BYTES`]. Past it, the least recently used
+    /// entries are removed whenever a new one is written.
+    pub cache_max_bytes: Option<u64>,
 }
 
 /// The shared engine plus its compile cache.
@@ -64,6 +71,8 @@ pub struct VesselEngine {
     engine: Engine,
     cache: Option<Arc<cache::DiskCache>>,
     cache_salt: [u8; 32],
+    /// The compile cache's bound in bytes.
+    cache_max_bytes: u64,
     fuel: bool,
     /// Components loaded by this engine, by cache key: a warm host loads
     /// each component once, however many apps name it.
@@ -149,6 +158,7 @@ impl VesselEngine {
                 .cache_dir
                 .map(|dir| Arc::new(cache::DiskCache::new(dir))),
             cache_salt,
+            cache_max_bytes: config.cache_max_bytes.unwrap_or(DEFAULT_CACHE_MAX_BYTES),
             fuel: config.fuel,
             loaded: Arc::default(),
             _ticker: ticker,
@@ -328,6 +338,8 @@ impl VesselEngine {
             // The cache is an optimisation: a read-only or full disk must not
             // stop the call.
             tracing::warn!(entry = %cache.entry_path(&name).display(), error = %e, "cannot write compile cache");
+        } else {
+            cache.trim(self.cache_max_bytes, &name);
         }
         self.remember(&name, &component);
         Ok((component, outcome, name))

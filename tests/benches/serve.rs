@@ -159,7 +159,7 @@ fn main() {
     );
     let engine = VesselEngine::new(EngineConfig {
         cache_dir: Some(dir.path().join("cache")),
-        fuel: false,
+        ..EngineConfig::default()
     })
     .unwrap();
     let runtime =

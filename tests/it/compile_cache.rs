@@ -455,3 +455,91 @@ fn an_entry_rewritten_in_place_is_rebuilt() {
     assert_eq!(outcome, CacheOutcome::Rebuilt);
     assert!(exports(&engine, &component).iter().any(|n| n == "add"));
 }
+
+/// The cache keeps at most `--cache-size` of compiled code, least recently
+/// used out first (a hit counts as a use), and `vessel cache ls|prune`
+/// show and trim it through the binary.
+#[test]
+fn the_cache_is_bounded_least_recently_used_first() {
+    let v = vessel_tests::Vessel::new();
+    let add = guest("add").display().to_string();
+    let types = guest("types").display().to_string();
+    let ls = |size: &str| -> Vec<(String, u64)> {
+        let out = v.run(&["--cache-size", size, "cache", "ls", "--json"]);
+        let listed: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_owned(),
+                    e["bytes"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let call_add = || {
+        v.run(&["call", &add, "add", "--args", "[1,2]"])
+            .ok()
+            .to_owned()
+    };
+    assert!(ls("4GiB").is_empty());
+    assert_eq!(call_add(), "3\n");
+    let first = ls("4GiB");
+    assert_eq!(first.len(), 1, "{first:?}");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let out = v.run(&["call", &types, "echo-u8", "--args", "[7]"]);
+    assert_eq!(out.ok(), "7\n");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // A hit makes add the most recently used.
+    assert_eq!(call_add(), "3\n");
+    let both = ls("4GiB");
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[1].0, first[0].0, "add was used last: {both:?}");
+    let (types_name, types_bytes) = both[0].clone();
+    let add_bytes = both[1].1;
+
+    // Pruning to add's size removes the least recently used: types.
+    let out = v.run(&["cache", "prune", "--max-size", &add_bytes.to_string()]);
+    assert!(
+        out.ok().starts_with("Removed 1 compiled component(s) ("),
+        "{out:?}"
+    );
+    assert!(out.ok().contains("; kept 1 ("), "{out:?}");
+    assert!(types_bytes > 0);
+    let left = ls("4GiB");
+    assert_eq!(left.len(), 1);
+    assert_ne!(left[0].0, types_name);
+
+    // With a bound below one entry, compiling keeps only the new one.
+    let out = v.run(&[
+        "--cache-size",
+        "1",
+        "call",
+        &types,
+        "echo-u8",
+        "--args",
+        "[9]",
+    ]);
+    assert_eq!(out.ok(), "9\n");
+    let only = ls("1");
+    assert_eq!(only.iter().map(|e| &e.0).collect::<Vec<_>>(), [&types_name]);
+    // The removed entry is compiled again when next used.
+    assert_eq!(call_add(), "3\n");
+
+    let table = v.run(&["cache", "ls"]);
+    assert!(table.ok().contains("2 compiled component(s)"), "{table:?}");
+    assert!(table.ok().contains("of 4.00 GiB"), "{table:?}");
+    let out = v.run(&["cache", "prune", "--all"]);
+    assert!(
+        out.ok().starts_with("Removed 2 compiled component(s)"),
+        "{out:?}"
+    );
+    assert!(ls("4GiB").is_empty());
+    assert_eq!(call_add(), "3\n");
+
+    // Bad sizes are named.
+    let out = v.run(&["--cache-size", "12XB", "cache", "ls"]);
+    out.fails(2, &["unknown unit \"xb\"", "--cache-size"]);
+}

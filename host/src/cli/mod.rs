@@ -8,6 +8,7 @@
 //! only success or failure, so that is 0 or 1).
 
 pub mod admin;
+pub mod cache;
 pub mod completions;
 pub mod dict;
 mod history;
@@ -74,6 +75,19 @@ pub struct Cli {
     /// folder must be yours and not writable by others, or it is not used.
     #[arg(long, global = true, env = "VESSEL_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// Most bytes of compiled components the compile cache keeps (a size
+    /// such as 512MiB or 10GiB); past it the least recently used are
+    /// removed whenever a component is compiled [default: 4GiB]. See
+    /// `vessel cache`.
+    #[arg(
+        long,
+        global = true,
+        env = "VESSEL_CACHE_SIZE",
+        value_name = "SIZE",
+        value_parser = size::parse_size
+    )]
+    pub cache_size: Option<u64>,
 
     /// Keep volume and dict metadata in this PostgreSQL database
     /// (`postgres://user:password@host:port/db`) instead of the embedded
@@ -173,6 +187,8 @@ pub enum Command {
     Token(serve::TokenCmd),
     /// Operator tasks: back up the data dir's store.
     Admin(admin::AdminCmd),
+    /// The compile cache: list compiled components, prune them.
+    Cache(cache::CacheCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell) on stdout.
     Completions(completions::CompletionsCmd),
@@ -473,6 +489,9 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let home = Home {
         dir: data_dir.clone(),
         cache_dir,
+        cache_max_bytes: cli
+            .cache_size
+            .unwrap_or(crate::engine::DEFAULT_CACHE_MAX_BYTES),
         store: EmbeddedOptions {
             durability: cli.durability.into(),
             io: cli.inject_faults.map(StorageIo::faulty).unwrap_or_default(),
@@ -492,6 +511,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Serve(cmd) => serve::serve(&home, cmd).await,
         Command::Token(cmd) => serve::token(&home, cmd),
         Command::Admin(cmd) => admin::run(&home, cmd).await,
+        Command::Cache(cmd) => cache::run(&home, cmd),
         Command::Completions(cmd) => completions::completions(&cmd),
         Command::Man(cmd) => completions::man(&cmd),
     }

@@ -290,7 +290,7 @@ pub async fn serve(home: &super::Home, cmd: ServeCmd) -> Result<u8, Failure> {
         manifests.push(Manifest::from_path(path).map_err(Failure::usage)?);
     }
     let fuel = manifests.iter().any(Manifest::uses_fuel);
-    let engine = crate::owner::engine_for(&home.cache_dir, fuel)?;
+    let engine = crate::owner::engine_for(home, fuel)?;
     // Guests' output goes to this process's stdout and stderr without ever
     // making a worker thread wait on them.
     let runtime = Runtime::new(engine, service.stores.clone())

@@ -211,7 +211,7 @@ impl DiskCache {
         ))
     }
 
-    fn seal_path(&self, name: &[u8; 32]) -> PathBuf {
+    pub(super) fn seal_path(&self, name: &[u8; 32]) -> PathBuf {
         self.dir
             .join(format!("{}.seal", blake3::Hash::from_bytes(*name).to_hex()))
     }
@@ -271,6 +271,7 @@ impl DiskCache {
             );
         };
         let stamp = Stamp::of(&meta);
+        self.touch(name);
         if seal.stamp == stamp && stamp.settled_at(seal.sealed_at) && proc_fds() {
             let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
             return Lookup::Found(Entry::Sealed {

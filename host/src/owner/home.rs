@@ -12,6 +12,8 @@ pub struct Home {
     pub dir: PathBuf,
     /// Where compiled components are cached (`--cache-dir`).
     pub cache_dir: PathBuf,
+    /// The compile cache's bound (`--cache-size`).
+    pub cache_max_bytes: u64,
     pub store: EmbeddedOptions,
     /// The shared backend (`--metadata` and `--blobs`), instead of the
     /// embedded store in the data directory.

@@ -187,7 +187,7 @@ pub(crate) async fn call_held(
     }
     let mut config = container_config(&cmd.limits)?;
     config.stdio = inv.console.guest_stdio();
-    let engine = engine_for(&home.cache_dir, false)?;
+    let engine = engine_for(home, false)?;
     let (component, outcome) = engine.load(&path).map_err(CallError::from)?;
     tracing::debug!(?outcome, path = %cmd.component.display(), "component loaded");
     attach_stores(home, &engine, &component, &mut config, held)?;
@@ -270,7 +270,7 @@ pub(crate) async fn load_app(
 ) -> Result<App, Failure> {
     let data_dir = &home.dir;
     let manifest = Manifest::from_path(path).map_err(Failure::usage)?;
-    let engine = engine_for(&home.cache_dir, manifest.uses_fuel())?;
+    let engine = engine_for(home, manifest.uses_fuel())?;
     // A component that fails to load here is reported, with its key, by
     // the runtime's load below.
     let needs_stores = manifest.uses_storage()
@@ -372,7 +372,7 @@ pub(crate) async fn run_held(
         config.dir_mounts.push(mount);
     }
     config.stdio = inv.console.guest_stdio();
-    let engine = engine_for(&home.cache_dir, false)?;
+    let engine = engine_for(home, false)?;
     let path = inv.path(&cmd.component);
     let (component, _) = engine
         .load(&path)

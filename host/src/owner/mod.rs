@@ -45,11 +45,12 @@ pub use invoke::{call, is_app, parse_mount, parse_mount_in, parse_volume_mount, 
 pub use request::{CallRequest, Limits, Request, RunRequest};
 pub use warm::{KEEP_IDLE, MAX_KEPT, WarmCalls};
 
-/// An engine with its compile cache in `cache_dir`.
-pub fn engine_for(cache_dir: &Path, fuel: bool) -> Result<VesselEngine, Failure> {
+/// An engine with `home`'s compile cache.
+pub fn engine_for(home: &Home, fuel: bool) -> Result<VesselEngine, Failure> {
     VesselEngine::new(EngineConfig {
-        cache_dir: Some(cache_dir.to_owned()),
+        cache_dir: Some(home.cache_dir.clone()),
         fuel,
+        cache_max_bytes: Some(home.cache_max_bytes),
     })
     .map_err(Failure::runtime)
 }

@@ -115,7 +115,7 @@ impl WarmCalls {
         if let Some(e) = &*slot {
             return Ok(e.clone());
         }
-        let engine = engine_for(&home.cache_dir, false)?;
+        let engine = engine_for(home, false)?;
         *slot = Some(engine.clone());
         Ok(engine)
     }
