@@ -324,8 +324,11 @@ async fn another_containers_scratch_is_out_of_reach() {
     let mut a = env.start("hostile", env.config(&[])).await;
     assert_eq!(a.call("fs-write", json!(["/private", "mine"])).await, ok());
     let mut b = env.start("hostile", env.config(&[])).await;
-    // b's `/` is its own scratch.
+    // b's `/` is its own scratch, holding only the empty /tmp the host
+    // makes in every one.
     let r = b.call("fs-list-dir", json!(["/"])).await;
+    assert_eq!(r, json!({"ok": ["tmp"]}));
+    let r = b.call("fs-list-dir", json!(["/tmp"])).await;
     assert_eq!(r, json!({"ok": []}));
     let r = b.call("fs-read", json!(["/private"])).await;
     refused(&r, "same name");

@@ -106,13 +106,18 @@ fn scratch_writes_stay_in_the_container() {
         "scratch",
         "cat",
         "/note.txt",
+        "write",
+        "/tmp/t.txt",
+        "temp",
+        "cat",
+        "/tmp/t.txt",
         "ls",
         "/",
     ]);
-    assert_eq!(out.ok(), "scratchnote.txt\n");
-    // A second container starts with an empty scratch dir.
-    let out = v.run(&["run", &cmd(), "--", "ls", "/"]);
-    assert_eq!(out.ok(), "\n");
+    assert_eq!(out.ok(), "scratchtempnote.txt tmp\n");
+    // A second container starts with a scratch dir holding only /tmp.
+    let out = v.run(&["run", &cmd(), "--", "ls", "/", "ls", "/tmp"]);
+    assert_eq!(out.ok(), "tmp\n\n");
     // Host files are not visible.
     let out = v.run(&["run", &cmd(), "--", "cat", "/etc/passwd"]);
     out.fails(1, &["cat /etc/passwd: No such file or directory"]);

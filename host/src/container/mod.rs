@@ -179,6 +179,10 @@ impl Container {
         let (dir, lock) = make_dir(config.work_dir.as_deref()).map_err(ContainerError::Scratch)?;
         let scratch_dir = dir.path().join("scratch");
         crate::private::create_dir(&scratch_dir).map_err(ContainerError::Scratch)?;
+        // Guests' libraries expect a /tmp (Python's tempfile, Rust's
+        // temp_dir); it is part of the scratch, under the disk budget.
+        crate::private::create_dir(&scratch_dir.join(crate::volume::disk::SCRATCH_TMP))
+            .map_err(ContainerError::Scratch)?;
         let mut mounts = Vec::new();
         if !config.volume_mounts.is_empty() {
             let store = config

@@ -6,7 +6,8 @@
 //! - every byte of every file, at its apparent size (a sparse write far
 //!   past the end costs the whole extent: conservative, never cheaper than
 //!   the blocks the file really takes);
-//! - [`ENTRY_COST`] for every file, directory and symlink in scratch, so a
+//! - [`ENTRY_COST`] for every file, directory and symlink in scratch (but
+//!   the `/tmp` the host makes there, [`SCRATCH_TMP`]), so a
 //!   guest cannot run the host's file system out of inodes with empty
 //!   files (entries under a mount are bounded by the volume's inode limit
 //!   instead, and cost nothing here, so a mount of a large snapshot is not
@@ -51,6 +52,9 @@ use crate::blocking::off_worker;
 /// block, which is also what a small file really takes (its apparent size
 /// alone would count one byte for a block).
 pub const ENTRY_COST: u64 = 4096;
+
+/// The directory the host makes in every scratch (the guest's `/tmp`).
+pub const SCRATCH_TMP: &str = "tmp";
 
 /// A file's identity: device and inode number.
 pub(crate) type Inode = (u64, u64);
@@ -274,6 +278,14 @@ impl Ledger {
         let mut total = 0u64;
         if let Some(scratch) = &self.scratch {
             total = total.saturating_add(tree_size(scratch, ENTRY_COST, &none, &mut seen)?);
+            // The host makes `/tmp` in every scratch: its own entry is not
+            // the guest's (what the guest puts in it is).
+            if scratch
+                .symlink_metadata(SCRATCH_TMP)
+                .is_ok_and(|m| m.is_dir())
+            {
+                total = total.saturating_sub(ENTRY_COST);
+            }
         }
         for (root, unwritten) in &self.mounts {
             let free = lock(unwritten);
