@@ -103,6 +103,7 @@ pub mod server;
 pub mod service;
 pub mod storage;
 pub mod volume;
+pub mod wit;
 
 /// docs/clients.md, so its Rust examples compile as doctests (the page's
 /// commands run in tests/it/python_client.rs).

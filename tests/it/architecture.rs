@@ -11,7 +11,14 @@ use std::path::{Path, PathBuf};
 /// name the capability modules' types, and those modules implement the
 /// generated traits.
 const LAYERS: &[&[&str]] = &[
-    &["private", "blocking", "grant", "error_kind", "metrics"],
+    &[
+        "private",
+        "blocking",
+        "grant",
+        "error_kind",
+        "metrics",
+        "wit",
+    ],
     &["storage"],
     &[
         "error",

@@ -306,3 +306,67 @@ fn components_without_storage_do_not_take_the_store() {
     ])
     .fails(1, &["another process has it open"]);
 }
+
+/// `vessel wit DIR` writes, from inside the binary, the very WIT package
+/// every guest in this repository is built against; `vessel wit` prints it.
+#[test]
+fn wit_writes_the_package_guests_build_against() {
+    let v = Vessel::new();
+    let out_dir = tempfile::tempdir().unwrap();
+    let dir = out_dir.path().join("wit");
+    let dir_arg = dir.display().to_string();
+    let out = v.run(&["wit", &dir_arg]);
+    assert!(
+        out.ok().contains("(10 file(s) written, 0 already current)"),
+        "{out:?}"
+    );
+    let repo_wit = vessel_tests::repo_root().join("wit");
+    let mut todo = vec![repo_wit.clone()];
+    let mut compared = 0;
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(&repo_wit).unwrap();
+            assert_eq!(
+                std::fs::read(dir.join(rel)).unwrap(),
+                std::fs::read(&p).unwrap(),
+                "{}",
+                rel.display()
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 10);
+    // Again: nothing to write. An edited file is not clobbered...
+    assert!(
+        v.run(&["wit", &dir_arg])
+            .ok()
+            .contains("0 file(s) written, 10 already current")
+    );
+    std::fs::write(dir.join("volume.wit"), "// mine").unwrap();
+    v.run(&["wit", &dir_arg])
+        .fails(2, &["volume.wit exists with other content", "--force"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("volume.wit")).unwrap(),
+        "// mine"
+    );
+    // ...unless forced.
+    assert!(
+        v.run(&["wit", &dir_arg, "--force"])
+            .ok()
+            .contains("1 file(s) written")
+    );
+    // Printed, each file after its name.
+    let printed = v.run(&["wit"]);
+    let text = printed.ok();
+    assert!(
+        text.starts_with("// types.wit\npackage vessel:storage@"),
+        "{text}"
+    );
+    assert!(text.contains("\n// deps/keyvalue/store.wit\n"), "{text}");
+    assert!(text.contains("world imports {"), "{text}");
+}

@@ -16,6 +16,7 @@ mod reclaim;
 pub mod serve;
 pub mod size;
 pub mod volume;
+pub mod wit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -189,6 +190,9 @@ pub enum Command {
     Admin(admin::AdminCmd),
     /// The compile cache: list compiled components, prune them.
     Cache(cache::CacheCmd),
+    /// Print the WIT package guests build against, or write it into a
+    /// directory for a guest toolchain.
+    Wit(wit::WitCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell) on stdout.
     Completions(completions::CompletionsCmd),
@@ -420,6 +424,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let generated = match &cli.command {
         Command::Completions(cmd) => Some(completions::completions(cmd)),
         Command::Man(cmd) => Some(completions::man(cmd)),
+        Command::Wit(cmd) => Some(wit::run(cmd)),
         _ => None,
     };
     if let Some(result) = generated {
@@ -512,6 +517,9 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Token(cmd) => serve::token(&home, cmd),
         Command::Admin(cmd) => admin::run(&home, cmd).await,
         Command::Cache(cmd) => cache::run(&home, cmd),
+        Command::Wit(_) => Err(Failure::runtime(
+            "`vessel wit` runs before the data dir opens",
+        )),
         Command::Completions(cmd) => completions::completions(&cmd),
         Command::Man(cmd) => completions::man(&cmd),
     }
