@@ -352,3 +352,73 @@ pub(crate) fn fork_and_source_went_their_own_ways(v: &Vessel) {
     v.run(&["volume", "get", "versioned-fork", "c.txt", "-"])
         .fails(1, &["c.txt"]);
 }
+
+/// The same Python sources give the same bytes, so the second `vessel
+/// call` after a rebuild hits the compile cache; changed sources build
+/// afresh.
+#[test]
+fn python_rebuilds_are_byte_identical_and_hit_the_compile_cache() {
+    let work = tempfile::tempdir().unwrap();
+    let builds = work.path().join("builds");
+    let app = work.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    for f in ["app.py", "world.wit"] {
+        std::fs::copy(repo_root().join("scripts/pyhello").join(f), app.join(f)).unwrap();
+    }
+    let build = |out: &str| {
+        let out = work.path().join(out);
+        let run = Command::new(repo_root().join("scripts/build-python"))
+            .args([app.to_str().unwrap(), "-o", out.to_str().unwrap()])
+            .env("VESSEL_PY_BUILDS", &builds)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert!(run.status.success(), "{stderr}");
+        (std::fs::read(&out).unwrap(), out, stderr)
+    };
+    let (first, first_path, said) = build("one.wasm");
+    assert!(!said.contains("earlier build"), "{said}");
+    let (second, second_path, said) = build("two.wasm");
+    assert!(
+        said.contains("the same sources as an earlier build"),
+        "{said}"
+    );
+    assert!(first == second, "two builds of the same sources differ");
+
+    let v = Vessel::new();
+    let outcome = |path: &Path| {
+        let out = v.run(&[
+            "-vv",
+            "call",
+            path.to_str().unwrap(),
+            "hello",
+            "--name",
+            "x",
+        ]);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(out.stdout, "\"hello, x from python\"\n", "{out:?}");
+        // The log may be coloured: drop the escape sequences.
+        let mut plain = String::new();
+        let mut in_escape = false;
+        for c in out.stderr.chars() {
+            match (in_escape, c) {
+                (false, '\x1b') => in_escape = true,
+                (true, 'm') => in_escape = false,
+                (true, _) => {}
+                (false, c) => plain.push(c),
+            }
+        }
+        let line = plain.lines().find(|l| l.contains("component loaded"));
+        let after = line.and_then(|l| l.split("outcome=").nth(1)).unwrap_or("");
+        after.split(' ').next().unwrap_or("").to_owned()
+    };
+    assert_eq!(outcome(&first_path), "Miss");
+    assert_eq!(outcome(&second_path), "Hit");
+
+    // Changed sources are built, not copied.
+    let source = std::fs::read_to_string(app.join("app.py")).unwrap();
+    std::fs::write(app.join("app.py"), format!("{source}\n# changed\n")).unwrap();
+    let (third, _, said) = build("three.wasm");
+    assert!(!said.contains("earlier build"), "{said}");
+    assert!(third != first);
+}
