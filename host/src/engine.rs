@@ -34,7 +34,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("cannot read component {path}: {source}")]
+    #[error("cannot read component {path}: {source}{}", build_hint(path, source.kind() == std::io::ErrorKind::NotFound))]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -43,7 +43,10 @@ pub enum EngineError {
         "{path} is a core WebAssembly module, not a component; build it for wasm32-wasip2 or wrap it with `wasm-tools component new`"
     )]
     CoreModule { path: PathBuf },
-    #[error("{path} is not a WebAssembly component (bad magic number; is it a .wasm file?)")]
+    #[error(
+        "{path} is not a WebAssembly component (bad magic number; is it a .wasm file?){}",
+        build_hint(path, true)
+    )]
     NotWasm { path: PathBuf },
     #[error("{path} is not a valid component: {reason}")]
     Invalid { path: PathBuf, reason: String },
@@ -359,6 +362,60 @@ fn is_text(bytes: &[u8]) -> bool {
         .iter()
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|b| matches!(b, b'(' | b';'))
+}
+
+/// How to build the component `path` names, when it is missing (or is
+/// not one): `path` is guest source, or a missing file in a folder holding
+/// a guest's source. Empty when nothing there says which toolchain.
+fn build_hint(path: &Path, applies: bool) -> String {
+    if !applies {
+        return String::new();
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let has = |name: &str| dir.join(name).exists();
+    let (what, how) = if ext == "py" || (ext == "wasm" && (has("app.py") || has("pyproject.toml")))
+    {
+        (
+            "a Python guest",
+            format!("scripts/build-python {} -o OUT.wasm", dir.display()),
+        )
+    } else if matches!(ext, "js" | "mjs") || (ext == "wasm" && has("package.json")) {
+        (
+            "a JavaScript guest",
+            format!("scripts/build-js {} -o OUT.wasm", dir.display()),
+        )
+    } else if let Some(cargo) = (ext == "rs" || ext == "wasm")
+        .then(|| {
+            dir.ancestors()
+                .take(5)
+                .map(|d| d.join("Cargo.toml"))
+                .find(|c| c.exists())
+        })
+        .flatten()
+    {
+        (
+            "a Rust guest",
+            format!(
+                "cargo build --release --target wasm32-wasip2 --manifest-path {}",
+                cargo.display()
+            ),
+        )
+    } else {
+        return String::new();
+    };
+    let source = if ext == "wasm" {
+        "the folder holds"
+    } else {
+        "this is"
+    };
+    format!(
+        "; {source} {what}: build the component with `{how}` (scripts/ is in vessel's \
+         repository) and name the .wasm it writes (or the app's vessel.toml)"
+    )
 }
 
 fn check_header(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {

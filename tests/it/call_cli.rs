@@ -370,3 +370,79 @@ fn wit_writes_the_package_guests_build_against() {
     assert!(text.contains("\n// deps/keyvalue/store.wit\n"), "{text}");
     assert!(text.contains("world imports {"), "{text}");
 }
+
+/// A component that is missing, or guest source given instead of one,
+/// says how to build it, from what the folder holds.
+#[test]
+fn missing_components_say_how_to_build_them() {
+    let v = Vessel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let run_in = |sub: &str, args: &[&str]| {
+        let out = v
+            .command()
+            .current_dir(dir.path().join(sub))
+            .args(args)
+            .output()
+            .unwrap();
+        vessel_tests::Run::from(out)
+    };
+    let py = dir.path().join("py");
+    std::fs::create_dir(&py).unwrap();
+    std::fs::write(py.join("app.py"), "import wit_world\n").unwrap();
+    std::fs::write(
+        py.join("vessel.toml"),
+        "[app]\nname = \"g\"\n[functions.f]\ncomponent = \"guestbook.wasm\"\nexport = \"f\"\n",
+    )
+    .unwrap();
+    let out = run_in("py", &["run", "app.py"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("app.py is not a WebAssembly component"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(
+            "this is a Python guest: build the component with `scripts/build-python . -o OUT.wasm`"
+        ),
+        "{out:?}"
+    );
+    let out = run_in("py", &["run", "."]);
+    assert!(out.stderr.contains("guestbook.wasm"), "{out:?}");
+    assert!(
+        out.stderr.contains("the folder holds a Python guest"),
+        "{out:?}"
+    );
+
+    let js = dir.path().join("js");
+    std::fs::create_dir(&js).unwrap();
+    std::fs::write(js.join("package.json"), "{}").unwrap();
+    let out = run_in("js", &["call", "app.wasm", "f"]);
+    assert!(
+        out.stderr.contains("cannot read component app.wasm"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("a JavaScript guest: build the component with `scripts/build-js"),
+        "{out:?}"
+    );
+
+    let rs = dir.path().join("rs");
+    std::fs::create_dir(&rs).unwrap();
+    std::fs::write(rs.join("Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
+    let wasm = "target/wasm32-wasip2/release/x.wasm";
+    let out = run_in("rs", &["call", wasm, "f"]);
+    assert!(
+        out.stderr.contains("a Rust guest: build the component with `cargo build --release --target wasm32-wasip2 --manifest-path"),
+        "{out:?}"
+    );
+
+    // Nothing there says which toolchain: no hint.
+    let out = v.run(&["call", "/nonexistent/x.wasm", "f"]);
+    assert!(
+        out.stderr
+            .contains("cannot read component /nonexistent/x.wasm"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("build the component"), "{out:?}");
+}
