@@ -446,3 +446,24 @@ fn missing_components_say_how_to_build_them() {
     );
     assert!(!out.stderr.contains("build the component"), "{out:?}");
 }
+
+/// A guest's panic reads as the guest's own message plus one line from
+/// vessel; wasmtime's backtrace of wasm function numbers only with -v.
+#[test]
+fn a_guest_panic_prints_its_message_without_wasm_frames() {
+    let v = Vessel::new();
+    let probe = guest("appprobe").display().to_string();
+    let out = v.run(&["call", &probe, "boom", "--args", r#"["boom here"]"#]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("boom here"), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "error: function `boom`: the guest trapped: wasm trap: wasm `unreachable` instruction executed (the guest panicked or aborted; what it printed is on its stderr)"
+        ),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("wasm function"), "{out:?}");
+    let verbose = v.run(&["-v", "call", &probe, "boom", "--args", r#"["boom here"]"#]);
+    assert_eq!(verbose.code, 1, "{verbose:?}");
+    assert!(verbose.stderr.contains("wasm function"), "{verbose:?}");
+}

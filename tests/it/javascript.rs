@@ -149,7 +149,7 @@ fn javascript_sdk_through_the_cli() {
         "49 64\n\
          81 81\n\
          [1,4,9]\n\
-         true function `fail`: the guest trapped: error while executing at wasm backtrace:\n\
+         true function `fail`: the guest trapped: wasm trap: wasm `unreachable` instruction executed (the guest panicked or aborted; what it printed is on its stderr)\n\
          unknown NotFound: not found: app `jsprobe` has no function `nope`; it has: calls, conflict-api, dict-api, errors, fail, lookup, other-writer, square, versions-api, volume-api\n\
          bad args TypeError: calling square: pass the arguments as an array (by position) or an object (by name)\n"
     );

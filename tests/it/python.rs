@@ -278,7 +278,7 @@ fn python_sdk_through_the_cli() {
          [1, 4, 9]\n\
          [3, 7]\n\
          [11, 22]\n\
-         CallFailed function `fail`: the guest trapped: error while executing at wasm backtrace:\n\
+         CallFailed function `fail`: the guest trapped: wasm trap: wasm `unreachable` instruction executed (the guest panicked or aborted; what it printed is on its stderr)\n\
          unknown NotFound: not found: app `pyprobe` has no function `nope`; it has: add, calls, conflict-api, dict-api, errors, fail, lookup, mount-api, other-writer, raw-values, square, versions-api, volume-api\n\
          both TypeError: calling 'add': pass arguments either by position or by name, not both (they travel as one JSON array or object)\n"
     );

@@ -525,8 +525,34 @@ impl Container {
                 trap: chain(&e),
             };
         }
-        ContainerError::Trap(chain(&e))
+        ContainerError::Trap(trap_message(&e))
     }
+}
+
+/// A guest trap as a caller reads it: what happened, without wasmtime's
+/// backtrace of wasm function numbers, which says nothing to someone
+/// without the guest's symbols (it is logged at `-v`, target
+/// `vessel::trap`). An `unreachable` is how a guest's panic or abort ends:
+/// the guest's own message, if it printed one, is on its stderr.
+fn trap_message(e: &wasmtime::Error) -> String {
+    let mut parts = Vec::new();
+    let mut backtrace = None;
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.starts_with("error while executing at wasm backtrace") {
+            backtrace = Some(text);
+        } else {
+            parts.push(text);
+        }
+    }
+    if let Some(bt) = backtrace {
+        tracing::info!(target: "vessel::trap", "guest trap: {bt}");
+    }
+    let mut msg = parts.join(": ");
+    if msg.contains("`unreachable` instruction executed") {
+        msg.push_str(" (the guest panicked or aborted; what it printed is on its stderr)");
+    }
+    msg
 }
 
 /// Runs `work`, guest code and the host calls it makes, until `deadline`.
