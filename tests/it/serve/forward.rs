@@ -352,17 +352,8 @@ fn a_file_put_by_another_process_reaches_a_running_function_after_reload() {
 fn deleting_a_mounted_volume_over_http_is_409_busy() {
     let v = Vessel::new();
     let dir = tempfile::tempdir().unwrap();
-    let app = wait_app(dir.path(), true);
-    let server = start(&v, &["--app", &app.display().to_string()]);
-    let tok = v.token(&["app:probe", "volume:shared:rw"], None);
-    let (status, body) = http(
-        &server.addr,
-        "POST",
-        "/v1/apps/probe/functions/wait/spawn",
-        Some(&tok),
-        &[],
-        br#"["/data", "/data/never", 60000]"#,
-    );
+    let (server, tok) = serve_wait_app(&v, dir.path());
+    let (status, body) = wait_over_http(&server, &tok, "spawn", 60000);
     assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
     // The container mounts the volume once it starts: until then a rename
     // to the same name (which changes nothing either way) is not refused
@@ -436,6 +427,30 @@ pub(crate) fn wait_app(dir: &Path, create: bool) -> PathBuf {
              [functions.wait]\ncomponent = \"@PROBE@\"\nexport = \"wait-for-file\"\n\
              mounts = {{ \"/data\" = \"shared\" }}\ntimeout = 120\n"
         ),
+    )
+}
+
+/// `vessel serve` of the [`wait_app`] (creating its volume), and a token
+/// for its function and volume.
+fn serve_wait_app(v: &Vessel, dir: &Path) -> (Server, String) {
+    let app = wait_app(dir, true);
+    let server = start(v, &["--app", &app.display().to_string()]);
+    let tok = v.token(&["app:probe", "volume:shared:rw"], None);
+    (server, tok)
+}
+
+/// `wait` over HTTP (`verb`: call or spawn) for a file that never comes,
+/// giving up after `ms`.
+fn wait_over_http(server: &Server, tok: &str, verb: &str, ms: u64) -> (u16, Vec<u8>) {
+    let route = format!("/v1/apps/probe/functions/wait/{verb}");
+    let body = format!(r#"["/data", "/data/never", {ms}]"#);
+    http(
+        &server.addr,
+        "POST",
+        &route,
+        Some(tok),
+        &[],
+        body.as_bytes(),
     )
 }
 
@@ -591,17 +606,8 @@ fn forwarded_calls_reuse_a_warm_container_with_fresh_mounts() {
 fn an_idle_warm_container_does_not_block_deleting_its_volume() {
     let v = Vessel::new();
     let dir = tempfile::tempdir().unwrap();
-    let app = wait_app(dir.path(), true);
-    let server = start(&v, &["--app", &app.display().to_string()]);
-    let tok = v.token(&["app:probe", "volume:shared:rw"], None);
-    let (status, body) = http(
-        &server.addr,
-        "POST",
-        "/v1/apps/probe/functions/wait/call",
-        Some(&tok),
-        &[],
-        br#"["/data", "/data/never", 0]"#,
-    );
+    let (server, tok) = serve_wait_app(&v, dir.path());
+    let (status, body) = wait_over_http(&server, &tok, "call", 0);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     // The container now waits for a call, the volume still mounted in it.
     let (status, body) = http(
