@@ -422,3 +422,65 @@ fn python_rebuilds_are_byte_identical_and_hit_the_compile_cache() {
     assert!(!said.contains("earlier build"), "{said}");
     assert!(third != first);
 }
+
+/// Modules imported inside functions (the standard library, the app's own)
+/// work at call time: the build imports them into the snapshot. An import
+/// that cannot work fails the build with its name and place, unless it is
+/// guarded by `except ImportError`.
+#[test]
+fn imports_inside_functions_work_or_fail_the_build() {
+    let app = tempfile::tempdir().unwrap();
+    std::fs::write(
+        app.path().join("world.wit"),
+        "package example:imp;\nworld imp {\n    export uses: func() -> string;\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.path().join("helpers.py"),
+        "def shout(s):\n    return s.upper()\n",
+    )
+    .unwrap();
+    let code = "import wit_world\n\n\nclass WitWorld(wit_world.WitWorld):\n    def uses(self) -> str:\n        import json\n        import threading\n        from decimal import Decimal\n        import urllib.request\n        import helpers\n        try:\n            import not_installed_anywhere\n        except ImportError:\n            not_installed_anywhere = None\n        return ' | '.join([json.dumps([1]), threading.current_thread().name, str(Decimal('1.10') + Decimal('2.20')), urllib.request.quote('a b'), helpers.shout('own'), str(not_installed_anywhere)])\n";
+    std::fs::write(app.path().join("app.py"), code).unwrap();
+    let wasm = app.path().join("imp.wasm");
+    let build = || {
+        Command::new(repo_root().join("scripts/build-python"))
+            .args([app.path().to_str().unwrap(), "-o", wasm.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let out = build();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = Vessel::new();
+    let run = v.run(&["call", wasm.to_str().unwrap(), "uses"]);
+    assert_eq!(
+        run.ok(),
+        "\"[1] | MainThread | 3.30 | a%20b | OWN | None\"\n"
+    );
+
+    // The same import unguarded: the build names it and where it is.
+    let unguarded = code.replace(
+        "        try:\n            import not_installed_anywhere\n        except ImportError:\n            not_installed_anywhere = None\n",
+        "        import not_installed_anywhere\n",
+    );
+    std::fs::write(app.path().join("app.py"), unguarded).unwrap();
+    let out = build();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not_installed_anywhere (imported at app.py:11): ModuleNotFoundError"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("guard an optional import with `except ImportError`"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("module-level code runs while building"),
+        "{stderr}"
+    );
+}
