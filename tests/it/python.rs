@@ -335,6 +335,41 @@ fn python_build_errors_are_clear() {
     let (code, err) = run(&[&d, "-o", "x.wasm", "--frobnicate"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("unknown option --frobnicate"), "{err}");
+
+    // An export the class lacks is named, and not blamed on module-level
+    // code; a vessel call at module level is.
+    let out = dir.path().join("x.wasm").display().to_string();
+    std::fs::write(
+        dir.path().join("world.wit"),
+        "package example:e;\nworld e {\n    include vessel:storage/imports@0.1.0;\n    export hello: func() -> string;\n    export say-more: func() -> string;\n}\n",
+    )
+    .unwrap();
+    let class =
+        "class WitWorld(wit_world.WitWorld):\n    def hello(self) -> str:\n        return 'hi'\n";
+    std::fs::write(
+        dir.path().join("app.py"),
+        format!("import wit_world\n\n\n{class}"),
+    )
+    .unwrap();
+    let (code, err) = run(&[&d, "-o", &out]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains(
+            "hint: the world exports `say-more` but class WitWorld has no method `say_more`"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("module-level code"), "{err}");
+    let module_level = format!(
+        "import wit_world\nimport vessel\n\nkv = vessel.Dict.from_name('kv')\n\n\n{class}    def say_more(self) -> str:\n        return 'more'\n"
+    );
+    std::fs::write(dir.path().join("app.py"), module_level).unwrap();
+    let (code, err) = run(&[&d, "-o", &out]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("hint: module-level code runs while building"),
+        "{err}"
+    );
 }
 
 /// After a probe's versions calls (Python's and JavaScript's alike): the
