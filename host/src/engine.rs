@@ -13,6 +13,9 @@
 mod cache;
 mod evict;
 
+/// A file's identity and version (device, inode, size, mtime, ctime), as
+/// the compile cache stamps component files.
+pub use cache::Stamp as FileStamp;
 pub use evict::{CacheEntry, CompileCache, DEFAULT_CACHE_MAX_BYTES, Pruned};
 
 use std::hash::{Hash, Hasher};

@@ -78,7 +78,7 @@ pub(super) enum Lookup {
 
 /// `fstat` fields that identify a file's content (see [`STAMP_LEN`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Stamp {
+pub struct Stamp {
     dev: u64,
     ino: u64,
     size: u64,
@@ -87,7 +87,7 @@ pub(super) struct Stamp {
 }
 
 impl Stamp {
-    pub(super) fn of(meta: &std::fs::Metadata) -> Self {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
         Stamp {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -152,6 +152,12 @@ impl Stamp {
     /// Whether a stamp read at `at_ns` vouches for the content.
     fn settled_at(&self, at_ns: i128) -> bool {
         at_ns >= self.changed_ns() + self.settle_ns()
+    }
+
+    /// Whether the stamp vouches for the content now: the file's last
+    /// change is old enough that a later write would move the stamp.
+    pub fn settled_now(&self) -> bool {
+        self.settled_at(now_ns())
     }
 }
 

@@ -118,11 +118,6 @@ impl OwnerExec {
             warm: Arc::default(),
         }
     }
-
-    /// The containers kept for forwarded calls.
-    pub fn warm(&self) -> &Arc<super::WarmCalls> {
-        &self.warm
-    }
 }
 
 impl LocalExec for OwnerExec {

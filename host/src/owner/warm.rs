@@ -14,20 +14,20 @@
 //! guest's output goes to the process that forwarded this call, not the
 //! one that started the container ([`Route`]).
 //!
-//! A kept container is matched on the component file's identity (device,
+//! A kept container is matched on the component file's stamp (device,
 //! inode, size, mtime, ctime: a rebuilt component gets a fresh one), the
 //! export and every option of the call. At most [`MAX_KEPT`] are kept; one
 //! unused for [`KEEP_IDLE`] is let go (its app retires its container at the
 //! same moment). Like every app's idle container, a kept one is retired
 //! when its volume is deleted or renamed (`pins::IdleMounts`), so a
-//! container waiting for a call does not block that. Apps (a vessel.toml) and runs are not kept: an app
-//! configures its own warm containers, and a run is a whole program.
+//! container waiting for a call does not block that. Apps (a vessel.toml)
+//! and runs are not kept: an app configures its own warm containers, and a
+//! run is a whole program.
 
-use std::os::unix::fs::MetadataExt as _;
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -35,6 +35,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use super::invoke::{attach_stores, call_args, container_config};
 use super::*;
 use crate::container::GuestStdio;
+use crate::engine::FileStamp;
 
 /// Most containers kept for forwarded calls, over all components.
 pub const MAX_KEPT: usize = 16;
@@ -43,17 +44,12 @@ pub const MAX_KEPT: usize = 16;
 /// scale-down window.
 pub const KEEP_IDLE: Duration = Duration::from_secs(60);
 
-/// A component file written this recently may still change without its
-/// stamp changing (timestamps are coarse on some filesystems): its
-/// container is not kept.
-const SETTLE: Duration = Duration::from_millis(100);
-
 /// What a kept container was made for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Key {
     path: PathBuf,
-    /// (device, inode, size, mtime ns, ctime ns) of the component file.
-    stamp: (u64, u64, u64, i128, i128),
+    /// The component file's identity and version.
+    stamp: FileStamp,
     function: String,
     /// The call's container options, as sent.
     limits: String,
@@ -61,26 +57,16 @@ struct Key {
 
 impl Key {
     /// `None` when the file cannot be read (the call reports why) or was
-    /// written too recently to be told apart from its next version.
+    /// written too recently for its stamp to tell it from its next
+    /// version (the compile cache's rule, [`FileStamp::settled_now`]).
     fn of(path: &Path, cmd: &CallRequest) -> Option<Key> {
-        let meta = std::fs::metadata(path).ok()?;
-        let modified = meta.modified().ok()?;
-        let settled = SystemTime::now()
-            .duration_since(modified)
-            .is_ok_and(|age| age >= SETTLE);
-        if !settled {
+        let stamp = FileStamp::of(&std::fs::metadata(path).ok()?);
+        if !stamp.settled_now() {
             return None;
         }
-        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
         Some(Key {
             path: std::fs::canonicalize(path).ok()?,
-            stamp: (
-                meta.dev(),
-                meta.ino(),
-                meta.size(),
-                ns(meta.mtime(), meta.mtime_nsec()),
-                ns(meta.ctime(), meta.ctime_nsec()),
-            ),
+            stamp,
             function: cmd.function.clone(),
             limits: serde_json::to_string(&cmd.limits).ok()?,
         })
@@ -118,11 +104,6 @@ impl WarmCalls {
         let engine = engine_for(home, false)?;
         *slot = Some(engine.clone());
         Ok(engine)
-    }
-
-    /// How many containers are kept now.
-    pub fn kept(&self) -> usize {
-        self.lock().len()
     }
 
     /// Takes the kept app for `key`, letting go of those unused too long.
@@ -164,13 +145,11 @@ impl WarmCalls {
         inv: &Invocation,
     ) -> Result<u8, Failure> {
         let path = inv.path(&cmd.component);
+        let key = Key::of(&path, &cmd).filter(|_| !is_app(&path));
         // Only forwarded calls have a caller to route output to.
-        let (Some(key), Console::Remote(io)) = (Key::of(&path, &cmd), &inv.console) else {
+        let (Some(key), Console::Remote(io)) = (key, &inv.console) else {
             return invoke::call_held(home, cmd, inv, &mut None).await;
         };
-        if is_app(&path) {
-            return invoke::call_held(home, cmd, inv, &mut None).await;
-        }
         let args = call_args(&cmd, inv)?;
         let kept = match self.take(&key) {
             Some(k) => k,
