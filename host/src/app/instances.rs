@@ -154,36 +154,23 @@ impl FunctionState {
             .container
             .call(func, &params, usize::from(export.result.is_some()))
             .await;
-        // A container whose writes could not be stored takes no more calls:
-        // its final commit tries them once more.
         let result = match result {
-            Ok(val) if self.spec.sync_mounts_each_call => match warm.container.commit_now() {
-                Ok(()) => Ok(val),
-                Err(e) => {
-                    let e = self.retire_failed(warm, e);
-                    log_call(app, &self.name, call, container, started, Err(&e));
-                    return Err(e);
-                }
-            },
+            Ok(val) if self.spec.sync_mounts_each_call => warm.container.commit_now().map(|()| val),
             r => r,
         };
         let outcome = match result {
             Ok(val) => self
                 .release(app, warm)
                 .map(|()| val.as_ref().map(call::to_json)),
-            Err(e) => {
-                if e.poisons_instance() {
-                    // The final commit keeps what the guest wrote before it
-                    // failed, as a container exit does in Modal; after a
-                    // timeout there is none (see `Container::shutdown`).
-                    if let Err(source) = self.pool.retire(warm.container) {
-                        tracing::warn!(function = %self.name, error = %source, "final commit failed");
-                    }
-                    Err(in_container(e))
-                } else {
-                    self.release(app, warm).and(Err(in_container(e)))
-                }
+            // The final commit keeps what the guest wrote before it failed,
+            // as a container exit does in Modal; after a timeout there is
+            // none (see `Container::shutdown`). A container whose writes
+            // could not be stored after its call takes no more calls: its
+            // final commit tries them once more.
+            Err(e) if e.poisons_instance() || matches!(e, ContainerError::FinalCommit(_)) => {
+                Err(self.retire_failed(warm, e))
             }
+            Err(e) => self.release(app, warm).and(Err(in_container(e))),
         };
         log_call(
             app,

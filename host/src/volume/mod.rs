@@ -204,13 +204,17 @@ impl VolumeCtx {
     /// fresh mount would see it (a warm container whose calls each start
     /// at the heads). Pending changes were committed by the caller.
     pub fn reload_idle(&mut self, table: &ResourceTable) -> Vec<MountError> {
-        let busy: Vec<bool> = (0..self.mounts.len())
-            .map(|i| !self.open_files(table, i, false).is_empty())
-            .collect();
         self.disk.freed();
-        let reload = |(m, busy): (&mut Mount, &bool)| (!busy).then(|| off_worker(|| m.reload()));
-        let done = self.mounts.iter_mut().zip(&busy).filter_map(reload);
-        done.filter_map(Result::err).collect()
+        let mut errors = Vec::new();
+        for i in 0..self.mounts.len() {
+            let idle = self.open_files(table, i, false).is_empty();
+            if let Some(m) = self.mounts.get_mut(i).filter(|_| idle)
+                && let Err(e) = off_worker(|| m.reload())
+            {
+                errors.push(e);
+            }
+        }
+        errors
     }
 }
 

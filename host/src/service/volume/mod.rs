@@ -311,10 +311,10 @@ impl Service {
     ///
     /// Containers kept warm with no call running let go of their mounts
     /// first. A volume that running containers of this process have
-    /// mounted is refused, unless `force`: then those containers keep reading the
-    /// snapshot they mounted (its blobs stay until they end), but their
-    /// commits and reloads fail, so a volume created later under the same
-    /// name never receives their writes.
+    /// mounted is refused, unless `force`: then those containers keep
+    /// reading the snapshot they mounted (its blobs stay until they end),
+    /// but their commits and reloads fail, so a volume created later under
+    /// the same name never receives their writes.
     pub fn volume_delete(&self, name: &str, force: bool) -> Result<(), VolumeOpError> {
         let store = self.volume_store()?;
         let if_mounted = if force {
