@@ -105,13 +105,7 @@ pub fn run(home: &Home, cmd: CacheCmd) -> Result<u8, Failure> {
             };
             let pruned = cache.prune(max).map_err(io)?;
             if json {
-                return print_json(&serde_json::json!({
-                    "removed": pruned.removed,
-                    "removed_bytes": pruned.removed_bytes,
-                    "kept": pruned.kept,
-                    "kept_bytes": pruned.kept_bytes,
-                }))
-                .map(|()| 0);
+                return print_json(&pruned).map(|()| 0);
             }
             println!(
                 "Removed {} compiled component(s) ({}); kept {} ({}).",

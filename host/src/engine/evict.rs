@@ -40,7 +40,7 @@ pub struct CacheEntry {
 }
 
 /// What a prune removed and kept.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Pruned {
     pub removed: usize,
     pub removed_bytes: u64,
@@ -67,19 +67,13 @@ impl CompileCache {
     /// Every entry, least recently used first. A folder that does not exist
     /// yet holds none.
     pub fn list(&self) -> std::io::Result<Vec<CacheEntry>> {
-        entries(&self.dir)
+        Ok(scan(&self.dir)?.entries)
     }
 
     /// Removes least recently used entries until the rest fit in
     /// `max_bytes` (0 removes them all, and every source memo).
     pub fn prune(&self, max_bytes: u64) -> std::io::Result<Pruned> {
-        let pruned = trim(&self.dir, max_bytes, None)?;
-        if max_bytes == 0 {
-            for path in files_ending(&self.dir, ".src")? {
-                let _ = std::fs::remove_file(path);
-            }
-        }
-        Ok(pruned)
+        trim(&self.dir, max_bytes, None, max_bytes == 0)
     }
 }
 
@@ -97,7 +91,7 @@ impl DiskCache {
     /// Trims the cache to `max_bytes`, keeping entry `keep`.
     pub(super) fn trim(&self, max_bytes: u64, keep: &[u8; 32]) {
         let keep = blake3::Hash::from_bytes(*keep).to_hex().to_string();
-        match trim(self.dir(), max_bytes, Some(&keep)) {
+        match trim(self.dir(), max_bytes, Some(&keep), false) {
             Ok(p) if p.removed > 0 => tracing::info!(
                 removed = p.removed,
                 removed_bytes = p.removed_bytes,
@@ -113,69 +107,77 @@ impl DiskCache {
     }
 }
 
-/// The files in `dir` whose names end with `suffix`.
-fn files_ending(dir: &Path, suffix: &str) -> std::io::Result<Vec<PathBuf>> {
+/// What one reading of a cache folder finds.
+#[derive(Default)]
+struct Listing {
+    /// Entries, least recently used first.
+    entries: Vec<CacheEntry>,
+    /// Temporary files old enough to be a killed writer's.
+    stale_temps: Vec<PathBuf>,
+    /// Source memos.
+    memos: Vec<PathBuf>,
+}
+
+/// Reads the folder once. A folder that does not exist yet holds nothing;
+/// a file removed by another process meanwhile is simply gone.
+fn scan(dir: &Path) -> std::io::Result<Listing> {
     let read = match std::fs::read_dir(dir) {
         Ok(r) => r,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Listing::default()),
         Err(e) => return Err(e),
     };
-    let mut out = Vec::new();
+    let now = SystemTime::now();
+    let mut out = Listing::default();
     for item in read {
         let item = item?;
-        if item.file_name().to_string_lossy().ends_with(suffix) {
-            out.push(item.path());
-        }
-    }
-    Ok(out)
-}
-
-fn entries(dir: &Path) -> std::io::Result<Vec<CacheEntry>> {
-    let mut out = Vec::new();
-    for path in files_ending(dir, ".cwasm")? {
-        // An entry removed by another process meanwhile is simply gone.
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        let Some(name) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".cwasm"))
-        else {
-            continue;
-        };
-        let seal = path.with_extension("seal");
-        let last_used = std::fs::symlink_metadata(&seal)
-            .and_then(|m| m.modified())
-            .or_else(|_| meta.modified())
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        out.push(CacheEntry {
-            name: name.to_owned(),
-            bytes: meta.len(),
-            last_used,
-        });
-    }
-    out.sort_by(|a, b| a.last_used.cmp(&b.last_used).then(a.name.cmp(&b.name)));
-    Ok(out)
-}
-
-fn trim(dir: &Path, max_bytes: u64, keep: Option<&str>) -> std::io::Result<Pruned> {
-    let now = SystemTime::now();
-    for tmp in files_ending(dir, "")? {
-        let stale = tmp
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with(".tmp"))
-            && std::fs::symlink_metadata(&tmp)
+        let path = item.path();
+        let file_name = item.file_name();
+        let file_name = file_name.to_string_lossy();
+        if let Some(name) = file_name.strip_suffix(".cwasm") {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let last_used = std::fs::symlink_metadata(path.with_extension("seal"))
                 .and_then(|m| m.modified())
-                .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age >= STALE_TEMP));
-        if stale {
-            let _ = std::fs::remove_file(&tmp);
+                .or_else(|_| meta.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            out.entries.push(CacheEntry {
+                name: name.to_owned(),
+                bytes: meta.len(),
+                last_used,
+            });
+        } else if file_name.ends_with(".src") {
+            out.memos.push(path);
+        } else if file_name.starts_with(".tmp")
+            && std::fs::symlink_metadata(&path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age >= STALE_TEMP))
+        {
+            out.stale_temps.push(path);
         }
     }
-    let list = entries(dir)?;
-    let mut total: u64 = list.iter().map(|e| e.bytes).sum();
+    out.entries
+        .sort_by(|a, b| a.last_used.cmp(&b.last_used).then(a.name.cmp(&b.name)));
+    Ok(out)
+}
+
+/// Removes least recently used entries (never `keep`) until the rest fit
+/// in `max_bytes`, stale temporary files, and with `memos_too` every
+/// source memo.
+fn trim(
+    dir: &Path,
+    max_bytes: u64,
+    keep: Option<&str>,
+    memos_too: bool,
+) -> std::io::Result<Pruned> {
+    let listing = scan(dir)?;
+    let extra = if memos_too { &listing.memos[..] } else { &[] };
+    for path in listing.stale_temps.iter().chain(extra) {
+        let _ = std::fs::remove_file(path);
+    }
+    let mut total: u64 = listing.entries.iter().map(|e| e.bytes).sum();
     let mut pruned = Pruned::default();
-    for e in list {
+    for e in listing.entries {
         if total > max_bytes && keep != Some(e.name.as_str()) {
             let entry = dir.join(format!("{}.cwasm", e.name));
             match std::fs::remove_file(&entry) {
