@@ -34,6 +34,9 @@ use vessel_tests::harness::Host;
 
 const CHUNK: usize = 1 << 20;
 const RUNS: usize = 5;
+/// The read cases: chunk size, and whether the page cache is emptied
+/// before each read.
+const READS: [(usize, bool); 3] = [(CHUNK, false), (64 << 10, false), (CHUNK, true)];
 
 fn mb_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
@@ -165,19 +168,21 @@ async fn main() {
     // fills the page cache.
     let mut g = guest.start(&config).await;
     native_read(&blob_path, CHUNK);
-    for (chunk, cold) in [(CHUNK, false), (64 << 10, false), (CHUNK, true)] {
+    for (chunk, cold) in READS {
+        // A cold read starts with the file out of the page cache.
+        let settle = || {
+            if cold {
+                evict(&blob_path);
+            }
+        };
         let args = json!(["/data/big.bin", chunk]);
         let (mut native, mut ours) = (vec![], vec![]);
         for _ in 0..RUNS {
-            if cold {
-                evict(&blob_path);
-            }
+            settle();
             let (d, n) = native_read(&blob_path, chunk);
             assert_eq!(n, size);
             native.push(d);
-            if cold {
-                evict(&blob_path);
-            }
+            settle();
             let t = Instant::now();
             let r = g.call("fs-read-len", args.clone()).await;
             ours.push(t.elapsed());
@@ -208,27 +213,27 @@ async fn main() {
         c
     };
     let size_arg = size.to_string();
-    for (chunk, cold) in [(CHUNK, false), (64 << 10, false), (CHUNK, true)] {
+    for (chunk, cold) in READS {
+        // A cold read starts with the file out of the page cache.
+        let settle = || {
+            if cold {
+                evict(&blob_path);
+            }
+        };
         let chunk_arg = chunk.to_string();
         let argv = ["readlen", "/data/big.bin", &chunk_arg, &size_arg];
         let (mut native, mut bare, mut ours) = (vec![], vec![], vec![]);
         for _ in 0..RUNS {
-            if cold {
-                evict(&blob_path);
-            }
+            settle();
             native.push(native_read(&blob_path, chunk).0);
-            if cold {
-                evict(&blob_path);
-            }
+            settle();
             let t = Instant::now();
             assert!(
                 plain.run(&plain_dir, &argv).await,
                 "plain wasmtime-wasi readlen"
             );
             bare.push(t.elapsed());
-            if cold {
-                evict(&blob_path);
-            }
+            settle();
             let t = Instant::now();
             assert_eq!(
                 command.run_command(&read_only, &argv).await,
