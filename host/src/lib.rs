@@ -81,6 +81,8 @@
 pub mod app;
 pub mod bindings;
 pub mod blocking;
+#[cfg(feature = "cli")]
+pub mod build;
 pub mod call;
 #[cfg(feature = "cli")]
 pub mod cli;

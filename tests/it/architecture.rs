@@ -33,7 +33,7 @@ const LAYERS: &[&[&str]] = &[
     &["call"],
     &["app", "service"],
     &["server"],
-    &["client", "owner"],
+    &["client", "owner", "build"],
     &["cli"],
     &["lib", "main"],
 ];

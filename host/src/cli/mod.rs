@@ -8,6 +8,7 @@
 //! only success or failure, so that is 0 or 1).
 
 pub mod admin;
+pub mod build;
 pub mod cache;
 pub mod completions;
 pub mod dict;
@@ -188,6 +189,13 @@ pub enum Command {
     Token(serve::TokenCmd),
     /// Operator tasks: back up the data dir's store.
     Admin(admin::AdminCmd),
+    /// Build a guest's component from its folder (Python, JavaScript or
+    /// Rust), installing the toolchain on first use.
+    #[command(after_help = BUILD_HELP)]
+    Build(build::BuildCmd),
+    /// Make a new app that builds and runs as it is.
+    #[command(after_help = INIT_HELP)]
+    Init(build::InitCmd),
     /// The compile cache: list compiled components, prune them.
     Cache(cache::CacheCmd),
     /// Print the WIT package guests build against, or write it into a
@@ -214,10 +222,31 @@ Examples:
   vessel call apps/demo/vessel.toml f --x 1   (a function of an app)";
 
 const RUN_HELP: &str = "\
+An app whose folder holds its sources (app.py, app.js, Cargo.toml) is built
+first when a source is newer than its component (see `vessel build`).
+
 Examples:
   vessel run prog.wasm -- echo hi          (a command component)
   vessel run apps/kv --key cloud --put     (an app's entrypoint, with parameters)
+  vessel run app.py::main --name ada       (function `main` of the app beside app.py)
   vessel run apps/kv/vessel.toml --entrypoint main -- --key x";
+
+const BUILD_HELP: &str = "\
+Python and JavaScript guests are built with componentize-py and
+componentize-js, installed on first use (pip, npm) into the data dir's
+cache/build/; Rust guests with cargo for wasm32-wasip2 (rustup adds the
+target if it is missing). The same sources give the same bytes.
+
+Examples:
+  vessel build                      (the guest in this folder)
+  vessel build apps/hello -o hello.wasm
+  vessel build app.py --world hello";
+
+const INIT_HELP: &str = "\
+Examples:
+  vessel init hello                 (Python)
+  vessel init --lang js hello
+  vessel init --lang rust hello     (writes the Rust SDK into hello/vessel-sdk)";
 
 /// Limits and mounts shared by `call` and `run`.
 #[derive(Debug, Clone, Args)]
@@ -301,6 +330,10 @@ pub struct CallCmd {
     /// Read the --args JSON document from FILE (`-` for stdin).
     #[arg(long, value_name = "FILE")]
     pub args_file: Option<PathBuf>,
+    /// For an app: do not build its component first, even when its
+    /// sources are newer.
+    #[arg(long)]
+    pub no_build: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
     /// Parameters as --NAME VALUE (see below).
@@ -315,13 +348,18 @@ pub struct CallCmd {
 #[derive(Debug, Clone, Args)]
 pub struct RunCmd {
     /// The command component (.wasm) to run, or an app: its vessel.toml (or
-    /// the directory holding it).
+    /// the directory holding it), or FILE::FUNCTION for function FUNCTION
+    /// of the app beside FILE.
     #[arg(value_name = "COMPONENT|APP")]
     pub component: PathBuf,
     /// For an app: the function to run (default: the manifest's
     /// `entrypoint`, or its only function).
     #[arg(long, value_name = "NAME")]
     pub entrypoint: Option<String>,
+    /// For an app: do not build its component first, even when its
+    /// sources are newer.
+    #[arg(long)]
+    pub no_build: bool,
     /// Mount a host directory into the guest: HOST_DIR:GUEST_PATH, with
     /// `:ro` appended for read-only. Repeatable.
     #[arg(long = "mount", value_name = "HOST_DIR:GUEST_PATH[:ro]")]
@@ -425,6 +463,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Completions(cmd) => Some(completions::completions(cmd)),
         Command::Man(cmd) => Some(completions::man(cmd)),
         Command::Wit(cmd) => Some(wit::run(cmd)),
+        Command::Init(cmd) => Some(build::init(cmd)),
         _ => None,
     };
     if let Some(result) = generated {
@@ -505,20 +544,40 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         remote,
         held: None,
     };
+    let tools = crate::build::Toolchain::new(&data_dir);
     match cli.command {
         Command::Call(mut cmd) => {
             reclaim_options(&mut cmd)?;
+            if !cmd.no_build && crate::owner::is_app(&cmd.component) {
+                build::build_if_stale(&tools, &cmd.component)?;
+            }
             crate::owner::call(&home, cmd.into(), &Invocation::local()).await
         }
-        Command::Run(cmd) => crate::owner::run(&home, cmd.into(), &Invocation::local()).await,
+        Command::Run(mut cmd) => {
+            if let Some((dir, function)) = build::split_target(&cmd.component) {
+                if let Some(e) = &cmd.entrypoint {
+                    return Err(Failure::usage(format!(
+                        "{} names the function already; drop --entrypoint {e}",
+                        cmd.component.display()
+                    )));
+                }
+                cmd.component = dir;
+                cmd.entrypoint = Some(function);
+            }
+            if !cmd.no_build && crate::owner::is_app(&cmd.component) {
+                build::build_if_stale(&tools, &cmd.component)?;
+            }
+            crate::owner::run(&home, cmd.into(), &Invocation::local()).await
+        }
+        Command::Build(cmd) => build::build(&tools, &cmd),
         Command::Dict(cmd) => dict::run(&home, cmd).await,
         Command::Volume(cmd) => volume::run(&home, cmd).await,
         Command::Serve(cmd) => serve::serve(&home, cmd).await,
         Command::Token(cmd) => serve::token(&home, cmd),
         Command::Admin(cmd) => admin::run(&home, cmd).await,
         Command::Cache(cmd) => cache::run(&home, cmd),
-        Command::Wit(_) => Err(Failure::runtime(
-            "`vessel wit` runs before the data dir opens",
+        Command::Wit(_) | Command::Init(_) => Err(Failure::runtime(
+            "`vessel wit` and `vessel init` run before the data dir opens",
         )),
         Command::Completions(cmd) => completions::completions(&cmd),
         Command::Man(cmd) => completions::man(&cmd),

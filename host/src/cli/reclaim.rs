@@ -8,12 +8,16 @@ use crate::app::manifest::MAX_DISK_MIB;
 /// Moves vessel's own options that came after a `--NAME` parameter flag (clap
 /// hands everything from the first unknown flag on to `params`) back into
 /// their fields. A WIT parameter called `args`, `args-file`, `timeout`,
-/// `memory`, `disk`, `volume` or `commit-every` must therefore be passed
-/// inside `--args`.
+/// `memory`, `disk`, `volume`, `commit-every` or `no-build` must therefore
+/// be passed inside `--args`.
 pub(super) fn reclaim_options(cmd: &mut CallCmd) -> Result<(), Failure> {
     let tokens = std::mem::take(&mut cmd.params);
     let mut it = tokens.into_iter();
     while let Some(tok) = it.next() {
+        if tok == "--no-build" {
+            cmd.no_build = true;
+            continue;
+        }
         let (flag, inline) = match tok.split_once('=') {
             Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
             None => (tok.clone(), None),

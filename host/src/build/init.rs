@@ -1,0 +1,375 @@
+//! `vessel init`: a new app that builds and runs as it is, in Python,
+//! JavaScript or Rust. Each greets by name and counts visits in a dict,
+//! through a second function called with `remote`, so a new user sees a
+//! dict, a call between functions and the manifest in one small app.
+
+use std::path::{Path, PathBuf};
+
+use super::{Lang, toolkit};
+
+/// Why the app could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(
+        "`{0}` cannot name an app: use lower-case letters, digits and single hyphens, \
+         starting with a letter (it names the WIT world and the component)"
+    )]
+    BadName(String),
+    #[error("{0} exists and is not empty: choose a new folder")]
+    NotEmpty(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Whether `name` is a WIT identifier (lower-case words joined by single
+/// hyphens), which also makes a valid crate and file name.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('-').all(|word| {
+            word.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+}
+
+/// Makes the app `dir` (its last component names it) and returns the
+/// files written, relative to `dir`.
+pub fn init(dir: &Path, lang: Lang) -> Result<Vec<PathBuf>, InitError> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !valid_name(&name) {
+        return Err(InitError::BadName(name));
+    }
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| InitError::Io { path, source }
+    };
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            if entries.into_iter().next().is_some() {
+                return Err(InitError::NotEmpty(dir.to_owned()));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(dir)(e)),
+    }
+    let files = files(&name, lang);
+    for (rel, text) in &files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::write(&path, text).map_err(io(&path))?;
+    }
+    Ok(files
+        .into_iter()
+        .map(|(rel, _)| PathBuf::from(rel))
+        .collect())
+}
+
+/// The Rust SDK's manifest when it lives in an app: the workspace's
+/// versions and features written out (checked against the workspace's
+/// Cargo.toml by a test).
+const RUST_SDK_CARGO: &str = r#"# vessel's Rust guest SDK, written here by `vessel init`.
+[package]
+name = "vessel-sdk"
+version = "VERSION"
+edition = "2024"
+publish = false
+
+[dependencies]
+wit-bindgen = "0.63"
+serde = { version = "1", features = ["derive"] }
+serde_json = { version = "1", features = ["float_roundtrip", "arbitrary_precision", "preserve_order"] }
+"#;
+
+fn files(name: &str, lang: Lang) -> Vec<(String, String)> {
+    let fill = |t: &str| {
+        t.replace("NAME_SNAKE", &name.replace('-', "_"))
+            .replace("NAME", name)
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    let (component, ignore) = match lang {
+        Lang::Rust => (
+            fill("target/wasm32-wasip2/release/NAME_SNAKE.wasm"),
+            "/target\n*.wasm\n",
+        ),
+        _ => (format!("{name}.wasm"), "*.wasm\n__pycache__/\n"),
+    };
+    out.push((".gitignore".into(), ignore.into()));
+    out.push((
+        "vessel.toml".into(),
+        fill(MANIFEST).replace("COMPONENT", &component),
+    ));
+    let how = match lang {
+        Lang::Python => "app.py",
+        Lang::JavaScript => "app.js",
+        Lang::Rust => "src/lib.rs",
+    };
+    out.push((
+        "README.md".into(),
+        fill(README).replace("SOURCE", how).replace(
+            "TEST",
+            if lang == Lang::Rust {
+                "`cargo test` runs the unit test in src/lib.rs on the host.\n"
+            } else {
+                ""
+            },
+        ),
+    ));
+    match lang {
+        Lang::Python => {
+            out.push(("world.wit".into(), fill(WORLD_WITH_IMPORTS)));
+            out.push(("app.py".into(), fill(PYTHON_APP)));
+        }
+        Lang::JavaScript => {
+            out.push(("world.wit".into(), fill(WORLD_WITH_IMPORTS)));
+            out.push(("app.js".into(), fill(JS_APP)));
+        }
+        Lang::Rust => {
+            out.push(("wit/world.wit".into(), fill(WORLD_EXPORTS)));
+            out.push(("Cargo.toml".into(), fill(RUST_CARGO)));
+            out.push(("src/lib.rs".into(), fill(RUST_APP)));
+            out.push((
+                "vessel-sdk/Cargo.toml".into(),
+                RUST_SDK_CARGO.replace("VERSION", env!("CARGO_PKG_VERSION")),
+            ));
+            for (rel, text) in toolkit::RUST_SDK {
+                // In the checkout the SDK reads the WIT beside it at
+                // ../wit; here it has its own copy.
+                let text = if *rel == "src/lib.rs" {
+                    text.replace("path: \"../wit\"", "path: \"wit\"")
+                } else {
+                    (*text).to_owned()
+                };
+                out.push((format!("vessel-sdk/{rel}"), text));
+            }
+            for (rel, text) in crate::wit::FILES {
+                out.push((format!("vessel-sdk/wit/{rel}"), (*text).to_owned()));
+            }
+        }
+    }
+    out
+}
+
+const MANIFEST: &str = r#"# The app: which functions it has, what each may reach.
+[app]
+name = "NAME"
+entrypoint = "main"
+
+[dicts.visits]
+create_if_missing = true
+
+[functions.hello]
+component = "COMPONENT"
+dicts = ["visits"]
+
+[functions.main]
+component = "COMPONENT"
+"#;
+
+const README: &str = "# NAME
+
+A vessel app made by `vessel init`. `main` calls `hello`, which counts
+visits by name in the `visits` dict.
+
+    vessel run . --name ada      # builds when SOURCE changed, then runs main
+    vessel call . hello --name ada
+    vessel dict items visits
+
+`vessel build` builds the component alone. TEST";
+
+const WORLD_WITH_IMPORTS: &str = "package local:NAME;
+
+world NAME {
+    include vessel:storage/imports@0.1.0;
+
+    /// Greets `name`, counting the visit.
+    export hello: func(name: string) -> string;
+    /// Prints the greeting for `name` (default: world).
+    export main: func(name: option<string>);
+}
+";
+
+const WORLD_EXPORTS: &str = "package local:NAME;
+
+world NAME {
+    /// Greets `name`, counting the visit.
+    export hello: func(name: string) -> string;
+    /// Prints the greeting for `name` (default: world).
+    export main: func(name: option<string>);
+}
+";
+
+const PYTHON_APP: &str = r#""""NAME: a vessel app. `vessel run . --name ada` builds and runs it."""
+
+from typing import Optional
+
+import wit_world
+
+import vessel
+
+
+def greeting(name: str, visits: int) -> str:
+    return f"hello, {name} (visit {visits})"
+
+
+class WitWorld(wit_world.WitWorld):
+    def hello(self, name: str) -> str:
+        visits = vessel.Dict.from_name("visits", create_if_missing=True)
+        n = visits.get(name, 0) + 1
+        visits[name] = n
+        return greeting(name, n)
+
+    def main(self, name: Optional[str]) -> None:
+        print(vessel.remote("hello", name or "world"))
+"#;
+
+const JS_APP: &str = r#"// NAME: a vessel app. `vessel run . --name ada` builds and runs it.
+import { Dict, remote } from "./vessel.js";
+
+export function greeting(name, visits) {
+  return `hello, ${name} (visit ${visits})`;
+}
+
+export function hello(name) {
+  const visits = Dict.fromName("visits", { createIfMissing: true });
+  const n = visits.get(name, 0) + 1;
+  visits.set(name, n);
+  return greeting(name, n);
+}
+
+export function main(name) {
+  console.log(remote("hello", [name ?? "world"]));
+}
+"#;
+
+const RUST_CARGO: &str = r#"[package]
+name = "NAME"
+version = "0.1.0"
+edition = "2024"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+wit-bindgen = "0.63"
+vessel-sdk = { path = "vessel-sdk" }
+
+[profile.release]
+opt-level = "s"
+strip = true
+
+# Not part of any enclosing workspace.
+[workspace]
+"#;
+
+const RUST_APP: &str = r#"//! NAME: a vessel app. `vessel run . --name ada` builds and runs it.
+wit_bindgen::generate!({ world: "NAME", path: "wit" });
+
+use vessel_sdk::{Dict, Error};
+
+struct App;
+
+fn greeting(name: &str, visits: i64) -> String {
+    format!("hello, {name} (visit {visits})")
+}
+
+fn hello(name: &str) -> Result<String, Error> {
+    let visits = Dict::from_name("visits", true)?.increment(name, 1)?;
+    Ok(greeting(name, visits))
+}
+
+impl Guest for App {
+    fn hello(name: String) -> String {
+        // A panic traps the call: the caller gets a clear error.
+        hello(&name).unwrap_or_else(|e| panic!("hello: {e}"))
+    }
+
+    fn main(name: Option<String>) {
+        let name = name.unwrap_or_else(|| "world".to_owned());
+        let text: String = vessel_sdk::remote("hello", &[name])
+            .unwrap_or_else(|e| panic!("main: {e}"));
+        println!("{text}");
+    }
+}
+
+// Not in host-side unit tests (`cargo test`), where an exported `main`
+// would clash with the test harness's.
+#[cfg(any(target_arch = "wasm32", not(test)))]
+export!(App);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn greets_by_name() {
+        assert_eq!(super::greeting("ada", 2), "hello, ada (visit 2)");
+    }
+}
+"#;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    #[test]
+    fn names_are_wit_identifiers() {
+        for good in ["hello", "my-app", "a1-b2"] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in ["", "Hello", "1app", "my_app", "a--b", "-a", "a-", "app.py"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_folder_with_files() {
+        let d = tempfile::tempdir().unwrap();
+        let app = d.path().join("hello");
+        std::fs::create_dir(&app).unwrap();
+        std::fs::write(app.join("keep.txt"), "mine").unwrap();
+        let err = init(&app, Lang::Python).unwrap_err().to_string();
+        assert!(
+            err.ends_with("exists and is not empty: choose a new folder"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(app.join("keep.txt")).unwrap(),
+            "mine"
+        );
+    }
+
+    /// The SDK written into a Rust app asks for what the workspace gives
+    /// the SDK in the checkout.
+    #[test]
+    fn the_rust_sdk_manifest_matches_the_workspace() {
+        let workspace: toml::Table = toml::from_str(include_str!("../../../Cargo.toml")).unwrap();
+        let deps = &workspace["workspace"]["dependencies"];
+        let sdk: toml::Table = toml::from_str(RUST_SDK_CARGO).unwrap();
+        let checkout: toml::Table =
+            toml::from_str(include_str!("../../../guest-sdk/Cargo.toml")).unwrap();
+        let wanted: Vec<&String> = checkout["dependencies"]
+            .as_table()
+            .unwrap()
+            .keys()
+            .collect();
+        let written: Vec<&String> = sdk["dependencies"].as_table().unwrap().keys().collect();
+        assert_eq!(written, wanted);
+        for name in wanted {
+            assert_eq!(sdk["dependencies"][name], deps[name], "{name}");
+        }
+        let lib = files("x", Lang::Rust)
+            .into_iter()
+            .find(|(p, _)| p == "vessel-sdk/src/lib.rs")
+            .unwrap();
+        assert!(lib.1.contains("path: \"wit\""));
+    }
+}

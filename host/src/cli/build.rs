@@ -1,0 +1,122 @@
+//! `vessel build` and `vessel init`: guests built and started with the
+//! binary alone (the work is in `crate::build`).
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+
+use super::Failure;
+use crate::build::{BuildError, Lang, Toolchain};
+
+#[derive(Debug, Args)]
+pub struct BuildCmd {
+    /// The guest: its folder (default: the current one), its main file
+    /// (`app.py`, `app.js`) or its Cargo.toml. The toolchain follows from
+    /// what is there: Cargo.toml (Rust), app.py or pyproject.toml
+    /// (Python), package.json or app.js (JavaScript).
+    #[arg(value_name = "DIR|FILE", default_value = ".")]
+    pub source: PathBuf,
+    /// Where to write the component [default: the one the folder's
+    /// vessel.toml names; else NAME.wasm beside the sources, or, for Rust,
+    /// where cargo writes it].
+    #[arg(short, long, value_name = "OUT.wasm")]
+    pub output: Option<PathBuf>,
+    /// The world to build, when the WIT has several (Python, JavaScript).
+    #[arg(long, value_name = "WORLD")]
+    pub world: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LangArg {
+    Python,
+    Js,
+    Rust,
+}
+
+#[derive(Debug, Args)]
+pub struct InitCmd {
+    /// The new app's folder; its name names the app (lower-case letters,
+    /// digits and hyphens).
+    #[arg(value_name = "NAME")]
+    pub dir: PathBuf,
+    /// The guest language.
+    #[arg(long, value_enum, default_value = "python")]
+    pub lang: LangArg,
+}
+
+fn failure(e: BuildError) -> Failure {
+    match e {
+        BuildError::NoSources(_)
+        | BuildError::SeveralComponents { .. }
+        | BuildError::Manifest(_) => Failure::usage(e),
+        e => Failure::runtime(e),
+    }
+}
+
+pub fn build(tools: &Toolchain, cmd: &BuildCmd) -> Result<u8, Failure> {
+    let source = crate::build::detect(&cmd.source).map_err(failure)?;
+    crate::build::build(tools, &source, cmd.output.as_deref(), cmd.world.as_deref())
+        .map_err(failure)?;
+    Ok(0)
+}
+
+pub fn init(cmd: &InitCmd) -> Result<u8, Failure> {
+    let lang = match cmd.lang {
+        LangArg::Python => Lang::Python,
+        LangArg::Js => Lang::JavaScript,
+        LangArg::Rust => Lang::Rust,
+    };
+    let written = crate::build::init(&cmd.dir, lang).map_err(|e| match e {
+        crate::build::InitError::Io { .. } => Failure::runtime(e),
+        e => Failure::usage(e),
+    })?;
+    let shown: Vec<String> = written
+        .iter()
+        .filter(|p| !p.starts_with("vessel-sdk"))
+        .map(|p| p.display().to_string())
+        .collect();
+    let sdk = if lang == Lang::Rust {
+        " and vessel-sdk/ (the Rust SDK)"
+    } else {
+        ""
+    };
+    println!(
+        "Made a {} app in {}: {}{sdk}.",
+        lang.name(),
+        cmd.dir.display(),
+        shown.join(", ")
+    );
+    println!("Next: cd {} && vessel run . --name ada", cmd.dir.display());
+    Ok(0)
+}
+
+/// Before `vessel run`/`call` of an app: builds its component when the
+/// sources beside it are newer, or it is missing.
+pub fn build_if_stale(tools: &Toolchain, app: &Path) -> Result<(), Failure> {
+    let Some(stale) = crate::build::stale_build(app) else {
+        return Ok(());
+    };
+    eprintln!(
+        "building {} first: {} (--no-build skips this)",
+        stale.component.display(),
+        stale.reason
+    );
+    crate::build::build(tools, &stale.source, Some(&stale.component), None).map_err(failure)?;
+    Ok(())
+}
+
+/// `vessel run FILE::FUNCTION`: the app beside FILE (`app.py::main`),
+/// that function as the entrypoint. Anything else is left as it is.
+pub fn split_target(target: &Path) -> Option<(PathBuf, String)> {
+    let text = target.to_str()?;
+    let (file, function) = text.rsplit_once("::")?;
+    if function.is_empty() || function.contains('/') {
+        return None;
+    }
+    let file = Path::new(file);
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    Some((dir, function.to_owned()))
+}
