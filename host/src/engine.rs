@@ -380,44 +380,38 @@ fn build_hint(path: &Path, applies: bool) -> String {
     };
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let has = |name: &str| dir.join(name).exists();
-    let (what, how) = if ext == "py" || (ext == "wasm" && (has("app.py") || has("pyproject.toml")))
-    {
-        (
-            "a Python guest",
-            format!("scripts/build-python {} -o OUT.wasm", dir.display()),
-        )
-    } else if matches!(ext, "js" | "mjs") || (ext == "wasm" && has("package.json")) {
-        (
-            "a JavaScript guest",
-            format!("scripts/build-js {} -o OUT.wasm", dir.display()),
-        )
-    } else if let Some(cargo) = (ext == "rs" || ext == "wasm")
-        .then(|| {
-            dir.ancestors()
-                .take(5)
-                .map(|d| d.join("Cargo.toml"))
-                .find(|c| c.exists())
-        })
-        .flatten()
-    {
-        (
-            "a Rust guest",
-            format!(
-                "cargo build --release --target wasm32-wasip2 --manifest-path {}",
-                cargo.display()
-            ),
-        )
-    } else {
-        return String::new();
-    };
+    let (what, folder) =
+        if ext == "py" || (ext == "wasm" && (has("app.py") || has("pyproject.toml"))) {
+            ("a Python guest", dir.to_owned())
+        } else if matches!(ext, "js" | "mjs") || (ext == "wasm" && has("package.json")) {
+            ("a JavaScript guest", dir.to_owned())
+        } else if let Some(cargo) = (ext == "rs" || ext == "wasm")
+            .then(|| {
+                dir.ancestors()
+                    .take(5)
+                    .find(|d| d.join("Cargo.toml").exists())
+            })
+            .flatten()
+        {
+            // A relative path's last ancestor is "": the current folder.
+            let cargo = if cargo.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                cargo
+            };
+            ("a Rust guest", cargo.to_owned())
+        } else {
+            return String::new();
+        };
     let source = if ext == "wasm" {
         "the folder holds"
     } else {
         "this is"
     };
     format!(
-        "; {source} {what}: build the component with `{how}` (scripts/ is in vessel's \
-         repository) and name the .wasm it writes (or the app's vessel.toml)"
+        "; {source} {what}: build the component with `vessel build {}`, then name \
+         the .wasm it writes or the app's folder",
+        folder.display()
     )
 }
 

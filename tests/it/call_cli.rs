@@ -401,12 +401,23 @@ fn missing_components_say_how_to_build_them() {
         "{out:?}"
     );
     assert!(
-        out.stderr.contains(
-            "this is a Python guest: build the component with `scripts/build-python . -o OUT.wasm`"
-        ),
+        out.stderr
+            .contains("this is a Python guest: build the component with `vessel build .`"),
         "{out:?}"
     );
+    // Without --no-build, `vessel run .` builds first; this app has no
+    // world, so that build fails saying so.
     let out = run_in("py", &["run", "."]);
+    assert!(
+        out.stderr
+            .contains("building guestbook.wasm first: guestbook.wasm does not exist yet"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("no world.wit (or wit/*.wit) in"),
+        "{out:?}"
+    );
+    let out = run_in("py", &["run", ".", "--no-build"]);
     assert!(out.stderr.contains("guestbook.wasm"), "{out:?}");
     assert!(
         out.stderr.contains("the folder holds a Python guest"),
@@ -423,7 +434,7 @@ fn missing_components_say_how_to_build_them() {
     );
     assert!(
         out.stderr
-            .contains("a JavaScript guest: build the component with `scripts/build-js"),
+            .contains("a JavaScript guest: build the component with `vessel build .`"),
         "{out:?}"
     );
 
@@ -433,7 +444,8 @@ fn missing_components_say_how_to_build_them() {
     let wasm = "target/wasm32-wasip2/release/x.wasm";
     let out = run_in("rs", &["call", wasm, "f"]);
     assert!(
-        out.stderr.contains("a Rust guest: build the component with `cargo build --release --target wasm32-wasip2 --manifest-path"),
+        out.stderr
+            .contains("a Rust guest: build the component with `vessel build .`"),
         "{out:?}"
     );
 

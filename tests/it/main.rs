@@ -7,6 +7,7 @@ mod apps;
 mod architecture;
 mod backup;
 mod blob_cache;
+mod build_cli;
 mod call_cli;
 mod call_types;
 mod compile_cache;

@@ -105,18 +105,26 @@ pub fn build_if_stale(tools: &Toolchain, app: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `vessel run FILE::FUNCTION`: the app beside FILE (`app.py::main`),
-/// that function as the entrypoint. Anything else is left as it is.
+/// `vessel run FILE::FUNCTION`: the app FILE belongs to (`app.py::main`,
+/// `src/lib.rs::main`), with that function as its entrypoint. `None` for
+/// anything else.
 pub fn split_target(target: &Path) -> Option<(PathBuf, String)> {
     let text = target.to_str()?;
     let (file, function) = text.rsplit_once("::")?;
     if function.is_empty() || function.contains('/') {
         return None;
     }
-    let file = Path::new(file);
-    let dir = match file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
+    // The app is the nearest folder above FILE with a vessel.toml
+    // (`src/lib.rs::main` in a Rust app), else FILE's own folder.
+    let parent = Path::new(file).parent().unwrap_or(Path::new(""));
+    let dir = parent
+        .ancestors()
+        .find(|d| d.join("vessel.toml").is_file())
+        .unwrap_or(parent);
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir.to_owned()
     };
     Some((dir, function.to_owned()))
 }

@@ -1,0 +1,252 @@
+//! `vessel init` and `vessel build`, as a new user meets them: from an
+//! empty folder, with the `vessel` binary on PATH and no checkout of
+//! vessel anywhere in reach, an app is made, built and run in each guest
+//! language; an edit rebuilds it on the next run, and the same sources
+//! give the same bytes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vessel_tests::{Run, Vessel, repo_root, vessel_bin};
+
+/// A folder holding only a `vessel` binary (a hard link to the one under
+/// test), for PATH.
+fn bin_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let linked = dir.path().join("vessel");
+    if std::fs::hard_link(vessel_bin(), &linked).is_err() {
+        std::fs::copy(vessel_bin(), &linked).unwrap();
+    }
+    dir
+}
+
+/// Where the test suite's componentize-js is installed (scripts/setup
+/// installs it there): reused so that each test does not run `npm ci`.
+fn js_tools() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("js-tools")
+}
+
+/// `vessel ARGS` run as a user would: by name from PATH, in `cwd`, with
+/// the data dir of `v`, and nothing in the environment naming the
+/// checkout or its target directory.
+fn vessel_in(v: &Vessel, bin: &Path, cwd: &Path, args: &[&str]) -> Run {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![bin.to_owned()];
+    dirs.extend(std::env::split_paths(&path));
+    let out = Command::new("vessel")
+        .args(args)
+        .current_dir(cwd)
+        .env("PATH", std::env::join_paths(dirs).unwrap())
+        .env("VESSEL_HOME", v.home.path())
+        .env("VESSEL_JS_TOOLS", js_tools())
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("VESSEL_PY_BUILDS")
+        .env_remove("VESSEL_JS_BUILDS")
+        .env_remove("VESSEL_CACHE_DIR")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run vessel: {e}"));
+    Run::from(out)
+}
+
+/// How many compiled components the data dir's compile cache holds.
+fn cached(v: &Vessel, bin: &Path, cwd: &Path) -> usize {
+    let listed = vessel_in(v, bin, cwd, &["cache", "ls", "--json"]);
+    let all: serde_json::Value = serde_json::from_str(listed.ok()).unwrap();
+    all.as_array().unwrap().len()
+}
+
+fn edit(file: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(text.contains(from), "{} lacks {from:?}", file.display());
+    std::fs::write(file, text.replace(from, to)).unwrap();
+}
+
+#[test]
+fn a_python_app_from_init_builds_and_runs_with_the_binary_alone() {
+    let v = Vessel::new();
+    let bin = bin_dir();
+    let root = tempfile::tempdir().unwrap();
+    let made = vessel_in(
+        &v,
+        bin.path(),
+        root.path(),
+        &["init", "--lang", "python", "hello"],
+    );
+    assert!(made.ok().contains("Made a Python app in hello"), "{made:?}");
+    let app = root.path().join("hello");
+    for f in [
+        "app.py",
+        "world.wit",
+        "vessel.toml",
+        "README.md",
+        ".gitignore",
+    ] {
+        assert!(app.join(f).is_file(), "{f} missing");
+    }
+
+    // The first run builds (there is no component yet), then runs `main`.
+    let first = vessel_in(
+        &v,
+        bin.path(),
+        &app,
+        &["run", "app.py::main", "--name", "ada"],
+    );
+    assert_eq!(first.ok(), "hello, ada (visit 1)\n", "{first:?}");
+    assert!(
+        first
+            .stderr
+            .contains("building hello.wasm first: hello.wasm does not exist yet"),
+        "{first:?}"
+    );
+    let built = std::fs::read(app.join("hello.wasm")).unwrap();
+    // Current: no build. `call` reaches the other function.
+    let second = vessel_in(
+        &v,
+        bin.path(),
+        &app,
+        &["call", ".", "hello", "--name", "bob"],
+    );
+    assert_eq!(second.ok(), "\"hello, bob (visit 1)\"\n");
+    assert!(!second.stderr.contains("building"), "{second:?}");
+
+    // An edit is built on the next run; --no-build runs the old one.
+    edit(&app.join("app.py"), "hello, {name}", "hi, {name}");
+    let stale = vessel_in(
+        &v,
+        bin.path(),
+        &app,
+        &["run", ".", "--no-build", "--name", "ada"],
+    );
+    assert_eq!(stale.ok(), "hello, ada (visit 2)\n");
+    let edited = vessel_in(&v, bin.path(), &app, &["run", ".", "--name", "ada"]);
+    assert_eq!(edited.ok(), "hi, ada (visit 3)\n", "{edited:?}");
+    assert!(
+        edited
+            .stderr
+            .contains("building hello.wasm first: app.py is newer than hello.wasm"),
+        "{edited:?}"
+    );
+    assert_eq!(cached(&v, bin.path(), &app), 2);
+
+    // Undone, the edit gives the first build's bytes again, which the
+    // compile cache already holds.
+    edit(&app.join("app.py"), "hi, {name}", "hello, {name}");
+    let undone = vessel_in(&v, bin.path(), &app, &["run", ".", "--name", "ada"]);
+    assert_eq!(undone.ok(), "hello, ada (visit 4)\n");
+    assert_eq!(std::fs::read(app.join("hello.wasm")).unwrap(), built);
+    assert_eq!(cached(&v, bin.path(), &app), 2);
+    let again = vessel_in(&v, bin.path(), &app, &["build", "-o", "again.wasm"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(std::fs::read(app.join("again.wasm")).unwrap(), built);
+}
+
+#[test]
+fn a_javascript_app_from_init_builds_and_runs_with_the_binary_alone() {
+    let v = Vessel::new();
+    let bin = bin_dir();
+    let root = tempfile::tempdir().unwrap();
+    vessel_in(
+        &v,
+        bin.path(),
+        root.path(),
+        &["init", "--lang", "js", "hello-js"],
+    )
+    .ok();
+    let app = root.path().join("hello-js");
+    let run = vessel_in(
+        &v,
+        bin.path(),
+        &app,
+        &["run", "app.js::main", "--name", "ada"],
+    );
+    assert_eq!(run.ok(), "hello, ada (visit 1)\n", "{run:?}");
+    let run = vessel_in(&v, bin.path(), &app, &["run", "."]);
+    assert_eq!(run.ok(), "hello, world (visit 1)\n", "{run:?}");
+    // The same sources, the same bytes.
+    vessel_in(&v, bin.path(), &app, &["build", ".", "-o", "again.wasm"]).ok();
+    assert_eq!(
+        std::fs::read(app.join("again.wasm")).unwrap(),
+        std::fs::read(app.join("hello-js.wasm")).unwrap()
+    );
+}
+
+#[test]
+fn a_rust_app_from_init_builds_and_runs_with_the_binary_alone() {
+    let v = Vessel::new();
+    let bin = bin_dir();
+    let root = tempfile::tempdir().unwrap();
+    let made = vessel_in(
+        &v,
+        bin.path(),
+        root.path(),
+        &["init", "--lang", "rust", "hello-rs"],
+    );
+    assert!(
+        made.ok().contains("and vessel-sdk/ (the Rust SDK)"),
+        "{made:?}"
+    );
+    let app = root.path().join("hello-rs");
+    let run = vessel_in(
+        &v,
+        bin.path(),
+        &app,
+        &["run", "src/lib.rs::main", "--name", "ada"],
+    );
+    assert_eq!(run.ok(), "hello, ada (visit 1)\n", "{run:?}");
+    let wasm = app.join("target/wasm32-wasip2/release/hello_rs.wasm");
+    assert!(wasm.is_file());
+    vessel_in(&v, bin.path(), &app, &["build", "-o", "again.wasm"]).ok();
+    assert_eq!(
+        std::fs::read(app.join("again.wasm")).unwrap(),
+        std::fs::read(&wasm).unwrap()
+    );
+}
+
+#[test]
+fn init_build_and_run_refuse_bad_input_by_name() {
+    let v = Vessel::new();
+    let bin = bin_dir();
+    let root = tempfile::tempdir().unwrap();
+    let cwd = root.path();
+    vessel_in(&v, bin.path(), cwd, &["init", "My_App"]).fails(
+        2,
+        &["`My_App` cannot name an app: use lower-case letters, digits and single hyphens"],
+    );
+    std::fs::create_dir(cwd.join("taken")).unwrap();
+    std::fs::write(cwd.join("taken/notes.txt"), "mine").unwrap();
+    vessel_in(&v, bin.path(), cwd, &["init", "taken"])
+        .fails(2, &["taken exists and is not empty: choose a new folder"]);
+    assert_eq!(
+        std::fs::read_to_string(cwd.join("taken/notes.txt")).unwrap(),
+        "mine"
+    );
+    vessel_in(&v, bin.path(), cwd, &["build", "taken"]).fails(
+        2,
+        &["taken: no guest sources found: a guest's folder holds Cargo.toml (Rust), app.py"],
+    );
+    vessel_in(&v, bin.path(), cwd, &["init", "ok"]).ok();
+    vessel_in(
+        &v,
+        bin.path(),
+        cwd,
+        &["run", "ok/app.py::main", "--entrypoint", "hello"],
+    )
+    .fails(
+        2,
+        &["ok/app.py::main names the function already; drop --entrypoint hello"],
+    );
+    // A build that fails says which, and runs nothing.
+    std::fs::write(cwd.join("ok/app.py"), "this is not python\n").unwrap();
+    let out = vessel_in(&v, bin.path(), cwd, &["run", "ok"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("the Python build failed for ok"),
+        "{out:?}"
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
