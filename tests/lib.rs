@@ -319,6 +319,16 @@ impl Run {
 }
 
 /// The repository's root directory.
+/// Where scripts/setup installed the test suite's componentize-js (the
+/// build scripts' default): tests that build JavaScript through `vessel
+/// build` point `VESSEL_JS_TOOLS` here instead of running `npm ci` each.
+pub fn js_tools_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("js-tools")
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -4,10 +4,10 @@
 //! language; an edit rebuilds it on the next run, and the same sources
 //! give the same bytes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use vessel_tests::{Run, Vessel, repo_root, vessel_bin};
+use vessel_tests::{Run, Vessel, js_tools_dir, vessel_bin};
 
 /// A folder holding only a `vessel` binary (a hard link to the one under
 /// test), for PATH.
@@ -18,15 +18,6 @@ fn bin_dir() -> tempfile::TempDir {
         std::fs::copy(vessel_bin(), &linked).unwrap();
     }
     dir
-}
-
-/// Where the test suite's componentize-js is installed (scripts/setup
-/// installs it there): reused so that each test does not run `npm ci`.
-fn js_tools() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"))
-        .join("js-tools")
 }
 
 /// `vessel ARGS` run as a user would: by name from PATH, in `cwd`, with
@@ -41,7 +32,7 @@ fn vessel_in(v: &Vessel, bin: &Path, cwd: &Path, args: &[&str]) -> Run {
         .current_dir(cwd)
         .env("PATH", std::env::join_paths(dirs).unwrap())
         .env("VESSEL_HOME", v.home.path())
-        .env("VESSEL_JS_TOOLS", js_tools())
+        .env("VESSEL_JS_TOOLS", js_tools_dir())
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_MANIFEST_DIR")
         .env_remove("VESSEL_PY_BUILDS")

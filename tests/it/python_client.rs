@@ -166,5 +166,5 @@ fn one_module_runs_the_same_in_a_guest_and_on_the_host() {
 #[test]
 fn clients_page_runs_as_documented() {
     let add = vessel_tests::guest("add").display().to_string();
-    crate::walkthrough::run_with_env("docs/clients.md", &[("ADD_WASM", &add)]);
+    crate::walkthrough::run_beside_checkout("docs/clients.md", &[("ADD_WASM", &add)]);
 }

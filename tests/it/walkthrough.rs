@@ -2,7 +2,7 @@
 //! exercised exactly as written.
 //!
 //! The page's fenced blocks run in order in one bash process, started in an
-//! empty folder that holds `vessel` (a link to this repository), with the
+//! empty folder (no checkout of vessel in reach, as for a user), with the
 //! `vessel` binary first on PATH and a private data directory:
 //! - a block whose info string has `file=PATH` (```` ```python file=app.py ````)
 //!   is written to PATH, relative to the shell's current directory;
@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use vessel_tests::{repo_root, vessel_bin};
+use vessel_tests::{js_tools_dir, repo_root, vessel_bin};
 
 enum Block {
     File { path: String, text: String },
@@ -113,6 +113,17 @@ pub fn run(doc: &str) -> Walked {
 /// Runs the page `doc` with `env` set in its shell (what the page says
 /// the reader provides, such as a database URL).
 pub fn run_with_env(doc: &str, env: &[(&str, &str)]) -> Walked {
+    walk(doc, env, false)
+}
+
+/// Runs the page `doc` in a folder that also holds `vessel`, a link to
+/// this repository: for a page that installs something from a checkout
+/// (the Python client, which is not on PyPI).
+pub fn run_beside_checkout(doc: &str, env: &[(&str, &str)]) -> Walked {
+    walk(doc, env, true)
+}
+
+fn walk(doc: &str, env: &[(&str, &str)], beside_checkout: bool) -> Walked {
     let page = repo_root().join(doc);
     let markdown = std::fs::read_to_string(&page)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", page.display()));
@@ -120,7 +131,9 @@ pub fn run_with_env(doc: &str, env: &[(&str, &str)]) -> Walked {
     let root = tempfile::tempdir().unwrap();
     let results = root.path().join(".results");
     std::fs::create_dir(&results).unwrap();
-    std::os::unix::fs::symlink(repo_root(), root.path().join("vessel")).unwrap();
+    if beside_checkout {
+        std::os::unix::fs::symlink(repo_root(), root.path().join("vessel")).unwrap();
+    }
 
     let mut script = String::from("exec </dev/null\n");
     let mut steps = Vec::new();
@@ -168,6 +181,12 @@ pub fn run_with_env(doc: &str, env: &[(&str, &str)]) -> Walked {
         .env("PATH", path)
         .env("VESSEL_HOME", root.path().join(".vessel-data"))
         .env("VESSEL_CACHE_DIR", root.path().join(".vessel-cache"))
+        // componentize-js as the suite installed it, not `npm ci` per page;
+        // the rest as in a user's shell.
+        .env("VESSEL_JS_TOOLS", js_tools_dir())
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("VESSEL_PY_BUILDS")
+        .env_remove("VESSEL_JS_BUILDS")
         .env_remove("RUST_LOG")
         .status()
         .unwrap_or_else(|e| panic!("cannot run bash: {e}"));
