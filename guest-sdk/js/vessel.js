@@ -1,5 +1,5 @@
 // vessel: volumes, dicts and calls to other functions from a JavaScript
-// guest built with componentize-js (scripts/build-js).
+// guest built with componentize-js (`vessel build`).
 //
 //   import { Dict, Volume, remote } from "./vessel.js";
 //
@@ -11,7 +11,7 @@
 //   vol.writeFile("hello.txt", "hello", { overwrite: true });
 //   vol.commit();                         // { version, changed, removed }
 //
-// The build script puts this file beside the app as `vessel.js`; the app's
+// The build puts this file beside the app as `vessel.js`; the app's
 // world includes `vessel:storage/imports@0.1.0`. Errors are `VesselError`
 // subclasses (`NotFound`, `AccessDenied`, ...). Versions and counters are
 // numbers (exact up to 2^53; larger ones come back as BigInt).
@@ -112,6 +112,21 @@ export class IoError extends VesselError {
 export class CallFailed extends VesselError {
   constructor(detail) {
     super(detail, "call failed");
+  }
+}
+/**
+ * A called function threw an error this side does not rebuild (not one of
+ * JavaScript's own classes): `type` is its class name, `remoteMessage` its
+ * message and `traceback` the callee's stack. One of JavaScript's own
+ * (`RangeError`, `TypeError`, ...) is thrown as itself instead, with this
+ * error as its `cause` and `remote`.
+ */
+export class RemoteError extends CallFailed {
+  constructor(detail, type, remoteMessage, traceback) {
+    super(detail);
+    this.type = type;
+    this.remoteMessage = remoteMessage;
+    this.traceback = traceback;
   }
 }
 /** A value could not be encoded to JSON or decoded from it. */
@@ -600,15 +615,60 @@ function decodeResult(fn, text) {
  * name.
  */
 export function remote(fn, args = []) {
-  return decodeResult(fn, wit(() => witFunctions.remote(fn, argsJson(fn, args))));
+  return decodeResult(fn, call(() => witFunctions.remote(fn, argsJson(fn, args))));
 }
 
 /** Starts `fn` in the background; `.get()` on the result waits for it. */
 export function spawn(fn, args = []) {
   const handle = wit(() => witFunctions.spawn(fn, argsJson(fn, args)));
   return {
-    get: () => decodeResult(fn, wit(() => handle.get())),
+    get: () => decodeResult(fn, call(() => handle.get())),
   };
+}
+
+// JavaScript's own error classes: a callee's is rebuilt as itself.
+const BUILTIN_ERRORS = {
+  Error, RangeError, TypeError, SyntaxError, ReferenceError, EvalError, URIError,
+};
+
+/**
+ * `wit(fn)` for a call binding: an error the callee threw and reported
+ * (`lastFailure`) is thrown here, as its own class when it is one of
+ * JavaScript's, else as a `RemoteError`.
+ */
+function call(fn) {
+  try {
+    return wit(fn);
+  } catch (e) {
+    if (!(e instanceof CallFailed)) throw e;
+    const f = witFunctions.lastFailure();
+    if (f === undefined || f === null) throw e;
+    const remote = new RemoteError(e.detail, f.typeName, f.message, f.traceback);
+    const Cls = Object.hasOwn(BUILTIN_ERRORS, f.typeName) ? BUILTIN_ERRORS[f.typeName] : undefined;
+    if (Cls === undefined) throw remote;
+    const rebuilt = new Cls(f.message, { cause: remote });
+    rebuilt.remote = remote;
+    throw rebuilt;
+  }
+}
+
+/**
+ * Ends the current call with `e`, an error an export did not catch, so
+ * its caller gets its class, message and stack (`functions.fail`). The
+ * build wraps every exported function with it; apps do not call it.
+ */
+export function __vesselFail(e) {
+  const isError = e instanceof Error;
+  const typeName = isError ? (e.constructor?.name || e.name || "Error") : typeof e;
+  const message = isError ? String(e.message) : String(e);
+  // The SDK's own frames say nothing about the app.
+  const stack = isError && typeof e.stack === "string"
+    ? e.stack.split("\n").filter((l) => l !== "" && !/vessel\.js:\d/.test(l) &&
+        !/__vessel_entry\.js:\d/.test(l))
+    : [];
+  const traceback = [`${typeName}: ${message}`, ...stack.map((l) => `    at ${l}`)].join("\n");
+  witFunctions.fail({ typeName, message, traceback });
+  throw e; // not reached: `fail` ends the call
 }
 
 /** Calls `fn` once per input (its single argument), all at once. */

@@ -34,8 +34,24 @@ pub enum Error {
     Io(String),
     /// A called function failed.
     CallFailed(String),
+    /// A called function ended with an error it raised and did not catch
+    /// (a Python exception, a JavaScript error, or [`fail`](crate::fail)).
+    Raised(Raised),
     /// A value could not be encoded or decoded (serde).
     Codec(String),
+}
+
+/// What a called function raised, as its language named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raised {
+    /// The host's description of the failed call.
+    pub detail: String,
+    /// The error's type: `ValueError`, `RangeError`, the app's own.
+    pub type_name: String,
+    /// Its message.
+    pub message: String,
+    /// The callee's traceback or stack, as its language prints it.
+    pub traceback: String,
 }
 
 impl From<WitError> for Error {
@@ -87,6 +103,7 @@ impl fmt::Display for Error {
             Error::Unavailable(s) => write!(f, "unavailable: {s}"),
             Error::Io(s) => write!(f, "i/o error: {s}"),
             Error::CallFailed(s) => write!(f, "call failed: {s}"),
+            Error::Raised(r) => write!(f, "call failed: {}", r.detail),
             Error::Codec(s) => write!(f, "cannot encode or decode the value: {s}"),
         }
     }

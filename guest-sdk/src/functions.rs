@@ -1,14 +1,44 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::Error;
 use crate::bindings::vessel::storage::functions as wit;
+use crate::bindings::vessel::storage::types::Error as WitError;
+use crate::{Error, Raised};
+
+/// A call binding's error, as [`Error::Raised`] when the callee reported
+/// what it raised.
+fn call_error(e: WitError) -> Error {
+    match (e, wit::last_failure()) {
+        (WitError::CallFailed(detail), Some(f)) => Error::Raised(Raised {
+            detail,
+            type_name: f.type_name,
+            message: f.message,
+            traceback: f.traceback,
+        }),
+        (e, _) => e.into(),
+    }
+}
+
+/// Ends the current call with an error of `type_name` and `message`, as an
+/// uncaught exception ends a Python or JavaScript function: the caller's
+/// [`remote`] returns [`Error::Raised`] with them, and the CLI prints
+/// `raised TYPE: MESSAGE`. Unlike a panic, the caller learns what failed.
+pub fn fail(type_name: &str, message: &str) -> ! {
+    wit::fail(&wit::Failure {
+        type_name: type_name.to_owned(),
+        message: message.to_owned(),
+        traceback: String::new(),
+    });
+    // `fail` traps; it returns only to a host that does not implement it.
+    unreachable!("{type_name}: {message}")
+}
 
 /// Calls `function` of this app in its own container with JSON arguments
 /// (an array of positional arguments or an object by parameter name) and
-/// returns its JSON result text.
+/// returns its JSON result text. [`Error::Raised`] says what the callee
+/// raised, when it reported that.
 pub fn remote_json(function: &str, args_json: &str) -> Result<String, Error> {
-    Ok(wit::remote(function, args_json)?)
+    wit::remote(function, args_json).map_err(call_error)
 }
 
 /// Calls `function` with `args` (serialized to JSON) and decodes the result.
@@ -35,7 +65,7 @@ impl Call {
 
     /// Waits for the result as JSON text.
     pub fn get_json(&self) -> Result<String, Error> {
-        Ok(self.inner.get()?)
+        self.inner.get().map_err(call_error)
     }
 }
 

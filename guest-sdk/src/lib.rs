@@ -37,8 +37,8 @@ mod functions;
 mod volume;
 
 pub use dict::{Dict, Lease, Limits, ScanItem, Versioned};
-pub use error::Error;
-pub use functions::{Call, map, remote, remote_json, spawn, spawn_json, starmap};
+pub use error::{Error, Raised};
+pub use functions::{Call, fail, map, remote, remote_json, spawn, spawn_json, starmap};
 pub use volume::{
     CommitInfo, Conflicts, DiffChange, DiffEntry, Entry, EntryKind, FileReader, FileWriter,
     History, VersionInfo, Volume,

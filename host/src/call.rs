@@ -66,6 +66,14 @@ impl CallError {
     pub fn is_usage(&self) -> bool {
         self.kind().is_usage()
     }
+
+    /// What the guest raised, when it ended the call with `fail`.
+    pub fn raised(&self) -> Option<&crate::functions::Raised> {
+        match self {
+            CallError::Container { source, .. } => source.raised(),
+            _ => None,
+        }
+    }
 }
 
 /// An export resolved to something callable, with its signature.

@@ -69,6 +69,9 @@ memory = 32
 [functions.boom]
 component = "@PROBE@"
 
+[functions.fail-with]
+component = "@PROBE@"
+
 [functions.open-dict]
 component = "@PROBE@"
 dicts = ["granted"]
@@ -203,6 +206,30 @@ fn callee_failures_are_errors_for_the_caller() {
     assert!(
         err.contains("call failed") && err.contains("trapped"),
         "{err}"
+    );
+
+    // An error the callee raised (`vessel_sdk::fail`) arrives as data.
+    let err = call("fail-with", r#"["Overdrawn", "balance below zero"]"#);
+    assert_eq!(
+        err,
+        "{\"err\":\"raised type=Overdrawn message=balance below zero traceback=\\\"\\\" \
+         (call failed: function `fail-with`: raised Overdrawn: balance below zero)\"}"
+    );
+    // Uncaught, it is the CLI's one line, with no trap noise.
+    let out = cli.v.call(
+        &cli.app,
+        "fail-with",
+        &[
+            "--type-name",
+            "Overdrawn",
+            "--message",
+            "balance below zero",
+        ],
+    );
+    out.fails(1, &[]);
+    assert_eq!(
+        out.stderr,
+        "error: function `fail-with`: raised Overdrawn: balance below zero\n"
     );
 
     // `get` twice gives the same outcome.

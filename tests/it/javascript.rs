@@ -55,6 +55,9 @@ component = "jsprobe.wasm"
 [functions.fail]
 component = "jsprobe.wasm"
 
+[functions.fail-custom]
+component = "jsprobe.wasm"
+
 [functions.lookup]
 component = "jsprobe.wasm"
 dicts = ["kv"]
@@ -149,11 +152,13 @@ fn javascript_sdk_through_the_cli() {
         "49 64\n\
          81 81\n\
          [1,4,9]\n\
-         true function `fail`: the guest trapped: wasm trap: wasm `unreachable` instruction executed (the guest panicked or aborted; what it printed is on its stderr)\n\
-         unknown NotFound: not found: app `jsprobe` has no function `nope`; it has: calls, conflict-api, dict-api, errors, fail, lookup, other-writer, square, versions-api, volume-api\n\
+         true RangeError boom true RangeError RangeError: boom true\n\
+         true true Overdrawn balance below zero function `fail-custom`: raised Overdrawn: balance below zero\n\
+         unknown NotFound: not found: app `jsprobe` has no function `nope`; it has: calls, conflict-api, dict-api, errors, fail, fail-custom, lookup, other-writer, square, versions-api, volume-api\n\
          bad args TypeError: calling square: pass the arguments as an array (by position) or an object (by name)\n"
     );
-    assert!(out.stderr.contains("boom"), "{}", out.stderr);
+    // Caught errors print nothing.
+    assert!(!out.stderr.contains("boom"), "{}", out.stderr);
 
     assert_eq!(
         v.call(&app, "errors", &[]).ok(),
@@ -165,14 +170,17 @@ fn javascript_sdk_through_the_cli() {
          volume busy: open files: a, b\n"
     );
 
-    // An error the guest does not catch: its message and stack, then
-    // vessel's error naming the function, and exit status 1.
-    v.call(&app, "lookup", &["--key", "nope"]).fails(
+    // An error the guest does not catch: its class, message and stack,
+    // then one line of vessel's naming the function and the error, and
+    // exit status 1.
+    let out = v.call(&app, "lookup", &["--key", "nope"]);
+    out.fails(
         1,
         &[
-            "not found: no key nope",
-            "lookup@app.js:",
-            "error: function `lookup`: the guest trapped",
+            "NotFound: not found: no key nope\n    at lookup@app.js:",
+            "error: function `lookup`: raised NotFound: not found: no key nope\n",
         ],
     );
+    assert!(!out.stderr.contains("unreachable"), "{}", out.stderr);
+    assert!(!out.stderr.contains("vessel.js:"), "{}", out.stderr);
 }

@@ -137,6 +137,9 @@ component = "pyprobe.wasm"
 [functions.fail]
 component = "pyprobe.wasm"
 
+[functions.fail-custom]
+component = "pyprobe.wasm"
+
 [functions.lookup]
 component = "pyprobe.wasm"
 dicts = ["kv"]
@@ -278,12 +281,17 @@ fn python_sdk_through_the_cli() {
          [1, 4, 9]\n\
          [3, 7]\n\
          [11, 22]\n\
-         CallFailed function `fail`: the guest trapped: wasm trap: wasm `unreachable` instruction executed (the guest panicked or aborted; what it printed is on its stderr)\n\
-         unknown NotFound: not found: app `pyprobe` has no function `nope`; it has: add, calls, conflict-api, dict-api, errors, fail, lookup, mount-api, other-writer, raw-values, square, versions-api, volume-api\n\
+         ValueError boom RemoteError ValueError True True\n\
+         RemoteError app.Overdrawn balance below zero True function `fail-custom`: raised app.Overdrawn: balance below zero\n\
+         spawned KeyError KeyError('never-set')\n\
+         spawned KeyError KeyError('never-set')\n\
+         unknown NotFound: not found: app `pyprobe` has no function `nope`; it has: add, calls, conflict-api, dict-api, errors, fail, fail-custom, lookup, mount-api, other-writer, raw-values, square, versions-api, volume-api\n\
          both TypeError: calling 'add': pass arguments either by position or by name, not both (they travel as one JSON array or object)\n"
     );
-    // The failing callee's own traceback reaches the terminal.
-    assert!(out.stderr.contains("ValueError: boom"), "{}", out.stderr);
+    // A caught exception prints nothing: neither the callee's traceback
+    // nor the guest runtime's panic.
+    assert!(!out.stderr.contains("Traceback"), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 
     expect(
         &v,
@@ -296,16 +304,28 @@ fn python_sdk_through_the_cli() {
          InvalidArgument is a ValueError: invalid dict name \"bad/name\": '/' is not allowed (use ASCII letters, digits, `.`, `_`, `-`)\n",
     );
 
-    // An exception the guest does not catch: Python's traceback, then
-    // vessel's error naming the function, and exit status 1.
-    v.call(&app, "lookup", &["--key", "nope"]).fails(
+    // An exception the guest does not catch: Python's traceback, once,
+    // then one line of vessel's naming the function and the exception,
+    // and exit status 1; no runtime panic, no wasm frames.
+    let out = v.call(&app, "lookup", &["--key", "nope"]);
+    out.fails(
         1,
         &[
             "Traceback (most recent call last):",
-            "KeyError: 'nope'",
-            "error: function `lookup`: the guest trapped",
+            "KeyError: 'nope'\nerror: function `lookup`: raised KeyError: 'nope'\n",
         ],
     );
+    assert_eq!(out.stderr.matches("Traceback").count(), 1, "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert_eq!(last, "error: function `lookup`: raised KeyError: 'nope'");
+    for noise in [
+        "panicked",
+        "RUST_BACKTRACE",
+        "wasm backtrace",
+        "unreachable",
+    ] {
+        assert!(!out.stderr.contains(noise), "{noise}: {}", out.stderr);
+    }
 }
 
 #[test]

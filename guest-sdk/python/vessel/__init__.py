@@ -13,7 +13,7 @@
 
     vessel.remote("square", 7)          # another function of the app
 
-Build with `scripts/build-python APP -o app.wasm`: the app's world includes
+Build with `vessel build APP`: the app's world includes
 `vessel:storage/imports@0.1.0`, whose componentize-py bindings this package
 wraps. Errors are `vessel.Error` subclasses (`vessel.NotFound`, ...).
 """
@@ -43,6 +43,7 @@ from .errors import (
     NoSpace,
     NotFound,
     PreconditionFailed,
+    RemoteError,
     TooLarge,
     Unavailable,
 )
@@ -78,5 +79,6 @@ __all__ = [
     "Unavailable",
     "IoError",
     "CallFailed",
+    "RemoteError",
     "CodecError",
 ]

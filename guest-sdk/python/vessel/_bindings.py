@@ -20,5 +20,5 @@ def interface(name: str) -> ModuleType:
         raise ImportError(
             f"this component's world does not import vessel:storage/{name}: "
             "add `include vessel:storage/imports@0.1.0;` to your world "
-            "(and build it with scripts/build-python)"
+            "(and build it with `vessel build`)"
         ) from e

@@ -30,6 +30,7 @@ __all__ = [
     "Unavailable",
     "IoError",
     "CallFailed",
+    "RemoteError",
     "CodecError",
 ]
 
@@ -136,6 +137,23 @@ class CallFailed(Error):
     """A called function trapped, timed out or returned an error."""
 
     label = "call failed"
+
+
+class RemoteError(CallFailed):
+    """A called function raised an exception it did not catch, of a type
+    this side does not rebuild (not a builtin exception). A builtin one
+    (`ValueError`, `KeyError`, ...) is raised as itself instead, with this
+    error as its `.remote` and the callee's traceback as a note."""
+
+    def __init__(self, detail: str, type: str, message: str, traceback: str) -> None:
+        super().__init__(detail)
+        #: The exception's type as the callee named it (`ValueError`,
+        #: `app.Overdrawn`).
+        self.type = type
+        #: `str()` of the exception in the callee.
+        self.message = message
+        #: The callee's traceback, as Python printed it there.
+        self.traceback = traceback
 
 
 class CodecError(Error, ValueError):

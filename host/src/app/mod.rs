@@ -30,7 +30,7 @@ use crate::container::{
 };
 use crate::engine::{EngineError, VesselEngine};
 use crate::error::{WitError, chain};
-use crate::functions::{Callee, CalleeRun, CallerCtx};
+use crate::functions::{Callee, CalleeError, CalleeRun, CallerCtx};
 use crate::storage::Stores;
 use crate::volume::VolumeMount;
 #[cfg(all(feature = "server", feature = "remote"))]
@@ -126,6 +126,14 @@ impl AppError {
 
     /// Whether the caller got something wrong (manifest, names, arguments)
     /// rather than the call failing while it ran.
+    /// What the guest raised, when it ended the call with `fail`.
+    pub fn raised(&self) -> Option<&crate::functions::Raised> {
+        match self {
+            AppError::Call(e) => e.raised(),
+            _ => None,
+        }
+    }
+
     pub fn is_usage(&self) -> bool {
         self.kind().is_usage()
     }
@@ -546,7 +554,7 @@ impl AppInner {
         function: &str,
         args_json: &str,
         chain: &[String],
-    ) -> Result<impl Future<Output = Result<String, WitError>> + Send + 'static, WitError> {
+    ) -> Result<impl Future<Output = Result<String, CalleeError>> + Send + 'static, WitError> {
         let state = app
             .function(function)
             .map_err(|e| WitError::NotFound(e.to_string()))?;
@@ -572,7 +580,10 @@ impl AppInner {
         Ok(async move {
             match state.invoke(&app, params, chain).await {
                 Ok(json) => Ok(json.unwrap_or(Json::Null).to_string()),
-                Err(e) => Err(WitError::CallFailed(e.to_string())),
+                Err(e) => Err(CalleeError {
+                    raised: e.raised().cloned(),
+                    error: WitError::CallFailed(e.to_string()),
+                }),
             }
         })
     }

@@ -288,14 +288,15 @@ fn hello(name: &str) -> Result<String, Error> {
 
 impl Guest for App {
     fn hello(name: String) -> String {
-        // A panic traps the call: the caller gets a clear error.
-        hello(&name).unwrap_or_else(|e| panic!("hello: {e}"))
+        // `fail` ends the call with an error its caller gets as data:
+        // `vessel_sdk::Error::Raised`, or the CLI's `raised TYPE: MESSAGE`.
+        hello(&name).unwrap_or_else(|e| vessel_sdk::fail("VesselError", &e.to_string()))
     }
 
     fn main(name: Option<String>) {
         let name = name.unwrap_or_else(|| "world".to_owned());
         let text: String = vessel_sdk::remote("hello", &[name])
-            .unwrap_or_else(|e| panic!("main: {e}"));
+            .unwrap_or_else(|e| vessel_sdk::fail("VesselError", &e.to_string()));
         println!("{text}");
     }
 }

@@ -470,7 +470,7 @@ pub fn run(cli: Cli) -> ExitCode {
         return match result {
             Ok(code) => ExitCode::from(code),
             Err(f) => {
-                eprintln!("error: {}", f.message);
+                f.print();
                 ExitCode::from(f.code)
             }
         };
@@ -488,7 +488,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match rt.block_on(dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            f.print();
             ExitCode::from(f.code)
         }
     }

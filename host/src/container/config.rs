@@ -163,6 +163,10 @@ pub enum ContainerError {
     OutOfFuel(u64),
     #[error("the guest trapped: {0}")]
     Trap(String),
+    /// The guest ended the call with an error it raised and did not catch
+    /// (`functions.fail`, which the SDKs call).
+    #[error("{0}")]
+    Raised(crate::functions::Raised),
     /// A trap after the guest was refused memory (a memory bomb, or a
     /// guest that needs more than its limit): the usual end of a guest
     /// whose allocator aborts when memory cannot grow. `wanted` is what all
@@ -189,6 +193,14 @@ pub enum ContainerError {
 }
 
 impl ContainerError {
+    /// What the guest raised, when it ended the call with `fail`.
+    pub fn raised(&self) -> Option<&crate::functions::Raised> {
+        match self {
+            ContainerError::Raised(r) => Some(r),
+            _ => None,
+        }
+    }
+
     /// Whether the instance is unusable after this error: once a guest
     /// traps, times out or exits, wasmtime refuses to enter it again, so a
     /// warm container must be retired rather than reused.
@@ -198,6 +210,7 @@ impl ContainerError {
             ContainerError::Timeout(_)
                 | ContainerError::OutOfFuel(_)
                 | ContainerError::Trap(_)
+                | ContainerError::Raised(_)
                 | ContainerError::OutOfMemory { .. }
                 | ContainerError::Exit(_)
         )

@@ -511,6 +511,9 @@ impl Container {
         if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
             return ContainerError::Exit(exit.0);
         }
+        if let Some(raised) = e.downcast_ref::<crate::functions::Raised>() {
+            return ContainerError::Raised(raised.clone());
+        }
         if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
             return ContainerError::OutOfFuel(self.fuel.unwrap_or(u64::MAX));
         }

@@ -17,6 +17,18 @@ impl Callee for Echo {
         args_json: &str,
         chain: &[String],
     ) -> Result<CalleeRun, WitError> {
+        if function == "raise" {
+            return Ok(Box::pin(async move {
+                Err(CalleeError {
+                    error: WitError::CallFailed("function `raise`: raised ValueError: boom".into()),
+                    raised: Some(Raised {
+                        type_name: "ValueError".into(),
+                        message: "boom".into(),
+                        traceback: "Traceback ...".into(),
+                    }),
+                })
+            }));
+        }
         if function != "echo" {
             return Err(WitError::NotFound(format!("no function `{function}`")));
         }
@@ -32,6 +44,7 @@ fn ctx_with(callee: &Arc<Echo>) -> FunctionsCtx {
             app: weak,
             chain: vec!["main".into()],
         }),
+        ..FunctionsCtx::default()
     }
 }
 
@@ -92,5 +105,51 @@ async fn without_an_app_or_after_it_went_calls_are_unavailable() {
     assert!(
         matches!(e, WitError::Unavailable(ref m) if m.contains("shutting down")),
         "{e:?}"
+    );
+}
+
+/// `last-failure` describes the last failed call's raised error, for
+/// `remote` and `call.get` alike, and a success clears it.
+#[tokio::test]
+async fn last_failure_follows_the_last_call() {
+    let callee = Arc::new(Echo);
+    let mut ctx = ctx_with(&callee);
+    let mut table = ResourceTable::new();
+    let mut view = FunctionsCtxView {
+        ctx: &mut ctx,
+        table: &mut table,
+    };
+    assert!(view.last_failure().await.unwrap().is_none());
+    let e = guest_error(view.remote("raise".into(), "[]".into()).await.unwrap_err());
+    assert!(matches!(e, WitError::CallFailed(ref m) if m.contains("raised ValueError")));
+    let f = view.last_failure().await.unwrap().unwrap();
+    assert_eq!(
+        (f.type_name.as_str(), f.message.as_str()),
+        ("ValueError", "boom")
+    );
+    view.remote("echo".into(), "[]".into()).await.unwrap();
+    assert!(view.last_failure().await.unwrap().is_none());
+    let call = view.spawn("raise".into(), "[]".into()).await.unwrap();
+    let rep = call.rep();
+    view.get(Resource::new_borrow(rep)).await.unwrap_err();
+    assert!(view.last_failure().await.unwrap().is_some());
+    // A second `get` returns the same outcome, and the same failure.
+    view.remote("echo".into(), "[]".into()).await.unwrap();
+    view.get(Resource::new_borrow(rep)).await.unwrap_err();
+    assert!(view.last_failure().await.unwrap().is_some());
+}
+
+#[test]
+fn a_raised_error_is_cut_to_a_readable_size() {
+    let long = "é".repeat(MAX_RAISED_MESSAGE);
+    let r = Raised::from_wit(wit::Failure {
+        type_name: "E".into(),
+        message: long,
+        traceback: String::new(),
+    });
+    assert!(r.message.len() < MAX_RAISED_MESSAGE + 40);
+    assert!(
+        r.message
+            .ends_with(&format!("… ({} more bytes)", MAX_RAISED_MESSAGE))
     );
 }

@@ -4,6 +4,7 @@
 use crate::app::AppError;
 use crate::call::CallError;
 use crate::client::ops::OpError;
+use crate::functions::Raised;
 use crate::server::client::ClientError;
 use crate::service::dict::DictServiceError;
 use crate::service::volume::VolumeOpError;
@@ -14,6 +15,9 @@ use std::path::Path;
 pub struct Failure {
     pub code: u8,
     pub message: String,
+    /// Printed before the message: the traceback of an error the guest
+    /// raised and did not catch.
+    pub detail: Option<String>,
 }
 
 impl Failure {
@@ -23,7 +27,27 @@ impl Failure {
         Failure {
             code,
             message: with_create_hint(message.to_string()),
+            detail: None,
         }
+    }
+
+    /// The failure of a call whose guest raised `raised` (if it did):
+    /// its traceback goes before the one-line message.
+    fn of_call(code: u8, message: impl std::fmt::Display, raised: Option<&Raised>) -> Self {
+        Failure {
+            detail: raised
+                .map(|r| r.traceback.trim_end().to_owned())
+                .filter(|t| !t.is_empty()),
+            ..Failure::new(code, message)
+        }
+    }
+
+    /// Prints the failure on stderr as the CLI shows it.
+    pub fn print(&self) {
+        if let Some(detail) = &self.detail {
+            eprintln!("{detail}");
+        }
+        eprintln!("error: {}", self.message);
     }
     pub fn usage(message: impl std::fmt::Display) -> Self {
         Failure::new(2, message)
@@ -91,13 +115,13 @@ impl From<OpError> for Failure {
 
 impl From<CallError> for Failure {
     fn from(e: CallError) -> Self {
-        Failure::new(e.kind().exit_code(), e)
+        Failure::of_call(e.kind().exit_code(), &e, e.raised())
     }
 }
 
 impl From<AppError> for Failure {
     fn from(e: AppError) -> Self {
-        Failure::new(e.kind().exit_code(), e)
+        Failure::of_call(e.kind().exit_code(), &e, e.raised())
     }
 }
 

@@ -155,10 +155,17 @@ impl LocalExec for OwnerExec {
                     code,
                     message: None,
                 },
-                Err(f) => ExecExit {
-                    code: f.code,
-                    message: Some(f.message),
-                },
+                Err(f) => {
+                    // The traceback goes with the command's stderr; the
+                    // exit frame carries the one-line message.
+                    if let Some(detail) = &f.detail {
+                        inv.console.err_line(detail).await;
+                    }
+                    ExecExit {
+                        code: f.code,
+                        message: Some(f.message),
+                    }
+                }
             }
         })
     }
@@ -239,6 +246,7 @@ fn relay(owner: &OwnerClient, line: Vec<u8>, stdin: bool, cwd: &Path) -> Result<
                     Some(m) => Err(NotForwarded::Failed(Failure {
                         code: exit.code,
                         message: m.replace(&cwd_prefix, ""),
+                        detail: None,
                     })),
                 };
             }

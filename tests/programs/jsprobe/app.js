@@ -8,6 +8,7 @@ import {
   Dict,
   NotFound,
   PreconditionFailed,
+  RemoteError,
   VesselError,
   Volume,
   map,
@@ -87,10 +88,18 @@ export function calls() {
   const c = spawn("square", [9]);
   console.log(c.get(), c.get());
   console.log(JSON.stringify(map("square", [1, 2, 3])));
+  // What a callee throws is thrown here: JavaScript's own classes as
+  // themselves, the app's as RemoteError.
   try {
     remote("fail");
   } catch (e) {
-    console.log(e instanceof CallFailed, e.detail.split("\n")[0]);
+    console.log(e instanceof RangeError, e.name, e.message, e.cause instanceof RemoteError,
+      e.remote.type, e.remote.traceback.split("\n")[0], e.remote.traceback.includes("fail@"));
+  }
+  try {
+    remote("fail-custom");
+  } catch (e) {
+    console.log(e instanceof RemoteError, e instanceof CallFailed, e.type, e.remoteMessage, e.detail);
   }
   show("unknown", () => remote("nope"));
   show("bad args", () => remote("square", 3));
@@ -118,7 +127,13 @@ export function square(x) {
 }
 
 export function fail() {
-  throw new Error("boom");
+  throw new RangeError("boom");
+}
+
+class Overdrawn extends Error {}
+
+export function failCustom() {
+  throw new Overdrawn("balance below zero");
 }
 
 export function lookup(key) {

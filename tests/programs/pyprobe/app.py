@@ -15,6 +15,10 @@ def show(label, fn):
         print(label, f"{type(e).__name__}: {e}")
 
 
+class Overdrawn(Exception):
+    """The app's own exception type, which callers get as RemoteError."""
+
+
 class WitWorld(wit_world.WitWorld):
     def dict_api(self) -> None:
         d = vessel.Dict.from_name("kv", create_if_missing=True)
@@ -173,10 +177,31 @@ class WitWorld(wit_world.WitWorld):
         print(vessel.map("square", [1, 2, 3]))
         print(vessel.starmap("add", [(1, 2), (3, 4)]))
         print(vessel.map("add", [1, 2], [10, 20]))
+        # What a callee raises is raised here: a builtin type as itself,
+        # with the callee's traceback as a note; the app's own as
+        # RemoteError.
         try:
             vessel.remote("fail")
-        except vessel.CallFailed as e:
-            print("CallFailed", e.detail.splitlines()[0])
+        except ValueError as e:
+            notes = getattr(e, "__notes__", [])
+            print(
+                "ValueError",
+                e,
+                type(e.remote).__name__,
+                e.remote.type,
+                ", in fail" in e.remote.traceback,
+                any("raised in the called function" in n for n in notes),
+            )
+        try:
+            vessel.remote("fail-custom")
+        except vessel.RemoteError as e:
+            print("RemoteError", e.type, e.message, isinstance(e, vessel.CallFailed), e.detail)
+        c = vessel.spawn("lookup", "never-set")
+        for _ in range(2):
+            try:
+                c.get()
+            except KeyError as e:
+                print("spawned KeyError", repr(e))
         show("unknown", lambda: vessel.remote("nope"))
         show("both", lambda: vessel.remote("add", 1, b=2))
 
@@ -204,6 +229,9 @@ class WitWorld(wit_world.WitWorld):
 
     def fail(self) -> None:
         raise ValueError("boom")
+
+    def fail_custom(self) -> None:
+        raise Overdrawn("balance below zero")
 
     def lookup(self, key: str) -> str:
         return vessel.Dict.from_name("kv", create_if_missing=True)[key]

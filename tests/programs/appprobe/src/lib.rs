@@ -36,7 +36,13 @@ impl Guest for Component {
     }
 
     fn call(function: String, arguments: String) -> Result<String, String> {
-        vessel_sdk::remote_json(&function, &arguments).map_err(e)
+        vessel_sdk::remote_json(&function, &arguments).map_err(|err| match err {
+            vessel_sdk::Error::Raised(ref r) => format!(
+                "raised type={} message={} traceback={:?} ({err})",
+                r.type_name, r.message, r.traceback
+            ),
+            other => e(other),
+        })
     }
 
     fn fan_out(function: String, inputs: Vec<String>) -> Vec<String> {
@@ -103,6 +109,10 @@ impl Guest for Component {
 
     fn boom(msg: String) {
         panic!("{msg}");
+    }
+
+    fn fail_with(type_name: String, message: String) {
+        vessel_sdk::fail(&type_name, &message)
     }
 
     fn open_dict(name: String) -> Result<(), String> {
