@@ -16,13 +16,41 @@ use bytes::Bytes;
 use serde_json::Value as Json;
 
 use crate::app::AppError;
+use crate::functions::Raised;
 
 /// Largest error message kept for a failed spawned call; longer ones (a
 /// guest's panic message can be long) are cut.
 const MAX_ERROR: usize = 64 << 10;
 
 /// How a spawned call ended: its result as JSON text, or why it failed.
-pub(crate) type Outcome = Result<Bytes, String>;
+pub(crate) type Outcome = Result<Bytes, Failed>;
+
+/// Why a spawned call failed: the message, and what the guest raised when
+/// it ended the call with an error it did not catch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failed {
+    pub message: String,
+    pub raised: Option<Raised>,
+}
+
+impl From<String> for Failed {
+    fn from(message: String) -> Self {
+        Failed {
+            message,
+            raised: None,
+        }
+    }
+}
+
+impl Failed {
+    /// The bytes it holds, for the store's budget.
+    fn len(&self) -> usize {
+        self.message.len()
+            + self.raised.as_ref().map_or(0, |r| {
+                r.type_name.len() + r.message.len() + r.traceback.len()
+            })
+    }
+}
 
 /// One stored call.
 struct Stored {
@@ -62,7 +90,7 @@ impl Inner {
 fn outcome_len(o: &Option<Outcome>) -> usize {
     match o {
         Some(Ok(b)) => b.len(),
-        Some(Err(m)) => m.len(),
+        Some(Err(f)) => f.len(),
         None => 0,
     }
 }
@@ -111,9 +139,12 @@ impl Finisher {
         let outcome = match result {
             Ok(v) => match serde_json::to_vec(&v) {
                 Ok(text) => Ok(Bytes::from(text)),
-                Err(e) => Err(format!("the result cannot be written as JSON: {e}")),
+                Err(e) => Err(format!("the result cannot be written as JSON: {e}").into()),
             },
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(Failed {
+                message: e.to_string(),
+                raised: e.raised().cloned(),
+            }),
         };
         self.record(outcome);
     }
@@ -129,9 +160,10 @@ impl Finisher {
 
 impl Drop for Finisher {
     fn drop(&mut self) {
-        self.record(Err(
-            "the call ended without a result (its task was cancelled or failed)".into(),
-        ));
+        self.record(Err(String::from(
+            "the call ended without a result (its task was cancelled or failed)",
+        )
+        .into()));
     }
 }
 
@@ -197,15 +229,22 @@ impl CallStore {
                  bytes); call the function with /call to get it",
                 text.len(),
                 self.max_outcome_bytes
-            )),
-            Err(mut m) if m.len() > MAX_ERROR => {
+            )
+            .into()),
+            Err(Failed {
+                mut message,
+                raised,
+            }) if message.len() > MAX_ERROR => {
                 let mut cut = MAX_ERROR;
-                while !m.is_char_boundary(cut) {
+                while !message.is_char_boundary(cut) {
                     cut -= 1;
                 }
-                let more = m.len() - cut;
-                m.truncate(cut);
-                Err(format!("{m}... ({more} more bytes cut)"))
+                let more = message.len() - cut;
+                message.truncate(cut);
+                Err(Failed {
+                    message: format!("{message}... ({more} more bytes cut)"),
+                    raised,
+                })
             }
             o => o,
         };
@@ -213,7 +252,7 @@ impl CallStore {
         let Some(stored) = inner.calls.get_mut(&id) else {
             return;
         };
-        let len = outcome.as_ref().map_or_else(String::len, Bytes::len);
+        let len = outcome.as_ref().map_or_else(Failed::len, Bytes::len);
         stored.outcome = Some(outcome);
         inner.finished.push_back(id);
         inner.outcome_bytes = inner.outcome_bytes.saturating_add(len);
@@ -308,10 +347,14 @@ mod tests {
         let f = store.admit("app").unwrap();
         let id = f.id();
         f.finish(Ok(json!("a string longer than ten bytes")));
-        let Some(Err(m)) = done(&store, id) else {
+        let Some(Err(f)) = done(&store, id) else {
             panic!("an oversized result is kept as a failure")
         };
-        assert!(m.contains("more than this server keeps"), "{m}");
+        assert!(
+            f.message.contains("more than this server keeps"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]
@@ -320,6 +363,6 @@ mod tests {
         let f = store.admit("app").unwrap();
         let id = f.id();
         drop(f);
-        assert!(matches!(done(&store, id), Some(Err(m)) if m.contains("without a result")));
+        assert!(matches!(done(&store, id), Some(Err(f)) if f.message.contains("without a result")));
     }
 }

@@ -29,6 +29,31 @@ pub struct ErrorDetail {
     pub kind: String,
     /// A sentence for people.
     pub message: String,
+    /// For `call_failed` when the function raised an error it did not
+    /// catch: its type, message and traceback.
+    pub raised: Option<RaisedBody>,
+}
+
+/// An error a function raised and did not catch, as its language named
+/// it (Python's `ValueError`, JavaScript's `RangeError`, the app's own).
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct RaisedBody {
+    /// The error's type.
+    type_name: String,
+    /// Its message.
+    message: String,
+    /// The guest's traceback or stack, as its language prints it.
+    traceback: String,
+}
+
+impl From<&crate::functions::Raised> for RaisedBody {
+    fn from(r: &crate::functions::Raised) -> Self {
+        RaisedBody {
+            type_name: r.type_name.clone(),
+            message: r.message.clone(),
+            traceback: r.traceback.clone(),
+        }
+    }
 }
 
 /// Routes anyone may call without a token.

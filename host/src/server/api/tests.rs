@@ -29,7 +29,7 @@ fn the_checked_in_description_is_current() {
     let checked_in = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         checked_in == generated,
-        "docs/openapi.json is out of date: run `VESSEL_BLESS=1 cargo test -p vessel-host openapi`"
+        "docs/openapi.json is out of date: run `VESSEL_BLESS=1 cargo test -p vessel-host --lib the_checked_in_description`"
     );
 }
 

@@ -18,6 +18,7 @@ use crate::server::body::Upload;
 use crate::server::calls::{Lookup, Outcome};
 use crate::server::limits::{CallPermit, RETRY_AFTER_SECS};
 use crate::server::openapi::ErrorBody;
+use crate::server::openapi::RaisedBody;
 
 /// A finished call.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -43,6 +44,9 @@ pub(crate) struct CallStatus {
     /// Why it failed, once `failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// What the function raised and did not catch, when it failed so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raised: Option<RaisedBody>,
 }
 
 impl CallStatus {
@@ -52,6 +56,7 @@ impl CallStatus {
                 status: "running".into(),
                 result: None,
                 error: None,
+                raised: None,
             })
             .into_response(),
             // The result is kept as JSON text: written out as it is, it is
@@ -63,10 +68,11 @@ impl CallStatus {
                 body.push(b'}');
                 ([(header::CONTENT_TYPE, "application/json")], body).into_response()
             }
-            Some(Err(error)) => axum::Json(CallStatus {
+            Some(Err(failed)) => axum::Json(CallStatus {
                 status: "failed".into(),
                 result: None,
-                error: Some(error),
+                raised: failed.raised.as_ref().map(RaisedBody::from),
+                error: Some(failed.message),
             })
             .into_response(),
         }

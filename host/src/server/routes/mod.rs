@@ -112,6 +112,9 @@ pub struct ApiError {
     message: String,
     /// Seconds for a `Retry-After` header (429, 503).
     retry_after: Option<u64>,
+    /// What a called function raised and did not catch (boxed: most
+    /// errors have none, and every handler returns this type).
+    raised: Option<Box<crate::functions::Raised>>,
 }
 
 impl ApiError {
@@ -121,6 +124,7 @@ impl ApiError {
             kind,
             message: message.into(),
             retry_after: None,
+            raised: None,
         }
     }
     pub(crate) fn retry_after(mut self, seconds: u64) -> Self {
@@ -151,7 +155,14 @@ impl IntoResponse for ApiError {
                 self.message
             );
         }
-        let body = json!({"error": {"kind": self.kind, "message": self.message}});
+        let mut body = json!({"error": {"kind": self.kind, "message": self.message}});
+        if let (Some(r), Some(error)) = (&self.raised, body.get_mut("error")) {
+            error["raised"] = json!({
+                "type_name": r.type_name,
+                "message": r.message,
+                "traceback": r.traceback,
+            });
+        }
         let mut resp = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after {
             resp.headers_mut()
@@ -224,7 +235,10 @@ impl From<VolumeError> for ApiError {
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         let (status, kind) = http_status(e.kind());
-        ApiError::new(status, kind, e.to_string())
+        ApiError {
+            raised: e.raised().cloned().map(Box::new),
+            ..ApiError::new(status, kind, e.to_string())
+        }
     }
 }
 
