@@ -241,3 +241,44 @@ fn init_build_and_run_refuse_bad_input_by_name() {
     );
     assert!(out.stdout.is_empty(), "{out:?}");
 }
+
+/// requirements.txt is installed (with pip, into the build's own folder)
+/// and bundled, so an import inside a function finds the package; a
+/// package with native code is refused by name.
+#[test]
+fn python_dependencies_are_bundled_and_native_ones_refused() {
+    let v = Vessel::new();
+    let bin = bin_dir();
+    let root = tempfile::tempdir().unwrap();
+    vessel_in(&v, bin.path(), root.path(), &["init", "deps"]).ok();
+    let app = root.path().join("deps");
+    edit(
+        &app.join("app.py"),
+        "        return greeting(name, n)\n",
+        "        import six\n\n        return greeting(name, n) + f\" with six {six.__version__}\"\n",
+    );
+    std::fs::write(app.join("requirements.txt"), "six==1.17.0\n").unwrap();
+    let run = vessel_in(&v, bin.path(), &app, &["run", ".", "--name", "ada"]);
+    assert_eq!(
+        run.ok(),
+        "hello, ada (visit 1) with six 1.17.0\n",
+        "{run:?}"
+    );
+    // A new requirement is a new build.
+    std::fs::write(
+        app.join("requirements.txt"),
+        "six==1.17.0\nmarkupsafe==3.0.2\n",
+    )
+    .unwrap();
+    let out = vessel_in(&v, bin.path(), &app, &["run", ".", "--name", "ada"]);
+    out.fails(
+        1,
+        &[
+            "building deps.wasm first: requirements.txt is newer than deps.wasm",
+            "these dependencies contain native code, compiled for this machine, which a \
+             WebAssembly guest cannot load:\n  MarkupSafe (markupsafe/_speedups.",
+            "the Python build failed for",
+        ],
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
