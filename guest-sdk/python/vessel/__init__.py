@@ -18,6 +18,7 @@ Build with `vessel build APP`: the app's world includes
 wraps. Errors are `vessel.Error` subclasses (`vessel.NotFound`, ...).
 """
 
+from ._app import function
 from ._dict import Dict, Lease, Limits, Versioned
 from ._functions import FunctionCall, map, remote, spawn, starmap
 from ._volume import (
@@ -49,6 +50,7 @@ from .errors import (
 )
 
 __all__ = [
+    "function",
     "Dict",
     "Lease",
     "Limits",

@@ -137,6 +137,76 @@ pub fn detect(path: &Path) -> Result<Source, BuildError> {
     Ok(Source { lang, dir, file })
 }
 
+/// The folder beside a one-file app's source where its build goes: the
+/// component and the manifest derived from the decorators.
+pub const ONE_FILE_DIR: &str = ".vessel-build";
+
+/// Whether `file` is a one-file Python app: a `.py` file with functions
+/// marked `@vessel.function`, and no world or vessel.toml beside it.
+pub fn is_one_file_app(file: &Path) -> bool {
+    if file.extension().is_none_or(|e| e != "py") {
+        return false;
+    }
+    let dir = parent_or_dot(file);
+    if dir.join("world.wit").exists()
+        || dir.join("wit").is_dir()
+        || dir.join("vessel.toml").exists()
+    {
+        return false;
+    }
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return false;
+    };
+    // What scripts/build-python looks for: a line `@function...` or
+    // `@NAME.function...`.
+    text.lines().any(|l| {
+        let l = l.trim_start();
+        l.strip_prefix('@').is_some_and(|d| {
+            let d = d
+                .split_once('.')
+                .filter(|(m, _)| m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(d, |(_, rest)| rest);
+            d.strip_prefix("function")
+                .is_some_and(|r| r.is_empty() || r.starts_with(['(', ' ', '\t']))
+        })
+    })
+}
+
+/// A one-file app's paths: its source, and the manifest and component its
+/// build writes into [`ONE_FILE_DIR`]. `path` is the `.py` file, or a
+/// folder whose `app.py` is one.
+#[derive(Debug, Clone)]
+pub struct OneFile {
+    pub source: PathBuf,
+    pub manifest: PathBuf,
+    pub component: PathBuf,
+}
+
+pub fn one_file_app(path: &Path) -> Option<OneFile> {
+    let file = if path.is_dir() {
+        path.join("app.py")
+    } else {
+        path.to_owned()
+    };
+    if !is_one_file_app(&file) {
+        return None;
+    }
+    let stem = file.file_stem()?.to_string_lossy().into_owned();
+    let out = parent_or_dot(&file).join(ONE_FILE_DIR);
+    Some(OneFile {
+        manifest: tidy(&out.join(format!("{stem}.toml"))),
+        component: tidy(&out.join(format!("{stem}.wasm"))),
+        source: file,
+    })
+}
+
+fn parent_or_dot(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// The component an app's `vessel.toml` in `dir` names for its functions,
 /// when there is a manifest and all of them name one.
 pub fn manifest_component(dir: &Path) -> Result<Option<PathBuf>, BuildError> {
@@ -172,6 +242,11 @@ pub fn manifest_component(dir: &Path) -> Result<Option<PathBuf>, BuildError> {
 /// beside the sources (NAME the main file's stem, or the folder's name);
 /// for Rust, where cargo writes it (`None`).
 pub fn default_output(source: &Source) -> Result<Option<PathBuf>, BuildError> {
+    if source.lang == Lang::Python
+        && let Some(one) = one_file_app(source.file.as_deref().unwrap_or(&source.dir))
+    {
+        return Ok(Some(one.component));
+    }
     if let Some(named) = manifest_component(&source.dir)? {
         return Ok(Some(tidy(&named)));
     }
@@ -341,13 +416,27 @@ pub struct StaleBuild {
 /// and the component its functions name is missing or older than them.
 /// `None` when there is nothing to build, or nothing to build it from.
 pub fn stale_build(app: &Path) -> Option<StaleBuild> {
+    if let Some(one) = one_file_app(app) {
+        let source = Source {
+            lang: Lang::Python,
+            dir: parent_or_dot(&one.source),
+            file: Some(one.source),
+        };
+        let reason = if one.manifest.exists() {
+            why_build(&source, &one.component)?
+        } else {
+            format!("{} does not exist yet", one.manifest.display())
+        };
+        return Some(StaleBuild {
+            source,
+            component: one.component,
+            reason,
+        });
+    }
     let dir = if app.is_dir() {
         app.to_owned()
     } else {
-        match app.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        }
+        parent_or_dot(app)
     };
     let source = detect(&dir).ok()?;
     // A bad manifest is reported by the load, better than a build would.

@@ -21,6 +21,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../scripts/build-js"),
     ),
     (
+        "scripts/py-app.py",
+        include_str!("../../../scripts/py-app.py"),
+    ),
+    (
         "scripts/js-tools/package.json",
         include_str!("../../../scripts/js-tools/package.json"),
     ),
@@ -31,6 +35,10 @@ const FILES: &[(&str, &str)] = &[
     (
         "guest-sdk/python/vessel/__init__.py",
         include_str!("../../../guest-sdk/python/vessel/__init__.py"),
+    ),
+    (
+        "guest-sdk/python/vessel/_app.py",
+        include_str!("../../../guest-sdk/python/vessel/_app.py"),
     ),
     (
         "guest-sdk/python/vessel/_bindings.py",

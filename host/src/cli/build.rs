@@ -90,9 +90,20 @@ pub fn init(cmd: &InitCmd) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// What `vessel run`/`call` runs for `target`: a one-file app's manifest
+/// (built first unless `no_build`), or `target` itself, built first when
+/// it is an app whose sources are newer than its component.
+pub fn prepare(tools: &Toolchain, target: &Path, no_build: bool) -> Result<PathBuf, Failure> {
+    let one = crate::build::one_file_app(target);
+    if !no_build && (one.is_some() || crate::owner::is_app(target)) {
+        build_if_stale(tools, target)?;
+    }
+    Ok(one.map_or_else(|| target.to_owned(), |o| o.manifest))
+}
+
 /// Before `vessel run`/`call` of an app: builds its component when the
 /// sources beside it are newer, or it is missing.
-pub fn build_if_stale(tools: &Toolchain, app: &Path) -> Result<(), Failure> {
+fn build_if_stale(tools: &Toolchain, app: &Path) -> Result<(), Failure> {
     let Some(stale) = crate::build::stale_build(app) else {
         return Ok(());
     };
@@ -114,8 +125,12 @@ pub fn split_target(target: &Path) -> Option<(PathBuf, String)> {
     if function.is_empty() || function.contains('/') {
         return None;
     }
-    // The app is the nearest folder above FILE with a vessel.toml
-    // (`src/lib.rs::main` in a Rust app), else FILE's own folder.
+    // A one-file app is its file; otherwise the app is the nearest folder
+    // above FILE with a vessel.toml (`src/lib.rs::main` in a Rust app),
+    // else FILE's own folder.
+    if crate::build::is_one_file_app(Path::new(file)) {
+        return Some((PathBuf::from(file), function.to_owned()));
+    }
     let parent = Path::new(file).parent().unwrap_or(Path::new(""));
     let dir = parent
         .ancestors()

@@ -548,9 +548,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Call(mut cmd) => {
             reclaim_options(&mut cmd)?;
-            if !cmd.no_build && crate::owner::is_app(&cmd.component) {
-                build::build_if_stale(&tools, &cmd.component)?;
-            }
+            cmd.component = build::prepare(&tools, &cmd.component, cmd.no_build)?;
             crate::owner::call(&home, cmd.into(), &Invocation::local()).await
         }
         Command::Run(mut cmd) => {
@@ -564,9 +562,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 cmd.component = dir;
                 cmd.entrypoint = Some(function);
             }
-            if !cmd.no_build && crate::owner::is_app(&cmd.component) {
-                build::build_if_stale(&tools, &cmd.component)?;
-            }
+            cmd.component = build::prepare(&tools, &cmd.component, cmd.no_build)?;
             crate::owner::run(&home, cmd.into(), &Invocation::local()).await
         }
         Command::Build(cmd) => build::build(&tools, &cmd),
