@@ -70,15 +70,11 @@ fn a_python_app_from_init_builds_and_runs_with_the_binary_alone() {
     );
     assert!(made.ok().contains("Made a Python app in hello"), "{made:?}");
     let app = root.path().join("hello");
-    for f in [
-        "app.py",
-        "world.wit",
-        "vessel.toml",
-        "README.md",
-        ".gitignore",
-    ] {
+    for f in ["app.py", "test_app.py", "README.md", ".gitignore"] {
         assert!(app.join(f).is_file(), "{f} missing");
     }
+    // One file: no world, no manifest.
+    assert!(!app.join("vessel.toml").exists() && !app.join("world.wit").exists());
 
     // The first run builds (there is no component yet), then runs `main`.
     let first = vessel_in(
@@ -89,21 +85,32 @@ fn a_python_app_from_init_builds_and_runs_with_the_binary_alone() {
     );
     assert_eq!(first.ok(), "hello, ada (visit 1)\n", "{first:?}");
     assert!(
-        first
-            .stderr
-            .contains("building hello.wasm first: hello.wasm does not exist yet"),
+        first.stderr.contains(
+            "building .vessel-build/app.wasm first: .vessel-build/app.toml does not exist yet"
+        ),
         "{first:?}"
     );
-    let built = std::fs::read(app.join("hello.wasm")).unwrap();
-    // Current: no build. `call` reaches the other function.
+    let wasm = app.join(".vessel-build/app.wasm");
+    let built = std::fs::read(&wasm).unwrap();
+    // The manifest comes from the decorators.
+    let manifest = std::fs::read_to_string(app.join(".vessel-build/app.toml")).unwrap();
+    assert!(
+        manifest.contains("[dicts.\"visits\"]\ncreate_if_missing = true"),
+        "{manifest}"
+    );
+    assert!(manifest.contains("entrypoint = \"main\""), "{manifest}");
+    // Current: no build. `call` reaches the other function; `main`'s
+    // parameter has a default, so it may be left out.
     let second = vessel_in(
         &v,
         bin.path(),
         &app,
-        &["call", ".", "hello", "--name", "bob"],
+        &["call", "app.py", "hello", "--name", "bob"],
     );
     assert_eq!(second.ok(), "\"hello, bob (visit 1)\"\n");
     assert!(!second.stderr.contains("building"), "{second:?}");
+    let default = vessel_in(&v, bin.path(), &app, &["run", "app.py"]);
+    assert_eq!(default.ok(), "hello, world (visit 1)\n");
 
     // An edit is built on the next run; --no-build runs the old one.
     edit(&app.join("app.py"), "hello, {name}", "hi, {name}");
@@ -111,15 +118,15 @@ fn a_python_app_from_init_builds_and_runs_with_the_binary_alone() {
         &v,
         bin.path(),
         &app,
-        &["run", ".", "--no-build", "--name", "ada"],
+        &["run", "app.py", "--no-build", "--name", "ada"],
     );
     assert_eq!(stale.ok(), "hello, ada (visit 2)\n");
     let edited = vessel_in(&v, bin.path(), &app, &["run", ".", "--name", "ada"]);
     assert_eq!(edited.ok(), "hi, ada (visit 3)\n", "{edited:?}");
     assert!(
-        edited
-            .stderr
-            .contains("building hello.wasm first: app.py is newer than hello.wasm"),
+        edited.stderr.contains(
+            "building .vessel-build/app.wasm first: app.py is newer than .vessel-build/app.wasm"
+        ),
         "{edited:?}"
     );
     assert_eq!(cached(&v, bin.path(), &app), 2);
@@ -127,13 +134,36 @@ fn a_python_app_from_init_builds_and_runs_with_the_binary_alone() {
     // Undone, the edit gives the first build's bytes again, which the
     // compile cache already holds.
     edit(&app.join("app.py"), "hi, {name}", "hello, {name}");
-    let undone = vessel_in(&v, bin.path(), &app, &["run", ".", "--name", "ada"]);
+    let undone = vessel_in(
+        &v,
+        bin.path(),
+        &app,
+        &["run", "app.py::main", "--name", "ada"],
+    );
     assert_eq!(undone.ok(), "hello, ada (visit 4)\n");
-    assert_eq!(std::fs::read(app.join("hello.wasm")).unwrap(), built);
+    assert_eq!(std::fs::read(&wasm).unwrap(), built);
     assert_eq!(cached(&v, bin.path(), &app), 2);
     let again = vessel_in(&v, bin.path(), &app, &["build", "-o", "again.wasm"]);
     assert_eq!(again.code, 0, "{again:?}");
     assert_eq!(std::fs::read(app.join("again.wasm")).unwrap(), built);
+
+    // Its test runs on the host with vessel.testing, from the SDK the
+    // binary writes.
+    let sdk = vessel_in(&v, bin.path(), &app, &["sdk", "python", ".vessel-sdk"]);
+    assert!(sdk.ok().contains("pip install .vessel-sdk"), "{sdk:?}");
+    let pytest = Command::new("python3")
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .current_dir(&app)
+        .env("PYTHONPATH", app.join(".vessel-sdk"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&pytest.stdout);
+    assert!(
+        pytest.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&pytest.stderr)
+    );
+    assert!(out.contains("2 passed"), "{out}");
 }
 
 #[test]
@@ -254,8 +284,8 @@ fn python_dependencies_are_bundled_and_native_ones_refused() {
     let app = root.path().join("deps");
     edit(
         &app.join("app.py"),
-        "        return greeting(name, n)\n",
-        "        import six\n\n        return greeting(name, n) + f\" with six {six.__version__}\"\n",
+        "    return greeting(name, n)\n",
+        "    import six\n\n    return greeting(name, n) + f\" with six {six.__version__}\"\n",
     );
     std::fs::write(app.join("requirements.txt"), "six==1.17.0\n").unwrap();
     let run = vessel_in(&v, bin.path(), &app, &["run", ".", "--name", "ada"]);
@@ -274,7 +304,7 @@ fn python_dependencies_are_bundled_and_native_ones_refused() {
     out.fails(
         1,
         &[
-            "building deps.wasm first: requirements.txt is newer than deps.wasm",
+            "building .vessel-build/app.wasm first: requirements.txt is newer than .vessel-build/app.wasm",
             "these dependencies contain native code, compiled for this machine, which a \
              WebAssembly guest cannot load:\n  MarkupSafe (markupsafe/_speedups.",
             "the Python build failed for",

@@ -17,6 +17,10 @@ pub enum InitError {
     BadName(String),
     #[error("{0} exists and is not empty: choose a new folder")]
     NotEmpty(PathBuf),
+    #[error(
+        "{0} exists with other content (an older vessel's SDK, or edited); pass --force to replace it"
+    )]
+    Differs(PathBuf),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -95,22 +99,34 @@ fn files(name: &str, lang: Lang) -> Vec<(String, String)> {
             .replace("NAME", name)
     };
     let mut out: Vec<(String, String)> = Vec::new();
+    if lang == Lang::Python {
+        // One file: the functions carry @vessel.function and type hints,
+        // from which the build derives the world and the manifest.
+        out.push((
+            ".gitignore".into(),
+            ".vessel-build/\n.vessel-sdk/\n__pycache__/\n".into(),
+        ));
+        out.push(("README.md".into(), fill(PYTHON_README)));
+        out.push(("app.py".into(), fill(PYTHON_APP)));
+        out.push(("test_app.py".into(), fill(PYTHON_TEST)));
+        return out;
+    }
     let (component, ignore) = match lang {
         Lang::Rust => (
             fill("target/wasm32-wasip2/release/NAME_SNAKE.wasm"),
             "/target\n*.wasm\n",
         ),
-        _ => (format!("{name}.wasm"), "*.wasm\n__pycache__/\n"),
+        _ => (format!("{name}.wasm"), "*.wasm\n"),
     };
     out.push((".gitignore".into(), ignore.into()));
     out.push((
         "vessel.toml".into(),
         fill(MANIFEST).replace("COMPONENT", &component),
     ));
-    let how = match lang {
-        Lang::Python => "app.py",
-        Lang::JavaScript => "app.js",
-        Lang::Rust => "src/lib.rs",
+    let how = if lang == Lang::Rust {
+        "src/lib.rs"
+    } else {
+        "app.js"
     };
     out.push((
         "README.md".into(),
@@ -124,10 +140,8 @@ fn files(name: &str, lang: Lang) -> Vec<(String, String)> {
         ),
     ));
     match lang {
-        Lang::Python => {
-            out.push(("world.wit".into(), fill(WORLD_WITH_IMPORTS)));
-            out.push(("app.py".into(), fill(PYTHON_APP)));
-        }
+        // Returned above.
+        Lang::Python => {}
         Lang::JavaScript => {
             out.push(("world.wit".into(), fill(WORLD_WITH_IMPORTS)));
             out.push(("app.js".into(), fill(JS_APP)));
@@ -136,10 +150,31 @@ fn files(name: &str, lang: Lang) -> Vec<(String, String)> {
             out.push(("wit/world.wit".into(), fill(WORLD_EXPORTS)));
             out.push(("Cargo.toml".into(), fill(RUST_CARGO)));
             out.push(("src/lib.rs".into(), fill(RUST_APP)));
-            out.push((
-                "vessel-sdk/Cargo.toml".into(),
+            for (rel, text) in sdk_files(Lang::Rust) {
+                out.push((format!("vessel-sdk/{rel}"), text));
+            }
+        }
+    }
+    out
+}
+
+/// The SDK of `lang` as a package of its own: Python's `vessel` with its
+/// pyproject.toml (pip-installable as `vessel-sdk`), JavaScript's
+/// `vessel.js` with its types, Rust's `vessel-sdk` crate with the WIT it
+/// reads. Paths are relative to the package's folder.
+pub fn sdk_files(lang: Lang) -> Vec<(String, String)> {
+    match lang {
+        Lang::Python => toolkit::under("guest-sdk/python/")
+            .map(|(rel, text)| (rel.to_owned(), text.to_owned()))
+            .collect(),
+        Lang::JavaScript => toolkit::under("guest-sdk/js/")
+            .map(|(rel, text)| (rel.to_owned(), text.to_owned()))
+            .collect(),
+        Lang::Rust => {
+            let mut out = vec![(
+                "Cargo.toml".to_owned(),
                 RUST_SDK_CARGO.replace("VERSION", env!("CARGO_PKG_VERSION")),
-            ));
+            )];
             for (rel, text) in toolkit::RUST_SDK {
                 // In the checkout the SDK reads the WIT beside it at
                 // ../wit; here it has its own copy.
@@ -148,14 +183,45 @@ fn files(name: &str, lang: Lang) -> Vec<(String, String)> {
                 } else {
                     (*text).to_owned()
                 };
-                out.push((format!("vessel-sdk/{rel}"), text));
+                out.push(((*rel).to_owned(), text));
             }
             for (rel, text) in crate::wit::FILES {
-                out.push((format!("vessel-sdk/wit/{rel}"), (*text).to_owned()));
+                out.push((format!("wit/{rel}"), (*text).to_owned()));
             }
+            out
         }
     }
-    out
+}
+
+/// Writes the SDK of `lang` into `dir` (see [`sdk_files`]). A file that is
+/// there with other content is an error unless `force`, and then nothing
+/// is written. Returns the files written.
+pub fn write_sdk(dir: &Path, lang: Lang, force: bool) -> Result<Vec<PathBuf>, InitError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| InitError::Io { path, source }
+    };
+    let files = sdk_files(lang);
+    let mut todo = Vec::new();
+    for (rel, text) in &files {
+        let path = dir.join(rel);
+        match std::fs::read(&path) {
+            Ok(old) if old == text.as_bytes() => {}
+            Ok(_) if !force => return Err(InitError::Differs(path)),
+            Ok(_) => todo.push((path, text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => todo.push((path, text)),
+            Err(e) => return Err(io(&path)(e)),
+        }
+    }
+    let mut written = Vec::new();
+    for (path, text) in todo {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::write(&path, text).map_err(io(&path))?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 const MANIFEST: &str = r#"# The app: which functions it has, what each may reach.
@@ -207,11 +273,33 @@ world NAME {
 }
 ";
 
-const PYTHON_APP: &str = r#""""NAME: a vessel app. `vessel run . --name ada` builds and runs it."""
+const PYTHON_README: &str = "# NAME
+
+A vessel app in one file, made by `vessel init`: `main` calls `hello`,
+which counts visits by name in the `visits` dict. The decorators say what
+each function may reach; the type hints are its WIT types.
+
+    vessel run app.py::main --name ada   # builds when app.py changed, then runs main
+    vessel call app.py hello --name ada
+    vessel dict items visits
+
+`vessel build app.py` builds alone, into .vessel-build/ (the component
+and the manifest derived from the decorators).
+
+test_app.py runs the functions on this Python, without wasm:
+
+    vessel sdk python .vessel-sdk
+    python3 -m venv .venv && .venv/bin/pip install ./.vessel-sdk pytest
+    .venv/bin/pytest
+";
+
+const PYTHON_APP: &str = r#""""NAME: a vessel app in one file.
+
+`vessel run app.py::main --name ada` builds it (when app.py changed) and
+runs `main`.
+"""
 
 from typing import Optional
-
-import wit_world
 
 import vessel
 
@@ -220,15 +308,41 @@ def greeting(name: str, visits: int) -> str:
     return f"hello, {name} (visit {visits})"
 
 
-class WitWorld(wit_world.WitWorld):
-    def hello(self, name: str) -> str:
-        visits = vessel.Dict.from_name("visits", create_if_missing=True)
-        n = visits.get(name, 0) + 1
-        visits[name] = n
-        return greeting(name, n)
+@vessel.function(dicts=["visits"])
+def hello(name: str) -> str:
+    """Greets `name`, counting the visit in the `visits` dict."""
+    visits = vessel.Dict.from_name("visits")
+    n = visits.get(name, 0) + 1
+    visits[name] = n
+    return greeting(name, n)
 
-    def main(self, name: Optional[str]) -> None:
-        print(vessel.remote("hello", name or "world"))
+
+@vessel.function()
+def main(name: Optional[str] = None) -> None:
+    """Prints the greeting for `name` (default: world), from `hello`
+    running in a container of its own."""
+    print(vessel.remote("hello", name or "world"))
+"#;
+
+const PYTHON_TEST: &str = r#""""The app's functions on this Python, without wasm (see README.md)."""
+
+import vessel
+from vessel import testing
+
+import app
+
+
+def test_hello_counts_visits(tmp_path):
+    with testing.local(tmp_path) as env:
+        assert app.hello("ada") == "hello, ada (visit 1)"
+        assert vessel.remote("hello", "ada") == "hello, ada (visit 2)"
+        assert env.dict("visits")["ada"] == 2
+
+
+def test_main_prints_the_greeting(tmp_path, capsys):
+    with testing.local(tmp_path):
+        app.main()
+    assert capsys.readouterr().out == "hello, world (visit 1)\n"
 "#;
 
 const JS_APP: &str = r#"// NAME: a vessel app. `vessel run . --name ada` builds and runs it.

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-pub use init::{InitError, init};
+pub use init::{InitError, init, sdk_files, write_sdk};
 
 /// A guest's language, as found from the files in its folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -61,6 +61,18 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../guest-sdk/python/vessel/errors.py"),
     ),
     (
+        "guest-sdk/python/vessel/testing.py",
+        include_str!("../../../guest-sdk/python/vessel/testing.py"),
+    ),
+    (
+        "guest-sdk/python/vessel/py.typed",
+        include_str!("../../../guest-sdk/python/vessel/py.typed"),
+    ),
+    (
+        "guest-sdk/python/pyproject.toml",
+        include_str!("../../../guest-sdk/python/pyproject.toml"),
+    ),
+    (
         "guest-sdk/js/vessel.js",
         include_str!("../../../guest-sdk/js/vessel.js"),
     ),
@@ -87,6 +99,14 @@ pub(super) const RUST_SDK: &[(&str, &str)] = &[
         include_str!("../../../guest-sdk/src/volume.rs"),
     ),
 ];
+
+/// The carried files under `prefix` (`guest-sdk/python/`), by their path
+/// below it.
+pub(super) fn under(prefix: &str) -> impl Iterator<Item = (&'static str, &'static str)> {
+    FILES
+        .iter()
+        .filter_map(move |(p, t)| p.strip_prefix(prefix).map(|rest| (rest, *t)))
+}
 
 /// Every carried file with its path in the toolkit folder: [`FILES`] and
 /// the WIT package under `wit/`.
@@ -175,6 +195,8 @@ mod tests {
         let carried: Vec<&str> = FILES.iter().map(|(p, _)| *p).collect();
         for file in listed("guest-sdk/python/vessel", "py")
             .into_iter()
+            .chain(listed("guest-sdk/python/vessel", "typed"))
+            .chain(listed("guest-sdk/python", "toml"))
             .chain(listed("guest-sdk/js", "js"))
         {
             assert!(carried.contains(&file.as_str()), "{file} is not carried");

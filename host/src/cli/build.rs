@@ -34,6 +34,21 @@ pub enum LangArg {
 }
 
 #[derive(Debug, Args)]
+pub struct SdkCmd {
+    /// Which SDK: python (the `vessel` package, pip-installable as
+    /// vessel-sdk, with `vessel.testing`), js (vessel.js) or rust (the
+    /// vessel-sdk crate).
+    #[arg(value_enum)]
+    pub lang: LangArg,
+    /// Where to write it.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Replace files in DIR that differ from this vessel's.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct InitCmd {
     /// The new app's folder; its name names the app (lower-case letters,
     /// digits and hyphens).
@@ -60,12 +75,36 @@ pub fn build(tools: &Toolchain, cmd: &BuildCmd) -> Result<u8, Failure> {
     Ok(0)
 }
 
-pub fn init(cmd: &InitCmd) -> Result<u8, Failure> {
-    let lang = match cmd.lang {
+fn lang(arg: LangArg) -> Lang {
+    match arg {
         LangArg::Python => Lang::Python,
         LangArg::Js => Lang::JavaScript,
         LangArg::Rust => Lang::Rust,
-    };
+    }
+}
+
+pub fn sdk(cmd: &SdkCmd) -> Result<u8, Failure> {
+    let lang = lang(cmd.lang);
+    let written = crate::build::write_sdk(&cmd.dir, lang, cmd.force).map_err(|e| match e {
+        crate::build::InitError::Io { .. } => Failure::runtime(e),
+        e => Failure::usage(e),
+    })?;
+    let total = crate::build::sdk_files(lang).len();
+    println!(
+        "Wrote the {} SDK to {} ({} file(s) written, {} already current).",
+        lang.name(),
+        cmd.dir.display(),
+        written.len(),
+        total - written.len()
+    );
+    if lang == Lang::Python {
+        println!("Install it with: pip install {}", cmd.dir.display());
+    }
+    Ok(0)
+}
+
+pub fn init(cmd: &InitCmd) -> Result<u8, Failure> {
+    let lang = lang(cmd.lang);
     let written = crate::build::init(&cmd.dir, lang).map_err(|e| match e {
         crate::build::InitError::Io { .. } => Failure::runtime(e),
         e => Failure::usage(e),

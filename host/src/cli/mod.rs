@@ -196,6 +196,9 @@ pub enum Command {
     /// Make a new app that builds and runs as it is.
     #[command(after_help = INIT_HELP)]
     Init(build::InitCmd),
+    /// Write a guest SDK (python, js, rust) into a directory: to install
+    /// for tests and IDEs, or to vendor.
+    Sdk(build::SdkCmd),
     /// The compile cache: list compiled components, prune them.
     Cache(cache::CacheCmd),
     /// Print the WIT package guests build against, or write it into a
@@ -464,6 +467,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Man(cmd) => Some(completions::man(cmd)),
         Command::Wit(cmd) => Some(wit::run(cmd)),
         Command::Init(cmd) => Some(build::init(cmd)),
+        Command::Sdk(cmd) => Some(build::sdk(cmd)),
         _ => None,
     };
     if let Some(result) = generated {
@@ -572,8 +576,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Token(cmd) => serve::token(&home, cmd),
         Command::Admin(cmd) => admin::run(&home, cmd).await,
         Command::Cache(cmd) => cache::run(&home, cmd),
-        Command::Wit(_) | Command::Init(_) => Err(Failure::runtime(
-            "`vessel wit` and `vessel init` run before the data dir opens",
+        Command::Wit(_) | Command::Init(_) | Command::Sdk(_) => Err(Failure::runtime(
+            "`vessel wit`, `init` and `sdk` run before the data dir opens",
         )),
         Command::Completions(cmd) => completions::completions(&cmd),
         Command::Man(cmd) => completions::man(&cmd),
