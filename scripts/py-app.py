@@ -16,7 +16,7 @@ hints. Read with `ast`, without running the app, this writes:
   functions in COMPONENT (a path relative to MANIFEST).
 
 A hint outside the supported types, or a decorator argument that is not a
-literal, stops it with exit status 2 and a message naming the file, the
+literal (or a module-level name bound once to one), stops it with exit status 2 and a message naming the file, the
 line, the function and the parameter. Used by scripts/build-python.
 """
 
@@ -70,9 +70,25 @@ def kebab(name: str, what: str, line: int) -> str:
     return f"%{out}" if out in WIT_KEYWORDS else out
 
 
+class Constants(ast.NodeTransformer):
+    """Module-level names bound once to a literal (`DATA = "/data"`),
+    written into a decorator argument in their place."""
+
+    def __init__(self, values: dict[str, object]) -> None:
+        self.values = values
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if node.id in self.values:
+            return ast.copy_location(ast.Constant(self.values[node.id]), node)
+        return node
+
+
+CONSTANTS: dict[str, object] = {}
+
+
 def literal(node: ast.expr, what: str) -> object:
     try:
-        return ast.literal_eval(node)
+        return ast.literal_eval(Constants(CONSTANTS).visit(node))
     except ValueError:
         raise Refused(
             f"line {node.lineno}: {what} must be a literal (a string, number, list or dict "
@@ -208,7 +224,10 @@ def main() -> None:
     module = path.rsplit("/", 1)[-1].removesuffix(".py")
     with open(path, encoding="utf-8") as f:
         source = f.read()
-    tree = ast.parse(source, path)
+    try:
+        tree = ast.parse(source, path)
+    except SyntaxError as e:
+        raise Refused(f"line {e.lineno}: {e.msg}") from None
     # How the app names vessel: `import vessel`, `import vessel as v`,
     # `from vessel import function`.
     names: set[str] = set()
@@ -220,6 +239,21 @@ def main() -> None:
     classes = {
         n.name: n for n in tree.body if isinstance(n, ast.ClassDef) and is_dataclass(n)
     }
+    assigned: dict[str, int] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            assigned[node.id] = assigned.get(node.id, 0) + 1
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and assigned.get(node.targets[0].id) == 1
+        ):
+            try:
+                CONSTANTS[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
     types = Types(classes)
     exports = []
     functions: dict[str, dict[str, object]] = {}

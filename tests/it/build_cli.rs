@@ -261,15 +261,51 @@ fn init_build_and_run_refuse_bad_input_by_name() {
         2,
         &["ok/app.py::main names the function already; drop --entrypoint hello"],
     );
+    // A one-file app's unsupported hint names the function, the parameter
+    // and the types there are.
+    std::fs::create_dir(cwd.join("hints")).unwrap();
+    std::fs::write(
+        cwd.join("hints/app.py"),
+        "import vessel\n\n\n@vessel.function()\ndef tally(seen: set[int]) -> int:\n    return len(seen)\n",
+    )
+    .unwrap();
+    vessel_in(&v, bin.path(), cwd, &["build", "hints/app.py"]).fails(
+        1,
+        &[
+            "app.py: line 5: function `tally`, parameter `seen`: type `set[int]` is not \
+             supported; use str, int, float, bool, bytes, None (results), list[T], dict[str, T], \
+             Optional[T] (or T | None), tuple[A, B, ...] and dataclasses defined in the app",
+        ],
+    );
+    std::fs::write(
+        cwd.join("hints/app.py"),
+        "import vessel\n\n\n@vessel.function(memory=\"lots\")\ndef f() -> None:\n    pass\n",
+    )
+    .unwrap();
+    vessel_in(&v, bin.path(), cwd, &["run", "hints/app.py::f"]).fails(
+        1,
+        &["line 4: option `memory` of `f` is 'lots'; it must be a int"],
+    );
     // A build that fails says which, and runs nothing.
-    std::fs::write(cwd.join("ok/app.py"), "this is not python\n").unwrap();
+    std::fs::write(
+        cwd.join("ok/app.py"),
+        "import vessel\n@vessel.function()\ndef f( -> None:\n",
+    )
+    .unwrap();
     let out = vessel_in(&v, bin.path(), cwd, &["run", "ok"]);
     assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("ok/app.py: line 3: "), "{out:?}");
     assert!(
-        out.stderr.contains("the Python build failed for ok"),
+        out.stderr.contains("the Python build failed for ok/app.py"),
         "{out:?}"
     );
     assert!(out.stdout.is_empty(), "{out:?}");
+    // Without decorators or a manifest there is no app.
+    std::fs::write(cwd.join("ok/app.py"), "print('hi')\n").unwrap();
+    vessel_in(&v, bin.path(), cwd, &["run", "ok"]).fails(
+        2,
+        &["ok holds no vessel.toml and its app.py marks no function with @vessel.function"],
+    );
 }
 
 /// requirements.txt is installed (with pip, into the build's own folder)

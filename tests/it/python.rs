@@ -79,7 +79,19 @@ pub fn assert_page_is_example(walked: &walkthrough::Walked, name: &str, skip: &[
 #[test]
 fn python_walkthrough_runs_as_documented() {
     let walked = walkthrough::run("docs/python.md");
-    assert_page_is_example(&walked, "py-guestbook", &["test.sh"]);
+    // The one-file app comes first; the rest is components/py-guestbook.
+    assert_page_is_example(
+        &walked,
+        "py-guestbook",
+        &["test.sh", "notes.py", "requirements.txt", "test_notes.py"],
+    );
+    assert!(
+        walked
+            .root
+            .path()
+            .join("notes/.vessel-build/notes.toml")
+            .exists()
+    );
     assert!(walked.root.path().join("guestbook/guestbook.wasm").exists());
 }
 

@@ -134,6 +134,18 @@ pub fn init(cmd: &InitCmd) -> Result<u8, Failure> {
 /// it is an app whose sources are newer than its component.
 pub fn prepare(tools: &Toolchain, target: &Path, no_build: bool) -> Result<PathBuf, Failure> {
     let one = crate::build::one_file_app(target);
+    if one.is_none() && target.is_dir() && !target.join("vessel.toml").exists() {
+        let why = if target.join("app.py").is_file() {
+            "and its app.py marks no function with @vessel.function"
+        } else {
+            "and no one-file app.py"
+        };
+        return Err(Failure::usage(format!(
+            "{} holds no vessel.toml {why}: mark the functions to export with \
+             @vessel.function, or write the manifest (`vessel init` makes an example)",
+            target.display()
+        )));
+    }
     if !no_build && (one.is_some() || crate::owner::is_app(target)) {
         build_if_stale(tools, target)?;
     }
