@@ -194,6 +194,53 @@ fn a_javascript_app_from_init_builds_and_runs_with_the_binary_alone() {
         std::fs::read(app.join("again.wasm")).unwrap(),
         std::fs::read(app.join("hello-js.wasm")).unwrap()
     );
+    // vessel.d.ts types the SDK: the app type-checks strictly against it
+    // (TypeScript's compiler comes with componentize-js's tools).
+    let tsc = Command::new(js_tools_dir().join("node_modules/.bin/tsc"))
+        .args([
+            "--noEmit",
+            "--allowJs",
+            "--checkJs",
+            "--strict",
+            "--target",
+            "es2022",
+            "--module",
+            "es2022",
+            "--moduleResolution",
+            "bundler",
+            "app.js",
+        ])
+        .current_dir(&app)
+        .output()
+        .unwrap();
+    assert!(
+        tsc.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&tsc.stdout),
+        String::from_utf8_lossy(&tsc.stderr)
+    );
+    // And a misuse of it is caught.
+    edit(
+        &app.join("app.js"),
+        "visits.set(name, n);",
+        "visits.set(name, n, 3);",
+    );
+    let bad = Command::new(js_tools_dir().join("node_modules/.bin/tsc"))
+        .args([
+            "--noEmit",
+            "--allowJs",
+            "--checkJs",
+            "--module",
+            "es2022",
+            "--moduleResolution",
+            "bundler",
+            "app.js",
+        ])
+        .current_dir(&app)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("Expected 2 arguments, but got 3"));
 }
 
 #[test]

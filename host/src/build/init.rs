@@ -145,6 +145,13 @@ fn files(name: &str, lang: Lang) -> Vec<(String, String)> {
         Lang::JavaScript => {
             out.push(("world.wit".into(), fill(WORLD_WITH_IMPORTS)));
             out.push(("app.js".into(), fill(JS_APP)));
+            // For editors: `./vessel.js` (which the build provides)
+            // resolves to these types.
+            for (rel, text) in toolkit::under("guest-sdk/js/") {
+                if rel.ends_with(".d.ts") {
+                    out.push((rel.to_owned(), text.to_owned()));
+                }
+            }
         }
         Lang::Rust => {
             out.push(("wit/world.wit".into(), fill(WORLD_EXPORTS)));
@@ -346,12 +353,18 @@ def test_main_prints_the_greeting(tmp_path, capsys):
 "#;
 
 const JS_APP: &str = r#"// NAME: a vessel app. `vessel run . --name ada` builds and runs it.
+// vessel.d.ts types the SDK for editors and `tsc --checkJs`.
 import { Dict, remote } from "./vessel.js";
 
+/**
+ * @param {string} name
+ * @param {number} visits
+ */
 export function greeting(name, visits) {
   return `hello, ${name} (visit ${visits})`;
 }
 
+/** @param {string} name */
 export function hello(name) {
   const visits = Dict.fromName("visits", { createIfMissing: true });
   const n = visits.get(name, 0) + 1;
@@ -359,6 +372,7 @@ export function hello(name) {
   return greeting(name, n);
 }
 
+/** @param {string | undefined} name */
 export function main(name) {
   console.log(remote("hello", [name ?? "world"]));
 }

@@ -76,6 +76,10 @@ const FILES: &[(&str, &str)] = &[
         "guest-sdk/js/vessel.js",
         include_str!("../../../guest-sdk/js/vessel.js"),
     ),
+    (
+        "guest-sdk/js/vessel.d.ts",
+        include_str!("../../../guest-sdk/js/vessel.d.ts"),
+    ),
 ];
 
 /// The Rust SDK's sources (`guest-sdk/src`), which `vessel init --lang
@@ -198,6 +202,7 @@ mod tests {
             .chain(listed("guest-sdk/python/vessel", "typed"))
             .chain(listed("guest-sdk/python", "toml"))
             .chain(listed("guest-sdk/js", "js"))
+            .chain(listed("guest-sdk/js", "ts"))
         {
             assert!(carried.contains(&file.as_str()), "{file} is not carried");
         }
@@ -209,6 +214,29 @@ mod tests {
         for file in listed("guest-sdk/src", "rs") {
             assert!(rust.contains(&file), "{file} is not carried");
         }
+    }
+
+    /// vessel.d.ts declares every export of vessel.js, and nothing else.
+    #[test]
+    fn the_js_types_cover_the_js_sdk() {
+        let names = |text: &str| {
+            let mut found: Vec<String> = text
+                .lines()
+                .filter_map(|l| {
+                    let rest = l
+                        .strip_prefix("export class ")
+                        .or_else(|| l.strip_prefix("export function "))?;
+                    let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_'))?;
+                    rest.get(..end).map(str::to_owned)
+                })
+                .collect();
+            found.sort();
+            found
+        };
+        let js = names(include_str!("../../../guest-sdk/js/vessel.js"));
+        let ts = names(include_str!("../../../guest-sdk/js/vessel.d.ts"));
+        assert!(js.len() > 20, "{js:?}");
+        assert_eq!(ts, js);
     }
 
     #[test]
