@@ -40,7 +40,7 @@ pub const FILES: &[(&str, &str)] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum WitError {
     #[error(
-        "{0} exists with other content (an older vessel's WIT, or edited); pass --force to replace it"
+        "{0} exists with other content (an older vessel's, or edited); pass --force to replace it"
     )]
     Differs(PathBuf),
     #[error("{path}: {source}")]
@@ -55,13 +55,24 @@ pub enum WitError {
 /// error unless `force`, and then nothing has been written. Returns the
 /// files written.
 pub fn write_to(dir: &Path, force: bool) -> Result<Vec<PathBuf>, WitError> {
+    write_files(dir, FILES, force)
+}
+
+/// Writes `files` (path inside `dir`, content) into `dir` as
+/// [`write_to`] writes the package: the SDKs `vessel sdk` writes go the
+/// same way.
+pub fn write_files<P: AsRef<str>, T: AsRef<str>>(
+    dir: &Path,
+    files: &[(P, T)],
+    force: bool,
+) -> Result<Vec<PathBuf>, WitError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| WitError::Io { path, source }
     };
     let mut todo = Vec::new();
-    for (name, text) in FILES {
-        let path = dir.join(name);
+    for (name, text) in files {
+        let (path, text) = (dir.join(name.as_ref()), text.as_ref());
         match std::fs::read(&path) {
             Ok(old) if old == text.as_bytes() => {}
             Ok(_) if !force => return Err(WitError::Differs(path)),

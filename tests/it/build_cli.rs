@@ -20,35 +20,53 @@ fn bin_dir() -> tempfile::TempDir {
     dir
 }
 
-/// `vessel ARGS` run as a user would: by name from PATH, in `cwd`, with
-/// the data dir of `v`, and nothing in the environment naming the
-/// checkout or its target directory.
-fn vessel_in(v: &Vessel, bin: &Path, cwd: &Path, args: &[&str]) -> Run {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs = vec![bin.to_owned()];
-    dirs.extend(std::env::split_paths(&path));
-    let out = Command::new("vessel")
-        .args(args)
-        .current_dir(cwd)
-        .env("PATH", std::env::join_paths(dirs).unwrap())
-        .env("VESSEL_HOME", v.home.path())
-        .env("VESSEL_JS_TOOLS", js_tools_dir())
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_MANIFEST_DIR")
-        .env_remove("VESSEL_PY_BUILDS")
-        .env_remove("VESSEL_JS_BUILDS")
-        .env_remove("VESSEL_CACHE_DIR")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run vessel: {e}"));
-    Run::from(out)
+/// A new user: a data dir, a PATH whose only vessel is a link to the
+/// binary under test, and an empty folder to work in.
+struct User {
+    v: Vessel,
+    bin: tempfile::TempDir,
+    root: tempfile::TempDir,
 }
 
-/// How many compiled components the data dir's compile cache holds.
-fn cached(v: &Vessel, bin: &Path, cwd: &Path) -> usize {
-    let listed = vessel_in(v, bin, cwd, &["cache", "ls", "--json"]);
-    let all: serde_json::Value = serde_json::from_str(listed.ok()).unwrap();
-    all.as_array().unwrap().len()
+impl User {
+    fn new() -> User {
+        User {
+            v: Vessel::new(),
+            bin: bin_dir(),
+            root: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `vessel ARGS` run as a user would: by name from PATH, in `cwd`,
+    /// with nothing in the environment naming the checkout or its target
+    /// directory.
+    fn run(&self, cwd: &Path, args: &[&str]) -> Run {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![self.bin.path().to_owned()];
+        dirs.extend(std::env::split_paths(&path));
+        let out = Command::new("vessel")
+            .args(args)
+            .current_dir(cwd)
+            .env("PATH", std::env::join_paths(dirs).unwrap())
+            .env("VESSEL_HOME", self.v.home.path())
+            .env("VESSEL_JS_TOOLS", js_tools_dir())
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_MANIFEST_DIR")
+            .env_remove("VESSEL_PY_BUILDS")
+            .env_remove("VESSEL_JS_BUILDS")
+            .env_remove("VESSEL_CACHE_DIR")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run vessel: {e}"));
+        Run::from(out)
+    }
+
+    /// How many compiled components the data dir's compile cache holds.
+    fn cached(&self) -> usize {
+        let listed = self.run(self.root.path(), &["cache", "ls", "--json"]);
+        let all: serde_json::Value = serde_json::from_str(listed.ok()).unwrap();
+        all.as_array().unwrap().len()
+    }
 }
 
 fn edit(file: &Path, from: &str, to: &str) {
@@ -59,15 +77,9 @@ fn edit(file: &Path, from: &str, to: &str) {
 
 #[test]
 fn a_python_app_from_init_builds_and_runs_with_the_binary_alone() {
-    let v = Vessel::new();
-    let bin = bin_dir();
-    let root = tempfile::tempdir().unwrap();
-    let made = vessel_in(
-        &v,
-        bin.path(),
-        root.path(),
-        &["init", "--lang", "python", "hello"],
-    );
+    let user = User::new();
+    let root = &user.root;
+    let made = user.run(root.path(), &["init", "--lang", "python", "hello"]);
     assert!(made.ok().contains("Made a Python app in hello"), "{made:?}");
     let app = root.path().join("hello");
     for f in ["app.py", "test_app.py", "README.md", ".gitignore"] {
@@ -77,12 +89,7 @@ fn a_python_app_from_init_builds_and_runs_with_the_binary_alone() {
     assert!(!app.join("vessel.toml").exists() && !app.join("world.wit").exists());
 
     // The first run builds (there is no component yet), then runs `main`.
-    let first = vessel_in(
-        &v,
-        bin.path(),
-        &app,
-        &["run", "app.py::main", "--name", "ada"],
-    );
+    let first = user.run(&app, &["run", "app.py::main", "--name", "ada"]);
     assert_eq!(first.ok(), "hello, ada (visit 1)\n", "{first:?}");
     assert!(
         first.stderr.contains(
@@ -101,27 +108,17 @@ fn a_python_app_from_init_builds_and_runs_with_the_binary_alone() {
     assert!(manifest.contains("entrypoint = \"main\""), "{manifest}");
     // Current: no build. `call` reaches the other function; `main`'s
     // parameter has a default, so it may be left out.
-    let second = vessel_in(
-        &v,
-        bin.path(),
-        &app,
-        &["call", "app.py", "hello", "--name", "bob"],
-    );
+    let second = user.run(&app, &["call", "app.py", "hello", "--name", "bob"]);
     assert_eq!(second.ok(), "\"hello, bob (visit 1)\"\n");
     assert!(!second.stderr.contains("building"), "{second:?}");
-    let default = vessel_in(&v, bin.path(), &app, &["run", "app.py"]);
+    let default = user.run(&app, &["run", "app.py"]);
     assert_eq!(default.ok(), "hello, world (visit 1)\n");
 
     // An edit is built on the next run; --no-build runs the old one.
     edit(&app.join("app.py"), "hello, {name}", "hi, {name}");
-    let stale = vessel_in(
-        &v,
-        bin.path(),
-        &app,
-        &["run", "app.py", "--no-build", "--name", "ada"],
-    );
+    let stale = user.run(&app, &["run", "app.py", "--no-build", "--name", "ada"]);
     assert_eq!(stale.ok(), "hello, ada (visit 2)\n");
-    let edited = vessel_in(&v, bin.path(), &app, &["run", ".", "--name", "ada"]);
+    let edited = user.run(&app, &["run", ".", "--name", "ada"]);
     assert_eq!(edited.ok(), "hi, ada (visit 3)\n", "{edited:?}");
     assert!(
         edited.stderr.contains(
@@ -129,27 +126,22 @@ fn a_python_app_from_init_builds_and_runs_with_the_binary_alone() {
         ),
         "{edited:?}"
     );
-    assert_eq!(cached(&v, bin.path(), &app), 2);
+    assert_eq!(user.cached(), 2);
 
     // Undone, the edit gives the first build's bytes again, which the
     // compile cache already holds.
     edit(&app.join("app.py"), "hi, {name}", "hello, {name}");
-    let undone = vessel_in(
-        &v,
-        bin.path(),
-        &app,
-        &["run", "app.py::main", "--name", "ada"],
-    );
+    let undone = user.run(&app, &["run", "app.py::main", "--name", "ada"]);
     assert_eq!(undone.ok(), "hello, ada (visit 4)\n");
     assert_eq!(std::fs::read(&wasm).unwrap(), built);
-    assert_eq!(cached(&v, bin.path(), &app), 2);
-    let again = vessel_in(&v, bin.path(), &app, &["build", "-o", "again.wasm"]);
+    assert_eq!(user.cached(), 2);
+    let again = user.run(&app, &["build", "-o", "again.wasm"]);
     assert_eq!(again.code, 0, "{again:?}");
     assert_eq!(std::fs::read(app.join("again.wasm")).unwrap(), built);
 
     // Its test runs on the host with vessel.testing, from the SDK the
     // binary writes.
-    let sdk = vessel_in(&v, bin.path(), &app, &["sdk", "python", ".vessel-sdk"]);
+    let sdk = user.run(&app, &["sdk", "python", ".vessel-sdk"]);
     assert!(sdk.ok().contains("pip install .vessel-sdk"), "{sdk:?}");
     let pytest = Command::new("python3")
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
@@ -168,107 +160,80 @@ fn a_python_app_from_init_builds_and_runs_with_the_binary_alone() {
 
 #[test]
 fn a_javascript_app_from_init_builds_and_runs_with_the_binary_alone() {
-    let v = Vessel::new();
-    let bin = bin_dir();
-    let root = tempfile::tempdir().unwrap();
-    vessel_in(
-        &v,
-        bin.path(),
-        root.path(),
-        &["init", "--lang", "js", "hello-js"],
-    )
-    .ok();
+    let user = User::new();
+    let root = &user.root;
+    user.run(root.path(), &["init", "--lang", "js", "hello-js"])
+        .ok();
     let app = root.path().join("hello-js");
-    let run = vessel_in(
-        &v,
-        bin.path(),
-        &app,
-        &["run", "app.js::main", "--name", "ada"],
-    );
+    let run = user.run(&app, &["run", "app.js::main", "--name", "ada"]);
     assert_eq!(run.ok(), "hello, ada (visit 1)\n", "{run:?}");
-    let run = vessel_in(&v, bin.path(), &app, &["run", "."]);
+    let run = user.run(&app, &["run", "."]);
     assert_eq!(run.ok(), "hello, world (visit 1)\n", "{run:?}");
     // The same sources, the same bytes.
-    vessel_in(&v, bin.path(), &app, &["build", ".", "-o", "again.wasm"]).ok();
+    user.run(&app, &["build", ".", "-o", "again.wasm"]).ok();
     assert_eq!(
         std::fs::read(app.join("again.wasm")).unwrap(),
         std::fs::read(app.join("hello-js.wasm")).unwrap()
     );
     // vessel.d.ts types the SDK: the app type-checks strictly against it
     // (TypeScript's compiler comes with componentize-js's tools).
-    let tsc = Command::new(js_tools_dir().join("node_modules/.bin/tsc"))
-        .args([
-            "--noEmit",
-            "--allowJs",
-            "--checkJs",
-            "--strict",
-            "--target",
-            "es2022",
-            "--module",
-            "es2022",
-            "--moduleResolution",
-            "bundler",
-            "app.js",
-        ])
-        .current_dir(&app)
-        .output()
-        .unwrap();
-    assert!(
-        tsc.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&tsc.stdout),
-        String::from_utf8_lossy(&tsc.stderr)
-    );
+    let tsc = || {
+        let out = Command::new(js_tools_dir().join("node_modules/.bin/tsc"))
+            .args([
+                "--noEmit",
+                "--allowJs",
+                "--checkJs",
+                "--strict",
+                "--target",
+                "es2022",
+            ])
+            .args([
+                "--module",
+                "es2022",
+                "--moduleResolution",
+                "bundler",
+                "app.js",
+            ])
+            .current_dir(&app)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = tsc();
+    assert!(ok, "{text}");
     // And a misuse of it is caught.
     edit(
         &app.join("app.js"),
         "visits.set(name, n);",
         "visits.set(name, n, 3);",
     );
-    let bad = Command::new(js_tools_dir().join("node_modules/.bin/tsc"))
-        .args([
-            "--noEmit",
-            "--allowJs",
-            "--checkJs",
-            "--module",
-            "es2022",
-            "--moduleResolution",
-            "bundler",
-            "app.js",
-        ])
-        .current_dir(&app)
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stdout).contains("Expected 2 arguments, but got 3"));
+    let (ok, text) = tsc();
+    assert!(
+        !ok && text.contains("Expected 2 arguments, but got 3"),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_rust_app_from_init_builds_and_runs_with_the_binary_alone() {
-    let v = Vessel::new();
-    let bin = bin_dir();
-    let root = tempfile::tempdir().unwrap();
-    let made = vessel_in(
-        &v,
-        bin.path(),
-        root.path(),
-        &["init", "--lang", "rust", "hello-rs"],
-    );
+    let user = User::new();
+    let root = &user.root;
+    let made = user.run(root.path(), &["init", "--lang", "rust", "hello-rs"]);
     assert!(
         made.ok().contains("and vessel-sdk/ (the Rust SDK)"),
         "{made:?}"
     );
     let app = root.path().join("hello-rs");
-    let run = vessel_in(
-        &v,
-        bin.path(),
-        &app,
-        &["run", "src/lib.rs::main", "--name", "ada"],
-    );
+    let run = user.run(&app, &["run", "src/lib.rs::main", "--name", "ada"]);
     assert_eq!(run.ok(), "hello, ada (visit 1)\n", "{run:?}");
     let wasm = app.join("target/wasm32-wasip2/release/hello_rs.wasm");
     assert!(wasm.is_file());
-    vessel_in(&v, bin.path(), &app, &["build", "-o", "again.wasm"]).ok();
+    user.run(&app, &["build", "-o", "again.wasm"]).ok();
     assert_eq!(
         std::fs::read(app.join("again.wasm")).unwrap(),
         std::fs::read(&wasm).unwrap()
@@ -277,37 +242,31 @@ fn a_rust_app_from_init_builds_and_runs_with_the_binary_alone() {
 
 #[test]
 fn init_build_and_run_refuse_bad_input_by_name() {
-    let v = Vessel::new();
-    let bin = bin_dir();
-    let root = tempfile::tempdir().unwrap();
+    let user = User::new();
+    let root = &user.root;
     let cwd = root.path();
-    vessel_in(&v, bin.path(), cwd, &["init", "My_App"]).fails(
+    user.run(cwd, &["init", "My_App"]).fails(
         2,
         &["`My_App` cannot name an app: use lower-case letters, digits and single hyphens"],
     );
     std::fs::create_dir(cwd.join("taken")).unwrap();
     std::fs::write(cwd.join("taken/notes.txt"), "mine").unwrap();
-    vessel_in(&v, bin.path(), cwd, &["init", "taken"])
+    user.run(cwd, &["init", "taken"])
         .fails(2, &["taken exists and is not empty: choose a new folder"]);
     assert_eq!(
         std::fs::read_to_string(cwd.join("taken/notes.txt")).unwrap(),
         "mine"
     );
-    vessel_in(&v, bin.path(), cwd, &["build", "taken"]).fails(
+    user.run(cwd, &["build", "taken"]).fails(
         2,
         &["taken: no guest sources found: a guest's folder holds Cargo.toml (Rust), app.py"],
     );
-    vessel_in(&v, bin.path(), cwd, &["init", "ok"]).ok();
-    vessel_in(
-        &v,
-        bin.path(),
-        cwd,
-        &["run", "ok/app.py::main", "--entrypoint", "hello"],
-    )
-    .fails(
-        2,
-        &["ok/app.py::main names the function already; drop --entrypoint hello"],
-    );
+    user.run(cwd, &["init", "ok"]).ok();
+    user.run(cwd, &["run", "ok/app.py::main", "--entrypoint", "hello"])
+        .fails(
+            2,
+            &["ok/app.py::main names the function already; drop --entrypoint hello"],
+        );
     // A one-file app's unsupported hint names the function, the parameter
     // and the types there are.
     std::fs::create_dir(cwd.join("hints")).unwrap();
@@ -316,7 +275,7 @@ fn init_build_and_run_refuse_bad_input_by_name() {
         "import vessel\n\n\n@vessel.function()\ndef tally(seen: set[int]) -> int:\n    return len(seen)\n",
     )
     .unwrap();
-    vessel_in(&v, bin.path(), cwd, &["build", "hints/app.py"]).fails(
+    user.run(cwd, &["build", "hints/app.py"]).fails(
         1,
         &[
             "app.py: line 5: function `tally`, parameter `seen`: type `set[int]` is not \
@@ -329,7 +288,7 @@ fn init_build_and_run_refuse_bad_input_by_name() {
         "import vessel\n\n\n@vessel.function(memory=\"lots\")\ndef f() -> None:\n    pass\n",
     )
     .unwrap();
-    vessel_in(&v, bin.path(), cwd, &["run", "hints/app.py::f"]).fails(
+    user.run(cwd, &["run", "hints/app.py::f"]).fails(
         1,
         &["line 4: option `memory` of `f` is 'lots'; it must be a int"],
     );
@@ -339,7 +298,7 @@ fn init_build_and_run_refuse_bad_input_by_name() {
         "import vessel\n@vessel.function()\ndef f( -> None:\n",
     )
     .unwrap();
-    let out = vessel_in(&v, bin.path(), cwd, &["run", "ok"]);
+    let out = user.run(cwd, &["run", "ok"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("ok/app.py: line 3: "), "{out:?}");
     assert!(
@@ -349,7 +308,7 @@ fn init_build_and_run_refuse_bad_input_by_name() {
     assert!(out.stdout.is_empty(), "{out:?}");
     // Without decorators or a manifest there is no app.
     std::fs::write(cwd.join("ok/app.py"), "print('hi')\n").unwrap();
-    vessel_in(&v, bin.path(), cwd, &["run", "ok"]).fails(
+    user.run(cwd, &["run", "ok"]).fails(
         2,
         &["ok holds no vessel.toml and its app.py marks no function with @vessel.function"],
     );
@@ -360,10 +319,9 @@ fn init_build_and_run_refuse_bad_input_by_name() {
 /// package with native code is refused by name.
 #[test]
 fn python_dependencies_are_bundled_and_native_ones_refused() {
-    let v = Vessel::new();
-    let bin = bin_dir();
-    let root = tempfile::tempdir().unwrap();
-    vessel_in(&v, bin.path(), root.path(), &["init", "deps"]).ok();
+    let user = User::new();
+    let root = &user.root;
+    user.run(root.path(), &["init", "deps"]).ok();
     let app = root.path().join("deps");
     edit(
         &app.join("app.py"),
@@ -371,7 +329,7 @@ fn python_dependencies_are_bundled_and_native_ones_refused() {
         "    import six\n\n    return greeting(name, n) + f\" with six {six.__version__}\"\n",
     );
     std::fs::write(app.join("requirements.txt"), "six==1.17.0\n").unwrap();
-    let run = vessel_in(&v, bin.path(), &app, &["run", ".", "--name", "ada"]);
+    let run = user.run(&app, &["run", ".", "--name", "ada"]);
     assert_eq!(
         run.ok(),
         "hello, ada (visit 1) with six 1.17.0\n",
@@ -383,7 +341,7 @@ fn python_dependencies_are_bundled_and_native_ones_refused() {
         "six==1.17.0\nmarkupsafe==3.0.2\n",
     )
     .unwrap();
-    let out = vessel_in(&v, bin.path(), &app, &["run", ".", "--name", "ada"]);
+    let out = user.run(&app, &["run", ".", "--name", "ada"]);
     out.fails(
         1,
         &[

@@ -204,31 +204,10 @@ pub fn sdk_files(lang: Lang) -> Vec<(String, String)> {
 /// there with other content is an error unless `force`, and then nothing
 /// is written. Returns the files written.
 pub fn write_sdk(dir: &Path, lang: Lang, force: bool) -> Result<Vec<PathBuf>, InitError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| InitError::Io { path, source }
-    };
-    let files = sdk_files(lang);
-    let mut todo = Vec::new();
-    for (rel, text) in &files {
-        let path = dir.join(rel);
-        match std::fs::read(&path) {
-            Ok(old) if old == text.as_bytes() => {}
-            Ok(_) if !force => return Err(InitError::Differs(path)),
-            Ok(_) => todo.push((path, text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => todo.push((path, text)),
-            Err(e) => return Err(io(&path)(e)),
-        }
-    }
-    let mut written = Vec::new();
-    for (path, text) in todo {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        std::fs::write(&path, text).map_err(io(&path))?;
-        written.push(path);
-    }
-    Ok(written)
+    crate::wit::write_files(dir, &sdk_files(lang), force).map_err(|e| match e {
+        crate::wit::WitError::Differs(path) => InitError::Differs(path),
+        crate::wit::WitError::Io { path, source } => InitError::Io { path, source },
+    })
 }
 
 const MANIFEST: &str = r#"# The app: which functions it has, what each may reach.
