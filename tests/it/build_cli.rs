@@ -41,13 +41,10 @@ impl User {
     /// with nothing in the environment naming the checkout or its target
     /// directory.
     fn run(&self, cwd: &Path, args: &[&str]) -> Run {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut dirs = vec![self.bin.path().to_owned()];
-        dirs.extend(std::env::split_paths(&path));
         let out = Command::new("vessel")
             .args(args)
             .current_dir(cwd)
-            .env("PATH", std::env::join_paths(dirs).unwrap())
+            .env("PATH", self.path())
             .env("VESSEL_HOME", self.v.home.path())
             .env("VESSEL_JS_TOOLS", js_tools_dir())
             .env_remove("CARGO_TARGET_DIR")
@@ -59,6 +56,14 @@ impl User {
             .output()
             .unwrap_or_else(|e| panic!("cannot run vessel: {e}"));
         Run::from(out)
+    }
+
+    /// PATH with the folder holding only `vessel` first.
+    fn path(&self) -> std::ffi::OsString {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![self.bin.path().to_owned()];
+        dirs.extend(std::env::split_paths(&path));
+        std::env::join_paths(dirs).unwrap()
     }
 
     /// How many compiled components the data dir's compile cache holds.
@@ -175,6 +180,23 @@ fn a_javascript_app_from_init_builds_and_runs_with_the_binary_alone() {
         std::fs::read(app.join("again.wasm")).unwrap(),
         std::fs::read(app.join("hello-js.wasm")).unwrap()
     );
+    // Its test passes.
+    let test = Command::new("sh")
+        .arg("test.sh")
+        .current_dir(&app)
+        .env("PATH", user.path())
+        .env("VESSEL_HOME", user.v.home.path())
+        .env("VESSEL_JS_TOOLS", js_tools_dir())
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&test.stdout);
+    assert!(
+        test.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+    assert!(out.ends_with("all good\n"), "{out}");
     // vessel.d.ts types the SDK: the app type-checks strictly against it
     // (TypeScript's compiler comes with componentize-js's tools).
     let tsc = || {

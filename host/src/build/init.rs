@@ -135,7 +135,7 @@ fn files(name: &str, lang: Lang) -> Vec<(String, String)> {
             if lang == Lang::Rust {
                 "`cargo test` runs the unit test in src/lib.rs on the host.\n"
             } else {
-                ""
+                "`sh test.sh` builds the app and checks what its functions return.\n"
             },
         ),
     ));
@@ -145,6 +145,7 @@ fn files(name: &str, lang: Lang) -> Vec<(String, String)> {
         Lang::JavaScript => {
             out.push(("world.wit".into(), fill(WORLD_WITH_IMPORTS)));
             out.push(("app.js".into(), fill(JS_APP)));
+            out.push(("test.sh".into(), JS_TEST.to_owned()));
             // For editors: `./vessel.js` (which the build provides)
             // resolves to these types.
             for (rel, text) in toolkit::under("guest-sdk/js/") {
@@ -355,6 +356,21 @@ export function hello(name) {
 export function main(name) {
   console.log(remote("hello", [name ?? "world"]));
 }
+"#;
+
+const JS_TEST: &str = r#"#!/bin/sh
+# The app's test: builds it, then calls its functions through vessel in a
+# data dir of their own, so the test starts from empty dicts.
+set -e
+cd "$(dirname "$0")"
+vessel build
+home=$(mktemp -d)
+trap 'rm -rf "$home"' EXIT
+call() { VESSEL_HOME="$home" vessel "$@"; }
+[ "$(call call . hello --no-build --name ada)" = '"hello, ada (visit 1)"' ]
+[ "$(call run . --no-build --name ada)" = "hello, ada (visit 2)" ]
+[ "$(call run . --no-build)" = "hello, world (visit 1)" ]
+echo "all good"
 "#;
 
 const RUST_CARGO: &str = r#"[package]
