@@ -377,10 +377,19 @@ class Functions(unittest.TestCase):
 
     def test_failures(self) -> None:
         fail = vessel.Function.from_name(self.app, "fail")
-        with self.assertRaises(vessel.CallFailed):
+        # What the function raised is raised here: ValueError as itself,
+        # with the function's traceback attached.
+        with self.assertRaises(ValueError) as e:
             fail.remote("boom")
-        with self.assertRaises(vessel.CallFailed):
+        self.assertEqual(str(e.exception), "boom")
+        self.assertIsInstance(e.exception.remote, vessel.RemoteError)
+        self.assertIsInstance(e.exception.remote, vessel.CallFailed)
+        self.assertEqual(e.exception.remote.type, "ValueError")
+        self.assertIn("ValueError: boom", e.exception.remote.traceback)
+        self.assertEqual(e.exception.remote.status, 422)
+        with self.assertRaises(ValueError) as e:
             fail.spawn("boom").get(timeout=60)
+        self.assertEqual(str(e.exception), "boom")
         with self.assertRaises(vessel.NotFound):
             vessel.Function.from_name(self.app, "no-such-function").remote()
         with self.assertRaises(TypeError):

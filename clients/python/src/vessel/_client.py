@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, Iterable, Iterator, Mapping, Optional, Tuple, Union
 
-from .errors import ConnectError, Error, InvalidArgument, from_response
+from .errors import ConnectError, Error, InvalidArgument, from_response, raised_error
 
 __all__ = ["Client", "Response"]
 
@@ -311,13 +311,18 @@ def _size_of(f: BinaryIO) -> Optional[int]:
         return None
 
 
-def _error_of(resp: Response) -> Error:
+def _error_of(resp: Response) -> Exception:
     try:
         detail = json.loads(resp.content).get("error", {})
         kind = str(detail.get("kind", ""))
         message = str(detail.get("message", ""))
+        raised = detail.get("raised")
     except (ValueError, AttributeError):
         kind, message = "", resp.content.decode("utf-8", "replace").strip() or f"HTTP {resp.status}"
+        raised = None
+    if isinstance(raised, dict):
+        # The function raised and did not catch: raise what it raised.
+        return raised_error(message, raised, resp.status)
     return from_response(resp.status, kind, message, resp.headers)
 
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Iterable, Iterator, Optional
 
 from ._client import Client, quote
-from .errors import CallFailed, CodecError, Timeout, TooManyRequests
+from .errors import CallFailed, CodecError, Timeout, TooManyRequests, raised_error
 
 __all__ = ["Function", "FunctionCall"]
 
@@ -51,8 +51,9 @@ class FunctionCall:
 
     def get(self, timeout: Optional[float] = None) -> Any:
         """Waits for the call (at most `timeout` seconds, else `Timeout`) and
-        returns its result. Raises `CallFailed` when the callee trapped,
-        timed out or failed; asking again gives the same outcome."""
+        returns its result. Raises `CallFailed` when the callee trapped or
+        timed out, and what it raised when it raised (as `remote` does);
+        asking again gives the same outcome."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait = 30.0 if deadline is None else max(0.0, min(30.0, deadline - time.monotonic()))
@@ -62,7 +63,10 @@ class FunctionCall:
             if st["status"] == "done":
                 return st.get("result")
             if st["status"] == "failed":
-                raise CallFailed(st.get("error") or "the call failed", kind="call_failed")
+                detail = st.get("error") or "the call failed"
+                if isinstance(st.get("raised"), dict):
+                    raise raised_error(detail, st["raised"])
+                raise CallFailed(detail, kind="call_failed")
             if deadline is not None and time.monotonic() >= deadline:
                 raise Timeout(f"call {self.object_id} is still running after {timeout} s")
 

@@ -11,7 +11,9 @@ status (0 when the server was never reached). A missing key is Python's own
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Type
+import builtins
+
+from typing import Any, Dict, List, Optional, Sequence, Type
 
 __all__ = [
     "Error",
@@ -30,6 +32,7 @@ __all__ = [
     "Timeout",
     "IoError",
     "CallFailed",
+    "RemoteError",
     "CodecError",
     "InternalError",
     "ConnectError",
@@ -162,6 +165,51 @@ class CallFailed(Error):
     """A called function trapped, timed out or returned an error."""
 
     label = "call failed"
+
+
+class RemoteError(CallFailed):
+    """The function raised an exception it did not catch, of a type this
+    side does not rebuild (not a builtin one). A builtin one (`ValueError`,
+    `KeyError`, ...) is raised as itself instead, with this error as its
+    `.remote` and the function's traceback as a note."""
+
+    def __init__(self, detail: str, *, type: str, message: str, traceback: str, status: int = 0) -> None:
+        super().__init__(detail, kind="call_failed", status=status)
+        #: The exception's type as the function named it (`ValueError`,
+        #: `app.Overdrawn`).
+        self.type = type
+        #: `str()` of the exception in the function.
+        self.message = message
+        #: The function's traceback, as its language printed it.
+        self.traceback = traceback
+
+
+def raised_error(detail: str, raised: Any, status: int = 0) -> Exception:
+    """The exception for a call whose function raised `raised` (the API's
+    `{type_name, message, traceback}`): a builtin type as itself, anything
+    else as `RemoteError`."""
+    remote = RemoteError(
+        detail,
+        type=str(raised.get("type_name", "")),
+        message=str(raised.get("message", "")),
+        traceback=str(raised.get("traceback", "")),
+        status=status,
+    )
+    cls = getattr(builtins, remote.type, None)
+    if not (isinstance(cls, type) and issubclass(cls, Exception)):
+        return remote
+    message = remote.message
+    if cls is KeyError and len(message) >= 2 and message[0] == message[-1] and message[0] in "'\"":
+        # str(KeyError('k')) is "'k'": rebuild KeyError('k').
+        message = message[1:-1]
+    try:
+        exc = cls(message)
+    except Exception:
+        return remote
+    exc.remote = remote  # type: ignore[attr-defined]
+    if hasattr(exc, "add_note") and remote.traceback:
+        exc.add_note(f"raised in the function; its traceback:\n{remote.traceback.rstrip()}")
+    return exc
 
 
 class CodecError(Error, ValueError):
