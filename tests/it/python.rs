@@ -157,21 +157,8 @@ component = "pyprobe.wasm"
 dicts = ["kv"]
 "#;
 
-fn expect(v: &Vessel, app: &Path, function: &str, expected: &str) {
-    let out = v.call(app, function, &[]);
-    assert_eq!(out.ok(), expected, "output of `{function}`");
-}
-
-#[test]
-fn python_sdk_through_the_cli() {
-    let (_dir, app) = build_probe("build-python", "pyprobe", PROBE_APP);
-    let v = Vessel::new();
-
-    expect(
-        &v,
-        &app,
-        "dict-api",
-        "<vessel.Dict 'kv'>\n\
+/// What pyprobe's `dict-api` prints, in a guest and under vessel.testing.
+const DICT_API_OUT: &str = "<vessel.Dict 'kv'>\n\
          1 {'x': [1, 2.5, None, True], 's': 'héllo'}\n\
          missing KeyError: 'missing'\n\
          None 7\n\
@@ -194,8 +181,39 @@ fn python_sdk_through_the_cli() {
          0\n\
          int key TypeError: dict keys are str, not int\n\
          nan CodecError: cannot encode or decode the value: cannot store float as JSON: Out of range float values are not JSON compliant: nan\n\
-         object CodecError: cannot encode or decode the value: cannot store object as JSON: Object of type object is not JSON serializable\n",
-    );
+         object CodecError: cannot encode or decode the value: cannot store object as JSON: Object of type object is not JSON serializable\n";
+
+/// What pyprobe's `raw-values` prints, in a guest and under vessel.testing.
+const RAW_VALUES_OUT: &str = "b'\\x00\\xffbytes' b'-'\n\
+         json read of bytes CodecError: cannot encode or decode the value: the value at 'blob' is not JSON ('utf-8' codec can't decode byte 0xff in position 1: invalid start byte); read it with raw=True\n\
+         True\n\
+         str in raw TypeError: a raw dict stores bytes, not str\n\
+         b'[1,\"x\"]' [('json', b'[1,\"x\"]')]\n";
+
+/// What pyprobe's `volume-api` prints, in a guest and under vessel.testing.
+const VOLUME_API_OUT: &str = "objects 0\n\
+         exists AlreadyExists: already exists: a/b.txt exists (pass overwrite to replace it)\n\
+         [('a/b.txt', 'file', 12), ('a/c.bin', 'file', 2)]\n\
+         b'hello, again' b'again'\n\
+         [b'hello', b', aga', b'in']\n\
+         2 b'\\x01\\x02'\n\
+         ['a/b.txt', 'a/c.bin', 'copy.txt', 'dir/.keep', 'dir/b.txt', 'dir/c.bin']\n\
+         non-empty InvalidArgument: invalid argument: a is a non-empty directory (remove it recursively)\n\
+         gone NotFound: not found: copy.txt in volume `objects`\n\
+         CommitInfo(version=8, changed=0, removed=0)\n\
+         8 <vessel.Volume 'objects' version=8>\n";
+
+fn expect(v: &Vessel, app: &Path, function: &str, expected: &str) {
+    let out = v.call(app, function, &[]);
+    assert_eq!(out.ok(), expected, "output of `{function}`");
+}
+
+#[test]
+fn python_sdk_through_the_cli() {
+    let (_dir, app) = build_probe("build-python", "pyprobe", PROBE_APP);
+    let v = Vessel::new();
+
+    expect(&v, &app, "dict-api", DICT_API_OUT);
     // Values are the JSON the Rust SDK and the CLI use, both ways.
     assert_eq!(
         v.run(&["dict", "get", "kv", "for-cli"]).ok(),
@@ -208,33 +226,9 @@ fn python_sdk_through_the_cli() {
         "\"from the CLI\"\n"
     );
 
-    expect(
-        &v,
-        &app,
-        "raw-values",
-        "b'\\x00\\xffbytes' b'-'\n\
-         json read of bytes CodecError: cannot encode or decode the value: the value at 'blob' is not JSON ('utf-8' codec can't decode byte 0xff in position 1: invalid start byte); read it with raw=True\n\
-         True\n\
-         str in raw TypeError: a raw dict stores bytes, not str\n\
-         b'[1,\"x\"]' [('json', b'[1,\"x\"]')]\n",
-    );
+    expect(&v, &app, "raw-values", RAW_VALUES_OUT);
 
-    expect(
-        &v,
-        &app,
-        "volume-api",
-        "objects 0\n\
-         exists AlreadyExists: already exists: a/b.txt exists (pass overwrite to replace it)\n\
-         [('a/b.txt', 'file', 12), ('a/c.bin', 'file', 2)]\n\
-         b'hello, again' b'again'\n\
-         [b'hello', b', aga', b'in']\n\
-         2 b'\\x01\\x02'\n\
-         ['a/b.txt', 'a/c.bin', 'copy.txt', 'dir/.keep', 'dir/b.txt', 'dir/c.bin']\n\
-         non-empty InvalidArgument: invalid argument: a is a non-empty directory (remove it recursively)\n\
-         gone NotFound: not found: copy.txt in volume `objects`\n\
-         CommitInfo(version=8, changed=0, removed=0)\n\
-         8 <vessel.Volume 'objects' version=8>\n",
-    );
+    expect(&v, &app, "volume-api", VOLUME_API_OUT);
     assert_eq!(
         v.run(&["volume", "get", "objects", "a/b.txt", "-"]).ok(),
         "hello, again"
@@ -541,4 +535,43 @@ fn imports_inside_functions_work_or_fail_the_build() {
         !stderr.contains("module-level code runs while building"),
         "{stderr}"
     );
+}
+
+/// vessel.testing runs the SDK on the host as a guest runs it: pyprobe's
+/// dict, raw-value and volume exercises, run on this machine's python3
+/// with the stand-ins, print what they print inside a component.
+#[test]
+fn vessel_testing_behaves_like_a_guest() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo_root().join("tests/programs/pyprobe/app.py"),
+        dir.path().join("app.py"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("run.py"),
+        "import sys\nfrom vessel import testing\n\nwith testing.local():\n    import app\n\n    \
+         w = app.WitWorld()\n    for name in sys.argv[1:]:\n        print(f'== {name}')\n        \
+         getattr(w, name)()\n",
+    )
+    .unwrap();
+    let out = Command::new("python3")
+        .args(["run.py", "dict_api", "raw_values", "volume_api"])
+        .current_dir(dir.path())
+        .env("PYTHONPATH", repo_root().join("guest-sdk/python"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The guest's CPython (3.12) adds the value to this message; an older
+    // host Python does not.
+    let plain = |t: &str| t.replace(" compliant: nan", " compliant");
+    let expected = format!(
+        "== dict_api\n{DICT_API_OUT}== raw_values\n{RAW_VALUES_OUT}== volume_api\n{VOLUME_API_OUT}"
+    );
+    assert_eq!(plain(&text), plain(&expected));
 }

@@ -176,7 +176,7 @@ class _Dict:
         if options.if_absent and old is not None:
             return None
         if options.if_version is not None and (old is None or old.version != options.if_version):
-            return None
+            raise _err("PreconditionFailed")
         v = self._s.bump()
         self._s.entries[key] = _Entry(bytes(value), v)
         return v
@@ -287,8 +287,21 @@ class _VolumeStore:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.versions: List[_VersionInfo] = []
+        self.committed = self._state()
+
+    def _state(self) -> List[Tuple[str, int, int]]:
+        return sorted(
+            (p.relative_to(self.root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+            for p in self.root.rglob("*")
+        )
 
     def commit(self) -> _CommitInfo:
+        """A new version when the folder changed since the last one, as a
+        commit with nothing to publish makes none."""
+        state = self._state()
+        if state == self.committed:
+            return _CommitInfo(len(self.versions), 0, 0)
+        self.committed = state
         v = len(self.versions) + 1
         self.versions.append(_VersionInfo(v, int(time.time() * 1000), 0, 0, 0))
         return _CommitInfo(v, 0, 0)
@@ -353,7 +366,7 @@ class _Volume:
     def read_file(self, path: str, offset: int, length: int) -> bytes:
         p = self._path(path)
         if not p.is_file():
-            raise _err("NotFound", f"{path} does not exist")
+            raise _err("NotFound", f"{path} in volume `{self._s.name}`")
         with p.open("rb") as f:
             f.seek(offset)
             return f.read(length)
@@ -372,7 +385,7 @@ class _Volume:
             raise _err("NotFound", f"{path} does not exist")
         if p.is_dir():
             if any(p.iterdir()) and not recursive:
-                raise _err("InvalidArgument", f"{path} is a non-empty directory")
+                raise _err("InvalidArgument", f"{path} is a non-empty directory (remove it recursively)")
             shutil.rmtree(p)
         else:
             p.unlink()
@@ -618,7 +631,9 @@ def local(root: Optional[os.PathLike] = None) -> Iterator[Env]:
     functions = _Functions("wit_world.imports.functions")
     installed = {
         "componentize_py_types": _module("componentize_py_types", Err=Err),
-        "wit_world": _module("wit_world"),
+        # An app written against its own world (`class WitWorld(wit_world.WitWorld)`)
+        # imports too; its methods can then be called directly.
+        "wit_world": _module("wit_world", WitWorld=type("WitWorld", (), {})),
         "wit_world.imports": _module("wit_world.imports"),
         "wit_world.imports.types": _module("wit_world.imports.types", **_E),
         "wit_world.imports.dict": _module(
