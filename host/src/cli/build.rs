@@ -36,8 +36,8 @@ pub enum LangArg {
 #[derive(Debug, Args)]
 pub struct SdkCmd {
     /// Which SDK: python (the `vessel` package, pip-installable as
-    /// vessel-sdk, with `vessel.testing`), js (vessel.js) or rust (the
-    /// vessel-sdk crate).
+    /// vessel-sdk, with `vessel.testing`), js (vessel.js and vessel.d.ts)
+    /// or rust (the vessel-sdk crate).
     #[arg(value_enum)]
     pub lang: LangArg,
     /// Where to write it.
