@@ -64,17 +64,23 @@ pub fn init(dir: &Path, lang: Lang) -> Result<Vec<PathBuf>, InitError> {
         Err(e) => return Err(io(dir)(e)),
     }
     let files = files(&name, lang);
-    for (rel, text) in &files {
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        std::fs::write(&path, text).map_err(io(&path))?;
-    }
+    write_files(dir, &files, false)?;
     Ok(files
         .into_iter()
         .map(|(rel, _)| PathBuf::from(rel))
         .collect())
+}
+
+/// `crate::wit::write_files` with its errors as [`InitError`]s.
+fn write_files(
+    dir: &Path,
+    files: &[(String, String)],
+    force: bool,
+) -> Result<Vec<PathBuf>, InitError> {
+    crate::wit::write_files(dir, files, force).map_err(|e| match e {
+        crate::wit::WitError::Differs(path) => InitError::Differs(path),
+        crate::wit::WitError::Io { path, source } => InitError::Io { path, source },
+    })
 }
 
 /// The Rust SDK's manifest when it lives in an app: the workspace's
@@ -205,10 +211,7 @@ pub fn sdk_files(lang: Lang) -> Vec<(String, String)> {
 /// there with other content is an error unless `force`, and then nothing
 /// is written. Returns the files written.
 pub fn write_sdk(dir: &Path, lang: Lang, force: bool) -> Result<Vec<PathBuf>, InitError> {
-    crate::wit::write_files(dir, &sdk_files(lang), force).map_err(|e| match e {
-        crate::wit::WitError::Differs(path) => InitError::Differs(path),
-        crate::wit::WitError::Io { path, source } => InitError::Io { path, source },
-    })
+    write_files(dir, &sdk_files(lang), force)
 }
 
 const MANIFEST: &str = r#"# The app: which functions it has, what each may reach.

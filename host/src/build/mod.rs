@@ -105,10 +105,7 @@ pub fn detect(path: &Path) -> Result<Source, BuildError> {
     let (dir, file) = if path.is_dir() {
         (path.to_owned(), None)
     } else {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        };
+        let dir = parent_or_dot(path);
         match path.file_name().and_then(|n| n.to_str()) {
             Some("vessel.toml" | "Cargo.toml") => (dir, None),
             _ if path.is_file() => (dir, Some(path.to_owned())),
@@ -417,21 +414,7 @@ pub struct StaleBuild {
 /// `None` when there is nothing to build, or nothing to build it from.
 pub fn stale_build(app: &Path) -> Option<StaleBuild> {
     if let Some(one) = one_file_app(app) {
-        let source = Source {
-            lang: Lang::Python,
-            dir: parent_or_dot(&one.source),
-            file: Some(one.source),
-        };
-        let reason = if one.manifest.exists() {
-            why_build(&source, &one.component)?
-        } else {
-            format!("{} does not exist yet", one.manifest.display())
-        };
-        return Some(StaleBuild {
-            source,
-            component: one.component,
-            reason,
-        });
+        return stale_one_file(&one);
     }
     let dir = if app.is_dir() {
         app.to_owned()
@@ -445,6 +428,26 @@ pub fn stale_build(app: &Path) -> Option<StaleBuild> {
     Some(StaleBuild {
         source,
         component,
+        reason,
+    })
+}
+
+/// [`stale_build`] of a one-file app: also when its derived manifest is
+/// missing.
+pub fn stale_one_file(one: &OneFile) -> Option<StaleBuild> {
+    let source = Source {
+        lang: Lang::Python,
+        dir: parent_or_dot(&one.source),
+        file: Some(one.source.clone()),
+    };
+    let reason = if one.manifest.exists() {
+        why_build(&source, &one.component)?
+    } else {
+        format!("{} does not exist yet", one.manifest.display())
+    };
+    Some(StaleBuild {
+        source,
+        component: one.component.clone(),
         reason,
     })
 }

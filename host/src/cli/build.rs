@@ -146,18 +146,21 @@ pub fn prepare(tools: &Toolchain, target: &Path, no_build: bool) -> Result<PathB
             target.display()
         )));
     }
-    if !no_build && (one.is_some() || crate::owner::is_app(target)) {
-        build_if_stale(tools, target)?;
+    if !no_build {
+        let stale = match &one {
+            Some(one) => crate::build::stale_one_file(one),
+            None if crate::owner::is_app(target) => crate::build::stale_build(target),
+            None => None,
+        };
+        if let Some(stale) = stale {
+            build_stale(tools, &stale)?;
+        }
     }
     Ok(one.map_or_else(|| target.to_owned(), |o| o.manifest))
 }
 
-/// Before `vessel run`/`call` of an app: builds its component when the
-/// sources beside it are newer, or it is missing.
-fn build_if_stale(tools: &Toolchain, app: &Path) -> Result<(), Failure> {
-    let Some(stale) = crate::build::stale_build(app) else {
-        return Ok(());
-    };
+/// Builds an app's component before `vessel run`/`call`, saying why.
+fn build_stale(tools: &Toolchain, stale: &crate::build::StaleBuild) -> Result<(), Failure> {
     eprintln!(
         "building {} first: {} (--no-build skips this)",
         stale.component.display(),
