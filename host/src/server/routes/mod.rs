@@ -157,11 +157,8 @@ impl IntoResponse for ApiError {
         }
         let mut body = json!({"error": {"kind": self.kind, "message": self.message}});
         if let (Some(r), Some(error)) = (&self.raised, body.get_mut("error")) {
-            error["raised"] = json!({
-                "type_name": r.type_name,
-                "message": r.message,
-                "traceback": r.traceback,
-            });
+            // The shape a failed spawned call's status has too.
+            error["raised"] = json!(crate::server::openapi::RaisedBody::from(&**r));
         }
         let mut resp = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after {
