@@ -21,6 +21,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../scripts/build-js"),
     ),
     (
+        "scripts/build-cache",
+        include_str!("../../../scripts/build-cache"),
+    ),
+    (
         "scripts/py-app.py",
         include_str!("../../../scripts/py-app.py"),
     ),
