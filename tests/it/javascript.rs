@@ -5,7 +5,7 @@
 
 use vessel_tests::Vessel;
 
-use crate::python::{assert_page_is_example, build_probe};
+use crate::python::{assert_page_is_example, build_probe, dict_values_cross_the_cli};
 use crate::walkthrough;
 
 #[test]
@@ -91,17 +91,7 @@ fn javascript_sdk_through_the_cli() {
          json read of bytes CodecError: cannot encode or decode the value: the value at \"blob\" is not JSON (TextDecoder.decode: Decoding failed.); read it with { raw: true }\n\
          string in raw TypeError: a raw dict stores Uint8Array values\n"
     );
-    // Values are the JSON the other SDKs and the CLI use, both ways.
-    assert_eq!(
-        v.run(&["dict", "get", "kv", "for-cli"]).ok(),
-        "{\"list\":[1,\"two\"],\"n\":null}\n"
-    );
-    v.run(&["dict", "put", "kv", "from-cli", "\"from the CLI\""])
-        .ok();
-    assert_eq!(
-        v.call(&app, "lookup", &["--key", "from-cli"]).ok(),
-        "\"from the CLI\"\n"
-    );
+    dict_values_cross_the_cli(&v, &app);
 
     assert_eq!(
         v.call(&app, "volume-api", &[]).ok(),

@@ -203,6 +203,22 @@ const VOLUME_API_OUT: &str = "objects 0\n\
          CommitInfo(version=8, changed=0, removed=0)\n\
          8 <vessel.Volume 'objects' version=8>\n";
 
+/// A probe's dict values are the JSON the other SDKs and the CLI use, both
+/// ways: its `dict-api` stored `for-cli`, and its `lookup` reads a value the
+/// CLI put.
+pub fn dict_values_cross_the_cli(v: &Vessel, app: &Path) {
+    assert_eq!(
+        v.run(&["dict", "get", "kv", "for-cli"]).ok(),
+        "{\"list\":[1,\"two\"],\"n\":null}\n"
+    );
+    v.run(&["dict", "put", "kv", "from-cli", "\"from the CLI\""])
+        .ok();
+    assert_eq!(
+        v.call(app, "lookup", &["--key", "from-cli"]).ok(),
+        "\"from the CLI\"\n"
+    );
+}
+
 fn expect(v: &Vessel, app: &Path, function: &str, expected: &str) {
     let out = v.call(app, function, &[]);
     assert_eq!(out.ok(), expected, "output of `{function}`");
@@ -214,17 +230,7 @@ fn python_sdk_through_the_cli() {
     let v = Vessel::new();
 
     expect(&v, &app, "dict-api", DICT_API_OUT);
-    // Values are the JSON the Rust SDK and the CLI use, both ways.
-    assert_eq!(
-        v.run(&["dict", "get", "kv", "for-cli"]).ok(),
-        "{\"list\":[1,\"two\"],\"n\":null}\n"
-    );
-    v.run(&["dict", "put", "kv", "from-cli", "\"from the CLI\""])
-        .ok();
-    assert_eq!(
-        v.call(&app, "lookup", &["--key", "from-cli"]).ok(),
-        "\"from the CLI\"\n"
-    );
+    dict_values_cross_the_cli(&v, &app);
 
     expect(&v, &app, "raw-values", RAW_VALUES_OUT);
 
