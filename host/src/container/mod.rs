@@ -613,6 +613,9 @@ mod tests {
         std::fs::create_dir_all(p.join(".trash-x/y")).unwrap();
         let other = p.join("not-ours");
         std::fs::create_dir(&other).unwrap();
+        // An entry the sweep cannot remove (in a shared temporary
+        // directory, another user's) is passed over; the rest still go.
+        std::fs::write(p.join("vessel-container-a-file"), b"").unwrap();
 
         assert_eq!(remove_stale_dirs(p).unwrap(), 3);
         assert!(live.join("scratch/deep/f").exists());

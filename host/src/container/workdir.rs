@@ -33,7 +33,8 @@ pub(super) fn lock_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> 
 /// Removes the container directories in `parent` that no live container
 /// holds: those a killed process left behind. A directory whose lock is
 /// held, or that has no lock yet (being created), is kept. Returns how many
-/// went.
+/// went. One that cannot be removed (another user's, in a shared
+/// temporary directory) is passed over, not a reason to stop.
 pub fn remove_stale_dirs(parent: &std::path::Path) -> std::io::Result<u64> {
     let entries = match std::fs::read_dir(parent) {
         Ok(e) => e,
@@ -57,9 +58,11 @@ pub fn remove_stale_dirs(parent: &std::path::Path) -> std::io::Result<u64> {
             continue;
         }
         let trash = parent.join(format!("{TRASH_PREFIX}{name}"));
-        std::fs::rename(&path, &trash)?;
-        std::fs::remove_dir_all(&trash)?;
-        removed += 1;
+        let gone = std::fs::rename(&path, &trash).and_then(|()| std::fs::remove_dir_all(&trash));
+        match gone {
+            Ok(()) => removed += 1,
+            Err(e) => tracing::debug!("cannot remove {}: {e}", path.display()),
+        }
     }
     Ok(removed)
 }
@@ -100,7 +103,14 @@ pub(super) fn make_dir(
                 clean_once(parent);
                 builder.tempdir_in(parent)
             }),
-            None => builder.tempdir(),
+            // The system's temporary directory is swept too: an embedder
+            // that sets no work dir would otherwise leak each killed
+            // process's scratch (up to its disk limit) there for good.
+            None => {
+                let parent = std::env::temp_dir();
+                clean_once(&parent);
+                builder.tempdir_in(&parent)
+            }
         }?;
         match lock_dir(dir.path()) {
             Ok(lock) => return Ok((dir, lock)),
