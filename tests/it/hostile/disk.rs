@@ -508,3 +508,81 @@ fn cli_bad_disk_limits_are_refused_with_the_limit() {
     v.run(&["call", "--disk", "8", &app_s, "f", "--args", "[1, 2]"])
         .fails(2, &["--disk", "vessel.toml"]);
 }
+
+/// Set in the child process of
+/// [`killed_processes_scratch_in_the_temp_dir_is_swept`].
+const TEMP_DIR_CHILD: &str = "VESSEL_TEST_TEMP_DIR_CHILD";
+
+/// A runtime given no work dir (an embedder's default) keeps its
+/// containers' scratch in the system's temporary directory. What a killed
+/// process left there, up to its disk budget, goes when the next process
+/// makes its first container; a live container's directory, and anything
+/// not vessel's, stays. The container is made in a child process of this
+/// test binary whose TMPDIR is a folder of the test's own, so the sweep
+/// runs there first and nowhere else.
+#[test]
+fn killed_processes_scratch_in_the_temp_dir_is_swept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(dir.join("scratch/tmp")).unwrap();
+        std::fs::write(dir.join("scratch/tmp/big"), vec![7u8; MIB as usize]).unwrap();
+        std::fs::write(dir.join(".lock"), b"").unwrap();
+        dir
+    };
+    let dead = make("vessel-container-killed");
+    let live = make("vessel-container-live");
+    let held = std::fs::File::open(live.join(".lock")).unwrap();
+    held.lock().unwrap();
+    let other = tmp.path().join("not-vessels");
+    std::fs::create_dir(&other).unwrap();
+
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "hostile::disk::a_container_in_the_temp_dir",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("TMPDIR", tmp.path())
+        .env(TEMP_DIR_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dead.exists(), "a killed process's scratch was left");
+    assert!(
+        live.join("scratch/tmp/big").exists(),
+        "a live one was taken"
+    );
+    assert!(other.exists());
+    // The child's own container went with it.
+    let left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("vessel-container-"))
+        .collect();
+    assert_eq!(left, ["vessel-container-live"]);
+}
+
+/// The child of [`killed_processes_scratch_in_the_temp_dir_is_swept`]: a
+/// container with no work dir writes to its `/tmp`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run in a child process by killed_processes_scratch_in_the_temp_dir_is_swept"]
+async fn a_container_in_the_temp_dir() {
+    if std::env::var_os(TEMP_DIR_CHILD).is_none() {
+        return;
+    }
+    let host = Host::new();
+    let mut config = host.config(&[]);
+    config.work_dir = None;
+    let mut g = host.start("hostile", config).await;
+    assert_eq!(
+        g.call("fs-write", json!(["/tmp/x", "y"])).await,
+        vessel_tests::harness::ok()
+    );
+}
