@@ -483,7 +483,13 @@ fn parse_against_one(args: Vec<std::ffi::OsString>) -> Option<Cli> {
         "dict" => dict::DictCmd::augment_args(sub),
         _ => volume::VolumeCmd::augment_args(sub),
     };
+    // As `Cli`'s own attributes have it: with `--version` known to every
+    // subcommand, a `--version` among a call's parameters is the flag
+    // under both grammars (and so left to the whole tree), not a parameter
+    // under this one alone.
     let command = GlobalArgs::augment_args(clap::Command::new("vessel"))
+        .version(completions::VERSION)
+        .propagate_version(true)
         .subcommand_required(true)
         .subcommand(sub);
     let matches = command.try_get_matches_from(args).ok()?;
@@ -707,11 +713,25 @@ mod help_tests {
             "vessel volume",
             "vessel cache ls",
             "vessel --durability never call add.wasm add",
+            "vessel call add.wasm add --version",
+            "vessel run cmd.wasm -h",
             // `run` is the data dir here, not the subcommand.
             "vessel --data-dir run call add.wasm add",
         ];
         for line in left_to_the_tree {
             assert!(parse_against_one(args(line)).is_none(), "{line}");
+        }
+        // Flags among a call's parameters: whichever way one goes, it means
+        // what the whole tree makes of it.
+        for line in [
+            "vessel call add.wasm add --a 1 -V",
+            "vessel call add.wasm add --a 1 --version",
+            "vessel call add.wasm add --a 1 --help",
+        ] {
+            if let Some(one) = parse_against_one(args(line)) {
+                let whole = Cli::try_parse_from(args(line)).unwrap();
+                assert_eq!(format!("{one:?}"), format!("{whole:?}"), "{line}");
+            }
         }
     }
 
