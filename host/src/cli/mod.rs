@@ -467,22 +467,18 @@ pub fn parse() -> Cli {
 /// and the whole tree parses it as before, with its errors and help.
 fn parse_against_one(args: Vec<std::ffi::OsString>) -> Option<Cli> {
     use clap::FromArgMatches;
+    type Augment = fn(clap::Command) -> clap::Command;
     // The subcommand is the first argument that names one of these; one
     // that is really an option's value (`--data-dir run`) fails below.
-    let name: &'static str = args.iter().skip(1).find_map(|a| match a.to_str()? {
-        "call" => Some("call"),
-        "run" => Some("run"),
-        "dict" => Some("dict"),
-        "volume" => Some("volume"),
-        _ => None,
-    })?;
-    let sub = clap::Command::new(name);
-    let sub = match name {
-        "call" => CallCmd::augment_args(sub),
-        "run" => RunCmd::augment_args(sub),
-        "dict" => dict::DictCmd::augment_args(sub),
-        _ => volume::VolumeCmd::augment_args(sub),
-    };
+    let (name, augment): (&'static str, Augment) =
+        args.iter().skip(1).find_map(|a| match a.to_str()? {
+            "call" => Some(("call", CallCmd::augment_args as Augment)),
+            "run" => Some(("run", RunCmd::augment_args as Augment)),
+            "dict" => Some(("dict", dict::DictCmd::augment_args as Augment)),
+            "volume" => Some(("volume", volume::VolumeCmd::augment_args as Augment)),
+            _ => None,
+        })?;
+    let sub = augment(clap::Command::new(name));
     // As `Cli`'s own attributes have it: with `--version` known to every
     // subcommand, a `--version` among a call's parameters is the flag
     // under both grammars (and so left to the whole tree), not a parameter
