@@ -96,22 +96,20 @@ pub(super) fn make_dir(
     builder
         .prefix(DIR_PREFIX)
         .permissions(crate::private::dir_permissions());
+    // The system's temporary directory is swept like a work dir: an
+    // embedder that sets no work dir would otherwise leak each killed
+    // process's scratch (up to its disk limit) there for good.
+    let parent = match parent {
+        Some(parent) => {
+            crate::private::create_dir_all(parent)?;
+            parent.to_owned()
+        }
+        None => std::env::temp_dir(),
+    };
     let mut attempt = 0;
     loop {
-        let dir = match parent {
-            Some(parent) => crate::private::create_dir_all(parent).and_then(|()| {
-                clean_once(parent);
-                builder.tempdir_in(parent)
-            }),
-            // The system's temporary directory is swept too: an embedder
-            // that sets no work dir would otherwise leak each killed
-            // process's scratch (up to its disk limit) there for good.
-            None => {
-                let parent = std::env::temp_dir();
-                clean_once(&parent);
-                builder.tempdir_in(&parent)
-            }
-        }?;
+        clean_once(&parent);
+        let dir = builder.tempdir_in(&parent)?;
         match lock_dir(dir.path()) {
             Ok(lock) => return Ok((dir, lock)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 => attempt += 1,
